@@ -1,0 +1,67 @@
+"""Selects the compiled hot path or its pure-Python twin.
+
+``NEXTORM_NO_EXTENSIONS=1`` (any non-empty value but ``0``) forces the twin;
+on interpreters other than CPython the twin is used; otherwise the compiled
+module is used when it imports. ``COMPILED`` says what actually loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import TYPE_CHECKING
+
+NO_EXTENSIONS = os.environ.get("NEXTORM_NO_EXTENSIONS", "") not in ("", "0")
+
+if TYPE_CHECKING:
+    from . import _speedups_py as impl
+
+    COMPILED = False
+elif NO_EXTENSIONS or platform.python_implementation() != "CPython":
+    from . import _speedups_py as impl
+
+    COMPILED = False
+else:
+    try:
+        from . import _speedups as impl
+    except ImportError:
+        from . import _speedups_py as impl
+
+        COMPILED = False
+    else:
+        COMPILED = True
+
+CREATED = impl.CREATED
+LOADED = impl.LOADED
+MODIFIED = impl.MODIFIED
+DELETED = impl.DELETED
+GONE = impl.GONE
+current_session = impl.current_session
+EntityBase = impl.EntityBase
+Column = impl.Column
+SessionBase = impl.SessionBase
+CacheBase = impl.CacheBase
+current_task = impl.current_task
+enter_session = impl.enter_session
+exit_session = impl.exit_session
+lookup = impl.lookup
+materialize = impl.materialize
+
+__all__ = [
+    "COMPILED",
+    "CREATED",
+    "LOADED",
+    "MODIFIED",
+    "DELETED",
+    "GONE",
+    "current_session",
+    "EntityBase",
+    "Column",
+    "SessionBase",
+    "CacheBase",
+    "current_task",
+    "enter_session",
+    "exit_session",
+    "lookup",
+    "materialize",
+]

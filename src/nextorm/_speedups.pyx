@@ -1,0 +1,638 @@
+"""Compiled session hot path: the C twin of ``_speedups_py``.
+
+``_speedups_py`` is the specification; this module implements the same names
+with the same behaviour and calls the same hooks in the same order. What
+differs is where state lives:
+
+- ``EntityBase`` keeps its session state in C fields: the read and write bits
+  of columns 0..63 are ``unsigned long long`` masks, the bits of columns 64 and
+  up live in a rarely allocated ``[read, write]`` list of Python ints.
+- ``Column`` reads and writes the ``__slots__`` slot it is bound to directly,
+  at the offset recorded in the slot's member descriptor; ``NULL`` is "not
+  loaded", exactly what the member descriptor reports as an empty slot.
+- ``current_session`` is read with ``PyContextVar_Get``.
+
+Anything off the common shape (a column bound to a descriptor that is not a
+``__slots__`` slot of an ``EntityBase`` subclass, an object of another class,
+a cache or session that is not a ``CacheBase``/``SessionBase``) takes a
+generic path written like the pure twin, so both twins agree everywhere.
+"""
+
+from contextvars import ContextVar
+
+cimport cython
+from cpython.contextvars cimport PyContextVar_Get
+from cpython.dict cimport PyDict_GetItemRef
+from cpython.long cimport PyLong_FromUnsignedLongLong
+from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GetSlice, PyTuple_New, PyTuple_SET_ITEM
+
+
+cdef extern from "Python.h":
+    bint PyType_IsSubtype(PyTypeObject* a, PyTypeObject* b)
+    PyTypeObject PyMemberDescr_Type
+
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+        int flags
+
+    ctypedef struct PyDescrObject:
+        PyTypeObject* d_type
+
+    ctypedef struct PyMemberDescrObject:
+        PyDescrObject d_common
+        PyMemberDef* d_member
+
+
+cdef extern from "structmember.h":
+    enum:
+        T_OBJECT_EX
+        READONLY
+
+
+__all__ = [
+    "CREATED",
+    "LOADED",
+    "MODIFIED",
+    "DELETED",
+    "GONE",
+    "current_session",
+    "EntityBase",
+    "Column",
+    "SessionBase",
+    "CacheBase",
+    "lookup",
+    "materialize",
+]
+
+cdef enum:
+    _CREATED = 1
+    _LOADED = 2
+    _MODIFIED = 3
+    _DELETED = 4
+    _GONE = 5
+
+CREATED = _CREATED  # pending INSERT
+LOADED = _LOADED  # in step with the database as far as this session knows
+MODIFIED = _MODIFIED  # pending UPDATE
+DELETED = _DELETED  # pending DELETE
+GONE = _GONE  # deleted in the database, or created and deleted before insert
+
+cdef object _session_var = ContextVar("nextorm_session", default=None)
+current_session = _session_var
+
+cdef object _MISSING = object()
+cdef object _LOW_MASK = (1 << 64) - 1  # bits of columns 0..63 as a Python int
+
+
+@cython.auto_pickle(False)
+cdef class SessionBase:
+    """State of one db_session that the hot path reads."""
+
+    cdef public dict maps
+    cdef public object owner
+    cdef dict __dict__
+    cdef object __weakref__
+
+    def __init__(self) -> None:
+        self.maps = {}
+        self.owner = None
+
+
+@cython.auto_pickle(False)
+cdef class CacheBase:
+    """Per-database state of one session: liveness, strictness, dirty queue."""
+
+    cdef public object session
+    cdef public bint is_alive
+    cdef public bint strict
+    cdef public dict dirty
+    cdef dict __dict__
+    cdef object __weakref__
+
+    def __init__(self, session, strict=False) -> None:
+        self.session = session
+        self.is_alive = True
+        self.strict = strict
+        self.dirty = {}
+
+
+@cython.auto_pickle(False)
+cdef class EntityBase:
+    """Per-instance session state shared by every entity."""
+
+    cdef public object _cache_
+    cdef public int _status_
+    cdef unsigned long long _rlow  # read bits of columns 0..63
+    cdef unsigned long long _wlow  # write bits of columns 0..63
+    cdef list _high  # None, or [read bits >> 64, write bits >> 64] for wide entities
+    cdef public object _orig_
+
+    def _init_state_(self, cache, int status) -> None:
+        """Attach a new object to ``cache`` with ``status`` and no tracked bits."""
+        self._cache_ = cache
+        self._status_ = status
+        self._rlow = 0
+        self._wlow = 0
+        self._high = None
+        self._orig_ = None
+
+    @property
+    def _rbits_(self):
+        return _join_bits(self._rlow, self._high, 0)
+
+    @_rbits_.setter
+    def _rbits_(self, value):
+        self._rlow = _low_bits(value)
+        _store_high(self, 0, value >> 64)
+
+    @property
+    def _wbits_(self):
+        return _join_bits(self._wlow, self._high, 1)
+
+    @_wbits_.setter
+    def _wbits_(self, value):
+        self._wlow = _low_bits(value)
+        _store_high(self, 1, value >> 64)
+
+
+cdef inline unsigned long long _low_bits(object value) except? 0xFFFFFFFFFFFFFFFF:
+    return value & _LOW_MASK
+
+
+cdef inline object _join_bits(unsigned long long low, list high, int which):
+    if high is None or not high[which]:
+        return PyLong_FromUnsignedLongLong(low)
+    return (high[which] << 64) | low
+
+
+cdef int _store_high(EntityBase entity, int which, object bits) except -1:
+    """Set the read (0) or write (1) bits of columns 64 and up."""
+    if entity._high is None:
+        if not bits:
+            return 0
+        entity._high = [0, 0]
+    entity._high[which] = bits
+    if not entity._high[0] and not entity._high[1]:
+        entity._high = None
+    return 0
+
+
+cdef int _add_high(EntityBase entity, int which, object bit) except -1:
+    """Add ``bit`` (a column 64-and-up bit, shifted down by 64) to the read (0) or write (1) bits."""
+    if entity._high is None:
+        entity._high = [0, 0]
+    entity._high[which] = entity._high[which] | bit
+    return 0
+
+
+cdef inline object _current():
+    """The current session (``current_session.get()``)."""
+    cdef PyObject* value = NULL
+    PyContextVar_Get(_session_var, NULL, &value)
+    if value is NULL:
+        return None
+    session = <object>value
+    Py_XDECREF(value)
+    return session
+
+
+cdef inline object _dict_get(dict mapping, object key, object default):
+    """``mapping.get(key, default)`` on a dict, without a method call."""
+    cdef PyObject* value = NULL
+    if PyDict_GetItemRef(mapping, key, &value) == 0:
+        return default
+    result = <object>value
+    Py_XDECREF(value)
+    return result
+
+
+@cython.auto_pickle(False)
+cdef class Column:
+    """Data descriptor of one column: tracked reads and writes of a slot."""
+
+    cdef readonly Py_ssize_t index
+    cdef readonly object bit
+    cdef public bint tracked
+    cdef public bint readonly
+    cdef unsigned long long _low  # ``bit`` for columns 0..63, else 0
+    cdef object _high  # ``bit >> 64`` for columns 64 and up
+    cdef object _member  # what _bind_slot_ received; None until bound
+    cdef Py_ssize_t _offset  # the slot's offset in the object; 0 unless a plain entity slot
+    cdef PyTypeObject* _owner  # the class whose __slots__ made the slot (kept alive by _member)
+    cdef dict __dict__
+
+    def __init__(self) -> None:
+        self.index = -1
+        self.bit = 0
+        self.tracked = False
+        self.readonly = False
+
+    def _bind_slot_(self, member, index) -> None:
+        """Store values in the slot ``member`` and track them as column ``index``."""
+        cdef PyMemberDef* definition
+        cdef PyTypeObject* owner
+        self.index = index
+        self.bit = 1 << index
+        self._low = self.bit if self.index < 64 else 0
+        self._high = self.bit >> 64
+        self._member = member
+        self._offset = 0
+        self._owner = NULL
+        if Py_TYPE(member) is &PyMemberDescr_Type:
+            definition = (<PyMemberDescrObject*>member).d_member
+            owner = (<PyMemberDescrObject*>member).d_common.d_type
+            if (
+                definition.type == T_OBJECT_EX
+                and not definition.flags & READONLY
+                and PyType_IsSubtype(owner, <PyTypeObject*>EntityBase)
+            ):
+                self._offset = definition.offset
+                self._owner = owner
+
+    def __get__(self, obj, cls):
+        if obj is None:
+            return self
+        cdef PyObject** slot = _slot(self, obj)
+        if slot is NULL:
+            return _get_generic(self, obj)
+        cdef EntityBase entity = <EntityBase>obj
+        if not _is_alive(entity._cache_):
+            return self._read_after_session_(obj)
+        if entity._status_ >= _DELETED:
+            return self._deleted_(obj)
+        cdef PyObject* value = slot[0]
+        if value is NULL:
+            return self._load_(obj)
+        if self._low:
+            entity._rlow |= self._low
+        else:
+            _add_high(entity, 0, self._high)
+        return <object>value
+
+    def __set__(self, obj, value):
+        cdef PyObject** slot = _slot(self, obj)
+        if slot is NULL:
+            _set_generic(self, obj, value)
+            return
+        cdef EntityBase entity = <EntityBase>obj
+        cache = entity._cache_
+        cdef int status = entity._status_
+        if _must_check_assign(self, cache, status):
+            self._check_assign_(obj)
+        value = self._validate_(obj, value)
+        cdef bint loaded = slot[0] is not NULL
+        old = <object>slot[0] if loaded else None
+        if loaded and old == value:
+            return
+        if self.tracked:
+            self._before_change_(obj, old, value)
+        cdef bint written
+        if self._low:
+            written = entity._wlow & self._low
+        else:
+            written = entity._high is not None and entity._high[1] & self._high
+        if status != _CREATED and not written and loaded:
+            _save_original(entity, self.index, old)
+        if self._low:
+            entity._wlow |= self._low
+        else:
+            _add_high(entity, 1, self._high)
+        _store(slot, value)
+        if status == _LOADED:
+            entity._status_ = _MODIFIED
+            _mark_dirty(cache, obj)
+
+    def __delete__(self, obj):
+        raise AttributeError(f"Attribute {self!r} cannot be deleted")
+
+    def get_raw(self, obj, default=None):
+        """The stored value, or ``default`` when not loaded; no tracking."""
+        value = _raw_get(self, obj)
+        return default if value is _MISSING else value
+
+    def set_raw(self, obj, value) -> None:
+        """Store ``value`` without validation or tracking."""
+        _raw_set(self, obj, value)
+
+    def clear_raw(self, obj) -> None:
+        """Mark the value as not loaded."""
+        cdef PyObject** slot = _slot(self, obj)
+        cdef PyObject* old
+        if slot is not NULL:
+            old = slot[0]
+            slot[0] = NULL
+            Py_XDECREF(old)
+        elif self._member is not None:
+            try:
+                self._member.__delete__(obj)
+            except AttributeError:
+                pass
+
+    def is_loaded(self, obj) -> bool:
+        """Whether the slot holds a value."""
+        return _raw_get(self, obj) is not _MISSING
+
+
+cdef inline PyObject** _slot(Column column, object obj) noexcept:
+    """The address of ``column``'s slot in ``obj``, or NULL when the generic path must be used."""
+    cdef PyTypeObject* tp = Py_TYPE(obj)
+    if column._offset == 0 or (tp is not column._owner and not PyType_IsSubtype(tp, column._owner)):
+        return NULL
+    return <PyObject**>((<char*><PyObject*>obj) + column._offset)
+
+
+cdef inline void _store(PyObject** slot, object value) noexcept:
+    """Put ``value`` in ``slot``, releasing what was there last (its finalizer may run user code)."""
+    cdef PyObject* old = slot[0]
+    Py_INCREF(value)
+    slot[0] = <PyObject*>value
+    Py_XDECREF(old)
+
+
+cdef object _raw_get(Column column, object obj):
+    """The slot's value, or _MISSING when it is empty (or the column is not bound)."""
+    cdef PyObject** slot = _slot(column, obj)
+    if slot is not NULL:
+        return _MISSING if slot[0] is NULL else <object>slot[0]
+    if column._member is None:
+        return _MISSING
+    try:
+        return column._member.__get__(obj)
+    except AttributeError:
+        return _MISSING
+
+
+cdef int _raw_set(Column column, object obj, object value) except -1:
+    cdef PyObject** slot = _slot(column, obj)
+    if slot is not NULL:
+        _store(slot, value)
+    elif column._member is None:
+        raise AttributeError(f"{type(column).__name__!r} object has no attribute '_slot_set'")
+    else:
+        column._member.__set__(obj, value)
+    return 0
+
+
+cdef inline bint _is_alive(object cache) except -1:
+    if isinstance(cache, CacheBase):
+        return (<CacheBase>cache).is_alive
+    return cache.is_alive
+
+
+cdef inline bint _must_check_assign(Column column, object cache, int status) except -1:
+    """Whether an assignment must go through ``_check_assign_`` (the pure twin's condition)."""
+    cdef CacheBase known
+    if isinstance(cache, CacheBase):
+        known = <CacheBase>cache
+        return (
+            not known.is_alive
+            or status >= _DELETED
+            or column.readonly
+            or known.session is not _current()
+        )
+    return not cache.is_alive or status >= _DELETED or column.readonly or cache.session is not _current()
+
+
+cdef int _save_original(EntityBase entity, Py_ssize_t index, object old) except -1:
+    orig = entity._orig_
+    if orig is None:
+        entity._orig_ = orig = {}
+    orig[index] = old
+    return 0
+
+
+cdef int _mark_dirty(object cache, object obj) except -1:
+    cdef dict dirty
+    if isinstance(cache, CacheBase):
+        dirty = (<CacheBase>cache).dirty
+        if dirty is None:
+            raise TypeError("'NoneType' object does not support item assignment")
+        dirty[obj] = None
+    else:
+        cache.dirty[obj] = None
+    return 0
+
+
+cdef object _get_generic(Column column, object obj):
+    """``Column.__get__`` off the fast path, written like the pure twin."""
+    cache = obj._cache_
+    if not cache.is_alive:
+        return column._read_after_session_(obj)
+    if obj._status_ >= _DELETED:
+        return column._deleted_(obj)
+    value = _raw_get(column, obj)
+    if value is _MISSING:
+        return column._load_(obj)
+    obj._rbits_ |= column.bit
+    return value
+
+
+cdef int _set_generic(Column column, object obj, object value) except -1:
+    """``Column.__set__`` off the fast path, written like the pure twin."""
+    cache = obj._cache_
+    status = obj._status_
+    if (
+        not cache.is_alive
+        or status >= _DELETED
+        or column.readonly
+        or cache.session is not _current()
+    ):
+        column._check_assign_(obj)
+    value = column._validate_(obj, value)
+    old = _raw_get(column, obj)
+    if old is not _MISSING and old == value:
+        return 0
+    if column.tracked:
+        column._before_change_(obj, None if old is _MISSING else old, value)
+    bit = column.bit
+    if status != _CREATED and not obj._wbits_ & bit and old is not _MISSING:
+        orig = obj._orig_
+        if orig is None:
+            obj._orig_ = orig = {}
+        orig[column.index] = old
+    obj._wbits_ |= bit
+    _raw_set(column, obj, value)
+    if status == _LOADED:
+        obj._status_ = _MODIFIED
+        cache.dirty[obj] = None
+    return 0
+
+
+def lookup(cls, key):
+    """``cls[key]``: the current session's object for ``key``, else ``cls._lookup_miss_``."""
+    session = _current()
+    if session is None:
+        return cls._lookup_miss_(key)
+    if isinstance(session, SessionBase):
+        if (<SessionBase>session).owner is not None:
+            return cls._lookup_miss_(key)
+        maps = (<SessionBase>session).maps
+        if maps is None:
+            raise AttributeError("'NoneType' object has no attribute 'get'")
+        imap = _dict_get(maps, cls, None)
+    else:
+        if session.owner is not None:
+            return cls._lookup_miss_(key)
+        imap = session.maps.get(cls)
+    if imap is None:
+        return cls._lookup_miss_(key)
+    obj = _dict_get(imap, key, None) if type(imap) is dict else imap.get(key)
+    if obj is not None:
+        if isinstance(obj, EntityBase):
+            if (<EntityBase>obj)._status_ < _DELETED:
+                return obj
+        elif obj._status_ < _DELETED:
+            return obj
+    return cls._lookup_miss_(key)
+
+
+@cython.boundscheck(False)  # every index is below the length of a tuple built or checked here
+@cython.wraparound(False)  # and never negative
+def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t npk, check_mask, rows):
+    """Turn fetched rows into entities of ``cls`` through the identity map.
+
+    ``columns[i]`` and ``converters[i]`` (a callable or None) describe
+    ``row[i]``; the first ``npk`` (at least 1) values are the primary key.
+    Known objects keep the values this session wrote; a column read before
+    whose database value changed (and is in ``check_mask``) raises via
+    ``column._unrepeatable_``; other loaded values are refreshed.
+    """
+    cdef tuple cols = tuple(columns)
+    cdef tuple convs = tuple(converters)
+    cdef Py_ssize_t width = PyTuple_GET_SIZE(cols)
+    cdef Py_ssize_t i, size
+    cdef bint plain = True
+    cdef bint direct = isinstance(cls, type)  # every column is a plain slot of cls
+    cdef Column column
+    cdef unsigned long long check_low = _low_bits(check_mask)
+    check_high = check_mask >> 64
+    if npk < 1:
+        raise ValueError(f"npk must be at least 1, not {npk}")
+    for item in cols:
+        if not isinstance(item, Column) or (<Column>item)._member is None:
+            raise AttributeError(f"{type(item).__name__!r} object has no attribute '_slot_set'")
+        column = <Column>item
+        direct = direct and column._offset != 0 and PyType_IsSubtype(<PyTypeObject*>cls, column._owner)
+    for conv in convs:
+        if conv is not None:
+            plain = False
+            break
+
+    cdef list result = []
+    cdef tuple values
+    cdef PyObject* found
+    cdef EntityBase entity
+    cdef char* base
+    for row in rows:
+        values = <tuple>row if type(row) is tuple else tuple(row)
+        if not plain:
+            values = _convert(convs, values)
+        size = PyTuple_GET_SIZE(values)
+        if npk == 1:
+            if size == 0:
+                raise IndexError("tuple index out of range")
+            pk = values[0]
+        else:
+            pk = PyTuple_GetSlice(values, 0, npk)
+        if PyDict_GetItemRef(imap, pk, &found):
+            obj = <object>found
+            Py_XDECREF(found)
+            _merge(obj, cols, values, npk, check_low, check_high)
+        else:
+            if size < width:
+                raise IndexError("tuple index out of range")
+            obj = EntityBase.__new__(cls)
+            entity = <EntityBase>obj
+            entity._cache_ = cache
+            entity._status_ = _LOADED
+            if direct:
+                base = <char*><PyObject*>obj
+                for i in range(width):
+                    _store(<PyObject**>(base + (<Column>cols[i])._offset), values[i])
+            else:
+                for i in range(width):
+                    _raw_set(<Column>cols[i], obj, values[i])
+            imap[pk] = obj
+        result.append(obj)
+    return result
+
+
+@cython.boundscheck(False)  # i < min(len(converters), len(row))
+@cython.wraparound(False)
+cdef tuple _convert(tuple converters, tuple row):
+    """The pure twin's ``[v if conv is None or v is None else conv(v) for conv, v in zip(...)]``."""
+    cdef Py_ssize_t i
+    cdef Py_ssize_t size = min(PyTuple_GET_SIZE(converters), PyTuple_GET_SIZE(row))
+    cdef tuple result = PyTuple_New(size)
+    for i in range(size):
+        value = row[i]
+        conv = converters[i]
+        if conv is not None and value is not None:
+            value = conv(value)
+        Py_INCREF(value)
+        PyTuple_SET_ITEM(result, i, value)
+    return result
+
+
+@cython.boundscheck(False)  # i < len(columns), and i is checked against len(row)
+@cython.wraparound(False)  # i >= npk >= 1
+cdef int _merge(
+    object obj,
+    tuple columns,
+    tuple row,
+    Py_ssize_t npk,
+    unsigned long long check_low,
+    object check_high,
+) except -1:
+    """Bring the database values of ``row`` into an object already in the map."""
+    cdef Py_ssize_t i
+    cdef Column column
+    cdef unsigned long long rlow, wlow
+    cdef bint written, checked
+    if isinstance(obj, EntityBase):
+        rlow = (<EntityBase>obj)._rlow
+        wlow = (<EntityBase>obj)._wlow
+        high = (<EntityBase>obj)._high
+        rhigh = 0 if high is None else high[0]
+        whigh = 0 if high is None else high[1]
+    else:
+        rbits = obj._rbits_
+        wbits = obj._wbits_
+        rlow = _low_bits(rbits)
+        wlow = _low_bits(wbits)
+        rhigh = rbits >> 64
+        whigh = wbits >> 64
+    for i in range(npk, PyTuple_GET_SIZE(columns)):
+        column = <Column>columns[i]
+        if i >= PyTuple_GET_SIZE(row):
+            raise IndexError("tuple index out of range")
+        new = row[i]
+        if column._low:
+            written = wlow & column._low
+            checked = rlow & column._low & check_low
+        else:
+            written = whigh & column._high
+            checked = rhigh & column._high & check_high
+        if written:
+            orig = (<EntityBase>obj)._orig_ if isinstance(obj, EntityBase) else obj._orig_
+            if orig is None:
+                known = _MISSING
+            elif type(orig) is dict:
+                known = _dict_get(orig, column.index, _MISSING)
+            else:
+                known = orig.get(column.index, _MISSING)
+            if known is not _MISSING and checked and known != new:
+                column._unrepeatable_(obj, known, new)
+            continue
+        current = _raw_get(column, obj)
+        if current is _MISSING:
+            _raw_set(column, obj, new)
+            continue
+        if current != new:
+            if checked:
+                column._unrepeatable_(obj, current, new)
+            _raw_set(column, obj, new)
+    return 0

@@ -1,0 +1,325 @@
+"""Pure-Python twin of the compiled session hot path (``_speedups.pyx``).
+
+This module is the specification the compiled module follows name for name.
+It knows nothing about SQL, databases or error messages: everything that is
+not per-operation bookkeeping is delegated to methods the ORM layer defines on
+subclasses (the *hooks* named below), so both twins call exactly the same
+Python code on their slow paths.
+
+Instance state
+    ``EntityBase`` carries the session cache that owns the object, its status,
+    a read-bit and a write-bit mask (bit ``i`` is column ``i``), and the
+    original values of modified columns (``{column index: value}``). Column
+    values live in per-class ``__slots__``; an empty slot means "not loaded".
+
+Column descriptors
+    ``Column.__get__`` returns a loaded value and sets the read bit;
+    ``Column.__set__`` validates, skips equal values, keeps the original value
+    and puts the object in its cache's dirty queue. Hooks a subclass defines:
+    ``_load_(obj)`` (value not loaded), ``_read_after_session_(obj)`` (cache no
+    longer alive), ``_deleted_(obj)``, ``_check_assign_(obj, value)`` (an assignment
+    to a ``readonly`` column, or one outside the owning live session, or to a
+    deleted object: it raises), ``_validate_(obj,
+    value)``, ``_before_change_(obj, old, new)`` (only when ``tracked`` is
+    set), ``_unrepeatable_(obj, known, new)``.
+
+Session containers
+    ``SessionBase`` holds the per-class identity maps (``maps``: entity class
+    -> {pk: object}), the task that owns it (``owner``, None for a session of
+    a thread), the db_session manager whose options it runs with, its caches
+    by database, its nesting ``depth`` and the ContextVar ``token`` that
+    restores the outer state; ``CacheBase`` (one per database per session) holds the
+    dirty queue: an insertion-ordered dict of objects with pending INSERT,
+    UPDATE or DELETE, in the order they were first changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextvars import ContextVar
+from typing import Any, Iterable, Sequence
+
+__all__ = [
+    "CREATED",
+    "LOADED",
+    "MODIFIED",
+    "DELETED",
+    "GONE",
+    "current_session",
+    "EntityBase",
+    "Column",
+    "SessionBase",
+    "CacheBase",
+    "current_task",
+    "enter_session",
+    "exit_session",
+    "lookup",
+    "materialize",
+]
+
+CREATED = 1  # pending INSERT
+LOADED = 2  # in step with the database as far as this session knows
+MODIFIED = 3  # pending UPDATE
+DELETED = 4  # pending DELETE
+GONE = 5  # deleted in the database, or created and deleted before insert
+
+current_session: ContextVar[Any] = ContextVar("nextorm_session", default=None)
+
+_MISSING = object()
+
+
+class SessionBase:
+    """State of one outermost db_session: identity maps, owner task, caches, nesting depth."""
+
+    __slots__ = ("maps", "owner", "manager", "caches", "depth", "token", "__weakref__", "__dict__")
+
+    def __init__(self, manager: Any) -> None:
+        self.maps: dict[type, dict[Any, Any]] = {}
+        self.owner: Any = None
+        self.manager = manager
+        self.caches: dict[Any, Any] = {}
+        self.depth = 0
+        self.token: Any = None
+
+
+class CacheBase:
+    """Per-database state of one session: liveness, strictness, dirty queue."""
+
+    __slots__ = ("session", "is_alive", "strict", "dirty", "__weakref__", "__dict__")
+
+    def __init__(self, session: Any, strict: bool = False) -> None:
+        self.session = session
+        self.is_alive = True
+        self.strict = strict
+        self.dirty: dict[Any, None] = {}
+
+
+class EntityBase:
+    """Per-instance session state shared by every entity."""
+
+    __slots__ = ("_cache_", "_status_", "_rbits_", "_wbits_", "_orig_")
+
+    def _init_state_(self, cache: CacheBase, status: int) -> None:
+        """Attach a new object to ``cache`` with ``status`` and no tracked bits."""
+        self._cache_ = cache
+        self._status_ = status
+        self._rbits_ = 0
+        self._wbits_ = 0
+        self._orig_ = None
+
+
+class Column:
+    """Data descriptor of one column: tracked reads and writes of a slot."""
+
+    __slots__ = ("index", "bit", "tracked", "readonly", "_slot_get", "_slot_set", "_slot_del", "__dict__")
+
+    def __init__(self) -> None:
+        self.index = -1
+        self.bit = 0
+        self.tracked = False
+        self.readonly = False
+
+    def _bind_slot_(self, member: Any, index: int) -> None:
+        """Store values in the slot ``member`` and track them as column ``index``."""
+        self.index = index
+        self.bit = 1 << index
+        self._slot_get = member.__get__
+        self._slot_set = member.__set__
+        self._slot_del = member.__delete__
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self
+        cache = obj._cache_
+        if not cache.is_alive:
+            return self._read_after_session_(obj)
+        if obj._status_ >= DELETED:
+            return self._deleted_(obj)
+        try:
+            value = self._slot_get(obj)
+        except AttributeError:
+            return self._load_(obj)
+        obj._rbits_ |= self.bit
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        cache = obj._cache_
+        status = obj._status_
+        if (
+            not cache.is_alive
+            or status >= DELETED
+            or self.readonly
+            or cache.session is not current_session.get()
+        ):
+            self._check_assign_(obj, value)
+        value = self._validate_(obj, value)
+        try:
+            old = self._slot_get(obj)
+        except AttributeError:
+            old = _MISSING
+        else:
+            if old == value:
+                return
+        if self.tracked:
+            self._before_change_(obj, None if old is _MISSING else old, value)
+        bit = self.bit
+        if status != CREATED and not obj._wbits_ & bit and old is not _MISSING:
+            orig = obj._orig_
+            if orig is None:
+                obj._orig_ = orig = {}
+            orig[self.index] = old
+        obj._wbits_ |= bit
+        self._slot_set(obj, value)
+        if status == LOADED:
+            obj._status_ = MODIFIED
+            cache.dirty[obj] = None
+
+    def __delete__(self, obj: Any) -> None:
+        raise AttributeError(f"Attribute {self!r} cannot be deleted")
+
+    def get_raw(self, obj: Any, default: Any = None) -> Any:
+        """The stored value, or ``default`` when not loaded; no tracking."""
+        try:
+            return self._slot_get(obj)
+        except AttributeError:
+            return default
+
+    def set_raw(self, obj: Any, value: Any) -> None:
+        """Store ``value`` without validation or tracking."""
+        self._slot_set(obj, value)
+
+    def clear_raw(self, obj: Any) -> None:
+        """Mark the value as not loaded."""
+        try:
+            self._slot_del(obj)
+        except AttributeError:
+            pass
+
+    def is_loaded(self, obj: Any) -> bool:
+        """Whether the slot holds a value."""
+        try:
+            self._slot_get(obj)
+        except AttributeError:
+            return False
+        return True
+
+
+def current_task() -> Any:
+    """The running asyncio task, or None outside an event loop."""
+    loop = asyncio._get_running_loop()
+    return None if loop is None else asyncio.current_task(loop)
+
+
+def enter_session(manager: Any) -> Any:
+    """Enter a db_session: one level deeper into the current one, or a new one.
+
+    A session inherited from another task (a task created inside it) is not
+    entered: ``manager._new_session_()`` makes and installs a new one. Nesting
+    under a session of other options calls ``manager._check_nested_(session)``.
+    """
+    session = current_session.get()
+    if session is not None and session.owner is not None and session.owner is not current_task():
+        session = None
+    if session is None:
+        session = manager._new_session_()
+    elif session.manager is not manager:
+        manager._check_nested_(session)
+    session.depth += 1
+    return session
+
+
+def exit_session(manager: Any, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
+    """Leave a db_session; the outermost exit ends it.
+
+    A session that touched a database is ended by ``session.manager._finish_(session, exc)``
+    (commit or rollback, release, restore the ContextVar); an empty one just restores the ContextVar.
+    """
+    session = current_session.get()
+    session.depth -= 1
+    if not session.depth:
+        if session.caches:
+            session.manager._finish_(session, exc)
+        else:
+            current_session.reset(session.token)
+
+
+def lookup(cls: Any, key: Any) -> Any:
+    """``cls[key]``: the current session's object for ``key``, else ``cls._lookup_miss_``."""
+    session = current_session.get()
+    if session is not None and session.owner is None:
+        imap = session.maps.get(cls)
+        if imap is not None:
+            obj = imap.get(key)
+            if obj is not None and obj._status_ < DELETED:
+                return obj
+    return cls._lookup_miss_(key)
+
+
+def materialize(
+    cls: Any,
+    cache: CacheBase,
+    imap: dict[Any, Any],
+    columns: Sequence[Column],
+    converters: Sequence[Any],
+    npk: int,
+    check_mask: int,
+    rows: Iterable[Sequence[Any]],
+) -> list[Any]:
+    """Turn fetched rows into entities of ``cls`` through the identity map.
+
+    ``columns[i]`` and ``converters[i]`` (a callable or None) describe
+    ``row[i]``; the first ``npk`` values are the primary key. Known objects
+    keep the values this session wrote; a column read before whose database
+    value changed (and is in ``check_mask``) raises via
+    ``column._unrepeatable_``; other loaded values are refreshed.
+    """
+    result = []
+    append = result.append
+    new = EntityBase.__new__
+    width = len(columns)
+    plain = all(conv is None for conv in converters)
+    setters = [column._slot_set for column in columns]
+    for row in rows:
+        if not plain:
+            row = [v if conv is None or v is None else conv(v) for conv, v in zip(converters, row)]
+        pk = row[0] if npk == 1 else tuple(row[:npk])
+        obj = imap.get(pk)
+        if obj is None:
+            obj = new(cls)
+            obj._cache_ = cache
+            obj._status_ = LOADED
+            obj._rbits_ = 0
+            obj._wbits_ = 0
+            obj._orig_ = None
+            for i in range(width):
+                setters[i](obj, row[i])
+            imap[pk] = obj
+        else:
+            _merge(obj, columns, row, npk, check_mask)
+        append(obj)
+    return result
+
+
+def _merge(obj: Any, columns: Sequence[Column], row: Sequence[Any], npk: int, check_mask: int) -> None:
+    """Bring the database values of ``row`` into an object already in the map."""
+    rbits = obj._rbits_
+    wbits = obj._wbits_
+    for i in range(npk, len(columns)):
+        column = columns[i]
+        new = row[i]
+        bit = column.bit
+        if wbits & bit:
+            orig = obj._orig_
+            known = _MISSING if orig is None else orig.get(column.index, _MISSING)
+            if known is not _MISSING and rbits & bit & check_mask and known != new:
+                column._unrepeatable_(obj, known, new)
+            continue
+        try:
+            current = column._slot_get(obj)
+        except AttributeError:
+            column._slot_set(obj, new)
+            continue
+        if current != new:
+            if rbits & bit & check_mask:
+                column._unrepeatable_(obj, current, new)
+            column._slot_set(obj, new)

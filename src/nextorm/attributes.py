@@ -1,0 +1,314 @@
+"""Entity attributes: column descriptors with their declaration options and slow paths."""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+from typing import Any
+
+from . import _impl
+from ._impl import CREATED, DELETED, GONE, current_session
+from .exceptions import (
+    DatabaseSessionIsOver,
+    ERDiagramError,
+    MappingError,
+    OperationWithDeletedObjectError,
+    ReadOnlyAttributeError,
+    TransactionError,
+    UnrepeatableReadError,
+    ValidationError,
+)
+from .query import Expr, OrderBy, expression_for
+from .types import column_type_for
+
+__all__ = ["Attribute", "PrimaryKey", "Required", "Optional", "Set", "composite_key", "desc"]
+
+_OPTIONS = frozenset(
+    {
+        "unique",
+        "default",
+        "column",
+        "max_len",
+        "volatile",
+        "lazy",
+        "auto",
+        "index",
+        "sql_type",
+        "min",
+        "max",
+        "nullable",
+        "tz_aware",
+        "precision",
+        "scale",
+        "reverse",
+        "cascade_delete",
+        "table",
+    }
+)
+
+
+def status_word(status: int) -> str:
+    """Pony's word for a status in "X was ..." messages."""
+    return {DELETED: "marked to delete", GONE: "deleted"}.get(status, "changed")
+
+
+class Attribute(_impl.Column):
+    """One declared attribute of an entity; subclasses say whether it is required."""
+
+    is_required = False
+    is_pk = False
+    _counter = 0
+
+    def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
+        super().__init__()
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise TypeError(f"Attribute {self.__class__.__name__}({py_type!r}) has unknown option {sorted(unknown)[0]!r}")
+        Attribute._counter += 1
+        self.order = Attribute._counter
+        self.py_type = py_type
+        self.name = ""
+        self.entity: Any = None
+        self.qualname = "?"
+        self.auto = bool(options.get("auto", False))
+        self.unique = bool(options.get("unique", False))
+        self.default = options.get("default")
+        self.column = options.get("column")
+        self.max_len = options.get("max_len")
+        self.volatile = bool(options.get("volatile", False))
+        self.lazy = bool(options.get("lazy", False))
+        self.db_index = options.get("index")
+        self.sql_type = options.get("sql_type")
+        self.min = options.get("min")
+        self.max = options.get("max")
+        self.tz_aware = bool(options.get("tz_aware", False))
+        self.precision = options.get("precision")
+        self.scale = options.get("scale")
+        self.nullable = options.get("nullable", not self.is_required)
+        if args:
+            if py_type in (str, bytes) and len(args) == 1 and isinstance(args[0], int):
+                self.max_len = args[0]
+            elif py_type is Decimal and len(args) <= 2 and all(isinstance(a, int) for a in args):
+                self.precision = args[0]
+                if len(args) == 2:
+                    self.scale = args[1]
+            else:
+                raise TypeError(f"Unexpected positional arguments for {self.__class__.__name__}({py_type!r}): {args!r}")
+        self.ctype: Any = column_type_for(self)
+        if self.ctype is None:
+            raise ERDiagramError(
+                f"{self.__class__.__name__}({py_type!r}): unsupported column type "
+                "(relationship attributes are not supported yet)"
+            )
+        self.from_db = self.ctype.from_db
+        self.to_db = self.ctype.to_db
+        self.checked = self.ctype.checkable and not self.volatile
+
+    def _link_(self, entity: Any, name: str) -> None:
+        """Attach the attribute to ``entity`` under ``name``."""
+        self.entity = entity
+        self.name = name
+        self.qualname = f"{entity.__name__}.{name}"
+        if self.column is None:
+            self.column = name
+        if self.auto and (self.py_type is not int or not self.is_pk):
+            raise ERDiagramError(f"auto=True is only supported for an int primary key, not {self.qualname}")
+
+    def __repr__(self) -> str:
+        return self.qualname
+
+    # -- values -----------------------------------------------------------------------------
+
+    def validate(self, value: Any, obj: Any = None) -> Any:
+        """``value`` converted for this attribute, or a ValidationError naming it."""
+        if value is None:
+            if not self.nullable and not self.auto:
+                where = f"{obj!r}.{self.name}" if obj is not None else self.qualname
+                raise ValidationError(f"Attribute {where} is required")
+            return None
+        value = self.ctype.validate(value)
+        if value == "" and self.is_required and self.py_type is str:
+            where = f"{obj!r}.{self.name}" if obj is not None else self.qualname
+            raise ValidationError(f"Attribute {where} is required")
+        return value
+
+    def default_value(self) -> Any:
+        """The value a new object gets when none is given."""
+        default = self.default
+        return default() if callable(default) else default
+
+    # -- hooks called by the hot path --------------------------------------------------------
+
+    def _validate_(self, obj: Any, value: Any) -> Any:
+        return self.validate(value, obj)
+
+    def _load_(self, obj: Any) -> Any:
+        cache = obj._cache_
+        if cache.session is not current_session.get():
+            raise TransactionError(f"Object {obj!r} doesn't belong to current transaction")
+        if obj._status_ == CREATED:
+            cache.flush()
+        else:
+            self.entity._load_missing_(obj, self)
+        return self.__get__(obj, None)
+
+    def _read_after_session_(self, obj: Any) -> Any:
+        if obj._cache_.strict:
+            raise DatabaseSessionIsOver(f"Cannot read value of {obj!r}.{self.name}: the database session is over")
+        if not self.is_loaded(obj):
+            raise DatabaseSessionIsOver(f"Cannot load attribute {obj!r}.{self.name}: the database session is over")
+        return self.get_raw(obj)
+
+    def _deleted_(self, obj: Any) -> Any:
+        if obj._status_ == DELETED or self.is_pk and self.is_loaded(obj):
+            return self.get_raw(obj)
+        raise OperationWithDeletedObjectError(f"{obj!r} was {status_word(obj._status_)}")
+
+    def _check_assign_(self, obj: Any, value: Any) -> None:
+        cache = obj._cache_
+        if not cache.is_alive:
+            raise DatabaseSessionIsOver(f"Cannot assign new value to {obj!r}.{self.name}: the database session is over")
+        if obj._status_ >= DELETED:
+            raise OperationWithDeletedObjectError(f"{obj!r} was {status_word(obj._status_)}")
+        if self.readonly:
+            if self.get_raw(obj) == value:
+                return
+            raise ReadOnlyAttributeError(
+                f"Cannot change value of primary key attribute {self.qualname} of {obj!r} to {value!r}"
+            )
+        if cache.session is not current_session.get():
+            raise TransactionError(f"An attempt to mix objects belonging to different transactions: {obj!r}")
+
+    def _before_change_(self, obj: Any, old: Any, new: Any) -> None:
+        obj._cache_.update_unique(obj, self, old, new)
+
+    def _unrepeatable_(self, obj: Any, known: Any, new: Any) -> None:
+        raise UnrepeatableReadError(
+            f"Value of {self.qualname} for {obj!r} was updated outside of current transaction "
+            f"(was: {known!r}, now: {new!r})"
+        )
+
+    # -- expressions ---------------------------------------------------------------------------
+
+    __hash__ = _impl.Column.__hash__
+
+    def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
+        return expression_for(self, "==", other)
+
+    def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
+        return expression_for(self, "!=", other)
+
+    def __lt__(self, other: Any) -> Expr:
+        return expression_for(self, "<", other)
+
+    def __le__(self, other: Any) -> Expr:
+        return expression_for(self, "<=", other)
+
+    def __gt__(self, other: Any) -> Expr:
+        return expression_for(self, ">", other)
+
+    def __ge__(self, other: Any) -> Expr:
+        return expression_for(self, ">=", other)
+
+    def in_(self, values: Any) -> Expr:
+        """``attr IN (values)``."""
+        return expression_for(self, "in", values)
+
+    def not_in(self, values: Any) -> Expr:
+        """``attr NOT IN (values)``."""
+        return ~expression_for(self, "in", values)
+
+    def is_(self, value: Any) -> Expr:
+        """``attr IS NULL`` (only None is accepted)."""
+        if value is not None:
+            raise TypeError(f"{self.qualname}.is_() accepts only None, got {value!r}")
+        return expression_for(self, "==", None)
+
+    def is_not(self, value: Any) -> Expr:
+        """``attr IS NOT NULL``."""
+        if value is not None:
+            raise TypeError(f"{self.qualname}.is_not() accepts only None, got {value!r}")
+        return expression_for(self, "!=", None)
+
+    def startswith(self, prefix: str) -> Expr:
+        """The string value starts with ``prefix`` (case-sensitive)."""
+        return expression_for(self, "startswith", prefix)
+
+    def endswith(self, suffix: str) -> Expr:
+        """The string value ends with ``suffix`` (case-sensitive)."""
+        return expression_for(self, "endswith", suffix)
+
+    def contains(self, part: str) -> Expr:
+        """The string value contains ``part`` (case-sensitive)."""
+        return expression_for(self, "contains", part)
+
+    def desc(self) -> OrderBy:
+        """Descending order by this attribute."""
+        return OrderBy(self, descending=True)
+
+    def asc(self) -> OrderBy:
+        """Ascending order by this attribute."""
+        return OrderBy(self, descending=False)
+
+
+class Required(Attribute):
+    """An attribute that must have a value (NOT NULL; a str may not be empty)."""
+
+    is_required = True
+
+
+class Optional(Attribute):
+    """An attribute that may be None (NULL)."""
+
+
+class PrimaryKey(Required):
+    """The primary key; ``PrimaryKey(a, b)`` with attributes declares a composite key."""
+
+    is_pk = True
+
+    def __new__(cls, *args: Any, **options: Any) -> Any:
+        if args and isinstance(args[0], Attribute):
+            if options or not all(isinstance(a, Attribute) for a in args) or len(args) < 2:
+                raise TypeError("PrimaryKey(a, b, ...) takes two or more attributes and no options")
+            return CompositeKey(args, primary=True)
+        return super().__new__(cls)
+
+    def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
+        super().__init__(py_type, *args, **options)
+        self.unique = True
+        self.readonly = True
+
+
+class CompositeKey:
+    """A composite primary or unique key declared in an entity body."""
+
+    def __init__(self, attrs: tuple[Attribute, ...], primary: bool) -> None:
+        self.attrs = attrs
+        self.primary = primary
+
+    def __repr__(self) -> str:
+        return f"({', '.join(a.name for a in self.attrs)})"
+
+
+def composite_key(*attrs: Attribute) -> None:
+    """Declare, in an entity body, that ``attrs`` are unique together."""
+    if len(attrs) < 2 or not all(isinstance(a, Attribute) for a in attrs):
+        raise TypeError("composite_key() takes two or more attributes of the entity being declared")
+    namespace = sys._getframe(1).f_locals
+    namespace.setdefault("_composite_keys_", []).append(CompositeKey(attrs, primary=False))
+
+
+class Set:
+    """A to-many relationship (not supported yet: declaring one raises MappingError)."""
+
+    def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
+        raise MappingError(f"Set({py_type!r}): relationships are not supported yet")
+
+
+def desc(attr: Attribute | OrderBy) -> OrderBy:
+    """Descending order by ``attr`` (``desc(desc(a))`` is ascending)."""
+    if isinstance(attr, OrderBy):
+        return OrderBy(attr.attr, descending=not attr.descending)
+    if not isinstance(attr, Attribute):
+        raise TypeError(f"desc() takes an entity attribute, got {attr!r}")
+    return OrderBy(attr, descending=True)

@@ -1,0 +1,124 @@
+"""Shared by Pony and nextorm, whose public session APIs have the same shape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any, ClassVar
+
+from nextorm.bench.dataset import Target, lookup_order, make_rows
+from nextorm.bench.runners import Runner, Timed, read_attributes
+from nextorm.bench.workloads import Config
+
+
+class PonyLikeRunner(Runner):
+    """db_session, ``Entity.select()[:]``, ``Entity[pk]``, ``obj.attr += 1``, ``commit()``."""
+
+    orm: ClassVar[ModuleType]
+    email_options: ClassVar[dict[str, object]] = {}
+
+    def __init__(self, target: Target, config: Config) -> None:
+        super().__init__(target, config)
+        orm = self.orm
+        db = orm.Database()
+
+        class Person(db.Entity):  # type: ignore[name-defined,misc]
+            _table_ = "person"
+            id = orm.PrimaryKey(int, auto=True)
+            name = orm.Required(str)
+            email = orm.Optional(str, **self.email_options)
+            age = orm.Required(int)
+            score = orm.Required(float)
+
+        self.bind(db)
+        db.generate_mapping(create_tables=False)
+        self.db = db
+        self.Person: Any = Person
+
+    def bind(self, db: Any) -> None:
+        """Bind the database to the target."""
+        if self.target.is_postgres:
+            db.bind(provider="postgres", dsn=self.target.location)
+        else:
+            db.bind(provider="sqlite", filename=self.target.location)
+
+    def select_batch(self) -> Any:
+        """The query for the first M rows (``id <= batch``), in this ORM's dialect."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.db.disconnect()
+
+    @contextmanager
+    def load(self) -> Iterator[Timed]:
+        """``Person.select()[:]`` in a fresh session."""
+        Person = self.Person
+        with self.orm.db_session:
+            yield lambda: Person.select()[:]
+
+    @contextmanager
+    def get_by_pk(self) -> Iterator[Timed]:
+        """``Person[pk]`` for every loaded row: identity map hits."""
+        Person = self.Person
+        order = lookup_order(self.config.rows)
+
+        def run() -> None:
+            for pk in order:
+                Person[pk]
+
+        with self.orm.db_session:
+            objs = Person.select()[:]
+            yield run
+            del objs
+
+    @contextmanager
+    def read_attrs(self) -> Iterator[Timed]:
+        """Read four attributes of every loaded object."""
+        with self.orm.db_session:
+            objs = self.Person.select()[:]
+
+            yield lambda: read_attributes(objs)
+
+    @contextmanager
+    def update(self) -> Iterator[Timed]:
+        """``obj.age += 1`` on M loaded objects, then ``commit()``."""
+        commit = self.orm.commit
+        with self.orm.db_session:
+            objs = self.select_batch()[:]
+
+            def run() -> None:
+                for obj in objs:
+                    obj.age += 1
+                commit()
+
+            yield run
+
+    @contextmanager
+    def insert(self) -> Iterator[Timed]:
+        """``Person(...)`` M times, then ``commit()``."""
+        Person = self.Person
+        commit = self.orm.commit
+        values = make_rows(self.config.batch, start=self.config.rows)
+
+        def run() -> None:
+            for name, email, age, score in values:
+                Person(name=name, email=email, age=age, score=score)
+            commit()
+
+        with self.orm.db_session:
+            yield run
+
+    @contextmanager
+    def empty_session(self) -> Iterator[Timed]:
+        """``with db_session: pass``."""
+        db_session = self.orm.db_session
+        count = self.config.rows
+
+        def run() -> None:
+            for _ in range(count):
+                with db_session:
+                    pass
+
+        yield run

@@ -1,0 +1,133 @@
+"""Peewee: Model classes, get_by_id(), save() inside atomic().
+
+Peewee has no identity map or unit of work: a primary-key lookup is a SELECT
+and every changed object is saved with its own statement. The notes say so.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import peewee
+from playhouse.db_url import connect
+
+from nextorm.bench.dataset import Target, lookup_order, make_rows
+from nextorm.bench.runners import Runner, Timed, read_attributes
+from nextorm.bench.workloads import Config
+
+
+class PeeweeRunner(Runner):
+    """Peewee's idioms, with its default settings."""
+
+    distributions = ("peewee",)
+    notes = {
+        "pk-lookup": "no identity map: a SELECT per get_by_id()",
+        "update": "save() per object in atomic()",
+        "insert": "create() per object in atomic()",
+        "session": "atomic(): BEGIN/COMMIT",
+    }
+
+    def __init__(self, target: Target, config: Config) -> None:
+        super().__init__(target, config)
+        if target.is_postgres:
+            db = connect(target.location)
+        else:
+            db = peewee.SqliteDatabase(target.location)
+
+        class Person(peewee.Model):
+            id = peewee.AutoField()
+            name = peewee.TextField()
+            email = peewee.TextField(null=True)
+            age = peewee.IntegerField()
+            score = peewee.FloatField()
+
+            class Meta:
+                database = db
+                table_name = "person"
+
+        db.connect()
+        self.db = db
+        self.Person: Any = Person
+
+    def versions(self) -> dict[str, str]:
+        """Peewee's version (and psycopg's on PostgreSQL)."""
+        found = super().versions()
+        if self.target.is_postgres:
+            found["psycopg"] = importlib.metadata.version("psycopg")
+        return found
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    @contextmanager
+    def load(self) -> Iterator[Timed]:
+        """``list(Person.select())``."""
+        Person = self.Person
+        yield lambda: list(Person.select())
+
+    @contextmanager
+    def get_by_pk(self) -> Iterator[Timed]:
+        """``Person.get_by_id(pk)`` for every row: one SELECT each, no identity map."""
+        Person = self.Person
+        order = lookup_order(self.config.rows)
+
+        def run() -> None:
+            for pk in order:
+                Person.get_by_id(pk)
+
+        yield run
+
+    @contextmanager
+    def read_attrs(self) -> Iterator[Timed]:
+        """Read four attributes of every loaded object."""
+        objs = list(self.Person.select())
+        yield lambda: read_attributes(objs)
+
+    @contextmanager
+    def update(self) -> Iterator[Timed]:
+        """``obj.age += 1; obj.save()`` on M loaded objects inside ``atomic()``."""
+        Person = self.Person
+        objs = list(Person.select().where(Person.id <= self.config.batch))
+        db = self.db
+
+        def run() -> None:
+            with db.atomic():
+                for obj in objs:
+                    obj.age += 1
+                    obj.save()
+
+        yield run
+
+    @contextmanager
+    def insert(self) -> Iterator[Timed]:
+        """``Person.create(...)`` M times inside ``atomic()``."""
+        Person = self.Person
+        values = make_rows(self.config.batch, start=self.config.rows)
+        db = self.db
+
+        def run() -> None:
+            with db.atomic():
+                for name, email, age, score in values:
+                    Person.create(name=name, email=email, age=age, score=score)
+
+        yield run
+
+    @contextmanager
+    def empty_session(self) -> Iterator[Timed]:
+        """``with db.atomic(): pass``."""
+        db = self.db
+        count = self.config.rows
+
+        def run() -> None:
+            for _ in range(count):
+                with db.atomic():
+                    pass
+
+        yield run
+
+
+RUNNER = PeeweeRunner

@@ -1,0 +1,334 @@
+"""``Database``: binding to a provider, mapping entities onto tables, raw SQL."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import namedtuple
+from typing import Any
+
+from .entity import Entity, EntityMeta
+from .exceptions import (
+    BindingError,
+    DBSchemaError,
+    ERDiagramError,
+    MappingError,
+    OrmError,
+    TableIsNotEmpty,
+    TransactionError,
+)
+from .providers import Provider, get_provider
+from .session import active_session, db_session, require_session
+
+__all__ = ["Database", "caller_namespace"]
+
+# ``$name``, ``$name.attr`` or ``$(expression)`` outside quoted SQL text; ``$$`` is a literal ``$``
+_SQL_TOKENS = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)|\$([A-Za-z_][\w.]*)""")
+
+
+def caller_namespace(depth: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The globals and locals of the caller of the function calling this one."""
+    frame = sys._getframe(depth)
+    return frame.f_globals, frame.f_locals
+
+
+class Database:
+    """A database the entities declared on ``db.Entity`` live in."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.entities: dict[str, Any] = {}
+        self.provider: Provider | None = None
+        self._mapped_ = False
+        self.Entity: Any = EntityMeta("Entity", (Entity,), {"_database_": self, "_is_base_": True, "__slots__": ()})
+        if args or kwargs:
+            self.bind(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Database {self.provider_name or 'unbound'}{' ' + self._where() if self.provider else ''}>"
+
+    def _where(self) -> str:
+        return str(getattr(self.provider, "filename", "") or getattr(self.provider, "dsn_repr", ""))
+
+    # -- binding and mapping ---------------------------------------------------------------------
+
+    @property
+    def provider_name(self) -> str | None:
+        """The bound provider's name ('sqlite', 'postgres'), or None."""
+        return self.provider.name if self.provider else None
+
+    def bind(self, *args: Any, **kwargs: Any) -> None:
+        """Bind to a database: ``bind('sqlite', 'app.db', create_db=True)`` or ``bind(provider=..., ...)``."""
+        if self.provider is not None:
+            raise BindingError(f"Database object was already bound to {self.provider.name} provider")
+        if args:
+            provider, args = args[0], args[1:]
+        else:
+            provider = kwargs.pop("provider", None)
+        if provider is None:
+            raise BindingError("Database provider is not specified")
+        if not isinstance(provider, str):
+            raise BindingError(f"Database provider must be a name like 'sqlite', got {provider!r}")
+        self.provider = get_provider(provider, *args, **kwargs)
+
+    def _provider_or_fail(self) -> Provider:
+        if self.provider is None:
+            raise MappingError("Database object is not bound with a provider yet")
+        return self.provider
+
+    def _require_mapping_(self, entity: Any) -> None:
+        if not self._mapped_:
+            raise ERDiagramError(f"Mapping is not generated for entity {entity.__name__!r}")
+
+    def generate_mapping(self, create_tables: bool = False, check_tables: bool = True) -> None:
+        """Finish the entity declarations; create missing tables and check existing ones."""
+        self._provider_or_fail()
+        if self._mapped_:
+            raise BindingError("Mapping was already generated")
+        tables: dict[str, str] = {}
+        for entity in self.entities.values():
+            other = tables.setdefault(entity._table_, entity.__name__)
+            if other != entity.__name__:
+                raise ERDiagramError(f"Entities {other} and {entity.__name__} are mapped to the same table {entity._table_!r}")
+        self._mapped_ = True
+        if create_tables:
+            self.create_tables()
+        elif check_tables:
+            self.check_tables()
+
+    def _ddl(self, statements: list[str]) -> None:
+        """Run DDL in the current session, or in a ddl session of its own."""
+        if active_session() is None:
+            with db_session(ddl=True):
+                self._ddl(statements)
+            return
+        cache = require_session().cache_for(self)
+        cache.begin()
+        for sql in statements:
+            cache.execute(sql)
+
+    def create_tables(self) -> None:
+        """Create the tables (and indexes) of every entity that has none yet."""
+        self._require_mapped_db()
+        provider = self._provider_or_fail()
+        statements: list[str] = []
+        for entity in self.entities.values():
+            statements.extend(self._create_table_sql(provider, entity))
+        self._ddl(statements)
+
+    def _create_table_sql(self, provider: Provider, entity: Any) -> list[str]:
+        q = provider.quote
+        columns = []
+        for attr in entity._attrs_:
+            if attr.auto:
+                columns.append(provider.auto_pk_sql(attr))
+                continue
+            sql = f"{q(attr.column)} {provider.sql_type(attr)}"
+            if entity._npk_ == 1 and attr.is_pk:
+                sql += " PRIMARY KEY"
+            elif not attr.nullable:
+                sql += " NOT NULL"
+            if attr.unique and not attr.is_pk:
+                sql += " UNIQUE"
+            columns.append(sql)
+        if entity._npk_ > 1:
+            columns.append(f"PRIMARY KEY ({', '.join(q(a.column) for a in entity._pk_attrs_)})")
+        for key in entity._unique_keys_:
+            if len(key.attrs) > 1:
+                columns.append(f"UNIQUE ({', '.join(q(a.column) for a in key.attrs)})")
+        table = q(entity._table_)
+        statements = [f"CREATE TABLE IF NOT EXISTS {table} (\n  " + ",\n  ".join(columns) + "\n)"]
+        for attr in entity._attrs_:
+            if attr.db_index and not attr.is_pk and not attr.unique:
+                name = attr.db_index if isinstance(attr.db_index, str) else f"idx_{entity._table_}__{attr.column}"
+                statements.append(f"CREATE INDEX IF NOT EXISTS {q(name)} ON {table} ({q(attr.column)})")
+        return statements
+
+    def check_tables(self) -> None:
+        """Raise DBSchemaError when a table or column of an entity is missing."""
+        self._require_mapped_db()
+        provider = self._provider_or_fail()
+        with db_session:
+            cache = require_session().cache_for(self)
+            conn = cache.connection()
+            for entity in self.entities.values():
+                columns = provider.table_columns(conn, entity._table_)
+                if columns is None:
+                    raise DBSchemaError(f"Table {entity._table_!r} of entity {entity.__name__} does not exist")
+                for attr in entity._attrs_:
+                    if attr.column not in columns:
+                        raise DBSchemaError(
+                            f"Column {attr.column!r} of {attr.qualname} does not exist in table {entity._table_!r}"
+                        )
+
+    def _require_mapped_db(self) -> None:
+        if not self._mapped_:
+            raise MappingError("No mapping was generated for the database")
+
+    def drop_table(self, table_name: str, if_exists: bool = False, with_all_data: bool = False) -> None:
+        """Drop one table; refuses a table holding rows unless ``with_all_data``."""
+        provider = self._provider_or_fail()
+        if active_session() is None:
+            with db_session(ddl=True):
+                self.drop_table(table_name, if_exists, with_all_data)
+            return
+        cache = require_session().cache_for(self)
+        exists = provider.table_columns(cache.connection(), table_name) is not None
+        if not exists:
+            if if_exists:
+                return
+            raise MappingError(f"Table {table_name!r} does not exist")
+        if not with_all_data and cache.execute(f"SELECT 1 FROM {provider.quote(table_name)} LIMIT 1").fetchone():
+            raise TableIsNotEmpty(
+                f"Cannot drop table {table_name!r} because it is not empty. Specify option with_all_data=True if you want to drop table with all data"
+            )
+        self._ddl([f"DROP TABLE {provider.quote(table_name)}"])
+
+    def drop_all_tables(self, with_all_data: bool = False) -> None:
+        """Drop the tables of every entity (refusing non-empty ones unless ``with_all_data``)."""
+        self._require_mapped_db()
+        if active_session() is None:
+            with db_session(ddl=True):
+                self.drop_all_tables(with_all_data)
+            return
+        for entity in reversed(list(self.entities.values())):
+            self.drop_table(entity._table_, if_exists=True, with_all_data=with_all_data)
+
+    def disconnect(self) -> None:
+        """Close this thread's pooled connection."""
+        if active_session() is not None and self in require_session().caches:
+            raise TransactionError("disconnect() cannot be called inside of db_session")
+        if self.provider is not None:
+            self.provider.disconnect()
+
+    # -- raw SQL ---------------------------------------------------------------------------------
+
+    def _prepare_sql_(self, sql: str, params: Any, namespace: tuple[dict[str, Any], dict[str, Any]]) -> tuple[str, Any]:
+        """Replace ``$name``/``$(expr)`` by bound parameters; a list/tuple ``params`` is passed as is."""
+        provider = self._provider_or_fail()
+        if isinstance(params, (list, tuple)):
+            return sql, params
+        if params is not None and not isinstance(params, dict):
+            raise TypeError(f"SQL parameters must be a dict, a list or a tuple, got {params!r}")
+        args: list[Any] = []
+        globals_, locals_ = namespace
+
+        def replace(match: re.Match[str]) -> str:
+            quoted, expression, name = match.groups()
+            if quoted is not None:
+                return quoted
+            if expression is None and name is None:
+                return "$"
+            source = expression if expression is not None else name
+            if params is not None:
+                root, _, rest = source.partition(".")
+                if root not in params:
+                    raise OrmError(f"Parameter ${source} of the SQL is not in the given params")
+                value = params[root]
+                for part in rest.split(".") if rest else ():
+                    value = getattr(value, part)
+            else:
+                try:
+                    value = eval(source, globals_, locals_)  # noqa: S307 - the caller's own expression
+                except Exception as exc:
+                    raise OrmError(f"`{source}` raises {type(exc).__name__}: {exc}") from exc
+            if isinstance(value, Entity):
+                value = value.get_pk()
+            args.append(value)
+            return provider.param
+
+        return _SQL_TOKENS.sub(replace, sql), args
+
+    def _cursor_(self, sql: str, params: Any, namespace: Any) -> Any:
+        sql, args = self._prepare_sql_(sql, params, namespace)
+        cache = require_session().cache_for(self)
+        cache.autoflush()
+        return cache.execute(sql, args)
+
+    def _scalar_(self, sql: str, params: Any) -> Any:
+        cache = require_session().cache_for(self)
+        cache.autoflush()
+        row = cache.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        """Run raw SQL in the current session's transaction; returns the DB-API cursor."""
+        cache = require_session().cache_for(self)
+        cache.begin()
+        return self._cursor_(sql, params, caller_namespace())
+
+    def select(self, sql: str, params: Any = None) -> list[Any]:
+        """Rows of a raw SELECT: values for one column, named tuples for several."""
+        cursor = self._cursor_(sql, params, caller_namespace())
+        return _rows(cursor)
+
+    def get(self, sql: str, params: Any = None) -> Any:
+        """The only row of a raw SELECT; an error when there is none or several."""
+        rows = _rows(self._cursor_(sql, params, caller_namespace()))
+        if not rows:
+            raise OrmError("The query returned no rows")
+        if len(rows) > 1:
+            raise OrmError(f"The query returned {len(rows)} rows instead of one")
+        return rows[0]
+
+    def exists(self, sql: str, params: Any = None) -> bool:
+        """Whether a raw SELECT returns any row."""
+        return self._cursor_(sql, params, caller_namespace()).fetchone() is not None
+
+    def insert(self, table_name: str, returning: str | None = None, **values: Any) -> Any:
+        """INSERT one row of raw values; returns the new row's ``returning`` column (or rowid)."""
+        provider = self._provider_or_fail()
+        cache = require_session().cache_for(self)
+        cache.autoflush()
+        cache.begin()
+        q = provider.quote
+        sql = (
+            f"INSERT INTO {q(table_name)} ({', '.join(q(k) for k in values)}) "
+            f"VALUES ({', '.join([provider.param] * len(values))})"
+        )
+        if returning is None:
+            provider.execute(cache.connection(), sql, list(values.values()))
+            return None
+        return provider.insert_returning(cache.connection(), sql, list(values.values()), returning)
+
+    def get_connection(self) -> Any:
+        """The DB-API connection of the current session (with autoflush done)."""
+        cache = require_session().cache_for(self)
+        cache.autoflush()
+        return cache.connection()
+
+    def flush(self) -> None:
+        """Send this database's pending changes in the current session."""
+        session = active_session()
+        if session is not None and self in session.caches:
+            session.caches[self].flush()
+
+    def commit(self) -> None:
+        """Commit this database's transaction in the current session."""
+        session = active_session()
+        if session is not None and self in session.caches:
+            session.caches[self].commit_transaction()
+
+    def rollback(self) -> None:
+        """Roll back this database in the current session (its objects are detached)."""
+        session = active_session()
+        if session is not None and self in session.caches:
+            cache = session.caches.pop(self)
+            for entity in self.entities.values():
+                session.maps.pop(entity, None)
+            cache.close(rollback=True)
+
+
+def _rows(cursor: Any) -> list[Any]:
+    rows = cursor.fetchall()
+    description = cursor.description
+    if description is None:
+        return rows
+    if len(description) == 1:
+        return [row[0] for row in rows]
+    names = [d[0] for d in description]
+    try:
+        row_type = namedtuple("Row", names)  # type: ignore[misc]
+    except ValueError:
+        row_type = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+    return [row_type(*row) for row in rows]
+

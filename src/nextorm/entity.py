@@ -1,0 +1,731 @@
+"""Entities: the metaclass that maps a class onto a table, and the instance API."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, lookup, materialize
+from .attributes import Attribute, CompositeKey, PrimaryKey, status_word
+from .exceptions import (
+    DatabaseSessionIsOver,
+    ERDiagramError,
+    MultipleObjectsFoundError,
+    ObjectNotFound,
+    OrmError,
+    ReadOnlyAttributeError,
+    TransactionError,
+    TransactionIntegrityError,
+    UnknownAttributeError,
+    UnrepeatableReadError,
+    ValidationError,
+)
+from .query import Query, conditions_for
+from .session import mark_saved, require_session
+
+__all__ = ["EntityMeta", "Entity", "EntityProxy", "make_proxy", "UniqueKey"]
+
+_new_object_numbers = itertools.count(1)
+
+
+class UniqueKey:
+    """A set of attributes whose values are unique together (one attribute for ``unique=True``)."""
+
+    def __init__(self, attrs: tuple[Attribute, ...]) -> None:
+        self.attrs = attrs
+        self.name = attrs[0].name if len(attrs) == 1 else "(" + ", ".join(a.name for a in attrs) + ")"
+
+    def value_of(self, obj: Any) -> Any:
+        """The key value of ``obj``; None when any part is None or not loaded."""
+        if len(self.attrs) == 1:
+            return self.attrs[0].get_raw(obj)
+        values = tuple(a.get_raw(obj) for a in self.attrs)
+        return None if None in values else values
+
+    def value_with(self, obj: Any, attr: Attribute, new: Any) -> Any:
+        """The key value of ``obj`` if ``attr`` were set to ``new``."""
+        if len(self.attrs) == 1:
+            return new
+        values = tuple(new if a is attr else a.get_raw(obj) for a in self.attrs)
+        return None if None in values else values
+
+
+class EntityMeta(type):
+    """Maps an entity class onto its table and gives it ``Entity[pk]`` and iteration."""
+
+    __getitem__ = lookup
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
+        if namespace.get("_is_base_"):
+            return super().__new__(mcs, name, bases, namespace)
+        base = bases[0] if bases else None
+        db = getattr(base, "_database_", None)
+        if len(bases) != 1 or db is None:
+            raise ERDiagramError(f"Entity {name} must derive from exactly one db.Entity")
+        if base is not db.Entity:
+            raise ERDiagramError(f"Entity {name}: inheritance between entities is not supported")
+        if db._mapped_:
+            raise ERDiagramError(f"Cannot define entity {name!r}: database mapping has already been generated")
+        if name in db.entities:
+            raise ERDiagramError(f"Entity {name} already exists")
+
+        declared = [(key, value) for key, value in namespace.items() if isinstance(value, Attribute)]
+        composite = list(namespace.pop("_composite_keys_", []))
+        for key, value in list(namespace.items()):
+            if isinstance(value, CompositeKey):
+                composite.append(namespace.pop(key))
+        primaries = [key for key in composite if key.primary]
+        pk_names = [key for key, value in declared if isinstance(value, PrimaryKey)]
+        if len(pk_names) + len(primaries) > 1:
+            raise ERDiagramError("Only one primary key can be defined in each entity class")
+        if primaries:
+            pk_attrs = list(primaries[0].attrs)
+        elif pk_names:
+            pk_attrs = [namespace[pk_names[0]]]
+        else:
+            if "id" in namespace:
+                raise ERDiagramError(f"Entity {name} has no primary key and its attribute 'id' is not one")
+            auto_pk = PrimaryKey(int, auto=True)
+            declared.insert(0, ("id", auto_pk))
+            namespace["id"] = auto_pk
+            pk_attrs = [auto_pk]
+        names = {id(value): key for key, value in declared}
+        for attr in pk_attrs:
+            if id(attr) not in names:
+                raise ERDiagramError(f"Primary key part {attr!r} of {name} is not an attribute of {name}")
+        pk_ids = {id(a) for a in pk_attrs}
+        ordered = pk_attrs + [value for _, value in declared if id(value) not in pk_ids]
+        slots = tuple(namespace.pop("__slots__", ()))
+        if isinstance(namespace.get("__slots__"), str):
+            slots = (slots,)  # type: ignore[assignment]
+        namespace["__slots__"] = slots + tuple(f"_v_{names[id(a)]}_" for a in ordered)
+        namespace.setdefault("_table_", name)
+        cls = super().__new__(mcs, name, bases, namespace)
+
+        for index, attr in enumerate(ordered):
+            attr_name = names[id(attr)]
+            if attr.entity is not None:
+                raise ERDiagramError(f"Attribute {attr!r} cannot be reused as {name}.{attr_name}")
+            attr._link_(cls, attr_name)
+            attr._bind_slot_(cls.__dict__[f"_v_{attr_name}_"], index)
+            if id(attr) in pk_ids:
+                attr.is_pk = True
+                attr.readonly = True
+                attr.nullable = False
+        cls._finish_declaration_(db, ordered, pk_attrs, composite)
+        db.entities[name] = cls
+        return cls
+
+    def _finish_declaration_(cls, db: Any, ordered: list[Attribute], pk_attrs: list[Attribute], composite: list[Any]) -> None:
+        cls._database_ = db
+        cls._attrs_ = tuple(ordered)
+        cls._attrs_by_name_ = {attr.name: attr for attr in ordered}
+        cls._pk_attrs_ = tuple(pk_attrs)
+        cls._npk_ = len(pk_attrs)
+        cls._auto_pk_ = pk_attrs[0] if len(pk_attrs) == 1 and pk_attrs[0].auto else None
+        cls._select_attrs_ = tuple(a for a in ordered if not a.lazy or a.is_pk)
+        cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)
+        cls._select_list_ = ", ".join('"' + a.column.replace('"', '""') + '"' for a in cls._select_attrs_)
+        cls._check_mask_ = sum(a.bit for a in ordered if a.checked and not a.is_pk)
+        keys = [UniqueKey((a,)) for a in ordered if a.unique and not a.is_pk]
+        keys += [UniqueKey(tuple(key.attrs)) for key in composite if not key.primary]
+        cls._unique_keys_ = tuple(keys)
+        for attr in ordered:
+            attr.unique_keys = tuple(key for key in keys if any(a is attr for a in key.attrs))
+            attr.tracked = bool(attr.unique_keys)
+
+    def __iter__(cls) -> Any:
+        return iter(cls.select())
+
+    def __repr__(cls) -> str:
+        return f"<Entity {cls.__name__}>"
+
+
+class Entity(EntityBase, metaclass=EntityMeta):
+    """Base of every entity class; ``db.Entity`` is the one bound to a database."""
+
+    __slots__ = ()
+    _is_base_ = True
+    _database_: Any = None
+    _attrs_: tuple[Attribute, ...] = ()
+
+    # -- creation ---------------------------------------------------------------------------------
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        if args:
+            raise TypeError(
+                f"{cls.__name__} constructor accept only keyword arguments. "
+                f"Got: {len(args)} positional argument{'s' if len(args) > 1 else ''}"
+            )
+        cls._database_._require_mapping_(cls)
+        attrs = cls._attrs_by_name_
+        for key, value in kwargs.items():
+            if key not in attrs:
+                raise UnknownAttributeError(f"Unknown attribute {key!r} of entity {cls.__name__} (value {value!r})")
+        values = []
+        for attr in cls._attrs_:
+            if attr.name in kwargs:
+                value = attr.validate(kwargs[attr.name])
+            elif attr.auto:
+                value = None
+            else:
+                value = attr.default_value()
+                value = attr.validate(value) if value is not None else attr.validate(None)
+            values.append(value)
+        cache = require_session().cache_for(cls._database_)
+        if not cache.is_alive:
+            raise TransactionError("db_session is required when working with the database")
+        self._init_state_(cache, CREATED)
+        for attr, value in zip(cls._attrs_, values):
+            if value is not None or not attr.auto:
+                attr.set_raw(self, value)
+        pk = cls._pk_of_values_(values)
+        cache.register_new(self, pk)
+        cache.new_ids[self] = next(_new_object_numbers)
+        cache.dirty[self] = None
+
+    @classmethod
+    def _pk_of_values_(cls, values: list[Any]) -> Any:
+        if cls._npk_ == 1:
+            return values[0]
+        pk = tuple(values[: cls._npk_])
+        return None if None in pk else pk
+
+    # -- identity ---------------------------------------------------------------------------------
+
+    def _pk_raw_(self) -> Any:
+        """The primary key value without tracking; None for a new object with an auto key."""
+        cls = type(self)
+        if cls._npk_ == 1:
+            return cls._pk_attrs_[0].get_raw(self)
+        values = tuple(a.get_raw(self) for a in cls._pk_attrs_)
+        return None if None in values else values
+
+    def __repr__(self) -> str:
+        pk = self._pk_raw_()
+        name = type(self).__name__
+        if pk is None:
+            return f"{name}[new:{self._cache_.new_ids.get(self, '?')}]"
+        if isinstance(pk, tuple):
+            return f"{name}[{','.join(map(repr, pk))}]"
+        return f"{name}[{pk!r}]"
+
+    def get_pk(self) -> Any:
+        """The primary key value (a tuple for a composite key); flushes a new object to get it."""
+        cls = type(self)
+        if cls._npk_ == 1:
+            return cls._pk_attrs_[0].__get__(self, cls)
+        return tuple(a.__get__(self, cls) for a in cls._pk_attrs_)
+
+    # -- instance API ----------------------------------------------------------------------------
+
+    def _check_live_(self, action: str) -> Any:
+        cache = self._cache_
+        if not cache.is_alive:
+            raise DatabaseSessionIsOver(f"Cannot {action} {self!r}: the database session is over")
+        if cache.session is not require_session():
+            raise TransactionError(f"Object {self!r} doesn't belong to current transaction")
+        return cache
+
+    def set(self, **kwargs: Any) -> None:
+        """Assign several attributes at once; nothing is assigned if any value is rejected."""
+        cls = type(self)
+        self._check_live_("change object")
+        if self._status_ >= DELETED:
+            from .exceptions import OperationWithDeletedObjectError
+
+            raise OperationWithDeletedObjectError(f"{self!r} was {status_word(self._status_)}")
+        attrs = cls._attrs_by_name_
+        checked = []
+        for key, value in kwargs.items():
+            attr = attrs.get(key)
+            if attr is None:
+                raise UnknownAttributeError(f"Unknown attribute {key!r} of entity {cls.__name__} (value {value!r})")
+            if attr.is_pk and attr.get_raw(self) != value:
+                raise ReadOnlyAttributeError(
+                    f"Cannot change value of primary key attribute {attr.qualname} of {self!r} to {value!r}"
+                )
+            checked.append((attr, attr.validate(value, self)))
+        for attr, value in checked:
+            if not attr.is_pk:
+                attr.__set__(self, value)
+
+    def to_dict(self, only: Any = None, exclude: Any = None, with_lazy: bool = False) -> dict[str, Any]:
+        """Attribute values by name (lazy ones only with ``with_lazy``)."""
+        cls = type(self)
+        only_names = _names(only)
+        exclude_names = _names(exclude) or set()
+        for name in (only_names or set()) | exclude_names:
+            if name not in cls._attrs_by_name_:
+                raise UnknownAttributeError(f"Unknown attribute {name!r} of entity {cls.__name__}")
+        result = {}
+        for attr in cls._attrs_:
+            if only_names is not None and attr.name not in only_names or attr.name in exclude_names:
+                continue
+            if attr.lazy and not with_lazy and only_names is None:
+                continue
+            result[attr.name] = attr.__get__(self, cls)
+        return result
+
+    def load(self) -> None:
+        """Load every attribute that is not loaded yet (lazy ones included)."""
+        self._check_live_("load object")
+        missing = [a for a in type(self)._attrs_ if not a.is_loaded(self)]
+        if missing and self._status_ != CREATED:
+            type(self)._load_missing_(self, missing[0], with_lazy=True)
+
+    def flush(self) -> None:
+        """Send this object's pending INSERT, UPDATE or DELETE now."""
+        cache = self._check_live_("flush object")
+        if self in cache.dirty:
+            cache.flush_objects([self])
+
+    def delete(self) -> None:
+        """Delete the object (DELETE is sent at the next flush)."""
+        cache = self._cache_
+        if not cache.is_alive:
+            raise DatabaseSessionIsOver(f"Cannot delete object {self!r}: the database session is over")
+        status = self._status_
+        if status >= DELETED:
+            return
+        if cache.session is not require_session():
+            raise TransactionError(f"Object {self!r} doesn't belong to current transaction")
+        if status == CREATED:
+            self._status_ = GONE
+            cache.dirty.pop(self, None)
+            pk = self._pk_raw_()
+            if pk is not None:
+                cache.identity_map(type(self)).pop(pk, None)
+            cache.forget_unique(self)
+            return
+        self._status_ = DELETED
+        cache.dirty[self] = None
+
+    # -- hooks ------------------------------------------------------------------------------------
+
+    def before_insert(self) -> None:
+        """Called before the object's INSERT is sent."""
+
+    def after_insert(self) -> None:
+        """Called after the object's INSERT was sent."""
+
+    def before_update(self) -> None:
+        """Called before the object's UPDATE is sent."""
+
+    def after_update(self) -> None:
+        """Called after the object's UPDATE was sent."""
+
+    def before_delete(self) -> None:
+        """Called before the object's DELETE is sent."""
+
+    def after_delete(self) -> None:
+        """Called after the object's DELETE was sent."""
+
+    def _before_save_(self) -> None:
+        status = self._status_
+        if status == CREATED:
+            self.before_insert()
+        elif status == MODIFIED:
+            self.before_update()
+        elif status == DELETED:
+            self.before_delete()
+
+    def _after_save_(self, status: int) -> None:
+        if status == CREATED:
+            self.after_insert()
+        elif status == MODIFIED:
+            self.after_update()
+        elif status == DELETED:
+            self.after_delete()
+
+    # -- class API ------------------------------------------------------------------------------
+
+    @classmethod
+    def select(cls, *conditions: Any, **values: Any) -> Query:
+        """A query of this entity's objects matching every condition."""
+        cls._database_._require_mapping_(cls)
+        return Query(cls, conditions_for(cls, conditions, values))
+
+    @classmethod
+    def get(cls, *conditions: Any, **values: Any) -> Any:
+        """The one matching object, or None; MultipleObjectsFoundError when several match."""
+        if not conditions and values and len(values) == cls._npk_ and all(
+            a.name in values for a in cls._pk_attrs_
+        ):
+            key = values[cls._pk_attrs_[0].name] if cls._npk_ == 1 else tuple(values[a.name] for a in cls._pk_attrs_)
+            try:
+                return cls[key]
+            except ObjectNotFound:
+                return None
+        result = cls.select(*conditions, **values).limit(2).fetch()
+        if len(result) > 1:
+            raise MultipleObjectsFoundError(
+                f"Multiple objects were found. Use {cls.__name__}.select(...) to retrieve them"
+            )
+        return result[0] if result else None
+
+    @classmethod
+    def get_for_update(cls, *conditions: Any, nowait: bool = False, skip_locked: bool = False, **values: Any) -> Any:
+        """Like ``get()``, locking the row (``SELECT ... FOR UPDATE``) until the transaction ends."""
+        query = cls.select(*conditions, **values).for_update(nowait=nowait, skip_locked=skip_locked)
+        return query.get()
+
+    @classmethod
+    def exists(cls, *conditions: Any, **values: Any) -> bool:
+        """Whether any object matches."""
+        return cls.select(*conditions, **values).exists()
+
+    @classmethod
+    def select_by_sql(cls, sql: str, params: Any = None) -> list[Any]:
+        """Objects from a raw SELECT; ``$name`` refers to a caller variable or a key of ``params``."""
+        from .database import caller_namespace
+
+        db = cls._database_
+        db._require_mapping_(cls)
+        sql, args = db._prepare_sql_(sql, params, caller_namespace())
+        return cls._fetch_objects_(sql, args, raw=True)
+
+    @classmethod
+    def get_by_sql(cls, sql: str, params: Any = None) -> Any:
+        """The one object of a raw SELECT, or None; MultipleObjectsFoundError when several."""
+        from .database import caller_namespace
+
+        db = cls._database_
+        db._require_mapping_(cls)
+        sql, args = db._prepare_sql_(sql, params, caller_namespace())
+        result = cls._fetch_objects_(sql, args, raw=True)
+        if len(result) > 1:
+            raise MultipleObjectsFoundError(
+                f"Multiple objects were found. Use {cls.__name__}.select_by_sql(...) to retrieve them"
+            )
+        return result[0] if result else None
+
+    # -- loading -----------------------------------------------------------------------------------
+
+    @classmethod
+    def _lookup_miss_(cls, key: Any) -> Any:
+        cls._database_._require_mapping_(cls)
+        if cls._npk_ == 1:
+            if isinstance(key, tuple):
+                if len(key) != 1:
+                    raise TypeError(f"Invalid count of attrs in {cls.__name__} primary key ({len(key)} instead of 1)")
+                key = key[0]
+            key = cls._pk_attrs_[0].validate(key)
+            if key is None:
+                raise ValidationError(f"Primary key of {cls.__name__} cannot be None")
+        else:
+            if not isinstance(key, tuple) or len(key) != cls._npk_:
+                got = len(key) if isinstance(key, tuple) else 1
+                raise TypeError(f"Invalid count of attrs in {cls.__name__} primary key ({got} instead of {cls._npk_})")
+            key = tuple(a.validate(v) for a, v in zip(cls._pk_attrs_, key))
+        cache = require_session().cache_for(cls._database_)
+        obj = cache.identity_map(cls).get(key)
+        if obj is not None:
+            if obj._status_ >= DELETED:
+                raise ObjectNotFound(cls, key)
+            return obj
+        result = cls.select(*cls._pk_conditions_(key)).fetch()
+        if not result:
+            raise ObjectNotFound(cls, key)
+        return result[0]
+
+    @classmethod
+    def _pk_conditions_(cls, key: Any) -> list[Any]:
+        if cls._npk_ == 1:
+            return [cls._pk_attrs_[0] == key]
+        return [a == v for a, v in zip(cls._pk_attrs_, key)]
+
+    @classmethod
+    def _fetch_objects_(cls, sql: str, params: Any, raw: bool = False, for_update: bool = False) -> list[Any]:
+        cache = require_session().cache_for(cls._database_)
+        cache.autoflush()
+        if for_update or " FOR UPDATE" in sql:
+            cache.begin()
+        cursor = cache.execute(sql, params)
+        rows = cursor.fetchall()
+        if raw:
+            return cls._materialize_raw_(cache, cursor.description, rows)
+        return cls._materialize_(cache, cls._select_attrs_, cls._select_converters_, rows)
+
+    @classmethod
+    def _materialize_(cls, cache: Any, attrs: tuple[Attribute, ...], converters: tuple[Any, ...], rows: Any) -> list[Any]:
+        objects = materialize(cls, cache, cache.identity_map(cls), attrs, converters, cls._npk_, cls._check_mask_, rows)
+        if cls._unique_keys_:
+            cache.learn_unique(objects, cls)
+        return objects
+
+    @classmethod
+    def _materialize_raw_(cls, cache: Any, description: Any, rows: list[Any]) -> list[Any]:
+        by_column = {a.column: a for a in cls._attrs_}
+        names = [d[0] for d in description]
+        positions: dict[str, int] = {}
+        for i, column in enumerate(names):
+            positions.setdefault(column, i)
+        missing = [a.column for a in cls._pk_attrs_ if a.column not in positions]
+        if missing:
+            raise OrmError(f"The SQL result for {cls.__name__} lacks primary key column(s) {', '.join(missing)}")
+        attrs = list(cls._pk_attrs_) + [
+            by_column[c] for c in positions if c in by_column and not by_column[c].is_pk
+        ]
+        order = [positions[a.column] for a in attrs]
+        reordered = [tuple(row[i] for i in order) for row in rows]
+        return cls._materialize_(cache, tuple(attrs), tuple(a.from_db for a in attrs), reordered)
+
+    @classmethod
+    def _load_missing_(cls, obj: Any, attr: Attribute, with_lazy: bool = False) -> None:
+        wanted = [
+            a for a in cls._attrs_ if not a.is_pk and not a.is_loaded(obj) and (a is attr or with_lazy or not a.lazy)
+        ]
+        attrs = tuple(cls._pk_attrs_) + tuple(wanted)
+        cache = obj._cache_
+        cache.autoflush()
+        provider = cache.provider
+        columns = ", ".join(provider.quote(a.column) for a in attrs)
+        params: list[Any] = []
+        where = " AND ".join(c.sql(provider, params) for c in cls._pk_conditions_(obj._pk_raw_()))
+        sql = f"SELECT {columns} FROM {provider.quote(cls._table_)} WHERE {where}"
+        rows = cache.execute(sql, params).fetchall()
+        if not rows:
+            raise UnrepeatableReadError(f"Phantom object {obj!r} disappeared")
+        cls._materialize_(cache, attrs, tuple(a.from_db for a in attrs), rows)
+
+    # -- statements ---------------------------------------------------------------------------------
+
+    @classmethod
+    def _insert_shape_(cls, obj: Any) -> tuple[Any, ...]:
+        return ("I", cls, tuple(a.index for a in cls._attrs_ if a.is_loaded(obj)))
+
+    @classmethod
+    def _known_value_(cls, obj: Any, attr: Attribute) -> Any:
+        """The value the database had when this session read ``attr``."""
+        if obj._wbits_ & attr.bit:
+            orig = obj._orig_
+            if orig is not None and attr.index in orig:
+                return orig[attr.index]
+        return attr.get_raw(obj)
+
+    @classmethod
+    def _check_attrs_(cls, obj: Any, optimistic: bool) -> tuple[tuple[int, bool], ...]:
+        if not optimistic:
+            return ()
+        bits = obj._rbits_ & cls._check_mask_
+        if not bits:
+            return ()
+        return tuple(
+            (a.index, cls._known_value_(obj, a) is None) for a in cls._attrs_ if bits & a.bit
+        )
+
+    @classmethod
+    def _update_shape_(cls, obj: Any, optimistic: bool) -> tuple[Any, ...]:
+        wbits = obj._wbits_
+        return ("U", cls, tuple(a.index for a in cls._attrs_ if wbits & a.bit), cls._check_attrs_(obj, optimistic))
+
+    @classmethod
+    def _delete_shape_(cls, obj: Any, optimistic: bool) -> tuple[Any, ...]:
+        return ("D", cls, (), cls._check_attrs_(obj, optimistic))
+
+    @classmethod
+    def _where_sql_(cls, provider: Any, checks: tuple[tuple[int, bool], ...]) -> str:
+        parts = [f"{provider.quote(a.column)} = {provider.param}" for a in cls._pk_attrs_]
+        for index, is_null in checks:
+            column = provider.quote(cls._attrs_[index].column)
+            parts.append(f"{column} IS NULL" if is_null else f"{column} = {provider.param}")
+        return " AND ".join(parts)
+
+    @classmethod
+    def _where_params_(cls, obj: Any, checks: tuple[tuple[int, bool], ...]) -> list[Any]:
+        params = [_db(a, a.get_raw(obj)) for a in cls._pk_attrs_]
+        for index, is_null in checks:
+            if not is_null:
+                attr = cls._attrs_[index]
+                params.append(_db(attr, cls._known_value_(obj, attr)))
+        return params
+
+    @classmethod
+    def _insert_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> None:
+        provider = cache.provider
+        attrs = [cls._attrs_[i] for i in shape[2]]
+        sql = (
+            f"INSERT INTO {provider.quote(cls._table_)} ({', '.join(provider.quote(a.column) for a in attrs)}) "
+            f"VALUES ({', '.join([provider.param] * len(attrs))})"
+        )
+        rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
+        auto = cls._auto_pk_
+        conn = cache.connection()
+        try:
+            if auto is not None and not auto.is_loaded(group[0]):
+                imap = cache.identity_map(cls)
+                for obj, row in zip(group, rows):
+                    pk = provider.insert_returning(conn, sql, row, auto.column)
+                    if pk in imap and imap[pk] is not obj:
+                        raise TransactionError(
+                            f"Newly auto-generated id value {pk} was already used in transaction cache for another object"
+                        )
+                    auto.set_raw(obj, pk)
+                    imap[pk] = obj
+            elif len(rows) > 1:
+                provider.executemany(conn, sql, rows)
+            else:
+                provider.execute(conn, sql, rows[0])
+        except TransactionIntegrityError as exc:
+            raise cache.integrity_failure(group, exc) from exc
+        for obj in group:
+            cache.new_ids.pop(obj, None)
+            mark_saved(obj, CREATED)
+
+    @classmethod
+    def _update_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> None:
+        provider = cache.provider
+        attrs = [cls._attrs_[i] for i in shape[2]]
+        checks = shape[3]
+        sql = (
+            f"UPDATE {provider.quote(cls._table_)} SET "
+            + ", ".join(f"{provider.quote(a.column)} = {provider.param}" for a in attrs)
+            + " WHERE "
+            + cls._where_sql_(provider, checks)
+        )
+        rows = [[_db(a, a.get_raw(obj)) for a in attrs] + cls._where_params_(obj, checks) for obj in group]
+        cls._run_checked_(cache, shape, group, sql, rows)
+        for obj in group:
+            mark_saved(obj, MODIFIED)
+
+    @classmethod
+    def _delete_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> None:
+        provider = cache.provider
+        sql = f"DELETE FROM {provider.quote(cls._table_)} WHERE {cls._where_sql_(provider, shape[3])}"
+        rows = [cls._where_params_(obj, shape[3]) for obj in group]
+        cls._run_checked_(cache, shape, group, sql, rows)
+        imap = cache.identity_map(cls)
+        for obj in group:
+            pk = obj._pk_raw_()
+            if imap.get(pk) is obj:
+                del imap[pk]
+            cache.forget_unique(obj)
+            mark_saved(obj, DELETED)
+
+    @classmethod
+    def _run_checked_(cls, cache: Any, shape: Any, group: list[Any], sql: str, rows: list[Any]) -> None:
+        provider = cache.provider
+        conn = cache.connection()
+        try:
+            if len(rows) > 1:
+                count = provider.executemany(conn, sql, rows)
+            else:
+                count = provider.execute(conn, sql, rows[0]).rowcount
+        except TransactionIntegrityError as exc:
+            raise cache.integrity_failure(group, exc) from exc
+        if count != len(group):
+            raise cache.optimistic_failure(cls, shape, group)
+
+    @classmethod
+    def _describe_conflict_(cls, cache: Any, shape: Any, obj: Any) -> str | None:
+        """Why ``obj``'s UPDATE/DELETE matched no row; None if its row looks as this session wrote it."""
+        provider = cache.provider
+        params: list[Any] = []
+        where = " AND ".join(c.sql(provider, params) for c in cls._pk_conditions_(obj._pk_raw_()))
+        attrs = cls._attrs_
+        sql = f"SELECT {cls._select_list_} FROM {provider.quote(cls._table_)} WHERE {where}"
+        row = cache.execute(sql, params).fetchone()
+        if row is None:
+            return f"Object {obj!r} was deleted outside of current transaction"
+        values = {a.index: (v if v is None or a.from_db is None else a.from_db(v)) for a, v in zip(cls._select_attrs_, row)}
+        if shape[0] == "U" and all(values.get(i) == attrs[i].get_raw(obj) for i in shape[2]):
+            return None
+        changes = [
+            f"{attrs[i].name} ({cls._known_value_(obj, attrs[i])!r} -> {values.get(i)!r})"
+            for i, _ in shape[3]
+            if values.get(i) != cls._known_value_(obj, attrs[i])
+        ]
+        return f"Object {obj!r} was updated outside of current transaction" + (
+            ". Changes: " + ", ".join(changes) if changes else ""
+        )
+
+    @classmethod
+    def _describe_integrity_(cls, group: list[Any], message: str) -> str:
+        """The values of the attributes a database constraint message names."""
+        named = [a for a in cls._attrs_ if re.search(rf"\b{re.escape(cls._table_)}\.{re.escape(a.column)}\b", message)]
+        if not named:
+            return ""
+        shown = []
+        for obj in group[:5]:
+            shown.append(", ".join(f"{a.name}={a.get_raw(obj)!r}" for a in named))
+        more = f" and {len(group) - 5} more" if len(group) > 5 else ""
+        return f" (values: {'; '.join(shown)}{more})"
+
+
+def _db(attr: Attribute, value: Any) -> Any:
+    return value if value is None or attr.to_db is None else attr.to_db(value)
+
+
+def _names(spec: Any) -> set[str] | None:
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        return set(spec.replace(",", " ").split())
+    return set(spec)
+
+
+class EntityProxy:
+    """A reference to an entity object by class and primary key, usable in any later session."""
+
+    __slots__ = ("_entity_", "_pk_")
+
+    def __init__(self, obj: Any) -> None:
+        entity = type(obj)
+        pk = obj._pk_raw_()
+        if pk is None:
+            if obj._status_ >= DELETED or not obj._cache_.is_alive:
+                raise ValueError(f"Cannot make a proxy for {entity.__name__} object: primary key is not specified")
+            pk = obj.get_pk()
+        object.__setattr__(self, "_entity_", entity)
+        object.__setattr__(self, "_pk_", pk)
+
+    def _get_object(self) -> Any:
+        require_session()
+        return self._entity_[self._pk_]
+
+    def get(self) -> Any:
+        """The object in the current session (ObjectNotFound when its row is gone)."""
+        return self._get_object()
+
+    def exists(self) -> bool:
+        """Whether the row still exists."""
+        try:
+            self._get_object()
+        except ObjectNotFound:
+            return False
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get_object(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._get_object(), name, value)
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, EntityProxy):
+            return self._entity_ is other._entity_ and self._pk_ == other._pk_
+        if isinstance(other, self._entity_):
+            return self._pk_ == other._pk_raw_()
+        return NotImplemented
+
+    def __ne__(self, other: Any) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def __hash__(self) -> int:
+        return hash((self._entity_, self._pk_))
+
+    def __repr__(self) -> str:
+        pk = self._pk_
+        shown = ",".join(map(repr, pk)) if isinstance(pk, tuple) else repr(pk)
+        return f"<EntityProxy({self._entity_.__name__}[{shown}])>"
+
+
+def make_proxy(obj: Any) -> EntityProxy:
+    """An ``EntityProxy`` for ``obj`` (flushing it first if it has no primary key yet)."""
+    if not isinstance(obj, Entity):
+        raise TypeError(f"make_proxy() takes an entity object, got {obj!r}")
+    return EntityProxy(obj)

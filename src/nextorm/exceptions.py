@@ -1,0 +1,156 @@
+"""The exceptions nextorm raises, one documented class per kind of failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "OrmError",
+    "MappingError",
+    "ERDiagramError",
+    "DBSchemaError",
+    "TableIsNotEmpty",
+    "BindingError",
+    "ValidationError",
+    "AttributeTypeError",
+    "UnknownAttributeError",
+    "ReadOnlyAttributeError",
+    "ObjectNotFound",
+    "MultipleObjectsFoundError",
+    "CacheIndexError",
+    "OperationWithDeletedObjectError",
+    "TransactionError",
+    "ConnectionClosedError",
+    "TransactionIntegrityError",
+    "IsolationError",
+    "UnrepeatableReadError",
+    "OptimisticCheckError",
+    "SerializationFailure",
+    "CommitException",
+    "PartialCommitException",
+    "RollbackException",
+    "DatabaseSessionIsOver",
+    "DatabaseError",
+]
+
+
+class OrmError(Exception):
+    """Base class of every error nextorm raises."""
+
+
+class MappingError(OrmError):
+    """An entity declaration or its mapping onto tables is wrong."""
+
+
+class ERDiagramError(MappingError):
+    """Entities are declared inconsistently (bad attribute, duplicate name)."""
+
+
+class DBSchemaError(MappingError):
+    """The database schema does not match the entities (missing table, column)."""
+
+
+class TableIsNotEmpty(MappingError):
+    """A table holding rows was to be dropped without ``with_all_data=True``."""
+
+
+class BindingError(OrmError):
+    """A database is bound twice, not bound, or bound with bad arguments."""
+
+
+class ValidationError(OrmError, ValueError):
+    """A value is not acceptable for an attribute (missing, too long, out of range)."""
+
+
+class AttributeTypeError(ValidationError, TypeError):
+    """A value has the wrong type for an attribute."""
+
+
+class UnknownAttributeError(OrmError, TypeError):
+    """A keyword names no attribute of the entity."""
+
+
+class ReadOnlyAttributeError(OrmError, TypeError):
+    """An attribute that cannot be assigned (a primary key) was assigned."""
+
+
+class ObjectNotFound(OrmError):
+    """``Entity[pk]`` found no row."""
+
+    def __init__(self, entity: Any, pkval: Any = None) -> None:
+        self.entity = entity
+        self.pkval = pkval
+        key = ", ".join(repr(v) for v in pkval) if isinstance(pkval, tuple) else repr(pkval)
+        super().__init__(f"{entity.__name__}[{key}]")
+
+
+class MultipleObjectsFoundError(OrmError):
+    """``get()`` matched more than one row."""
+
+
+class CacheIndexError(OrmError):
+    """Two objects of one session would have the same primary key or unique value."""
+
+
+class OperationWithDeletedObjectError(OrmError):
+    """An object was used after it was deleted."""
+
+
+class TransactionError(OrmError):
+    """A session or transaction was used wrongly or could not complete."""
+
+
+class ConnectionClosedError(TransactionError):
+    """The database connection was lost."""
+
+
+class TransactionIntegrityError(TransactionError):
+    """The database rejected a write: unique or foreign-key violation, NOT NULL."""
+
+
+class IsolationError(TransactionError):
+    """A concurrent transaction changed data this session relies on."""
+
+
+class UnrepeatableReadError(IsolationError):
+    """A column read earlier in this session has a different value in the database now."""
+
+
+class OptimisticCheckError(IsolationError):
+    """An UPDATE or DELETE found the row changed by another transaction."""
+
+
+class SerializationFailure(IsolationError):
+    """The database aborted the transaction (serialization failure or deadlock); retry it."""
+
+
+class CommitException(TransactionError):
+    """Committing failed; every database was rolled back."""
+
+    def __init__(self, msg: str, exceptions: list[BaseException] | None = None) -> None:
+        super().__init__(msg)
+        self.exceptions = exceptions or []
+
+
+class PartialCommitException(TransactionError):
+    """The first database committed, a later one failed."""
+
+    def __init__(self, msg: str, exceptions: list[BaseException] | None = None) -> None:
+        super().__init__(msg)
+        self.exceptions = exceptions or []
+
+
+class RollbackException(TransactionError):
+    """Rolling back failed."""
+
+    def __init__(self, msg: str, exceptions: list[BaseException] | None = None) -> None:
+        super().__init__(msg)
+        self.exceptions = exceptions or []
+
+
+class DatabaseSessionIsOver(TransactionError):
+    """An object was used for database work after its db_session ended."""
+
+
+class DatabaseError(OrmError):
+    """The database driver raised an error that has no more specific class."""

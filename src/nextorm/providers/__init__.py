@@ -1,0 +1,19 @@
+"""Database providers: one module per database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..exceptions import BindingError
+from .base import Provider
+
+__all__ = ["Provider", "get_provider"]
+
+
+def get_provider(name: str, *args: Any, **kwargs: Any) -> Provider:
+    """The provider called ``name``, constructed with the bind arguments."""
+    if name == "sqlite":
+        from .sqlite import SQLiteProvider
+
+        return SQLiteProvider(*args, **kwargs)
+    raise BindingError(f"Unknown database provider {name!r} (supported: 'sqlite')")

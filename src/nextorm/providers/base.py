@@ -1,0 +1,125 @@
+"""What every database provider supplies: SQL dialect, connections, error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..debug import log_event, log_sql
+from ..exceptions import DatabaseError, OrmError
+
+__all__ = ["Provider"]
+
+
+class Provider:
+    """The dialect and connection handling of one database; subclassed per database."""
+
+    name = ""
+    #: placeholder for one bound parameter
+    param = "?"
+
+    # -- dialect ---------------------------------------------------------------------------------
+
+    def quote(self, name: str) -> str:
+        """``name`` as a quoted identifier."""
+        return '"' + name.replace('"', '""') + '"'
+
+    def limit_clause(self, limit: int | None, offset: int, params: list[Any]) -> str:
+        """LIMIT/OFFSET with bound values."""
+        params.append(-1 if limit is None else limit)
+        params.append(offset)
+        return f" LIMIT {self.param} OFFSET {self.param}"
+
+    def for_update_clause(self, mode: str) -> str:
+        """The locking suffix of a SELECT ... FOR UPDATE; ``mode`` is wait, nowait or skip_locked."""
+        return {"wait": " FOR UPDATE", "nowait": " FOR UPDATE NOWAIT", "skip_locked": " FOR UPDATE SKIP LOCKED"}[
+            mode
+        ]
+
+    def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
+        """Case-sensitive startswith / endswith / contains."""
+        raise NotImplementedError
+
+    def sql_type(self, attr: Any) -> str:
+        """The column type in CREATE TABLE for ``attr``."""
+        raise NotImplementedError
+
+    def auto_pk_sql(self, attr: Any) -> str:
+        """The column definition of an auto-incrementing int primary key."""
+        raise NotImplementedError
+
+    # -- connections and transactions -----------------------------------------------------
+
+    def acquire(self) -> Any:
+        """A connection for one session (from a pool where there is one)."""
+        raise NotImplementedError
+
+    def release(self, conn: Any) -> None:
+        """Give the session's connection back."""
+
+    def discard(self, conn: Any) -> None:
+        """Drop a connection that failed."""
+        try:
+            conn.close()
+        except Exception:
+            pass
+
+    def begin(self, conn: Any, immediate: bool) -> None:
+        """Open a transaction (a write-locking one when ``immediate``)."""
+        sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        log_event(sql)
+        self._run(conn, sql, ())
+
+    def commit(self, conn: Any) -> None:
+        log_event("COMMIT")
+        try:
+            conn.commit()
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+
+    def rollback(self, conn: Any) -> None:
+        log_event("ROLLBACK")
+        try:
+            conn.rollback()
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+
+    def disconnect(self) -> None:
+        """Close pooled connections of this thread."""
+
+    # -- statements ------------------------------------------------------------------------------
+
+    def _run(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> Any:
+        try:
+            return conn.execute(sql, params)
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+
+    def execute(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        """Run one statement; returns the cursor."""
+        log_sql(sql, params)
+        return self._run(conn, sql, params)
+
+    def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
+        """Run one statement for each row; returns the total row count."""
+        log_sql(sql, rows, many=len(rows))
+        try:
+            return conn.executemany(sql, rows).rowcount
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+
+    def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str) -> Any:
+        """Run an INSERT and return the generated primary key."""
+        raise NotImplementedError
+
+    def table_columns(self, conn: Any, table: str) -> list[str] | None:
+        """The column names of ``table``, or None when it does not exist."""
+        raise NotImplementedError
+
+    def translate_error(self, exc: BaseException) -> OrmError:
+        """The nextorm exception for a driver exception."""
+        if isinstance(exc, OrmError):
+            return exc
+        error = DatabaseError(f"{type(exc).__name__}: {exc}")
+        error.original_exc = exc  # type: ignore[attr-defined]
+        return error

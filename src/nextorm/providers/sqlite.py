@@ -1,0 +1,154 @@
+"""SQLite through the standard library's sqlite3: the embedded default."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from ..exceptions import (
+    BindingError,
+    ConnectionClosedError,
+    OrmError,
+    SerializationFailure,
+    TransactionIntegrityError,
+)
+from ..types import Json
+from .base import Provider
+
+__all__ = ["SQLiteProvider"]
+
+_SQL_TYPES = {
+    int: "INTEGER",
+    str: "TEXT",
+    float: "REAL",
+    bool: "BOOLEAN",
+    datetime: "TEXT",
+    date: "TEXT",
+    time: "TEXT",
+    timedelta: "INTEGER",
+    bytes: "BLOB",
+    UUID: "TEXT",
+    Json: "TEXT",
+}
+
+
+class SQLiteProvider(Provider):
+    """One SQLite file (a connection per thread) or an in-memory database (one shared connection)."""
+
+    name = "sqlite"
+    param = "?"
+
+    def __init__(self, filename: str = ":memory:", create_db: bool = False, timeout: float = 5.0) -> None:
+        if not isinstance(filename, str):
+            raise BindingError(f"SQLite filename must be a str, got {filename!r}")
+        self.memory = filename == ":memory:"
+        if self.memory:
+            self.filename = filename
+        else:
+            self.filename = os.path.abspath(filename)
+            if not create_db and not os.path.exists(self.filename):
+                raise BindingError(f"Database file is not found: {self.filename!r} (pass create_db=True)")
+        self.timeout = timeout
+        self._local = threading.local()
+        self._shared: sqlite3.Connection | None = None
+        self._shared_lock = threading.Lock()
+        if not self.memory:
+            self._connect().close()
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.filename, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise BindingError(f"Cannot open SQLite database {self.filename!r}: {exc}") from exc
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    # -- dialect ---------------------------------------------------------------------------------
+
+    def for_update_clause(self, mode: str) -> str:
+        # SQLite locks the whole database instead: the session begins with BEGIN IMMEDIATE.
+        return ""
+
+    def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
+        if value == "":
+            return f"{column} IS NOT NULL"
+        if op == "startswith":
+            params.append(value)
+            return f"instr({column}, ?) = 1"
+        if op == "contains":
+            params.append(value)
+            return f"instr({column}, ?) > 0"
+        params.extend((len(value), value))
+        return f"substr({column}, -?) = ?"
+
+    def sql_type(self, attr: Any) -> str:
+        if attr.sql_type:
+            return attr.sql_type
+        if attr.py_type is Decimal:
+            return f"DECIMAL({attr.precision or 12}, {2 if attr.scale is None else attr.scale})"
+        return _SQL_TYPES[attr.py_type]
+
+    def auto_pk_sql(self, attr: Any) -> str:
+        return f"{self.quote(attr.column)} INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    # -- connections -------------------------------------------------------------------------------
+
+    def acquire(self) -> sqlite3.Connection:
+        if self.memory:
+            self._shared_lock.acquire()
+            if self._shared is None:
+                self._shared = self._connect()
+            return self._shared
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def release(self, conn: Any) -> None:
+        if self.memory:
+            self._shared_lock.release()
+
+    def discard(self, conn: Any) -> None:
+        if self.memory:
+            self._shared = None
+        else:
+            self._local.conn = None
+        super().discard(conn)
+        self.release(conn)
+
+    def disconnect(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()
+
+    # -- statements ------------------------------------------------------------------------------
+
+    def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str) -> Any:
+        return self.execute(conn, sql, params).lastrowid
+
+    def table_columns(self, conn: Any, table: str) -> list[str] | None:
+        rows = self.execute(conn, f"PRAGMA table_info({self.quote(table)})").fetchall()
+        return [row[1] for row in rows] or None
+
+    def translate_error(self, exc: BaseException) -> OrmError:
+        if isinstance(exc, sqlite3.IntegrityError):
+            error: OrmError = TransactionIntegrityError(f"{type(exc).__name__}: {exc}")
+        elif isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in str(exc) or "busy" in str(exc)
+        ):
+            error = SerializationFailure(f"The database is locked by another transaction: {exc}")
+        elif isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc):
+            error = ConnectionClosedError(f"The database connection was closed: {exc}")
+        else:
+            return super().translate_error(exc)
+        error.original_exc = exc  # type: ignore[attr-defined]
+        return error

@@ -1,0 +1,701 @@
+"""db_session and the unit of work: sessions, per-database caches, flush, commit, rollback."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from ._impl import (
+    CREATED,
+    DELETED,
+    GONE,
+    LOADED,
+    MODIFIED,
+    CacheBase,
+    SessionBase,
+    current_session,
+    current_task,
+    enter_session,
+    exit_session,
+)
+from .debug import pop_sql_debug, push_sql_debug
+from .exceptions import (
+    CacheIndexError,
+    CommitException,
+    OptimisticCheckError,
+    PartialCommitException,
+    RollbackException,
+    TransactionError,
+    TransactionIntegrityError,
+)
+
+__all__ = [
+    "db_session",
+    "DBSessionManager",
+    "flush",
+    "commit",
+    "rollback",
+    "with_transaction",
+    "active_session",
+    "require_session",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: most rounds of hooks creating more work in one flush
+MAX_FLUSH_ROUNDS = 50
+
+
+def active_session() -> Session | None:
+    """The session of the current thread or task, or None."""
+    session = current_session.get()
+    if session is not None and session.owner is not None and session.owner is not current_task():
+        return None
+    return session
+
+
+def require_session() -> Session:
+    """The current session; TransactionError when there is none."""
+    session = active_session()
+    if session is None:
+        raise TransactionError("db_session is required when working with the database")
+    return session
+
+
+def _exception_matcher(spec: Any) -> Callable[[BaseException], bool]:
+    """A predicate from a list/tuple of exception classes, one class, or a callable."""
+    if isinstance(spec, type) and issubclass(spec, BaseException):
+        classes: tuple[type, ...] = (spec,)
+    elif callable(spec):
+        return spec  # type: ignore[no-any-return]
+    else:
+        classes = tuple(spec)
+    return lambda exc: isinstance(exc, classes)
+
+
+class Session(SessionBase):
+    """One outermost db_session: its options, identity maps and per-database caches."""
+
+    caches: dict[Any, SessionCache]
+    manager: DBSessionManager
+
+    def __init__(self, manager: DBSessionManager) -> None:
+        super().__init__(manager)
+        #: sql_debug tokens of open context-manager entries with sql_debug/show_values
+        self.debug_tokens: list[Any] = []
+
+    def cache_for(self, db: Any) -> SessionCache:
+        """The cache of ``db`` in this session, created on first use."""
+        cache = self.caches.get(db)
+        if cache is None:
+            cache = self.caches[db] = SessionCache(self, db)
+        return cache
+
+    def flush(self) -> None:
+        """Send pending changes of every database."""
+        for cache in list(self.caches.values()):
+            cache.flush()
+
+    def commit(self) -> None:
+        """Flush all, commit the first database, then the others; objects stay usable."""
+        caches = list(self.caches.values())
+        if not caches:
+            return
+        try:
+            for cache in caches:
+                cache.flush()
+        except BaseException:
+            self.rollback()
+            raise
+        primary, others = caches[0], caches[1:]
+        try:
+            primary.commit_transaction()
+        except BaseException as exc:
+            self.rollback()
+            raise CommitException(f"Commit failed and every database was rolled back: {_describe(exc)}", [exc]) from exc
+        failed: list[tuple[Any, BaseException]] = []
+        committed = [primary.db]
+        for cache in others:
+            try:
+                cache.commit_transaction()
+            except BaseException as exc:
+                failed.append((cache.db, exc))
+                cache.close(rollback=True)
+                self.caches.pop(cache.db, None)
+            else:
+                committed.append(cache.db)
+        if failed:
+            raise PartialCommitException(
+                f"Committed {', '.join(map(repr, committed))}; failed to commit "
+                + "; ".join(f"{db!r} ({_describe(exc)})" for db, exc in failed),
+                [exc for _, exc in failed],
+            ) from failed[0][1]
+
+    def rollback(self) -> None:
+        """Roll every database back and detach every object of the session."""
+        errors = []
+        for cache in list(self.caches.values()):
+            try:
+                cache.close(rollback=True)
+            except BaseException as exc:
+                errors.append(exc)
+        self.caches.clear()
+        self.maps.clear()
+        if errors:
+            raise RollbackException(f"Rollback failed: {_describe(errors[0])}", errors) from errors[0]
+
+    def close(self) -> None:
+        """End the session: release connections; objects keep their loaded values."""
+        for cache in list(self.caches.values()):
+            cache.close(rollback=cache.in_transaction)
+        self.caches.clear()
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(arg) for arg in exc.args)
+    return text if isinstance(exc, TransactionError) else f"{type(exc).__name__}: {text}"
+
+
+class SessionCache(CacheBase):
+    """What one session holds for one database: connection, transaction, dirty queue."""
+
+    def __init__(self, session: Session, db: Any) -> None:
+        super().__init__(session, session.manager.strict)
+        self.db = db
+        self.provider = db._provider_or_fail()
+        self.conn: Any = None
+        self.in_transaction = False
+        self.immediate = session.manager.immediate
+        self.unique: dict[Any, dict[Any, Any]] = {}
+        self.new_ids: dict[Any, int] = {}
+        self.flushing = False
+
+    # -- connection and transaction ------------------------------------------------------------
+
+    def connection(self) -> Any:
+        """The session's connection, opened on first use; an immediate session also begins here."""
+        conn = self.conn
+        if conn is None:
+            if not self.is_alive:
+                raise TransactionError("This session cache was closed: the session was rolled back or ended")
+            conn = self.conn = self.provider.acquire()
+        if self.immediate and not self.in_transaction:
+            self.provider.begin(conn, immediate=True)
+            self.in_transaction = True
+        return conn
+
+    def begin(self) -> None:
+        """Start a write transaction unless one is open."""
+        if not self.in_transaction:
+            conn = self.connection()
+            if not self.in_transaction:
+                self.provider.begin(conn, immediate=True)
+                self.in_transaction = True
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        """Run a statement on the session's connection."""
+        return self.provider.execute(self.connection(), sql, params)
+
+    def commit_transaction(self) -> None:
+        """Commit this database's transaction; on failure roll it back and re-raise."""
+        self.flush()
+        if self.in_transaction:
+            try:
+                self.provider.commit(self.conn)
+            except BaseException:
+                self.close(rollback=True)
+                raise
+            self.in_transaction = False
+
+    def close(self, rollback: bool) -> None:
+        """Detach every object of this cache and give the connection back."""
+        self.is_alive = False
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            if rollback and self.in_transaction:
+                self.provider.rollback(conn)
+        except BaseException:
+            self.provider.discard(conn)
+            raise
+        finally:
+            self.in_transaction = False
+        self.provider.release(conn)
+
+    # -- identity -------------------------------------------------------------------------------
+
+    def identity_map(self, entity: Any) -> dict[Any, Any]:
+        """The pk -> object map of ``entity`` in this session."""
+        maps = self.session.maps
+        imap = maps.get(entity)
+        if imap is None:
+            imap = maps[entity] = {}
+        return imap
+
+    def register_new(self, obj: Any, pk: Any) -> None:
+        """Put a new object in the maps and indexes; CacheIndexError on a clash."""
+        entity = type(obj)
+        if pk is not None:
+            imap = self.identity_map(entity)
+            other = imap.get(pk)
+            if other is not None and other._status_ < GONE:
+                shown = ", ".join(map(str, pk)) if isinstance(pk, tuple) else pk
+                raise CacheIndexError(f"Cannot create {entity.__name__}: instance with primary key {shown} already exists")
+        for key in entity._unique_keys_:
+            value = key.value_of(obj)
+            if value is not None:
+                index = self.unique.setdefault(key, {})
+                other = index.get(value)
+                if other is not None and other is not obj and other._status_ < DELETED:
+                    raise CacheIndexError(
+                        f"Cannot create {entity.__name__}: value {value!r} for key {key.name} already exists"
+                    )
+        if pk is not None:
+            self.identity_map(entity)[pk] = obj
+        for key in entity._unique_keys_:
+            value = key.value_of(obj)
+            if value is not None:
+                self.unique.setdefault(key, {})[value] = obj
+
+    def update_unique(self, obj: Any, attr: Any, old: Any, new: Any) -> None:
+        """Move ``obj`` in the unique indexes that contain ``attr``; CacheIndexError on a clash."""
+        changes = []
+        for key in attr.unique_keys:
+            index = self.unique.setdefault(key, {})
+            old_value = key.value_of(obj)
+            new_value = key.value_with(obj, attr, new)
+            if new_value is not None:
+                other = index.get(new_value)
+                if other is not None and other is not obj and other._status_ < DELETED:
+                    raise CacheIndexError(
+                        f"Cannot update {attr.qualname}: {other!r} with key {new_value!r} already exists"
+                    )
+            changes.append((index, old_value, new_value))
+        for index, old_value, new_value in changes:
+            if old_value is not None and index.get(old_value) is obj:
+                del index[old_value]
+            if new_value is not None:
+                index[new_value] = obj
+
+    def forget_unique(self, obj: Any) -> None:
+        """Drop ``obj`` from the unique indexes (it was deleted)."""
+        for key in type(obj)._unique_keys_:
+            index = self.unique.get(key)
+            if index:
+                value = key.value_of(obj)
+                if value is not None and index.get(value) is obj:
+                    del index[value]
+
+    def learn_unique(self, objects: Iterable[Any], entity: Any) -> None:
+        """Index loaded objects by their unique keys."""
+        keys = entity._unique_keys_
+        if not keys:
+            return
+        for key in keys:
+            index = self.unique.setdefault(key, {})
+            for obj in objects:
+                value = key.value_of(obj)
+                if value is not None:
+                    index.setdefault(value, obj)
+
+    # -- unit of work ---------------------------------------------------------------------------
+
+    def autoflush(self) -> None:
+        """Flush before a query or load, unless a flush is running."""
+        if self.dirty and not self.flushing:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send pending INSERT/UPDATE/DELETE in first-change order, batching equal shapes."""
+        if self.dirty and not self.flushing:
+            self._flush(None)
+
+    def flush_objects(self, objects: list[Any]) -> None:
+        """Send the pending statements of just ``objects``."""
+        if not self.flushing:
+            self._flush(objects)
+
+    def _flush(self, only: list[Any] | None) -> None:
+        """Rounds of before-hooks, statements and after-hooks; any failure rolls the session back."""
+        self.flushing = True
+        try:
+            for _ in range(MAX_FLUSH_ROUNDS):
+                batch = self._run_before_hooks(only)
+                if not batch:
+                    break
+                self.begin()
+                for obj, status in self._save(batch):
+                    obj._after_save_(status)
+                if only is not None:
+                    break
+            else:
+                if self.dirty:
+                    raise TransactionError("Recursion depth limit reached in obj._after_save_() call")
+        except BaseException:
+            self.flushing = False
+            self.session.rollback()
+            raise
+        finally:
+            self.flushing = False
+
+    def _run_before_hooks(self, only: list[Any] | None) -> list[Any]:
+        """Call before_* hooks in queue order (hooks may queue more); take the batch off the queue."""
+        dirty = self.dirty
+        if only is not None:
+            batch = [obj for obj in only if obj in dirty]
+            for obj in batch:
+                obj._before_save_()
+            for obj in batch:
+                dirty.pop(obj, None)
+            return batch
+        done = 0
+        while done < len(dirty):
+            pending = list(dirty)[done:]
+            for obj in pending:
+                obj._before_save_()
+            done += len(pending)
+        batch = list(dirty)
+        dirty.clear()
+        return batch
+
+    def _save(self, batch: list[Any]) -> list[tuple[Any, int]]:
+        """Execute the statements of ``batch``; returns (object, status before) in order."""
+        done: list[tuple[Any, int]] = []
+        group: list[Any] = []
+        group_shape: Any = None
+        for obj in batch:
+            status = obj._status_
+            if status == CREATED:
+                shape = type(obj)._insert_shape_(obj)
+            elif status == MODIFIED:
+                shape = type(obj)._update_shape_(obj, self.session.manager.optimistic)
+            elif status == DELETED:
+                shape = type(obj)._delete_shape_(obj, self.session.manager.optimistic)
+            else:
+                continue
+            if shape != group_shape:
+                if group:
+                    self._save_group(group_shape, group, done)
+                group, group_shape = [], shape
+            group.append(obj)
+        if group:
+            self._save_group(group_shape, group, done)
+        return done
+
+    def _save_group(self, shape: Any, group: list[Any], done: list[tuple[Any, int]]) -> None:
+        entity = shape[1]
+        kind = shape[0]
+        status = {"I": CREATED, "U": MODIFIED, "D": DELETED}[kind]
+        if kind == "I":
+            entity._insert_(self, shape, group)
+        elif kind == "U":
+            entity._update_(self, shape, group)
+        else:
+            entity._delete_(self, shape, group)
+        for obj in group:
+            done.append((obj, status))
+
+    def optimistic_failure(self, entity: Any, shape: Any, group: list[Any]) -> OptimisticCheckError:
+        """The error for a batch whose UPDATE/DELETE matched fewer rows than objects."""
+        for obj in group:
+            message = entity._describe_conflict_(self, shape, obj)
+            if message:
+                return OptimisticCheckError(message)
+        return OptimisticCheckError(
+            f"Object {group[0]!r} was updated or deleted outside of current transaction"
+        )
+
+    def integrity_failure(self, group: list[Any], exc: BaseException) -> TransactionIntegrityError:
+        """The error for an INSERT/UPDATE the database rejected."""
+        shown = repr(group[0]) if len(group) == 1 else f"{group[0]!r} .. {group[-1]!r} ({len(group)} objects)"
+        cause = getattr(exc, "original_exc", exc)
+        error = TransactionIntegrityError(
+            f"Object {shown} cannot be stored in the database. {type(cause).__name__}: {cause}"
+            + type(group[0])._describe_integrity_(group, str(cause))
+        )
+        error.original_exc = cause  # type: ignore[attr-defined]
+        return error
+
+
+def mark_saved(obj: Any, status: int) -> None:
+    """After its statement ran: the object is in step with the database."""
+    if status == DELETED:
+        obj._status_ = GONE
+    else:
+        obj._status_ = LOADED
+        obj._wbits_ = 0
+        obj._orig_ = None
+
+
+# -- the db_session manager -------------------------------------------------------------------
+
+
+class DBSessionManager:
+    """``db_session``: context manager (sync and async) and decorator with Pony's options."""
+
+    def __new__(cls, **options: Any) -> DBSessionManager:
+        plain = not options.get("retry") and options.get("sql_debug") is None and options.get("show_values") is None
+        return super().__new__(_PlainSessionManager if plain and cls is DBSessionManager else cls)
+
+    def __init__(
+        self,
+        retry: int = 0,
+        immediate: bool = False,
+        ddl: bool = False,
+        serializable: bool = False,
+        strict: bool = False,
+        optimistic: bool = True,
+        retry_exceptions: Any = (TransactionError,),
+        allowed_exceptions: Any = (),
+        sql_debug: bool | None = None,
+        show_values: bool | None = None,
+    ) -> None:
+        if retry != 0:
+            if type(retry) is not int:
+                raise TypeError(f"'retry' parameter of db_session must be of integer type. Got: {type(retry)}")
+            if retry < 0:
+                raise TypeError(f"'retry' parameter of db_session must not be negative. Got: {retry}")
+            if ddl:
+                raise TypeError("'ddl' and 'retry' parameters of db_session cannot be used together")
+        for name, spec in (("retry_exceptions", retry_exceptions), ("allowed_exceptions", allowed_exceptions)):
+            if not callable(spec) and not isinstance(spec, (list, tuple, set, frozenset)):
+                raise TypeError(
+                    f"'{name}' parameter of db_session must be a list of exception classes or a callable. Got: {spec!r}"
+                )
+        if not callable(allowed_exceptions) and not callable(retry_exceptions):
+            for exc in allowed_exceptions:
+                if exc in retry_exceptions:
+                    raise TypeError(
+                        f"The same exception {exc.__name__} cannot be specified in both allowed "
+                        "and retry exception lists simultaneously"
+                    )
+        self.retry = retry
+        self.ddl = ddl
+        self.serializable = serializable
+        self.strict = strict
+        self.optimistic = optimistic and not serializable
+        self.immediate = immediate or ddl or serializable or not optimistic
+        self.retry_exceptions = retry_exceptions
+        self.allowed_exceptions = allowed_exceptions
+        self.should_retry = _exception_matcher(retry_exceptions)
+        self.is_allowed = _exception_matcher(allowed_exceptions)
+        self.sql_debug = sql_debug
+        self.show_values = show_values
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs:
+            return self
+        if len(args) > 1 or (args and kwargs):
+            raise TypeError("Pass only keyword arguments to db_session or use db_session as decorator")
+        if not args:
+            return DBSessionManager(**kwargs)
+        return self._decorate(args[0])
+
+    def __repr__(self) -> str:
+        return "db_session" if self is db_session else "<db_session manager>"
+
+    # -- hooks of enter_session / exit_session ---------------------------------------------------
+
+    def _new_session_(self) -> Session:
+        session = Session(self)
+        session.owner = current_task()
+        session.token = current_session.set(session)
+        return session
+
+    def _check_nested_(self, session: Session) -> None:
+        if self.ddl and not session.manager.ddl:
+            raise TransactionError("Cannot start ddl transaction inside non-ddl transaction")
+        if self.serializable and not session.manager.serializable:
+            raise TransactionError("Cannot start serializable transaction inside non-serializable transaction")
+
+    def _finish_(self, session: Session, exc: BaseException | None) -> None:
+        """End the outermost session: commit (or roll back on a disallowed exception), release."""
+        try:
+            if exc is None or self._allowed(session, exc):
+                session.commit()
+            else:
+                try:
+                    session.rollback()
+                except BaseException:
+                    pass  # the exception in flight is the one to report
+        finally:
+            session.close()
+            current_session.reset(session.token)
+
+    def _allowed(self, session: Session, exc: BaseException) -> bool:
+        try:
+            return bool(self.is_allowed(exc))
+        except BaseException:
+            session.rollback()
+            raise
+
+    # -- context manager ---------------------------------------------------------------------------
+
+    def __enter__(self) -> None:
+        if self.retry != 0:
+            raise TypeError(
+                "@db_session can accept 'retry' parameter only when used as decorator and not as context manager"
+            )
+        session = enter_session(self)
+        if self.sql_debug is not None or self.show_values is not None:
+            session.debug_tokens.append(push_sql_debug(self.sql_debug, self.show_values))
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if self.sql_debug is not None or self.show_values is not None:
+            pop_sql_debug(current_session.get().debug_tokens.pop())
+        exit_session(self, exc_type, exc, tb)
+
+    async def __aenter__(self) -> None:
+        self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- decorator ------------------------------------------------------------------------------
+
+    def _decorate(self, func: F) -> F:
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError("@db_session cannot decorate a generator function: open the session inside it")
+        if inspect.iscoroutinefunction(func):
+            return self._decorate_async(func)  # type: ignore[return-value]
+        manager = self
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if active_session() is not None:
+                return manager._call_nested(func, args, kwargs)
+            for attempt in range(manager.retry + 1):
+                enter_session(manager)
+                try:
+                    with _debugging(manager):
+                        result = func(*args, **kwargs)
+                    current_session.get().commit()
+                except BaseException as exc:
+                    if attempt < manager.retry and manager._retryable(exc):
+                        manager._abandon()
+                        continue
+                    exit_session(manager, type(exc), exc, None)
+                    raise
+                exit_session(manager)
+                return result
+            raise AssertionError("unreachable")
+
+        return wrapper  # type: ignore[return-value]
+
+    def _decorate_async(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        manager = self
+
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if active_session() is not None:
+                with manager._nested(func):
+                    return await func(*args, **kwargs)
+            for attempt in range(manager.retry + 1):
+                enter_session(manager)
+                try:
+                    with _debugging(manager):
+                        result = await func(*args, **kwargs)
+                    current_session.get().commit()
+                except BaseException as exc:
+                    if attempt < manager.retry and manager._retryable(exc):
+                        manager._abandon()
+                        continue
+                    exit_session(manager, type(exc), exc, None)
+                    raise
+                exit_session(manager)
+                return result
+            raise AssertionError("unreachable")
+
+        return wrapper
+
+    def _retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, Exception) and bool(self.should_retry(exc))
+
+    def _abandon(self) -> None:
+        """Roll back a failed attempt and leave its session before retrying."""
+        session = current_session.get()
+        try:
+            session.rollback()
+        finally:
+            exit_session(self)
+
+    def _call_nested(self, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        with self._nested(func):
+            return func(*args, **kwargs)
+
+    @contextlib.contextmanager
+    def _nested(self, func: Callable[..., Any]) -> Iterator[None]:
+        """A decorated function called inside another session: Pony's checks, then plain call."""
+        name = f"{func.__name__}()"
+        if self.ddl:
+            raise TransactionError(
+                f"@db_session-decorated {name} function with `ddl` option cannot be called inside of another db_session"
+            )
+        if self.retry:
+            warnings.warn(
+                f"@db_session decorator with `retry={self.retry}` option is ignored for {name} function "
+                "because it is called inside another db_session",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+        with _debugging(self):
+            yield
+
+
+class _PlainSessionManager(DBSessionManager):
+    """A manager without retry or sql_debug options: enter and exit are the hot-path functions."""
+
+    __enter__ = enter_session  # type: ignore[assignment]
+    __exit__ = exit_session  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def _debugging(manager: DBSessionManager) -> Iterator[None]:
+    """The manager's sql_debug/show_values for the duration of the block."""
+    if manager.sql_debug is None and manager.show_values is None:
+        yield
+        return
+    token = push_sql_debug(manager.sql_debug, manager.show_values)
+    try:
+        yield
+    finally:
+        pop_sql_debug(token)
+
+
+db_session = DBSessionManager()
+
+
+def flush() -> None:
+    """Send the current session's pending changes to every database it touched."""
+    session = active_session()
+    if session is not None:
+        session.flush()
+
+
+def commit() -> None:
+    """Flush and commit the current session; objects stay usable."""
+    session = active_session()
+    if session is not None:
+        session.commit()
+
+
+def rollback() -> None:
+    """Roll back the current session; its objects are detached."""
+    session = active_session()
+    if session is not None:
+        session.rollback()
+
+
+def with_transaction(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated alias of ``db_session``."""
+    warnings.warn(
+        "@with_transaction decorator is deprecated, use @db_session decorator instead",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return db_session(*args, **kwargs)

@@ -1,0 +1,261 @@
+"""Column types: validation of Python values and conversion to and from the database."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+from .exceptions import AttributeTypeError, ValidationError
+
+__all__ = ["Json", "COLUMN_TYPES", "ColumnType", "column_type_for"]
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+class Json:
+    """Marker type for a column holding any JSON-serializable value."""
+
+
+class ColumnType:
+    """How one Python type is checked and how its values cross the DB-API."""
+
+    py_type: type = object
+    #: converts a value the driver returned; None when the driver already returns ``py_type``
+    from_db: Callable[[Any], Any] | None = None
+    #: converts a valid Python value into what the driver accepts; None for identity
+    to_db: Callable[[Any], Any] | None = None
+    #: the value ``==`` compares equal across a write and a re-read
+    checkable = True
+
+    def __init__(self, attr: Any) -> None:
+        self.attr = attr
+
+    def validate(self, value: Any) -> Any:
+        """Return ``value`` converted to the column's Python type, or raise."""
+        if isinstance(value, self.py_type):
+            return value
+        raise self.type_error(value)
+
+    def type_error(self, value: Any) -> AttributeTypeError:
+        """The error for ``value`` of the wrong type."""
+        return AttributeTypeError(
+            f"Value type for attribute {self.attr.qualname} must be {self.py_type.__name__}. "
+            f"Got {type(value).__name__}: {value!r}"
+        )
+
+    def value_error(self, value: Any, why: str) -> ValidationError:
+        """The error for ``value`` of the right type but not acceptable."""
+        return ValidationError(f"Value {value!r} of attribute {self.attr.qualname} {why}")
+
+
+class IntType(ColumnType):
+    py_type = int
+
+    def validate(self, value: Any) -> Any:
+        if type(value) is not int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self.type_error(value)
+            value = int(value)
+        attr = self.attr
+        low = INT64_MIN if attr.min is None else attr.min
+        high = INT64_MAX if attr.max is None else attr.max
+        if not low <= value <= high:
+            raise self.value_error(value, f"is out of range [{low}, {high}]")
+        return value
+
+
+class StrType(ColumnType):
+    py_type = str
+
+    def validate(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise self.type_error(value)
+        max_len = self.attr.max_len
+        if max_len is not None and len(value) > max_len:
+            raise self.value_error(value, f"is longer than max_len={max_len} ({len(value)} characters)")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise self.value_error(value, f"is not valid Unicode text ({exc.reason})") from None
+        return str(value)
+
+
+class FloatType(ColumnType):
+    py_type = float
+    checkable = False
+
+    def validate(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.type_error(value)
+        value = float(value)
+        if not math.isfinite(value):
+            raise self.value_error(value, "is not a finite number")
+        attr = self.attr
+        if attr.min is not None and value < attr.min or attr.max is not None and value > attr.max:
+            raise self.value_error(value, f"is out of range [{attr.min}, {attr.max}]")
+        return value
+
+
+class BoolType(ColumnType):
+    py_type = bool
+    from_db = bool
+
+
+class DecimalType(ColumnType):
+    py_type = Decimal
+
+    @staticmethod
+    def from_db(value: Any) -> Decimal:
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+    to_db = str
+
+    def validate(self, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+            raise self.type_error(value)
+        try:
+            value = Decimal(value)
+        except InvalidOperation:
+            raise self.value_error(value, "is not a decimal number") from None
+        if not value.is_finite():
+            raise self.value_error(value, "is not a finite number")
+        return value
+
+
+class DatetimeType(ColumnType):
+    py_type = datetime
+
+    @staticmethod
+    def from_db(value: Any) -> datetime:
+        return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+    @staticmethod
+    def to_db(value: datetime) -> str:
+        return value.isoformat(" ")
+
+    def validate(self, value: Any) -> Any:
+        if not isinstance(value, datetime):
+            raise self.type_error(value)
+        aware = value.tzinfo is not None and value.utcoffset() is not None
+        if aware != bool(self.attr.tz_aware):
+            want = "timezone-aware" if self.attr.tz_aware else "naive (no tzinfo)"
+            raise self.value_error(value, f"must be a {want} datetime")
+        return value
+
+
+class DateType(ColumnType):
+    py_type = date
+
+    @staticmethod
+    def from_db(value: Any) -> date:
+        return value if isinstance(value, date) else date.fromisoformat(value)
+
+    to_db = staticmethod(date.isoformat)
+
+    def validate(self, value: Any) -> Any:
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise self.type_error(value)
+        return value
+
+
+class TimeType(ColumnType):
+    py_type = time
+
+    @staticmethod
+    def from_db(value: Any) -> time:
+        return value if isinstance(value, time) else time.fromisoformat(value)
+
+    to_db = staticmethod(time.isoformat)
+
+
+class TimedeltaType(ColumnType):
+    py_type = timedelta
+
+    @staticmethod
+    def from_db(value: Any) -> timedelta:
+        return value if isinstance(value, timedelta) else timedelta(microseconds=value)
+
+    @staticmethod
+    def to_db(value: timedelta) -> int:
+        return (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
+
+
+class BytesType(ColumnType):
+    py_type = bytes
+
+    def validate(self, value: Any) -> Any:
+        if isinstance(value, (bytearray, memoryview)):
+            value = bytes(value)
+        elif not isinstance(value, bytes):
+            raise self.type_error(value)
+        max_len = self.attr.max_len
+        if max_len is not None and len(value) > max_len:
+            raise self.value_error(value, f"is longer than max_len={max_len} ({len(value)} bytes)")
+        return value
+
+    @staticmethod
+    def from_db(value: Any) -> bytes:
+        return value if type(value) is bytes else bytes(value)
+
+
+class UUIDType(ColumnType):
+    py_type = UUID
+
+    @staticmethod
+    def from_db(value: Any) -> UUID:
+        return value if isinstance(value, UUID) else UUID(value)
+
+    to_db = str
+
+    def validate(self, value: Any) -> Any:
+        if isinstance(value, UUID):
+            return value
+        if isinstance(value, str):
+            try:
+                return UUID(value)
+            except ValueError:
+                raise self.value_error(value, "is not a UUID") from None
+        raise self.type_error(value)
+
+
+class JsonType(ColumnType):
+    py_type = Json
+    from_db = staticmethod(json.loads)
+    to_db = staticmethod(json.dumps)
+
+    def validate(self, value: Any) -> Any:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise self.value_error(value, f"is not JSON-serializable ({exc})") from None
+        return value
+
+
+COLUMN_TYPES: dict[type, type[ColumnType]] = {
+    int: IntType,
+    str: StrType,
+    float: FloatType,
+    bool: BoolType,
+    Decimal: DecimalType,
+    datetime: DatetimeType,
+    date: DateType,
+    time: TimeType,
+    timedelta: TimedeltaType,
+    bytes: BytesType,
+    UUID: UUIDType,
+    Json: JsonType,
+}
+
+
+def column_type_for(attr: Any) -> ColumnType:
+    """The ColumnType for ``attr.py_type``, or None when the type is not a column type."""
+    cls = COLUMN_TYPES.get(attr.py_type)
+    if cls is None:
+        return None  # type: ignore[return-value]
+    return cls(attr)

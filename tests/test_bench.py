@@ -1,0 +1,290 @@
+"""nextorm-bench: the CLI runs every installed system and reports honest, complete figures."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nextorm.bench import cli, dataset
+from nextorm.bench.dataset import Target, make_rows
+from nextorm.bench.systems import SYSTEMS, System
+from nextorm.bench.workloads import WORKLOADS, Config
+
+QUICK = cli.QUICK
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One ``--quick`` run of every system and workload, with every output file."""
+    out = tmp_path_factory.mktemp("bench")
+    paths = {"json": out / "bench.json", "plot": out / "bench.png", "markdown": out / "bench.md"}
+    code = cli.main(
+        [
+            "--quick",
+            "--json",
+            str(paths["json"]),
+            "--plot",
+            str(paths["plot"]),
+            "--markdown",
+            str(paths["markdown"]),
+        ]
+    )
+    return {"code": code, "report": json.loads(paths["json"].read_text()), **paths}
+
+
+def _results(report: dict[str, Any], system: str) -> dict[str, dict[str, Any]]:
+    """One system's results by workload."""
+    return {r["workload"]: r for r in report["results"] if r["system"] == system}
+
+
+def test_quick_run_of_all_installed_systems_succeeds(quick_run: dict[str, Any]) -> None:
+    """Every installed system runs every workload without error."""
+    errors = [
+        f"{r['system']}/{r['workload']}: {r.get('error')}\n{r.get('stderr', '')}"
+        for r in quick_run["report"]["results"]
+        if r["status"] == "error"
+    ]
+    assert errors == []
+    assert quick_run["code"] == 0
+
+
+def test_json_has_config_machine_workloads_and_systems(quick_run: dict[str, Any]) -> None:
+    """The JSON records the sizes, the machine, every workload and every system."""
+    report = quick_run["report"]
+    assert report["format"] == cli.FORMAT_VERSION
+    config = report["config"]
+    assert (config["rows"], config["batch"], config["repeat"]) == (
+        QUICK["rows"],
+        QUICK["batch"],
+        QUICK["repeat"],
+    )
+    assert config["quick"] is True and config["database"] == "sqlite"
+    assert {"python", "platform", "cpu_count", "sqlite"} <= report["machine"].keys()
+    assert set(report["workloads"]) == set(WORKLOADS)
+    for name, workload in report["workloads"].items():
+        assert workload["ops"] == WORKLOADS[name].ops(Config(**QUICK))
+    assert set(report["systems"]) == set(SYSTEMS)
+
+
+@pytest.mark.parametrize("system", list(SYSTEMS))
+def test_every_installed_system_has_positive_figures(quick_run: dict[str, Any], system: str) -> None:
+    """An installed system has, per workload, positive best/median/samples and ratios."""
+    report = quick_run["report"]
+    results = _results(report, system)
+    assert set(results) == set(WORKLOADS)
+    if not SYSTEMS[system].installed():
+        assert report["systems"][system]["status"] == "missing"
+        assert {r["status"] for r in results.values()} == {"missing"}
+        return
+    assert report["systems"][system]["status"] == "ok"
+    assert report["systems"][system]["versions"]
+    for workload, r in results.items():
+        assert r["status"] == "ok", (workload, r)
+        assert r["unit"] == WORKLOADS[workload].unit
+        assert r["ops"] > 0
+        assert len(r["samples"]) == QUICK["repeat"]
+        assert all(sample > 0 for sample in r["samples"])
+        assert 0 < r["best"] <= r["median"]
+        assert r["best"] == min(r["samples"])
+        assert r["ratio_to_raw"] > 0
+        assert r["ratio_to_fastest_peer"] is None or r["ratio_to_fastest_peer"] > 0
+
+
+def test_ratios_are_relative_to_raw_and_the_fastest_peer(quick_run: dict[str, Any]) -> None:
+    """raw's ratio to itself is 1; the fastest peer's ratio to the fastest peer is 1."""
+    report = quick_run["report"]
+    for workload in WORKLOADS:
+        ok = {r["system"]: r for r in report["results"] if r["workload"] == workload and r["status"] == "ok"}
+        assert ok["raw"]["ratio_to_raw"] == 1.0
+        for r in ok.values():
+            assert r["ratio_to_raw"] == pytest.approx(r["best"] / ok["raw"]["best"])
+        fastest = ok["raw"]["fastest_peer"]
+        if fastest is not None:
+            assert ok[fastest]["ratio_to_fastest_peer"] == 1.0
+            peers = [r["best"] for r in ok.values() if SYSTEMS[r["system"]].peer]
+            assert ok[fastest]["best"] == min(peers)
+
+
+def test_nextorm_records_which_implementation_ran(quick_run: dict[str, Any]) -> None:
+    """``nextorm`` runs the compiled core when it is built; ``nextorm-pure`` never does."""
+    systems = quick_run["report"]["systems"]
+    built = importlib.util.find_spec("nextorm._speedups") is not None
+    assert systems["nextorm"]["compiled"] is built
+    assert systems["nextorm-pure"]["compiled"] is False
+    assert systems["nextorm-pure"]["env"] == {"NEXTORM_NO_EXTENSIONS": "1"}
+
+
+@pytest.mark.skipif(not SYSTEMS["peewee"].installed(), reason="peewee is not installed")
+def test_peewee_lookup_is_marked_as_no_identity_map(quick_run: dict[str, Any]) -> None:
+    """Peewee's primary-key lookup is labelled as a SELECT, not an identity-map hit."""
+    assert "no identity map" in _results(quick_run["report"], "peewee")["pk-lookup"]["note"]
+
+
+def test_plot_is_a_png(quick_run: dict[str, Any]) -> None:
+    """``--plot`` writes a PNG image."""
+    assert quick_run["plot"].read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_markdown_table_has_a_row_per_result(quick_run: dict[str, Any]) -> None:
+    """``--markdown`` writes a table with a row per system and workload that ran."""
+    lines = quick_run["markdown"].read_text().splitlines()
+    assert lines[0].startswith("| workload | system | best | median |")
+    ran = [r for r in quick_run["report"]["results"] if r["status"] != "missing"]
+    assert len(lines) == 2 + len(ran)
+
+
+# nextorm-pure shares nextorm's runner; the worker switches the implementation.
+@pytest.mark.parametrize("system", [s for s in SYSTEMS if s != "nextorm-pure"])
+def test_every_runner_does_the_same_work(tmp_path: Path, system: str) -> None:
+    """Each runner loads every row, updates exactly the first M ages by one and inserts the same M rows."""
+    if not SYSTEMS[system].installed():
+        pytest.skip(f"{system} is not installed")
+    db = tmp_path / "same.sqlite3"
+    dataset.write_sqlite(db, 40)
+    runner = importlib.import_module(SYSTEMS[system].runner).RUNNER(
+        Target.parse(str(db)), Config(rows=40, batch=7, repeat=1)
+    )
+    try:
+        with runner.load() as run:
+            assert len(run()) == 40
+        for workload in ("get_by_pk", "read_attrs", "empty_session", "update", "insert"):
+            with getattr(runner, workload)() as run:
+                run()
+    finally:
+        runner.close()
+    with sqlite3.connect(db) as conn:
+        ages = conn.execute("SELECT age FROM person WHERE id <= 40 ORDER BY id").fetchall()
+        added = conn.execute(
+            "SELECT name, email, age, score FROM person WHERE id > 40 ORDER BY id"
+        ).fetchall()
+    original = [(age,) for _, _, age, _ in make_rows(40)]
+    assert ages == [(age + 1,) for (age,) in original[:7]] + original[7:]
+    assert added == make_rows(7, start=40)
+
+
+def test_missing_system_is_reported_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer that is not installed is listed as missing and the run still succeeds."""
+    monkeypatch.setattr(System, "installed", lambda self: self.name != "pony")
+    out = tmp_path / "bench.json"
+    code = cli.main(["--quick", "--systems", "raw,pony", "--workloads", "session", "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert code == 0
+    assert report["systems"]["pony"]["status"] == "missing"
+    assert _results(report, "pony")["session"]["status"] == "missing"
+    assert _results(report, "raw")["session"]["status"] == "ok"
+
+
+def test_worker_prints_one_json_line(tmp_path: Path) -> None:
+    """The worker protocol: one JSON line on stdout with the measured figures."""
+    db = tmp_path / "w.sqlite3"
+    dataset.write_sqlite(db, 50)
+    proc = _worker("--system=raw", "--workload=load", f"--db={db}", "--rows=50", "--batch=5", "--repeat=2")
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    result = json.loads(line)
+    assert (result["system"], result["workload"], result["status"]) == ("raw", "load", "ok")
+    assert result["ops"] == 50 and len(result["samples"]) == 2 and result["best"] > 0
+
+
+def test_worker_failure_is_a_json_error_line(tmp_path: Path) -> None:
+    """A failing run still answers with one JSON line, status ``error``, and exits 1."""
+    db = tmp_path / "empty.sqlite3"
+    sqlite3.connect(db).close()
+    proc = _worker("--system=raw", "--workload=load", f"--db={db}", "--rows=5", "--batch=1", "--repeat=1")
+    assert proc.returncode == 1
+    result = json.loads(proc.stdout)
+    assert result["status"] == "error" and "no such table" in result["error"]
+
+
+def test_module_entry_point_lists_systems_and_workloads() -> None:
+    """``python -m nextorm.bench --list`` names every system and workload."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "nextorm.bench", "--list"], capture_output=True, text=True, check=True
+    )
+    for name in [*SYSTEMS, *WORKLOADS]:
+        assert name in proc.stdout
+
+
+def test_quick_sets_small_sizes_that_explicit_options_override() -> None:
+    """``--quick`` picks small sizes; an explicit size still wins."""
+    args = cli.parse_args(["--quick", "--rows", "800"])
+    assert (args.rows, args.batch, args.repeat) == (800, QUICK["batch"], QUICK["repeat"])
+    args = cli.parse_args([])
+    assert (args.rows, args.batch, args.repeat) == tuple(cli.DEFAULTS.values())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--systems", "nosuch"],
+        ["--workloads", "load,nosuch"],
+        ["--rows", "0"],
+        ["--rows", "5", "--batch", "6"],
+    ],
+)
+def test_bad_options_are_usage_errors(argv: list[str]) -> None:
+    """Unknown systems or workloads and impossible sizes exit with a usage error."""
+    with pytest.raises(SystemExit) as exc:
+        cli.parse_args(argv)
+    assert exc.value.code == 2
+
+
+def test_refuses_to_overwrite_a_sqlite_file_with_other_tables(tmp_path: Path) -> None:
+    """``--db`` never recreates a SQLite file that holds someone else's tables."""
+    db = tmp_path / "app.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    with pytest.raises(SystemExit, match="invoices"):
+        cli.main(["--quick", "--systems", "raw", "--workloads", "load", "--db", str(db)])
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("invoices",)]
+
+
+def test_dsn_password_is_not_recorded() -> None:
+    """A PostgreSQL DSN is recorded without its password."""
+    target = dataset.Target.parse("postgresql://bench:s3cret@localhost:5432/scratch")
+    assert target.is_postgres
+    assert target.describe() == "postgresql://bench:***@localhost:5432/scratch"
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get("NEXTORM_TEST_POSTGRES"), reason="NEXTORM_TEST_POSTGRES is not set")
+def test_peers_run_on_postgres(tmp_path: Path) -> None:
+    """raw, SQLAlchemy and Peewee run on PostgreSQL via psycopg 3; Pony needs psycopg2."""
+    out = tmp_path / "pg.json"
+    systems = [s for s in ("raw", "sqlalchemy", "peewee", "pony") if SYSTEMS[s].installed()]
+    code = cli.main(
+        [
+            "--quick",
+            "--db",
+            os.environ["NEXTORM_TEST_POSTGRES"],
+            "--systems",
+            ",".join(systems),
+            "--json",
+            str(out),
+        ]
+    )
+    report = json.loads(out.read_text())
+    assert code == 0
+    assert report["config"]["database"] == "postgres"
+    for r in report["results"]:
+        if r["system"] == "pony" and importlib.util.find_spec("psycopg2") is None:
+            assert r["status"] == "unsupported"
+        else:
+            assert r["status"] == "ok" and r["best"] > 0, r
+
+
+def _worker(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the worker module with the given arguments."""
+    return subprocess.run(
+        [sys.executable, "-m", "nextorm.bench.worker", *args], capture_output=True, text=True
+    )
