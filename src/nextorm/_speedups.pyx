@@ -18,13 +18,14 @@ a cache or session that is not a ``CacheBase``/``SessionBase``) takes a
 generic path written like the pure twin, so both twins agree everywhere.
 """
 
+import asyncio
 from contextvars import ContextVar
 
 cimport cython
-from cpython.contextvars cimport PyContextVar_Get
+from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset
 from cpython.dict cimport PyDict_GetItemRef
 from cpython.long cimport PyLong_FromUnsignedLongLong
-from cpython.object cimport PyObject, PyTypeObject, Py_TYPE
+from cpython.object cimport PyObject, PyTypeObject, Py_TYPE, newfunc
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GetSlice, PyTuple_New, PyTuple_SET_ITEM
 
@@ -63,6 +64,9 @@ __all__ = [
     "Column",
     "SessionBase",
     "CacheBase",
+    "current_task",
+    "enter_session",
+    "exit_session",
     "lookup",
     "materialize",
 ]
@@ -84,21 +88,30 @@ cdef object _session_var = ContextVar("nextorm_session", default=None)
 current_session = _session_var
 
 cdef object _MISSING = object()
+cdef tuple _NO_ARGS = ()
 cdef object _LOW_MASK = (1 << 64) - 1  # bits of columns 0..63 as a Python int
 
 
 @cython.auto_pickle(False)
 cdef class SessionBase:
-    """State of one db_session that the hot path reads."""
+    """State of one outermost db_session: identity maps, owner task, caches, nesting depth."""
 
     cdef public dict maps
     cdef public object owner
+    cdef public object manager
+    cdef public dict caches
+    cdef public Py_ssize_t depth
+    cdef public object token
     cdef dict __dict__
     cdef object __weakref__
 
-    def __init__(self) -> None:
+    def __init__(self, manager) -> None:
         self.maps = {}
         self.owner = None
+        self.manager = manager
+        self.caches = {}
+        self.depth = 0
+        self.token = None
 
 
 @cython.auto_pickle(False)
@@ -263,14 +276,14 @@ cdef class Column:
             return self._read_after_session_(obj)
         if entity._status_ >= _DELETED:
             return self._deleted_(obj)
-        cdef PyObject* value = slot[0]
-        if value is NULL:
+        value = _read(obj, slot)
+        if value is _MISSING:
             return self._load_(obj)
         if self._low:
             entity._rlow |= self._low
         else:
             _add_high(entity, 0, self._high)
-        return <object>value
+        return value
 
     def __set__(self, obj, value):
         cdef PyObject** slot = _slot(self, obj)
@@ -281,14 +294,14 @@ cdef class Column:
         cache = entity._cache_
         cdef int status = entity._status_
         if _must_check_assign(self, cache, status):
-            self._check_assign_(obj)
+            self._check_assign_(obj, value)
         value = self._validate_(obj, value)
-        cdef bint loaded = slot[0] is not NULL
-        old = <object>slot[0] if loaded else None
+        old = _read(obj, slot)
+        cdef bint loaded = old is not _MISSING
         if loaded and old == value:
             return
         if self.tracked:
-            self._before_change_(obj, old, value)
+            self._before_change_(obj, old if loaded else None, value)
         cdef bint written
         if self._low:
             written = entity._wlow & self._low
@@ -300,7 +313,7 @@ cdef class Column:
             entity._wlow |= self._low
         else:
             _add_high(entity, 1, self._high)
-        _store(slot, value)
+        _store(obj, slot, value)
         if status == _LOADED:
             entity._status_ = _MODIFIED
             _mark_dirty(cache, obj)
@@ -322,8 +335,9 @@ cdef class Column:
         cdef PyObject** slot = _slot(self, obj)
         cdef PyObject* old
         if slot is not NULL:
-            old = slot[0]
-            slot[0] = NULL
+            with cython.critical_section(obj):
+                old = slot[0]
+                slot[0] = NULL
             Py_XDECREF(old)
         elif self._member is not None:
             try:
@@ -344,8 +358,28 @@ cdef inline PyObject** _slot(Column column, object obj) noexcept:
     return <PyObject**>((<char*><PyObject*>obj) + column._offset)
 
 
-cdef inline void _store(PyObject** slot, object value) noexcept:
-    """Put ``value`` in ``slot``, releasing what was there last (its finalizer may run user code)."""
+# Slot reads and writes of objects others may see hold the object's critical section, as the
+# member descriptor does on free-threaded builds; on builds with a GIL it compiles to nothing.
+
+cdef inline object _read(object obj, PyObject** slot):
+    """The value in ``obj``'s ``slot``, or _MISSING when the slot is empty."""
+    with cython.critical_section(obj):
+        value = _MISSING if slot[0] is NULL else <object>slot[0]
+    return value
+
+
+cdef inline void _store(object obj, PyObject** slot, object value) noexcept:
+    """Put ``value`` in ``obj``'s ``slot``; the old value is released last (its finalizer may run code)."""
+    cdef PyObject* old
+    Py_INCREF(value)
+    with cython.critical_section(obj):
+        old = slot[0]
+        slot[0] = <PyObject*>value
+    Py_XDECREF(old)
+
+
+cdef inline void _fill(PyObject** slot, object value) noexcept:
+    """``_store`` for an object nobody else can see yet."""
     cdef PyObject* old = slot[0]
     Py_INCREF(value)
     slot[0] = <PyObject*>value
@@ -356,7 +390,7 @@ cdef object _raw_get(Column column, object obj):
     """The slot's value, or _MISSING when it is empty (or the column is not bound)."""
     cdef PyObject** slot = _slot(column, obj)
     if slot is not NULL:
-        return _MISSING if slot[0] is NULL else <object>slot[0]
+        return _read(obj, slot)
     if column._member is None:
         return _MISSING
     try:
@@ -368,7 +402,7 @@ cdef object _raw_get(Column column, object obj):
 cdef int _raw_set(Column column, object obj, object value) except -1:
     cdef PyObject** slot = _slot(column, obj)
     if slot is not NULL:
-        _store(slot, value)
+        _store(obj, slot, value)
     elif column._member is None:
         raise AttributeError(f"{type(column).__name__!r} object has no attribute '_slot_set'")
     else:
@@ -440,7 +474,7 @@ cdef int _set_generic(Column column, object obj, object value) except -1:
         or column.readonly
         or cache.session is not _current()
     ):
-        column._check_assign_(obj)
+        column._check_assign_(obj, value)
     value = column._validate_(obj, value)
     old = _raw_get(column, obj)
     if old is not _MISSING and old == value:
@@ -459,6 +493,57 @@ cdef int _set_generic(Column column, object obj, object value) except -1:
         obj._status_ = _MODIFIED
         cache.dirty[obj] = None
     return 0
+
+
+def current_task():
+    """The running asyncio task, or None outside an event loop."""
+    loop = asyncio._get_running_loop()
+    return None if loop is None else asyncio.current_task(loop)
+
+
+def enter_session(manager):
+    """Enter a db_session: one level deeper into the current one, or a new one.
+
+    A session inherited from another task (a task created inside it) is not
+    entered: ``manager._new_session_()`` makes and installs a new one. Nesting
+    under a session of other options calls ``manager._check_nested_(session)``.
+    """
+    session = _current()
+    if session is not None and session.owner is not None and session.owner is not current_task():
+        session = None
+    if session is None:
+        session = manager._new_session_()
+    elif session.manager is not manager:
+        manager._check_nested_(session)
+    if isinstance(session, SessionBase):
+        (<SessionBase>session).depth += 1
+    else:
+        session.depth += 1
+    return session
+
+
+def exit_session(manager, exc_type=None, exc=None, tb=None):
+    """Leave a db_session; the outermost exit ends it.
+
+    A session that touched a database is ended by ``session.manager._finish_(session, exc)``
+    (commit or rollback, release, restore the ContextVar); an empty one just restores the ContextVar.
+    """
+    session = _current()
+    if not isinstance(session, SessionBase):
+        session.depth -= 1
+        if not session.depth:
+            if session.caches:
+                session.manager._finish_(session, exc)
+            else:
+                _session_var.reset(session.token)
+        return
+    cdef SessionBase known = <SessionBase>session
+    known.depth -= 1
+    if not known.depth:
+        if known.caches:
+            known.manager._finish_(session, exc)
+        else:
+            PyContextVar_Reset(_session_var, known.token)
 
 
 def lookup(cls, key):
@@ -505,7 +590,9 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
     cdef Py_ssize_t width = PyTuple_GET_SIZE(cols)
     cdef Py_ssize_t i, size
     cdef bint plain = True
-    cdef bint direct = isinstance(cls, type)  # every column is a plain slot of cls
+    cdef bint creatable = isinstance(cls, type) and issubclass(cls, EntityBase)
+    cdef bint direct = creatable  # and every column is a plain slot of cls
+    cdef newfunc new = (<PyTypeObject*>EntityBase).tp_new
     cdef Column column
     cdef unsigned long long check_low = _low_bits(check_mask)
     check_high = check_mask >> 64
@@ -544,14 +631,15 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
         else:
             if size < width:
                 raise IndexError("tuple index out of range")
-            obj = EntityBase.__new__(cls)
+            # EntityBase.__new__(cls) without the method call; it raises when cls is not an entity class
+            obj = new(cls, <PyObject*>_NO_ARGS, NULL) if creatable else EntityBase.__new__(cls)
             entity = <EntityBase>obj
             entity._cache_ = cache
             entity._status_ = _LOADED
             if direct:
                 base = <char*><PyObject*>obj
                 for i in range(width):
-                    _store(<PyObject**>(base + (<Column>cols[i])._offset), values[i])
+                    _fill(<PyObject**>(base + (<Column>cols[i])._offset), values[i])
             else:
                 for i in range(width):
                     _raw_set(<Column>cols[i], obj, values[i])

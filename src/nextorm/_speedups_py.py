@@ -273,6 +273,8 @@ def materialize(
     value changed (and is in ``check_mask``) raises via
     ``column._unrepeatable_``; other loaded values are refreshed.
     """
+    if npk < 1:
+        raise ValueError(f"npk must be at least 1, not {npk}")
     result = []
     append = result.append
     new = EntityBase.__new__

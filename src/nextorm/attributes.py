@@ -9,9 +9,9 @@ from typing import Any
 from . import _impl
 from ._impl import CREATED, DELETED, GONE, current_session
 from .exceptions import (
+    ConstraintError,
     DatabaseSessionIsOver,
     ERDiagramError,
-    MappingError,
     OperationWithDeletedObjectError,
     ReadOnlyAttributeError,
     TransactionError,
@@ -19,6 +19,7 @@ from .exceptions import (
     ValidationError,
 )
 from .query import Expr, OrderBy, expression_for
+from .relations import SetAttr, one_to_one_partner, reference_to_db, reference_value, relink, seed
 from .types import column_type_for
 
 __all__ = ["Attribute", "PrimaryKey", "Required", "Optional", "Set", "composite_key", "desc"]
@@ -52,12 +53,28 @@ def status_word(status: int) -> str:
     return {DELETED: "marked to delete", GONE: "deleted"}.get(status, "changed")
 
 
+def is_entity_reference(py_type: Any) -> bool:
+    """Whether ``py_type`` names another entity (a class or a forward-reference string)."""
+    return isinstance(py_type, str) or isinstance(py_type, type) and issubclass(py_type, _impl.EntityBase)
+
+
 class Attribute(_impl.Column):
     """One declared attribute of an entity; subclasses say whether it is required."""
 
     is_required = False
     is_pk = False
+    is_reference = False
+    is_collection = False
+    is_column = True
     _counter = 0
+
+    def __new__(cls, py_type: Any = None, *args: Any, **options: Any) -> Any:
+        if is_entity_reference(py_type) and not cls.is_reference:
+            reference_class = _REFERENCE_CLASSES.get(cls)
+            if reference_class is None:
+                raise ERDiagramError(f"{cls.__name__}({py_type!r}): a primary key cannot be a relationship")
+            return super().__new__(reference_class)
+        return super().__new__(cls)
 
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
         super().__init__()
@@ -85,6 +102,9 @@ class Attribute(_impl.Column):
         self.precision = options.get("precision")
         self.scale = options.get("scale")
         self.nullable = options.get("nullable", not self.is_required)
+        self.reverse: Any = options.get("reverse")
+        self.cascade_delete = options.get("cascade_delete")
+        self.column_given = self.column is not None
         if args:
             if py_type in (str, bytes) and len(args) == 1 and isinstance(args[0], int):
                 self.max_len = args[0]
@@ -94,12 +114,12 @@ class Attribute(_impl.Column):
                     self.scale = args[1]
             else:
                 raise TypeError(f"Unexpected positional arguments for {self.__class__.__name__}({py_type!r}): {args!r}")
+        self._set_column_type_()
+
+    def _set_column_type_(self) -> None:
         self.ctype: Any = column_type_for(self)
         if self.ctype is None:
-            raise ERDiagramError(
-                f"{self.__class__.__name__}({py_type!r}): unsupported column type "
-                "(relationship attributes are not supported yet)"
-            )
+            raise ERDiagramError(f"{self.__class__.__name__}({self.py_type!r}): unsupported column type")
         self.from_db = self.ctype.from_db
         self.to_db = self.ctype.to_db
         self.checked = self.ctype.checkable and not self.volatile
@@ -270,7 +290,10 @@ class PrimaryKey(Required):
         if args and isinstance(args[0], Attribute):
             if options or not all(isinstance(a, Attribute) for a in args) or len(args) < 2:
                 raise TypeError("PrimaryKey(a, b, ...) takes two or more attributes and no options")
-            return CompositeKey(args, primary=True)
+            key = CompositeKey(args, primary=True)
+            # Pony style: a bare ``PrimaryKey(a, b)`` statement in the entity body declares the key
+            sys._getframe(1).f_locals.setdefault("_composite_keys_", []).append(key)
+            return key
         return super().__new__(cls)
 
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
@@ -298,11 +321,98 @@ def composite_key(*attrs: Attribute) -> None:
     namespace.setdefault("_composite_keys_", []).append(CompositeKey(attrs, primary=False))
 
 
-class Set:
-    """A to-many relationship (not supported yet: declaring one raises MappingError)."""
+class Reference(Attribute):
+    """A column holding another entity's primary key; reads return the object."""
 
-    def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
-        raise MappingError(f"Set({py_type!r}): relationships are not supported yet")
+    is_reference = True
+
+    def _set_column_type_(self) -> None:
+        self.ctype = ReferenceType(self)
+        self.to_db = reference_to_db
+        self.from_db = None
+        self.checked = not self.volatile
+
+    def _target_ready_(self) -> None:
+        """Once the target entity is known: convert database values like its primary key."""
+        self.from_db = self.py_type._pk_attrs_[0].from_db
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self
+        if not self.is_column:
+            if obj._cache_.is_alive and obj._status_ >= DELETED:
+                return self._deleted_(obj)
+            return one_to_one_partner(self, obj)
+        value = _impl.Column.__get__(self, obj, cls)
+        if value is None or isinstance(value, _impl.EntityBase):
+            return value
+        return seed(self.py_type, obj._cache_, value)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        if not self.is_column:
+            self._set_partner_(obj, value)
+            return
+        old = self.get_raw(obj)
+        _impl.Column.__set__(self, obj, value)
+        new = self.get_raw(obj)
+        if new is not old:
+            relink(self, obj, old, new)
+
+    def _set_partner_(self, obj: Any, value: Any) -> None:
+        """Assign the key-less side of a one-to-one: the partner's key changes."""
+        if not obj._cache_.is_alive or obj._status_ >= DELETED:
+            self._check_assign_(obj, value)
+        partner = None if value is None else reference_value(self, obj, value)
+        if partner is not None and not isinstance(partner, _impl.EntityBase):
+            partner = seed(self.py_type, obj._cache_, partner)
+        old = one_to_one_partner(self, obj)
+        if old is partner:
+            return
+        reverse = self.reverse
+        if old is not None and old._status_ < DELETED:
+            if reverse.is_required:
+                raise ConstraintError(
+                    f"Cannot unlink {obj!r} from previous {old!r} object, because {reverse!r} attribute is required"
+                )
+            reverse.__set__(old, None)
+        if partner is not None:
+            reverse.__set__(partner, obj)
+        self.set_raw(obj, partner)
+
+    def _validate_(self, obj: Any, value: Any) -> Any:
+        if value is None:
+            return self.validate(None, obj)
+        return reference_value(self, obj, value)
+
+    def validate(self, value: Any, obj: Any = None) -> Any:
+        if value is None:
+            return super().validate(None, obj)
+        return reference_value(self, obj, value)
+
+
+class RequiredReference(Reference, Required):
+    """``Required(Entity)``."""
+
+
+class OptionalReference(Reference, Optional):
+    """``Optional(Entity)``."""
+
+
+class ReferenceType:
+    """Validation of values compared with a reference in queries."""
+
+    checkable = True
+
+    def __init__(self, attr: Reference) -> None:
+        self.attr = attr
+
+    def validate(self, value: Any) -> Any:
+        return reference_value(self.attr, None, value)
+
+
+_REFERENCE_CLASSES: dict[type, type] = {Required: RequiredReference, Optional: OptionalReference}
+
+Set = SetAttr
 
 
 def desc(attr: Attribute | OrderBy) -> OrderBy:

@@ -18,6 +18,7 @@ from .exceptions import (
     TransactionError,
 )
 from .providers import Provider, get_provider
+from .relations import resolve_relations
 from .session import active_session, db_session, require_session
 
 __all__ = ["Database", "caller_namespace"]
@@ -89,11 +90,26 @@ class Database:
             other = tables.setdefault(entity._table_, entity.__name__)
             if other != entity.__name__:
                 raise ERDiagramError(f"Entities {other} and {entity.__name__} are mapped to the same table {entity._table_!r}")
+        resolve_relations(self)
+        for entity in self.entities.values():
+            entity._finish_mapping_()
+        self._check_join_tables()
         self._mapped_ = True
         if create_tables:
             self.create_tables()
         elif check_tables:
             self.check_tables()
+
+    def _join_tables(self) -> list[Any]:
+        """The primary side of every many-to-many relationship (one per join table)."""
+        return [c for e in self.entities.values() for c in e._collections_ if c.is_m2m and c.m2m_primary]
+
+    def _check_join_tables(self) -> None:
+        tables = {e._table_ for e in self.entities.values()}
+        for attr in self._join_tables():
+            if attr.join_table in tables:
+                raise ERDiagramError(f"Join table {attr.join_table!r} of {attr!r} has the name of an entity table")
+            tables.add(attr.join_table)
 
     def _ddl(self, statements: list[str]) -> None:
         """Run DDL in the current session, or in a ddl session of its own."""
@@ -113,16 +129,22 @@ class Database:
         statements: list[str] = []
         for entity in self.entities.values():
             statements.extend(self._create_table_sql(provider, entity))
+        for attr in self._join_tables():
+            statements.extend(self._create_join_table_sql(provider, attr))
+        statements.extend(provider.late_constraints)
+        provider.late_constraints.clear()
         self._ddl(statements)
 
     def _create_table_sql(self, provider: Provider, entity: Any) -> list[str]:
         q = provider.quote
         columns = []
-        for attr in entity._attrs_:
+        table = q(entity._table_)
+        for attr in entity._columns_:
             if attr.auto:
                 columns.append(provider.auto_pk_sql(attr))
                 continue
-            sql = f"{q(attr.column)} {provider.sql_type(attr)}"
+            column_type = provider.sql_type(attr.py_type._pk_attrs_[0] if attr.is_reference else attr)
+            sql = f"{q(attr.column)} {column_type}"
             if entity._npk_ == 1 and attr.is_pk:
                 sql += " PRIMARY KEY"
             elif not attr.nullable:
@@ -130,18 +152,39 @@ class Database:
             if attr.unique and not attr.is_pk:
                 sql += " UNIQUE"
             columns.append(sql)
+            if attr.is_reference:
+                target = attr.py_type
+                columns.extend(provider.foreign_key_sql(table, attr.column, target._table_, target._pk_attrs_[0].column))
         if entity._npk_ > 1:
             columns.append(f"PRIMARY KEY ({', '.join(q(a.column) for a in entity._pk_attrs_)})")
         for key in entity._unique_keys_:
             if len(key.attrs) > 1:
                 columns.append(f"UNIQUE ({', '.join(q(a.column) for a in key.attrs)})")
-        table = q(entity._table_)
         statements = [f"CREATE TABLE IF NOT EXISTS {table} (\n  " + ",\n  ".join(columns) + "\n)"]
-        for attr in entity._attrs_:
+        for attr in entity._columns_:
+            if attr.is_reference and attr.db_index is None and not attr.unique:
+                attr.db_index = True
             if attr.db_index and not attr.is_pk and not attr.unique:
                 name = attr.db_index if isinstance(attr.db_index, str) else f"idx_{entity._table_}__{attr.column}"
                 statements.append(f"CREATE INDEX IF NOT EXISTS {q(name)} ON {table} ({q(attr.column)})")
         return statements
+
+    def _create_join_table_sql(self, provider: Provider, attr: Any) -> list[str]:
+        q = provider.quote
+        table = q(attr.join_table)
+        owner, target = attr.entity, attr.py_type
+        own, other = attr.owner_column, attr.target_column
+        columns = [
+            f"{q(own)} {provider.sql_type(owner._pk_attrs_[0])} NOT NULL",
+            f"{q(other)} {provider.sql_type(target._pk_attrs_[0])} NOT NULL",
+            f"PRIMARY KEY ({q(own)}, {q(other)})",
+        ]
+        columns += provider.foreign_key_sql(table, own, owner._table_, owner._pk_attrs_[0].column)
+        columns += provider.foreign_key_sql(table, other, target._table_, target._pk_attrs_[0].column)
+        return [
+            f"CREATE TABLE IF NOT EXISTS {table} (\n  " + ",\n  ".join(columns) + "\n)",
+            f"CREATE INDEX IF NOT EXISTS {q(f'idx_{attr.join_table}__{other}')} ON {table} ({q(other)})",
+        ]
 
     def check_tables(self) -> None:
         """Raise DBSchemaError when a table or column of an entity is missing."""
@@ -190,8 +233,10 @@ class Database:
             with db_session(ddl=True):
                 self.drop_all_tables(with_all_data)
             return
-        for entity in reversed(list(self.entities.values())):
-            self.drop_table(entity._table_, if_exists=True, with_all_data=with_all_data)
+        tables = [a.join_table for a in self._join_tables()]
+        tables += [e._table_ for e in reversed(list(self.entities.values()))]
+        for table in tables:
+            self.drop_table(table, if_exists=True, with_all_data=with_all_data)
 
     def disconnect(self) -> None:
         """Close this thread's pooled connection."""
@@ -238,6 +283,11 @@ class Database:
 
         return _SQL_TOKENS.sub(replace, sql), args
 
+    def _generation_(self) -> tuple[Any, int, bool]:
+        """The current session's state of this database; it changes with every flush, raw write or pending change."""
+        cache = require_session().cache_for(self)
+        return cache, cache.generation, bool(cache.dirty or cache.m2m)
+
     def _cursor_(self, sql: str, params: Any, namespace: Any) -> Any:
         sql, args = self._prepare_sql_(sql, params, namespace)
         cache = require_session().cache_for(self)
@@ -254,6 +304,7 @@ class Database:
         """Run raw SQL in the current session's transaction; returns the DB-API cursor."""
         cache = require_session().cache_for(self)
         cache.begin()
+        cache.generation += 1
         return self._cursor_(sql, params, caller_namespace())
 
     def select(self, sql: str, params: Any = None) -> list[Any]:
@@ -275,7 +326,7 @@ class Database:
         return self._cursor_(sql, params, caller_namespace()).fetchone() is not None
 
     def insert(self, table_name: str, returning: str | None = None, **values: Any) -> Any:
-        """INSERT one row of raw values; returns the new row's ``returning`` column (or rowid)."""
+        """INSERT one row of raw values; returns the new row's ``returning`` column (by default its id)."""
         provider = self._provider_or_fail()
         cache = require_session().cache_for(self)
         cache.autoflush()
@@ -285,9 +336,6 @@ class Database:
             f"INSERT INTO {q(table_name)} ({', '.join(q(k) for k in values)}) "
             f"VALUES ({', '.join([provider.param] * len(values))})"
         )
-        if returning is None:
-            provider.execute(cache.connection(), sql, list(values.values()))
-            return None
         return provider.insert_returning(cache.connection(), sql, list(values.values()), returning)
 
     def get_connection(self) -> Any:

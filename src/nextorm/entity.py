@@ -8,6 +8,7 @@ from typing import Any
 
 from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, lookup, materialize
 from .attributes import Attribute, CompositeKey, PrimaryKey, status_word
+from .relations import SetAttr, SetInstance, prefetch, relink, unlink_for_delete
 from .exceptions import (
     DatabaseSessionIsOver,
     ERDiagramError,
@@ -29,6 +30,15 @@ __all__ = ["EntityMeta", "Entity", "EntityProxy", "make_proxy", "UniqueKey"]
 _new_object_numbers = itertools.count(1)
 
 
+class _Owner:
+    """Stands for an object being constructed when its references are validated."""
+
+    __slots__ = ("_cache_",)
+
+    def __init__(self, cache: Any) -> None:
+        self._cache_ = cache
+
+
 class UniqueKey:
     """A set of attributes whose values are unique together (one attribute for ``unique=True``)."""
 
@@ -43,11 +53,11 @@ class UniqueKey:
         values = tuple(a.get_raw(obj) for a in self.attrs)
         return None if None in values else values
 
-    def value_with(self, obj: Any, attr: Attribute, new: Any) -> Any:
-        """The key value of ``obj`` if ``attr`` were set to ``new``."""
-        if len(self.attrs) == 1:
-            return new
-        values = tuple(new if a is attr else a.get_raw(obj) for a in self.attrs)
+    def value_with(self, obj: Any, changes: dict[Attribute, Any]) -> Any:
+        """The key value of ``obj`` if the attributes in ``changes`` took their new values."""
+        values = tuple(changes[a] if a in changes else a.get_raw(obj) for a in self.attrs)
+        if len(values) == 1:
+            return values[0]
         return None if None in values else values
 
 
@@ -71,10 +81,13 @@ class EntityMeta(type):
             raise ERDiagramError(f"Entity {name} already exists")
 
         declared = [(key, value) for key, value in namespace.items() if isinstance(value, Attribute)]
+        collections = [(key, value) for key, value in namespace.items() if isinstance(value, SetAttr)]
         composite = list(namespace.pop("_composite_keys_", []))
         for key, value in list(namespace.items()):
             if isinstance(value, CompositeKey):
-                composite.append(namespace.pop(key))
+                namespace.pop(key)
+                if not any(value is known for known in composite):
+                    composite.append(value)
         primaries = [key for key in composite if key.primary]
         pk_names = [key for key, value in declared if isinstance(value, PrimaryKey)]
         if len(pk_names) + len(primaries) > 1:
@@ -99,7 +112,9 @@ class EntityMeta(type):
         slots = tuple(namespace.pop("__slots__", ()))
         if isinstance(namespace.get("__slots__"), str):
             slots = (slots,)  # type: ignore[assignment]
-        namespace["__slots__"] = slots + tuple(f"_v_{names[id(a)]}_" for a in ordered)
+        namespace["__slots__"] = (
+            slots + tuple(f"_v_{names[id(a)]}_" for a in ordered) + tuple(f"_v_{key}_" for key, _ in collections)
+        )
         namespace.setdefault("_table_", name)
         cls = super().__new__(mcs, name, bases, namespace)
 
@@ -113,25 +128,44 @@ class EntityMeta(type):
                 attr.is_pk = True
                 attr.readonly = True
                 attr.nullable = False
-        cls._finish_declaration_(db, ordered, pk_attrs, composite)
+        for key, collection in collections:
+            if collection.entity is not None:
+                raise ERDiagramError(f"Attribute {collection!r} cannot be reused as {name}.{key}")
+            collection._link_(cls, key, cls.__dict__[f"_v_{key}_"])
+        cls._finish_declaration_(db, ordered, pk_attrs, composite, [c for _, c in collections])
         db.entities[name] = cls
         return cls
 
-    def _finish_declaration_(cls, db: Any, ordered: list[Attribute], pk_attrs: list[Attribute], composite: list[Any]) -> None:
+    def _finish_declaration_(
+        cls, db: Any, ordered: list[Attribute], pk_attrs: list[Attribute], composite: list[Any], collections: list[Any]
+    ) -> None:
         cls._database_ = db
         cls._attrs_ = tuple(ordered)
         cls._attrs_by_name_ = {attr.name: attr for attr in ordered}
         cls._pk_attrs_ = tuple(pk_attrs)
         cls._npk_ = len(pk_attrs)
         cls._auto_pk_ = pk_attrs[0] if len(pk_attrs) == 1 and pk_attrs[0].auto else None
-        cls._select_attrs_ = tuple(a for a in ordered if not a.lazy or a.is_pk)
+        cls._references_ = tuple(a for a in ordered if a.is_reference)
+        cls._collections_ = tuple(collections)
+        cls._relations_by_name_ = {a.name: a for a in (*cls._references_, *collections)}
+        cls._composite_keys_ = tuple(key for key in composite if not key.primary)
+
+    def _finish_mapping_(cls) -> None:
+        """Once relationships are resolved: the column lists, masks and keys SQL is built from."""
+        for attr in cls._references_:
+            if attr.is_column:
+                attr._target_ready_()
+        columns = tuple(a for a in cls._attrs_ if a.is_column)
+        cls._columns_ = columns
+        cls._fk_refs_ = tuple(a for a in cls._references_ if a.is_column)
+        cls._select_attrs_ = tuple(a for a in columns if not a.lazy or a.is_pk)
         cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)
         cls._select_list_ = ", ".join('"' + a.column.replace('"', '""') + '"' for a in cls._select_attrs_)
-        cls._check_mask_ = sum(a.bit for a in ordered if a.checked and not a.is_pk)
-        keys = [UniqueKey((a,)) for a in ordered if a.unique and not a.is_pk]
-        keys += [UniqueKey(tuple(key.attrs)) for key in composite if not key.primary]
+        cls._check_mask_ = sum(a.bit for a in columns if a.checked and not a.is_pk)
+        keys = [UniqueKey((a,)) for a in columns if a.unique and not a.is_pk]
+        keys += [UniqueKey(tuple(key.attrs)) for key in cls._composite_keys_]
         cls._unique_keys_ = tuple(keys)
-        for attr in ordered:
+        for attr in cls._attrs_:
             attr.unique_keys = tuple(key for key in keys if any(a is attr for a in key.attrs))
             attr.tracked = bool(attr.unique_keys)
 
@@ -161,30 +195,50 @@ class Entity(EntityBase, metaclass=EntityMeta):
             )
         cls._database_._require_mapping_(cls)
         attrs = cls._attrs_by_name_
+        relations = cls._relations_by_name_
         for key, value in kwargs.items():
-            if key not in attrs:
+            if key not in attrs and key not in relations:
                 raise UnknownAttributeError(f"Unknown attribute {key!r} of entity {cls.__name__} (value {value!r})")
+        cache = require_session().cache_for(cls._database_)
         values = []
-        for attr in cls._attrs_:
+        for attr in cls._columns_:
             if attr.name in kwargs:
-                value = attr.validate(kwargs[attr.name])
+                value = attr.validate(kwargs[attr.name], None) if not attr.is_reference else attr.validate(
+                    kwargs[attr.name], _Owner(cache)
+                )
             elif attr.auto:
                 value = None
             else:
                 value = attr.default_value()
                 value = attr.validate(value) if value is not None else attr.validate(None)
             values.append(value)
-        cache = require_session().cache_for(cls._database_)
-        if not cache.is_alive:
-            raise TransactionError("db_session is required when working with the database")
         self._init_state_(cache, CREATED)
-        for attr, value in zip(cls._attrs_, values):
+        for attr, value in zip(cls._columns_, values):
             if value is not None or not attr.auto:
                 attr.set_raw(self, value)
         pk = cls._pk_of_values_(values)
         cache.register_new(self, pk)
         cache.new_ids[self] = next(_new_object_numbers)
         cache.dirty[self] = None
+        if cls._references_ or cls._collections_:
+            self._link_new_(kwargs)
+
+    def _link_new_(self, kwargs: dict[str, Any]) -> None:
+        """Bring the reverse sides of a new object's relationships in step."""
+        cls = type(self)
+        for attr in cls._references_:
+            if attr.is_column:
+                value = attr.get_raw(self)
+                if value is not None:
+                    relink(attr, self, None, value)
+            else:
+                attr.set_raw(self, None)
+                if kwargs.get(attr.name) is not None:
+                    attr.__set__(self, kwargs[attr.name])
+        for collection in cls._collections_:
+            collection.ensure_data(self).loaded = True
+            if kwargs.get(collection.name) is not None:
+                SetInstance(self, collection).add(kwargs[collection.name])
 
     @classmethod
     def _pk_of_values_(cls, values: list[Any]) -> Any:
@@ -239,48 +293,67 @@ class Entity(EntityBase, metaclass=EntityMeta):
             raise OperationWithDeletedObjectError(f"{self!r} was {status_word(self._status_)}")
         attrs = cls._attrs_by_name_
         checked = []
+        collections = []
         for key, value in kwargs.items():
             attr = attrs.get(key)
             if attr is None:
-                raise UnknownAttributeError(f"Unknown attribute {key!r} of entity {cls.__name__} (value {value!r})")
+                collection = cls._relations_by_name_.get(key)
+                if collection is None:
+                    raise UnknownAttributeError(f"Unknown attribute {key!r} of entity {cls.__name__} (value {value!r})")
+                collections.append((collection, value))
+                continue
             if attr.is_pk and attr.get_raw(self) != value:
                 raise ReadOnlyAttributeError(
                     f"Cannot change value of primary key attribute {attr.qualname} of {self!r} to {value!r}"
                 )
             checked.append((attr, attr.validate(value, self)))
+        self._cache_.check_unique(self, {attr: value for attr, value in checked if attr.tracked})
         for attr, value in checked:
             if not attr.is_pk:
                 attr.__set__(self, value)
+        for collection, value in collections:
+            collection.__set__(self, value)
 
-    def to_dict(self, only: Any = None, exclude: Any = None, with_lazy: bool = False) -> dict[str, Any]:
-        """Attribute values by name (lazy ones only with ``with_lazy``)."""
+    def to_dict(
+        self, only: Any = None, exclude: Any = None, with_lazy: bool = False, with_collections: bool = False
+    ) -> dict[str, Any]:
+        """Attribute values by name; related objects as primary keys (collections as lists of them)."""
         cls = type(self)
         only_names = _names(only)
         exclude_names = _names(exclude) or set()
         for name in (only_names or set()) | exclude_names:
-            if name not in cls._attrs_by_name_:
+            if name not in cls._attrs_by_name_ and name not in cls._relations_by_name_:
                 raise UnknownAttributeError(f"Unknown attribute {name!r} of entity {cls.__name__}")
-        result = {}
-        for attr in cls._attrs_:
+        result: dict[str, Any] = {}
+        for attr in (*cls._attrs_, *cls._collections_):
             if only_names is not None and attr.name not in only_names or attr.name in exclude_names:
                 continue
-            if attr.lazy and not with_lazy and only_names is None:
+            if only_names is None and (attr.lazy and not with_lazy or attr.is_collection and not with_collections):
                 continue
-            result[attr.name] = attr.__get__(self, cls)
+            if attr.is_collection:
+                result[attr.name] = [member.get_pk() for member in attr.__get__(self, cls)]
+            elif attr.is_reference:
+                value = attr.__get__(self, cls)
+                result[attr.name] = None if value is None else value.get_pk()
+            else:
+                result[attr.name] = attr.__get__(self, cls)
         return result
 
     def load(self) -> None:
         """Load every attribute that is not loaded yet (lazy ones included)."""
         self._check_live_("load object")
-        missing = [a for a in type(self)._attrs_ if not a.is_loaded(self)]
+        missing = [a for a in type(self)._columns_ if not a.is_loaded(self)]
         if missing and self._status_ != CREATED:
             type(self)._load_missing_(self, missing[0], with_lazy=True)
 
     def flush(self) -> None:
-        """Send this object's pending INSERT, UPDATE or DELETE now."""
+        """Send this object's pending INSERT, UPDATE or DELETE now (and of new objects it refers to)."""
         cache = self._check_live_("flush object")
         if self in cache.dirty:
-            cache.flush_objects([self])
+            pending = [
+                target for attr in type(self)._fk_refs_ if _is_new(target := attr.get_raw(self))
+            ]
+            cache.flush_objects([*pending, self])
 
     def delete(self) -> None:
         """Delete the object (DELETE is sent at the next flush)."""
@@ -292,6 +365,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
             return
         if cache.session is not require_session():
             raise TransactionError(f"Object {self!r} doesn't belong to current transaction")
+        cls = type(self)
+        if cls._references_ or cls._collections_:
+            unlink_for_delete(self)
         if status == CREATED:
             self._status_ = GONE
             cache.dirty.pop(self, None)
@@ -458,7 +534,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     @classmethod
     def _materialize_raw_(cls, cache: Any, description: Any, rows: list[Any]) -> list[Any]:
-        by_column = {a.column: a for a in cls._attrs_}
+        by_column = {a.column: a for a in cls._columns_}
         names = [d[0] for d in description]
         positions: dict[str, int] = {}
         for i, column in enumerate(names):
@@ -476,7 +552,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
     @classmethod
     def _load_missing_(cls, obj: Any, attr: Attribute, with_lazy: bool = False) -> None:
         wanted = [
-            a for a in cls._attrs_ if not a.is_pk and not a.is_loaded(obj) and (a is attr or with_lazy or not a.lazy)
+            a for a in cls._columns_ if not a.is_pk and not a.is_loaded(obj) and (a is attr or with_lazy or not a.lazy)
         ]
         attrs = tuple(cls._pk_attrs_) + tuple(wanted)
         cache = obj._cache_
@@ -495,7 +571,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     @classmethod
     def _insert_shape_(cls, obj: Any) -> tuple[Any, ...]:
-        return ("I", cls, tuple(a.index for a in cls._attrs_ if a.is_loaded(obj)))
+        return ("I", cls, tuple(a.index for a in cls._columns_ if a.is_loaded(obj)))
 
     @classmethod
     def _known_value_(cls, obj: Any, attr: Attribute) -> Any:
@@ -551,25 +627,30 @@ class Entity(EntityBase, metaclass=EntityMeta):
             f"INSERT INTO {provider.quote(cls._table_)} ({', '.join(provider.quote(a.column) for a in attrs)}) "
             f"VALUES ({', '.join([provider.param] * len(attrs))})"
         )
-        rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
         auto = cls._auto_pk_
         conn = cache.connection()
         try:
             if auto is not None and not auto.is_loaded(group[0]):
                 imap = cache.identity_map(cls)
-                for obj, row in zip(group, rows):
-                    pk = provider.insert_returning(conn, sql, row, auto.column)
+                for obj in group:
+                    # one by one: a later object of the group may refer to an earlier one's new key
+                    row = [_db(a, a.get_raw(obj)) for a in attrs]
+                    try:
+                        pk = provider.insert_returning(conn, sql, row, auto.column)
+                    except TransactionIntegrityError as exc:
+                        raise cache.integrity_failure([obj], exc) from exc
                     if pk in imap and imap[pk] is not obj:
                         raise TransactionError(
                             f"Newly auto-generated id value {pk} was already used in transaction cache for another object"
                         )
                     auto.set_raw(obj, pk)
                     imap[pk] = obj
-            elif len(rows) > 1:
-                provider.executemany(conn, sql, rows)
             else:
-                provider.execute(conn, sql, rows[0])
+                rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
+                cache.run_batch(cls, shape, group, sql, rows, expect_rows=False)
         except TransactionIntegrityError as exc:
+            if getattr(exc, "objects", None):
+                raise
             raise cache.integrity_failure(group, exc) from exc
         for obj in group:
             cache.new_ids.pop(obj, None)
@@ -587,7 +668,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
             + cls._where_sql_(provider, checks)
         )
         rows = [[_db(a, a.get_raw(obj)) for a in attrs] + cls._where_params_(obj, checks) for obj in group]
-        cls._run_checked_(cache, shape, group, sql, rows)
+        cache.run_batch(cls, shape, group, sql, rows, expect_rows=True)
         for obj in group:
             mark_saved(obj, MODIFIED)
 
@@ -596,7 +677,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
         provider = cache.provider
         sql = f"DELETE FROM {provider.quote(cls._table_)} WHERE {cls._where_sql_(provider, shape[3])}"
         rows = [cls._where_params_(obj, shape[3]) for obj in group]
-        cls._run_checked_(cache, shape, group, sql, rows)
+        cache.run_batch(cls, shape, group, sql, rows, expect_rows=True)
         imap = cache.identity_map(cls)
         for obj in group:
             pk = obj._pk_raw_()
@@ -606,22 +687,8 @@ class Entity(EntityBase, metaclass=EntityMeta):
             mark_saved(obj, DELETED)
 
     @classmethod
-    def _run_checked_(cls, cache: Any, shape: Any, group: list[Any], sql: str, rows: list[Any]) -> None:
-        provider = cache.provider
-        conn = cache.connection()
-        try:
-            if len(rows) > 1:
-                count = provider.executemany(conn, sql, rows)
-            else:
-                count = provider.execute(conn, sql, rows[0]).rowcount
-        except TransactionIntegrityError as exc:
-            raise cache.integrity_failure(group, exc) from exc
-        if count != len(group):
-            raise cache.optimistic_failure(cls, shape, group)
-
-    @classmethod
-    def _describe_conflict_(cls, cache: Any, shape: Any, obj: Any) -> str | None:
-        """Why ``obj``'s UPDATE/DELETE matched no row; None if its row looks as this session wrote it."""
+    def _describe_conflict_(cls, cache: Any, shape: Any, obj: Any) -> str:
+        """Why ``obj``'s UPDATE/DELETE matched no row: its row is gone, or checked columns changed."""
         provider = cache.provider
         params: list[Any] = []
         where = " AND ".join(c.sql(provider, params) for c in cls._pk_conditions_(obj._pk_raw_()))
@@ -631,8 +698,6 @@ class Entity(EntityBase, metaclass=EntityMeta):
         if row is None:
             return f"Object {obj!r} was deleted outside of current transaction"
         values = {a.index: (v if v is None or a.from_db is None else a.from_db(v)) for a, v in zip(cls._select_attrs_, row)}
-        if shape[0] == "U" and all(values.get(i) == attrs[i].get_raw(obj) for i in shape[2]):
-            return None
         changes = [
             f"{attrs[i].name} ({cls._known_value_(obj, attrs[i])!r} -> {values.get(i)!r})"
             for i, _ in shape[3]
@@ -645,7 +710,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
     @classmethod
     def _describe_integrity_(cls, group: list[Any], message: str) -> str:
         """The values of the attributes a database constraint message names."""
-        named = [a for a in cls._attrs_ if re.search(rf"\b{re.escape(cls._table_)}\.{re.escape(a.column)}\b", message)]
+        named = [a for a in cls._columns_ if re.search(rf"\b{re.escape(cls._table_)}\.{re.escape(a.column)}\b", message)]
         if not named:
             return ""
         shown = []
@@ -653,6 +718,10 @@ class Entity(EntityBase, metaclass=EntityMeta):
             shown.append(", ".join(f"{a.name}={a.get_raw(obj)!r}" for a in named))
         more = f" and {len(group) - 5} more" if len(group) > 5 else ""
         return f" (values: {'; '.join(shown)}{more})"
+
+
+def _is_new(value: Any) -> bool:
+    return isinstance(value, EntityBase) and value._status_ == CREATED
 
 
 def _db(attr: Attribute, value: Any) -> Any:

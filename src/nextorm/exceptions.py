@@ -17,6 +17,8 @@ __all__ = [
     "ReadOnlyAttributeError",
     "ObjectNotFound",
     "MultipleObjectsFoundError",
+    "ConstraintError",
+    "UnresolvableCyclicDependency",
     "CacheIndexError",
     "OperationWithDeletedObjectError",
     "TransactionError",
@@ -80,12 +82,20 @@ class ObjectNotFound(OrmError):
     def __init__(self, entity: Any, pkval: Any = None) -> None:
         self.entity = entity
         self.pkval = pkval
-        key = ", ".join(repr(v) for v in pkval) if isinstance(pkval, tuple) else repr(pkval)
+        key = ",".join(repr(v) for v in pkval) if isinstance(pkval, tuple) else repr(pkval)
         super().__init__(f"{entity.__name__}[{key}]")
 
 
 class MultipleObjectsFoundError(OrmError):
     """``get()`` matched more than one row."""
+
+
+class ConstraintError(OrmError):
+    """A relationship forbids the change (a required reference would be left empty)."""
+
+
+class UnresolvableCyclicDependency(OrmError):
+    """New objects refer to each other in a cycle, so none can be inserted first."""
 
 
 class CacheIndexError(OrmError):

@@ -16,6 +16,7 @@ from ._impl import (
     LOADED,
     MODIFIED,
     CacheBase,
+    EntityBase,
     SessionBase,
     current_session,
     current_task,
@@ -31,6 +32,7 @@ from .exceptions import (
     RollbackException,
     TransactionError,
     TransactionIntegrityError,
+    UnresolvableCyclicDependency,
 )
 
 __all__ = [
@@ -172,7 +174,11 @@ class SessionCache(CacheBase):
         self.immediate = session.manager.immediate
         self.unique: dict[Any, dict[Any, Any]] = {}
         self.new_ids: dict[Any, int] = {}
+        #: pending many-to-many changes: primary collection attribute -> (added, removed) links
+        self.m2m: dict[Any, tuple[dict[Any, None], dict[Any, None]]] = {}
         self.flushing = False
+        #: bumped by every flush and raw write, so a fetched query result knows it may be stale
+        self.generation = 0
 
     # -- connection and transaction ------------------------------------------------------------
 
@@ -252,8 +258,12 @@ class SessionCache(CacheBase):
                 index = self.unique.setdefault(key, {})
                 other = index.get(value)
                 if other is not None and other is not obj and other._status_ < DELETED:
+                    if len(key.attrs) == 1:
+                        raise CacheIndexError(
+                            f"Cannot create {entity.__name__}: value {value!r} for key {key.name} already exists"
+                        )
                     raise CacheIndexError(
-                        f"Cannot create {entity.__name__}: value {value!r} for key {key.name} already exists"
+                        f"Cannot create {entity.__name__}: value {value} for composite key {key.name} already exists"
                     )
         if pk is not None:
             self.identity_map(entity)[pk] = obj
@@ -262,21 +272,35 @@ class SessionCache(CacheBase):
             if value is not None:
                 self.unique.setdefault(key, {})[value] = obj
 
-    def update_unique(self, obj: Any, attr: Any, old: Any, new: Any) -> None:
-        """Move ``obj`` in the unique indexes that contain ``attr``; CacheIndexError on a clash."""
+    def _unique_changes(self, obj: Any, values: dict[Any, Any]) -> list[tuple[dict[Any, Any], Any, Any]]:
+        """How the unique indexes change if ``obj`` took ``values``; CacheIndexError on a clash."""
         changes = []
-        for key in attr.unique_keys:
+        keys = {id(key): key for attr in values for key in attr.unique_keys}
+        for key in keys.values():
             index = self.unique.setdefault(key, {})
             old_value = key.value_of(obj)
-            new_value = key.value_with(obj, attr, new)
-            if new_value is not None:
+            new_value = key.value_with(obj, values)
+            if new_value is not None and new_value != old_value:
                 other = index.get(new_value)
                 if other is not None and other is not obj and other._status_ < DELETED:
+                    if len(key.attrs) == 1:
+                        raise CacheIndexError(
+                            f"Cannot update {key.attrs[0].qualname}: {other!r} with key {new_value} already exists"
+                        )
                     raise CacheIndexError(
-                        f"Cannot update {attr.qualname}: {other!r} with key {new_value!r} already exists"
+                        f"Cannot update {obj!r}: composite key {key.name} with value {new_value} already exists for {other!r}"
                     )
             changes.append((index, old_value, new_value))
-        for index, old_value, new_value in changes:
+        return changes
+
+    def check_unique(self, obj: Any, values: dict[Any, Any]) -> None:
+        """Raise CacheIndexError if ``obj`` taking ``values`` would clash with another object."""
+        if values:
+            self._unique_changes(obj, values)
+
+    def update_unique(self, obj: Any, attr: Any, old: Any, new: Any) -> None:
+        """Move ``obj`` in the unique indexes that contain ``attr``; CacheIndexError on a clash."""
+        for index, old_value, new_value in self._unique_changes(obj, {attr: new}):
             if old_value is not None and index.get(old_value) is obj:
                 del index[old_value]
             if new_value is not None:
@@ -307,12 +331,12 @@ class SessionCache(CacheBase):
 
     def autoflush(self) -> None:
         """Flush before a query or load, unless a flush is running."""
-        if self.dirty and not self.flushing:
-            self.flush()
+        if (self.dirty or self.m2m) and not self.flushing:
+            self._flush(None)
 
     def flush(self) -> None:
         """Send pending INSERT/UPDATE/DELETE in first-change order, batching equal shapes."""
-        if self.dirty and not self.flushing:
+        if (self.dirty or self.m2m) and not self.flushing:
             self._flush(None)
 
     def flush_objects(self, objects: list[Any]) -> None:
@@ -323,13 +347,17 @@ class SessionCache(CacheBase):
     def _flush(self, only: list[Any] | None) -> None:
         """Rounds of before-hooks, statements and after-hooks; any failure rolls the session back."""
         self.flushing = True
+        self.generation += 1
         try:
             for _ in range(MAX_FLUSH_ROUNDS):
                 batch = self._run_before_hooks(only)
-                if not batch:
+                if not batch and not self.m2m:
                     break
                 self.begin()
-                for obj, status in self._save(batch):
+                done = self._save(batch)
+                if self.m2m and only is None:
+                    self._save_links()
+                for obj, status in done:
                     obj._after_save_(status)
                 if only is not None:
                     break
@@ -363,8 +391,41 @@ class SessionCache(CacheBase):
         dirty.clear()
         return batch
 
+    def _save_links(self) -> None:
+        """DELETE removed and INSERT added many-to-many links, one batch per join table."""
+        changes, self.m2m = self.m2m, {}
+        provider = self.provider
+        conn = self.connection()
+        q = provider.quote
+        for attr, (added, removed) in changes.items():
+            table, own, other = q(attr.join_table), q(attr.owner_column), q(attr.target_column)
+            for links, sql in (
+                (removed, f"DELETE FROM {table} WHERE {own} = {provider.param} AND {other} = {provider.param}"),
+                (added, f"INSERT INTO {table} ({own}, {other}) VALUES ({provider.param}, {provider.param})"),
+            ):
+                rows = [
+                    (owner._pk_raw_(), item._pk_raw_())
+                    for owner, item in links
+                    if owner._status_ != GONE and item._status_ != GONE or links is removed
+                ]
+                if not rows:
+                    continue
+                try:
+                    if len(rows) > 1:
+                        provider.executemany(conn, sql, rows)
+                    else:
+                        provider.execute(conn, sql, rows[0])
+                except TransactionIntegrityError as exc:
+                    error = TransactionIntegrityError(
+                        f"Links of {attr.qualname} cannot be stored in the database: {exc}"
+                    )
+                    error.original_exc = getattr(exc, "original_exc", exc)  # type: ignore[attr-defined]
+                    raise error from exc
+
     def _save(self, batch: list[Any]) -> list[tuple[Any, int]]:
         """Execute the statements of ``batch``; returns (object, status before) in order."""
+        if any(type(obj)._fk_refs_ for obj in batch):
+            batch = _dependency_order(batch)
         done: list[tuple[Any, int]] = []
         group: list[Any] = []
         group_shape: Any = None
@@ -400,15 +461,40 @@ class SessionCache(CacheBase):
         for obj in group:
             done.append((obj, status))
 
-    def optimistic_failure(self, entity: Any, shape: Any, group: list[Any]) -> OptimisticCheckError:
-        """The error for a batch whose UPDATE/DELETE matched fewer rows than objects."""
-        for obj in group:
+    def run_batch(
+        self, entity: Any, shape: Any, group: list[Any], sql: str, rows: list[Any], expect_rows: bool
+    ) -> None:
+        """One statement per object of ``group``, batched; a failure names the one object that caused it.
+
+        A batch runs inside a savepoint; when it fails (or, with ``expect_rows``, matches fewer rows
+        than objects) it is rolled back to the savepoint and replayed one row at a time.
+        """
+        provider = self.provider
+        conn = self.connection()
+        if len(rows) == 1:
+            self._run_one(entity, shape, group[0], sql, rows[0], expect_rows)
+            return
+        provider.savepoint(conn)
+        try:
+            count = provider.executemany(conn, sql, rows)
+        except TransactionIntegrityError:
+            count = -1
+        if count != -1 and (not expect_rows or count == len(rows)):
+            provider.release_savepoint(conn)
+            return
+        provider.rollback_to_savepoint(conn)
+        for obj, row in zip(group, rows):
+            self._run_one(entity, shape, obj, sql, row, expect_rows)
+        provider.release_savepoint(conn)
+
+    def _run_one(self, entity: Any, shape: Any, obj: Any, sql: str, row: Any, expect_rows: bool) -> None:
+        try:
+            count = self.provider.execute(self.connection(), sql, row).rowcount
+        except TransactionIntegrityError as exc:
+            raise self.integrity_failure([obj], exc) from exc
+        if expect_rows and count != 1:
             message = entity._describe_conflict_(self, shape, obj)
-            if message:
-                return OptimisticCheckError(message)
-        return OptimisticCheckError(
-            f"Object {group[0]!r} was updated or deleted outside of current transaction"
-        )
+            raise OptimisticCheckError(message or f"Object {obj!r} was updated or deleted outside of current transaction")
 
     def integrity_failure(self, group: list[Any], exc: BaseException) -> TransactionIntegrityError:
         """The error for an INSERT/UPDATE the database rejected."""
@@ -419,17 +505,52 @@ class SessionCache(CacheBase):
             + type(group[0])._describe_integrity_(group, str(cause))
         )
         error.original_exc = cause  # type: ignore[attr-defined]
+        error.objects = list(group)  # type: ignore[attr-defined]
         return error
+
+
+def _dependency_order(batch: list[Any]) -> list[Any]:
+    """``batch`` in first-change order, except that new objects come before the objects referring to them."""
+    in_batch = {id(obj) for obj in batch}
+    state: dict[int, int] = {}
+    ordered: list[Any] = []
+    path: list[Any] = []
+
+    def visit(obj: Any) -> None:
+        mark = state.get(id(obj))
+        if mark == 2:
+            return
+        if mark == 1:
+            cycle = path[path.index(obj) :] + [obj]
+            raise UnresolvableCyclicDependency("Cannot save cyclic chain: " + " -> ".join(map(repr, cycle)))
+        state[id(obj)] = 1
+        path.append(obj)
+        if obj._status_ in (CREATED, MODIFIED):
+            for attr in type(obj)._fk_refs_:
+                target = attr.get_raw(obj)
+                if isinstance(target, EntityBase) and target._status_ == CREATED and id(target) in in_batch:
+                    visit(target)
+        path.pop()
+        state[id(obj)] = 2
+        ordered.append(obj)
+
+    for obj in batch:
+        visit(obj)
+    return ordered
 
 
 def mark_saved(obj: Any, status: int) -> None:
     """After its statement ran: the object is in step with the database."""
     if status == DELETED:
         obj._status_ = GONE
-    else:
-        obj._status_ = LOADED
-        obj._wbits_ = 0
-        obj._orig_ = None
+        return
+    obj._status_ = LOADED
+    obj._wbits_ = 0
+    obj._orig_ = None
+    for attr in type(obj)._fk_refs_:
+        target = attr.get_raw(obj)
+        if isinstance(target, EntityBase):
+            attr.set_raw(obj, target._pk_raw_())
 
 
 # -- the db_session manager -------------------------------------------------------------------

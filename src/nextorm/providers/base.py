@@ -18,6 +18,10 @@ class Provider:
     #: placeholder for one bound parameter
     param = "?"
 
+    def __init__(self) -> None:
+        #: constraints CREATE TABLE could not hold, run after every table exists
+        self.late_constraints: list[str] = []
+
     # -- dialect ---------------------------------------------------------------------------------
 
     def quote(self, name: str) -> str:
@@ -43,6 +47,19 @@ class Provider:
     def sql_type(self, attr: Any) -> str:
         """The column type in CREATE TABLE for ``attr``."""
         raise NotImplementedError
+
+    def foreign_key_sql(self, table: str, column: str, target_table: str, target_column: str) -> list[str]:
+        """Table constraints making ``column`` refer to ``target_table(target_column)``, checked at commit."""
+        return [
+            f"FOREIGN KEY ({self.quote(column)}) REFERENCES {self.quote(target_table)} ({self.quote(target_column)}) "
+            "DEFERRABLE INITIALLY DEFERRED"
+        ]
+
+    def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
+        """``column IN (values)``."""
+        from ..relations import in_values_default
+
+        return in_values_default(self, column, values, params)
 
     def auto_pk_sql(self, attr: Any) -> str:
         """The column definition of an auto-incrementing int primary key."""
@@ -83,6 +100,18 @@ class Provider:
             conn.rollback()
         except Exception as exc:
             raise self.translate_error(exc) from exc
+
+    def savepoint(self, conn: Any) -> None:
+        """Mark a point the transaction can roll back to."""
+        self.execute(conn, "SAVEPOINT nextorm_batch")
+
+    def rollback_to_savepoint(self, conn: Any) -> None:
+        """Undo everything since ``savepoint``, keeping the transaction."""
+        self.execute(conn, "ROLLBACK TO SAVEPOINT nextorm_batch")
+
+    def release_savepoint(self, conn: Any) -> None:
+        """Forget the savepoint, keeping its changes."""
+        self.execute(conn, "RELEASE SAVEPOINT nextorm_batch")
 
     def disconnect(self) -> None:
         """Close pooled connections of this thread."""

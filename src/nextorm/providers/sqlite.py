@@ -54,6 +54,7 @@ class SQLiteProvider(Provider):
             self.filename = os.path.abspath(filename)
             if not create_db and not os.path.exists(self.filename):
                 raise BindingError(f"Database file is not found: {self.filename!r} (pass create_db=True)")
+        super().__init__()
         self.timeout = timeout
         self._local = threading.local()
         self._shared: sqlite3.Connection | None = None
@@ -95,6 +96,15 @@ class SQLiteProvider(Provider):
         if attr.py_type is Decimal:
             return f"DECIMAL({attr.precision or 12}, {2 if attr.scale is None else attr.scale})"
         return _SQL_TYPES[attr.py_type]
+
+    def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
+        from ..relations import json_list
+
+        encoded = json_list(values) if len(values) > 8 else None
+        if encoded is None:
+            return super().in_values_sql(column, values, params)
+        params.append(encoded)
+        return f"{column} IN (SELECT value FROM json_each(?))"
 
     def auto_pk_sql(self, attr: Any) -> str:
         return f"{self.quote(attr.column)} INTEGER PRIMARY KEY AUTOINCREMENT"

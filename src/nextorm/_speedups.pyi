@@ -1,0 +1,86 @@
+"""Stub of the compiled hot path; the names and signatures are those of ``_speedups_py``."""
+
+from contextvars import ContextVar
+from typing import Any, Final, Iterable, Sequence
+
+__all__ = [
+    "CREATED",
+    "LOADED",
+    "MODIFIED",
+    "DELETED",
+    "GONE",
+    "current_session",
+    "EntityBase",
+    "Column",
+    "SessionBase",
+    "CacheBase",
+    "current_task",
+    "enter_session",
+    "exit_session",
+    "lookup",
+    "materialize",
+]
+
+CREATED: Final = 1
+LOADED: Final = 2
+MODIFIED: Final = 3
+DELETED: Final = 4
+GONE: Final = 5
+
+current_session: ContextVar[Any]
+
+class SessionBase:
+    maps: dict[type, dict[Any, Any]]
+    owner: Any
+    manager: Any
+    caches: dict[Any, Any]
+    depth: int
+    token: Any
+    def __init__(self, manager: Any) -> None: ...
+
+class CacheBase:
+    session: Any
+    is_alive: bool
+    strict: bool
+    dirty: dict[Any, None]
+    def __init__(self, session: Any, strict: bool = False) -> None: ...
+
+class EntityBase:
+    _cache_: Any
+    _status_: int
+    _rbits_: int
+    _wbits_: int
+    _orig_: dict[int, Any] | None
+    def _init_state_(self, cache: CacheBase, status: int) -> None: ...
+
+class Column:
+    tracked: bool
+    readonly: bool
+    @property
+    def index(self) -> int: ...
+    @property
+    def bit(self) -> int: ...
+    def __init__(self) -> None: ...
+    def _bind_slot_(self, member: Any, index: int) -> None: ...
+    def __get__(self, obj: Any, cls: Any = None) -> Any: ...
+    def __set__(self, obj: Any, value: Any) -> None: ...
+    def __delete__(self, obj: Any) -> None: ...
+    def get_raw(self, obj: Any, default: Any = None) -> Any: ...
+    def set_raw(self, obj: Any, value: Any) -> None: ...
+    def clear_raw(self, obj: Any) -> None: ...
+    def is_loaded(self, obj: Any) -> bool: ...
+
+def current_task() -> Any: ...
+def enter_session(manager: Any) -> Any: ...
+def exit_session(manager: Any, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None: ...
+def lookup(cls: Any, key: Any) -> Any: ...
+def materialize(
+    cls: Any,
+    cache: CacheBase,
+    imap: dict[Any, Any],
+    columns: Sequence[Column],
+    converters: Sequence[Any],
+    npk: int,
+    check_mask: int,
+    rows: Iterable[Sequence[Any]],
+) -> list[Any]: ...

@@ -1,0 +1,766 @@
+"""Relationships: references to other entities, tracked collections, prefetch, cascades.
+
+A reference (``Required(User)``, ``Optional(User)``) is a column holding the
+target's primary key; reading it returns the target object from the session's
+identity map (a not-yet-loaded "seed" object when the row was not loaded yet).
+While the target is new and has no key, the column holds the object itself.
+
+A ``Set`` is a collection descriptor. Its per-object state (``SetData``: the
+known members and whether they are all known) lives in a slot of the owner.
+One-to-many collections mirror the children's foreign keys; many-to-many
+changes are kept per (owner, attribute) in the session cache as added and
+removed links and flushed to the join table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from ._impl import CREATED, DELETED, LOADED, EntityBase
+from .exceptions import (
+    AttributeTypeError,
+    ConstraintError,
+    DatabaseSessionIsOver,
+    ERDiagramError,
+    OperationWithDeletedObjectError,
+    TransactionError,
+)
+from .query import Expr, Query
+
+__all__ = ["SetData", "SetInstance", "resolve_relations", "prefetch", "unlink_for_delete", "seed"]
+
+
+class SetData:
+    """What a session knows of one collection of one object."""
+
+    __slots__ = ("items", "loaded")
+
+    def __init__(self) -> None:
+        self.items: dict[Any, None] = {}
+        self.loaded = False
+
+
+def seed(entity: Any, cache: Any, pk: Any) -> Any:
+    """The object of ``entity`` with primary key ``pk`` in ``cache``'s session, created unloaded if new."""
+    if cache.is_alive:
+        imap = cache.identity_map(entity)
+        obj = imap.get(pk)
+        if obj is not None:
+            return obj
+    else:
+        obj = cache.session.maps.get(entity, {}).get(pk)
+        if obj is not None and obj._cache_ is cache:
+            return obj
+    obj = EntityBase.__new__(entity)
+    obj._init_state_(cache, LOADED)
+    if entity._npk_ == 1:
+        entity._pk_attrs_[0].set_raw(obj, pk)
+    else:
+        for attr, value in zip(entity._pk_attrs_, pk):
+            attr.set_raw(obj, value)
+    if cache.is_alive:
+        imap[pk] = obj
+    return obj
+
+
+def known_object(entity: Any, cache: Any, value: Any) -> Any:
+    """The object a stored reference value stands for, if the session has it; never loads."""
+    if value is None or isinstance(value, EntityBase):
+        return value
+    return cache.session.maps.get(entity, {}).get(value)
+
+
+# -- references --------------------------------------------------------------------------------
+
+
+def reference_value(attr: Any, obj: Any, value: Any) -> Any:
+    """Validate ``value`` for reference ``attr`` of ``obj``: the target's pk, or the new target itself."""
+    from .entity import EntityProxy
+
+    target = attr.py_type
+    if isinstance(value, EntityProxy):
+        value = value._get_object()
+    if isinstance(value, EntityBase):
+        if not isinstance(value, target):
+            raise AttributeTypeError(
+                f"Value type for attribute {attr.qualname} must be {target.__name__}. "
+                f"Got {type(value).__name__}: {value!r}"
+            )
+        cache = value._cache_
+        if not cache.is_alive or (obj is not None and cache is not obj._cache_):
+            raise TransactionError(
+                f"An attempt to mix objects belonging to different transactions: {value!r} assigned to {attr.qualname}"
+            )
+        if value._status_ >= DELETED:
+            raise OperationWithDeletedObjectError(f"{value!r} was deleted and cannot be assigned to {attr.qualname}")
+        pk = value._pk_raw_()
+        return value if pk is None else pk
+    if target._npk_ == 1:
+        return target._pk_attrs_[0].validate(value)
+    if not isinstance(value, tuple) or len(value) != target._npk_:
+        raise AttributeTypeError(
+            f"Value type for attribute {attr.qualname} must be {target.__name__} or its primary key. Got: {value!r}"
+        )
+    return tuple(a.validate(v) for a, v in zip(target._pk_attrs_, value))
+
+
+def reference_to_db(value: Any) -> Any:
+    """The database value of a stored reference (the target's pk)."""
+    if isinstance(value, EntityBase):
+        pk = value._pk_raw_()
+        if pk is None:
+            raise TransactionError(f"{value!r} must be saved before an object referring to it")
+        return pk
+    return value
+
+
+def relink(attr: Any, obj: Any, old: Any, new: Any) -> None:
+    """After ``obj.attr`` changed from ``old`` to ``new``: keep the reverse side in step in memory."""
+    reverse = attr.reverse
+    cache = obj._cache_
+    target = attr.py_type
+    if isinstance(reverse, SetAttr):
+        old_obj = known_object(target, cache, old)
+        if old_obj is not None:
+            data = reverse.data(old_obj)
+            if data is not None:
+                data.items.pop(obj, None)
+        new_obj = known_object(target, cache, new)
+        if new_obj is not None:
+            data = reverse.data(new_obj)
+            if data is not None:
+                data.items[obj] = None
+        return
+    # one-to-one: ``attr`` holds the key, ``reverse`` caches the partner on the other side
+    old_obj = known_object(target, cache, old)
+    if old_obj is not None and reverse.get_raw(old_obj, None) is obj:
+        reverse.set_raw(old_obj, None)
+    new_obj = known_object(target, cache, new)
+    if new_obj is not None:
+        previous = reverse.get_raw(new_obj, None)
+        if previous is not None and previous is not obj and previous._status_ < DELETED:
+            if attr.is_required:
+                raise ConstraintError(
+                    f"Cannot unlink {previous!r} from previous {new_obj!r} object, because {attr!r} attribute is required"
+                )
+            attr.__set__(previous, None)
+        reverse.set_raw(new_obj, obj)
+
+
+def one_to_one_partner(attr: Any, obj: Any) -> Any:
+    """For the key-less side of a one-to-one: the object whose key points at ``obj`` (cached in the slot)."""
+    reverse = attr.reverse
+    cache = obj._cache_
+    if attr.is_loaded(obj):
+        return attr.get_raw(obj)
+    if not cache.is_alive:
+        raise DatabaseSessionIsOver(f"Cannot load attribute {obj!r}.{attr.name}: the database session is over")
+    if obj._status_ == CREATED:
+        attr.set_raw(obj, None)
+        return None
+    partner = reverse.entity.select(reverse == obj).first()
+    attr.set_raw(obj, partner)
+    return partner
+
+
+# -- collections --------------------------------------------------------------------------------
+
+
+class SetAttr:
+    """``Set(Entity)``: a to-many relationship (one-to-many or many-to-many)."""
+
+    is_collection = True
+    is_column = False
+    is_pk = False
+    lazy = False
+    _counter = 0
+
+    def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
+        unknown = set(options) - {"reverse", "cascade_delete", "table", "column", "reverse_column", "lazy"}
+        if unknown or args:
+            raise TypeError(
+                f"Set({py_type!r}) has unknown option {sorted(unknown)[0]!r}" if unknown else f"Set() takes one entity, got {args!r}"
+            )
+        SetAttr._counter += 1
+        self.order = SetAttr._counter
+        self.py_type = py_type
+        self.reverse: Any = options.get("reverse")
+        self.cascade_delete = options.get("cascade_delete")
+        self.table = options.get("table")
+        self.column = options.get("column")
+        self.reverse_column = options.get("reverse_column")
+        self.name = ""
+        self.entity: Any = None
+        self.qualname = "?"
+        self.is_m2m = False
+        self.m2m_primary = False
+
+    def _link_(self, entity: Any, name: str, member: Any) -> None:
+        self.entity = entity
+        self.name = name
+        self.qualname = f"{entity.__name__}.{name}"
+        self._get_data = member.__get__
+        self._set_data = member.__set__
+
+    def __repr__(self) -> str:
+        return self.qualname
+
+    def data(self, obj: Any) -> SetData | None:
+        """The collection state of ``obj``, or None when nothing is known yet."""
+        try:
+            return self._get_data(obj)  # type: ignore[no-any-return]
+        except AttributeError:
+            return None
+
+    def ensure_data(self, obj: Any) -> SetData:
+        """The collection state of ``obj``, created empty (not loaded) when missing."""
+        data = self.data(obj)
+        if data is None:
+            data = SetData()
+            self._set_data(obj, data)
+        return data
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self
+        return SetInstance(obj, self)
+
+    def __set__(self, obj: Any, items: Any) -> None:
+        SetInstance(obj, self).replace(items)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+class SetInstance:
+    """The collection ``obj.attr``: set-like, loaded on first use, kept in step with the reverse side."""
+
+    __slots__ = ("_obj", "_attr")
+
+    def __init__(self, obj: Any, attr: SetAttr) -> None:
+        self._obj = obj
+        self._attr = attr
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        return f"{self._obj!r}.{self._attr.name}"
+
+    def _check_change(self) -> Any:
+        obj = self._obj
+        cache = obj._cache_
+        if not cache.is_alive:
+            raise DatabaseSessionIsOver(f"Cannot change collection {self._where()}: the database session is over")
+        if obj._status_ >= DELETED:
+            raise OperationWithDeletedObjectError(f"{obj!r} was deleted")
+        return cache
+
+    def _loaded(self) -> SetData:
+        """The collection state with every member known, loading it when needed."""
+        obj, attr = self._obj, self._attr
+        data = attr.data(obj)
+        if data is not None and data.loaded:
+            return data
+        cache = obj._cache_
+        if not cache.is_alive:
+            raise DatabaseSessionIsOver(f"Cannot load collection {self._where()}: the database session is over")
+        data = attr.ensure_data(obj)
+        if obj._status_ == CREATED:
+            data.loaded = True
+            return data
+        load_collections(attr, [obj])
+        return data
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._loaded().items))
+
+    def __len__(self) -> int:
+        return len(self._loaded().items)
+
+    def __contains__(self, item: Any) -> bool:
+        return item in self._loaded().items
+
+    def __bool__(self) -> bool:
+        return not self.is_empty()
+
+    def is_empty(self) -> bool:
+        """Whether the collection has no members."""
+        data = self._attr.data(self._obj)
+        if data is not None and data.loaded:
+            return not data.items
+        return not self.select().exists()
+
+    def count(self) -> int:
+        """The number of members (a COUNT query unless loaded)."""
+        data = self._attr.data(self._obj)
+        if data is not None and data.loaded:
+            return len(data.items)
+        return self.select().count()
+
+    def load(self) -> None:
+        """Load every member now."""
+        self._loaded()
+
+    def select(self, *conditions: Any, **values: Any) -> Query:
+        """A query of the members matching the conditions."""
+        obj, attr = self._obj, self._attr
+        reverse = attr.reverse
+        if obj._cache_.is_alive and obj._status_ == CREATED:
+            obj._cache_.flush()
+        target = attr.py_type
+        if attr.is_m2m:
+            membership: Expr = JoinMembership(attr, obj)
+        else:
+            membership = reverse == obj
+        return target.select(membership, *conditions, **values)
+
+    filter = select
+
+    def __repr__(self) -> str:
+        return f"<{self._attr.py_type.__name__}Set {self._where()}>"
+
+    def __str__(self) -> str:
+        data = self._attr.data(self._obj)
+        if data is None or not data.loaded:
+            if not self._obj._cache_.is_alive:
+                return f"{self._attr.py_type.__name__}Set([...])"
+            data = self._loaded()
+        return f"{self._attr.py_type.__name__}Set([{', '.join(map(repr, data.items))}])"
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, SetInstance):
+            return set(self) == set(other)
+        if isinstance(other, (set, frozenset, list, tuple)):
+            return set(self) == set(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- changing ----------------------------------------------------------------------------------
+
+    def _items(self, items: Any) -> list[Any]:
+        if isinstance(items, EntityBase) or not isinstance(items, Iterable):
+            items = [items]
+        attr = self._attr
+        result = []
+        for item in items:
+            value = reference_value_for_set(attr, self._obj, item)
+            result.append(value)
+        return result
+
+    def add(self, items: Any) -> None:
+        """Add one object or several."""
+        self._check_change()
+        attr, obj = self._attr, self._obj
+        for item in self._items(items):
+            if attr.is_m2m:
+                link(attr, obj, item, add=True)
+            else:
+                attr.reverse.__set__(item, obj)
+
+    def remove(self, items: Any) -> None:
+        """Remove one object or several."""
+        self._check_change()
+        attr, obj = self._attr, self._obj
+        for item in self._items(items):
+            if attr.is_m2m:
+                link(attr, obj, item, add=False)
+            else:
+                reverse = attr.reverse
+                if reverse.get_raw(item) is None or known_object(obj.__class__, obj._cache_, reverse.get_raw(item)) is not obj:
+                    continue
+                if reverse.is_required:
+                    raise ConstraintError(
+                        f"Cannot unlink {obj!r} from previous {item!r} object, because {reverse!r} attribute is required"
+                    )
+                reverse.__set__(item, None)
+
+    def clear(self) -> None:
+        """Remove every member."""
+        self._check_change()
+        self.remove(list(self))
+
+    def replace(self, items: Any) -> None:
+        """Make the collection hold exactly ``items``."""
+        self._check_change()
+        wanted = self._items(items)
+        current = list(self)
+        wanted_ids = {id(i) for i in wanted}
+        self.remove([i for i in current if id(i) not in wanted_ids])
+        self.add([i for i in wanted if i not in self._loaded().items])
+
+    def create(self, **kwargs: Any) -> Any:
+        """Create a new member object linked to the owner."""
+        attr = self._attr
+        if attr.is_m2m:
+            item = attr.py_type(**kwargs)
+            self.add(item)
+            return item
+        kwargs[attr.reverse.name] = self._obj
+        return attr.py_type(**kwargs)
+
+
+def reference_value_for_set(attr: SetAttr, owner: Any, item: Any) -> Any:
+    """``item`` as an object of the collection's entity in the owner's session."""
+    from .entity import EntityProxy
+
+    if isinstance(item, EntityProxy):
+        item = item._get_object()
+    target = attr.py_type
+    if not isinstance(item, target):
+        raise AttributeTypeError(
+            f"Item of collection {attr.qualname} must be {target.__name__}. Got {type(item).__name__}: {item!r}"
+        )
+    if not item._cache_.is_alive or item._cache_ is not owner._cache_:
+        raise TransactionError(
+            f"An attempt to mix objects belonging to different transactions: {item!r} added to {attr.qualname}"
+        )
+    if item._status_ >= DELETED:
+        raise OperationWithDeletedObjectError(f"{item!r} was deleted and cannot be added to {attr.qualname}")
+    return item
+
+
+def link(attr: SetAttr, owner: Any, item: Any, add: bool) -> None:
+    """Add or remove the many-to-many link owner <-> item, in memory and as a pending change."""
+    reverse = attr.reverse
+    for side, this, other in ((attr, owner, item), (reverse, item, owner)):
+        data = side.data(this)
+        if data is not None:
+            if add:
+                data.items[other] = None
+            else:
+                data.items.pop(other, None)
+    primary, p_owner, p_item = (attr, owner, item) if attr.m2m_primary else (reverse, item, owner)
+    changes = owner._cache_.m2m.setdefault(primary, ({}, {}))
+    added, removed = changes
+    key = (p_owner, p_item)
+    undo, do = (removed, added) if add else (added, removed)
+    if key in undo:
+        del undo[key]
+    else:
+        do[key] = None
+
+
+class JoinMembership(Expr):
+    """``pk IN (SELECT ... FROM join table WHERE owner = ?)``: members of a many-to-many collection."""
+
+    __slots__ = ("attr", "owner")
+
+    def __init__(self, attr: SetAttr, owner: Any) -> None:
+        self.attr = attr
+        self.owner = owner
+
+    def sql(self, provider: Any, params: list[Any]) -> str:
+        attr = self.attr
+        target = attr.py_type
+        q = provider.quote
+        params.append(reference_to_db(self.owner))
+        return (
+            f"{q(target._pk_attrs_[0].column)} IN (SELECT {q(attr.target_column)} FROM {q(attr.join_table)} "
+            f"WHERE {q(attr.owner_column)} = {provider.param})"
+        )
+
+
+# -- loading and prefetch ------------------------------------------------------------------------
+
+
+def _pks_of(objects: Iterable[Any]) -> list[Any]:
+    return [obj._pk_raw_() for obj in objects]
+
+
+def in_values(provider: Any, column: str, values: list[Any], params: list[Any]) -> str:
+    """``column IN (values)`` as one bound parameter where the database allows it."""
+    return provider.in_values_sql(column, values, params)
+
+
+def load_collections(attr: SetAttr, owners: list[Any]) -> list[Any]:
+    """Load the collection ``attr`` of every object in ``owners`` with one query; returns the members."""
+    owners = [o for o in owners if o._status_ != CREATED]
+    for owner in owners:
+        attr.ensure_data(owner)
+    if not owners:
+        return []
+    cache = owners[0]._cache_
+    cache.autoflush()
+    provider = cache.provider
+    target = attr.py_type
+    q = provider.quote
+    params: list[Any] = []
+    pk_values = [reference_to_db(pk) for pk in _pks_of(owners)]
+    if attr.is_m2m:
+        sql = (
+            f"SELECT j.{q(attr.owner_column)}, {', '.join('t.' + q(a.column) for a in target._select_attrs_)} "
+            f"FROM {q(target._table_)} t JOIN {q(attr.join_table)} j "
+            f"ON t.{q(target._pk_attrs_[0].column)} = j.{q(attr.target_column)} "
+            f"WHERE {in_values(provider, 'j.' + q(attr.owner_column), pk_values, params)}"
+        )
+        rows = cache.execute(sql, params).fetchall()
+        owner_conv = attr.entity._pk_attrs_[0].from_db
+        keys = [row[0] if owner_conv is None else owner_conv(row[0]) for row in rows]
+        members = target._materialize_(cache, target._select_attrs_, target._select_converters_, [row[1:] for row in rows])
+    else:
+        reverse = attr.reverse
+        sql = (
+            f"SELECT {target._select_list_} FROM {q(target._table_)} "
+            f"WHERE {in_values(provider, q(reverse.column), pk_values, params)}"
+        )
+        members = target._materialize_(
+            cache, target._select_attrs_, target._select_converters_, cache.execute(sql, params).fetchall()
+        )
+        keys = [reference_to_db(reverse.get_raw(m)) for m in members]
+    by_pk: dict[Any, list[Any]] = {}
+    for key, member in zip(keys, members):
+        by_pk.setdefault(key, []).append(member)
+    for owner, pk in zip(owners, pk_values):
+        data = attr.ensure_data(owner)
+        data.items = dict.fromkeys(m for m in by_pk.get(pk, ()) if m._status_ < DELETED)
+        data.loaded = True
+    return members
+
+
+def load_references(attr: Any, objects: list[Any]) -> list[Any]:
+    """Load the targets of reference ``attr`` of ``objects`` that are not loaded yet, in one query."""
+    target = attr.py_type
+    if not objects:
+        return []
+    cache = objects[0]._cache_
+    if not attr.is_column:
+        reverse = attr.reverse
+        pending = [o for o in objects if not attr.is_loaded(o) and o._status_ != CREATED]
+        if not pending:
+            return [attr.get_raw(o) for o in objects if attr.get_raw(o) is not None]
+        cache.autoflush()
+        provider = cache.provider
+        params: list[Any] = []
+        pk_values = [reference_to_db(pk) for pk in _pks_of(pending)]
+        sql = (
+            f"SELECT {target._select_list_} FROM {provider.quote(target._table_)} "
+            f"WHERE {in_values(provider, provider.quote(reverse.column), pk_values, params)}"
+        )
+        partners = target._materialize_(
+            cache, target._select_attrs_, target._select_converters_, cache.execute(sql, params).fetchall()
+        )
+        by_owner = {reference_to_db(reverse.get_raw(p)): p for p in partners}
+        for obj, pk in zip(pending, pk_values):
+            attr.set_raw(obj, by_owner.get(pk))
+        return partners
+    wanted: dict[Any, None] = {}
+    result = []
+    imap = cache.identity_map(target)
+    for obj in objects:
+        value = attr.get_raw(obj)
+        if value is None:
+            continue
+        if isinstance(value, EntityBase):
+            result.append(value)
+            continue
+        known = imap.get(value)
+        if known is not None and all(a.is_loaded(known) for a in target._select_attrs_):
+            result.append(known)
+            continue
+        wanted[value] = None
+    if wanted:
+        cache.autoflush()
+        provider = cache.provider
+        params = []
+        sql = (
+            f"SELECT {target._select_list_} FROM {provider.quote(target._table_)} "
+            f"WHERE {in_values(provider, provider.quote(target._pk_attrs_[0].column), list(wanted), params)}"
+        )
+        result += target._materialize_(
+            cache, target._select_attrs_, target._select_converters_, cache.execute(sql, params).fetchall()
+        )
+    return result
+
+
+def prefetch(objects: list[Any], attrs: tuple[Any, ...]) -> None:
+    """Load ``attrs`` (relations of the result's entity or of entities prefetched before) in one query each."""
+    if not objects:
+        return
+    loaded: dict[Any, dict[Any, None]] = {type(objects[0]): dict.fromkeys(objects)}
+    for attr in attrs:
+        owners = list(loaded.get(attr.entity, ()))
+        if not owners:
+            continue
+        if isinstance(attr, SetAttr):
+            members = load_collections(attr, [o for o in owners if not _is_loaded_collection(attr, o)])
+            members += [m for o in owners if _is_loaded_collection(attr, o) for m in attr.data(o).items]
+        else:
+            members = load_references(attr, owners)
+        loaded.setdefault(attr.py_type, {}).update(dict.fromkeys(members))
+
+
+def _is_loaded_collection(attr: SetAttr, obj: Any) -> bool:
+    data = attr.data(obj)
+    return data is not None and data.loaded
+
+
+# -- deletion ----------------------------------------------------------------------------------------
+
+
+def unlink_for_delete(obj: Any) -> None:
+    """Before ``obj`` is deleted: cascade, clear or refuse according to each relationship."""
+    entity = type(obj)
+    for attr in entity._collections_:
+        members = list(SetInstance(obj, attr))
+        if attr.is_m2m:
+            for member in members:
+                link(attr, obj, member, add=False)
+            continue
+        reverse = attr.reverse
+        members = [m for m in members if m._status_ < DELETED]
+        if not members:
+            continue
+        cascade = attr.cascade_delete if attr.cascade_delete is not None else reverse.is_required
+        if cascade:
+            for member in members:
+                member.delete()
+        elif reverse.is_required:
+            raise ConstraintError(
+                f"Cannot delete object {obj!r}, because it has non-empty set of {attr.name}, "
+                f"and 'cascade_delete' option of {attr!r} is not set"
+            )
+        else:
+            for member in members:
+                reverse.__set__(member, None)
+    for attr in entity._references_:
+        if attr.is_column:
+            relink(attr, obj, attr.get_raw(obj), None) if isinstance(attr.reverse, SetAttr) else _forget_partner(
+                attr, obj
+            )
+            continue
+        partner = one_to_one_partner(attr, obj)
+        if partner is None or partner._status_ >= DELETED:
+            continue
+        reverse = attr.reverse
+        cascade = attr.cascade_delete if attr.cascade_delete is not None else reverse.is_required
+        if cascade:
+            partner.delete()
+        elif reverse.is_required:
+            raise ConstraintError(
+                f"Cannot delete object {obj!r}, because it has associated {attr.name}, "
+                f"and 'cascade_delete' option of {attr!r} is not set"
+            )
+        else:
+            reverse.__set__(partner, None)
+
+
+def _forget_partner(attr: Any, obj: Any) -> None:
+    partner = known_object(attr.py_type, obj._cache_, attr.get_raw(obj))
+    if partner is not None and attr.reverse.get_raw(partner, None) is obj:
+        attr.reverse.set_raw(partner, None)
+
+
+# -- mapping -----------------------------------------------------------------------------------------
+
+
+def resolve_relations(db: Any) -> None:
+    """Resolve target entities and reverse attributes of every relationship of ``db``."""
+    entities = db.entities
+    relations = [a for e in entities.values() for a in (*e._references_, *e._collections_)]
+    for attr in relations:
+        target = attr.py_type
+        if isinstance(target, str):
+            found = entities.get(target)
+            if found is None:
+                raise ERDiagramError(f"Entity definition {target} was not found (used by {attr.qualname})")
+            attr.py_type = found
+        elif getattr(target, "_database_", None) is not db:
+            raise ERDiagramError(f"Entity {target.__name__} used by {attr.qualname} belongs to another database")
+    for attr in relations:
+        if isinstance(attr.reverse, (str, type(None))):
+            _resolve_reverse(attr)
+    for attr in relations:
+        _classify(attr)
+
+
+def _candidates(attr: Any) -> list[Any]:
+    target = attr.py_type
+    return [
+        other
+        for other in (*target._references_, *target._collections_)
+        if other is not attr and other.py_type is attr.entity
+    ]
+
+
+def _resolve_reverse(attr: Any) -> None:
+    target = attr.py_type
+    name = attr.reverse
+    if name is not None:
+        if not isinstance(name, str):
+            raise ERDiagramError(f"Value of 'reverse' option must be string. Got: {type(name)!r}")
+        other = target._relations_by_name_.get(name)
+        if other is None:
+            raise ERDiagramError(f"Reverse attribute {target.__name__}.{name} not found (for {attr.qualname})")
+    else:
+        explicit = [o for o in _candidates(attr) if o.reverse == attr.name]
+        candidates = explicit or [o for o in _candidates(attr) if o.reverse is None or o.reverse is attr]
+        if not candidates:
+            raise ERDiagramError(f"Reverse attribute for {attr.qualname} not found")
+        if len(candidates) > 1:
+            raise ERDiagramError(
+                f"Ambiguous reverse attribute for {attr.qualname}. Use the 'reverse' parameter for pointing to right attribute"
+            )
+        other = candidates[0]
+    if other.py_type is not attr.entity or other.reverse not in (None, attr.name, attr):
+        raise ERDiagramError(f"Inconsistent reverse attributes {attr.qualname} and {other.qualname}")
+    attr.reverse = other
+    other.reverse = attr
+
+
+def _classify(attr: Any) -> None:
+    reverse = attr.reverse
+    if isinstance(attr, SetAttr):
+        if isinstance(reverse, SetAttr):
+            attr.is_m2m = True
+            first, second = sorted((attr, reverse), key=lambda a: (a.entity.__name__, a.name))
+            attr.m2m_primary = attr is first
+            table = attr.table or reverse.table or f"{first.entity.__name__}_{second.entity.__name__}"
+            attr.join_table = table
+            own = attr.entity.__name__.lower()
+            other = attr.py_type.__name__.lower()
+            if own == other:
+                own_col, other_col = (own, f"{own}_2") if attr.m2m_primary else (f"{own}_2", own)
+            else:
+                own_col, other_col = own, other
+            attr.owner_column = attr.reverse_column or reverse.column or own_col
+            attr.target_column = attr.column or reverse.reverse_column or other_col
+            if attr.entity._npk_ != 1 or attr.py_type._npk_ != 1:
+                raise ERDiagramError(f"Many-to-many {attr.qualname} needs single-column primary keys on both sides")
+        return
+    if isinstance(reverse, SetAttr):
+        attr.is_column = True
+    else:
+        if attr.is_required and reverse.is_required:
+            raise ERDiagramError(
+                f"At least one attribute of one-to-one relationship {attr.qualname} - {reverse.qualname} must be optional"
+            )
+        if attr.is_required != reverse.is_required:
+            attr.is_column = attr.is_required
+        elif attr.column_given != reverse.column_given:
+            attr.is_column = attr.column_given
+        else:
+            attr.is_column = (attr.entity.__name__, attr.name) < (reverse.entity.__name__, reverse.name)
+        if attr.is_column:
+            attr.unique = True
+    if attr.py_type._npk_ != 1:
+        raise ERDiagramError(f"Reference {attr.qualname} needs a single-column primary key on {attr.py_type.__name__}")
+
+
+def in_values_default(provider: Any, column: str, values: list[Any], params: list[Any]) -> str:
+    """``column IN (?, ?, ...)``, the portable spelling."""
+    if not values:
+        return "0 = 1"
+    params.extend(values)
+    return f"{column} IN ({', '.join([provider.param] * len(values))})"
+
+
+def json_list(values: list[Any]) -> str | None:
+    """``values`` as a JSON array when every value is an int or str (else None)."""
+    if all(type(v) in (int, str) for v in values):
+        return json.dumps(values)
+    return None

@@ -1,0 +1,669 @@
+"""Differential test: compiled hot path, pure twin and a plain-dict model run the same random programs.
+
+Hypothesis generates programs of session operations (create, load by ``Item[pk]``/``get``/``select``,
+read, write, delete, flush, commit, rollback, end the session and start another). Each program runs
+in a worker subprocess per hot path (``differential_worker.py``; the implementation is chosen at
+import time, so each needs an interpreter of its own) and in ``Model``, which predicts from dicts of
+committed rows and session state what every operation returns or raises and which rows the database
+holds after each commit, rollback and session end. Worker traces must equal the model's; the
+compiled and pure traces must also agree on the SQL nextorm logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from differential_worker import COLUMNS, HANDLE_OPERATIONS
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+# -- the model ---------------------------------------------------------------------------------------
+
+CREATED, LOADED, MODIFIED, DELETED, GONE = 1, 2, 3, 4, 5
+
+#: declared attributes of Item: python type, required, max_len, default
+ATTRS: dict[str, tuple[type, bool, int | None, Any]] = {
+    "id": (int, True, None, None),
+    "name": (str, True, 8, None),
+    "note": (str, False, 8, None),
+    "qty": (int, True, None, 0),
+    "score": (float, True, None, 0.0),
+    "code": (str, False, 8, None),
+}
+INDEX = {name: i for i, name in enumerate(COLUMNS)}
+#: columns an optimistic check compares: all but the primary key and the float
+CHECKED = ("name", "note", "qty", "code")
+
+
+class ModelError(Exception):
+    """An error the model predicts: the nextorm exception class name and message."""
+
+    def __init__(self, cls: str, message: str) -> None:
+        super().__init__(cls, message)
+        self.cls = cls
+        self.message = message
+
+
+class MObject:
+    """The model of one entity object."""
+
+    def __init__(self, cache: MCache, status: int, values: dict[str, Any]) -> None:
+        self.cache = cache
+        self.status = status
+        self.values = values
+        self.read: set[str] = set()
+        self.written: set[str] = set()
+        self.original: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        pk = self.values.get("id")
+        if pk is None:
+            return f"Item[new:{self.cache.new_numbers.get(self, '?')}]"
+        return f"Item[{pk!r}]"
+
+    def known(self, attr: str) -> Any:
+        """The value the database had when the session read ``attr``."""
+        return self.original.get(attr, self.values.get(attr)) if attr in self.written else self.values.get(attr)
+
+
+class MCache:
+    """The model of one session's cache: liveness, identity map, dirty queue, transaction."""
+
+    def __init__(self) -> None:
+        self.alive = True
+        self.identity: dict[int, MObject] = {}
+        self.dirty: dict[MObject, None] = {}
+        self.new_numbers: dict[MObject, int] = {}
+        self.objects: list[MObject] = []
+        self.in_transaction = False
+
+    def holder_of_code(self, code: Any, other_than: MObject | None = None) -> MObject | None:
+        """The live object of this cache whose unique ``code`` is ``code``."""
+        if code is None:
+            return None
+        for obj in self.objects:
+            if obj is not other_than and obj.status < DELETED and obj.values.get("code") == code:
+                return obj
+        return None
+
+
+def status_word(status: int) -> str:
+    return {DELETED: "marked to delete", GONE: "deleted"}.get(status, "changed")
+
+
+def check_type(attr: str, value: Any) -> Any:
+    """``value`` converted for ``attr``'s column type, or the ModelError nextorm raises."""
+    py_type, _, max_len, _ = ATTRS[attr]
+    if py_type is int:
+        if type(value) is not int:
+            raise type_error(attr, value)
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ModelError(
+                "ValidationError", f"Value {value!r} of attribute Item.{attr} is out of range [{INT64_MIN}, {INT64_MAX}]"
+            )
+        return value
+    if py_type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise type_error(attr, value)
+        value = float(value)
+        if value in (float("inf"), float("-inf")) or value != value:
+            raise ModelError("ValidationError", f"Value {value!r} of attribute Item.{attr} is not a finite number")
+        return value
+    if not isinstance(value, str):
+        raise type_error(attr, value)
+    if max_len is not None and len(value) > max_len:
+        raise ModelError(
+            "ValidationError",
+            f"Value {value!r} of attribute Item.{attr} is longer than max_len={max_len} ({len(value)} characters)",
+        )
+    return value
+
+
+def type_error(attr: str, value: Any) -> ModelError:
+    py_type = ATTRS[attr][0]
+    return ModelError(
+        "AttributeTypeError",
+        f"Value type for attribute Item.{attr} must be {py_type.__name__}. Got {type(value).__name__}: {value!r}",
+    )
+
+
+def validate(attr: str, value: Any, obj: MObject | None = None) -> Any:
+    """What assigning ``value`` to ``attr`` stores, or the ModelError it raises."""
+    _, required, _, _ = ATTRS[attr]
+    where = f"{obj!r}.{attr}" if obj is not None else f"Item.{attr}"
+    if value is None:
+        if required and attr != "id":
+            raise ModelError("ValidationError", f"Attribute {where} is required")
+        return None
+    value = check_type(attr, value)
+    if value == "" and required:
+        raise ModelError("ValidationError", f"Attribute {where} is required")
+    return value
+
+
+class Model:
+    """Predicts a program's trace from a dict of committed rows and the session's visible state."""
+
+    def __init__(self) -> None:
+        self.committed: dict[int, dict[str, Any]] = {}
+        self.committed_seq = 0
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.seq = 0
+        self.cache: MCache | None = None
+        self.handles: list[MObject] = []
+        self.new_number = 0
+
+    def run(self, program: list[list[Any]]) -> list[list[Any]]:
+        """The expected (result, rows) of every operation."""
+        steps = []
+        for op in program:
+            name, args = op[0], op[1:]
+            if name in HANDLE_OPERATIONS and not self.handles:
+                steps.append([["skip"], None])
+                continue
+            try:
+                result = getattr(self, f"op_{name}")(*args)
+            except ModelError as exc:
+                result = ["err", exc.cls, exc.message]
+            rows = self.table() if name in ("commit", "rollback", "end_session") else None
+            steps.append([result, rows])
+        return steps
+
+    def table(self) -> list[list[Any]]:
+        return [[pk] + [self.committed[pk][c] for c in COLUMNS[1:]] for pk in sorted(self.committed)]
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def obj(self, obj: MObject) -> list[Any]:
+        same_as = next((i for i, h in enumerate(self.handles) if h is obj), -1)
+        self.handles.append(obj)
+        return ["obj", repr(obj), same_as]
+
+    def objs(self, objects: list[MObject]) -> list[Any]:
+        known = list(self.handles)
+        result = [[repr(o), next((i for i, h in enumerate(known) if h is o), -1)] for o in objects]
+        self.handles.extend(objects)
+        return ["objs", result]
+
+    def handle(self, index: int) -> MObject:
+        return self.handles[index % len(self.handles)]
+
+    # -- session and transaction ---------------------------------------------------------------------
+
+    def cache_for(self) -> MCache:
+        if self.cache is None:
+            self.cache = MCache()
+        return self.cache
+
+    def rollback(self) -> None:
+        if self.cache is not None:
+            self.cache.alive = False
+            self.cache = None
+        self.rows = {pk: dict(row) for pk, row in self.committed.items()}
+        self.seq = self.committed_seq
+
+    def commit(self) -> None:
+        cache = self.cache
+        if cache is None:
+            return
+        self.flush(cache)
+        if cache.in_transaction:
+            self.committed = {pk: dict(row) for pk, row in self.rows.items()}
+            self.committed_seq = self.seq
+            cache.in_transaction = False
+
+    def flush(self, cache: MCache) -> None:
+        """Send the dirty queue in first-change order, in groups of one statement shape."""
+        if not cache.dirty:
+            return
+        batch = list(cache.dirty)
+        cache.dirty.clear()
+        cache.in_transaction = True
+        try:
+            group: list[MObject] = []
+            shape: Any = None
+            for obj in batch:
+                if obj.status == CREATED:
+                    obj_shape: Any = ("I",)
+                elif obj.status == MODIFIED:
+                    written = tuple(a for a in COLUMNS if a in obj.written)
+                    obj_shape = ("U", written, self.checks(obj))
+                elif obj.status == DELETED:
+                    obj_shape = ("D", self.checks(obj))
+                else:
+                    continue
+                if obj_shape != shape:
+                    if group:
+                        self.save(shape, group)
+                    group, shape = [], obj_shape
+                group.append(obj)
+            if group:
+                self.save(shape, group)
+        except ModelError:
+            self.rollback()
+            raise
+
+    @staticmethod
+    def checks(obj: MObject) -> tuple[tuple[str, bool], ...]:
+        return tuple((a, obj.known(a) is None) for a in CHECKED if a in obj.read)
+
+    def save(self, shape: Any, group: list[MObject]) -> None:
+        """Run one group's INSERT, UPDATE or DELETE statements on the transaction's rows."""
+        cache = group[0].cache
+        kind = shape[0]
+        for obj in group:
+            if kind == "D":
+                del self.rows[obj.values["id"]]
+                continue
+            pk = obj.values.get("id")
+            code = obj.values["code"]
+            if code is not None and any(row["code"] == code for key, row in self.rows.items() if key != pk):
+                raise self.integrity_error(obj)
+            if kind == "I":
+                self.seq = pk = self.seq + 1
+                obj.values["id"] = pk
+                cache.identity[pk] = obj
+            self.rows[pk] = {c: obj.values[c] for c in COLUMNS[1:]}
+        for obj in group:
+            if kind == "D":
+                cache.identity.pop(obj.values["id"], None)
+                obj.status = GONE
+            else:
+                cache.new_numbers.pop(obj, None)
+                obj.status = LOADED
+                obj.written.clear()
+                obj.original.clear()
+
+    @staticmethod
+    def integrity_error(obj: MObject) -> ModelError:
+        """The database refused ``obj``'s row (a batch is replayed row by row to find it)."""
+        return ModelError(
+            "TransactionIntegrityError",
+            f"Object {obj!r} cannot be stored in the database. IntegrityError: UNIQUE constraint failed: "
+            f"item.code (values: code={obj.values['code']!r})",
+        )
+
+    # -- loading ---------------------------------------------------------------------------------------
+
+    def materialize(self, cache: MCache, pks: list[int]) -> list[MObject]:
+        """Objects for rows ``pks``: the identity map's, or new ones."""
+        result = []
+        for pk in pks:
+            obj = cache.identity.get(pk)
+            if obj is None:
+                obj = MObject(cache, LOADED, {"id": pk, **self.rows[pk]})
+                cache.identity[pk] = obj
+                cache.objects.append(obj)
+            else:
+                assert not obj.written and all(obj.values[c] == self.rows[pk][c] for c in COLUMNS[1:]), (
+                    "the model only knows programs whose session agrees with its own rows"
+                )
+            result.append(obj)
+        return result
+
+    def by_key(self, key: Any) -> MObject:
+        """``Item[key]``: validate the key, then the identity map, then the database."""
+        if type(key) is not int:
+            if key is None:
+                raise ModelError("ValidationError", "Primary key of Item cannot be None")
+            raise type_error("id", key)
+        check_type("id", key)
+        cache = self.cache_for()
+        obj = cache.identity.get(key)
+        if obj is not None:
+            if obj.status >= DELETED:
+                raise ModelError("ObjectNotFound", f"Item[{key!r}]")
+            return obj
+        self.flush(cache)
+        if key not in self.rows:
+            raise ModelError("ObjectNotFound", f"Item[{key!r}]")
+        return self.materialize(cache, [key])[0]
+
+    def query(self, matches: Any, limit: int | None = None) -> list[MObject]:
+        cache = self.cache_for()
+        self.flush(cache)
+        pks = [pk for pk in sorted(self.rows) if matches(self.rows[pk])]
+        return self.materialize(self.cache_for(), pks[:limit])
+
+    # -- operations ------------------------------------------------------------------------------------
+
+    def op_create(self, kwargs: dict[str, Any]) -> list[Any]:
+        values = {}
+        for attr, (_, _, _, default) in ATTRS.items():
+            if attr in kwargs:
+                values[attr] = validate(attr, kwargs[attr])
+            elif attr != "id":
+                values[attr] = validate(attr, default)
+        cache = self.cache_for()
+        code = values["code"]
+        if cache.holder_of_code(code) is not None:
+            raise ModelError("CacheIndexError", f"Cannot create Item: value {code!r} for key code already exists")
+        obj = MObject(cache, CREATED, values)
+        cache.objects.append(obj)
+        self.new_number += 1
+        cache.new_numbers[obj] = self.new_number
+        cache.dirty[obj] = None
+        return self.obj(obj)
+
+    def op_read(self, index: int, attr: str) -> list[Any]:
+        obj = self.handle(index)
+        if not obj.cache.alive:
+            if attr not in obj.values:
+                raise ModelError(
+                    "DatabaseSessionIsOver", f"Cannot load attribute {obj!r}.{attr}: the database session is over"
+                )
+            return ["ok", obj.values[attr]]
+        if obj.status >= DELETED:
+            if obj.status == DELETED or attr in obj.values and attr == "id":
+                return ["ok", obj.values.get(attr)]
+            raise ModelError("OperationWithDeletedObjectError", f"{obj!r} was {status_word(obj.status)}")
+        if attr not in obj.values:
+            self.flush(obj.cache)  # the id of a new object: flush to learn it
+        obj.read.add(attr)
+        return ["ok", obj.values[attr]]
+
+    def op_write(self, index: int, attr: str, value: Any) -> list[Any]:
+        obj = self.handle(index)
+        if not obj.cache.alive:
+            raise ModelError(
+                "DatabaseSessionIsOver", f"Cannot assign new value to {obj!r}.{attr}: the database session is over"
+            )
+        if obj.status >= DELETED:
+            raise ModelError("OperationWithDeletedObjectError", f"{obj!r} was {status_word(obj.status)}")
+        if attr == "id":
+            if obj.values.get("id") != value:
+                raise ModelError(
+                    "ReadOnlyAttributeError",
+                    f"Cannot change value of primary key attribute Item.id of {obj!r} to {value!r}",
+                )
+            validate(attr, value, obj)
+            return ["ok", None]  # the same key: not a change
+        value = validate(attr, value, obj)
+        old = obj.values[attr]
+        if old == value:
+            return ["ok", None]
+        if attr == "code":
+            holder = obj.cache.holder_of_code(value, other_than=obj)
+            if holder is not None:
+                raise ModelError(
+                    "CacheIndexError", f"Cannot update Item.code: {holder!r} with key {value} already exists"
+                )
+        if obj.status != CREATED and attr not in obj.written:
+            obj.original[attr] = old
+        obj.written.add(attr)
+        obj.values[attr] = value
+        if obj.status == LOADED:
+            obj.status = MODIFIED
+            obj.cache.dirty[obj] = None
+        return ["ok", None]
+
+    def op_delete(self, index: int) -> list[Any]:
+        obj = self.handle(index)
+        cache = obj.cache
+        if not cache.alive:
+            raise ModelError("DatabaseSessionIsOver", f"Cannot delete object {obj!r}: the database session is over")
+        if obj.status >= DELETED:
+            return ["ok", None]
+        if obj.status == CREATED:
+            obj.status = GONE
+            cache.dirty.pop(obj, None)
+            return ["ok", None]
+        obj.status = DELETED
+        cache.dirty[obj] = None
+        return ["ok", None]
+
+    def op_load(self, key: Any) -> list[Any]:
+        return self.obj(self.by_key(key))
+
+    def op_get(self, key: Any) -> list[Any]:
+        try:
+            obj = self.by_key(key)
+        except ModelError as exc:
+            if exc.cls != "ObjectNotFound":
+                raise
+            return ["none"]
+        return self.obj(obj)
+
+    def op_get_by(self, attr: str, value: Any) -> list[Any]:
+        if value is not None:
+            value = check_type(attr, value)
+        found = self.query(lambda row: row[attr] == value, limit=2)
+        if len(found) > 1:
+            raise ModelError("MultipleObjectsFoundError", "Multiple objects were found. Use Item.select(...) to retrieve them")
+        return self.obj(found[0]) if found else ["none"]
+
+    def op_select(self, condition: list[Any]) -> list[Any]:
+        kind = condition[0]
+        if kind == "all":
+            found = self.query(lambda row: True)
+        elif kind == "qty_ge":
+            found = self.query(lambda row: row["qty"] >= condition[1])
+        elif kind == "name":
+            found = self.query(lambda row: row["name"] == condition[1])
+        else:
+            found = self.query(lambda row: row["note"] is None)
+        return self.objs(found)
+
+    def op_flush(self) -> list[Any]:
+        if self.cache is not None:
+            self.flush(self.cache)
+        return ["ok", None]
+
+    def op_commit(self) -> list[Any]:
+        self.commit()
+        return ["ok", None]
+
+    def op_rollback(self) -> list[Any]:
+        self.rollback()
+        return ["ok", None]
+
+    def op_end_session(self) -> list[Any]:
+        try:
+            self.commit()
+        finally:
+            if self.cache is not None:
+                self.cache.alive = False
+                self.cache = None
+        return ["ok", None]
+
+
+# -- programs --------------------------------------------------------------------------------------
+
+VALID = {
+    "id": [1, 2, 3],
+    "name": ["a", "b", "c"],
+    "note": ["x", "y", None],
+    "qty": [0, 1, 2, -1],
+    "score": [0.0, 1.5, 2],
+    "code": ["k1", "k2", "k3", None, ""],
+}
+INVALID = {
+    "id": [None, "1"],
+    "name": ["", None, "abcdefghi", 7],
+    "note": ["abcdefghi", 3],
+    "qty": ["1", True, 2**63, None, 1.5],
+    "score": [float("inf"), "s", None, True],
+    "code": ["abcdefghi", 5],
+}
+KEYS = [0, 1, 2, 3, 4, 5, 6, "1", None, 2**63]
+
+
+def values_of(attr: str) -> st.SearchStrategy[Any]:
+    """Mostly valid values of ``attr``, sometimes one that must be refused."""
+    return st.sampled_from(VALID[attr] * 2 + INVALID[attr])
+
+
+def creates(values: Any) -> st.SearchStrategy[list[Any]]:
+    """``Item(**kwargs)`` with a name and some of the other attributes, each drawn by ``values``."""
+    return st.fixed_dictionaries(
+        {"name": values("name")}, optional={attr: values(attr) for attr in ("note", "qty", "score", "code")}
+    ).map(lambda kwargs: ["create", kwargs])
+
+
+handles = st.integers(0, 12)
+operations = st.one_of(
+    st.sampled_from([["flush"], ["commit"], ["rollback"], ["end_session"]]),
+    creates(lambda attr: st.sampled_from(VALID[attr] * 4 + INVALID[attr])),
+    st.tuples(st.just("read"), handles, st.sampled_from(COLUMNS)).map(list),
+    st.sampled_from(COLUMNS).flatmap(
+        lambda attr: st.tuples(st.just("write"), handles, st.just(attr), values_of(attr)).map(list)
+    ),
+    st.sampled_from(["name", "qty", "score", "code"]).flatmap(
+        lambda attr: st.tuples(st.just("write"), handles, st.just(attr), values_of(attr)).map(list)
+    ),
+    st.tuples(st.just("delete"), handles).map(list),
+    st.tuples(st.sampled_from(["load", "get"]), st.sampled_from(KEYS)).map(list),
+    st.tuples(st.just("get_by"), st.sampled_from(["name", "qty", "note"]), st.sampled_from(["a", "b", 0, 1, None])).map(
+        list
+    ),
+    st.sampled_from([["all"], ["qty_ge", 1], ["name", "a"], ["note_null"]]).map(lambda c: ["select", c]),
+)
+#: a few committed rows, then about 20 random operations (drawn in chunks so that lists grow long)
+programs = st.tuples(
+    st.lists(creates(lambda attr: st.sampled_from(VALID[attr])), max_size=4),
+    st.lists(st.lists(operations, min_size=1, max_size=6), min_size=1, max_size=10),
+).map(lambda parts: [*parts[0], ["commit"], *(op for chunk in parts[1] for op in chunk)])
+
+
+# -- workers ---------------------------------------------------------------------------------------
+
+
+class Worker:
+    """A long-lived ``differential_worker`` subprocess running one hot path."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ)
+        env.pop("NEXTORM_NO_EXTENSIONS", None)
+        if self.kind == "pure":
+            env["NEXTORM_NO_EXTENSIONS"] = "1"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "differential_worker", self.kind],
+            cwd=Path(__file__).parent,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        handshake = self.process.stdout.readline()  # type: ignore[union-attr]
+        if not handshake:
+            raise RuntimeError(f"the {self.kind} worker did not start:\n{self.stop()}")
+        assert json.loads(handshake) == {"loaded": self.kind}
+
+    def run(self, program: list[list[Any]]) -> dict[str, Any]:
+        """The worker's trace of ``program``; a crashed worker is restarted and its stderr raised."""
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        assert self.process is not None and self.process.stdin and self.process.stdout
+        try:
+            self.process.stdin.write(json.dumps(program) + "\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+        except BrokenPipeError:
+            line = ""
+        if not line:
+            raise RuntimeError(f"the {self.kind} worker died running {program!r}:\n{self.stop()}")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def stop(self) -> str:
+        """End the process; its stderr."""
+        process, self.process = self.process, None
+        if process is None:
+            return ""
+        process.stdin.close()  # type: ignore[union-attr]
+        process.wait(timeout=30)
+        return process.stderr.read()  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def workers(request: pytest.FixtureRequest) -> Iterator[list[Worker]]:
+    """One started worker per hot path under test: compiled (unless --no-c-extensions) and pure."""
+    kinds = ["pure"] if request.config.getoption("--no-c-extensions") else ["compiled", "pure"]
+    started = [Worker(kind) for kind in kinds]
+    try:
+        for worker in started:
+            worker.start()
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+# -- comparison ------------------------------------------------------------------------------------
+
+
+def first_difference(program: list[list[Any]], left: list[Any], right: list[Any], labels: tuple[str, str]) -> str:
+    """A report of the first step where two traces differ (compared as JSON text, so 2 != 2.0)."""
+    for i, op in enumerate(program):
+        a, b = json.dumps(left[i]), json.dumps(right[i])
+        if a != b:
+            return (
+                f"step {i}: {json.dumps(op)}\n  {labels[0]}: {a}\n  {labels[1]}: {b}\n"
+                f"program: {json.dumps(program)}"
+            )
+    return ""
+
+
+def check_program(workers: list[Worker], program: list[list[Any]]) -> None:
+    """Run ``program`` (plus a final session end) everywhere; every trace must match the model's."""
+    program = [*program, ["end_session"]]
+    expected = Model().run(program)
+    traces = {worker.kind: worker.run(program)["steps"] for worker in workers}
+    for kind, steps in traces.items():
+        observed = [[result, rows] for result, _sql, rows in steps]
+        difference = first_difference(program, expected, observed, ("model", kind))
+        assert not difference, f"the {kind} hot path differs from the model at {difference}"
+    if len(traces) == 2:
+        difference = first_difference(program, traces["compiled"], traces["pure"], ("compiled", "pure"))
+        assert not difference, f"the twins differ (result, SQL, rows) at {difference}"
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(programs)
+@example([["create", {"name": "a"}], ["commit"], ["write", 0, "name", "b"], ["rollback"], ["read", 0, "name"],
+          ["write", 0, "name", "c"], ["load", 1], ["read", 1, "name"]])
+@example([["create", {"name": "a", "code": "k1"}], ["create", {"name": "b", "code": "k1"}], ["end_session"],
+          ["create", {"name": "c", "code": "k1"}], ["flush"], ["read", 0, "id"], ["read", 2, "id"]])
+@example([["create", {"name": "a"}], ["read", 0, "id"], ["delete", 0], ["read", 0, "name"], ["commit"],
+          ["load", 1], ["get", 1], ["read", 0, "id"], ["read", 0, "name"], ["write", 0, "qty", 3]])
+@example([["create", {"name": "a", "code": "k1"}], ["create", {"name": "b", "code": "k2"}], ["commit"],
+          ["read", 0, "name"], ["read", 1, "name"], ["write", 0, "code", "k3"], ["write", 1, "code", "k1"],
+          ["write", 0, "code", "k2"], ["commit"], ["select", ["all"]]])
+@example([["create", {"name": "a", "note": "x"}], ["write", 0, "note", None], ["write", 0, "note", None],
+          ["write", 0, "name", "abcdefghi"], ["write", 0, "score", 2], ["read", 0, "score"], ["end_session"],
+          ["read", 0, "note"], ["read", 0, "id"], ["write", 0, "note", "abcdefghi"], ["delete", 0]])
+def test_twins_and_model_agree_on_random_programs(workers: list[Worker], program: list[list[Any]]) -> None:
+    """Every hot path returns, raises, logs and stores exactly what the model (and the other twin) does."""
+    check_program(workers, program)
+
+
+def test_compiled_worker_refuses_the_pure_hot_path() -> None:
+    """A worker asked for the compiled hot path exits with an error when the pure twin loaded."""
+    env = dict(os.environ, NEXTORM_NO_EXTENSIONS="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "differential_worker", "compiled"],
+        cwd=Path(__file__).parent,
+        env=env,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "nextorm.COMPILED is False" in done.stderr

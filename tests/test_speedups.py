@@ -1,0 +1,912 @@
+"""The session hot path: every behaviour of ``_speedups_py``, pinned for both twins."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import importlib
+import inspect
+import sys
+import tracemalloc
+import weakref
+from contextvars import copy_context
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+NAMES = ("id", "name", "age", "score", "note")
+
+
+class AssignRefused(Exception):
+    """What the test columns' ``_check_assign_`` raises."""
+
+
+class Unrepeatable(Exception):
+    """What the test columns' ``_unrepeatable_`` raises."""
+
+
+@dataclass
+class Model:
+    """A hand-built entity class with its columns, session, cache and hook log."""
+
+    speedups: ModuleType
+    entity: type
+    columns: list[Any]
+    members: list[Any]
+    session: Any
+    cache: Any
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def new(self, status: int, **values: Any) -> Any:
+        """An object of ``entity`` in ``cache`` with ``status`` and raw ``values``."""
+        obj = self.speedups.EntityBase.__new__(self.entity)
+        obj._init_state_(self.cache, status)
+        for name, value in values.items():
+            self.column(name).set_raw(obj, value)
+        return obj
+
+    def column(self, name: str) -> Any:
+        """The column called ``name``."""
+        return self.entity.__dict__[name]
+
+    def materialize(self, rows: Any, converters: Any = None, npk: int = 1, check_mask: int = -1) -> list[Any]:
+        """``materialize`` of ``rows`` through the entity's identity map."""
+        return self.speedups.materialize(
+            self.entity,
+            self.cache,
+            self.session.maps.setdefault(self.entity, {}),
+            self.columns,
+            converters or [None] * len(self.columns),
+            npk,
+            check_mask,
+            rows,
+        )
+
+
+def make_model(speedups: ModuleType, names: tuple[str, ...] = NAMES, **flags: set[str]) -> Model:
+    """Build an entity class the way the ORM's metaclass does: slots, then one bound Column per slot."""
+    calls: list[tuple[Any, ...]] = []
+
+    class Col(speedups.Column):
+        def _load_(self, obj: Any) -> Any:
+            calls.append(("load", self.name))
+            return ("loaded", self.name)
+
+        def _read_after_session_(self, obj: Any) -> Any:
+            calls.append(("after", self.name))
+            return ("after", self.name)
+
+        def _deleted_(self, obj: Any) -> Any:
+            calls.append(("deleted", self.name))
+            return ("deleted", self.name)
+
+        def _check_assign_(self, obj: Any, value: Any) -> None:
+            calls.append(("check", self.name, value))
+            raise AssignRefused(self.name)
+
+        def _validate_(self, obj: Any, value: Any) -> Any:
+            calls.append(("validate", self.name, value))
+            return value.strip() if isinstance(value, str) else value
+
+        def _before_change_(self, obj: Any, old: Any, new: Any) -> None:
+            calls.append(("change", self.name, old, new))
+
+        def _unrepeatable_(self, obj: Any, known: Any, new: Any) -> None:
+            calls.append(("unrepeatable", self.name, known, new))
+            raise Unrepeatable(self.name)
+
+    class Meta(type):
+        __getitem__ = speedups.lookup
+
+    entity = Meta("Thing", (speedups.EntityBase,), {"__slots__": names})
+    entity._lookup_miss_ = classmethod(lambda cls, key: ("miss", key))
+    columns, members = [], []
+    for index, name in enumerate(names):
+        member = entity.__dict__[name]
+        column = Col()
+        column.name = name
+        column.tracked = name in flags.get("tracked", ())
+        column.readonly = name in flags.get("readonly", ())
+        column._bind_slot_(member, index)
+        setattr(entity, name, column)
+        columns.append(column)
+        members.append(member)
+    session = speedups.SessionBase(None)
+    cache = speedups.CacheBase(session)
+    return Model(speedups, entity, columns, members, session, cache, calls)
+
+
+@pytest.fixture
+def model(speedups: ModuleType) -> Any:
+    """A five-column model whose session is the current one for the test."""
+    built = make_model(speedups, tracked={"age"}, readonly={"note"})
+    token = speedups.current_session.set(built.session)
+    yield built
+    speedups.current_session.reset(token)
+
+
+def protocol_names(obj: Any) -> set[str]:
+    """Names the ORM layer may use: public ones and ``_sunder_`` ones, never dunders or privates."""
+    return {n for n in dir(obj) if not n.startswith("__") and (not n.startswith("_") or n.endswith("_"))}
+
+
+def own_names(module: ModuleType) -> set[str]:
+    """Public names a module defines itself (imports such as ``asyncio`` or ``ContextVar`` left out)."""
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and not isinstance(value, ModuleType)
+        and getattr(value, "__module__", module.__name__) == module.__name__
+    }
+
+
+# --- the twins stay twins --------------------------------------------------------------------
+
+
+def test_twins_define_the_same_public_names() -> None:
+    """Both modules export the same names, and every public class the same protocol names."""
+    compiled = importlib.import_module("nextorm._speedups")
+    pure = importlib.import_module("nextorm._speedups_py")
+    assert compiled.__all__ == pure.__all__
+    assert own_names(compiled) == own_names(pure) == set(pure.__all__)
+    for name in ("EntityBase", "Column", "SessionBase", "CacheBase"):
+        assert protocol_names(getattr(compiled, name)) == protocol_names(getattr(pure, name)), name
+
+
+def test_twins_have_the_same_signatures() -> None:
+    """Functions and methods take the same parameters, with the same defaults."""
+    compiled = importlib.import_module("nextorm._speedups")
+    pure = importlib.import_module("nextorm._speedups_py")
+
+    def shape(func: Any) -> list[tuple[str, Any, Any]]:
+        return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
+
+    for name in ("lookup", "materialize"):
+        assert shape(getattr(compiled, name)) == shape(getattr(pure, name)), name
+    methods = {
+        "EntityBase": ["_init_state_"],
+        "Column": ["_bind_slot_", "get_raw", "set_raw", "clear_raw", "is_loaded"],
+    }
+    for cls, names in methods.items():
+        for name in names:
+            c, p = getattr(getattr(compiled, cls), name), getattr(getattr(pure, cls), name)
+            assert shape(c) == shape(p), f"{cls}.{name}"
+
+
+def test_status_constants(speedups: ModuleType) -> None:
+    """Statuses are ordered so that ``>= DELETED`` means deleted."""
+    assert (speedups.CREATED, speedups.LOADED, speedups.MODIFIED, speedups.DELETED, speedups.GONE) == (
+        1,
+        2,
+        3,
+        4,
+        5,
+    )
+
+
+def test_current_session_is_a_context_variable(speedups: ModuleType) -> None:
+    """``current_session`` is a ContextVar named nextorm_session that defaults to None."""
+    assert speedups.current_session.name == "nextorm_session"
+    assert copy_context().run(speedups.current_session.get) is None
+
+
+# --- containers ------------------------------------------------------------------------------
+
+
+def test_session_and_cache_start_empty(speedups: ModuleType) -> None:
+    """A new SessionBase has its manager and nothing else; CacheBase is alive, not strict, with an empty queue."""
+    manager = object()
+    session = speedups.SessionBase(manager)
+    assert (session.maps, session.owner, session.manager) == ({}, None, manager)
+    assert (session.caches, session.depth, session.token) == ({}, 0, None)
+    cache = speedups.CacheBase(session)
+    assert cache.session is session
+    assert cache.is_alive is True and cache.strict is False and cache.dirty == {}
+    assert speedups.CacheBase(session, strict=True).strict is True
+
+
+def test_session_and_cache_take_attributes_and_weak_references(speedups: ModuleType) -> None:
+    """The containers and their Python subclasses have a ``__dict__`` and support weakrefs."""
+
+    class Session(speedups.SessionBase):
+        def __init__(self, name: str) -> None:
+            super().__init__(None)
+            self.name = name
+
+    session = Session("s")
+    cache = speedups.CacheBase(session)
+    cache.database = "db"
+    session.extra = 1
+    assert (session.name, session.extra, cache.database) == ("s", 1, "db")
+    assert weakref.ref(session)() is session and weakref.ref(cache)() is cache
+    assert isinstance(session.maps, dict)
+
+
+def test_entity_base_has_neither_dict_nor_weakref(speedups: ModuleType) -> None:
+    """Entity instances hold only their slots: no ``__dict__``, no weak references."""
+    model = make_model(speedups)
+    obj = model.new(speedups.LOADED, id=1)
+    with pytest.raises(AttributeError):
+        obj.undeclared = 1
+    with pytest.raises(TypeError):
+        weakref.ref(obj)
+
+
+def test_init_state(speedups: ModuleType) -> None:
+    """``_init_state_`` sets the cache and status and clears bits and originals."""
+    model = make_model(speedups)
+    obj = model.new(speedups.LOADED)
+    obj._rbits_, obj._wbits_, obj._orig_ = 3, 1, {0: 1}
+    obj._init_state_(model.cache, speedups.CREATED)
+    assert obj._cache_ is model.cache and obj._status_ == speedups.CREATED
+    assert (obj._rbits_, obj._wbits_, obj._orig_) == (0, 0, None)
+
+
+def test_state_attributes_are_plain_attributes(speedups: ModuleType) -> None:
+    """``_cache_``, ``_status_``, ``_rbits_``, ``_wbits_`` and ``_orig_`` read back what was written."""
+    model = make_model(speedups)
+    obj = model.new(speedups.LOADED)
+    other = speedups.CacheBase(None)
+    obj._cache_, obj._status_, obj._orig_ = other, speedups.MODIFIED, {1: "x"}
+    obj._rbits_, obj._wbits_ = 0b101, (1 << 64) - 1
+    assert (obj._cache_, obj._status_, obj._orig_) == (other, speedups.MODIFIED, {1: "x"})
+    assert (obj._rbits_, obj._wbits_) == (5, (1 << 64) - 1)
+    assert type(obj._rbits_) is int
+
+
+# --- columns ---------------------------------------------------------------------------------
+
+
+def test_column_attributes(speedups: ModuleType) -> None:
+    """A column starts unbound (index -1, bit 0); binding sets index and bit; flags are writable."""
+
+    class Col(speedups.Column):
+        pass
+
+    column = Col()
+    assert (column.index, column.bit, column.tracked, column.readonly) == (-1, 0, False, False)
+    column.tracked = column.readonly = True
+    assert (column.tracked, column.readonly) == (True, True)
+    entity = type("E", (speedups.EntityBase,), {"__slots__": ("a",)})
+    column._bind_slot_(entity.__dict__["a"], 3)
+    assert (column.index, column.bit) == (3, 8)
+    column.py_type = int
+    assert column.__dict__ == {"py_type": int}
+
+
+def test_class_access_returns_the_column(model: Model) -> None:
+    """``Entity.column`` is the descriptor itself."""
+    assert model.entity.name is model.column("name")
+
+
+def test_read_returns_value_and_sets_read_bit(model: Model) -> None:
+    """Reading a loaded value returns it and sets the column's read bit, nothing else."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann", age=30)
+    assert obj.age == 30
+    assert obj._rbits_ == 0b100
+    assert obj.name == "Ann"
+    assert obj._rbits_ == 0b110 and obj._wbits_ == 0
+    assert model.calls == []
+
+
+def test_read_of_unloaded_value_calls_load(model: Model) -> None:
+    """An empty slot goes to ``_load_`` and sets no read bit."""
+    obj = model.new(model.speedups.LOADED, id=1)
+    assert obj.name == ("loaded", "name")
+    assert model.calls == [("load", "name")] and obj._rbits_ == 0
+
+
+def test_read_after_the_session_calls_read_after_session(model: Model) -> None:
+    """Once the cache is dead even a loaded value goes to ``_read_after_session_``."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann")
+    model.cache.is_alive = False
+    assert obj.name == ("after", "name")
+    assert model.calls == [("after", "name")] and obj._rbits_ == 0
+
+
+@pytest.mark.parametrize("status", ["DELETED", "GONE"])
+def test_read_of_deleted_object_calls_deleted(model: Model, status: str) -> None:
+    """A deleted or gone object goes to ``_deleted_``."""
+    obj = model.new(getattr(model.speedups, status), id=1, name="Ann")
+    assert obj.name == ("deleted", "name")
+    assert model.calls == [("deleted", "name")]
+
+
+def test_write_stores_the_validated_value(model: Model) -> None:
+    """``_validate_`` sees the assigned value and its result is what is stored."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann")
+    obj.name = "  Bo  "
+    assert model.column("name").get_raw(obj) == "Bo"
+    assert model.calls == [("validate", "name", "  Bo  ")]
+
+
+def test_write_of_an_equal_value_is_no_change(model: Model) -> None:
+    """An equal value (after validation) leaves status, bits, originals and the queue alone."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann")
+    obj.name = " Ann "
+    assert obj._status_ == model.speedups.LOADED
+    assert (obj._wbits_, obj._orig_, model.cache.dirty) == (0, None, {})
+
+
+def test_write_of_a_nan_is_a_change(model: Model) -> None:
+    """Equality is ``==``, as in the pure twin: the same NaN object is not equal to itself."""
+    nan = float("nan")
+    obj = model.new(model.speedups.LOADED, id=1, score=nan)
+    obj.score = nan
+    assert obj._status_ == model.speedups.MODIFIED
+
+
+def test_first_write_saves_the_original_and_queues_the_object(model: Model) -> None:
+    """LOADED becomes MODIFIED, the old value is kept, the write bit set, the object queued."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann")
+    obj.name = "Bo"
+    assert obj._status_ == model.speedups.MODIFIED
+    assert obj._orig_ == {1: "Ann"} and obj._wbits_ == 0b10
+    assert list(model.cache.dirty) == [obj]
+
+
+def test_second_write_keeps_the_first_original(model: Model) -> None:
+    """The original is the value loaded from the database, not an intermediate one."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann")
+    obj.name = "Bo"
+    obj.name = "Cy"
+    assert obj._orig_ == {1: "Ann"} and model.column("name").get_raw(obj) == "Cy"
+
+
+def test_write_of_an_unloaded_value_saves_no_original(model: Model) -> None:
+    """Nothing was loaded, so nothing is kept; the write bit and the queue still change."""
+    obj = model.new(model.speedups.LOADED, id=1)
+    obj.name = "Bo"
+    assert obj._orig_ is None and obj._wbits_ == 0b10
+    assert obj._status_ == model.speedups.MODIFIED and list(model.cache.dirty) == [obj]
+
+
+def test_dirty_queue_keeps_first_change_order(model: Model) -> None:
+    """Objects enter the queue once, in the order they were first changed."""
+    a, b, c = (model.new(model.speedups.LOADED, id=i, name="x") for i in range(3))
+    b.name = "1"
+    a.name = "2"
+    b.name = "3"
+    c.name = "4"
+    assert list(model.cache.dirty) == [b, a, c]
+
+
+def test_created_object_stays_created_without_originals(model: Model) -> None:
+    """A pending INSERT keeps its status, saves no originals and is not queued again."""
+    obj = model.new(model.speedups.CREATED, id=1, name="Ann")
+    obj.name = "Bo"
+    assert obj._status_ == model.speedups.CREATED
+    assert obj._orig_ is None and obj._wbits_ == 0b10 and model.cache.dirty == {}
+
+
+def test_modified_object_is_not_queued_again(model: Model) -> None:
+    """A write to a MODIFIED object saves the original but leaves the queue as it is."""
+    obj = model.new(model.speedups.MODIFIED, id=1, name="Ann")
+    obj.name = "Bo"
+    assert obj._orig_ == {1: "Ann"} and model.cache.dirty == {}
+
+
+def test_write_to_readonly_column_calls_check_assign(model: Model) -> None:
+    """A ``readonly`` column refuses through ``_check_assign_`` before validation."""
+    obj = model.new(model.speedups.LOADED, id=1, note="n")
+    with pytest.raises(AssignRefused):
+        obj.note = "m"
+    assert model.calls == [("check", "note", "m")]
+    assert model.column("note").get_raw(obj) == "n"
+
+
+def test_write_from_another_session_calls_check_assign(model: Model) -> None:
+    """An assignment outside the owning session is refused through ``_check_assign_``."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann")
+    token = model.speedups.current_session.set(model.speedups.SessionBase(None))
+    try:
+        with pytest.raises(AssignRefused):
+            obj.name = "Bo"
+    finally:
+        model.speedups.current_session.reset(token)
+    with pytest.raises(AssignRefused):
+        copy_context().run(lambda: (model.speedups.current_session.set(None), setattr(obj, "name", "Bo")))
+    assert model.calls == [("check", "name", "Bo")] * 2
+
+
+@pytest.mark.parametrize("state", ["dead", "DELETED", "GONE"])
+def test_write_after_session_or_to_deleted_calls_check_assign(model: Model, state: str) -> None:
+    """A dead cache or a deleted object makes every assignment go through ``_check_assign_``."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann")
+    if state == "dead":
+        model.cache.is_alive = False
+    else:
+        obj._status_ = getattr(model.speedups, state)
+    with pytest.raises(AssignRefused):
+        obj.name = "Bo"
+    assert model.calls == [("check", "name", "Bo")]
+
+
+def test_check_assign_that_returns_lets_the_write_proceed(speedups: ModuleType) -> None:
+    """``_check_assign_`` decides: when it returns, the assignment goes on as usual."""
+    model = make_model(speedups, readonly={"name"})
+    type(model.column("name"))._check_assign_ = lambda self, obj, value: model.calls.append(("allowed", value))
+    obj = model.new(speedups.LOADED, id=1, name="Ann")
+    token = speedups.current_session.set(model.session)
+    try:
+        obj.name = "Bo"
+    finally:
+        speedups.current_session.reset(token)
+    assert model.calls == [("allowed", "Bo"), ("validate", "name", "Bo")]
+    assert obj._orig_ == {1: "Ann"} and obj._status_ == speedups.MODIFIED
+
+
+def test_before_change_is_called_only_for_tracked_columns(model: Model) -> None:
+    """``_before_change_(obj, old, new)`` runs for tracked columns, with None for an unloaded old value."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann")
+    obj.name = "Bo"
+    obj.age = 5
+    obj.age = 6
+    obj.age = 6
+    changes = [call for call in model.calls if call[0] == "change"]
+    assert changes == [("change", "age", None, 5), ("change", "age", 5, 6)]
+
+
+def test_delete_of_a_column_raises(model: Model) -> None:
+    """``del obj.column`` is not a way to unload a value."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann")
+    with pytest.raises(AttributeError, match="cannot be deleted"):
+        del obj.name
+    assert model.column("name").get_raw(obj) == "Ann"
+
+
+def test_column_of_another_class_does_not_apply(model: Model) -> None:
+    """Raw access to an object of an unrelated class fails like the slot itself does."""
+    other = type("Other", (model.speedups.EntityBase,), {"__slots__": ("name",)})()
+    with pytest.raises(TypeError):
+        model.column("name").set_raw(other, 1)
+    with pytest.raises(TypeError):
+        model.column("name").get_raw(other)
+
+
+def test_subclass_instances_use_the_inherited_slots(speedups: ModuleType) -> None:
+    """Objects of an entity subclass with more slots read and write the inherited columns."""
+    model = make_model(speedups)
+    sub = type("Sub", (model.entity,), {"__slots__": ("extra",)})
+    obj = speedups.EntityBase.__new__(sub)
+    obj._init_state_(model.cache, speedups.LOADED)
+    model.column("name").set_raw(obj, "Ann")
+    obj.extra = 1
+    assert obj.name == "Ann" and obj._rbits_ == 0b10 and obj.extra == 1
+
+
+def test_column_bound_to_a_property_uses_it(speedups: ModuleType) -> None:
+    """A column bound to a descriptor that is not a slot stores values through that descriptor."""
+    model = make_model(speedups, names=("id",))
+    store: dict[int, Any] = {}
+
+    def fget(obj: Any) -> Any:
+        if id(obj) not in store:
+            raise AttributeError("value")
+        return store[id(obj)]
+
+    def fdel(obj: Any) -> None:
+        if id(obj) not in store:
+            raise AttributeError("value")
+        del store[id(obj)]
+
+    prop = property(fget, lambda obj, value: store.__setitem__(id(obj), value), fdel)
+    value = model.columns[0].__class__()
+    value.name = "value"
+    value._bind_slot_(prop, 1)
+    model.entity.value = value
+    obj = model.new(speedups.LOADED, id=1)
+    token = speedups.current_session.set(model.session)
+    try:
+        assert not value.is_loaded(obj) and obj.value == ("loaded", "value")
+        obj.value = "x"
+        assert store == {id(obj): "x"} and obj.value == "x"
+        assert obj._rbits_ == 0b10 and obj._wbits_ == 0b10 and obj._status_ == speedups.MODIFIED
+        value.clear_raw(obj)
+        value.clear_raw(obj)
+        assert store == {}
+    finally:
+        speedups.current_session.reset(token)
+
+
+# --- wide entities ---------------------------------------------------------------------------
+
+
+def test_wide_entity_bits_are_full_width_ints(speedups: ModuleType) -> None:
+    """Columns 64 and up track reads, writes and originals like the others, as plain ints."""
+    names = tuple(f"c{i}" for i in range(70))
+    model = make_model(speedups, names=names, tracked={"c69"})
+    assert model.column("c68").bit == 1 << 68
+    obj = model.new(speedups.LOADED, c0=0, c63=63, c68=68, c69=69)
+    token = speedups.current_session.set(model.session)
+    try:
+        assert (obj.c68, obj.c63, obj.c0) == (68, 63, 0)
+        assert obj._rbits_ == (1 << 68) | (1 << 63) | 1
+        obj.c69 = 690
+        obj.c69 = 691
+        obj.c1 = 1
+    finally:
+        speedups.current_session.reset(token)
+    assert obj._wbits_ == (1 << 69) | 2
+    assert obj._orig_ == {69: 69}
+    assert ("change", "c69", 69, 690) in model.calls
+    obj._rbits_ = (1 << 69) | (1 << 64) | 7
+    assert obj._rbits_ == (1 << 69) | (1 << 64) | 7
+    obj._rbits_ = 0
+    obj._wbits_ = 1 << 65
+    assert (obj._rbits_, obj._wbits_) == (0, 1 << 65)
+
+
+def test_wide_entity_merge_checks_high_columns(speedups: ModuleType) -> None:
+    """An unrepeatable read of column 66 is caught; ``check_mask`` excludes high columns too."""
+    names = tuple(f"c{i}" for i in range(70))
+    model = make_model(speedups, names=names)
+    row = tuple(range(70))
+    (obj,) = model.materialize([row])
+    obj._rbits_ = 1 << 66
+    changed = row[:66] + (-1,) + row[67:]
+    model.materialize([changed], check_mask=(1 << 70) - 1 - (1 << 66))
+    assert model.column("c66").get_raw(obj) == -1
+    with pytest.raises(Unrepeatable):
+        model.materialize([row])
+    assert model.calls == [("unrepeatable", "c66", -1, 66)]
+
+
+# --- session entry and exit ------------------------------------------------------------------
+
+
+class Manager:
+    """A db_session manager stand-in: makes and installs sessions, logs the hooks."""
+
+    def __init__(self, speedups: ModuleType, log: list[tuple[Any, ...]]) -> None:
+        self.speedups = speedups
+        self.log = log
+
+    def _new_session_(self) -> Any:
+        session = self.speedups.SessionBase(self)
+        session.owner = self.speedups.current_task()
+        session.token = self.speedups.current_session.set(session)
+        self.log.append(("new", self))
+        return session
+
+    def _check_nested_(self, session: Any) -> None:
+        self.log.append(("nested", self))
+
+    def _finish_(self, session: Any, exc: Any) -> None:
+        self.log.append(("finish", exc))
+        self.speedups.current_session.reset(session.token)
+
+
+def test_current_task(speedups: ModuleType) -> None:
+    """``current_task()`` is the running asyncio task, or None outside an event loop."""
+
+    async def main() -> Any:
+        return speedups.current_task() is asyncio.current_task()
+
+    assert speedups.current_task() is None
+    assert asyncio.run(main()) is True
+
+
+def test_enter_and_exit_nest_in_one_session(speedups: ModuleType) -> None:
+    """The outermost enter makes the session, inner ones go deeper; only the outermost exit ends it."""
+    log: list[tuple[Any, ...]] = []
+    manager, other = Manager(speedups, log), Manager(speedups, log)
+
+    def run() -> None:
+        outer = speedups.enter_session(manager)
+        assert speedups.current_session.get() is outer and outer.depth == 1
+        assert speedups.enter_session(other) is outer and outer.depth == 2
+        assert speedups.enter_session(manager) is outer and outer.depth == 3
+        speedups.exit_session(manager)
+        speedups.exit_session(other, None, None, None)
+        assert log == [("new", manager), ("nested", other)] and outer.depth == 1
+        speedups.exit_session(manager)
+        assert outer.depth == 0 and speedups.current_session.get() is None
+
+    copy_context().run(run)
+    assert log[-1:] == [("nested", other)]
+
+
+def test_exit_of_a_session_with_caches_finishes_it(speedups: ModuleType) -> None:
+    """A session that touched a database is ended by its manager's ``_finish_`` with the exception."""
+    log: list[tuple[Any, ...]] = []
+    manager = Manager(speedups, log)
+    error = ValueError("boom")
+
+    def run() -> None:
+        session = speedups.enter_session(manager)
+        session.caches["db"] = speedups.CacheBase(session)
+        speedups.exit_session(manager, ValueError, error, None)
+        assert speedups.current_session.get() is None
+
+    copy_context().run(run)
+    assert log == [("new", manager), ("finish", error)]
+
+
+def test_enter_and_exit_bind_as_context_manager_methods(speedups: ModuleType) -> None:
+    """``__enter__ = enter_session`` and ``__exit__ = exit_session`` make a working context manager."""
+    log: list[tuple[Any, ...]] = []
+
+    class DbSession(Manager):
+        __enter__ = speedups.enter_session
+        __exit__ = speedups.exit_session
+
+    manager = DbSession(speedups, log)
+
+    def run() -> None:
+        with manager as outer, manager as inner:
+            assert inner is outer and outer.depth == 2
+        assert speedups.current_session.get() is None
+
+    copy_context().run(run)
+    assert log == [("new", manager)]
+
+
+def test_a_task_does_not_enter_a_session_of_another_task(speedups: ModuleType) -> None:
+    """A task created inside a session gets a new session of its own; its parent keeps the old one."""
+    log: list[tuple[Any, ...]] = []
+    manager = Manager(speedups, log)
+
+    async def child() -> Any:
+        session = speedups.enter_session(manager)
+        speedups.exit_session(manager)
+        return session
+
+    async def parent() -> tuple[Any, Any, Any]:
+        outer = speedups.enter_session(manager)
+        again = speedups.enter_session(manager)
+        speedups.exit_session(manager)
+        inner = await asyncio.create_task(child())
+        speedups.exit_session(manager)
+        return outer, again, inner
+
+    outer, again, inner = asyncio.run(parent())
+    assert again is outer and inner is not outer
+    assert log == [("new", manager), ("new", manager)]
+
+
+# --- identity map ----------------------------------------------------------------------------
+
+
+def test_lookup_hit_returns_the_object(model: Model) -> None:
+    """``Entity[pk]`` returns the identity map's object without calling the miss hook."""
+    obj = model.new(model.speedups.LOADED, id=7)
+    model.session.maps[model.entity] = {7: obj}
+    assert model.entity[7] is obj
+    assert model.speedups.lookup(model.entity, 7) is obj
+
+
+def test_lookup_of_modified_and_created_objects_hits(model: Model) -> None:
+    """Pending inserts and updates are in the map like loaded objects."""
+    created = model.new(model.speedups.CREATED, id=1)
+    modified = model.new(model.speedups.MODIFIED, id=2)
+    model.session.maps[model.entity] = {1: created, 2: modified}
+    assert (model.entity[1], model.entity[2]) == (created, modified)
+
+
+@pytest.mark.parametrize("status", ["DELETED", "GONE"])
+def test_lookup_of_deleted_object_misses(model: Model, status: str) -> None:
+    """A deleted object is not returned: the lookup goes to ``_lookup_miss_``."""
+    model.session.maps[model.entity] = {7: model.new(getattr(model.speedups, status), id=7)}
+    assert model.entity[7] == ("miss", 7)
+
+
+def test_lookup_misses(model: Model) -> None:
+    """Unknown key, unknown class, a session with an owner, no session: all go to the miss hook."""
+    assert model.entity[1] == ("miss", 1)
+    model.session.maps[model.entity] = {2: model.new(model.speedups.LOADED, id=2)}
+    assert model.entity[1] == ("miss", 1)
+    assert model.entity[(1, 2)] == ("miss", (1, 2))
+    model.session.owner = object()
+    assert model.entity[2] == ("miss", 2)
+    model.session.owner = None
+    assert copy_context().run(lambda: (model.speedups.current_session.set(None), model.entity[2])[1]) == (
+        "miss",
+        2,
+    )
+
+
+def test_lookup_of_unhashable_key_raises(model: Model) -> None:
+    """An unhashable key fails the way ``dict.get`` does."""
+    model.session.maps[model.entity] = {}
+    with pytest.raises(TypeError):
+        model.entity[[1]]
+
+
+def test_lookup_binds_as_a_metaclass_method(speedups: ModuleType) -> None:
+    """``lookup`` installed as ``__getitem__`` on a metaclass receives the class."""
+
+    class Meta(type):
+        __getitem__ = speedups.lookup
+
+    class Thing(metaclass=Meta):
+        @classmethod
+        def _lookup_miss_(cls, key: Any) -> Any:
+            return cls, key
+
+    assert Thing[3] == (Thing, 3)
+
+
+# --- materialize -----------------------------------------------------------------------------
+
+
+def test_materialize_creates_loaded_objects_in_the_map(model: Model) -> None:
+    """New rows become LOADED objects of the class, with every value and no bits, in row order."""
+    rows = [(1, "Ann", 30, 1.5, None), (2, "Bo", 40, 2.5, "x")]
+    objs = model.materialize(rows)
+    assert [type(o) for o in objs] == [model.entity] * 2
+    assert model.session.maps[model.entity] == {1: objs[0], 2: objs[1]}
+    for obj, row in zip(objs, rows):
+        assert obj._cache_ is model.cache and obj._status_ == model.speedups.LOADED
+        assert (obj._rbits_, obj._wbits_, obj._orig_) == (0, 0, None)
+        assert tuple(c.get_raw(obj, "absent") for c in model.columns) == row
+    assert model.calls == []
+
+
+def test_materialize_returns_known_objects(model: Model) -> None:
+    """A row whose key is in the map gives the same object back (also twice in one result)."""
+    (first,) = model.materialize([(1, "Ann", 30, 1.5, None)])
+    again = model.materialize([(1, "Ann", 30, 1.5, None), (1, "Ann", 30, 1.5, None)])
+    assert again == [first, first] and len(model.session.maps[model.entity]) == 1
+
+
+def test_materialize_accepts_any_iterable_of_sequences(model: Model) -> None:
+    """Rows may come from an iterator and be lists; extra values past the columns are ignored."""
+    objs = model.materialize(iter([[1, "Ann", 30, 1.5, None, "extra"]]))
+    assert model.column("note").is_loaded(objs[0]) and model.column("name").get_raw(objs[0]) == "Ann"
+
+
+def test_materialize_applies_converters(model: Model) -> None:
+    """Converters run on non-None values before the map lookup; None skips the converter."""
+    converters = [int, None, int, float, str.upper]
+    (obj,) = model.materialize([("1", "Ann", "30", 2, None)], converters=converters)
+    assert model.session.maps[model.entity] == {1: obj}
+    assert [c.get_raw(obj) for c in model.columns] == [1, "Ann", 30, 2.0, None]
+    (same,) = model.materialize([("1", "Ann", "30", 2, "n")], converters=converters)
+    assert same is obj and model.column("note").get_raw(obj) == "N"
+
+
+def test_materialize_composite_keys(speedups: ModuleType) -> None:
+    """With ``npk=2`` the map key is the tuple of the first two values."""
+    model = make_model(speedups, names=("a", "b", "v"))
+    objs = model.materialize([(1, 1, "x"), (1, 2, "y"), (1, 1, "z")], npk=2)
+    assert model.session.maps[model.entity] == {(1, 1): objs[0], (1, 2): objs[1]}
+    assert objs[2] is objs[0] and model.column("v").get_raw(objs[0]) == "z"
+
+
+def test_materialize_rejects_a_key_of_no_columns(model: Model) -> None:
+    """``npk`` below 1 is an error in both twins."""
+    with pytest.raises(ValueError):
+        model.materialize([(1, "Ann", 30, 1.5, None)], npk=0)
+
+
+def test_materialize_refreshes_unread_values(model: Model) -> None:
+    """Values nobody read are replaced by the database's; unloaded ones are filled in."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann")
+    model.session.maps[model.entity] = {1: obj}
+    model.materialize([(1, "Bo", 30, 1.5, None)])
+    assert [c.get_raw(obj) for c in model.columns] == [1, "Bo", 30, 1.5, None]
+    assert model.calls == []
+
+
+def test_materialize_keeps_values_written_in_the_session(model: Model) -> None:
+    """A written value survives a reload when the database still has the original."""
+    (obj,) = model.materialize([(1, "Ann", 30, 1.5, None)])
+    obj.name = "Bo"
+    model.materialize([(1, "Ann", 31, 1.5, None)])
+    assert obj.name == "Bo" and model.column("age").get_raw(obj) == 31
+
+
+def test_materialize_raises_on_unrepeatable_read(model: Model) -> None:
+    """A column read in this session whose database value changed goes to ``_unrepeatable_``."""
+    (obj,) = model.materialize([(1, "Ann", 30, 1.5, None)])
+    assert obj.name == "Ann"
+    model.materialize([(1, "Ann", 31, 1.5, None)])
+    with pytest.raises(Unrepeatable):
+        model.materialize([(1, "Bo", 30, 1.5, None)])
+    assert model.calls[-1] == ("unrepeatable", "name", "Ann", "Bo")
+
+
+def test_materialize_checks_written_columns_against_their_original(model: Model) -> None:
+    """Read then written: the original loaded value is what the database must still hold."""
+    (obj,) = model.materialize([(1, "Ann", 30, 1.5, None)])
+    assert obj.name == "Ann"
+    obj.name = "Bo"
+    model.materialize([(1, "Ann", 30, 1.5, None)])
+    with pytest.raises(Unrepeatable):
+        model.materialize([(1, "Cy", 30, 1.5, None)])
+    assert model.calls[-1] == ("unrepeatable", "name", "Ann", "Cy")
+
+
+def test_materialize_check_mask_excludes_columns(model: Model) -> None:
+    """Columns outside ``check_mask`` (floats, volatile ones) are refreshed without a check."""
+    (obj,) = model.materialize([(1, "Ann", 30, 1.5, None)])
+    assert obj.score == 1.5
+    model.materialize([(1, "Ann", 30, 2.5, None)], check_mask=0b10111)
+    assert model.column("score").get_raw(obj) == 2.5 and model.calls == []
+
+
+def test_materialize_rejects_unbound_columns(speedups: ModuleType) -> None:
+    """Every column must be bound to a slot before rows are turned into objects."""
+    model = make_model(speedups)
+    with pytest.raises(AttributeError):
+        speedups.materialize(model.entity, model.cache, {}, [speedups.Column()], [None], 1, -1, [])
+
+
+# --- raw access ------------------------------------------------------------------------------
+
+
+def test_raw_access_agrees_with_the_slot(model: Model) -> None:
+    """get_raw/set_raw/clear_raw/is_loaded see exactly what the ``__slots__`` member sees."""
+    column, member = model.column("name"), model.members[1]
+    obj = model.new(model.speedups.LOADED)
+    assert not column.is_loaded(obj) and column.get_raw(obj) is None and column.get_raw(obj, 0) == 0
+    with pytest.raises(AttributeError):
+        member.__get__(obj)
+    column.set_raw(obj, "Ann")
+    assert member.__get__(obj) == "Ann" and column.is_loaded(obj)
+    member.__set__(obj, "Bo")
+    assert column.get_raw(obj) == "Bo"
+    column.clear_raw(obj)
+    column.clear_raw(obj)
+    with pytest.raises(AttributeError):
+        member.__get__(obj)
+    assert not column.is_loaded(obj)
+    assert (obj._rbits_, obj._wbits_, obj._status_, model.calls) == (0, 0, model.speedups.LOADED, [])
+
+
+def test_set_raw_stores_none(model: Model) -> None:
+    """None is a loaded value, not an empty slot."""
+    obj = model.new(model.speedups.LOADED)
+    model.column("note").set_raw(obj, None)
+    assert model.column("note").is_loaded(obj) and obj.note is None
+
+
+# --- references ------------------------------------------------------------------------------
+
+
+def _churn(model: Model, rounds: int) -> None:
+    """Create, load, merge, write, reload, clear and drop objects ``rounds`` times."""
+    speedups = model.speedups
+    for i in range(rounds):
+        rows = [(n, f"name{n}", n, n * 0.5, None) for n in range(50)]
+        objs = model.materialize(rows)
+        for obj in objs[:10]:
+            obj.name = f"x{i}"
+            obj.age = -1
+            _ = obj.id, obj.score
+        model.materialize(rows, converters=[None, str, None, None, None], check_mask=0)
+        _ = model.entity[3], model.entity[99]
+        extra = speedups.EntityBase.__new__(model.entity)
+        extra._init_state_(model.cache, speedups.CREATED)
+        for column in model.columns:
+            column.set_raw(extra, [i])
+            column.clear_raw(extra)
+            column.set_raw(extra, (i,))
+        model.session.maps.clear()
+        model.cache.dirty.clear()
+        model.calls.clear()
+
+
+def test_hot_path_does_not_leak(model: Model) -> None:
+    """Repeated create/materialize/set cycles keep allocations, gc objects and refcounts flat."""
+    _churn(model, 30)
+    gc.collect()
+    objects = len(gc.get_objects())
+    total = getattr(sys, "gettotalrefcount", lambda: 0)()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        _churn(model, 200)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert grown < 64 * 1024, after.compare_to(before, "lineno")[:5]
+    assert len(gc.get_objects()) - objects < 100
+    if total:
+        assert sys.gettotalrefcount() - total < 1000
