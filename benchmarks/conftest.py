@@ -36,7 +36,9 @@ def speedups(request: pytest.FixtureRequest) -> ModuleType:
 def fetchall() -> Iterator[Callable[[], list[tuple[Any, ...]]]]:
     """``fetchall()`` of every row of an in-memory SQLite table of 100k rows of five columns."""
     conn = sqlite3.connect(":memory:")
-    conn.execute("CREATE TABLE person (id INTEGER PRIMARY KEY, name TEXT, age INTEGER, score REAL, note TEXT)")
+    conn.execute(
+        "CREATE TABLE person (id INTEGER PRIMARY KEY, name TEXT, age INTEGER, score REAL, note TEXT)"
+    )
     conn.executemany(
         "INSERT INTO person VALUES (?, ?, ?, ?, ?)",
         ((i, f"name{i}", i % 90, i * 0.5, None if i % 3 else f"note{i}") for i in range(1, ROWS + 1)),

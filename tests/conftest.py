@@ -19,8 +19,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+POSTGRES_DSN = os.environ.get("NEXTORM_TEST_POSTGRES", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers the suite uses."""
+    config.addinivalue_line("markers", "sqlite_only: the test pins SQLite-specific behaviour (not run on PostgreSQL)")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize ``speedups`` over the compiled module and its pure twin."""
+    """Parametrize ``speedups`` over both hot paths and ``db_kind`` over SQLite and (when configured) PostgreSQL."""
+    if "db_kind" in metafunc.fixturenames:
+        kinds = ["sqlite"]
+        if POSTGRES_DSN and not metafunc.definition.get_closest_marker("sqlite_only"):
+            kinds.append("postgres")
+        metafunc.parametrize("db_kind", kinds, indirect=True)
     if "speedups" in metafunc.fixturenames:
         params = [pytest.param("_speedups_py", id="pure")]
         if not metafunc.config.getoption("--no-c-extensions"):
@@ -39,6 +52,7 @@ def speedups(request: pytest.FixtureRequest) -> ModuleType:
 import logging  # noqa: E402
 import sqlite3  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
 
 import nextorm  # noqa: E402
 from nextorm import Database, Optional, PrimaryKey, Required, set_sql_debug  # noqa: E402
@@ -51,9 +65,36 @@ def db_path(tmp_path) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def db(db_path: str) -> Iterator[Database]:
-    """A Database bound to a fresh SQLite file, with no entities yet."""
-    database = Database("sqlite", db_path, create_db=True)
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """Which database the test runs on: 'sqlite' or 'postgres'."""
+    return str(request.param)
+
+
+@pytest.fixture
+def pg_schema(db_kind: str) -> Iterator[str | None]:
+    """A fresh PostgreSQL schema for the test (dropped afterwards); None on SQLite."""
+    if db_kind != "postgres":
+        yield None
+        return
+    import uuid
+
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    yield schema
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def db(db_kind: str, db_path: str, pg_schema: str | None) -> Iterator[Database]:
+    """A Database with no entities yet: a fresh SQLite file, or a fresh PostgreSQL schema."""
+    if db_kind == "postgres":
+        database = Database("postgres", dsn=POSTGRES_DSN, options=f"-c search_path={pg_schema}")
+    else:
+        database = Database("sqlite", db_path, create_db=True)
     yield database
     database.disconnect()
 
@@ -74,10 +115,30 @@ def Person(db: Database) -> type:
     return Person
 
 
+class PostgresClient:
+    """Another client of the test schema, with sqlite3's ``execute(sql, params)`` and ``?`` placeholders."""
+
+    def __init__(self, schema: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(POSTGRES_DSN, autocommit=True, options=f"-c search_path={schema}")
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        return self.conn.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        cursor = self.conn.cursor()
+        cursor.executemany(sql.replace("%", "%%").replace("?", "%s"), rows)
+        return cursor
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 @pytest.fixture
-def other_connection(db_path: str) -> Iterator[sqlite3.Connection]:
-    """A second, independent connection to the test database (autocommit), playing another client."""
-    conn = sqlite3.connect(db_path, isolation_level=None, timeout=5)
+def other_connection(db: Database, db_path: str, pg_schema: str | None) -> Iterator[Any]:
+    """A second, independent autocommit connection to the test database, playing another client."""
+    conn: Any = PostgresClient(pg_schema) if pg_schema else sqlite3.connect(db_path, isolation_level=None, timeout=5)
     yield conn
     conn.close()
 

@@ -32,16 +32,58 @@ from nextorm import (
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def rows(conn: sqlite3.Connection, sql: str) -> list[tuple]:
-    """All rows of ``sql`` run on a plain sqlite3 connection."""
-    return conn.execute(sql).fetchall()
+try:
+    import psycopg
+except ImportError:  # PostgreSQL support is an extra
+    psycopg = None
+
+#: what another client's driver raises for a constraint violation
+DRIVER_INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,) + (
+    (psycopg.IntegrityError,) if psycopg is not None else ()
+)
 
 
-def table_names(conn: sqlite3.Connection) -> set[str]:
-    """The user tables of the SQLite file ``conn`` is connected to."""
-    return {r[0] for r in rows(conn, "SELECT name FROM sqlite_master WHERE type = 'table'")} - {
-        "sqlite_sequence"
+def rows(conn, sql: str) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """All rows of ``sql`` run by the other client ``conn``, as tuples."""
+    return [tuple(r) for r in conn.execute(sql).fetchall()]
+
+
+def is_sqlite(conn) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the other client is a sqlite3 connection (else PostgreSQL)."""
+    return isinstance(conn, sqlite3.Connection)
+
+
+def table_names(conn) -> set[str]:  # type: ignore[no-untyped-def]
+    """The user tables of the test database."""
+    if is_sqlite(conn):
+        return {r[0] for r in rows(conn, "SELECT name FROM sqlite_master WHERE type = 'table'")} - {
+            "sqlite_sequence"
+        }
+    return {
+        r[0]
+        for r in rows(
+            conn, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
     }
+
+
+def column_names(conn, table: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """The columns of ``table`` in table order."""
+    if is_sqlite(conn):
+        return [r[1] for r in rows(conn, f'PRAGMA table_info("{table}")')]
+    return [
+        r[0]
+        for r in rows(
+            conn,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            f" AND table_name = '{table}' ORDER BY ordinal_position",
+        )
+    ]
+
+
+def auto_pk_ddl(conn) -> str:  # type: ignore[no-untyped-def]
+    """The column type of an auto-incrementing int primary key for raw CREATE TABLE."""
+    return "INTEGER PRIMARY KEY AUTOINCREMENT" if is_sqlite(conn) else "SERIAL PRIMARY KEY"
 
 
 def writes(sql_log) -> list[str]:  # type: ignore[no-untyped-def]
@@ -95,7 +137,7 @@ def test_explicit_int_primary_key(db, other_connection) -> None:
         item = Item(number=42, title="x")
         assert item.get_pk() == 42
         assert repr(item) == "Item[42]"
-    assert rows(other_connection, 'SELECT number, title FROM "Item"') == [(42, "x")]
+    assert rows(other_connection, "SELECT number, title FROM Item") == [(42, "x")]
     with db_session:
         assert Item[42].title == "x"
 
@@ -146,15 +188,18 @@ def test_composite_primary_key_declared_without_assignment(db, other_connection)
     """Pony's form, a bare ``PrimaryKey(a, b)`` statement in the class body, makes (a, b) the pk (no ``id``)."""
 
     class Seat(db.Entity):
-        row = Required(str)
+        aisle = Required(str)
         number = Required(int)
-        PrimaryKey(row, number)
+        PrimaryKey(aisle, number)
 
     db.generate_mapping(create_tables=True)
-    info = rows(other_connection, 'PRAGMA table_info("Seat")')
-    assert {r[1]: r[5] for r in info} == {"row": 1, "number": 2}
+    assert column_names(other_connection, Seat._table_) == ["aisle", "number"]
+    other_connection.execute("INSERT INTO Seat (aisle, number) VALUES ('A', 1)")
+    other_connection.execute("INSERT INTO Seat (aisle, number) VALUES ('A', 2)")
+    with pytest.raises(DRIVER_INTEGRITY_ERRORS):
+        other_connection.execute("INSERT INTO Seat (aisle, number) VALUES ('A', 1)")
     with db_session:
-        seat = Seat(row="B", number=7)
+        seat = Seat(aisle="B", number=7)
         assert repr(seat) == "Seat['B',7]"
     with db_session:
         assert Seat["B", 7].get_pk() == ("B", 7)
@@ -196,8 +241,8 @@ def test_composite_primary_key_is_a_db_constraint(Enrollment, other_connection) 
     with db_session:
         Enrollment(course="Math", year=1)
         Enrollment(course="Math", year=2)
-    with pytest.raises(sqlite3.IntegrityError):
-        other_connection.execute("INSERT INTO \"Enrollment\" (course, year) VALUES ('Math', 1)")
+    with pytest.raises(DRIVER_INTEGRITY_ERRORS):
+        other_connection.execute("INSERT INTO Enrollment (course, year) VALUES ('Math', 1)")
 
 
 def test_implicit_id_when_no_primary_key(db, other_connection) -> None:
@@ -212,7 +257,7 @@ def test_implicit_id_when_no_primary_key(db, other_connection) -> None:
         flush()
         assert n.id == 1
         assert n.get_pk() == 1
-    assert rows(other_connection, 'SELECT id, text FROM "Note"') == [(1, "hi")]
+    assert rows(other_connection, "SELECT id, text FROM Note") == [(1, "hi")]
 
 
 def test_two_primary_keys_are_an_er_diagram_error(db) -> None:
@@ -256,15 +301,15 @@ def test_composite_key_allows_pairs_differing_in_one_part(Slot, other_connection
         Slot(day=1, hour=9)
         Slot(day=1, hour=10)
         Slot(day=2, hour=9)
-    assert rows(other_connection, 'SELECT count(*) FROM "Slot"') == [(3,)]
+    assert rows(other_connection, "SELECT count(*) FROM Slot") == [(3,)]
 
 
 def test_composite_key_is_a_db_constraint(Slot, other_connection) -> None:
     """The table has UNIQUE (day, hour): a raw duplicate insert fails in SQLite."""
     with db_session:
         Slot(day=1, hour=9)
-    with pytest.raises(sqlite3.IntegrityError):
-        other_connection.execute('INSERT INTO "Slot" (day, hour) VALUES (1, 9)')
+    with pytest.raises(DRIVER_INTEGRITY_ERRORS):
+        other_connection.execute("INSERT INTO Slot (day, hour) VALUES (1, 9)")
 
 
 def test_composite_key_clash_on_update_is_cache_index_error(Slot) -> None:
@@ -284,7 +329,7 @@ def test_composite_key_clash_on_update_is_cache_index_error(Slot) -> None:
 
 def test_unique_attribute_is_a_db_constraint(Person, ann, other_connection) -> None:
     """``unique=True`` creates a UNIQUE column: a raw duplicate fails in SQLite."""
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(DRIVER_INTEGRITY_ERRORS):
         other_connection.execute("INSERT INTO person (name, email, age, score) VALUES ('X', 'ann@x', 1, 0)")
 
 
@@ -327,7 +372,7 @@ def test_unique_clash_with_db_row_on_insert(Person, ann, other_connection) -> No
     message = str(info.value)
     assert re.search(r"Person\[new:\d+\]", message)
     assert "email" in message and "ann@x" in message
-    assert isinstance(info.value.original_exc, sqlite3.IntegrityError)
+    assert isinstance(info.value.original_exc, DRIVER_INTEGRITY_ERRORS)
     assert rows(other_connection, "SELECT id, name, email FROM person") == [(ann, "Ann", "ann@x")]
 
 
@@ -402,31 +447,31 @@ def test_callable_default_is_called_per_object(db) -> None:
 def test_column_option_names_the_db_column(db, other_connection) -> None:
     """``column='full_name'`` stores the attribute in that column; raw SQL sees the column name."""
 
-    class User(db.Entity):
+    class Account(db.Entity):
         name = Required(str, column="full_name")
 
     db.generate_mapping(create_tables=True)
     with db_session:
-        User(name="Ann Lee")
-    assert rows(other_connection, 'SELECT full_name FROM "User"') == [("Ann Lee",)]
+        Account(name="Ann Lee")
+    assert rows(other_connection, "SELECT full_name FROM Account") == [("Ann Lee",)]
     with db_session:
-        assert db.select('SELECT full_name FROM "User"') == ["Ann Lee"]
-        assert User.get(name="Ann Lee").name == "Ann Lee"
-        assert User.select(User.name.startswith("Ann")).count() == 1
+        assert db.select("SELECT full_name FROM Account") == ["Ann Lee"]
+        assert Account.get(name="Ann Lee").name == "Ann Lee"
+        assert Account.select(Account.name.startswith("Ann")).count() == 1
 
 
 def test_table_option_names_the_table(db, other_connection) -> None:
     """``_table_`` is the table the entity is stored in."""
 
-    class User(db.Entity):
+    class Account(db.Entity):
         _table_ = "app_users"
         name = Required(str)
 
     db.generate_mapping(create_tables=True)
     with db_session:
-        User(name="x")
+        Account(name="x")
     assert "app_users" in table_names(other_connection)
-    assert "User" not in table_names(other_connection)
+    assert "Account" not in table_names(other_connection)
     assert rows(other_connection, "SELECT name FROM app_users") == [("x",)]
 
 
@@ -437,7 +482,7 @@ def test_table_name_defaults_to_entity_name(db, other_connection) -> None:
         name = Required(str)
 
     db.generate_mapping(create_tables=True)
-    assert "Gadget" in table_names(other_connection)
+    assert "gadget" in {name.lower() for name in table_names(other_connection)}
 
 
 def test_max_len_rejects_longer_str(Person) -> None:
@@ -504,11 +549,11 @@ def test_volatile_attribute_change_outside_is_not_an_error(db, other_connection)
     with db_session:
         c = Counter[1]
         assert c.hits == 0
-        other_connection.execute('UPDATE "Counter" SET hits = 5')
+        other_connection.execute("UPDATE Counter SET hits = 5")
         Counter.select().fetch()
         assert c.hits == 5
         c.name = "d"
-    assert rows(other_connection, 'SELECT name, hits FROM "Counter"') == [("d", 5)]
+    assert rows(other_connection, "SELECT name, hits FROM Counter") == [("d", 5)]
 
 
 def test_unknown_attribute_option_is_a_type_error(db) -> None:
@@ -524,14 +569,13 @@ def test_unknown_attribute_option_is_a_type_error(db) -> None:
 
 def test_generate_mapping_creates_tables_and_columns(Person, other_connection) -> None:
     """``generate_mapping(create_tables=True)`` creates the table with one column per attribute."""
-    columns = [r[1] for r in rows(other_connection, "PRAGMA table_info(person)")]
-    assert columns == ["id", "name", "email", "age", "score"]
+    assert column_names(other_connection, "person") == ["id", "name", "email", "age", "score"]
 
 
 def test_generate_mapping_on_existing_table(db, db_path, other_connection) -> None:
     """``create_tables=False`` maps onto a table created with raw sqlite3, column names included."""
     other_connection.execute(
-        'CREATE TABLE "legacy people" ("person id" INTEGER PRIMARY KEY AUTOINCREMENT,'
+        f'CREATE TABLE "legacy people" ("person id" {auto_pk_ddl(other_connection)},'
         ' "Full ""Name""" TEXT NOT NULL, note TEXT)'
     )
     other_connection.execute('INSERT INTO "legacy people" ("Full ""Name""", note) VALUES (\'Old\', \'n\')')
@@ -565,6 +609,20 @@ def test_check_tables_reports_missing_column(db, other_connection) -> None:
 
     with pytest.raises(DBSchemaError) as info:
         db.generate_mapping(create_tables=False)
+    assert "Thing" in str(info.value)
+    assert "weight" in str(info.value)
+
+
+def test_create_tables_checks_an_existing_table(db, other_connection) -> None:
+    """``create_tables=True`` over an existing table that lacks a column raises DBSchemaError (Pony checks after creating)."""
+    other_connection.execute('CREATE TABLE "Thing" (id INTEGER PRIMARY KEY, name TEXT)')
+
+    class Thing(db.Entity):
+        name = Required(str)
+        weight = Optional(float)
+
+    with pytest.raises(DBSchemaError) as info:
+        db.generate_mapping(create_tables=True)
     assert "Thing" in str(info.value)
     assert "weight" in str(info.value)
 
@@ -691,10 +749,75 @@ def test_lookup_missing_pk_raises_object_not_found(Person) -> None:
     assert info.value.pkval == 333
 
 
+def test_str_primary_key_not_found_message(db) -> None:
+    """A missing str pk raises ObjectNotFound shown with the key's repr: ``Country['XX']``."""
+
+    class Country(db.Entity):
+        code = PrimaryKey(str)
+
+    db.generate_mapping(create_tables=True)
+    with db_session, pytest.raises(ObjectNotFound) as info:
+        Country["XX"]
+    assert str(info.value) == "Country['XX']"
+
+
+def test_explicit_pk_clash_with_db_row(db, other_connection) -> None:
+    """Creating an object whose explicit pk exists in the DB (not loaded) raises TransactionIntegrityError, writes nothing."""
+
+    class Country(db.Entity):
+        code = PrimaryKey(str)
+        name = Optional(str)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Country(code="FR", name="France")
+    with pytest.raises(TransactionIntegrityError) as info:
+        with db_session:
+            Country(code="DE")
+            Country(code="FR", name="again")
+            Country(code="IT")
+    assert "Country['FR']" in str(info.value)
+    assert rows(other_connection, "SELECT code, name FROM Country") == [("FR", "France")]
+
+
+def test_loaded_unique_values_clash_in_session(Person, ann) -> None:
+    """A unique value held by an object loaded from the DB clashes immediately with a new object."""
+    with db_session:
+        Person[ann]
+        with pytest.raises(CacheIndexError, match="value 'ann@x' for key email already exists"):
+            Person(name="Copy", email="ann@x")
+    with db_session:
+        Person.select().fetch()
+        with pytest.raises(CacheIndexError, match="value 'ann@x' for key email already exists"):
+            Person(name="Copy", email="ann@x")
+
+
+def test_unique_value_moved_away_can_be_taken(Person, ann, other_connection) -> None:
+    """After a loaded object changes its unique value, a new object may take the old one in the same session."""
+    with db_session:
+        Person[ann].email = "new@x"
+        Person(name="Bo", email="ann@x")
+    assert rows(other_connection, "SELECT name, email FROM person ORDER BY id") == [
+        ("Ann", "new@x"),
+        ("Bo", "ann@x"),
+    ]
+
+
 def test_lookup_key_of_wrong_type_is_rejected(Person) -> None:
     """``Person['abc']`` (an int pk) raises AttributeTypeError naming the pk attribute."""
     with db_session, pytest.raises(AttributeTypeError, match=r"Person\.id"):
         Person["abc"]
+
+
+def test_get_by_composite_primary_key_keywords(Enrollment) -> None:
+    """``get(course=..., year=...)`` finds a composite-pk object, or None."""
+    with db_session:
+        e = Enrollment(course="Math", year=1)
+    with db_session:
+        assert Enrollment.get(course="Math", year=1).get_pk() == ("Math", 1)
+        assert Enrollment.get(course="Math", year=2) is None
+        assert Enrollment.get(course="Math", year=1) is Enrollment["Math", 1]
+    assert e.get_pk() == ("Math", 1)
 
 
 def test_lookup_key_of_wrong_arity_is_rejected(Enrollment) -> None:
@@ -1046,8 +1169,8 @@ def test_exception_in_before_hook_propagates_and_writes_nothing(db, other_connec
             Good(name="g")
             Bad(name="b")
     assert info.value is error
-    assert rows(other_connection, 'SELECT count(*) FROM "Good"') == [(0,)]
-    assert rows(other_connection, 'SELECT count(*) FROM "Bad"') == [(0,)]
+    assert rows(other_connection, "SELECT count(*) FROM Good") == [(0,)]
+    assert rows(other_connection, "SELECT count(*) FROM Bad") == [(0,)]
 
 
 def test_exception_in_after_hook_propagates_and_writes_nothing(db, other_connection) -> None:
@@ -1064,7 +1187,7 @@ def test_exception_in_after_hook_propagates_and_writes_nothing(db, other_connect
     with pytest.raises(KeyError, match="after"):
         with db_session:
             Bad(name="b")
-    assert rows(other_connection, 'SELECT count(*) FROM "Bad"') == [(0,)]
+    assert rows(other_connection, "SELECT count(*) FROM Bad") == [(0,)]
 
 
 def test_hooks_run_at_object_flush(hooked) -> None:
@@ -1076,6 +1199,65 @@ def test_hooks_run_at_object_flush(hooked) -> None:
         b.flush()
         assert [(n, r) for n, r, _ in calls][1:] == [("after_insert", "Pet[1]")]
         assert len(calls) == 2
+
+
+def test_before_hooks_may_change_the_object(db, other_connection) -> None:
+    """Values a before_insert/before_update hook assigns to its object are part of that INSERT/UPDATE."""
+
+    class Stamped(db.Entity):
+        name = Required(str)
+        version = Required(int, default=0)
+
+        def before_insert(self) -> None:
+            self.version = 1
+
+        def before_update(self) -> None:
+            self.version += 1
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Stamped(name="a")
+    assert rows(other_connection, "SELECT name, version FROM Stamped") == [("a", 1)]
+    with db_session:
+        Stamped[1].name = "b"
+    assert rows(other_connection, "SELECT name, version FROM Stamped") == [("b", 2)]
+
+
+def test_object_created_in_before_hook_is_saved_in_the_same_flush(db, other_connection) -> None:
+    """An object a before_insert hook creates is inserted by the same flush."""
+
+    class Audit(db.Entity):
+        text = Required(str)
+
+    class Order(db.Entity):
+        item = Required(str)
+
+        def before_insert(self) -> None:
+            Audit(text=f"order {self.item}")
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Order(item="tea")
+        flush()
+        assert [a.text for a in Audit.select()] == ["order tea"]
+    assert rows(other_connection, "SELECT text FROM Audit") == [("order tea",)]
+
+
+def test_change_in_after_insert_hook_is_saved(db, other_connection) -> None:
+    """A change an after_insert hook makes (the pk is known by then) is written by a further round."""
+
+    class Node(db.Entity):
+        name = Required(str)
+        path = Optional(str)
+
+        def after_insert(self) -> None:
+            self.path = f"/{self.id}"
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Node(name="root")
+        Node(name="leaf")
+    assert rows(other_connection, "SELECT id, path FROM Node ORDER BY id") == [(1, "/1"), (2, "/2")]
 
 
 # -- errors -------------------------------------------------------------------------------------

@@ -20,6 +20,16 @@ from nextorm import (
     flush,
 )
 
+try:
+    import psycopg
+except ImportError:  # PostgreSQL support is an extra
+    psycopg = None
+
+#: what a driver raises for a constraint violation
+DRIVER_INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,) + (
+    (psycopg.IntegrityError,) if psycopg is not None else ()
+)
+
 PEOPLE = [
     # name, email, age, score
     ("Ann", "ann@x", 30, 1.0),
@@ -301,6 +311,17 @@ def test_slice_limits_sql(people, sql_log) -> None:
     assert "LIMIT" in select
 
 
+def test_negative_index_and_step_are_rejected(people) -> None:
+    """Negative indexes and slice steps raise TypeError rather than fetching something else."""
+    P = people
+    with db_session:
+        q = P.select().order_by(P.id)
+        with pytest.raises(TypeError):
+            q[-1]
+        with pytest.raises(TypeError):
+            q[::2]
+
+
 def test_index_and_first(people) -> None:
     """q[0], q[i] and first() return single objects; first() of nothing is None, q[i] past the end IndexError."""
     P = people
@@ -421,6 +442,25 @@ def test_select_by_sql_with_some_columns(people) -> None:
         result = P.select_by_sql("SELECT id, name FROM person WHERE id = 3")
         assert names(result) == ["Cid"]
         assert result[0].age == 41
+
+
+def test_select_by_sql_maps_renamed_columns(db) -> None:
+    """``select_by_sql`` maps result columns to attributes by their ``column=`` names."""
+
+    class Member(db.Entity):
+        _table_ = "members"
+        nick = Required(str, column="nick_name")
+        level = Required(int, column="lvl")
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Member(nick="ace", level=3)
+        Member(nick="bee", level=1)
+    with db_session:
+        found = Member.select_by_sql("SELECT * FROM members WHERE lvl > 2")
+        assert [(m.nick, m.level) for m in found] == [("ace", 3)]
+        found = Member.select_by_sql("SELECT lvl, nick_name, id FROM members ORDER BY lvl")
+        assert [(m.nick, m.level) for m in found] == [("bee", 1), ("ace", 3)]
 
 
 def test_get_by_sql(people) -> None:
@@ -577,17 +617,23 @@ def names_of(objects) -> list[str]:  # type: ignore[no-untyped-def]
 def test_hostile_identifier_is_quoted(db, other_connection) -> None:
     """A table name that is itself an injection attempt is just a (quoted) name."""
 
+    class Victim(db.Entity):
+        _table_ = "victim"
+        name = Required(str)
+
     class Evil(db.Entity):
-        _table_ = 'x"; DROP TABLE person; --'
+        _table_ = 'x"; DROP TABLE victim; --'
         name = Required(str)
 
     db.generate_mapping(create_tables=True)
     with db_session:
+        Victim(name="v")
         Evil(name="e")
     with db_session:
         assert Evil.select().count() == 1
-    tables = {r[0] for r in other_connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert 'x"; DROP TABLE person; --' in tables
+        Evil.select().first().name = "f"
+    assert other_connection.execute('SELECT name FROM "x""; DROP TABLE victim; --"').fetchall() == [("f",)]
+    assert other_connection.execute("SELECT name FROM victim").fetchall() == [("v",)]
 
 
 def test_select_by_sql_rejects_missing_param(people) -> None:
@@ -597,11 +643,11 @@ def test_select_by_sql_rejects_missing_param(people) -> None:
         P.select_by_sql("SELECT * FROM person WHERE age = $missing_one", {"other": 1})
 
 
-def test_integrity_error_from_raw_sql_keeps_sqlite_cause(people, db) -> None:
+def test_integrity_error_from_raw_sql_keeps_driver_cause(people, db) -> None:
     """A raw statement violating a constraint raises a nextorm error carrying the driver exception."""
     from nextorm import TransactionIntegrityError
 
     with pytest.raises(TransactionIntegrityError) as info:
         with db_session:
             db.execute("INSERT INTO person (name, email, age, score) VALUES ('Dup', 'ann@x', 1, 0)")
-    assert isinstance(info.value.original_exc, sqlite3.IntegrityError)
+    assert isinstance(info.value.original_exc, DRIVER_INTEGRITY_ERRORS)

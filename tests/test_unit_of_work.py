@@ -740,21 +740,31 @@ def test_conflict_rolls_back_earlier_flushes_and_next_session_works(
 
 
 def test_objects_are_detached_after_a_failed_flush(three_people: type, other_connection: sqlite3.Connection) -> None:
-    """After a failed flush the session's objects keep loaded values but refuse writes; queries start afresh."""
+    """A failed flush rolls back at once: earlier flushes are undone, objects refuse writes, queries start afresh."""
     Person = three_people
     with db_session:
         p = Person[1]
         assert p.name == "A"
-        p.age = 1
         other_connection.execute("UPDATE person SET name = 'Q' WHERE id = 1")
+        d = Person(name="D")
+        flush()
+        p.age = 1
         with pytest.raises(OptimisticCheckError):
             flush()
         assert p.name == "A"
         with pytest.raises(DatabaseSessionIsOver):
             p.age = 2
+        with pytest.raises(DatabaseSessionIsOver):
+            d.age = 2
         fresh = Person[1]
         assert fresh is not p
         assert fresh.name == "Q" and fresh.age == 30
+        fresh.email = "q@x"
+    assert table_rows(other_connection, "SELECT id, name, email, age FROM person ORDER BY id") == [
+        (1, "Q", "q@x", 30),
+        (2, "B", None, 31),
+        (3, "C", None, 32),
+    ]
 
 
 def test_unchanged_other_columns_do_not_conflict(three_people: type, other_connection: sqlite3.Connection) -> None:

@@ -1,19 +1,20 @@
 """Stub of the compiled hot path; the names and signatures are those of ``_speedups_py``."""
 
+from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
-from typing import Any, Final, Iterable, Sequence
+from typing import Any, Final
 
 __all__ = [
     "CREATED",
-    "LOADED",
-    "MODIFIED",
     "DELETED",
     "GONE",
-    "current_session",
-    "EntityBase",
-    "Column",
-    "SessionBase",
+    "LOADED",
+    "MODIFIED",
     "CacheBase",
+    "Column",
+    "EntityBase",
+    "SessionBase",
+    "current_session",
     "current_task",
     "enter_session",
     "exit_session",

@@ -171,57 +171,6 @@ cdef class EntityBase:
         _store_high(self, 1, value >> 64)
 
 
-cdef inline unsigned long long _low_bits(object value) except? 0xFFFFFFFFFFFFFFFF:
-    return value & _LOW_MASK
-
-
-cdef inline object _join_bits(unsigned long long low, list high, int which):
-    if high is None or not high[which]:
-        return PyLong_FromUnsignedLongLong(low)
-    return (high[which] << 64) | low
-
-
-cdef int _store_high(EntityBase entity, int which, object bits) except -1:
-    """Set the read (0) or write (1) bits of columns 64 and up."""
-    if entity._high is None:
-        if not bits:
-            return 0
-        entity._high = [0, 0]
-    entity._high[which] = bits
-    if not entity._high[0] and not entity._high[1]:
-        entity._high = None
-    return 0
-
-
-cdef int _add_high(EntityBase entity, int which, object bit) except -1:
-    """Add ``bit`` (a column 64-and-up bit, shifted down by 64) to the read (0) or write (1) bits."""
-    if entity._high is None:
-        entity._high = [0, 0]
-    entity._high[which] = entity._high[which] | bit
-    return 0
-
-
-cdef inline object _current():
-    """The current session (``current_session.get()``)."""
-    cdef PyObject* value = NULL
-    PyContextVar_Get(_session_var, NULL, &value)
-    if value is NULL:
-        return None
-    session = <object>value
-    Py_XDECREF(value)
-    return session
-
-
-cdef inline object _dict_get(dict mapping, object key, object default):
-    """``mapping.get(key, default)`` on a dict, without a method call."""
-    cdef PyObject* value = NULL
-    if PyDict_GetItemRef(mapping, key, &value) == 0:
-        return default
-    result = <object>value
-    Py_XDECREF(value)
-    return result
-
-
 @cython.auto_pickle(False)
 cdef class Column:
     """Data descriptor of one column: tracked reads and writes of a slot."""
@@ -350,151 +299,6 @@ cdef class Column:
         return _raw_get(self, obj) is not _MISSING
 
 
-cdef inline PyObject** _slot(Column column, object obj) noexcept:
-    """The address of ``column``'s slot in ``obj``, or NULL when the generic path must be used."""
-    cdef PyTypeObject* tp = Py_TYPE(obj)
-    if column._offset == 0 or (tp is not column._owner and not PyType_IsSubtype(tp, column._owner)):
-        return NULL
-    return <PyObject**>((<char*><PyObject*>obj) + column._offset)
-
-
-# Slot reads and writes of objects others may see hold the object's critical section, as the
-# member descriptor does on free-threaded builds; on builds with a GIL it compiles to nothing.
-
-cdef inline object _read(object obj, PyObject** slot):
-    """The value in ``obj``'s ``slot``, or _MISSING when the slot is empty."""
-    with cython.critical_section(obj):
-        value = _MISSING if slot[0] is NULL else <object>slot[0]
-    return value
-
-
-cdef inline void _store(object obj, PyObject** slot, object value) noexcept:
-    """Put ``value`` in ``obj``'s ``slot``; the old value is released last (its finalizer may run code)."""
-    cdef PyObject* old
-    Py_INCREF(value)
-    with cython.critical_section(obj):
-        old = slot[0]
-        slot[0] = <PyObject*>value
-    Py_XDECREF(old)
-
-
-cdef inline void _fill(PyObject** slot, object value) noexcept:
-    """``_store`` for an object nobody else can see yet."""
-    cdef PyObject* old = slot[0]
-    Py_INCREF(value)
-    slot[0] = <PyObject*>value
-    Py_XDECREF(old)
-
-
-cdef object _raw_get(Column column, object obj):
-    """The slot's value, or _MISSING when it is empty (or the column is not bound)."""
-    cdef PyObject** slot = _slot(column, obj)
-    if slot is not NULL:
-        return _read(obj, slot)
-    if column._member is None:
-        return _MISSING
-    try:
-        return column._member.__get__(obj)
-    except AttributeError:
-        return _MISSING
-
-
-cdef int _raw_set(Column column, object obj, object value) except -1:
-    cdef PyObject** slot = _slot(column, obj)
-    if slot is not NULL:
-        _store(obj, slot, value)
-    elif column._member is None:
-        raise AttributeError(f"{type(column).__name__!r} object has no attribute '_slot_set'")
-    else:
-        column._member.__set__(obj, value)
-    return 0
-
-
-cdef inline bint _is_alive(object cache) except -1:
-    if isinstance(cache, CacheBase):
-        return (<CacheBase>cache).is_alive
-    return cache.is_alive
-
-
-cdef inline bint _must_check_assign(Column column, object cache, int status) except -1:
-    """Whether an assignment must go through ``_check_assign_`` (the pure twin's condition)."""
-    cdef CacheBase known
-    if isinstance(cache, CacheBase):
-        known = <CacheBase>cache
-        return (
-            not known.is_alive
-            or status >= _DELETED
-            or column.readonly
-            or known.session is not _current()
-        )
-    return not cache.is_alive or status >= _DELETED or column.readonly or cache.session is not _current()
-
-
-cdef int _save_original(EntityBase entity, Py_ssize_t index, object old) except -1:
-    orig = entity._orig_
-    if orig is None:
-        entity._orig_ = orig = {}
-    orig[index] = old
-    return 0
-
-
-cdef int _mark_dirty(object cache, object obj) except -1:
-    cdef dict dirty
-    if isinstance(cache, CacheBase):
-        dirty = (<CacheBase>cache).dirty
-        if dirty is None:
-            raise TypeError("'NoneType' object does not support item assignment")
-        dirty[obj] = None
-    else:
-        cache.dirty[obj] = None
-    return 0
-
-
-cdef object _get_generic(Column column, object obj):
-    """``Column.__get__`` off the fast path, written like the pure twin."""
-    cache = obj._cache_
-    if not cache.is_alive:
-        return column._read_after_session_(obj)
-    if obj._status_ >= _DELETED:
-        return column._deleted_(obj)
-    value = _raw_get(column, obj)
-    if value is _MISSING:
-        return column._load_(obj)
-    obj._rbits_ |= column.bit
-    return value
-
-
-cdef int _set_generic(Column column, object obj, object value) except -1:
-    """``Column.__set__`` off the fast path, written like the pure twin."""
-    cache = obj._cache_
-    status = obj._status_
-    if (
-        not cache.is_alive
-        or status >= _DELETED
-        or column.readonly
-        or cache.session is not _current()
-    ):
-        column._check_assign_(obj, value)
-    value = column._validate_(obj, value)
-    old = _raw_get(column, obj)
-    if old is not _MISSING and old == value:
-        return 0
-    if column.tracked:
-        column._before_change_(obj, None if old is _MISSING else old, value)
-    bit = column.bit
-    if status != _CREATED and not obj._wbits_ & bit and old is not _MISSING:
-        orig = obj._orig_
-        if orig is None:
-            obj._orig_ = orig = {}
-        orig[column.index] = old
-    obj._wbits_ |= bit
-    _raw_set(column, obj, value)
-    if status == _LOADED:
-        obj._status_ = _MODIFIED
-        cache.dirty[obj] = None
-    return 0
-
-
 def current_task():
     """The running asyncio task, or None outside an event loop."""
     loop = asyncio._get_running_loop()
@@ -610,7 +414,6 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
 
     cdef list result = []
     cdef tuple values
-    cdef PyObject* found
     cdef EntityBase entity
     cdef char* base
     for row in rows:
@@ -624,9 +427,8 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
             pk = values[0]
         else:
             pk = PyTuple_GetSlice(values, 0, npk)
-        if PyDict_GetItemRef(imap, pk, &found):
-            obj = <object>found
-            Py_XDECREF(found)
+        obj = _dict_get(imap, pk, None)
+        if obj is not None:
             _merge(obj, cols, values, npk, check_low, check_high)
         else:
             if size < width:
@@ -647,6 +449,212 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
         result.append(obj)
     return result
 
+
+# -- the session variable and dict access ----------------------------------------------------------
+
+cdef inline object _current():
+    """The current session (``current_session.get()``)."""
+    cdef PyObject* value = NULL
+    PyContextVar_Get(_session_var, NULL, &value)
+    if value is NULL:
+        return None
+    session = <object>value
+    Py_XDECREF(value)
+    return session
+
+
+cdef inline object _dict_get(dict mapping, object key, object default):
+    """``mapping.get(key, default)`` on a dict, without a method call."""
+    cdef PyObject* value = NULL
+    if PyDict_GetItemRef(mapping, key, &value) == 0:
+        return default
+    result = <object>value
+    Py_XDECREF(value)
+    return result
+
+
+# -- read and write bits ---------------------------------------------------------------------------
+
+cdef inline unsigned long long _low_bits(object value) except? 0xFFFFFFFFFFFFFFFF:
+    return value & _LOW_MASK
+
+
+cdef inline object _join_bits(unsigned long long low, list high, int which):
+    if high is None or not high[which]:
+        return PyLong_FromUnsignedLongLong(low)
+    return (high[which] << 64) | low
+
+
+cdef int _store_high(EntityBase entity, int which, object bits) except -1:
+    """Set the read (0) or write (1) bits of columns 64 and up."""
+    if entity._high is None:
+        if not bits:
+            return 0
+        entity._high = [0, 0]
+    entity._high[which] = bits
+    if not entity._high[0] and not entity._high[1]:
+        entity._high = None
+    return 0
+
+
+cdef int _add_high(EntityBase entity, int which, object bit) except -1:
+    """Add ``bit`` (a column 64-and-up bit, shifted down by 64) to the read (0) or write (1) bits."""
+    if entity._high is None:
+        entity._high = [0, 0]
+    entity._high[which] = entity._high[which] | bit
+    return 0
+
+
+# -- slots -----------------------------------------------------------------------------------------
+
+cdef inline PyObject** _slot(Column column, object obj) noexcept:
+    """The address of ``column``'s slot in ``obj``, or NULL when the generic path must be used."""
+    cdef PyTypeObject* tp = Py_TYPE(obj)
+    if column._offset == 0 or (tp is not column._owner and not PyType_IsSubtype(tp, column._owner)):
+        return NULL
+    return <PyObject**>((<char*><PyObject*>obj) + column._offset)
+
+
+# Slot reads and writes of objects others may see hold the object's critical section, as the
+# member descriptor does on free-threaded builds; on builds with a GIL it compiles to nothing.
+
+cdef inline object _read(object obj, PyObject** slot):
+    """The value in ``obj``'s ``slot``, or _MISSING when the slot is empty."""
+    with cython.critical_section(obj):
+        value = _MISSING if slot[0] is NULL else <object>slot[0]
+    return value
+
+
+cdef inline void _store(object obj, PyObject** slot, object value) noexcept:
+    """Put ``value`` in ``obj``'s ``slot``; the old value is released last (its finalizer may run code)."""
+    cdef PyObject* old
+    Py_INCREF(value)
+    with cython.critical_section(obj):
+        old = slot[0]
+        slot[0] = <PyObject*>value
+    Py_XDECREF(old)
+
+
+cdef inline void _fill(PyObject** slot, object value) noexcept:
+    """``_store`` for an object nobody else can see yet."""
+    cdef PyObject* old = slot[0]
+    Py_INCREF(value)
+    slot[0] = <PyObject*>value
+    Py_XDECREF(old)
+
+
+cdef object _raw_get(Column column, object obj):
+    """The slot's value, or _MISSING when it is empty (or the column is not bound)."""
+    cdef PyObject** slot = _slot(column, obj)
+    if slot is not NULL:
+        return _read(obj, slot)
+    if column._member is None:
+        return _MISSING
+    try:
+        return column._member.__get__(obj)
+    except AttributeError:
+        return _MISSING
+
+
+cdef int _raw_set(Column column, object obj, object value) except -1:
+    cdef PyObject** slot = _slot(column, obj)
+    if slot is not NULL:
+        _store(obj, slot, value)
+    elif column._member is None:
+        raise AttributeError(f"{type(column).__name__!r} object has no attribute '_slot_set'")
+    else:
+        column._member.__set__(obj, value)
+    return 0
+
+
+# -- column state checks and the generic paths -----------------------------------------------------
+
+cdef inline bint _is_alive(object cache) except -1:
+    if isinstance(cache, CacheBase):
+        return (<CacheBase>cache).is_alive
+    return cache.is_alive
+
+
+cdef inline bint _must_check_assign(Column column, object cache, int status) except -1:
+    """Whether an assignment must go through ``_check_assign_`` (the pure twin's condition)."""
+    cdef CacheBase known
+    if isinstance(cache, CacheBase):
+        known = <CacheBase>cache
+        return (
+            not known.is_alive
+            or status >= _DELETED
+            or column.readonly
+            or known.session is not _current()
+        )
+    return not cache.is_alive or status >= _DELETED or column.readonly or cache.session is not _current()
+
+
+cdef int _save_original(EntityBase entity, Py_ssize_t index, object old) except -1:
+    orig = entity._orig_
+    if orig is None:
+        entity._orig_ = orig = {}
+    orig[index] = old
+    return 0
+
+
+cdef int _mark_dirty(object cache, object obj) except -1:
+    cdef dict dirty
+    if isinstance(cache, CacheBase):
+        dirty = (<CacheBase>cache).dirty
+        if dirty is None:
+            raise TypeError("'NoneType' object does not support item assignment")
+        dirty[obj] = None
+    else:
+        cache.dirty[obj] = None
+    return 0
+
+
+cdef object _get_generic(Column column, object obj):
+    """``Column.__get__`` off the fast path, written like the pure twin."""
+    cache = obj._cache_
+    if not cache.is_alive:
+        return column._read_after_session_(obj)
+    if obj._status_ >= _DELETED:
+        return column._deleted_(obj)
+    value = _raw_get(column, obj)
+    if value is _MISSING:
+        return column._load_(obj)
+    obj._rbits_ |= column.bit
+    return value
+
+
+cdef int _set_generic(Column column, object obj, object value) except -1:
+    """``Column.__set__`` off the fast path, written like the pure twin."""
+    cache = obj._cache_
+    status = obj._status_
+    if (
+        not cache.is_alive
+        or status >= _DELETED
+        or column.readonly
+        or cache.session is not _current()
+    ):
+        column._check_assign_(obj, value)
+    value = column._validate_(obj, value)
+    old = _raw_get(column, obj)
+    if old is not _MISSING and old == value:
+        return 0
+    if column.tracked:
+        column._before_change_(obj, None if old is _MISSING else old, value)
+    bit = column.bit
+    if status != _CREATED and not obj._wbits_ & bit and old is not _MISSING:
+        orig = obj._orig_
+        if orig is None:
+            obj._orig_ = orig = {}
+        orig[column.index] = old
+    obj._wbits_ |= bit
+    _raw_set(column, obj, value)
+    if status == _LOADED:
+        obj._status_ = _MODIFIED
+        cache.dirty[obj] = None
+    return 0
+
+
+# -- materialize helpers ---------------------------------------------------------------------------
 
 @cython.boundscheck(False)  # i < min(len(converters), len(row))
 @cython.wraparound(False)

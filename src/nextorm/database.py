@@ -91,6 +91,18 @@ class Database:
             if other != entity.__name__:
                 raise ERDiagramError(f"Entities {other} and {entity.__name__} are mapped to the same table {entity._table_!r}")
         resolve_relations(self)
+        provider = self._provider_or_fail()
+        for entity in self.entities.values():
+            if not entity._table_given_:
+                entity._table_ = provider.normalize_name(entity.__name__)
+            for attr in entity._attrs_:
+                if not attr.column_given:
+                    attr.column = provider.normalize_name(attr.name)
+                if not attr.is_reference:
+                    provider.adapt(attr)
+            for collection in entity._collections_:
+                if collection.is_m2m and not (collection.table or collection.reverse.table):
+                    collection.join_table = provider.normalize_name(collection.join_table)
         for entity in self.entities.values():
             entity._finish_mapping_()
         self._check_join_tables()
@@ -281,7 +293,14 @@ class Database:
             args.append(value)
             return provider.param
 
-        return _SQL_TOKENS.sub(replace, sql), args
+        pieces = []
+        position = 0
+        for match in _SQL_TOKENS.finditer(sql):
+            pieces.append(provider.escape_percent(sql[position : match.start()]))
+            pieces.append(provider.escape_percent(match.group(0)) if match.group(1) else replace(match))
+            position = match.end()
+        pieces.append(provider.escape_percent(sql[position:]))
+        return "".join(pieces), args
 
     def _generation_(self) -> tuple[Any, int, bool]:
         """The current session's state of this database; it changes with every flush, raw write or pending change."""

@@ -115,6 +115,7 @@ class EntityMeta(type):
         namespace["__slots__"] = (
             slots + tuple(f"_v_{names[id(a)]}_" for a in ordered) + tuple(f"_v_{key}_" for key, _ in collections)
         )
+        namespace["_table_given_"] = "_table_" in namespace
         namespace.setdefault("_table_", name)
         cls = super().__new__(mcs, name, bases, namespace)
 
@@ -628,33 +629,47 @@ class Entity(EntityBase, metaclass=EntityMeta):
             f"VALUES ({', '.join([provider.param] * len(attrs))})"
         )
         auto = cls._auto_pk_
-        conn = cache.connection()
-        try:
-            if auto is not None and not auto.is_loaded(group[0]):
-                imap = cache.identity_map(cls)
-                for obj in group:
-                    # one by one: a later object of the group may refer to an earlier one's new key
-                    row = [_db(a, a.get_raw(obj)) for a in attrs]
-                    try:
-                        pk = provider.insert_returning(conn, sql, row, auto.column)
-                    except TransactionIntegrityError as exc:
-                        raise cache.integrity_failure([obj], exc) from exc
-                    if pk in imap and imap[pk] is not obj:
-                        raise TransactionError(
-                            f"Newly auto-generated id value {pk} was already used in transaction cache for another object"
-                        )
-                    auto.set_raw(obj, pk)
-                    imap[pk] = obj
-            else:
-                rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
-                cache.run_batch(cls, shape, group, sql, rows, expect_rows=False)
-        except TransactionIntegrityError as exc:
-            if getattr(exc, "objects", None):
-                raise
-            raise cache.integrity_failure(group, exc) from exc
+        if auto is not None and not auto.is_loaded(group[0]):
+            cls._insert_auto_(cache, group, attrs, sql, auto)
+        else:
+            rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
+            cache.run_batch(cls, shape, group, sql, rows, expect_rows=False)
         for obj in group:
             cache.new_ids.pop(obj, None)
             mark_saved(obj, CREATED)
+
+    @classmethod
+    def _insert_auto_(cls, cache: Any, group: list[Any], attrs: list[Attribute], sql: str, auto: Attribute) -> None:
+        """INSERT objects whose key the database generates, and register them under it."""
+        provider = cache.provider
+        conn = cache.connection()
+        keys = None
+        if provider.batch_returning and len(group) > 1 and not _refers_within(group):
+            rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
+            provider.savepoint(conn)
+            try:
+                keys = provider.insert_many_returning(conn, sql, rows, auto.column)
+            except TransactionIntegrityError:
+                provider.rollback_to_savepoint(conn)  # replayed one by one below to name the object
+            else:
+                provider.release_savepoint(conn)
+        imap = cache.identity_map(cls)
+        for i, obj in enumerate(group):
+            if keys is not None:
+                pk = keys[i]
+            else:
+                # one by one: a later object of the group may refer to an earlier one's new key
+                row = [_db(a, a.get_raw(obj)) for a in attrs]
+                try:
+                    pk = provider.insert_returning(conn, sql, row, auto.column)
+                except TransactionIntegrityError as exc:
+                    raise cache.integrity_failure([obj], exc) from exc
+            if pk in imap and imap[pk] is not obj:
+                raise TransactionError(
+                    f"Newly auto-generated id value {pk} was already used in transaction cache for another object"
+                )
+            auto.set_raw(obj, pk)
+            imap[pk] = obj
 
     @classmethod
     def _update_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> None:
@@ -718,6 +733,12 @@ class Entity(EntityBase, metaclass=EntityMeta):
             shown.append(", ".join(f"{a.name}={a.get_raw(obj)!r}" for a in named))
         more = f" and {len(group) - 5} more" if len(group) > 5 else ""
         return f" (values: {'; '.join(shown)}{more})"
+
+
+def _refers_within(group: list[Any]) -> bool:
+    """Whether an object of ``group`` refers to a new object (whose key is not known yet)."""
+    refs = type(group[0])._fk_refs_
+    return bool(refs) and any(_is_new(attr.get_raw(obj)) for obj in group for attr in refs)
 
 
 def _is_new(value: Any) -> bool:

@@ -190,7 +190,7 @@ class SessionCache(CacheBase):
                 raise TransactionError("This session cache was closed: the session was rolled back or ended")
             conn = self.conn = self.provider.acquire()
         if self.immediate and not self.in_transaction:
-            self.provider.begin(conn, immediate=True)
+            self.provider.begin(conn, immediate=True, serializable=self.session.manager.serializable)
             self.in_transaction = True
         return conn
 
@@ -199,7 +199,7 @@ class SessionCache(CacheBase):
         if not self.in_transaction:
             conn = self.connection()
             if not self.in_transaction:
-                self.provider.begin(conn, immediate=True)
+                self.provider.begin(conn, immediate=True, serializable=self.session.manager.serializable)
                 self.in_transaction = True
 
     def execute(self, sql: str, params: Any = ()) -> Any:

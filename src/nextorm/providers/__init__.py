@@ -16,4 +16,8 @@ def get_provider(name: str, *args: Any, **kwargs: Any) -> Provider:
         from .sqlite import SQLiteProvider
 
         return SQLiteProvider(*args, **kwargs)
-    raise BindingError(f"Unknown database provider {name!r} (supported: 'sqlite')")
+    if name in ("postgres", "postgresql"):
+        from .postgres import PostgresProvider
+
+        return PostgresProvider(*args, **kwargs)
+    raise BindingError(f"Unknown database provider {name!r} (supported: 'sqlite', 'postgres')")

@@ -17,12 +17,25 @@ class Provider:
     name = ""
     #: placeholder for one bound parameter
     param = "?"
+    #: whether ``insert_many_returning`` sends one batch (else it runs one INSERT per row)
+    batch_returning = False
 
     def __init__(self) -> None:
         #: constraints CREATE TABLE could not hold, run after every table exists
         self.late_constraints: list[str] = []
 
     # -- dialect ---------------------------------------------------------------------------------
+
+    def normalize_name(self, name: str) -> str:
+        """The table or column name to use for an entity or attribute name given no explicit one."""
+        return name
+
+    def adapt(self, attr: Any) -> None:
+        """Set ``attr.to_db``/``attr.from_db`` for this driver (the column type's converters by default)."""
+
+    def escape_percent(self, sql: str) -> str:
+        """Raw SQL text made safe for this driver's parameter syntax."""
+        return sql
 
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier."""
@@ -81,8 +94,8 @@ class Provider:
         except Exception:
             pass
 
-    def begin(self, conn: Any, immediate: bool) -> None:
-        """Open a transaction (a write-locking one when ``immediate``)."""
+    def begin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
+        """Open a transaction (a write-locking one when ``immediate``, SERIALIZABLE when asked)."""
         sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
         log_event(sql)
         self._run(conn, sql, ())
@@ -140,6 +153,10 @@ class Provider:
     def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str) -> Any:
         """Run an INSERT and return the generated primary key."""
         raise NotImplementedError
+
+    def insert_many_returning(self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str) -> list[Any]:
+        """Run an INSERT per row and return the generated primary keys in order."""
+        return [self.insert_returning(conn, sql, row, pk_column) for row in rows]
 
     def table_columns(self, conn: Any, table: str) -> list[str] | None:
         """The column names of ``table``, or None when it does not exist."""
