@@ -9,7 +9,8 @@ while it ran, and the table's rows as a raw sqlite3 connection sees them after c
 end of session.
 
 Objects that operations return are kept in a list of *handles*; an operation refers to an object by
-an index taken modulo the number of handles, and an object is reported as ``["obj", repr(obj),
+an index taken modulo the number of handles (``external`` operations are another client's
+statements on the file), and an object is reported as ``["obj", repr(obj),
 same_as]`` where ``same_as`` is the first earlier handle that is the very same object (or -1).
 """
 
@@ -76,8 +77,9 @@ def table_rows(path: str) -> list[list[Any]]:
 class Run:
     """One program's execution: the entity, the handles and the operations."""
 
-    def __init__(self, entity: type) -> None:
+    def __init__(self, entity: type, path: str) -> None:
         self.Item = entity
+        self.path = path
         self.handles: list[Any] = []
 
     def obj(self, obj: Any) -> list[Any]:
@@ -136,6 +138,21 @@ class Run:
             query = Item.select(Item.note.is_(None))
         return self.objs(list(query.order_by(Item.id)))
 
+    def op_external(self, action: str, *args: Any) -> list[Any]:
+        """Another client changes the table in a transaction of its own (failing at once if it is locked)."""
+        if action == "update":
+            pk, attr, value = args
+            sql, params = f"UPDATE item SET {attr} = ? WHERE id = ?", [value, pk]
+        elif action == "delete":
+            sql, params = "DELETE FROM item WHERE id = ?", list(args)
+        else:
+            sql, params = "INSERT INTO item (name, note, qty, score, code) VALUES (?, NULL, 0, 0.0, ?)", list(args)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+        try:
+            return ["ok", conn.execute(sql, params).rowcount]
+        finally:
+            conn.close()
+
     def op_flush(self) -> list[Any]:
         flush()
         return ["ok", None]
@@ -166,6 +183,7 @@ OPERATIONS: dict[str, tuple[Callable[..., list[Any]], bool]] = {
     "get": (Run.op_get, False),
     "get_by": (Run.op_get_by, False),
     "select": (Run.op_select, False),
+    "external": (Run.op_external, True),
     "flush": (Run.op_flush, False),
     "commit": (Run.op_commit, True),
     "rollback": (Run.op_rollback, True),
@@ -191,7 +209,7 @@ def run_program(program: list[list[Any]], directory: str) -> dict[str, Any]:
     logger.addHandler(capture)
     logger.setLevel(logging.INFO)
     set_sql_debug(True, show_values=True)
-    run = Run(entity)
+    run = Run(entity, path)
     steps = []
     db_session.__enter__()
     try:

@@ -74,7 +74,9 @@ class MObject:
 
     def known(self, attr: str) -> Any:
         """The value the database had when the session read ``attr``."""
-        return self.original.get(attr, self.values.get(attr)) if attr in self.written else self.values.get(attr)
+        return (
+            self.original.get(attr, self.values.get(attr)) if attr in self.written else self.values.get(attr)
+        )
 
 
 class MCache:
@@ -98,6 +100,13 @@ class MCache:
         return None
 
 
+def unrepeatable(obj: MObject, attr: str, known: Any, new: Any) -> ModelError:
+    return ModelError(
+        "UnrepeatableReadError",
+        f"Value of Item.{attr} for {obj!r} was updated outside of current transaction (was: {known!r}, now: {new!r})",
+    )
+
+
 def status_word(status: int) -> str:
     return {DELETED: "marked to delete", GONE: "deleted"}.get(status, "changed")
 
@@ -110,7 +119,8 @@ def check_type(attr: str, value: Any) -> Any:
             raise type_error(attr, value)
         if not INT64_MIN <= value <= INT64_MAX:
             raise ModelError(
-                "ValidationError", f"Value {value!r} of attribute Item.{attr} is out of range [{INT64_MIN}, {INT64_MAX}]"
+                "ValidationError",
+                f"Value {value!r} of attribute Item.{attr} is out of range [{INT64_MIN}, {INT64_MAX}]",
             )
         return value
     if py_type is float:
@@ -118,7 +128,9 @@ def check_type(attr: str, value: Any) -> Any:
             raise type_error(attr, value)
         value = float(value)
         if value in (float("inf"), float("-inf")) or value != value:
-            raise ModelError("ValidationError", f"Value {value!r} of attribute Item.{attr} is not a finite number")
+            raise ModelError(
+                "ValidationError", f"Value {value!r} of attribute Item.{attr} is not a finite number"
+            )
         return value
     if not isinstance(value, str):
         raise type_error(attr, value)
@@ -176,7 +188,7 @@ class Model:
                 result = getattr(self, f"op_{name}")(*args)
             except ModelError as exc:
                 result = ["err", exc.cls, exc.message]
-            rows = self.table() if name in ("commit", "rollback", "end_session") else None
+            rows = self.table() if name in ("commit", "rollback", "end_session", "external") else None
             steps.append([result, rows])
         return steps
 
@@ -263,18 +275,24 @@ class Model:
         cache = group[0].cache
         kind = shape[0]
         for obj in group:
-            if kind == "D":
-                del self.rows[obj.values["id"]]
-                continue
             pk = obj.values.get("id")
+            if kind != "I":
+                self.check_row(obj, shape[-1])
+            if kind == "D":
+                del self.rows[pk]
+                continue
+            columns = COLUMNS[1:] if kind == "I" else shape[1]
             code = obj.values["code"]
-            if code is not None and any(row["code"] == code for key, row in self.rows.items() if key != pk):
+            if "code" in columns and code is not None and any(
+                row["code"] == code for key, row in self.rows.items() if key != pk
+            ):
                 raise self.integrity_error(obj)
             if kind == "I":
                 self.seq = pk = self.seq + 1
                 obj.values["id"] = pk
                 cache.identity[pk] = obj
-            self.rows[pk] = {c: obj.values[c] for c in COLUMNS[1:]}
+                self.rows[pk] = {}
+            self.rows[pk].update({c: obj.values[c] for c in columns})
         for obj in group:
             if kind == "D":
                 cache.identity.pop(obj.values["id"], None)
@@ -284,6 +302,18 @@ class Model:
                 obj.status = LOADED
                 obj.written.clear()
                 obj.original.clear()
+
+    def check_row(self, obj: MObject, checks: tuple[tuple[str, bool], ...]) -> None:
+        """The optimistic check of an UPDATE or DELETE: the row is there with the values the session read."""
+        row = self.rows.get(obj.values["id"])
+        if row is None:
+            raise ModelError("OptimisticCheckError", f"Object {obj!r} was deleted outside of current transaction")
+        changes = [f"{a} ({obj.known(a)!r} -> {row[a]!r})" for a, _ in checks if row[a] != obj.known(a)]
+        if changes:
+            raise ModelError(
+                "OptimisticCheckError",
+                f"Object {obj!r} was updated outside of current transaction. Changes: {', '.join(changes)}",
+            )
 
     @staticmethod
     def integrity_error(obj: MObject) -> ModelError:
@@ -306,11 +336,24 @@ class Model:
                 cache.identity[pk] = obj
                 cache.objects.append(obj)
             else:
-                assert not obj.written and all(obj.values[c] == self.rows[pk][c] for c in COLUMNS[1:]), (
-                    "the model only knows programs whose session agrees with its own rows"
-                )
+                self.merge(obj, self.rows[pk])
             result.append(obj)
         return result
+
+    @staticmethod
+    def merge(obj: MObject, row: dict[str, Any]) -> None:
+        """Bring a re-read row into a known object: refresh what changed, unless the session read it."""
+        for attr in COLUMNS[1:]:
+            new = row[attr]
+            if attr in obj.written:
+                known = obj.original.get(attr, MObject)
+                if known is not MObject and attr in obj.read and attr in CHECKED and known != new:
+                    raise unrepeatable(obj, attr, known, new)
+                continue
+            if obj.values[attr] != new:
+                if attr in obj.read and attr in CHECKED:
+                    raise unrepeatable(obj, attr, obj.values[attr], new)
+                obj.values[attr] = new
 
     def by_key(self, key: Any) -> MObject:
         """``Item[key]``: validate the key, then the identity map, then the database."""
@@ -348,7 +391,9 @@ class Model:
         cache = self.cache_for()
         code = values["code"]
         if cache.holder_of_code(code) is not None:
-            raise ModelError("CacheIndexError", f"Cannot create Item: value {code!r} for key code already exists")
+            raise ModelError(
+                "CacheIndexError", f"Cannot create Item: value {code!r} for key code already exists"
+            )
         obj = MObject(cache, CREATED, values)
         cache.objects.append(obj)
         self.new_number += 1
@@ -361,7 +406,8 @@ class Model:
         if not obj.cache.alive:
             if attr not in obj.values:
                 raise ModelError(
-                    "DatabaseSessionIsOver", f"Cannot load attribute {obj!r}.{attr}: the database session is over"
+                    "DatabaseSessionIsOver",
+                    f"Cannot load attribute {obj!r}.{attr}: the database session is over",
                 )
             return ["ok", obj.values[attr]]
         if obj.status >= DELETED:
@@ -377,7 +423,8 @@ class Model:
         obj = self.handle(index)
         if not obj.cache.alive:
             raise ModelError(
-                "DatabaseSessionIsOver", f"Cannot assign new value to {obj!r}.{attr}: the database session is over"
+                "DatabaseSessionIsOver",
+                f"Cannot assign new value to {obj!r}.{attr}: the database session is over",
             )
         if obj.status >= DELETED:
             raise ModelError("OperationWithDeletedObjectError", f"{obj!r} was {status_word(obj.status)}")
@@ -412,7 +459,9 @@ class Model:
         obj = self.handle(index)
         cache = obj.cache
         if not cache.alive:
-            raise ModelError("DatabaseSessionIsOver", f"Cannot delete object {obj!r}: the database session is over")
+            raise ModelError(
+                "DatabaseSessionIsOver", f"Cannot delete object {obj!r}: the database session is over"
+            )
         if obj.status >= DELETED:
             return ["ok", None]
         if obj.status == CREATED:
@@ -440,7 +489,10 @@ class Model:
             value = check_type(attr, value)
         found = self.query(lambda row: row[attr] == value, limit=2)
         if len(found) > 1:
-            raise ModelError("MultipleObjectsFoundError", "Multiple objects were found. Use Item.select(...) to retrieve them")
+            raise ModelError(
+                "MultipleObjectsFoundError",
+                "Multiple objects were found. Use Item.select(...) to retrieve them",
+            )
         return self.obj(found[0]) if found else ["none"]
 
     def op_select(self, condition: list[Any]) -> list[Any]:
@@ -454,6 +506,33 @@ class Model:
         else:
             found = self.query(lambda row: row["note"] is None)
         return self.objs(found)
+
+    def op_external(self, action: str, *args: Any) -> list[Any]:
+        if self.cache is not None and self.cache.in_transaction:
+            raise ModelError("OperationalError", "database is locked")
+        if action == "insert":
+            name, code = args
+            if code is not None and any(row["code"] == code for row in self.rows.values()):
+                raise ModelError("IntegrityError", "UNIQUE constraint failed: item.code")
+            self.seq += 1
+            self.rows[self.seq] = {"name": name, "note": None, "qty": 0, "score": 0.0, "code": code}
+            count = 1
+        elif args[0] not in self.rows:
+            count = 0
+        elif action == "delete":
+            del self.rows[args[0]]
+            count = 1
+        else:
+            pk, attr, value = args
+            if attr == "code" and value is not None and any(
+                row["code"] == value for key, row in self.rows.items() if key != pk
+            ):
+                raise ModelError("IntegrityError", "UNIQUE constraint failed: item.code")
+            self.rows[pk][attr] = float(value) if attr == "score" else value
+            count = 1
+        self.committed = {pk: dict(row) for pk, row in self.rows.items()}
+        self.committed_seq = self.seq
+        return ["ok", count]
 
     def op_flush(self) -> list[Any]:
         if self.cache is not None:
@@ -496,7 +575,7 @@ INVALID = {
     "score": [float("inf"), "s", None, True],
     "code": ["abcdefghi", 5],
 }
-KEYS = [0, 1, 2, 3, 4, 5, 6, "1", None, 2**63]
+KEYS = [0, 1, 2, 3, 4, 5, 6, "1", None, 2**63, True, 1.0]
 
 
 def values_of(attr: str) -> st.SearchStrategy[Any]:
@@ -524,10 +603,21 @@ operations = st.one_of(
     ),
     st.tuples(st.just("delete"), handles).map(list),
     st.tuples(st.sampled_from(["load", "get"]), st.sampled_from(KEYS)).map(list),
-    st.tuples(st.just("get_by"), st.sampled_from(["name", "qty", "note"]), st.sampled_from(["a", "b", 0, 1, None])).map(
-        list
-    ),
+    st.tuples(
+        st.just("get_by"), st.sampled_from(["name", "qty", "note"]), st.sampled_from(["a", "b", 0, 1, None])
+    ).map(list),
     st.sampled_from([["all"], ["qty_ge", 1], ["name", "a"], ["note_null"]]).map(lambda c: ["select", c]),
+    st.one_of(
+        st.sampled_from(["name", "note", "qty", "score", "code"]).flatmap(
+            lambda attr: st.tuples(
+                st.just("external"), st.just("update"), st.integers(1, 6), st.just(attr), st.sampled_from(VALID[attr])
+            ).map(list)
+        ),
+        st.tuples(st.just("external"), st.just("delete"), st.integers(1, 6)).map(list),
+        st.tuples(
+            st.just("external"), st.just("insert"), st.sampled_from(VALID["name"]), st.sampled_from(VALID["code"])
+        ).map(list),
+    ),
 )
 #: a few committed rows, then about 20 random operations (drawn in chunks so that lists grow long)
 programs = st.tuples(
@@ -607,7 +697,9 @@ def workers(request: pytest.FixtureRequest) -> Iterator[list[Worker]]:
 # -- comparison ------------------------------------------------------------------------------------
 
 
-def first_difference(program: list[list[Any]], left: list[Any], right: list[Any], labels: tuple[str, str]) -> str:
+def first_difference(
+    program: list[list[Any]], left: list[Any], right: list[Any], labels: tuple[str, str]
+) -> str:
     """A report of the first step where two traces differ (compared as JSON text, so 2 != 2.0)."""
     for i, op in enumerate(program):
         a, b = json.dumps(left[i]), json.dumps(right[i])
@@ -635,18 +727,72 @@ def check_program(workers: list[Worker], program: list[list[Any]]) -> None:
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
 @given(programs)
-@example([["create", {"name": "a"}], ["commit"], ["write", 0, "name", "b"], ["rollback"], ["read", 0, "name"],
-          ["write", 0, "name", "c"], ["load", 1], ["read", 1, "name"]])
-@example([["create", {"name": "a", "code": "k1"}], ["create", {"name": "b", "code": "k1"}], ["end_session"],
-          ["create", {"name": "c", "code": "k1"}], ["flush"], ["read", 0, "id"], ["read", 2, "id"]])
-@example([["create", {"name": "a"}], ["read", 0, "id"], ["delete", 0], ["read", 0, "name"], ["commit"],
-          ["load", 1], ["get", 1], ["read", 0, "id"], ["read", 0, "name"], ["write", 0, "qty", 3]])
-@example([["create", {"name": "a", "code": "k1"}], ["create", {"name": "b", "code": "k2"}], ["commit"],
-          ["read", 0, "name"], ["read", 1, "name"], ["write", 0, "code", "k3"], ["write", 1, "code", "k1"],
-          ["write", 0, "code", "k2"], ["commit"], ["select", ["all"]]])
-@example([["create", {"name": "a", "note": "x"}], ["write", 0, "note", None], ["write", 0, "note", None],
-          ["write", 0, "name", "abcdefghi"], ["write", 0, "score", 2], ["read", 0, "score"], ["end_session"],
-          ["read", 0, "note"], ["read", 0, "id"], ["write", 0, "note", "abcdefghi"], ["delete", 0]])
+@example(
+    [
+        ["create", {"name": "a"}],
+        ["commit"],
+        ["write", 0, "name", "b"],
+        ["rollback"],
+        ["read", 0, "name"],
+        ["write", 0, "name", "c"],
+        ["load", 1],
+        ["read", 1, "name"],
+    ]
+)
+@example(
+    [
+        ["create", {"name": "a", "code": "k1"}],
+        ["create", {"name": "b", "code": "k1"}],
+        ["end_session"],
+        ["create", {"name": "c", "code": "k1"}],
+        ["flush"],
+        ["read", 0, "id"],
+        ["read", 2, "id"],
+    ]
+)
+@example(
+    [
+        ["create", {"name": "a"}],
+        ["read", 0, "id"],
+        ["delete", 0],
+        ["read", 0, "name"],
+        ["commit"],
+        ["load", 1],
+        ["get", 1],
+        ["read", 0, "id"],
+        ["read", 0, "name"],
+        ["write", 0, "qty", 3],
+    ]
+)
+@example(
+    [
+        ["create", {"name": "a", "code": "k1"}],
+        ["create", {"name": "b", "code": "k2"}],
+        ["commit"],
+        ["read", 0, "name"],
+        ["read", 1, "name"],
+        ["write", 0, "code", "k3"],
+        ["write", 1, "code", "k1"],
+        ["write", 0, "code", "k2"],
+        ["commit"],
+        ["select", ["all"]],
+    ]
+)
+@example(
+    [
+        ["create", {"name": "a", "note": "x"}],
+        ["write", 0, "note", None],
+        ["write", 0, "note", None],
+        ["write", 0, "name", "abcdefghi"],
+        ["write", 0, "score", 2],
+        ["read", 0, "score"],
+        ["end_session"],
+        ["read", 0, "note"],
+        ["read", 0, "id"],
+        ["write", 0, "note", "abcdefghi"],
+        ["delete", 0],
+    ]
+)
 def test_twins_and_model_agree_on_random_programs(workers: list[Worker], program: list[list[Any]]) -> None:
     """Every hot path returns, raises, logs and stores exactly what the model (and the other twin) does."""
     check_program(workers, program)

@@ -534,6 +534,7 @@ def test_lazy_attribute_excluded_from_to_dict(db) -> None:
         doc = Doc[1]
         assert doc.to_dict() == {"id": 1, "title": "t"}
         assert doc.to_dict(only=["body"]) == {"body": "b"}
+        assert doc.to_dict(with_lazy=True) == {"id": 1, "title": "t", "body": "b"}
 
 
 def test_volatile_attribute_change_outside_is_not_an_error(db, other_connection) -> None:
@@ -601,7 +602,7 @@ def test_generate_mapping_on_existing_table(db, db_path, other_connection) -> No
 
 def test_check_tables_reports_missing_column(db, other_connection) -> None:
     """Mapping onto a table that lacks a column raises DBSchemaError naming the entity and column."""
-    other_connection.execute('CREATE TABLE "Thing" (id INTEGER PRIMARY KEY, name TEXT)')
+    other_connection.execute("CREATE TABLE Thing (id INTEGER PRIMARY KEY, name TEXT)")
 
     class Thing(db.Entity):
         name = Required(str)
@@ -615,7 +616,7 @@ def test_check_tables_reports_missing_column(db, other_connection) -> None:
 
 def test_create_tables_checks_an_existing_table(db, other_connection) -> None:
     """``create_tables=True`` over an existing table that lacks a column raises DBSchemaError (Pony checks after creating)."""
-    other_connection.execute('CREATE TABLE "Thing" (id INTEGER PRIMARY KEY, name TEXT)')
+    other_connection.execute("CREATE TABLE Thing (id INTEGER PRIMARY KEY, name TEXT)")
 
     class Thing(db.Entity):
         name = Required(str)
@@ -695,7 +696,7 @@ def test_entities_of_two_databases_are_separate(db, tmp_path) -> None:
         other.disconnect()
 
 
-def test_in_memory_database(db) -> None:
+def test_in_memory_database() -> None:
     """``Database('sqlite', ':memory:')`` needs no file: create, commit and read back work."""
     memory = Database("sqlite", ":memory:")
 

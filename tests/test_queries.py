@@ -499,6 +499,15 @@ def test_db_select_with_params_dict(people, db) -> None:
     assert a == 0
 
 
+def test_entity_as_raw_sql_parameter_binds_its_pk(people, db) -> None:
+    """An entity object used as ``$obj`` in raw SQL is bound as its primary key."""
+    P = people
+    with db_session:
+        cid = P.get(name="Cid")
+        assert db.select("SELECT name FROM person WHERE id = $cid") == ["Cid"]
+        assert P.select_by_sql("SELECT * FROM person WHERE id = $p", {"p": cid}) == [cid]
+
+
 def test_db_get_and_exists(people, db) -> None:
     """``db.get`` returns the one row (error for none or several); ``db.exists`` a bool."""
     with db_session:
@@ -523,17 +532,23 @@ def test_db_execute(people, db, other_connection) -> None:
     assert other_connection.execute("SELECT age FROM person WHERE name = 'Bob'").fetchall() == [(26,)]
 
 
-def test_db_insert_returns_the_new_id(Person, db, other_connection) -> None:
-    """``db.insert`` inserts one row and returns the new id (``returning`` names the column)."""
+def test_db_insert_returning(Person, db, other_connection) -> None:
+    """``db.insert(table, returning='id', **values)`` inserts one row and returns the named column."""
     with db_session:
-        first = db.insert("person", name="Raw", age=5, score=0.0)
-        second = db.insert("person", name="Raw2", age=6, score=0.0, returning="id")
-        assert second == 2
-        assert first == 1
+        assert db.insert("person", name="Raw", age=5, score=0.0, returning="id") == 1
+        assert db.insert("person", name="Raw2", age=6, score=0.0, returning="id") == 2
     assert other_connection.execute("SELECT id, name FROM person ORDER BY id").fetchall() == [
         (1, "Raw"),
         (2, "Raw2"),
     ]
+
+
+@pytest.mark.sqlite_only
+def test_db_insert_returns_the_rowid_by_default(Person, db) -> None:
+    """Without ``returning``, ``db.insert`` returns the new row's id (SQLite's lastrowid, as Pony does)."""
+    with db_session:
+        assert db.insert("person", name="Raw", age=5, score=0.0) == 1
+        assert db.insert("person", name="Raw2", age=6, score=0.0) == 2
 
 
 def test_raw_sql_sees_pending_changes(Person, db) -> None:

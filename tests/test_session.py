@@ -44,7 +44,9 @@ def over(action: str) -> str:
     return f"Cannot {action}: the database session is over"
 
 
-def rows(conn: sqlite3.Connection, sql: str = "SELECT name FROM person ORDER BY id", *params: Any) -> list[Any]:
+def rows(
+    conn: sqlite3.Connection, sql: str = "SELECT name FROM person ORDER BY id", *params: Any
+) -> list[Any]:
     """What another client sees: the first column of every row of ``sql``."""
     return [row[0] for row in conn.execute(sql, params).fetchall()]
 
@@ -113,7 +115,9 @@ def test_context_manager_rolls_back_on_exception(Person: type, other_connection:
     assert rows(other_connection) == []
 
 
-def test_decorator_preserves_return_value_and_commits(Person: type, other_connection: sqlite3.Connection) -> None:
+def test_decorator_preserves_return_value_and_commits(
+    Person: type, other_connection: sqlite3.Connection
+) -> None:
     """``@db_session`` returns the function's value, keeps its name, and commits after the call."""
 
     @db_session
@@ -254,7 +258,15 @@ def test_nested_decorated_coroutines_share_outer_session(ann: type) -> None:
             "simultaneously",
         ),
     ],
-    ids=["retry-str", "retry-float", "retry-bool", "retry-negative", "ddl-and-retry", "default-retry-list", "both-lists"],
+    ids=[
+        "retry-str",
+        "retry-float",
+        "retry-bool",
+        "retry-negative",
+        "ddl-and-retry",
+        "default-retry-list",
+        "both-lists",
+    ],
 )
 def test_invalid_options_raise_pony_type_errors(options: dict[str, Any], message: str) -> None:
     """Bad db_session options raise TypeError with Pony's exact message when the manager is made."""
@@ -296,7 +308,9 @@ def test_positional_with_keywords_raises_type_error() -> None:
 
 def test_retry_as_context_manager_raises_type_error(Person: type) -> None:
     """``with db_session(retry=N)`` raises Pony's TypeError and opens no session."""
-    message = "@db_session can accept 'retry' parameter only when used as decorator and not as context manager"
+    message = (
+        "@db_session can accept 'retry' parameter only when used as decorator and not as context manager"
+    )
     with pytest.raises(TypeError) as info:
         with db_session(retry=1):
             pass
@@ -307,7 +321,9 @@ def test_retry_as_context_manager_raises_type_error(Person: type) -> None:
 
 def test_retry_as_async_context_manager_raises_type_error() -> None:
     """``async with db_session(retry=N)`` raises the same TypeError."""
-    message = "@db_session can accept 'retry' parameter only when used as decorator and not as context manager"
+    message = (
+        "@db_session can accept 'retry' parameter only when used as decorator and not as context manager"
+    )
 
     async def main() -> None:
         async with db_session(retry=2):
@@ -367,7 +383,9 @@ def test_only_outermost_exit_commits(Person: type, other_connection: sqlite3.Con
     assert rows(other_connection) == ["Inner", "Decorated"]
 
 
-def test_inner_exception_caught_inside_does_not_roll_back(Person: type, other_connection: sqlite3.Connection) -> None:
+def test_inner_exception_caught_inside_does_not_roll_back(
+    Person: type, other_connection: sqlite3.Connection
+) -> None:
     """An exception leaving an inner session (caught in the outer one) rolls nothing back."""
 
     @db_session
@@ -397,7 +415,9 @@ def test_nested_ddl_inside_non_ddl_raises(ann: type) -> None:
             with db_session(ddl=True):
                 pass
         assert str(info.value) == "Cannot start ddl transaction inside non-ddl transaction"
-        with pytest.raises(TransactionError, match="^Cannot start ddl transaction inside non-ddl transaction$"):
+        with pytest.raises(
+            TransactionError, match="^Cannot start ddl transaction inside non-ddl transaction$"
+        ):
             with db_session(ddl=True, serializable=True):  # ddl is checked first
                 pass
         assert Person[1] is p
@@ -531,7 +551,9 @@ def test_retry_zero_calls_once(Person: type) -> None:
     assert calls == [1]
 
 
-def test_retry_does_not_retry_value_error_by_default(Person: type, other_connection: sqlite3.Connection) -> None:
+def test_retry_does_not_retry_value_error_by_default(
+    Person: type, other_connection: sqlite3.Connection
+) -> None:
     """A ValueError is not in the default retry_exceptions: one call, rolled back, re-raised."""
     calls = []
 
@@ -547,7 +569,9 @@ def test_retry_does_not_retry_value_error_by_default(Person: type, other_connect
     assert rows(other_connection) == []
 
 
-def test_retry_on_optimistic_check_error_from_another_client(ann: type, other_connection: sqlite3.Connection) -> None:
+def test_retry_on_optimistic_check_error_from_another_client(
+    ann: type, other_connection: sqlite3.Connection
+) -> None:
     """An UPDATE that fails its optimistic check at commit is retried; the retry sees the new row."""
     Person = ann
     seen = []
@@ -650,7 +674,9 @@ def test_retry_covers_unique_clash_at_commit(Person: type, other_connection: sql
             return "taken"
         Person(name="Ann", email="ann@x")
         if len(calls) == 1:
-            other_connection.execute("INSERT INTO person (name, email, age, score) VALUES ('Bob', 'ann@x', 1, 0)")
+            other_connection.execute(
+                "INSERT INTO person (name, email, age, score) VALUES ('Bob', 'ann@x', 1, 0)"
+            )
         return "registered"
 
     assert register() == "taken"
@@ -699,7 +725,9 @@ def test_async_decorator_retries(Person: type, other_connection: sqlite3.Connect
 # -- allowed_exceptions --------------------------------------------------------------------------
 
 
-def test_allowed_exceptions_list_commits_and_reraises(Person: type, other_connection: sqlite3.Connection) -> None:
+def test_allowed_exceptions_list_commits_and_reraises(
+    Person: type, other_connection: sqlite3.Connection
+) -> None:
     """An exception in ``allowed_exceptions`` (or a subclass of one) still commits, then propagates."""
     with pytest.raises(KeyError):
         with db_session(allowed_exceptions=[LookupError]):
@@ -708,7 +736,9 @@ def test_allowed_exceptions_list_commits_and_reraises(Person: type, other_connec
     assert rows(other_connection) == ["Ann"]
 
 
-def test_allowed_exceptions_list_rolls_back_other_exceptions(Person: type, other_connection: sqlite3.Connection) -> None:
+def test_allowed_exceptions_list_rolls_back_other_exceptions(
+    Person: type, other_connection: sqlite3.Connection
+) -> None:
     """An exception not in ``allowed_exceptions`` rolls back."""
     with pytest.raises(TypeError):
         with db_session(allowed_exceptions=[ValueError]):
@@ -984,7 +1014,9 @@ def test_optimistic_update_checks_read_columns(ann: type, sql_log: Any) -> None:
     assert updates == ['UPDATE "person" SET "age" = ? WHERE "id" = ? AND "name" = ? AND "age" = ?']
 
 
-def test_optimistic_false_update_checks_only_pk(ann: type, sql_log: Any, other_connection: sqlite3.Connection) -> None:
+def test_optimistic_false_update_checks_only_pk(
+    ann: type, sql_log: Any, other_connection: sqlite3.Connection
+) -> None:
     """With ``optimistic=False`` an UPDATE's WHERE holds only the primary key."""
     Person = ann
     sql_log.clear()
@@ -1162,7 +1194,9 @@ def test_proxy_outside_session_raises(ann: type) -> None:
 # -- with_transaction ----------------------------------------------------------------------------
 
 
-def test_with_transaction_is_deprecated_db_session(Person: type, other_connection: sqlite3.Connection) -> None:
+def test_with_transaction_is_deprecated_db_session(
+    Person: type, other_connection: sqlite3.Connection
+) -> None:
     """``with_transaction`` warns (DeprecationWarning, Pony's text) and then acts like db_session."""
     message = "@with_transaction decorator is deprecated, use @db_session decorator instead"
     with pytest.warns(DeprecationWarning, match=re.escape(message)):

@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 NAMES = ("id", "name", "age", "score", "note")
@@ -148,20 +148,28 @@ def own_names(module: ModuleType) -> set[str]:
 # --- the twins stay twins --------------------------------------------------------------------
 
 
-def test_twins_define_the_same_public_names() -> None:
+@pytest.fixture
+def twins(request: pytest.FixtureRequest) -> tuple[ModuleType, ModuleType]:
+    """The compiled module (imported directly, so a missing build errors) and its pure twin."""
+    if request.config.getoption("--no-c-extensions"):
+        pytest.skip("compares with the compiled module, which --no-c-extensions leaves out")
+    return importlib.import_module("nextorm._speedups"), importlib.import_module("nextorm._speedups_py")
+
+
+@pytest.mark.c_extension
+def test_twins_define_the_same_public_names(twins: tuple[ModuleType, ModuleType]) -> None:
     """Both modules export the same names, and every public class the same protocol names."""
-    compiled = importlib.import_module("nextorm._speedups")
-    pure = importlib.import_module("nextorm._speedups_py")
+    compiled, pure = twins
     assert sorted(compiled.__all__) == sorted(pure.__all__)
     assert own_names(compiled) == own_names(pure) == set(pure.__all__)
     for name in ("EntityBase", "Column", "SessionBase", "CacheBase"):
         assert protocol_names(getattr(compiled, name)) == protocol_names(getattr(pure, name)), name
 
 
-def test_twins_have_the_same_signatures() -> None:
+@pytest.mark.c_extension
+def test_twins_have_the_same_signatures(twins: tuple[ModuleType, ModuleType]) -> None:
     """Functions and methods take the same parameters, with the same defaults."""
-    compiled = importlib.import_module("nextorm._speedups")
-    pure = importlib.import_module("nextorm._speedups_py")
+    compiled, pure = twins
 
     def shape(func: Any) -> list[tuple[str, Any, Any]]:
         return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
@@ -1017,10 +1025,12 @@ def run_program(speedups: ModuleType, program: list[tuple[Any, ...]]) -> list[An
     return trace
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(operation, max_size=25))
-def test_twins_agree_on_random_programs(program: list[tuple[Any, ...]]) -> None:
+@pytest.mark.c_extension
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(program=st.lists(operation, max_size=25))
+def test_twins_agree_on_random_programs(
+    twins: tuple[ModuleType, ModuleType], program: list[tuple[Any, ...]]
+) -> None:
     """Random reads, writes, loads, lookups and state changes give the same trace on both twins."""
-    compiled = importlib.import_module("nextorm._speedups")
-    pure = importlib.import_module("nextorm._speedups_py")
+    compiled, pure = twins
     assert run_program(compiled, program) == run_program(pure, program)

@@ -25,6 +25,7 @@ cimport cython
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset
 from cpython.dict cimport PyDict_GetItemRef
 from cpython.long cimport PyLong_FromUnsignedLongLong
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE, newfunc
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GetSlice, PyTuple_New, PyTuple_SET_ITEM
@@ -200,9 +201,9 @@ cdef class Column:
         self.bit = 1 << index
         self._low = self.bit if self.index < 64 else 0
         self._high = self.bit >> 64
-        self._member = member
         self._offset = 0
         self._owner = NULL
+        self._member = member
         if Py_TYPE(member) is &PyMemberDescr_Type:
             definition = (<PyMemberDescrObject*>member).d_member
             owner = (<PyMemberDescrObject*>member).d_common.d_type
@@ -378,8 +379,6 @@ def lookup(cls, key):
     return cls._lookup_miss_(key)
 
 
-@cython.boundscheck(False)  # every index is below the length of a tuple built or checked here
-@cython.wraparound(False)  # and never negative
 def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t npk, check_mask, rows):
     """Turn fetched rows into entities of ``cls`` through the identity map.
 
@@ -392,11 +391,10 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
     cdef tuple cols = tuple(columns)
     cdef tuple convs = tuple(converters)
     cdef Py_ssize_t width = PyTuple_GET_SIZE(cols)
-    cdef Py_ssize_t i, size
+    cdef Py_ssize_t i
     cdef bint plain = True
     cdef bint creatable = isinstance(cls, type) and issubclass(cls, EntityBase)
     cdef bint direct = creatable  # and every column is a plain slot of cls
-    cdef newfunc new = (<PyTypeObject*>EntityBase).tp_new
     cdef Column column
     cdef unsigned long long check_low = _low_bits(check_mask)
     check_high = check_mask >> 64
@@ -412,6 +410,42 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
             plain = False
             break
 
+    # Slot offsets, checked against cls above, are taken now: hooks and converters run in the loop.
+    cdef Py_ssize_t* offsets = NULL
+    if direct:
+        offsets = <Py_ssize_t*>PyMem_Malloc(max(width, 1) * sizeof(Py_ssize_t))
+        if offsets is NULL:
+            raise MemoryError()
+        for i in range(width):
+            offsets[i] = (<Column>cols[i])._offset
+    try:
+        return _materialize_rows(
+            cls, cache, imap, cols, convs, npk, check_low, check_high, rows, creatable, offsets, plain
+        )
+    finally:
+        PyMem_Free(offsets)
+
+
+@cython.boundscheck(False)  # every index is below the length of a tuple built or checked here
+@cython.wraparound(False)  # and never negative
+cdef list _materialize_rows(
+    object cls,
+    object cache,
+    dict imap,
+    tuple cols,
+    tuple convs,
+    Py_ssize_t npk,
+    unsigned long long check_low,
+    object check_high,
+    object rows,
+    bint creatable,
+    Py_ssize_t* offsets,
+    bint plain,
+):
+    """The loop of ``materialize``; ``offsets`` (or NULL for the generic path) locate each column's slot."""
+    cdef Py_ssize_t i, size
+    cdef Py_ssize_t width = PyTuple_GET_SIZE(cols)
+    cdef newfunc new = (<PyTypeObject*>EntityBase).tp_new
     cdef list result = []
     cdef tuple values
     cdef EntityBase entity
@@ -438,10 +472,10 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
             entity = <EntityBase>obj
             entity._cache_ = cache
             entity._status_ = _LOADED
-            if direct:
+            if offsets is not NULL:
                 base = <char*><PyObject*>obj
                 for i in range(width):
-                    _fill(<PyObject**>(base + (<Column>cols[i])._offset), values[i])
+                    _fill(<PyObject**>(base + offsets[i]), values[i])
             else:
                 for i in range(width):
                     _raw_set(<Column>cols[i], obj, values[i])
@@ -510,7 +544,9 @@ cdef int _add_high(EntityBase entity, int which, object bit) except -1:
 cdef inline PyObject** _slot(Column column, object obj) noexcept:
     """The address of ``column``'s slot in ``obj``, or NULL when the generic path must be used."""
     cdef PyTypeObject* tp = Py_TYPE(obj)
-    if column._offset == 0 or (tp is not column._owner and not PyType_IsSubtype(tp, column._owner)):
+    if column._offset == 0 or column._member is None:  # unbound, or cleared by the garbage collector
+        return NULL
+    if tp is not column._owner and not PyType_IsSubtype(tp, column._owner):
         return NULL
     return <PyObject**>((<char*><PyObject*>obj) + column._offset)
 

@@ -20,7 +20,7 @@ from .exceptions import (
 )
 from .query import Expr, OrderBy, expression_for
 from .relations import SetAttr, one_to_one_partner, reference_to_db, reference_value, relink, seed
-from .types import column_type_for
+from .types import Json, column_type_for
 
 __all__ = ["Attribute", "PrimaryKey", "Required", "Optional", "Set", "composite_key", "desc"]
 
@@ -74,6 +74,8 @@ class Attribute(_impl.Column):
             if reference_class is None:
                 raise ERDiagramError(f"{cls.__name__}({py_type!r}): a primary key cannot be a relationship")
             return super().__new__(reference_class)
+        if py_type is Json and cls in _JSON_CLASSES:
+            return super().__new__(_JSON_CLASSES[cls])
         return super().__new__(cls)
 
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
@@ -411,6 +413,27 @@ class ReferenceType:
 
 
 _REFERENCE_CLASSES: dict[type, type] = {Required: RequiredReference, Optional: OptionalReference}
+
+
+class JsonAttribute(Attribute):
+    """A Json column: a dict or list changed in place is saved too (its JSON text is compared at flush)."""
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        value = _impl.Column.__get__(self, obj, cls)
+        if obj is not None and isinstance(value, (dict, list)) and obj._cache_.is_alive:
+            obj._cache_.watch_json(obj, self, value)
+        return value
+
+
+class RequiredJson(JsonAttribute, Required):
+    """``Required(Json)``."""
+
+
+class OptionalJson(JsonAttribute, Optional):
+    """``Optional(Json)``."""
+
+
+_JSON_CLASSES: dict[type, type] = {Required: RequiredJson, Optional: OptionalJson}
 
 Set = SetAttr
 

@@ -109,7 +109,7 @@ class Database:
         self._mapped_ = True
         if create_tables:
             self.create_tables()
-        elif check_tables:
+        if check_tables:
             self.check_tables()
 
     def _join_tables(self) -> list[Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import inspect
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -179,6 +180,8 @@ class SessionCache(CacheBase):
         self.flushing = False
         #: bumped by every flush and raw write, so a fetched query result knows it may be stale
         self.generation = 0
+        #: JSON text of Json values handed out, to find the ones changed in place
+        self.json_snapshots: dict[tuple[Any, Any], str] = {}
 
     # -- connection and transaction ------------------------------------------------------------
 
@@ -329,14 +332,35 @@ class SessionCache(CacheBase):
 
     # -- unit of work ---------------------------------------------------------------------------
 
+    def watch_json(self, obj: Any, attr: Any, value: Any) -> None:
+        """Remember the JSON text of a dict/list value handed out, to notice changes made in place."""
+        key = (obj, attr)
+        if key not in self.json_snapshots:
+            self.json_snapshots[key] = json.dumps(value, sort_keys=True)
+
+    def _queue_json_changes(self) -> None:
+        """Queue an UPDATE for every watched Json value whose content changed in place."""
+        for (obj, attr), text in list(self.json_snapshots.items()):
+            if obj._status_ not in (LOADED, MODIFIED) or not attr.is_loaded(obj):
+                continue
+            current = attr.get_raw(obj)
+            now = json.dumps(current, sort_keys=True)
+            if now != text:
+                self.json_snapshots[(obj, attr)] = now
+                attr.set_raw(obj, json.loads(text))
+                attr.__set__(obj, current)
+
     def autoflush(self) -> None:
         """Flush before a query or load, unless a flush is running."""
-        if (self.dirty or self.m2m) and not self.flushing:
-            self._flush(None)
+        self.flush()
 
     def flush(self) -> None:
         """Send pending INSERT/UPDATE/DELETE in first-change order, batching equal shapes."""
-        if (self.dirty or self.m2m) and not self.flushing:
+        if self.flushing:
+            return
+        if self.json_snapshots:
+            self._queue_json_changes()
+        if self.dirty or self.m2m:
             self._flush(None)
 
     def flush_objects(self, objects: list[Any]) -> None:

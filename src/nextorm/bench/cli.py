@@ -116,7 +116,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat", type=_positive, help=f"timed runs per workload (default {DEFAULTS['repeat']})"
     )
-    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
+    parser.add_argument("--warmup", type=_non_negative, default=1, help="untimed runs first (default 1)")
     parser.add_argument(
         "--systems",
         type=_choices(SYSTEMS),
@@ -340,9 +340,17 @@ def _cpu_model() -> str:
 
 
 def _positive(text: str) -> int:
+    return _at_least(1, text)
+
+
+def _non_negative(text: str) -> int:
+    return _at_least(0, text)
+
+
+def _at_least(low: int, text: str) -> int:
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
     return value
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from ..debug import log_sql
 from ..exceptions import (
     BindingError,
     ConnectionClosedError,
@@ -185,6 +186,15 @@ class PostgresProvider(Provider):
 
     # -- statements ------------------------------------------------------------------------------
 
+    def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
+        log_sql(sql, rows, many=len(rows))
+        try:
+            cursor = conn.cursor()
+            cursor.executemany(sql, rows)
+            return int(cursor.rowcount)
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+
     def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
         if pk_column is None:
             self.execute(conn, sql, params)
@@ -194,8 +204,6 @@ class PostgresProvider(Provider):
 
     def insert_many_returning(self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str) -> list[Any]:
         sql = f"{sql} RETURNING {self.quote(pk_column)}"
-        from ..debug import log_sql
-
         log_sql(sql, rows, many=len(rows))
         try:
             cursor = conn.cursor()
