@@ -158,7 +158,7 @@ def test_write_tracked(benchmark: Any, model: Any, rows: list[tuple[Any, ...]]) 
 
 
 def traced_bytes(build: Any) -> tuple[float, Any]:
-    """Bytes per row allocated (and kept) by ``build()`` for the 100k rows, and what it built."""
+    """Bytes per row allocated (and kept) by ``build()``, and what it built."""
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
@@ -168,19 +168,26 @@ def traced_bytes(build: Any) -> tuple[float, Any]:
         tracemalloc.stop()
 
 
+def record_memory(benchmark: Any, build: Any, fetchall: Any) -> None:
+    """Put the object size and the bytes per row, without and with the row values, in ``extra_info``."""
+    rows = fetchall()
+    per_row, objs = traced_bytes(lambda: build(rows))
+    with_values, _ = traced_bytes(lambda: build(fetchall()))
+    benchmark.extra_info.update(
+        object_bytes=sys.getsizeof(objs[0]),
+        traced_bytes_per_row=round(per_row, 1),
+        traced_bytes_per_row_with_values=round(with_values, 1),
+    )
+    benchmark.pedantic(build, args=(rows,), rounds=5)
+
+
 @pytest.mark.benchmark(group="memory per object")
 def test_memory_baseline_slots(benchmark: Any, fetchall: Any, plain_objects: Any) -> None:
-    """Baseline: plain slot objects of the rows, in a list; bytes per object in ``extra_info``."""
-    rows = fetchall()
-    per_row, objs = traced_bytes(lambda: plain_objects(rows))
-    benchmark.extra_info.update(object_bytes=sys.getsizeof(objs[0]), traced_bytes_per_row=per_row)
-    benchmark.pedantic(plain_objects, args=(rows,), rounds=5)
+    """Baseline: plain slot objects of the rows, in a list; sizes in ``extra_info``."""
+    record_memory(benchmark, plain_objects, fetchall)
 
 
 @pytest.mark.benchmark(group="memory per object")
 def test_memory_entities(benchmark: Any, fetchall: Any, model: Any) -> None:
-    """Entities of the rows, in a list and the map; bytes per entity in ``extra_info``."""
-    rows = fetchall()
-    per_row, objs = traced_bytes(lambda: model.load({}, rows))
-    benchmark.extra_info.update(object_bytes=sys.getsizeof(objs[0]), traced_bytes_per_row=per_row)
-    benchmark.pedantic(lambda: model.load({}, rows), rounds=5)
+    """Entities of the rows, in a list (the map is dropped); sizes in ``extra_info``."""
+    record_memory(benchmark, lambda rows: model.load({}, rows), fetchall)

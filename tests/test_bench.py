@@ -16,6 +16,7 @@ import pytest
 
 from nextorm.bench import cli, dataset
 from nextorm.bench.dataset import Target, make_rows
+from nextorm.bench.report import rows as table_rows
 from nextorm.bench.systems import SYSTEMS, System
 from nextorm.bench.workloads import WORKLOADS, Config
 
@@ -171,6 +172,17 @@ def test_every_runner_does_the_same_work(tmp_path: Path, system: str) -> None:
     assert added == make_rows(7, start=40)
 
 
+def test_table_flags_nextorm_run_without_its_compiled_core() -> None:
+    """A ``nextorm`` result with ``compiled`` False is labelled as not compiled; pure is not flagged."""
+    figures = {"status": "ok", "workload": "load", "unit": "ns", "best": 1.0, "median": 1.0}
+    results = [
+        {**figures, "system": "nextorm", "info": {"compiled": False}},
+        {**figures, "system": "nextorm-pure", "info": {"compiled": False}},
+    ]
+    labels = [row[1] for row in table_rows(results)]
+    assert labels == ["nextorm (NOT compiled!)", "nextorm-pure"]
+
+
 def test_missing_system_is_reported_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A peer that is not installed is listed as missing and the run still succeeds."""
     monkeypatch.setattr(System, "installed", lambda self: self.name != "pony")
@@ -258,29 +270,20 @@ def test_dsn_password_is_not_recorded() -> None:
 
 @pytest.mark.postgres
 @pytest.mark.skipif(not os.environ.get("NEXTORM_TEST_POSTGRES"), reason="NEXTORM_TEST_POSTGRES is not set")
-def test_peers_run_on_postgres(tmp_path: Path) -> None:
-    """raw, SQLAlchemy and Peewee run on PostgreSQL via psycopg 3; Pony needs psycopg2."""
+def test_every_system_runs_on_postgres(tmp_path: Path) -> None:
+    """nextorm, raw, SQLAlchemy and Peewee run on PostgreSQL via psycopg 3; Pony needs psycopg2."""
     out = tmp_path / "pg.json"
-    systems = [s for s in ("raw", "sqlalchemy", "peewee", "pony") if SYSTEMS[s].installed()]
-    code = cli.main(
-        [
-            "--quick",
-            "--db",
-            os.environ["NEXTORM_TEST_POSTGRES"],
-            "--systems",
-            ",".join(systems),
-            "--json",
-            str(out),
-        ]
-    )
+    systems = [name for name, system in SYSTEMS.items() if system.installed()]
+    dsn = os.environ["NEXTORM_TEST_POSTGRES"]
+    code = cli.main(["--quick", "--db", dsn, "--systems", ",".join(systems), "--json", str(out)])
     report = json.loads(out.read_text())
-    assert code == 0
     assert report["config"]["database"] == "postgres"
     for r in report["results"]:
         if r["system"] == "pony" and importlib.util.find_spec("psycopg2") is None:
             assert r["status"] == "unsupported"
         else:
             assert r["status"] == "ok" and r["best"] > 0, r
+    assert code == 0
 
 
 def _worker(*args: str) -> subprocess.CompletedProcess[str]:

@@ -38,18 +38,18 @@ def selects(sql_log: Any, table: str | None = None) -> list[str]:
     """The logged SELECT statements (those reading ``table`` when given)."""
     found = [s for s in sql_log.statements if s.startswith("SELECT")]
     if table is not None:
-        found = [s for s in found if f'FROM "{table}"' in s]
+        found = [s for s in found if f'from "{table.lower()}"' in s.lower()]
     return found
 
 
 def writes(sql_log: Any) -> list[str]:
-    """The logged INSERT/UPDATE/DELETE statements as ``[EXECUTEMANY (n) ]VERB table``."""
+    """The logged INSERT/UPDATE/DELETE statements as ``[EXECUTEMANY (n) ]VERB table`` (table in lower case)."""
     pattern = re.compile(r'^(EXECUTEMANY \(\d+\) )?(INSERT INTO|UPDATE|DELETE FROM) "?(\w+)"?')
     result = []
     for statement in sql_log.statements:
         match = pattern.match(statement)
         if match:
-            result.append(f"{match.group(1) or ''}{match.group(2).split()[0]} {match.group(3)}")
+            result.append(f"{match.group(1) or ''}{match.group(2).split()[0]} {match.group(3).lower()}")
     return result
 
 
@@ -309,6 +309,37 @@ def test_one_to_one_optional_pair_has_exactly_one_unique_column(
     assert ([column], True) in indexed_columns(other_connection, table).values()
 
 
+@pytest.mark.sqlite_only
+def test_existing_tables_with_relations_pass_check_tables(db: Database, db_path: str) -> None:
+    """Mapping onto tables made earlier checks only real columns: no column for a Set or a one-to-one's key-less side."""
+
+    def declare(database: Database) -> None:
+        """Declare the same three entities on ``database``."""
+
+        class User(database.Entity):
+            name = Required(str)
+            posts = Set("Post")
+            profile = Optional("Profile")
+
+        class Post(database.Entity):
+            title = Required(str)
+            author = Optional(User)
+
+        class Profile(database.Entity):
+            user = Required(User)
+
+    declare(db)
+    db.generate_mapping(create_tables=True)
+    again = Database("sqlite", db_path)
+    declare(again)
+    try:
+        again.generate_mapping(check_tables=True)
+        with db_session:
+            assert again.entities["User"].select().count() == 0
+    finally:
+        again.disconnect()
+
+
 def test_one_to_one_both_required_is_a_mapping_error(db: Database) -> None:
     """Required against Required cannot be stored (neither row could be inserted first): ERDiagramError."""
 
@@ -420,7 +451,7 @@ def test_explicit_reverse_resolves_two_relations_between_same_entities(
         p = Post(title="t", author=ann, editor=bob)
         assert set(ann.posts) == {p} and set(ann.edited) == set()
         assert set(bob.edited) == {p} and set(bob.posts) == set()
-    assert rows(other_connection, 'SELECT "author", "editor", "title" FROM "Post"') == [(1, 2, "t")]
+    assert rows(other_connection, 'SELECT "author", "editor", "title" FROM "post"') == [(1, 2, "t")]
 
 
 def test_columns_declared_after_references_are_created(db: Database, other_connection: Any) -> None:
@@ -440,7 +471,7 @@ def test_columns_declared_after_references_are_created(db: Database, other_conne
     with db_session:
         a, b = User(name="a"), User(name="b")
         Review(reviewer=a, subject=b, text="fine")
-    assert rows(other_connection, 'SELECT "reviewer", "subject", "text" FROM "Review"') == [(1, 2, "fine")]
+    assert rows(other_connection, 'SELECT "reviewer", "subject", "text" FROM "review"') == [(1, 2, "fine")]
 
 
 def test_cascade_delete_option_is_declared_on_the_set(db: Database) -> None:
@@ -645,7 +676,7 @@ def test_collection_add_sets_reference(blog_data: SimpleNamespace, other_connect
         assert p1.author is bob
         assert p1 in bob.posts
         assert p1 not in ann_posts
-    assert rows(other_connection, 'SELECT "author" FROM "Post" WHERE "id" = 1') == [(2,)]
+    assert rows(other_connection, 'SELECT "author" FROM "post" WHERE "id" = 1') == [(2,)]
 
 
 def test_collection_add_several(blog_data: SimpleNamespace) -> None:
@@ -671,7 +702,7 @@ def test_collection_remove_clears_optional_reference(
         assert p1.author is None
         assert p1 not in ann.posts
         assert len(ann.posts) == 1
-    assert rows(other_connection, 'SELECT "author" FROM "Post" WHERE "id" = 1') == [(None,)]
+    assert rows(other_connection, 'SELECT "author" FROM "post" WHERE "id" = 1') == [(None,)]
 
 
 def test_collection_remove_of_non_member_is_a_no_op(blog_data: SimpleNamespace) -> None:
@@ -704,7 +735,7 @@ def test_collection_clear(blog_data: SimpleNamespace, other_connection: Any) -> 
         assert len(ann.posts) == 0
         assert ann.posts.is_empty()
         assert Post[1].author is None and Post[2].author is None
-    assert rows(other_connection, 'SELECT "id" FROM "Post" WHERE "author" IS NULL ORDER BY "id"') == [
+    assert rows(other_connection, 'SELECT "id" FROM "post" WHERE "author" IS NULL ORDER BY "id"') == [
         (1,),
         (2,),
         (4,),
@@ -721,7 +752,7 @@ def test_collection_assignment_replaces_members(blog_data: SimpleNamespace, othe
         assert Post[1].author is None
         assert Post[3].author is ann
         assert list(User[2].posts) == []
-    assert rows(other_connection, 'SELECT "id", "author" FROM "Post" ORDER BY "id"') == [
+    assert rows(other_connection, 'SELECT "id", "author" FROM "post" ORDER BY "id"') == [
         (1, None),
         (2, 1),
         (3, 1),
@@ -852,7 +883,7 @@ def test_collection_create_links_new_member(blog_data: SimpleNamespace, other_co
         p = cid.posts.create(title="made")
         assert p.author is cid
         assert p in cid.posts
-    assert rows(other_connection, 'SELECT "author" FROM "Post" WHERE "title" = ?', ("made",)) == [(3,)]
+    assert rows(other_connection, 'SELECT "author" FROM "post" WHERE "title" = ?', ("made",)) == [(3,)]
 
 
 def test_constructor_accepts_collection_members(blog: SimpleNamespace) -> None:
@@ -889,7 +920,7 @@ def test_many_to_many_remove_shows_on_both_sides(school_data: SimpleNamespace, o
         assert c1 not in s1.courses
         assert set(s1.courses) == {Course[2]}
     assert rows(
-        other_connection, 'SELECT "course", "student" FROM "Course_Student" ORDER BY "course", "student"'
+        other_connection, 'SELECT "course", "student" FROM "course_student" ORDER BY "course", "student"'
     ) == [(1, 2), (2, 1)]
 
 
@@ -903,7 +934,7 @@ def test_many_to_many_clear_and_assign(school_data: SimpleNamespace, other_conne
         Course[2].students = [Student[2], Student[3]]
         assert set(Student[3].courses) == {Course[2]}
     assert rows(
-        other_connection, 'SELECT "course", "student" FROM "Course_Student" ORDER BY "course", "student"'
+        other_connection, 'SELECT "course", "student" FROM "course_student" ORDER BY "course", "student"'
     ) == [
         (1, 2),
         (2, 2),
@@ -934,7 +965,7 @@ def test_many_to_many_add_existing_link_unloaded_is_a_no_op(
         flush()
         assert Student[1].courses.count() == 2
     assert rows(
-        other_connection, 'SELECT COUNT(*) FROM "Course_Student" WHERE "course" = 1 AND "student" = 1'
+        other_connection, 'SELECT COUNT(*) FROM "course_student" WHERE "course" = 1 AND "student" = 1'
     ) == [(1,)]
 
 
@@ -1154,7 +1185,7 @@ def test_many_to_many_links_inserted_as_one_batch(school_data: SimpleNamespace, 
         s3.courses.add([c3, c1])
         assert writes(sql_log) == []
         flush()
-        assert writes(sql_log) == ["EXECUTEMANY (4) INSERT Course_Student"]
+        assert writes(sql_log) == ["EXECUTEMANY (4) INSERT course_student"]
 
 
 def test_many_to_many_links_deleted_as_one_batch(
@@ -1168,8 +1199,8 @@ def test_many_to_many_links_deleted_as_one_batch(
         c1.students.remove(s2)
         sql_log.clear()
         flush()
-        assert writes(sql_log) == ["EXECUTEMANY (3) DELETE Course_Student"]
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "Course_Student"') == [(0,)]
+        assert writes(sql_log) == ["EXECUTEMANY (3) DELETE course_student"]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "course_student"') == [(0,)]
 
 
 def test_many_to_many_single_link_is_a_plain_insert(
@@ -1180,8 +1211,8 @@ def test_many_to_many_single_link_is_a_plain_insert(
     with db_session:
         sql_log.clear()
         Student[3].courses.add(Course[2])
-    assert writes(sql_log) == ["INSERT Course_Student"]
-    assert (2, 3) in rows(other_connection, 'SELECT "course", "student" FROM "Course_Student"')
+    assert writes(sql_log) == ["INSERT course_student"]
+    assert (2, 3) in rows(other_connection, 'SELECT "course", "student" FROM "course_student"')
 
 
 def test_many_to_many_add_then_remove_cancels(school_data: SimpleNamespace, sql_log: Any) -> None:
@@ -1208,9 +1239,9 @@ def test_many_to_many_same_link_from_both_sides_is_one_row(
         sql_log.clear()
         Student[3].courses.add(Course[2])
         Course[2].students.add(Student[3])
-    assert writes(sql_log) == ["INSERT Course_Student"]
+    assert writes(sql_log) == ["INSERT course_student"]
     assert rows(
-        other_connection, 'SELECT COUNT(*) FROM "Course_Student" WHERE "course" = 2 AND "student" = 3'
+        other_connection, 'SELECT COUNT(*) FROM "course_student" WHERE "course" = 2 AND "student" = 3'
     ) == [(1,)]
 
 
@@ -1235,8 +1266,8 @@ def test_many_to_many_between_new_objects(
         c = Course(title="c")
         s = Student(name="s", group=g, courses=[c])
         assert s in c.students
-    assert writes(sql_log)[-1] == "INSERT Course_Student"
-    assert rows(other_connection, 'SELECT "course", "student" FROM "Course_Student"') == [(1, 1)]
+    assert writes(sql_log)[-1] == "INSERT course_student"
+    assert rows(other_connection, 'SELECT "course", "student" FROM "course_student"') == [(1, 1)]
 
 
 def test_many_to_many_round_trip(school_data: SimpleNamespace) -> None:
@@ -1261,9 +1292,9 @@ def test_required_reverse_cascades_by_default(school_data: SimpleNamespace, othe
         g1.delete()
         assert Student.get(name="s1") is None
         assert s1 not in list(school_data.Course[1].students)
-    assert rows(other_connection, 'SELECT "name" FROM "Student"') == [("s3",)]
-    assert rows(other_connection, 'SELECT "id" FROM "Group"') == [(2,)]
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "Course_Student"') == [(0,)]
+    assert rows(other_connection, 'SELECT "name" FROM "student"') == [("s3",)]
+    assert rows(other_connection, 'SELECT "id" FROM "group"') == [(2,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "course_student"') == [(0,)]
 
 
 def test_delete_refused_without_cascade_when_reverse_required(db: Database, other_connection: Any) -> None:
@@ -1293,8 +1324,8 @@ def test_delete_refused_without_cascade_when_reverse_required(db: Database, othe
             g.delete()
         assert g.name == "g"
         assert len(g.students) == 1
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "Group"') == [(1,)]
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "Student"') == [(1,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "group"') == [(1,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "student"') == [(1,)]
 
 
 def test_delete_of_empty_parent_allowed_without_cascade(db: Database, other_connection: Any) -> None:
@@ -1313,7 +1344,7 @@ def test_delete_of_empty_parent_allowed_without_cascade(db: Database, other_conn
         Group(name="g")
     with db_session:
         Group[1].delete()
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "Group"') == [(0,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "group"') == [(0,)]
 
 
 def test_delete_with_optional_reverse_sets_null(blog_data: SimpleNamespace, other_connection: Any) -> None:
@@ -1323,13 +1354,13 @@ def test_delete_with_optional_reverse_sets_null(blog_data: SimpleNamespace, othe
         p1 = Post[1]
         User[1].delete()
         assert p1.author is None
-    assert rows(other_connection, 'SELECT "id", "author" FROM "Post" ORDER BY "id"') == [
+    assert rows(other_connection, 'SELECT "id", "author" FROM "post" ORDER BY "id"') == [
         (1, None),
         (2, None),
         (3, 2),
         (4, None),
     ]
-    assert rows(other_connection, 'SELECT "id" FROM "User" ORDER BY "id"') == [(2,), (3,)]
+    assert rows(other_connection, 'SELECT "id" FROM "user" ORDER BY "id"') == [(2,), (3,)]
 
 
 def test_cascade_delete_option_with_optional_reverse(db: Database, other_connection: Any) -> None:
@@ -1351,7 +1382,7 @@ def test_cascade_delete_option_with_optional_reverse(db: Database, other_connect
         Post(title="c")
     with db_session:
         User[1].delete()
-    assert rows(other_connection, 'SELECT "title" FROM "Post"') == [("c",)]
+    assert rows(other_connection, 'SELECT "title" FROM "post"') == [("c",)]
 
 
 def test_cascade_follows_several_levels(db: Database, other_connection: Any) -> None:
@@ -1380,8 +1411,8 @@ def test_cascade_follows_several_levels(db: Database, other_connection: Any) -> 
         Message(text="kept", topic=Topic(title="t2", forum=other))
     with db_session:
         Forum[1].delete()
-    assert rows(other_connection, 'SELECT "text" FROM "Message"') == [("kept",)]
-    assert rows(other_connection, 'SELECT "title" FROM "Topic"') == [("t2",)]
+    assert rows(other_connection, 'SELECT "text" FROM "message"') == [("kept",)]
+    assert rows(other_connection, 'SELECT "title" FROM "topic"') == [("t2",)]
 
 
 def test_deleted_child_leaves_loaded_collections(blog_data: SimpleNamespace) -> None:
@@ -1409,8 +1440,8 @@ def test_deleted_member_leaves_many_to_many_collections(
         assert len(s1.courses) == 2
         Course[1].delete()
         assert [c.title for c in s1.courses] == ["c2"]
-    assert rows(other_connection, 'SELECT "course", "student" FROM "Course_Student"') == [(2, 1)]
-    assert rows(other_connection, 'SELECT "title" FROM "Course"') == [("c2",)]
+    assert rows(other_connection, 'SELECT "course", "student" FROM "course_student"') == [(2, 1)]
+    assert rows(other_connection, 'SELECT "title" FROM "course"') == [("c2",)]
 
 
 def test_delete_of_one_to_one_required_partner_refused_without_cascade(
@@ -1429,8 +1460,8 @@ def test_delete_of_one_to_one_required_partner_refused_without_cascade(
             ),
         ):
             User[1].delete()
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "Profile"') == [(1,)]
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "User"') == [(1,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "profile"') == [(1,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "user"') == [(1,)]
 
 
 def test_delete_of_one_to_one_with_cascade(db: Database, other_connection: Any) -> None:
@@ -1449,8 +1480,8 @@ def test_delete_of_one_to_one_with_cascade(db: Database, other_connection: Any) 
         Profile(bio="b", user=User(name="u"))
     with db_session:
         User[1].delete()
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "Profile"') == [(0,)]
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "User"') == [(0,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "profile"') == [(0,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "user"') == [(0,)]
 
 
 def test_delete_of_one_to_one_optional_partner_unlinks(
@@ -1466,7 +1497,7 @@ def test_delete_of_one_to_one_optional_partner_unlinks(
         assert h.wife is None
     with db_session:
         assert Husband[1].wife is None
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "Wife"') == [(0,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "wife"') == [(0,)]
 
 
 # -- one-to-one in memory ------------------------------------------------------------------------
@@ -1530,7 +1561,7 @@ def test_one_to_one_required_partner_cannot_be_replaced_unloaded(
     with db_session:
         with pytest.raises(ConstraintError, match=re.escape("because Profile.user attribute is required")):
             Profile(bio="second", user=User[1])
-    assert rows(other_connection, 'SELECT "bio", "user" FROM "Profile"') == [("first", 1)]
+    assert rows(other_connection, 'SELECT "bio", "user" FROM "profile"') == [("first", 1)]
 
 
 # -- flush ordering ----------------------------------------------------------------------------------
@@ -1547,9 +1578,9 @@ def test_referenced_new_object_inserted_first_when_created_later(
         p.author = u
         sql_log.clear()
         flush()
-        assert writes(sql_log) == ["INSERT User", "INSERT Post"]
+        assert writes(sql_log) == ["INSERT user", "INSERT post"]
         assert p.author is u
-    assert rows(other_connection, 'SELECT "title", "author" FROM "Post"') == [("p", 1)]
+    assert rows(other_connection, 'SELECT "title", "author" FROM "post"') == [("p", 1)]
 
 
 def test_new_objects_linked_through_collection_inserted_in_dependency_order(
@@ -1562,9 +1593,9 @@ def test_new_objects_linked_through_collection_inserted_in_dependency_order(
         u = User(name="u")
         u.posts.add([a, b])
         sql_log.clear()
-    assert writes(sql_log)[0] == "INSERT User"
-    assert sorted(writes(sql_log)[1:]) in (["INSERT Post", "INSERT Post"], ["EXECUTEMANY (2) INSERT Post"])
-    assert rows(other_connection, 'SELECT "title", "author" FROM "Post" ORDER BY "title"') == [
+    assert writes(sql_log)[0] == "INSERT user"
+    assert sorted(writes(sql_log)[1:]) in (["INSERT post", "INSERT post"], ["EXECUTEMANY (2) INSERT post"])
+    assert rows(other_connection, 'SELECT "title", "author" FROM "post" ORDER BY "title"') == [
         ("a", 1),
         ("b", 1),
     ]
@@ -1582,8 +1613,8 @@ def test_updated_object_referring_to_new_object_written_after_its_insert(
         p4.author = u
         sql_log.clear()
         flush()
-        assert writes(sql_log) == ["INSERT User", "UPDATE Post"]
-    assert rows(other_connection, 'SELECT "title", "author" FROM "Post" WHERE "id" = 4') == [("renamed", 4)]
+        assert writes(sql_log) == ["INSERT user", "UPDATE post"]
+    assert rows(other_connection, 'SELECT "title", "author" FROM "post" WHERE "id" = 4') == [("renamed", 4)]
 
 
 def test_dependency_chain_inserted_parent_first(
@@ -1597,9 +1628,9 @@ def test_dependency_chain_inserted_parent_first(
         a = Person(name="a")
         c.mentor = b
         b.mentor = a
-    assert rows(other_connection, 'SELECT "name" FROM "Person" ORDER BY "id"') == [("a",), ("b",), ("c",)]
-    by_name = dict(rows(other_connection, 'SELECT "name", "id" FROM "Person"'))
-    assert rows(other_connection, 'SELECT "name", "mentor" FROM "Person" ORDER BY "id"') == [
+    assert rows(other_connection, 'SELECT "name" FROM "person" ORDER BY "id"') == [("a",), ("b",), ("c",)]
+    by_name = dict(rows(other_connection, 'SELECT "name", "id" FROM "person"'))
+    assert rows(other_connection, 'SELECT "name", "mentor" FROM "person" ORDER BY "id"') == [
         ("a", None),
         ("b", by_name["a"]),
         ("c", by_name["b"]),
@@ -1618,7 +1649,7 @@ def test_cycle_of_new_objects_is_a_clear_error(people: SimpleNamespace, other_co
             b = Person(name="b", mentor=a)
             a.mentor = b
             flush()
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "Person"') == [(0,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "person"') == [(0,)]
 
 
 def test_cyclic_dependency_is_a_transaction_error() -> None:
@@ -1778,8 +1809,8 @@ def test_reference_given_as_raw_primary_key(blog_data: SimpleNamespace, other_co
         assert p in ann.posts
         Post[4].author = 2
         assert Post[4].author is User[2]
-    assert rows(other_connection, 'SELECT "author" FROM "Post" WHERE "title" = ?', ("raw",)) == [(1,)]
-    assert rows(other_connection, 'SELECT "author" FROM "Post" WHERE "id" = 4') == [(2,)]
+    assert rows(other_connection, 'SELECT "author" FROM "post" WHERE "title" = ?', ("raw",)) == [(1,)]
+    assert rows(other_connection, 'SELECT "author" FROM "post" WHERE "id" = 4') == [(2,)]
 
 
 def test_raw_key_of_unknown_object_fails_cleanly(blog_data: SimpleNamespace, other_connection: Any) -> None:
@@ -1788,7 +1819,7 @@ def test_raw_key_of_unknown_object_fails_cleanly(blog_data: SimpleNamespace, oth
     with pytest.raises(TransactionError):
         with db_session:
             Post(title="dangling", author=999)
-    assert rows(other_connection, 'SELECT COUNT(*) FROM "Post" WHERE "title" = ?', ("dangling",)) == [(0,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "post" WHERE "title" = ?', ("dangling",)) == [(0,)]
 
 
 def test_references_to_entities_with_str_primary_keys(db: Database, other_connection: Any) -> None:
@@ -1821,7 +1852,7 @@ def test_references_to_entities_with_str_primary_keys(db: Database, other_connec
         assert {c.name for c in City.select(country="fr")} == {"Paris", "Lyon"}
         assert {lang.code for lang in Country["be"].languages} == {"french", "dutch"}
         assert [c.code for c in Language["dutch"].countries] == ["be"]
-    assert rows(other_connection, 'SELECT "name", "country" FROM "City" ORDER BY "id"') == [
+    assert rows(other_connection, 'SELECT "name", "country" FROM "city" ORDER BY "id"') == [
         ("Paris", "fr"),
         ("Lyon", "fr"),
         ("Liege", "be"),
@@ -1981,7 +2012,7 @@ def test_object_from_ended_session_refused_in_many_to_many(school_data: SimpleNa
 def test_round_trip_of_references_and_collections(blog_data: SimpleNamespace, other_connection: Any) -> None:
     """What one session linked, another reads back; the committed rows hold the keys."""
     User, Post = blog_data.User, blog_data.Post
-    assert rows(other_connection, 'SELECT "id", "title", "author" FROM "Post" ORDER BY "id"') == [
+    assert rows(other_connection, 'SELECT "id", "title", "author" FROM "post" ORDER BY "id"') == [
         (1, "p1", 1),
         (2, "p2", 1),
         (3, "p3", 2),
@@ -2001,8 +2032,8 @@ def test_reference_change_persists_as_update(
     with db_session:
         Post[1].author = User[3]
         sql_log.clear()
-    assert writes(sql_log) == ["UPDATE Post"]
-    assert rows(other_connection, 'SELECT "author" FROM "Post" WHERE "id" = 1') == [(3,)]
+    assert writes(sql_log) == ["UPDATE post"]
+    assert rows(other_connection, 'SELECT "author" FROM "post" WHERE "id" = 1') == [(3,)]
     with db_session:
         assert Post[1] in User[3].posts
 
@@ -2014,7 +2045,7 @@ def test_one_to_one_round_trip(accounts: SimpleNamespace, other_connection: Any)
         u = User(name="u")
         p = Profile(bio="b", user=u)
         assert u.profile is p
-    assert rows(other_connection, 'SELECT "bio", "user" FROM "Profile"') == [("b", 1)]
+    assert rows(other_connection, 'SELECT "bio", "user" FROM "profile"') == [("b", 1)]
     with db_session:
         assert User[1].profile.bio == "b"
         assert Profile[1].user.name == "u"

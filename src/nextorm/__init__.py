@@ -17,6 +17,7 @@ from .exceptions import (
     CacheIndexError,
     CommitException,
     ConnectionClosedError,
+    ConstraintError,
     DatabaseError,
     DatabaseSessionIsOver,
     DBSchemaError,
@@ -37,6 +38,7 @@ from .exceptions import (
     TransactionIntegrityError,
     UnknownAttributeError,
     UnrepeatableReadError,
+    UnresolvableCyclicDependency,
     ValidationError,
 )
 from .query import Query
@@ -52,6 +54,7 @@ __all__ = [
     "CacheIndexError",
     "CommitException",
     "ConnectionClosedError",
+    "ConstraintError",
     "DBSchemaError",
     "Database",
     "DatabaseError",
@@ -81,6 +84,7 @@ __all__ = [
     "TransactionIntegrityError",
     "UnknownAttributeError",
     "UnrepeatableReadError",
+    "UnresolvableCyclicDependency",
     "ValidationError",
     "__version__",
     "commit",

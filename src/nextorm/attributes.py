@@ -19,7 +19,15 @@ from .exceptions import (
     ValidationError,
 )
 from .query import Expr, OrderBy, expression_for
-from .relations import SetAttr, one_to_one_partner, reference_to_db, reference_value, relink, seed
+from .relations import (
+    SetAttr,
+    claim_partner,
+    one_to_one_partner,
+    reference_to_db,
+    reference_value,
+    relink,
+    seed,
+)
 from .types import Json, column_type_for
 
 __all__ = ["Attribute", "PrimaryKey", "Required", "Optional", "Set", "composite_key", "desc"]
@@ -355,6 +363,8 @@ class Reference(Attribute):
             self._set_partner_(obj, value)
             return
         old = self.get_raw(obj)
+        if value is not None and obj._cache_.is_alive and obj._status_ < DELETED:
+            claim_partner(self, obj, self._validate_(obj, value))
         _impl.Column.__set__(self, obj, value)
         new = self.get_raw(obj)
         if new is not old:

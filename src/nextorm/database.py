@@ -150,6 +150,7 @@ class Database:
     def _create_table_sql(self, provider: Provider, entity: Any) -> list[str]:
         q = provider.quote
         columns = []
+        constraints: list[str] = []
         table = q(entity._table_)
         for attr in entity._columns_:
             if attr.auto:
@@ -166,12 +167,15 @@ class Database:
             columns.append(sql)
             if attr.is_reference:
                 target = attr.py_type
-                columns.extend(provider.foreign_key_sql(table, attr.column, target._table_, target._pk_attrs_[0].column))
+                constraints.extend(
+                    provider.foreign_key_sql(table, attr.column, target._table_, target._pk_attrs_[0].column)
+                )
         if entity._npk_ > 1:
             columns.append(f"PRIMARY KEY ({', '.join(q(a.column) for a in entity._pk_attrs_)})")
         for key in entity._unique_keys_:
             if len(key.attrs) > 1:
                 columns.append(f"UNIQUE ({', '.join(q(a.column) for a in key.attrs)})")
+        columns += constraints
         statements = [f"CREATE TABLE IF NOT EXISTS {table} (\n  " + ",\n  ".join(columns) + "\n)"]
         for attr in entity._columns_:
             if attr.is_reference and attr.db_index is None and not attr.unique:
@@ -209,7 +213,7 @@ class Database:
                 columns = provider.table_columns(conn, entity._table_)
                 if columns is None:
                     raise DBSchemaError(f"Table {entity._table_!r} of entity {entity.__name__} does not exist")
-                for attr in entity._attrs_:
+                for attr in entity._columns_:
                     if attr.column not in columns:
                         raise DBSchemaError(
                             f"Column {attr.column!r} of {attr.qualname} does not exist in table {entity._table_!r}"

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, lookup, materialize
 from .attributes import Attribute, CompositeKey, PrimaryKey, status_word
-from .relations import SetAttr, SetInstance, prefetch, relink, unlink_for_delete
+from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_for_delete
 from .exceptions import (
     DatabaseSessionIsOver,
     ERDiagramError,
@@ -217,6 +217,8 @@ class Entity(EntityBase, metaclass=EntityMeta):
         for attr, value in zip(cls._columns_, values):
             if value is not None or not attr.auto:
                 attr.set_raw(self, value)
+        for attr in cls._fk_refs_:
+            claim_partner(attr, self, attr.get_raw(self))
         pk = cls._pk_of_values_(values)
         cache.register_new(self, pk)
         cache.new_ids[self] = next(_new_object_numbers)

@@ -94,10 +94,6 @@ class ConstraintError(OrmError):
     """A relationship forbids the change (a required reference would be left empty)."""
 
 
-class UnresolvableCyclicDependency(OrmError):
-    """New objects refer to each other in a cycle, so none can be inserted first."""
-
-
 class CacheIndexError(OrmError):
     """Two objects of one session would have the same primary key or unique value."""
 
@@ -108,6 +104,10 @@ class OperationWithDeletedObjectError(OrmError):
 
 class TransactionError(OrmError):
     """A session or transaction was used wrongly or could not complete."""
+
+
+class UnresolvableCyclicDependency(TransactionError):
+    """New objects refer to each other in a cycle, so none can be inserted first."""
 
 
 class ConnectionClosedError(TransactionError):

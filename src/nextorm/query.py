@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ._impl import EntityBase
 from .exceptions import MultipleObjectsFoundError, UnknownAttributeError
 
 if TYPE_CHECKING:
@@ -80,11 +81,11 @@ class Compare(Expr):
         if op == "in":
             if not value:
                 return "0 = 1"
-            params.extend(value)
+            params.extend(map(_bound, value))
             return f"{column} IN ({', '.join([provider.param] * len(value))})"
         if op in ("startswith", "endswith", "contains"):
             return provider.string_test(op, column, value, params)
-        params.append(value)
+        params.append(_bound(value))
         return f"{column} {'=' if op == '==' else '<>' if op == '!=' else op} {provider.param}"
 
 
@@ -111,7 +112,18 @@ def expression_for(attr: Attribute, op: str, value: Any) -> Expr:
 
 def _db_value(attr: Attribute, value: Any) -> Any:
     value = attr.ctype.validate(value)
+    if isinstance(value, EntityBase):
+        return value  # a new object: its key is known once it is flushed, see _bound
     return value if attr.to_db is None else attr.to_db(value)
+
+
+def _bound(value: Any) -> Any:
+    """The value to bind; a new related object is flushed first to learn its key."""
+    if isinstance(value, EntityBase):
+        if value._pk_raw_() is None:
+            value._cache_.flush()
+        return value._pk_raw_()
+    return value
 
 
 class OrderBy:

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ._impl import CREATED, DELETED, LOADED, EntityBase
+from ._impl import CREATED, DELETED, LOADED, Column, EntityBase
 from .exceptions import (
     AttributeTypeError,
     ConstraintError,
@@ -26,6 +26,7 @@ from .exceptions import (
     ERDiagramError,
     OperationWithDeletedObjectError,
     TransactionError,
+    ValidationError,
 )
 from .query import Expr, Query
 
@@ -98,7 +99,13 @@ def reference_value(attr: Any, obj: Any, value: Any) -> Any:
         pk = value._pk_raw_()
         return value if pk is None else pk
     if target._npk_ == 1:
-        return target._pk_attrs_[0].validate(value)
+        try:
+            return target._pk_attrs_[0].validate(value)
+        except (AttributeTypeError, ValidationError):
+            raise AttributeTypeError(
+                f"Value type for attribute {attr.qualname} must be {target.__name__} or its primary key "
+                f"({target._pk_attrs_[0].py_type.__name__}). Got {type(value).__name__}: {value!r}"
+            ) from None
     if not isinstance(value, tuple) or len(value) != target._npk_:
         raise AttributeTypeError(
             f"Value type for attribute {attr.qualname} must be {target.__name__} or its primary key. Got: {value!r}"
@@ -139,14 +146,22 @@ def relink(attr: Any, obj: Any, old: Any, new: Any) -> None:
         reverse.set_raw(old_obj, None)
     new_obj = known_object(target, cache, new)
     if new_obj is not None:
-        previous = reverse.get_raw(new_obj, None)
-        if previous is not None and previous is not obj and previous._status_ < DELETED:
-            if attr.is_required:
-                raise ConstraintError(
-                    f"Cannot unlink {previous!r} from previous {new_obj!r} object, because {attr!r} attribute is required"
-                )
-            attr.__set__(previous, None)
         reverse.set_raw(new_obj, obj)
+
+
+def claim_partner(attr: Any, obj: Any, value: Any) -> None:
+    """Before ``obj.attr`` (the key side of a one-to-one) takes ``value``: unlink the target's current partner."""
+    if value is None or isinstance(attr.reverse, SetAttr):
+        return
+    target = value if isinstance(value, EntityBase) else seed(attr.py_type, obj._cache_, value)
+    previous = one_to_one_partner(attr.reverse, target)
+    if previous is None or previous is obj or previous._status_ >= DELETED:
+        return
+    if attr.is_required:
+        raise ConstraintError(
+            f"Cannot unlink {previous!r} from previous {target!r} object, because {attr!r} attribute is required"
+        )
+    attr.__set__(previous, None)
 
 
 def one_to_one_partner(attr: Any, obj: Any) -> Any:
@@ -287,19 +302,24 @@ class SetInstance:
     def __bool__(self) -> bool:
         return not self.is_empty()
 
-    def is_empty(self) -> bool:
-        """Whether the collection has no members."""
+    def _known(self) -> SetData | None:
+        """The collection state when every member is known; None when a query is needed (and possible)."""
         data = self._attr.data(self._obj)
         if data is not None and data.loaded:
-            return not data.items
-        return not self.select().exists()
+            return data
+        if not self._obj._cache_.is_alive:
+            raise DatabaseSessionIsOver(f"Cannot read value of {self._where()}: the database session is over")
+        return None
+
+    def is_empty(self) -> bool:
+        """Whether the collection has no members."""
+        data = self._known()
+        return not data.items if data is not None else not self.select().exists()
 
     def count(self) -> int:
         """The number of members (a COUNT query unless loaded)."""
-        data = self._attr.data(self._obj)
-        if data is not None and data.loaded:
-            return len(data.items)
-        return self.select().count()
+        data = self._known()
+        return len(data.items) if data is not None else self.select().count()
 
     def load(self) -> None:
         """Load every member now."""
@@ -395,6 +415,7 @@ class SetInstance:
 
     def create(self, **kwargs: Any) -> Any:
         """Create a new member object linked to the owner."""
+        self._check_change()
         attr = self._attr
         if attr.is_m2m:
             item = attr.py_type(**kwargs)
@@ -427,6 +448,9 @@ def reference_value_for_set(attr: SetAttr, owner: Any, item: Any) -> Any:
 def link(attr: SetAttr, owner: Any, item: Any, add: bool) -> None:
     """Add or remove the many-to-many link owner <-> item, in memory and as a pending change."""
     reverse = attr.reverse
+    data = attr.data(owner)
+    if data is not None and data.loaded and (item in data.items) == add:
+        return  # already linked (or already not)
     for side, this, other in ((attr, owner, item), (reverse, item, owner)):
         data = side.data(this)
         if data is not None:
@@ -437,12 +461,15 @@ def link(attr: SetAttr, owner: Any, item: Any, add: bool) -> None:
     primary, p_owner, p_item = (attr, owner, item) if attr.m2m_primary else (reverse, item, owner)
     changes = owner._cache_.m2m.setdefault(primary, ({}, {}))
     added, removed = changes
-    key = (p_owner, p_item)
     undo, do = (removed, added) if add else (added, removed)
-    if key in undo:
-        del undo[key]
-    else:
-        do[key] = None
+    keys = [(p_owner, p_item)]
+    if attr is reverse and p_owner is not p_item:
+        keys.append((p_item, p_owner))  # a symmetric relationship stores both directions
+    for key in keys:
+        if key in undo:
+            del undo[key]
+        else:
+            do[key] = None
 
 
 class JoinMembership(Expr):
@@ -637,8 +664,7 @@ def unlink_for_delete(obj: Any) -> None:
         if partner is None or partner._status_ >= DELETED:
             continue
         reverse = attr.reverse
-        cascade = attr.cascade_delete if attr.cascade_delete is not None else reverse.is_required
-        if cascade:
+        if attr.cascade_delete:
             partner.delete()
         elif reverse.is_required:
             raise ConstraintError(
@@ -671,6 +697,9 @@ def resolve_relations(db: Any) -> None:
             attr.py_type = found
         elif getattr(target, "_database_", None) is not db:
             raise ERDiagramError(f"Entity {target.__name__} used by {attr.qualname} belongs to another database")
+    for attr in relations:
+        if not isinstance(attr.reverse, (str, type(None), SetAttr, Column)):
+            raise ERDiagramError(f"Value of 'reverse' option must be string. Got: {type(attr.reverse)!r} ({attr.qualname})")
     for attr in relations:
         if isinstance(attr.reverse, (str, type(None))):
             _resolve_reverse(attr)

@@ -425,7 +425,11 @@ class SessionCache(CacheBase):
             table, own, other = q(attr.join_table), q(attr.owner_column), q(attr.target_column)
             for links, sql in (
                 (removed, f"DELETE FROM {table} WHERE {own} = {provider.param} AND {other} = {provider.param}"),
-                (added, f"INSERT INTO {table} ({own}, {other}) VALUES ({provider.param}, {provider.param})"),
+                (
+                    added,
+                    f"INSERT INTO {table} ({own}, {other}) VALUES ({provider.param}, {provider.param}) "
+                    "ON CONFLICT DO NOTHING",
+                ),
             ):
                 rows = [
                     (owner._pk_raw_(), item._pk_raw_())

@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.exit("--plot needs matplotlib: pip install 'nextorm[bench]'")
 
     config = Config(rows=args.rows, batch=args.batch, repeat=args.repeat, warmup=args.warmup)
+    machine = machine_info()
     with tempfile.TemporaryDirectory(prefix="nextorm-bench-", dir=_memory_dir()) as tmp:
         target = Target.parse(args.db or str(Path(tmp) / "bench.sqlite3"))
         try:
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             database.close()
     report.add_ratios(results)
-    document = build_report(results, args, config, target)
+    document = build_report(results, args, config, target, machine)
 
     # Piped output gets room for the whole table rather than the 80-column default.
     show(Console(width=None if sys.stdout.isatty() else 120), results, document)
@@ -258,7 +259,11 @@ def run_worker(system: System, workload: str, target: Target, config: Config) ->
 
 
 def build_report(
-    results: list[dict[str, Any]], args: argparse.Namespace, config: Config, target: Target
+    results: list[dict[str, Any]],
+    args: argparse.Namespace,
+    config: Config,
+    target: Target,
+    machine: dict[str, Any],
 ) -> dict[str, Any]:
     """The JSON document: configuration, machine, systems, workloads and every result."""
     systems: dict[str, dict[str, Any]] = {}
@@ -290,7 +295,7 @@ def build_report(
             "db": target.describe(),
             "gc": "collected before each timed run, enabled during it",
         },
-        "machine": machine_info(),
+        "machine": machine,
         "workloads": {
             name: {
                 "title": w.title,
@@ -324,6 +329,8 @@ def machine_info() -> dict[str, Any]:
         "machine": platform.machine(),
         "processor": _cpu_model() or platform.processor(),
         "cpu_count": os.cpu_count(),
+        # Other work on the machine skews timings; this says how busy it was.
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "sqlite": sqlite3.sqlite_version,
     }
 
