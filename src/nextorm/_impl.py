@@ -38,6 +38,7 @@ DELETED = impl.DELETED
 GONE = impl.GONE
 current_session = impl.current_session
 EntityBase = impl.EntityBase
+EntityMetaBase = impl.EntityMetaBase
 Column = impl.Column
 SessionBase = impl.SessionBase
 CacheBase = impl.CacheBase
@@ -56,6 +57,7 @@ __all__ = [
     "GONE",
     "current_session",
     "EntityBase",
+    "EntityMetaBase",
     "Column",
     "SessionBase",
     "CacheBase",

@@ -13,6 +13,7 @@ __all__ = [
     "CacheBase",
     "Column",
     "EntityBase",
+    "EntityMetaBase",
     "SessionBase",
     "current_session",
     "current_task",
@@ -53,6 +54,9 @@ class EntityBase:
     _wbits_: int
     _orig_: dict[int, Any] | None
     def _init_state_(self, cache: CacheBase, status: int) -> None: ...
+
+class EntityMetaBase(type):
+    def __getitem__(cls, key: Any) -> Any: ...
 
 class Column:
     tracked: bool

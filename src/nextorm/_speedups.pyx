@@ -11,6 +11,9 @@ differs is where state lives:
   at the offset recorded in the slot's member descriptor; ``NULL`` is "not
   loaded", exactly what the member descriptor reports as an empty slot.
 - ``current_session`` is read with ``PyContextVar_Get``.
+- ``EntityMetaBase`` is an extension type deriving from ``type``, so
+  ``Entity[pk]`` on its (Python) subclasses' classes calls ``lookup`` from the
+  ``mp_subscript`` slot, without a Python-level method lookup and call.
 
 Anything off the common shape (a column bound to a descriptor that is not a
 ``__slots__`` slot of an ``EntityBase`` subclass, an object of another class,
@@ -24,15 +27,18 @@ from contextvars import ContextVar
 cimport cython
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset
 from cpython.dict cimport PyDict_GetItemRef
-from cpython.long cimport PyLong_FromUnsignedLongLong
+from cpython.long cimport PyLong_CheckExact, PyLong_FromUnsignedLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE, newfunc
 from cpython.ref cimport Py_INCREF, Py_XDECREF
-from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GetSlice, PyTuple_New, PyTuple_SET_ITEM
+from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GetSlice, PyTuple_New, PyTuple_SET_ITEM
+from cpython.unicode cimport PyUnicode_CheckExact
 
 
 cdef extern from "Python.h":
     bint PyType_IsSubtype(PyTypeObject* a, PyTypeObject* b)
+    int PyGC_Enable()
+    int PyGC_Disable()
     PyTypeObject PyMemberDescr_Type
 
     ctypedef struct PyMemberDef:
@@ -62,6 +68,7 @@ __all__ = [
     "GONE",
     "current_session",
     "EntityBase",
+    "EntityMetaBase",
     "Column",
     "SessionBase",
     "CacheBase",
@@ -352,7 +359,22 @@ def exit_session(manager, exc_type=None, exc=None, tb=None):
 
 
 def lookup(cls, key):
-    """``cls[key]``: the current session's object for ``key``, else ``cls._lookup_miss_``."""
+    """``cls[key]``: the current session's object for a plain ``key``, else ``cls._lookup_miss_(key)``."""
+    return _lookup(cls, key)
+
+
+@cython.auto_pickle(False)
+cdef class EntityMetaBase(type):
+    """Base of the entity metaclass: ``cls[key]`` is ``lookup(cls, key)``."""
+
+    def __getitem__(cls, key):
+        return _lookup(cls, key)
+
+
+cdef object _lookup(object cls, object key):
+    """``lookup``; only a key of the plain types is looked up in the map (see ``_is_plain_key``)."""
+    if not _is_plain_key(key):
+        return cls._lookup_miss_(key)
     session = _current()
     if session is None:
         return cls._lookup_miss_(key)
@@ -418,11 +440,16 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
             raise MemoryError()
         for i in range(width):
             offsets[i] = (<Column>cols[i])._offset
+    # The cyclic GC is paused for the loop, as in the pure twin (which says why); PyGC_Disable
+    # returns the state it had, restored however the loop ends.
+    cdef bint gc_was_enabled = PyGC_Disable()
     try:
         return _materialize_rows(
             cls, cache, imap, cols, convs, npk, check_low, check_high, rows, creatable, offsets, plain
         )
     finally:
+        if gc_was_enabled:
+            PyGC_Enable()
         PyMem_Free(offsets)
 
 
@@ -495,6 +522,18 @@ cdef inline object _current():
     session = <object>value
     Py_XDECREF(value)
     return session
+
+
+cdef inline bint _is_plain_key(object key) noexcept:
+    """Whether ``key`` is an exact ``int`` or ``str``, or a ``tuple`` of them (the pure ``_PLAIN_KEY_TYPES``)."""
+    if PyLong_CheckExact(key) or PyUnicode_CheckExact(key):
+        return True
+    if not PyTuple_CheckExact(key):
+        return False
+    for part in <tuple>key:
+        if not PyLong_CheckExact(part) and not PyUnicode_CheckExact(part):
+            return False
+    return True
 
 
 cdef inline object _dict_get(dict mapping, object key, object default):

@@ -6,7 +6,7 @@ import itertools
 import re
 from typing import Any
 
-from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, lookup, materialize
+from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, EntityMetaBase, materialize
 from .attributes import Attribute, CompositeKey, PrimaryKey, status_word
 from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_for_delete
 from .exceptions import (
@@ -61,10 +61,8 @@ class UniqueKey:
         return None if None in values else values
 
 
-class EntityMeta(type):
+class EntityMeta(EntityMetaBase):
     """Maps an entity class onto its table and gives it ``Entity[pk]`` and iteration."""
-
-    __getitem__ = lookup
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
         if namespace.get("_is_base_"):

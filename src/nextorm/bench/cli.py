@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import platform
+import site
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ DEFAULTS = {"rows": 10_000, "batch": 1_000, "repeat": 5}
 QUICK = {"rows": 500, "batch": 100, "repeat": 3}
 FORMAT_VERSION = 1
 
-# The directory holding the ``nextorm`` package, so workers run this very code.
+# The directory holding this ``nextorm`` package: workers must import this very code.
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -229,7 +230,9 @@ def run_worker(system: System, workload: str, target: Target, config: Config) ->
     """Start the worker process for one system and workload; its parsed result."""
     env = {k: v for k, v in os.environ.items() if k != "NEXTORM_NO_EXTENSIONS"}
     env.update(system.env)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_SOURCE_ROOT), env.get("PYTHONPATH")) if p)
+    # A source checkout goes first on the path; a site directory must not, ahead of the stdlib.
+    if str(_SOURCE_ROOT) not in {str(Path(p).resolve()) for p in site.getsitepackages()}:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_SOURCE_ROOT), env.get("PYTHONPATH")) if p)
     command = [
         sys.executable,
         "-m",

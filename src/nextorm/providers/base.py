@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +24,9 @@ class Provider:
     def __init__(self) -> None:
         #: constraints CREATE TABLE could not hold, run after every table exists
         self.late_constraints: list[str] = []
+        # idle connections: every session takes its own and gives it back when it ends
+        self._idle: list[Any] = []
+        self._pool_lock = threading.Lock()
 
     # -- dialect ---------------------------------------------------------------------------------
 
@@ -80,15 +84,38 @@ class Provider:
 
     # -- connections and transactions -----------------------------------------------------
 
-    def acquire(self) -> Any:
-        """A connection for one session (from a pool where there is one)."""
+    def connect(self) -> Any:
+        """A new DB-API connection."""
         raise NotImplementedError
 
+    def usable(self, conn: Any) -> bool:
+        """Whether an idle connection can serve another session."""
+        return True
+
+    def acquire(self) -> Any:
+        """A connection of the session's own: an idle one from the pool, or a new one."""
+        with self._pool_lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if self.usable(conn):
+                    return conn
+                self._close(conn)
+        return self.connect()
+
     def release(self, conn: Any) -> None:
-        """Give the session's connection back."""
+        """Give a session's connection (with no transaction open) back to the pool."""
+        if self.usable(conn):
+            with self._pool_lock:
+                self._idle.append(conn)
+        else:
+            self._close(conn)
 
     def discard(self, conn: Any) -> None:
-        """Drop a connection that failed."""
+        """Drop a connection that failed instead of pooling it."""
+        self._close(conn)
+
+    @staticmethod
+    def _close(conn: Any) -> None:
         try:
             conn.close()
         except Exception:
@@ -127,7 +154,11 @@ class Provider:
         self.execute(conn, "RELEASE SAVEPOINT nextorm_batch")
 
     def disconnect(self) -> None:
-        """Close pooled connections of this thread."""
+        """Close the idle pooled connections."""
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            self._close(conn)
 
     # -- statements ------------------------------------------------------------------------------
 

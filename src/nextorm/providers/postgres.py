@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -75,15 +74,14 @@ class PostgresProvider(Provider):
         self.dsn = dsn or ""
         self.connect_options = options
         self.dsn_repr = self._describe()
-        self._local = threading.local()
-        self._connect().close()
+        self.connect().close()
 
     def _describe(self) -> str:
         info = psycopg.conninfo.conninfo_to_dict(self.dsn, **self.connect_options)
         info.pop("password", None)
         return f"{info.get('user', '')}@{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
-    def _connect(self) -> Any:
+    def connect(self) -> Any:
         try:
             return psycopg.connect(self.dsn, autocommit=True, **self.connect_options)
         except psycopg.Error as exc:
@@ -156,16 +154,8 @@ class PostgresProvider(Provider):
 
     # -- connections and transactions -----------------------------------------------------
 
-    def acquire(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.broken:
-            conn = self._local.conn = self._connect()
-        return conn
-
-    def discard(self, conn: Any) -> None:
-        if getattr(self._local, "conn", None) is conn:
-            self._local.conn = None
-        super().discard(conn)
+    def usable(self, conn: Any) -> bool:
+        return not (conn.closed or conn.broken) and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
 
     def begin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
         self.execute(conn, "BEGIN ISOLATION LEVEL SERIALIZABLE" if serializable else "BEGIN")
@@ -177,12 +167,6 @@ class PostgresProvider(Provider):
         if conn.closed or conn.broken:
             return
         self.execute(conn, "ROLLBACK")
-
-    def disconnect(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            self._local.conn = None
-            conn.close()
 
     # -- statements ------------------------------------------------------------------------------
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
-import threading
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -22,6 +22,8 @@ from ..types import Json
 from .base import Provider
 
 __all__ = ["SQLiteProvider"]
+
+_memory_numbers = itertools.count(1)
 
 _SQL_TYPES = {
     int: "INTEGER",
@@ -49,23 +51,23 @@ class SQLiteProvider(Provider):
             raise BindingError(f"SQLite filename must be a str, got {filename!r}")
         self.memory = filename == ":memory:"
         if self.memory:
-            self.filename = filename
+            # a named shared-cache database, so that every session can have its own connection;
+            # the anchor connection keeps it alive as long as the provider exists
+            self.filename = f"file:nextorm-memory-{next(_memory_numbers)}?mode=memory&cache=shared"
         else:
             self.filename = os.path.abspath(filename)
             if not create_db and not os.path.exists(self.filename):
                 raise BindingError(f"Database file is not found: {self.filename!r} (pass create_db=True)")
         super().__init__()
         self.timeout = timeout
-        self._local = threading.local()
-        self._shared: sqlite3.Connection | None = None
-        self._shared_lock = threading.Lock()
+        self._anchor = self.connect() if self.memory else None
         if not self.memory:
-            self._connect().close()
+            self.connect().close()
 
-    def _connect(self) -> sqlite3.Connection:
+    def connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.filename, timeout=self.timeout, isolation_level=None, check_same_thread=False
+                self.filename, timeout=self.timeout, isolation_level=None, check_same_thread=False, uri=self.memory
             )
         except sqlite3.Error as exc:
             raise BindingError(f"Cannot open SQLite database {self.filename!r}: {exc}") from exc
@@ -110,35 +112,6 @@ class SQLiteProvider(Provider):
         return f"{self.quote(attr.column)} INTEGER PRIMARY KEY AUTOINCREMENT"
 
     # -- connections -------------------------------------------------------------------------------
-
-    def acquire(self) -> sqlite3.Connection:
-        if self.memory:
-            self._shared_lock.acquire()
-            if self._shared is None:
-                self._shared = self._connect()
-            return self._shared
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-        return conn
-
-    def release(self, conn: Any) -> None:
-        if self.memory:
-            self._shared_lock.release()
-
-    def discard(self, conn: Any) -> None:
-        if self.memory:
-            self._shared = None
-        else:
-            self._local.conn = None
-        super().discard(conn)
-        self.release(conn)
-
-    def disconnect(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            self._local.conn = None
-            conn.close()
 
     # -- statements ------------------------------------------------------------------------------
 
