@@ -102,8 +102,8 @@ def model(speedups: ModuleType) -> Iterator[Model]:
         def _unrepeatable_(self, obj: Any, known: Any, new: Any) -> None:
             raise AssertionError("unrepeatable")
 
-    class Meta(type):
-        __getitem__ = speedups.lookup
+    class Meta(speedups.EntityMetaBase):
+        """A Python metaclass over the hot path's, as the ORM's EntityMeta is."""
 
     entity = Meta("Person", (speedups.EntityBase,), {"__slots__": NAMES})
     columns = []

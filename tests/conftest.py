@@ -111,6 +111,17 @@ def db(db_kind: str, db_path: str, pg_schema: str | None) -> Iterator[Database]:
 
 
 @pytest.fixture
+def another_db(db: Database, db_kind: str, db_path: str, pg_schema: str | None) -> Iterator[Database]:
+    """A second Database with no entities yet, on the same storage as ``db`` (same SQLite file or schema)."""
+    if db_kind == "postgres":
+        database = Database("postgres", dsn=POSTGRES_DSN, options=f"-c search_path={pg_schema}")
+    else:
+        database = Database("sqlite", db_path)
+    yield database
+    database.disconnect()
+
+
+@pytest.fixture
 def Person(db: Database) -> type:
     """The Person entity of DESIGN.md, mapped onto a new table ``person``."""
 

@@ -593,7 +593,8 @@ def creates(values: Any) -> st.SearchStrategy[list[Any]]:
     ).map(lambda kwargs: ["create", kwargs])
 
 
-handles = st.integers(0, 12)
+#: an object by its place among those returned so far (negative: among the latest, most often alive)
+handles = st.integers(-3, 9)
 #: one strategy per kind of operation; each program uses a random subset of them (swarm testing), so
 #: that the few kinds it uses meet often enough to interact
 OPERATION_KINDS = [

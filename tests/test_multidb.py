@@ -86,7 +86,9 @@ def first_conn(first: SimpleNamespace, first_path: str) -> Iterator[sqlite3.Conn
 
 
 @pytest.fixture
-def databases(first: SimpleNamespace, second: SimpleNamespace, first_conn: Any, other_connection: Any) -> dict[str, Any]:
+def databases(
+    first: SimpleNamespace, second: SimpleNamespace, first_conn: Any, other_connection: Any
+) -> dict[str, Any]:
     """Both databases by label, each with its entities and another client: ``{'first': ..., 'second': ...}``."""
     first.conn, second.conn = first_conn, other_connection
     first.label, second.label = "first", "second"
@@ -125,7 +127,9 @@ def orphan_a_pet(side: SimpleNamespace) -> None:
     side.db.execute("DELETE FROM owner WHERE id = 1")
 
 
-ORDERS = pytest.mark.parametrize(("touched_first", "touched_later"), [("first", "second"), ("second", "first")])
+ORDERS = pytest.mark.parametrize(
+    ("touched_first", "touched_later"), [("first", "second"), ("second", "first")]
+)
 
 
 def test_objects_of_both_databases_share_one_session(databases: dict[str, Any]) -> None:
@@ -159,7 +163,7 @@ def test_exit_flushes_every_database_then_commits_the_first_touched_first(
     log = commit_log.statements
     inserts = [i for i, s in enumerate(log) if "INSERT" in s]
     commits = [i for i, s in enumerate(log) if s.startswith("commit ")]
-    assert len(inserts) == 2 and len(commits) == 2
+    assert len(inserts) >= 2 and len(commits) == 2
     assert max(inserts) < min(commits)
     assert [log[i] for i in commits] == [f"commit {touched_first}", f"commit {touched_later}"]
     assert [log[i + 1] for i in commits] == ["COMMIT", "COMMIT"]
@@ -221,17 +225,46 @@ def test_failed_commit_of_a_later_database_raises_partial_commit_exception(
 
 @ORDERS
 def test_failed_commit_of_the_first_database_raises_commit_exception_and_rolls_back_all(
-    databases: dict[str, Any], commit_log: Any, touched_first: str, touched_later: str
+    databases: dict[str, Any],
+    commit_log: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    touched_first: str,
+    touched_later: str,
 ) -> None:
     """The first database failing its COMMIT raises CommitException; the other is rolled back, not committed."""
     failed, other = databases[touched_first], databases[touched_later]
+
+    def broken_commit(conn: Any) -> None:
+        commit_log.records.append(f"commit {touched_first}")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(failed.db.provider, "commit", broken_commit)
     with pytest.raises(CommitException) as info:
         with db_session:
             failed.Note(text="lost")
             other.Note(text="lost too")
             other.db.flush()
+    assert [type(exc) for exc in info.value.exceptions] == [OSError]
+    assert "OSError: disk full" in str(info.value)
+    assert [s for s in commit_log.statements if s.startswith("commit ")] == [f"commit {touched_first}"]
+    assert (notes(failed), notes(other)) == ([], [])
+    with db_session:
+        other.Note(text="again")
+    assert notes(other) == ["again"]
+
+
+@ORDERS
+def test_deferred_foreign_key_failure_of_the_first_database_rolls_back_all(
+    databases: dict[str, Any], commit_log: Any, touched_first: str, touched_later: str
+) -> None:
+    """The first database's COMMIT failing a deferred foreign key raises TransactionIntegrityError; all is rolled back."""
+    failed, other = databases[touched_first], databases[touched_later]
+    with pytest.raises(TransactionIntegrityError) as info:
+        with db_session:
+            failed.Note(text="lost")
+            other.Note(text="lost too")
+            other.db.flush()
             orphan_a_pet(failed)
-    assert [type(exc) for exc in info.value.exceptions] == [TransactionIntegrityError]
     assert re.search(r"foreign key", str(info.value), re.I), str(info.value)
     assert [s for s in commit_log.statements if s.startswith("commit ")] == [f"commit {touched_first}"]
     assert (notes(failed), pets(failed)) == ([], 0)
@@ -240,3 +273,25 @@ def test_failed_commit_of_the_first_database_raises_commit_exception_and_rolls_b
         failed.Note(text="again")
         other.Note(text="again")
     assert (notes(failed), notes(other)) == (["again"], ["again"])
+
+
+@ORDERS
+def test_partial_commit_exception_names_a_non_database_error_by_its_class(
+    databases: dict[str, Any], monkeypatch: pytest.MonkeyPatch, touched_first: str, touched_later: str
+) -> None:
+    """A later commit failing with any exception gives PartialCommitException with ``Class: message``; it is rolled back."""
+    committed, failed = databases[touched_first], databases[touched_later]
+
+    def broken_commit(conn: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(failed.db.provider, "commit", broken_commit)
+    with pytest.raises(PartialCommitException) as info:
+        with db_session:
+            committed.Note(text="saved")
+            failed.Note(text="lost")
+    assert [type(exc) for exc in info.value.exceptions] == [OSError]
+    message = str(info.value)
+    assert "OSError: disk full" in message
+    assert -1 < message.find(repr(committed.db)) < message.find(repr(failed.db)), message
+    assert (notes(committed), notes(failed)) == (["saved"], [])

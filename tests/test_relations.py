@@ -9,6 +9,7 @@ fresh session, and with ``other_connection`` reading the committed rows like ano
 from __future__ import annotations
 
 import re
+import sqlite3
 from types import SimpleNamespace
 from typing import Any
 
@@ -58,28 +59,81 @@ def rows(conn: Any, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
     return [tuple(row) for row in conn.execute(sql, params).fetchall()]
 
 
+def is_sqlite(conn: Any) -> bool:
+    """Whether the other client is a sqlite3 connection (else PostgreSQL)."""
+    return isinstance(conn, sqlite3.Connection)
+
+
+def default_name(db: Database, name: str) -> str:
+    """The table or column name nextorm derives from ``name``: as is on SQLite, lower-cased on PostgreSQL."""
+    return name.lower() if db.provider_name == "postgres" else name
+
+
 def tables(conn: Any) -> set[str]:
     """The names of the tables in the database."""
-    return {r[0] for r in rows(conn, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if is_sqlite(conn):
+        return {r[0] for r in rows(conn, "SELECT name FROM sqlite_master WHERE type = 'table'")} - {
+            "sqlite_sequence"
+        }
+    return {
+        r[0]
+        for r in rows(conn, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+    }
 
 
 def column_info(conn: Any, table: str) -> dict[str, tuple[Any, ...]]:
-    """``PRAGMA table_info`` rows by column name: (cid, name, type, notnull, default, pk)."""
-    return {r[1]: r for r in rows(conn, f'PRAGMA table_info("{table}")')}
+    """Columns by name, as ``PRAGMA table_info`` rows: (cid, name, type, notnull, default, pk position or 0)."""
+    if is_sqlite(conn):
+        return {r[1]: r for r in rows(conn, f'PRAGMA table_info("{table}")')}
+    sql = """
+        SELECT a.attnum - 1, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull::int,
+               pg_get_expr(d.adbin, d.adrelid),
+               coalesce(array_position((SELECT p.conkey FROM pg_constraint p
+                                        WHERE p.conrelid = c.oid AND p.contype = 'p'), a.attnum), 0)
+        FROM pg_class c
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+        WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = ?
+        ORDER BY a.attnum
+    """
+    return {r[1]: r for r in rows(conn, sql, (table,))}
 
 
 def indexed_columns(conn: Any, table: str) -> dict[str, tuple[list[str], bool]]:
-    """The indexes of ``table`` (PRAGMA index_list): name -> (columns, unique)."""
-    result = {}
-    for _, name, unique, *_ in rows(conn, f'PRAGMA index_list("{table}")'):
-        columns = [r[2] for r in rows(conn, f'PRAGMA index_info("{name}")')]
-        result[name] = (columns, bool(unique))
-    return result
+    """The indexes of ``table`` (PRAGMA index_list / pg_index): name -> (columns, unique)."""
+    if is_sqlite(conn):
+        result = {}
+        for _, name, unique, *_ in rows(conn, f'PRAGMA index_list("{table}")'):
+            columns = [r[2] for r in rows(conn, f'PRAGMA index_info("{name}")')]
+            result[name] = (columns, bool(unique))
+        return result
+    sql = """
+        SELECT ic.relname, i.indisunique,
+               array(SELECT a.attname FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.n)
+        FROM pg_index i
+        JOIN pg_class ic ON ic.oid = i.indexrelid
+        JOIN pg_class tc ON tc.oid = i.indrelid
+        WHERE tc.relnamespace = current_schema()::regnamespace AND tc.relname = ?
+    """
+    return {name: (list(columns), bool(unique)) for name, unique, columns in rows(conn, sql, (table,))}
 
 
 def foreign_keys(conn: Any, table: str) -> set[tuple[str, str, str]]:
     """(column, referenced table, referenced column) of every foreign key of ``table``."""
-    return {(r[3], r[2], r[4]) for r in rows(conn, f'PRAGMA foreign_key_list("{table}")')}
+    if is_sqlite(conn):
+        return {(r[3], r[2], r[4]) for r in rows(conn, f'PRAGMA foreign_key_list("{table}")')}
+    sql = """
+        SELECT a.attname, rt.relname, ra.attname
+        FROM pg_constraint con
+        JOIN pg_class t ON t.oid = con.conrelid
+        JOIN pg_class rt ON rt.oid = con.confrelid
+        CROSS JOIN LATERAL unnest(con.conkey, con.confkey) AS k(col, refcol)
+        JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.col
+        JOIN pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.refcol
+        WHERE con.contype = 'f' AND t.relnamespace = current_schema()::regnamespace AND t.relname = ?
+    """
+    return {tuple(r) for r in rows(conn, sql, (table,))}  # type: ignore[misc]
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -212,61 +266,58 @@ def test_relation_errors_are_public_names() -> None:
 # -- declarations and DDL -----------------------------------------------------------------------
 
 
-@pytest.mark.sqlite_only
 def test_one_to_many_foreign_key_column_references_target(
-    blog: SimpleNamespace, other_connection: Any
+    db: Database, blog: SimpleNamespace, other_connection: Any
 ) -> None:
     """A reference becomes a column on the child's table with a FOREIGN KEY to the parent's pk; the Set adds no column."""
-    assert set(column_info(other_connection, "Post")) == {"id", "title", "author"}
-    assert set(column_info(other_connection, "User")) == {"id", "name"}
-    assert foreign_keys(other_connection, "Post") == {("author", "User", "id")}
+    post, user = default_name(db, "Post"), default_name(db, "User")
+    assert (blog.Post._table_, blog.User._table_) == (post, user)
+    assert set(column_info(other_connection, post)) == {"id", "title", "author"}
+    assert set(column_info(other_connection, user)) == {"id", "name"}
+    assert foreign_keys(other_connection, post) == {("author", user, "id")}
 
 
-@pytest.mark.sqlite_only
 def test_one_to_many_foreign_key_column_is_indexed(blog: SimpleNamespace, other_connection: Any) -> None:
-    """The foreign-key column gets an index of its own (PRAGMA index_list)."""
-    indexes = indexed_columns(other_connection, "Post")
+    """The foreign-key column gets an index of its own (PRAGMA index_list / pg_index)."""
+    indexes = indexed_columns(other_connection, blog.Post._table_)
     assert ["author"] in [columns for columns, _ in indexes.values()]
 
 
-@pytest.mark.sqlite_only
 def test_required_reference_column_is_not_null(school: SimpleNamespace, other_connection: Any) -> None:
     """Required(Group) makes a NOT NULL column; Optional(User) a nullable one."""
-    assert column_info(other_connection, "Student")["group"][3] == 1
+    assert column_info(other_connection, school.Student._table_)["group"][3] == 1
 
 
-@pytest.mark.sqlite_only
 def test_optional_reference_column_is_nullable(blog: SimpleNamespace, other_connection: Any) -> None:
     """Optional(User) makes a nullable foreign-key column."""
-    assert column_info(other_connection, "Post")["author"][3] == 0
+    assert column_info(other_connection, blog.Post._table_)["author"][3] == 0
 
 
-@pytest.mark.sqlite_only
-def test_many_to_many_generated_join_table(school: SimpleNamespace, other_connection: Any) -> None:
+def test_many_to_many_generated_join_table(db: Database, school: SimpleNamespace, other_connection: Any) -> None:
     """Set against Set creates one join table named after both entities, keyed by both columns, with two FKs."""
-    assert tables(other_connection) - {"sqlite_sequence"} == {"Group", "Student", "Course", "Course_Student"}
-    info = column_info(other_connection, "Course_Student")
+    group, student, course, join = (default_name(db, n) for n in ("Group", "Student", "Course", "Course_Student"))
+    assert tables(other_connection) == {group, student, course, join}
+    info = column_info(other_connection, join)
     assert set(info) == {"course", "student"}
     assert info["course"][5] > 0 and info["student"][5] > 0
-    assert foreign_keys(other_connection, "Course_Student") == {
-        ("course", "Course", "id"),
-        ("student", "Student", "id"),
+    assert foreign_keys(other_connection, join) == {
+        ("course", course, "id"),
+        ("student", student, "id"),
     }
-    assert "courses" not in column_info(other_connection, "Student")
-    assert "students" not in column_info(other_connection, "Course")
+    assert "courses" not in column_info(other_connection, student)
+    assert "students" not in column_info(other_connection, course)
 
 
-@pytest.mark.sqlite_only
 def test_many_to_many_join_table_indexes_second_column(
-    school: SimpleNamespace, other_connection: Any
+    db: Database, school: SimpleNamespace, other_connection: Any
 ) -> None:
     """The join table's second key column is indexed, so lookups from either side use an index."""
-    indexed = [columns for columns, _ in indexed_columns(other_connection, "Course_Student").values()]
+    join = default_name(db, "Course_Student")
+    indexed = [columns for columns, _ in indexed_columns(other_connection, join).values()]
     assert ["course", "student"] in indexed
     assert ["student"] in indexed
 
 
-@pytest.mark.sqlite_only
 def test_many_to_many_named_join_table(db: Database, other_connection: Any) -> None:
     """``Set(..., table='enrollment')`` names the join table; no generated name is created."""
 
@@ -282,35 +333,34 @@ def test_many_to_many_named_join_table(db: Database, other_connection: Any) -> N
     with db_session:
         Student(name="s", courses=[Course(title="c")])
     assert "enrollment" in tables(other_connection)
-    assert "Course_Student" not in tables(other_connection)
+    assert {name.lower() for name in tables(other_connection)} == {"student", "course", "enrollment"}
     assert rows(other_connection, 'SELECT "course", "student" FROM "enrollment"') == [(1, 1)]
 
 
-@pytest.mark.sqlite_only
 def test_one_to_one_required_side_holds_unique_column(
     accounts: SimpleNamespace, other_connection: Any
 ) -> None:
     """Optional against Required: the Required side holds a UNIQUE foreign key, the Optional side no column."""
-    assert "profile" not in column_info(other_connection, "User")
-    assert foreign_keys(other_connection, "Profile") == {("user", "User", "id")}
-    assert (["user"], True) in indexed_columns(other_connection, "Profile").values()
+    user, profile = accounts.User._table_, accounts.Profile._table_
+    assert "profile" not in column_info(other_connection, user)
+    assert foreign_keys(other_connection, profile) == {("user", user, "id")}
+    assert (["user"], True) in indexed_columns(other_connection, profile).values()
 
 
-@pytest.mark.sqlite_only
 def test_one_to_one_optional_pair_has_exactly_one_unique_column(
     couples: SimpleNamespace, other_connection: Any
 ) -> None:
     """Optional against Optional: exactly one side holds the (unique, nullable) key column."""
-    husband_cols = column_info(other_connection, "Husband")
-    wife_cols = column_info(other_connection, "Wife")
+    husband, wife = couples.Husband._table_, couples.Wife._table_
+    husband_cols = column_info(other_connection, husband)
+    wife_cols = column_info(other_connection, wife)
     assert ("wife" in husband_cols) != ("husband" in wife_cols)
-    table, column = ("Husband", "wife") if "wife" in husband_cols else ("Wife", "husband")
+    table, column = (husband, "wife") if "wife" in husband_cols else (wife, "husband")
     assert column_info(other_connection, table)[column][3] == 0
     assert ([column], True) in indexed_columns(other_connection, table).values()
 
 
-@pytest.mark.sqlite_only
-def test_existing_tables_with_relations_pass_check_tables(db: Database, db_path: str) -> None:
+def test_existing_tables_with_relations_pass_check_tables(db: Database, another_db: Database) -> None:
     """Mapping onto tables made earlier checks only real columns: no column for a Set or a one-to-one's key-less side."""
 
     def declare(database: Database) -> None:
@@ -330,14 +380,10 @@ def test_existing_tables_with_relations_pass_check_tables(db: Database, db_path:
 
     declare(db)
     db.generate_mapping(create_tables=True)
-    again = Database("sqlite", db_path)
-    declare(again)
-    try:
-        again.generate_mapping(check_tables=True)
-        with db_session:
-            assert again.entities["User"].select().count() == 0
-    finally:
-        again.disconnect()
+    declare(another_db)
+    another_db.generate_mapping(check_tables=True)
+    with db_session:
+        assert another_db.entities["User"].select().count() == 0
 
 
 def test_one_to_one_both_required_is_a_mapping_error(db: Database) -> None:
@@ -355,11 +401,10 @@ def test_one_to_one_both_required_is_a_mapping_error(db: Database) -> None:
         db.generate_mapping(create_tables=True)
 
 
-@pytest.mark.sqlite_only
 def test_self_reference_one_to_many(people: SimpleNamespace, other_connection: Any) -> None:
     """A Person's mentor is a Person: the FK points at its own table, and both sides work."""
     Person = people.Person
-    assert foreign_keys(other_connection, "Person") == {("mentor", "Person", "id")}
+    assert foreign_keys(other_connection, Person._table_) == {("mentor", Person._table_, "id")}
     with db_session:
         boss = Person(name="boss")
         a = Person(name="a", mentor=boss)
@@ -391,7 +436,6 @@ def test_self_reference_without_reverse_option(db: Database) -> None:
         assert Node.get(name="leaf").parent is root
 
 
-@pytest.mark.sqlite_only
 def test_self_reference_many_to_many_both_directions(people: SimpleNamespace, other_connection: Any) -> None:
     """followers/following: adding to one side shows on the other, in memory and after a reload."""
     Person = people.Person
@@ -406,7 +450,7 @@ def test_self_reference_many_to_many_both_directions(people: SimpleNamespace, ot
         assert set(b.followers) == {a}
         assert set(c.followers) == {a}
         assert set(b.following) == set()
-    (join,) = tables(other_connection) - {"sqlite_sequence", "Person"}
+    (join,) = tables(other_connection) - {Person._table_}
     assert len(rows(other_connection, f'SELECT * FROM "{join}"')) == 2
 
 

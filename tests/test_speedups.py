@@ -99,8 +99,8 @@ def make_model(speedups: ModuleType, names: tuple[str, ...] = NAMES, **flags: se
             calls.append(("unrepeatable", self.name, known, new))
             raise Unrepeatable(self.name)
 
-    class Meta(type):
-        __getitem__ = speedups.lookup
+    class Meta(speedups.EntityMetaBase):
+        """A Python metaclass over the hot path's, as the ORM's EntityMeta is."""
 
     entity = Meta("Thing", (speedups.EntityBase,), {"__slots__": names})
     entity._lookup_miss_ = classmethod(lambda cls, key: ("miss", key))
@@ -162,7 +162,7 @@ def test_twins_define_the_same_public_names(twins: tuple[ModuleType, ModuleType]
     compiled, pure = twins
     assert sorted(compiled.__all__) == sorted(pure.__all__)
     assert own_names(compiled) == own_names(pure) == set(pure.__all__)
-    for name in ("EntityBase", "Column", "SessionBase", "CacheBase"):
+    for name in ("EntityBase", "EntityMetaBase", "Column", "SessionBase", "CacheBase"):
         assert protocol_names(getattr(compiled, name)) == protocol_names(getattr(pure, name)), name
 
 
@@ -184,6 +184,18 @@ def test_twins_have_the_same_signatures(twins: tuple[ModuleType, ModuleType]) ->
         for name in names:
             c, p = getattr(getattr(compiled, cls), name), getattr(getattr(pure, cls), name)
             assert shape(c) == shape(p), f"{cls}.{name}"
+
+
+@pytest.mark.c_extension
+def test_compiled_entity_meta_base_subscript_is_a_c_slot(twins: tuple[ModuleType, ModuleType]) -> None:
+    """``Entity[pk]`` reaches the compiled lookup through ``mp_subscript``, inherited by Python subclasses."""
+    compiled, _ = twins
+
+    class Meta(compiled.EntityMetaBase):
+        pass
+
+    assert type(compiled.EntityMetaBase.__dict__["__getitem__"]).__name__ == "wrapper_descriptor"
+    assert "__getitem__" not in Meta.__dict__ and Meta.__getitem__ is compiled.EntityMetaBase.__getitem__
 
 
 def test_status_constants(speedups: ModuleType) -> None:
@@ -721,11 +733,92 @@ def test_lookup_misses(model: Model) -> None:
     )
 
 
-def test_lookup_of_unhashable_key_raises(model: Model) -> None:
-    """An unhashable key fails the way ``dict.get`` does."""
-    model.session.maps[model.entity] = {}
-    with pytest.raises(TypeError):
-        model.entity[[1]]
+class IntKey(int):
+    """An int subclass: equal to an int key, but not of the exact type the map answers for."""
+
+
+class StrKey(str):
+    """A str subclass: equal to a str key, but not of the exact type the map answers for."""
+
+
+def test_lookup_of_plain_keys_hits(model: Model) -> None:
+    """Exact ints and strs, and tuples of them, are answered from the map."""
+    objs = {key: model.new(model.speedups.LOADED) for key in (0, 1, 2**70, -3, "", "a", (1, "a"), (2, 3), ())}
+    model.session.maps[model.entity] = dict(objs)
+    for key, obj in objs.items():
+        assert model.entity[key] is obj and model.speedups.lookup(model.entity, key) is obj
+    assert model.calls == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        True,
+        False,
+        1.0,
+        0.0,
+        IntKey(1),
+        StrKey("a"),
+        (True, "a"),
+        (1, StrKey("a")),
+        (1.0, "a"),
+        [1],
+        (1, [2]),
+        {},
+    ],
+    ids=repr,
+)
+def test_lookup_of_a_key_of_another_type_goes_to_the_miss_hook(model: Model, key: Any) -> None:
+    """A key that only compares equal to a stored one (True == 1), or is unhashable, is left to ``_lookup_miss_``."""
+    objs = {k: model.new(model.speedups.LOADED) for k in (1, 0, "a", (1, "a"))}
+    model.session.maps[model.entity] = objs
+    for result in (model.entity[key], model.speedups.lookup(model.entity, key)):
+        assert result[0] == "miss" and result[1] is key
+
+
+def test_entity_meta_base_subclasses_are_python_metaclasses(speedups: ModuleType) -> None:
+    """A Python subclass keeps ``__new__``, ``__iter__``, ``__repr__`` and methods; its classes subscript and die."""
+    created: list[str] = []
+
+    class Meta(speedups.EntityMetaBase):
+        def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
+            namespace.setdefault("__slots__", ())
+            cls = super().__new__(mcs, name, bases, namespace)
+            cls._finish_declaration_(name)
+            return cls
+
+        def _finish_declaration_(cls, name: str) -> None:
+            created.append(name)
+
+        def __iter__(cls) -> Any:
+            return iter(("row", cls.__name__))
+
+        def __repr__(cls) -> str:
+            return f"<Entity {cls.__name__}>"
+
+    class Thing(speedups.EntityBase, metaclass=Meta):
+        @classmethod
+        def _lookup_miss_(cls, key: Any) -> Any:
+            return cls, key
+
+    Other = Meta("Other", (Thing,), {})
+    assert created == ["Thing", "Other"] and Thing.__slots__ == ()
+    assert (Thing[3], Other["x"]) == ((Thing, 3), (Other, "x"))
+    assert (list(Other), repr(Other), type(Other)) == (["row", "Other"], "<Entity Other>", Meta)
+    assert isinstance(Thing, speedups.EntityMetaBase) and isinstance(Thing, type)
+    obj = speedups.EntityBase.__new__(Other)
+    session = speedups.SessionBase(None)
+    session.maps[Other] = {3: obj}
+    obj._init_state_(speedups.CacheBase(session), speedups.LOADED)
+    token = speedups.current_session.set(session)
+    try:
+        assert Other[3] is obj and Thing[3] == (Thing, 3)
+    finally:
+        speedups.current_session.reset(token)
+    gone = weakref.ref(Other)
+    del Other, obj, session
+    gc.collect()
+    assert gone() is None
 
 
 def test_lookup_binds_as_a_metaclass_method(speedups: ModuleType) -> None:
@@ -848,6 +941,65 @@ def test_materialize_rejects_unbound_columns(speedups: ModuleType) -> None:
         speedups.materialize(model.entity, model.cache, {}, [speedups.Column()], [None], 1, -1, [])
 
 
+@pytest.fixture
+def gc_state() -> Any:
+    """Restores the cyclic GC's enabled state after a test that changes it."""
+    enabled = gc.isenabled()
+    yield
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["gc-on", "gc-off"])
+def test_materialize_pauses_the_gc_for_its_loop(model: Model, gc_state: None, enabled: bool) -> None:
+    """The cyclic GC is off while rows become objects, and in the state it was in afterwards."""
+    seen: list[bool] = []
+
+    def convert(value: Any) -> Any:
+        seen.append(gc.isenabled())
+        return value
+
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
+    model.materialize(
+        [(1, "Ann", 30, 1.5, None), (1, "Bo", 30, 1.5, None)], converters=[convert] + [None] * 4
+    )
+    assert seen == [False, False] and gc.isenabled() is enabled
+
+
+def _failing_rows() -> Any:
+    """Rows whose iterator fails after the first one, as a driver's cursor can."""
+    yield (2, "Cy", 30, 1.5, None)
+    raise OSError("connection lost")
+
+
+@pytest.mark.parametrize("failure", ["converter", "hook", "rows"])
+@pytest.mark.parametrize("enabled", [True, False], ids=["gc-on", "gc-off"])
+def test_materialize_restores_the_gc_when_the_loop_raises(
+    model: Model, gc_state: None, enabled: bool, failure: str
+) -> None:
+    """A converter, an ``_unrepeatable_`` hook or the rows iterator raising leaves the GC as it was."""
+    (obj,) = model.materialize([(1, "Ann", 30, 1.5, None)])
+    assert obj.name == "Ann"
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
+    with pytest.raises((ValueError, Unrepeatable, OSError)) as raised:
+        if failure == "converter":
+            model.materialize([(1, "Ann", "x", 1.5, None)], converters=[None, None, int, None, None])
+        elif failure == "hook":
+            model.materialize([(1, "Bo", 30, 1.5, None)])
+        else:
+            model.materialize(_failing_rows())
+    assert type(raised.value) is {"converter": ValueError, "hook": Unrepeatable, "rows": OSError}[failure]
+    assert gc.isenabled() is enabled
+
+
 # --- raw access ------------------------------------------------------------------------------
 
 
@@ -929,6 +1081,7 @@ def test_hot_path_does_not_leak(model: Model) -> None:
 DIFF_COLUMNS = tuple(f"c{i}" for i in range(66))
 DIFF_INDEXES = (1, 2, 3, 64, 65)  # column 0 is the key; 64 and 65 take the wide path
 DIFF_VALUES = (None, 0, 1, 2, "a", "b", 1.0, float("nan"))
+DIFF_ODD_KEYS = (True, False, 1.0, IntKey(2), "1", (1,), (1, 2), [1])  # keys the map must not answer
 
 operation = st.one_of(
     st.tuples(st.just("read"), st.integers(0, 3), st.sampled_from(DIFF_INDEXES)),
@@ -948,7 +1101,7 @@ operation = st.one_of(
     ),
     st.tuples(st.just("alive"), st.booleans()),
     st.tuples(st.just("current"), st.sampled_from(("own", "other", "none"))),
-    st.tuples(st.just("lookup"), st.integers(0, 4)),
+    st.tuples(st.just("lookup"), st.one_of(st.integers(0, 4), st.sampled_from(DIFF_ODD_KEYS))),
     st.tuples(
         st.just("load"),
         st.lists(

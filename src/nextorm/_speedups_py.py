@@ -298,7 +298,7 @@ def materialize(
     """
     if npk < 1:
         raise ValueError(f"npk must be at least 1, not {npk}")
-    result = []
+    result: list[Any] = []
     append = result.append
     new = EntityBase.__new__
     width = len(columns)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from collections import namedtuple
 from typing import Any
 
@@ -19,18 +18,14 @@ from .exceptions import (
 )
 from .providers import Provider, get_provider
 from .relations import resolve_relations
+from .query import caller_namespace
 from .session import active_session, db_session, require_session
+from .steps import Result, Steps, run_async, run_sync
 
-__all__ = ["Database", "caller_namespace"]
+__all__ = ["Database"]
 
 # ``$name``, ``$name.attr`` or ``$(expression)`` outside quoted SQL text; ``$$`` is a literal ``$``
 _SQL_TOKENS = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)|\$([A-Za-z_][\w.]*)""")
-
-
-def caller_namespace(depth: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The globals and locals of the caller of the function calling this one."""
-    frame = sys._getframe(depth)
-    return frame.f_globals, frame.f_locals
 
 
 class Database:
@@ -123,19 +118,31 @@ class Database:
                 raise ERDiagramError(f"Join table {attr.join_table!r} of {attr!r} has the name of an entity table")
             tables.add(attr.join_table)
 
-    def _ddl(self, statements: list[str]) -> None:
-        """Run DDL in the current session, or in a ddl session of its own."""
+    def _blocking(self, steps: Any, awaitable: str) -> Any:
+        """Run schema steps: in the current session, or in a ddl session of its own.
+
+        A session of its own does blocking IO even for an AsyncDatabase, so mapping works at startup.
+        """
         if active_session() is None:
             with db_session(ddl=True):
-                self._ddl(statements)
-            return
-        cache = require_session().cache_for(self)
-        cache.begin()
-        for sql in statements:
-            cache.execute(sql)
+                require_session().cache_for(self).is_async = False
+                return run_sync(steps, awaitable)
+        return run_sync(steps, awaitable)
 
-    def create_tables(self) -> None:
-        """Create the tables (and indexes) of every entity that has none yet."""
+    async def _awaited(self, steps: Any) -> Any:
+        """Run schema steps awaited: in the current session, or in a ddl session of its own."""
+        if active_session() is None:
+            async with db_session(ddl=True):
+                return await run_async(steps)
+        return await run_async(steps)
+
+    def _ddl_steps(self, statements: list[str]) -> Steps[None]:
+        cache = require_session().cache_for(self)
+        yield cache, "begin", ()
+        for sql in statements:
+            yield cache, "write", (sql, ())
+
+    def _create_tables_steps(self) -> Steps[None]:
         self._require_mapped_db()
         provider = self._provider_or_fail()
         statements: list[str] = []
@@ -145,7 +152,15 @@ class Database:
             statements.extend(self._create_join_table_sql(provider, attr))
         statements.extend(provider.late_constraints)
         provider.late_constraints.clear()
-        self._ddl(statements)
+        yield from self._ddl_steps(statements)
+
+    def create_tables(self) -> None:
+        """Create the tables (and indexes) of every entity that has none yet."""
+        self._blocking(self._create_tables_steps(), "await db.acreate_tables()")
+
+    async def acreate_tables(self) -> None:
+        """Awaitable ``create_tables()``."""
+        await self._awaited(self._create_tables_steps())
 
     def _create_table_sql(self, provider: Provider, entity: Any) -> list[str]:
         q = provider.quote
@@ -202,57 +217,74 @@ class Database:
             f"CREATE INDEX IF NOT EXISTS {q(f'idx_{attr.join_table}__{other}')} ON {table} ({q(other)})",
         ]
 
+    def _table_columns_steps(self, table: str) -> Steps[list[str] | None]:
+        cache = require_session().cache_for(self)
+        sql, params, position = self._provider_or_fail().table_columns_query(table)
+        rows = (yield cache, "query", (sql, params)).rows
+        return [row[position] for row in rows] or None
+
+    def _check_tables_steps(self) -> Steps[None]:
+        self._require_mapped_db()
+        for entity in self.entities.values():
+            columns = yield from self._table_columns_steps(entity._table_)
+            if columns is None:
+                raise DBSchemaError(f"Table {entity._table_!r} of entity {entity.__name__} does not exist")
+            for attr in entity._columns_:
+                if attr.column not in columns:
+                    raise DBSchemaError(
+                        f"Column {attr.column!r} of {attr.qualname} does not exist in table {entity._table_!r}"
+                    )
+
     def check_tables(self) -> None:
         """Raise DBSchemaError when a table or column of an entity is missing."""
-        self._require_mapped_db()
-        provider = self._provider_or_fail()
-        with db_session:
-            cache = require_session().cache_for(self)
-            conn = cache.connection()
-            for entity in self.entities.values():
-                columns = provider.table_columns(conn, entity._table_)
-                if columns is None:
-                    raise DBSchemaError(f"Table {entity._table_!r} of entity {entity.__name__} does not exist")
-                for attr in entity._columns_:
-                    if attr.column not in columns:
-                        raise DBSchemaError(
-                            f"Column {attr.column!r} of {attr.qualname} does not exist in table {entity._table_!r}"
-                        )
+        self._blocking(self._check_tables_steps(), "await db.acheck_tables()")
+
+    async def acheck_tables(self) -> None:
+        """Awaitable ``check_tables()``."""
+        await self._awaited(self._check_tables_steps())
 
     def _require_mapped_db(self) -> None:
         if not self._mapped_:
             raise MappingError("No mapping was generated for the database")
 
-    def drop_table(self, table_name: str, if_exists: bool = False, with_all_data: bool = False) -> None:
-        """Drop one table; refuses a table holding rows unless ``with_all_data``."""
+    def _drop_table_steps(self, table_name: str, if_exists: bool, with_all_data: bool) -> Steps[None]:
         provider = self._provider_or_fail()
-        if active_session() is None:
-            with db_session(ddl=True):
-                self.drop_table(table_name, if_exists, with_all_data)
-            return
         cache = require_session().cache_for(self)
-        exists = provider.table_columns(cache.connection(), table_name) is not None
-        if not exists:
+        if (yield from self._table_columns_steps(table_name)) is None:
             if if_exists:
                 return
             raise MappingError(f"Table {table_name!r} does not exist")
-        if not with_all_data and cache.execute(f"SELECT 1 FROM {provider.quote(table_name)} LIMIT 1").fetchone():
-            raise TableIsNotEmpty(
-                f"Cannot drop table {table_name!r} because it is not empty. Specify option with_all_data=True if you want to drop table with all data"
-            )
-        self._ddl([f"DROP TABLE {provider.quote(table_name)}"])
+        if not with_all_data:
+            rows = (yield cache, "query", (f"SELECT 1 FROM {provider.quote(table_name)} LIMIT 1", ())).rows
+            if rows:
+                raise TableIsNotEmpty(
+                    f"Cannot drop table {table_name!r} because it is not empty. "
+                    "Specify option with_all_data=True if you want to drop table with all data"
+                )
+        yield from self._ddl_steps([f"DROP TABLE {provider.quote(table_name)}"])
 
-    def drop_all_tables(self, with_all_data: bool = False) -> None:
-        """Drop the tables of every entity (refusing non-empty ones unless ``with_all_data``)."""
+    def drop_table(self, table_name: str, if_exists: bool = False, with_all_data: bool = False) -> None:
+        """Drop one table; refuses a table holding rows unless ``with_all_data``."""
+        self._blocking(self._drop_table_steps(table_name, if_exists, with_all_data), "await db.adrop_table(...)")
+
+    async def adrop_table(self, table_name: str, if_exists: bool = False, with_all_data: bool = False) -> None:
+        """Awaitable ``drop_table()``."""
+        await self._awaited(self._drop_table_steps(table_name, if_exists, with_all_data))
+
+    def _drop_all_steps(self, with_all_data: bool) -> Steps[None]:
         self._require_mapped_db()
-        if active_session() is None:
-            with db_session(ddl=True):
-                self.drop_all_tables(with_all_data)
-            return
         tables = [a.join_table for a in self._join_tables()]
         tables += [e._table_ for e in reversed(list(self.entities.values()))]
         for table in tables:
-            self.drop_table(table, if_exists=True, with_all_data=with_all_data)
+            yield from self._drop_table_steps(table, True, with_all_data)
+
+    def drop_all_tables(self, with_all_data: bool = False) -> None:
+        """Drop the tables of every entity (refusing non-empty ones unless ``with_all_data``)."""
+        self._blocking(self._drop_all_steps(with_all_data), "await db.adrop_all_tables(...)")
+
+    async def adrop_all_tables(self, with_all_data: bool = False) -> None:
+        """Awaitable ``drop_all_tables()``."""
+        await self._awaited(self._drop_all_steps(with_all_data))
 
     def disconnect(self) -> None:
         """Close this thread's pooled connection."""
@@ -311,60 +343,77 @@ class Database:
         cache = require_session().cache_for(self)
         return cache, cache.generation, bool(cache.dirty or cache.m2m)
 
-    def _cursor_(self, sql: str, params: Any, namespace: Any) -> Any:
+    def _raw_steps_(self, sql: str, params: Any, namespace: Any, write: bool = False) -> Steps[Result]:
         sql, args = self._prepare_sql_(sql, params, namespace)
         cache = require_session().cache_for(self)
-        cache.autoflush()
-        return cache.execute(sql, args)
+        yield from cache.flush_steps()
+        if write:
+            cache.generation += 1
+            return (yield cache, "write", (sql, args))  # type: ignore[no-any-return]
+        return (yield cache, "query", (sql, args))  # type: ignore[no-any-return]
 
-    def _scalar_(self, sql: str, params: Any) -> Any:
+    def _scalar_steps_(self, sql: str, params: Any) -> Steps[Any]:
         cache = require_session().cache_for(self)
-        cache.autoflush()
-        row = cache.execute(sql, params).fetchone()
+        yield from cache.flush_steps()
+        row = (yield cache, "query", (sql, params)).fetchone()
         return None if row is None else row[0]
 
-    def execute(self, sql: str, params: Any = None) -> Any:
-        """Run raw SQL in the current session's transaction; returns the DB-API cursor."""
-        cache = require_session().cache_for(self)
-        cache.begin()
-        cache.generation += 1
-        return self._cursor_(sql, params, caller_namespace())
+    def execute(self, sql: str, params: Any = None) -> Result:
+        """Run raw SQL in the current session's transaction; returns a cursor-like result."""
+        return run_sync(self._raw_steps_(sql, params, caller_namespace(), write=True), "await db.aexecute(...)")
+
+    async def aexecute(self, sql: str, params: Any = None) -> Result:
+        """Awaitable ``execute()``."""
+        return await run_async(self._raw_steps_(sql, params, caller_namespace(), write=True))
 
     def select(self, sql: str, params: Any = None) -> list[Any]:
         """Rows of a raw SELECT: values for one column, named tuples for several."""
-        cursor = self._cursor_(sql, params, caller_namespace())
-        return _rows(cursor)
+        return _rows(run_sync(self._raw_steps_(sql, params, caller_namespace()), "await db.aselect(...)"))
+
+    async def aselect(self, sql: str, params: Any = None) -> list[Any]:
+        """Awaitable ``select()``."""
+        return _rows(await run_async(self._raw_steps_(sql, params, caller_namespace())))
 
     def get(self, sql: str, params: Any = None) -> Any:
         """The only row of a raw SELECT; an error when there is none or several."""
-        rows = _rows(self._cursor_(sql, params, caller_namespace()))
-        if not rows:
-            raise OrmError("The query returned no rows")
-        if len(rows) > 1:
-            raise OrmError(f"The query returned {len(rows)} rows instead of one")
-        return rows[0]
+        return _one(_rows(run_sync(self._raw_steps_(sql, params, caller_namespace()), "await db.aget(...)")))
+
+    async def aget(self, sql: str, params: Any = None) -> Any:
+        """Awaitable ``get()``."""
+        return _one(_rows(await run_async(self._raw_steps_(sql, params, caller_namespace()))))
 
     def exists(self, sql: str, params: Any = None) -> bool:
         """Whether a raw SELECT returns any row."""
-        return self._cursor_(sql, params, caller_namespace()).fetchone() is not None
+        result = run_sync(self._raw_steps_(sql, params, caller_namespace()), "await db.aexists(...)")
+        return result.fetchone() is not None
 
-    def insert(self, table_name: str, returning: str | None = None, **values: Any) -> Any:
-        """INSERT one row of raw values; returns the new row's ``returning`` column (by default its id)."""
+    async def aexists(self, sql: str, params: Any = None) -> bool:
+        """Awaitable ``exists()``."""
+        return (await run_async(self._raw_steps_(sql, params, caller_namespace()))).fetchone() is not None
+
+    def _insert_steps(self, table_name: str, returning: str | None, values: dict[str, Any]) -> Steps[Any]:
         provider = self._provider_or_fail()
         cache = require_session().cache_for(self)
-        cache.autoflush()
-        cache.begin()
+        yield from cache.flush_steps()
         q = provider.quote
         sql = (
             f"INSERT INTO {q(table_name)} ({', '.join(q(k) for k in values)}) "
             f"VALUES ({', '.join([provider.param] * len(values))})"
         )
-        return provider.insert_returning(cache.connection(), sql, list(values.values()), returning)
+        return (yield cache, "insert_key", (sql, list(values.values()), returning))
+
+    def insert(self, table_name: str, returning: str | None = None, **values: Any) -> Any:
+        """INSERT one row of raw values; returns the new row's ``returning`` column (by default its id)."""
+        return run_sync(self._insert_steps(table_name, returning, values), "await db.ainsert(...)")
+
+    async def ainsert(self, table_name: str, returning: str | None = None, **values: Any) -> Any:
+        """Awaitable ``insert()``."""
+        return await run_async(self._insert_steps(table_name, returning, values))
 
     def get_connection(self) -> Any:
         """The DB-API connection of the current session (with autoflush done)."""
         cache = require_session().cache_for(self)
-        cache.autoflush()
+        cache.flush()
         return cache.connection()
 
     def flush(self) -> None:
@@ -387,6 +436,14 @@ class Database:
             for entity in self.entities.values():
                 session.maps.pop(entity, None)
             cache.close(rollback=True)
+
+
+def _one(rows: list[Any]) -> Any:
+    if not rows:
+        raise OrmError("The query returned no rows")
+    if len(rows) > 1:
+        raise OrmError(f"The query returned {len(rows)} rows instead of one")
+    return rows[0]
 
 
 def _rows(cursor: Any) -> list[Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, EntityMetaBase, materialize
 from .attributes import Attribute, CompositeKey, PrimaryKey, status_word
-from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_for_delete
+from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .exceptions import (
     DatabaseSessionIsOver,
     ERDiagramError,
@@ -22,8 +22,9 @@ from .exceptions import (
     UnrepeatableReadError,
     ValidationError,
 )
-from .query import Query, conditions_for
+from .query import Query, caller_namespace, conditions_for
 from .session import mark_saved, require_session
+from .steps import Steps, run_async, run_sync
 
 __all__ = ["EntityMeta", "Entity", "EntityProxy", "make_proxy", "UniqueKey"]
 
@@ -340,24 +341,43 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 result[attr.name] = attr.__get__(self, cls)
         return result
 
-    def load(self) -> None:
-        """Load every attribute that is not loaded yet (lazy ones included)."""
+    def _load_steps_(self) -> Steps[None]:
         self._check_live_("load object")
         missing = [a for a in type(self)._columns_ if not a.is_loaded(self)]
         if missing and self._status_ != CREATED:
-            type(self)._load_missing_(self, missing[0], with_lazy=True)
+            yield from type(self)._load_missing_steps_(self, missing[0], with_lazy=True)
+
+    def load(self) -> None:
+        """Load every attribute that is not loaded yet (lazy ones included)."""
+        run_sync(self._load_steps_(), "await obj.aload()")
+
+    async def aload(self) -> None:
+        """Awaitable ``load()``."""
+        await run_async(self._load_steps_())
+
+    def _flush_steps_(self) -> Steps[None]:
+        cache = self._check_live_("flush object")
+        if self in cache.dirty:
+            pending = [target for attr in type(self)._fk_refs_ if _is_new(target := attr.get_raw(self))]
+            yield from cache.flush_steps([*pending, self])
 
     def flush(self) -> None:
         """Send this object's pending INSERT, UPDATE or DELETE now (and of new objects it refers to)."""
-        cache = self._check_live_("flush object")
-        if self in cache.dirty:
-            pending = [
-                target for attr in type(self)._fk_refs_ if _is_new(target := attr.get_raw(self))
-            ]
-            cache.flush_objects([*pending, self])
+        run_sync(self._flush_steps_(), "await obj.aflush()")
+
+    async def aflush(self) -> None:
+        """Awaitable ``flush()``."""
+        await run_async(self._flush_steps_())
 
     def delete(self) -> None:
         """Delete the object (DELETE is sent at the next flush)."""
+        run_sync(self._delete_steps_(), "await obj.adelete()")
+
+    async def adelete(self) -> None:
+        """Awaitable ``delete()``: loads what cascades and checks need, then deletes."""
+        await run_async(self._delete_steps_())
+
+    def _delete_steps_(self) -> Steps[None]:
         cache = self._cache_
         if not cache.is_alive:
             raise DatabaseSessionIsOver(f"Cannot delete object {self!r}: the database session is over")
@@ -368,7 +388,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
             raise TransactionError(f"Object {self!r} doesn't belong to current transaction")
         cls = type(self)
         if cls._references_ or cls._collections_:
-            unlink_for_delete(self)
+            yield from unlink_steps(self)
+            if self._status_ >= DELETED:
+                return  # a cascade came back to this object and deleted it
         if status == CREATED:
             self._status_ = GONE
             cache.dirty.pop(self, None)
@@ -426,17 +448,14 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return Query(cls, conditions_for(cls, conditions, values))
 
     @classmethod
-    def get(cls, *conditions: Any, **values: Any) -> Any:
-        """The one matching object, or None; MultipleObjectsFoundError when several match."""
-        if not conditions and values and len(values) == cls._npk_ and all(
-            a.name in values for a in cls._pk_attrs_
-        ):
+    def _get_steps_(cls, conditions: tuple[Any, ...], values: dict[str, Any]) -> Steps[Any]:
+        if not conditions and values and len(values) == cls._npk_ and all(a.name in values for a in cls._pk_attrs_):
             key = values[cls._pk_attrs_[0].name] if cls._npk_ == 1 else tuple(values[a.name] for a in cls._pk_attrs_)
             try:
-                return cls[key]
+                return (yield from cls._lookup_steps_(key))
             except ObjectNotFound:
                 return None
-        result = cls.select(*conditions, **values).limit(2).fetch()
+        result = yield from cls.select(*conditions, **values).limit(2).fetch_steps()
         if len(result) > 1:
             raise MultipleObjectsFoundError(
                 f"Multiple objects were found. Use {cls.__name__}.select(...) to retrieve them"
@@ -444,45 +463,83 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return result[0] if result else None
 
     @classmethod
+    def get(cls, *conditions: Any, **values: Any) -> Any:
+        """The one matching object, or None; MultipleObjectsFoundError when several match."""
+        return run_sync(cls._get_steps_(conditions, values), f"await {cls.__name__}.aget(...)")
+
+    @classmethod
+    async def aget(cls, *conditions: Any, **values: Any) -> Any:
+        """Awaitable ``get()``."""
+        return await run_async(cls._get_steps_(conditions, values))
+
+    @classmethod
     def get_for_update(cls, *conditions: Any, nowait: bool = False, skip_locked: bool = False, **values: Any) -> Any:
         """Like ``get()``, locking the row (``SELECT ... FOR UPDATE``) until the transaction ends."""
         query = cls.select(*conditions, **values).for_update(nowait=nowait, skip_locked=skip_locked)
-        return query.get()
+        return run_sync(query.get_steps(), f"await {cls.__name__}.aget_for_update(...)")
+
+    @classmethod
+    async def aget_for_update(
+        cls, *conditions: Any, nowait: bool = False, skip_locked: bool = False, **values: Any
+    ) -> Any:
+        """Awaitable ``get_for_update()``."""
+        query = cls.select(*conditions, **values).for_update(nowait=nowait, skip_locked=skip_locked)
+        return await run_async(query.get_steps())
 
     @classmethod
     def exists(cls, *conditions: Any, **values: Any) -> bool:
         """Whether any object matches."""
-        return cls.select(*conditions, **values).exists()
+        return run_sync(cls.select(*conditions, **values).exists_steps(), f"await {cls.__name__}.aexists(...)")
 
     @classmethod
-    def select_by_sql(cls, sql: str, params: Any = None) -> list[Any]:
-        """Objects from a raw SELECT; ``$name`` refers to a caller variable or a key of ``params``."""
-        from .database import caller_namespace
-
-        db = cls._database_
-        db._require_mapping_(cls)
-        sql, args = db._prepare_sql_(sql, params, caller_namespace())
-        return cls._fetch_objects_(sql, args, raw=True)
+    async def aexists(cls, *conditions: Any, **values: Any) -> bool:
+        """Awaitable ``exists()``."""
+        return await run_async(cls.select(*conditions, **values).exists_steps())
 
     @classmethod
-    def get_by_sql(cls, sql: str, params: Any = None) -> Any:
-        """The one object of a raw SELECT, or None; MultipleObjectsFoundError when several."""
-        from .database import caller_namespace
-
+    def _raw_steps_(cls, sql: str, params: Any, namespace: Any, single: bool) -> Steps[Any]:
         db = cls._database_
         db._require_mapping_(cls)
-        sql, args = db._prepare_sql_(sql, params, caller_namespace())
-        result = cls._fetch_objects_(sql, args, raw=True)
+        sql, args = db._prepare_sql_(sql, params, namespace)
+        result = yield from cls._fetch_steps_(sql, args, raw=True)
+        if not single:
+            return result
         if len(result) > 1:
             raise MultipleObjectsFoundError(
                 f"Multiple objects were found. Use {cls.__name__}.select_by_sql(...) to retrieve them"
             )
         return result[0] if result else None
 
+    @classmethod
+    def select_by_sql(cls, sql: str, params: Any = None) -> list[Any]:
+        """Objects from a raw SELECT; ``$name`` refers to a caller variable or a key of ``params``."""
+        steps = cls._raw_steps_(sql, params, caller_namespace(), single=False)
+        return run_sync(steps, f"await {cls.__name__}.aselect_by_sql(...)")  # type: ignore[no-any-return]
+
+    @classmethod
+    async def aselect_by_sql(cls, sql: str, params: Any = None) -> list[Any]:
+        """Awaitable ``select_by_sql()``."""
+        return await run_async(cls._raw_steps_(sql, params, caller_namespace(), single=False))  # type: ignore[no-any-return]
+
+    @classmethod
+    def get_by_sql(cls, sql: str, params: Any = None) -> Any:
+        """The one object of a raw SELECT, or None; MultipleObjectsFoundError when several."""
+        return run_sync(cls._raw_steps_(sql, params, caller_namespace(), single=True), f"await {cls.__name__}.aget_by_sql(...)")
+
+    @classmethod
+    async def aget_by_sql(cls, sql: str, params: Any = None) -> Any:
+        """Awaitable ``get_by_sql()``."""
+        return await run_async(cls._raw_steps_(sql, params, caller_namespace(), single=True))
+
     # -- loading -----------------------------------------------------------------------------------
 
     @classmethod
     def _lookup_miss_(cls, key: Any) -> Any:
+        pk_name = cls._pk_attrs_[0].name if cls._npk_ == 1 else "..."
+        return run_sync(cls._lookup_steps_(key), f"await {cls.__name__}.aget({pk_name}=...)")
+
+    @classmethod
+    def _lookup_steps_(cls, key: Any) -> Steps[Any]:
         cls._database_._require_mapping_(cls)
         if cls._npk_ == 1:
             if isinstance(key, tuple):
@@ -503,7 +560,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
             if obj._status_ >= DELETED:
                 raise ObjectNotFound(cls, key)
             return obj
-        result = cls.select(*cls._pk_conditions_(key)).fetch()
+        result = yield from cls.select(*cls._pk_conditions_(key)).fetch_steps()
         if not result:
             raise ObjectNotFound(cls, key)
         return result[0]
@@ -515,16 +572,15 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return [a == v for a, v in zip(cls._pk_attrs_, key)]
 
     @classmethod
-    def _fetch_objects_(cls, sql: str, params: Any, raw: bool = False, for_update: bool = False) -> list[Any]:
+    def _fetch_steps_(cls, sql: str, params: Any, raw: bool = False, for_update: bool = False) -> Steps[list[Any]]:
         cache = require_session().cache_for(cls._database_)
-        cache.autoflush()
-        if for_update or " FOR UPDATE" in sql:
-            cache.begin()
-        cursor = cache.execute(sql, params)
-        rows = cursor.fetchall()
+        yield from cache.flush_steps()
+        if for_update:
+            yield cache, "begin", ()
+        result = yield cache, "query", (sql, params)
         if raw:
-            return cls._materialize_raw_(cache, cursor.description, rows)
-        return cls._materialize_(cache, cls._select_attrs_, cls._select_converters_, rows)
+            return cls._materialize_raw_(cache, result.description, result.rows)
+        return cls._materialize_(cache, cls._select_attrs_, cls._select_converters_, result.rows)
 
     @classmethod
     def _materialize_(cls, cache: Any, attrs: tuple[Attribute, ...], converters: tuple[Any, ...], rows: Any) -> list[Any]:
@@ -551,19 +607,24 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return cls._materialize_(cache, tuple(attrs), tuple(a.from_db for a in attrs), reordered)
 
     @classmethod
-    def _load_missing_(cls, obj: Any, attr: Attribute, with_lazy: bool = False) -> None:
+    def _load_missing_(cls, obj: Any, attr: Attribute) -> None:
+        """Load ``attr`` of ``obj`` (with the other unloaded non-lazy columns)."""
+        run_sync(cls._load_missing_steps_(obj, attr), f"await obj.awaitable_attrs.{attr.name}")
+
+    @classmethod
+    def _load_missing_steps_(cls, obj: Any, attr: Attribute, with_lazy: bool = False) -> Steps[None]:
         wanted = [
             a for a in cls._columns_ if not a.is_pk and not a.is_loaded(obj) and (a is attr or with_lazy or not a.lazy)
         ]
         attrs = tuple(cls._pk_attrs_) + tuple(wanted)
         cache = obj._cache_
-        cache.autoflush()
+        yield from cache.flush_steps()
         provider = cache.provider
         columns = ", ".join(provider.quote(a.column) for a in attrs)
         params: list[Any] = []
         where = " AND ".join(c.sql(provider, params) for c in cls._pk_conditions_(obj._pk_raw_()))
         sql = f"SELECT {columns} FROM {provider.quote(cls._table_)} WHERE {where}"
-        rows = cache.execute(sql, params).fetchall()
+        rows = (yield cache, "query", (sql, params)).rows
         if not rows:
             raise UnrepeatableReadError(f"Phantom object {obj!r} disappeared")
         cls._materialize_(cache, attrs, tuple(a.from_db for a in attrs), rows)
@@ -621,7 +682,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return params
 
     @classmethod
-    def _insert_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> None:
+    def _insert_rows_steps_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
         provider = cache.provider
         attrs = [cls._attrs_[i] for i in shape[2]]
         sql = (
@@ -630,29 +691,29 @@ class Entity(EntityBase, metaclass=EntityMeta):
         )
         auto = cls._auto_pk_
         if auto is not None and not auto.is_loaded(group[0]):
-            cls._insert_auto_(cache, group, attrs, sql, auto)
+            yield from cls._insert_auto_steps_(cache, group, attrs, sql, auto)
         else:
             rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
-            cache.run_batch(cls, shape, group, sql, rows, expect_rows=False)
+            yield from cache.batch_steps(cls, shape, group, sql, rows, expect_rows=False)
         for obj in group:
             cache.new_ids.pop(obj, None)
             mark_saved(obj, CREATED)
 
     @classmethod
-    def _insert_auto_(cls, cache: Any, group: list[Any], attrs: list[Attribute], sql: str, auto: Attribute) -> None:
+    def _insert_auto_steps_(
+        cls, cache: Any, group: list[Any], attrs: list[Attribute], sql: str, auto: Attribute
+    ) -> Steps[None]:
         """INSERT objects whose key the database generates, and register them under it."""
-        provider = cache.provider
-        conn = cache.connection()
         keys = None
-        if provider.batch_returning and len(group) > 1 and not _refers_within(group):
+        if cache.provider.batch_returning and len(group) > 1 and not _refers_within(group):
             rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
-            provider.savepoint(conn)
+            yield cache, "write", ("SAVEPOINT nextorm_batch", ())
             try:
-                keys = provider.insert_many_returning(conn, sql, rows, auto.column)
+                keys = yield cache, "insert_keys", (sql, rows, auto.column)
             except TransactionIntegrityError:
-                provider.rollback_to_savepoint(conn)  # replayed one by one below to name the object
+                yield cache, "write", ("ROLLBACK TO SAVEPOINT nextorm_batch", ())  # replayed one by one below
             else:
-                provider.release_savepoint(conn)
+                yield cache, "write", ("RELEASE SAVEPOINT nextorm_batch", ())
         imap = cache.identity_map(cls)
         for i, obj in enumerate(group):
             if keys is not None:
@@ -661,7 +722,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 # one by one: a later object of the group may refer to an earlier one's new key
                 row = [_db(a, a.get_raw(obj)) for a in attrs]
                 try:
-                    pk = provider.insert_returning(conn, sql, row, auto.column)
+                    pk = yield cache, "insert_key", (sql, row, auto.column)
                 except TransactionIntegrityError as exc:
                     raise cache.integrity_failure([obj], exc) from exc
             if pk in imap and imap[pk] is not obj:
@@ -672,7 +733,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
             imap[pk] = obj
 
     @classmethod
-    def _update_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> None:
+    def _update_rows_steps_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
         provider = cache.provider
         attrs = [cls._attrs_[i] for i in shape[2]]
         checks = shape[3]
@@ -683,16 +744,16 @@ class Entity(EntityBase, metaclass=EntityMeta):
             + cls._where_sql_(provider, checks)
         )
         rows = [[_db(a, a.get_raw(obj)) for a in attrs] + cls._where_params_(obj, checks) for obj in group]
-        cache.run_batch(cls, shape, group, sql, rows, expect_rows=True)
+        yield from cache.batch_steps(cls, shape, group, sql, rows, expect_rows=True)
         for obj in group:
             mark_saved(obj, MODIFIED)
 
     @classmethod
-    def _delete_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> None:
+    def _delete_rows_steps_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
         provider = cache.provider
         sql = f"DELETE FROM {provider.quote(cls._table_)} WHERE {cls._where_sql_(provider, shape[3])}"
         rows = [cls._where_params_(obj, shape[3]) for obj in group]
-        cache.run_batch(cls, shape, group, sql, rows, expect_rows=True)
+        yield from cache.batch_steps(cls, shape, group, sql, rows, expect_rows=True)
         imap = cache.identity_map(cls)
         for obj in group:
             pk = obj._pk_raw_()
@@ -702,14 +763,14 @@ class Entity(EntityBase, metaclass=EntityMeta):
             mark_saved(obj, DELETED)
 
     @classmethod
-    def _describe_conflict_(cls, cache: Any, shape: Any, obj: Any) -> str:
+    def _conflict_steps_(cls, cache: Any, shape: Any, obj: Any) -> Steps[str]:
         """Why ``obj``'s UPDATE/DELETE matched no row: its row is gone, or checked columns changed."""
         provider = cache.provider
         params: list[Any] = []
         where = " AND ".join(c.sql(provider, params) for c in cls._pk_conditions_(obj._pk_raw_()))
         attrs = cls._attrs_
         sql = f"SELECT {cls._select_list_} FROM {provider.quote(cls._table_)} WHERE {where}"
-        row = cache.execute(sql, params).fetchone()
+        row = (yield cache, "query", (sql, params)).fetchone()
         if row is None:
             return f"Object {obj!r} was deleted outside of current transaction"
         values = {a.index: (v if v is None or a.from_db is None else a.from_db(v)) for a, v in zip(cls._select_attrs_, row)}

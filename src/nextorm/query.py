@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._impl import EntityBase
 from .exceptions import MultipleObjectsFoundError, UnknownAttributeError
+from .steps import Steps, run_async, run_sync
 
 if TYPE_CHECKING:
     from .attributes import Attribute
 
-__all__ = ["Expr", "OrderBy", "Query", "expression_for"]
+__all__ = ["Expr", "OrderBy", "Query", "expression_for", "caller_namespace"]
+
+
+def caller_namespace(depth: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The globals and locals of the caller of the function calling this one (for ``$name`` in raw SQL)."""
+    frame = sys._getframe(depth)
+    return frame.f_globals, frame.f_locals
 
 
 class Expr:
@@ -229,17 +237,57 @@ class Query:
             sql += provider.for_update_clause(self._for_update)
         return sql, params
 
-    # -- execution ---------------------------------------------------------------------------
+    # -- execution: steps, run blocking or awaited ------------------------------------------------
+
+    def fetch_steps(self) -> Steps[list[Any]]:
+        """Steps that run the query (and its prefetches) and return the objects."""
+        sql, params = self.sql()
+        objects = yield from self.entity._fetch_steps_(sql, params, for_update=self._for_update is not None)
+        if self._prefetch:
+            from .relations import prefetch_steps
+
+            yield from prefetch_steps(objects, self._prefetch)
+        return objects
+
+    def get_steps(self) -> Steps[Any]:
+        """Steps returning the only object, or None; MultipleObjectsFoundError when several."""
+        result = yield from self.limit(2).fetch_steps()
+        if len(result) > 1:
+            raise MultipleObjectsFoundError(
+                f"Multiple objects were found. Use select(...) to retrieve them ({self.entity.__name__})"
+            )
+        return result[0] if result else None
+
+    def first_steps(self) -> Steps[Any]:
+        """Steps returning the first object, or None."""
+        result = yield from self.limit(1).fetch_steps()
+        return result[0] if result else None
+
+    def count_steps(self) -> Steps[int]:
+        """Steps returning the number of matching rows."""
+        query = self._copy(_order=(), _for_update=None)
+        if query._limit is not None or query._offset:
+            inner, params = query.sql()
+            sql = f"SELECT COUNT(*) FROM ({inner}) AS q"
+        else:
+            sql, params = query.sql("COUNT(*)")
+        return (yield from self.entity._database_._scalar_steps_(sql, params))  # type: ignore[no-any-return]
+
+    def exists_steps(self) -> Steps[bool]:
+        """Steps returning whether any row matches."""
+        sql, params = self._copy(_order=(), _for_update=None, _limit=1).sql("1")
+        return (yield from self.entity._database_._scalar_steps_(sql, params)) is not None
+
+    def _hint(self, method: str) -> str:
+        return f"await {self.entity.__name__}.select(...).{method}()"
 
     def fetch(self) -> list[Any]:
         """Run the query and return the list of objects."""
-        sql, params = self.sql()
-        objects = self.entity._fetch_objects_(sql, params)
-        if self._prefetch:
-            from .relations import prefetch
+        return run_sync(self.fetch_steps(), self._hint("afetch"))
 
-            prefetch(objects, self._prefetch)
-        return objects
+    async def afetch(self) -> list[Any]:
+        """Awaitable ``fetch()``."""
+        return await run_async(self.fetch_steps())
 
     def _fetch_once(self) -> list[Any]:
         """The result, shared by an iteration and a ``len()`` that follow each other (as ``list(q)`` does)."""
@@ -256,6 +304,10 @@ class Query:
 
     def __len__(self) -> int:
         return len(self._fetch_once())
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        for obj in await self.afetch():
+            yield obj
 
     def __getitem__(self, key: int | slice) -> Any:
         if isinstance(key, slice):
@@ -277,32 +329,35 @@ class Query:
 
     def first(self) -> Any:
         """The first object, or None."""
-        result = self.limit(1).fetch()
-        return result[0] if result else None
+        return run_sync(self.first_steps(), self._hint("afirst"))
+
+    async def afirst(self) -> Any:
+        """Awaitable ``first()``."""
+        return await run_async(self.first_steps())
 
     def get(self) -> Any:
         """The only object, None when there is none; MultipleObjectsFoundError when several."""
-        result = self.limit(2).fetch()
-        if len(result) > 1:
-            raise MultipleObjectsFoundError(
-                f"Multiple objects were found. Use select(...) to retrieve them ({self.entity.__name__})"
-            )
-        return result[0] if result else None
+        return run_sync(self.get_steps(), self._hint("aget"))
+
+    async def aget(self) -> Any:
+        """Awaitable ``get()``."""
+        return await run_async(self.get_steps())
 
     def count(self) -> int:
         """The number of matching rows."""
-        query = self._copy(_order=(), _for_update=None)
-        if query._limit is not None or query._offset:
-            inner, params = query.sql()
-            return self.entity._database_._scalar_(f"SELECT COUNT(*) FROM ({inner}) AS q", params)
-        sql, params = query.sql("COUNT(*)")
-        return self.entity._database_._scalar_(sql, params)
+        return run_sync(self.count_steps(), self._hint("acount"))
+
+    async def acount(self) -> int:
+        """Awaitable ``count()``."""
+        return await run_async(self.count_steps())
 
     def exists(self) -> bool:
         """Whether any row matches."""
-        query = self._copy(_order=(), _for_update=None, _limit=1)
-        sql, params = query.sql("1")
-        return self.entity._database_._scalar_(sql, params) is not None
+        return run_sync(self.exists_steps(), self._hint("aexists"))
+
+    async def aexists(self) -> bool:
+        """Awaitable ``exists()``."""
+        return await run_async(self.exists_steps())
 
     def delete(self) -> int:
         """Delete every matching object through the session (hooks run); returns the count."""

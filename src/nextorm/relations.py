@@ -29,8 +29,9 @@ from .exceptions import (
     ValidationError,
 )
 from .query import Expr, Query
+from .steps import Steps, run_sync
 
-__all__ = ["SetData", "SetInstance", "resolve_relations", "prefetch", "unlink_for_delete", "seed"]
+__all__ = ["SetData", "SetInstance", "resolve_relations", "prefetch_steps", "unlink_steps", "seed"]
 
 
 class SetData:
@@ -164,7 +165,7 @@ def claim_partner(attr: Any, obj: Any, value: Any) -> None:
     attr.__set__(previous, None)
 
 
-def one_to_one_partner(attr: Any, obj: Any) -> Any:
+def one_to_one_partner_steps(attr: Any, obj: Any) -> Steps[Any]:
     """For the key-less side of a one-to-one: the object whose key points at ``obj`` (cached in the slot)."""
     reverse = attr.reverse
     cache = obj._cache_
@@ -175,9 +176,14 @@ def one_to_one_partner(attr: Any, obj: Any) -> Any:
     if obj._status_ == CREATED:
         attr.set_raw(obj, None)
         return None
-    partner = reverse.entity.select(reverse == obj).first()
+    partner = yield from reverse.entity.select(reverse == obj).first_steps()
     attr.set_raw(obj, partner)
     return partner
+
+
+def one_to_one_partner(attr: Any, obj: Any) -> Any:
+    """Blocking ``one_to_one_partner_steps``."""
+    return run_sync(one_to_one_partner_steps(attr, obj), f"await obj.awaitable_attrs.{attr.name}")
 
 
 # -- collections --------------------------------------------------------------------------------
@@ -285,7 +291,7 @@ class SetInstance:
         if obj._status_ == CREATED:
             data.loaded = True
             return data
-        load_collections(attr, [obj])
+        run_sync(load_collections_steps(attr, [obj]), f"await obj.awaitable_attrs.{attr.name}")
         return data
 
     # -- reading ---------------------------------------------------------------------------------
@@ -504,7 +510,7 @@ def in_values(provider: Any, column: str, values: list[Any], params: list[Any]) 
     return provider.in_values_sql(column, values, params)
 
 
-def load_collections(attr: SetAttr, owners: list[Any]) -> list[Any]:
+def load_collections_steps(attr: SetAttr, owners: list[Any]) -> Steps[list[Any]]:
     """Load the collection ``attr`` of every object in ``owners`` with one query; returns the members."""
     owners = [o for o in owners if o._status_ != CREATED]
     for owner in owners:
@@ -512,7 +518,7 @@ def load_collections(attr: SetAttr, owners: list[Any]) -> list[Any]:
     if not owners:
         return []
     cache = owners[0]._cache_
-    cache.autoflush()
+    yield from cache.flush_steps()
     provider = cache.provider
     target = attr.py_type
     q = provider.quote
@@ -525,7 +531,7 @@ def load_collections(attr: SetAttr, owners: list[Any]) -> list[Any]:
             f"ON t.{q(target._pk_attrs_[0].column)} = j.{q(attr.target_column)} "
             f"WHERE {in_values(provider, 'j.' + q(attr.owner_column), pk_values, params)}"
         )
-        rows = cache.execute(sql, params).fetchall()
+        rows = (yield cache, "query", (sql, params)).rows
         owner_conv = attr.entity._pk_attrs_[0].from_db
         keys = [row[0] if owner_conv is None else owner_conv(row[0]) for row in rows]
         members = target._materialize_(cache, target._select_attrs_, target._select_converters_, [row[1:] for row in rows])
@@ -535,9 +541,8 @@ def load_collections(attr: SetAttr, owners: list[Any]) -> list[Any]:
             f"SELECT {target._select_list_} FROM {q(target._table_)} "
             f"WHERE {in_values(provider, q(reverse.column), pk_values, params)}"
         )
-        members = target._materialize_(
-            cache, target._select_attrs_, target._select_converters_, cache.execute(sql, params).fetchall()
-        )
+        rows = (yield cache, "query", (sql, params)).rows
+        members = target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
         keys = [reference_to_db(reverse.get_raw(m)) for m in members]
     by_pk: dict[Any, list[Any]] = {}
     for key, member in zip(keys, members):
@@ -549,7 +554,7 @@ def load_collections(attr: SetAttr, owners: list[Any]) -> list[Any]:
     return members
 
 
-def load_references(attr: Any, objects: list[Any]) -> list[Any]:
+def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
     """Load the targets of reference ``attr`` of ``objects`` that are not loaded yet, in one query."""
     target = attr.py_type
     if not objects:
@@ -560,7 +565,7 @@ def load_references(attr: Any, objects: list[Any]) -> list[Any]:
         pending = [o for o in objects if not attr.is_loaded(o) and o._status_ != CREATED]
         if not pending:
             return [attr.get_raw(o) for o in objects if attr.get_raw(o) is not None]
-        cache.autoflush()
+        yield from cache.flush_steps()
         provider = cache.provider
         params: list[Any] = []
         pk_values = [reference_to_db(pk) for pk in _pks_of(pending)]
@@ -568,9 +573,8 @@ def load_references(attr: Any, objects: list[Any]) -> list[Any]:
             f"SELECT {target._select_list_} FROM {provider.quote(target._table_)} "
             f"WHERE {in_values(provider, provider.quote(reverse.column), pk_values, params)}"
         )
-        partners = target._materialize_(
-            cache, target._select_attrs_, target._select_converters_, cache.execute(sql, params).fetchall()
-        )
+        rows = (yield cache, "query", (sql, params)).rows
+        partners = target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
         by_owner = {reference_to_db(reverse.get_raw(p)): p for p in partners}
         for obj, pk in zip(pending, pk_values):
             attr.set_raw(obj, by_owner.get(pk))
@@ -591,20 +595,19 @@ def load_references(attr: Any, objects: list[Any]) -> list[Any]:
             continue
         wanted[value] = None
     if wanted:
-        cache.autoflush()
+        yield from cache.flush_steps()
         provider = cache.provider
         params = []
         sql = (
             f"SELECT {target._select_list_} FROM {provider.quote(target._table_)} "
             f"WHERE {in_values(provider, provider.quote(target._pk_attrs_[0].column), list(wanted), params)}"
         )
-        result += target._materialize_(
-            cache, target._select_attrs_, target._select_converters_, cache.execute(sql, params).fetchall()
-        )
+        rows = (yield cache, "query", (sql, params)).rows
+        result += target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
     return result
 
 
-def prefetch(objects: list[Any], attrs: tuple[Any, ...]) -> None:
+def prefetch_steps(objects: list[Any], attrs: tuple[Any, ...]) -> Steps[None]:
     """Load ``attrs`` (relations of the result's entity or of entities prefetched before) in one query each."""
     if not objects:
         return
@@ -614,10 +617,10 @@ def prefetch(objects: list[Any], attrs: tuple[Any, ...]) -> None:
         if not owners:
             continue
         if isinstance(attr, SetAttr):
-            members = load_collections(attr, [o for o in owners if not _is_loaded_collection(attr, o)])
+            members = yield from load_collections_steps(attr, [o for o in owners if not _is_loaded_collection(attr, o)])
             members += [m for o in owners if _is_loaded_collection(attr, o) for m in attr.data(o).items]
         else:
-            members = load_references(attr, owners)
+            members = yield from load_references_steps(attr, owners)
         loaded.setdefault(attr.py_type, {}).update(dict.fromkeys(members))
 
 
@@ -629,11 +632,16 @@ def _is_loaded_collection(attr: SetAttr, obj: Any) -> bool:
 # -- deletion ----------------------------------------------------------------------------------------
 
 
-def unlink_for_delete(obj: Any) -> None:
+def unlink_steps(obj: Any) -> Steps[None]:
     """Before ``obj`` is deleted: cascade, clear or refuse according to each relationship."""
     entity = type(obj)
     for attr in entity._collections_:
-        members = list(SetInstance(obj, attr))
+        data = attr.data(obj)
+        if obj._status_ != CREATED and (data is None or not data.loaded):
+            if not obj._cache_.is_alive:
+                raise DatabaseSessionIsOver(f"Cannot load collection {obj!r}.{attr.name}: the database session is over")
+            yield from load_collections_steps(attr, [obj])
+        members = list(attr.ensure_data(obj).items)
         if attr.is_m2m:
             for member in members:
                 link(attr, obj, member, add=False)
@@ -645,7 +653,7 @@ def unlink_for_delete(obj: Any) -> None:
         cascade = attr.cascade_delete if attr.cascade_delete is not None else reverse.is_required
         if cascade:
             for member in members:
-                member.delete()
+                yield from member._delete_steps_()
         elif reverse.is_required:
             raise ConstraintError(
                 f"Cannot delete object {obj!r}, because it has non-empty set of {attr.name}, "
@@ -660,12 +668,12 @@ def unlink_for_delete(obj: Any) -> None:
                 attr, obj
             )
             continue
-        partner = one_to_one_partner(attr, obj)
+        partner = yield from one_to_one_partner_steps(attr, obj)
         if partner is None or partner._status_ >= DELETED:
             continue
         reverse = attr.reverse
         if attr.cascade_delete:
-            partner.delete()
+            yield from partner._delete_steps_()
         elif reverse.is_required:
             raise ConstraintError(
                 f"Cannot delete object {obj!r}, because it has associated {attr.name}, "

@@ -25,6 +25,7 @@ from ._impl import (
     exit_session,
 )
 from .debug import pop_sql_debug, push_sql_debug
+from .steps import Result, Steps, run_async, run_sync
 from .exceptions import (
     CacheIndexError,
     CommitException,
@@ -98,37 +99,42 @@ class Session(SessionBase):
             cache = self.caches[db] = SessionCache(self, db)
         return cache
 
-    def flush(self) -> None:
+    def flush_steps(self) -> Steps[None]:
         """Send pending changes of every database."""
         for cache in list(self.caches.values()):
-            cache.flush()
+            yield from cache.flush_steps()
 
-    def commit(self) -> None:
+    def commit_steps(self) -> Steps[None]:
         """Flush all, commit the first database, then the others; objects stay usable."""
         caches = list(self.caches.values())
         if not caches:
             return
         try:
             for cache in caches:
-                cache.flush()
+                yield from cache.flush_steps()
         except BaseException:
-            self.rollback()
+            yield from self.rollback_steps()
             raise
         primary, others = caches[0], caches[1:]
         try:
-            primary.commit_transaction()
+            yield primary, "commit_db", ()
         except BaseException as exc:
-            self.rollback()
+            yield from self.rollback_steps()
+            if isinstance(exc, TransactionIntegrityError):
+                raise  # a constraint checked at COMMIT (deferred foreign key): the clearest error is its own
             raise CommitException(f"Commit failed and every database was rolled back: {_describe(exc)}", [exc]) from exc
         failed: list[tuple[Any, BaseException]] = []
         committed = [primary.db]
         for cache in others:
             try:
-                cache.commit_transaction()
+                yield cache, "commit_db", ()
             except BaseException as exc:
                 failed.append((cache.db, exc))
-                cache.close(rollback=True)
                 self.caches.pop(cache.db, None)
+                try:
+                    yield cache, "close_db", (True,)
+                except BaseException:
+                    pass  # the commit failure is the one to report
             else:
                 committed.append(cache.db)
         if failed:
@@ -138,24 +144,55 @@ class Session(SessionBase):
                 [exc for _, exc in failed],
             ) from failed[0][1]
 
-    def rollback(self) -> None:
+    def rollback_steps(self) -> Steps[None]:
         """Roll every database back and detach every object of the session."""
         errors = []
-        for cache in list(self.caches.values()):
-            try:
-                cache.close(rollback=True)
-            except BaseException as exc:
-                errors.append(exc)
+        caches = list(self.caches.values())
         self.caches.clear()
         self.maps.clear()
+        for cache in caches:
+            try:
+                yield cache, "close_db", (True,)
+            except BaseException as exc:
+                errors.append(exc)
         if errors:
             raise RollbackException(f"Rollback failed: {_describe(errors[0])}", errors) from errors[0]
 
-    def close(self) -> None:
+    def close_steps(self) -> Steps[None]:
         """End the session: release connections; objects keep their loaded values."""
-        for cache in list(self.caches.values()):
-            cache.close(rollback=cache.in_transaction)
+        caches = list(self.caches.values())
         self.caches.clear()
+        for cache in caches:
+            yield cache, "close_db", (cache.in_transaction,)
+
+    def flush(self) -> None:
+        run_sync(self.flush_steps(), "await aflush()")
+
+    def commit(self) -> None:
+        run_sync(self.commit_steps(), "await acommit()")
+
+    def rollback(self) -> None:
+        run_sync(self.rollback_steps(), "await arollback()")
+
+    def close(self) -> None:
+        run_sync(self.close_steps(), "async with db_session")
+
+    async def aflush(self) -> None:
+        await run_async(self.flush_steps())
+
+    async def acommit(self) -> None:
+        await run_async(self.commit_steps())
+
+    async def arollback(self) -> None:
+        await run_async(self.rollback_steps())
+
+    async def aclose(self) -> None:
+        await run_async(self.close_steps())
+
+
+def _request(cache: Any, name: str, *args: Any) -> Steps[Any]:
+    """Steps of one request."""
+    return (yield cache, name, args)
 
 
 def _describe(exc: BaseException) -> str:
@@ -170,6 +207,8 @@ class SessionCache(CacheBase):
         super().__init__(session, session.manager.strict)
         self.db = db
         self.provider = db._provider_or_fail()
+        #: whether IO goes through the provider's awaitable methods (an AsyncDatabase)
+        self.is_async = self.provider.is_async
         self.conn: Any = None
         self.in_transaction = False
         self.immediate = session.manager.immediate
@@ -183,7 +222,7 @@ class SessionCache(CacheBase):
         #: JSON text of Json values handed out, to find the ones changed in place
         self.json_snapshots: dict[tuple[Any, Any], str] = {}
 
-    # -- connection and transaction ------------------------------------------------------------
+    # -- IO requests (run_sync calls these; run_async awaits the ``a``-prefixed twins) ------------
 
     def connection(self) -> Any:
         """The session's connection, opened on first use; an immediate session also begins here."""
@@ -199,28 +238,46 @@ class SessionCache(CacheBase):
 
     def begin(self) -> None:
         """Start a write transaction unless one is open."""
+        conn = self.connection()
         if not self.in_transaction:
-            conn = self.connection()
-            if not self.in_transaction:
-                self.provider.begin(conn, immediate=True, serializable=self.session.manager.serializable)
-                self.in_transaction = True
+            self.provider.begin(conn, immediate=True, serializable=self.session.manager.serializable)
+            self.in_transaction = True
 
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        """Run a statement on the session's connection."""
-        return self.provider.execute(self.connection(), sql, params)
+    def query(self, sql: str, params: Any = ()) -> Result:
+        """Run a statement (a read, or anything in an open transaction)."""
+        return self.provider.run(self.connection(), sql, params)
 
-    def commit_transaction(self) -> None:
+    def write(self, sql: str, params: Any = ()) -> Result:
+        """Run a statement inside the write transaction."""
+        self.begin()
+        return self.provider.run(self.conn, sql, params)
+
+    def write_many(self, sql: str, rows: list[Any]) -> int:
+        """Run a statement for each row inside the write transaction; the total row count."""
+        self.begin()
+        return self.provider.executemany(self.conn, sql, rows)
+
+    def insert_key(self, sql: str, row: Any, pk_column: str | None) -> Any:
+        """INSERT one row; the generated key."""
+        self.begin()
+        return self.provider.insert_returning(self.conn, sql, row, pk_column)
+
+    def insert_keys(self, sql: str, rows: list[Any], pk_column: str) -> list[Any]:
+        """INSERT several rows; their generated keys in order."""
+        self.begin()
+        return self.provider.insert_many_returning(self.conn, sql, rows, pk_column)
+
+    def commit_db(self) -> None:
         """Commit this database's transaction; on failure roll it back and re-raise."""
-        self.flush()
         if self.in_transaction:
             try:
                 self.provider.commit(self.conn)
             except BaseException:
-                self.close(rollback=True)
+                self.close_db(True)
                 raise
             self.in_transaction = False
 
-    def close(self, rollback: bool) -> None:
+    def close_db(self, rollback: bool) -> None:
         """Detach every object of this cache and give the connection back."""
         self.is_alive = False
         conn, self.conn = self.conn, None
@@ -235,6 +292,75 @@ class SessionCache(CacheBase):
         finally:
             self.in_transaction = False
         self.provider.release(conn)
+
+    async def aconnection(self) -> Any:
+        conn = self.conn
+        if conn is None:
+            if not self.is_alive:
+                raise TransactionError("This session cache was closed: the session was rolled back or ended")
+            conn = self.conn = await self.provider.aacquire()
+        if self.immediate and not self.in_transaction:
+            await self.provider.abegin(conn, immediate=True, serializable=self.session.manager.serializable)
+            self.in_transaction = True
+        return conn
+
+    async def abegin(self) -> None:
+        conn = await self.aconnection()
+        if not self.in_transaction:
+            await self.provider.abegin(conn, immediate=True, serializable=self.session.manager.serializable)
+            self.in_transaction = True
+
+    async def aquery(self, sql: str, params: Any = ()) -> Result:
+        return await self.provider.arun(await self.aconnection(), sql, params)
+
+    async def awrite(self, sql: str, params: Any = ()) -> Result:
+        await self.abegin()
+        return await self.provider.arun(self.conn, sql, params)
+
+    async def awrite_many(self, sql: str, rows: list[Any]) -> int:
+        await self.abegin()
+        return await self.provider.aexecutemany(self.conn, sql, rows)
+
+    async def ainsert_key(self, sql: str, row: Any, pk_column: str | None) -> Any:
+        await self.abegin()
+        return await self.provider.ainsert_returning(self.conn, sql, row, pk_column)
+
+    async def ainsert_keys(self, sql: str, rows: list[Any], pk_column: str) -> list[Any]:
+        await self.abegin()
+        return await self.provider.ainsert_many_returning(self.conn, sql, rows, pk_column)
+
+    async def acommit_db(self) -> None:
+        if self.in_transaction:
+            try:
+                await self.provider.acommit(self.conn)
+            except BaseException:
+                await self.aclose_db(True)
+                raise
+            self.in_transaction = False
+
+    async def aclose_db(self, rollback: bool) -> None:
+        self.is_alive = False
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            if rollback and self.in_transaction:
+                await self.provider.arollback(conn)
+        except BaseException:
+            await self.provider.adiscard(conn)
+            raise
+        finally:
+            self.in_transaction = False
+        await self.provider.arelease(conn)
+
+    def commit_transaction(self) -> None:
+        """Flush and commit this database only."""
+        run_sync(self.flush_steps(), "await db.acommit()")
+        run_sync(_request(self, "commit_db"), "await db.acommit()")
+
+    def close(self, rollback: bool) -> None:
+        """Detach every object of this cache and give the connection back."""
+        run_sync(_request(self, "close_db", rollback), "await db.arollback()")
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -350,37 +476,29 @@ class SessionCache(CacheBase):
                 attr.set_raw(obj, json.loads(text))
                 attr.__set__(obj, current)
 
-    def autoflush(self) -> None:
-        """Flush before a query or load, unless a flush is running."""
-        self.flush()
+    def flush_steps(self, only: list[Any] | None = None) -> Steps[None]:
+        """Send pending INSERT/UPDATE/DELETE in first-change order (of ``only`` these objects), batched.
 
-    def flush(self) -> None:
-        """Send pending INSERT/UPDATE/DELETE in first-change order, batching equal shapes."""
+        Rounds of before-hooks, statements and after-hooks; any failure rolls the session back.
+        """
         if self.flushing:
             return
-        if self.json_snapshots:
-            self._queue_json_changes()
-        if self.dirty or self.m2m:
-            self._flush(None)
-
-    def flush_objects(self, objects: list[Any]) -> None:
-        """Send the pending statements of just ``objects``."""
-        if not self.flushing:
-            self._flush(objects)
-
-    def _flush(self, only: list[Any] | None) -> None:
-        """Rounds of before-hooks, statements and after-hooks; any failure rolls the session back."""
+        if only is None:
+            if self.json_snapshots:
+                self._queue_json_changes()
+            if not self.dirty and not self.m2m:
+                return
         self.flushing = True
         self.generation += 1
         try:
             for _ in range(MAX_FLUSH_ROUNDS):
                 batch = self._run_before_hooks(only)
-                if not batch and not self.m2m:
+                if not batch and (not self.m2m or only is not None):
                     break
-                self.begin()
-                done = self._save(batch)
+                yield self, "begin", ()
+                done = yield from self._save_steps(batch)
                 if self.m2m and only is None:
-                    self._save_links()
+                    yield from self._links_steps()
                 for obj, status in done:
                     obj._after_save_(status)
                 if only is not None:
@@ -390,10 +508,20 @@ class SessionCache(CacheBase):
                     raise TransactionError("Recursion depth limit reached in obj._after_save_() call")
         except BaseException:
             self.flushing = False
-            self.session.rollback()
+            yield from self.session.rollback_steps()
             raise
         finally:
             self.flushing = False
+
+    def flush(self) -> None:
+        """Send pending INSERT/UPDATE/DELETE now (queries and loads do it by themselves)."""
+        run_sync(self.flush_steps(), "await aflush()")
+
+    autoflush = flush
+
+    def flush_objects(self, objects: list[Any]) -> None:
+        """Send the pending statements of just ``objects``."""
+        run_sync(self.flush_steps(objects), "await obj.aflush()")
 
     def _run_before_hooks(self, only: list[Any] | None) -> list[Any]:
         """Call before_* hooks in queue order (hooks may queue more); take the batch off the queue."""
@@ -415,11 +543,10 @@ class SessionCache(CacheBase):
         dirty.clear()
         return batch
 
-    def _save_links(self) -> None:
+    def _links_steps(self) -> Steps[None]:
         """DELETE removed and INSERT added many-to-many links, one batch per join table."""
         changes, self.m2m = self.m2m, {}
         provider = self.provider
-        conn = self.connection()
         q = provider.quote
         for attr, (added, removed) in changes.items():
             table, own, other = q(attr.join_table), q(attr.owner_column), q(attr.target_column)
@@ -440,9 +567,9 @@ class SessionCache(CacheBase):
                     continue
                 try:
                     if len(rows) > 1:
-                        provider.executemany(conn, sql, rows)
+                        yield self, "write_many", (sql, rows)
                     else:
-                        provider.execute(conn, sql, rows[0])
+                        yield self, "write", (sql, rows[0])
                 except TransactionIntegrityError as exc:
                     error = TransactionIntegrityError(
                         f"Links of {attr.qualname} cannot be stored in the database: {exc}"
@@ -450,7 +577,7 @@ class SessionCache(CacheBase):
                     error.original_exc = getattr(exc, "original_exc", exc)  # type: ignore[attr-defined]
                     raise error from exc
 
-    def _save(self, batch: list[Any]) -> list[tuple[Any, int]]:
+    def _save_steps(self, batch: list[Any]) -> Steps[list[tuple[Any, int]]]:
         """Execute the statements of ``batch``; returns (object, status before) in order."""
         if any(type(obj)._fk_refs_ for obj in batch):
             batch = _dependency_order(batch)
@@ -469,60 +596,58 @@ class SessionCache(CacheBase):
                 continue
             if shape != group_shape:
                 if group:
-                    self._save_group(group_shape, group, done)
+                    yield from self._save_group_steps(group_shape, group, done)
                 group, group_shape = [], shape
             group.append(obj)
         if group:
-            self._save_group(group_shape, group, done)
+            yield from self._save_group_steps(group_shape, group, done)
         return done
 
-    def _save_group(self, shape: Any, group: list[Any], done: list[tuple[Any, int]]) -> None:
+    def _save_group_steps(self, shape: Any, group: list[Any], done: list[tuple[Any, int]]) -> Steps[None]:
         entity = shape[1]
         kind = shape[0]
         status = {"I": CREATED, "U": MODIFIED, "D": DELETED}[kind]
         if kind == "I":
-            entity._insert_(self, shape, group)
+            yield from entity._insert_rows_steps_(self, shape, group)
         elif kind == "U":
-            entity._update_(self, shape, group)
+            yield from entity._update_rows_steps_(self, shape, group)
         else:
-            entity._delete_(self, shape, group)
+            yield from entity._delete_rows_steps_(self, shape, group)
         for obj in group:
             done.append((obj, status))
 
-    def run_batch(
+    def batch_steps(
         self, entity: Any, shape: Any, group: list[Any], sql: str, rows: list[Any], expect_rows: bool
-    ) -> None:
+    ) -> Steps[None]:
         """One statement per object of ``group``, batched; a failure names the one object that caused it.
 
         A batch runs inside a savepoint; when it fails (or, with ``expect_rows``, matches fewer rows
         than objects) it is rolled back to the savepoint and replayed one row at a time.
         """
-        provider = self.provider
-        conn = self.connection()
         if len(rows) == 1:
-            self._run_one(entity, shape, group[0], sql, rows[0], expect_rows)
+            yield from self._one_steps(entity, shape, group[0], sql, rows[0], expect_rows)
             return
-        provider.savepoint(conn)
+        yield self, "write", ("SAVEPOINT nextorm_batch", ())
         try:
-            count = provider.executemany(conn, sql, rows)
+            count = yield self, "write_many", (sql, rows)
         except TransactionIntegrityError:
             count = -1
         if count != -1 and (not expect_rows or count == len(rows)):
-            provider.release_savepoint(conn)
+            yield self, "write", ("RELEASE SAVEPOINT nextorm_batch", ())
             return
-        provider.rollback_to_savepoint(conn)
+        yield self, "write", ("ROLLBACK TO SAVEPOINT nextorm_batch", ())
         for obj, row in zip(group, rows):
-            self._run_one(entity, shape, obj, sql, row, expect_rows)
-        provider.release_savepoint(conn)
+            yield from self._one_steps(entity, shape, obj, sql, row, expect_rows)
+        yield self, "write", ("RELEASE SAVEPOINT nextorm_batch", ())
 
-    def _run_one(self, entity: Any, shape: Any, obj: Any, sql: str, row: Any, expect_rows: bool) -> None:
+    def _one_steps(self, entity: Any, shape: Any, obj: Any, sql: str, row: Any, expect_rows: bool) -> Steps[None]:
         try:
-            count = self.provider.execute(self.connection(), sql, row).rowcount
+            result = yield self, "write", (sql, row)
         except TransactionIntegrityError as exc:
             raise self.integrity_failure([obj], exc) from exc
-        if expect_rows and count != 1:
-            message = entity._describe_conflict_(self, shape, obj)
-            raise OptimisticCheckError(message or f"Object {obj!r} was updated or deleted outside of current transaction")
+        if expect_rows and result.rowcount != 1:
+            message = yield from entity._conflict_steps_(self, shape, obj)
+            raise OptimisticCheckError(message)
 
     def integrity_failure(self, group: list[Any], exc: BaseException) -> TransactionIntegrityError:
         """The error for an INSERT/UPDATE the database rejected."""

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..debug import log_event, log_sql
+from ..steps import Result
 from ..exceptions import DatabaseError, OrmError
 
 __all__ = ["Provider"]
@@ -20,6 +21,8 @@ class Provider:
     param = "?"
     #: whether ``insert_many_returning`` sends one batch (else it runs one INSERT per row)
     batch_returning = False
+    #: whether sessions do IO through the ``a``-prefixed awaitable methods
+    is_async = False
 
     def __init__(self) -> None:
         #: constraints CREATE TABLE could not hold, run after every table exists
@@ -173,6 +176,17 @@ class Provider:
         log_sql(sql, params)
         return self._run(conn, sql, params)
 
+    def run(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
+        """Run one statement; returns its rows (all fetched), row count and last row id."""
+        log_sql(sql, params)
+        try:
+            cursor = conn.execute(sql, params)
+            description = cursor.description
+            rows = cursor.fetchall() if description is not None else []
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+        return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))
+
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         """Run one statement for each row; returns the total row count."""
         log_sql(sql, rows, many=len(rows))
@@ -189,8 +203,8 @@ class Provider:
         """Run an INSERT per row and return the generated primary keys in order."""
         return [self.insert_returning(conn, sql, row, pk_column) for row in rows]
 
-    def table_columns(self, conn: Any, table: str) -> list[str] | None:
-        """The column names of ``table``, or None when it does not exist."""
+    def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
+        """A query listing the columns of ``table``: SQL, parameters, position of the name in a row."""
         raise NotImplementedError
 
     def translate_error(self, exc: BaseException) -> OrmError:

@@ -181,10 +181,9 @@ class PostgresProvider(Provider):
 
     def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
         if pk_column is None:
-            self.execute(conn, sql, params)
+            self.run(conn, sql, params)
             return None
-        row = self.execute(conn, f"{sql} RETURNING {self.quote(pk_column)}", params).fetchone()
-        return row[0]
+        return self.run(conn, f"{sql} RETURNING {self.quote(pk_column)}", params).rows[0][0]
 
     def insert_many_returning(self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str) -> list[Any]:
         sql = f"{sql} RETURNING {self.quote(pk_column)}"
@@ -201,14 +200,13 @@ class PostgresProvider(Provider):
             raise self.translate_error(exc) from exc
         return keys
 
-    def table_columns(self, conn: Any, table: str) -> list[str] | None:
-        rows = self.execute(
-            conn,
+    def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
+        return (
             "SELECT column_name FROM information_schema.columns "
             "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
             (table,),
-        ).fetchall()
-        return [row[0] for row in rows] or None
+            0,
+        )
 
     def translate_error(self, exc: BaseException) -> OrmError:
         if isinstance(exc, OrmError):

@@ -116,11 +116,10 @@ class SQLiteProvider(Provider):
     # -- statements ------------------------------------------------------------------------------
 
     def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str) -> Any:
-        return self.execute(conn, sql, params).lastrowid
+        return self.run(conn, sql, params).lastrowid
 
-    def table_columns(self, conn: Any, table: str) -> list[str] | None:
-        rows = self.execute(conn, f"PRAGMA table_info({self.quote(table)})").fetchall()
-        return [row[1] for row in rows] or None
+    def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
+        return f"PRAGMA table_info({self.quote(table)})", (), 1
 
     def translate_error(self, exc: BaseException) -> OrmError:
         if isinstance(exc, sqlite3.IntegrityError):

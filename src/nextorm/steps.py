@@ -1,0 +1,100 @@
+"""One unit-of-work logic, two ways to run its IO.
+
+Everything that talks to a database is written once, as a generator of *steps*:
+it yields a request ``(cache, name, args)`` and receives the result.
+``run_sync`` performs ``cache.<name>(*args)``; ``run_async`` awaits
+``cache.a<name>(*args)``. A failed request is thrown back into the generator,
+so its ``try``/``except`` handling works the same both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+from .exceptions import TransactionError
+
+__all__ = ["Steps", "Result", "run_sync", "run_async", "AsyncRequired"]
+
+T = TypeVar("T")
+#: a generator of requests ``(cache, name, args)`` returning ``T``
+Steps = Generator[tuple[Any, str, tuple[Any, ...]], Any, T]
+
+
+class AsyncRequired(TransactionError):
+    """A synchronous call needs IO on an AsyncDatabase: use the awaitable twin it names."""
+
+
+class Result:
+    """What one statement gave back: rows (when it returns any), row count, last row id."""
+
+    __slots__ = ("rows", "description", "rowcount", "lastrowid", "_position")
+
+    def __init__(self, rows: list[Any], description: Any, rowcount: int, lastrowid: Any = None) -> None:
+        self.rows = rows
+        self.description = description
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+        self._position = 0
+
+    def fetchone(self) -> Any:
+        """The next row, or None (DB-API cursor style)."""
+        if self._position >= len(self.rows):
+            return None
+        self._position += 1
+        return self.rows[self._position - 1]
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        rows = self.rows[self._position :]
+        self._position = len(self.rows)
+        return rows
+
+    def fetchmany(self, size: int = 1) -> list[Any]:
+        """Up to ``size`` more rows."""
+        rows = self.rows[self._position : self._position + size]
+        self._position += len(rows)
+        return rows
+
+    def __iter__(self) -> Any:
+        return iter(self.fetchall())
+
+
+def run_sync(steps: Steps[T], awaitable: str = "") -> T:
+    """Run ``steps`` with blocking IO; on an async database raise AsyncRequired naming ``awaitable``."""
+    try:
+        request = next(steps)
+        while True:
+            cache, name, args = request
+            if cache.is_async:
+                steps.close()
+                raise AsyncRequired(
+                    f"This call needs IO on an async database ({cache.db!r}): use {awaitable or 'its awaitable twin'}"
+                )
+            try:
+                result = getattr(cache, name)(*args)
+            except BaseException as exc:
+                request = steps.throw(exc)
+            else:
+                request = steps.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def run_async(steps: Steps[T]) -> T:
+    """Run ``steps`` awaiting each IO request."""
+    try:
+        request = next(steps)
+        while True:
+            cache, name, args = request
+            try:
+                if cache.is_async:
+                    result = await getattr(cache, "a" + name)(*args)
+                else:
+                    result = getattr(cache, name)(*args)
+            except BaseException as exc:
+                request = steps.throw(exc)
+            else:
+                request = steps.send(result)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
