@@ -74,7 +74,15 @@ def main(argv: list[str]) -> int:
         return 2
     with open(argv[1]) as report:
         rows = ratio_rows(json.load(report))
-    header = ("benchmark", "baseline", "compiled", "pure", "compiled/baseline", "pure/baseline", "compiled/pure")
+    header = (
+        "benchmark",
+        "baseline",
+        "compiled",
+        "pure",
+        "compiled/baseline",
+        "pure/baseline",
+        "compiled/pure",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for row in rows:

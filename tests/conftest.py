@@ -24,7 +24,9 @@ POSTGRES_DSN = os.environ.get("NEXTORM_TEST_POSTGRES", "")
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the markers the suite uses."""
-    config.addinivalue_line("markers", "sqlite_only: the test pins SQLite-specific behaviour (not run on PostgreSQL)")
+    config.addinivalue_line(
+        "markers", "sqlite_only: the test pins SQLite-specific behaviour (not run on PostgreSQL)"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -160,7 +162,9 @@ class PostgresClient:
 @pytest.fixture
 def other_connection(db: Database, db_path: str, pg_schema: str | None) -> Iterator[Any]:
     """A second, independent autocommit connection to the test database, playing another client."""
-    conn: Any = PostgresClient(pg_schema) if pg_schema else sqlite3.connect(db_path, isolation_level=None, timeout=5)
+    conn: Any = (
+        PostgresClient(pg_schema) if pg_schema else sqlite3.connect(db_path, isolation_level=None, timeout=5)
+    )
     yield conn
     conn.close()
 
@@ -173,7 +177,9 @@ def sync_id_sequence(conn: Any, table: str, column: str = "id") -> None:
     """
     if isinstance(conn, sqlite3.Connection):
         return
-    conn.execute(f"SELECT setval(pg_get_serial_sequence('\"{table}\"', '{column}'), max(\"{column}\")) FROM \"{table}\"")
+    conn.execute(
+        f'SELECT setval(pg_get_serial_sequence(\'"{table}"\', \'{column}\'), max("{column}")) FROM "{table}"'
+    )
 
 
 class SqlLog(logging.Handler):

@@ -6,11 +6,10 @@ Started by ``tests/test_differential.py`` as ``python -m differential_worker com
 line on stdin, a JSON program (a list of operations, see ``OPERATIONS``), runs it in a db_session on
 a fresh SQLite file and prints one JSON trace line: per operation its result, the SQL nextorm logged
 while it ran, and the table's rows as a raw sqlite3 connection sees them after commit, rollback and
-end of session.
+end of session, and after another client's statements (``external``).
 
 Objects that operations return are kept in a list of *handles*; an operation refers to an object by
-an index taken modulo the number of handles (``external`` operations are another client's
-statements on the file), and an object is reported as ``["obj", repr(obj),
+an index taken modulo the number of handles, and an object is reported as ``["obj", repr(obj),
 same_as]`` where ``same_as`` is the first earlier handle that is the very same object (or -1).
 """
 
@@ -28,7 +27,17 @@ from typing import Any
 
 import nextorm
 import nextorm.entity
-from nextorm import Database, Optional, PrimaryKey, Required, commit, db_session, flush, rollback, set_sql_debug
+from nextorm import (
+    Database,
+    Optional,
+    PrimaryKey,
+    Required,
+    commit,
+    db_session,
+    flush,
+    rollback,
+    set_sql_debug,
+)
 
 #: the columns of the ``item`` table, in declaration order
 COLUMNS = ("id", "name", "note", "qty", "score", "code")
@@ -96,7 +105,14 @@ class Run:
         return ["objs", result]
 
     def handle(self, index: int) -> Any:
+        """The object of handle ``index`` (modulo the number of handles)."""
         return self.handles[index % len(self.handles)]
+
+    def key(self, spec: Any) -> Any:
+        """A literal key, or ``{"of": index}``: the key of a handle's object (None if it has none yet)."""
+        if isinstance(spec, dict):
+            return self.handle(spec["of"])._pk_raw_() if self.handles else None
+        return spec
 
     # -- operations ---------------------------------------------------------------------------------
 
@@ -105,6 +121,9 @@ class Run:
 
     def op_read(self, index: int, attr: str) -> list[Any]:
         return ["ok", getattr(self.handle(index), attr)]
+
+    def op_to_dict(self, index: int) -> list[Any]:
+        return ["ok", self.handle(index).to_dict()]
 
     def op_write(self, index: int, attr: str, value: Any) -> list[Any]:
         setattr(self.handle(index), attr, value)
@@ -115,10 +134,10 @@ class Run:
         return ["ok", None]
 
     def op_load(self, key: Any) -> list[Any]:
-        return self.obj(self.Item[key])
+        return self.obj(self.Item[self.key(key)])
 
     def op_get(self, key: Any) -> list[Any]:
-        obj = self.Item.get(id=key)
+        obj = self.Item.get(id=self.key(key))
         return ["none"] if obj is None else self.obj(obj)
 
     def op_get_by(self, attr: str, value: Any) -> list[Any]:
@@ -139,14 +158,22 @@ class Run:
         return self.objs(list(query.order_by(Item.id)))
 
     def op_external(self, action: str, *args: Any) -> list[Any]:
-        """Another client changes the table in a transaction of its own (failing at once if it is locked)."""
-        if action == "update":
-            pk, attr, value = args
-            sql, params = f"UPDATE item SET {attr} = ? WHERE id = ?", [value, pk]
-        elif action == "delete":
-            sql, params = "DELETE FROM item WHERE id = ?", list(args)
+        """Another client changes the table in a transaction of its own (failing at once if it is locked).
+
+        An UPDATE or DELETE targets the row of a handle's object (found without tracking a read).
+        """
+        if action == "insert":
+            sql, params = (
+                "INSERT INTO item (name, note, qty, score, code) VALUES (?, NULL, 0, 0.0, ?)",
+                list(args),
+            )
+        elif not self.handles:
+            return ["skip"]
+        elif action == "update":
+            index, attr, value = args
+            sql, params = f"UPDATE item SET {attr} = ? WHERE id = ?", [value, self.handle(index)._pk_raw_()]
         else:
-            sql, params = "INSERT INTO item (name, note, qty, score, code) VALUES (?, NULL, 0, 0.0, ?)", list(args)
+            sql, params = "DELETE FROM item WHERE id = ?", [self.handle(args[0])._pk_raw_()]
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         try:
             return ["ok", conn.execute(sql, params).rowcount]
@@ -177,6 +204,7 @@ class Run:
 OPERATIONS: dict[str, tuple[Callable[..., list[Any]], bool]] = {
     "create": (Run.op_create, False),
     "read": (Run.op_read, False),
+    "to_dict": (Run.op_to_dict, False),
     "write": (Run.op_write, False),
     "delete": (Run.op_delete, False),
     "load": (Run.op_load, False),
@@ -191,7 +219,7 @@ OPERATIONS: dict[str, tuple[Callable[..., list[Any]], bool]] = {
 }
 
 #: operations whose first argument is a handle index
-HANDLE_OPERATIONS = frozenset({"read", "write", "delete"})
+HANDLE_OPERATIONS = frozenset({"read", "to_dict", "write", "delete"})
 
 
 def run_program(program: list[list[Any]], directory: str) -> dict[str, Any]:

@@ -617,10 +617,11 @@ def test_deadlock_raises_retryable_transaction_error(
 
 
 def test_retry_gets_through_a_deadlock(Counter: type, db: Database, other_connection: Any) -> None:
-    """``@db_session(retry=2)`` re-runs the deadlock victim; both sessions' increments land."""
-    first, second, attempts = _opposite_locks(Counter, retry=2)
+    """``@db_session(retry=5)`` re-runs the deadlock victim; both sessions' increments land."""
+    first, second, attempts = _opposite_locks(Counter, retry=5)
     assert in_threads(first, second) == [None, None]
-    assert len(attempts) == 3
+    # the victim's retry may lock its first row before the winner does and deadlock again
+    assert len(attempts) >= 3
     assert counter_values(other_connection) == {"a": 2, "b": 2}
 
 

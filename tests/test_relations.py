@@ -77,7 +77,9 @@ def tables(conn: Any) -> set[str]:
         }
     return {
         r[0]
-        for r in rows(conn, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+        for r in rows(
+            conn, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
     }
 
 
@@ -293,9 +295,13 @@ def test_optional_reference_column_is_nullable(blog: SimpleNamespace, other_conn
     assert column_info(other_connection, blog.Post._table_)["author"][3] == 0
 
 
-def test_many_to_many_generated_join_table(db: Database, school: SimpleNamespace, other_connection: Any) -> None:
+def test_many_to_many_generated_join_table(
+    db: Database, school: SimpleNamespace, other_connection: Any
+) -> None:
     """Set against Set creates one join table named after both entities, keyed by both columns, with two FKs."""
-    group, student, course, join = (default_name(db, n) for n in ("Group", "Student", "Course", "Course_Student"))
+    group, student, course, join = (
+        default_name(db, n) for n in ("Group", "Student", "Course", "Course_Student")
+    )
     assert tables(other_connection) == {group, student, course, join}
     info = column_info(other_connection, join)
     assert set(info) == {"course", "student"}

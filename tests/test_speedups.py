@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import gc
 import importlib
@@ -11,6 +12,7 @@ import tracemalloc
 import weakref
 from contextvars import copy_context
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -184,6 +186,21 @@ def test_twins_have_the_same_signatures(twins: tuple[ModuleType, ModuleType]) ->
         for name in names:
             c, p = getattr(getattr(compiled, cls), name), getattr(getattr(pure, cls), name)
             assert shape(c) == shape(p), f"{cls}.{name}"
+
+
+def test_stub_declares_the_pure_twins_names() -> None:
+    """``_speedups.pyi`` lists and declares exactly the names the pure twin exports."""
+    pure = importlib.import_module("nextorm._speedups_py")
+    stub = ast.parse(Path(pure.__file__).with_name("_speedups.pyi").read_text())
+    declared, listed = set(), set()
+    for node in stub.body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef):
+            declared.add(node.name)
+        elif isinstance(node, ast.AnnAssign):
+            declared.add(ast.unparse(node.target))
+        elif isinstance(node, ast.Assign) and [ast.unparse(t) for t in node.targets] == ["__all__"]:
+            listed = set(ast.literal_eval(node.value))
+    assert listed == declared == set(pure.__all__)
 
 
 @pytest.mark.c_extension

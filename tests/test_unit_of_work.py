@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from conftest import sync_id_sequence
 from nextorm import (
     Database,
     DatabaseSessionIsOver,
@@ -31,8 +32,6 @@ from nextorm import (
     rollback,
 )
 from nextorm._impl import LOADED
-
-from conftest import sync_id_sequence
 
 # -- helpers -----------------------------------------------------------------------------------
 

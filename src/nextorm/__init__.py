@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ._impl import COMPILED
 from .attributes import Optional, PrimaryKey, Required, Set, composite_key, desc
-from .database import Database
+from .database import AsyncDatabase, Database
 from .debug import set_sql_debug, sql_debug
 from .entity import Entity, EntityProxy, make_proxy
 from .exceptions import (
@@ -42,13 +42,16 @@ from .exceptions import (
     ValidationError,
 )
 from .query import Query
-from .session import commit, db_session, flush, rollback, with_transaction
+from .session import acommit, aflush, arollback, commit, db_session, flush, rollback, with_transaction
+from .steps import AsyncRequired
 from .types import Json
 
 __version__ = "0.1.0"
 
 __all__ = [
     "COMPILED",
+    "AsyncDatabase",
+    "AsyncRequired",
     "AttributeTypeError",
     "BindingError",
     "CacheIndexError",
@@ -87,6 +90,9 @@ __all__ = [
     "UnresolvableCyclicDependency",
     "ValidationError",
     "__version__",
+    "acommit",
+    "aflush",
+    "arollback",
     "commit",
     "composite_key",
     "db_session",

@@ -440,8 +440,10 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
             raise MemoryError()
         for i in range(width):
             offsets[i] = (<Column>cols[i])._offset
-    # The cyclic GC is paused for the loop, as in the pure twin (which says why); PyGC_Disable
-    # returns the state it had, restored however the loop ends.
+    # Every new entity is tracked by the cyclic GC, which left on would run collection after
+    # collection (full ones as the tracked heap grows) while one large result is built: it is paused
+    # for the loop, as in the pure twin (whose comment has the measurement). PyGC_Disable returns
+    # the state it had, restored however the loop ends, also when a converter or hook raises.
     cdef bint gc_was_enabled = PyGC_Disable()
     try:
         return _materialize_rows(

@@ -201,8 +201,8 @@ class Attribute(_impl.Column):
         if obj._status_ >= DELETED:
             raise OperationWithDeletedObjectError(f"{obj!r} was {status_word(obj._status_)}")
         if self.readonly:
-            if self.get_raw(obj) == value:
-                return
+            if self.is_loaded(obj) and self.get_raw(obj) == value:
+                return  # an equal value: the write is a no-op
             raise ReadOnlyAttributeError(
                 f"Cannot change value of primary key attribute {self.qualname} of {obj!r} to {value!r}"
             )

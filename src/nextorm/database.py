@@ -22,7 +22,7 @@ from .query import caller_namespace
 from .session import active_session, db_session, require_session
 from .steps import Result, Steps, run_async, run_sync
 
-__all__ = ["Database"]
+__all__ = ["Database", "AsyncDatabase"]
 
 # ``$name``, ``$name.attr`` or ``$(expression)`` outside quoted SQL text; ``$$`` is a literal ``$``
 _SQL_TOKENS = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)|\$([A-Za-z_][\w.]*)""")
@@ -30,6 +30,9 @@ _SQL_TOKENS = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\$\$|\$\(([^()]*(?:
 
 class Database:
     """A database the entities declared on ``db.Entity`` live in."""
+
+    #: whether sessions do IO through asyncio drivers (see AsyncDatabase)
+    _asyncio_ = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.entities: dict[str, Any] = {}
@@ -64,7 +67,7 @@ class Database:
             raise BindingError("Database provider is not specified")
         if not isinstance(provider, str):
             raise BindingError(f"Database provider must be a name like 'sqlite', got {provider!r}")
-        self.provider = get_provider(provider, *args, **kwargs)
+        self.provider = get_provider(provider, *args, asyncio=self._asyncio_, **kwargs)
 
     def _provider_or_fail(self) -> Provider:
         if self.provider is None:
@@ -436,6 +439,24 @@ class Database:
             for entity in self.entities.values():
                 session.maps.pop(entity, None)
             cache.close(rollback=True)
+
+
+class AsyncDatabase(Database):
+    """A Database whose sessions do IO through asyncio drivers: aiosqlite, psycopg's AsyncConnection.
+
+    Work with it in ``async with db_session`` (or ``@db_session`` coroutines) through the awaitable
+    twins: ``await Person.aget(...)``, ``await q.afetch()``, ``await obj.awaitable_attrs.name``,
+    ``await acommit()``. Calls that would need IO without ``await`` raise AsyncRequired naming the
+    twin to use. ``generate_mapping`` works as for Database (its DDL uses a blocking connection);
+    ``await db.acreate_tables()`` is the awaitable alternative.
+    """
+
+    _asyncio_ = True
+
+    async def adisconnect(self) -> None:
+        """Close the idle asyncio connections."""
+        if self.provider is not None:
+            await self.provider.adisconnect()
 
 
 def _one(rows: list[Any]) -> Any:

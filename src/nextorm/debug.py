@@ -58,8 +58,3 @@ def log_sql(sql: str, params: Any = None, many: int | None = None) -> None:
         sql_logger.info(text)
     else:
         print(text + "\n")
-
-
-def log_event(event: str) -> None:
-    """Log a transaction event (BEGIN, COMMIT, ROLLBACK) like a statement."""
-    log_sql(event)

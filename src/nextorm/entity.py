@@ -402,6 +402,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
         self._status_ = DELETED
         cache.dirty[self] = None
 
+    @property
+    def awaitable_attrs(self) -> AwaitableAttrs:
+        """``await obj.awaitable_attrs.name``: the attribute, loaded first if needed (for async sessions)."""
+        return AwaitableAttrs(self)
+
     # -- hooks ------------------------------------------------------------------------------------
 
     def before_insert(self) -> None:
@@ -784,9 +789,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
         )
 
     @classmethod
-    def _describe_integrity_(cls, group: list[Any], message: str) -> str:
-        """The values of the attributes a database constraint message names."""
-        named = [a for a in cls._columns_ if re.search(rf"\b{re.escape(cls._table_)}\.{re.escape(a.column)}\b", message)]
+    def _describe_integrity_(cls, group: list[Any], columns: list[str]) -> str:
+        """The values of the attributes whose ``columns`` a database constraint names."""
+        named = [a for a in cls._columns_ if a.column in columns]
         if not named:
             return ""
         shown = []
@@ -816,6 +821,53 @@ def _names(spec: Any) -> set[str] | None:
     if isinstance(spec, str):
         return set(spec.replace(",", " ").split())
     return set(spec)
+
+
+class AwaitableAttrs:
+    """Attribute access that loads, awaited: ``await post.awaitable_attrs.author``."""
+
+    __slots__ = ("_obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+
+    def __getattr__(self, name: str) -> Any:
+        obj = self._obj
+        cls = type(obj)
+        attr = cls._attrs_by_name_.get(name) or cls._relations_by_name_.get(name)
+        if attr is None:
+            raise AttributeError(f"{cls.__name__} has no attribute {name!r}")
+        return _load_then_get(obj, attr)
+
+
+async def _load_then_get(obj: Any, attr: Any) -> Any:
+    await run_async(_load_attr_steps(obj, attr))
+    return attr.__get__(obj, type(obj))
+
+
+def _load_attr_steps(obj: Any, attr: Any) -> Steps[None]:
+    """Load what reading ``obj.attr`` needs: the column, the related object, or the collection."""
+    from .relations import load_collections_steps, load_references_steps, one_to_one_partner_steps
+
+    cls = type(obj)
+    cache = obj._cache_
+    if not cache.is_alive:
+        return
+    if attr.is_collection:
+        data = attr.data(obj)
+        if obj._status_ != CREATED and (data is None or not data.loaded):
+            yield from load_collections_steps(attr, [obj])
+        return
+    if attr.is_reference and not attr.is_column:
+        yield from one_to_one_partner_steps(attr, obj)
+        return
+    if not attr.is_loaded(obj):
+        if obj._status_ == CREATED:
+            yield from cache.flush_steps()
+        else:
+            yield from cls._load_missing_steps_(obj, attr)
+    if attr.is_reference:
+        yield from load_references_steps(attr, [obj])
 
 
 class EntityProxy:

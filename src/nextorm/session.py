@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -25,7 +26,7 @@ from ._impl import (
     exit_session,
 )
 from .debug import pop_sql_debug, push_sql_debug
-from .steps import Result, Steps, run_async, run_sync
+from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 from .exceptions import (
     CacheIndexError,
     CommitException,
@@ -38,6 +39,9 @@ from .exceptions import (
 )
 
 __all__ = [
+    "aflush",
+    "acommit",
+    "arollback",
     "db_session",
     "DBSessionManager",
     "flush",
@@ -188,6 +192,14 @@ class Session(SessionBase):
 
     async def aclose(self) -> None:
         await run_async(self.close_steps())
+
+
+def _holds(other: Any, obj: Any, key: Any, value: Any) -> bool:
+    """Whether ``other`` (found in a unique index under ``value``) really holds it, so ``obj`` cannot.
+
+    An index entry can be stale: a value refreshed from the database replaces the one indexed.
+    """
+    return other is not None and other is not obj and other._status_ < DELETED and key.value_of(other) == value
 
 
 def _request(cache: Any, name: str, *args: Any) -> Steps[Any]:
@@ -386,7 +398,7 @@ class SessionCache(CacheBase):
             if value is not None:
                 index = self.unique.setdefault(key, {})
                 other = index.get(value)
-                if other is not None and other is not obj and other._status_ < DELETED:
+                if _holds(other, obj, key, value):
                     if len(key.attrs) == 1:
                         raise CacheIndexError(
                             f"Cannot create {entity.__name__}: value {value!r} for key {key.name} already exists"
@@ -411,7 +423,7 @@ class SessionCache(CacheBase):
             new_value = key.value_with(obj, values)
             if new_value is not None and new_value != old_value:
                 other = index.get(new_value)
-                if other is not None and other is not obj and other._status_ < DELETED:
+                if _holds(other, obj, key, new_value):
                     if len(key.attrs) == 1:
                         raise CacheIndexError(
                             f"Cannot update {key.attrs[0].qualname}: {other!r} with key {new_value} already exists"
@@ -453,8 +465,8 @@ class SessionCache(CacheBase):
             index = self.unique.setdefault(key, {})
             for obj in objects:
                 value = key.value_of(obj)
-                if value is not None:
-                    index.setdefault(value, obj)
+                if value is not None and not _holds(index.get(value), obj, key, value):
+                    index[value] = obj
 
     # -- unit of work ---------------------------------------------------------------------------
 
@@ -655,7 +667,7 @@ class SessionCache(CacheBase):
         cause = getattr(exc, "original_exc", exc)
         error = TransactionIntegrityError(
             f"Object {shown} cannot be stored in the database. {type(cause).__name__}: {cause}"
-            + type(group[0])._describe_integrity_(group, str(cause))
+            + type(group[0])._describe_integrity_(group, self.provider.constraint_columns(cause))
         )
         error.original_exc = cause  # type: ignore[attr-defined]
         error.objects = list(group)  # type: ignore[attr-defined]
@@ -789,6 +801,13 @@ class DBSessionManager:
 
     def _finish_(self, session: Session, exc: BaseException | None) -> None:
         """End the outermost session: commit (or roll back on a disallowed exception), release."""
+        if any(cache.is_async for cache in session.caches.values()):
+            _abandon_async_caches(session)
+            current_session.reset(session.token)
+            raise AsyncRequired(
+                "An async database was used in a `with db_session` block: "
+                "its commit must be awaited, use `async with db_session`"
+            )
         try:
             if exc is None or self._allowed(session, exc):
                 session.commit()
@@ -800,6 +819,36 @@ class DBSessionManager:
         finally:
             session.close()
             current_session.reset(session.token)
+
+    async def _afinish_(self, session: Session, exc: BaseException | None) -> None:
+        """Awaitable ``_finish_`` (for ``async with`` and decorated coroutines)."""
+        try:
+            allowed = exc is None
+            if not allowed:
+                try:
+                    allowed = bool(self.is_allowed(exc))  # type: ignore[arg-type]
+                except BaseException:
+                    await session.arollback()
+                    raise
+            if allowed:
+                await session.acommit()
+            else:
+                try:
+                    await session.arollback()
+                except BaseException:
+                    pass  # the exception in flight is the one to report
+        finally:
+            await session.aclose()
+            current_session.reset(session.token)
+
+    async def _aexit_session(self, exc: BaseException | None) -> None:
+        """Leave a session in a coroutine: the outermost exit commits or rolls back, awaited."""
+        session = current_session.get()
+        if session.depth == 1 and session.caches:
+            session.depth = 0
+            await session.manager._afinish_(session, exc)
+        else:
+            exit_session(self, None if exc is None else type(exc), exc, None)
 
     def _allowed(self, session: Session, exc: BaseException) -> bool:
         try:
@@ -828,7 +877,9 @@ class DBSessionManager:
         self.__enter__()
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        self.__exit__(exc_type, exc, tb)
+        if self.sql_debug is not None or self.show_values is not None:
+            pop_sql_debug(current_session.get().debug_tokens.pop())
+        await self._aexit_session(exc)
 
     # -- decorator ------------------------------------------------------------------------------
 
@@ -870,18 +921,21 @@ class DBSessionManager:
                 with manager._nested(func):
                     return await func(*args, **kwargs)
             for attempt in range(manager.retry + 1):
-                enter_session(manager)
+                session = enter_session(manager)
                 try:
                     with _debugging(manager):
                         result = await func(*args, **kwargs)
-                    current_session.get().commit()
+                    await session.acommit()
                 except BaseException as exc:
                     if attempt < manager.retry and manager._retryable(exc):
-                        manager._abandon()
+                        try:
+                            await session.arollback()
+                        finally:
+                            await manager._aexit_session(None)
                         continue
-                    exit_session(manager, type(exc), exc, None)
+                    await manager._aexit_session(exc)
                     raise
-                exit_session(manager)
+                await manager._aexit_session(None)
                 return result
             raise AssertionError("unreachable")
 
@@ -963,6 +1017,40 @@ def rollback() -> None:
     session = active_session()
     if session is not None:
         session.rollback()
+
+
+async def aflush() -> None:
+    """Awaitable ``flush()``."""
+    session = active_session()
+    if session is not None:
+        await session.aflush()
+
+
+async def acommit() -> None:
+    """Awaitable ``commit()``."""
+    session = active_session()
+    if session is not None:
+        await session.acommit()
+
+
+async def arollback() -> None:
+    """Awaitable ``rollback()``."""
+    session = active_session()
+    if session is not None:
+        await session.arollback()
+
+
+def _abandon_async_caches(session: Session) -> None:
+    """Detach the caches of a session that cannot be ended synchronously; roll back on the loop if one runs."""
+    loop = asyncio._get_running_loop()
+    caches = list(session.caches.values())
+    session.caches.clear()
+    for cache in caches:
+        if cache.is_async and cache.conn is not None and loop is not None:
+            loop.create_task(cache.aclose_db(True))
+        elif not cache.is_async:
+            cache.close_db(True)
+        cache.is_alive = False
 
 
 def with_transaction(*args: Any, **kwargs: Any) -> Any:

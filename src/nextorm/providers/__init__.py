@@ -10,14 +10,14 @@ from .base import Provider
 __all__ = ["Provider", "get_provider"]
 
 
-def get_provider(name: str, *args: Any, **kwargs: Any) -> Provider:
-    """The provider called ``name``, constructed with the bind arguments."""
+def get_provider(name: str, *args: Any, asyncio: bool = False, **kwargs: Any) -> Provider:
+    """The provider called ``name`` (its asyncio flavour when ``asyncio``), constructed with the bind arguments."""
     if name == "sqlite":
-        from .sqlite import SQLiteProvider
+        from .sqlite import AsyncSQLiteProvider, SQLiteProvider
 
-        return SQLiteProvider(*args, **kwargs)
+        return (AsyncSQLiteProvider if asyncio else SQLiteProvider)(*args, **kwargs)
     if name in ("postgres", "postgresql"):
-        from .postgres import PostgresProvider
+        from .postgres import AsyncPostgresProvider, PostgresProvider
 
-        return PostgresProvider(*args, **kwargs)
+        return (AsyncPostgresProvider if asyncio else PostgresProvider)(*args, **kwargs)
     raise BindingError(f"Unknown database provider {name!r} (supported: 'sqlite', 'postgres')")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from ..debug import log_event, log_sql
+from ..debug import log_sql
 from ..steps import Result
 from ..exceptions import DatabaseError, OrmError
 
@@ -23,12 +25,15 @@ class Provider:
     batch_returning = False
     #: whether sessions do IO through the ``a``-prefixed awaitable methods
     is_async = False
+    #: whether idle asyncio connections are kept for the next session of the same event loop
+    pool_async = True
 
     def __init__(self) -> None:
         #: constraints CREATE TABLE could not hold, run after every table exists
         self.late_constraints: list[str] = []
         # idle connections: every session takes its own and gives it back when it ends
         self._idle: list[Any] = []
+        self._aidle: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
         self._pool_lock = threading.Lock()
 
     # -- dialect ---------------------------------------------------------------------------------
@@ -126,35 +131,16 @@ class Provider:
 
     def begin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
         """Open a transaction (a write-locking one when ``immediate``, SERIALIZABLE when asked)."""
-        sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-        log_event(sql)
-        self._run(conn, sql, ())
+        self.run(conn, self.begin_sql(immediate, serializable))
 
     def commit(self, conn: Any) -> None:
-        log_event("COMMIT")
-        try:
-            conn.commit()
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        """Commit the open transaction."""
+        self.run(conn, "COMMIT")
 
     def rollback(self, conn: Any) -> None:
-        log_event("ROLLBACK")
-        try:
-            conn.rollback()
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
-
-    def savepoint(self, conn: Any) -> None:
-        """Mark a point the transaction can roll back to."""
-        self.execute(conn, "SAVEPOINT nextorm_batch")
-
-    def rollback_to_savepoint(self, conn: Any) -> None:
-        """Undo everything since ``savepoint``, keeping the transaction."""
-        self.execute(conn, "ROLLBACK TO SAVEPOINT nextorm_batch")
-
-    def release_savepoint(self, conn: Any) -> None:
-        """Forget the savepoint, keeping its changes."""
-        self.execute(conn, "RELEASE SAVEPOINT nextorm_batch")
+        """Roll the open transaction back."""
+        if self.usable_for_rollback(conn):
+            self.run(conn, "ROLLBACK")
 
     def disconnect(self) -> None:
         """Close the idle pooled connections."""
@@ -164,17 +150,6 @@ class Provider:
             self._close(conn)
 
     # -- statements ------------------------------------------------------------------------------
-
-    def _run(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> Any:
-        try:
-            return conn.execute(sql, params)
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
-
-    def execute(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
-        """Run one statement; returns the cursor."""
-        log_sql(sql, params)
-        return self._run(conn, sql, params)
 
     def run(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """Run one statement; returns its rows (all fetched), row count and last row id."""
@@ -206,6 +181,98 @@ class Provider:
     def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
         """A query listing the columns of ``table``: SQL, parameters, position of the name in a row."""
         raise NotImplementedError
+
+    # -- the awaitable twins (used by an AsyncDatabase's sessions) ------------------------------
+
+    async def aconnect(self) -> Any:
+        """A new connection of the asyncio driver."""
+        raise NotImplementedError(f"The {self.name} provider has no asyncio driver")
+
+    async def aacquire(self) -> Any:
+        """Awaitable ``acquire()``: asyncio connections are pooled per event loop."""
+        idle = self._aidle.get(asyncio.get_running_loop()) if self.pool_async else None
+        while idle:
+            conn = idle.pop()
+            if self.usable(conn):
+                return conn
+            await self._aclose(conn)
+        return await self.aconnect()
+
+    async def arelease(self, conn: Any) -> None:
+        """Awaitable ``release()``."""
+        if self.pool_async and self.usable(conn):
+            self._aidle.setdefault(asyncio.get_running_loop(), []).append(conn)
+        else:
+            await self._aclose(conn)
+
+    async def adiscard(self, conn: Any) -> None:
+        """Awaitable ``discard()``."""
+        await self._aclose(conn)
+
+    async def adisconnect(self) -> None:
+        """Close the idle asyncio connections of the running event loop."""
+        for conn in self._aidle.pop(asyncio.get_running_loop(), []):
+            await self._aclose(conn)
+
+    @staticmethod
+    async def _aclose(conn: Any) -> None:
+        try:
+            await conn.close()
+        except Exception:
+            pass
+
+    async def arun(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
+        """Awaitable ``run()``."""
+        log_sql(sql, params)
+        try:
+            cursor = await conn.execute(sql, params)
+            description = cursor.description
+            rows = list(await cursor.fetchall()) if description is not None else []
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+        return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))
+
+    async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
+        """Awaitable ``executemany()``."""
+        log_sql(sql, rows, many=len(rows))
+        try:
+            cursor = await conn.executemany(sql, rows)
+            return int(cursor.rowcount)
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+
+    async def abegin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
+        """Awaitable ``begin()``."""
+        await self.arun(conn, self.begin_sql(immediate, serializable))
+
+    async def acommit(self, conn: Any) -> None:
+        """Awaitable ``commit()``."""
+        await self.arun(conn, "COMMIT")
+
+    async def arollback(self, conn: Any) -> None:
+        """Awaitable ``rollback()``."""
+        if self.usable_for_rollback(conn):
+            await self.arun(conn, "ROLLBACK")
+
+    async def ainsert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
+        """Awaitable ``insert_returning()``."""
+        raise NotImplementedError
+
+    async def ainsert_many_returning(self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str) -> list[Any]:
+        """Awaitable ``insert_many_returning()``."""
+        return [await self.ainsert_returning(conn, sql, row, pk_column) for row in rows]
+
+    def begin_sql(self, immediate: bool, serializable: bool) -> str:
+        """The statement that opens a transaction."""
+        return "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    def usable_for_rollback(self, conn: Any) -> bool:
+        """Whether a ROLLBACK can be sent on ``conn`` (not on a broken connection)."""
+        return True
+
+    def constraint_columns(self, exc: BaseException) -> list[str]:
+        """The columns a constraint violation reported by the driver is about."""
+        return []
 
     def translate_error(self, exc: BaseException) -> OrmError:
         """The nextorm exception for a driver exception."""

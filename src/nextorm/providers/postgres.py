@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import select
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -155,18 +157,28 @@ class PostgresProvider(Provider):
     # -- connections and transactions -----------------------------------------------------
 
     def usable(self, conn: Any) -> bool:
-        return not (conn.closed or conn.broken) and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if conn.closed or conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return False
+        # An idle connection has nothing to read; data waiting means the server ended the session
+        # (pg_terminate_backend, restart, idle timeout) and the next statement would fail.
+        try:
+            readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        except (OSError, ValueError, psycopg.Error):
+            return False
+        return not readable
 
-    def begin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
-        self.execute(conn, "BEGIN ISOLATION LEVEL SERIALIZABLE" if serializable else "BEGIN")
+    def begin_sql(self, immediate: bool, serializable: bool) -> str:
+        return "BEGIN ISOLATION LEVEL SERIALIZABLE" if serializable else "BEGIN"
 
     def commit(self, conn: Any) -> None:
-        self.execute(conn, "COMMIT")
+        self.run(conn, "COMMIT")
 
     def rollback(self, conn: Any) -> None:
-        if conn.closed or conn.broken:
-            return
-        self.execute(conn, "ROLLBACK")
+        if self.usable_for_rollback(conn):
+            self.run(conn, "ROLLBACK")
+
+    def usable_for_rollback(self, conn: Any) -> bool:
+        return not (conn.closed or conn.broken)
 
     # -- statements ------------------------------------------------------------------------------
 
@@ -208,6 +220,16 @@ class PostgresProvider(Provider):
             0,
         )
 
+    def constraint_columns(self, exc: BaseException) -> list[str]:
+        diag = getattr(exc, "diag", None)
+        if diag is None:
+            return []
+        if diag.column_name:
+            return [diag.column_name]
+        # unique violations: 'Key (email)=(a@x) already exists.'
+        match = re.search(r"Key \((.+?)\)=", diag.message_detail or "")
+        return [part.strip().strip('"') for part in match.group(1).split(",")] if match else []
+
     def translate_error(self, exc: BaseException) -> OrmError:
         if isinstance(exc, OrmError):
             return exc
@@ -226,3 +248,45 @@ class PostgresProvider(Provider):
             return super().translate_error(exc)
         error.original_exc = exc  # type: ignore[attr-defined]
         return error
+
+
+class AsyncPostgresProvider(PostgresProvider):
+    """PostgreSQL through psycopg 3's asyncio connection, for an AsyncDatabase."""
+
+    is_async = True
+
+    async def aconnect(self) -> Any:
+        try:
+            return await psycopg.AsyncConnection.connect(self.dsn, autocommit=True, **self.connect_options)
+        except psycopg.Error as exc:
+            raise BindingError(f"Cannot connect to PostgreSQL {self.dsn_repr}: {exc}") from exc
+
+    async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
+        log_sql(sql, rows, many=len(rows))
+        try:
+            cursor = conn.cursor()
+            await cursor.executemany(sql, rows)
+            return int(cursor.rowcount)
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+
+    async def ainsert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
+        if pk_column is None:
+            await self.arun(conn, sql, params)
+            return None
+        return (await self.arun(conn, f"{sql} RETURNING {self.quote(pk_column)}", params)).rows[0][0]
+
+    async def ainsert_many_returning(self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str) -> list[Any]:
+        sql = f"{sql} RETURNING {self.quote(pk_column)}"
+        log_sql(sql, rows, many=len(rows))
+        try:
+            cursor = conn.cursor()
+            await cursor.executemany(sql, rows, returning=True)
+            keys = []
+            while True:
+                keys.append((await cursor.fetchone())[0])
+                if not cursor.nextset():
+                    break
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+        return keys

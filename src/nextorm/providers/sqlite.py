@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import sqlite3
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
@@ -121,6 +122,13 @@ class SQLiteProvider(Provider):
     def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
         return f"PRAGMA table_info({self.quote(table)})", (), 1
 
+    def constraint_columns(self, exc: BaseException) -> list[str]:
+        # "UNIQUE constraint failed: person.email, person.name" / "NOT NULL constraint failed: person.name"
+        match = re.search(r"constraint failed: (.+)$", str(exc))
+        if not match:
+            return []
+        return [part.strip().rpartition(".")[2] for part in match.group(1).split(",")]
+
     def translate_error(self, exc: BaseException) -> OrmError:
         if isinstance(exc, sqlite3.IntegrityError):
             error: OrmError = TransactionIntegrityError(f"{type(exc).__name__}: {exc}")
@@ -134,3 +142,32 @@ class SQLiteProvider(Provider):
             return super().translate_error(exc)
         error.original_exc = exc  # type: ignore[attr-defined]
         return error
+
+
+class AsyncSQLiteProvider(SQLiteProvider):
+    """SQLite through aiosqlite for an AsyncDatabase (``pip install "nextorm[async]"``)."""
+
+    is_async = True
+    # an open aiosqlite connection keeps a non-daemon thread alive: close it when the session ends
+    pool_async = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            import aiosqlite
+        except ImportError:
+            raise BindingError("The asyncio sqlite provider needs aiosqlite: pip install 'nextorm[async]'") from None
+        self._aiosqlite = aiosqlite
+        super().__init__(*args, **kwargs)
+
+    async def aconnect(self) -> Any:
+        try:
+            conn = await self._aiosqlite.connect(
+                self.filename, timeout=self.timeout, isolation_level=None, uri=self.memory
+            )
+        except sqlite3.Error as exc:
+            raise BindingError(f"Cannot open SQLite database {self.filename!r}: {exc}") from exc
+        await conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    async def ainsert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
+        return (await self.arun(conn, sql, params)).lastrowid
