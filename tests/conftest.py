@@ -32,8 +32,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``speedups`` over both hot paths and ``db_kind`` over SQLite and (when configured) PostgreSQL.
 
-    Tests marked ``postgres`` get only the 'postgres' kind: none without ``NEXTORM_TEST_POSTGRES``,
-    which is a collection error under ``CI=true``.
+    Tests marked ``postgres`` get only the 'postgres' kind; without ``NEXTORM_TEST_POSTGRES`` they
+    are deselected, which is a collection error under ``CI=true``.
     """
     if "db_kind" in metafunc.fixturenames:
         if metafunc.definition.get_closest_marker("postgres"):
@@ -41,7 +41,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 raise pytest.UsageError(
                     f"{metafunc.definition.nodeid} needs PostgreSQL but NEXTORM_TEST_POSTGRES is not set (CI=true)"
                 )
-            kinds = ["postgres"] if POSTGRES_DSN else []
+            kinds = ["postgres"]  # deselected in pytest_collection_modifyitems without a server
         else:
             kinds = ["sqlite"]
             if POSTGRES_DSN and not metafunc.definition.get_closest_marker("sqlite_only"):
@@ -52,6 +52,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if not metafunc.config.getoption("--no-c-extensions"):
             params.insert(0, pytest.param("_speedups", id="compiled", marks=pytest.mark.c_extension))
         metafunc.parametrize("speedups", params, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip) what cannot run here: twin comparisons under ``--no-c-extensions``,
+    PostgreSQL-only tests without ``NEXTORM_TEST_POSTGRES``."""
+    no_compiled = config.getoption("--no-c-extensions")
+    kept, dropped = [], []
+    for item in items:
+        unrunnable = (no_compiled and "twins" in getattr(item, "fixturenames", ())) or (
+            not POSTGRES_DSN and item.get_closest_marker("postgres") is not None
+        )
+        (dropped if unrunnable else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture

@@ -451,7 +451,7 @@ class Model:
         if obj.status >= DELETED:
             raise ModelError("OperationWithDeletedObjectError", f"{obj!r} was {status_word(obj.status)}")
         if attr == "id":
-            if obj.values.get("id") != value:
+            if "id" not in obj.values or obj.values["id"] != value:  # a new object has no key to equal
                 raise ModelError(
                     "ReadOnlyAttributeError",
                     f"Cannot change value of primary key attribute Item.id of {obj!r} to {value!r}",
@@ -881,7 +881,7 @@ SCENARIOS: dict[str, list[list[Any]]] = {
         ["load", True],
         ["get", 1.0],
     ],
-    "assigning-none-to-the-unassigned-key-changes-nothing": [
+    "assigning-none-to-the-unassigned-key-is-refused": [
         ["create", {"name": "a"}],
         ["write", 0, "id", None],
         ["flush"],

@@ -152,9 +152,10 @@ def own_names(module: ModuleType) -> set[str]:
 
 @pytest.fixture
 def twins(request: pytest.FixtureRequest) -> tuple[ModuleType, ModuleType]:
-    """The compiled module (imported directly, so a missing build errors) and its pure twin."""
-    if request.config.getoption("--no-c-extensions"):
-        pytest.skip("compares with the compiled module, which --no-c-extensions leaves out")
+    """The compiled module (imported directly, so a missing build errors) and its pure twin.
+
+    Tests using it are not collected under ``--no-c-extensions`` (see conftest).
+    """
     return importlib.import_module("nextorm._speedups"), importlib.import_module("nextorm._speedups_py")
 
 

@@ -229,14 +229,17 @@ def enter_session(manager: Any) -> Any:
     """Enter a db_session: one level deeper into the current one, or a new one.
 
     A session inherited from another task (a task created inside it) is not
-    entered: ``manager._new_session_()`` makes and installs a new one. Nesting
-    under a session of other options calls ``manager._check_nested_(session)``.
+    entered: a new one, ``manager.session_type(manager)``, is made, owned by
+    the current task and installed in ``current_session``. Nesting under a
+    session of other options calls ``manager._check_nested_(session)``.
     """
     session = current_session.get()
     if session is not None and session.owner is not None and session.owner is not current_task():
         session = None
     if session is None:
-        session = manager._new_session_()
+        session = manager.session_type(manager)
+        session.owner = current_task()
+        session.token = current_session.set(session)
     elif session.manager is not manager:
         manager._check_nested_(session)
     session.depth += 1

@@ -90,11 +90,8 @@ class Session(SessionBase):
 
     caches: dict[Any, SessionCache]
     manager: DBSessionManager
-
-    def __init__(self, manager: DBSessionManager) -> None:
-        super().__init__(manager)
-        #: sql_debug tokens of open context-manager entries with sql_debug/show_values
-        self.debug_tokens: list[Any] = []
+    #: sql_debug tokens of open context-manager entries with sql_debug/show_values (made on first use)
+    debug_tokens: list[Any] | None = None
 
     def cache_for(self, db: Any) -> SessionCache:
         """The cache of ``db`` in this session, created on first use."""
@@ -724,6 +721,9 @@ def mark_saved(obj: Any, status: int) -> None:
 class DBSessionManager:
     """``db_session``: context manager (sync and async) and decorator with Pony's options."""
 
+    #: what enter_session makes for a new outermost session
+    session_type = Session
+
     def __new__(cls, **options: Any) -> DBSessionManager:
         plain = not options.get("retry") and options.get("sql_debug") is None and options.get("show_values") is None
         return super().__new__(_PlainSessionManager if plain and cls is DBSessionManager else cls)
@@ -786,12 +786,6 @@ class DBSessionManager:
         return "db_session" if self is db_session else "<db_session manager>"
 
     # -- hooks of enter_session / exit_session ---------------------------------------------------
-
-    def _new_session_(self) -> Session:
-        session = Session(self)
-        session.owner = current_task()
-        session.token = current_session.set(session)
-        return session
 
     def _check_nested_(self, session: Session) -> None:
         if self.ddl and not session.manager.ddl:
@@ -866,6 +860,8 @@ class DBSessionManager:
             )
         session = enter_session(self)
         if self.sql_debug is not None or self.show_values is not None:
+            if session.debug_tokens is None:
+                session.debug_tokens = []
             session.debug_tokens.append(push_sql_debug(self.sql_debug, self.show_values))
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
