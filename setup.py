@@ -1,17 +1,17 @@
 """Declares the optional Cython extension; all other metadata is in pyproject.toml.
 
-``NEXTORM_NO_EXTENSIONS=1`` skips the extension. ``NEXTORM_REQUIRE_EXTENSIONS=1``
-(and any cibuildwheel build) turns a failed compile into an error; otherwise a
-failed compile falls back to the pure-Python twin with a warning.
+``NEXTORM_NO_EXTENSIONS=1`` skips the extension (the pure ``py3-none-any`` wheel).
+``NEXTORM_REQUIRE_EXTENSIONS=1`` (and any cibuildwheel build) turns a failed compile into an
+error; otherwise a failed compile falls back to the pure-Python twin with a warning.
 """
 
 import os
 import sys
-import warnings
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
+# Every compiled module; tests/test_packaging.py checks this matches the .pyx files on disk.
 COMPILED_MODULES = ("nextorm._speedups",)
 
 
@@ -25,9 +25,16 @@ if DISABLE and REQUIRE:
     sys.exit("NEXTORM_NO_EXTENSIONS and NEXTORM_REQUIRE_EXTENSIONS cannot both be set")
 
 FALLBACK_WARNING = (
-    "nextorm: the compiled session layer could not be built ({}); installing the pure-Python "
-    "twin, which works the same but is slower."
+    "WARNING: nextorm: the compiled session layer could not be built ({}); installing the "
+    "pure-Python twin, which works the same but is slower (nextorm.COMPILED will be False)."
 )
+
+
+def fall_back(exc: BaseException) -> None:
+    """Re-raise when the compiled build is required; otherwise warn that the pure twin is used."""
+    if REQUIRE:
+        raise exc
+    print(FALLBACK_WARNING.format(exc), file=sys.stderr, flush=True)
 
 
 class OptionalBuildExt(build_ext):
@@ -37,19 +44,13 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:
-            if REQUIRE:
-                raise
-            warnings.warn(FALLBACK_WARNING.format(exc), stacklevel=1)
-            print(FALLBACK_WARNING.format(exc), file=sys.stderr)
+            fall_back(exc)
 
     def build_extension(self, ext) -> None:
         try:
             super().build_extension(ext)
         except Exception as exc:
-            if REQUIRE:
-                raise
-            warnings.warn(FALLBACK_WARNING.format(exc), stacklevel=1)
-            print(FALLBACK_WARNING.format(exc), file=sys.stderr)
+            fall_back(exc)
 
 
 def extensions() -> list:
@@ -58,9 +59,7 @@ def extensions() -> list:
     try:
         from Cython.Build import cythonize
     except ImportError as exc:
-        if REQUIRE:
-            raise
-        print(FALLBACK_WARNING.format(exc), file=sys.stderr)
+        fall_back(exc)
         return []
     from setuptools import Extension
 

@@ -1,19 +1,73 @@
 #!/usr/bin/env bash
-# Runs the whole test suite twice: on the compiled hot path, then on the pure-Python twin.
-# Fails when the compiled build did not load, so a broken build cannot pass silently.
+# Runs the test suite against the nextorm installed in a Python environment:
+#
+#   bash scripts/test.sh [--python PY] [--installed] [--pure] [pytest args...]
+#
+# By default the suite runs twice, on the compiled hot path and then on the pure-Python twin
+# (NEXTORM_NO_EXTENSIONS=1), and stops first if the compiled build did not load, so a broken
+# build cannot pass silently. pytest runs from a scratch directory with user site-packages off
+# (python -s), so the package under test is the installed one: the checkout's src/ is not
+# importable from there (an editable install still maps to it, by design).
+#
+#   --python PY   the interpreter of the environment under test (default: python on PATH)
+#   --installed   fail unless nextorm is imported from PY's site-packages (a wheel install,
+#                 not an editable checkout)
+#   --pure        the environment holds the pure py3-none-any wheel: check it has no compiled
+#                 module and run the suite once, on the twin it falls back to by itself
 set -euo pipefail
-cd "$(dirname "$0")/.."
+repo="$(cd "$(dirname "$0")/.." && pwd)"
 
-python - <<'PY'
+python="$(command -v python || command -v python3 || true)"
+installed=0
+pure=0
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --python) python="$2"; shift 2 ;;
+        --installed) installed=1; shift ;;
+        --pure) pure=1; shift ;;
+        *) break ;;
+    esac
+done
+[[ -n "$python" ]] || { echo "scripts/test.sh: no python on PATH; pass --python" >&2; exit 2; }
+
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+cd "$scratch"
+
+env -u NEXTORM_NO_EXTENSIONS CHECK_INSTALLED="$installed" CHECK_PURE="$pure" "$python" -s - <<'PY'
+import importlib.util
+import os
 import sys
+import sysconfig
+from pathlib import Path
+
 import nextorm
-if not nextorm.COMPILED:
+
+package = Path(nextorm.__file__).resolve().parent
+kind = "compiled hot path" if nextorm.COMPILED else "pure-Python twin"
+print(f"nextorm {nextorm.__version__} from {package} ({kind}) on {sys.executable}")
+if os.environ["CHECK_INSTALLED"] == "1":
+    site_packages = {Path(sysconfig.get_path(name)).resolve() for name in ("purelib", "platlib")}
+    if package.parent not in site_packages:
+        sys.exit(f"nextorm: imported from {package}, not from the site-packages of {sys.prefix}")
+if os.environ["CHECK_PURE"] == "1":
+    if nextorm.COMPILED or importlib.util.find_spec("nextorm._speedups") is not None:
+        sys.exit("nextorm: the pure wheel's environment holds a compiled nextorm._speedups")
+elif not nextorm.COMPILED:
     sys.exit("nextorm: the compiled hot path did not load (nextorm.COMPILED is False); "
-             "build it with: pip install -e .  (a C compiler and Cython are needed)")
-print(f"nextorm {nextorm.__version__}: compiled hot path loaded")
+             "build it with: pip install .  (a C compiler and Cython are needed)")
 PY
 
+pytest=("$python" -s -m pytest "$repo/tests" -p no:cacheprovider --rootdir "$repo")
+if [[ "$pure" == 1 ]]; then
+    echo "== test suite: pure-Python wheel =="
+    env -u NEXTORM_NO_EXTENSIONS "${pytest[@]}" --no-c-extensions "$@"
+    exit
+fi
+# Both runs happen even when the first fails, so one CI run reports both implementations.
+status=0
 echo "== test suite: compiled hot path =="
-python -m pytest "$@"
+env -u NEXTORM_NO_EXTENSIONS "${pytest[@]}" "$@" || status=$?
 echo "== test suite: pure-Python twin (NEXTORM_NO_EXTENSIONS=1) =="
-NEXTORM_NO_EXTENSIONS=1 python -m pytest "$@"
+NEXTORM_NO_EXTENSIONS=1 "${pytest[@]}" "$@" || status=$?
+exit "$status"

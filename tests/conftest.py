@@ -83,7 +83,7 @@ from collections.abc import Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import nextorm  # noqa: E402
-from nextorm import Database, Optional, PrimaryKey, Required, set_sql_debug  # noqa: E402
+from nextorm import AsyncDatabase, Database, Optional, PrimaryKey, Required, set_sql_debug  # noqa: E402
 
 
 @pytest.fixture
@@ -123,6 +123,17 @@ def db(db_kind: str, db_path: str, pg_schema: str | None) -> Iterator[Database]:
         database = Database("postgres", dsn=POSTGRES_DSN, options=f"-c search_path={pg_schema}")
     else:
         database = Database("sqlite", db_path, create_db=True)
+    yield database
+    database.disconnect()
+
+
+@pytest.fixture
+def adb(db_kind: str, db_path: str, pg_schema: str | None) -> Iterator[AsyncDatabase]:
+    """An AsyncDatabase with no entities yet, on the storage ``db`` uses (the same SQLite file or schema)."""
+    if db_kind == "postgres":
+        database = AsyncDatabase("postgres", dsn=POSTGRES_DSN, options=f"-c search_path={pg_schema}")
+    else:
+        database = AsyncDatabase("sqlite", db_path, create_db=True)
     yield database
     database.disconnect()
 

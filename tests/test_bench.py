@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import json
@@ -14,13 +15,21 @@ from typing import Any
 
 import pytest
 
-from nextorm.bench import cli, dataset
+from nextorm.bench import cli, dataset, worker
 from nextorm.bench.dataset import Target, make_rows
 from nextorm.bench.report import rows as table_rows
 from nextorm.bench.systems import SYSTEMS, System
 from nextorm.bench.workloads import WORKLOADS, Config
 
 QUICK = cli.QUICK
+#: the systems whose asyncio API the benchmark measures; the others report the async workloads unsupported
+ASYNC_SYSTEMS = ("nextorm", "nextorm-pure", "sqlalchemy", "raw")
+ASYNC_WORKLOADS = [name for name, workload in WORKLOADS.items() if workload.asynchronous]
+
+
+def _supported(system: str, workload: str) -> bool:
+    """Whether ``system`` is expected to measure ``workload`` (on SQLite)."""
+    return system in ASYNC_SYSTEMS or not WORKLOADS[workload].asynchronous
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +87,7 @@ def test_json_has_config_machine_workloads_and_systems(quick_run: dict[str, Any]
 
 @pytest.mark.parametrize("system", list(SYSTEMS))
 def test_every_installed_system_has_positive_figures(quick_run: dict[str, Any], system: str) -> None:
-    """An installed system has, per workload, positive best/median/samples and ratios."""
+    """An installed system has, per workload it supports, positive best/median/samples and ratios."""
     report = quick_run["report"]
     results = _results(report, system)
     assert set(results) == set(WORKLOADS)
@@ -89,6 +98,8 @@ def test_every_installed_system_has_positive_figures(quick_run: dict[str, Any], 
     assert report["systems"][system]["status"] == "ok"
     assert report["systems"][system]["versions"]
     for workload, r in results.items():
+        if not _supported(system, workload):
+            continue
         assert r["status"] == "ok", (workload, r)
         assert r["unit"] == WORKLOADS[workload].unit
         assert r["ops"] > 0
@@ -124,6 +135,17 @@ def test_nextorm_records_which_implementation_ran(quick_run: dict[str, Any]) -> 
     assert systems["nextorm-pure"]["env"] == {"NEXTORM_NO_EXTENSIONS": "1"}
 
 
+@pytest.mark.parametrize("system", [s for s in SYSTEMS if s not in ASYNC_SYSTEMS])
+def test_systems_without_a_measured_asyncio_api_say_why(quick_run: dict[str, Any], system: str) -> None:
+    """Pony and Peewee report the asyncio workloads unsupported, with the reason as the note."""
+    if not SYSTEMS[system].installed():
+        pytest.skip(f"{system} is not installed")
+    results = _results(quick_run["report"], system)
+    for workload in ASYNC_WORKLOADS:
+        assert results[workload]["status"] == "unsupported"
+        assert "asyncio" in results[workload]["note"]
+
+
 @pytest.mark.skipif(not SYSTEMS["peewee"].installed(), reason="peewee is not installed")
 def test_peewee_lookup_is_marked_as_no_identity_map(quick_run: dict[str, Any]) -> None:
     """Peewee's primary-key lookup is labelled as a SELECT, not an identity-map hit."""
@@ -147,13 +169,8 @@ def test_markdown_table_has_a_row_per_result(quick_run: dict[str, Any]) -> None:
 @pytest.mark.parametrize("system", [s for s in SYSTEMS if s != "nextorm-pure"])
 def test_every_runner_does_the_same_work(tmp_path: Path, system: str) -> None:
     """Each runner loads every row, updates exactly the first M ages by one and inserts the same M rows."""
-    if not SYSTEMS[system].installed():
-        pytest.skip(f"{system} is not installed")
     db = tmp_path / "same.sqlite3"
-    dataset.write_sqlite(db, 40)
-    runner = importlib.import_module(SYSTEMS[system].runner).RUNNER(
-        Target.parse(str(db)), Config(rows=40, batch=7, repeat=1)
-    )
+    runner = _runner(system, db)
     try:
         with runner.load() as run:
             assert len(run()) == 40
@@ -162,6 +179,93 @@ def test_every_runner_does_the_same_work(tmp_path: Path, system: str) -> None:
                 run()
     finally:
         runner.close()
+    _assert_first_ages_incremented_and_rows_added(db)
+
+
+@pytest.mark.parametrize("system", [s for s in ASYNC_SYSTEMS if s != "nextorm-pure"])
+def test_every_async_runner_does_the_same_work(tmp_path: Path, system: str) -> None:
+    """Awaited, each runner loads every row, updates exactly the first M ages by one and inserts the same M rows."""
+    db = tmp_path / "same.sqlite3"
+    runner = _runner(system, db)
+
+    async def work() -> int:
+        try:
+            async with runner.async_load() as run:
+                loaded = len(await run())
+            for workload in ("async_update", "async_insert"):
+                async with getattr(runner, workload)() as run:
+                    await run()
+        finally:
+            await runner.aclose()
+        return loaded
+
+    try:
+        assert asyncio.run(work()) == 40
+    finally:
+        runner.close()
+    _assert_first_ages_incremented_and_rows_added(db)
+
+
+@pytest.mark.parametrize("system", [s for s in SYSTEMS if s != "nextorm-pure"])
+def test_every_prefetch_loads_the_same_parents_and_children(tmp_path: Path, system: str) -> None:
+    """Every system's prefetch workload loads all 4 parents and reads all 40 children through them."""
+    runner = _runner(system, tmp_path / "prefetch.sqlite3")
+    try:
+        with runner.prefetch() as run:
+            assert run() == (4, 40)
+    finally:
+        runner.close()
+
+
+def test_nextorm_prefetch_sends_one_select_per_table(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """nextorm's prefetch workload reads children without a lazy load per parent: two SELECTs in all."""
+    import nextorm
+
+    runner = _runner("nextorm", tmp_path / "prefetch.sqlite3")
+    try:
+        with runner.prefetch() as run, caplog.at_level("INFO", logger="nextorm.sql"):
+            nextorm.set_sql_debug(True)
+            try:
+                run()
+            finally:
+                nextorm.set_sql_debug(False)
+    finally:
+        runner.close()
+    statements = [r.getMessage() for r in caplog.records if r.name == "nextorm.sql"]
+    assert [sql.split(" FROM ")[1].split()[0] for sql in statements] == ['"parent"', '"child"']
+
+
+def test_missing_asyncio_driver_makes_async_workloads_unsupported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without aiosqlite an async workload on SQLite is reported unsupported, naming the package."""
+    db = tmp_path / "noaio.sqlite3"
+    dataset.write_sqlite(db, 20)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "aiosqlite" else find_spec(name, *a)
+    )
+    for system in ("raw", "nextorm", "sqlalchemy"):
+        result = worker.run(
+            system, "async-load", Target.parse(str(db)), Config(rows=20, batch=5, repeat=1, warmup=0)
+        )
+        assert result["status"] == "unsupported" and "aiosqlite" in result["note"], result
+
+
+def _runner(system: str, db: Path) -> Any:
+    """``system``'s runner on a fresh 40-row SQLite database at ``db`` (skipped when not installed)."""
+    if not SYSTEMS[system].installed():
+        pytest.skip(f"{system} is not installed")
+    dataset.write_sqlite(db, 40)
+    return importlib.import_module(SYSTEMS[system].runner).RUNNER(
+        Target.parse(str(db)), Config(rows=40, batch=7, repeat=1)
+    )
+
+
+def _assert_first_ages_incremented_and_rows_added(db: Path) -> None:
+    """The first 7 of 40 ages are one higher and the 7 rows ``make_rows`` gives next were added."""
     with sqlite3.connect(db) as conn:
         ages = conn.execute("SELECT age FROM person WHERE id <= 40 ORDER BY id").fetchall()
         added = conn.execute(
@@ -271,7 +375,7 @@ def test_dsn_password_is_not_recorded() -> None:
 @pytest.mark.postgres
 @pytest.mark.skipif(not os.environ.get("NEXTORM_TEST_POSTGRES"), reason="NEXTORM_TEST_POSTGRES is not set")
 def test_every_system_runs_on_postgres(tmp_path: Path) -> None:
-    """nextorm, raw, SQLAlchemy and Peewee run on PostgreSQL via psycopg 3; Pony needs psycopg2."""
+    """nextorm, raw, SQLAlchemy and Peewee run on PostgreSQL via psycopg 3 (async too); Pony needs psycopg2."""
     out = tmp_path / "pg.json"
     systems = [name for name, system in SYSTEMS.items() if system.installed()]
     dsn = os.environ["NEXTORM_TEST_POSTGRES"]
@@ -279,7 +383,8 @@ def test_every_system_runs_on_postgres(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["config"]["database"] == "postgres"
     for r in report["results"]:
-        if r["system"] == "pony" and importlib.util.find_spec("psycopg2") is None:
+        no_driver = r["system"] == "pony" and importlib.util.find_spec("psycopg2") is None
+        if no_driver or not _supported(r["system"], r["workload"]):
             assert r["status"] == "unsupported"
         else:
             assert r["status"] == "ok" and r["best"] > 0, r

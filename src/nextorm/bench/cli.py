@@ -135,7 +135,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--db",
         help="a SQLite file (recreated for every run; default: a temporary file, in RAM "
         "under /dev/shm where there is one, so disk flushes don't drown the ORMs' costs) or a "
-        "postgresql:// DSN of a scratch database (its table person is dropped and recreated)",
+        "postgresql:// DSN of a scratch database (its tables person, parent and child are dropped "
+        "and recreated)",
     )
     parser.add_argument("--json", metavar="FILE", help="write every figure, versions and machine info")
     parser.add_argument("--plot", metavar="FILE.png", help="write a bar chart of the ratios to raw")

@@ -12,14 +12,26 @@ from urllib.parse import urlsplit, urlunsplit
 
 TABLE = "person"
 COLUMNS = ("name", "email", "age", "score")
+#: every table the benchmark makes, in an order that can be dropped one by one
+TABLES = ("child", "parent", TABLE)
+#: children per parent in the relations (prefetch) workload
+CHILDREN_PER_PARENT = 10
 
 SQLITE_DDL = (
     "CREATE TABLE person (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
-    "email TEXT, age INTEGER NOT NULL, score REAL NOT NULL)"
+    "email TEXT, age INTEGER NOT NULL, score REAL NOT NULL)",
+    "CREATE TABLE parent (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL)",
+    "CREATE TABLE child (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+    "parent INTEGER NOT NULL REFERENCES parent (id))",
+    "CREATE INDEX idx_child__parent ON child (parent)",
 )
 POSTGRES_DDL = (
     "CREATE TABLE person (id SERIAL PRIMARY KEY, name TEXT NOT NULL, "
-    "email TEXT, age INTEGER NOT NULL, score DOUBLE PRECISION NOT NULL)"
+    "email TEXT, age INTEGER NOT NULL, score DOUBLE PRECISION NOT NULL)",
+    "CREATE TABLE parent (id SERIAL PRIMARY KEY, name TEXT NOT NULL)",
+    "CREATE TABLE child (id SERIAL PRIMARY KEY, name TEXT NOT NULL, "
+    "parent INTEGER NOT NULL REFERENCES parent (id))",
+    "CREATE INDEX idx_child__parent ON child (parent)",
 )
 
 Row = tuple[str, str | None, int, float]
@@ -71,6 +83,21 @@ def make_rows(count: int, start: int = 0) -> list[Row]:
     ]
 
 
+def parent_count(rows: int) -> int:
+    """Parents in a database of ``rows`` rows: one per ten, so there are about ``rows`` children."""
+    return max(1, rows // CHILDREN_PER_PARENT)
+
+
+def make_parents(count: int) -> list[tuple[str]]:
+    """Parent rows, ids ``1..count`` once inserted in order."""
+    return [(f"parent {i}",) for i in range(count)]
+
+
+def make_children(parents: int) -> list[tuple[str, int]]:
+    """Ten children per parent, interleaved across parents as rows added over time would be."""
+    return [(f"child {i}", i % parents + 1) for i in range(parents * CHILDREN_PER_PARENT)]
+
+
 def lookup_order(rows: int) -> list[int]:
     """Primary keys ``1..rows`` in a fixed shuffled order, the same for every system."""
     order = list(range(1, rows + 1))
@@ -79,19 +106,23 @@ def lookup_order(rows: int) -> list[int]:
 
 
 def write_sqlite(path: Path, rows: int) -> None:
-    """Create a SQLite file holding the ``person`` table with ``rows`` rows."""
+    """Create a SQLite file: ``person`` with ``rows`` rows, ``parent`` and ``child`` (see parent_count)."""
     remove_sqlite(path)
     conn = sqlite3.connect(path)
+    parents = parent_count(rows)
     try:
-        conn.execute(SQLITE_DDL)
+        for ddl in SQLITE_DDL:
+            conn.execute(ddl)
         conn.executemany("INSERT INTO person (name, email, age, score) VALUES (?, ?, ?, ?)", make_rows(rows))
+        conn.executemany("INSERT INTO parent (name) VALUES (?)", make_parents(parents))
+        conn.executemany("INSERT INTO child (name, parent) VALUES (?, ?)", make_children(parents))
         conn.commit()
     finally:
         conn.close()
 
 
 def check_sqlite_overwritable(path: Path) -> None:
-    """Refuse to overwrite a SQLite file that holds anything but a ``person`` table."""
+    """Refuse to overwrite a SQLite file that holds anything but the benchmark's tables."""
     if not path.exists():
         return
     try:
@@ -107,9 +138,9 @@ def check_sqlite_overwritable(path: Path) -> None:
             conn.close()
     except sqlite3.DatabaseError as exc:
         raise ValueError(f"{path} exists and is not a SQLite database: {exc}") from None
-    if names - {TABLE}:
+    if names - set(TABLES):
         raise ValueError(
-            f"{path} holds tables other than {TABLE!r} ({', '.join(sorted(names))}); "
+            f"{path} holds tables other than {', '.join(TABLES)} ({', '.join(sorted(names))}); "
             "nextorm-bench recreates its database for every run, give it a scratch file"
         )
 
@@ -127,25 +158,39 @@ def remove_sqlite(path: Path) -> None:
 
 
 def write_postgres(dsn: str, rows: int) -> None:
-    """Drop and recreate the ``person`` table in a PostgreSQL database, with ``rows`` rows."""
+    """Drop and recreate the benchmark's tables in a PostgreSQL database, filled as write_sqlite does."""
     import psycopg
 
+    parents = parent_count(rows)
+    contents = (
+        ("COPY person (name, email, age, score) FROM STDIN", make_rows(rows)),
+        ("COPY parent (name) FROM STDIN", make_parents(parents)),
+        ("COPY child (name, parent) FROM STDIN", make_children(parents)),
+    )
     with psycopg.connect(dsn) as conn:
-        conn.execute("DROP TABLE IF EXISTS person")
-        conn.execute(POSTGRES_DDL)
+        _drop_tables(conn)
+        for ddl in POSTGRES_DDL:
+            conn.execute(ddl)
         with conn.cursor() as cur:
-            with cur.copy("COPY person (name, email, age, score) FROM STDIN") as copy:
-                for row in make_rows(rows):
-                    copy.write_row(row)
-        conn.execute("ANALYZE person")
+            for sql, values in contents:
+                with cur.copy(sql) as copy:
+                    for row in values:
+                        copy.write_row(row)
+        for table in TABLES:
+            conn.execute(f"ANALYZE {table}")
 
 
 def drop_postgres(dsn: str) -> None:
-    """Drop the ``person`` table the benchmark made."""
+    """Drop the tables the benchmark made."""
     import psycopg
 
     with psycopg.connect(dsn) as conn:
-        conn.execute("DROP TABLE IF EXISTS person")
+        _drop_tables(conn)
+
+
+def _drop_tables(conn: Any) -> None:
+    for table in TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def postgres_url(dsn: str, driver: str) -> str:

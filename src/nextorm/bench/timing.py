@@ -13,12 +13,13 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 
-from nextorm.bench.runners import Timed
+from nextorm.bench.runners import AsyncTimed, Timed
 
 Setup = Callable[[], AbstractContextManager[Timed]]
+AsyncSetup = Callable[[], AbstractAsyncContextManager[AsyncTimed]]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,23 @@ def measure_time(setup: Setup, ops: int, repeat: int, warmup: int) -> Measuremen
             gc.collect()
             start = time.perf_counter_ns()
             result = run()
+            elapsed = time.perf_counter_ns() - start
+            del result
+        samples.append(elapsed / ops)
+    return Measurement(samples)
+
+
+async def ameasure_time(setup: AsyncSetup, ops: int, repeat: int, warmup: int) -> Measurement:
+    """``measure_time`` of an asynchronous workload, awaited in the running event loop."""
+    for _ in range(warmup):
+        async with setup() as run:
+            await run()
+    samples = []
+    for _ in range(repeat):
+        async with setup() as run:
+            gc.collect()
+            start = time.perf_counter_ns()
+            result = await run()
             elapsed = time.perf_counter_ns() - start
             del result
         samples.append(elapsed / ops)

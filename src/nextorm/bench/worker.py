@@ -8,6 +8,7 @@ Anything the system prints goes to stderr, so stdout carries only the result.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib
 import json
@@ -16,10 +17,10 @@ import traceback
 from typing import Any
 
 from nextorm.bench.dataset import Target
-from nextorm.bench.runners import Unsupported
+from nextorm.bench.runners import Runner, Unsupported
 from nextorm.bench.systems import SYSTEMS
-from nextorm.bench.timing import measure_memory, measure_time
-from nextorm.bench.workloads import WORKLOADS, Config
+from nextorm.bench.timing import Measurement, ameasure_time, measure_memory, measure_time
+from nextorm.bench.workloads import WORKLOADS, Config, Workload
 
 
 def run(system_name: str, workload_name: str, target: Target, config: Config) -> dict[str, Any]:
@@ -41,11 +42,13 @@ def run(system_name: str, workload_name: str, target: Target, config: Config) ->
     try:
         result["versions"] = runner.versions()
         result["info"] = runner.info()
-        setup = getattr(runner, workload.method, None)
-        if setup is None:
-            return {**result, "status": "unsupported", "note": "workload not implemented"}
-        measure = measure_memory if workload.kind == "memory" else measure_time
-        measurement = measure(setup, ops, config.repeat, config.warmup)
+        if getattr(runner, workload.method, None) is None:
+            note = runner.notes.get(workload_name) or "workload not implemented"
+            return {**result, "status": "unsupported", "note": note}
+        try:
+            measurement = measure(runner, workload, ops, config)
+        except Unsupported as exc:
+            return {**result, "status": "unsupported", "note": str(exc)}
     finally:
         runner.close()
     return {
@@ -56,6 +59,22 @@ def run(system_name: str, workload_name: str, target: Target, config: Config) ->
         "samples": measurement.samples,
         "note": runner.notes.get(workload_name, ""),
     }
+
+
+def measure(runner: Runner, workload: Workload, ops: int, config: Config) -> Measurement:
+    """Time (or trace) one workload; an asynchronous one in an event loop of its own."""
+    setup = getattr(runner, workload.method)
+    if workload.asynchronous:
+        return asyncio.run(_ameasure(runner, setup, ops, config))
+    measure_kind = measure_memory if workload.kind == "memory" else measure_time
+    return measure_kind(setup, ops, config.repeat, config.warmup)
+
+
+async def _ameasure(runner: Runner, setup: Any, ops: int, config: Config) -> Measurement:
+    try:
+        return await ameasure_time(setup, ops, config.repeat, config.warmup)
+    finally:
+        await runner.aclose()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -3,13 +3,16 @@
 A workload names a method that every runner may implement (see
 :class:`nextorm.bench.runners.Runner`). A runner without the method reports the
 workload as unsupported, so adding a workload is one entry here plus one method
-per system that can do it.
+per system that can do it. An asynchronous workload's methods are async context
+managers, measured inside an event loop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from nextorm.bench.dataset import parent_count
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Workload:
     count: Callable[[Config], int]
     description: str
     kind: str = "time"  # "time": ns per operation; "memory": bytes per entity
+    asynchronous: bool = False  # the runner method is an async context manager
 
     @property
     def unit(self) -> str:
@@ -91,6 +95,44 @@ WORKLOADS: dict[str, Workload] = {
             "Enter and leave an empty unit of work (db_session, Session.begin(), "
             "atomic()), per session. raw: conn.commit(), the DB-API's end of a unit of work, "
             "which sends nothing when no transaction is open.",
+        ),
+        Workload(
+            "prefetch",
+            "load N/10 parents with 10 children each (prefetch)",
+            "prefetch",
+            lambda c: parent_count(c.rows),
+            "Load every parent and its children with the system's eager loading (nextorm and "
+            "Pony prefetch(), SQLAlchemy selectinload(), Peewee prefetch()), then read every "
+            "child's name through its parent's collection, per parent; a lazy load per parent "
+            "would show. raw: two SELECTs and a dict grouping children by parent id.",
+        ),
+        Workload(
+            "async-load",
+            "asyncio: load N rows as objects",
+            "async_load",
+            lambda c: c.rows,
+            "As load, awaited in an open async session (AsyncDatabase + afetch(), SQLAlchemy "
+            "AsyncSession), per row. raw: the asyncio driver's fetchall() (aiosqlite, psycopg "
+            "AsyncConnection).",
+            asynchronous=True,
+        ),
+        Workload(
+            "async-update",
+            "asyncio: update M objects and commit",
+            "async_update",
+            lambda c: c.batch,
+            "As update, awaited: increment age on M loaded objects and await the commit, per "
+            "object. raw: the asyncio driver's executemany UPDATE, then commit.",
+            asynchronous=True,
+        ),
+        Workload(
+            "async-insert",
+            "asyncio: insert M objects and commit",
+            "async_insert",
+            lambda c: c.batch,
+            "As insert, awaited: create M new objects and await the commit, per object. raw: "
+            "the asyncio driver's executemany INSERT, then commit.",
+            asynchronous=True,
         ),
         Workload(
             "memory",

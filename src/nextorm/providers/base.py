@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import weakref
 from collections.abc import Sequence
@@ -13,6 +14,21 @@ from ..steps import Result
 from ..exceptions import DatabaseError, OrmError
 
 __all__ = ["Provider"]
+
+
+def _fetch_all(fetchall: Any) -> list[Any]:
+    """``fetchall()`` with the cyclic garbage collector paused, as materialization does next.
+
+    A large result allocates one tuple per row while every object already loaded is alive; the
+    collector would sweep that growing heap again and again without finding garbage.
+    """
+    if not gc.isenabled():
+        return fetchall()  # type: ignore[no-any-return]
+    gc.disable()
+    try:
+        return fetchall()  # type: ignore[no-any-return]
+    finally:
+        gc.enable()
 
 
 class Provider:
@@ -157,7 +173,7 @@ class Provider:
         try:
             cursor = conn.execute(sql, params)
             description = cursor.description
-            rows = cursor.fetchall() if description is not None else []
+            rows = _fetch_all(cursor.fetchall) if description is not None else []
         except Exception as exc:
             raise self.translate_error(exc) from exc
         return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))
@@ -227,7 +243,7 @@ class Provider:
         try:
             cursor = await conn.execute(sql, params)
             description = cursor.description
-            rows = list(await cursor.fetchall()) if description is not None else []
+            rows = list(await cursor.fetchall()) if description is not None else []  # fetched in the driver's thread
         except Exception as exc:
             raise self.translate_error(exc) from exc
         return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))

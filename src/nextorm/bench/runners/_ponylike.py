@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from nextorm.bench.dataset import Target, lookup_order, make_rows
-from nextorm.bench.runners import Runner, Timed, read_attributes
+from nextorm.bench.runners import Runner, Timed, read_attributes, read_children
 from nextorm.bench.workloads import Config
 
 
@@ -20,8 +20,15 @@ class PonyLikeRunner(Runner):
 
     def __init__(self, target: Target, config: Config) -> None:
         super().__init__(target, config)
+        db = self.orm.Database()
+        self.Person, self.Parent, self.Child = self.declare(db)
+        self.bind(db)
+        db.generate_mapping(create_tables=False)
+        self.db = db
+
+    def declare(self, db: Any) -> tuple[Any, Any, Any]:
+        """Declare ``Person``, ``Parent`` and ``Child`` on ``db``, mapped to the benchmark's tables."""
         orm = self.orm
-        db = orm.Database()
 
         class Person(db.Entity):  # type: ignore[name-defined,misc]
             _table_ = "person"
@@ -31,10 +38,19 @@ class PonyLikeRunner(Runner):
             age = orm.Required(int)
             score = orm.Required(float)
 
-        self.bind(db)
-        db.generate_mapping(create_tables=False)
-        self.db = db
-        self.Person: Any = Person
+        class Parent(db.Entity):  # type: ignore[name-defined,misc]
+            _table_ = "parent"
+            id = orm.PrimaryKey(int, auto=True)
+            name = orm.Required(str)
+            children = orm.Set("Child")
+
+        class Child(db.Entity):  # type: ignore[name-defined,misc]
+            _table_ = "child"
+            id = orm.PrimaryKey(int, auto=True)
+            name = orm.Required(str)
+            parent = orm.Required(Parent)
+
+        return Person, Parent, Child
 
     def bind(self, db: Any) -> None:
         """Bind the database to the target."""
@@ -106,6 +122,18 @@ class PonyLikeRunner(Runner):
             for name, email, age, score in values:
                 Person(name=name, email=email, age=age, score=score)
             commit()
+
+        with self.orm.db_session:
+            yield run
+
+    @contextmanager
+    def prefetch(self) -> Iterator[Timed]:
+        """``Parent.select().prefetch(Parent.children)[:]``, then every child's name."""
+        Parent = self.Parent
+
+        def run() -> tuple[int, int]:
+            parents = Parent.select().prefetch(Parent.children)[:]
+            return len(parents), read_children(parents)
 
         with self.orm.db_session:
             yield run

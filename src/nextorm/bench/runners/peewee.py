@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import peewee
+from peewee import prefetch
 from playhouse.db_url import connect
 
 from nextorm.bench.dataset import Target, lookup_order, make_rows
-from nextorm.bench.runners import Runner, Timed, read_attributes
+from nextorm.bench.runners import Runner, Timed, read_attributes, read_children
 from nextorm.bench.workloads import Config
 
 
@@ -28,6 +29,10 @@ class PeeweeRunner(Runner):
         "update": "save() per object in atomic()",
         "insert": "create() per object in atomic()",
         "session": "atomic(): BEGIN/COMMIT",
+        "prefetch": "prefetch(): children WHERE parent IN (subquery)",
+        "async-load": "not measured: Peewee 4's playhouse.pwasyncio is not wired in",
+        "async-update": "not measured: Peewee 4's playhouse.pwasyncio is not wired in",
+        "async-insert": "not measured: Peewee 4's playhouse.pwasyncio is not wired in",
     }
 
     def __init__(self, target: Target, config: Config) -> None:
@@ -48,9 +53,28 @@ class PeeweeRunner(Runner):
                 database = db
                 table_name = "person"
 
+        class Parent(peewee.Model):
+            id = peewee.AutoField()
+            name = peewee.TextField()
+
+            class Meta:
+                database = db
+                table_name = "parent"
+
+        class Child(peewee.Model):
+            id = peewee.AutoField()
+            name = peewee.TextField()
+            parent = peewee.ForeignKeyField(Parent, backref="children", column_name="parent")
+
+            class Meta:
+                database = db
+                table_name = "child"
+
         db.connect()
         self.db = db
         self.Person: Any = Person
+        self.Parent: Any = Parent
+        self.Child: Any = Child
 
     def versions(self) -> dict[str, str]:
         """Peewee's version (and psycopg's on PostgreSQL)."""
@@ -113,6 +137,17 @@ class PeeweeRunner(Runner):
             with db.atomic():
                 for name, email, age, score in values:
                     Person.create(name=name, email=email, age=age, score=score)
+
+        yield run
+
+    @contextmanager
+    def prefetch(self) -> Iterator[Timed]:
+        """``prefetch(Parent.select(), Child.select())``, then every child's name."""
+        Parent, Child = self.Parent, self.Child
+
+        def run() -> tuple[int, int]:
+            parents = prefetch(Parent.select(), Child.select())
+            return len(parents), read_children(parents)
 
         yield run
 

@@ -17,6 +17,7 @@ class PonyRunner(PonyLikeRunner):
 
     orm: ClassVar[ModuleType] = pony.orm
     distributions = ("pony",)
+    notes = {name: "Pony has no asyncio API" for name in ("async-load", "async-update", "async-insert")}
     # Pony stores None in an Optional(str) as '' unless told the column is nullable.
     email_options = {"nullable": True}
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import importlib.metadata
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from nextorm.bench.dataset import Target, connect_raw, lookup_order, make_rows
-from nextorm.bench.runners import Runner, Timed
+from nextorm.bench.runners import AsyncTimed, Runner, Timed, driver_versions, require_modules
 from nextorm.bench.workloads import Config
 
 
 class RawRunner(Runner):
-    """sqlite3 (or psycopg 3 for PostgreSQL) with hand-written SQL."""
+    """sqlite3 (or psycopg 3 for PostgreSQL) with hand-written SQL; aiosqlite (or psycopg async) for asyncio."""
 
     notes = {
         "pk-lookup": "dict lookup",
@@ -22,11 +22,17 @@ class RawRunner(Runner):
         "update": "executemany",
         "insert": "executemany",
         "session": "conn.commit()",
+        "prefetch": "two SELECTs, dict of lists",
+        "async-update": "executemany",
+        "async-insert": "executemany",
     }
 
     def __init__(self, target: Target, config: Config) -> None:
         super().__init__(target, config)
         self.conn = connect_raw(target)
+        self.aconn: Any = None
+        self.select_parents = "SELECT id, name FROM parent"
+        self.select_children = "SELECT id, name, parent FROM child"
         mark = "%s" if target.is_postgres else "?"
         self.select_all = "SELECT id, name, email, age, score FROM person"
         self.select_batch = f"{self.select_all} WHERE id <= {mark}"
@@ -36,14 +42,38 @@ class RawRunner(Runner):
         )
 
     def versions(self) -> dict[str, str]:
-        """The driver's version and, for SQLite, the library's."""
+        """The drivers' versions and, for SQLite, the library's."""
         if self.target.is_postgres:
             return {"psycopg": importlib.metadata.version("psycopg")}
-        return {"sqlite": sqlite3.sqlite_version}
+        return {"sqlite": sqlite3.sqlite_version, **driver_versions(self.target)}
 
     def close(self) -> None:
         """Close the connection."""
         self.conn.close()
+
+    async def aclose(self) -> None:
+        """Close the asyncio connection."""
+        if self.aconn is not None:
+            await self.aconn.close()
+
+    async def async_connection(self) -> Any:
+        """The asyncio connection (aiosqlite, or psycopg's AsyncConnection), opened on first use."""
+        if self.aconn is None:
+            if self.target.is_postgres:
+                import psycopg
+
+                self.aconn = await psycopg.AsyncConnection.connect(self.target.location)
+            else:
+                require_modules("aiosqlite", purpose="the asyncio floor on SQLite")
+                import aiosqlite
+
+                self.aconn = await aiosqlite.connect(self.target.location)
+        return self.aconn
+
+    async def _afetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        cursor = await self.aconn.execute(sql, params)
+        rows: list[tuple[Any, ...]] = list(await cursor.fetchall())
+        return rows
 
     def _fetch(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
         rows: list[tuple[Any, ...]] = self.conn.execute(sql, params).fetchall()
@@ -108,6 +138,25 @@ class RawRunner(Runner):
         yield run
 
     @contextmanager
+    def prefetch(self) -> Iterator[Timed]:
+        """Fetch the parents, then the children grouped by parent id; read every child's name."""
+
+        def run() -> tuple[int, int]:
+            parents = self._fetch(self.select_parents)
+            children: dict[int, list[tuple[Any, ...]]] = {}
+            for child in self._fetch(self.select_children):
+                children.setdefault(child[2], []).append(child)
+            count = 0
+            for parent in parents:
+                for child in children.get(parent[0], ()):
+                    child[1]
+                    count += 1
+            return len(parents), count
+
+        yield run
+        self.conn.commit()
+
+    @contextmanager
     def empty_session(self) -> Iterator[Timed]:
         """``conn.commit()``: the DB-API's end of a unit of work, a no-op with none open."""
         commit = self.conn.commit
@@ -118,6 +167,44 @@ class RawRunner(Runner):
                 commit()
 
         yield run
+
+    @asynccontextmanager
+    async def async_load(self) -> AsyncIterator[AsyncTimed]:
+        """Fetch every row into a list of tuples, awaited."""
+        conn = await self.async_connection()
+        yield lambda: self._afetch(self.select_all)
+        await conn.commit()
+
+    @asynccontextmanager
+    async def async_update(self) -> AsyncIterator[AsyncTimed]:
+        """Increment age of the first M rows with one awaited executemany, then commit."""
+        conn = await self.async_connection()
+        rows = await self._afetch(self.select_batch, self.config.batch)
+
+        async def run() -> None:
+            await self._aexecutemany(self.update_sql, [(row[3] + 1, row[0]) for row in rows])
+            await conn.commit()
+
+        yield run
+
+    @asynccontextmanager
+    async def async_insert(self) -> AsyncIterator[AsyncTimed]:
+        """Insert M rows with one awaited executemany, then commit."""
+        conn = await self.async_connection()
+        values = make_rows(self.config.batch, start=self.config.rows)
+
+        async def run() -> None:
+            await self._aexecutemany(self.insert_sql, values)
+            await conn.commit()
+
+        yield run
+
+    async def _aexecutemany(self, sql: str, rows: list[Any]) -> None:
+        if self.target.is_postgres:
+            async with self.aconn.cursor() as cursor:
+                await cursor.executemany(sql, rows)
+        else:
+            await self.aconn.executemany(sql, rows)
 
 
 RUNNER = RawRunner

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy import ForeignKey, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload, sessionmaker
 
 from nextorm.bench.dataset import Target, lookup_order, make_rows, postgres_url
-from nextorm.bench.runners import Runner, Timed, Unsupported, read_attributes
+from nextorm.bench.runners import (
+    AsyncTimed,
+    Runner,
+    Timed,
+    Unsupported,
+    driver_versions,
+    read_attributes,
+    read_children,
+    require_modules,
+)
 from nextorm.bench.workloads import Config
 
 
@@ -20,7 +28,12 @@ class SQLAlchemyRunner(Runner):
     """SQLAlchemy's 2.0-style ORM with default settings."""
 
     distributions = ("sqlalchemy",)
-    notes = {"session": "sessionmaker.begin()"}
+    notes = {
+        "session": "sessionmaker.begin()",
+        "async-load": "AsyncSession",
+        "async-update": "AsyncSession, expire_on_commit=False",
+        "async-insert": "AsyncSession, expire_on_commit=False",
+    }
 
     def __init__(self, target: Target, config: Config) -> None:
         super().__init__(target, config)
@@ -38,24 +51,60 @@ class SQLAlchemyRunner(Runner):
             age: Mapped[int]
             score: Mapped[float]
 
-        if target.is_postgres:
-            url = postgres_url(target.location, "psycopg")
-        else:
-            url = f"sqlite:///{target.location}"
-        self.engine = create_engine(url)
+        class Parent(Base):
+            __tablename__ = "parent"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            name: Mapped[str]
+            children: Mapped[list[Child]] = relationship(back_populates="parent")
+
+        class Child(Base):
+            __tablename__ = "child"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            name: Mapped[str]
+            parent_id: Mapped[int] = mapped_column("parent", ForeignKey("parent.id"))
+            parent: Mapped[Parent] = relationship(back_populates="children")
+
+        self.engine = create_engine(self.url("psycopg", "pysqlite"))
         self.Session = sessionmaker(self.engine)
         self.Person: Any = Person
+        self.Parent: Any = Parent
+        # The class registry holds weak references: keep Child alive for Parent.children to resolve.
+        self.Child: Any = Child
+        self.async_engine: Any = None
+
+    def url(self, postgres_driver: str, sqlite_driver: str) -> str:
+        """The target's SQLAlchemy URL with the given driver."""
+        if self.target.is_postgres:
+            return postgres_url(self.target.location, postgres_driver)
+        return f"sqlite+{sqlite_driver}:///{self.target.location}"
 
     def versions(self) -> dict[str, str]:
-        """SQLAlchemy's version (and psycopg's on PostgreSQL)."""
-        found = super().versions()
-        if self.target.is_postgres:
-            found["psycopg"] = importlib.metadata.version("psycopg")
-        return found
+        """SQLAlchemy's version and its drivers'."""
+        return {**super().versions(), **driver_versions(self.target)}
 
     def close(self) -> None:
         """Dispose of the engine's pool."""
         self.engine.dispose()
+
+    async def aclose(self) -> None:
+        """Dispose of the asyncio engine's pool."""
+        if self.async_engine is not None:
+            await self.async_engine.dispose()
+
+    def async_sessionmaker(self) -> Any:
+        """An ``async_sessionmaker`` on an asyncio engine (aiosqlite or psycopg async), made on first use.
+
+        ``expire_on_commit=False`` as SQLAlchemy's asyncio documentation advises: expired
+        attributes cannot be loaded lazily in asyncio.
+        """
+        if self.async_engine is None:
+            needed = ("greenlet",) if self.target.is_postgres else ("greenlet", "aiosqlite")
+            require_modules(*needed, purpose="SQLAlchemy's asyncio extension")
+            from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+            self.async_engine = create_async_engine(self.url("psycopg", "aiosqlite"))
+            self.AsyncSession = async_sessionmaker(self.async_engine, expire_on_commit=False)
+        return self.AsyncSession
 
     @contextmanager
     def load(self) -> Iterator[Timed]:
@@ -117,6 +166,19 @@ class SQLAlchemyRunner(Runner):
             yield run
 
     @contextmanager
+    def prefetch(self) -> Iterator[Timed]:
+        """``select(Parent).options(selectinload(Parent.children))``, then every child's name."""
+        Parent = self.Parent
+        query = select(Parent).options(selectinload(Parent.children))
+        with self.Session() as session:
+
+            def run() -> tuple[int, int]:
+                parents = session.scalars(query).all()
+                return len(parents), read_children(parents)
+
+            yield run
+
+    @contextmanager
     def empty_session(self) -> Iterator[Timed]:
         """``with Session.begin(): pass`` (a session that commits on exit, like db_session)."""
         factory = self.Session
@@ -128,6 +190,48 @@ class SQLAlchemyRunner(Runner):
                     pass
 
         yield run
+
+    @asynccontextmanager
+    async def async_load(self) -> AsyncIterator[AsyncTimed]:
+        """``(await session.scalars(select(Person))).all()`` in a fresh AsyncSession."""
+        factory = self.async_sessionmaker()
+        query = select(self.Person)
+        async with factory() as session:
+
+            async def run() -> Any:
+                return (await session.scalars(query)).all()
+
+            yield run
+
+    @asynccontextmanager
+    async def async_update(self) -> AsyncIterator[AsyncTimed]:
+        """``obj.age += 1`` on M loaded objects, then ``await session.commit()``."""
+        factory = self.async_sessionmaker()
+        Person = self.Person
+        async with factory() as session:
+            objs = (await session.scalars(select(Person).where(Person.id <= self.config.batch))).all()
+
+            async def run() -> None:
+                for obj in objs:
+                    obj.age += 1
+                await session.commit()
+
+            yield run
+
+    @asynccontextmanager
+    async def async_insert(self) -> AsyncIterator[AsyncTimed]:
+        """``session.add(Person(...))`` M times, then ``await session.commit()``."""
+        factory = self.async_sessionmaker()
+        Person = self.Person
+        values = make_rows(self.config.batch, start=self.config.rows)
+        async with factory() as session:
+
+            async def run() -> None:
+                for name, email, age, score in values:
+                    session.add(Person(name=name, email=email, age=age, score=score))
+                await session.commit()
+
+            yield run
 
 
 RUNNER = SQLAlchemyRunner
