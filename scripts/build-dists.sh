@@ -70,5 +70,5 @@ import sys
 for path in sys.argv[1:]:
     name = os.path.basename(path)
     tags = "sdist" if name.endswith(".tar.gz") else "-".join(name[: -len(".whl")].split("-")[2:])
-    print(f"{name:70}  {tags:48}  {os.path.getsize(path) / 1024:8.1f} KiB")
+    print(f"{name}\n    tags {tags}, {os.path.getsize(path) / 1024:.1f} KiB")
 PY

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test suite against the nextorm installed in a Python environment:
 #
-#   bash scripts/test.sh [--python PY] [--installed] [--pure] [pytest args...]
+#   bash scripts/test.sh [--python PY] [--installed] [--pure] [test paths] [pytest options]
 #
 # By default the suite runs twice, on the compiled hot path and then on the pure-Python twin
 # (NEXTORM_NO_EXTENSIONS=1), and stops first if the compiled build did not load, so a broken
@@ -29,6 +29,21 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ -n "$python" ]] || { echo "scripts/test.sh: no python on PATH; pass --python" >&2; exit 2; }
+
+# Test paths (tests/test_session.py, tests/test_x.py::test_y) are made absolute; without any,
+# the whole of tests/ runs. Everything else is handed to pytest as it is, so a path inside an
+# option (--ignore=...) must be absolute: pytest runs from the scratch directory.
+paths=()
+options=()
+for arg in "$@"; do
+    file="${arg%%::*}"
+    if [[ "$arg" != -* && -e "$file" ]]; then
+        paths+=("$(cd "$(dirname "$file")" && pwd)/$(basename "$file")${arg#"$file"}")
+    else
+        options+=("$arg")
+    fi
+done
+[[ ${#paths[@]} -gt 0 ]] || paths=("$repo/tests")
 
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
@@ -58,16 +73,16 @@ elif not nextorm.COMPILED:
              "build it with: pip install .  (a C compiler and Cython are needed)")
 PY
 
-pytest=("$python" -s -m pytest "$repo/tests" -p no:cacheprovider --rootdir "$repo")
+pytest=("$python" -s -m pytest "${paths[@]}" -p no:cacheprovider --rootdir "$repo" ${options[@]+"${options[@]}"})
 if [[ "$pure" == 1 ]]; then
     echo "== test suite: pure-Python wheel =="
-    env -u NEXTORM_NO_EXTENSIONS "${pytest[@]}" --no-c-extensions "$@"
+    env -u NEXTORM_NO_EXTENSIONS "${pytest[@]}" --no-c-extensions
     exit
 fi
 # Both runs happen even when the first fails, so one CI run reports both implementations.
 status=0
 echo "== test suite: compiled hot path =="
-env -u NEXTORM_NO_EXTENSIONS "${pytest[@]}" "$@" || status=$?
+env -u NEXTORM_NO_EXTENSIONS "${pytest[@]}" || status=$?
 echo "== test suite: pure-Python twin (NEXTORM_NO_EXTENSIONS=1) =="
-NEXTORM_NO_EXTENSIONS=1 "${pytest[@]}" "$@" || status=$?
+NEXTORM_NO_EXTENSIONS=1 "${pytest[@]}" || status=$?
 exit "$status"

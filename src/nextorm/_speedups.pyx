@@ -522,6 +522,14 @@ cdef list _materialize_rows(
 
 # -- the session variable and dict access ----------------------------------------------------------
 
+cdef inline bint _foreign(object session) except -1:
+    """Whether ``session`` is not the session of this thread or task (the pure twin's ``_foreign``)."""
+    if session is not _current():
+        return True
+    owner = session.owner
+    return owner is not None and owner is not current_task()
+
+
 cdef inline object _current():
     """The current session (``current_session.get()``)."""
     cdef PyObject* value = NULL
@@ -668,9 +676,9 @@ cdef inline bint _must_check_assign(Column column, object cache, int status) exc
             not known.is_alive
             or status >= _DELETED
             or column.readonly
-            or known.session is not _current()
+            or _foreign(known.session)
         )
-    return not cache.is_alive or status >= _DELETED or column.readonly or cache.session is not _current()
+    return not cache.is_alive or status >= _DELETED or column.readonly or _foreign(cache.session)
 
 
 cdef int _save_original(EntityBase entity, Py_ssize_t index, object old) except -1:
@@ -715,7 +723,7 @@ cdef int _set_generic(Column column, object obj, object value) except -1:
         not cache.is_alive
         or status >= _DELETED
         or column.readonly
-        or cache.session is not _current()
+        or _foreign(cache.session)
     ):
         column._check_assign_(obj, value)
     value = column._validate_(obj, value)

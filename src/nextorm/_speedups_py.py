@@ -164,7 +164,7 @@ class Column:
             not cache.is_alive
             or status >= DELETED
             or self.readonly
-            or cache.session is not current_session.get()
+            or _foreign(cache.session)
         ):
             self._check_assign_(obj, value)
         value = self._validate_(obj, value)
@@ -217,6 +217,14 @@ class Column:
         except AttributeError:
             return False
         return True
+
+
+def _foreign(session: Any) -> bool:
+    """Whether ``session`` is not the session of this thread or task (an inherited one is foreign)."""
+    if session is not current_session.get():
+        return True
+    owner = session.owner
+    return owner is not None and owner is not current_task()
 
 
 def current_task() -> Any:

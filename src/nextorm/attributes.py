@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import _impl
-from ._impl import CREATED, DELETED, GONE, current_session
+from ._impl import CREATED, DELETED, GONE
 from .exceptions import (
     ConstraintError,
     DatabaseSessionIsOver,
@@ -28,6 +28,7 @@ from .relations import (
     relink,
     seed,
 )
+from .session import active_session
 from .types import Json, column_type_for
 
 __all__ = ["Attribute", "PrimaryKey", "Required", "Optional", "Set", "composite_key", "desc"]
@@ -174,7 +175,7 @@ class Attribute(_impl.Column):
 
     def _load_(self, obj: Any) -> Any:
         cache = obj._cache_
-        if cache.session is not current_session.get():
+        if cache.session is not active_session():
             raise TransactionError(f"Object {obj!r} doesn't belong to current transaction")
         if obj._status_ == CREATED:
             cache.flush()
@@ -206,7 +207,7 @@ class Attribute(_impl.Column):
             raise ReadOnlyAttributeError(
                 f"Cannot change value of primary key attribute {self.qualname} of {obj!r} to {value!r}"
             )
-        if cache.session is not current_session.get():
+        if cache.session is not active_session():
             raise TransactionError(f"An attempt to mix objects belonging to different transactions: {obj!r}")
 
     def _before_change_(self, obj: Any, old: Any, new: Any) -> None:

@@ -388,6 +388,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
             raise TransactionError(f"Object {self!r} doesn't belong to current transaction")
         cls = type(self)
         if cls._references_ or cls._collections_:
+            yield cache, "ready", ()  # a blocking delete on an async database stops before any change
             yield from unlink_steps(self)
             if self._status_ >= DELETED:
                 return  # a cascade came back to this object and deleted it

@@ -110,15 +110,20 @@ class Session(SessionBase):
         caches = list(self.caches.values())
         if not caches:
             return
+        yield from self._ready_steps(caches)
         try:
             for cache in caches:
                 yield from cache.flush_steps()
+        except GeneratorExit:
+            raise
         except BaseException:
             yield from self.rollback_steps()
             raise
         primary, others = caches[0], caches[1:]
         try:
             yield primary, "commit_db", ()
+        except GeneratorExit:
+            raise
         except BaseException as exc:
             yield from self.rollback_steps()
             if isinstance(exc, TransactionIntegrityError):
@@ -129,12 +134,14 @@ class Session(SessionBase):
         for cache in others:
             try:
                 yield cache, "commit_db", ()
+            except GeneratorExit:
+                raise
             except BaseException as exc:
                 failed.append((cache.db, exc))
                 self.caches.pop(cache.db, None)
                 try:
                     yield cache, "close_db", (True,)
-                except BaseException:
+                except Exception:
                     pass  # the commit failure is the one to report
             else:
                 committed.append(cache.db)
@@ -149,11 +156,14 @@ class Session(SessionBase):
         """Roll every database back and detach every object of the session."""
         errors = []
         caches = list(self.caches.values())
+        yield from self._ready_steps(caches)
         self.caches.clear()
         self.maps.clear()
         for cache in caches:
             try:
                 yield cache, "close_db", (True,)
+            except GeneratorExit:
+                raise
             except BaseException as exc:
                 errors.append(exc)
         if errors:
@@ -162,9 +172,17 @@ class Session(SessionBase):
     def close_steps(self) -> Steps[None]:
         """End the session: release connections; objects keep their loaded values."""
         caches = list(self.caches.values())
+        yield from self._ready_steps(caches)
         self.caches.clear()
         for cache in caches:
             yield cache, "close_db", (cache.in_transaction,)
+
+    @staticmethod
+    def _ready_steps(caches: list[Any]) -> Steps[None]:
+        """Before any change of state: a blocking call on an async database stops here."""
+        for cache in caches:
+            if cache.is_async:
+                yield cache, "ready", ()
 
     def flush(self) -> None:
         run_sync(self.flush_steps(), "await aflush()")
@@ -244,6 +262,12 @@ class SessionCache(CacheBase):
             self.provider.begin(conn, immediate=True, serializable=self.session.manager.serializable)
             self.in_transaction = True
         return conn
+
+    def ready(self) -> None:
+        """Nothing: the request a step sequence makes before it changes any state."""
+
+    async def aready(self) -> None:
+        """Nothing, awaited."""
 
     def begin(self) -> None:
         """Start a write transaction unless one is open."""
@@ -497,6 +521,8 @@ class SessionCache(CacheBase):
                 self._queue_json_changes()
             if not self.dirty and not self.m2m:
                 return
+        # before any change of state: a blocking flush of an async database stops here
+        yield self, "ready", ()
         self.flushing = True
         self.generation += 1
         try:
@@ -515,6 +541,8 @@ class SessionCache(CacheBase):
             else:
                 if self.dirty:
                     raise TransactionError("Recursion depth limit reached in obj._after_save_() call")
+        except GeneratorExit:
+            raise
         except BaseException:
             self.flushing = False
             yield from self.session.rollback_steps()
