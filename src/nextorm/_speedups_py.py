@@ -46,21 +46,22 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "CREATED",
-    "LOADED",
-    "MODIFIED",
     "DELETED",
     "GONE",
-    "current_session",
+    "LOADED",
+    "MODIFIED",
+    "CacheBase",
+    "Column",
     "EntityBase",
     "EntityMetaBase",
-    "Column",
     "SessionBase",
-    "CacheBase",
+    "current_session",
     "current_task",
     "enter_session",
     "exit_session",
@@ -86,7 +87,7 @@ _PLAIN_KEY_TYPES = (int, str)
 class SessionBase:
     """State of one outermost db_session: identity maps, owner task, caches, nesting depth."""
 
-    __slots__ = ("maps", "owner", "manager", "caches", "depth", "token", "__weakref__", "__dict__")
+    __slots__ = ("__dict__", "__weakref__", "caches", "depth", "manager", "maps", "owner", "token")
 
     def __init__(self, manager: Any) -> None:
         self.maps: dict[type, dict[Any, Any]] = {}
@@ -100,7 +101,7 @@ class SessionBase:
 class CacheBase:
     """Per-database state of one session: liveness, strictness, dirty queue."""
 
-    __slots__ = ("session", "is_alive", "strict", "dirty", "__weakref__", "__dict__")
+    __slots__ = ("__dict__", "__weakref__", "dirty", "is_alive", "session", "strict")
 
     def __init__(self, session: Any, strict: bool = False) -> None:
         self.session = session
@@ -112,7 +113,7 @@ class CacheBase:
 class EntityBase:
     """Per-instance session state shared by every entity."""
 
-    __slots__ = ("_cache_", "_status_", "_rbits_", "_wbits_", "_orig_")
+    __slots__ = ("_cache_", "_orig_", "_rbits_", "_status_", "_wbits_")
 
     def _init_state_(self, cache: CacheBase, status: int) -> None:
         """Attach a new object to ``cache`` with ``status`` and no tracked bits."""
@@ -126,7 +127,7 @@ class EntityBase:
 class Column:
     """Data descriptor of one column: tracked reads and writes of a slot."""
 
-    __slots__ = ("index", "bit", "tracked", "readonly", "_slot_get", "_slot_set", "_slot_del", "__dict__")
+    __slots__ = ("__dict__", "_slot_del", "_slot_get", "_slot_set", "bit", "index", "readonly", "tracked")
 
     def __init__(self) -> None:
         self.index = -1
@@ -160,12 +161,7 @@ class Column:
     def __set__(self, obj: Any, value: Any) -> None:
         cache = obj._cache_
         status = obj._status_
-        if (
-            not cache.is_alive
-            or status >= DELETED
-            or self.readonly
-            or _foreign(cache.session)
-        ):
+        if not cache.is_alive or status >= DELETED or self.readonly or _foreign(cache.session):
             self._check_assign_(obj, value)
         value = self._validate_(obj, value)
         try:

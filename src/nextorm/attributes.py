@@ -31,7 +31,7 @@ from .relations import (
 from .session import active_session
 from .types import Json, column_type_for
 
-__all__ = ["Attribute", "PrimaryKey", "Required", "Optional", "Set", "composite_key", "desc"]
+__all__ = ["Attribute", "Optional", "PrimaryKey", "Required", "Set", "composite_key", "desc"]
 
 _OPTIONS = frozenset(
     {
@@ -64,7 +64,7 @@ def status_word(status: int) -> str:
 
 def is_entity_reference(py_type: Any) -> bool:
     """Whether ``py_type`` names another entity (a class or a forward-reference string)."""
-    return isinstance(py_type, str) or isinstance(py_type, type) and issubclass(py_type, _impl.EntityBase)
+    return isinstance(py_type, str) or (isinstance(py_type, type) and issubclass(py_type, _impl.EntityBase))
 
 
 class Attribute(_impl.Column):
@@ -91,7 +91,9 @@ class Attribute(_impl.Column):
         super().__init__()
         unknown = set(options) - _OPTIONS
         if unknown:
-            raise TypeError(f"Attribute {self.__class__.__name__}({py_type!r}) has unknown option {sorted(unknown)[0]!r}")
+            raise TypeError(
+                f"Attribute {self.__class__.__name__}({py_type!r}) has unknown option {sorted(unknown)[0]!r}"
+            )
         Attribute._counter += 1
         self.order = Attribute._counter
         self.py_type = py_type
@@ -124,7 +126,9 @@ class Attribute(_impl.Column):
                 if len(args) == 2:
                     self.scale = args[1]
             else:
-                raise TypeError(f"Unexpected positional arguments for {self.__class__.__name__}({py_type!r}): {args!r}")
+                raise TypeError(
+                    f"Unexpected positional arguments for {self.__class__.__name__}({py_type!r}): {args!r}"
+                )
         self._set_column_type_()
 
     def _set_column_type_(self) -> None:
@@ -185,20 +189,26 @@ class Attribute(_impl.Column):
 
     def _read_after_session_(self, obj: Any) -> Any:
         if obj._cache_.strict:
-            raise DatabaseSessionIsOver(f"Cannot read value of {obj!r}.{self.name}: the database session is over")
+            raise DatabaseSessionIsOver(
+                f"Cannot read value of {obj!r}.{self.name}: the database session is over"
+            )
         if not self.is_loaded(obj):
-            raise DatabaseSessionIsOver(f"Cannot load attribute {obj!r}.{self.name}: the database session is over")
+            raise DatabaseSessionIsOver(
+                f"Cannot load attribute {obj!r}.{self.name}: the database session is over"
+            )
         return self.get_raw(obj)
 
     def _deleted_(self, obj: Any) -> Any:
-        if obj._status_ == DELETED or self.is_pk and self.is_loaded(obj):
+        if obj._status_ == DELETED or (self.is_pk and self.is_loaded(obj)):
             return self.get_raw(obj)
         raise OperationWithDeletedObjectError(f"{obj!r} was {status_word(obj._status_)}")
 
     def _check_assign_(self, obj: Any, value: Any) -> None:
         cache = obj._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(f"Cannot assign new value to {obj!r}.{self.name}: the database session is over")
+            raise DatabaseSessionIsOver(
+                f"Cannot assign new value to {obj!r}.{self.name}: the database session is over"
+            )
         if obj._status_ >= DELETED:
             raise OperationWithDeletedObjectError(f"{obj!r} was {status_word(obj._status_)}")
         if self.readonly:

@@ -17,15 +17,17 @@ from .exceptions import (
     TransactionError,
 )
 from .providers import Provider, get_provider
-from .relations import resolve_relations
 from .query import caller_namespace
+from .relations import resolve_relations
 from .session import active_session, db_session, require_session
 from .steps import Result, Steps, run_async, run_sync
 
-__all__ = ["Database", "AsyncDatabase"]
+__all__ = ["AsyncDatabase", "Database"]
 
 # ``$name``, ``$name.attr`` or ``$(expression)`` outside quoted SQL text; ``$$`` is a literal ``$``
-_SQL_TOKENS = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)|\$([A-Za-z_][\w.]*)""")
+_SQL_TOKENS = re.compile(
+    r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)|\$([A-Za-z_][\w.]*)"""
+)
 
 
 class Database:
@@ -38,7 +40,9 @@ class Database:
         self.entities: dict[str, Any] = {}
         self.provider: Provider | None = None
         self._mapped_ = False
-        self.Entity: Any = EntityMeta("Entity", (Entity,), {"_database_": self, "_is_base_": True, "__slots__": ()})
+        self.Entity: Any = EntityMeta(
+            "Entity", (Entity,), {"_database_": self, "_is_base_": True, "__slots__": ()}
+        )
         if args or kwargs:
             self.bind(*args, **kwargs)
 
@@ -87,7 +91,9 @@ class Database:
         for entity in self.entities.values():
             other = tables.setdefault(entity._table_, entity.__name__)
             if other != entity.__name__:
-                raise ERDiagramError(f"Entities {other} and {entity.__name__} are mapped to the same table {entity._table_!r}")
+                raise ERDiagramError(
+                    f"Entities {other} and {entity.__name__} are mapped to the same table {entity._table_!r}"
+                )
         resolve_relations(self)
         provider = self._provider_or_fail()
         for entity in self.entities.values():
@@ -118,7 +124,9 @@ class Database:
         tables = {e._table_ for e in self.entities.values()}
         for attr in self._join_tables():
             if attr.join_table in tables:
-                raise ERDiagramError(f"Join table {attr.join_table!r} of {attr!r} has the name of an entity table")
+                raise ERDiagramError(
+                    f"Join table {attr.join_table!r} of {attr!r} has the name of an entity table"
+                )
             tables.add(attr.join_table)
 
     def _blocking(self, steps: Any, awaitable: str) -> Any:
@@ -199,7 +207,11 @@ class Database:
             if attr.is_reference and attr.db_index is None and not attr.unique:
                 attr.db_index = True
             if attr.db_index and not attr.is_pk and not attr.unique:
-                name = attr.db_index if isinstance(attr.db_index, str) else f"idx_{entity._table_}__{attr.column}"
+                name = (
+                    attr.db_index
+                    if isinstance(attr.db_index, str)
+                    else f"idx_{entity._table_}__{attr.column}"
+                )
                 statements.append(f"CREATE INDEX IF NOT EXISTS {q(name)} ON {table} ({q(attr.column)})")
         return statements
 
@@ -268,9 +280,13 @@ class Database:
 
     def drop_table(self, table_name: str, if_exists: bool = False, with_all_data: bool = False) -> None:
         """Drop one table; refuses a table holding rows unless ``with_all_data``."""
-        self._blocking(self._drop_table_steps(table_name, if_exists, with_all_data), "await db.adrop_table(...)")
+        self._blocking(
+            self._drop_table_steps(table_name, if_exists, with_all_data), "await db.adrop_table(...)"
+        )
 
-    async def adrop_table(self, table_name: str, if_exists: bool = False, with_all_data: bool = False) -> None:
+    async def adrop_table(
+        self, table_name: str, if_exists: bool = False, with_all_data: bool = False
+    ) -> None:
         """Awaitable ``drop_table()``."""
         await self._awaited(self._drop_table_steps(table_name, if_exists, with_all_data))
 
@@ -298,7 +314,9 @@ class Database:
 
     # -- raw SQL ---------------------------------------------------------------------------------
 
-    def _prepare_sql_(self, sql: str, params: Any, namespace: tuple[dict[str, Any], dict[str, Any]]) -> tuple[str, Any]:
+    def _prepare_sql_(
+        self, sql: str, params: Any, namespace: tuple[dict[str, Any], dict[str, Any]]
+    ) -> tuple[str, Any]:
         """Replace ``$name``/``$(expr)`` by bound parameters; a list/tuple ``params`` is passed as is."""
         provider = self._provider_or_fail()
         if isinstance(params, (list, tuple)):
@@ -324,7 +342,7 @@ class Database:
                     value = getattr(value, part)
             else:
                 try:
-                    value = eval(source, globals_, locals_)  # noqa: S307 - the caller's own expression
+                    value = eval(source, globals_, locals_)
                 except Exception as exc:
                     raise OrmError(f"`{source}` raises {type(exc).__name__}: {exc}") from exc
             if isinstance(value, Entity):
@@ -363,7 +381,9 @@ class Database:
 
     def execute(self, sql: str, params: Any = None) -> Result:
         """Run raw SQL in the current session's transaction; returns a cursor-like result."""
-        return run_sync(self._raw_steps_(sql, params, caller_namespace(), write=True), "await db.aexecute(...)")
+        return run_sync(
+            self._raw_steps_(sql, params, caller_namespace(), write=True), "await db.aexecute(...)"
+        )
 
     async def aexecute(self, sql: str, params: Any = None) -> Result:
         """Awaitable ``execute()``."""
@@ -480,4 +500,3 @@ def _rows(cursor: Any) -> list[Any]:
     except ValueError:
         row_type = namedtuple("Row", names, rename=True)  # type: ignore[misc]
     return [row_type(*row) for row in rows]
-

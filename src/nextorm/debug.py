@@ -6,7 +6,7 @@ import logging
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["sql_logger", "set_sql_debug", "sql_debug", "is_sql_debug", "log_sql"]
+__all__ = ["is_sql_debug", "log_sql", "set_sql_debug", "sql_debug", "sql_logger"]
 
 sql_logger = logging.getLogger("nextorm.sql")
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import re
 from typing import Any
 
-from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, EntityMetaBase, materialize
+from ._impl import CREATED, DELETED, GONE, MODIFIED, EntityBase, EntityMetaBase, materialize
 from .attributes import Attribute, CompositeKey, PrimaryKey, status_word
-from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .exceptions import (
     DatabaseSessionIsOver,
     ERDiagramError,
@@ -23,10 +21,11 @@ from .exceptions import (
     ValidationError,
 )
 from .query import Query, caller_namespace, conditions_for
+from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import mark_saved, require_session
 from .steps import Steps, run_async, run_sync
 
-__all__ = ["EntityMeta", "Entity", "EntityProxy", "make_proxy", "UniqueKey"]
+__all__ = ["Entity", "EntityMeta", "EntityProxy", "UniqueKey", "make_proxy"]
 
 _new_object_numbers = itertools.count(1)
 
@@ -75,7 +74,9 @@ class EntityMeta(EntityMetaBase):
         if base is not db.Entity:
             raise ERDiagramError(f"Entity {name}: inheritance between entities is not supported")
         if db._mapped_:
-            raise ERDiagramError(f"Cannot define entity {name!r}: database mapping has already been generated")
+            raise ERDiagramError(
+                f"Cannot define entity {name!r}: database mapping has already been generated"
+            )
         if name in db.entities:
             raise ERDiagramError(f"Entity {name} already exists")
 
@@ -112,7 +113,9 @@ class EntityMeta(EntityMetaBase):
         if isinstance(namespace.get("__slots__"), str):
             slots = (slots,)  # type: ignore[assignment]
         namespace["__slots__"] = (
-            slots + tuple(f"_v_{names[id(a)]}_" for a in ordered) + tuple(f"_v_{key}_" for key, _ in collections)
+            slots
+            + tuple(f"_v_{names[id(a)]}_" for a in ordered)
+            + tuple(f"_v_{key}_" for key, _ in collections)
         )
         namespace["_table_given_"] = "_table_" in namespace
         namespace.setdefault("_table_", name)
@@ -137,7 +140,12 @@ class EntityMeta(EntityMetaBase):
         return cls
 
     def _finish_declaration_(
-        cls, db: Any, ordered: list[Attribute], pk_attrs: list[Attribute], composite: list[Any], collections: list[Any]
+        cls,
+        db: Any,
+        ordered: list[Attribute],
+        pk_attrs: list[Attribute],
+        composite: list[Any],
+        collections: list[Any],
     ) -> None:
         cls._database_ = db
         cls._attrs_ = tuple(ordered)
@@ -198,13 +206,17 @@ class Entity(EntityBase, metaclass=EntityMeta):
         relations = cls._relations_by_name_
         for key, value in kwargs.items():
             if key not in attrs and key not in relations:
-                raise UnknownAttributeError(f"Unknown attribute {key!r} of entity {cls.__name__} (value {value!r})")
+                raise UnknownAttributeError(
+                    f"Unknown attribute {key!r} of entity {cls.__name__} (value {value!r})"
+                )
         cache = require_session().cache_for(cls._database_)
         values = []
         for attr in cls._columns_:
             if attr.name in kwargs:
-                value = attr.validate(kwargs[attr.name], None) if not attr.is_reference else attr.validate(
-                    kwargs[attr.name], _Owner(cache)
+                value = (
+                    attr.validate(kwargs[attr.name], None)
+                    if not attr.is_reference
+                    else attr.validate(kwargs[attr.name], _Owner(cache))
                 )
             elif attr.auto:
                 value = None
@@ -301,7 +313,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
             if attr is None:
                 collection = cls._relations_by_name_.get(key)
                 if collection is None:
-                    raise UnknownAttributeError(f"Unknown attribute {key!r} of entity {cls.__name__} (value {value!r})")
+                    raise UnknownAttributeError(
+                        f"Unknown attribute {key!r} of entity {cls.__name__} (value {value!r})"
+                    )
                 collections.append((collection, value))
                 continue
             if attr.is_pk and attr.get_raw(self) != value:
@@ -328,9 +342,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 raise UnknownAttributeError(f"Unknown attribute {name!r} of entity {cls.__name__}")
         result: dict[str, Any] = {}
         for attr in (*cls._attrs_, *cls._collections_):
-            if only_names is not None and attr.name not in only_names or attr.name in exclude_names:
+            if (only_names is not None and attr.name not in only_names) or attr.name in exclude_names:
                 continue
-            if only_names is None and (attr.lazy and not with_lazy or attr.is_collection and not with_collections):
+            if only_names is None and (
+                (attr.lazy and not with_lazy) or (attr.is_collection and not with_collections)
+            ):
                 continue
             if attr.is_collection:
                 result[attr.name] = [member.get_pk() for member in attr.__get__(self, cls)]
@@ -455,8 +471,17 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     @classmethod
     def _get_steps_(cls, conditions: tuple[Any, ...], values: dict[str, Any]) -> Steps[Any]:
-        if not conditions and values and len(values) == cls._npk_ and all(a.name in values for a in cls._pk_attrs_):
-            key = values[cls._pk_attrs_[0].name] if cls._npk_ == 1 else tuple(values[a.name] for a in cls._pk_attrs_)
+        if (
+            not conditions
+            and values
+            and len(values) == cls._npk_
+            and all(a.name in values for a in cls._pk_attrs_)
+        ):
+            key = (
+                values[cls._pk_attrs_[0].name]
+                if cls._npk_ == 1
+                else tuple(values[a.name] for a in cls._pk_attrs_)
+            )
             try:
                 return (yield from cls._lookup_steps_(key))
             except ObjectNotFound:
@@ -479,7 +504,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return await run_async(cls._get_steps_(conditions, values))
 
     @classmethod
-    def get_for_update(cls, *conditions: Any, nowait: bool = False, skip_locked: bool = False, **values: Any) -> Any:
+    def get_for_update(
+        cls, *conditions: Any, nowait: bool = False, skip_locked: bool = False, **values: Any
+    ) -> Any:
         """Like ``get()``, locking the row (``SELECT ... FOR UPDATE``) until the transaction ends."""
         query = cls.select(*conditions, **values).for_update(nowait=nowait, skip_locked=skip_locked)
         return run_sync(query.get_steps(), f"await {cls.__name__}.aget_for_update(...)")
@@ -495,7 +522,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
     @classmethod
     def exists(cls, *conditions: Any, **values: Any) -> bool:
         """Whether any object matches."""
-        return run_sync(cls.select(*conditions, **values).exists_steps(), f"await {cls.__name__}.aexists(...)")
+        return run_sync(
+            cls.select(*conditions, **values).exists_steps(), f"await {cls.__name__}.aexists(...)"
+        )
 
     @classmethod
     async def aexists(cls, *conditions: Any, **values: Any) -> bool:
@@ -530,7 +559,10 @@ class Entity(EntityBase, metaclass=EntityMeta):
     @classmethod
     def get_by_sql(cls, sql: str, params: Any = None) -> Any:
         """The one object of a raw SELECT, or None; MultipleObjectsFoundError when several."""
-        return run_sync(cls._raw_steps_(sql, params, caller_namespace(), single=True), f"await {cls.__name__}.aget_by_sql(...)")
+        return run_sync(
+            cls._raw_steps_(sql, params, caller_namespace(), single=True),
+            f"await {cls.__name__}.aget_by_sql(...)",
+        )
 
     @classmethod
     async def aget_by_sql(cls, sql: str, params: Any = None) -> Any:
@@ -550,7 +582,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
         if cls._npk_ == 1:
             if isinstance(key, tuple):
                 if len(key) != 1:
-                    raise TypeError(f"Invalid count of attrs in {cls.__name__} primary key ({len(key)} instead of 1)")
+                    raise TypeError(
+                        f"Invalid count of attrs in {cls.__name__} primary key ({len(key)} instead of 1)"
+                    )
                 key = key[0]
             key = cls._pk_attrs_[0].validate(key)
             if key is None:
@@ -558,7 +592,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
         else:
             if not isinstance(key, tuple) or len(key) != cls._npk_:
                 got = len(key) if isinstance(key, tuple) else 1
-                raise TypeError(f"Invalid count of attrs in {cls.__name__} primary key ({got} instead of {cls._npk_})")
+                raise TypeError(
+                    f"Invalid count of attrs in {cls.__name__} primary key ({got} instead of {cls._npk_})"
+                )
             key = tuple(a.validate(v) for a, v in zip(cls._pk_attrs_, key))
         cache = require_session().cache_for(cls._database_)
         obj = cache.identity_map(cls).get(key)
@@ -578,7 +614,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return [a == v for a, v in zip(cls._pk_attrs_, key)]
 
     @classmethod
-    def _fetch_steps_(cls, sql: str, params: Any, raw: bool = False, for_update: bool = False) -> Steps[list[Any]]:
+    def _fetch_steps_(
+        cls, sql: str, params: Any, raw: bool = False, for_update: bool = False
+    ) -> Steps[list[Any]]:
         cache = require_session().cache_for(cls._database_)
         yield from cache.flush_steps()
         if for_update:
@@ -589,8 +627,12 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return cls._materialize_(cache, cls._select_attrs_, cls._select_converters_, result.rows)
 
     @classmethod
-    def _materialize_(cls, cache: Any, attrs: tuple[Attribute, ...], converters: tuple[Any, ...], rows: Any) -> list[Any]:
-        objects = materialize(cls, cache, cache.identity_map(cls), attrs, converters, cls._npk_, cls._check_mask_, rows)
+    def _materialize_(
+        cls, cache: Any, attrs: tuple[Attribute, ...], converters: tuple[Any, ...], rows: Any
+    ) -> list[Any]:
+        objects = materialize(
+            cls, cache, cache.identity_map(cls), attrs, converters, cls._npk_, cls._check_mask_, rows
+        )
         if cls._unique_keys_:
             cache.learn_unique(objects, cls)
         return objects
@@ -604,7 +646,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
             positions.setdefault(column, i)
         missing = [a.column for a in cls._pk_attrs_ if a.column not in positions]
         if missing:
-            raise OrmError(f"The SQL result for {cls.__name__} lacks primary key column(s) {', '.join(missing)}")
+            raise OrmError(
+                f"The SQL result for {cls.__name__} lacks primary key column(s) {', '.join(missing)}"
+            )
         attrs = list(cls._pk_attrs_) + [
             by_column[c] for c in positions if c in by_column and not by_column[c].is_pk
         ]
@@ -620,7 +664,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
     @classmethod
     def _load_missing_steps_(cls, obj: Any, attr: Attribute, with_lazy: bool = False) -> Steps[None]:
         wanted = [
-            a for a in cls._columns_ if not a.is_pk and not a.is_loaded(obj) and (a is attr or with_lazy or not a.lazy)
+            a
+            for a in cls._columns_
+            if not a.is_pk and not a.is_loaded(obj) and (a is attr or with_lazy or not a.lazy)
         ]
         attrs = tuple(cls._pk_attrs_) + tuple(wanted)
         cache = obj._cache_
@@ -657,14 +703,17 @@ class Entity(EntityBase, metaclass=EntityMeta):
         bits = obj._rbits_ & cls._check_mask_
         if not bits:
             return ()
-        return tuple(
-            (a.index, cls._known_value_(obj, a) is None) for a in cls._attrs_ if bits & a.bit
-        )
+        return tuple((a.index, cls._known_value_(obj, a) is None) for a in cls._attrs_ if bits & a.bit)
 
     @classmethod
     def _update_shape_(cls, obj: Any, optimistic: bool) -> tuple[Any, ...]:
         wbits = obj._wbits_
-        return ("U", cls, tuple(a.index for a in cls._attrs_ if wbits & a.bit), cls._check_attrs_(obj, optimistic))
+        return (
+            "U",
+            cls,
+            tuple(a.index for a in cls._attrs_ if wbits & a.bit),
+            cls._check_attrs_(obj, optimistic),
+        )
 
     @classmethod
     def _delete_shape_(cls, obj: Any, optimistic: bool) -> tuple[Any, ...]:
@@ -779,7 +828,10 @@ class Entity(EntityBase, metaclass=EntityMeta):
         row = (yield cache, "query", (sql, params)).fetchone()
         if row is None:
             return f"Object {obj!r} was deleted outside of current transaction"
-        values = {a.index: (v if v is None or a.from_db is None else a.from_db(v)) for a, v in zip(cls._select_attrs_, row)}
+        values = {
+            a.index: (v if v is None or a.from_db is None else a.from_db(v))
+            for a, v in zip(cls._select_attrs_, row)
+        }
         changes = [
             f"{attrs[i].name} ({cls._known_value_(obj, attrs[i])!r} -> {values.get(i)!r})"
             for i, _ in shape[3]
@@ -881,7 +933,9 @@ class EntityProxy:
         pk = obj._pk_raw_()
         if pk is None:
             if obj._status_ >= DELETED or not obj._cache_.is_alive:
-                raise ValueError(f"Cannot make a proxy for {entity.__name__} object: primary key is not specified")
+                raise ValueError(
+                    f"Cannot make a proxy for {entity.__name__} object: primary key is not specified"
+                )
             pk = obj.get_pk()
         object.__setattr__(self, "_entity_", entity)
         object.__setattr__(self, "_pk_", pk)

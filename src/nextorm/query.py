@@ -13,7 +13,7 @@ from .steps import Steps, run_async, run_sync
 if TYPE_CHECKING:
     from .attributes import Attribute
 
-__all__ = ["Expr", "OrderBy", "Query", "expression_for", "caller_namespace"]
+__all__ = ["Expr", "OrderBy", "Query", "caller_namespace", "expression_for"]
 
 
 def caller_namespace(depth: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -51,7 +51,7 @@ def _as_expr(value: Any) -> Expr:
 
 
 class BoolOp(Expr):
-    __slots__ = ("op", "items")
+    __slots__ = ("items", "op")
 
     def __init__(self, op: str, items: tuple[Expr, ...]) -> None:
         self.op = op
@@ -374,6 +374,8 @@ def conditions_for(entity: Any, conditions: tuple[Any, ...], values: dict[str, A
     for name, value in values.items():
         attr = attrs.get(name)
         if attr is None:
-            raise UnknownAttributeError(f"Unknown attribute {name!r} of entity {entity.__name__} (value {value!r})")
+            raise UnknownAttributeError(
+                f"Unknown attribute {name!r} of entity {entity.__name__} (value {value!r})"
+            )
         result.append(expression_for(attr, "==", value))
     return tuple(result)

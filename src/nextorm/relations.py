@@ -31,7 +31,7 @@ from .exceptions import (
 from .query import Expr, Query
 from .steps import Steps, run_sync
 
-__all__ = ["SetData", "SetInstance", "resolve_relations", "prefetch_steps", "unlink_steps", "seed"]
+__all__ = ["SetData", "SetInstance", "prefetch_steps", "resolve_relations", "seed", "unlink_steps"]
 
 
 class SetData:
@@ -96,7 +96,9 @@ def reference_value(attr: Any, obj: Any, value: Any) -> Any:
                 f"An attempt to mix objects belonging to different transactions: {value!r} assigned to {attr.qualname}"
             )
         if value._status_ >= DELETED:
-            raise OperationWithDeletedObjectError(f"{value!r} was deleted and cannot be assigned to {attr.qualname}")
+            raise OperationWithDeletedObjectError(
+                f"{value!r} was deleted and cannot be assigned to {attr.qualname}"
+            )
         pk = value._pk_raw_()
         return value if pk is None else pk
     if target._npk_ == 1:
@@ -172,7 +174,9 @@ def one_to_one_partner_steps(attr: Any, obj: Any) -> Steps[Any]:
     if attr.is_loaded(obj):
         return attr.get_raw(obj)
     if not cache.is_alive:
-        raise DatabaseSessionIsOver(f"Cannot load attribute {obj!r}.{attr.name}: the database session is over")
+        raise DatabaseSessionIsOver(
+            f"Cannot load attribute {obj!r}.{attr.name}: the database session is over"
+        )
     if obj._status_ == CREATED:
         attr.set_raw(obj, None)
         return None
@@ -202,7 +206,9 @@ class SetAttr:
         unknown = set(options) - {"reverse", "cascade_delete", "table", "column", "reverse_column", "lazy"}
         if unknown or args:
             raise TypeError(
-                f"Set({py_type!r}) has unknown option {sorted(unknown)[0]!r}" if unknown else f"Set() takes one entity, got {args!r}"
+                f"Set({py_type!r}) has unknown option {sorted(unknown)[0]!r}"
+                if unknown
+                else f"Set() takes one entity, got {args!r}"
             )
         SetAttr._counter += 1
         self.order = SetAttr._counter
@@ -258,7 +264,7 @@ class SetAttr:
 class SetInstance:
     """The collection ``obj.attr``: set-like, loaded on first use, kept in step with the reverse side."""
 
-    __slots__ = ("_obj", "_attr")
+    __slots__ = ("_attr", "_obj")
 
     def __init__(self, obj: Any, attr: SetAttr) -> None:
         self._obj = obj
@@ -273,7 +279,9 @@ class SetInstance:
         obj = self._obj
         cache = obj._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(f"Cannot change collection {self._where()}: the database session is over")
+            raise DatabaseSessionIsOver(
+                f"Cannot change collection {self._where()}: the database session is over"
+            )
         if obj._status_ >= DELETED:
             raise OperationWithDeletedObjectError(f"{obj!r} was deleted")
         return cache
@@ -286,7 +294,9 @@ class SetInstance:
             return data
         cache = obj._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(f"Cannot load collection {self._where()}: the database session is over")
+            raise DatabaseSessionIsOver(
+                f"Cannot load collection {self._where()}: the database session is over"
+            )
         data = attr.ensure_data(obj)
         if obj._status_ == CREATED:
             data.loaded = True
@@ -397,7 +407,10 @@ class SetInstance:
                 link(attr, obj, item, add=False)
             else:
                 reverse = attr.reverse
-                if reverse.get_raw(item) is None or known_object(obj.__class__, obj._cache_, reverse.get_raw(item)) is not obj:
+                if (
+                    reverse.get_raw(item) is None
+                    or known_object(obj.__class__, obj._cache_, reverse.get_raw(item)) is not obj
+                ):
                     continue
                 if reverse.is_required:
                     raise ConstraintError(
@@ -534,7 +547,9 @@ def load_collections_steps(attr: SetAttr, owners: list[Any]) -> Steps[list[Any]]
         rows = (yield cache, "query", (sql, params)).rows
         owner_conv = attr.entity._pk_attrs_[0].from_db
         keys = [row[0] if owner_conv is None else owner_conv(row[0]) for row in rows]
-        members = target._materialize_(cache, target._select_attrs_, target._select_converters_, [row[1:] for row in rows])
+        members = target._materialize_(
+            cache, target._select_attrs_, target._select_converters_, [row[1:] for row in rows]
+        )
     else:
         reverse = attr.reverse
         sql = (
@@ -617,7 +632,9 @@ def prefetch_steps(objects: list[Any], attrs: tuple[Any, ...]) -> Steps[None]:
         if not owners:
             continue
         if isinstance(attr, SetAttr):
-            members = yield from load_collections_steps(attr, [o for o in owners if not _is_loaded_collection(attr, o)])
+            members = yield from load_collections_steps(
+                attr, [o for o in owners if not _is_loaded_collection(attr, o)]
+            )
             members += [m for o in owners if _is_loaded_collection(attr, o) for m in attr.data(o).items]
         else:
             members = yield from load_references_steps(attr, owners)
@@ -639,7 +656,9 @@ def unlink_steps(obj: Any) -> Steps[None]:
         data = attr.data(obj)
         if obj._status_ != CREATED and (data is None or not data.loaded):
             if not obj._cache_.is_alive:
-                raise DatabaseSessionIsOver(f"Cannot load collection {obj!r}.{attr.name}: the database session is over")
+                raise DatabaseSessionIsOver(
+                    f"Cannot load collection {obj!r}.{attr.name}: the database session is over"
+                )
             yield from load_collections_steps(attr, [obj])
         members = list(attr.ensure_data(obj).items)
         if attr.is_m2m:
@@ -664,9 +683,9 @@ def unlink_steps(obj: Any) -> Steps[None]:
                 reverse.__set__(member, None)
     for attr in entity._references_:
         if attr.is_column:
-            relink(attr, obj, attr.get_raw(obj), None) if isinstance(attr.reverse, SetAttr) else _forget_partner(
-                attr, obj
-            )
+            relink(attr, obj, attr.get_raw(obj), None) if isinstance(
+                attr.reverse, SetAttr
+            ) else _forget_partner(attr, obj)
             continue
         partner = yield from one_to_one_partner_steps(attr, obj)
         if partner is None or partner._status_ >= DELETED:
@@ -704,10 +723,14 @@ def resolve_relations(db: Any) -> None:
                 raise ERDiagramError(f"Entity definition {target} was not found (used by {attr.qualname})")
             attr.py_type = found
         elif getattr(target, "_database_", None) is not db:
-            raise ERDiagramError(f"Entity {target.__name__} used by {attr.qualname} belongs to another database")
+            raise ERDiagramError(
+                f"Entity {target.__name__} used by {attr.qualname} belongs to another database"
+            )
     for attr in relations:
         if not isinstance(attr.reverse, (str, type(None), SetAttr, Column)):
-            raise ERDiagramError(f"Value of 'reverse' option must be string. Got: {type(attr.reverse)!r} ({attr.qualname})")
+            raise ERDiagramError(
+                f"Value of 'reverse' option must be string. Got: {type(attr.reverse)!r} ({attr.qualname})"
+            )
     for attr in relations:
         if isinstance(attr.reverse, (str, type(None))):
             _resolve_reverse(attr)
@@ -732,7 +755,9 @@ def _resolve_reverse(attr: Any) -> None:
             raise ERDiagramError(f"Value of 'reverse' option must be string. Got: {type(name)!r}")
         other = target._relations_by_name_.get(name)
         if other is None:
-            raise ERDiagramError(f"Reverse attribute {target.__name__}.{name} not found (for {attr.qualname})")
+            raise ERDiagramError(
+                f"Reverse attribute {target.__name__}.{name} not found (for {attr.qualname})"
+            )
     else:
         explicit = [o for o in _candidates(attr) if o.reverse == attr.name]
         candidates = explicit or [o for o in _candidates(attr) if o.reverse is None or o.reverse is attr]
@@ -767,7 +792,9 @@ def _classify(attr: Any) -> None:
             attr.owner_column = attr.reverse_column or reverse.column or own_col
             attr.target_column = attr.column or reverse.reverse_column or other_col
             if attr.entity._npk_ != 1 or attr.py_type._npk_ != 1:
-                raise ERDiagramError(f"Many-to-many {attr.qualname} needs single-column primary keys on both sides")
+                raise ERDiagramError(
+                    f"Many-to-many {attr.qualname} needs single-column primary keys on both sides"
+                )
         return
     if isinstance(reverse, SetAttr):
         attr.is_column = True
@@ -785,7 +812,9 @@ def _classify(attr: Any) -> None:
         if attr.is_column:
             attr.unique = True
     if attr.py_type._npk_ != 1:
-        raise ERDiagramError(f"Reference {attr.qualname} needs a single-column primary key on {attr.py_type.__name__}")
+        raise ERDiagramError(
+            f"Reference {attr.qualname} needs a single-column primary key on {attr.py_type.__name__}"
+        )
 
 
 def in_values_default(provider: Any, column: str, values: list[Any], params: list[Any]) -> str:

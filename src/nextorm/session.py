@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import inspect
+import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -26,7 +26,6 @@ from ._impl import (
     exit_session,
 )
 from .debug import pop_sql_debug, push_sql_debug
-from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 from .exceptions import (
     CacheIndexError,
     CommitException,
@@ -37,19 +36,20 @@ from .exceptions import (
     TransactionIntegrityError,
     UnresolvableCyclicDependency,
 )
+from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = [
-    "aflush",
-    "acommit",
-    "arollback",
-    "db_session",
     "DBSessionManager",
-    "flush",
+    "acommit",
+    "active_session",
+    "aflush",
+    "arollback",
     "commit",
+    "db_session",
+    "flush",
+    "require_session",
     "rollback",
     "with_transaction",
-    "active_session",
-    "require_session",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -128,7 +128,9 @@ class Session(SessionBase):
             yield from self.rollback_steps()
             if isinstance(exc, TransactionIntegrityError):
                 raise  # a constraint checked at COMMIT (deferred foreign key): the clearest error is its own
-            raise CommitException(f"Commit failed and every database was rolled back: {_describe(exc)}", [exc]) from exc
+            raise CommitException(
+                f"Commit failed and every database was rolled back: {_describe(exc)}", [exc]
+            ) from exc
         failed: list[tuple[Any, BaseException]] = []
         committed = [primary.db]
         for cache in others:
@@ -214,7 +216,9 @@ def _holds(other: Any, obj: Any, key: Any, value: Any) -> bool:
 
     An index entry can be stale: a value refreshed from the database replaces the one indexed.
     """
-    return other is not None and other is not obj and other._status_ < DELETED and key.value_of(other) == value
+    return (
+        other is not None and other is not obj and other._status_ < DELETED and key.value_of(other) == value
+    )
 
 
 def _request(cache: Any, name: str, *args: Any) -> Steps[Any]:
@@ -413,7 +417,9 @@ class SessionCache(CacheBase):
             other = imap.get(pk)
             if other is not None and other._status_ < GONE:
                 shown = ", ".join(map(str, pk)) if isinstance(pk, tuple) else pk
-                raise CacheIndexError(f"Cannot create {entity.__name__}: instance with primary key {shown} already exists")
+                raise CacheIndexError(
+                    f"Cannot create {entity.__name__}: instance with primary key {shown} already exists"
+                )
         for key in entity._unique_keys_:
             value = key.value_of(obj)
             if value is not None:
@@ -588,7 +594,10 @@ class SessionCache(CacheBase):
         for attr, (added, removed) in changes.items():
             table, own, other = q(attr.join_table), q(attr.owner_column), q(attr.target_column)
             for links, sql in (
-                (removed, f"DELETE FROM {table} WHERE {own} = {provider.param} AND {other} = {provider.param}"),
+                (
+                    removed,
+                    f"DELETE FROM {table} WHERE {own} = {provider.param} AND {other} = {provider.param}",
+                ),
                 (
                     added,
                     f"INSERT INTO {table} ({own}, {other}) VALUES ({provider.param}, {provider.param}) "
@@ -598,7 +607,7 @@ class SessionCache(CacheBase):
                 rows = [
                     (owner._pk_raw_(), item._pk_raw_())
                     for owner, item in links
-                    if owner._status_ != GONE and item._status_ != GONE or links is removed
+                    if (owner._status_ != GONE and item._status_ != GONE) or links is removed
                 ]
                 if not rows:
                     continue
@@ -677,7 +686,9 @@ class SessionCache(CacheBase):
             yield from self._one_steps(entity, shape, obj, sql, row, expect_rows)
         yield self, "write", ("RELEASE SAVEPOINT nextorm_batch", ())
 
-    def _one_steps(self, entity: Any, shape: Any, obj: Any, sql: str, row: Any, expect_rows: bool) -> Steps[None]:
+    def _one_steps(
+        self, entity: Any, shape: Any, obj: Any, sql: str, row: Any, expect_rows: bool
+    ) -> Steps[None]:
         try:
             result = yield self, "write", (sql, row)
         except TransactionIntegrityError as exc:
@@ -711,7 +722,7 @@ def _dependency_order(batch: list[Any]) -> list[Any]:
         if mark == 2:
             return
         if mark == 1:
-            cycle = path[path.index(obj) :] + [obj]
+            cycle = [*path[path.index(obj) :], obj]
             raise UnresolvableCyclicDependency("Cannot save cyclic chain: " + " -> ".join(map(repr, cycle)))
         state[id(obj)] = 1
         path.append(obj)
@@ -753,7 +764,11 @@ class DBSessionManager:
     session_type = Session
 
     def __new__(cls, **options: Any) -> DBSessionManager:
-        plain = not options.get("retry") and options.get("sql_debug") is None and options.get("show_values") is None
+        plain = (
+            not options.get("retry")
+            and options.get("sql_debug") is None
+            and options.get("show_values") is None
+        )
         return super().__new__(_PlainSessionManager if plain and cls is DBSessionManager else cls)
 
     def __init__(
@@ -771,12 +786,17 @@ class DBSessionManager:
     ) -> None:
         if retry != 0:
             if type(retry) is not int:
-                raise TypeError(f"'retry' parameter of db_session must be of integer type. Got: {type(retry)}")
+                raise TypeError(
+                    f"'retry' parameter of db_session must be of integer type. Got: {type(retry)}"
+                )
             if retry < 0:
                 raise TypeError(f"'retry' parameter of db_session must not be negative. Got: {retry}")
             if ddl:
                 raise TypeError("'ddl' and 'retry' parameters of db_session cannot be used together")
-        for name, spec in (("retry_exceptions", retry_exceptions), ("allowed_exceptions", allowed_exceptions)):
+        for name, spec in (
+            ("retry_exceptions", retry_exceptions),
+            ("allowed_exceptions", allowed_exceptions),
+        ):
             if not callable(spec) and not isinstance(spec, (list, tuple, set, frozenset)):
                 raise TypeError(
                     f"'{name}' parameter of db_session must be a list of exception classes or a callable. Got: {spec!r}"
@@ -819,7 +839,9 @@ class DBSessionManager:
         if self.ddl and not session.manager.ddl:
             raise TransactionError("Cannot start ddl transaction inside non-ddl transaction")
         if self.serializable and not session.manager.serializable:
-            raise TransactionError("Cannot start serializable transaction inside non-serializable transaction")
+            raise TransactionError(
+                "Cannot start serializable transaction inside non-serializable transaction"
+            )
 
     def _finish_(self, session: Session, exc: BaseException | None) -> None:
         """End the outermost session: commit (or roll back on a disallowed exception), release."""

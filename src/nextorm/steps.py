@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from .exceptions import TransactionError
 
-__all__ = ["Steps", "Result", "run_sync", "run_async", "AsyncRequired"]
+__all__ = ["AsyncRequired", "Result", "Steps", "run_async", "run_sync"]
 
 T = TypeVar("T")
 #: a generator of requests ``(cache, name, args)`` returning ``T``
@@ -28,7 +28,7 @@ class AsyncRequired(TransactionError):
 class Result:
     """What one statement gave back: rows (when it returns any), row count, last row id."""
 
-    __slots__ = ("rows", "description", "rowcount", "lastrowid", "_position")
+    __slots__ = ("_position", "description", "lastrowid", "rowcount", "rows")
 
     def __init__(self, rows: list[Any], description: Any, rowcount: int, lastrowid: Any = None) -> None:
         self.rows = rows

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from .exceptions import AttributeTypeError, ValidationError
 
-__all__ = ["Json", "COLUMN_TYPES", "ColumnType", "column_type_for"]
+__all__ = ["COLUMN_TYPES", "ColumnType", "Json", "column_type_for"]
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -97,7 +97,7 @@ class FloatType(ColumnType):
         if not math.isfinite(value):
             raise self.value_error(value, "is not a finite number")
         attr = self.attr
-        if attr.min is not None and value < attr.min or attr.max is not None and value > attr.max:
+        if (attr.min is not None and value < attr.min) or (attr.max is not None and value > attr.max):
             raise self.value_error(value, f"is out of range [{attr.min}, {attr.max}]")
         return value
 

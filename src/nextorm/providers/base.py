@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..debug import log_sql
-from ..steps import Result
 from ..exceptions import DatabaseError, OrmError
+from ..steps import Result
 
 __all__ = ["Provider"]
 
@@ -77,9 +77,11 @@ class Provider:
 
     def for_update_clause(self, mode: str) -> str:
         """The locking suffix of a SELECT ... FOR UPDATE; ``mode`` is wait, nowait or skip_locked."""
-        return {"wait": " FOR UPDATE", "nowait": " FOR UPDATE NOWAIT", "skip_locked": " FOR UPDATE SKIP LOCKED"}[
-            mode
-        ]
+        return {
+            "wait": " FOR UPDATE",
+            "nowait": " FOR UPDATE NOWAIT",
+            "skip_locked": " FOR UPDATE SKIP LOCKED",
+        }[mode]
 
     def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
         """Case-sensitive startswith / endswith / contains."""
@@ -190,7 +192,9 @@ class Provider:
         """Run an INSERT and return the generated primary key."""
         raise NotImplementedError
 
-    def insert_many_returning(self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str) -> list[Any]:
+    def insert_many_returning(
+        self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
+    ) -> list[Any]:
         """Run an INSERT per row and return the generated primary keys in order."""
         return [self.insert_returning(conn, sql, row, pk_column) for row in rows]
 
@@ -243,7 +247,9 @@ class Provider:
         try:
             cursor = await conn.execute(sql, params)
             description = cursor.description
-            rows = list(await cursor.fetchall()) if description is not None else []  # fetched in the driver's thread
+            rows = (
+                list(await cursor.fetchall()) if description is not None else []
+            )  # fetched in the driver's thread
         except Exception as exc:
             raise self.translate_error(exc) from exc
         return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))
@@ -270,11 +276,15 @@ class Provider:
         if self.usable_for_rollback(conn):
             await self.arun(conn, "ROLLBACK")
 
-    async def ainsert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
+    async def ainsert_returning(
+        self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None
+    ) -> Any:
         """Awaitable ``insert_returning()``."""
         raise NotImplementedError
 
-    async def ainsert_many_returning(self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str) -> list[Any]:
+    async def ainsert_many_returning(
+        self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
+    ) -> list[Any]:
         """Awaitable ``insert_many_returning()``."""
         return [await self.ainsert_returning(conn, sql, row, pk_column) for row in rows]
 

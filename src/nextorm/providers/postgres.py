@@ -71,7 +71,11 @@ class PostgresProvider(Provider):
         super().__init__()
         if psycopg is None:
             raise BindingError("The postgres provider needs psycopg 3: pip install 'nextorm[postgres]'")
-        options = {k: v for k, v in dict(host=host, port=port, user=user, password=password, dbname=database).items() if v is not None}
+        options = {
+            k: v
+            for k, v in dict(host=host, port=port, user=user, password=password, dbname=database).items()
+            if v is not None
+        }
         options.update(connect_options)
         self.dsn = dsn or ""
         self.connect_options = options
@@ -197,7 +201,9 @@ class PostgresProvider(Provider):
             return None
         return self.run(conn, f"{sql} RETURNING {self.quote(pk_column)}", params).rows[0][0]
 
-    def insert_many_returning(self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str) -> list[Any]:
+    def insert_many_returning(
+        self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
+    ) -> list[Any]:
         sql = f"{sql} RETURNING {self.quote(pk_column)}"
         log_sql(sql, rows, many=len(rows))
         try:
@@ -239,7 +245,9 @@ class PostgresProvider(Provider):
         if isinstance(exc, pg_errors.IntegrityError):
             error: OrmError = TransactionIntegrityError(f"{type(exc).__name__}: {exc}")
         elif state in _RETRYABLE:
-            error = SerializationFailure(f"The transaction was aborted ({_RETRYABLE[state]}, SQLSTATE {state}): {exc}")
+            error = SerializationFailure(
+                f"The transaction was aborted ({_RETRYABLE[state]}, SQLSTATE {state}): {exc}"
+            )
         elif isinstance(exc, psycopg.OperationalError) and (
             state.startswith("08") or state in ("57P01", "57P02", "57P03") or "connection" in str(exc).lower()
         ):
@@ -270,13 +278,17 @@ class AsyncPostgresProvider(PostgresProvider):
         except Exception as exc:
             raise self.translate_error(exc) from exc
 
-    async def ainsert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
+    async def ainsert_returning(
+        self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None
+    ) -> Any:
         if pk_column is None:
             await self.arun(conn, sql, params)
             return None
         return (await self.arun(conn, f"{sql} RETURNING {self.quote(pk_column)}", params)).rows[0][0]
 
-    async def ainsert_many_returning(self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str) -> list[Any]:
+    async def ainsert_many_returning(
+        self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
+    ) -> list[Any]:
         sql = f"{sql} RETURNING {self.quote(pk_column)}"
         log_sql(sql, rows, many=len(rows))
         try:

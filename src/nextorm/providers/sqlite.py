@@ -68,7 +68,11 @@ class SQLiteProvider(Provider):
     def connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.filename, timeout=self.timeout, isolation_level=None, check_same_thread=False, uri=self.memory
+                self.filename,
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=self.memory,
             )
         except sqlite3.Error as exc:
             raise BindingError(f"Cannot open SQLite database {self.filename!r}: {exc}") from exc
@@ -132,9 +136,7 @@ class SQLiteProvider(Provider):
     def translate_error(self, exc: BaseException) -> OrmError:
         if isinstance(exc, sqlite3.IntegrityError):
             error: OrmError = TransactionIntegrityError(f"{type(exc).__name__}: {exc}")
-        elif isinstance(exc, sqlite3.OperationalError) and (
-            "locked" in str(exc) or "busy" in str(exc)
-        ):
+        elif isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
             error = SerializationFailure(f"The database is locked by another transaction: {exc}")
         elif isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc):
             error = ConnectionClosedError(f"The database connection was closed: {exc}")
@@ -155,7 +157,9 @@ class AsyncSQLiteProvider(SQLiteProvider):
         try:
             import aiosqlite
         except ImportError:
-            raise BindingError("The asyncio sqlite provider needs aiosqlite: pip install 'nextorm[async]'") from None
+            raise BindingError(
+                "The asyncio sqlite provider needs aiosqlite: pip install 'nextorm[async]'"
+            ) from None
         self._aiosqlite = aiosqlite
         super().__init__(*args, **kwargs)
 
@@ -169,5 +173,7 @@ class AsyncSQLiteProvider(SQLiteProvider):
         await conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
-    async def ainsert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
+    async def ainsert_returning(
+        self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None
+    ) -> Any:
         return (await self.arun(conn, sql, params)).lastrowid
