@@ -10,12 +10,18 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--no-c-extensions`` leaves the compiled parameter out (for interpreters without it)."""
+    """``--no-c-extensions`` leaves the compiled parameter out; ``--soak`` runs the long reliability variants."""
     parser.addoption(
         "--no-c-extensions",
         action="store_true",
         default=os.environ.get("NEXTORM_NO_EXTENSIONS", "") not in ("", "0"),
         help="run hot-path tests against the pure-Python twin only",
+    )
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the long variants of the reliability tests (full-size loads)",
     )
 
 
@@ -193,19 +199,6 @@ def other_connection(db: Database, db_path: str, pg_schema: str | None) -> Itera
     )
     yield conn
     conn.close()
-
-
-def sync_id_sequence(conn: Any, table: str, column: str = "id") -> None:
-    """Call after another client inserted rows with explicit ids into ``table``.
-
-    On PostgreSQL an identity column's sequence does not advance for explicit ids, so the next
-    auto id would clash with them: this moves it to ``max(column)``. SQLite needs nothing (no-op).
-    """
-    if isinstance(conn, sqlite3.Connection):
-        return
-    conn.execute(
-        f'SELECT setval(pg_get_serial_sequence(\'"{table}"\', \'{column}\'), max("{column}")) FROM "{table}"'
-    )
 
 
 class SqlLog(logging.Handler):

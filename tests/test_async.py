@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import re
 import sqlite3
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import nextorm
 from nextorm import (
     AsyncDatabase,
     AsyncRequired,
@@ -198,6 +200,23 @@ def test_async_with_strict_db_session_forbids_reads_after_exit(m: SimpleNamespac
     ann = run(main(), m.db)
     with pytest.raises(DatabaseSessionIsOver, match=re.escape("Cannot read value of Person[1].age")):
         ann.age  # noqa: B018
+
+
+def test_async_with_db_session_sql_debug_logs_only_its_own_statements(
+    m: SimpleNamespace, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``async with db_session(sql_debug=True)`` logs the statements of that session and of no later one."""
+    caplog.set_level(logging.INFO, logger="nextorm.sql")
+
+    async def main() -> None:
+        async with db_session(sql_debug=True, show_values=True):
+            await m.Person.aget(name="Ann")
+        async with db_session:
+            await m.Person.aget(name="Bob")
+
+    run(main(), m.db)
+    logged = [record.getMessage() for record in caplog.records if record.name == "nextorm.sql"]
+    assert len(logged) == 1 and logged[0].startswith("SELECT") and "Ann" in logged[0], logged
 
 
 def test_decorated_coroutine_returns_its_value_and_commits(m: SimpleNamespace, other_connection: Any) -> None:
@@ -880,7 +899,6 @@ def test_sync_call_needing_io_raises_async_required_naming_the_awaitable(
     finally:
         gc.collect()  # step generators a wrong refusal abandoned are finalized within this test
     assert re.match(expected, refused), refused
-    assert issubclass(AsyncRequired, TransactionError)
 
 
 PENDING_CALLS: list[tuple[str, Callable[[SimpleNamespace, Any], Any], str]] = [
@@ -920,6 +938,51 @@ def test_sync_call_refused_with_pending_changes_keeps_them(
         gc.collect()  # step generators a wrong refusal abandoned are finalized within this test
     assert re.match(expected, refused), refused
     assert names(other_connection) == ["Ann", "Bob", "Cid", "Dan"]
+    assert names(other_connection, "SELECT age FROM person WHERE name = 'Ann'") == [31]
+
+
+@pytest.mark.parametrize("method", ["flush", "commit", "rollback"])
+def test_database_method_refused_names_an_awaitable_that_exists(
+    m: SimpleNamespace, other_connection: Any, method: str
+) -> None:
+    """``adb.flush()``/``commit()``/``rollback()`` with unsaved changes name an awaitable that exists; nothing is lost."""
+
+    async def main() -> str:
+        async with db_session:
+            ann = await m.Person.aget(name="Ann")
+            ann.age = 31
+            m.Person(name="Dan")
+            refused = refusal(getattr(m.db, method))
+            if refused.startswith("AsyncRequired: "):
+                await aflush()
+            return refused
+
+    try:
+        refused = run(main(), m.db)
+    finally:
+        gc.collect()  # step generators a wrong refusal abandoned are finalized within this test
+    named = re.search(r"use await (db\.)?(\w+)\(", refused)
+    assert refused.startswith("AsyncRequired: ") and named, refused
+    owner = m.db if named.group(1) else nextorm
+    assert callable(getattr(owner, named.group(2), None)), f"{refused!r} names no awaitable of {owner!r}"
+    assert names(other_connection) == ["Ann", "Bob", "Cid", "Dan"]
+    assert names(other_connection, "SELECT age FROM person WHERE name = 'Ann'") == [31]
+
+
+def test_get_connection_in_an_async_session_leaves_it_usable(
+    m: SimpleNamespace, other_connection: Any
+) -> None:
+    """``adb.get_connection()`` as a session's first call refuses or returns; awaited IO works afterwards."""
+
+    async def main() -> str:
+        async with db_session:
+            refused = refusal(m.db.get_connection)
+            ann = await m.Person.aget(name="Ann")
+            ann.age = 31
+            return refused
+
+    refused = run(main(), m.db)
+    assert refused == "nothing raised" or refused.startswith("AsyncRequired: "), refused
     assert names(other_connection, "SELECT age FROM person WHERE name = 'Ann'") == [31]
 
 
@@ -1085,10 +1148,7 @@ def test_failed_commit_of_the_later_database_raises_partial_commit_exception(
             await adb.aexecute("DELETE FROM profile")
             await adb.aexecute("DELETE FROM author WHERE name = 'Ursula'")
 
-    async def setup() -> None:
-        await fill(later)
-
-    run(setup(), adb)
+    run(fill(later), adb)
     with pytest.raises(PartialCommitException) as info:
         run(main(), first.db, adb)
     assert [type(exc) for exc in info.value.exceptions] == [TransactionIntegrityError]

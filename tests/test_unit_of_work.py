@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import sync_id_sequence
+from support import sync_id_sequence
 from nextorm import (
     Database,
     DatabaseSessionIsOver,

@@ -19,8 +19,8 @@ from .exceptions import (
 from .providers import Provider, get_provider
 from .query import caller_namespace
 from .relations import resolve_relations
-from .session import active_session, db_session, require_session
-from .steps import Result, Steps, run_async, run_sync
+from .session import Session, active_session, db_session, require_session
+from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = ["AsyncDatabase", "Database"]
 
@@ -436,29 +436,74 @@ class Database:
     def get_connection(self) -> Any:
         """The DB-API connection of the current session (with autoflush done)."""
         cache = require_session().cache_for(self)
+        if cache.is_async:
+            raise AsyncRequired("get_connection() would open a blocking connection: use await db.aget_connection()")
         cache.flush()
         return cache.connection()
 
+    async def aget_connection(self) -> Any:
+        """The asyncio driver's connection of the current session (with autoflush done)."""
+        cache = require_session().cache_for(self)
+        await run_async(cache.flush_steps())
+        return await cache.aconnection() if cache.is_async else cache.connection()
+
+    def _own_cache(self) -> Any:
+        session = active_session()
+        return None if session is None else session.caches.get(self)
+
+    def _flush_steps(self) -> Steps[None]:
+        cache = self._own_cache()
+        if cache is not None:
+            yield from cache.flush_steps()
+
+    def _commit_steps(self) -> Steps[None]:
+        cache = self._own_cache()
+        if cache is not None:
+            yield from cache.flush_steps()
+            yield cache, "commit_db", ()
+
+    def _rollback_steps(self) -> Steps[None]:
+        cache = self._own_cache()
+        if cache is None:
+            return
+        yield from Session._ready_steps([cache])
+        session = cache.session
+        session.caches.pop(self, None)
+        for entity in self.entities.values():
+            session.maps.pop(entity, None)
+        yield cache, "close_db", (True,)
+
     def flush(self) -> None:
         """Send this database's pending changes in the current session."""
-        session = active_session()
-        if session is not None and self in session.caches:
-            session.caches[self].flush()
+        run_sync(self._flush_steps(), "await db.aflush()")
+
+    async def aflush(self) -> None:
+        """Awaitable ``flush()``."""
+        await run_async(self._flush_steps())
 
     def commit(self) -> None:
         """Commit this database's transaction in the current session."""
-        session = active_session()
-        if session is not None and self in session.caches:
-            session.caches[self].commit_transaction()
+        run_sync(self._commit_steps(), "await db.acommit()")
+
+    async def acommit(self) -> None:
+        """Awaitable ``commit()``."""
+        await run_async(self._commit_steps())
 
     def rollback(self) -> None:
         """Roll back this database in the current session (its objects are detached)."""
-        session = active_session()
-        if session is not None and self in session.caches:
-            cache = session.caches.pop(self)
-            for entity in self.entities.values():
-                session.maps.pop(entity, None)
-            cache.close(rollback=True)
+        run_sync(self._rollback_steps(), "await db.arollback()")
+
+    async def arollback(self) -> None:
+        """Awaitable ``rollback()``."""
+        await run_async(self._rollback_steps())
+
+
+def _one(rows: list[Any]) -> Any:
+    if not rows:
+        raise OrmError("The query returned no rows")
+    if len(rows) > 1:
+        raise OrmError(f"The query returned {len(rows)} rows instead of one")
+    return rows[0]
 
 
 class AsyncDatabase(Database):
@@ -477,14 +522,6 @@ class AsyncDatabase(Database):
         """Close the idle asyncio connections."""
         if self.provider is not None:
             await self.provider.adisconnect()
-
-
-def _one(rows: list[Any]) -> Any:
-    if not rows:
-        raise OrmError("The query returned no rows")
-    if len(rows) > 1:
-        raise OrmError(f"The query returned {len(rows)} rows instead of one")
-    return rows[0]
 
 
 def _rows(cursor: Any) -> list[Any]:

@@ -390,15 +390,6 @@ class SessionCache(CacheBase):
             self.in_transaction = False
         await self.provider.arelease(conn)
 
-    def commit_transaction(self) -> None:
-        """Flush and commit this database only."""
-        run_sync(self.flush_steps(), "await db.acommit()")
-        run_sync(_request(self, "commit_db"), "await db.acommit()")
-
-    def close(self, rollback: bool) -> None:
-        """Detach every object of this cache and give the connection back."""
-        run_sync(_request(self, "close_db", rollback), "await db.arollback()")
-
     # -- identity -------------------------------------------------------------------------------
 
     def identity_map(self, entity: Any) -> dict[Any, Any]:
