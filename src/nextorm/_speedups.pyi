@@ -1,6 +1,6 @@
 """Stub of the compiled hot path; the names and signatures are those of ``_speedups_py``."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -61,6 +61,14 @@ class EntityMetaBase(type):
 class Column:
     tracked: bool
     readonly: bool
+    # hooks a subclass defines
+    _load_: Callable[[Any], Any]
+    _read_after_session_: Callable[[Any], Any]
+    _deleted_: Callable[[Any], Any]
+    _check_assign_: Callable[[Any, Any], None]
+    _validate_: Callable[[Any, Any], Any]
+    _before_change_: Callable[[Any, Any, Any], None]
+    _unrepeatable_: Callable[[Any, Any, Any], None]
     @property
     def index(self) -> int: ...
     @property

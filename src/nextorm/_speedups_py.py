@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -128,6 +128,15 @@ class Column:
     """Data descriptor of one column: tracked reads and writes of a slot."""
 
     __slots__ = ("__dict__", "_slot_del", "_slot_get", "_slot_set", "bit", "index", "readonly", "tracked")
+
+    # The hooks a subclass defines (see the module docstring); declared here for type checkers only.
+    _load_: Callable[[Any], Any]
+    _read_after_session_: Callable[[Any], Any]
+    _deleted_: Callable[[Any], Any]
+    _check_assign_: Callable[[Any, Any], None]
+    _validate_: Callable[[Any, Any], Any]
+    _before_change_: Callable[[Any, Any, Any], None]
+    _unrepeatable_: Callable[[Any, Any, Any], None]
 
     def __init__(self) -> None:
         self.index = -1

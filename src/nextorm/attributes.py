@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _impl
 from ._impl import CREATED, DELETED, GONE
@@ -13,6 +13,7 @@ from .exceptions import (
     DatabaseSessionIsOver,
     ERDiagramError,
     OperationWithDeletedObjectError,
+    QueryError,
     ReadOnlyAttributeError,
     TransactionError,
     UnrepeatableReadError,
@@ -30,6 +31,9 @@ from .relations import (
 )
 from .session import active_session
 from .types import Json, column_type_for
+
+if TYPE_CHECKING:
+    from .entity import UniqueKey
 
 __all__ = ["Attribute", "Optional", "PrimaryKey", "Required", "Set", "composite_key", "desc"]
 
@@ -76,6 +80,8 @@ class Attribute(_impl.Column):
     is_collection = False
     is_column = True
     _counter = 0
+    #: the unique keys this attribute is part of, set when the mapping is generated
+    unique_keys: tuple[UniqueKey, ...]
 
     def __new__(cls, py_type: Any = None, *args: Any, **options: Any) -> Any:
         if is_entity_reference(py_type) and not cls.is_reference:
@@ -103,7 +109,8 @@ class Attribute(_impl.Column):
         self.auto = bool(options.get("auto", False))
         self.unique = bool(options.get("unique", False))
         self.default = options.get("default")
-        self.column = options.get("column")
+        # None until _link_ defaults it to the attribute name: a str wherever it is used
+        self.column: str = options.get("column")  # type: ignore[assignment]
         self.max_len = options.get("max_len")
         self.volatile = bool(options.get("volatile", False))
         self.lazy = bool(options.get("lazy", False))
@@ -158,12 +165,12 @@ class Attribute(_impl.Column):
         """``value`` converted for this attribute, or a ValidationError naming it."""
         if value is None:
             if not self.nullable and not self.auto:
-                where = f"{obj!r}.{self.name}" if obj is not None else self.qualname
+                where = f"{obj!r}.{self.name}" if isinstance(obj, _impl.EntityBase) else self.qualname
                 raise ValidationError(f"Attribute {where} is required")
             return None
         value = self.ctype.validate(value)
         if value == "" and self.is_required and self.py_type is str:
-            where = f"{obj!r}.{self.name}" if obj is not None else self.qualname
+            where = f"{obj!r}.{self.name}" if isinstance(obj, _impl.EntityBase) else self.qualname
             raise ValidationError(f"Attribute {where} is required")
         return value
 
@@ -262,13 +269,13 @@ class Attribute(_impl.Column):
     def is_(self, value: Any) -> Expr:
         """``attr IS NULL`` (only None is accepted)."""
         if value is not None:
-            raise TypeError(f"{self.qualname}.is_() accepts only None, got {value!r}")
+            raise QueryError(f"{self.qualname}.is_() accepts only None, got {value!r}")
         return expression_for(self, "==", None)
 
     def is_not(self, value: Any) -> Expr:
         """``attr IS NOT NULL``."""
         if value is not None:
-            raise TypeError(f"{self.qualname}.is_not() accepts only None, got {value!r}")
+            raise QueryError(f"{self.qualname}.is_not() accepts only None, got {value!r}")
         return expression_for(self, "!=", None)
 
     def startswith(self, prefix: str) -> Expr:
@@ -464,5 +471,5 @@ def desc(attr: Attribute | OrderBy) -> OrderBy:
     if isinstance(attr, OrderBy):
         return OrderBy(attr.attr, descending=not attr.descending)
     if not isinstance(attr, Attribute):
-        raise TypeError(f"desc() takes an entity attribute, got {attr!r}")
+        raise QueryError(f"desc() takes an entity attribute, got {attr!r}")
     return OrderBy(attr, descending=True)

@@ -437,7 +437,9 @@ class Database:
         """The DB-API connection of the current session (with autoflush done)."""
         cache = require_session().cache_for(self)
         if cache.is_async:
-            raise AsyncRequired("get_connection() would open a blocking connection: use await db.aget_connection()")
+            raise AsyncRequired(
+                "get_connection() would open a blocking connection: use await db.aget_connection()"
+            )
         cache.flush()
         return cache.connection()
 
@@ -535,5 +537,5 @@ def _rows(cursor: Any) -> list[Any]:
     try:
         row_type = namedtuple("Row", names)  # type: ignore[misc]
     except ValueError:
-        row_type = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+        row_type = namedtuple("Row", names, rename=True)  # type: ignore[misc, no-redef]
     return [row_type(*row) for row in rows]

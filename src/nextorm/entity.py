@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from ._impl import CREATED, DELETED, GONE, MODIFIED, EntityBase, EntityMetaBase, materialize
-from .attributes import Attribute, CompositeKey, PrimaryKey, status_word
+from .attributes import Attribute, CompositeKey, PrimaryKey, Reference, status_word
 from .exceptions import (
     DatabaseSessionIsOver,
     ERDiagramError,
@@ -22,7 +23,7 @@ from .exceptions import (
 )
 from .query import Query, caller_namespace, conditions_for
 from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_steps
-from .session import mark_saved, require_session
+from .session import SessionCache, mark_saved, require_session
 from .steps import Steps, run_async, run_sync
 
 __all__ = ["Entity", "EntityMeta", "EntityProxy", "UniqueKey", "make_proxy"]
@@ -63,6 +64,12 @@ class UniqueKey:
 
 class EntityMeta(EntityMetaBase):
     """Maps an entity class onto its table and gives it ``Entity[pk]`` and iteration."""
+
+    # Put in every entity's namespace by ``__new__`` (the other class attributes are set by
+    # ``_finish_declaration_`` and ``_finish_mapping_``); ``select`` is ``Entity.select``.
+    _table_: str
+    _table_given_: bool
+    select: Callable[..., Query]
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
         if namespace.get("_is_base_"):
@@ -162,7 +169,7 @@ class EntityMeta(EntityMetaBase):
         """Once relationships are resolved: the column lists, masks and keys SQL is built from."""
         for attr in cls._references_:
             if attr.is_column:
-                attr._target_ready_()
+                cast(Reference, attr)._target_ready_()
         columns = tuple(a for a in cls._attrs_ if a.is_column)
         cls._columns_ = columns
         cls._fk_refs_ = tuple(a for a in cls._references_ if a.is_column)
@@ -190,6 +197,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
     __slots__ = ()
     _is_base_ = True
     _database_: Any = None
+    _cache_: SessionCache
     _attrs_: tuple[Attribute, ...] = ()
 
     # -- creation ---------------------------------------------------------------------------------
@@ -224,6 +232,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 value = attr.default_value()
                 value = attr.validate(value) if value is not None else attr.validate(None)
             values.append(value)
+        owner = _Owner(cache)
+        for collection in cls._collections_:
+            items = kwargs.get(collection.name)
+            if items is not None:  # refused before the object exists anywhere
+                SetInstance(owner, collection)._items(items)
         self._init_state_(cache, CREATED)
         for attr, value in zip(cls._columns_, values):
             if value is not None or not attr.auto:

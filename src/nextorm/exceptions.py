@@ -23,6 +23,7 @@ __all__ = [
     "OptimisticCheckError",
     "OrmError",
     "PartialCommitException",
+    "QueryError",
     "ReadOnlyAttributeError",
     "RollbackException",
     "SerializationFailure",
@@ -74,6 +75,10 @@ class UnknownAttributeError(OrmError, TypeError):
 
 class ReadOnlyAttributeError(OrmError, TypeError):
     """An attribute that cannot be assigned (a primary key) was assigned."""
+
+
+class QueryError(OrmError, TypeError, ValueError):
+    """A query was built wrongly: a bad condition, order, limit, offset, index or slice."""
 
 
 class ObjectNotFound(OrmError):

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._impl import EntityBase
-from .exceptions import MultipleObjectsFoundError, UnknownAttributeError
+from .exceptions import AttributeTypeError, MultipleObjectsFoundError, QueryError, UnknownAttributeError
 from .steps import Steps, run_async, run_sync
+
+INT64_MAX = 2**63 - 1
 
 if TYPE_CHECKING:
     from .attributes import Attribute
@@ -37,16 +39,22 @@ class Expr:
         return Not(self)
 
     def __bool__(self) -> bool:
-        raise TypeError("A query condition has no truth value: combine conditions with & | ~, not and/or/not")
+        raise QueryError(
+            "A query condition has no truth value: combine conditions with & | ~, not and/or/not"
+        )
 
     def sql(self, provider: Any, params: list[Any]) -> str:
         """The SQL text of the condition, appending bound values to ``params``."""
         raise NotImplementedError
 
+    def entities(self) -> Iterator[Any]:
+        """The entities whose rows the condition is about."""
+        return iter(())
+
 
 def _as_expr(value: Any) -> Expr:
     if not isinstance(value, Expr):
-        raise TypeError(f"Expected a query condition, got {value!r}")
+        raise QueryError(f"Expected a query condition, got {value!r}")
     return value
 
 
@@ -60,6 +68,10 @@ class BoolOp(Expr):
     def sql(self, provider: Any, params: list[Any]) -> str:
         return "(" + f" {self.op} ".join(item.sql(provider, params) for item in self.items) + ")"
 
+    def entities(self) -> Iterator[Any]:
+        for item in self.items:
+            yield from item.entities()
+
 
 class Not(Expr):
     __slots__ = ("item",)
@@ -69,6 +81,9 @@ class Not(Expr):
 
     def sql(self, provider: Any, params: list[Any]) -> str:
         return f"NOT {self.item.sql(provider, params)}"
+
+    def entities(self) -> Iterator[Any]:
+        return self.item.entities()
 
 
 class Compare(Expr):
@@ -80,6 +95,12 @@ class Compare(Expr):
         self.attr = attr
         self.op = op
         self.value = value
+
+    def __repr__(self) -> str:
+        return f"<{self.attr!r} {self.op} {self.value!r}>"
+
+    def entities(self) -> Iterator[Any]:
+        yield self.attr.entity
 
     def sql(self, provider: Any, params: list[Any]) -> str:
         column = provider.quote(self.attr.column)
@@ -103,17 +124,24 @@ _OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in", "startswith", "e
 def expression_for(attr: Attribute, op: str, value: Any) -> Expr:
     """Validate ``value`` for ``attr`` and build ``attr <op> value``."""
     if op not in _OPERATORS:
-        raise ValueError(f"Unknown operator {op!r}")
+        raise QueryError(f"Unknown operator {op!r}")
     if op == "in":
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-            raise TypeError(f"{attr.qualname}.in_() takes a collection of values, got {value!r}")
+            raise AttributeTypeError(f"{attr.qualname}.in_() takes a collection of values, got {value!r}")
         value = [_db_value(attr, v) for v in value]
     elif op in ("startswith", "endswith", "contains"):
-        if not isinstance(value, str) or attr.py_type is not str:
-            raise TypeError(f"{attr.qualname}.{op}() needs a str attribute and a str argument, got {value!r}")
+        if attr.py_type is not str:
+            raise QueryError(
+                f"{attr.qualname}.{op}() needs a str attribute, {attr.qualname} is not one (value {value!r})"
+            )
+        if not isinstance(value, str):
+            raise AttributeTypeError(
+                f"{attr.qualname}.{op}() takes a str, got {type(value).__name__}: {value!r}"
+            )
+        attr.ctype.check_text(value)
     elif value is not None:
         if op not in ("==", "!=") and isinstance(value, Expr):
-            raise TypeError(f"Cannot compare {attr.qualname} with a condition")
+            raise QueryError(f"Cannot compare {attr.qualname} with a condition")
         value = _db_value(attr, value)
     return Compare(attr, op, value)
 
@@ -128,9 +156,10 @@ def _db_value(attr: Attribute, value: Any) -> Any:
 def _bound(value: Any) -> Any:
     """The value to bind; a new related object is flushed first to learn its key."""
     if isinstance(value, EntityBase):
-        if value._pk_raw_() is None:
-            value._cache_.flush()
-        return value._pk_raw_()
+        # every EntityBase is an Entity: it has _pk_raw_, and its _cache_ is a SessionCache
+        if value._pk_raw_() is None:  # type: ignore[attr-defined]
+            value._cache_.flush()  # type: ignore[attr-defined]
+        return value._pk_raw_()  # type: ignore[attr-defined]
     return value
 
 
@@ -181,25 +210,34 @@ class Query:
         order = []
         for item in items:
             if isinstance(item, OrderBy):
+                if item.attr.entity is not self.entity:
+                    raise UnknownAttributeError(
+                        f"order_by(): {item.attr!r} is not an attribute of entity {self.entity.__name__}"
+                    )
                 order.append(item)
             elif getattr(item, "entity", None) is self.entity:
                 order.append(OrderBy(item, descending=False))
             else:
-                raise TypeError(f"order_by() takes attributes of {self.entity.__name__}, got {item!r}")
+                raise QueryError(f"order_by() takes attributes of {self.entity.__name__}, got {item!r}")
         return self._copy(_order=tuple(order))
 
     def limit(self, limit: int | None, offset: int | None = None) -> Query:
         """At most ``limit`` objects, skipping ``offset``."""
-        if limit is not None and (not isinstance(limit, int) or limit < 0):
-            raise ValueError(f"limit must be a non-negative int, got {limit!r}")
-        if offset is not None and (not isinstance(offset, int) or offset < 0):
-            raise ValueError(f"offset must be a non-negative int, got {offset!r}")
+        for name, value in (("limit", limit), ("offset", offset)):
+            if value is not None and (
+                type(value) is not int
+                or not 0 <= value <= INT64_MAX
+                or (name == "offset" and value + self._offset > INT64_MAX)
+            ):
+                raise QueryError(
+                    f"{name} of a {self.entity.__name__} query must be an int from 0 to 2**63-1, got {value!r}"
+                )
         return self._copy(_limit=limit, _offset=self._offset + (offset or 0))
 
     def for_update(self, nowait: bool = False, skip_locked: bool = False) -> Query:
         """Lock the selected rows (``SELECT ... FOR UPDATE``) where the database supports it."""
         if nowait and skip_locked:
-            raise TypeError("nowait and skip_locked cannot be used together")
+            raise QueryError("nowait and skip_locked cannot be used together")
         return self._copy(_for_update="nowait" if nowait else "skip_locked" if skip_locked else "wait")
 
     def prefetch(self, *attrs: Any) -> Query:
@@ -211,9 +249,9 @@ class Query:
         known = {self.entity} | {a.py_type for a in self._prefetch}
         for attr in attrs:
             if not (getattr(attr, "is_reference", False) or getattr(attr, "is_collection", False)):
-                raise TypeError(f"prefetch() takes relationship attributes, got {attr!r}")
+                raise QueryError(f"prefetch() takes relationship attributes, got {attr!r}")
             if attr.entity not in known:
-                raise TypeError(
+                raise QueryError(
                     f"prefetch({attr!r}): {attr.entity.__name__} is neither {self.entity.__name__} "
                     "nor loaded by an earlier prefetch attribute"
                 )
@@ -312,20 +350,22 @@ class Query:
     def __getitem__(self, key: int | slice) -> Any:
         if isinstance(key, slice):
             if key.step not in (None, 1):
-                raise TypeError("Query slices do not support a step")
+                raise QueryError("Query slices do not support a step")
             start, stop = key.start or 0, key.stop
+            if type(start) is not int or (stop is not None and type(stop) is not int):
+                raise QueryError(f"Query slices take int bounds, got {key!r}")
             if start < 0 or (stop is not None and stop < 0):
-                raise TypeError("Query slices do not support negative indexes")
+                raise QueryError("Query slices do not support negative indexes")
             limit = None if stop is None else max(stop - start, 0)
             return self.limit(limit, start).fetch() if (limit is not None or start) else self.fetch()
         if isinstance(key, int) and not isinstance(key, bool):
             if key < 0:
-                raise TypeError("Query indexes must not be negative")
+                raise QueryError("Query indexes must not be negative")
             result = self.limit(1, key).fetch()
             if not result:
                 raise IndexError(f"Query index {key} out of range")
             return result[0]
-        raise TypeError(f"Query indexes must be int or slice, got {key!r}")
+        raise QueryError(f"Query indexes must be int or slice, got {key!r}")
 
     def first(self) -> Any:
         """The first object, or None."""
@@ -370,6 +410,12 @@ class Query:
 def conditions_for(entity: Any, conditions: tuple[Any, ...], values: dict[str, Any]) -> tuple[Expr, ...]:
     """Expressions from positional conditions and ``attr=value`` keywords of ``entity``."""
     result = [_as_expr(condition) for condition in conditions]
+    for condition in result:
+        for other in condition.entities():
+            if other is not entity:
+                raise UnknownAttributeError(
+                    f"A condition on {other.__name__} cannot filter {entity.__name__} objects: {condition!r}"
+                )
     attrs = entity._attrs_by_name_
     for name, value in values.items():
         attr = attrs.get(name)

@@ -29,6 +29,7 @@ from .exceptions import (
     ValidationError,
 )
 from .query import Expr, Query
+from .session import active_session
 from .steps import Steps, run_sync
 
 __all__ = ["SetData", "SetInstance", "prefetch_steps", "resolve_relations", "seed", "unlink_steps"]
@@ -91,7 +92,11 @@ def reference_value(attr: Any, obj: Any, value: Any) -> Any:
                 f"Got {type(value).__name__}: {value!r}"
             )
         cache = value._cache_
-        if not cache.is_alive or (obj is not None and cache is not obj._cache_):
+        if (
+            not cache.is_alive
+            or (obj is not None and cache is not obj._cache_)
+            or (obj is None and cache.session is not active_session())
+        ):
             raise TransactionError(
                 f"An attempt to mix objects belonging to different transactions: {value!r} assigned to {attr.qualname}"
             )
@@ -119,7 +124,7 @@ def reference_value(attr: Any, obj: Any, value: Any) -> Any:
 def reference_to_db(value: Any) -> Any:
     """The database value of a stored reference (the target's pk)."""
     if isinstance(value, EntityBase):
-        pk = value._pk_raw_()
+        pk = value._pk_raw_()  # type: ignore[attr-defined]  # every EntityBase is an Entity, which has it
         if pk is None:
             raise TransactionError(f"{value!r} must be saved before an object referring to it")
         return pk
@@ -201,6 +206,10 @@ class SetAttr:
     is_pk = False
     lazy = False
     _counter = 0
+    #: of a many-to-many collection, set by _classify: the join table and its two columns
+    join_table: str
+    owner_column: str
+    target_column: str
 
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
         unknown = set(options) - {"reverse", "cascade_delete", "table", "column", "reverse_column", "lazy"}
@@ -282,6 +291,10 @@ class SetInstance:
             raise DatabaseSessionIsOver(
                 f"Cannot change collection {self._where()}: the database session is over"
             )
+        if cache.session is not active_session():
+            raise TransactionError(
+                f"Cannot change collection {self._where()}: {obj!r} belongs to another session"
+            )
         if obj._status_ >= DELETED:
             raise OperationWithDeletedObjectError(f"{obj!r} was deleted")
         return cache
@@ -296,6 +309,10 @@ class SetInstance:
         if not cache.is_alive:
             raise DatabaseSessionIsOver(
                 f"Cannot load collection {self._where()}: the database session is over"
+            )
+        if cache.session is not active_session():
+            raise TransactionError(
+                f"Cannot load collection {self._where()}: {obj!r} belongs to another session"
             )
         data = attr.ensure_data(obj)
         if obj._status_ == CREATED:
@@ -500,6 +517,9 @@ class JoinMembership(Expr):
         self.attr = attr
         self.owner = owner
 
+    def entities(self) -> Iterator[Any]:
+        yield self.attr.py_type
+
     def sql(self, provider: Any, params: list[Any]) -> str:
         attr = self.attr
         target = attr.py_type
@@ -635,7 +655,8 @@ def prefetch_steps(objects: list[Any], attrs: tuple[Any, ...]) -> Steps[None]:
             members = yield from load_collections_steps(
                 attr, [o for o in owners if not _is_loaded_collection(attr, o)]
             )
-            members += [m for o in owners if _is_loaded_collection(attr, o) for m in attr.data(o).items]
+            # a loaded collection has its data: attr.data(o) is not None
+            members += [m for o in owners if _is_loaded_collection(attr, o) for m in attr.data(o).items]  # type: ignore[union-attr]
         else:
             members = yield from load_references_steps(attr, owners)
         loaded.setdefault(attr.py_type, {}).update(dict.fromkeys(members))

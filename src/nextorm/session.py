@@ -110,6 +110,7 @@ class Session(SessionBase):
         caches = list(self.caches.values())
         if not caches:
             return
+        self._refuse_while_flushing("commit()")
         yield from self._ready_steps(caches)
         try:
             for cache in caches:
@@ -158,6 +159,7 @@ class Session(SessionBase):
         """Roll every database back and detach every object of the session."""
         errors = []
         caches = list(self.caches.values())
+        self._refuse_while_flushing("rollback()")
         yield from self._ready_steps(caches)
         self.caches.clear()
         self.maps.clear()
@@ -178,6 +180,14 @@ class Session(SessionBase):
         self.caches.clear()
         for cache in caches:
             yield cache, "close_db", (cache.in_transaction,)
+
+    def _refuse_while_flushing(self, what: str) -> None:
+        """An entity hook runs inside a flush: ending the transaction there would half-write it."""
+        for cache in self.caches.values():
+            if cache.flushing:
+                raise TransactionError(
+                    f"{what} cannot be called while changes are being flushed (from an entity hook)"
+                )
 
     @staticmethod
     def _ready_steps(caches: list[Any]) -> Steps[None]:
@@ -742,7 +752,7 @@ def mark_saved(obj: Any, status: int) -> None:
     for attr in type(obj)._fk_refs_:
         target = attr.get_raw(obj)
         if isinstance(target, EntityBase):
-            attr.set_raw(obj, target._pk_raw_())
+            attr.set_raw(obj, target._pk_raw_())  # type: ignore[attr-defined]  # every EntityBase is an Entity
 
 
 # -- the db_session manager -------------------------------------------------------------------

@@ -79,11 +79,17 @@ class StrType(ColumnType):
         max_len = self.attr.max_len
         if max_len is not None and len(value) > max_len:
             raise self.value_error(value, f"is longer than max_len={max_len} ({len(value)} characters)")
+        self.check_text(value)
+        return str(value)
+
+    def check_text(self, value: str) -> None:
+        """Refuse text some supported database cannot store: lone surrogates, NUL characters."""
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
             raise self.value_error(value, f"is not valid Unicode text ({exc.reason})") from None
-        return str(value)
+        if "\x00" in value:
+            raise self.value_error(value, "contains a NUL character, which PostgreSQL cannot store")
 
 
 class FloatType(ColumnType):
@@ -125,6 +131,13 @@ class DecimalType(ColumnType):
             raise self.value_error(value, "is not a decimal number") from None
         if not value.is_finite():
             raise self.value_error(value, "is not a finite number")
+        precision = self.attr.precision or 12
+        scale = 2 if self.attr.scale is None else self.attr.scale
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > scale and value != round(value, scale):
+            raise self.value_error(value, f"has more than scale={scale} decimal places")
+        if value != 0 and value.adjusted() + 1 > precision - scale:
+            raise self.value_error(value, f"does not fit precision={precision}, scale={scale}")
         return value
 
 
@@ -233,7 +246,7 @@ class JsonType(ColumnType):
 
     def validate(self, value: Any) -> Any:
         try:
-            json.dumps(value, allow_nan=False)
+            json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise self.value_error(value, f"is not JSON-serializable ({exc})") from None
         return value

@@ -26,7 +26,7 @@ try:
     from psycopg import errors as pg_errors
     from psycopg.types.json import Jsonb
 except ImportError:  # pragma: no cover - exercised only without the extra
-    psycopg = None
+    psycopg = None  # type: ignore[assignment]  # PostgresProvider checks for None and names the extra
 
 __all__ = ["PostgresProvider"]
 
@@ -71,7 +71,7 @@ class PostgresProvider(Provider):
         super().__init__()
         if psycopg is None:
             raise BindingError("The postgres provider needs psycopg 3: pip install 'nextorm[postgres]'")
-        options = {
+        options: dict[str, Any] = {
             k: v
             for k, v in dict(host=host, port=port, user=user, password=password, dbname=database).items()
             if v is not None

@@ -81,6 +81,10 @@ class SQLiteProvider(Provider):
 
     # -- dialect ---------------------------------------------------------------------------------
 
+    def strict_quote(self, name: str) -> str:
+        """``name`` quoted so that an unknown column is an error (a double-quoted one may read as a string)."""
+        return "`" + name.replace("`", "``") + "`"
+
     def for_update_clause(self, mode: str) -> str:
         # SQLite locks the whole database instead: the session begins with BEGIN IMMEDIATE.
         return ""
@@ -120,8 +124,10 @@ class SQLiteProvider(Provider):
 
     # -- statements ------------------------------------------------------------------------------
 
-    def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str) -> Any:
-        return self.run(conn, sql, params).lastrowid
+    def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
+        if pk_column is None:
+            return self.run(conn, sql, params).lastrowid
+        return self.run(conn, f"{sql} RETURNING {self.strict_quote(pk_column)}", params).rows[0][0]
 
     def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
         return f"PRAGMA table_info({self.quote(table)})", (), 1
@@ -176,4 +182,6 @@ class AsyncSQLiteProvider(SQLiteProvider):
     async def ainsert_returning(
         self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None
     ) -> Any:
-        return (await self.arun(conn, sql, params)).lastrowid
+        if pk_column is None:
+            return (await self.arun(conn, sql, params)).lastrowid
+        return (await self.arun(conn, f"{sql} RETURNING {self.strict_quote(pk_column)}", params)).rows[0][0]
