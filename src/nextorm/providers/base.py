@@ -16,6 +16,14 @@ from ..steps import Result
 __all__ = ["Provider"]
 
 
+def _close_quietly(cursor: Any) -> None:
+    if cursor is not None:
+        try:
+            cursor.close()
+        except Exception:
+            pass  # the statement's own error is the one to report
+
+
 def _fetch_all(fetchall: Any) -> list[Any]:
     """``fetchall()`` with the cyclic garbage collector paused, as materialization does next.
 
@@ -172,11 +180,13 @@ class Provider:
     def run(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """Run one statement; returns its rows (all fetched), row count and last row id."""
         log_sql(sql, params)
+        cursor = None
         try:
             cursor = conn.execute(sql, params)
             description = cursor.description
             rows = _fetch_all(cursor.fetchall) if description is not None else []
         except Exception as exc:
+            _close_quietly(cursor)  # an unfinished statement would keep its locks while the error lives
             raise self.translate_error(exc) from exc
         return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))
 
@@ -244,13 +254,17 @@ class Provider:
     async def arun(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """Awaitable ``run()``."""
         log_sql(sql, params)
+        cursor = None
         try:
             cursor = await conn.execute(sql, params)
             description = cursor.description
-            rows = (
-                list(await cursor.fetchall()) if description is not None else []
-            )  # fetched in the driver's thread
+            rows = list(await cursor.fetchall()) if description is not None else []
         except Exception as exc:
+            if cursor is not None:
+                try:
+                    await cursor.close()
+                except Exception:
+                    pass  # the statement's own error is the one to report
             raise self.translate_error(exc) from exc
         return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))
 

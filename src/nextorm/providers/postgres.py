@@ -80,7 +80,9 @@ class PostgresProvider(Provider):
         self.dsn = dsn or ""
         self.connect_options = options
         self.dsn_repr = self._describe()
+        self._bound = False
         self.connect().close()
+        self._bound = True
 
     def _describe(self) -> str:
         info = psycopg.conninfo.conninfo_to_dict(self.dsn, **self.connect_options)
@@ -91,7 +93,12 @@ class PostgresProvider(Provider):
         try:
             return psycopg.connect(self.dsn, autocommit=True, **self.connect_options)
         except psycopg.Error as exc:
-            raise BindingError(f"Cannot connect to PostgreSQL {self.dsn_repr}: {exc}") from exc
+            raise self._connect_error(exc) from exc
+
+    def _connect_error(self, exc: BaseException) -> OrmError:
+        """Binding fails when the first connection fails; later, a session's connect can be retried."""
+        message = f"Cannot connect to PostgreSQL {self.dsn_repr}: {exc}"
+        return ConnectionClosedError(message) if self._bound else BindingError(message)
 
     # -- dialect ---------------------------------------------------------------------------------
 
@@ -267,7 +274,7 @@ class AsyncPostgresProvider(PostgresProvider):
         try:
             return await psycopg.AsyncConnection.connect(self.dsn, autocommit=True, **self.connect_options)
         except psycopg.Error as exc:
-            raise BindingError(f"Cannot connect to PostgreSQL {self.dsn_repr}: {exc}") from exc
+            raise self._connect_error(exc) from exc
 
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         log_sql(sql, rows, many=len(rows))

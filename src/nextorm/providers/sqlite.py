@@ -81,6 +81,15 @@ class SQLiteProvider(Provider):
 
     # -- dialect ---------------------------------------------------------------------------------
 
+    def usable(self, conn: Any) -> bool:
+        # a connection left inside a transaction (a BEGIN whose caller saw an error) is not pooled:
+        # closing it rolls back and frees the database lock
+        return not conn.in_transaction
+
+    def usable_for_rollback(self, conn: Any) -> bool:
+        # SQLite ends the transaction by itself on some errors (disk full, I/O error)
+        return bool(conn.in_transaction)
+
     def strict_quote(self, name: str) -> str:
         """``name`` quoted so that an unknown column is an error (a double-quoted one may read as a string)."""
         return "`" + name.replace("`", "``") + "`"
