@@ -206,8 +206,8 @@ class Attribute(_impl.Column):
         return self.get_raw(obj)
 
     def _deleted_(self, obj: Any) -> Any:
-        if obj._status_ == DELETED or (self.is_pk and self.is_loaded(obj)):
-            return self.get_raw(obj)
+        if (obj._status_ == DELETED or self.is_pk) and self.is_loaded(obj):
+            return self.get_raw(obj)  # marked to delete: what was loaded stays readable until the flush
         raise OperationWithDeletedObjectError(f"{obj!r} was {status_word(obj._status_)}")
 
     def _check_assign_(self, obj: Any, value: Any) -> None:
