@@ -63,7 +63,8 @@ def test_compiled_modules_match_the_pyx_files() -> None:
         ".".join(path.relative_to(REPO / "src").with_suffix("").parts)
         for path in (REPO / "src").rglob("*.pyx")
     }
-    assert on_disk and compiled_modules() == on_disk
+    assert on_disk, "no .pyx file under src/"
+    assert compiled_modules() == on_disk
 
 
 def test_version_is_the_package_version() -> None:
