@@ -14,7 +14,6 @@ removed links and flushed to the join table.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -538,11 +537,6 @@ def _pks_of(objects: Iterable[Any]) -> list[Any]:
     return [obj._pk_raw_() for obj in objects]
 
 
-def in_values(provider: Any, column: str, values: list[Any], params: list[Any]) -> str:
-    """``column IN (values)`` as one bound parameter where the database allows it."""
-    return provider.in_values_sql(column, values, params)
-
-
 def load_collections_steps(attr: SetAttr, owners: list[Any]) -> Steps[list[Any]]:
     """Load the collection ``attr`` of every object in ``owners`` with one query; returns the members."""
     owners = [o for o in owners if o._status_ != CREATED]
@@ -562,7 +556,7 @@ def load_collections_steps(attr: SetAttr, owners: list[Any]) -> Steps[list[Any]]
             f"SELECT j.{q(attr.owner_column)}, {', '.join('t.' + q(a.column) for a in target._select_attrs_)} "
             f"FROM {q(target._table_)} t JOIN {q(attr.join_table)} j "
             f"ON t.{q(target._pk_attrs_[0].column)} = j.{q(attr.target_column)} "
-            f"WHERE {in_values(provider, 'j.' + q(attr.owner_column), pk_values, params)}"
+            f"WHERE {provider.in_values_sql('j.' + q(attr.owner_column), pk_values, params)}"
         )
         rows = (yield cache, "query", (sql, params)).rows
         owner_conv = attr.entity._pk_attrs_[0].from_db
@@ -574,7 +568,7 @@ def load_collections_steps(attr: SetAttr, owners: list[Any]) -> Steps[list[Any]]
         reverse = attr.reverse
         sql = (
             f"SELECT {target._select_list_} FROM {q(target._table_)} "
-            f"WHERE {in_values(provider, q(reverse.column), pk_values, params)}"
+            f"WHERE {provider.in_values_sql(q(reverse.column), pk_values, params)}"
         )
         rows = (yield cache, "query", (sql, params)).rows
         members = target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
@@ -606,7 +600,7 @@ def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
         pk_values = [reference_to_db(pk) for pk in _pks_of(pending)]
         sql = (
             f"SELECT {target._select_list_} FROM {provider.quote(target._table_)} "
-            f"WHERE {in_values(provider, provider.quote(reverse.column), pk_values, params)}"
+            f"WHERE {provider.in_values_sql(provider.quote(reverse.column), pk_values, params)}"
         )
         rows = (yield cache, "query", (sql, params)).rows
         partners = target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
@@ -635,7 +629,7 @@ def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
         params = []
         sql = (
             f"SELECT {target._select_list_} FROM {provider.quote(target._table_)} "
-            f"WHERE {in_values(provider, provider.quote(target._pk_attrs_[0].column), list(wanted), params)}"
+            f"WHERE {provider.in_values_sql(provider.quote(target._pk_attrs_[0].column), list(wanted), params)}"
         )
         rows = (yield cache, "query", (sql, params)).rows
         result += target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
@@ -836,18 +830,3 @@ def _classify(attr: Any) -> None:
         raise ERDiagramError(
             f"Reference {attr.qualname} needs a single-column primary key on {attr.py_type.__name__}"
         )
-
-
-def in_values_default(provider: Any, column: str, values: list[Any], params: list[Any]) -> str:
-    """``column IN (?, ?, ...)``, the portable spelling."""
-    if not values:
-        return "0 = 1"
-    params.extend(values)
-    return f"{column} IN ({', '.join([provider.param] * len(values))})"
-
-
-def json_list(values: list[Any]) -> str | None:
-    """``values`` as a JSON array when every value is an int or str (else None)."""
-    if all(type(v) in (int, str) for v in values):
-        return json.dumps(values)
-    return None

@@ -231,11 +231,6 @@ def _holds(other: Any, obj: Any, key: Any, value: Any) -> bool:
     )
 
 
-def _request(cache: Any, name: str, *args: Any) -> Steps[Any]:
-    """Steps of one request."""
-    return (yield cache, name, args)
-
-
 def _describe(exc: BaseException) -> str:
     text = " ".join(str(arg) for arg in exc.args)
     return text if isinstance(exc, TransactionError) else f"{type(exc).__name__}: {text}"
@@ -562,10 +557,6 @@ class SessionCache(CacheBase):
         run_sync(self.flush_steps(), "await aflush()")
 
     autoflush = flush
-
-    def flush_objects(self, objects: list[Any]) -> None:
-        """Send the pending statements of just ``objects``."""
-        run_sync(self.flush_steps(objects), "await obj.aflush()")
 
     def _run_before_hooks(self, only: list[Any] | None) -> list[Any]:
         """Call before_* hooks in queue order (hooks may queue more); take the batch off the queue."""

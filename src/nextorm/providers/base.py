@@ -108,9 +108,10 @@ class Provider:
 
     def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
         """``column IN (values)``."""
-        from ..relations import in_values_default
-
-        return in_values_default(self, column, values, params)
+        if not values:
+            return "0 = 1"
+        params.extend(values)
+        return f"{column} IN ({', '.join([self.param] * len(values))})"
 
     def auto_pk_sql(self, attr: Any) -> str:
         """The column definition of an auto-incrementing int primary key."""

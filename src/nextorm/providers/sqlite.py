@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import sqlite3
@@ -118,18 +119,14 @@ class SQLiteProvider(Provider):
         return _SQL_TYPES[attr.py_type]
 
     def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
-        from ..relations import json_list
-
-        encoded = json_list(values) if len(values) > 8 else None
-        if encoded is None:
+        # a long list of ints or strs goes as one JSON parameter: one statement, any length
+        if len(values) <= 8 or not all(type(v) in (int, str) for v in values):
             return super().in_values_sql(column, values, params)
-        params.append(encoded)
+        params.append(json.dumps(values))
         return f"{column} IN (SELECT value FROM json_each(?))"
 
     def auto_pk_sql(self, attr: Any) -> str:
         return f"{self.quote(attr.column)} INTEGER PRIMARY KEY AUTOINCREMENT"
-
-    # -- connections -------------------------------------------------------------------------------
 
     # -- statements ------------------------------------------------------------------------------
 
