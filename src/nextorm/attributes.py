@@ -19,7 +19,7 @@ from .exceptions import (
     UnrepeatableReadError,
     ValidationError,
 )
-from .query import Expr, OrderBy, expression_for
+from .expressions import Expr, OrderBy, expression_for
 from .relations import (
     SetAttr,
     claim_partner,

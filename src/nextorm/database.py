@@ -17,9 +17,11 @@ from .exceptions import (
     TransactionError,
 )
 from .providers import Provider, get_provider
+from .providers.dialect import Dialect
 from .query import caller_namespace
 from .relations import resolve_relations
 from .session import Session, active_session, db_session, require_session
+from .sql import ColumnDef, CreateIndex, CreateTable, DropTable, ForeignKey, Insert, Select, render
 from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = ["AsyncDatabase", "Database"]
@@ -98,15 +100,15 @@ class Database:
         provider = self._provider_or_fail()
         for entity in self.entities.values():
             if not entity._table_given_:
-                entity._table_ = provider.normalize_name(entity.__name__)
+                entity._table_ = provider.dialect.normalize_name(entity.__name__)
             for attr in entity._attrs_:
                 if not attr.column_given:
-                    attr.column = provider.normalize_name(attr.name)
+                    attr.column = provider.dialect.normalize_name(attr.name)
                 if not attr.is_reference:
                     provider.adapt(attr)
             for collection in entity._collections_:
                 if collection.is_m2m and not (collection.table or collection.reverse.table):
-                    collection.join_table = provider.normalize_name(collection.join_table)
+                    collection.join_table = provider.dialect.normalize_name(collection.join_table)
         for entity in self.entities.values():
             entity._finish_mapping_()
         self._check_join_tables()
@@ -155,14 +157,19 @@ class Database:
 
     def _create_tables_steps(self) -> Steps[None]:
         self._require_mapped_db()
-        provider = self._provider_or_fail()
+        dialect = self._provider_or_fail().dialect
+        tables: list[CreateTable] = []
         statements: list[str] = []
         for entity in self.entities.values():
-            statements.extend(self._create_table_sql(provider, entity))
+            table, indexes = self._entity_table(entity, dialect)
+            tables.append(table)
+            statements += [table.sql(dialect), *(index.sql(dialect) for index in indexes)]
         for attr in self._join_tables():
-            statements.extend(self._create_join_table_sql(provider, attr))
-        statements.extend(provider.late_constraints)
-        provider.late_constraints.clear()
+            table, index = self._join_table(attr, dialect)
+            tables.append(table)
+            statements += [table.sql(dialect), index.sql(dialect)]
+        for table in tables:
+            statements += table.late_sql(dialect)
         yield from self._ddl_steps(statements)
 
     def create_tables(self) -> None:
@@ -173,36 +180,37 @@ class Database:
         """Awaitable ``create_tables()``."""
         await self._awaited(self._create_tables_steps())
 
-    def _create_table_sql(self, provider: Provider, entity: Any) -> list[str]:
-        q = provider.quote
+    def _entity_table(self, entity: Any, dialect: Dialect) -> tuple[CreateTable, list[CreateIndex]]:
+        """The table of ``entity`` and the indexes of its indexed columns."""
         columns = []
-        constraints: list[str] = []
-        table = q(entity._table_)
+        foreign_keys = []
         for attr in entity._columns_:
             if attr.auto:
-                columns.append(provider.auto_pk_sql(attr))
+                columns.append(ColumnDef(attr.column, None))
                 continue
-            column_type = provider.sql_type(attr.py_type._pk_attrs_[0] if attr.is_reference else attr)
-            sql = f"{q(attr.column)} {column_type}"
-            if entity._npk_ == 1 and attr.is_pk:
-                sql += " PRIMARY KEY"
-            elif not attr.nullable:
-                sql += " NOT NULL"
-            if attr.unique and not attr.is_pk:
-                sql += " UNIQUE"
-            columns.append(sql)
+            column_type = dialect.sql_type(attr.py_type._pk_attrs_[0] if attr.is_reference else attr)
+            columns.append(
+                ColumnDef(
+                    attr.column,
+                    column_type,
+                    primary_key=entity._npk_ == 1 and attr.is_pk,
+                    not_null=not attr.nullable,
+                    unique=attr.unique and not attr.is_pk,
+                )
+            )
             if attr.is_reference:
                 target = attr.py_type
-                constraints.extend(
-                    provider.foreign_key_sql(table, attr.column, target._table_, target._pk_attrs_[0].column)
-                )
-        if entity._npk_ > 1:
-            columns.append(f"PRIMARY KEY ({', '.join(q(a.column) for a in entity._pk_attrs_)})")
-        for key in entity._unique_keys_:
-            if len(key.attrs) > 1:
-                columns.append(f"UNIQUE ({', '.join(q(a.column) for a in key.attrs)})")
-        columns += constraints
-        statements = [f"CREATE TABLE IF NOT EXISTS {table} (\n  " + ",\n  ".join(columns) + "\n)"]
+                foreign_keys.append(ForeignKey(attr.column, target._table_, target._pk_attrs_[0].column))
+        table = CreateTable(
+            entity._table_,
+            tuple(columns),
+            primary_key=tuple(a.column for a in entity._pk_attrs_) if entity._npk_ > 1 else (),
+            unique=tuple(
+                tuple(a.column for a in key.attrs) for key in entity._unique_keys_ if len(key.attrs) > 1
+            ),
+            foreign_keys=tuple(foreign_keys),
+        )
+        indexes = []
         for attr in entity._columns_:
             if attr.is_reference and attr.db_index is None and not attr.unique:
                 attr.db_index = True
@@ -212,29 +220,30 @@ class Database:
                     if isinstance(attr.db_index, str)
                     else f"idx_{entity._table_}__{attr.column}"
                 )
-                statements.append(f"CREATE INDEX IF NOT EXISTS {q(name)} ON {table} ({q(attr.column)})")
-        return statements
+                indexes.append(CreateIndex(name, entity._table_, attr.column))
+        return table, indexes
 
-    def _create_join_table_sql(self, provider: Provider, attr: Any) -> list[str]:
-        q = provider.quote
-        table = q(attr.join_table)
+    def _join_table(self, attr: Any, dialect: Dialect) -> tuple[CreateTable, CreateIndex]:
+        """The join table of many-to-many ``attr`` and the index of its second column."""
         owner, target = attr.entity, attr.py_type
         own, other = attr.owner_column, attr.target_column
-        columns = [
-            f"{q(own)} {provider.sql_type(owner._pk_attrs_[0])} NOT NULL",
-            f"{q(other)} {provider.sql_type(target._pk_attrs_[0])} NOT NULL",
-            f"PRIMARY KEY ({q(own)}, {q(other)})",
-        ]
-        columns += provider.foreign_key_sql(table, own, owner._table_, owner._pk_attrs_[0].column)
-        columns += provider.foreign_key_sql(table, other, target._table_, target._pk_attrs_[0].column)
-        return [
-            f"CREATE TABLE IF NOT EXISTS {table} (\n  " + ",\n  ".join(columns) + "\n)",
-            f"CREATE INDEX IF NOT EXISTS {q(f'idx_{attr.join_table}__{other}')} ON {table} ({q(other)})",
-        ]
+        table = CreateTable(
+            attr.join_table,
+            (
+                ColumnDef(own, dialect.sql_type(owner._pk_attrs_[0]), not_null=True),
+                ColumnDef(other, dialect.sql_type(target._pk_attrs_[0]), not_null=True),
+            ),
+            primary_key=(own, other),
+            foreign_keys=(
+                ForeignKey(own, owner._table_, owner._pk_attrs_[0].column),
+                ForeignKey(other, target._table_, target._pk_attrs_[0].column),
+            ),
+        )
+        return table, CreateIndex(f"idx_{attr.join_table}__{other}", attr.join_table, other)
 
     def _table_columns_steps(self, table: str) -> Steps[list[str] | None]:
         cache = require_session().cache_for(self)
-        sql, params, position = self._provider_or_fail().table_columns_query(table)
+        sql, params, position = self._provider_or_fail().dialect.table_columns_query(table)
         rows = (yield cache, "query", (sql, params)).rows
         return [row[position] for row in rows] or None
 
@@ -270,13 +279,15 @@ class Database:
                 return
             raise MappingError(f"Table {table_name!r} does not exist")
         if not with_all_data:
-            rows = (yield cache, "query", (f"SELECT 1 FROM {provider.quote(table_name)} LIMIT 1", ())).rows
+            rows = (
+                yield cache, "query", render(Select(table_name, one=True, limit=1), provider.dialect)
+            ).rows
             if rows:
                 raise TableIsNotEmpty(
                     f"Cannot drop table {table_name!r} because it is not empty. "
                     "Specify option with_all_data=True if you want to drop table with all data"
                 )
-        yield from self._ddl_steps([f"DROP TABLE {provider.quote(table_name)}"])
+        yield from self._ddl_steps([DropTable(table_name).sql(provider.dialect)])
 
     def drop_table(self, table_name: str, if_exists: bool = False, with_all_data: bool = False) -> None:
         """Drop one table; refuses a table holding rows unless ``with_all_data``."""
@@ -318,7 +329,7 @@ class Database:
         self, sql: str, params: Any, namespace: tuple[dict[str, Any], dict[str, Any]]
     ) -> tuple[str, Any]:
         """Replace ``$name``/``$(expr)`` by bound parameters; a list/tuple ``params`` is passed as is."""
-        provider = self._provider_or_fail()
+        dialect = self._provider_or_fail().dialect
         if isinstance(params, (list, tuple)):
             return sql, params
         if params is not None and not isinstance(params, dict):
@@ -348,15 +359,15 @@ class Database:
             if isinstance(value, Entity):
                 value = value.get_pk()
             args.append(value)
-            return provider.param
+            return dialect.param
 
         pieces = []
         position = 0
         for match in _SQL_TOKENS.finditer(sql):
-            pieces.append(provider.escape_percent(sql[position : match.start()]))
-            pieces.append(provider.escape_percent(match.group(0)) if match.group(1) else replace(match))
+            pieces.append(dialect.escape_percent(sql[position : match.start()]))
+            pieces.append(dialect.escape_percent(match.group(0)) if match.group(1) else replace(match))
             position = match.end()
-        pieces.append(provider.escape_percent(sql[position:]))
+        pieces.append(dialect.escape_percent(sql[position:]))
         return "".join(pieces), args
 
     def _generation_(self) -> tuple[Any, int, bool]:
@@ -418,11 +429,7 @@ class Database:
         provider = self._provider_or_fail()
         cache = require_session().cache_for(self)
         yield from cache.flush_steps()
-        q = provider.quote
-        sql = (
-            f"INSERT INTO {q(table_name)} ({', '.join(q(k) for k in values)}) "
-            f"VALUES ({', '.join([provider.param] * len(values))})"
-        )
+        sql = Insert(table_name, tuple(values)).sql(provider.dialect)
         return (yield cache, "insert_key", (sql, list(values.values()), returning))
 
     def insert(self, table_name: str, returning: str | None = None, **values: Any) -> Any:

@@ -24,6 +24,7 @@ from .exceptions import (
 from .query import Query, caller_namespace, conditions_for
 from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import SessionCache, mark_saved, require_session
+from .sql import BATCH_SAVEPOINT, Delete, Insert, KeyMatch, Select, Update, render
 from .steps import Steps, run_async, run_sync
 
 __all__ = ["Entity", "EntityMeta", "EntityProxy", "UniqueKey", "make_proxy"]
@@ -175,7 +176,7 @@ class EntityMeta(EntityMetaBase):
         cls._fk_refs_ = tuple(a for a in cls._references_ if a.is_column)
         cls._select_attrs_ = tuple(a for a in columns if not a.lazy or a.is_pk)
         cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)
-        cls._select_list_ = ", ".join('"' + a.column.replace('"', '""') + '"' for a in cls._select_attrs_)
+        cls._select_columns_ = tuple(a.column for a in cls._select_attrs_)
         cls._check_mask_ = sum(a.bit for a in columns if a.checked and not a.is_pk)
         keys = [UniqueKey((a,)) for a in columns if a.unique and not a.is_pk]
         keys += [UniqueKey(tuple(key.attrs)) for key in cls._composite_keys_]
@@ -684,11 +685,10 @@ class Entity(EntityBase, metaclass=EntityMeta):
         attrs = tuple(cls._pk_attrs_) + tuple(wanted)
         cache = obj._cache_
         yield from cache.flush_steps()
-        provider = cache.provider
-        columns = ", ".join(provider.quote(a.column) for a in attrs)
-        params: list[Any] = []
-        where = " AND ".join(c.sql(provider, params) for c in cls._pk_conditions_(obj._pk_raw_()))
-        sql = f"SELECT {columns} FROM {provider.quote(cls._table_)} WHERE {where}"
+        statement = Select(
+            cls._table_, tuple(a.column for a in attrs), where=cls._pk_conditions_(obj._pk_raw_())
+        )
+        sql, params = render(statement, cache.provider.dialect)
         rows = (yield cache, "query", (sql, params)).rows
         if not rows:
             raise UnrepeatableReadError(f"Phantom object {obj!r} disappeared")
@@ -733,12 +733,12 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return ("D", cls, (), cls._check_attrs_(obj, optimistic))
 
     @classmethod
-    def _where_sql_(cls, provider: Any, checks: tuple[tuple[int, bool], ...]) -> str:
-        parts = [f"{provider.quote(a.column)} = {provider.param}" for a in cls._pk_attrs_]
-        for index, is_null in checks:
-            column = provider.quote(cls._attrs_[index].column)
-            parts.append(f"{column} IS NULL" if is_null else f"{column} = {provider.param}")
-        return " AND ".join(parts)
+    def _key_match_(cls, checks: tuple[tuple[int, bool], ...]) -> KeyMatch:
+        """The WHERE of an UPDATE/DELETE: the primary key and the optimistic ``checks``."""
+        return KeyMatch(
+            tuple(a.column for a in cls._pk_attrs_),
+            tuple((cls._attrs_[index].column, is_null) for index, is_null in checks),
+        )
 
     @classmethod
     def _where_params_(cls, obj: Any, checks: tuple[tuple[int, bool], ...]) -> list[Any]:
@@ -751,12 +751,8 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     @classmethod
     def _insert_rows_steps_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
-        provider = cache.provider
         attrs = [cls._attrs_[i] for i in shape[2]]
-        sql = (
-            f"INSERT INTO {provider.quote(cls._table_)} ({', '.join(provider.quote(a.column) for a in attrs)}) "
-            f"VALUES ({', '.join([provider.param] * len(attrs))})"
-        )
+        sql = Insert(cls._table_, tuple(a.column for a in attrs)).sql(cache.provider.dialect)
         auto = cls._auto_pk_
         if auto is not None and not auto.is_loaded(group[0]):
             yield from cls._insert_auto_steps_(cache, group, attrs, sql, auto)
@@ -775,13 +771,15 @@ class Entity(EntityBase, metaclass=EntityMeta):
         keys = None
         if cache.provider.batch_returning and len(group) > 1 and not _refers_within(group):
             rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
-            yield cache, "write", ("SAVEPOINT nextorm_batch", ())
+            dialect = cache.provider.dialect
+            yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
             try:
                 keys = yield cache, "insert_keys", (sql, rows, auto.column)
             except TransactionIntegrityError:
-                yield cache, "write", ("ROLLBACK TO SAVEPOINT nextorm_batch", ())  # replayed one by one below
+                # replayed one by one below
+                yield cache, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
             else:
-                yield cache, "write", ("RELEASE SAVEPOINT nextorm_batch", ())
+                yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
         imap = cache.identity_map(cls)
         for i, obj in enumerate(group):
             if keys is not None:
@@ -802,14 +800,10 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     @classmethod
     def _update_rows_steps_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
-        provider = cache.provider
         attrs = [cls._attrs_[i] for i in shape[2]]
         checks = shape[3]
-        sql = (
-            f"UPDATE {provider.quote(cls._table_)} SET "
-            + ", ".join(f"{provider.quote(a.column)} = {provider.param}" for a in attrs)
-            + " WHERE "
-            + cls._where_sql_(provider, checks)
+        sql = Update(cls._table_, tuple(a.column for a in attrs), cls._key_match_(checks)).sql(
+            cache.provider.dialect
         )
         rows = [[_db(a, a.get_raw(obj)) for a in attrs] + cls._where_params_(obj, checks) for obj in group]
         yield from cache.batch_steps(cls, shape, group, sql, rows, expect_rows=True)
@@ -818,8 +812,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     @classmethod
     def _delete_rows_steps_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
-        provider = cache.provider
-        sql = f"DELETE FROM {provider.quote(cls._table_)} WHERE {cls._where_sql_(provider, shape[3])}"
+        sql = Delete(cls._table_, cls._key_match_(shape[3])).sql(cache.provider.dialect)
         rows = [cls._where_params_(obj, shape[3]) for obj in group]
         yield from cache.batch_steps(cls, shape, group, sql, rows, expect_rows=True)
         imap = cache.identity_map(cls)
@@ -833,11 +826,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
     @classmethod
     def _conflict_steps_(cls, cache: Any, shape: Any, obj: Any) -> Steps[str]:
         """Why ``obj``'s UPDATE/DELETE matched no row: its row is gone, or checked columns changed."""
-        provider = cache.provider
-        params: list[Any] = []
-        where = " AND ".join(c.sql(provider, params) for c in cls._pk_conditions_(obj._pk_raw_()))
+        statement = Select(cls._table_, cls._select_columns_, where=cls._pk_conditions_(obj._pk_raw_()))
+        sql, params = render(statement, cache.provider.dialect)
         attrs = cls._attrs_
-        sql = f"SELECT {cls._select_list_} FROM {provider.quote(cls._table_)} WHERE {where}"
         row = (yield cache, "query", (sql, params)).fetchone()
         if row is None:
             return f"Object {obj!r} was deleted outside of current transaction"

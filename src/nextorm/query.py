@@ -1,179 +1,25 @@
-"""Query expressions on entity attributes and the lazy ``Query`` they build."""
+"""The lazy ``Query`` of entity objects that attribute expressions build."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._impl import EntityBase
-from .exceptions import AttributeTypeError, MultipleObjectsFoundError, QueryError, UnknownAttributeError
+from .exceptions import MultipleObjectsFoundError, QueryError, UnknownAttributeError
+from .expressions import Expr, OrderBy, as_expr, expression_for
+from .sql import Count, Select, render
 from .steps import Steps, run_async, run_sync
 
 INT64_MAX = 2**63 - 1
 
-if TYPE_CHECKING:
-    from .attributes import Attribute
-
-__all__ = ["Expr", "OrderBy", "Query", "caller_namespace", "expression_for"]
+__all__ = ["Query", "caller_namespace", "conditions_for"]
 
 
 def caller_namespace(depth: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
     """The globals and locals of the caller of the function calling this one (for ``$name`` in raw SQL)."""
     frame = sys._getframe(depth)
     return frame.f_globals, frame.f_locals
-
-
-class Expr:
-    """A boolean SQL condition; combine with ``&``, ``|`` and ``~``."""
-
-    __slots__ = ()
-
-    def __and__(self, other: Expr) -> Expr:
-        return BoolOp("AND", (self, _as_expr(other)))
-
-    def __or__(self, other: Expr) -> Expr:
-        return BoolOp("OR", (self, _as_expr(other)))
-
-    def __invert__(self) -> Expr:
-        return Not(self)
-
-    def __bool__(self) -> bool:
-        raise QueryError(
-            "A query condition has no truth value: combine conditions with & | ~, not and/or/not"
-        )
-
-    def sql(self, provider: Any, params: list[Any]) -> str:
-        """The SQL text of the condition, appending bound values to ``params``."""
-        raise NotImplementedError
-
-    def entities(self) -> Iterator[Any]:
-        """The entities whose rows the condition is about."""
-        return iter(())
-
-
-def _as_expr(value: Any) -> Expr:
-    if not isinstance(value, Expr):
-        raise QueryError(f"Expected a query condition, got {value!r}")
-    return value
-
-
-class BoolOp(Expr):
-    __slots__ = ("items", "op")
-
-    def __init__(self, op: str, items: tuple[Expr, ...]) -> None:
-        self.op = op
-        self.items = items
-
-    def sql(self, provider: Any, params: list[Any]) -> str:
-        return "(" + f" {self.op} ".join(item.sql(provider, params) for item in self.items) + ")"
-
-    def entities(self) -> Iterator[Any]:
-        for item in self.items:
-            yield from item.entities()
-
-
-class Not(Expr):
-    __slots__ = ("item",)
-
-    def __init__(self, item: Expr) -> None:
-        self.item = item
-
-    def sql(self, provider: Any, params: list[Any]) -> str:
-        return f"NOT {self.item.sql(provider, params)}"
-
-    def entities(self) -> Iterator[Any]:
-        return self.item.entities()
-
-
-class Compare(Expr):
-    """``attr <op> value`` with the value converted by the attribute and bound."""
-
-    __slots__ = ("attr", "op", "value")
-
-    def __init__(self, attr: Attribute, op: str, value: Any) -> None:
-        self.attr = attr
-        self.op = op
-        self.value = value
-
-    def __repr__(self) -> str:
-        return f"<{self.attr!r} {self.op} {self.value!r}>"
-
-    def entities(self) -> Iterator[Any]:
-        yield self.attr.entity
-
-    def sql(self, provider: Any, params: list[Any]) -> str:
-        column = provider.quote(self.attr.column)
-        op, value = self.op, self.value
-        if value is None:
-            return f"{column} IS NULL" if op == "==" else f"{column} IS NOT NULL"
-        if op == "in":
-            if not value:
-                return "0 = 1"
-            params.extend(map(_bound, value))
-            return f"{column} IN ({', '.join([provider.param] * len(value))})"
-        if op in ("startswith", "endswith", "contains"):
-            return provider.string_test(op, column, value, params)
-        params.append(_bound(value))
-        return f"{column} {'=' if op == '==' else '<>' if op == '!=' else op} {provider.param}"
-
-
-_OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in", "startswith", "endswith", "contains"})
-
-
-def expression_for(attr: Attribute, op: str, value: Any) -> Expr:
-    """Validate ``value`` for ``attr`` and build ``attr <op> value``."""
-    if op not in _OPERATORS:
-        raise QueryError(f"Unknown operator {op!r}")
-    if op == "in":
-        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-            raise AttributeTypeError(f"{attr.qualname}.in_() takes a collection of values, got {value!r}")
-        value = [_db_value(attr, v) for v in value]
-    elif op in ("startswith", "endswith", "contains"):
-        if attr.py_type is not str:
-            raise QueryError(
-                f"{attr.qualname}.{op}() needs a str attribute, {attr.qualname} is not one (value {value!r})"
-            )
-        if not isinstance(value, str):
-            raise AttributeTypeError(
-                f"{attr.qualname}.{op}() takes a str, got {type(value).__name__}: {value!r}"
-            )
-        attr.ctype.check_text(value)
-    elif value is not None:
-        if op not in ("==", "!=") and isinstance(value, Expr):
-            raise QueryError(f"Cannot compare {attr.qualname} with a condition")
-        value = _db_value(attr, value)
-    return Compare(attr, op, value)
-
-
-def _db_value(attr: Attribute, value: Any) -> Any:
-    value = attr.ctype.validate(value)
-    if isinstance(value, EntityBase):
-        return value  # a new object: its key is known once it is flushed, see _bound
-    return value if attr.to_db is None else attr.to_db(value)
-
-
-def _bound(value: Any) -> Any:
-    """The value to bind; a new related object is flushed first to learn its key."""
-    if isinstance(value, EntityBase):
-        # every EntityBase is an Entity: it has _pk_raw_, and its _cache_ is a SessionCache
-        if value._pk_raw_() is None:  # type: ignore[attr-defined]
-            value._cache_.flush()  # type: ignore[attr-defined]
-        return value._pk_raw_()  # type: ignore[attr-defined]
-    return value
-
-
-class OrderBy:
-    """One ORDER BY item."""
-
-    __slots__ = ("attr", "descending")
-
-    def __init__(self, attr: Attribute, descending: bool) -> None:
-        self.attr = attr
-        self.descending = descending
-
-    def sql(self, provider: Any) -> str:
-        return provider.quote(self.attr.column) + (" DESC" if self.descending else "")
 
 
 class Query:
@@ -260,20 +106,24 @@ class Query:
 
     # -- SQL -------------------------------------------------------------------------------------
 
-    def sql(self, columns: str | None = None) -> tuple[str, list[Any]]:
+    def statement(self, count: bool = False, one: bool = False) -> Select:
+        """The SELECT of the objects (or of ``COUNT(*)`` when ``count``, of 1 when ``one``)."""
+        entity = self.entity
+        return Select(
+            entity._table_,
+            entity._select_columns_,
+            where=self._where,
+            order=() if count or one else tuple(item.key() for item in self._order),
+            limit=self._limit,
+            offset=self._offset,
+            for_update=self._for_update,
+            count=count,
+            one=one,
+        )
+
+    def sql(self) -> tuple[str, list[Any]]:
         """The SELECT statement and its parameters."""
-        provider = self.entity._database_._provider_or_fail()
-        params: list[Any] = []
-        sql = f"SELECT {columns or self.entity._select_list_} FROM {provider.quote(self.entity._table_)}"
-        if self._where:
-            sql += " WHERE " + " AND ".join(expr.sql(provider, params) for expr in self._where)
-        if self._order and columns is None:
-            sql += " ORDER BY " + ", ".join(item.sql(provider) for item in self._order)
-        if self._limit is not None or self._offset:
-            sql += provider.limit_clause(self._limit, self._offset, params)
-        if self._for_update:
-            sql += provider.for_update_clause(self._for_update)
-        return sql, params
+        return render(self.statement(), self.entity._database_._provider_or_fail().dialect)
 
     # -- execution: steps, run blocking or awaited ------------------------------------------------
 
@@ -305,15 +155,16 @@ class Query:
         """Steps returning the number of matching rows."""
         query = self._copy(_order=(), _for_update=None)
         if query._limit is not None or query._offset:
-            inner, params = query.sql()
-            sql = f"SELECT COUNT(*) FROM ({inner}) AS q"
+            statement: Select | Count = Count(query.statement())
         else:
-            sql, params = query.sql("COUNT(*)")
+            statement = query.statement(count=True)
+        sql, params = render(statement, self.entity._database_._provider_or_fail().dialect)
         return (yield from self.entity._database_._scalar_steps_(sql, params))  # type: ignore[no-any-return]
 
     def exists_steps(self) -> Steps[bool]:
         """Steps returning whether any row matches."""
-        sql, params = self._copy(_order=(), _for_update=None, _limit=1).sql("1")
+        statement = self._copy(_order=(), _for_update=None, _limit=1).statement(one=True)
+        sql, params = render(statement, self.entity._database_._provider_or_fail().dialect)
         return (yield from self.entity._database_._scalar_steps_(sql, params)) is not None
 
     def _hint(self, method: str) -> str:
@@ -409,7 +260,7 @@ class Query:
 
 def conditions_for(entity: Any, conditions: tuple[Any, ...], values: dict[str, Any]) -> tuple[Expr, ...]:
     """Expressions from positional conditions and ``attr=value`` keywords of ``entity``."""
-    result = [_as_expr(condition) for condition in conditions]
+    result = [as_expr(condition) for condition in conditions]
     for condition in result:
         for other in condition.entities():
             if other is not entity:

@@ -27,8 +27,11 @@ from .exceptions import (
     TransactionError,
     ValidationError,
 )
-from .query import Expr, Query
+from .expressions import Expr
+from .providers.dialect import Dialect
+from .query import Query
 from .session import active_session
+from .sql import Col, Equals, InSubquery, InValues, Join, Select, render
 from .steps import Steps, run_sync
 
 __all__ = ["SetData", "SetInstance", "prefetch_steps", "resolve_relations", "seed", "unlink_steps"]
@@ -519,15 +522,14 @@ class JoinMembership(Expr):
     def entities(self) -> Iterator[Any]:
         yield self.attr.py_type
 
-    def sql(self, provider: Any, params: list[Any]) -> str:
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
         attr = self.attr
-        target = attr.py_type
-        q = provider.quote
-        params.append(reference_to_db(self.owner))
-        return (
-            f"{q(target._pk_attrs_[0].column)} IN (SELECT {q(attr.target_column)} FROM {q(attr.join_table)} "
-            f"WHERE {q(attr.owner_column)} = {provider.param})"
+        members = Select(
+            attr.join_table,
+            (attr.target_column,),
+            where=(Equals(attr.owner_column, reference_to_db(self.owner)),),
         )
+        return InSubquery(attr.py_type._pk_attrs_[0].column, members).sql(dialect, params)
 
 
 # -- loading and prefetch ------------------------------------------------------------------------
@@ -546,19 +548,22 @@ def load_collections_steps(attr: SetAttr, owners: list[Any]) -> Steps[list[Any]]
         return []
     cache = owners[0]._cache_
     yield from cache.flush_steps()
-    provider = cache.provider
+    dialect = cache.provider.dialect
     target = attr.py_type
-    q = provider.quote
-    params: list[Any] = []
     pk_values = [reference_to_db(pk) for pk in _pks_of(owners)]
     if attr.is_m2m:
-        sql = (
-            f"SELECT j.{q(attr.owner_column)}, {', '.join('t.' + q(a.column) for a in target._select_attrs_)} "
-            f"FROM {q(target._table_)} t JOIN {q(attr.join_table)} j "
-            f"ON t.{q(target._pk_attrs_[0].column)} = j.{q(attr.target_column)} "
-            f"WHERE {provider.in_values_sql('j.' + q(attr.owner_column), pk_values, params)}"
+        statement = Select(
+            target._table_,
+            (Col(attr.owner_column, "j"), *(Col(c, "t") for c in target._select_columns_)),
+            alias="t",
+            joins=(
+                Join(
+                    attr.join_table, "j", Col(target._pk_attrs_[0].column, "t"), Col(attr.target_column, "j")
+                ),
+            ),
+            where=(InValues(Col(attr.owner_column, "j"), pk_values),),
         )
-        rows = (yield cache, "query", (sql, params)).rows
+        rows = (yield cache, "query", render(statement, dialect)).rows
         owner_conv = attr.entity._pk_attrs_[0].from_db
         keys = [row[0] if owner_conv is None else owner_conv(row[0]) for row in rows]
         members = target._materialize_(
@@ -566,11 +571,10 @@ def load_collections_steps(attr: SetAttr, owners: list[Any]) -> Steps[list[Any]]
         )
     else:
         reverse = attr.reverse
-        sql = (
-            f"SELECT {target._select_list_} FROM {q(target._table_)} "
-            f"WHERE {provider.in_values_sql(q(reverse.column), pk_values, params)}"
+        statement = Select(
+            target._table_, target._select_columns_, where=(InValues(reverse.column, pk_values),)
         )
-        rows = (yield cache, "query", (sql, params)).rows
+        rows = (yield cache, "query", render(statement, dialect)).rows
         members = target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
         keys = [reference_to_db(reverse.get_raw(m)) for m in members]
     by_pk: dict[Any, list[Any]] = {}
@@ -595,14 +599,11 @@ def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
         if not pending:
             return [attr.get_raw(o) for o in objects if attr.get_raw(o) is not None]
         yield from cache.flush_steps()
-        provider = cache.provider
-        params: list[Any] = []
         pk_values = [reference_to_db(pk) for pk in _pks_of(pending)]
-        sql = (
-            f"SELECT {target._select_list_} FROM {provider.quote(target._table_)} "
-            f"WHERE {provider.in_values_sql(provider.quote(reverse.column), pk_values, params)}"
+        statement = Select(
+            target._table_, target._select_columns_, where=(InValues(reverse.column, pk_values),)
         )
-        rows = (yield cache, "query", (sql, params)).rows
+        rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
         partners = target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
         by_owner = {reference_to_db(reverse.get_raw(p)): p for p in partners}
         for obj, pk in zip(pending, pk_values):
@@ -625,13 +626,12 @@ def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
         wanted[value] = None
     if wanted:
         yield from cache.flush_steps()
-        provider = cache.provider
-        params = []
-        sql = (
-            f"SELECT {target._select_list_} FROM {provider.quote(target._table_)} "
-            f"WHERE {provider.in_values_sql(provider.quote(target._pk_attrs_[0].column), list(wanted), params)}"
+        statement = Select(
+            target._table_,
+            target._select_columns_,
+            where=(InValues(target._pk_attrs_[0].column, list(wanted)),),
         )
-        rows = (yield cache, "query", (sql, params)).rows
+        rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
         result += target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
     return result
 

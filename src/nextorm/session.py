@@ -36,6 +36,7 @@ from .exceptions import (
     TransactionIntegrityError,
     UnresolvableCyclicDependency,
 )
+from .sql import BATCH_SAVEPOINT, Delete, Insert, KeyMatch
 from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = [
@@ -581,20 +582,12 @@ class SessionCache(CacheBase):
     def _links_steps(self) -> Steps[None]:
         """DELETE removed and INSERT added many-to-many links, one batch per join table."""
         changes, self.m2m = self.m2m, {}
-        provider = self.provider
-        q = provider.quote
+        dialect = self.provider.dialect
         for attr, (added, removed) in changes.items():
-            table, own, other = q(attr.join_table), q(attr.owner_column), q(attr.target_column)
+            columns = (attr.owner_column, attr.target_column)
             for links, sql in (
-                (
-                    removed,
-                    f"DELETE FROM {table} WHERE {own} = {provider.param} AND {other} = {provider.param}",
-                ),
-                (
-                    added,
-                    f"INSERT INTO {table} ({own}, {other}) VALUES ({provider.param}, {provider.param}) "
-                    "ON CONFLICT DO NOTHING",
-                ),
+                (removed, Delete(attr.join_table, KeyMatch(columns)).sql(dialect)),
+                (added, Insert(attr.join_table, columns, ignore_conflicts=True).sql(dialect)),
             ):
                 rows = [
                     (owner._pk_raw_(), item._pk_raw_())
@@ -665,18 +658,19 @@ class SessionCache(CacheBase):
         if len(rows) == 1:
             yield from self._one_steps(entity, shape, group[0], sql, rows[0], expect_rows)
             return
-        yield self, "write", ("SAVEPOINT nextorm_batch", ())
+        dialect = self.provider.dialect
+        yield self, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
         try:
             count = yield self, "write_many", (sql, rows)
         except TransactionIntegrityError:
             count = -1
         if count != -1 and (not expect_rows or count == len(rows)):
-            yield self, "write", ("RELEASE SAVEPOINT nextorm_batch", ())
+            yield self, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
             return
-        yield self, "write", ("ROLLBACK TO SAVEPOINT nextorm_batch", ())
+        yield self, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
         for obj, row in zip(group, rows):
             yield from self._one_steps(entity, shape, obj, sql, row, expect_rows)
-        yield self, "write", ("RELEASE SAVEPOINT nextorm_batch", ())
+        yield self, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
 
     def _one_steps(
         self, entity: Any, shape: Any, obj: Any, sql: str, row: Any, expect_rows: bool

@@ -1,4 +1,4 @@
-"""What every database provider supplies: SQL dialect, connections, error mapping."""
+"""What every database provider supplies: connections, transactions, error mapping (and its dialect)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from ..debug import log_sql
 from ..exceptions import DatabaseError, OrmError
 from ..steps import Result
+from .dialect import Dialect
 
 __all__ = ["Provider"]
 
@@ -43,8 +44,8 @@ class Provider:
     """The dialect and connection handling of one database; subclassed per database."""
 
     name = ""
-    #: placeholder for one bound parameter
-    param = "?"
+    #: the spelling of this database's SQL
+    dialect_class: type[Dialect] = Dialect
     #: whether ``insert_many_returning`` sends one batch (else it runs one INSERT per row)
     batch_returning = False
     #: whether sessions do IO through the ``a``-prefixed awaitable methods
@@ -53,71 +54,16 @@ class Provider:
     pool_async = True
 
     def __init__(self) -> None:
-        #: constraints CREATE TABLE could not hold, run after every table exists
-        self.late_constraints: list[str] = []
+        self.dialect = self.dialect_class()
         # idle connections: every session takes its own and gives it back when it ends
         self._idle: list[Any] = []
         self._aidle: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
         self._pool_lock = threading.Lock()
 
-    # -- dialect ---------------------------------------------------------------------------------
-
-    def normalize_name(self, name: str) -> str:
-        """The table or column name to use for an entity or attribute name given no explicit one."""
-        return name
+    # -- connections and transactions -----------------------------------------------------
 
     def adapt(self, attr: Any) -> None:
         """Set ``attr.to_db``/``attr.from_db`` for this driver (the column type's converters by default)."""
-
-    def escape_percent(self, sql: str) -> str:
-        """Raw SQL text made safe for this driver's parameter syntax."""
-        return sql
-
-    def quote(self, name: str) -> str:
-        """``name`` as a quoted identifier."""
-        return '"' + name.replace('"', '""') + '"'
-
-    def limit_clause(self, limit: int | None, offset: int, params: list[Any]) -> str:
-        """LIMIT/OFFSET with bound values."""
-        params.append(-1 if limit is None else limit)
-        params.append(offset)
-        return f" LIMIT {self.param} OFFSET {self.param}"
-
-    def for_update_clause(self, mode: str) -> str:
-        """The locking suffix of a SELECT ... FOR UPDATE; ``mode`` is wait, nowait or skip_locked."""
-        return {
-            "wait": " FOR UPDATE",
-            "nowait": " FOR UPDATE NOWAIT",
-            "skip_locked": " FOR UPDATE SKIP LOCKED",
-        }[mode]
-
-    def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
-        """Case-sensitive startswith / endswith / contains."""
-        raise NotImplementedError
-
-    def sql_type(self, attr: Any) -> str:
-        """The column type in CREATE TABLE for ``attr``."""
-        raise NotImplementedError
-
-    def foreign_key_sql(self, table: str, column: str, target_table: str, target_column: str) -> list[str]:
-        """Table constraints making ``column`` refer to ``target_table(target_column)``, checked at commit."""
-        return [
-            f"FOREIGN KEY ({self.quote(column)}) REFERENCES {self.quote(target_table)} ({self.quote(target_column)}) "
-            "DEFERRABLE INITIALLY DEFERRED"
-        ]
-
-    def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
-        """``column IN (values)``."""
-        if not values:
-            return "0 = 1"
-        params.extend(values)
-        return f"{column} IN ({', '.join([self.param] * len(values))})"
-
-    def auto_pk_sql(self, attr: Any) -> str:
-        """The column definition of an auto-incrementing int primary key."""
-        raise NotImplementedError
-
-    # -- connections and transactions -----------------------------------------------------
 
     def connect(self) -> Any:
         """A new DB-API connection."""
@@ -158,16 +104,16 @@ class Provider:
 
     def begin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
         """Open a transaction (a write-locking one when ``immediate``, SERIALIZABLE when asked)."""
-        self.run(conn, self.begin_sql(immediate, serializable))
+        self.run(conn, self.dialect.begin_sql(immediate, serializable))
 
     def commit(self, conn: Any) -> None:
         """Commit the open transaction."""
-        self.run(conn, "COMMIT")
+        self.run(conn, self.dialect.commit_sql)
 
     def rollback(self, conn: Any) -> None:
         """Roll the open transaction back."""
         if self.usable_for_rollback(conn):
-            self.run(conn, "ROLLBACK")
+            self.run(conn, self.dialect.rollback_sql)
 
     def disconnect(self) -> None:
         """Close the idle pooled connections."""
@@ -208,10 +154,6 @@ class Provider:
     ) -> list[Any]:
         """Run an INSERT per row and return the generated primary keys in order."""
         return [self.insert_returning(conn, sql, row, pk_column) for row in rows]
-
-    def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
-        """A query listing the columns of ``table``: SQL, parameters, position of the name in a row."""
-        raise NotImplementedError
 
     # -- the awaitable twins (used by an AsyncDatabase's sessions) ------------------------------
 
@@ -280,16 +222,16 @@ class Provider:
 
     async def abegin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
         """Awaitable ``begin()``."""
-        await self.arun(conn, self.begin_sql(immediate, serializable))
+        await self.arun(conn, self.dialect.begin_sql(immediate, serializable))
 
     async def acommit(self, conn: Any) -> None:
         """Awaitable ``commit()``."""
-        await self.arun(conn, "COMMIT")
+        await self.arun(conn, self.dialect.commit_sql)
 
     async def arollback(self, conn: Any) -> None:
         """Awaitable ``rollback()``."""
         if self.usable_for_rollback(conn):
-            await self.arun(conn, "ROLLBACK")
+            await self.arun(conn, self.dialect.rollback_sql)
 
     async def ainsert_returning(
         self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None
@@ -302,10 +244,6 @@ class Provider:
     ) -> list[Any]:
         """Awaitable ``insert_many_returning()``."""
         return [await self.ainsert_returning(conn, sql, row, pk_column) for row in rows]
-
-    def begin_sql(self, immediate: bool, serializable: bool) -> str:
-        """The statement that opens a transaction."""
-        return "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
     def usable_for_rollback(self, conn: Any) -> bool:
         """Whether a ROLLBACK can be sent on ``conn`` (not on a broken connection)."""

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import sqlite3
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 from ..exceptions import (
     BindingError,
@@ -20,33 +16,19 @@ from ..exceptions import (
     SerializationFailure,
     TransactionIntegrityError,
 )
-from ..types import Json
 from .base import Provider
+from .dialect import SQLiteDialect
 
 __all__ = ["SQLiteProvider"]
 
 _memory_numbers = itertools.count(1)
-
-_SQL_TYPES = {
-    int: "INTEGER",
-    str: "TEXT",
-    float: "REAL",
-    bool: "BOOLEAN",
-    datetime: "TEXT",
-    date: "TEXT",
-    time: "TEXT",
-    timedelta: "INTEGER",
-    bytes: "BLOB",
-    UUID: "TEXT",
-    Json: "TEXT",
-}
 
 
 class SQLiteProvider(Provider):
     """One SQLite file (a connection per thread) or an in-memory database (one shared connection)."""
 
     name = "sqlite"
-    param = "?"
+    dialect_class = SQLiteDialect
 
     def __init__(self, filename: str = ":memory:", create_db: bool = False, timeout: float = 5.0) -> None:
         if not isinstance(filename, str):
@@ -80,7 +62,7 @@ class SQLiteProvider(Provider):
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
-    # -- dialect ---------------------------------------------------------------------------------
+    # -- connections and transactions -----------------------------------------------------
 
     def usable(self, conn: Any) -> bool:
         # a connection left inside a transaction (a BEGIN whose caller saw an error) is not pooled:
@@ -91,52 +73,12 @@ class SQLiteProvider(Provider):
         # SQLite ends the transaction by itself on some errors (disk full, I/O error)
         return bool(conn.in_transaction)
 
-    def strict_quote(self, name: str) -> str:
-        """``name`` quoted so that an unknown column is an error (a double-quoted one may read as a string)."""
-        return "`" + name.replace("`", "``") + "`"
-
-    def for_update_clause(self, mode: str) -> str:
-        # SQLite locks the whole database instead: the session begins with BEGIN IMMEDIATE.
-        return ""
-
-    def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
-        if value == "":
-            return f"{column} IS NOT NULL"
-        if op == "startswith":
-            params.append(value)
-            return f"instr({column}, ?) = 1"
-        if op == "contains":
-            params.append(value)
-            return f"instr({column}, ?) > 0"
-        params.extend((len(value), value))
-        return f"substr({column}, -?) = ?"
-
-    def sql_type(self, attr: Any) -> str:
-        if attr.sql_type:
-            return attr.sql_type
-        if attr.py_type is Decimal:
-            return f"DECIMAL({attr.precision or 12}, {2 if attr.scale is None else attr.scale})"
-        return _SQL_TYPES[attr.py_type]
-
-    def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
-        # a long list of ints or strs goes as one JSON parameter: one statement, any length
-        if len(values) <= 8 or not all(type(v) in (int, str) for v in values):
-            return super().in_values_sql(column, values, params)
-        params.append(json.dumps(values))
-        return f"{column} IN (SELECT value FROM json_each(?))"
-
-    def auto_pk_sql(self, attr: Any) -> str:
-        return f"{self.quote(attr.column)} INTEGER PRIMARY KEY AUTOINCREMENT"
-
     # -- statements ------------------------------------------------------------------------------
 
     def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
         if pk_column is None:
             return self.run(conn, sql, params).lastrowid
-        return self.run(conn, f"{sql} RETURNING {self.strict_quote(pk_column)}", params).rows[0][0]
-
-    def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
-        return f"PRAGMA table_info({self.quote(table)})", (), 1
+        return self.run(conn, sql + self.dialect.returning_clause(pk_column), params).rows[0][0]
 
     def constraint_columns(self, exc: BaseException) -> list[str]:
         # "UNIQUE constraint failed: person.email, person.name" / "NOT NULL constraint failed: person.name"
@@ -190,4 +132,4 @@ class AsyncSQLiteProvider(SQLiteProvider):
     ) -> Any:
         if pk_column is None:
             return (await self.arun(conn, sql, params)).lastrowid
-        return (await self.arun(conn, f"{sql} RETURNING {self.strict_quote(pk_column)}", params)).rows[0][0]
+        return (await self.arun(conn, sql + self.dialect.returning_clause(pk_column), params)).rows[0][0]

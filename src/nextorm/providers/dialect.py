@@ -1,0 +1,277 @@
+"""How each database spells SQL: quoting, placeholders, clauses, type names, transactions.
+
+``nextorm.sql`` builds every statement from these spellings; nothing else writes a piece of SQL
+that differs between databases. Adding a database means one ``Dialect`` subclass here (and a
+provider module for its driver).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from ..types import Json
+
+__all__ = ["Dialect", "PostgresDialect", "SQLiteDialect"]
+
+
+class Dialect:
+    """The spelling shared by the supported databases; subclasses override where theirs differs."""
+
+    name = ""
+    #: placeholder for one bound parameter
+    param = "?"
+    #: column type names by Python type
+    type_names: dict[type, str] = {}
+    #: the column definition (after the quoted name) of an auto-incrementing int primary key
+    auto_pk_type = ""
+    #: whether foreign keys are added by ALTER TABLE once every table exists (else inside CREATE TABLE)
+    late_foreign_keys = False
+
+    def __init__(self) -> None:
+        self._column_lists: dict[tuple[str, ...], str] = {}
+
+    # -- names and values ----------------------------------------------------------------------
+
+    def normalize_name(self, name: str) -> str:
+        """The table or column name to use for an entity or attribute name given no explicit one."""
+        return name
+
+    def quote(self, name: str) -> str:
+        """``name`` as a quoted identifier."""
+        return '"' + name.replace('"', '""') + '"'
+
+    def column_list(self, names: tuple[str, ...]) -> str:
+        """``names`` quoted and separated by commas (remembered: entities select the same lists)."""
+        text = self._column_lists.get(names)
+        if text is None:
+            text = self._column_lists[names] = ", ".join(map(self.quote, names))
+        return text
+
+    def strict_quote(self, name: str) -> str:
+        """``name`` quoted so that an unknown column is an error, never read as a string literal."""
+        return self.quote(name)
+
+    def placeholders(self, count: int) -> str:
+        """``count`` placeholders separated by commas."""
+        return ", ".join([self.param] * count)
+
+    def escape_percent(self, sql: str) -> str:
+        """Raw SQL text made safe for this driver's parameter syntax."""
+        return sql
+
+    # -- clauses -------------------------------------------------------------------------------
+
+    def limit_clause(self, limit: int | None, offset: int, params: list[Any]) -> str:
+        """LIMIT/OFFSET with bound values."""
+        params.append(-1 if limit is None else limit)
+        params.append(offset)
+        return f" LIMIT {self.param} OFFSET {self.param}"
+
+    def for_update_clause(self, mode: str) -> str:
+        """The locking suffix of a SELECT ... FOR UPDATE; ``mode`` is wait, nowait or skip_locked."""
+        return {
+            "wait": " FOR UPDATE",
+            "nowait": " FOR UPDATE NOWAIT",
+            "skip_locked": " FOR UPDATE SKIP LOCKED",
+        }[mode]
+
+    def returning_clause(self, column: str) -> str:
+        """The suffix of an INSERT returning ``column`` of the new row."""
+        return f" RETURNING {self.quote(column)}"
+
+    def ignore_conflict_clause(self) -> str:
+        """The suffix of an INSERT that skips a row clashing with a unique key instead of failing."""
+        return " ON CONFLICT DO NOTHING"
+
+    # -- operators -----------------------------------------------------------------------------
+
+    def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
+        """Case-sensitive startswith / endswith / contains."""
+        raise NotImplementedError
+
+    def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
+        """``column IN (values)``."""
+        if not values:
+            return "0 = 1"
+        params.extend(values)
+        return f"{column} IN ({self.placeholders(len(values))})"
+
+    # -- types and schema ----------------------------------------------------------------------
+
+    def sql_type(self, attr: Any) -> str:
+        """The column type in CREATE TABLE for ``attr``."""
+        if attr.sql_type:
+            return str(attr.sql_type)
+        return self.type_names[attr.py_type]
+
+    def add_constraint_sql(self, table: str, name: str, constraint: str) -> str:
+        """A statement adding ``constraint`` to a quoted ``table`` unless one called ``name`` exists."""
+        return f"ALTER TABLE {table} ADD CONSTRAINT {self.quote(name)} {constraint}"
+
+    def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
+        """A query listing the columns of ``table``: SQL, parameters, position of the name in a row."""
+        raise NotImplementedError
+
+    # -- transactions --------------------------------------------------------------------------
+
+    def begin_sql(self, immediate: bool, serializable: bool) -> str:
+        """The statement that opens a transaction."""
+        return "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    commit_sql = "COMMIT"
+    rollback_sql = "ROLLBACK"
+
+    def savepoint_sql(self, name: str) -> str:
+        """The statement setting savepoint ``name``."""
+        return f"SAVEPOINT {name}"
+
+    def release_savepoint_sql(self, name: str) -> str:
+        """The statement keeping the work done since savepoint ``name``."""
+        return f"RELEASE SAVEPOINT {name}"
+
+    def rollback_to_savepoint_sql(self, name: str) -> str:
+        """The statement undoing the work done since savepoint ``name``."""
+        return f"ROLLBACK TO SAVEPOINT {name}"
+
+
+class SQLiteDialect(Dialect):
+    """SQLite 3.35+ (RETURNING, ON CONFLICT, json_each)."""
+
+    name = "sqlite"
+    param = "?"
+    type_names = {
+        int: "INTEGER",
+        str: "TEXT",
+        float: "REAL",
+        bool: "BOOLEAN",
+        datetime: "TEXT",
+        date: "TEXT",
+        time: "TEXT",
+        timedelta: "INTEGER",
+        bytes: "BLOB",
+        UUID: "TEXT",
+        Json: "TEXT",
+    }
+    auto_pk_type = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def strict_quote(self, name: str) -> str:
+        # a double-quoted name that is not a column reads as a string in SQLite
+        return "`" + name.replace("`", "``") + "`"
+
+    def returning_clause(self, column: str) -> str:
+        return f" RETURNING {self.strict_quote(column)}"
+
+    def for_update_clause(self, mode: str) -> str:
+        # SQLite locks the whole database instead: the session begins with BEGIN IMMEDIATE.
+        return ""
+
+    def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
+        if value == "":
+            return f"{column} IS NOT NULL"
+        if op == "startswith":
+            params.append(value)
+            return f"instr({column}, ?) = 1"
+        if op == "contains":
+            params.append(value)
+            return f"instr({column}, ?) > 0"
+        params.extend((len(value), value))
+        return f"substr({column}, -?) = ?"
+
+    def sql_type(self, attr: Any) -> str:
+        if not attr.sql_type and attr.py_type is Decimal:
+            return f"DECIMAL({attr.precision or 12}, {2 if attr.scale is None else attr.scale})"
+        return super().sql_type(attr)
+
+    def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
+        # a long list of ints or strs goes as one JSON parameter: one statement, any length
+        if len(values) <= 8 or not all(type(v) in (int, str) for v in values):
+            return super().in_values_sql(column, values, params)
+        params.append(json.dumps(values))
+        return f"{column} IN (SELECT value FROM json_each(?))"
+
+    def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
+        return f"PRAGMA table_info({self.quote(table)})", (), 1
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL through psycopg 3 (``%s`` placeholders)."""
+
+    name = "postgres"
+    param = "%s"
+    type_names = {
+        int: "BIGINT",
+        str: "TEXT",
+        float: "DOUBLE PRECISION",
+        bool: "BOOLEAN",
+        date: "DATE",
+        time: "TIME",
+        timedelta: "INTERVAL",
+        bytes: "BYTEA",
+        UUID: "UUID",
+        Json: "JSONB",
+    }
+    auto_pk_type = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+    # a referenced table may not exist yet while the tables are created one by one
+    late_foreign_keys = True
+
+    def normalize_name(self, name: str) -> str:
+        return name.lower()
+
+    def escape_percent(self, sql: str) -> str:
+        return sql.replace("%", "%%")
+
+    def limit_clause(self, limit: int | None, offset: int, params: list[Any]) -> str:
+        params.append(limit)
+        params.append(offset)
+        return " LIMIT %s OFFSET %s"
+
+    def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
+        if value == "":
+            return f"{column} IS NOT NULL"
+        if op == "startswith":
+            params.append(value)
+            return f"starts_with({column}, %s)"
+        if op == "contains":
+            params.append(value)
+            return f"strpos({column}, %s) > 0"
+        params.extend((value, value))
+        return f"right({column}, char_length(%s)) = %s"
+
+    def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
+        params.append(list(values))
+        return f"{column} = ANY(%s)"
+
+    def sql_type(self, attr: Any) -> str:
+        if attr.sql_type:
+            return str(attr.sql_type)
+        py_type = attr.py_type
+        if py_type is Decimal:
+            return f"NUMERIC({attr.precision or 12}, {2 if attr.scale is None else attr.scale})"
+        if py_type is datetime:
+            return "TIMESTAMPTZ" if attr.tz_aware else "TIMESTAMP"
+        if py_type is str and attr.max_len is not None:
+            return f"VARCHAR({attr.max_len})"
+        return self.type_names[py_type]
+
+    def add_constraint_sql(self, table: str, name: str, constraint: str) -> str:
+        # create_tables runs again on an existing schema: an existing constraint is not an error
+        return (
+            "DO $$ BEGIN "
+            f"{super().add_constraint_sql(table, name, constraint)}; "
+            "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+
+    def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
+        return (
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+            0,
+        )
+
+    def begin_sql(self, immediate: bool, serializable: bool) -> str:
+        return "BEGIN ISOLATION LEVEL SERIALIZABLE" if serializable else "BEGIN"
