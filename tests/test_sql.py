@@ -392,7 +392,15 @@ def _string_literals(path: Path) -> list[tuple[int, str]]:
 
 @pytest.mark.parametrize(
     "module",
-    ["entity.py", "session.py", "relations.py", "query.py", "database.py", "attributes.py", "expressions.py"],
+    [
+        "entity.py",
+        "session.py",
+        "relationships.py",
+        "query.py",
+        "database.py",
+        "attributes.py",
+        "expressions.py",
+    ],
 )
 def test_model_session_and_queries_leave_sql_spelling_to_the_sql_layer(module: str) -> None:
     """No statement keyword, dialect clause, type name or identifier quote is spelled outside sql.py and providers."""
@@ -417,5 +425,68 @@ def test_expressions_and_sql_import_nothing_of_the_model(module: str) -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert module in loaded
-    for model in ("entity", "attributes", "session", "query", "relations", "database"):
+    for model in ("entity", "attributes", "session", "query", "relationships", "database"):
         assert f"'nextorm.{model}'" not in loaded
+
+
+def _package_imports(path: Path) -> tuple[set[str], list[int]]:
+    """The nextorm modules a module imports at its top level, and the lines of imports inside functions."""
+    module = ".".join(path.relative_to(SOURCE).with_suffix("").parts)
+    package = module.split(".")[:-1]
+    top: set[str] = set()
+    nested: list[int] = []
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or node.level == 0:
+            continue
+        base = package[: len(package) - node.level + 1]
+        names = [node.module] if node.module else [alias.name for alias in node.names]
+        if node in tree.body:
+            top.update(".".join([*base, name]) for name in names)
+        elif not _under_type_checking(tree, node):
+            nested.append(node.lineno)
+    return top, nested
+
+
+def _under_type_checking(tree: ast.Module, node: ast.ImportFrom) -> bool:
+    """Whether ``node`` sits in a module-level ``if TYPE_CHECKING:`` block (no import at run time)."""
+    return any(
+        isinstance(block, ast.If)
+        and isinstance(block.test, ast.Name)
+        and block.test.id == "TYPE_CHECKING"
+        and node in block.body
+        for block in tree.body
+    )
+
+
+#: the module that imports inside a function on purpose: the hot path is chosen at import time
+DEFERRED_IMPORTS = {"_impl"}
+
+
+def test_modules_import_each_other_one_way_without_deferred_imports() -> None:
+    """The package's import graph has no circle, and no import hides in a function to dodge one."""
+    graph: dict[str, set[str]] = {}
+    for path in SOURCE.rglob("*.py"):
+        module = ".".join(path.relative_to(SOURCE).with_suffix("").parts)
+        if module.startswith("bench"):
+            continue
+        top, nested = _package_imports(path)
+        graph[module] = top
+        if module not in DEFERRED_IMPORTS:
+            assert nested == [], f"{module} imports inside a function at lines {nested}"
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(module: str) -> None:
+        if module in done:
+            return
+        assert module not in visiting, "import circle: " + " -> ".join([*visiting, module])
+        visiting.append(module)
+        for imported in graph.get(module, ()):
+            visit(imported)
+        visiting.pop()
+        done.add(module)
+
+    for module in graph:
+        visit(module)
+    assert {"expressions", "sql", "loading", "identity", "unitofwork", "relationships"} <= set(graph)

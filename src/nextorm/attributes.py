@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _impl
 from ._impl import CREATED, DELETED, GONE
@@ -20,20 +20,11 @@ from .exceptions import (
     ValidationError,
 )
 from .expressions import Expr, OrderBy, expression_for
-from .relations import (
-    SetAttr,
-    claim_partner,
-    one_to_one_partner,
-    reference_to_db,
-    reference_value,
-    relink,
-    seed,
-)
+from .identity import UniqueKey, reference_to_db, seed
+from .loading import load_missing, one_to_one_partner
+from .relationships import SetAttr, claim_partner, reference_value, relink
 from .session import active_session
 from .types import Json, column_type_for
-
-if TYPE_CHECKING:
-    from .entity import UniqueKey
 
 __all__ = ["Attribute", "Optional", "PrimaryKey", "Required", "Set", "composite_key", "desc"]
 
@@ -191,7 +182,7 @@ class Attribute(_impl.Column):
         if obj._status_ == CREATED:
             cache.flush()
         else:
-            self.entity._load_missing_(obj, self)
+            load_missing(obj, self)
         return self.__get__(obj, None)
 
     def _read_after_session_(self, obj: Any) -> Any:

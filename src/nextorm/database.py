@@ -19,7 +19,7 @@ from .exceptions import (
 from .providers import Provider, get_provider
 from .providers.dialect import Dialect
 from .query import caller_namespace
-from .relations import resolve_relations
+from .relationships import resolve_relations
 from .session import Session, active_session, db_session, require_session
 from .sql import ColumnDef, CreateIndex, CreateTable, DropTable, ForeignKey, Insert, Select, render
 from .steps import AsyncRequired, Result, Steps, run_async, run_sync

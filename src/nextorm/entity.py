@@ -6,26 +6,26 @@ import itertools
 from collections.abc import Callable
 from typing import Any, cast
 
-from ._impl import CREATED, DELETED, GONE, MODIFIED, EntityBase, EntityMetaBase, materialize
+from ._impl import CREATED, DELETED, GONE, MODIFIED, EntityBase, EntityMetaBase
 from .attributes import Attribute, CompositeKey, PrimaryKey, Reference, status_word
 from .exceptions import (
     DatabaseSessionIsOver,
     ERDiagramError,
     MultipleObjectsFoundError,
     ObjectNotFound,
-    OrmError,
+    OperationWithDeletedObjectError,
     ReadOnlyAttributeError,
     TransactionError,
-    TransactionIntegrityError,
     UnknownAttributeError,
-    UnrepeatableReadError,
     ValidationError,
 )
+from .identity import UniqueKey
+from .loading import fetch_steps, load_attr_steps, load_missing_steps
 from .query import Query, caller_namespace, conditions_for
-from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_steps
-from .session import SessionCache, mark_saved, require_session
-from .sql import BATCH_SAVEPOINT, Delete, Insert, KeyMatch, Select, Update, render
+from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_steps
+from .session import EntityProxy, SessionCache, require_session
 from .steps import Steps, run_async, run_sync
+from .unitofwork import is_new
 
 __all__ = ["Entity", "EntityMeta", "EntityProxy", "UniqueKey", "make_proxy"]
 
@@ -39,28 +39,6 @@ class _Owner:
 
     def __init__(self, cache: Any) -> None:
         self._cache_ = cache
-
-
-class UniqueKey:
-    """A set of attributes whose values are unique together (one attribute for ``unique=True``)."""
-
-    def __init__(self, attrs: tuple[Attribute, ...]) -> None:
-        self.attrs = attrs
-        self.name = attrs[0].name if len(attrs) == 1 else "(" + ", ".join(a.name for a in attrs) + ")"
-
-    def value_of(self, obj: Any) -> Any:
-        """The key value of ``obj``; None when any part is None or not loaded."""
-        if len(self.attrs) == 1:
-            return self.attrs[0].get_raw(obj)
-        values = tuple(a.get_raw(obj) for a in self.attrs)
-        return None if None in values else values
-
-    def value_with(self, obj: Any, changes: dict[Attribute, Any]) -> Any:
-        """The key value of ``obj`` if the attributes in ``changes`` took their new values."""
-        values = tuple(changes[a] if a in changes else a.get_raw(obj) for a in self.attrs)
-        if len(values) == 1:
-            return values[0]
-        return None if None in values else values
 
 
 class EntityMeta(EntityMetaBase):
@@ -316,8 +294,6 @@ class Entity(EntityBase, metaclass=EntityMeta):
         cls = type(self)
         self._check_live_("change object")
         if self._status_ >= DELETED:
-            from .exceptions import OperationWithDeletedObjectError
-
             raise OperationWithDeletedObjectError(f"{self!r} was {status_word(self._status_)}")
         attrs = cls._attrs_by_name_
         checked = []
@@ -375,7 +351,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
         self._check_live_("load object")
         missing = [a for a in type(self)._columns_ if not a.is_loaded(self)]
         if missing and self._status_ != CREATED:
-            yield from type(self)._load_missing_steps_(self, missing[0], with_lazy=True)
+            yield from load_missing_steps(self, missing[0], with_lazy=True)
 
     def load(self) -> None:
         """Load every attribute that is not loaded yet (lazy ones included)."""
@@ -388,7 +364,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
     def _flush_steps_(self) -> Steps[None]:
         cache = self._check_live_("flush object")
         if self in cache.dirty:
-            pending = [target for attr in type(self)._fk_refs_ if _is_new(target := attr.get_raw(self))]
+            pending = [target for attr in type(self)._fk_refs_ if is_new(target := attr.get_raw(self))]
             yield from cache.flush_steps([*pending, self])
 
     def flush(self) -> None:
@@ -550,7 +526,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
         db = cls._database_
         db._require_mapping_(cls)
         sql, args = db._prepare_sql_(sql, params, namespace)
-        result = yield from cls._fetch_steps_(sql, args, raw=True)
+        result = yield from fetch_steps(cls, sql, args, raw=True)
         if not single:
             return result
         if len(result) > 1:
@@ -627,250 +603,6 @@ class Entity(EntityBase, metaclass=EntityMeta):
             return [cls._pk_attrs_[0] == key]
         return [a == v for a, v in zip(cls._pk_attrs_, key)]
 
-    @classmethod
-    def _fetch_steps_(
-        cls, sql: str, params: Any, raw: bool = False, for_update: bool = False
-    ) -> Steps[list[Any]]:
-        cache = require_session().cache_for(cls._database_)
-        yield from cache.flush_steps()
-        if for_update:
-            yield cache, "begin", ()
-        result = yield cache, "query", (sql, params)
-        if raw:
-            return cls._materialize_raw_(cache, result.description, result.rows)
-        return cls._materialize_(cache, cls._select_attrs_, cls._select_converters_, result.rows)
-
-    @classmethod
-    def _materialize_(
-        cls, cache: Any, attrs: tuple[Attribute, ...], converters: tuple[Any, ...], rows: Any
-    ) -> list[Any]:
-        objects = materialize(
-            cls, cache, cache.identity_map(cls), attrs, converters, cls._npk_, cls._check_mask_, rows
-        )
-        if cls._unique_keys_:
-            cache.learn_unique(objects, cls)
-        return objects
-
-    @classmethod
-    def _materialize_raw_(cls, cache: Any, description: Any, rows: list[Any]) -> list[Any]:
-        by_column = {a.column: a for a in cls._columns_}
-        names = [d[0] for d in description]
-        positions: dict[str, int] = {}
-        for i, column in enumerate(names):
-            positions.setdefault(column, i)
-        missing = [a.column for a in cls._pk_attrs_ if a.column not in positions]
-        if missing:
-            raise OrmError(
-                f"The SQL result for {cls.__name__} lacks primary key column(s) {', '.join(missing)}"
-            )
-        attrs = list(cls._pk_attrs_) + [
-            by_column[c] for c in positions if c in by_column and not by_column[c].is_pk
-        ]
-        order = [positions[a.column] for a in attrs]
-        reordered = [tuple(row[i] for i in order) for row in rows]
-        return cls._materialize_(cache, tuple(attrs), tuple(a.from_db for a in attrs), reordered)
-
-    @classmethod
-    def _load_missing_(cls, obj: Any, attr: Attribute) -> None:
-        """Load ``attr`` of ``obj`` (with the other unloaded non-lazy columns)."""
-        run_sync(cls._load_missing_steps_(obj, attr), f"await obj.awaitable_attrs.{attr.name}")
-
-    @classmethod
-    def _load_missing_steps_(cls, obj: Any, attr: Attribute, with_lazy: bool = False) -> Steps[None]:
-        wanted = [
-            a
-            for a in cls._columns_
-            if not a.is_pk and not a.is_loaded(obj) and (a is attr or with_lazy or not a.lazy)
-        ]
-        attrs = tuple(cls._pk_attrs_) + tuple(wanted)
-        cache = obj._cache_
-        yield from cache.flush_steps()
-        statement = Select(
-            cls._table_, tuple(a.column for a in attrs), where=cls._pk_conditions_(obj._pk_raw_())
-        )
-        sql, params = render(statement, cache.provider.dialect)
-        rows = (yield cache, "query", (sql, params)).rows
-        if not rows:
-            raise UnrepeatableReadError(f"Phantom object {obj!r} disappeared")
-        cls._materialize_(cache, attrs, tuple(a.from_db for a in attrs), rows)
-
-    # -- statements ---------------------------------------------------------------------------------
-
-    @classmethod
-    def _insert_shape_(cls, obj: Any) -> tuple[Any, ...]:
-        return ("I", cls, tuple(a.index for a in cls._columns_ if a.is_loaded(obj)))
-
-    @classmethod
-    def _known_value_(cls, obj: Any, attr: Attribute) -> Any:
-        """The value the database had when this session read ``attr``."""
-        if obj._wbits_ & attr.bit:
-            orig = obj._orig_
-            if orig is not None and attr.index in orig:
-                return orig[attr.index]
-        return attr.get_raw(obj)
-
-    @classmethod
-    def _check_attrs_(cls, obj: Any, optimistic: bool) -> tuple[tuple[int, bool], ...]:
-        if not optimistic:
-            return ()
-        bits = obj._rbits_ & cls._check_mask_
-        if not bits:
-            return ()
-        return tuple((a.index, cls._known_value_(obj, a) is None) for a in cls._attrs_ if bits & a.bit)
-
-    @classmethod
-    def _update_shape_(cls, obj: Any, optimistic: bool) -> tuple[Any, ...]:
-        wbits = obj._wbits_
-        return (
-            "U",
-            cls,
-            tuple(a.index for a in cls._attrs_ if wbits & a.bit),
-            cls._check_attrs_(obj, optimistic),
-        )
-
-    @classmethod
-    def _delete_shape_(cls, obj: Any, optimistic: bool) -> tuple[Any, ...]:
-        return ("D", cls, (), cls._check_attrs_(obj, optimistic))
-
-    @classmethod
-    def _key_match_(cls, checks: tuple[tuple[int, bool], ...]) -> KeyMatch:
-        """The WHERE of an UPDATE/DELETE: the primary key and the optimistic ``checks``."""
-        return KeyMatch(
-            tuple(a.column for a in cls._pk_attrs_),
-            tuple((cls._attrs_[index].column, is_null) for index, is_null in checks),
-        )
-
-    @classmethod
-    def _where_params_(cls, obj: Any, checks: tuple[tuple[int, bool], ...]) -> list[Any]:
-        params = [_db(a, a.get_raw(obj)) for a in cls._pk_attrs_]
-        for index, is_null in checks:
-            if not is_null:
-                attr = cls._attrs_[index]
-                params.append(_db(attr, cls._known_value_(obj, attr)))
-        return params
-
-    @classmethod
-    def _insert_rows_steps_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
-        attrs = [cls._attrs_[i] for i in shape[2]]
-        sql = Insert(cls._table_, tuple(a.column for a in attrs)).sql(cache.provider.dialect)
-        auto = cls._auto_pk_
-        if auto is not None and not auto.is_loaded(group[0]):
-            yield from cls._insert_auto_steps_(cache, group, attrs, sql, auto)
-        else:
-            rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
-            yield from cache.batch_steps(cls, shape, group, sql, rows, expect_rows=False)
-        for obj in group:
-            cache.new_ids.pop(obj, None)
-            mark_saved(obj, CREATED)
-
-    @classmethod
-    def _insert_auto_steps_(
-        cls, cache: Any, group: list[Any], attrs: list[Attribute], sql: str, auto: Attribute
-    ) -> Steps[None]:
-        """INSERT objects whose key the database generates, and register them under it."""
-        keys = None
-        if cache.provider.batch_returning and len(group) > 1 and not _refers_within(group):
-            rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
-            dialect = cache.provider.dialect
-            yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
-            try:
-                keys = yield cache, "insert_keys", (sql, rows, auto.column)
-            except TransactionIntegrityError:
-                # replayed one by one below
-                yield cache, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
-            else:
-                yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
-        imap = cache.identity_map(cls)
-        for i, obj in enumerate(group):
-            if keys is not None:
-                pk = keys[i]
-            else:
-                # one by one: a later object of the group may refer to an earlier one's new key
-                row = [_db(a, a.get_raw(obj)) for a in attrs]
-                try:
-                    pk = yield cache, "insert_key", (sql, row, auto.column)
-                except TransactionIntegrityError as exc:
-                    raise cache.integrity_failure([obj], exc) from exc
-            if pk in imap and imap[pk] is not obj:
-                raise TransactionError(
-                    f"Newly auto-generated id value {pk} was already used in transaction cache for another object"
-                )
-            auto.set_raw(obj, pk)
-            imap[pk] = obj
-
-    @classmethod
-    def _update_rows_steps_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
-        attrs = [cls._attrs_[i] for i in shape[2]]
-        checks = shape[3]
-        sql = Update(cls._table_, tuple(a.column for a in attrs), cls._key_match_(checks)).sql(
-            cache.provider.dialect
-        )
-        rows = [[_db(a, a.get_raw(obj)) for a in attrs] + cls._where_params_(obj, checks) for obj in group]
-        yield from cache.batch_steps(cls, shape, group, sql, rows, expect_rows=True)
-        for obj in group:
-            mark_saved(obj, MODIFIED)
-
-    @classmethod
-    def _delete_rows_steps_(cls, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
-        sql = Delete(cls._table_, cls._key_match_(shape[3])).sql(cache.provider.dialect)
-        rows = [cls._where_params_(obj, shape[3]) for obj in group]
-        yield from cache.batch_steps(cls, shape, group, sql, rows, expect_rows=True)
-        imap = cache.identity_map(cls)
-        for obj in group:
-            pk = obj._pk_raw_()
-            if imap.get(pk) is obj:
-                del imap[pk]
-            cache.forget_unique(obj)
-            mark_saved(obj, DELETED)
-
-    @classmethod
-    def _conflict_steps_(cls, cache: Any, shape: Any, obj: Any) -> Steps[str]:
-        """Why ``obj``'s UPDATE/DELETE matched no row: its row is gone, or checked columns changed."""
-        statement = Select(cls._table_, cls._select_columns_, where=cls._pk_conditions_(obj._pk_raw_()))
-        sql, params = render(statement, cache.provider.dialect)
-        attrs = cls._attrs_
-        row = (yield cache, "query", (sql, params)).fetchone()
-        if row is None:
-            return f"Object {obj!r} was deleted outside of current transaction"
-        values = {
-            a.index: (v if v is None or a.from_db is None else a.from_db(v))
-            for a, v in zip(cls._select_attrs_, row)
-        }
-        changes = [
-            f"{attrs[i].name} ({cls._known_value_(obj, attrs[i])!r} -> {values.get(i)!r})"
-            for i, _ in shape[3]
-            if values.get(i) != cls._known_value_(obj, attrs[i])
-        ]
-        return f"Object {obj!r} was updated outside of current transaction" + (
-            ". Changes: " + ", ".join(changes) if changes else ""
-        )
-
-    @classmethod
-    def _describe_integrity_(cls, group: list[Any], columns: list[str]) -> str:
-        """The values of the attributes whose ``columns`` a database constraint names."""
-        named = [a for a in cls._columns_ if a.column in columns]
-        if not named:
-            return ""
-        shown = []
-        for obj in group[:5]:
-            shown.append(", ".join(f"{a.name}={a.get_raw(obj)!r}" for a in named))
-        more = f" and {len(group) - 5} more" if len(group) > 5 else ""
-        return f" (values: {'; '.join(shown)}{more})"
-
-
-def _refers_within(group: list[Any]) -> bool:
-    """Whether an object of ``group`` refers to a new object (whose key is not known yet)."""
-    refs = type(group[0])._fk_refs_
-    return bool(refs) and any(_is_new(attr.get_raw(obj)) for obj in group for attr in refs)
-
-
-def _is_new(value: Any) -> bool:
-    return isinstance(value, EntityBase) and value._status_ == CREATED
-
-
-def _db(attr: Attribute, value: Any) -> Any:
-    return value if value is None or attr.to_db is None else attr.to_db(value)
-
 
 def _names(spec: Any) -> set[str] | None:
     if spec is None:
@@ -898,92 +630,8 @@ class AwaitableAttrs:
 
 
 async def _load_then_get(obj: Any, attr: Any) -> Any:
-    await run_async(_load_attr_steps(obj, attr))
+    await run_async(load_attr_steps(obj, attr))
     return attr.__get__(obj, type(obj))
-
-
-def _load_attr_steps(obj: Any, attr: Any) -> Steps[None]:
-    """Load what reading ``obj.attr`` needs: the column, the related object, or the collection."""
-    from .relations import load_collections_steps, load_references_steps, one_to_one_partner_steps
-
-    cls = type(obj)
-    cache = obj._cache_
-    if not cache.is_alive:
-        return
-    if attr.is_collection:
-        data = attr.data(obj)
-        if obj._status_ != CREATED and (data is None or not data.loaded):
-            yield from load_collections_steps(attr, [obj])
-        return
-    if attr.is_reference and not attr.is_column:
-        yield from one_to_one_partner_steps(attr, obj)
-        return
-    if not attr.is_loaded(obj):
-        if obj._status_ == CREATED:
-            yield from cache.flush_steps()
-        else:
-            yield from cls._load_missing_steps_(obj, attr)
-    if attr.is_reference:
-        yield from load_references_steps(attr, [obj])
-
-
-class EntityProxy:
-    """A reference to an entity object by class and primary key, usable in any later session."""
-
-    __slots__ = ("_entity_", "_pk_")
-
-    def __init__(self, obj: Any) -> None:
-        entity = type(obj)
-        pk = obj._pk_raw_()
-        if pk is None:
-            if obj._status_ >= DELETED or not obj._cache_.is_alive:
-                raise ValueError(
-                    f"Cannot make a proxy for {entity.__name__} object: primary key is not specified"
-                )
-            pk = obj.get_pk()
-        object.__setattr__(self, "_entity_", entity)
-        object.__setattr__(self, "_pk_", pk)
-
-    def _get_object(self) -> Any:
-        require_session()
-        return self._entity_[self._pk_]
-
-    def get(self) -> Any:
-        """The object in the current session (ObjectNotFound when its row is gone)."""
-        return self._get_object()
-
-    def exists(self) -> bool:
-        """Whether the row still exists."""
-        try:
-            self._get_object()
-        except ObjectNotFound:
-            return False
-        return True
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._get_object(), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._get_object(), name, value)
-
-    def __eq__(self, other: Any) -> bool:
-        if isinstance(other, EntityProxy):
-            return self._entity_ is other._entity_ and self._pk_ == other._pk_
-        if isinstance(other, self._entity_):
-            return self._pk_ == other._pk_raw_()
-        return NotImplemented
-
-    def __ne__(self, other: Any) -> bool:
-        result = self.__eq__(other)
-        return result if result is NotImplemented else not result
-
-    def __hash__(self) -> int:
-        return hash((self._entity_, self._pk_))
-
-    def __repr__(self) -> str:
-        pk = self._pk_
-        shown = ",".join(map(repr, pk)) if isinstance(pk, tuple) else repr(pk)
-        return f"<EntityProxy({self._entity_.__name__}[{shown}])>"
 
 
 def make_proxy(obj: Any) -> EntityProxy:

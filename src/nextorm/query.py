@@ -8,6 +8,7 @@ from typing import Any
 
 from .exceptions import MultipleObjectsFoundError, QueryError, UnknownAttributeError
 from .expressions import Expr, OrderBy, as_expr, expression_for
+from .loading import fetch_steps, prefetch_steps
 from .sql import Count, Select, render
 from .steps import Steps, run_async, run_sync
 
@@ -130,10 +131,8 @@ class Query:
     def fetch_steps(self) -> Steps[list[Any]]:
         """Steps that run the query (and its prefetches) and return the objects."""
         sql, params = self.sql()
-        objects = yield from self.entity._fetch_steps_(sql, params, for_update=self._for_update is not None)
+        objects = yield from fetch_steps(self.entity, sql, params, for_update=self._for_update is not None)
         if self._prefetch:
-            from .relations import prefetch_steps
-
             yield from prefetch_steps(objects, self._prefetch)
         return objects
 

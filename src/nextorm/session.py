@@ -11,14 +11,11 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from . import unitofwork
 from ._impl import (
-    CREATED,
     DELETED,
     GONE,
-    LOADED,
-    MODIFIED,
     CacheBase,
-    EntityBase,
     SessionBase,
     current_session,
     current_task,
@@ -29,14 +26,12 @@ from .debug import pop_sql_debug, push_sql_debug
 from .exceptions import (
     CacheIndexError,
     CommitException,
-    OptimisticCheckError,
+    ObjectNotFound,
     PartialCommitException,
     RollbackException,
     TransactionError,
     TransactionIntegrityError,
-    UnresolvableCyclicDependency,
 )
-from .sql import BATCH_SAVEPOINT, Delete, Insert, KeyMatch
 from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = [
@@ -54,9 +49,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: most rounds of hooks creating more work in one flush
-MAX_FLUSH_ROUNDS = 50
 
 
 def active_session() -> Session | None:
@@ -220,6 +212,65 @@ class Session(SessionBase):
 
     async def aclose(self) -> None:
         await run_async(self.close_steps())
+
+
+class EntityProxy:
+    """A reference to an entity object by class and primary key, usable in any later session."""
+
+    __slots__ = ("_entity_", "_pk_")
+
+    def __init__(self, obj: Any) -> None:
+        entity = type(obj)
+        pk = obj._pk_raw_()
+        if pk is None:
+            if obj._status_ >= DELETED or not obj._cache_.is_alive:
+                raise ValueError(
+                    f"Cannot make a proxy for {entity.__name__} object: primary key is not specified"
+                )
+            pk = obj.get_pk()
+        object.__setattr__(self, "_entity_", entity)
+        object.__setattr__(self, "_pk_", pk)
+
+    def _get_object(self) -> Any:
+        require_session()
+        return self._entity_[self._pk_]
+
+    def get(self) -> Any:
+        """The object in the current session (ObjectNotFound when its row is gone)."""
+        return self._get_object()
+
+    def exists(self) -> bool:
+        """Whether the row still exists."""
+        try:
+            self._get_object()
+        except ObjectNotFound:
+            return False
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get_object(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._get_object(), name, value)
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, EntityProxy):
+            return self._entity_ is other._entity_ and self._pk_ == other._pk_
+        if isinstance(other, self._entity_):
+            return self._pk_ == other._pk_raw_()
+        return NotImplemented
+
+    def __ne__(self, other: Any) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def __hash__(self) -> int:
+        return hash((self._entity_, self._pk_))
+
+    def __repr__(self) -> str:
+        pk = self._pk_
+        shown = ",".join(map(repr, pk)) if isinstance(pk, tuple) else repr(pk)
+        return f"<EntityProxy({self._entity_.__name__}[{shown}])>"
 
 
 def _holds(other: Any, obj: Any, key: Any, value: Any) -> bool:
@@ -500,244 +551,15 @@ class SessionCache(CacheBase):
         if key not in self.json_snapshots:
             self.json_snapshots[key] = json.dumps(value, sort_keys=True)
 
-    def _queue_json_changes(self) -> None:
-        """Queue an UPDATE for every watched Json value whose content changed in place."""
-        for (obj, attr), text in list(self.json_snapshots.items()):
-            if obj._status_ not in (LOADED, MODIFIED) or not attr.is_loaded(obj):
-                continue
-            current = attr.get_raw(obj)
-            now = json.dumps(current, sort_keys=True)
-            if now != text:
-                self.json_snapshots[(obj, attr)] = now
-                attr.set_raw(obj, json.loads(text))
-                attr.__set__(obj, current)
-
     def flush_steps(self, only: list[Any] | None = None) -> Steps[None]:
-        """Send pending INSERT/UPDATE/DELETE in first-change order (of ``only`` these objects), batched.
-
-        Rounds of before-hooks, statements and after-hooks; any failure rolls the session back.
-        """
-        if self.flushing:
-            return
-        if only is None:
-            if self.json_snapshots:
-                self._queue_json_changes()
-            if not self.dirty and not self.m2m:
-                return
-        # before any change of state: a blocking flush of an async database stops here
-        yield self, "ready", ()
-        self.flushing = True
-        self.generation += 1
-        try:
-            for _ in range(MAX_FLUSH_ROUNDS):
-                batch = self._run_before_hooks(only)
-                if not batch and (not self.m2m or only is not None):
-                    break
-                yield self, "begin", ()
-                done = yield from self._save_steps(batch)
-                if self.m2m and only is None:
-                    yield from self._links_steps()
-                for obj, status in done:
-                    obj._after_save_(status)
-                if only is not None:
-                    break
-            else:
-                if self.dirty:
-                    raise TransactionError("Recursion depth limit reached in obj._after_save_() call")
-        except GeneratorExit:
-            raise
-        except BaseException:
-            self.flushing = False
-            yield from self.session.rollback_steps()
-            raise
-        finally:
-            self.flushing = False
+        """Steps sending pending INSERT/UPDATE/DELETE (of ``only`` these objects): the unit of work."""
+        return unitofwork.flush_steps(self, only)
 
     def flush(self) -> None:
         """Send pending INSERT/UPDATE/DELETE now (queries and loads do it by themselves)."""
         run_sync(self.flush_steps(), "await aflush()")
 
     autoflush = flush
-
-    def _run_before_hooks(self, only: list[Any] | None) -> list[Any]:
-        """Call before_* hooks in queue order (hooks may queue more); take the batch off the queue."""
-        dirty = self.dirty
-        if only is not None:
-            batch = [obj for obj in only if obj in dirty]
-            for obj in batch:
-                obj._before_save_()
-            for obj in batch:
-                dirty.pop(obj, None)
-            return batch
-        done = 0
-        while done < len(dirty):
-            pending = list(dirty)[done:]
-            for obj in pending:
-                obj._before_save_()
-            done += len(pending)
-        batch = list(dirty)
-        dirty.clear()
-        return batch
-
-    def _links_steps(self) -> Steps[None]:
-        """DELETE removed and INSERT added many-to-many links, one batch per join table."""
-        changes, self.m2m = self.m2m, {}
-        dialect = self.provider.dialect
-        for attr, (added, removed) in changes.items():
-            columns = (attr.owner_column, attr.target_column)
-            for links, sql in (
-                (removed, Delete(attr.join_table, KeyMatch(columns)).sql(dialect)),
-                (added, Insert(attr.join_table, columns, ignore_conflicts=True).sql(dialect)),
-            ):
-                rows = [
-                    (owner._pk_raw_(), item._pk_raw_())
-                    for owner, item in links
-                    if (owner._status_ != GONE and item._status_ != GONE) or links is removed
-                ]
-                if not rows:
-                    continue
-                try:
-                    if len(rows) > 1:
-                        yield self, "write_many", (sql, rows)
-                    else:
-                        yield self, "write", (sql, rows[0])
-                except TransactionIntegrityError as exc:
-                    error = TransactionIntegrityError(
-                        f"Links of {attr.qualname} cannot be stored in the database: {exc}"
-                    )
-                    error.original_exc = getattr(exc, "original_exc", exc)  # type: ignore[attr-defined]
-                    raise error from exc
-
-    def _save_steps(self, batch: list[Any]) -> Steps[list[tuple[Any, int]]]:
-        """Execute the statements of ``batch``; returns (object, status before) in order."""
-        if any(type(obj)._fk_refs_ for obj in batch):
-            batch = _dependency_order(batch)
-        done: list[tuple[Any, int]] = []
-        group: list[Any] = []
-        group_shape: Any = None
-        for obj in batch:
-            status = obj._status_
-            if status == CREATED:
-                shape = type(obj)._insert_shape_(obj)
-            elif status == MODIFIED:
-                shape = type(obj)._update_shape_(obj, self.session.manager.optimistic)
-            elif status == DELETED:
-                shape = type(obj)._delete_shape_(obj, self.session.manager.optimistic)
-            else:
-                continue
-            if shape != group_shape:
-                if group:
-                    yield from self._save_group_steps(group_shape, group, done)
-                group, group_shape = [], shape
-            group.append(obj)
-        if group:
-            yield from self._save_group_steps(group_shape, group, done)
-        return done
-
-    def _save_group_steps(self, shape: Any, group: list[Any], done: list[tuple[Any, int]]) -> Steps[None]:
-        entity = shape[1]
-        kind = shape[0]
-        status = {"I": CREATED, "U": MODIFIED, "D": DELETED}[kind]
-        if kind == "I":
-            yield from entity._insert_rows_steps_(self, shape, group)
-        elif kind == "U":
-            yield from entity._update_rows_steps_(self, shape, group)
-        else:
-            yield from entity._delete_rows_steps_(self, shape, group)
-        for obj in group:
-            done.append((obj, status))
-
-    def batch_steps(
-        self, entity: Any, shape: Any, group: list[Any], sql: str, rows: list[Any], expect_rows: bool
-    ) -> Steps[None]:
-        """One statement per object of ``group``, batched; a failure names the one object that caused it.
-
-        A batch runs inside a savepoint; when it fails (or, with ``expect_rows``, matches fewer rows
-        than objects) it is rolled back to the savepoint and replayed one row at a time.
-        """
-        if len(rows) == 1:
-            yield from self._one_steps(entity, shape, group[0], sql, rows[0], expect_rows)
-            return
-        dialect = self.provider.dialect
-        yield self, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
-        try:
-            count = yield self, "write_many", (sql, rows)
-        except TransactionIntegrityError:
-            count = -1
-        if count != -1 and (not expect_rows or count == len(rows)):
-            yield self, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
-            return
-        yield self, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
-        for obj, row in zip(group, rows):
-            yield from self._one_steps(entity, shape, obj, sql, row, expect_rows)
-        yield self, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
-
-    def _one_steps(
-        self, entity: Any, shape: Any, obj: Any, sql: str, row: Any, expect_rows: bool
-    ) -> Steps[None]:
-        try:
-            result = yield self, "write", (sql, row)
-        except TransactionIntegrityError as exc:
-            raise self.integrity_failure([obj], exc) from exc
-        if expect_rows and result.rowcount != 1:
-            message = yield from entity._conflict_steps_(self, shape, obj)
-            raise OptimisticCheckError(message)
-
-    def integrity_failure(self, group: list[Any], exc: BaseException) -> TransactionIntegrityError:
-        """The error for an INSERT/UPDATE the database rejected."""
-        shown = repr(group[0]) if len(group) == 1 else f"{group[0]!r} .. {group[-1]!r} ({len(group)} objects)"
-        cause = getattr(exc, "original_exc", exc)
-        error = TransactionIntegrityError(
-            f"Object {shown} cannot be stored in the database. {type(cause).__name__}: {cause}"
-            + type(group[0])._describe_integrity_(group, self.provider.constraint_columns(cause))
-        )
-        error.original_exc = cause  # type: ignore[attr-defined]
-        error.objects = list(group)  # type: ignore[attr-defined]
-        return error
-
-
-def _dependency_order(batch: list[Any]) -> list[Any]:
-    """``batch`` in first-change order, except that new objects come before the objects referring to them."""
-    in_batch = {id(obj) for obj in batch}
-    state: dict[int, int] = {}
-    ordered: list[Any] = []
-    path: list[Any] = []
-
-    def visit(obj: Any) -> None:
-        mark = state.get(id(obj))
-        if mark == 2:
-            return
-        if mark == 1:
-            cycle = [*path[path.index(obj) :], obj]
-            raise UnresolvableCyclicDependency("Cannot save cyclic chain: " + " -> ".join(map(repr, cycle)))
-        state[id(obj)] = 1
-        path.append(obj)
-        if obj._status_ in (CREATED, MODIFIED):
-            for attr in type(obj)._fk_refs_:
-                target = attr.get_raw(obj)
-                if isinstance(target, EntityBase) and target._status_ == CREATED and id(target) in in_batch:
-                    visit(target)
-        path.pop()
-        state[id(obj)] = 2
-        ordered.append(obj)
-
-    for obj in batch:
-        visit(obj)
-    return ordered
-
-
-def mark_saved(obj: Any, status: int) -> None:
-    """After its statement ran: the object is in step with the database."""
-    if status == DELETED:
-        obj._status_ = GONE
-        return
-    obj._status_ = LOADED
-    obj._wbits_ = 0
-    obj._orig_ = None
-    for attr in type(obj)._fk_refs_:
-        target = attr.get_raw(obj)
-        if isinstance(target, EntityBase):
-            attr.set_raw(obj, target._pk_raw_())  # type: ignore[attr-defined]  # every EntityBase is an Entity
 
 
 # -- the db_session manager -------------------------------------------------------------------

@@ -214,7 +214,7 @@ class Insert:
     ignore_conflicts: bool = False
     returning: str | None = None
 
-    def sql(self, dialect: Dialect, params: list[Any] | None = None) -> str:
+    def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         q = dialect.quote
         sql = (
@@ -236,7 +236,7 @@ class Update:
     columns: tuple[str, ...]
     where: KeyMatch
 
-    def sql(self, dialect: Dialect, params: list[Any] | None = None) -> str:
+    def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         q = dialect.quote
         return (
@@ -254,7 +254,7 @@ class Delete:
     table: str
     where: KeyMatch
 
-    def sql(self, dialect: Dialect, params: list[Any] | None = None) -> str:
+    def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         return f"DELETE FROM {dialect.quote(self.table)} WHERE {self.where.sql(dialect, [])}"
 

@@ -1,4 +1,4 @@
-"""Relationships: references to other entities, tracked collections, prefetch, cascades.
+"""Relationships: Reference and Set declarations, reverse resolution, in-memory relinking, cascades.
 
 A reference (``Required(User)``, ``Optional(User)``) is a column holding the
 target's primary key; reading it returns the target object from the session's
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ._impl import CREATED, DELETED, LOADED, Column, EntityBase
+from ._impl import CREATED, DELETED, Column, EntityBase
 from .exceptions import (
     AttributeTypeError,
     ConstraintError,
@@ -28,13 +28,15 @@ from .exceptions import (
     ValidationError,
 )
 from .expressions import Expr
+from .identity import known_object, reference_to_db, seed
+from .loading import load_collections_steps, one_to_one_partner, one_to_one_partner_steps
 from .providers.dialect import Dialect
 from .query import Query
-from .session import active_session
-from .sql import Col, Equals, InSubquery, InValues, Join, Select, render
+from .session import EntityProxy, active_session
+from .sql import Equals, InSubquery, Select
 from .steps import Steps, run_sync
 
-__all__ = ["SetData", "SetInstance", "prefetch_steps", "resolve_relations", "seed", "unlink_steps"]
+__all__ = ["SetData", "SetInstance", "resolve_relations", "unlink_steps"]
 
 
 class SetData:
@@ -47,43 +49,11 @@ class SetData:
         self.loaded = False
 
 
-def seed(entity: Any, cache: Any, pk: Any) -> Any:
-    """The object of ``entity`` with primary key ``pk`` in ``cache``'s session, created unloaded if new."""
-    if cache.is_alive:
-        imap = cache.identity_map(entity)
-        obj = imap.get(pk)
-        if obj is not None:
-            return obj
-    else:
-        obj = cache.session.maps.get(entity, {}).get(pk)
-        if obj is not None and obj._cache_ is cache:
-            return obj
-    obj = EntityBase.__new__(entity)
-    obj._init_state_(cache, LOADED)
-    if entity._npk_ == 1:
-        entity._pk_attrs_[0].set_raw(obj, pk)
-    else:
-        for attr, value in zip(entity._pk_attrs_, pk):
-            attr.set_raw(obj, value)
-    if cache.is_alive:
-        imap[pk] = obj
-    return obj
-
-
-def known_object(entity: Any, cache: Any, value: Any) -> Any:
-    """The object a stored reference value stands for, if the session has it; never loads."""
-    if value is None or isinstance(value, EntityBase):
-        return value
-    return cache.session.maps.get(entity, {}).get(value)
-
-
 # -- references --------------------------------------------------------------------------------
 
 
 def reference_value(attr: Any, obj: Any, value: Any) -> Any:
     """Validate ``value`` for reference ``attr`` of ``obj``: the target's pk, or the new target itself."""
-    from .entity import EntityProxy
-
     target = attr.py_type
     if isinstance(value, EntityProxy):
         value = value._get_object()
@@ -121,16 +91,6 @@ def reference_value(attr: Any, obj: Any, value: Any) -> Any:
             f"Value type for attribute {attr.qualname} must be {target.__name__} or its primary key. Got: {value!r}"
         )
     return tuple(a.validate(v) for a, v in zip(target._pk_attrs_, value))
-
-
-def reference_to_db(value: Any) -> Any:
-    """The database value of a stored reference (the target's pk)."""
-    if isinstance(value, EntityBase):
-        pk = value._pk_raw_()  # type: ignore[attr-defined]  # every EntityBase is an Entity, which has it
-        if pk is None:
-            raise TransactionError(f"{value!r} must be saved before an object referring to it")
-        return pk
-    return value
 
 
 def relink(attr: Any, obj: Any, old: Any, new: Any) -> None:
@@ -172,29 +132,6 @@ def claim_partner(attr: Any, obj: Any, value: Any) -> None:
             f"Cannot unlink {previous!r} from previous {target!r} object, because {attr!r} attribute is required"
         )
     attr.__set__(previous, None)
-
-
-def one_to_one_partner_steps(attr: Any, obj: Any) -> Steps[Any]:
-    """For the key-less side of a one-to-one: the object whose key points at ``obj`` (cached in the slot)."""
-    reverse = attr.reverse
-    cache = obj._cache_
-    if attr.is_loaded(obj):
-        return attr.get_raw(obj)
-    if not cache.is_alive:
-        raise DatabaseSessionIsOver(
-            f"Cannot load attribute {obj!r}.{attr.name}: the database session is over"
-        )
-    if obj._status_ == CREATED:
-        attr.set_raw(obj, None)
-        return None
-    partner = yield from reverse.entity.select(reverse == obj).first_steps()
-    attr.set_raw(obj, partner)
-    return partner
-
-
-def one_to_one_partner(attr: Any, obj: Any) -> Any:
-    """Blocking ``one_to_one_partner_steps``."""
-    return run_sync(one_to_one_partner_steps(attr, obj), f"await obj.awaitable_attrs.{attr.name}")
 
 
 # -- collections --------------------------------------------------------------------------------
@@ -465,8 +402,6 @@ class SetInstance:
 
 def reference_value_for_set(attr: SetAttr, owner: Any, item: Any) -> Any:
     """``item`` as an object of the collection's entity in the owner's session."""
-    from .entity import EntityProxy
-
     if isinstance(item, EntityProxy):
         item = item._get_object()
     target = attr.py_type
@@ -533,132 +468,6 @@ class JoinMembership(Expr):
 
 
 # -- loading and prefetch ------------------------------------------------------------------------
-
-
-def _pks_of(objects: Iterable[Any]) -> list[Any]:
-    return [obj._pk_raw_() for obj in objects]
-
-
-def load_collections_steps(attr: SetAttr, owners: list[Any]) -> Steps[list[Any]]:
-    """Load the collection ``attr`` of every object in ``owners`` with one query; returns the members."""
-    owners = [o for o in owners if o._status_ != CREATED]
-    for owner in owners:
-        attr.ensure_data(owner)
-    if not owners:
-        return []
-    cache = owners[0]._cache_
-    yield from cache.flush_steps()
-    dialect = cache.provider.dialect
-    target = attr.py_type
-    pk_values = [reference_to_db(pk) for pk in _pks_of(owners)]
-    if attr.is_m2m:
-        statement = Select(
-            target._table_,
-            (Col(attr.owner_column, "j"), *(Col(c, "t") for c in target._select_columns_)),
-            alias="t",
-            joins=(
-                Join(
-                    attr.join_table, "j", Col(target._pk_attrs_[0].column, "t"), Col(attr.target_column, "j")
-                ),
-            ),
-            where=(InValues(Col(attr.owner_column, "j"), pk_values),),
-        )
-        rows = (yield cache, "query", render(statement, dialect)).rows
-        owner_conv = attr.entity._pk_attrs_[0].from_db
-        keys = [row[0] if owner_conv is None else owner_conv(row[0]) for row in rows]
-        members = target._materialize_(
-            cache, target._select_attrs_, target._select_converters_, [row[1:] for row in rows]
-        )
-    else:
-        reverse = attr.reverse
-        statement = Select(
-            target._table_, target._select_columns_, where=(InValues(reverse.column, pk_values),)
-        )
-        rows = (yield cache, "query", render(statement, dialect)).rows
-        members = target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
-        keys = [reference_to_db(reverse.get_raw(m)) for m in members]
-    by_pk: dict[Any, list[Any]] = {}
-    for key, member in zip(keys, members):
-        by_pk.setdefault(key, []).append(member)
-    for owner, pk in zip(owners, pk_values):
-        data = attr.ensure_data(owner)
-        data.items = dict.fromkeys(m for m in by_pk.get(pk, ()) if m._status_ < DELETED)
-        data.loaded = True
-    return members
-
-
-def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
-    """Load the targets of reference ``attr`` of ``objects`` that are not loaded yet, in one query."""
-    target = attr.py_type
-    if not objects:
-        return []
-    cache = objects[0]._cache_
-    if not attr.is_column:
-        reverse = attr.reverse
-        pending = [o for o in objects if not attr.is_loaded(o) and o._status_ != CREATED]
-        if not pending:
-            return [attr.get_raw(o) for o in objects if attr.get_raw(o) is not None]
-        yield from cache.flush_steps()
-        pk_values = [reference_to_db(pk) for pk in _pks_of(pending)]
-        statement = Select(
-            target._table_, target._select_columns_, where=(InValues(reverse.column, pk_values),)
-        )
-        rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
-        partners = target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
-        by_owner = {reference_to_db(reverse.get_raw(p)): p for p in partners}
-        for obj, pk in zip(pending, pk_values):
-            attr.set_raw(obj, by_owner.get(pk))
-        return partners
-    wanted: dict[Any, None] = {}
-    result = []
-    imap = cache.identity_map(target)
-    for obj in objects:
-        value = attr.get_raw(obj)
-        if value is None:
-            continue
-        if isinstance(value, EntityBase):
-            result.append(value)
-            continue
-        known = imap.get(value)
-        if known is not None and all(a.is_loaded(known) for a in target._select_attrs_):
-            result.append(known)
-            continue
-        wanted[value] = None
-    if wanted:
-        yield from cache.flush_steps()
-        statement = Select(
-            target._table_,
-            target._select_columns_,
-            where=(InValues(target._pk_attrs_[0].column, list(wanted)),),
-        )
-        rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
-        result += target._materialize_(cache, target._select_attrs_, target._select_converters_, rows)
-    return result
-
-
-def prefetch_steps(objects: list[Any], attrs: tuple[Any, ...]) -> Steps[None]:
-    """Load ``attrs`` (relations of the result's entity or of entities prefetched before) in one query each."""
-    if not objects:
-        return
-    loaded: dict[Any, dict[Any, None]] = {type(objects[0]): dict.fromkeys(objects)}
-    for attr in attrs:
-        owners = list(loaded.get(attr.entity, ()))
-        if not owners:
-            continue
-        if isinstance(attr, SetAttr):
-            members = yield from load_collections_steps(
-                attr, [o for o in owners if not _is_loaded_collection(attr, o)]
-            )
-            # a loaded collection has its data: attr.data(o) is not None
-            members += [m for o in owners if _is_loaded_collection(attr, o) for m in attr.data(o).items]  # type: ignore[union-attr]
-        else:
-            members = yield from load_references_steps(attr, owners)
-        loaded.setdefault(attr.py_type, {}).update(dict.fromkeys(members))
-
-
-def _is_loaded_collection(attr: SetAttr, obj: Any) -> bool:
-    data = attr.data(obj)
-    return data is not None and data.loaded
 
 
 # -- deletion ----------------------------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""Object identity: one object per row in a session, keys of objects, unique keys.
+
+The identity maps themselves live in the session's cache (the hot path's ``CacheBase``); these
+helpers find or create the object for a key, give the key a reference is stored as, and describe
+the unique keys whose values a session indexes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._impl import LOADED, EntityBase
+from .exceptions import TransactionError
+
+__all__ = ["UniqueKey", "known_object", "reference_to_db", "seed"]
+
+
+def seed(entity: Any, cache: Any, pk: Any) -> Any:
+    """The object of ``entity`` with primary key ``pk`` in ``cache``'s session, created unloaded if new."""
+    if cache.is_alive:
+        imap = cache.identity_map(entity)
+        obj = imap.get(pk)
+        if obj is not None:
+            return obj
+    else:
+        obj = cache.session.maps.get(entity, {}).get(pk)
+        if obj is not None and obj._cache_ is cache:
+            return obj
+    obj = EntityBase.__new__(entity)
+    obj._init_state_(cache, LOADED)
+    if entity._npk_ == 1:
+        entity._pk_attrs_[0].set_raw(obj, pk)
+    else:
+        for attr, value in zip(entity._pk_attrs_, pk):
+            attr.set_raw(obj, value)
+    if cache.is_alive:
+        imap[pk] = obj
+    return obj
+
+
+def known_object(entity: Any, cache: Any, value: Any) -> Any:
+    """The object a stored reference value stands for, if the session has it; never loads."""
+    if value is None or isinstance(value, EntityBase):
+        return value
+    return cache.session.maps.get(entity, {}).get(value)
+
+
+def reference_to_db(value: Any) -> Any:
+    """The database value of a stored reference (the target's pk)."""
+    if isinstance(value, EntityBase):
+        pk = value._pk_raw_()  # type: ignore[attr-defined]  # every EntityBase is an Entity, which has it
+        if pk is None:
+            raise TransactionError(f"{value!r} must be saved before an object referring to it")
+        return pk
+    return value
+
+
+class UniqueKey:
+    """A set of attributes whose values are unique together (one attribute for ``unique=True``)."""
+
+    def __init__(self, attrs: tuple[Any, ...]) -> None:
+        self.attrs = attrs
+        self.name = attrs[0].name if len(attrs) == 1 else "(" + ", ".join(a.name for a in attrs) + ")"
+
+    def value_of(self, obj: Any) -> Any:
+        """The key value of ``obj``; None when any part is None or not loaded."""
+        if len(self.attrs) == 1:
+            return self.attrs[0].get_raw(obj)
+        values = tuple(a.get_raw(obj) for a in self.attrs)
+        return None if None in values else values
+
+    def value_with(self, obj: Any, changes: dict[Any, Any]) -> Any:
+        """The key value of ``obj`` if the attributes in ``changes`` took their new values."""
+        values = tuple(changes[a] if a in changes else a.get_raw(obj) for a in self.attrs)
+        if len(values) == 1:
+            return values[0]
+        return None if None in values else values

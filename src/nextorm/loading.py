@@ -1,0 +1,284 @@
+"""Loading rows into objects: queries' results, missing columns, references, collections, prefetch.
+
+Every function here reads the database through a session's cache and hands rows to the hot
+path's ``materialize``; the model above calls it, and it calls only the SQL layer, the identity
+helpers and the session's IO below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ._impl import CREATED, DELETED, EntityBase, materialize
+from .exceptions import DatabaseSessionIsOver, OrmError, UnrepeatableReadError
+from .identity import reference_to_db
+from .session import require_session
+from .sql import Col, InValues, Join, Select, render
+from .steps import Steps, run_sync
+
+__all__ = [
+    "fetch_steps",
+    "load_attr_steps",
+    "load_collections_steps",
+    "load_missing",
+    "load_missing_steps",
+    "load_references_steps",
+    "materialize_raw",
+    "materialize_rows",
+    "one_to_one_partner",
+    "one_to_one_partner_steps",
+    "prefetch_steps",
+]
+
+
+# -- objects of a query ------------------------------------------------------------------------
+
+
+def fetch_steps(
+    entity: Any, sql: str, params: Any, raw: bool = False, for_update: bool = False
+) -> Steps[list[Any]]:
+    """Steps that run a SELECT of ``entity`` rows (all columns, or any columns when ``raw``) and return the objects."""
+    cache = require_session().cache_for(entity._database_)
+    yield from cache.flush_steps()
+    if for_update:
+        yield cache, "begin", ()
+    result = yield cache, "query", (sql, params)
+    if raw:
+        return materialize_raw(entity, cache, result.description, result.rows)
+    return materialize_rows(entity, cache, entity._select_attrs_, entity._select_converters_, result.rows)
+
+
+def materialize_rows(
+    entity: Any, cache: Any, attrs: tuple[Any, ...], converters: tuple[Any, ...], rows: Any
+) -> list[Any]:
+    """The objects of ``rows`` (values of ``attrs``) in ``cache``'s identity map, unique indexes kept."""
+    objects = materialize(
+        entity, cache, cache.identity_map(entity), attrs, converters, entity._npk_, entity._check_mask_, rows
+    )
+    if entity._unique_keys_:
+        cache.learn_unique(objects, entity)
+    return objects
+
+
+def materialize_raw(entity: Any, cache: Any, description: Any, rows: list[Any]) -> list[Any]:
+    """The objects of a raw SELECT's rows, whose columns are found by name."""
+    by_column = {a.column: a for a in entity._columns_}
+    names = [d[0] for d in description]
+    positions: dict[str, int] = {}
+    for i, column in enumerate(names):
+        positions.setdefault(column, i)
+    missing = [a.column for a in entity._pk_attrs_ if a.column not in positions]
+    if missing:
+        raise OrmError(
+            f"The SQL result for {entity.__name__} lacks primary key column(s) {', '.join(missing)}"
+        )
+    attrs = list(entity._pk_attrs_) + [
+        by_column[c] for c in positions if c in by_column and not by_column[c].is_pk
+    ]
+    order = [positions[a.column] for a in attrs]
+    reordered = [tuple(row[i] for i in order) for row in rows]
+    return materialize_rows(entity, cache, tuple(attrs), tuple(a.from_db for a in attrs), reordered)
+
+
+def load_missing(obj: Any, attr: Any) -> None:
+    """Load ``attr`` of ``obj`` (with the other unloaded non-lazy columns)."""
+    run_sync(load_missing_steps(obj, attr), f"await obj.awaitable_attrs.{attr.name}")
+
+
+def load_missing_steps(obj: Any, attr: Any, with_lazy: bool = False) -> Steps[None]:
+    """Steps loading ``attr`` of ``obj`` with its other unloaded columns (lazy ones too when ``with_lazy``)."""
+    entity = type(obj)
+    wanted = [
+        a
+        for a in entity._columns_
+        if not a.is_pk and not a.is_loaded(obj) and (a is attr or with_lazy or not a.lazy)
+    ]
+    attrs = tuple(entity._pk_attrs_) + tuple(wanted)
+    cache = obj._cache_
+    yield from cache.flush_steps()
+    statement = Select(
+        entity._table_, tuple(a.column for a in attrs), where=entity._pk_conditions_(obj._pk_raw_())
+    )
+    sql, params = render(statement, cache.provider.dialect)
+    rows = (yield cache, "query", (sql, params)).rows
+    if not rows:
+        raise UnrepeatableReadError(f"Phantom object {obj!r} disappeared")
+    materialize_rows(entity, cache, attrs, tuple(a.from_db for a in attrs), rows)
+
+
+# -- what reading an attribute needs -------------------------------------------------------
+
+
+def load_attr_steps(obj: Any, attr: Any) -> Steps[None]:
+    """Load what reading ``obj.attr`` needs: the column, the related object, or the collection."""
+    cache = obj._cache_
+    if not cache.is_alive:
+        return
+    if attr.is_collection:
+        data = attr.data(obj)
+        if obj._status_ != CREATED and (data is None or not data.loaded):
+            yield from load_collections_steps(attr, [obj])
+        return
+    if attr.is_reference and not attr.is_column:
+        yield from one_to_one_partner_steps(attr, obj)
+        return
+    if not attr.is_loaded(obj):
+        if obj._status_ == CREATED:
+            yield from cache.flush_steps()
+        else:
+            yield from load_missing_steps(obj, attr)
+    if attr.is_reference:
+        yield from load_references_steps(attr, [obj])
+
+
+def one_to_one_partner_steps(attr: Any, obj: Any) -> Steps[Any]:
+    """For the key-less side of a one-to-one: the object whose key points at ``obj`` (cached in the slot)."""
+    reverse = attr.reverse
+    cache = obj._cache_
+    if attr.is_loaded(obj):
+        return attr.get_raw(obj)
+    if not cache.is_alive:
+        raise DatabaseSessionIsOver(
+            f"Cannot load attribute {obj!r}.{attr.name}: the database session is over"
+        )
+    if obj._status_ == CREATED:
+        attr.set_raw(obj, None)
+        return None
+    partner = yield from reverse.entity.select(reverse == obj).first_steps()
+    attr.set_raw(obj, partner)
+    return partner
+
+
+def one_to_one_partner(attr: Any, obj: Any) -> Any:
+    """Blocking ``one_to_one_partner_steps``."""
+    return run_sync(one_to_one_partner_steps(attr, obj), f"await obj.awaitable_attrs.{attr.name}")
+
+
+# -- references and collections of many objects at once ----------------------------------------
+
+
+def _pks_of(objects: Iterable[Any]) -> list[Any]:
+    return [obj._pk_raw_() for obj in objects]
+
+
+def load_collections_steps(attr: Any, owners: list[Any]) -> Steps[list[Any]]:
+    """Load the collection ``attr`` of every object in ``owners`` with one query; returns the members."""
+    owners = [o for o in owners if o._status_ != CREATED]
+    for owner in owners:
+        attr.ensure_data(owner)
+    if not owners:
+        return []
+    cache = owners[0]._cache_
+    yield from cache.flush_steps()
+    dialect = cache.provider.dialect
+    target = attr.py_type
+    pk_values = [reference_to_db(pk) for pk in _pks_of(owners)]
+    if attr.is_m2m:
+        statement = Select(
+            target._table_,
+            (Col(attr.owner_column, "j"), *(Col(c, "t") for c in target._select_columns_)),
+            alias="t",
+            joins=(
+                Join(
+                    attr.join_table, "j", Col(target._pk_attrs_[0].column, "t"), Col(attr.target_column, "j")
+                ),
+            ),
+            where=(InValues(Col(attr.owner_column, "j"), pk_values),),
+        )
+        rows = (yield cache, "query", render(statement, dialect)).rows
+        owner_conv = attr.entity._pk_attrs_[0].from_db
+        keys = [row[0] if owner_conv is None else owner_conv(row[0]) for row in rows]
+        members = materialize_rows(
+            target, cache, target._select_attrs_, target._select_converters_, [row[1:] for row in rows]
+        )
+    else:
+        reverse = attr.reverse
+        statement = Select(
+            target._table_, target._select_columns_, where=(InValues(reverse.column, pk_values),)
+        )
+        rows = (yield cache, "query", render(statement, dialect)).rows
+        members = materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
+        keys = [reference_to_db(reverse.get_raw(m)) for m in members]
+    by_pk: dict[Any, list[Any]] = {}
+    for key, member in zip(keys, members):
+        by_pk.setdefault(key, []).append(member)
+    for owner, pk in zip(owners, pk_values):
+        data = attr.ensure_data(owner)
+        data.items = dict.fromkeys(m for m in by_pk.get(pk, ()) if m._status_ < DELETED)
+        data.loaded = True
+    return members
+
+
+def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
+    """Load the targets of reference ``attr`` of ``objects`` that are not loaded yet, in one query."""
+    target = attr.py_type
+    if not objects:
+        return []
+    cache = objects[0]._cache_
+    if not attr.is_column:
+        reverse = attr.reverse
+        pending = [o for o in objects if not attr.is_loaded(o) and o._status_ != CREATED]
+        if not pending:
+            return [attr.get_raw(o) for o in objects if attr.get_raw(o) is not None]
+        yield from cache.flush_steps()
+        pk_values = [reference_to_db(pk) for pk in _pks_of(pending)]
+        statement = Select(
+            target._table_, target._select_columns_, where=(InValues(reverse.column, pk_values),)
+        )
+        rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
+        partners = materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
+        by_owner = {reference_to_db(reverse.get_raw(p)): p for p in partners}
+        for obj, pk in zip(pending, pk_values):
+            attr.set_raw(obj, by_owner.get(pk))
+        return partners
+    wanted: dict[Any, None] = {}
+    result = []
+    imap = cache.identity_map(target)
+    for obj in objects:
+        value = attr.get_raw(obj)
+        if value is None:
+            continue
+        if isinstance(value, EntityBase):
+            result.append(value)
+            continue
+        known = imap.get(value)
+        if known is not None and all(a.is_loaded(known) for a in target._select_attrs_):
+            result.append(known)
+            continue
+        wanted[value] = None
+    if wanted:
+        yield from cache.flush_steps()
+        statement = Select(
+            target._table_,
+            target._select_columns_,
+            where=(InValues(target._pk_attrs_[0].column, list(wanted)),),
+        )
+        rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
+        result += materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
+    return result
+
+
+def prefetch_steps(objects: list[Any], attrs: tuple[Any, ...]) -> Steps[None]:
+    """Load ``attrs`` (relations of the result's entity or of entities prefetched before) in one query each."""
+    if not objects:
+        return
+    loaded: dict[Any, dict[Any, None]] = {type(objects[0]): dict.fromkeys(objects)}
+    for attr in attrs:
+        owners = list(loaded.get(attr.entity, ()))
+        if not owners:
+            continue
+        if attr.is_collection:
+            members = yield from load_collections_steps(
+                attr, [o for o in owners if not _is_loaded_collection(attr, o)]
+            )
+            # a loaded collection has its data: attr.data(o) is not None
+            members += [m for o in owners if _is_loaded_collection(attr, o) for m in attr.data(o).items]  # type: ignore[union-attr]
+        else:
+            members = yield from load_references_steps(attr, owners)
+        loaded.setdefault(attr.py_type, {}).update(dict.fromkeys(members))
+
+
+def _is_loaded_collection(attr: Any, obj: Any) -> bool:
+    data = attr.data(obj)
+    return data is not None and data.loaded

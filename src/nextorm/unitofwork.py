@@ -1,0 +1,452 @@
+"""The unit of work: flush rounds, dependency order, statements per object, batching.
+
+A session's cache hands its pending objects to ``flush_steps``; it runs the before-hooks, orders
+new objects before the objects referring to them, groups consecutive objects whose statements
+share a shape into one batch (executemany in a savepoint, replayed row by row when a row fails),
+checks optimistic UPDATE/DELETE row counts, stores many-to-many link changes, and runs the
+after-hooks. The statements come from ``nextorm.sql``; IO goes through the cache's verbs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase
+from .exceptions import (
+    OptimisticCheckError,
+    TransactionError,
+    TransactionIntegrityError,
+    UnresolvableCyclicDependency,
+)
+from .sql import BATCH_SAVEPOINT, Delete, Insert, KeyMatch, Select, Update, render
+from .steps import Steps
+
+__all__ = ["MAX_FLUSH_ROUNDS", "flush_steps", "is_new", "mark_saved"]
+
+#: most rounds of hooks creating more work in one flush
+MAX_FLUSH_ROUNDS = 50
+
+
+# -- flush rounds ----------------------------------------------------------------------------------
+
+
+def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
+    """Send pending INSERT/UPDATE/DELETE in first-change order (of ``only`` these objects), batched.
+
+    Rounds of before-hooks, statements and after-hooks; any failure rolls the session back.
+    """
+    if cache.flushing:
+        return
+    if only is None:
+        if cache.json_snapshots:
+            _queue_json_changes(cache)
+        if not cache.dirty and not cache.m2m:
+            return
+    # before any change of state: a blocking flush of an async database stops here
+    yield cache, "ready", ()
+    cache.flushing = True
+    cache.generation += 1
+    try:
+        for _ in range(MAX_FLUSH_ROUNDS):
+            batch = _run_before_hooks(cache, only)
+            if not batch and (not cache.m2m or only is not None):
+                break
+            yield cache, "begin", ()
+            done = yield from _save_steps(cache, batch)
+            if cache.m2m and only is None:
+                yield from _links_steps(cache)
+            for obj, status in done:
+                obj._after_save_(status)
+            if only is not None:
+                break
+        else:
+            if cache.dirty:
+                raise TransactionError("Recursion depth limit reached in obj._after_save_() call")
+    except GeneratorExit:
+        raise
+    except BaseException:
+        cache.flushing = False
+        yield from cache.session.rollback_steps()
+        raise
+    finally:
+        cache.flushing = False
+
+
+def _queue_json_changes(cache: Any) -> None:
+    """Queue an UPDATE for every watched Json value whose content changed in place."""
+    for (obj, attr), text in list(cache.json_snapshots.items()):
+        if obj._status_ not in (LOADED, MODIFIED) or not attr.is_loaded(obj):
+            continue
+        current = attr.get_raw(obj)
+        now = json.dumps(current, sort_keys=True)
+        if now != text:
+            cache.json_snapshots[(obj, attr)] = now
+            attr.set_raw(obj, json.loads(text))
+            attr.__set__(obj, current)
+
+
+def _run_before_hooks(cache: Any, only: list[Any] | None) -> list[Any]:
+    """Call before_* hooks in queue order (hooks may queue more); take the batch off the queue."""
+    dirty = cache.dirty
+    if only is not None:
+        batch = [obj for obj in only if obj in dirty]
+        for obj in batch:
+            obj._before_save_()
+        for obj in batch:
+            dirty.pop(obj, None)
+        return batch
+    done = 0
+    while done < len(dirty):
+        pending = list(dirty)[done:]
+        for obj in pending:
+            obj._before_save_()
+        done += len(pending)
+    batch = list(dirty)
+    dirty.clear()
+    return batch
+
+
+def _links_steps(cache: Any) -> Steps[None]:
+    """DELETE removed and INSERT added many-to-many links, one batch per join table."""
+    changes, cache.m2m = cache.m2m, {}
+    dialect = cache.provider.dialect
+    for attr, (added, removed) in changes.items():
+        columns = (attr.owner_column, attr.target_column)
+        for links, sql in (
+            (removed, Delete(attr.join_table, KeyMatch(columns)).sql(dialect)),
+            (added, Insert(attr.join_table, columns, ignore_conflicts=True).sql(dialect)),
+        ):
+            rows = [
+                (owner._pk_raw_(), item._pk_raw_())
+                for owner, item in links
+                if (owner._status_ != GONE and item._status_ != GONE) or links is removed
+            ]
+            if not rows:
+                continue
+            try:
+                if len(rows) > 1:
+                    yield cache, "write_many", (sql, rows)
+                else:
+                    yield cache, "write", (sql, rows[0])
+            except TransactionIntegrityError as exc:
+                error = TransactionIntegrityError(
+                    f"Links of {attr.qualname} cannot be stored in the database: {exc}"
+                )
+                error.original_exc = getattr(exc, "original_exc", exc)  # type: ignore[attr-defined]
+                raise error from exc
+
+
+def _save_steps(cache: Any, batch: list[Any]) -> Steps[list[tuple[Any, int]]]:
+    """Execute the statements of ``batch``; returns (object, status before) in order."""
+    if any(type(obj)._fk_refs_ for obj in batch):
+        batch = _dependency_order(batch)
+    done: list[tuple[Any, int]] = []
+    group: list[Any] = []
+    group_shape: Any = None
+    for obj in batch:
+        status = obj._status_
+        if status == CREATED:
+            shape = _insert_shape(type(obj), obj)
+        elif status == MODIFIED:
+            shape = _update_shape(type(obj), obj, cache.session.manager.optimistic)
+        elif status == DELETED:
+            shape = _delete_shape(type(obj), obj, cache.session.manager.optimistic)
+        else:
+            continue
+        if shape != group_shape:
+            if group:
+                yield from _save_group_steps(cache, group_shape, group, done)
+            group, group_shape = [], shape
+        group.append(obj)
+    if group:
+        yield from _save_group_steps(cache, group_shape, group, done)
+    return done
+
+
+def _save_group_steps(cache: Any, shape: Any, group: list[Any], done: list[tuple[Any, int]]) -> Steps[None]:
+    entity = shape[1]
+    kind = shape[0]
+    status = {"I": CREATED, "U": MODIFIED, "D": DELETED}[kind]
+    if kind == "I":
+        yield from _insert_rows_steps(entity, cache, shape, group)
+    elif kind == "U":
+        yield from _update_rows_steps(entity, cache, shape, group)
+    else:
+        yield from _delete_rows_steps(entity, cache, shape, group)
+    for obj in group:
+        done.append((obj, status))
+
+
+def _batch_steps(
+    cache: Any, entity: Any, shape: Any, group: list[Any], sql: str, rows: list[Any], expect_rows: bool
+) -> Steps[None]:
+    """One statement per object of ``group``, batched; a failure names the one object that caused it.
+
+    A batch runs inside a savepoint; when it fails (or, with ``expect_rows``, matches fewer rows
+    than objects) it is rolled back to the savepoint and replayed one row at a time.
+    """
+    if len(rows) == 1:
+        yield from _one_steps(cache, entity, shape, group[0], sql, rows[0], expect_rows)
+        return
+    dialect = cache.provider.dialect
+    yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
+    try:
+        count = yield cache, "write_many", (sql, rows)
+    except TransactionIntegrityError:
+        count = -1
+    if count != -1 and (not expect_rows or count == len(rows)):
+        yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
+        return
+    yield cache, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
+    for obj, row in zip(group, rows):
+        yield from _one_steps(cache, entity, shape, obj, sql, row, expect_rows)
+    yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
+
+
+def _one_steps(
+    cache: Any, entity: Any, shape: Any, obj: Any, sql: str, row: Any, expect_rows: bool
+) -> Steps[None]:
+    try:
+        result = yield cache, "write", (sql, row)
+    except TransactionIntegrityError as exc:
+        raise _integrity_failure(cache, [obj], exc) from exc
+    if expect_rows and result.rowcount != 1:
+        message = yield from _conflict_steps(entity, cache, shape, obj)
+        raise OptimisticCheckError(message)
+
+
+def _integrity_failure(cache: Any, group: list[Any], exc: BaseException) -> TransactionIntegrityError:
+    """The error for an INSERT/UPDATE the database rejected."""
+    shown = repr(group[0]) if len(group) == 1 else f"{group[0]!r} .. {group[-1]!r} ({len(group)} objects)"
+    cause = getattr(exc, "original_exc", exc)
+    error = TransactionIntegrityError(
+        f"Object {shown} cannot be stored in the database. {type(cause).__name__}: {cause}"
+        + _describe_integrity(type(group[0]), group, cache.provider.constraint_columns(cause))
+    )
+    error.original_exc = cause  # type: ignore[attr-defined]
+    error.objects = list(group)  # type: ignore[attr-defined]
+    return error
+
+
+def _dependency_order(batch: list[Any]) -> list[Any]:
+    """``batch`` in first-change order, except that new objects come before the objects referring to them."""
+    in_batch = {id(obj) for obj in batch}
+    state: dict[int, int] = {}
+    ordered: list[Any] = []
+    path: list[Any] = []
+
+    def visit(obj: Any) -> None:
+        mark = state.get(id(obj))
+        if mark == 2:
+            return
+        if mark == 1:
+            cycle = [*path[path.index(obj) :], obj]
+            raise UnresolvableCyclicDependency("Cannot save cyclic chain: " + " -> ".join(map(repr, cycle)))
+        state[id(obj)] = 1
+        path.append(obj)
+        if obj._status_ in (CREATED, MODIFIED):
+            for attr in type(obj)._fk_refs_:
+                target = attr.get_raw(obj)
+                if isinstance(target, EntityBase) and target._status_ == CREATED and id(target) in in_batch:
+                    visit(target)
+        path.pop()
+        state[id(obj)] = 2
+        ordered.append(obj)
+
+    for obj in batch:
+        visit(obj)
+    return ordered
+
+
+def mark_saved(obj: Any, status: int) -> None:
+    """After its statement ran: the object is in step with the database."""
+    if status == DELETED:
+        obj._status_ = GONE
+        return
+    obj._status_ = LOADED
+    obj._wbits_ = 0
+    obj._orig_ = None
+    for attr in type(obj)._fk_refs_:
+        target = attr.get_raw(obj)
+        if isinstance(target, EntityBase):
+            attr.set_raw(obj, target._pk_raw_())  # type: ignore[attr-defined]  # every EntityBase is an Entity
+
+
+# -- statements per object ---------------------------------------------------------------------------
+
+
+def _insert_shape(entity: Any, obj: Any) -> tuple[Any, ...]:
+    return ("I", entity, tuple(a.index for a in entity._columns_ if a.is_loaded(obj)))
+
+
+def _known_value(entity: Any, obj: Any, attr: Any) -> Any:
+    """The value the database had when this session read ``attr``."""
+    if obj._wbits_ & attr.bit:
+        orig = obj._orig_
+        if orig is not None and attr.index in orig:
+            return orig[attr.index]
+    return attr.get_raw(obj)
+
+
+def _check_attrs(entity: Any, obj: Any, optimistic: bool) -> tuple[tuple[int, bool], ...]:
+    if not optimistic:
+        return ()
+    bits = obj._rbits_ & entity._check_mask_
+    if not bits:
+        return ()
+    return tuple((a.index, _known_value(entity, obj, a) is None) for a in entity._attrs_ if bits & a.bit)
+
+
+def _update_shape(entity: Any, obj: Any, optimistic: bool) -> tuple[Any, ...]:
+    wbits = obj._wbits_
+    return (
+        "U",
+        entity,
+        tuple(a.index for a in entity._attrs_ if wbits & a.bit),
+        _check_attrs(entity, obj, optimistic),
+    )
+
+
+def _delete_shape(entity: Any, obj: Any, optimistic: bool) -> tuple[Any, ...]:
+    return ("D", entity, (), _check_attrs(entity, obj, optimistic))
+
+
+def _key_match(entity: Any, checks: tuple[tuple[int, bool], ...]) -> KeyMatch:
+    """The WHERE of an UPDATE/DELETE: the primary key and the optimistic ``checks``."""
+    return KeyMatch(
+        tuple(a.column for a in entity._pk_attrs_),
+        tuple((entity._attrs_[index].column, is_null) for index, is_null in checks),
+    )
+
+
+def _where_params(entity: Any, obj: Any, checks: tuple[tuple[int, bool], ...]) -> list[Any]:
+    params = [_db(a, a.get_raw(obj)) for a in entity._pk_attrs_]
+    for index, is_null in checks:
+        if not is_null:
+            attr = entity._attrs_[index]
+            params.append(_db(attr, _known_value(entity, obj, attr)))
+    return params
+
+
+def _insert_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
+    attrs = [entity._attrs_[i] for i in shape[2]]
+    sql = Insert(entity._table_, tuple(a.column for a in attrs)).sql(cache.provider.dialect)
+    auto = entity._auto_pk_
+    if auto is not None and not auto.is_loaded(group[0]):
+        yield from _insert_auto_steps(entity, cache, group, attrs, sql, auto)
+    else:
+        rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
+        yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=False)
+    for obj in group:
+        cache.new_ids.pop(obj, None)
+        mark_saved(obj, CREATED)
+
+
+def _insert_auto_steps(
+    entity: Any, cache: Any, group: list[Any], attrs: list[Any], sql: str, auto: Any
+) -> Steps[None]:
+    """INSERT objects whose key the database generates, and register them under it."""
+    keys = None
+    if cache.provider.batch_returning and len(group) > 1 and not _refers_within(group):
+        rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
+        dialect = cache.provider.dialect
+        yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
+        try:
+            keys = yield cache, "insert_keys", (sql, rows, auto.column)
+        except TransactionIntegrityError:
+            # replayed one by one below
+            yield cache, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
+        else:
+            yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
+    imap = cache.identity_map(entity)
+    for i, obj in enumerate(group):
+        if keys is not None:
+            pk = keys[i]
+        else:
+            # one by one: a later object of the group may refer to an earlier one's new key
+            row = [_db(a, a.get_raw(obj)) for a in attrs]
+            try:
+                pk = yield cache, "insert_key", (sql, row, auto.column)
+            except TransactionIntegrityError as exc:
+                raise _integrity_failure(cache, [obj], exc) from exc
+        if pk in imap and imap[pk] is not obj:
+            raise TransactionError(
+                f"Newly auto-generated id value {pk} was already used in transaction cache for another object"
+            )
+        auto.set_raw(obj, pk)
+        imap[pk] = obj
+
+
+def _update_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
+    attrs = [entity._attrs_[i] for i in shape[2]]
+    checks = shape[3]
+    sql = Update(entity._table_, tuple(a.column for a in attrs), _key_match(entity, checks)).sql(
+        cache.provider.dialect
+    )
+    rows = [[_db(a, a.get_raw(obj)) for a in attrs] + _where_params(entity, obj, checks) for obj in group]
+    yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True)
+    for obj in group:
+        mark_saved(obj, MODIFIED)
+
+
+def _delete_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
+    sql = Delete(entity._table_, _key_match(entity, shape[3])).sql(cache.provider.dialect)
+    rows = [_where_params(entity, obj, shape[3]) for obj in group]
+    yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True)
+    imap = cache.identity_map(entity)
+    for obj in group:
+        pk = obj._pk_raw_()
+        if imap.get(pk) is obj:
+            del imap[pk]
+        cache.forget_unique(obj)
+        mark_saved(obj, DELETED)
+
+
+def _conflict_steps(entity: Any, cache: Any, shape: Any, obj: Any) -> Steps[str]:
+    """Why ``obj``'s UPDATE/DELETE matched no row: its row is gone, or checked columns changed."""
+    statement = Select(entity._table_, entity._select_columns_, where=entity._pk_conditions_(obj._pk_raw_()))
+    sql, params = render(statement, cache.provider.dialect)
+    attrs = entity._attrs_
+    row = (yield cache, "query", (sql, params)).fetchone()
+    if row is None:
+        return f"Object {obj!r} was deleted outside of current transaction"
+    values = {
+        a.index: (v if v is None or a.from_db is None else a.from_db(v))
+        for a, v in zip(entity._select_attrs_, row)
+    }
+    changes = [
+        f"{attrs[i].name} ({_known_value(entity, obj, attrs[i])!r} -> {values.get(i)!r})"
+        for i, _ in shape[3]
+        if values.get(i) != _known_value(entity, obj, attrs[i])
+    ]
+    return f"Object {obj!r} was updated outside of current transaction" + (
+        ". Changes: " + ", ".join(changes) if changes else ""
+    )
+
+
+def _describe_integrity(entity: Any, group: list[Any], columns: list[str]) -> str:
+    """The values of the attributes whose ``columns`` a database constraint names."""
+    named = [a for a in entity._columns_ if a.column in columns]
+    if not named:
+        return ""
+    shown = []
+    for obj in group[:5]:
+        shown.append(", ".join(f"{a.name}={a.get_raw(obj)!r}" for a in named))
+    more = f" and {len(group) - 5} more" if len(group) > 5 else ""
+    return f" (values: {'; '.join(shown)}{more})"
+
+
+def _refers_within(group: list[Any]) -> bool:
+    """Whether an object of ``group`` refers to a new object (whose key is not known yet)."""
+    refs = type(group[0])._fk_refs_
+    return bool(refs) and any(is_new(attr.get_raw(obj)) for obj in group for attr in refs)
+
+
+def is_new(value: Any) -> bool:
+    """Whether ``value`` is a new object (its key is not known before its INSERT)."""
+    return isinstance(value, EntityBase) and value._status_ == CREATED
+
+
+def _db(attr: Any, value: Any) -> Any:
+    return value if value is None or attr.to_db is None else attr.to_db(value)
