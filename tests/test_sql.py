@@ -273,6 +273,17 @@ def test_transaction_statements_come_from_the_dialect() -> None:
         assert dialect.release_savepoint_sql("b") == "RELEASE SAVEPOINT b"
 
 
+def test_names_schema_queries_and_raw_sql_follow_the_dialect() -> None:
+    """Default names, the column listing of check_tables and raw SQL made safe for the placeholder style."""
+    assert SQLITE.normalize_name("Person") == "Person"
+    assert POSTGRES.normalize_name("Person") == "person"
+    assert SQLITE.table_columns_query("person") == ('PRAGMA table_info("person")', (), 1)
+    sql, params, position = POSTGRES.table_columns_query("person")
+    assert "information_schema.columns" in sql and params == ("person",) and position == 0
+    assert SQLITE.escape_percent("a LIKE '5%'") == "a LIKE '5%'"
+    assert POSTGRES.escape_percent("a LIKE '5%'") == "a LIKE '5%%'"
+
+
 @pytest.mark.parametrize("dialect", [SQLITE, POSTGRES], ids=["sqlite", "postgres"])
 def test_every_operator_renders_with_bound_values(dialect: Dialect) -> None:
     """Each row of the operator table renders; values are bound, never written into the text."""
