@@ -195,14 +195,11 @@ class Attribute(_impl.Column):
         return self.__get__(obj, None)
 
     def _read_after_session_(self, obj: Any) -> Any:
-        if obj._cache_.strict:
-            raise DatabaseSessionIsOver(
-                f"Cannot read value of {obj!r}.{self.name}: the database session is over"
-            )
+        cache = obj._cache_
+        if cache.strict:
+            raise DatabaseSessionIsOver(f"Cannot read value of {obj!r}.{self.name}: {cache.over}")
         if not self.is_loaded(obj):
-            raise DatabaseSessionIsOver(
-                f"Cannot load attribute {obj!r}.{self.name}: the database session is over"
-            )
+            raise cache.closed_error(f"Cannot load attribute {obj!r}.{self.name}")
         return self.get_raw(obj)
 
     def _deleted_(self, obj: Any) -> Any:
@@ -213,9 +210,7 @@ class Attribute(_impl.Column):
     def _check_assign_(self, obj: Any, value: Any) -> None:
         cache = obj._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(
-                f"Cannot assign new value to {obj!r}.{self.name}: the database session is over"
-            )
+            raise cache.closed_error(f"Cannot assign new value to {obj!r}.{self.name}")
         if obj._status_ >= DELETED:
             raise OperationWithDeletedObjectError(f"{obj!r} was {status_word(obj._status_)}")
         if self.readonly:

@@ -19,7 +19,7 @@ from .exceptions import (
 from .providers import Provider, get_provider
 from .query import caller_namespace
 from .relations import resolve_relations
-from .session import Session, active_session, db_session, require_session
+from .session import active_session, db_session, require_session
 from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = ["AsyncDatabase", "Database"]
@@ -461,19 +461,12 @@ class Database:
     def _commit_steps(self) -> Steps[None]:
         cache = self._own_cache()
         if cache is not None:
-            yield from cache.flush_steps()
-            yield cache, "commit_db", ()
+            yield from cache.session.commit_steps([cache])
 
     def _rollback_steps(self) -> Steps[None]:
         cache = self._own_cache()
-        if cache is None:
-            return
-        yield from Session._ready_steps([cache])
-        session = cache.session
-        session.caches.pop(self, None)
-        for entity in self.entities.values():
-            session.maps.pop(entity, None)
-        yield cache, "close_db", (True,)
+        if cache is not None:
+            yield from cache.session.rollback_steps([cache])
 
     def flush(self) -> None:
         """Send this database's pending changes in the current session."""

@@ -9,7 +9,6 @@ from typing import Any, cast
 from ._impl import CREATED, DELETED, GONE, MODIFIED, EntityBase, EntityMetaBase, materialize
 from .attributes import Attribute, CompositeKey, PrimaryKey, Reference, status_word
 from .exceptions import (
-    DatabaseSessionIsOver,
     ERDiagramError,
     MultipleObjectsFoundError,
     ObjectNotFound,
@@ -305,7 +304,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
     def _check_live_(self, action: str) -> Any:
         cache = self._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(f"Cannot {action} {self!r}: the database session is over")
+            raise cache.closed_error(f"Cannot {action} {self!r}")
         if cache.session is not require_session():
             raise TransactionError(f"Object {self!r} doesn't belong to current transaction")
         return cache
@@ -409,7 +408,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
     def _delete_steps_(self) -> Steps[None]:
         cache = self._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(f"Cannot delete object {self!r}: the database session is over")
+            raise cache.closed_error(f"Cannot delete object {self!r}")
         status = self._status_
         if status >= DELETED:
             return

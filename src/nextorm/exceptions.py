@@ -9,6 +9,7 @@ __all__ = [
     "BindingError",
     "CacheIndexError",
     "CommitException",
+    "CommitOutcomeUnknown",
     "ConnectionClosedError",
     "ConstraintError",
     "DBSchemaError",
@@ -23,6 +24,7 @@ __all__ = [
     "OptimisticCheckError",
     "OrmError",
     "PartialCommitException",
+    "PendingRollbackError",
     "QueryError",
     "ReadOnlyAttributeError",
     "RollbackException",
@@ -140,19 +142,65 @@ class SerializationFailure(IsolationError):
 
 
 class CommitException(TransactionError):
-    """Committing failed; every database was rolled back."""
+    """Committing failed and nothing was committed: every database's transaction was ended unapplied."""
 
     def __init__(self, msg: str, exceptions: list[BaseException] | None = None) -> None:
         super().__init__(msg)
         self.exceptions = exceptions or []
+
+
+class CommitOutcomeUnknown(TransactionError):
+    """COMMIT did not answer (the connection dropped mid-COMMIT): it may or may not have taken effect.
+
+    ``db_session(retry=...)`` never re-runs a function after this error, whatever
+    ``retry_exceptions`` says: re-running could write the same rows twice. ``database`` is the
+    database whose COMMIT went unanswered; ``committed`` lists the databases committed before it.
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        exceptions: list[BaseException] | None = None,
+        database: Any = None,
+        committed: list[Any] | None = None,
+    ) -> None:
+        super().__init__(msg)
+        self.exceptions = exceptions or []
+        self.database = database
+        self.committed = committed or []
 
 
 class PartialCommitException(TransactionError):
-    """The first database committed, a later one failed."""
+    """The first database committed, a later one failed: part of the session's work is stored.
 
-    def __init__(self, msg: str, exceptions: list[BaseException] | None = None) -> None:
+    ``db_session(retry=...)`` never re-runs a function after this error, whatever
+    ``retry_exceptions`` says. ``committed`` lists the databases that committed, ``failed`` the
+    ones that did not.
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        exceptions: list[BaseException] | None = None,
+        committed: list[Any] | None = None,
+        failed: list[Any] | None = None,
+    ) -> None:
         super().__init__(msg)
         self.exceptions = exceptions or []
+        self.committed = committed or []
+        self.failed = failed or []
+
+
+class PendingRollbackError(TransactionError):
+    """A flush or commit of this session failed: it refuses all work until ``rollback()``.
+
+    ``failure`` is the original error. Leaving the ``db_session`` block rolls back and raises this
+    error when the failure was caught inside the block.
+    """
+
+    def __init__(self, msg: str, failure: BaseException | None = None) -> None:
+        super().__init__(msg)
+        self.failure = failure
 
 
 class RollbackException(TransactionError):

@@ -21,7 +21,6 @@ from ._impl import CREATED, DELETED, LOADED, Column, EntityBase
 from .exceptions import (
     AttributeTypeError,
     ConstraintError,
-    DatabaseSessionIsOver,
     ERDiagramError,
     OperationWithDeletedObjectError,
     TransactionError,
@@ -178,9 +177,7 @@ def one_to_one_partner_steps(attr: Any, obj: Any) -> Steps[Any]:
     if attr.is_loaded(obj):
         return attr.get_raw(obj)
     if not cache.is_alive:
-        raise DatabaseSessionIsOver(
-            f"Cannot load attribute {obj!r}.{attr.name}: the database session is over"
-        )
+        raise cache.closed_error(f"Cannot load attribute {obj!r}.{attr.name}")
     if obj._status_ == CREATED:
         attr.set_raw(obj, None)
         return None
@@ -287,9 +284,7 @@ class SetInstance:
         obj = self._obj
         cache = obj._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(
-                f"Cannot change collection {self._where()}: the database session is over"
-            )
+            raise cache.closed_error(f"Cannot change collection {self._where()}")
         if cache.session is not active_session():
             raise TransactionError(
                 f"Cannot change collection {self._where()}: {obj!r} belongs to another session"
@@ -306,9 +301,7 @@ class SetInstance:
             return data
         cache = obj._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(
-                f"Cannot load collection {self._where()}: the database session is over"
-            )
+            raise cache.closed_error(f"Cannot load collection {self._where()}")
         if cache.session is not active_session():
             raise TransactionError(
                 f"Cannot load collection {self._where()}: {obj!r} belongs to another session"
@@ -340,7 +333,7 @@ class SetInstance:
         if data is not None and data.loaded:
             return data
         if not self._obj._cache_.is_alive:
-            raise DatabaseSessionIsOver(f"Cannot read value of {self._where()}: the database session is over")
+            raise self._obj._cache_.closed_error(f"Cannot read value of {self._where()}")
         return None
 
     def is_empty(self) -> bool:
@@ -671,9 +664,7 @@ def unlink_steps(obj: Any) -> Steps[None]:
         data = attr.data(obj)
         if obj._status_ != CREATED and (data is None or not data.loaded):
             if not obj._cache_.is_alive:
-                raise DatabaseSessionIsOver(
-                    f"Cannot load collection {obj!r}.{attr.name}: the database session is over"
-                )
+                raise obj._cache_.closed_error(f"Cannot load collection {obj!r}.{attr.name}")
             yield from load_collections_steps(attr, [obj])
         members = list(attr.ensure_data(obj).items)
         if attr.is_m2m:

@@ -311,6 +311,13 @@ class Provider:
         """Whether a ROLLBACK can be sent on ``conn`` (not on a broken connection)."""
         return True
 
+    def commit_not_applied(self, conn: Any, exc: BaseException) -> bool:
+        """Whether a COMMIT that raised ``exc`` certainly did not take effect (else its outcome is unknown).
+
+        Asked right after the failure, before anything else is sent on ``conn``; it does no IO.
+        """
+        return False
+
     def constraint_columns(self, exc: BaseException) -> list[str]:
         """The columns a constraint violation reported by the driver is about."""
         return []

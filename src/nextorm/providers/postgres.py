@@ -191,6 +191,18 @@ class PostgresProvider(Provider):
     def usable_for_rollback(self, conn: Any) -> bool:
         return not (conn.closed or conn.broken)
 
+    def commit_not_applied(self, conn: Any, exc: BaseException) -> bool:
+        # The server answers a COMMIT it could not apply with an error (serialization failure,
+        # deferred constraint, disk full) and a transaction still open or ended. A lost connection
+        # gives no answer: the COMMIT may have been applied before the link went down.
+        if conn.closed or conn.broken:
+            return False
+        status = conn.info.transaction_status
+        if status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR):
+            return True
+        state = getattr(getattr(exc, "original_exc", exc), "sqlstate", None) or ""
+        return status == psycopg.pq.TransactionStatus.IDLE and bool(state) and not state.startswith("08")
+
     # -- statements ------------------------------------------------------------------------------
 
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:

@@ -85,11 +85,27 @@ class SQLiteProvider(Provider):
     def usable(self, conn: Any) -> bool:
         # a connection left inside a transaction (a BEGIN whose caller saw an error) is not pooled:
         # closing it rolls back and frees the database lock
-        return not conn.in_transaction
+        try:
+            return not conn.in_transaction
+        except (sqlite3.ProgrammingError, ValueError):  # ValueError: a closed aiosqlite connection
+            return False  # closed under the session
 
     def usable_for_rollback(self, conn: Any) -> bool:
-        # SQLite ends the transaction by itself on some errors (disk full, I/O error)
-        return bool(conn.in_transaction)
+        # SQLite ends the transaction by itself on some errors (disk full, I/O error); a closed
+        # connection has none left either
+        try:
+            return bool(conn.in_transaction)
+        except (sqlite3.ProgrammingError, ValueError):  # ValueError: a closed aiosqlite connection
+            return False
+
+    def commit_not_applied(self, conn: Any, exc: BaseException) -> bool:
+        # SQLite runs in this process: a COMMIT that failed and left the transaction open (busy,
+        # locked) did nothing. One that ended it (an I/O error rolls back by itself) is not told
+        # apart from a commit whose answer was lost, so its outcome is reported as unknown.
+        try:
+            return bool(conn.in_transaction)
+        except (sqlite3.ProgrammingError, ValueError):  # ValueError: a closed aiosqlite connection
+            return True  # the connection is closed: closing it rolled the transaction back
 
     def strict_quote(self, name: str) -> str:
         """``name`` quoted so that an unknown column is an error (a double-quoted one may read as a string)."""
