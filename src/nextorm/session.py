@@ -177,7 +177,7 @@ class Session(SessionBase):
         errors = yield from self._end_steps(caches, "the session was rolled back")
         self.failure = None
         if errors:
-            raise RollbackException(f"Rollback failed: {_describe(errors[0])}", errors) from errors[0]
+            raise RollbackException(f"Rollback failed: {_describe(errors[0])}", list(errors)) from errors[0]
 
     def fail_steps(self, failure: BaseException) -> Steps[None]:
         """After a failed flush or commit: end every open transaction uncommitted; refuse work until rollback()."""
