@@ -158,12 +158,12 @@ class DecimalType(ColumnType):
         _, digits, exponent = value.as_tuple()
         assert isinstance(exponent, int)  # a finite Decimal
         significant = len(digits)
-        while significant > 1 and digits[significant - 1] == 0 and exponent < 0:
-            significant -= 1
+        while significant and digits[significant - 1] == 0 and exponent < 0:
+            significant -= 1  # trailing zeros after the point hold no information: 1.2300 is 1.23
             exponent += 1
-        if -exponent > scale:
+        if significant and -exponent > scale:
             raise self.value_error(value, f"has more than scale={scale} decimal places")
-        if any(digits) and significant + exponent > precision - scale:
+        if significant and significant + exponent > precision - scale:
             raise self.value_error(
                 value,
                 f"does not fit precision={precision}, scale={scale} "

@@ -67,6 +67,8 @@ def test_decimal_keeps_every_digit_and_the_scale(storage: Any) -> None:
         "whole": (Decimal("5"), "5.00"),
         "negative": (Decimal("-0.01"), "-0.01"),
         "zero": (Decimal("-0"), "0.00"),
+        "zero with exponent": (Decimal("0E-10"), "0.00"),
+        "trailing zeros": (Decimal("1.2300"), "1.23"),
     }
     wide = Decimal("123456789012345678901234567890.0123456789")
     with db_session:
