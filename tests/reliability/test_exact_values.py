@@ -86,7 +86,7 @@ def test_decimal_keeps_every_digit_and_the_scale(storage: Any) -> None:
 
 def test_decimal_queries_compare_and_order_by_value(storage: Any) -> None:
     """==, <, >, in_ and order_by follow the numbers, not their text, even beyond a float's digits."""
-    _, Item = declare(storage)
+    db, Item = declare(storage)
     prices = {
         "a": "9.50",
         "b": "10.00",
@@ -110,6 +110,8 @@ def test_decimal_queries_compare_and_order_by_value(storage: Any) -> None:
         many = [Decimal("10"), Decimal("0.1")] + [Decimal(n) for n in range(1000, 1020)]
         assert sorted(names(Item.select(Item.price.in_(many)))) == ["b", "e"]
         assert sorted(names(Item.select(Item.price.in_([Decimal("-2"), Decimal("9.5")])))) == ["a", "c"]
+        raw = db.select("SELECT name FROM item WHERE price > 9.6 ORDER BY price DESC")
+        assert list(raw) == ["g", "f", "d", "b"]
 
 
 def test_decimal_order_on_an_async_database(storage: Any) -> None:
