@@ -505,6 +505,7 @@ class SessionCache(CacheBase):
             if obj._status_ not in (LOADED, MODIFIED) or not attr.is_loaded(obj):
                 continue
             current = attr.get_raw(obj)
+            attr.validate(current, obj)  # a change made in place may have made it unstorable
             now = json.dumps(current, sort_keys=True)
             if now != text:
                 self.json_snapshots[(obj, attr)] = now

@@ -248,6 +248,21 @@ def test_bad_value_is_refused_and_nothing_is_written(
     assert storage.fetch(f"SELECT name, {attr} FROM item") == [("kept", None)]
 
 
+def test_json_changed_in_place_to_a_non_text_key_is_refused_at_flush(storage: Any) -> None:
+    """A dict key that is not a str added in place is refused when the change is saved; nothing is written."""
+    _, Item = declare(storage)
+    with db_session:
+        Item(name="j", data={"a": [1]})
+    with pytest.raises(ValidationError, match=r"of attribute Item.data has the dict key 2"):
+        with db_session:
+            item = Item.get(name="j")
+            item.data["a"].append({"b": 1, 2: "c"})
+            item.name = "changed"
+    assert storage.fetch("SELECT name FROM item") == [("j",)]
+    with db_session:
+        assert Item.get(name="j").data == {"a": [1]}
+
+
 def test_the_longest_storable_timedelta_round_trips(storage: Any) -> None:
     """The range limit is what SQLite's INTEGER of microseconds holds; its ends are stored exactly."""
     _, Item = declare(storage)
