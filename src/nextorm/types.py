@@ -22,8 +22,10 @@ def show(value: Any) -> str:
     """``repr(value)`` for an error message, also for an int too long for ``repr``."""
     try:
         return repr(value)
-    except ValueError:  # int/str conversion limit (sys.set_int_max_str_digits)
-        return f"<int of {value.bit_length()} bits>"
+    except ValueError:  # an int beyond the int/str conversion limit (sys.set_int_max_str_digits)
+        if isinstance(value, int):
+            return f"<int of {value.bit_length()} bits>"
+        return f"<{type(value).__name__} holding an int too long to show>"
 
 
 class Json:

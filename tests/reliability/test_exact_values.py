@@ -193,6 +193,7 @@ def test_aware_time_is_refused_and_naive_time_round_trips(storage: Any) -> None:
 
 BAD_VALUES = [
     ("score", 10**400, ValidationError, r"Value 1000+ of attribute Item.score is too large for a float"),
+    ("score", 10**5000, ValidationError, r"Value <int of 16610 bits> of attribute Item.score is too large"),
     (
         "price",
         Decimal("1" * 40),
