@@ -233,7 +233,11 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(("attr", "value", "error", "message"), BAD_VALUES, ids=lambda v: str(v)[:20])
+@pytest.mark.parametrize(
+    ("attr", "value", "error", "message"),
+    BAD_VALUES,
+    ids=[f"{case[0]}-{n}" for n, case in enumerate(BAD_VALUES)],
+)
 def test_bad_value_is_refused_and_nothing_is_written(
     storage: Any, attr: str, value: Any, error: type[Exception], message: str
 ) -> None:
