@@ -285,6 +285,11 @@ class Attribute(_impl.Column):
         """The string value contains ``part`` (case-sensitive)."""
         return expression_for(self, "contains", part)
 
+    def __neg__(self) -> Any:
+        raise QueryError(
+            f"-{self.qualname} is not an order: use desc({self.qualname}) or {self.qualname}.desc()"
+        )
+
     def desc(self) -> OrderBy:
         """Descending order by this attribute."""
         return OrderBy(self, descending=True)

@@ -24,9 +24,12 @@ from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = ["AsyncDatabase", "Database"]
 
-# ``$name``, ``$name.attr`` or ``$(expression)`` outside quoted SQL text; ``$$`` is a literal ``$``
+# ``$name``, ``$name.attr`` or ``$(expression)`` outside quoted SQL text and comments (group 1,
+# passed through untouched); ``$$`` is a literal ``$``
 _SQL_TOKENS = re.compile(
-    r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)|\$([A-Za-z_][\w.]*)"""
+    r"""('(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)|--[^\n]*|/\*.*?(?:\*/|\Z))"""
+    r"""|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)|\$([A-Za-z_][\w.]*)""",
+    re.DOTALL,
 )
 
 

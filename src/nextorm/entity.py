@@ -11,6 +11,7 @@ from .attributes import Attribute, CompositeKey, PrimaryKey, Reference, status_w
 from .exceptions import (
     ERDiagramError,
     MultipleObjectsFoundError,
+    ObjectCopyError,
     ObjectNotFound,
     OrmError,
     ReadOnlyAttributeError,
@@ -198,6 +199,26 @@ class Entity(EntityBase, metaclass=EntityMeta):
     _database_: Any = None
     _cache_: SessionCache
     _attrs_: tuple[Attribute, ...] = ()
+
+    # -- copying: refused, a session holds one object per row -----------------------------------
+
+    def _copy_refused_(self, what: str) -> ObjectCopyError:
+        return ObjectCopyError(
+            f"{self!r} cannot be {what}: a session holds one object per row. "
+            "Use to_dict() for its values or make_proxy() for a reference usable in other sessions"
+        )
+
+    def __copy__(self) -> Any:
+        raise self._copy_refused_("copied")
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        raise self._copy_refused_("copied")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise self._copy_refused_("pickled")
+
+    def __reduce__(self) -> Any:
+        raise self._copy_refused_("pickled")
 
     # -- creation ---------------------------------------------------------------------------------
 

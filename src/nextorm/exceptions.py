@@ -19,6 +19,7 @@ __all__ = [
     "IsolationError",
     "MappingError",
     "MultipleObjectsFoundError",
+    "ObjectCopyError",
     "ObjectNotFound",
     "OperationWithDeletedObjectError",
     "OptimisticCheckError",
@@ -91,6 +92,10 @@ class ObjectNotFound(OrmError):
         self.pkval = pkval
         key = ",".join(repr(v) for v in pkval) if isinstance(pkval, tuple) else repr(pkval)
         super().__init__(f"{entity.__name__}[{key}]")
+
+
+class ObjectCopyError(OrmError, TypeError):
+    """An entity object was copied or pickled: a session holds one object per row."""
 
 
 class MultipleObjectsFoundError(OrmError):

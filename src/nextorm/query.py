@@ -108,10 +108,7 @@ class Compare(Expr):
         if value is None:
             return f"{column} IS NULL" if op == "==" else f"{column} IS NOT NULL"
         if op == "in":
-            if not value:
-                return "0 = 1"
-            params.extend(map(_bound, value))
-            return f"{column} IN ({', '.join([provider.param] * len(value))})"
+            return provider.in_values_sql(column, [_bound(v) for v in value], params)
         if op in ("startswith", "endswith", "contains"):
             return provider.string_test(op, column, value, params)
         params.append(_bound(value))

@@ -684,6 +684,7 @@ class SessionCache(CacheBase):
                 # the value handed out is no longer the object's: a query re-read it, or it was assigned
                 del self.json_snapshots[(obj, attr)]
                 continue
+            attr.validate(current, obj)  # a change made in place may have made it unstorable
             now = json.dumps(current, sort_keys=True)
             if now != text:
                 self.json_snapshots[(obj, attr)] = (current, now)

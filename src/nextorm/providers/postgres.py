@@ -149,6 +149,8 @@ class PostgresProvider(Provider):
         return []
 
     def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
+        if not values:
+            return "0 = 1"
         params.append(list(values))
         return f"{column} = ANY(%s)"
 
@@ -268,7 +270,8 @@ class PostgresProvider(Provider):
                 f"The transaction was aborted ({_RETRYABLE[state]}, SQLSTATE {state}): {exc}"
             )
         elif isinstance(exc, psycopg.OperationalError) and (
-            state.startswith("08") or state in ("57P01", "57P02", "57P03") or "connection" in str(exc).lower()
+            # no SQLSTATE: psycopg itself failed to talk to the server (closed or broken connection)
+            not state or state.startswith("08") or state in ("57P01", "57P02", "57P03")
         ):
             error = ConnectionClosedError(f"The connection to PostgreSQL was lost: {exc}")
         else:
