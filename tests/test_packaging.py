@@ -114,13 +114,16 @@ def test_wheel_holds_exactly_the_compiled_modules() -> None:
 
 
 @pytest.mark.skipif(
-    not sysconfig.get_config_var("Py_GIL_DISABLED"), reason="only a free-threaded interpreter can re-enable the GIL"
+    not sysconfig.get_config_var("Py_GIL_DISABLED"),
+    reason="only a free-threaded interpreter can re-enable the GIL",
 )
 def test_free_threaded_interpreter_runs_the_compiled_module_with_the_gil() -> None:
     """On a free-threaded build, importing the compiled module re-enables the GIL (README: Free-threaded Python)."""
     code = "import sys, nextorm; print(nextorm.COMPILED, sys._is_gil_enabled())"
     environ = {k: v for k, v in os.environ.items() if k not in ("NEXTORM_NO_EXTENSIONS", "PYTHON_GIL")}
-    done = subprocess.run([sys.executable, "-c", code], env=environ, cwd=REPO / "tests", capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=environ, cwd=REPO / "tests", capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     compiled, gil_enabled = done.stdout.split()
     assert gil_enabled == compiled

@@ -9,7 +9,7 @@ import inspect
 import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from ._impl import (
     CREATED,
@@ -813,6 +813,12 @@ class DBSessionManager:
         self.sql_debug = sql_debug
         self.show_values = show_values
 
+    # For type checkers: ``@db_session`` and ``@db_session(retry=3)`` give back the function with
+    # its own signature; ``db_session(...)`` with options is a configured manager.
+    @overload
+    def __call__(self, func: F, /) -> F: ...
+    @overload
+    def __call__(self, **options: Any) -> DBSessionManager: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not args and not kwargs:
             return self
