@@ -37,7 +37,17 @@ def unqualified(type_text: str) -> str:
 def run_mypy(cache: Path) -> tuple[dict[int, str], dict[int, str]]:
     """mypy --strict over the model: revealed types and error messages by line."""
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--config-file", "", "--cache-dir", str(cache), str(MODEL)],
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--config-file",
+            "",
+            "--cache-dir",
+            str(cache),
+            str(MODEL),
+        ],
         capture_output=True,
         text=True,
         cwd=MODEL.parent,
