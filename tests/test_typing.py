@@ -1,7 +1,7 @@
-"""Types users lean on (README: Typing): mypy --strict and pyright --strict agree with tests/typecheck/model.py.
+"""Types users lean on (README: Typing): mypy --strict and pyright --strict over typed examples.
 
-Each ``# revealed: T`` comment in that file is the type the line's ``reveal_type`` must show, each
-``# error`` marks a line both checkers must reject, and no other line may have an error.
+Each ``# revealed: T`` comment in an example is the type the line's ``reveal_type`` must show, each
+``# error`` marks a line the checker must reject, and no other line may have an error.
 """
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ from pathlib import Path
 
 import pytest
 
-MODEL = Path(__file__).resolve().parent / "typecheck" / "model.py"
+TESTS = Path(__file__).resolve().parent
+#: the README's model in the typed spelling, for both checkers
+MODEL = TESTS / "typecheck" / "model.py"
+#: Pony's ``db.Entity`` spelling, which only pyright accepts
+PONY_SPELLING = TESTS / "typecheck" / "pony_spelling.py"
+QUICKSTART = TESTS.parent / "examples" / "quickstart.py"
 
 
-def expectations() -> tuple[dict[int, str], set[int]]:
-    """The revealed types by line number and the lines that must fail, read from the model file."""
+def expectations(path: Path) -> tuple[dict[int, str], set[int]]:
+    """The revealed types by line number and the lines that must fail, read from an example file."""
     revealed, errors = {}, set()
-    for number, line in enumerate(MODEL.read_text().splitlines(), start=1):
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
         if match := re.search(r"# revealed: (.+)$", line):
             revealed[number] = match.group(1).strip()
         elif re.search(r"# error$", line):
@@ -34,8 +39,8 @@ def unqualified(type_text: str) -> str:
     return type_text.removeprefix("def ")
 
 
-def run_mypy(cache: Path) -> tuple[dict[int, str], dict[int, str]]:
-    """mypy --strict over the model: revealed types and error messages by line."""
+def run_mypy(path: Path, scratch: Path) -> tuple[dict[int, str], dict[int, str]]:
+    """mypy --strict over an example: revealed types and error messages by line."""
     done = subprocess.run(
         [
             sys.executable,
@@ -45,17 +50,17 @@ def run_mypy(cache: Path) -> tuple[dict[int, str], dict[int, str]]:
             "--config-file",
             "",
             "--cache-dir",
-            str(cache),
-            str(MODEL),
+            str(scratch / "mypy_cache"),
+            str(path),
         ],
         capture_output=True,
         text=True,
-        cwd=MODEL.parent,
+        cwd=scratch,
     )
     assert done.returncode in (0, 1), done.stdout + done.stderr
     revealed, errors = {}, {}
     for line in done.stdout.splitlines():
-        match = re.match(r".*model\.py:(\d+): (error|note): (.*)$", line)
+        match = re.match(rf".*{re.escape(path.name)}:(\d+): (error|note): (.*)$", line)
         if not match:
             continue
         number, kind, message = int(match.group(1)), match.group(2), match.group(3)
@@ -66,13 +71,16 @@ def run_mypy(cache: Path) -> tuple[dict[int, str], dict[int, str]]:
     return revealed, errors
 
 
-def run_pyright() -> tuple[dict[int, str], dict[int, str]]:
-    """pyright (strict, by the model's own comment) over the model: revealed types and errors by line."""
+def run_pyright(path: Path, scratch: Path) -> tuple[dict[int, str], dict[int, str]]:
+    """pyright in strict mode over an example: revealed types and errors by line."""
+    config = scratch / "pyrightconfig.json"
+    config.write_text(json.dumps({"typeCheckingMode": "strict"}))
+    command = ["-m", "pyright", "--outputjson", "-p", str(config), "--pythonpath", sys.executable, str(path)]
     done = subprocess.run(
-        [sys.executable, "-m", "pyright", "--outputjson", "--pythonpath", sys.executable, str(MODEL)],
+        [sys.executable, *command],
         capture_output=True,
         text=True,
-        cwd=MODEL.parent,
+        cwd=scratch,
     )
     assert done.returncode in (0, 1), done.stdout + done.stderr
     report = json.loads(done.stdout)
@@ -87,13 +95,28 @@ def run_pyright() -> tuple[dict[int, str], dict[int, str]]:
     return revealed, errors
 
 
-@pytest.mark.parametrize("checker", ["mypy", "pyright"])
-def test_model_types_as_the_readme_says(checker: str, tmp_path: Path) -> None:
-    """Attributes, queries, lookups and db_session-decorated functions have the documented types; wrong ones fail."""
-    expected_revealed, expected_errors = expectations()
-    assert expected_revealed and expected_errors
-    revealed, errors = run_mypy(tmp_path) if checker == "mypy" else run_pyright()
+def check(checker: str, path: Path, scratch: Path) -> None:
+    """Run ``checker`` over ``path`` and compare what it reveals and rejects with the file's comments."""
+    expected_revealed, expected_errors = expectations(path)
+    revealed, errors = (run_mypy if checker == "mypy" else run_pyright)(path, scratch)
     assert revealed == expected_revealed
     unexpected = {number: message for number, message in errors.items() if number not in expected_errors}
     assert unexpected == {}, f"{checker} rejects lines the model says are right"
     assert sorted(expected_errors - set(errors)) == [], f"{checker} accepts lines the model says are wrong"
+
+
+@pytest.mark.parametrize("checker", ["mypy", "pyright"])
+def test_model_types_as_the_readme_says(checker: str, tmp_path: Path) -> None:
+    """Attributes, queries, lookups and db_session-decorated functions have the documented types; wrong ones fail."""
+    check(checker, MODEL, tmp_path)
+
+
+def test_pony_spelling_types_under_pyright(tmp_path: Path) -> None:
+    """``class Person(db.Entity)`` gives the same precise types under pyright."""
+    check("pyright", PONY_SPELLING, tmp_path)
+
+
+@pytest.mark.parametrize("checker", ["mypy", "pyright"])
+def test_quickstart_example_type_checks(checker: str, tmp_path: Path) -> None:
+    """examples/quickstart.py passes both checkers in strict mode."""
+    check(checker, QUICKSTART, tmp_path)

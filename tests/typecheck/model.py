@@ -1,7 +1,6 @@
-# pyright: strict
 """The README's model, for type checkers: ``# revealed:`` gives the type a line reveals, ``# error`` a line that must fail.
 
-tests/test_typing.py runs mypy --strict and pyright --strict over this file; it is never imported.
+tests/test_typing.py runs mypy and pyright, both strict, over this file; it is never imported.
 """
 
 from decimal import Decimal
@@ -39,6 +38,12 @@ class Post(Entity, db=db):
     editor = Optional(Person, reverse="edited")
     slug = Required(str)
     composite_key(title, slug)
+    comments: Set["Comment"] = Set("Comment")
+
+
+class Comment(Entity, db=db):
+    post: Required["Post"] = Required("Post")
+    text = Optional(str)
 
 
 class Tag(Entity, db=db):
@@ -93,6 +98,9 @@ def main() -> None:
             reveal_type(post)  # revealed: Post
             reveal_type(post.author)  # revealed: Person
             reveal_type(post.editor)  # revealed: Person | None
+            for comment in post.comments:
+                reveal_type(comment.post)  # revealed: Post
+                reveal_type(comment.text)  # revealed: str | None
         reveal_type(p.posts.select(Post.title == "Hi"))  # revealed: Query[Post]
         reveal_type(p.posts.create(title="Hi", slug="hi"))  # revealed: Post
         p.email = None
