@@ -107,16 +107,6 @@ class Attribute(_impl.Column, Generic[_T]):
             return cast(Self, super().__new__(_JSON_CLASSES[cls]))
         return super().__new__(cls)
 
-    # The value type comes from the declared Python type: ``Required(int)`` is ``Required[int]``,
-    # ``Required(Person)`` is ``Required[Person]``. ``Json`` values and forward references by name
-    # are ``Any`` to a checker (``author: Required[Person] = Required('Person')`` says more).
-    @overload
-    def __init__(self: Attribute[Any], py_type: type[Json], *args: Any, **options: Any) -> None: ...
-    @overload
-    def __init__(self, py_type: type[_T], *args: Any, **options: Any) -> None: ...
-    @overload
-    def __init__(self: Attribute[Any], py_type: str, *args: Any, **options: Any) -> None: ...
-
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
         super().__init__()
         unknown = set(options) - _OPTIONS
@@ -329,7 +319,9 @@ class Required(Attribute[_T]):
     is_required = True
 
     if TYPE_CHECKING:
-        # the constructor signatures of Attribute, with ``Any`` values bound to this class
+        # The value type comes from the declared Python type: ``Required(int)`` is ``Required[int]``,
+        # ``Required(Person)`` is ``Required[Person]``. ``Json`` values and references by name are
+        # ``Any`` to a checker (``author: Required['Person'] = Required('Person')`` says more).
 
         @overload
         def __init__(self: Required[Any], py_type: type[Json], *args: Any, **options: Any) -> None: ...
@@ -344,7 +336,8 @@ class Optional(Attribute[_T]):
     """An attribute that may be None (NULL)."""
 
     if TYPE_CHECKING:
-        # the constructor signatures of Attribute, with ``Any`` values bound to this class
+        # Required's constructor signatures; reads may give None and None may be assigned, so
+        # ``Optional(str)`` reads as ``str | None``
 
         @overload
         def __init__(self: Optional[Any], py_type: type[Json], *args: Any, **options: Any) -> None: ...
@@ -353,9 +346,6 @@ class Optional(Attribute[_T]):
         @overload
         def __init__(self: Optional[Any], py_type: str, *args: Any, **options: Any) -> None: ...
         def __init__(self, py_type: Any, *args: Any, **options: Any) -> None: ...
-
-    if TYPE_CHECKING:
-        # reads may give None and None may be assigned: ``Optional(str)`` reads as ``str | None``
 
         @overload  # type: ignore[override]
         def __get__(self, obj: None, cls: Any = None) -> Self: ...
@@ -382,11 +372,7 @@ class PrimaryKey(Required[_T]):
         return super().__new__(cls)
 
     @overload
-    def __init__(self: PrimaryKey[Any], py_type: type[Json], *args: Any, **options: Any) -> None: ...
-    @overload
     def __init__(self, py_type: type[_T], *args: Any, **options: Any) -> None: ...
-    @overload
-    def __init__(self: PrimaryKey[Any], py_type: str, *args: Any, **options: Any) -> None: ...
     @overload  # ``PrimaryKey(a, b)``: a composite key (the statement's value is not used)
     def __init__(self: PrimaryKey[Any], py_type: Attribute[Any], *args: Attribute[Any]) -> None: ...
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:

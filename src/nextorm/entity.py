@@ -82,7 +82,7 @@ class EntityMeta(EntityMetaBase):
         if namespace.get("_is_base_"):
             return super().__new__(mcs, name, bases, namespace)
         if db is not None:
-            # ``class Person(Entity, db=db)``: the spelling type checkers accept for ``db.Entity``
+            # ``class Person(Entity, db=db)``: ``db.Entity`` spelled so that mypy accepts it too
             if bases != (Entity,):
                 raise ERDiagramError(f"Entity {name} with db= must derive from nextorm.Entity alone")
             bases = (db.Entity,)
