@@ -110,3 +110,12 @@ def main() -> None:
         p.name = None  # error
         post = Post(title="Hello", slug="hello", author=p)
         post.author = post  # error
+
+
+async def oldest() -> Person | None:
+    async with db_session:
+        reveal_type(await Person.aget(name="Ann"))  # revealed: Person | None
+        async for person in Person.select():
+            reveal_type(person)  # revealed: Person
+        reveal_type(await Person.select().afetch())  # revealed: list[Person]
+        return await Person.select().order_by(desc(Person.age)).afirst()
