@@ -292,7 +292,7 @@ def test_entity_bound_with_db_keyword_is_a_db_entity(db, other_connection) -> No
 
 def test_entity_with_db_keyword_derives_from_entity_alone(db) -> None:
     """``db=`` binds a class deriving from nextorm.Entity only; anything else is an ERDiagramError."""
-    with pytest.raises(ERDiagramError, match="Entity Bad with db= must derive from nextorm.Entity alone"):
+    with pytest.raises(ERDiagramError, match=r"Entity Bad with db= must derive from nextorm\.Entity alone"):
 
         class Bad(db.Entity, db=db):
             name = Required(str)
