@@ -1054,7 +1054,7 @@ def test_sql_debug_session_logs_only_in_that_session(ann: type, sql_records: lis
         Person[1]
     assert len(sql_records) == 1
     assert sql_records[0].startswith('SELECT "id", "name", "email", "age", "score" FROM "person"')
-    assert "\n" not in sql_records[0]  # no parameters without show_values
+    assert sql_records[0].split("\n")[1].endswith(" ms")  # the timing: no parameters without show_values
     with db_session:
         Person.get(name="Ann")
     assert len(sql_records) == 1
@@ -1077,9 +1077,10 @@ def test_sql_debug_show_values_adds_parameters(ann: type, sql_records: list[str]
     with db_session(sql_debug=True, show_values=True):
         Person[1]
     assert len(sql_records) == 1
-    sql, params = sql_records[0].split("\n")
+    sql, params, timing = sql_records[0].split("\n")
     assert sql.startswith("SELECT") and with_qmarks(sql).endswith('"id" = ?')
     assert params == "[1]"
+    assert re.fullmatch(r"-- \d+\.\d{3} ms", timing)
 
 
 def test_set_sql_debug_switches_logging(ann: type, sql_records: list[str]) -> None:
@@ -1088,7 +1089,7 @@ def test_set_sql_debug_switches_logging(ann: type, sql_records: list[str]) -> No
     set_sql_debug(True)
     with db_session:
         Person[1]
-    assert len(sql_records) == 1 and "\n" not in sql_records[0]
+    assert len(sql_records) == 1 and len(sql_records[0].split("\n")) == 2  # the SQL and its timing
     set_sql_debug(True, show_values=True)
     with db_session:
         Person.get(name="Ann")

@@ -43,7 +43,7 @@ class Database:
         self.entities: dict[str, Any] = {}
         self.provider: Provider | None = None
         self._mapped_ = False
-        self.Entity: Any = EntityMeta(
+        self.Entity: type[Entity] = EntityMeta(
             "Entity", (Entity,), {"_database_": self, "_is_base_": True, "__slots__": ()}
         )
         if args or kwargs:

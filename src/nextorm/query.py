@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ._impl import EntityBase
 from .exceptions import AttributeTypeError, MultipleObjectsFoundError, QueryError, UnknownAttributeError
@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from .attributes import Attribute
 
 __all__ = ["Expr", "OrderBy", "Query", "caller_namespace", "expression_for"]
+
+#: the entity class a query selects (``Person.select()`` is a ``Query[Person]``)
+_E = TypeVar("_E")
 
 
 def caller_namespace(depth: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -173,11 +176,11 @@ class OrderBy:
         return provider.quote(self.attr.column) + (" DESC" if self.descending else "")
 
 
-class Query:
+class Query(Generic[_E]):
     """A lazy SELECT of entity objects; every refinement returns a new Query."""
 
-    def __init__(self, entity: Any, where: tuple[Expr, ...] = ()) -> None:
-        self.entity = entity
+    def __init__(self, entity: type[_E], where: tuple[Expr, ...] = ()) -> None:
+        self.entity: Any = entity
         self._where = where
         self._order: tuple[OrderBy, ...] = ()
         self._limit: int | None = None
@@ -185,8 +188,8 @@ class Query:
         self._for_update: str | None = None
         self._prefetch: tuple[Any, ...] = ()
 
-    def _copy(self, **changes: Any) -> Query:
-        query = Query.__new__(Query)
+    def _copy(self, **changes: Any) -> Query[_E]:
+        query: Query[_E] = Query.__new__(Query)
         query.__dict__.update(self.__dict__)
         query.__dict__.update(changes)
         return query
@@ -196,13 +199,13 @@ class Query:
 
     # -- refinement ----------------------------------------------------------------------------
 
-    def filter(self, *conditions: Expr, **values: Any) -> Query:
+    def filter(self, *conditions: Expr, **values: Any) -> Query[_E]:
         """Add conditions (ANDed), given as expressions or ``attr=value`` keywords."""
         return self._copy(_where=self._where + conditions_for(self.entity, conditions, values))
 
     where = filter
 
-    def order_by(self, *items: Any) -> Query:
+    def order_by(self, *items: Any) -> Query[_E]:
         """Order by attributes (ascending) or ``desc(attr)``; replaces an earlier order."""
         order = []
         for item in items:
@@ -218,7 +221,7 @@ class Query:
                 raise QueryError(f"order_by() takes attributes of {self.entity.__name__}, got {item!r}")
         return self._copy(_order=tuple(order))
 
-    def limit(self, limit: int | None, offset: int | None = None) -> Query:
+    def limit(self, limit: int | None, offset: int | None = None) -> Query[_E]:
         """At most ``limit`` objects, skipping ``offset``."""
         for name, value in (("limit", limit), ("offset", offset)):
             if value is not None and (
@@ -231,13 +234,13 @@ class Query:
                 )
         return self._copy(_limit=limit, _offset=self._offset + (offset or 0))
 
-    def for_update(self, nowait: bool = False, skip_locked: bool = False) -> Query:
+    def for_update(self, nowait: bool = False, skip_locked: bool = False) -> Query[_E]:
         """Lock the selected rows (``SELECT ... FOR UPDATE``) where the database supports it."""
         if nowait and skip_locked:
             raise QueryError("nowait and skip_locked cannot be used together")
         return self._copy(_for_update="nowait" if nowait else "skip_locked" if skip_locked else "wait")
 
-    def prefetch(self, *attrs: Any) -> Query:
+    def prefetch(self, *attrs: Any) -> Query[_E]:
         """Load these relationships of the whole result with one query each (not one per object).
 
         Each attribute belongs to the query's entity or to an entity an earlier attribute
@@ -316,15 +319,15 @@ class Query:
     def _hint(self, method: str) -> str:
         return f"await {self.entity.__name__}.select(...).{method}()"
 
-    def fetch(self) -> list[Any]:
+    def fetch(self) -> list[_E]:
         """Run the query and return the list of objects."""
         return run_sync(self.fetch_steps(), self._hint("afetch"))
 
-    async def afetch(self) -> list[Any]:
+    async def afetch(self) -> list[_E]:
         """Awaitable ``fetch()``."""
         return await run_async(self.fetch_steps())
 
-    def _fetch_once(self) -> list[Any]:
+    def _fetch_once(self) -> list[_E]:
         """The result, shared by an iteration and a ``len()`` that follow each other (as ``list(q)`` does)."""
         generation = self.entity._database_._generation_()
         fetched = self.__dict__.pop("_fetched", None)
@@ -334,17 +337,21 @@ class Query:
         self._fetched = (self.entity._database_._generation_(), result)
         return result
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_E]:
         return iter(self._fetch_once())
 
     def __len__(self) -> int:
         return len(self._fetch_once())
 
-    async def __aiter__(self) -> AsyncIterator[Any]:
+    async def __aiter__(self) -> AsyncIterator[_E]:
         for obj in await self.afetch():
             yield obj
 
-    def __getitem__(self, key: int | slice) -> Any:
+    @overload
+    def __getitem__(self, key: int) -> _E: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[_E]: ...
+    def __getitem__(self, key: int | slice) -> _E | list[_E]:
         if isinstance(key, slice):
             if key.step not in (None, 1):
                 raise QueryError("Query slices do not support a step")
@@ -364,19 +371,19 @@ class Query:
             return result[0]
         raise QueryError(f"Query indexes must be int or slice, got {key!r}")
 
-    def first(self) -> Any:
+    def first(self) -> _E | None:
         """The first object, or None."""
         return run_sync(self.first_steps(), self._hint("afirst"))
 
-    async def afirst(self) -> Any:
+    async def afirst(self) -> _E | None:
         """Awaitable ``first()``."""
         return await run_async(self.first_steps())
 
-    def get(self) -> Any:
+    def get(self) -> _E | None:
         """The only object, None when there is none; MultipleObjectsFoundError when several."""
         return run_sync(self.get_steps(), self._hint("aget"))
 
-    async def aget(self) -> Any:
+    async def aget(self) -> _E | None:
         """Awaitable ``get()``."""
         return await run_async(self.get_steps())
 
@@ -398,7 +405,7 @@ class Query:
 
     def delete(self) -> int:
         """Delete every matching object through the session (hooks run); returns the count."""
-        objects = self.fetch()
+        objects: list[Any] = self.fetch()
         for obj in objects:
             obj.delete()
         return len(objects)

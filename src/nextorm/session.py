@@ -11,7 +11,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from ._impl import (
     CREATED,
@@ -1028,6 +1028,12 @@ class DBSessionManager:
         self.retry_backoff = retry_backoff
         self.retry_max_delay = retry_max_delay
 
+    # For type checkers: ``@db_session`` and ``@db_session(retry=3)`` give back the function with
+    # its own signature; ``db_session(...)`` with options is a configured manager.
+    @overload
+    def __call__(self, func: F, /) -> F: ...
+    @overload
+    def __call__(self, **options: Any) -> DBSessionManager: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not args and not kwargs:
             return self

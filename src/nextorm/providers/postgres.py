@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ..debug import log_sql
+from ..debug import logged_sql
 from ..exceptions import (
     BindingError,
     ConnectionClosedError,
@@ -208,13 +208,13 @@ class PostgresProvider(Provider):
     # -- statements ------------------------------------------------------------------------------
 
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            cursor.executemany(sql, rows)
-            return int(cursor.rowcount)
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                cursor.executemany(sql, rows)
+                return int(cursor.rowcount)
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
 
     def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
         if pk_column is None:
@@ -226,17 +226,17 @@ class PostgresProvider(Provider):
         self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
     ) -> list[Any]:
         sql = f"{sql} RETURNING {self.quote(pk_column)}"
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            cursor.executemany(sql, rows, returning=True)
-            keys = []
-            while True:
-                keys.append(cursor.fetchone()[0])
-                if not cursor.nextset():
-                    break
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                cursor.executemany(sql, rows, returning=True)
+                keys = []
+                while True:
+                    keys.append(cursor.fetchone()[0])
+                    if not cursor.nextset():
+                        break
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
         return keys
 
     def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
@@ -292,13 +292,13 @@ class AsyncPostgresProvider(PostgresProvider):
             raise self._connect_error(exc) from exc
 
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            await cursor.executemany(sql, rows)
-            return int(cursor.rowcount)
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                await cursor.executemany(sql, rows)
+                return int(cursor.rowcount)
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
 
     async def ainsert_returning(
         self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None
@@ -312,15 +312,15 @@ class AsyncPostgresProvider(PostgresProvider):
         self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
     ) -> list[Any]:
         sql = f"{sql} RETURNING {self.quote(pk_column)}"
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            await cursor.executemany(sql, rows, returning=True)
-            keys = []
-            while True:
-                keys.append((await cursor.fetchone())[0])
-                if not cursor.nextset():
-                    break
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                await cursor.executemany(sql, rows, returning=True)
+                keys = []
+                while True:
+                    keys.append((await cursor.fetchone())[0])
+                    if not cursor.nextset():
+                        break
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
         return keys
