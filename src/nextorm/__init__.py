@@ -47,6 +47,7 @@ from .exceptions import (
 from .query import Query
 from .session import acommit, aflush, arollback, commit, db_session, flush, rollback, with_transaction
 from .steps import AsyncRequired
+from .translator import between, count, exists, get, select
 from .types import Json
 
 __version__ = "0.1.0"
@@ -99,13 +100,18 @@ __all__ = [
     "acommit",
     "aflush",
     "arollback",
+    "between",
     "commit",
     "composite_key",
+    "count",
     "db_session",
     "desc",
+    "exists",
     "flush",
+    "get",
     "make_proxy",
     "rollback",
+    "select",
     "set_sql_debug",
     "sql_debug",
     "with_transaction",

@@ -25,6 +25,7 @@ from .query import Query, caller_namespace, conditions_for
 from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import SessionCache, mark_saved, require_session
 from .steps import Steps, run_async, run_sync
+from .translator import lambda_var
 
 __all__ = ["Entity", "EntityMeta", "EntityProxy", "UniqueKey", "make_proxy"]
 
@@ -480,7 +481,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
     def select(cls, *conditions: Any, **values: Any) -> Query:
         """A query of this entity's objects matching every condition."""
         cls._database_._require_mapping_(cls)
-        return Query(cls, conditions_for(cls, conditions, values))
+        query = Query(cls, conditions_for(cls, conditions, values))
+        var = lambda_var(conditions)
+        return query if var is None else query._named(var)
 
     @classmethod
     def _get_steps_(cls, conditions: tuple[Any, ...], values: dict[str, Any]) -> Steps[Any]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._impl import EntityBase
 from .exceptions import AttributeTypeError, MultipleObjectsFoundError, QueryError, UnknownAttributeError
 from .steps import Steps, run_async, run_sync
+from .translator import conditions_from, is_query_text, iter_query, order_from
 
 INT64_MAX = 2**63 - 1
 
@@ -187,6 +188,8 @@ class Query:
         self._offset = 0
         self._for_update: str | None = None
         self._prefetch: tuple[Any, ...] = ()
+        #: the name a generator query gives its objects (``p`` in ``p for p in Person``)
+        self._var: str | None = None
 
     def _copy(self, **changes: Any) -> Query:
         query = Query.__new__(Query)
@@ -199,16 +202,23 @@ class Query:
 
     # -- refinement ----------------------------------------------------------------------------
 
-    def filter(self, *conditions: Expr, **values: Any) -> Query:
-        """Add conditions (ANDed), given as expressions or ``attr=value`` keywords."""
-        return self._copy(_where=self._where + conditions_for(self.entity, conditions, values))
+    def filter(self, *conditions: Any, **values: Any) -> Query:
+        """Add conditions (ANDed): expressions, ``attr=value`` keywords, lambdas or query text."""
+        return self._copy(_where=self._where + conditions_for(self.entity, conditions, values, self._var))
 
     where = filter
+
+    def _named(self, var: str) -> Query:
+        """This query, its objects named ``var`` for conditions without a lambda parameter."""
+        return self._copy(_var=var)
 
     def order_by(self, *items: Any) -> Query:
         """Order by attributes (ascending) or ``desc(attr)``; replaces an earlier order."""
         order = []
+        translated: list[Any] = []
         for item in items:
+            translated.extend(order_from(self.entity, item, self._var) if is_query_text(item) else (item,))
+        for item in translated:
             if isinstance(item, OrderBy):
                 if item.attr.entity is not self.entity:
                     raise UnknownAttributeError(
@@ -220,6 +230,8 @@ class Query:
             else:
                 raise QueryError(f"order_by() takes attributes of {self.entity.__name__}, got {item!r}")
         return self._copy(_order=tuple(order))
+
+    sort_by = order_by
 
     def limit(self, limit: int | None, offset: int | None = None) -> Query:
         """At most ``limit`` objects, skipping ``offset``."""
@@ -338,7 +350,8 @@ class Query:
         return result
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._fetch_once())
+        # runs on the first next(), so `p for p in query` builds a generator query without a fetch
+        return iter_query(self)
 
     def __len__(self) -> int:
         return len(self._fetch_once())
@@ -407,9 +420,16 @@ class Query:
         return len(objects)
 
 
-def conditions_for(entity: Any, conditions: tuple[Any, ...], values: dict[str, Any]) -> tuple[Expr, ...]:
-    """Expressions from positional conditions and ``attr=value`` keywords of ``entity``."""
-    result = [_as_expr(condition) for condition in conditions]
+def conditions_for(
+    entity: Any, conditions: tuple[Any, ...], values: dict[str, Any], var: str | None = None
+) -> tuple[Expr, ...]:
+    """Expressions from positional conditions (expressions, lambdas, query text) and ``attr=value`` keywords."""
+    result: list[Expr] = []
+    for condition in conditions:
+        if is_query_text(condition):
+            result.extend(conditions_from(entity, condition, var))
+        else:
+            result.append(_as_expr(condition))
     for condition in result:
         for other in condition.entities():
             if other is not entity:
