@@ -13,6 +13,7 @@ import nextorm
 import pony  # noqa: F401 - Pony exports its package name
 from nextorm import *  # noqa: F403
 from nextorm import DatabaseError, OrmError, set_sql_debug
+from nextorm.attributes import Attribute  # noqa: F401 - listed in __all__
 
 buffer = bytes
 unicode = str
@@ -124,6 +125,7 @@ _declared = [
     "DatabaseContainsIncorrectEmptyValue",
     "UnexpectedError",
     "PonyRuntimeWarning",
+    "Attribute",
 ]
 __all__ = sorted(
     {name for name in nextorm.__all__ if not name.startswith("_") and not hasattr(builtins, name)}
