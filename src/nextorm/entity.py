@@ -186,7 +186,8 @@ class EntityMeta(EntityMetaBase):
             attr.tracked = bool(attr.unique_keys)
 
     def __iter__(cls) -> Any:
-        return iter(cls.select())
+        cls._database_._require_mapping_(cls)
+        return iter(Query(cls))
 
     def __repr__(cls) -> str:
         return f"<Entity {cls.__name__}>"

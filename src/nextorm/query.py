@@ -208,9 +208,10 @@ class Query:
 
     where = filter
 
-    def _named(self, var: str) -> Query:
-        """This query, its objects named ``var`` for conditions without a lambda parameter."""
-        return self._copy(_var=var)
+    def _named(self, var: str, conditions: tuple[Expr, ...] = ()) -> Query:
+        """This query with its objects named ``var`` (for conditions without a lambda parameter),
+        refined by ``conditions`` already built on its entity's attributes."""
+        return self._copy(_var=var, _where=self._where + conditions)
 
     def order_by(self, *items: Any) -> Query:
         """Order by attributes (ascending) or ``desc(attr)``; replaces an earlier order."""

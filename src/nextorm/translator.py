@@ -208,7 +208,7 @@ _RUNTIME = _Runtime()
 class _Translation:
     """One query's translation: a function from the entity and the scope's names to conditions."""
 
-    __slots__ = ("function_code", "line", "names", "order", "text", "var")
+    __slots__ = ("function", "function_code", "line", "names", "order", "text", "var")
 
     def __init__(
         self,
@@ -225,11 +225,15 @@ class _Translation:
         self.text = text
         self.line = line
         self.order = order
+        self.function: types.FunctionType | None = None
 
     def run(self, entity: Any, params: tuple[dict[str, Any], tuple[Any, ...]]) -> Any:
         """Evaluate the translated query with the entity and the values of the scope's names."""
         globals_, values = params
-        function = types.FunctionType(self.function_code, globals_)
+        function = self.function
+        if function is None or function.__globals__ is not globals_:
+            # a code object's module is always the same one, except for query text
+            function = self.function = types.FunctionType(self.function_code, globals_)
         try:
             return function(_RUNTIME, entity, *values)
         except OrmError:
@@ -265,7 +269,8 @@ def _query_of(query: Any, function: str) -> Any:
             raise TranslationError(
                 f"{function}() takes a generator expression that has not started, got {query!r}"
             )
-        source = frame.f_locals.get(".0")
+        local_values = frame.f_locals  # built anew on each access: read it once
+        source = local_values.get(".0")
         source_query = getattr(source, "query", None)
         if source_query is None or not hasattr(source_query, "entity"):
             where = f"line {code.co_firstlineno} of {code.co_filename}"
@@ -278,8 +283,7 @@ def _query_of(query: Any, function: str) -> Any:
             translation = _translate_generator(node, source_query.entity, where, code.co_freevars)
             _translations[(code, source_query.entity)] = translation
         var = translation.var
-        local_values = frame.f_locals
-        params = (frame.f_globals, tuple(local_values[name] for name in translation.names))
+        params = (frame.f_globals, tuple([local_values[name] for name in translation.names]))
         query.close()
     else:
         raise TranslationError(
@@ -292,7 +296,8 @@ def _query_of(query: Any, function: str) -> Any:
     conditions = _finish_conditions(
         source_query.entity, translation, translation.run(source_query.entity, params)
     )
-    return source_query.filter(*conditions)._named(var)
+    # the conditions are built on the attributes of source_query's entity: no check needed
+    return source_query._named(var, conditions)
 
 
 def _finish_conditions(entity: Any, translation: _Translation, items: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -323,16 +328,15 @@ def _prepare(entity: Any, query: Any, var: str | None, order: bool) -> tuple[_Tr
         node, where = _locate(code, ast.Lambda)
         translation = _translate_function(node, entity, var, where, code.co_freevars, order)
         _translations[((kind, code, var), entity)] = translation
-    cells = dict(zip(code.co_freevars, query.__closure__ or ()))
-    values = []
-    for name in translation.names:
-        try:
-            values.append(cells[name].cell_contents)
-        except ValueError:
-            raise ExprEvalError(
-                f"{name} is not defined yet when the query runs: {where_of(translation)}"
-            ) from None
-    return translation, (query.__globals__, tuple(values))
+    closure = query.__closure__
+    try:
+        # the names are among the code's free variables, whose cells the closure holds in order
+        values = tuple([closure[code.co_freevars.index(name)].cell_contents for name in translation.names])
+    except ValueError:
+        raise ExprEvalError(
+            f"A name the query reads is not defined yet when it runs: {where_of(translation)}"
+        ) from None
+    return translation, (query.__globals__, values)
 
 
 def where_of(translation: _Translation) -> str:
@@ -360,7 +364,9 @@ def _parse_text(text: str, entity: Any = None) -> tuple[ast.AST, str]:
         # parenthesized, so that a generator's text parses without its own parentheses
         tree = ast.parse(f"({text.strip()}\n)", mode="eval")
     except SyntaxError as exc:
-        raise TranslationError(f"{where[0].upper()}{where[1:]} is not a Python expression: {exc.msg}") from None
+        raise TranslationError(
+            f"{where[0].upper()}{where[1:]} is not a Python expression: {exc.msg}"
+        ) from None
     body = tree.body
     return body, where
 
