@@ -157,6 +157,9 @@ def test_get_exists_count_and_entity_methods(people) -> None:
         assert get(p for p in P if p.name == "Nobody") is None
         assert exists(p for p in P if p.age > 55) and not exists(p for p in P if p.age > 99)
         assert count(p for p in P if p.age == 25) == 2
+        assert count("p for p in P if p.age == 25") == 2
+        assert next(count(5)) == 5  # anything but a query: itertools.count
+        assert names(select(p for p in P).order_by(P.id).limit(offset=10)) == ["Hal", "Ivy"]
         assert P.get(lambda p: p.email == "eve@x").name == "Eve"
         assert P.exists(lambda p: p.age == 19)
         with pytest.raises(nextorm.MultipleObjectsFoundError):

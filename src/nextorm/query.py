@@ -234,7 +234,7 @@ class Query:
 
     sort_by = order_by
 
-    def limit(self, limit: int | None, offset: int | None = None) -> Query:
+    def limit(self, limit: int | None = None, offset: int | None = None) -> Query:
         """At most ``limit`` objects, skipping ``offset``."""
         for name, value in (("limit", limit), ("offset", offset)):
             if value is not None and (

@@ -17,6 +17,7 @@ construct and its line; nothing is guessed.
 from __future__ import annotations
 
 import ast
+import itertools
 import linecache
 import sys
 import types
@@ -46,9 +47,15 @@ def exists(query: Any) -> bool:
     return bool(_query_of(query, "exists").exists())
 
 
-def count(query: Any) -> int:
-    """The number of objects a generator query selects."""
-    return int(_query_of(query, "count").count())
+def count(*args: Any, **kwargs: Any) -> Any:
+    """The number of objects a generator query (or its text) selects.
+
+    Called with anything else it is ``itertools.count``, which a star import of nextorm would
+    otherwise hide (as Pony's ``count`` does).
+    """
+    if len(args) == 1 and not kwargs and isinstance(args[0], (str, types.GeneratorType)):
+        return int(_query_of(args[0], "count").count())
+    return itertools.count(*args, **kwargs)
 
 
 def between(value: Any, low: Any, high: Any) -> Any:
