@@ -374,3 +374,19 @@ def test_translated_text_source_in_a_module(people, tmp_path, monkeypatch) -> No
         assert module.adults(P, 50).count() == 2
         assert module.adults(P).sql() == P.select((P.age >= 18) & (P.email != None)).sql()  # noqa: E711
     sys.modules.pop("shop_queries")
+
+
+def _text_query_with_global_limit(P: Any) -> Any:
+    """The text query reading LIMIT_AGE from this module's globals."""
+    return select("p for p in P if p.age > LIMIT_AGE")
+
+
+def test_text_query_reads_each_callers_scope(people) -> None:
+    """The same query text reads a local in one caller and a global in another; unknown names raise."""
+    P = people
+    LIMIT_AGE = 50  # noqa: F841 - the query text reads this local, not the global
+    with db_session:
+        assert names(select("p for p in P if p.age > LIMIT_AGE")) == ["axb"]
+        assert _text_query_with_global_limit(P).count() == 5
+        with pytest.raises(ExprEvalError, match="'undefined_name' is not defined"):
+            select("p for p in P if p.age > undefined_name")

@@ -252,6 +252,7 @@ class _Translation:
 
 
 _translations: dict[Any, _Translation] = {}
+_CACHE_SIZE = 10_000
 _parsed_sources: dict[str, tuple[list[str], list[Any]]] = {}
 
 
@@ -266,8 +267,8 @@ def _query_of(query: Any, function: str) -> Any:
         var = _generator_var(node, where)
         translation = _translations.get((key, source_query.entity))
         if translation is None:
-            translation = _translate_generator(node, source_query.entity, where, namespace[1].keys())
-            _translations[(key, source_query.entity)] = translation
+            translation = _translate_generator(node, source_query.entity, where, None)
+            _remember((key, source_query.entity), translation)
         params = _string_params(translation, namespace)
     elif isinstance(query, types.GeneratorType):
         frame = query.gi_frame
@@ -288,7 +289,7 @@ def _query_of(query: Any, function: str) -> Any:
         if translation is None:
             node, where = _locate(code, ast.GeneratorExp)
             translation = _translate_generator(node, source_query.entity, where, code.co_freevars)
-            _translations[(code, source_query.entity)] = translation
+            _remember((code, source_query.entity), translation)
         var = translation.var
         params = (frame.f_globals, tuple([local_values[name] for name in translation.names]))
         query.close()
@@ -326,15 +327,15 @@ def _prepare(entity: Any, query: Any, var: str | None, order: bool) -> tuple[_Tr
         translation = _translations.get((key, entity))
         if translation is None:
             node, where = _parse_text(query, entity)
-            translation = _translate_function(node, entity, var, where, namespace[1].keys(), order)
-            _translations[(key, entity)] = translation
+            translation = _translate_function(node, entity, var, where, None, order)
+            _remember((key, entity), translation)
         return translation, _string_params(translation, namespace)
     code = query.__code__
     translation = _translations.get(((kind, code, var), entity))
     if translation is None:
         node, where = _locate(code, ast.Lambda)
         translation = _translate_function(node, entity, var, where, code.co_freevars, order)
-        _translations[((kind, code, var), entity)] = translation
+        _remember(((kind, code, var), entity), translation)
     closure = query.__closure__
     try:
         # the names are among the code's free variables, whose cells the closure holds in order
@@ -362,7 +363,27 @@ def _caller_namespace() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _string_params(translation: _Translation, namespace: tuple[dict[str, Any], dict[str, Any]]) -> Any:
     globals_, locals_ = namespace
-    return globals_, tuple(locals_[name] for name in translation.names)
+    builtins = globals_.get("__builtins__", {})
+    if not isinstance(builtins, dict):
+        builtins = vars(builtins)
+    values = []
+    for name in translation.names:
+        for scope in (locals_, globals_, builtins):
+            if name in scope:
+                values.append(scope[name])
+                break
+        else:
+            raise ExprEvalError(
+                f"The name {name!r} is not defined where the query runs: {where_of(translation)}"
+            )
+    return globals_, tuple(values)
+
+
+def _remember(key: Any, translation: _Translation) -> None:
+    # query texts built with values inside (f-strings) would grow the cache without end
+    if len(_translations) >= _CACHE_SIZE:
+        _translations.clear()
+    _translations[key] = translation
 
 
 def _parse_text(text: str, entity: Any = None) -> tuple[ast.AST, str]:
@@ -510,8 +531,10 @@ def _translate_function(
 def _compile(
     node: Any, body: list[ast.expr], var: str, scope_names: Any, rewriter: _Rewriter, order: bool
 ) -> _Translation:
+    # query text reads every name from its caller's scope; code reads its free variables from
+    # the frame or closure, and the rest as globals of its module
     used = rewriter.names_used - {var}
-    names = tuple(sorted(name for name in used if name in set(scope_names)))
+    names = tuple(sorted(used if scope_names is None else used & set(scope_names)))
     arguments = ast.arguments(
         posonlyargs=[],
         args=[ast.arg(arg="__nx"), ast.arg(arg=var)] + [ast.arg(arg=name) for name in names],
