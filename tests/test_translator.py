@@ -189,6 +189,11 @@ def test_entities_and_proxies_compare_by_key(people) -> None:
         assert cid not in list(select(p for p in P if p != cid))
         assert count(p for p in P if p != cid) == len(PEOPLE) - 1
         assert list(select(p for p in P if p == None)) == []  # noqa: E711
+        ann = P.get(name="Ann")
+        assert names(select(p for p in P if p in [cid, make_proxy(ann)]).order_by(P.id)) == ["Ann", "Cid"]
+        assert count(p for p in P if p not in (cid, ann)) == len(PEOPLE) - 2
+        with pytest.raises(TranslationError, match="can only be compared with a Person object, got 3"):
+            select(p for p in P if p in [3])
 
 
 def test_query_over_a_query_filters_it(people) -> None:

@@ -185,19 +185,40 @@ class _Runtime:
         """The query's object compared with an object (by primary key)."""
         if value is None:
             return _TRUE if negate else _FALSE
-        if not isinstance(value, entity):
-            proxied = getattr(value, "_get_object", None)
-            if proxied is None:
-                raise TranslationError(
-                    f"An object of {entity.__name__} can only be compared with a {entity.__name__} "
-                    f"object, got {value!r}: {where}"
-                )
-            value = proxied()
-        pk = value.get_pk()
+        pk = _Runtime._object(entity, value, where).get_pk()
         keys = entity._pk_attrs_
         values = (pk,) if len(keys) == 1 else pk
         condition = _Runtime.and_(*(attr == v for attr, v in zip(keys, values)))
         return _Runtime.not_(condition) if negate else condition
+
+    @staticmethod
+    def same_in(entity: Any, values: Any, negate: bool, where: str) -> Any:
+        """The query's object is one of the given objects (compared by primary key)."""
+        keys = entity._pk_attrs_
+        if len(keys) != 1:
+            raise TranslationError(
+                f"`in` over objects of {entity.__name__}, whose primary key has several columns, "
+                f"is not supported in queries yet: {where}"
+            )
+        pks = []
+        for value in values:
+            if not isinstance(value, entity):
+                value = _Runtime._object(entity, value, where)
+            pks.append(value.get_pk())
+        return keys[0].not_in(pks) if negate else keys[0].in_(pks)
+
+    @staticmethod
+    def _object(entity: Any, value: Any, where: str) -> Any:
+        """``value`` as an object of ``entity``: itself, or the object a proxy stands for."""
+        if isinstance(value, entity):
+            return value
+        proxied = getattr(value, "_get_object", None)
+        if proxied is None:
+            raise TranslationError(
+                f"An object of {entity.__name__} can only be compared with a {entity.__name__} "
+                f"object, got {value!r}: {where}"
+            )
+        return proxied()
 
     @staticmethod
     def call(function: Any, where: str, *args: Any) -> Any:
@@ -658,6 +679,8 @@ class _Rewriter:
         where = ast.Constant(value=self._at(node))
         if isinstance(op, (ast.In, ast.NotIn)):
             negate = ast.Constant(value=isinstance(op, ast.NotIn))
+            if left_col and isinstance(left, ast.Name):
+                return self._helper("same_in", left, self.external(right), negate, where)
             if left_col:
                 return self._helper("in_", self.column(left), self.external(right), negate, where)
             attr = self.column_attr(right)
