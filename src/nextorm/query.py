@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 from ._impl import EntityBase
 from .exceptions import AttributeTypeError, MultipleObjectsFoundError, QueryError, UnknownAttributeError
 from .steps import Steps, run_async, run_sync
-from .translator import conditions_from, is_query_text, iter_query, order_from
+from .translator import conditions_from, is_query_text, order_from
 
 INT64_MAX = 2**63 - 1
 
 if TYPE_CHECKING:
     from .attributes import Attribute
 
-__all__ = ["Expr", "OrderBy", "Query", "caller_namespace", "expression_for"]
+__all__ = ["Expr", "OrderBy", "Query", "QueryIterator", "caller_namespace", "expression_for"]
 
 
 def caller_namespace(depth: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -175,6 +175,24 @@ class OrderBy:
 
     def sql(self, provider: Any) -> str:
         return provider.quote(self.attr.column) + (" DESC" if self.descending else "")
+
+
+class QueryIterator:
+    """Iterates a query's objects, fetched on the first ``next()``; a generator query reads ``query``."""
+
+    __slots__ = ("_objects", "query")
+
+    def __init__(self, query: Query) -> None:
+        self.query = query
+        self._objects: Iterator[Any] | None = None
+
+    def __iter__(self) -> QueryIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._objects is None:
+            self._objects = iter(self.query._fetch_once())
+        return next(self._objects)
 
 
 class Query:
@@ -352,7 +370,7 @@ class Query:
 
     def __iter__(self) -> Iterator[Any]:
         # runs on the first next(), so `p for p in query` builds a generator query without a fetch
-        return iter_query(self)
+        return QueryIterator(self)
 
     def __len__(self) -> int:
         return len(self._fetch_once())

@@ -21,7 +21,6 @@ import itertools
 import linecache
 import sys
 import types
-from collections.abc import Iterator
 from typing import Any
 
 from .exceptions import ExprEvalError, OrmError, TranslationError, UnknownAttributeError
@@ -822,26 +821,3 @@ def _construct(node: ast.AST) -> str:
         ast.Attribute: "An attribute path",
     }
     return names.get(type(node), f"The construct {type(node).__name__}")
-
-
-def iter_query(query: Any) -> Iterator[Any]:
-    """An iterator over ``query`` that runs it on the first ``next()``; generator queries read it."""
-    return _QueryIterator(query)
-
-
-class _QueryIterator:
-    """Iterates a query's objects, fetched on the first ``next()``; ``select()`` reads ``query``."""
-
-    __slots__ = ("_objects", "query")
-
-    def __init__(self, query: Any) -> None:
-        self.query = query
-        self._objects: Iterator[Any] | None = None
-
-    def __iter__(self) -> _QueryIterator:
-        return self
-
-    def __next__(self) -> Any:
-        if self._objects is None:
-            self._objects = iter(self.query._fetch_once())
-        return next(self._objects)
