@@ -312,7 +312,6 @@ def _query_of(query: Any, function: str) -> Any:
             _remember((code, source_query.entity), translation)
         var = translation.var
         params = (frame.f_globals, tuple([local_values[name] for name in translation.names]))
-        query.close()
     else:
         raise TranslationError(
             f"{function}() takes a generator expression (p for p in Person if ...) or its text, got {query!r}"
