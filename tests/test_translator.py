@@ -252,19 +252,17 @@ def test_async_queries_run_awaited(adb: AsyncDatabase) -> None:
         name = Required(str)
         price = Required(int)
 
+    adb.generate_mapping(create_tables=True)
+
     async def main() -> list[str]:
-        await adb.agenerate_mapping(create_tables=True) if hasattr(adb, "agenerate_mapping") else None
         async with db_session:
             for i in range(5):
                 Item(name=f"i{i}", price=i * 10)
         async with db_session:
             limit = 20
-            return [
-                i.name for i in await select(i for i in Item if i.price > limit).order_by(Item.id).afetch()
-            ]
+            query = select(i for i in Item if i.price > limit).order_by(Item.id)
+            return [i.name for i in await query.afetch()]
 
-    if not hasattr(adb, "agenerate_mapping"):
-        adb.generate_mapping(create_tables=True)
     assert asyncio.run(main()) == ["i3", "i4"]
 
 
