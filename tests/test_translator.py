@@ -160,6 +160,10 @@ def test_get_exists_count_and_entity_methods(people) -> None:
         assert count("p for p in P if p.age == 25") == 2
         assert next(count(5)) == 5  # anything but a query: itertools.count
         assert names(select(p for p in P).order_by(P.id).limit(offset=10)) == ["Hal", "Ivy"]
+        assert names(select(p for p in P).order_by(P.id).page(3, 5)) == ["Hal", "Ivy"]
+        assert names(select(p for p in P).order_by(P.id).page(2)) == ["Hal", "Ivy"]  # 10 a page
+        with pytest.raises(QueryError, match="page number from 1, got 0"):
+            P.select().page(0)
         assert P.get(lambda p: p.email == "eve@x").name == "Eve"
         assert P.exists(lambda p: p.age == 19)
         with pytest.raises(nextorm.MultipleObjectsFoundError):

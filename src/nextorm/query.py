@@ -265,6 +265,18 @@ class Query:
                 )
         return self._copy(_limit=limit, _offset=self._offset + (offset or 0))
 
+    def page(self, pagenum: int, pagesize: int = 10) -> Query:
+        """Page ``pagenum`` (counted from 1) of ``pagesize`` objects."""
+        if type(pagenum) is not int or pagenum < 1:
+            raise QueryError(
+                f"page() of a {self.entity.__name__} query takes a page number from 1, got {pagenum!r}"
+            )
+        if type(pagesize) is not int or pagesize < 0:
+            raise QueryError(
+                f"page() of a {self.entity.__name__} query takes a page size of 0 or more, got {pagesize!r}"
+            )
+        return self.limit(pagesize, (pagenum - 1) * pagesize)
+
     def for_update(self, nowait: bool = False, skip_locked: bool = False) -> Query:
         """Lock the selected rows (``SELECT ... FOR UPDATE``) where the database supports it."""
         if nowait and skip_locked:
