@@ -299,6 +299,20 @@ def test_untranslatable_constructs_name_the_construct(people, text: str, constru
     assert "query text" in str(info.value)
 
 
+def test_started_generators_and_other_values_are_refused(people) -> None:
+    """select() takes a generator expression that has not run, or query text; nothing else."""
+    P = people
+    with db_session:
+        started = (p for p in P if p.age > 50)
+        next(started)
+        with pytest.raises(TranslationError, match="has not started"):
+            select(started)
+        with pytest.raises(TranslationError, match="generator expression"):
+            select([1, 2])
+        with pytest.raises(TranslationError, match="must iterate over an entity or a query"):
+            select(p for p in [1, 2] if p > 1)
+
+
 def test_untranslatable_generator_names_its_line(people) -> None:
     """The error for a generator in a source file names the construct, the line and the file."""
     P = people

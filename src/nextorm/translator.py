@@ -293,7 +293,7 @@ def _query_of(query: Any, function: str) -> Any:
     elif isinstance(query, types.GeneratorType):
         frame = query.gi_frame
         code = query.gi_code
-        if frame is None or code.co_name != "<genexpr>":
+        if frame is None or query.gi_suspended or query.gi_running or code.co_name != "<genexpr>":
             raise TranslationError(
                 f"{function}() takes a generator expression that has not started, got {query!r}"
             )
