@@ -235,7 +235,7 @@ _RUNTIME = _Runtime()
 class _Translation:
     """One query's translation: a function from the entity and the scope's names to conditions."""
 
-    __slots__ = ("function", "function_code", "line", "names", "order", "text", "var")
+    __slots__ = ("function", "function_code", "line", "names", "text", "var")
 
     def __init__(
         self,
@@ -244,14 +244,12 @@ class _Translation:
         var: str,
         text: str,
         line: int,
-        order: bool,
     ) -> None:
         self.function_code = function_code
         self.names = names
         self.var = var
         self.text = text
         self.line = line
-        self.order = order
         self.function: types.FunctionType | None = None
 
     def run(self, entity: Any, params: tuple[dict[str, Any], tuple[Any, ...]]) -> Any:
@@ -361,12 +359,12 @@ def _prepare(entity: Any, query: Any, var: str | None, order: bool) -> tuple[_Tr
         values = tuple([closure[code.co_freevars.index(name)].cell_contents for name in translation.names])
     except ValueError:
         raise ExprEvalError(
-            f"A name the query reads is not defined yet when it runs: {where_of(translation)}"
+            f"A name the query reads is not defined yet when it runs: {_where_of(translation)}"
         ) from None
     return translation, (query.__globals__, values)
 
 
-def where_of(translation: _Translation) -> str:
+def _where_of(translation: _Translation) -> str:
     """The query's text and line, for messages."""
     return f"`{translation.text}` (line {translation.line})"
 
@@ -393,7 +391,7 @@ def _string_params(translation: _Translation, namespace: tuple[dict[str, Any], d
                 break
         else:
             raise ExprEvalError(
-                f"The name {name!r} is not defined where the query runs: {where_of(translation)}"
+                f"The name {name!r} is not defined where the query runs: {_where_of(translation)}"
             )
     return globals_, tuple(values)
 
@@ -518,7 +516,7 @@ def _translate_generator(node: Any, entity: Any, where: str, scope_names: Any) -
     body = (
         [rewriter.condition(ifs[0] if len(ifs) == 1 else ast.BoolOp(op=ast.And(), values=ifs))] if ifs else []
     )
-    return _compile(node, body, var, scope_names, rewriter, order=False)
+    return _compile(node, body, var, scope_names, rewriter)
 
 
 def _translate_function(
@@ -544,11 +542,11 @@ def _translate_function(
         body = [rewriter.order_item(item) for item in items]
     else:
         body = [rewriter.condition(body_node)]
-    return _compile(node, body, var, scope_names, rewriter, order=order)
+    return _compile(node, body, var, scope_names, rewriter)
 
 
 def _compile(
-    node: Any, body: list[ast.expr], var: str, scope_names: Any, rewriter: _Rewriter, order: bool
+    node: Any, body: list[ast.expr], var: str, scope_names: Any, rewriter: _Rewriter
 ) -> _Translation:
     # query text reads every name from its caller's scope; code reads its free variables from
     # the frame or closure, and the rest as globals of its module
@@ -568,7 +566,7 @@ def _compile(
     code = compile(module, rewriter.filename, "eval")
     function_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
     text = ast.unparse(node)
-    return _Translation(function_code, names, var, text, getattr(node, "lineno", 1), order)
+    return _Translation(function_code, names, var, text, getattr(node, "lineno", 1))
 
 
 class _Rewriter:
