@@ -23,6 +23,7 @@ from .exceptions import (
     DatabaseSessionIsOver,
     DBSchemaError,
     ERDiagramError,
+    ExprEvalError,
     IsolationError,
     MappingError,
     MultipleObjectsFoundError,
@@ -40,6 +41,7 @@ from .exceptions import (
     TableIsNotEmpty,
     TransactionError,
     TransactionIntegrityError,
+    TranslationError,
     UnknownAttributeError,
     UnrepeatableReadError,
     UnresolvableCyclicDependency,
@@ -48,6 +50,7 @@ from .exceptions import (
 from .query import Query
 from .session import acommit, aflush, arollback, commit, db_session, flush, rollback, with_transaction
 from .steps import AsyncRequired
+from .translator import between, count, exists, get, select
 from .types import Json
 
 __version__ = "0.1.0"
@@ -70,6 +73,7 @@ __all__ = [
     "ERDiagramError",
     "Entity",
     "EntityProxy",
+    "ExprEvalError",
     "IsolationError",
     "Json",
     "MappingError",
@@ -93,6 +97,7 @@ __all__ = [
     "TableIsNotEmpty",
     "TransactionError",
     "TransactionIntegrityError",
+    "TranslationError",
     "UnknownAttributeError",
     "UnrepeatableReadError",
     "UnresolvableCyclicDependency",
@@ -101,13 +106,18 @@ __all__ = [
     "acommit",
     "aflush",
     "arollback",
+    "between",
     "commit",
     "composite_key",
+    "count",
     "db_session",
     "desc",
+    "exists",
     "flush",
+    "get",
     "make_proxy",
     "rollback",
+    "select",
     "set_sql_debug",
     "sql_debug",
     "with_transaction",

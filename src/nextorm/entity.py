@@ -25,6 +25,7 @@ from .query import Query, caller_namespace, conditions_for
 from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import SessionCache, mark_saved, require_session
 from .steps import Steps, run_async, run_sync
+from .translator import lambda_var
 
 if TYPE_CHECKING:
     from .database import Database
@@ -201,7 +202,9 @@ class EntityMeta(EntityMetaBase):
         def __getitem__(cls: type[_E], key: Any) -> _E: ...
 
     def __iter__(cls: type[_E]) -> Iterator[_E]:
-        query: Query[_E] = cast(Any, cls).select()
+        entity = cast(Any, cls)
+        entity._database_._require_mapping_(entity)
+        query: Query[_E] = Query(entity)
         return iter(query)
 
     def __repr__(cls) -> str:
@@ -521,7 +524,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
     def select(cls, *conditions: Any, **values: Any) -> Query[Self]:
         """A query of this entity's objects matching every condition."""
         cls._database_._require_mapping_(cls)
-        return Query(cls, conditions_for(cls, conditions, values))
+        query = Query(cls, conditions_for(cls, conditions, values))
+        var = lambda_var(conditions)
+        return query if var is None else query._named(var)
 
     @classmethod
     def _get_steps_(cls, conditions: tuple[Any, ...], values: dict[str, Any]) -> Steps[Any]:

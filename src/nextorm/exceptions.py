@@ -16,6 +16,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseSessionIsOver",
     "ERDiagramError",
+    "ExprEvalError",
     "IsolationError",
     "MappingError",
     "MultipleObjectsFoundError",
@@ -33,6 +34,7 @@ __all__ = [
     "TableIsNotEmpty",
     "TransactionError",
     "TransactionIntegrityError",
+    "TranslationError",
     "UnknownAttributeError",
     "UnrepeatableReadError",
     "UnresolvableCyclicDependency",
@@ -82,6 +84,18 @@ class ReadOnlyAttributeError(OrmError, TypeError):
 
 class QueryError(OrmError, TypeError, ValueError):
     """A query was built wrongly: a bad condition, order, limit, offset, index or slice."""
+
+
+class TranslationError(QueryError):
+    """A generator, lambda or string query uses a construct nextorm cannot translate to SQL.
+
+    The message names the construct and the line of the query; where the source of a query
+    cannot be read, it says to write the query as a string or with attribute expressions.
+    """
+
+
+class ExprEvalError(TranslationError):
+    """Evaluating a value a query takes from its enclosing scope raised an exception."""
 
 
 class ObjectNotFound(OrmError):

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from ._impl import EntityBase
 from .exceptions import AttributeTypeError, MultipleObjectsFoundError, QueryError, UnknownAttributeError
 from .steps import Steps, run_async, run_sync
+from .translator import conditions_from, is_query_text, order_from
 
 INT64_MAX = 2**63 - 1
 
 if TYPE_CHECKING:
     from .attributes import Attribute
 
-__all__ = ["Expr", "OrderBy", "Query", "caller_namespace", "expression_for"]
+__all__ = ["Expr", "OrderBy", "Query", "QueryIterator", "caller_namespace", "expression_for"]
 
 #: the entity class a query selects (``Person.select()`` is a ``Query[Person]``)
 _E = TypeVar("_E")
@@ -176,6 +177,24 @@ class OrderBy:
         return provider.quote(self.attr.column) + (" DESC" if self.descending else "")
 
 
+class QueryIterator:
+    """Iterates a query's objects, fetched on the first ``next()``; a generator query reads ``query``."""
+
+    __slots__ = ("_objects", "query")
+
+    def __init__(self, query: Query[Any]) -> None:
+        self.query = query
+        self._objects: Iterator[Any] | None = None
+
+    def __iter__(self) -> QueryIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._objects is None:
+            self._objects = iter(self.query._fetch_once())
+        return next(self._objects)
+
+
 class Query(Generic[_E]):
     """A lazy SELECT of entity objects; every refinement returns a new Query."""
 
@@ -187,6 +206,8 @@ class Query(Generic[_E]):
         self._offset = 0
         self._for_update: str | None = None
         self._prefetch: tuple[Any, ...] = ()
+        #: the name a generator query gives its objects (``p`` in ``p for p in Person``)
+        self._var: str | None = None
 
     def _copy(self, **changes: Any) -> Query[_E]:
         query: Query[_E] = Query.__new__(Query)
@@ -199,16 +220,24 @@ class Query(Generic[_E]):
 
     # -- refinement ----------------------------------------------------------------------------
 
-    def filter(self, *conditions: Expr, **values: Any) -> Query[_E]:
-        """Add conditions (ANDed), given as expressions or ``attr=value`` keywords."""
-        return self._copy(_where=self._where + conditions_for(self.entity, conditions, values))
+    def filter(self, *conditions: Any, **values: Any) -> Query[_E]:
+        """Add conditions (ANDed): expressions, ``attr=value`` keywords, lambdas or query text."""
+        return self._copy(_where=self._where + conditions_for(self.entity, conditions, values, self._var))
 
     where = filter
+
+    def _named(self, var: str, conditions: tuple[Expr, ...] = ()) -> Query[_E]:
+        """This query with its objects named ``var`` (for conditions without a lambda parameter),
+        refined by ``conditions`` already built on its entity's attributes."""
+        return self._copy(_var=var, _where=self._where + conditions)
 
     def order_by(self, *items: Any) -> Query[_E]:
         """Order by attributes (ascending) or ``desc(attr)``; replaces an earlier order."""
         order = []
+        translated: list[Any] = []
         for item in items:
+            translated.extend(order_from(self.entity, item, self._var) if is_query_text(item) else (item,))
+        for item in translated:
             if isinstance(item, OrderBy):
                 if item.attr.entity is not self.entity:
                     raise UnknownAttributeError(
@@ -221,7 +250,9 @@ class Query(Generic[_E]):
                 raise QueryError(f"order_by() takes attributes of {self.entity.__name__}, got {item!r}")
         return self._copy(_order=tuple(order))
 
-    def limit(self, limit: int | None, offset: int | None = None) -> Query[_E]:
+    sort_by = order_by
+
+    def limit(self, limit: int | None = None, offset: int | None = None) -> Query[_E]:
         """At most ``limit`` objects, skipping ``offset``."""
         for name, value in (("limit", limit), ("offset", offset)):
             if value is not None and (
@@ -233,6 +264,18 @@ class Query(Generic[_E]):
                     f"{name} of a {self.entity.__name__} query must be an int from 0 to 2**63-1, got {value!r}"
                 )
         return self._copy(_limit=limit, _offset=self._offset + (offset or 0))
+
+    def page(self, pagenum: int, pagesize: int = 10) -> Query[_E]:
+        """Page ``pagenum`` (counted from 1) of ``pagesize`` objects."""
+        if type(pagenum) is not int or pagenum < 1:
+            raise QueryError(
+                f"page() of a {self.entity.__name__} query takes a page number from 1, got {pagenum!r}"
+            )
+        if type(pagesize) is not int or pagesize < 0:
+            raise QueryError(
+                f"page() of a {self.entity.__name__} query takes a page size of 0 or more, got {pagesize!r}"
+            )
+        return self.limit(pagesize, (pagenum - 1) * pagesize)
 
     def for_update(self, nowait: bool = False, skip_locked: bool = False) -> Query[_E]:
         """Lock the selected rows (``SELECT ... FOR UPDATE``) where the database supports it."""
@@ -338,7 +381,8 @@ class Query(Generic[_E]):
         return result
 
     def __iter__(self) -> Iterator[_E]:
-        return iter(self._fetch_once())
+        # runs on the first next(), so `p for p in query` builds a generator query without a fetch
+        return QueryIterator(self)
 
     def __len__(self) -> int:
         return len(self._fetch_once())
@@ -411,9 +455,16 @@ class Query(Generic[_E]):
         return len(objects)
 
 
-def conditions_for(entity: Any, conditions: tuple[Any, ...], values: dict[str, Any]) -> tuple[Expr, ...]:
-    """Expressions from positional conditions and ``attr=value`` keywords of ``entity``."""
-    result = [_as_expr(condition) for condition in conditions]
+def conditions_for(
+    entity: Any, conditions: tuple[Any, ...], values: dict[str, Any], var: str | None = None
+) -> tuple[Expr, ...]:
+    """Expressions from positional conditions (expressions, lambdas, query text) and ``attr=value`` keywords."""
+    result: list[Expr] = []
+    for condition in conditions:
+        if is_query_text(condition):
+            result.extend(conditions_from(entity, condition, var))
+        else:
+            result.append(_as_expr(condition))
     for condition in result:
         for other in condition.entities():
             if other is not entity:
