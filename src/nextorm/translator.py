@@ -21,9 +21,16 @@ import itertools
 import linecache
 import sys
 import types
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .exceptions import ExprEvalError, OrmError, TranslationError, UnknownAttributeError
+
+if TYPE_CHECKING:
+    from .query import Query
+
+#: what a generator query yields: the entity class it selects
+_T = TypeVar("_T")
 
 __all__ = ["between", "conditions_from", "count", "exists", "get", "order_from", "select"]
 
@@ -31,11 +38,19 @@ __all__ = ["between", "conditions_from", "count", "exists", "get", "order_from",
 # -- public query functions ----------------------------------------------------------------------
 
 
+@overload
+def select(query: str) -> Query[Any]: ...
+@overload
+def select(query: Iterable[_T]) -> Query[_T]: ...
 def select(query: Any) -> Any:
     """The query of a generator (``p for p in Person if ...``) or of the same text as a string."""
     return _query_of(query, "select")
 
 
+@overload
+def get(query: str) -> Any: ...
+@overload
+def get(query: Iterable[_T]) -> _T | None: ...
 def get(query: Any) -> Any:
     """The one object a generator query selects, or None; MultipleObjectsFoundError when several."""
     return _query_of(query, "get").get()

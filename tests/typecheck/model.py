@@ -17,6 +17,8 @@ from nextorm import (
     composite_key,
     db_session,
     desc,
+    get,
+    select,
 )
 
 db = Database()
@@ -69,6 +71,8 @@ def adults(minimum: int) -> list[Person]:
     return list(Person.select(Person.age >= minimum).order_by(desc(Person.age)))
 
 
+reveal_type(select(p for p in Person if p.age > 18))  # revealed: Query[Person]
+reveal_type(get(p for p in Person if p.name == "Ann"))  # revealed: Person | None
 reveal_type(rename)  # revealed: (person_id: int, name: str) -> Person
 reveal_type(adults(18))  # revealed: list[Person]
 rename("1", "Ann")  # error
