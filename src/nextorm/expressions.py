@@ -105,10 +105,7 @@ class Compare(Expr):
         if value is None:
             return f"{column} IS NULL" if op == "==" else f"{column} IS NOT NULL"
         if op == "in":
-            if not value:
-                return "0 = 1"
-            params.extend(map(_bound, value))
-            return f"{column} IN ({dialect.placeholders(len(value))})"
+            return dialect.in_values_sql(column, [_bound(v) for v in value], params)
         spelling = OPERATORS[op]
         if spelling is None:
             return dialect.string_test(op, column, value, params)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._impl import CREATED, DELETED, EntityBase, materialize
-from .exceptions import DatabaseSessionIsOver, OrmError, UnrepeatableReadError
+from .exceptions import OrmError, UnrepeatableReadError
 from .identity import reference_to_db
 from .session import require_session
 from .sql import Col, InValues, Join, Select, render
@@ -139,9 +139,7 @@ def one_to_one_partner_steps(attr: Any, obj: Any) -> Steps[Any]:
     if attr.is_loaded(obj):
         return attr.get_raw(obj)
     if not cache.is_alive:
-        raise DatabaseSessionIsOver(
-            f"Cannot load attribute {obj!r}.{attr.name}: the database session is over"
-        )
+        raise cache.closed_error(f"Cannot load attribute {obj!r}.{attr.name}")
     if obj._status_ == CREATED:
         attr.set_raw(obj, None)
         return None

@@ -38,6 +38,7 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
     """
     if cache.flushing:
         return
+    cache.session.refuse_if_failed()
     if only is None:
         if cache.json_snapshots:
             _queue_json_changes(cache)
@@ -65,23 +66,32 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
                 raise TransactionError("Recursion depth limit reached in obj._after_save_() call")
     except GeneratorExit:
         raise
-    except BaseException:
+    except BaseException as exc:
         cache.flushing = False
-        yield from cache.session.rollback_steps()
+        cache._unsave()
+        yield from cache.session.fail_steps(exc)
         raise
     finally:
         cache.flushing = False
+    for entry in cache.saving:
+        cache._record_undo(*entry)
+    cache.saving.clear()
 
 
 def _queue_json_changes(cache: Any) -> None:
     """Queue an UPDATE for every watched Json value whose content changed in place."""
-    for (obj, attr), text in list(cache.json_snapshots.items()):
+    for (obj, attr), (value, text) in list(cache.json_snapshots.items()):
         if obj._status_ not in (LOADED, MODIFIED) or not attr.is_loaded(obj):
             continue
         current = attr.get_raw(obj)
+        if current is not value:
+            # the value handed out is no longer the object's: a query re-read it, or it was assigned
+            del cache.json_snapshots[(obj, attr)]
+            continue
+        attr.validate(current, obj)  # a change made in place may have made it unstorable
         now = json.dumps(current, sort_keys=True)
         if now != text:
-            cache.json_snapshots[(obj, attr)] = now
+            cache.json_snapshots[(obj, attr)] = (current, now)
             attr.set_raw(obj, json.loads(text))
             attr.__set__(obj, current)
 
@@ -261,6 +271,7 @@ def _dependency_order(batch: list[Any]) -> list[Any]:
 
 def mark_saved(obj: Any, status: int) -> None:
     """After its statement ran: the object is in step with the database."""
+    obj._cache_.saving.append((obj, status, obj._orig_, obj._wbits_))
     if status == DELETED:
         obj._status_ = GONE
         return

@@ -15,7 +15,11 @@ from uuid import UUID
 
 from ..types import Json
 
-__all__ = ["Dialect", "PostgresDialect", "SQLiteDialect"]
+__all__ = ["DECIMAL_COLLATION", "Dialect", "PostgresDialect", "SQLiteDialect"]
+
+#: the collation of Decimal columns on SQLite (stored as text): its provider registers it on every
+#: connection it opens
+DECIMAL_COLLATION = "nextorm_decimal"
 
 
 class Dialect:
@@ -183,12 +187,19 @@ class SQLiteDialect(Dialect):
 
     def sql_type(self, attr: Any) -> str:
         if not attr.sql_type and attr.py_type is Decimal:
-            return f"DECIMAL({attr.precision or 12}, {2 if attr.scale is None else attr.scale})"
+            # text keeps every digit (a DECIMAL column's numeric affinity would make a float of
+            # it); the collation compares and orders by numeric value
+            return f"TEXT COLLATE {DECIMAL_COLLATION}"
         return super().sql_type(attr)
 
     def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
-        # a long list of ints or strs goes as one JSON parameter: one statement, any length
-        if len(values) <= 8 or not all(type(v) in (int, str) for v in values):
+        # a long list goes as one JSON parameter (bytes as hex literals): one statement, any length
+        if len(values) <= 8:
+            return super().in_values_sql(column, values, params)
+        if all(isinstance(v, bytes) for v in values):
+            literals = ", ".join("X'" + v.hex() + "'" for v in values)
+            return f"{column} IN ({literals})"
+        if not all(v is None or isinstance(v, (int, float, str)) for v in values):
             return super().in_values_sql(column, values, params)
         params.append(json.dumps(values))
         return f"{column} IN (SELECT value FROM json_each(?))"
@@ -242,6 +253,8 @@ class PostgresDialect(Dialect):
         return f"right({column}, char_length(%s)) = %s"
 
     def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
+        if not values:
+            return "0 = 1"
         params.append(list(values))
         return f"{column} = ANY(%s)"
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ..debug import log_sql
+from ..debug import logged_sql
 from ..exceptions import (
     BindingError,
     ConnectionClosedError,
@@ -121,16 +121,28 @@ class PostgresProvider(Provider):
     def usable_for_rollback(self, conn: Any) -> bool:
         return not (conn.closed or conn.broken)
 
+    def commit_not_applied(self, conn: Any, exc: BaseException) -> bool:
+        # The server answers a COMMIT it could not apply with an error (serialization failure,
+        # deferred constraint, disk full) and a transaction still open or ended. A lost connection
+        # gives no answer: the COMMIT may have been applied before the link went down.
+        if conn.closed or conn.broken:
+            return False
+        status = conn.info.transaction_status
+        if status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR):
+            return True
+        state = getattr(getattr(exc, "original_exc", exc), "sqlstate", None) or ""
+        return status == psycopg.pq.TransactionStatus.IDLE and bool(state) and not state.startswith("08")
+
     # -- statements ------------------------------------------------------------------------------
 
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            cursor.executemany(sql, rows)
-            return int(cursor.rowcount)
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                cursor.executemany(sql, rows)
+                return int(cursor.rowcount)
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
 
     def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
         if pk_column is None:
@@ -142,17 +154,17 @@ class PostgresProvider(Provider):
         self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
     ) -> list[Any]:
         sql = sql + self.dialect.returning_clause(pk_column)
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            cursor.executemany(sql, rows, returning=True)
-            keys = []
-            while True:
-                keys.append(cursor.fetchone()[0])
-                if not cursor.nextset():
-                    break
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                cursor.executemany(sql, rows, returning=True)
+                keys = []
+                while True:
+                    keys.append(cursor.fetchone()[0])
+                    if not cursor.nextset():
+                        break
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
         return keys
 
     def constraint_columns(self, exc: BaseException) -> list[str]:
@@ -178,7 +190,8 @@ class PostgresProvider(Provider):
                 f"The transaction was aborted ({_RETRYABLE[state]}, SQLSTATE {state}): {exc}"
             )
         elif isinstance(exc, psycopg.OperationalError) and (
-            state.startswith("08") or state in ("57P01", "57P02", "57P03") or "connection" in str(exc).lower()
+            # no SQLSTATE: psycopg itself failed to talk to the server (closed or broken connection)
+            not state or state.startswith("08") or state in ("57P01", "57P02", "57P03")
         ):
             error = ConnectionClosedError(f"The connection to PostgreSQL was lost: {exc}")
         else:
@@ -199,13 +212,13 @@ class AsyncPostgresProvider(PostgresProvider):
             raise self._connect_error(exc) from exc
 
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            await cursor.executemany(sql, rows)
-            return int(cursor.rowcount)
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                await cursor.executemany(sql, rows)
+                return int(cursor.rowcount)
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
 
     async def ainsert_returning(
         self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None
@@ -219,15 +232,15 @@ class AsyncPostgresProvider(PostgresProvider):
         self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
     ) -> list[Any]:
         sql = sql + self.dialect.returning_clause(pk_column)
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            await cursor.executemany(sql, rows, returning=True)
-            keys = []
-            while True:
-                keys.append((await cursor.fetchone())[0])
-                if not cursor.nextset():
-                    break
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                await cursor.executemany(sql, rows, returning=True)
+                keys = []
+                while True:
+                    keys.append((await cursor.fetchone())[0])
+                    if not cursor.nextset():
+                        break
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
         return keys

@@ -7,6 +7,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..exceptions import (
@@ -17,11 +18,39 @@ from ..exceptions import (
     TransactionIntegrityError,
 )
 from .base import Provider
-from .dialect import SQLiteDialect
+from .dialect import DECIMAL_COLLATION, SQLiteDialect
 
-__all__ = ["SQLiteProvider"]
+__all__ = ["DECIMAL_COLLATION", "SQLiteProvider", "decimal_collation"]
 
 _memory_numbers = itertools.count(1)
+
+# primary result codes (the low byte of an extended code) that mean "another transaction holds the lock"
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+
+
+def _decimal_key(text: str) -> tuple[int, Decimal, str]:
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        number = None
+    if number is not None and number.is_finite():
+        return (0, number, "")
+    return (1, Decimal(0), text)  # text that is no number (written by other tools) sorts last
+
+
+def decimal_collation(left: str, right: str) -> int:
+    """Compare two Decimal columns' texts by numeric value (``sqlite3.Connection.create_collation``)."""
+    a, b = _decimal_key(left), _decimal_key(right)
+    return (a > b) - (a < b)
+
+
+class _Connection(sqlite3.Connection):
+    """A sqlite3 connection that compares Decimal columns by value (also made by aiosqlite's thread)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.create_collation(DECIMAL_COLLATION, decimal_collation)
 
 
 class SQLiteProvider(Provider):
@@ -56,6 +85,7 @@ class SQLiteProvider(Provider):
                 isolation_level=None,
                 check_same_thread=False,
                 uri=self.memory,
+                factory=_Connection,
             )
         except sqlite3.Error as exc:
             raise BindingError(f"Cannot open SQLite database {self.filename!r}: {exc}") from exc
@@ -67,11 +97,32 @@ class SQLiteProvider(Provider):
     def usable(self, conn: Any) -> bool:
         # a connection left inside a transaction (a BEGIN whose caller saw an error) is not pooled:
         # closing it rolls back and frees the database lock
-        return not conn.in_transaction
+        try:
+            return not conn.in_transaction
+        except (sqlite3.ProgrammingError, ValueError):  # ValueError: a closed aiosqlite connection
+            return False  # closed under the session
 
     def usable_for_rollback(self, conn: Any) -> bool:
-        # SQLite ends the transaction by itself on some errors (disk full, I/O error)
-        return bool(conn.in_transaction)
+        # SQLite ends the transaction by itself on some errors (disk full, I/O error); a closed
+        # connection has none left either
+        try:
+            return bool(conn.in_transaction)
+        except (sqlite3.ProgrammingError, ValueError):  # ValueError: a closed aiosqlite connection
+            return False
+
+    def commit_not_applied(self, conn: Any, exc: BaseException) -> bool:
+        # SQLite runs in this process: a COMMIT that failed and left the transaction open (busy,
+        # locked) did nothing. One that ended it (an I/O error rolls back by itself) is not told
+        # apart from a commit whose answer was lost, so its outcome is reported as unknown.
+        try:
+            return bool(conn.in_transaction)
+        except (sqlite3.ProgrammingError, ValueError):  # ValueError: a closed aiosqlite connection
+            return True  # the connection is closed: closing it rolled the transaction back
+
+    def adapt(self, attr: Any) -> None:
+        if attr.py_type is Decimal:
+            # one text per value (the column's scale): equal numbers are equal texts, as in a unique index
+            attr.to_db = attr.ctype.fixed_text
 
     # -- statements ------------------------------------------------------------------------------
 
@@ -88,11 +139,15 @@ class SQLiteProvider(Provider):
         return [part.strip().rpartition(".")[2] for part in match.group(1).split(",")]
 
     def translate_error(self, exc: BaseException) -> OrmError:
+        code = getattr(exc, "sqlite_errorcode", None)
         if isinstance(exc, sqlite3.IntegrityError):
             error: OrmError = TransactionIntegrityError(f"{type(exc).__name__}: {exc}")
-        elif isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
-            error = SerializationFailure(f"The database is locked by another transaction: {exc}")
-        elif isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc):
+        elif code is not None and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            error = SerializationFailure(
+                f"The database is locked by another transaction ({exc.sqlite_errorname}): {exc}"  # type: ignore[attr-defined]
+            )
+        elif isinstance(exc, sqlite3.ProgrammingError) and code is None and "closed" in str(exc):
+            # the sqlite3 module refuses a closed connection before SQLite runs: there is no code to read
             error = ConnectionClosedError(f"The database connection was closed: {exc}")
         else:
             return super().translate_error(exc)
@@ -120,7 +175,11 @@ class AsyncSQLiteProvider(SQLiteProvider):
     async def aconnect(self) -> Any:
         try:
             conn = await self._aiosqlite.connect(
-                self.filename, timeout=self.timeout, isolation_level=None, uri=self.memory
+                self.filename,
+                timeout=self.timeout,
+                isolation_level=None,
+                uri=self.memory,
+                factory=_Connection,
             )
         except sqlite3.Error as exc:
             raise BindingError(f"Cannot open SQLite database {self.filename!r}: {exc}") from exc
