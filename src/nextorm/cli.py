@@ -18,7 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as exc:  # the migrations extra is not installed
         migrate_parser.add_argument("arguments", nargs=argparse.REMAINDER)
         parser.parse_args(argv)
-        print(f"nextorm migrate needs Alembic and SQLAlchemy: pip install 'nextorm[migrations]' ({exc})", file=sys.stderr)
+        print(
+            f"nextorm migrate needs Alembic and SQLAlchemy: pip install 'nextorm[migrations]' ({exc})",
+            file=sys.stderr,
+        )
         return 2
     command.add_arguments(migrate_parser)
     return command.run(parser.parse_args(argv))

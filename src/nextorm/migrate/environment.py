@@ -29,7 +29,9 @@ def load_database(path: str) -> Database:
     """The ``Database`` named by ``module:attribute``, imported from the current directory, mapped."""
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
-        raise BindingError(f"The database must be named as module:attribute (like myapp.models:db), got {path!r}")
+        raise BindingError(
+            f"The database must be named as module:attribute (like myapp.models:db), got {path!r}"
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -137,7 +139,8 @@ def _keep_autoincrement(connection: sa.Connection) -> Iterator[None]:
         if not table.name.startswith(_TEMP_PREFIX) or len(table.primary_key.columns) != 1:
             return
         sql = bind.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table.name[len(_TEMP_PREFIX) :],)
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (table.name[len(_TEMP_PREFIX) :],),
         ).scalar()
         if sql and "AUTOINCREMENT" in sql.upper():
             table.dialect_options["sqlite"]["autoincrement"] = True
@@ -173,14 +176,16 @@ class _SequenceKeeper:
             ).first()
         )
 
-    def after_step(self, **kw: Any) -> None:
+    def after_step(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         """Restore the sequences of the tables that still exist; remember them for the next step."""
         if not self.sqlite:
             return
         run = self.connection.exec_driver_sql
         if self.sequences and self._has_sequences():
             for name, seq in self.sequences.items():
-                exists = run("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).scalar()
+                exists = run(
+                    "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+                ).scalar()
                 if not exists or "AUTOINCREMENT" not in exists.upper():
                     continue
                 current = run("SELECT seq FROM sqlite_sequence WHERE name = ?", (name,)).first()

@@ -62,7 +62,9 @@ def _render_alter_column_using(autogen_context: Any, op: _AlterColumnUsing) -> s
 def _render_named_batch(autogen_context: Any, op: _NamedBatch) -> list[str]:
     lines: list[str] = list(_render_modify_table(autogen_context, op))
     if lines:
-        lines[0] = lines[0].replace(") as batch_op:", f", naming_convention={NAMING_CONVENTION!r}) as batch_op:")
+        lines[0] = lines[0].replace(
+            ") as batch_op:", f", naming_convention={NAMING_CONVENTION!r}) as batch_op:"
+        )
     return lines
 
 
@@ -87,8 +89,7 @@ def rewrite_directives(db: Database, config: Config, metadata: sa.MetaData) -> C
             if dialect.name == "postgresql":
                 _convert_types(container, dialect)
             _name_new_constraints(container)
-            if dialect.name == "sqlite":
-                _name_unnamed_drops(container)
+            _name_unnamed_drops(container, dialect.name == "sqlite")
             _order_drops(container)
             if forward:
                 _note_possible_renames(container, notes)
@@ -101,7 +102,9 @@ def _create_everything(script: Any, metadata: sa.MetaData) -> None:
     forward: list[Any] = []
     for table in metadata.sorted_tables:
         forward.append(ops.CreateTableOp.from_table(table))
-        forward.extend(ops.CreateIndexOp.from_index(index) for index in sorted(table.indexes, key=lambda i: str(i.name)))
+        forward.extend(
+            ops.CreateIndexOp.from_index(index) for index in sorted(table.indexes, key=lambda i: str(i.name))
+        )
     script.upgrade_ops.ops[:] = forward
     script.downgrade_ops.ops[:] = [op.reverse() for op in reversed(forward)]
 
@@ -135,8 +138,12 @@ def _rename_column(container: Any, table: str, old: str, new: str) -> None:
     for table_ops in container.ops:
         if not isinstance(table_ops, ops.ModifyTableOps) or table_ops.table_name != table:
             continue
-        drop = next((o for o in table_ops.ops if isinstance(o, ops.DropColumnOp) and o.column_name == old), None)
-        add = next((o for o in table_ops.ops if isinstance(o, ops.AddColumnOp) and o.column.name == new), None)
+        drop = next(
+            (o for o in table_ops.ops if isinstance(o, ops.DropColumnOp) and o.column_name == old), None
+        )
+        add = next(
+            (o for o in table_ops.ops if isinstance(o, ops.AddColumnOp) and o.column.name == new), None
+        )
         if drop is None or add is None:
             continue
         before = drop.to_column()
@@ -164,7 +171,9 @@ def _same_type(a: Any, b: Any) -> bool:
 
 def _rename_table(container: Any, old: str, new: str) -> None:
     drop = next((o for o in container.ops if isinstance(o, ops.DropTableOp) and o.table_name == old), None)
-    create = next((o for o in container.ops if isinstance(o, ops.CreateTableOp) and o.table_name == new), None)
+    create = next(
+        (o for o in container.ops if isinstance(o, ops.CreateTableOp) and o.table_name == new), None
+    )
     if drop is None or create is None:
         raise ValueError(f"Table {old} is not dropped and {new} not created: nothing to rename")
     position = container.ops.index(drop)
@@ -216,7 +225,11 @@ def _fill_new_required_columns(db: Database, container: Any, dialect: Any, notes
         if not isinstance(table_ops, ops.ModifyTableOps):
             continue
         for op in table_ops.ops:
-            if not isinstance(op, ops.AddColumnOp) or op.column.nullable or op.column.server_default is not None:
+            if (
+                not isinstance(op, ops.AddColumnOp)
+                or op.column.nullable
+                or op.column.server_default is not None
+            ):
                 continue
             attr = _attribute(db, table_ops.table_name, op.column.name)
             value = _fill_value(attr, op.column.type)
@@ -317,8 +330,12 @@ def _convention_name(kind: str, table: str, columns: list[str]) -> str:
     }
 
 
-def _name_unnamed_drops(container: Any) -> None:
-    """A constraint CREATE TABLE left unnamed is dropped by the name the rebuild gives it."""
+def _name_unnamed_drops(container: Any, rebuild: bool) -> None:
+    """An unnamed constraint is dropped by nextorm's name for it.
+
+    That is the name a migration created it with; a constraint CREATE TABLE left unnamed on SQLite
+    gets it in the table rebuild (``rebuild``), which names unnamed constraints by the same rule.
+    """
     for i, table_ops in enumerate(container.ops):
         if not isinstance(table_ops, ops.ModifyTableOps):
             continue
@@ -326,28 +343,42 @@ def _name_unnamed_drops(container: Any) -> None:
         if not unnamed:
             continue
         for op in unnamed:
-            columns = [c.name for c in op.to_constraint().columns]
+            constraint: Any = op.to_constraint()
+            columns = [c.name for c in constraint.columns]
             kind = "fk" if op.constraint_type == "foreignkey" else "uq"
             op.constraint_name = _convention_name(kind, table_ops.table_name, columns)
-        container.ops[i] = _NamedBatch(table_ops.table_name, table_ops.ops, schema=table_ops.schema)
+        if rebuild:
+            container.ops[i] = _NamedBatch(table_ops.table_name, table_ops.ops, schema=table_ops.schema)
 
 
 def _order_drops(container: Any) -> None:
     """Dropped tables go before the dropped tables they refer to, whatever order they came in."""
+    dropped = {o.table_name for o in container.ops if isinstance(o, ops.DropTableOp)}
+    # DROP TABLE drops the table's indexes: dropping them first would tie the order of the drops
+    container.ops = [
+        o
+        for o in container.ops
+        if not (isinstance(o, (ops.DropIndexOp, ops.ModifyTableOps)) and o.table_name in dropped)
+    ]
     positions = [i for i, o in enumerate(container.ops) if isinstance(o, ops.DropTableOp)]
     if len(positions) < 2:
         return
     drops = [container.ops[i] for i in positions]
     names = {o.table_name for o in drops}
     targets = {
-        o.table_name: {fk.target_fullname.split(".")[0] for fk in o.to_table().foreign_keys} & names - {o.table_name}
+        o.table_name: {fk.target_fullname.split(".")[0] for fk in o.to_table().foreign_keys}
+        & names - {o.table_name}
         for o in drops
     }
     ordered: list[Any] = []
     while drops:
         # a table nothing left to drop refers to can go now
         ready = next(
-            (o for o in drops if not any(o.table_name in targets[other.table_name] for other in drops if other is not o)),
+            (
+                o
+                for o in drops
+                if not any(o.table_name in targets[other.table_name] for other in drops if other is not o)
+            ),
             drops[0],
         )
         ordered.append(ready)

@@ -38,7 +38,9 @@ _SYNONYMS: dict[str, tuple[str, dict[str, Any]]] = {
     "CHARACTER VARYING": ("VARCHAR", {}),
 }
 # the auto-incrementing primary key spelled by the provider: '"id" BIGINT GENERATED ... PRIMARY KEY'
-_AUTO_PK = re.compile(r'^\s*"(?:[^"]|"")*"\s+(?P<type>[A-Za-z][A-Za-z ]*?(?:\([^)]*\))?)\s+(?:PRIMARY|GENERATED)')
+_AUTO_PK = re.compile(
+    r'^\s*"(?:[^"]|"")*"\s+(?P<type>[A-Za-z][A-Za-z ]*?(?:\([^)]*\))?)\s+(?:PRIMARY|GENERATED)'
+)
 
 
 def dialect_of(db: Database) -> Dialect:
@@ -62,7 +64,9 @@ def sql_type(spelling: str, dialect: Dialect) -> sa.types.TypeEngine[Any]:
     name, options = _SYNONYMS.get(name, (name, {}))
     args = [int(a) for a in match["args"].split(",")] if match["args"] else []
     module = __import__(f"sqlalchemy.dialects.{dialect.name}", fromlist=["_"])
-    type_class = getattr(module, name.replace(" ", "_"), None) or getattr(sa.types, name.replace(" ", "_"), None)
+    type_class = getattr(module, name.replace(" ", "_"), None) or getattr(
+        sa.types, name.replace(" ", "_"), None
+    )
     if not (isinstance(type_class, type) and issubclass(type_class, sa.types.TypeEngine)):
         raise MappingError(f"Column type {spelling!r} is not one migrations can describe")
     if match["collation"]:
@@ -107,7 +111,9 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
             spelling = provider.auto_pk_sql(attr)
             match = _AUTO_PK.match(spelling)
             if match is None:
-                raise MappingError(f"The {provider.name} key column {spelling!r} is not one migrations can describe")
+                raise MappingError(
+                    f"The {provider.name} key column {spelling!r} is not one migrations can describe"
+                )
             extra: list[Any] = []
             if "AS IDENTITY" in spelling.upper():
                 extra.append(sa.Identity(always="GENERATED ALWAYS" in spelling.upper()))
@@ -115,7 +121,9 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
                 options["sqlite_autoincrement"] = True
             column_type = sql_type(match["type"], dialect)
             columns.append(
-                sa.Column(attr.column, column_type, *extra, primary_key=True, nullable=nullable, autoincrement=True)
+                sa.Column(
+                    attr.column, column_type, *extra, primary_key=True, nullable=nullable, autoincrement=True
+                )
             )
             continue
         spelling = provider.sql_type(attr.py_type._pk_attrs_[0] if attr.is_reference else attr)
@@ -125,7 +133,8 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
                 sql_type(spelling, dialect),
                 primary_key=attr.is_pk,
                 nullable=nullable,
-                autoincrement=False,
+                # a key nextorm does not generate is not SERIAL/AUTOINCREMENT in a CREATE TABLE
+                autoincrement=False if attr.is_pk else "auto",
             )
         )
         if attr.is_reference:
