@@ -7,7 +7,17 @@ the migrations directory, as the command line does.
 
 from __future__ import annotations
 
-from .command import MigrationStatus, downgrade, init, make, sql, status, upgrade
+from .command import MigrationStatus, differences, downgrade, init, make, sql, status, upgrade
 from .schema import build_metadata
 
-__all__ = ["MigrationStatus", "build_metadata", "downgrade", "init", "make", "sql", "status", "upgrade"]
+__all__ = [
+    "MigrationStatus",
+    "build_metadata",
+    "differences",
+    "downgrade",
+    "init",
+    "make",
+    "sql",
+    "status",
+    "upgrade",
+]

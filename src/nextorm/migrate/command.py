@@ -22,13 +22,14 @@ from alembic.util import CommandError
 from ..database import Database
 from ..exceptions import OrmError
 from .environment import DB_KEY, create_engine, load_database
-from .rewrite import BASELINE_KEY, NOTES_KEY, RENAMES_KEY, SKIP_EMPTY_KEY
+from .rewrite import BASELINE_KEY, NOTES_KEY, RENAMES_KEY, SKIP_EMPTY_KEY, unnamed_unique_keys
 from .schema import build_metadata
 
 __all__ = [
     "MigrationStatus",
     "add_arguments",
     "describe",
+    "differences",
     "downgrade",
     "init",
     "make",
@@ -194,7 +195,7 @@ def make(
     config.attributes[SKIP_EMPTY_KEY] = not empty
     if empty:
         config.set_main_option("revision_environment", "true")
-    script = command.revision(config, message=message, autogenerate=not empty)
+    script = _run(db, command.revision, config, message=message, autogenerate=not empty)
     if script is None:
         _log.info("No changes: the database matches the entities (--empty writes a migration to fill in)")
         return None
@@ -209,14 +210,14 @@ def upgrade(db: Database, revision: str = "head", directory: str = "migrations")
     """Apply the migrations up to ``revision``, each in a transaction of its own."""
     config = _config(db, directory)
     _require_init(config)
-    command.upgrade(config, revision)
+    _run(db, command.upgrade, config, revision)
 
 
 def downgrade(db: Database, revision: str, directory: str = "migrations") -> None:
     """Revert the migrations down to ``revision`` (``-1``: the last one; ``base``: all)."""
     config = _config(db, directory)
     _require_init(config)
-    command.downgrade(config, revision)
+    _run(db, command.downgrade, config, revision)
 
 
 def sql(db: Database, revision: str = "head", directory: str = "migrations") -> None:
@@ -241,7 +242,16 @@ def status(db: Database, directory: str = "migrations") -> MigrationStatus:
         for r in scripts.iterate_revisions(heads, current or "base")
         if r.revision not in current
     ]
-    return MigrationStatus(current, heads, list(reversed(pending)), _differences(db)[0])
+    return MigrationStatus(current, heads, list(reversed(pending)), differences(db))
+
+
+def _run(db: Database, action: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an Alembic command; a failed statement raises nextorm's exception for it."""
+    try:
+        return action(*args, **kwargs)
+    except sa.exc.DBAPIError as exc:
+        error = db._provider_or_fail().translate_error(exc.orig)
+        raise type(error)(f"The migration failed and was rolled back: {error}") from exc
 
 
 def _config(db: Database, directory: str) -> Config:
@@ -282,14 +292,26 @@ def _path(script: Any) -> str:
     return ", ".join(s.path for s in scripts if s is not None)
 
 
+def differences(db: Database) -> list[Any]:
+    """Alembic's differences from the database to the entities: empty when they match."""
+    return _differences(db)[0]
+
+
 def _differences(db: Database) -> tuple[list[Any], bool]:
-    """Alembic's differences from the database to the entities, and whether the database has tables."""
+    """Alembic's differences from the database to the entities, and whether any entity table exists."""
+    metadata = build_metadata(db)
     engine = create_engine(db)
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
-            existing = bool(sa.inspect(connection).get_table_names())
-            return compare_metadata(context, build_metadata(db)), existing
+            existing = bool(set(sa.inspect(connection).get_table_names()) & set(metadata.tables))
+            found = compare_metadata(context, metadata)
+            if connection.dialect.name == "sqlite":
+                for table, columns in unnamed_unique_keys(connection, metadata):
+                    key = sa.UniqueConstraint(*columns)
+                    sa.Table(table, sa.MetaData(), *(sa.Column(c) for c in columns), key)
+                    found.append(("remove_constraint", key))
+            return found, existing
     finally:
         engine.dispose()
 

@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy.pool import NullPool
 
 from ..database import Database
-from ..exceptions import BindingError, MappingError
+from ..exceptions import BindingError, MappingError, TransactionIntegrityError
 from .rewrite import rewrite_directives
 from .schema import build_metadata, dialect_of
 
@@ -177,10 +177,21 @@ class _SequenceKeeper:
         )
 
     def after_step(self, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
-        """Restore the sequences of the tables that still exist; remember them for the next step."""
+        """Restore the sequences of the tables that still exist; remember them for the next step.
+
+        Foreign keys are not enforced while SQLite tables are rebuilt, so they are checked here:
+        a step that leaves a row referring to a missing row fails, and its transaction rolls back.
+        """
         if not self.sqlite:
             return
         run = self.connection.exec_driver_sql
+        broken = run("PRAGMA foreign_key_check").first()
+        if broken is not None:
+            table, rowid, target, _ = broken
+            raise TransactionIntegrityError(
+                f"Migration {step.up_revision_id or step.down_revision_ids}: row {rowid} of table {table!r} "
+                f"refers to a row of {target!r} that does not exist; the migration was rolled back"
+            )
         if self.sequences and self._has_sequences():
             for name, seq in self.sequences.items():
                 exists = run(

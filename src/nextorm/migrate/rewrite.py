@@ -55,7 +55,9 @@ _render_modify_table = renderers.dispatch(ops.ModifyTableOps("t", []))
 @renderers.dispatch_for(_AlterColumnUsing)
 def _render_alter_column_using(autogen_context: Any, op: _AlterColumnUsing) -> str:
     text: str = _render_alter_column(autogen_context, op)
-    return f"{text[:-1]},\n    postgresql_using={op.kw['postgresql_using']!r})"
+    lines = text.splitlines()
+    indent = lines[1][: len(lines[1]) - len(lines[1].lstrip())] if len(lines) > 1 else " "
+    return f"{text[:-1]},\n{indent}postgresql_using={op.kw['postgresql_using']!r})"
 
 
 @renderers.dispatch_for(_NamedBatch)
@@ -88,6 +90,8 @@ def rewrite_directives(db: Database, config: Config, metadata: sa.MetaData) -> C
             _fill_new_required_columns(db, container, dialect, notes if forward else [])
             if dialect.name == "postgresql":
                 _convert_types(container, dialect)
+            if dialect.name == "sqlite" and context.connection is not None:
+                _drop_unnamed_uniques(container, context.connection, metadata, forward)
             _name_new_constraints(container)
             _name_unnamed_drops(container, dialect.name == "sqlite")
             _order_drops(container)
@@ -232,6 +236,16 @@ def _fill_new_required_columns(db: Database, container: Any, dialect: Any, notes
             ):
                 continue
             attr = _attribute(db, table_ops.table_name, op.column.name)
+            if _is_reference(attr, table_ops, op.column.name):
+                text = (
+                    f"{table_ops.table_name}.{op.column.name} is a required reference: the rows already in the\n"
+                    "table need one. Give the column a server_default naming an existing row, or fill it in\n"
+                    "three steps (add it optional, op.execute an UPDATE, make it NOT NULL); as it is, the\n"
+                    "migration fails (and changes nothing) when the table has rows."
+                )
+                container.ops.insert(container.ops.index(table_ops), Note(text))
+                notes.append(text)
+                continue
             value = _fill_value(attr, op.column.type)
             op.column.server_default = sa.schema.DefaultClause(value)
             text = (
@@ -240,6 +254,14 @@ def _fill_new_required_columns(db: Database, container: Any, dialect: Any, notes
             )
             container.ops.insert(container.ops.index(table_ops), Note(text))
             notes.append(text)
+
+
+def _is_reference(attr: Any, table_ops: Any, column: str) -> bool:
+    if attr is not None:
+        return bool(attr.is_reference)
+    return any(
+        isinstance(o, ops.CreateForeignKeyOp) and column in o.local_cols for o in table_ops.ops
+    )
 
 
 def _attribute(db: Database, table: str, column: str) -> Any:
@@ -312,6 +334,41 @@ def _convert_types(container: Any, dialect: Any) -> None:
 # -- SQLite constraints and drop order ---------------------------------------------------------------
 
 
+def unnamed_unique_keys(connection: sa.Connection, metadata: sa.MetaData) -> list[tuple[str, list[str]]]:
+    """The unnamed unique keys of SQLite tables that the entities no longer have: (table, columns).
+
+    Alembic compares unique keys by name, and CREATE TABLE leaves them unnamed on SQLite, so a
+    unique key dropped from an entity would otherwise go unnoticed.
+    """
+    inspector = sa.inspect(connection)
+    found = []
+    for table in metadata.tables.values():
+        if not inspector.has_table(table.name):
+            continue
+        wanted = {
+            tuple(c.name for c in key.columns) for key in table.constraints if isinstance(key, sa.UniqueConstraint)
+        }
+        for key in inspector.get_unique_constraints(table.name):
+            if not key["name"] and tuple(key["column_names"]) not in wanted:
+                found.append((table.name, list(key["column_names"])))
+    return found
+
+
+def _drop_unnamed_uniques(container: Any, connection: sa.Connection, metadata: sa.MetaData, forward: bool) -> None:
+    for table, columns in unnamed_unique_keys(connection, metadata):
+        name = _convention_name("uq", table, columns)
+        table_ops = next(
+            (o for o in container.ops if isinstance(o, ops.ModifyTableOps) and o.table_name == table), None
+        )
+        if table_ops is None:
+            table_ops = ops.ModifyTableOps(table, [])
+            container.ops.append(table_ops)
+        if forward:
+            table_ops.ops.append(ops.DropConstraintOp(name, table, type_="unique"))
+        else:
+            table_ops.ops.append(ops.CreateUniqueConstraintOp(name, table, columns))
+
+
 def _name_new_constraints(container: Any) -> None:
     """A unique key a migration adds gets nextorm's name for it (SQLite's rebuild needs one)."""
     for table_ops in container.ops:
@@ -339,15 +396,14 @@ def _name_unnamed_drops(container: Any, rebuild: bool) -> None:
     for i, table_ops in enumerate(container.ops):
         if not isinstance(table_ops, ops.ModifyTableOps):
             continue
-        unnamed = [o for o in table_ops.ops if isinstance(o, ops.DropConstraintOp) and not o.constraint_name]
-        if not unnamed:
-            continue
-        for op in unnamed:
-            constraint: Any = op.to_constraint()
-            columns = [c.name for c in constraint.columns]
-            kind = "fk" if op.constraint_type == "foreignkey" else "uq"
-            op.constraint_name = _convention_name(kind, table_ops.table_name, columns)
-        if rebuild:
+        drops = [o for o in table_ops.ops if isinstance(o, ops.DropConstraintOp)]
+        for op in drops:
+            if not op.constraint_name:
+                constraint: Any = op.to_constraint()
+                columns = [c.name for c in constraint.columns]
+                kind = "fk" if op.constraint_type == "foreignkey" else "uq"
+                op.constraint_name = _convention_name(kind, table_ops.table_name, columns)
+        if drops and rebuild:
             container.ops[i] = _NamedBatch(table_ops.table_name, table_ops.ops, schema=table_ops.schema)
 
 
