@@ -77,7 +77,7 @@ def check_rows(db: Database) -> None:
     Person, Post = db.entities["Person"], db.entities["Post"]
     with db_session:
         people = {name_of(p): p for p in Person.select()}
-        assert sorted((n, p.age) for n, p in people.items()) == sorted(PEOPLE[:2] + [("Dee", 52)])
+        assert sorted((n, p.age) for n, p in people.items()) == sorted([*PEOPLE[:2], ("Dee", 52)])
         assert people["Ann"].id == 1 and people["Bob"].id == 2
         posts = sorted((p.title, name_of(p.author)) for p in Post.select())
         assert posts == sorted(POSTS)

@@ -78,7 +78,9 @@ def declare_everything(db: Database, version: int = 1) -> Database:
 
 def fill(db: Database) -> None:
     """A row in every table, the join table included."""
-    Person, Post, Tag, Passport, Pair = (db.entities[n] for n in ("Person", "Post", "Tag", "Passport", "Pair"))
+    Person, Post, Tag, Passport, Pair = (
+        db.entities[n] for n in ("Person", "Post", "Tag", "Passport", "Pair")
+    )
     with db_session:
         ann = Person(
             name="Ann",
@@ -115,51 +117,46 @@ def test_metadata_describes_what_differs(db: Database, new_db: Callable[[], Data
     assert "remove_column" in found and "owner" in found
 
 
+def declare_people(db: Database, version: int) -> Database:
+    """Version 1: people with a name; version 2 adds a nickname and a many-to-many with groups."""
+
+    class Person(db.Entity):
+        name = Required(str)
+        if version >= 2:
+            nickname = Optional(str)
+            groups = Set("Group")
+
+    class Group(db.Entity):
+        name = Required(str)
+        if version >= 2:
+            people = Set(Person)
+
+    return db
+
+
 def test_check_tables_names_the_missing_column_and_the_migrate_command(
     db: Database, new_db: Callable[[], Database]
 ) -> None:
     """An out-of-date database: generate_mapping raises DBSchemaError naming table, column, `nextorm migrate`."""
-
-    class Person(db.Entity):
-        name = Required(str)
-
-    db.generate_mapping(create_tables=True)
-    newer = new_db()
-
-    class Person(newer.Entity):  # type: ignore[no-redef]
-        name = Required(str)
-        nickname = Optional(str)
-
+    declare_people(db, 1).generate_mapping(create_tables=True)
+    newer = declare_people(new_db(), 2)
     with pytest.raises(DBSchemaError) as error:
         newer.generate_mapping(check_tables=True)
     message = str(error.value)
-    assert repr(Person._table_) in message and "'nickname'" in message
+    assert repr(newer.entities["Person"]._table_) in message and "'nickname'" in message
     assert "nextorm migrate make" in message and "nextorm migrate upgrade" in message
 
 
 def test_check_tables_names_a_missing_join_table(db: Database, new_db: Callable[[], Database]) -> None:
     """A many-to-many added to the entities but not to the database names the join table."""
-
-    class A(db.Entity):
-        name = Required(str)
-
-    class B(db.Entity):
-        name = Required(str)
-
-    db.generate_mapping(create_tables=True)
-    newer = new_db()
-
-    class A(newer.Entity):  # type: ignore[no-redef]
-        name = Required(str)
-        bs = Set("B")
-
-    class B(newer.Entity):  # type: ignore[no-redef]
-        name = Required(str)
-        as_ = Set(A)
-
+    declare_people(db, 1).generate_mapping(create_tables=True)
+    newer = declare_people(new_db(), 2)
+    with db_session:
+        newer.execute(f"ALTER TABLE {newer.entities['Person']._table_} ADD COLUMN nickname TEXT")
     with pytest.raises(DBSchemaError) as error:
         newer.generate_mapping(check_tables=True)
-    assert f"join table {A.bs.join_table!r}" in str(error.value) and "nextorm migrate" in str(error.value)
+    join_table = newer.entities["Person"].groups.join_table
+    assert f"join table {join_table!r}" in str(error.value) and "nextorm migrate" in str(error.value)
 
 
 def test_baseline_adopts_a_database_made_by_create_tables(

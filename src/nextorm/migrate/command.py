@@ -98,7 +98,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="adopt a database made by generate_mapping(create_tables=True): a first revision, stamped",
     )
-    make_parser = commands.add_parser("make", help="write a migration from the difference of entities and database")
+    make_parser = commands.add_parser(
+        "make", help="write a migration from the difference of entities and database"
+    )
     make_parser.add_argument("-m", "--message", required=True, help="what the migration does")
     make_parser.add_argument(
         "--rename",
@@ -107,7 +109,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OLD=NEW",
         help="mark a rename: table.old_column=new_column or old_table=new_table (repeatable)",
     )
-    make_parser.add_argument("--empty", action="store_true", help="write a migration with no operations, to fill in")
+    make_parser.add_argument(
+        "--empty", action="store_true", help="write a migration with no operations, to fill in"
+    )
     upgrade_parser = commands.add_parser("upgrade", help="apply migrations (up to head by default)")
     upgrade_parser.add_argument("revision", nargs="?", default="head")
     downgrade_parser = commands.add_parser(

@@ -259,9 +259,7 @@ def _fill_new_required_columns(db: Database, container: Any, dialect: Any, notes
 def _is_reference(attr: Any, table_ops: Any, column: str) -> bool:
     if attr is not None:
         return bool(attr.is_reference)
-    return any(
-        isinstance(o, ops.CreateForeignKeyOp) and column in o.local_cols for o in table_ops.ops
-    )
+    return any(isinstance(o, ops.CreateForeignKeyOp) and column in o.local_cols for o in table_ops.ops)
 
 
 def _attribute(db: Database, table: str, column: str) -> Any:
@@ -346,7 +344,9 @@ def unnamed_unique_keys(connection: sa.Connection, metadata: sa.MetaData) -> lis
         if not inspector.has_table(table.name):
             continue
         wanted = {
-            tuple(c.name for c in key.columns) for key in table.constraints if isinstance(key, sa.UniqueConstraint)
+            tuple(c.name for c in key.columns)
+            for key in table.constraints
+            if isinstance(key, sa.UniqueConstraint)
         }
         for key in inspector.get_unique_constraints(table.name):
             if not key["name"] and tuple(key["column_names"]) not in wanted:
@@ -354,7 +354,9 @@ def unnamed_unique_keys(connection: sa.Connection, metadata: sa.MetaData) -> lis
     return found
 
 
-def _drop_unnamed_uniques(container: Any, connection: sa.Connection, metadata: sa.MetaData, forward: bool) -> None:
+def _drop_unnamed_uniques(
+    container: Any, connection: sa.Connection, metadata: sa.MetaData, forward: bool
+) -> None:
     for table, columns in unnamed_unique_keys(connection, metadata):
         name = _convention_name("uq", table, columns)
         table_ops = next(
