@@ -200,7 +200,7 @@ def make(
     if empty:
         config.set_main_option("revision_environment", "true")
     script = _run(db, command.revision, config, message=message, autogenerate=not empty)
-    if script is None:
+    if not script or script == [None]:
         _log.info("No changes: the database matches the entities (--empty writes a migration to fill in)")
         return None
     path = _path(script)

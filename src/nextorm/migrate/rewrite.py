@@ -39,6 +39,10 @@ class _AlterColumnUsing(ops.AlterColumnOp):
     """An ALTER COLUMN ... TYPE that tells PostgreSQL how to convert the values already stored."""
 
 
+class _RenameTable(ops.RenameTableOp):
+    """A table rename the user marked (autogenerate itself never finds one)."""
+
+
 class _NamedBatch(ops.ModifyTableOps):
     """A SQLite table rebuild that names the constraints CREATE TABLE left unnamed, to drop them."""
 
@@ -58,6 +62,11 @@ def _render_alter_column_using(autogen_context: Any, op: _AlterColumnUsing) -> s
     lines = text.splitlines()
     indent = lines[1][: len(lines[1]) - len(lines[1].lstrip())] if len(lines) > 1 else " "
     return f"{text[:-1]},\n{indent}postgresql_using={op.kw['postgresql_using']!r})"
+
+
+@renderers.dispatch_for(_RenameTable)
+def _render_rename_table(autogen_context: Any, op: _RenameTable) -> str:
+    return f"op.rename_table({op.table_name!r}, {op.new_table_name!r})"
 
 
 @renderers.dispatch_for(_NamedBatch)
@@ -180,7 +189,6 @@ def _rename_table(container: Any, old: str, new: str) -> None:
     )
     if drop is None or create is None:
         raise ValueError(f"Table {old} is not dropped and {new} not created: nothing to rename")
-    position = container.ops.index(drop)
     # the indexes keep their names: the renamed table has them already
     container.ops = [
         o
@@ -189,7 +197,32 @@ def _rename_table(container: Any, old: str, new: str) -> None:
         and o is not create
         and not (isinstance(o, (ops.CreateIndexOp, ops.DropIndexOp)) and o.table_name in (old, new))
     ]
-    container.ops.insert(position, ops.RenameTableOp(old, new))
+    # foreign keys follow a renamed table: the ones autogenerate moves from old to new are left alone
+    for table_ops in container.ops:
+        if isinstance(table_ops, ops.ModifyTableOps):
+            moved = _moved_foreign_keys(table_ops, old, new)
+            table_ops.ops = [o for o in table_ops.ops if o not in moved]
+    container.ops[:] = [o for o in container.ops if not (isinstance(o, ops.ModifyTableOps) and o.is_empty())]
+    container.ops.insert(0, _RenameTable(old, new))
+
+
+def _moved_foreign_keys(table_ops: Any, old: str, new: str) -> list[Any]:
+    """Pairs of a dropped foreign key to ``old`` and a created one to ``new`` on the same columns."""
+    drops = {}
+    for op in table_ops.ops:
+        if isinstance(op, ops.DropConstraintOp) and op.constraint_type == "foreignkey":
+            constraint: Any = op.to_constraint()
+            if constraint.elements[0].target_fullname.split(".")[0] == old:
+                drops[tuple(c.name for c in constraint.columns)] = op
+    moved = []
+    for op in table_ops.ops:
+        if (
+            isinstance(op, ops.CreateForeignKeyOp)
+            and op.referent_table == new
+            and tuple(op.local_cols) in drops
+        ):
+            moved += [op, drops.pop(tuple(op.local_cols))]
+    return moved
 
 
 def _note_possible_renames(container: Any, notes: list[str]) -> None:
