@@ -254,7 +254,7 @@ def _run(db: Database, action: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return action(*args, **kwargs)
     except sa.exc.DBAPIError as exc:
-        error = db._provider_or_fail().translate_error(exc.orig)
+        error = db._provider_or_fail().translate_error(exc.orig or exc)
         raise type(error)(f"The migration failed and was rolled back: {error}") from exc
 
 
