@@ -15,7 +15,7 @@ from alembic.config import Config
 from sqlalchemy.pool import NullPool
 
 from ..database import Database
-from ..exceptions import BindingError, MappingError, TransactionIntegrityError
+from ..exceptions import BindingError, DBSchemaError, MappingError, TransactionIntegrityError
 from .rewrite import rewrite_directives
 from .schema import build_metadata, dialect_of
 
@@ -38,6 +38,11 @@ def load_database(path: str) -> Database:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise BindingError(f"Cannot import module {module_name!r} of database {path!r}: {exc}") from exc
+    except DBSchemaError as exc:
+        raise BindingError(
+            f"Importing {module_name!r} checked the tables of a database that is not migrated yet ({exc}); "
+            "call generate_mapping in the application's startup, not in the module --db names"
+        ) from exc
     db = getattr(module, attribute, None)
     if not isinstance(db, Database):
         raise BindingError(f"{path!r} is not a nextorm Database (got {type(db).__name__})")
