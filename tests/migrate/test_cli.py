@@ -42,17 +42,15 @@ def nextorm(
 
 
 @pytest.fixture
-def project(tmp_path: Path, db_kind: str, db_path: str, pg_schema: str | None) -> tuple[Path, str]:
-    """An empty project directory and the Database(...) arguments of its models.py."""
-    if db_kind == "postgres":
-        bind = (
-            f"'postgres', dsn={os.environ['NEXTORM_TEST_POSTGRES']!r}, options='-c search_path={pg_schema}'"
-        )
-    else:
-        bind = f"'sqlite', {db_path!r}, create_db=True"
+def project(tmp_path: Path) -> tuple[Path, str]:
+    """An empty project directory and the Database(...) arguments of its models.py.
+
+    The command does the same on both databases (the other migration tests run the same steps
+    through the functions on SQLite and PostgreSQL); here it runs on a SQLite file.
+    """
     directory = tmp_path / "project"
     directory.mkdir()
-    return directory, bind
+    return directory, f"'sqlite', {str(tmp_path / 'app.db')!r}, create_db=True"
 
 
 def test_init_make_upgrade_status_downgrade_sql(project: tuple[Path, str]) -> None:

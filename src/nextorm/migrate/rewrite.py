@@ -103,7 +103,7 @@ def rewrite_directives(db: Database, config: Config, metadata: sa.MetaData) -> C
                 _drop_unnamed_uniques(container, context.connection, metadata, forward)
             _name_new_constraints(container)
             _name_unnamed_drops(container, dialect.name == "sqlite")
-            _order_drops(container)
+            _order_tables(container)
             if forward:
                 _note_possible_renames(container, notes)
 
@@ -442,37 +442,48 @@ def _name_unnamed_drops(container: Any, rebuild: bool) -> None:
             container.ops[i] = _NamedBatch(table_ops.table_name, table_ops.ops, schema=table_ops.schema)
 
 
-def _order_drops(container: Any) -> None:
-    """Dropped tables go before the dropped tables they refer to, whatever order they came in."""
+def _order_tables(container: Any) -> None:
+    """Tables are created after the tables they refer to and dropped before them, whatever order
+    autogenerate found them in (a join table and its entities, on PostgreSQL's enforced keys)."""
     dropped = {o.table_name for o in container.ops if isinstance(o, ops.DropTableOp)}
-    # DROP TABLE drops the table's indexes: dropping them first would tie the order of the drops
+    created = {o.table_name for o in container.ops if isinstance(o, ops.CreateTableOp)}
+    # DROP TABLE drops the table's indexes; a new table's indexes are made once every table exists
+    indexes = [
+        o
+        for o in container.ops
+        if isinstance(o, (ops.CreateIndexOp, ops.ModifyTableOps)) and o.table_name in created
+    ]
     container.ops = [
         o
         for o in container.ops
         if not (isinstance(o, (ops.DropIndexOp, ops.ModifyTableOps)) and o.table_name in dropped)
+        and not any(o is index for index in indexes)
     ]
-    positions = [i for i, o in enumerate(container.ops) if isinstance(o, ops.DropTableOp)]
-    if len(positions) < 2:
-        return
-    drops = [container.ops[i] for i in positions]
-    names = {o.table_name for o in drops}
-    targets = {
+    container.ops += indexes
+    _reorder(container, ops.DropTableOp, referred_first=False)
+    _reorder(container, ops.CreateTableOp, referred_first=True)
+
+
+def _reorder(container: Any, kind: type, referred_first: bool) -> None:
+    positions = [i for i, o in enumerate(container.ops) if isinstance(o, kind)]
+    tables = [container.ops[i] for i in positions]
+    names = {o.table_name for o in tables}
+    refers_to = {
         o.table_name: {fk.target_fullname.split(".")[0] for fk in o.to_table().foreign_keys}
         & names - {o.table_name}
-        for o in drops
+        for o in tables
     }
     ordered: list[Any] = []
-    while drops:
-        # a table nothing left to drop refers to can go now
-        ready = next(
-            (
-                o
-                for o in drops
-                if not any(o.table_name in targets[other.table_name] for other in drops if other is not o)
-            ),
-            drops[0],
-        )
+    while tables:
+        if referred_first:  # one referring to no table still waiting
+            waiting = {o.table_name for o in tables}
+            ready = next((o for o in tables if not refers_to[o.table_name] & waiting), tables[0])
+        else:  # one no table still waiting refers to
+            ready = next(
+                (o for o in tables if not any(o.table_name in refers_to[t.table_name] for t in tables)),
+                tables[0],
+            )
         ordered.append(ready)
-        drops.remove(ready)
+        tables.remove(ready)
     for i, op in zip(positions, ordered):
         container.ops[i] = op
