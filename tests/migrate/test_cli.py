@@ -96,3 +96,16 @@ def test_configured_in_pyproject_and_errors_on_stderr(project: tuple[Path, str])
     failed = nextorm(path, "migrate", "--db", "models:nothing", "status", ok=False)
     assert failed.returncode == 1 and "'models:nothing' is not a nextorm Database" in failed.stderr
     assert list((path / "schema_versions" / "versions").iterdir()) == []
+
+
+def test_without_the_migrations_extra_the_command_says_what_to_install(tmp_path: Path) -> None:
+    """With no Alembic importable, `nextorm migrate` exits 2 naming `nextorm[migrations]`."""
+    code = "import sys; sys.modules['alembic'] = None; from nextorm.cli import main; sys.exit(main())"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "migrate", "status"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "pip install 'nextorm[migrations]'" in done.stderr

@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
 from ..database import Database
-from ..exceptions import OrmError
+from ..exceptions import BindingError, DBSchemaError, MappingError, OrmError
 from .environment import DB_KEY, create_engine, load_database
 from .rewrite import BASELINE_KEY, NOTES_KEY, RENAMES_KEY, SKIP_EMPTY_KEY, unnamed_unique_keys
 from .schema import build_metadata
@@ -133,13 +133,13 @@ def run(args: argparse.Namespace) -> int:
         settings = _settings()
         db_path = args.db or os.environ.get("NEXTORM_DB") or settings.get("db")
         if not db_path:
-            raise CommandError(
+            raise BindingError(
                 "Name the Database to migrate: --db module:attribute, NEXTORM_DB, or db in [tool.nextorm]"
             )
         directory = args.dir or settings.get("directory") or "migrations"
         db = load_database(db_path)
         _COMMANDS[args.migrate_command](db, directory, args)
-    except (OrmError, CommandError, ValueError) as exc:
+    except OrmError as exc:
         print(f"nextorm migrate: error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -174,7 +174,7 @@ def init(db: Database, directory: str = "migrations", baseline: bool = False) ->
     """Create the migrations directory; ``baseline`` adopts a database made by ``create_tables``."""
     location = os.path.abspath(directory)
     if os.path.exists(os.path.join(location, "env.py")):
-        raise CommandError(f"{location} is already a migrations directory")
+        raise MappingError(f"{location} is already a migrations directory")
     os.makedirs(os.path.join(location, "versions"), exist_ok=True)
     with open(os.path.join(location, "env.py"), "w") as f:
         f.write(_ENV_PY)
@@ -228,7 +228,7 @@ def sql(db: Database, revision: str = "head", directory: str = "migrations") -> 
     """Print the SQL of the migrations up to ``revision`` (or a ``from:to`` range) instead of running it."""
     config = _config(db, directory)
     _require_init(config)
-    command.upgrade(config, revision, sql=True)
+    _run(db, command.upgrade, config, revision, sql=True)
 
 
 def status(db: Database, directory: str = "migrations") -> MigrationStatus:
@@ -250,9 +250,13 @@ def status(db: Database, directory: str = "migrations") -> MigrationStatus:
 
 
 def _run(db: Database, action: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run an Alembic command; a failed statement raises nextorm's exception for it."""
+    """Run an Alembic command: a failed statement raises nextorm's exception for it, a refusal
+    (a database behind its migrations, an unknown revision) MappingError."""
     try:
         return action(*args, **kwargs)
+    except CommandError as exc:
+        hint = " Run `nextorm migrate upgrade` first." if "not up to date" in str(exc) else ""
+        raise MappingError(f"{exc}{hint}") from exc
     except sa.exc.DBAPIError as exc:
         error = db._provider_or_fail().translate_error(exc.orig or exc)
         raise type(error)(f"The migration failed and was rolled back: {error}") from exc
@@ -269,7 +273,7 @@ def _config(db: Database, directory: str) -> Config:
 def _require_init(config: Config) -> ScriptDirectory:
     location = config.get_main_option("script_location") or ""
     if not os.path.exists(os.path.join(location, "env.py")):
-        raise CommandError(f"No migrations directory at {location}: run `nextorm migrate init` first")
+        raise MappingError(f"No migrations directory at {location}: run `nextorm migrate init` first")
     return ScriptDirectory.from_config(config)
 
 
@@ -277,15 +281,15 @@ def _baseline(db: Database, config: Config) -> None:
     """A first revision creating every table, stamped on a database that already has them."""
     differences, existing = _differences(db)
     if existing and differences:
-        raise CommandError(
+        raise DBSchemaError(
             "The database differs from the entities, so it cannot be adopted as it is: "
             + "; ".join(describe(d) for d in differences[:5])
         )
     config.attributes[BASELINE_KEY] = True
     config.set_main_option("revision_environment", "true")
-    _log.info("Wrote %s", _path(command.revision(config, message="baseline")))
+    _log.info("Wrote %s", _path(_run(db, command.revision, config, message="baseline")))
     if existing:
-        command.stamp(config, "head")
+        _run(db, command.stamp, config, "head")
         _log.info("Stamped the database at the baseline revision: it is under migrations now")
     else:
         _log.info("The database has no tables yet: `nextorm migrate upgrade` creates them")

@@ -12,6 +12,7 @@ from alembic.config import Config
 from alembic.operations import ops
 
 from ..database import Database
+from ..exceptions import MappingError
 from .schema import NAMING_CONVENTION
 
 __all__ = ["BASELINE_KEY", "NOTES_KEY", "RENAMES_KEY", "SKIP_EMPTY_KEY", "Note", "rewrite_directives"]
@@ -131,7 +132,7 @@ def _parse_renames(marks: Any) -> list[tuple[str, str]]:
     for mark in marks:
         old, sep, new = mark.partition("=")
         if not sep or not old or not new:
-            raise ValueError(f"A rename is written old=new (table) or table.old=new (column), got {mark!r}")
+            raise MappingError(f"A rename is written old=new (table) or table.old=new (column), got {mark!r}")
         if "." in old and "." not in new:
             new = f"{old.rpartition('.')[0]}.{new}"
         pairs.append((old, new))
@@ -175,7 +176,7 @@ def _rename_column(container: Any, table: str, old: str, new: str) -> None:
         table_ops.ops = [o for o in table_ops.ops if o is not drop and o is not add]
         table_ops.ops.insert(position, alter)
         return
-    raise ValueError(f"Column {table}.{old} is not dropped and {table}.{new} not added: nothing to rename")
+    raise MappingError(f"Column {table}.{old} is not dropped and {table}.{new} not added: nothing to rename")
 
 
 def _same_type(a: Any, b: Any) -> bool:
@@ -188,7 +189,7 @@ def _rename_table(container: Any, old: str, new: str) -> None:
         (o for o in container.ops if isinstance(o, ops.CreateTableOp) and o.table_name == new), None
     )
     if drop is None or create is None:
-        raise ValueError(f"Table {old} is not dropped and {new} not created: nothing to rename")
+        raise MappingError(f"Table {old} is not dropped and {new} not created: nothing to rename")
     # the indexes keep their names: the renamed table has them already
     container.ops = [
         o
