@@ -103,7 +103,6 @@ def run_environment() -> None:
         "compare_type": True,
         "render_as_batch": db.provider_name == "sqlite",
         "process_revision_directives": rewrite_directives(db, config, metadata),
-        "user_module_prefix": None,
     }
     if context.is_offline_mode():
         context.configure(dialect_name=dialect_of(db).name, literal_binds=True, **options)
@@ -114,12 +113,12 @@ def run_environment() -> None:
     try:
         with engine.connect() as connection, _keep_autoincrement(connection):
             with connection.begin():  # its own transaction: Alembic must begin the migrations' ones
-                keeper = _SequenceKeeper(connection)
+                guard = _RebuildGuard(connection)
             context.configure(
                 connection=connection,
                 transaction_per_migration=True,
                 transactional_ddl=True,
-                on_version_apply=keeper.after_step,
+                on_version_apply=guard.after_step,
                 **options,
             )
             with context.begin_transaction():
@@ -157,11 +156,12 @@ def _keep_autoincrement(connection: sa.Connection) -> Iterator[None]:
         sa.event.remove(sa.Table, "before_create", before_create)
 
 
-class _SequenceKeeper:
-    """Puts back the SQLite key sequences a migration step's table rebuilds reset.
+class _RebuildGuard:
+    """After each migration step on SQLite: puts back the key sequences table rebuilds reset, checks
+    the foreign keys rebuilds do not enforce.
 
     A rebuilt table's sequence restarts at its highest remaining key, so the keys of deleted rows
-    would be given out again; after every step each sequence is set back to at least its old value.
+    would be given out again: each sequence is set back to at least its value before the step.
     """
 
     def __init__(self, connection: sa.Connection) -> None:
