@@ -226,9 +226,19 @@ def _moved_foreign_keys(table_ops: Any, old: str, new: str) -> list[Any]:
     return moved
 
 
+def _is_join_table(op: Any) -> bool:
+    """Whether a table is a many-to-many join table: a key made of references (never renamed alone)."""
+    key = op.to_table().primary_key.columns
+    return len(key) > 1 and all(column.foreign_keys for column in key)
+
+
 def _note_possible_renames(container: Any, notes: list[str]) -> None:
-    dropped = [o.table_name for o in container.ops if isinstance(o, ops.DropTableOp)]
-    created = [o.table_name for o in container.ops if isinstance(o, ops.CreateTableOp)]
+    dropped = [
+        o.table_name for o in container.ops if isinstance(o, ops.DropTableOp) and not _is_join_table(o)
+    ]
+    created = [
+        o.table_name for o in container.ops if isinstance(o, ops.CreateTableOp) and not _is_join_table(o)
+    ]
     if dropped and created:
         text = (
             f"tables {', '.join(dropped)} are dropped and {', '.join(created)} created. Autogenerate cannot tell\n"
