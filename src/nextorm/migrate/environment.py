@@ -60,13 +60,16 @@ def create_engine(db: Database) -> sa.Engine:
     if provider.name == "sqlite":
         if provider.memory:  # type: ignore[attr-defined]
             raise BindingError("Migrations need a database file, not an in-memory SQLite database")
-        engine = sa.create_engine(f"sqlite:///{provider.filename}", poolclass=NullPool)  # type: ignore[attr-defined]
+        # the provider's own connections: whatever it sets up on them (collations) tables may need
+        engine = sa.create_engine("sqlite://", creator=provider.connect, poolclass=NullPool)
 
-        # pysqlite opens transactions lazily and never around DDL; nextorm wants a migration's
-        # statements, table rebuilds included, to apply as a whole or not at all
         @sa.event.listens_for(engine, "connect")
-        def _no_implicit_transactions(dbapi_connection: Any, record: Any) -> None:
+        def _prepare(dbapi_connection: Any, record: Any) -> None:
+            # pysqlite opens transactions lazily and never around DDL; nextorm wants a migration's
+            # statements, table rebuilds included, to apply as a whole or not at all
             dbapi_connection.isolation_level = None
+            # a table rebuild drops a table others refer to: keys are checked after each step instead
+            dbapi_connection.execute("PRAGMA foreign_keys = OFF")
 
         @sa.event.listens_for(engine, "begin")
         def _begin(connection: sa.Connection) -> None:
