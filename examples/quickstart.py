@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import nextorm
-from nextorm import Database, Optional, PrimaryKey, Required, commit, db_session, desc, flush
+from nextorm import Database, Entity, Optional, PrimaryKey, Required, commit, db_session, desc, flush
 
 db = Database("sqlite", ":memory:")
 
 
-class Person(db.Entity):
+class Person(Entity, db=db):
     _table_ = "person"
     id = PrimaryKey(int, auto=True)
     name = Required(str, max_len=100)
@@ -33,6 +33,7 @@ def main() -> None:
         adults = Person.select(Person.age >= 18).order_by(desc(Person.age))
         print("adults, oldest first:", [p.name for p in adults])
         ann = Person.get(name="Ann")
+        assert ann is not None  # get() gives None when no row matches
         assert Person[ann.id] is ann  # the identity map: one object per row per session
         ann.age += 1  # tracked: only this column is sent, checked against the value read
         bea = Person(name="Bea", age=22)

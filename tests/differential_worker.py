@@ -66,7 +66,8 @@ class SqlCapture(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        # the statement and its parameters: the timing line that ends the message differs run to run
+        self.messages.append(record.getMessage().rpartition("\n-- ")[0])
 
     def take(self) -> list[str]:
         """The messages logged since the last call."""

@@ -81,11 +81,22 @@ class MObject:
         )
 
 
+class MSession:
+    """The model of one db_session: the failure that makes it refuse work until rolled back."""
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+
+
 class MCache:
     """The model of one session's cache: liveness, identity map, dirty queue, transaction."""
 
-    def __init__(self) -> None:
+    def __init__(self, session: MSession) -> None:
+        self.session = session
         self.alive = True
+        self.over = "the database session is over"
+        #: objects whose statements ran in the transaction: status, values before, columns written
+        self.undo: dict[MObject, tuple[int, dict[str, Any], set[str]]] = {}
         self.identity: dict[int, MObject] = {}
         self.dirty: dict[MObject, None] = {}
         self.new_numbers: dict[MObject, int] = {}
@@ -178,6 +189,9 @@ class Model:
         self.rows: dict[int, dict[str, Any]] = {}
         self.seq = 0
         self.cache: MCache | None = None
+        self.session = MSession()
+        #: (object, status, columns written, values before) saved by the flush under way
+        self.saving: list[tuple[MObject, int, set[str], dict[str, Any]]] = []
         self.handles: list[MObject] = []
         self.new_number = 0
 
@@ -222,16 +236,41 @@ class Model:
     # -- session and transaction ---------------------------------------------------------------------
 
     def cache_for(self) -> MCache:
-        """The session's cache, created on first use."""
+        """The session's cache, created on first use; a failed session refuses."""
+        self.refuse_if_failed(self.session)
         if self.cache is None:
-            self.cache = MCache()
+            self.cache = MCache(self.session)
         return self.cache
 
+    @staticmethod
+    def refuse_if_failed(session: MSession) -> None:
+        if session.failure is not None:
+            raise ModelError(
+                "PendingRollbackError",
+                f"This session failed and refuses all work until it is rolled back: {session.failure}. "
+                "Call rollback() to go on (leaving the db_session block also rolls back)",
+            )
+
+    def closed(self, obj: MObject, what: str) -> ModelError:
+        """The error for ``what`` on an object whose cache is closed."""
+        self.refuse_if_failed(obj.cache.session)
+        return ModelError("DatabaseSessionIsOver", f"{what}: {obj.cache.over}")
+
     def rollback(self) -> None:
-        """Detach the session's objects and forget the transaction's changes."""
-        if self.cache is not None:
-            self.cache.alive = False
+        """Detach the session's objects, undo in them what flushes wrote, forget the transaction."""
+        cache = self.cache
+        if cache is not None:
+            for obj, (status, before, written) in cache.undo.items():
+                if status == CREATED or obj.status == CREATED:
+                    continue
+                for attr in written - obj.written:  # changes not flushed keep their values
+                    obj.values[attr] = before[attr]
+                if obj.status == GONE:
+                    obj.status = LOADED
+            cache.alive = False
+            cache.over = "the session was rolled back"
             self.cache = None
+        self.session.failure = None
         self.rows = {pk: dict(row) for pk, row in self.committed.items()}
         self.seq = self.committed_seq
 
@@ -245,6 +284,7 @@ class Model:
             self.committed = {pk: dict(row) for pk, row in self.rows.items()}
             self.committed_seq = self.seq
             cache.in_transaction = False
+            cache.undo.clear()
 
     def flush(self, cache: MCache) -> None:
         """Send the dirty queue in first-change order, in groups of one statement shape."""
@@ -273,9 +313,25 @@ class Model:
                 group.append(obj)
             if group:
                 self.save(shape, group)
-        except ModelError:
+        except ModelError as exc:
+            for obj, status, written, original in reversed(self.saving):
+                obj.status = status  # saved by the failed flush: pending again
+                obj.written |= written
+                obj.original = {**original, **obj.original}
+            self.saving.clear()
             self.rollback()
+            self.session.failure = exc.message
             raise
+        for obj, status, written, original in self.saving:
+            entry = cache.undo.get(obj)
+            if entry is None:
+                cache.undo[obj] = (status, dict(original), set(written))
+            else:
+                for attr, value in original.items():
+                    if attr not in entry[2]:
+                        entry[1][attr] = value
+                entry[2].update(written)
+        self.saving.clear()
 
     @staticmethod
     def checks(obj: MObject) -> tuple[tuple[str, bool], ...]:
@@ -308,6 +364,7 @@ class Model:
                 self.rows[pk] = {}
             self.rows[pk].update({c: obj.values[c] for c in columns})
         for obj in group:
+            self.saving.append((obj, obj.status, set(obj.written), dict(obj.original)))
             if kind == "D":
                 cache.identity.pop(obj.values["id"], None)
                 obj.status = GONE
@@ -424,10 +481,7 @@ class Model:
         obj = self.handle(index)
         if not obj.cache.alive:
             if attr not in obj.values:
-                raise ModelError(
-                    "DatabaseSessionIsOver",
-                    f"Cannot load attribute {obj!r}.{attr}: the database session is over",
-                )
+                raise self.closed(obj, f"Cannot load attribute {obj!r}.{attr}")
             return ["ok", obj.values[attr]]
         if obj.status >= DELETED:
             if obj.status == DELETED or (attr == "id" and attr in obj.values):
@@ -444,10 +498,7 @@ class Model:
     def op_write(self, index: int, attr: str, value: Any) -> list[Any]:
         obj = self.handle(index)
         if not obj.cache.alive:
-            raise ModelError(
-                "DatabaseSessionIsOver",
-                f"Cannot assign new value to {obj!r}.{attr}: the database session is over",
-            )
+            raise self.closed(obj, f"Cannot assign new value to {obj!r}.{attr}")
         if obj.status >= DELETED:
             raise ModelError("OperationWithDeletedObjectError", f"{obj!r} was {status_word(obj.status)}")
         if attr == "id":
@@ -481,9 +532,7 @@ class Model:
         obj = self.handle(index)
         cache = obj.cache
         if not cache.alive:
-            raise ModelError(
-                "DatabaseSessionIsOver", f"Cannot delete object {obj!r}: the database session is over"
-            )
+            raise self.closed(obj, f"Cannot delete object {obj!r}")
         if obj.status >= DELETED:
             return ["ok", None]
         if obj.status == CREATED:
@@ -563,11 +612,13 @@ class Model:
         return ["ok", count]
 
     def op_flush(self) -> list[Any]:
+        self.refuse_if_failed(self.session)
         if self.cache is not None:
             self.flush(self.cache)
         return ["ok", None]
 
     def op_commit(self) -> list[Any]:
+        self.refuse_if_failed(self.session)
         self.commit()
         return ["ok", None]
 
@@ -576,12 +627,21 @@ class Model:
         return ["ok", None]
 
     def op_end_session(self) -> list[Any]:
+        failure = self.session.failure
         try:
+            if failure is not None:
+                self.rollback()
+                raise ModelError(
+                    "PendingRollbackError",
+                    f"The db_session ended after a failed flush or commit that was caught inside it "
+                    f"({failure}): it was rolled back, and nothing after the failure was committed",
+                )
             self.commit()
         finally:
             if self.cache is not None:
                 self.cache.alive = False
                 self.cache = None
+            self.session = MSession()
         return ["ok", None]
 
 

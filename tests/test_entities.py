@@ -13,6 +13,7 @@ from nextorm import (
     CacheIndexError,
     Database,
     DBSchemaError,
+    Entity,
     ERDiagramError,
     ObjectNotFound,
     Optional,
@@ -20,6 +21,7 @@ from nextorm import (
     PrimaryKey,
     ReadOnlyAttributeError,
     Required,
+    Set,
     TableIsNotEmpty,
     TransactionIntegrityError,
     UnknownAttributeError,
@@ -267,6 +269,33 @@ def test_two_primary_keys_are_an_er_diagram_error(db) -> None:
         class Bad(db.Entity):
             a = PrimaryKey(int)
             b = PrimaryKey(int)
+
+
+def test_entity_bound_with_db_keyword_is_a_db_entity(db, other_connection) -> None:
+    """``class Person(Entity, db=db)`` (README: Typing) declares the same entity as ``db.Entity``."""
+
+    class Author(Entity, db=db):
+        name = Required(str)
+        books = Set("Book")
+
+    class Book(db.Entity):
+        author = Required(Author)
+
+    db.generate_mapping(create_tables=True)
+    assert issubclass(Author, db.Entity) and db.entities == {"Author": Author, "Book": Book}
+    with db_session:
+        Book(author=Author(name="Ann"))
+    with db_session:
+        assert Book[1].author is Author[1]
+    assert rows(other_connection, "SELECT id, name FROM Author") == [(1, "Ann")]
+
+
+def test_entity_with_db_keyword_derives_from_entity_alone(db) -> None:
+    """``db=`` binds a class deriving from nextorm.Entity only; anything else is an ERDiagramError."""
+    with pytest.raises(ERDiagramError, match=r"Entity Bad with db= must derive from nextorm\.Entity alone"):
+
+        class Bad(db.Entity, db=db):
+            name = Required(str)
 
 
 # -- keys and uniqueness ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,19 @@ def test_wheel_holds_exactly_the_compiled_modules() -> None:
             stem = name[: -len(next(s for s in suffixes if name.endswith(s)))]
             extensions.add(".".join((*file.parent.parts, stem)))
     assert extensions == (set() if pure_wheel() else compiled_modules())
+
+
+@pytest.mark.skipif(
+    not sysconfig.get_config_var("Py_GIL_DISABLED"),
+    reason="only a free-threaded interpreter can re-enable the GIL",
+)
+def test_free_threaded_interpreter_runs_the_compiled_module_with_the_gil() -> None:
+    """On a free-threaded build, importing the compiled module re-enables the GIL (README: Free-threaded Python)."""
+    code = "import sys, nextorm; print(nextorm.COMPILED, sys._is_gil_enabled())"
+    environ = {k: v for k, v in os.environ.items() if k not in ("NEXTORM_NO_EXTENSIONS", "PYTHON_GIL")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=environ, cwd=REPO / "tests", capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    compiled, gil_enabled = done.stdout.split()
+    assert gil_enabled == compiled

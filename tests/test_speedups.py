@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import copy
 import gc
 import importlib
 import inspect
+import pickle
 import sys
 import tracemalloc
 import weakref
@@ -187,6 +189,43 @@ def test_twins_have_the_same_signatures(twins: tuple[ModuleType, ModuleType]) ->
         for name in names:
             c, p = getattr(getattr(compiled, cls), name), getattr(getattr(pure, cls), name)
             assert shape(c) == shape(p), f"{cls}.{name}"
+
+
+@pytest.mark.c_extension
+def test_twins_refuse_misuse_with_the_same_errors(twins: tuple[ModuleType, ModuleType]) -> None:
+    """Copying, pickling and other misuse of hot-path objects raise the same class and message in both."""
+
+    def outcomes(speedups: ModuleType) -> list[tuple[str, str, str]]:
+        built = make_model(speedups)
+        token = speedups.current_session.set(built.session)
+        try:
+            obj = built.new(speedups.LOADED, id=1, name="a")
+            misuse: list[tuple[str, Any]] = [
+                ("copy", lambda: copy.copy(obj)),
+                ("deepcopy", lambda: copy.deepcopy(obj)),
+                ("pickle", lambda: pickle.dumps(obj)),
+                ("weakref", lambda: weakref.ref(obj)),
+                ("vars", lambda: vars(obj)),
+                ("delete a column", lambda: delattr(obj, "name")),
+                ("npk 0", lambda: built.materialize([(2, "b", 1, 1.0, "n")], npk=0)),
+                ("short row", lambda: built.materialize([(3,)])),
+                ("no rows", lambda: built.materialize(None)),
+            ]
+            result = []
+            for name, action in misuse:
+                with pytest.raises(Exception) as info:
+                    action()
+                message = str(info.value).replace(repr(built.column("name")), "<column>")
+                result.append((name, type(info.value).__name__, message))
+            return result
+        finally:
+            speedups.current_session.reset(token)
+
+    compiled, pure = twins
+    assert outcomes(compiled) == outcomes(pure)
+    assert outcomes(pure)[:3] == [
+        (name, "TypeError", "cannot pickle 'Thing' object") for name in ("copy", "deepcopy", "pickle")
+    ]
 
 
 def test_stub_declares_the_pure_twins_names() -> None:

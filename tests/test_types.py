@@ -309,7 +309,7 @@ def test_uuid_accepts_its_str_form(Sample) -> None:
 
 
 def test_aware_datetime_round_trip(db) -> None:
-    """A ``tz_aware=True`` attribute keeps the instant and the offset of an aware datetime."""
+    """A ``tz_aware=True`` attribute keeps the instant of an aware datetime and reads back an aware one."""
 
     class Event(db.Entity):
         at = Required(datetime, tz_aware=True)

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from support import sync_id_sequence
 from nextorm import (
     Database,
     DatabaseSessionIsOver,
     OptimisticCheckError,
     Optional,
+    PendingRollbackError,
     PrimaryKey,
     Required,
     TransactionError,
@@ -32,6 +32,7 @@ from nextorm import (
     rollback,
 )
 from nextorm._impl import LOADED
+from support import sync_id_sequence
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -814,7 +815,8 @@ def test_conflict_rolls_back_earlier_flushes_and_next_session_works(
 def test_objects_are_detached_after_a_failed_flush(
     three_people: type, other_connection: sqlite3.Connection
 ) -> None:
-    """A failed flush rolls back at once: earlier flushes are undone, objects refuse writes, queries start afresh."""
+    """A failed flush rolls back at once: earlier flushes are undone, the session refuses work until
+    ``rollback()``, then objects refuse writes and queries start afresh."""
     Person = three_people
     with db_session:
         p = Person[1]
@@ -823,9 +825,14 @@ def test_objects_are_detached_after_a_failed_flush(
         d = Person(name="D")
         flush()
         p.age = 1
-        with pytest.raises(OptimisticCheckError):
+        with pytest.raises(OptimisticCheckError) as failed:
             flush()
         assert p.name == "A"
+        for refused in (lambda: setattr(p, "age", 2), lambda: Person[2], flush, commit):
+            with pytest.raises(PendingRollbackError) as info:
+                refused()
+            assert info.value.failure is failed.value
+        rollback()
         with pytest.raises(DatabaseSessionIsOver):
             p.age = 2
         with pytest.raises(DatabaseSessionIsOver):
@@ -991,6 +998,7 @@ def test_integrity_error_undoes_earlier_flushes_and_detaches_objects(
         with pytest.raises(TransactionIntegrityError):
             commit()
         assert a.name == "A"
+        rollback()
         for obj in (a, b, c):
             with pytest.raises(DatabaseSessionIsOver):
                 obj.age = 5

@@ -160,6 +160,10 @@ cdef class EntityBase:
         self._high = None
         self._orig_ = None
 
+    def __reduce_ex__(self, protocol):
+        # a copy would be a second object for one row, outside its session's bookkeeping
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
     @property
     def _rbits_(self):
         return _join_bits(self._rlow, self._high, 0)

@@ -123,6 +123,10 @@ class EntityBase:
         self._wbits_ = 0
         self._orig_ = None
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # a copy would be a second object for one row, outside its session's bookkeeping
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
 
 class Column:
     """Data descriptor of one column: tracked reads and writes of a slot."""

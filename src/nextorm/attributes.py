@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
 from . import _impl
 from ._impl import CREATED, DELETED, GONE
@@ -34,6 +34,9 @@ from .types import Json, column_type_for
 
 if TYPE_CHECKING:
     from .entity import UniqueKey
+
+#: the Python type of an attribute's value, as type checkers see it (``Required(int)`` reads as int)
+_T = TypeVar("_T")
 
 __all__ = ["Attribute", "Optional", "PrimaryKey", "Required", "Set", "composite_key", "desc"]
 
@@ -71,7 +74,7 @@ def is_entity_reference(py_type: Any) -> bool:
     return isinstance(py_type, str) or (isinstance(py_type, type) and issubclass(py_type, _impl.EntityBase))
 
 
-class Attribute(_impl.Column):
+class Attribute(_impl.Column, Generic[_T]):
     """One declared attribute of an entity; subclasses say whether it is required."""
 
     is_required = False
@@ -83,14 +86,25 @@ class Attribute(_impl.Column):
     #: the unique keys this attribute is part of, set when the mapping is generated
     unique_keys: tuple[UniqueKey, ...]
 
-    def __new__(cls, py_type: Any = None, *args: Any, **options: Any) -> Any:
+    # At runtime the compiled ``__get__``/``__set__`` of ``_impl.Column`` are the descriptor: these
+    # signatures exist for type checkers only, so the hot path stays a C slot.
+    if TYPE_CHECKING:
+
+        @overload
+        def __get__(self, obj: None, cls: Any = None) -> Self: ...
+        @overload
+        def __get__(self, obj: object, cls: Any = None) -> _T: ...
+        def __get__(self, obj: object, cls: Any = None) -> Any: ...
+        def __set__(self, obj: object, value: _T) -> None: ...
+
+    def __new__(cls, py_type: Any = None, *args: Any, **options: Any) -> Self:
         if is_entity_reference(py_type) and not cls.is_reference:
             reference_class = _REFERENCE_CLASSES.get(cls)
             if reference_class is None:
                 raise ERDiagramError(f"{cls.__name__}({py_type!r}): a primary key cannot be a relationship")
-            return super().__new__(reference_class)
+            return cast(Self, super().__new__(reference_class))
         if py_type is Json and cls in _JSON_CLASSES:
-            return super().__new__(_JSON_CLASSES[cls])
+            return cast(Self, super().__new__(_JSON_CLASSES[cls]))
         return super().__new__(cls)
 
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
@@ -195,14 +209,11 @@ class Attribute(_impl.Column):
         return self.__get__(obj, None)
 
     def _read_after_session_(self, obj: Any) -> Any:
-        if obj._cache_.strict:
-            raise DatabaseSessionIsOver(
-                f"Cannot read value of {obj!r}.{self.name}: the database session is over"
-            )
+        cache = obj._cache_
+        if cache.strict:
+            raise DatabaseSessionIsOver(f"Cannot read value of {obj!r}.{self.name}: {cache.over}")
         if not self.is_loaded(obj):
-            raise DatabaseSessionIsOver(
-                f"Cannot load attribute {obj!r}.{self.name}: the database session is over"
-            )
+            raise cache.closed_error(f"Cannot load attribute {obj!r}.{self.name}")
         return self.get_raw(obj)
 
     def _deleted_(self, obj: Any) -> Any:
@@ -213,9 +224,7 @@ class Attribute(_impl.Column):
     def _check_assign_(self, obj: Any, value: Any) -> None:
         cache = obj._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(
-                f"Cannot assign new value to {obj!r}.{self.name}: the database session is over"
-            )
+            raise cache.closed_error(f"Cannot assign new value to {obj!r}.{self.name}")
         if obj._status_ >= DELETED:
             raise OperationWithDeletedObjectError(f"{obj!r} was {status_word(obj._status_)}")
         if self.readonly:
@@ -290,6 +299,11 @@ class Attribute(_impl.Column):
         """The string value contains ``part`` (case-sensitive)."""
         return expression_for(self, "contains", part)
 
+    def __neg__(self) -> Any:
+        raise QueryError(
+            f"-{self.qualname} is not an order: use desc({self.qualname}) or {self.qualname}.desc()"
+        )
+
     def desc(self) -> OrderBy:
         """Descending order by this attribute."""
         return OrderBy(self, descending=True)
@@ -299,31 +313,68 @@ class Attribute(_impl.Column):
         return OrderBy(self, descending=False)
 
 
-class Required(Attribute):
+class Required(Attribute[_T]):
     """An attribute that must have a value (NOT NULL; a str may not be empty)."""
 
     is_required = True
 
+    if TYPE_CHECKING:
+        # The value type comes from the declared Python type: ``Required(int)`` is ``Required[int]``,
+        # ``Required(Person)`` is ``Required[Person]``. ``Json`` values and references by name are
+        # ``Any`` to a checker (``author: Required['Person'] = Required('Person')`` says more).
 
-class Optional(Attribute):
+        @overload
+        def __init__(self: Required[Any], py_type: type[Json], *args: Any, **options: Any) -> None: ...
+        @overload
+        def __init__(self, py_type: type[_T], *args: Any, **options: Any) -> None: ...
+        @overload
+        def __init__(self: Required[Any], py_type: str, *args: Any, **options: Any) -> None: ...
+        def __init__(self, py_type: Any, *args: Any, **options: Any) -> None: ...
+
+
+class Optional(Attribute[_T]):
     """An attribute that may be None (NULL)."""
 
+    if TYPE_CHECKING:
+        # Required's constructor signatures; reads may give None and None may be assigned, so
+        # ``Optional(str)`` reads as ``str | None``
 
-class PrimaryKey(Required):
+        @overload
+        def __init__(self: Optional[Any], py_type: type[Json], *args: Any, **options: Any) -> None: ...
+        @overload
+        def __init__(self, py_type: type[_T], *args: Any, **options: Any) -> None: ...
+        @overload
+        def __init__(self: Optional[Any], py_type: str, *args: Any, **options: Any) -> None: ...
+        def __init__(self, py_type: Any, *args: Any, **options: Any) -> None: ...
+
+        @overload  # type: ignore[override]
+        def __get__(self, obj: None, cls: Any = None) -> Self: ...
+        @overload
+        def __get__(self, obj: object, cls: Any = None) -> _T | None: ...
+        def __get__(self, obj: object, cls: Any = None) -> Any: ...
+        def __set__(self, obj: object, value: _T | None) -> None: ...  # type: ignore[override]
+
+
+class PrimaryKey(Required[_T]):
     """The primary key; ``PrimaryKey(a, b)`` with attributes declares a composite key."""
 
     is_pk = True
 
-    def __new__(cls, *args: Any, **options: Any) -> Any:
+    def __new__(cls, *args: Any, **options: Any) -> Self:
         if args and isinstance(args[0], Attribute):
             if options or not all(isinstance(a, Attribute) for a in args) or len(args) < 2:
                 raise TypeError("PrimaryKey(a, b, ...) takes two or more attributes and no options")
             key = CompositeKey(args, primary=True)
             # Pony style: a bare ``PrimaryKey(a, b)`` statement in the entity body declares the key
             sys._getframe(1).f_locals.setdefault("_composite_keys_", []).append(key)
-            return key
+            # the value of a bare statement: checkers see a PrimaryKey, which nothing reads
+            return cast(Self, key)
         return super().__new__(cls)
 
+    @overload
+    def __init__(self, py_type: type[_T], *args: Any, **options: Any) -> None: ...
+    @overload  # ``PrimaryKey(a, b)``: a composite key (the statement's value is not used)
+    def __init__(self: PrimaryKey[Any], py_type: Attribute[Any], *args: Attribute[Any]) -> None: ...
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
         super().__init__(py_type, *args, **options)
         self.unique = True
@@ -341,7 +392,7 @@ class CompositeKey:
         return f"({', '.join(a.name for a in self.attrs)})"
 
 
-def composite_key(*attrs: Attribute) -> None:
+def composite_key(*attrs: Attribute[Any]) -> None:
     """Declare, in an entity body, that ``attrs`` are unique together."""
     if len(attrs) < 2 or not all(isinstance(a, Attribute) for a in attrs):
         raise TypeError("composite_key() takes two or more attributes of the entity being declared")
@@ -349,7 +400,7 @@ def composite_key(*attrs: Attribute) -> None:
     namespace.setdefault("_composite_keys_", []).append(CompositeKey(attrs, primary=False))
 
 
-class Reference(Attribute):
+class Reference(Attribute[_T]):
     """A column holding another entity's primary key; reads return the object."""
 
     is_reference = True
@@ -420,11 +471,11 @@ class Reference(Attribute):
         return reference_value(self, obj, value)
 
 
-class RequiredReference(Reference, Required):
+class RequiredReference(Reference[_T], Required[_T]):
     """``Required(Entity)``."""
 
 
-class OptionalReference(Reference, Optional):
+class OptionalReference(Reference[_T], Optional[_T]):
     """``Optional(Entity)``."""
 
 
@@ -443,7 +494,7 @@ class ReferenceType:
 _REFERENCE_CLASSES: dict[type, type] = {Required: RequiredReference, Optional: OptionalReference}
 
 
-class JsonAttribute(Attribute):
+class JsonAttribute(Attribute[Any]):
     """A Json column: a dict or list changed in place is saved too (its JSON text is compared at flush)."""
 
     def __get__(self, obj: Any, cls: Any = None) -> Any:
@@ -453,11 +504,11 @@ class JsonAttribute(Attribute):
         return value
 
 
-class RequiredJson(JsonAttribute, Required):
+class RequiredJson(JsonAttribute, Required[Any]):
     """``Required(Json)``."""
 
 
-class OptionalJson(JsonAttribute, Optional):
+class OptionalJson(JsonAttribute, Optional[Any]):
     """``Optional(Json)``."""
 
 
@@ -466,7 +517,7 @@ _JSON_CLASSES: dict[type, type] = {Required: RequiredJson, Optional: OptionalJso
 Set = SetAttr
 
 
-def desc(attr: Attribute | OrderBy) -> OrderBy:
+def desc(attr: Attribute[Any] | OrderBy) -> OrderBy:
     """Descending order by ``attr`` (``desc(desc(a))`` is ascending)."""
     if isinstance(attr, OrderBy):
         return OrderBy(attr.attr, descending=not attr.descending)

@@ -19,14 +19,17 @@ from .exceptions import (
 from .providers import Provider, get_provider
 from .query import caller_namespace
 from .relations import resolve_relations
-from .session import Session, active_session, db_session, require_session
+from .session import active_session, db_session, require_session
 from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = ["AsyncDatabase", "Database"]
 
-# ``$name``, ``$name.attr`` or ``$(expression)`` outside quoted SQL text; ``$$`` is a literal ``$``
+# ``$name``, ``$name.attr`` or ``$(expression)`` outside quoted SQL text and comments (group 1,
+# passed through untouched); ``$$`` is a literal ``$``
 _SQL_TOKENS = re.compile(
-    r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)|\$([A-Za-z_][\w.]*)"""
+    r"""('(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)|--[^\n]*|/\*.*?(?:\*/|\Z))"""
+    r"""|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)|\$([A-Za-z_][\w.]*)""",
+    re.DOTALL,
 )
 
 
@@ -62,7 +65,7 @@ class Database:
         self.entities: dict[str, Any] = {}
         self.provider: Provider | None = None
         self._mapped_ = False
-        self.Entity: Any = EntityMeta(
+        self.Entity: type[Entity] = EntityMeta(
             "Entity", (Entity,), {"_database_": self, "_is_base_": True, "__slots__": ()}
         )
         if args or kwargs:
@@ -488,19 +491,12 @@ class Database:
     def _commit_steps(self) -> Steps[None]:
         cache = self._own_cache()
         if cache is not None:
-            yield from cache.flush_steps()
-            yield cache, "commit_db", ()
+            yield from cache.session.commit_steps([cache])
 
     def _rollback_steps(self) -> Steps[None]:
         cache = self._own_cache()
-        if cache is None:
-            return
-        yield from Session._ready_steps([cache])
-        session = cache.session
-        session.caches.pop(self, None)
-        for entity in self.entities.values():
-            session.maps.pop(entity, None)
-        yield cache, "close_db", (True,)
+        if cache is not None:
+            yield from cache.session.rollback_steps([cache])
 
     def flush(self) -> None:
         """Send this database's pending changes in the current session."""

@@ -1,17 +1,23 @@
-"""SQL logging: the ``nextorm.sql`` logger, switched per thread or task."""
+"""SQL logging: the ``nextorm.sql`` logger, switched per thread or task, with statement timings."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from contextvars import ContextVar
+from time import perf_counter
+from types import TracebackType
 from typing import Any
 
-__all__ = ["is_sql_debug", "log_sql", "set_sql_debug", "sql_debug", "sql_logger"]
+__all__ = ["is_sql_debug", "logged_sql", "set_sql_debug", "sql_debug", "sql_logger"]
 
 sql_logger = logging.getLogger("nextorm.sql")
 
 #: (debug, show_values) for the current thread or task
 _state: ContextVar[tuple[bool, bool]] = ContextVar("nextorm_sql_debug", default=(False, False))
+
+#: what ``logged_sql`` gives while logging is off: entering and leaving it costs next to nothing
+_NOT_LOGGED = contextlib.nullcontext()
 
 
 def set_sql_debug(debug: bool = True, show_values: bool | None = None) -> None:
@@ -46,15 +52,77 @@ def pop_sql_debug(token: Any) -> None:
     _state.reset(token)
 
 
-def log_sql(sql: str, params: Any = None, many: int | None = None) -> None:
-    """Log one statement if logging is on; ``many`` is the row count of an executemany."""
+def logged_sql(
+    sql: str, params: Any = None, many: int | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """A context around running one statement that logs it, timed, when it ends (if logging is on).
+
+    ``many`` is the row count of an executemany.
+    """
     debug, show_values = _state.get()
     if not debug:
+        return _NOT_LOGGED
+    return _TimedStatement(sql, params if show_values else None, many)
+
+
+class _TimedStatement:
+    """Times one statement and logs it when it ends, also when it fails."""
+
+    __slots__ = ("many", "params", "sql", "started")
+
+    def __init__(self, sql: str, params: Any, many: int | None) -> None:
+        self.sql = sql
+        self.params = params
+        self.many = many
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = perf_counter()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        _log_statement(self.sql, self.params, self.many, perf_counter() - self.started, exc is not None)
+
+
+def _level_chosen() -> bool:
+    """Whether the application set a level on ``nextorm.sql`` or ``nextorm`` (the root's does not count)."""
+    logger: logging.Logger | None = sql_logger
+    while logger is not None and logger is not logging.root:
+        if logger.level != logging.NOTSET:
+            return True
+        logger = logger.parent
+    return False
+
+
+def _log_statement(sql: str, params: Any, many: int | None, duration: float, failed: bool) -> None:
+    """Log one finished statement at INFO.
+
+    Switching SQL debugging on is the request to see statements, so, as with SQLAlchemy's ``echo``,
+    the root logger's level does not hide them: only a level the application set on ``nextorm.sql``
+    (or ``nextorm``) and ``logging.disable`` do. The record goes to the application's handlers; with
+    no handler configured anywhere it is printed to stdout, as Pony does.
+    """
+    if sql_logger.manager.disable >= logging.INFO:
+        return
+    if _level_chosen() and not sql_logger.isEnabledFor(logging.INFO):
         return
     text = sql if many is None else f"EXECUTEMANY ({many})\n{sql}"
-    if show_values and params:
+    if params:
         text += "\n" + repr(params if many is None else list(params))
+    # an SQL comment, so the logged text still runs as it is
+    text += f"\n-- {duration * 1000:.3f} ms{' (failed)' if failed else ''}"
+    record = sql_logger.makeRecord(
+        sql_logger.name,
+        logging.INFO,
+        __file__,
+        0,
+        text,
+        (),
+        None,
+        extra={"sql": sql, "params": params, "duration": duration, "failed": failed},
+    )
     if sql_logger.hasHandlers():
-        sql_logger.info(text)
+        sql_logger.handle(record)
     else:
         print(text + "\n")

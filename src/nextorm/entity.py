@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from ._impl import CREATED, DELETED, GONE, MODIFIED, EntityBase, EntityMetaBase, materialize
 from .attributes import Attribute, CompositeKey, PrimaryKey, Reference, status_word
 from .exceptions import (
-    DatabaseSessionIsOver,
     ERDiagramError,
     MultipleObjectsFoundError,
+    ObjectCopyError,
     ObjectNotFound,
     OrmError,
     ReadOnlyAttributeError,
@@ -25,8 +25,15 @@ from .query import Query, caller_namespace, conditions_for
 from .relations import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import SessionCache, mark_saved, require_session
 from .steps import Steps, run_async, run_sync
+from .translator import lambda_var
+
+if TYPE_CHECKING:
+    from .database import Database
 
 __all__ = ["Entity", "EntityMeta", "EntityProxy", "UniqueKey", "make_proxy"]
+
+#: an entity class, in the signatures of EntityMeta (a metaclass method's ``cls``)
+_E = TypeVar("_E")
 
 _new_object_numbers = itertools.count(1)
 
@@ -66,14 +73,20 @@ class EntityMeta(EntityMetaBase):
     """Maps an entity class onto its table and gives it ``Entity[pk]`` and iteration."""
 
     # Put in every entity's namespace by ``__new__`` (the other class attributes are set by
-    # ``_finish_declaration_`` and ``_finish_mapping_``); ``select`` is ``Entity.select``.
+    # ``_finish_declaration_`` and ``_finish_mapping_``).
     _table_: str
     _table_given_: bool
-    select: Callable[..., Query]
 
-    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
+    def __new__(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], db: Database | None = None
+    ) -> Any:
         if namespace.get("_is_base_"):
             return super().__new__(mcs, name, bases, namespace)
+        if db is not None:
+            # ``class Person(Entity, db=db)``: ``db.Entity`` spelled so that mypy accepts it too
+            if bases != (Entity,):
+                raise ERDiagramError(f"Entity {name} with db= must derive from nextorm.Entity alone")
+            bases = (db.Entity,)
         base = bases[0] if bases else None
         db = getattr(base, "_database_", None)
         if len(bases) != 1 or db is None:
@@ -184,8 +197,15 @@ class EntityMeta(EntityMetaBase):
             attr.unique_keys = tuple(key for key in keys if any(a is attr for a in key.attrs))
             attr.tracked = bool(attr.unique_keys)
 
-    def __iter__(cls) -> Any:
-        return iter(cls.select())
+    if TYPE_CHECKING:
+        # ``Person[pk]`` is the compiled identity-map lookup of EntityMetaBase; typed here per class
+        def __getitem__(cls: type[_E], key: Any) -> _E: ...
+
+    def __iter__(cls: type[_E]) -> Iterator[_E]:
+        entity = cast(Any, cls)
+        entity._database_._require_mapping_(entity)
+        query: Query[_E] = Query(entity)
+        return iter(query)
 
     def __repr__(cls) -> str:
         return f"<Entity {cls.__name__}>"
@@ -198,7 +218,31 @@ class Entity(EntityBase, metaclass=EntityMeta):
     _is_base_ = True
     _database_: Any = None
     _cache_: SessionCache
-    _attrs_: tuple[Attribute, ...] = ()
+    _attrs_: tuple[Attribute[Any], ...] = ()
+
+    if TYPE_CHECKING:
+        # the class keyword of ``class Person(Entity, db=db)``, taken by EntityMeta
+        def __init_subclass__(cls, db: Database | None = None) -> None: ...
+
+    # -- copying: refused, a session holds one object per row -----------------------------------
+
+    def _copy_refused_(self, what: str) -> ObjectCopyError:
+        return ObjectCopyError(
+            f"{self!r} cannot be {what}: a session holds one object per row. "
+            "Use to_dict() for its values or make_proxy() for a reference usable in other sessions"
+        )
+
+    def __copy__(self) -> Any:
+        raise self._copy_refused_("copied")
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        raise self._copy_refused_("copied")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise self._copy_refused_("pickled")
+
+    def __reduce__(self) -> Any:
+        raise self._copy_refused_("pickled")
 
     # -- creation ---------------------------------------------------------------------------------
 
@@ -305,7 +349,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
     def _check_live_(self, action: str) -> Any:
         cache = self._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(f"Cannot {action} {self!r}: the database session is over")
+            raise cache.closed_error(f"Cannot {action} {self!r}")
         if cache.session is not require_session():
             raise TransactionError(f"Object {self!r} doesn't belong to current transaction")
         return cache
@@ -409,7 +453,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
     def _delete_steps_(self) -> Steps[None]:
         cache = self._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(f"Cannot delete object {self!r}: the database session is over")
+            raise cache.closed_error(f"Cannot delete object {self!r}")
         status = self._status_
         if status >= DELETED:
             return
@@ -477,10 +521,12 @@ class Entity(EntityBase, metaclass=EntityMeta):
     # -- class API ------------------------------------------------------------------------------
 
     @classmethod
-    def select(cls, *conditions: Any, **values: Any) -> Query:
+    def select(cls, *conditions: Any, **values: Any) -> Query[Self]:
         """A query of this entity's objects matching every condition."""
         cls._database_._require_mapping_(cls)
-        return Query(cls, conditions_for(cls, conditions, values))
+        query = Query(cls, conditions_for(cls, conditions, values))
+        var = lambda_var(conditions)
+        return query if var is None else query._named(var)
 
     @classmethod
     def _get_steps_(cls, conditions: tuple[Any, ...], values: dict[str, Any]) -> Steps[Any]:
@@ -507,19 +553,19 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return result[0] if result else None
 
     @classmethod
-    def get(cls, *conditions: Any, **values: Any) -> Any:
+    def get(cls, *conditions: Any, **values: Any) -> Self | None:
         """The one matching object, or None; MultipleObjectsFoundError when several match."""
         return run_sync(cls._get_steps_(conditions, values), f"await {cls.__name__}.aget(...)")
 
     @classmethod
-    async def aget(cls, *conditions: Any, **values: Any) -> Any:
+    async def aget(cls, *conditions: Any, **values: Any) -> Self | None:
         """Awaitable ``get()``."""
         return await run_async(cls._get_steps_(conditions, values))
 
     @classmethod
     def get_for_update(
         cls, *conditions: Any, nowait: bool = False, skip_locked: bool = False, **values: Any
-    ) -> Any:
+    ) -> Self | None:
         """Like ``get()``, locking the row (``SELECT ... FOR UPDATE``) until the transaction ends."""
         query = cls.select(*conditions, **values).for_update(nowait=nowait, skip_locked=skip_locked)
         return run_sync(query.get_steps(), f"await {cls.__name__}.aget_for_update(...)")
@@ -527,7 +573,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
     @classmethod
     async def aget_for_update(
         cls, *conditions: Any, nowait: bool = False, skip_locked: bool = False, **values: Any
-    ) -> Any:
+    ) -> Self | None:
         """Awaitable ``get_for_update()``."""
         query = cls.select(*conditions, **values).for_update(nowait=nowait, skip_locked=skip_locked)
         return await run_async(query.get_steps())
@@ -559,18 +605,18 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return result[0] if result else None
 
     @classmethod
-    def select_by_sql(cls, sql: str, params: Any = None) -> list[Any]:
+    def select_by_sql(cls, sql: str, params: Any = None) -> list[Self]:
         """Objects from a raw SELECT; ``$name`` refers to a caller variable or a key of ``params``."""
         steps = cls._raw_steps_(sql, params, caller_namespace(), single=False)
         return run_sync(steps, f"await {cls.__name__}.aselect_by_sql(...)")  # type: ignore[no-any-return]
 
     @classmethod
-    async def aselect_by_sql(cls, sql: str, params: Any = None) -> list[Any]:
+    async def aselect_by_sql(cls, sql: str, params: Any = None) -> list[Self]:
         """Awaitable ``select_by_sql()``."""
         return await run_async(cls._raw_steps_(sql, params, caller_namespace(), single=False))  # type: ignore[no-any-return]
 
     @classmethod
-    def get_by_sql(cls, sql: str, params: Any = None) -> Any:
+    def get_by_sql(cls, sql: str, params: Any = None) -> Self | None:
         """The one object of a raw SELECT, or None; MultipleObjectsFoundError when several."""
         return run_sync(
             cls._raw_steps_(sql, params, caller_namespace(), single=True),
@@ -578,7 +624,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
         )
 
     @classmethod
-    async def aget_by_sql(cls, sql: str, params: Any = None) -> Any:
+    async def aget_by_sql(cls, sql: str, params: Any = None) -> Self | None:
         """Awaitable ``get_by_sql()``."""
         return await run_async(cls._raw_steps_(sql, params, caller_namespace(), single=True))
 

@@ -9,20 +9,24 @@ __all__ = [
     "BindingError",
     "CacheIndexError",
     "CommitException",
+    "CommitOutcomeUnknown",
     "ConnectionClosedError",
     "ConstraintError",
     "DBSchemaError",
     "DatabaseError",
     "DatabaseSessionIsOver",
     "ERDiagramError",
+    "ExprEvalError",
     "IsolationError",
     "MappingError",
     "MultipleObjectsFoundError",
+    "ObjectCopyError",
     "ObjectNotFound",
     "OperationWithDeletedObjectError",
     "OptimisticCheckError",
     "OrmError",
     "PartialCommitException",
+    "PendingRollbackError",
     "QueryError",
     "ReadOnlyAttributeError",
     "RollbackException",
@@ -30,6 +34,7 @@ __all__ = [
     "TableIsNotEmpty",
     "TransactionError",
     "TransactionIntegrityError",
+    "TranslationError",
     "UnknownAttributeError",
     "UnrepeatableReadError",
     "UnresolvableCyclicDependency",
@@ -81,6 +86,18 @@ class QueryError(OrmError, TypeError, ValueError):
     """A query was built wrongly: a bad condition, order, limit, offset, index or slice."""
 
 
+class TranslationError(QueryError):
+    """A generator, lambda or string query uses a construct nextorm cannot translate to SQL.
+
+    The message names the construct and the line of the query; where the source of a query
+    cannot be read, it says to write the query as a string or with attribute expressions.
+    """
+
+
+class ExprEvalError(TranslationError):
+    """Evaluating a value a query takes from its enclosing scope raised an exception."""
+
+
 class ObjectNotFound(OrmError):
     """``Entity[pk]`` found no row."""
 
@@ -89,6 +106,10 @@ class ObjectNotFound(OrmError):
         self.pkval = pkval
         key = ",".join(repr(v) for v in pkval) if isinstance(pkval, tuple) else repr(pkval)
         super().__init__(f"{entity.__name__}[{key}]")
+
+
+class ObjectCopyError(OrmError, TypeError):
+    """An entity object was copied or pickled: a session holds one object per row."""
 
 
 class MultipleObjectsFoundError(OrmError):
@@ -140,19 +161,65 @@ class SerializationFailure(IsolationError):
 
 
 class CommitException(TransactionError):
-    """Committing failed; every database was rolled back."""
+    """Committing failed and nothing was committed: every database's transaction was ended unapplied."""
 
     def __init__(self, msg: str, exceptions: list[BaseException] | None = None) -> None:
         super().__init__(msg)
         self.exceptions = exceptions or []
+
+
+class CommitOutcomeUnknown(TransactionError):
+    """COMMIT did not answer (the connection dropped mid-COMMIT): it may or may not have taken effect.
+
+    ``db_session(retry=...)`` never re-runs a function after this error, whatever
+    ``retry_exceptions`` says: re-running could write the same rows twice. ``database`` is the
+    database whose COMMIT went unanswered; ``committed`` lists the databases committed before it.
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        exceptions: list[BaseException] | None = None,
+        database: Any = None,
+        committed: list[Any] | None = None,
+    ) -> None:
+        super().__init__(msg)
+        self.exceptions = exceptions or []
+        self.database = database
+        self.committed = committed or []
 
 
 class PartialCommitException(TransactionError):
-    """The first database committed, a later one failed."""
+    """The first database committed, a later one failed: part of the session's work is stored.
 
-    def __init__(self, msg: str, exceptions: list[BaseException] | None = None) -> None:
+    ``db_session(retry=...)`` never re-runs a function after this error, whatever
+    ``retry_exceptions`` says. ``committed`` lists the databases that committed, ``failed`` the
+    ones that did not.
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        exceptions: list[BaseException] | None = None,
+        committed: list[Any] | None = None,
+        failed: list[Any] | None = None,
+    ) -> None:
         super().__init__(msg)
         self.exceptions = exceptions or []
+        self.committed = committed or []
+        self.failed = failed or []
+
+
+class PendingRollbackError(TransactionError):
+    """A flush or commit of this session failed: it refuses all work until ``rollback()``.
+
+    ``failure`` is the original error. Leaving the ``db_session`` block rolls back and raises this
+    error when the failure was caught inside the block.
+    """
+
+    def __init__(self, msg: str, failure: BaseException | None = None) -> None:
+        super().__init__(msg)
+        self.failure = failure
 
 
 class RollbackException(TransactionError):

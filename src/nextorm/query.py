@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ._impl import EntityBase
 from .exceptions import AttributeTypeError, MultipleObjectsFoundError, QueryError, UnknownAttributeError
 from .steps import Steps, run_async, run_sync
+from .translator import conditions_from, is_query_text, order_from
 
 INT64_MAX = 2**63 - 1
 
 if TYPE_CHECKING:
     from .attributes import Attribute
 
-__all__ = ["Expr", "OrderBy", "Query", "caller_namespace", "expression_for"]
+__all__ = ["Expr", "OrderBy", "Query", "QueryIterator", "caller_namespace", "expression_for"]
+
+#: the entity class a query selects (``Person.select()`` is a ``Query[Person]``)
+_E = TypeVar("_E")
 
 
 def caller_namespace(depth: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -108,10 +112,7 @@ class Compare(Expr):
         if value is None:
             return f"{column} IS NULL" if op == "==" else f"{column} IS NOT NULL"
         if op == "in":
-            if not value:
-                return "0 = 1"
-            params.extend(map(_bound, value))
-            return f"{column} IN ({', '.join([provider.param] * len(value))})"
+            return provider.in_values_sql(column, [_bound(v) for v in value], params)
         if op in ("startswith", "endswith", "contains"):
             return provider.string_test(op, column, value, params)
         params.append(_bound(value))
@@ -176,20 +177,40 @@ class OrderBy:
         return provider.quote(self.attr.column) + (" DESC" if self.descending else "")
 
 
-class Query:
+class QueryIterator:
+    """Iterates a query's objects, fetched on the first ``next()``; a generator query reads ``query``."""
+
+    __slots__ = ("_objects", "query")
+
+    def __init__(self, query: Query[Any]) -> None:
+        self.query = query
+        self._objects: Iterator[Any] | None = None
+
+    def __iter__(self) -> QueryIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._objects is None:
+            self._objects = iter(self.query._fetch_once())
+        return next(self._objects)
+
+
+class Query(Generic[_E]):
     """A lazy SELECT of entity objects; every refinement returns a new Query."""
 
-    def __init__(self, entity: Any, where: tuple[Expr, ...] = ()) -> None:
-        self.entity = entity
+    def __init__(self, entity: type[_E], where: tuple[Expr, ...] = ()) -> None:
+        self.entity: Any = entity
         self._where = where
         self._order: tuple[OrderBy, ...] = ()
         self._limit: int | None = None
         self._offset = 0
         self._for_update: str | None = None
         self._prefetch: tuple[Any, ...] = ()
+        #: the name a generator query gives its objects (``p`` in ``p for p in Person``)
+        self._var: str | None = None
 
-    def _copy(self, **changes: Any) -> Query:
-        query = Query.__new__(Query)
+    def _copy(self, **changes: Any) -> Query[_E]:
+        query: Query[_E] = Query.__new__(Query)
         query.__dict__.update(self.__dict__)
         query.__dict__.update(changes)
         return query
@@ -199,16 +220,24 @@ class Query:
 
     # -- refinement ----------------------------------------------------------------------------
 
-    def filter(self, *conditions: Expr, **values: Any) -> Query:
-        """Add conditions (ANDed), given as expressions or ``attr=value`` keywords."""
-        return self._copy(_where=self._where + conditions_for(self.entity, conditions, values))
+    def filter(self, *conditions: Any, **values: Any) -> Query[_E]:
+        """Add conditions (ANDed): expressions, ``attr=value`` keywords, lambdas or query text."""
+        return self._copy(_where=self._where + conditions_for(self.entity, conditions, values, self._var))
 
     where = filter
 
-    def order_by(self, *items: Any) -> Query:
+    def _named(self, var: str, conditions: tuple[Expr, ...] = ()) -> Query[_E]:
+        """This query with its objects named ``var`` (for conditions without a lambda parameter),
+        refined by ``conditions`` already built on its entity's attributes."""
+        return self._copy(_var=var, _where=self._where + conditions)
+
+    def order_by(self, *items: Any) -> Query[_E]:
         """Order by attributes (ascending) or ``desc(attr)``; replaces an earlier order."""
         order = []
+        translated: list[Any] = []
         for item in items:
+            translated.extend(order_from(self.entity, item, self._var) if is_query_text(item) else (item,))
+        for item in translated:
             if isinstance(item, OrderBy):
                 if item.attr.entity is not self.entity:
                     raise UnknownAttributeError(
@@ -221,7 +250,9 @@ class Query:
                 raise QueryError(f"order_by() takes attributes of {self.entity.__name__}, got {item!r}")
         return self._copy(_order=tuple(order))
 
-    def limit(self, limit: int | None, offset: int | None = None) -> Query:
+    sort_by = order_by
+
+    def limit(self, limit: int | None = None, offset: int | None = None) -> Query[_E]:
         """At most ``limit`` objects, skipping ``offset``."""
         for name, value in (("limit", limit), ("offset", offset)):
             if value is not None and (
@@ -234,13 +265,25 @@ class Query:
                 )
         return self._copy(_limit=limit, _offset=self._offset + (offset or 0))
 
-    def for_update(self, nowait: bool = False, skip_locked: bool = False) -> Query:
+    def page(self, pagenum: int, pagesize: int = 10) -> Query[_E]:
+        """Page ``pagenum`` (counted from 1) of ``pagesize`` objects."""
+        if type(pagenum) is not int or pagenum < 1:
+            raise QueryError(
+                f"page() of a {self.entity.__name__} query takes a page number from 1, got {pagenum!r}"
+            )
+        if type(pagesize) is not int or pagesize < 0:
+            raise QueryError(
+                f"page() of a {self.entity.__name__} query takes a page size of 0 or more, got {pagesize!r}"
+            )
+        return self.limit(pagesize, (pagenum - 1) * pagesize)
+
+    def for_update(self, nowait: bool = False, skip_locked: bool = False) -> Query[_E]:
         """Lock the selected rows (``SELECT ... FOR UPDATE``) where the database supports it."""
         if nowait and skip_locked:
             raise QueryError("nowait and skip_locked cannot be used together")
         return self._copy(_for_update="nowait" if nowait else "skip_locked" if skip_locked else "wait")
 
-    def prefetch(self, *attrs: Any) -> Query:
+    def prefetch(self, *attrs: Any) -> Query[_E]:
         """Load these relationships of the whole result with one query each (not one per object).
 
         Each attribute belongs to the query's entity or to an entity an earlier attribute
@@ -319,15 +362,15 @@ class Query:
     def _hint(self, method: str) -> str:
         return f"await {self.entity.__name__}.select(...).{method}()"
 
-    def fetch(self) -> list[Any]:
+    def fetch(self) -> list[_E]:
         """Run the query and return the list of objects."""
         return run_sync(self.fetch_steps(), self._hint("afetch"))
 
-    async def afetch(self) -> list[Any]:
+    async def afetch(self) -> list[_E]:
         """Awaitable ``fetch()``."""
         return await run_async(self.fetch_steps())
 
-    def _fetch_once(self) -> list[Any]:
+    def _fetch_once(self) -> list[_E]:
         """The result, shared by an iteration and a ``len()`` that follow each other (as ``list(q)`` does)."""
         generation = self.entity._database_._generation_()
         fetched = self.__dict__.pop("_fetched", None)
@@ -337,17 +380,22 @@ class Query:
         self._fetched = (self.entity._database_._generation_(), result)
         return result
 
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._fetch_once())
+    def __iter__(self) -> Iterator[_E]:
+        # runs on the first next(), so `p for p in query` builds a generator query without a fetch
+        return QueryIterator(self)
 
     def __len__(self) -> int:
         return len(self._fetch_once())
 
-    async def __aiter__(self) -> AsyncIterator[Any]:
+    async def __aiter__(self) -> AsyncIterator[_E]:
         for obj in await self.afetch():
             yield obj
 
-    def __getitem__(self, key: int | slice) -> Any:
+    @overload
+    def __getitem__(self, key: int) -> _E: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[_E]: ...
+    def __getitem__(self, key: int | slice) -> _E | list[_E]:
         if isinstance(key, slice):
             if key.step not in (None, 1):
                 raise QueryError("Query slices do not support a step")
@@ -367,19 +415,19 @@ class Query:
             return result[0]
         raise QueryError(f"Query indexes must be int or slice, got {key!r}")
 
-    def first(self) -> Any:
+    def first(self) -> _E | None:
         """The first object, or None."""
         return run_sync(self.first_steps(), self._hint("afirst"))
 
-    async def afirst(self) -> Any:
+    async def afirst(self) -> _E | None:
         """Awaitable ``first()``."""
         return await run_async(self.first_steps())
 
-    def get(self) -> Any:
+    def get(self) -> _E | None:
         """The only object, None when there is none; MultipleObjectsFoundError when several."""
         return run_sync(self.get_steps(), self._hint("aget"))
 
-    async def aget(self) -> Any:
+    async def aget(self) -> _E | None:
         """Awaitable ``get()``."""
         return await run_async(self.get_steps())
 
@@ -401,15 +449,22 @@ class Query:
 
     def delete(self) -> int:
         """Delete every matching object through the session (hooks run); returns the count."""
-        objects = self.fetch()
+        objects: list[Any] = self.fetch()
         for obj in objects:
             obj.delete()
         return len(objects)
 
 
-def conditions_for(entity: Any, conditions: tuple[Any, ...], values: dict[str, Any]) -> tuple[Expr, ...]:
-    """Expressions from positional conditions and ``attr=value`` keywords of ``entity``."""
-    result = [_as_expr(condition) for condition in conditions]
+def conditions_for(
+    entity: Any, conditions: tuple[Any, ...], values: dict[str, Any], var: str | None = None
+) -> tuple[Expr, ...]:
+    """Expressions from positional conditions (expressions, lambdas, query text) and ``attr=value`` keywords."""
+    result: list[Expr] = []
+    for condition in conditions:
+        if is_query_text(condition):
+            result.extend(conditions_from(entity, condition, var))
+        else:
+            result.append(_as_expr(condition))
     for condition in result:
         for other in condition.entities():
             if other is not entity:

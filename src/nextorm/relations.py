@@ -15,13 +15,12 @@ removed links and flushed to the join table.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Generic, Self, TypeVar, overload
 
 from ._impl import CREATED, DELETED, LOADED, Column, EntityBase
 from .exceptions import (
     AttributeTypeError,
     ConstraintError,
-    DatabaseSessionIsOver,
     ERDiagramError,
     OperationWithDeletedObjectError,
     TransactionError,
@@ -32,6 +31,10 @@ from .session import active_session
 from .steps import Steps, run_sync
 
 __all__ = ["SetData", "SetInstance", "prefetch_steps", "resolve_relations", "seed", "unlink_steps"]
+
+
+#: the entity class a collection holds (``Set(Post)`` is a ``Set[Post]``)
+_E = TypeVar("_E")
 
 
 class SetData:
@@ -178,9 +181,7 @@ def one_to_one_partner_steps(attr: Any, obj: Any) -> Steps[Any]:
     if attr.is_loaded(obj):
         return attr.get_raw(obj)
     if not cache.is_alive:
-        raise DatabaseSessionIsOver(
-            f"Cannot load attribute {obj!r}.{attr.name}: the database session is over"
-        )
+        raise cache.closed_error(f"Cannot load attribute {obj!r}.{attr.name}")
     if obj._status_ == CREATED:
         attr.set_raw(obj, None)
         return None
@@ -197,7 +198,7 @@ def one_to_one_partner(attr: Any, obj: Any) -> Any:
 # -- collections --------------------------------------------------------------------------------
 
 
-class SetAttr:
+class SetAttr(Generic[_E]):
     """``Set(Entity)``: a to-many relationship (one-to-many or many-to-many)."""
 
     is_collection = True
@@ -210,6 +211,11 @@ class SetAttr:
     owner_column: str
     target_column: str
 
+    # A forward reference by name is ``Set[Any]`` to a checker: ``posts: Set[Post] = Set('Post')``.
+    @overload
+    def __init__(self, py_type: type[_E], *args: Any, **options: Any) -> None: ...
+    @overload
+    def __init__(self: SetAttr[Any], py_type: str, *args: Any, **options: Any) -> None: ...
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
         unknown = set(options) - {"reverse", "cascade_delete", "table", "column", "reverse_column", "lazy"}
         if unknown or args:
@@ -257,24 +263,28 @@ class SetAttr:
             self._set_data(obj, data)
         return data
 
-    def __get__(self, obj: Any, cls: Any = None) -> Any:
+    @overload
+    def __get__(self, obj: None, cls: Any = None) -> Self: ...
+    @overload
+    def __get__(self, obj: object, cls: Any = None) -> SetInstance[_E]: ...
+    def __get__(self, obj: Any, cls: Any = None) -> Self | SetInstance[_E]:
         if obj is None:
             return self
         return SetInstance(obj, self)
 
-    def __set__(self, obj: Any, items: Any) -> None:
+    def __set__(self, obj: Any, items: Iterable[_E]) -> None:
         SetInstance(obj, self).replace(items)
 
     def __hash__(self) -> int:
         return id(self)
 
 
-class SetInstance:
+class SetInstance(Generic[_E]):
     """The collection ``obj.attr``: set-like, loaded on first use, kept in step with the reverse side."""
 
     __slots__ = ("_attr", "_obj")
 
-    def __init__(self, obj: Any, attr: SetAttr) -> None:
+    def __init__(self, obj: Any, attr: SetAttr[_E]) -> None:
         self._obj = obj
         self._attr = attr
 
@@ -287,9 +297,7 @@ class SetInstance:
         obj = self._obj
         cache = obj._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(
-                f"Cannot change collection {self._where()}: the database session is over"
-            )
+            raise cache.closed_error(f"Cannot change collection {self._where()}")
         if cache.session is not active_session():
             raise TransactionError(
                 f"Cannot change collection {self._where()}: {obj!r} belongs to another session"
@@ -306,9 +314,7 @@ class SetInstance:
             return data
         cache = obj._cache_
         if not cache.is_alive:
-            raise DatabaseSessionIsOver(
-                f"Cannot load collection {self._where()}: the database session is over"
-            )
+            raise cache.closed_error(f"Cannot load collection {self._where()}")
         if cache.session is not active_session():
             raise TransactionError(
                 f"Cannot load collection {self._where()}: {obj!r} belongs to another session"
@@ -322,7 +328,7 @@ class SetInstance:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[_E]:
         return iter(list(self._loaded().items))
 
     def __len__(self) -> int:
@@ -340,7 +346,7 @@ class SetInstance:
         if data is not None and data.loaded:
             return data
         if not self._obj._cache_.is_alive:
-            raise DatabaseSessionIsOver(f"Cannot read value of {self._where()}: the database session is over")
+            raise self._obj._cache_.closed_error(f"Cannot read value of {self._where()}")
         return None
 
     def is_empty(self) -> bool:
@@ -357,7 +363,7 @@ class SetInstance:
         """Load every member now."""
         self._loaded()
 
-    def select(self, *conditions: Any, **values: Any) -> Query:
+    def select(self, *conditions: Any, **values: Any) -> Query[_E]:
         """A query of the members matching the conditions."""
         obj, attr = self._obj, self._attr
         reverse = attr.reverse
@@ -404,7 +410,7 @@ class SetInstance:
             result.append(value)
         return result
 
-    def add(self, items: Any) -> None:
+    def add(self, items: _E | Iterable[_E]) -> None:
         """Add one object or several."""
         self._check_change()
         attr, obj = self._attr, self._obj
@@ -414,7 +420,7 @@ class SetInstance:
             else:
                 attr.reverse.__set__(item, obj)
 
-    def remove(self, items: Any) -> None:
+    def remove(self, items: _E | Iterable[_E]) -> None:
         """Remove one object or several."""
         self._check_change()
         attr, obj = self._attr, self._obj
@@ -439,7 +445,7 @@ class SetInstance:
         self._check_change()
         self.remove(list(self))
 
-    def replace(self, items: Any) -> None:
+    def replace(self, items: Iterable[_E]) -> None:
         """Make the collection hold exactly ``items``."""
         self._check_change()
         wanted = self._items(items)
@@ -448,7 +454,7 @@ class SetInstance:
         self.remove([i for i in current if id(i) not in wanted_ids])
         self.add([i for i in wanted if i not in self._loaded().items])
 
-    def create(self, **kwargs: Any) -> Any:
+    def create(self, **kwargs: Any) -> _E:
         """Create a new member object linked to the owner."""
         self._check_change()
         attr = self._attr
@@ -671,9 +677,7 @@ def unlink_steps(obj: Any) -> Steps[None]:
         data = attr.data(obj)
         if obj._status_ != CREATED and (data is None or not data.loaded):
             if not obj._cache_.is_alive:
-                raise DatabaseSessionIsOver(
-                    f"Cannot load collection {obj!r}.{attr.name}: the database session is over"
-                )
+                raise obj._cache_.closed_error(f"Cannot load collection {obj!r}.{attr.name}")
             yield from load_collections_steps(attr, [obj])
         members = list(attr.ensure_data(obj).items)
         if attr.is_m2m:

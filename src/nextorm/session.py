@@ -7,9 +7,11 @@ import contextlib
 import functools
 import inspect
 import json
+import random
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from ._impl import (
     CREATED,
@@ -29,8 +31,11 @@ from .debug import pop_sql_debug, push_sql_debug
 from .exceptions import (
     CacheIndexError,
     CommitException,
+    CommitOutcomeUnknown,
+    DatabaseSessionIsOver,
     OptimisticCheckError,
     PartialCommitException,
+    PendingRollbackError,
     RollbackException,
     TransactionError,
     TransactionIntegrityError,
@@ -92,86 +97,118 @@ class Session(SessionBase):
     manager: DBSessionManager
     #: sql_debug tokens of open context-manager entries with sql_debug/show_values (made on first use)
     debug_tokens: list[Any] | None = None
+    #: the error of a failed flush or commit: the session refuses work until it is rolled back
+    failure: BaseException | None = None
+    #: whether a COMMIT of this session applied writes (then ``retry`` must not re-run it)
+    committed_writes: bool = False
 
     def cache_for(self, db: Any) -> SessionCache:
         """The cache of ``db`` in this session, created on first use."""
+        if self.failure is not None:
+            raise self.pending_rollback_error()
         cache = self.caches.get(db)
         if cache is None:
             cache = self.caches[db] = SessionCache(self, db)
         return cache
 
+    def refuse_if_failed(self) -> None:
+        """PendingRollbackError naming the original failure, when a flush or commit of this session failed."""
+        if self.failure is not None:
+            raise self.pending_rollback_error()
+
+    def pending_rollback_error(self) -> PendingRollbackError:
+        failure = self.failure
+        assert failure is not None
+        return PendingRollbackError(
+            f"This session failed and refuses all work until it is rolled back: {_describe(failure)}. "
+            "Call rollback() to go on (leaving the db_session block also rolls back)",
+            failure,
+        )
+
     def flush_steps(self) -> Steps[None]:
         """Send pending changes of every database."""
+        self.refuse_if_failed()
         for cache in list(self.caches.values()):
             yield from cache.flush_steps()
 
-    def commit_steps(self) -> Steps[None]:
-        """Flush all, commit the first database, then the others; objects stay usable."""
-        caches = list(self.caches.values())
+    def commit_steps(self, caches: list[SessionCache] | None = None) -> Steps[None]:
+        """Flush all (or ``caches``), commit the first database, then the others; objects stay usable.
+
+        A COMMIT that fails ends the transactions not yet committed and fails the session.
+        """
+        self.refuse_if_failed()
+        if caches is None:
+            caches = list(self.caches.values())
         if not caches:
             return
         self._refuse_while_flushing("commit()")
         yield from self._ready_steps(caches)
-        try:
-            for cache in caches:
-                yield from cache.flush_steps()
-        except GeneratorExit:
-            raise
-        except BaseException:
-            yield from self.rollback_steps()
-            raise
-        primary, others = caches[0], caches[1:]
-        try:
-            yield primary, "commit_db", ()
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            yield from self.rollback_steps()
-            if isinstance(exc, TransactionIntegrityError):
-                raise  # a constraint checked at COMMIT (deferred foreign key): the clearest error is its own
-            raise CommitException(
-                f"Commit failed and every database was rolled back: {_describe(exc)}", [exc]
-            ) from exc
-        failed: list[tuple[Any, BaseException]] = []
-        committed = [primary.db]
-        for cache in others:
+        for cache in caches:
+            yield from cache.flush_steps()
+        committed: list[Any] = []
+        for cache in caches:
             try:
                 yield cache, "commit_db", ()
             except GeneratorExit:
                 raise
             except BaseException as exc:
-                failed.append((cache.db, exc))
-                self.caches.pop(cache.db, None)
-                try:
-                    yield cache, "close_db", (True,)
-                except Exception:
-                    pass  # the commit failure is the one to report
-            else:
-                committed.append(cache.db)
-        if failed:
-            raise PartialCommitException(
-                f"Committed {', '.join(map(repr, committed))}; failed to commit "
-                + "; ".join(f"{db!r} ({_describe(exc)})" for db, exc in failed),
-                [exc for _, exc in failed],
-            ) from failed[0][1]
+                rest = [other.db for other in caches if other is not cache and other.db not in committed]
+                yield from self.fail_steps(exc)
+                error = _commit_error(exc, cache.db, committed, rest)
+                if error is exc:
+                    raise
+                raise error from exc
+            committed.append(cache.db)
 
-    def rollback_steps(self) -> Steps[None]:
-        """Roll every database back and detach every object of the session."""
-        errors = []
-        caches = list(self.caches.values())
+    def rollback_steps(self, caches: list[SessionCache] | None = None) -> Steps[None]:
+        """Roll every database (or ``caches``) back and detach their objects; clears a failure."""
         self._refuse_while_flushing("rollback()")
+        if caches is None or self.failure is not None:
+            caches = list(self.caches.values())
         yield from self._ready_steps(caches)
-        self.caches.clear()
+        if len(caches) == len(self.caches):
+            self.maps.clear()
+            self.caches.clear()
+        else:
+            for cache in caches:
+                self.caches.pop(cache.db, None)
+                for entity in cache.db.entities.values():
+                    self.maps.pop(entity, None)
+        errors = yield from self._end_steps(caches, "the session was rolled back")
+        self.failure = None
+        if errors:
+            raise RollbackException(f"Rollback failed: {_describe(errors[0])}", list(errors)) from errors[0]
+
+    def fail_steps(self, failure: BaseException) -> Steps[None]:
+        """After a failed flush or commit: end every open transaction uncommitted; refuse work until rollback()."""
+        self.failure = failure
         self.maps.clear()
+        # the caches stay (closed) so that leaving the block still finds a session to roll back
+        errors = yield from self._end_steps(list(self.caches.values()), "the session was rolled back")
+        for error in errors:
+            failure.add_note(
+                f"nextorm: the rollback that followed failed ({_describe(error)}); its connection was "
+                "closed, which ends the transaction without committing it"
+            )
+
+    def _end_steps(self, caches: list[SessionCache], reason: str) -> Steps[list[Exception]]:
+        """Roll back and detach ``caches``, undoing in memory what their transactions changed."""
+        errors: list[Exception] = []
+        interrupt: BaseException | None = None
         for cache in caches:
+            cache.over = reason
+            cache.undo_changes()
             try:
                 yield cache, "close_db", (True,)
             except GeneratorExit:
                 raise
-            except BaseException as exc:
+            except Exception as exc:
                 errors.append(exc)
-        if errors:
-            raise RollbackException(f"Rollback failed: {_describe(errors[0])}", errors) from errors[0]
+            except BaseException as exc:
+                interrupt = interrupt or exc
+        if interrupt is not None:
+            raise interrupt
+        return errors
 
     def close_steps(self) -> Steps[None]:
         """End the session: release connections; objects keep their loaded values."""
@@ -179,6 +216,8 @@ class Session(SessionBase):
         yield from self._ready_steps(caches)
         self.caches.clear()
         for cache in caches:
+            if cache.in_transaction:
+                cache.undo_changes()
             yield cache, "close_db", (cache.in_transaction,)
 
     def _refuse_while_flushing(self, what: str) -> None:
@@ -236,6 +275,37 @@ def _describe(exc: BaseException) -> str:
     return text if isinstance(exc, TransactionError) else f"{type(exc).__name__}: {text}"
 
 
+def _commit_error(exc: BaseException, db: Any, committed: list[Any], rest: list[Any]) -> BaseException:
+    """The error to raise for a COMMIT on ``db`` that raised ``exc`` after ``committed`` committed.
+
+    ``rest`` were rolled back, not committed. Interrupts (KeyboardInterrupt, SystemExit, a
+    cancelled task) propagate as themselves, with a note of what is known.
+    """
+    before = f"Committed {', '.join(map(repr, committed))}; " if committed else ""
+    after = f"; not committed: {', '.join(map(repr, rest))}" if rest else ""
+    if not isinstance(exc, Exception):
+        exc.add_note(
+            f"nextorm: {before}COMMIT on {db!r} was interrupted: whether it took effect is unknown{after}"
+        )
+        return exc
+    if isinstance(exc, CommitOutcomeUnknown):
+        if not committed and not rest:
+            return exc
+        return CommitOutcomeUnknown(
+            f"{before}{exc}{after}", exc.exceptions, database=db, committed=list(committed)
+        )
+    if committed:
+        return PartialCommitException(
+            f"{before}failed to commit {db!r} ({_describe(exc)}){after}",
+            [exc],
+            committed=list(committed),
+            failed=[db, *rest],
+        )
+    if isinstance(exc, TransactionIntegrityError):
+        return exc  # a constraint checked at COMMIT (deferred foreign key): the clearest error is its own
+    return CommitException(f"Commit failed and nothing was committed: {_describe(exc)}{after}", [exc])
+
+
 class SessionCache(CacheBase):
     """What one session holds for one database: connection, transaction, dirty queue."""
 
@@ -255,8 +325,14 @@ class SessionCache(CacheBase):
         self.flushing = False
         #: bumped by every flush and raw write, so a fetched query result knows it may be stale
         self.generation = 0
-        #: JSON text of Json values handed out, to find the ones changed in place
-        self.json_snapshots: dict[tuple[Any, Any], str] = {}
+        #: Json values handed out and their JSON text then, to find the ones changed in place
+        self.json_snapshots: dict[tuple[Any, Any], tuple[Any, str]] = {}
+        #: objects whose statements ran in the open transaction: (status, earlier values, written bits)
+        self.undo: dict[Any, tuple[int, dict[int, Any] | None, int]] = {}
+        #: (object, status, earlier values, written bits) saved by the flush under way
+        self.saving: list[tuple[Any, int, dict[int, Any] | None, int]] = []
+        #: why the cache is closed, for the errors of objects used afterwards
+        self.over = "the database session is over"
 
     # -- IO requests (run_sync calls these; run_async awaits the ``a``-prefixed twins) ------------
 
@@ -265,6 +341,7 @@ class SessionCache(CacheBase):
         conn = self.conn
         if conn is None:
             if not self.is_alive:
+                self.session.refuse_if_failed()
                 raise TransactionError("This session cache was closed: the session was rolled back or ended")
             conn = self.conn = self.provider.acquire()
         if self.immediate and not self.in_transaction:
@@ -310,19 +387,25 @@ class SessionCache(CacheBase):
         return self.provider.insert_many_returning(self.conn, sql, rows, pk_column)
 
     def commit_db(self) -> None:
-        """Commit this database's transaction; on failure roll it back and re-raise."""
+        """Commit this database's transaction; a failure ends it (see ``_commit_failed``)."""
         if self.in_transaction:
             try:
                 self.provider.commit(self.conn)
-            except BaseException:
-                self.close_db(True)
-                raise
-            self.in_transaction = False
+            except BaseException as exc:
+                known = self._commit_failed(exc)
+                if known:
+                    self._close_quietly()
+                else:
+                    self.provider.discard(self._detach())
+                error = self._commit_error(exc, known)
+                if error is exc:
+                    raise
+                raise error from exc
+            self._committed()
 
     def close_db(self, rollback: bool) -> None:
         """Detach every object of this cache and give the connection back."""
-        self.is_alive = False
-        conn, self.conn = self.conn, None
+        conn = self._detach()
         if conn is None:
             return
         try:
@@ -335,10 +418,91 @@ class SessionCache(CacheBase):
             self.in_transaction = False
         self.provider.release(conn)
 
+    def _close_quietly(self) -> None:
+        """Roll back and release; a failing rollback closes the connection, which ends the transaction."""
+        try:
+            self.close_db(True)
+        except Exception:
+            pass  # the commit's own error is the one to report
+
+    def closed_error(self, what: str) -> TransactionError:
+        """The error for ``what`` ("Cannot load attribute Person[1].name") on an object of this closed cache."""
+        if self.session.failure is not None:
+            return self.session.pending_rollback_error()
+        return DatabaseSessionIsOver(f"{what}: {self.over}")
+
+    def _detach(self) -> Any:
+        """Mark the cache closed and take its connection away from it."""
+        self.is_alive = False
+        conn, self.conn = self.conn, None
+        return conn
+
+    def _commit_failed(self, exc: BaseException) -> bool:
+        """After a failed COMMIT: whether it certainly did not apply (an interrupt never tells)."""
+        return isinstance(exc, Exception) and self.provider.commit_not_applied(self.conn, exc)
+
+    def _commit_error(self, exc: BaseException, known: bool) -> BaseException:
+        """``exc`` itself, or CommitOutcomeUnknown when the COMMIT may have applied."""
+        self.in_transaction = False
+        if known or not isinstance(exc, Exception):
+            return exc
+        return CommitOutcomeUnknown(
+            f"The outcome of COMMIT on {self.db!r} is unknown ({_describe(exc)}): the connection failed "
+            "before the database answered, so the writes may or may not be stored. Check before doing "
+            "the work again",
+            [exc],
+            database=self.db,
+        )
+
+    def _committed(self) -> None:
+        self.in_transaction = False
+        self.undo.clear()
+        self.session.committed_writes = True
+
+    def undo_changes(self) -> None:
+        """The transaction is rolled back: objects show again the values it found in the database.
+
+        Columns written by its completed flushes get their earlier values back (or become unloaded
+        when the earlier value was never read), and objects deleted by them come back. Changes not
+        flushed yet keep their values, as Pony keeps them on a detached object.
+        """
+        for obj, (status, orig, wbits) in self.undo.items():
+            if status == CREATED or obj._status_ == CREATED:
+                continue
+            _restore(obj, orig, wbits & ~obj._wbits_)
+            if obj._status_ == GONE:
+                obj._status_ = LOADED
+        self.undo.clear()
+
+    def _record_undo(self, obj: Any, status: int, orig: dict[int, Any] | None, wbits: int) -> None:
+        """A flushed statement of ``obj``: remember how to undo it if the transaction rolls back."""
+        undo = self.undo
+        entry = undo.get(obj)
+        if entry is None:
+            undo[obj] = (status, orig, wbits)
+            return
+        first_status, first_orig, first_wbits = entry
+        if orig:
+            first_orig = first_orig or {}
+            for index, value in orig.items():
+                if not first_wbits >> index & 1:
+                    first_orig[index] = value
+        undo[obj] = (first_status, first_orig, first_wbits | wbits)
+
+    def _unsave(self) -> None:
+        """A flush failed: objects it had saved are pending again, as before it."""
+        for obj, status, orig, wbits in reversed(self.saving):
+            obj._status_ = status
+            obj._wbits_ |= wbits
+            if orig:
+                obj._orig_ = {**orig, **(obj._orig_ or {})}
+        self.saving.clear()
+
     async def aconnection(self) -> Any:
         conn = self.conn
         if conn is None:
             if not self.is_alive:
+                self.session.refuse_if_failed()
                 raise TransactionError("This session cache was closed: the session was rolled back or ended")
             conn = self.conn = await self.provider.aacquire()
         if self.immediate and not self.in_transaction:
@@ -375,14 +539,23 @@ class SessionCache(CacheBase):
         if self.in_transaction:
             try:
                 await self.provider.acommit(self.conn)
-            except BaseException:
-                await self.aclose_db(True)
-                raise
-            self.in_transaction = False
+            except BaseException as exc:
+                known = self._commit_failed(exc)
+                if known:
+                    try:
+                        await self.aclose_db(True)
+                    except Exception:
+                        pass  # the commit's own error is the one to report
+                else:
+                    await self.provider.adiscard(self._detach())
+                error = self._commit_error(exc, known)
+                if error is exc:
+                    raise
+                raise error from exc
+            self._committed()
 
     async def aclose_db(self, rollback: bool) -> None:
-        self.is_alive = False
-        conn, self.conn = self.conn, None
+        conn = self._detach()
         if conn is None:
             return
         try:
@@ -496,18 +669,25 @@ class SessionCache(CacheBase):
     def watch_json(self, obj: Any, attr: Any, value: Any) -> None:
         """Remember the JSON text of a dict/list value handed out, to notice changes made in place."""
         key = (obj, attr)
-        if key not in self.json_snapshots:
-            self.json_snapshots[key] = json.dumps(value, sort_keys=True)
+        known = self.json_snapshots.get(key)
+        # a value replaced since (re-read from the database, assigned) is watched afresh
+        if known is None or known[0] is not value:
+            self.json_snapshots[key] = (value, json.dumps(value, sort_keys=True))
 
     def _queue_json_changes(self) -> None:
         """Queue an UPDATE for every watched Json value whose content changed in place."""
-        for (obj, attr), text in list(self.json_snapshots.items()):
+        for (obj, attr), (value, text) in list(self.json_snapshots.items()):
             if obj._status_ not in (LOADED, MODIFIED) or not attr.is_loaded(obj):
                 continue
             current = attr.get_raw(obj)
+            if current is not value:
+                # the value handed out is no longer the object's: a query re-read it, or it was assigned
+                del self.json_snapshots[(obj, attr)]
+                continue
+            attr.validate(current, obj)  # a change made in place may have made it unstorable
             now = json.dumps(current, sort_keys=True)
             if now != text:
-                self.json_snapshots[(obj, attr)] = now
+                self.json_snapshots[(obj, attr)] = (current, now)
                 attr.set_raw(obj, json.loads(text))
                 attr.__set__(obj, current)
 
@@ -518,6 +698,7 @@ class SessionCache(CacheBase):
         """
         if self.flushing:
             return
+        self.session.refuse_if_failed()
         if only is None:
             if self.json_snapshots:
                 self._queue_json_changes()
@@ -545,12 +726,16 @@ class SessionCache(CacheBase):
                     raise TransactionError("Recursion depth limit reached in obj._after_save_() call")
         except GeneratorExit:
             raise
-        except BaseException:
+        except BaseException as exc:
             self.flushing = False
-            yield from self.session.rollback_steps()
+            self._unsave()
+            yield from self.session.fail_steps(exc)
             raise
         finally:
             self.flushing = False
+        for entry in self.saving:
+            self._record_undo(*entry)
+        self.saving.clear()
 
     def flush(self) -> None:
         """Send pending INSERT/UPDATE/DELETE now (queries and loads do it by themselves)."""
@@ -734,6 +919,7 @@ def _dependency_order(batch: list[Any]) -> list[Any]:
 
 def mark_saved(obj: Any, status: int) -> None:
     """After its statement ran: the object is in step with the database."""
+    obj._cache_.saving.append((obj, status, obj._orig_, obj._wbits_))
     if status == DELETED:
         obj._status_ = GONE
         return
@@ -744,6 +930,16 @@ def mark_saved(obj: Any, status: int) -> None:
         target = attr.get_raw(obj)
         if isinstance(target, EntityBase):
             attr.set_raw(obj, target._pk_raw_())  # type: ignore[attr-defined]  # every EntityBase is an Entity
+
+
+def _restore(obj: Any, orig: dict[int, Any] | None, wbits: int) -> None:
+    """Give the columns of ``obj`` in ``wbits`` their values from before (unloaded where never read)."""
+    for attr in type(obj)._columns_:
+        if wbits >> attr.index & 1:
+            if orig is not None and attr.index in orig:
+                attr.set_raw(obj, orig[attr.index])
+            else:
+                attr.clear_raw(obj)
 
 
 # -- the db_session manager -------------------------------------------------------------------
@@ -775,7 +971,23 @@ class DBSessionManager:
         allowed_exceptions: Any = (),
         sql_debug: bool | None = None,
         show_values: bool | None = None,
+        retry_delay: float = 0.01,
+        retry_backoff: float = 2.0,
+        retry_max_delay: float = 1.0,
     ) -> None:
+        for name, number in (
+            ("retry_delay", retry_delay),
+            ("retry_backoff", retry_backoff),
+            ("retry_max_delay", retry_max_delay),
+        ):
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not number >= 0:
+                raise TypeError(
+                    f"'{name}' parameter of db_session must be a non-negative number. Got: {number!r}"
+                )
+        if retry_backoff < 1:
+            raise TypeError(
+                f"'retry_backoff' parameter of db_session must be at least 1. Got: {retry_backoff!r}"
+            )
         if retry != 0:
             if type(retry) is not int:
                 raise TypeError(
@@ -812,7 +1024,16 @@ class DBSessionManager:
         self.is_allowed = _exception_matcher(allowed_exceptions)
         self.sql_debug = sql_debug
         self.show_values = show_values
+        self.retry_delay = retry_delay
+        self.retry_backoff = retry_backoff
+        self.retry_max_delay = retry_max_delay
 
+    # For type checkers: ``@db_session`` and ``@db_session(retry=3)`` give back the function with
+    # its own signature; ``db_session(...)`` with options is a configured manager.
+    @overload
+    def __call__(self, func: F, /) -> F: ...
+    @overload
+    def __call__(self, **options: Any) -> DBSessionManager: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not args and not kwargs:
             return self
@@ -845,13 +1066,15 @@ class DBSessionManager:
                 "its commit must be awaited, use `async with db_session`"
             )
         try:
-            if exc is None or self._allowed(session, exc):
+            failure = session.failure
+            if failure is not None:
+                _quietly(session.rollback)
+                if exc is None or (exc is not failure and self._allowed(session, exc)):
+                    raise _ended_after_failure(failure) from failure
+            elif exc is None or self._allowed(session, exc):
                 session.commit()
             else:
-                try:
-                    session.rollback()
-                except BaseException:
-                    pass  # the exception in flight is the one to report
+                _quietly(session.rollback)  # the exception in flight is the one to report
         finally:
             session.close()
             current_session.reset(session.token)
@@ -859,20 +1082,22 @@ class DBSessionManager:
     async def _afinish_(self, session: Session, exc: BaseException | None) -> None:
         """Awaitable ``_finish_`` (for ``async with`` and decorated coroutines)."""
         try:
+            failure = session.failure
             allowed = exc is None
-            if not allowed:
+            if not allowed and exc is not failure:
                 try:
                     allowed = bool(self.is_allowed(exc))  # type: ignore[arg-type]
                 except BaseException:
                     await session.arollback()
                     raise
-            if allowed:
+            if failure is not None:
+                await _aquietly(session.arollback)
+                if allowed:
+                    raise _ended_after_failure(failure) from failure
+            elif allowed:
                 await session.acommit()
             else:
-                try:
-                    await session.arollback()
-                except BaseException:
-                    pass  # the exception in flight is the one to report
+                await _aquietly(session.arollback)  # the exception in flight is the one to report
         finally:
             await session.aclose()
             current_session.reset(session.token)
@@ -907,17 +1132,27 @@ class DBSessionManager:
             session.debug_tokens.append(push_sql_debug(self.sql_debug, self.show_values))
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if self.sql_debug is not None or self.show_values is not None:
-            pop_sql_debug(current_session.get().debug_tokens.pop())
-        exit_session(self, exc_type, exc, tb)
+        if self.sql_debug is None and self.show_values is None:
+            exit_session(self, exc_type, exc, tb)
+            return
+        token = current_session.get().debug_tokens.pop()
+        try:
+            exit_session(self, exc_type, exc, tb)  # the COMMIT at the exit is logged as the session asked
+        finally:
+            pop_sql_debug(token)
 
     async def __aenter__(self) -> None:
         self.__enter__()
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if self.sql_debug is not None or self.show_values is not None:
-            pop_sql_debug(current_session.get().debug_tokens.pop())
-        await self._aexit_session(exc)
+        if self.sql_debug is None and self.show_values is None:
+            await self._aexit_session(exc)
+            return
+        token = current_session.get().debug_tokens.pop()
+        try:
+            await self._aexit_session(exc)
+        finally:
+            pop_sql_debug(token)
 
     # -- decorator ------------------------------------------------------------------------------
 
@@ -932,21 +1167,26 @@ class DBSessionManager:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if active_session() is not None:
                 return manager._call_nested(func, args, kwargs)
-            for attempt in range(manager.retry + 1):
-                enter_session(manager)
-                try:
-                    with _debugging(manager):
+            attempt = 0
+            while True:
+                session = enter_session(manager)
+                with _debugging(manager):  # covers the COMMIT or ROLLBACK that ends the attempt
+                    try:
                         result = func(*args, **kwargs)
-                    current_session.get().commit()
-                except BaseException as exc:
-                    if attempt < manager.retry and manager._retryable(exc):
-                        manager._abandon()
-                        continue
-                    exit_session(manager, type(exc), exc, None)
-                    raise
-                exit_session(manager)
-                return result
-            raise AssertionError("unreachable")
+                        session.commit()
+                    except BaseException as exc:
+                        if not manager._retryable(exc, session, attempt):
+                            exit_session(manager, type(exc), exc, None)
+                            raise
+                        try:
+                            session.rollback()
+                        finally:
+                            exit_session(manager)
+                    else:
+                        exit_session(manager)
+                        return result
+                time.sleep(manager._retry_pause(attempt))
+                attempt += 1
 
         return wrapper  # type: ignore[return-value]
 
@@ -958,37 +1198,50 @@ class DBSessionManager:
             if active_session() is not None:
                 with manager._nested(func):
                     return await func(*args, **kwargs)
-            for attempt in range(manager.retry + 1):
+            attempt = 0
+            while True:
                 session = enter_session(manager)
-                try:
-                    with _debugging(manager):
+                with _debugging(manager):
+                    try:
                         result = await func(*args, **kwargs)
-                    await session.acommit()
-                except BaseException as exc:
-                    if attempt < manager.retry and manager._retryable(exc):
+                        await session.acommit()
+                    except BaseException as exc:
+                        if not manager._retryable(exc, session, attempt):
+                            await manager._aexit_session(exc)
+                            raise
                         try:
                             await session.arollback()
                         finally:
                             await manager._aexit_session(None)
-                        continue
-                    await manager._aexit_session(exc)
-                    raise
-                await manager._aexit_session(None)
-                return result
-            raise AssertionError("unreachable")
+                    else:
+                        await manager._aexit_session(None)
+                        return result
+                await asyncio.sleep(manager._retry_pause(attempt))
+                attempt += 1
 
         return wrapper
 
-    def _retryable(self, exc: BaseException) -> bool:
-        return isinstance(exc, Exception) and bool(self.should_retry(exc))
+    def _retryable(self, exc: BaseException, session: Session, attempt: int) -> bool:
+        """Whether the function is run again after ``exc``: never once any of its work was committed."""
+        if attempt >= self.retry or not isinstance(exc, Exception):
+            return False
+        if isinstance(exc, (PartialCommitException, CommitOutcomeUnknown)):
+            return False
+        if not self.should_retry(exc):
+            return False
+        if session.committed_writes:
+            exc.add_note("nextorm: not retried: this attempt already committed writes (commit() was called)")
+            return False
+        return True
 
-    def _abandon(self) -> None:
-        """Roll back a failed attempt and leave its session before retrying."""
-        session = current_session.get()
-        try:
-            session.rollback()
-        finally:
-            exit_session(self)
+    def _retry_pause(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt + 1``: exponential backoff with jitter.
+
+        The pause is drawn between half and all of ``retry_delay * retry_backoff ** attempt`` (capped
+        at ``retry_max_delay``), so that sessions failing together do not retry together.
+        """
+        ceiling = min(self.retry_max_delay, self.retry_delay * self.retry_backoff**attempt)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _call_nested(self, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         with self._nested(func):
@@ -1018,6 +1271,30 @@ class _PlainSessionManager(DBSessionManager):
 
     __enter__ = enter_session  # type: ignore[assignment]
     __exit__ = exit_session  # type: ignore[assignment]
+
+
+def _quietly(rollback: Callable[[], None]) -> None:
+    """Roll back while another error is the one to report."""
+    try:
+        rollback()
+    except Exception:
+        pass
+
+
+async def _aquietly(rollback: Callable[[], Any]) -> None:
+    """Awaitable ``_quietly``."""
+    try:
+        await rollback()
+    except Exception:
+        pass
+
+
+def _ended_after_failure(failure: BaseException) -> PendingRollbackError:
+    return PendingRollbackError(
+        f"The db_session ended after a failed flush or commit that was caught inside it "
+        f"({_describe(failure)}): it was rolled back, and nothing after the failure was committed",
+        failure,
+    )
 
 
 @contextlib.contextmanager

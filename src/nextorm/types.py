@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +16,16 @@ __all__ = ["COLUMN_TYPES", "ColumnType", "Json", "column_type_for"]
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+
+
+def show(value: Any) -> str:
+    """``repr(value)`` for an error message, also for an int too long for ``repr``."""
+    try:
+        return repr(value)
+    except ValueError:  # an int beyond the int/str conversion limit (sys.set_int_max_str_digits)
+        if isinstance(value, int):
+            return f"<int of {value.bit_length()} bits>"
+        return f"<{type(value).__name__} holding an int too long to show>"
 
 
 class Json:
@@ -46,12 +56,12 @@ class ColumnType:
         """The error for ``value`` of the wrong type."""
         return AttributeTypeError(
             f"Value type for attribute {self.attr.qualname} must be {self.py_type.__name__}. "
-            f"Got {type(value).__name__}: {value!r}"
+            f"Got {type(value).__name__}: {show(value)}"
         )
 
     def value_error(self, value: Any, why: str) -> ValidationError:
         """The error for ``value`` of the right type but not acceptable."""
-        return ValidationError(f"Value {value!r} of attribute {self.attr.qualname} {why}")
+        return ValidationError(f"Value {show(value)} of attribute {self.attr.qualname} {why}")
 
 
 class IntType(ColumnType):
@@ -99,7 +109,10 @@ class FloatType(ColumnType):
     def validate(self, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.type_error(value)
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise self.value_error(value, "is too large for a float") from None
         if not math.isfinite(value):
             raise self.value_error(value, "is not a finite number")
         attr = self.attr
@@ -122,6 +135,16 @@ class DecimalType(ColumnType):
 
     to_db = str
 
+    @property
+    def precision(self) -> int:
+        """The total number of digits the column holds."""
+        return self.attr.precision or 12
+
+    @property
+    def scale(self) -> int:
+        """The number of digits after the decimal point the column holds."""
+        return 2 if self.attr.scale is None else int(self.attr.scale)
+
     def validate(self, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
             raise self.type_error(value)
@@ -131,14 +154,33 @@ class DecimalType(ColumnType):
             raise self.value_error(value, "is not a decimal number") from None
         if not value.is_finite():
             raise self.value_error(value, "is not a finite number")
-        precision = self.attr.precision or 12
-        scale = 2 if self.attr.scale is None else self.attr.scale
-        exponent = value.as_tuple().exponent
-        if isinstance(exponent, int) and -exponent > scale and value != round(value, scale):
+        precision, scale = self.precision, self.scale
+        # counted on the digits themselves: rounding in the decimal context would lose digits
+        # of a value longer than the context's precision
+        _, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)  # a finite Decimal
+        significant = len(digits)
+        while significant and digits[significant - 1] == 0 and exponent < 0:
+            significant -= 1  # trailing zeros after the point hold no information: 1.2300 is 1.23
+            exponent += 1
+        if significant and -exponent > scale:
             raise self.value_error(value, f"has more than scale={scale} decimal places")
-        if value != 0 and value.adjusted() + 1 > precision - scale:
-            raise self.value_error(value, f"does not fit precision={precision}, scale={scale}")
+        if significant and significant + exponent > precision - scale:
+            raise self.value_error(
+                value,
+                f"does not fit precision={precision}, scale={scale} "
+                f"(at most {precision - scale} digits before the decimal point)",
+            )
+        attr = self.attr
+        if (attr.min is not None and value < attr.min) or (attr.max is not None and value > attr.max):
+            raise self.value_error(value, f"is out of range [{attr.min}, {attr.max}]")
         return value
+
+    def fixed_text(self, value: Decimal) -> str:
+        """A valid ``value`` as plain digits with exactly the column's scale: ``'0.10'``, ``'-3.00'``."""
+        scale = self.scale
+        fixed = value.quantize(Decimal(1).scaleb(-scale), context=Context(prec=self.precision + 1))
+        return format(fixed if fixed else abs(fixed), "f")
 
 
 class DatetimeType(ColumnType):
@@ -150,6 +192,9 @@ class DatetimeType(ColumnType):
 
     @staticmethod
     def to_db(value: datetime) -> str:
+        # stored as text: an aware value in UTC, so that text order is the order of instants
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
         return value.isoformat(" ")
 
     def validate(self, value: Any) -> Any:
@@ -159,6 +204,11 @@ class DatetimeType(ColumnType):
         if aware != bool(self.attr.tz_aware):
             want = "timezone-aware" if self.attr.tz_aware else "naive (no tzinfo)"
             raise self.value_error(value, f"must be a {want} datetime")
+        if aware:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise self.value_error(value, "is out of range in UTC") from None
         return value
 
 
@@ -186,6 +236,23 @@ class TimeType(ColumnType):
 
     to_db = staticmethod(time.isoformat)
 
+    def validate(self, value: Any) -> Any:
+        if not isinstance(value, time):
+            raise self.type_error(value)
+        if value.tzinfo is not None:
+            # PostgreSQL's TIME drops the offset and SQLite could not compare offsets: refused
+            # rather than read back as a different time of day
+            raise self.value_error(
+                value,
+                "has a tzinfo: a time of day is stored without an offset "
+                "(store a naive time, or a datetime with tz_aware=True)",
+            )
+        return value
+
+
+#: the longest duration every supported database stores: SQLite keeps microseconds in an INTEGER
+TIMEDELTA_MAX = timedelta(microseconds=INT64_MAX)
+
 
 class TimedeltaType(ColumnType):
     py_type = timedelta
@@ -197,6 +264,13 @@ class TimedeltaType(ColumnType):
     @staticmethod
     def to_db(value: timedelta) -> int:
         return (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
+
+    def validate(self, value: Any) -> Any:
+        if not isinstance(value, timedelta):
+            raise self.type_error(value)
+        if not -TIMEDELTA_MAX <= value <= TIMEDELTA_MAX:
+            raise self.value_error(value, f"is out of range [-{TIMEDELTA_MAX!r}, {TIMEDELTA_MAX!r}]")
+        return value
 
 
 class BytesType(ColumnType):
@@ -249,7 +323,25 @@ class JsonType(ColumnType):
             json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise self.value_error(value, f"is not JSON-serializable ({exc})") from None
+        for key in _non_text_keys(value):
+            raise self.value_error(
+                value, f"has the dict key {key!r}, which is not a str (JSON object keys are text)"
+            )
         return value
+
+
+def _non_text_keys(value: Any) -> Iterator[Any]:
+    """The dict keys inside ``value`` that are not str: they would read back as different keys."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str):
+                    yield key
+                todo.append(inner)
+        elif isinstance(item, (list, tuple)):
+            todo.extend(item)
 
 
 COLUMN_TYPES: dict[type, type[ColumnType]] = {

@@ -1,4 +1,4 @@
-"""Real faults under a session (issue #9): the database holds all of its writes or none, the error is documented.
+"""Real faults under a session: the database holds all of its writes or none, the error is documented.
 
 Faults are injected at the driver boundary, never inside nextorm: connections wrapped so that the
 Nth statement fails (before it runs, after it ran, or for good), SQLite files that are full,
@@ -19,15 +19,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from faults import FaultPlan, driver_error, wrap_connections
 
 from nextorm import (
     CommitException,
+    CommitOutcomeUnknown,
     ConnectionClosedError,
     DatabaseError,
     PartialCommitException,
     PrimaryKey,
     Required,
-    RollbackException,
     SerializationFailure,
     TransactionIntegrityError,
     aflush,
@@ -175,153 +176,6 @@ def bank(storage: Any, flavour: str) -> SimpleNamespace:
 # -- failing the Nth statement at the driver boundary -------------------------------------------
 
 
-class FaultPlan:
-    """Counts the statements sent through wrapped connections and makes statement ``fail_at`` fail."""
-
-    # mode 'before': that statement is refused; 'after': it runs, then the driver raises (the client
-    # lost the answer); 'dead': it and every later statement are refused (a dead link)
-
-    def __init__(self, make_error: Callable[[], BaseException]) -> None:
-        self.make_error = make_error
-        self.statements: list[str] = []
-        self.fail_at: int | None = None
-        self.mode = "before"
-        self.armed = True
-        self.injected: BaseException | None = None
-
-    def before(self, sql: str) -> None:
-        """Called before a statement is sent."""
-        if not self.armed:
-            return
-        self.statements.append(" ".join(sql.split()[:2]))
-        if self.injected is not None and self.mode == "dead":
-            raise self.make_error()
-        if len(self.statements) - 1 == self.fail_at and self.mode != "after":
-            self.injected = self.make_error()
-            raise self.injected
-
-    def fails_after(self) -> bool:
-        """Whether the statement that just ran is to fail now (the caller discards its cursor first)."""
-        return (
-            self.armed
-            and self.mode == "after"
-            and len(self.statements) - 1 == self.fail_at
-            and self.injected is None
-        )
-
-    def fail(self) -> None:
-        """Raise the error of a statement that ran but whose answer is lost."""
-        self.injected = self.make_error()
-        raise self.injected
-
-
-class FaultyCursor:
-    """A driver cursor whose ``executemany`` goes through the plan."""
-
-    def __init__(self, cursor: Any, plan: FaultPlan) -> None:
-        self._cursor = cursor
-        self._plan = plan
-
-    def executemany(self, sql: str, rows: Any, **options: Any) -> Any:
-        self._plan.before(sql)
-        result = self._cursor.executemany(sql, rows, **options)
-        if self._plan.fails_after():
-            self._cursor.close()
-            self._plan.fail()
-        return result
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cursor, name)
-
-
-class AsyncFaultyCursor(FaultyCursor):
-    """An asyncio driver cursor whose ``executemany`` goes through the plan."""
-
-    async def executemany(self, sql: str, rows: Any, **options: Any) -> Any:  # type: ignore[override]
-        self._plan.before(sql)
-        result = await self._cursor.executemany(sql, rows, **options)
-        if self._plan.fails_after():
-            await self._cursor.close()
-            self._plan.fail()
-        return result
-
-
-class FaultyConnection:
-    """A driver connection whose statements go through the plan; everything else is the real connection's."""
-
-    cursor_type: type[FaultyCursor] = FaultyCursor
-
-    def __init__(self, conn: Any, plan: FaultPlan) -> None:
-        self._conn = conn
-        self._plan = plan
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        self._plan.before(sql)
-        result = self._conn.execute(sql, params)
-        if self._plan.fails_after():
-            result.close()
-            self._plan.fail()
-        return result
-
-    def executemany(self, sql: str, rows: Any) -> Any:
-        self._plan.before(sql)
-        result = self._conn.executemany(sql, rows)
-        if self._plan.fails_after():
-            result.close()
-            self._plan.fail()
-        return result
-
-    def cursor(self) -> Any:
-        return self.cursor_type(self._conn.cursor(), self._plan)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-class AsyncFaultyConnection(FaultyConnection):
-    """An asyncio driver connection (aiosqlite, psycopg async) whose statements go through the plan."""
-
-    cursor_type = AsyncFaultyCursor
-
-    async def execute(self, sql: str, params: Any = ()) -> Any:  # type: ignore[override]
-        self._plan.before(sql)
-        result = await self._conn.execute(sql, params)
-        if self._plan.fails_after():
-            await result.close()
-            self._plan.fail()
-        return result
-
-    async def executemany(self, sql: str, rows: Any) -> Any:  # type: ignore[override]
-        self._plan.before(sql)
-        result = await self._conn.executemany(sql, rows)
-        if self._plan.fails_after():
-            await result.close()
-            self._plan.fail()
-        return result
-
-
-def driver_error(kind: str) -> Callable[[], BaseException]:
-    """A factory of the error the driver raises for an I/O failure of the server or the file."""
-    if kind == "postgres":
-        import psycopg
-
-        return lambda: psycopg.errors.DiskFull("could not extend file: No space left on device")
-    return lambda: sqlite3.OperationalError("disk I/O error")
-
-
-def wrap_connections(monkeypatch: pytest.MonkeyPatch, database: Any, plan: FaultPlan) -> None:
-    """Make every connection ``database`` opens from now on a faulty one, and drop the pooled ones."""
-    provider = database.provider
-    connect, aconnect = provider.connect, provider.aconnect
-
-    async def faulty_aconnect() -> Any:
-        return AsyncFaultyConnection(await aconnect(), plan)
-
-    monkeypatch.setattr(provider, "connect", lambda: FaultyConnection(connect(), plan))
-    monkeypatch.setattr(provider, "aconnect", faulty_aconnect)
-    provider.disconnect()
-
-
 @pytest.mark.parametrize("mode", ["before", "after", "dead"])
 def test_a_fault_at_any_statement_leaves_all_or_nothing(
     storage: Any,
@@ -333,7 +187,7 @@ def test_a_fault_at_any_statement_leaves_all_or_nothing(
     chain: Any,
 ) -> None:
     """Failing each statement of a session in turn (refused, answer lost, link dead): nothing or, past COMMIT, all."""
-    plan = FaultPlan(driver_error(storage.kind))
+    plan = FaultPlan(driver_error(storage.kind, mode))
     wrap_connections(monkeypatch, bank.db, plan)
     assert run_session(storage, bank, flavour) is None
     assert state(storage) == EVERYTHING
@@ -349,11 +203,14 @@ def test_a_fault_at_any_statement_leaves_all_or_nothing(
         assert error is not None, f"{where}: the session did not fail"
         documented(error)
         assert any(e is plan.injected for e in chain(error)), f"{where}: {error!r} hides the fault"
-        if statement == "COMMIT":
+        committed = mode == "after" and statement == "COMMIT"
+        if committed:
+            # the COMMIT ran but its answer was lost: the error must not claim a rollback
+            assert isinstance(error, CommitOutcomeUnknown), f"{where}: {error!r}"
+        elif statement == "COMMIT":
             assert isinstance(error, CommitException), f"{where}: {error!r}"
         else:
-            assert isinstance(error, (DatabaseError, RollbackException)), f"{where}: {error!r}"
-        committed = mode == "after" and statement == "COMMIT"
+            assert isinstance(error, (DatabaseError, ConnectionClosedError)), f"{where}: {error!r}"
         assert state(storage) == (EVERYTHING if committed else NOTHING), where
         plan.armed = False
         reset(bank.client)
@@ -634,7 +491,7 @@ def test_a_killed_idle_connection_is_replaced(storage: Any, bank: SimpleNamespac
 def test_a_connection_killed_in_a_session_keeps_nothing(
     storage: Any, bank: SimpleNamespace, flavour: str, when: str, documented: Any, chain: Any
 ) -> None:
-    """pg_terminate_backend between a session's statements: ConnectionClosedError (CommitException at COMMIT)."""
+    """pg_terminate_backend between a session's statements: ConnectionClosedError (CommitOutcomeUnknown at COMMIT)."""
 
     def body(ns: SimpleNamespace) -> None:
         if when.startswith("before"):
@@ -654,8 +511,9 @@ def test_a_connection_killed_in_a_session_keeps_nothing(
 
     error = run_session(storage, bank, flavour, body, abody)
     documented(error)
-    assert isinstance(error, CommitException if when.startswith("after") else ConnectionClosedError), repr(
-        error
+    # killed before COMMIT was sent, which the client cannot tell from killed while it ran
+    assert isinstance(error, CommitOutcomeUnknown if when.startswith("after") else ConnectionClosedError), (
+        repr(error)
     )
     assert any(isinstance(e, ConnectionClosedError) for e in chain(error)), repr(error)
     assert state(storage) == NOTHING
@@ -744,7 +602,9 @@ def test_a_connection_killed_while_a_statement_runs_keeps_nothing(
     gate.join()
     assert gate.killed, "the statement never waited on the gate"
     documented(error)
-    assert isinstance(error, CommitException if during == "COMMIT" else ConnectionClosedError), repr(error)
+    assert isinstance(error, CommitOutcomeUnknown if during == "COMMIT" else ConnectionClosedError), repr(
+        error
+    )
     assert any(isinstance(e, ConnectionClosedError) for e in chain(error)), repr(error)
     assert state(storage) == NOTHING
     next_session_works(storage, bank, flavour)
@@ -825,7 +685,10 @@ def test_a_failed_commit_in_a_two_database_session(
     documented: Any,
     chain: Any,
 ) -> None:
-    """First COMMIT fails: CommitException, nothing anywhere; a later one: PartialCommitException, first has all."""
+    """First COMMIT fails: CommitException, nothing anywhere; a later one: PartialCommitException, first has all.
+
+    A COMMIT whose server went away is CommitOutcomeUnknown, naming what committed before it.
+    """
     sides = {"ledger": ledger, "storage": bank}
     other = "storage" if failing == "ledger" else "ledger"
     order = [sides[failing], sides[other]] if position == "first" else [sides[other], sides[failing]]
@@ -846,8 +709,14 @@ def test_a_failed_commit_in_a_two_database_session(
     error = run_session(storage, bank, flavour, body, abody)
     undo()
     documented(error)
-    expected = CommitException if position == "first" else PartialCommitException
-    assert isinstance(error, expected), repr(error)
+    if sides[failing].db.provider.name == "postgres":
+        # the server went away under the COMMIT: the client cannot know whether it was applied
+        assert isinstance(error, CommitOutcomeUnknown), repr(error)
+        assert error.database is sides[failing].db
+        assert error.committed == ([] if position == "first" else [sides[other].db])
+    else:
+        expected = CommitException if position == "first" else PartialCommitException
+        assert isinstance(error, expected), repr(error)
     assert any(isinstance(e, (SerializationFailure, ConnectionClosedError)) for e in chain(error)), repr(
         error
     )

@@ -25,7 +25,7 @@ import copy
 import inspect
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -112,6 +112,8 @@ class MObj:
     loaded: bool
     values: dict[str, Any]
     members_loaded: bool = False
+    #: columns written since the object's last flush
+    pending: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -219,6 +221,7 @@ class Model:
         if o.values[column] == value:
             return  # an equal value is not a change
         o.values[column] = value
+        o.pending.add(column)
         if o.status == LOADED:
             o.status = MODIFIED
             self.dirty[token] = None
@@ -263,6 +266,7 @@ class Model:
         self.txn = state
         for t in order:
             o = self.sess[t]
+            o.pending.clear()
             if o.status == CREATED:
                 self.ids[t] = pk = self.learn_id(t)
                 self.imap[(o.kind, pk)] = t
@@ -320,10 +324,19 @@ class Model:
         return ok
 
     def _detach(self) -> None:
-        self.just_detached += [(t, Detached(o.kind, o.loaded, dict(o.values))) for t, o in self.sess.items()]
+        self.just_detached += [
+            (t, Detached(o.kind, o.loaded, self._shown(t, o))) for t, o in self.sess.items()
+        ]
         self.sess.clear()
         self.dirty.clear()
         self.imap.clear()
+
+    def _shown(self, token: int, o: MObj) -> dict[str, Any]:
+        """What a rolled-back object shows: committed values, but its changes not yet flushed."""
+        committed = self.committed.get(token)
+        if committed is None:
+            return dict(o.values)  # created in the rolled-back transaction
+        return {c: o.values[c] if c in o.pending else v for c, v in committed.items()}
 
     def _materialize(self, token: int) -> None:
         """A row fetched into the session: a new loaded object, or the known one (now loaded)."""
@@ -528,6 +541,8 @@ class SessionMachine(RuleBasedStateMachine):
         """Fail unless ``got`` is a success when ``expected`` is one, or the exception it names."""
         if expected[0] == "err":
             assert got[:2] == expected[:2], f"{what}: expected {expected[1]}, got {got}"
+            if expected[1] == "TransactionIntegrityError" and not what.startswith("leaving"):
+                self.recover(what)
         else:
             assert got[0] == "ok", f"{what}: expected success, got {got}"
         for token, snapshot in self.model.just_detached:
@@ -536,6 +551,14 @@ class SessionMachine(RuleBasedStateMachine):
                 self.detached.append((obj, snapshot))
         self.model.just_detached.clear()
         del self.detached[:-30]
+
+    def recover(self, what: str) -> None:
+        """After a failed flush: the session refuses work (README "Sessions") until ``rollback()``."""
+        got = self.call(aflush if self.is_async else flush)
+        assert got[:2] == ("err", "PendingRollbackError"), f"flush() after the failed {what}: {got}"
+        assert self.call(arollback if self.is_async else rollback) == ("ok", None), (
+            "rollback() after a failure"
+        )
 
     def read(self, obj: Any, name: str, convert: Callable[[Any], Any] | None = None) -> Outcome:
         """The outcome of reading ``obj.name`` (passed through ``convert``) without await."""

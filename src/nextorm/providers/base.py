@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from ..debug import log_sql
+from ..debug import logged_sql
 from ..exceptions import DatabaseError, OrmError
 from ..steps import Result
 
@@ -180,24 +180,24 @@ class Provider:
 
     def run(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """Run one statement; returns its rows (all fetched), row count and last row id."""
-        log_sql(sql, params)
         cursor = None
-        try:
-            cursor = conn.execute(sql, params)
-            description = cursor.description
-            rows = _fetch_all(cursor.fetchall) if description is not None else []
-        except Exception as exc:
-            _close_quietly(cursor)  # an unfinished statement would keep its locks while the error lives
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, params):
+            try:
+                cursor = conn.execute(sql, params)
+                description = cursor.description
+                rows = _fetch_all(cursor.fetchall) if description is not None else []
+            except Exception as exc:
+                _close_quietly(cursor)  # an unfinished statement would keep its locks while the error lives
+                raise self.translate_error(exc) from exc
         return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))
 
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         """Run one statement for each row; returns the total row count."""
-        log_sql(sql, rows, many=len(rows))
-        try:
-            return conn.executemany(sql, rows).rowcount
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                return conn.executemany(sql, rows).rowcount
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
 
     def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str) -> Any:
         """Run an INSERT and return the generated primary key."""
@@ -254,29 +254,29 @@ class Provider:
 
     async def arun(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """Awaitable ``run()``."""
-        log_sql(sql, params)
         cursor = None
-        try:
-            cursor = await conn.execute(sql, params)
-            description = cursor.description
-            rows = list(await cursor.fetchall()) if description is not None else []
-        except Exception as exc:
-            if cursor is not None:
-                try:
-                    await cursor.close()
-                except Exception:
-                    pass  # the statement's own error is the one to report
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, params):
+            try:
+                cursor = await conn.execute(sql, params)
+                description = cursor.description
+                rows = list(await cursor.fetchall()) if description is not None else []
+            except Exception as exc:
+                if cursor is not None:
+                    try:
+                        await cursor.close()
+                    except Exception:
+                        pass  # the statement's own error is the one to report
+                raise self.translate_error(exc) from exc
         return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))
 
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         """Awaitable ``executemany()``."""
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = await conn.executemany(sql, rows)
-            return int(cursor.rowcount)
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = await conn.executemany(sql, rows)
+                return int(cursor.rowcount)
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
 
     async def abegin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
         """Awaitable ``begin()``."""
@@ -310,6 +310,13 @@ class Provider:
     def usable_for_rollback(self, conn: Any) -> bool:
         """Whether a ROLLBACK can be sent on ``conn`` (not on a broken connection)."""
         return True
+
+    def commit_not_applied(self, conn: Any, exc: BaseException) -> bool:
+        """Whether a COMMIT that raised ``exc`` certainly did not take effect (else its outcome is unknown).
+
+        Asked right after the failure, before anything else is sent on ``conn``; it does no IO.
+        """
+        return False
 
     def constraint_columns(self, exc: BaseException) -> list[str]:
         """The columns a constraint violation reported by the driver is about."""

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ..debug import log_sql
+from ..debug import logged_sql
 from ..exceptions import (
     BindingError,
     ConnectionClosedError,
@@ -149,6 +149,8 @@ class PostgresProvider(Provider):
         return []
 
     def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
+        if not values:
+            return "0 = 1"
         params.append(list(values))
         return f"{column} = ANY(%s)"
 
@@ -191,16 +193,28 @@ class PostgresProvider(Provider):
     def usable_for_rollback(self, conn: Any) -> bool:
         return not (conn.closed or conn.broken)
 
+    def commit_not_applied(self, conn: Any, exc: BaseException) -> bool:
+        # The server answers a COMMIT it could not apply with an error (serialization failure,
+        # deferred constraint, disk full) and a transaction still open or ended. A lost connection
+        # gives no answer: the COMMIT may have been applied before the link went down.
+        if conn.closed or conn.broken:
+            return False
+        status = conn.info.transaction_status
+        if status in (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR):
+            return True
+        state = getattr(getattr(exc, "original_exc", exc), "sqlstate", None) or ""
+        return status == psycopg.pq.TransactionStatus.IDLE and bool(state) and not state.startswith("08")
+
     # -- statements ------------------------------------------------------------------------------
 
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            cursor.executemany(sql, rows)
-            return int(cursor.rowcount)
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                cursor.executemany(sql, rows)
+                return int(cursor.rowcount)
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
 
     def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
         if pk_column is None:
@@ -212,17 +226,17 @@ class PostgresProvider(Provider):
         self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
     ) -> list[Any]:
         sql = f"{sql} RETURNING {self.quote(pk_column)}"
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            cursor.executemany(sql, rows, returning=True)
-            keys = []
-            while True:
-                keys.append(cursor.fetchone()[0])
-                if not cursor.nextset():
-                    break
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                cursor.executemany(sql, rows, returning=True)
+                keys = []
+                while True:
+                    keys.append(cursor.fetchone()[0])
+                    if not cursor.nextset():
+                        break
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
         return keys
 
     def table_columns_query(self, table: str) -> tuple[str, tuple[Any, ...], int]:
@@ -256,7 +270,8 @@ class PostgresProvider(Provider):
                 f"The transaction was aborted ({_RETRYABLE[state]}, SQLSTATE {state}): {exc}"
             )
         elif isinstance(exc, psycopg.OperationalError) and (
-            state.startswith("08") or state in ("57P01", "57P02", "57P03") or "connection" in str(exc).lower()
+            # no SQLSTATE: psycopg itself failed to talk to the server (closed or broken connection)
+            not state or state.startswith("08") or state in ("57P01", "57P02", "57P03")
         ):
             error = ConnectionClosedError(f"The connection to PostgreSQL was lost: {exc}")
         else:
@@ -277,13 +292,13 @@ class AsyncPostgresProvider(PostgresProvider):
             raise self._connect_error(exc) from exc
 
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            await cursor.executemany(sql, rows)
-            return int(cursor.rowcount)
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                await cursor.executemany(sql, rows)
+                return int(cursor.rowcount)
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
 
     async def ainsert_returning(
         self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None
@@ -297,15 +312,15 @@ class AsyncPostgresProvider(PostgresProvider):
         self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
     ) -> list[Any]:
         sql = f"{sql} RETURNING {self.quote(pk_column)}"
-        log_sql(sql, rows, many=len(rows))
-        try:
-            cursor = conn.cursor()
-            await cursor.executemany(sql, rows, returning=True)
-            keys = []
-            while True:
-                keys.append((await cursor.fetchone())[0])
-                if not cursor.nextset():
-                    break
-        except Exception as exc:
-            raise self.translate_error(exc) from exc
+        with logged_sql(sql, rows, many=len(rows)):
+            try:
+                cursor = conn.cursor()
+                await cursor.executemany(sql, rows, returning=True)
+                keys = []
+                while True:
+                    keys.append((await cursor.fetchone())[0])
+                    if not cursor.nextset():
+                        break
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
         return keys

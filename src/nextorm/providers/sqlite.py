@@ -9,7 +9,7 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
@@ -23,9 +23,41 @@ from ..exceptions import (
 from ..types import Json
 from .base import Provider
 
-__all__ = ["SQLiteProvider"]
+__all__ = ["DECIMAL_COLLATION", "SQLiteProvider", "decimal_collation"]
 
 _memory_numbers = itertools.count(1)
+
+#: the collation of Decimal columns (stored as text): registered on every connection nextorm opens
+DECIMAL_COLLATION = "nextorm_decimal"
+
+# primary result codes (the low byte of an extended code) that mean "another transaction holds the lock"
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+
+
+def _decimal_key(text: str) -> tuple[int, Decimal, str]:
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        number = None
+    if number is not None and number.is_finite():
+        return (0, number, "")
+    return (1, Decimal(0), text)  # text that is no number (written by other tools) sorts last
+
+
+def decimal_collation(left: str, right: str) -> int:
+    """Compare two Decimal columns' texts by numeric value (``sqlite3.Connection.create_collation``)."""
+    a, b = _decimal_key(left), _decimal_key(right)
+    return (a > b) - (a < b)
+
+
+class _Connection(sqlite3.Connection):
+    """A sqlite3 connection that compares Decimal columns by value (also made by aiosqlite's thread)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.create_collation(DECIMAL_COLLATION, decimal_collation)
+
 
 _SQL_TYPES = {
     int: "INTEGER",
@@ -74,6 +106,7 @@ class SQLiteProvider(Provider):
                 isolation_level=None,
                 check_same_thread=False,
                 uri=self.memory,
+                factory=_Connection,
             )
         except sqlite3.Error as exc:
             raise BindingError(f"Cannot open SQLite database {self.filename!r}: {exc}") from exc
@@ -85,11 +118,27 @@ class SQLiteProvider(Provider):
     def usable(self, conn: Any) -> bool:
         # a connection left inside a transaction (a BEGIN whose caller saw an error) is not pooled:
         # closing it rolls back and frees the database lock
-        return not conn.in_transaction
+        try:
+            return not conn.in_transaction
+        except (sqlite3.ProgrammingError, ValueError):  # ValueError: a closed aiosqlite connection
+            return False  # closed under the session
 
     def usable_for_rollback(self, conn: Any) -> bool:
-        # SQLite ends the transaction by itself on some errors (disk full, I/O error)
-        return bool(conn.in_transaction)
+        # SQLite ends the transaction by itself on some errors (disk full, I/O error); a closed
+        # connection has none left either
+        try:
+            return bool(conn.in_transaction)
+        except (sqlite3.ProgrammingError, ValueError):  # ValueError: a closed aiosqlite connection
+            return False
+
+    def commit_not_applied(self, conn: Any, exc: BaseException) -> bool:
+        # SQLite runs in this process: a COMMIT that failed and left the transaction open (busy,
+        # locked) did nothing. One that ended it (an I/O error rolls back by itself) is not told
+        # apart from a commit whose answer was lost, so its outcome is reported as unknown.
+        try:
+            return bool(conn.in_transaction)
+        except (sqlite3.ProgrammingError, ValueError):  # ValueError: a closed aiosqlite connection
+            return True  # the connection is closed: closing it rolled the transaction back
 
     def strict_quote(self, name: str) -> str:
         """``name`` quoted so that an unknown column is an error (a double-quoted one may read as a string)."""
@@ -115,12 +164,24 @@ class SQLiteProvider(Provider):
         if attr.sql_type:
             return attr.sql_type
         if attr.py_type is Decimal:
-            return f"DECIMAL({attr.precision or 12}, {2 if attr.scale is None else attr.scale})"
+            # text keeps every digit (a DECIMAL column's numeric affinity would make a float of
+            # it); the collation compares and orders by numeric value
+            return f"TEXT COLLATE {DECIMAL_COLLATION}"
         return _SQL_TYPES[attr.py_type]
 
+    def adapt(self, attr: Any) -> None:
+        if attr.py_type is Decimal:
+            # one text per value (the column's scale): equal numbers are equal texts, as in a unique index
+            attr.to_db = attr.ctype.fixed_text
+
     def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
-        # a long list of ints or strs goes as one JSON parameter: one statement, any length
-        if len(values) <= 8 or not all(type(v) in (int, str) for v in values):
+        # a long list goes as one JSON parameter (bytes as hex literals): one statement, any length
+        if len(values) <= 8:
+            return super().in_values_sql(column, values, params)
+        if all(isinstance(v, bytes) for v in values):
+            literals = ", ".join("X'" + v.hex() + "'" for v in values)
+            return f"{column} IN ({literals})"
+        if not all(v is None or isinstance(v, (int, float, str)) for v in values):
             return super().in_values_sql(column, values, params)
         params.append(json.dumps(values))
         return f"{column} IN (SELECT value FROM json_each(?))"
@@ -146,11 +207,15 @@ class SQLiteProvider(Provider):
         return [part.strip().rpartition(".")[2] for part in match.group(1).split(",")]
 
     def translate_error(self, exc: BaseException) -> OrmError:
+        code = getattr(exc, "sqlite_errorcode", None)
         if isinstance(exc, sqlite3.IntegrityError):
             error: OrmError = TransactionIntegrityError(f"{type(exc).__name__}: {exc}")
-        elif isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
-            error = SerializationFailure(f"The database is locked by another transaction: {exc}")
-        elif isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc):
+        elif code is not None and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            error = SerializationFailure(
+                f"The database is locked by another transaction ({exc.sqlite_errorname}): {exc}"  # type: ignore[attr-defined]
+            )
+        elif isinstance(exc, sqlite3.ProgrammingError) and code is None and "closed" in str(exc):
+            # the sqlite3 module refuses a closed connection before SQLite runs: there is no code to read
             error = ConnectionClosedError(f"The database connection was closed: {exc}")
         else:
             return super().translate_error(exc)
@@ -178,7 +243,11 @@ class AsyncSQLiteProvider(SQLiteProvider):
     async def aconnect(self) -> Any:
         try:
             conn = await self._aiosqlite.connect(
-                self.filename, timeout=self.timeout, isolation_level=None, uri=self.memory
+                self.filename,
+                timeout=self.timeout,
+                isolation_level=None,
+                uri=self.memory,
+                factory=_Connection,
             )
         except sqlite3.Error as exc:
             raise BindingError(f"Cannot open SQLite database {self.filename!r}: {exc}") from exc

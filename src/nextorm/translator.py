@@ -1,0 +1,835 @@
+"""Pony's query syntax (generators, lambdas and strings) translated into attribute expressions.
+
+``select(p for p in Person if p.age > x)``, ``Person.select(lambda p: p.age > x)`` and
+``select("p for p in Person if p.age > x")`` are read from the syntax tree of their source,
+found through the code object's positions (``co_positions()``), never from bytecode, so the
+translation does not depend on the Python version. The condition is rewritten into the
+attribute-expression form (``Person.age > x``) and compiled once per code object into a
+function whose arguments are the query's entity and the names it reads from its enclosing scope.
+Running a query again only calls that function: every name becomes a bound parameter when the
+expression API validates it, and choices that depend on a value's type (``in`` over a list or
+a string, an entity compared by key) are made there, so one translation serves every type.
+
+Constructs the expression layer does not offer yet raise ``TranslationError`` naming the
+construct and its line; nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import linecache
+import sys
+import types
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from .exceptions import ExprEvalError, OrmError, TranslationError, UnknownAttributeError
+
+if TYPE_CHECKING:
+    from .query import Query
+
+#: what a generator query yields: the entity class it selects
+_T = TypeVar("_T")
+
+__all__ = ["between", "conditions_from", "count", "exists", "get", "order_from", "select"]
+
+
+# -- public query functions ----------------------------------------------------------------------
+
+
+@overload
+def select(query: str) -> Query[Any]: ...
+@overload
+def select(query: Iterable[_T]) -> Query[_T]: ...
+def select(query: Any) -> Any:
+    """The query of a generator (``p for p in Person if ...``) or of the same text as a string."""
+    return _query_of(query, "select")
+
+
+@overload
+def get(query: str) -> Any: ...
+@overload
+def get(query: Iterable[_T]) -> _T | None: ...
+def get(query: Any) -> Any:
+    """The one object a generator query selects, or None; MultipleObjectsFoundError when several."""
+    return _query_of(query, "get").get()
+
+
+def exists(query: Any) -> bool:
+    """Whether a generator query selects any object."""
+    return bool(_query_of(query, "exists").exists())
+
+
+def count(*args: Any, **kwargs: Any) -> Any:
+    """The number of objects a generator query (or its text) selects.
+
+    Called with anything else it is ``itertools.count``, which a star import of nextorm would
+    otherwise hide (as Pony's ``count`` does).
+    """
+    if len(args) == 1 and not kwargs and isinstance(args[0], (str, types.GeneratorType)):
+        return int(_query_of(args[0], "count").count())
+    return itertools.count(*args, **kwargs)
+
+
+def between(value: Any, low: Any, high: Any) -> Any:
+    """``low <= value <= high``: a condition for an attribute (inside or outside a query), else a bool."""
+    if hasattr(value, "in_"):  # an entity attribute: build the condition
+        return (value >= low) & (value <= high)
+    return bool(low <= value <= high)
+
+
+# -- entry points for Entity.select / Query.filter / Query.order_by ------------------------------
+
+
+def conditions_from(entity: Any, query: Any, var: str | None = None) -> tuple[Any, ...]:
+    """The conditions of a lambda (``lambda p: p.age > 18``) or string over ``entity``'s objects.
+
+    ``var`` names the entity in a lambda without parameters or a bare string condition
+    (``q.filter("p.age > 18")`` on a query written as ``p for p in Person``).
+    """
+    translation, params = _prepare(entity, query, var, order=False)
+    return _finish_conditions(entity, translation, translation.run(entity, params))
+
+
+def order_from(entity: Any, query: Any, var: str | None = None) -> tuple[Any, ...]:
+    """The ORDER BY items of a lambda (``lambda p: (p.name, desc(p.age))``) or string."""
+    translation, params = _prepare(entity, query, var, order=True)
+    return tuple(translation.run(entity, params))
+
+
+def lambda_var(conditions: tuple[Any, ...]) -> str | None:
+    """The parameter name of the first one-parameter lambda among ``conditions`` (``p`` in ``lambda p: ...``)."""
+    for condition in conditions:
+        if (
+            is_query_text(condition)
+            and not isinstance(condition, str)
+            and condition.__code__.co_argcount == 1
+        ):
+            return str(condition.__code__.co_varnames[0])
+    return None
+
+
+def is_query_text(value: Any) -> bool:
+    """Whether ``value`` is a lambda or a string that a query method translates."""
+    return isinstance(value, str) or (
+        isinstance(value, types.FunctionType) and value.__code__.co_name == "<lambda>"
+    )
+
+
+# -- the translation -----------------------------------------------------------------------------
+
+
+class _Marker:
+    """A condition known without the database: always true or always false."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"<always {self.value}>"
+
+
+_TRUE, _FALSE = _Marker(True), _Marker(False)
+
+
+class _Runtime:
+    """The helpers a translated query calls (its ``__nx`` argument)."""
+
+    TRUE, FALSE = _TRUE, _FALSE
+
+    @staticmethod
+    def and_(*items: Any) -> Any:
+        """The conjunction of conditions, folding conditions known in advance."""
+        kept = []
+        for item in items:
+            if item is _FALSE:
+                return _FALSE
+            if item is not _TRUE:
+                kept.append(item)
+        if not kept:
+            return _TRUE
+        result = kept[0]
+        for item in kept[1:]:
+            result = result & item
+        return result
+
+    @staticmethod
+    def or_(*items: Any) -> Any:
+        """The disjunction of conditions, folding conditions known in advance."""
+        kept = []
+        for item in items:
+            if item is _TRUE:
+                return _TRUE
+            if item is not _FALSE:
+                kept.append(item)
+        if not kept:
+            return _FALSE
+        result = kept[0]
+        for item in kept[1:]:
+            result = result | item
+        return result
+
+    @staticmethod
+    def not_(item: Any) -> Any:
+        """The negation of a condition."""
+        if isinstance(item, _Marker):
+            return _FALSE if item.value else _TRUE
+        return ~item
+
+    @staticmethod
+    def in_(column: Any, values: Any, negate: bool, where: str) -> Any:
+        """``column in values`` over a collection of values."""
+        if isinstance(values, (str, bytes)):
+            raise TranslationError(f"`in` over a string value is not supported in queries: {where}")
+        if hasattr(values, "entity") and hasattr(values, "filter"):
+            raise TranslationError(f"`in` over a query (a subquery) is not supported in queries yet: {where}")
+        return column.not_in(values) if negate else column.in_(values)
+
+    @staticmethod
+    def contains(column: Any, part: Any, negate: bool) -> Any:
+        """``part in column`` for a string column."""
+        condition = column.contains(part)
+        return ~condition if negate else condition
+
+    @staticmethod
+    def same(entity: Any, value: Any, negate: bool, where: str) -> Any:
+        """The query's object compared with an object (by primary key)."""
+        if value is None:
+            return _TRUE if negate else _FALSE
+        pk = _Runtime._object(entity, value, where).get_pk()
+        keys = entity._pk_attrs_
+        values = (pk,) if len(keys) == 1 else pk
+        condition = _Runtime.and_(*(attr == v for attr, v in zip(keys, values)))
+        return _Runtime.not_(condition) if negate else condition
+
+    @staticmethod
+    def same_in(entity: Any, values: Any, negate: bool, where: str) -> Any:
+        """The query's object is one of the given objects (compared by primary key)."""
+        keys = entity._pk_attrs_
+        if len(keys) != 1:
+            raise TranslationError(
+                f"`in` over objects of {entity.__name__}, whose primary key has several columns, "
+                f"is not supported in queries yet: {where}"
+            )
+        pks = []
+        for value in values:
+            if not isinstance(value, entity):
+                value = _Runtime._object(entity, value, where)
+            pks.append(value.get_pk())
+        return keys[0].not_in(pks) if negate else keys[0].in_(pks)
+
+    @staticmethod
+    def _object(entity: Any, value: Any, where: str) -> Any:
+        """``value`` as an object of ``entity``: itself, or the object a proxy stands for."""
+        if isinstance(value, entity):
+            return value
+        proxied = getattr(value, "_get_object", None)
+        if proxied is None:
+            raise TranslationError(
+                f"An object of {entity.__name__} can only be compared with a {entity.__name__} "
+                f"object, got {value!r}: {where}"
+            )
+        return proxied()
+
+    @staticmethod
+    def call(function: Any, where: str, *args: Any) -> Any:
+        """A call of one of nextorm's query functions with attributes as arguments."""
+        if function not in _QUERY_FUNCTIONS:
+            name = getattr(function, "__name__", repr(function))
+            raise TranslationError(f"The function {name}() is not supported in queries yet: {where}")
+        return function(*args)
+
+
+_QUERY_FUNCTIONS: set[Any] = {between}
+_RUNTIME = _Runtime()
+
+
+class _Translation:
+    """One query's translation: a function from the entity and the scope's names to conditions."""
+
+    __slots__ = ("function", "function_code", "line", "names", "text", "var")
+
+    def __init__(
+        self,
+        function_code: types.CodeType,
+        names: tuple[str, ...],
+        var: str,
+        text: str,
+        line: int,
+    ) -> None:
+        self.function_code = function_code
+        self.names = names
+        self.var = var
+        self.text = text
+        self.line = line
+        self.function: types.FunctionType | None = None
+
+    def run(self, entity: Any, params: tuple[dict[str, Any], tuple[Any, ...]]) -> Any:
+        """Evaluate the translated query with the entity and the values of the scope's names."""
+        globals_, values = params
+        function = self.function
+        if function is None or function.__globals__ is not globals_:
+            # a code object's module is always the same one, except for query text
+            function = self.function = types.FunctionType(self.function_code, globals_)
+        try:
+            return function(_RUNTIME, entity, *values)
+        except OrmError:
+            raise
+        except Exception as exc:
+            raise ExprEvalError(
+                f"Evaluating the query `{self.text}` (line {self.line}) raised {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+_translations: dict[Any, _Translation] = {}
+_CACHE_SIZE = 10_000
+_parsed_sources: dict[str, tuple[list[str], list[Any]]] = {}
+
+
+def _query_of(query: Any, function: str) -> Any:
+    if isinstance(query, str):
+        namespace = _caller_namespace()
+        node, where = _parse_text(query)
+        if not isinstance(node, ast.GeneratorExp):
+            raise TranslationError(f"{function}() takes a generator expression as text, got {query!r}")
+        source_query = _evaluate_source(node.generators[0].iter, namespace, where)
+        key: Any = ("gen", query)
+        var = _generator_var(node, where)
+        translation = _translations.get((key, source_query.entity))
+        if translation is None:
+            translation = _translate_generator(node, source_query.entity, where, None)
+            _remember((key, source_query.entity), translation)
+        params = _string_params(translation, namespace)
+    elif isinstance(query, types.GeneratorType):
+        frame = query.gi_frame
+        code = query.gi_code
+        if frame is None or query.gi_suspended or query.gi_running or code.co_name != "<genexpr>":
+            raise TranslationError(
+                f"{function}() takes a generator expression that has not started, got {query!r}"
+            )
+        local_values = frame.f_locals  # built anew on each access: read it once
+        source = local_values.get(".0")
+        source_query = getattr(source, "query", None)
+        if source_query is None or not hasattr(source_query, "entity"):
+            where = f"line {code.co_firstlineno} of {code.co_filename}"
+            raise TranslationError(
+                f"The first `for` of a query must iterate over an entity or a query, got {source!r}: {where}"
+            )
+        translation = _translations.get((code, source_query.entity))
+        if translation is None:
+            node, where = _locate(code, ast.GeneratorExp)
+            translation = _translate_generator(node, source_query.entity, where, code.co_freevars)
+            _remember((code, source_query.entity), translation)
+        var = translation.var
+        params = (frame.f_globals, tuple([local_values[name] for name in translation.names]))
+    else:
+        raise TranslationError(
+            f"{function}() takes a generator expression (p for p in Person if ...) or its text, got {query!r}"
+        )
+    if source_query._limit is not None or source_query._offset:
+        raise TranslationError(
+            f"A query over a query with a limit or offset is not supported yet: line {translation.line}"
+        )
+    conditions = _finish_conditions(
+        source_query.entity, translation, translation.run(source_query.entity, params)
+    )
+    # the conditions are built on the attributes of source_query's entity: no check needed
+    return source_query._named(var, conditions)
+
+
+def _finish_conditions(entity: Any, translation: _Translation, items: tuple[Any, ...]) -> tuple[Any, ...]:
+    result = []
+    for item in items:
+        if item is _TRUE:
+            continue
+        if item is _FALSE:
+            item = entity._pk_attrs_[0].in_(())  # no row matches an empty IN list
+        result.append(item)
+    return tuple(result)
+
+
+def _prepare(entity: Any, query: Any, var: str | None, order: bool) -> tuple[_Translation, Any]:
+    kind = "order" if order else "cond"
+    if isinstance(query, str):
+        namespace = _caller_namespace()
+        key = (kind, query, var)
+        translation = _translations.get((key, entity))
+        if translation is None:
+            node, where = _parse_text(query, entity)
+            translation = _translate_function(node, entity, var, where, None, order)
+            _remember((key, entity), translation)
+        return translation, _string_params(translation, namespace)
+    code = query.__code__
+    translation = _translations.get(((kind, code, var), entity))
+    if translation is None:
+        node, where = _locate(code, ast.Lambda)
+        translation = _translate_function(node, entity, var, where, code.co_freevars, order)
+        _remember(((kind, code, var), entity), translation)
+    closure = query.__closure__
+    try:
+        # the names are among the code's free variables, whose cells the closure holds in order
+        values = tuple([closure[code.co_freevars.index(name)].cell_contents for name in translation.names])
+    except ValueError:
+        raise ExprEvalError(
+            f"A name the query reads is not defined yet when it runs: {_where_of(translation)}"
+        ) from None
+    return translation, (query.__globals__, values)
+
+
+def _where_of(translation: _Translation) -> str:
+    """The query's text and line, for messages."""
+    return f"`{translation.text}` (line {translation.line})"
+
+
+def _caller_namespace() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The globals and locals of the nearest caller outside nextorm."""
+    frame = sys._getframe(1)
+    while frame.f_globals.get("__name__", "").partition(".")[0] == "nextorm":
+        assert frame.f_back is not None
+        frame = frame.f_back
+    return frame.f_globals, dict(frame.f_locals)
+
+
+def _string_params(translation: _Translation, namespace: tuple[dict[str, Any], dict[str, Any]]) -> Any:
+    globals_, locals_ = namespace
+    builtins = globals_.get("__builtins__", {})
+    if not isinstance(builtins, dict):
+        builtins = vars(builtins)
+    values = []
+    for name in translation.names:
+        for scope in (locals_, globals_, builtins):
+            if name in scope:
+                values.append(scope[name])
+                break
+        else:
+            raise ExprEvalError(
+                f"The name {name!r} is not defined where the query runs: {_where_of(translation)}"
+            )
+    return globals_, tuple(values)
+
+
+def _remember(key: Any, translation: _Translation) -> None:
+    # query texts built with values inside (f-strings) would grow the cache without end
+    if len(_translations) >= _CACHE_SIZE:
+        _translations.clear()
+    _translations[key] = translation
+
+
+def _parse_text(text: str, entity: Any = None) -> tuple[ast.AST, str]:
+    where = f"the query text {text!r}" + (f" of a {entity.__name__} query" if entity is not None else "")
+    try:
+        # parenthesized, so that a generator's text parses without its own parentheses
+        tree = ast.parse(f"({text.strip()}\n)", mode="eval")
+    except SyntaxError as exc:
+        raise TranslationError(
+            f"{where[0].upper()}{where[1:]} is not a Python expression: {exc.msg}"
+        ) from None
+    body = tree.body
+    return body, where
+
+
+def _evaluate_source(node: ast.expr, namespace: tuple[dict[str, Any], dict[str, Any]], where: str) -> Any:
+    code = compile(ast.Expression(body=node), "<query>", "eval")
+    source = eval(code, namespace[0], namespace[1])  # the user's own query text, in the caller's scope
+    query = source.select() if hasattr(source, "_attrs_by_name_") else source
+    if not (hasattr(query, "entity") and hasattr(query, "filter")):
+        raise TranslationError(f"The first `for` of a query must iterate over an entity or a query: {where}")
+    return query
+
+
+# -- finding the source --------------------------------------------------------------------------
+
+
+def _locate(code: types.CodeType, kind: type[Any]) -> tuple[Any, str]:
+    """The syntax tree node of ``code`` (a generator expression or a lambda) in its source file."""
+    filename = code.co_filename
+    where = f"line {code.co_firstlineno} of {filename}"
+    lines = linecache.getlines(filename)
+    if not lines:
+        raise TranslationError(
+            f"The source of the query at {where} is not available (an interactive prompt keeps none): "
+            "write the query as a string, select('p for p in Person if p.age > x'), or with attribute "
+            "expressions, Person.select(Person.age > x)"
+        )
+    nodes = _nodes_of(filename, lines)
+    # positions of zero width stand for the code object's setup, not for any source
+    spans = [
+        (a, c, b, d) for a, b, c, d in code.co_positions() if None not in (a, b, c, d) and (a, c) != (b, d)
+    ]
+    first = min(spans) if spans else (code.co_firstlineno, 0, 0, 0)
+    last = max((b, d) for _, _, b, d in spans) if spans else (code.co_firstlineno, 0)
+    candidates = [
+        node
+        for node in nodes
+        if isinstance(node, kind)
+        and node.lineno == code.co_firstlineno
+        and (node.lineno, node.col_offset) <= first[:2]
+        and (node.end_lineno, node.end_col_offset) >= last
+    ]
+    candidates.sort(key=lambda n: (n.end_lineno - n.lineno, n.end_col_offset - n.col_offset))
+    for node in candidates:
+        if set(code.co_names) <= _identifiers(node):
+            return node, f"line {node.lineno} of {filename}"
+    raise TranslationError(
+        f"The source of the query at {where} does not match the running code (was the file changed "
+        "after it was imported?): write the query as a string or with attribute expressions"
+    )
+
+
+def _nodes_of(filename: str, lines: list[str]) -> list[Any]:
+    cached = _parsed_sources.get(filename)
+    if cached is not None and cached[0] is lines:
+        return cached[1]
+    try:
+        tree = ast.parse("".join(lines), filename)
+    except SyntaxError:
+        raise TranslationError(f"The source file {filename} of a query does not parse") from None
+    nodes: list[Any] = [node for node in ast.walk(tree) if isinstance(node, (ast.GeneratorExp, ast.Lambda))]
+    _parsed_sources[filename] = (lines, nodes)
+    return nodes
+
+
+def _identifiers(node: ast.AST) -> set[str]:
+    names: set[str] = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name):
+            names.add(child.id)
+        elif isinstance(child, ast.Attribute):
+            names.add(child.attr)
+    return names
+
+
+# -- rewriting the syntax tree -------------------------------------------------------------------
+
+
+def _generator_var(node: ast.GeneratorExp, where: str) -> str:
+    if len(node.generators) != 1:
+        raise TranslationError(f"Several `for` clauses (a join) are not supported in queries yet: {where}")
+    loop = node.generators[0]
+    if loop.is_async:
+        raise TranslationError(f"`async for` is not supported in queries: {where}")
+    if not isinstance(loop.target, ast.Name):
+        raise TranslationError(
+            f"The `for` of a query takes one name, got `{ast.unparse(loop.target)}`: {where}"
+        )
+    return loop.target.id
+
+
+def _translate_generator(node: Any, entity: Any, where: str, scope_names: Any) -> _Translation:
+    var = _generator_var(node, where)
+    if not (isinstance(node.elt, ast.Name) and node.elt.id == var):
+        raise TranslationError(
+            f"Selecting `{ast.unparse(node.elt)}` (attribute values or tuples rather than objects) "
+            f"is not supported in queries yet: {where}"
+        )
+    rewriter = _Rewriter(entity, var, where)
+    ifs = node.generators[0].ifs
+    # several `if` clauses mean what `and` between them means
+    body = (
+        [rewriter.condition(ifs[0] if len(ifs) == 1 else ast.BoolOp(op=ast.And(), values=ifs))] if ifs else []
+    )
+    return _compile(node, body, var, scope_names, rewriter)
+
+
+def _translate_function(
+    node: Any, entity: Any, var: str | None, where: str, scope_names: Any, order: bool
+) -> _Translation:
+    if isinstance(node, ast.Lambda):
+        args = node.args
+        if args.posonlyargs or args.kwonlyargs or args.vararg or args.kwarg or len(args.args) > 1:
+            raise TranslationError(f"A query lambda takes one parameter, the object: {where}")
+        if args.args:
+            var = args.args[0].arg
+        body_node = node.body
+    else:
+        body_node = node
+    if var is None:
+        raise TranslationError(
+            f"A query condition without a parameter needs a query written as a generator, whose "
+            f"variable it uses; write `lambda x: ...`: {where}"
+        )
+    rewriter = _Rewriter(entity, var, where)
+    if order:
+        items = body_node.elts if isinstance(body_node, ast.Tuple) else [body_node]
+        body = [rewriter.order_item(item) for item in items]
+    else:
+        body = [rewriter.condition(body_node)]
+    return _compile(node, body, var, scope_names, rewriter)
+
+
+def _compile(
+    node: Any, body: list[ast.expr], var: str, scope_names: Any, rewriter: _Rewriter
+) -> _Translation:
+    # query text reads every name from its caller's scope; code reads its free variables from
+    # the frame or closure, and the rest as globals of its module
+    used = rewriter.names_used - {var}
+    names = tuple(sorted(used if scope_names is None else used & set(scope_names)))
+    arguments = ast.arguments(
+        posonlyargs=[],
+        args=[ast.arg(arg="__nx"), ast.arg(arg=var)] + [ast.arg(arg=name) for name in names],
+        kwonlyargs=[],
+        kw_defaults=[],
+        defaults=[],
+    )
+    function = ast.Lambda(args=arguments, body=ast.Tuple(elts=body, ctx=ast.Load()))
+    ast.copy_location(function, node)
+    module = ast.Expression(body=function)
+    ast.fix_missing_locations(module)
+    code = compile(module, rewriter.filename, "eval")
+    function_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
+    text = ast.unparse(node)
+    return _Translation(function_code, names, var, text, getattr(node, "lineno", 1))
+
+
+class _Rewriter:
+    """Rewrites a query's conditions into calls of the attribute-expression API."""
+
+    def __init__(self, entity: Any, var: str, where: str) -> None:
+        self.entity = entity
+        self.var = var
+        self.where = where
+        # `where` is "line N of FILE" for source code, "the query text '...'" for a string
+        self.filename = "<query>" if where.startswith("the query text") else where.partition(" of ")[2]
+        self.names_used: set[str] = set()
+
+    # -- helpers
+
+    def _at(self, node: ast.AST) -> str:
+        if self.filename == "<query>":
+            return f"`{ast.unparse(node)}` in {self.where}"
+        return f"`{ast.unparse(node)}` at line {getattr(node, 'lineno', '?')} of {self.filename}"
+
+    def unsupported(self, construct: str, node: ast.AST) -> TranslationError:
+        """The error for a construct the expression layer does not offer yet."""
+        return TranslationError(
+            f"{construct} is not supported in queries yet: {self._at(node)}; "
+            "select_by_sql() can express it in SQL"
+        )
+
+    def _helper(self, name: str, *args: ast.expr) -> ast.expr:
+        return ast.Call(
+            func=ast.Attribute(value=ast.Name(id="__nx", ctx=ast.Load()), attr=name, ctx=ast.Load()),
+            args=list(args),
+            keywords=[],
+        )
+
+    def _marker(self, value: bool) -> ast.expr:
+        return ast.Attribute(
+            value=ast.Name(id="__nx", ctx=ast.Load()), attr="TRUE" if value else "FALSE", ctx=ast.Load()
+        )
+
+    def uses_var(self, node: ast.AST) -> bool:
+        """Whether ``node`` reads the query's object."""
+        return any(isinstance(child, ast.Name) and child.id == self.var for child in ast.walk(node))
+
+    def external(self, node: ast.expr) -> ast.expr:
+        """A value from the enclosing scope, evaluated as Python and bound as a parameter."""
+        for child in ast.walk(node):
+            if isinstance(child, ast.GeneratorExp):
+                raise self.unsupported(_construct(child), child)
+            if isinstance(child, ast.Name):
+                self.names_used.add(child.id)
+        return node
+
+    # -- conditions
+
+    def condition(self, node: ast.expr) -> ast.expr:
+        """A condition in boolean context."""
+        if not self.uses_var(node):
+            return ast.IfExp(test=self.external(node), body=self._marker(True), orelse=self._marker(False))
+        if isinstance(node, ast.BoolOp):
+            return self._bool_op(isinstance(node.op, ast.And), node.values)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return self._helper("not_", self.condition(node.operand))
+        if isinstance(node, ast.Compare):
+            pairs = []
+            left = node.left
+            for op, right in zip(node.ops, node.comparators):
+                pairs.append(self.compare(left, op, right, node))
+                left = right
+            return pairs[0] if len(pairs) == 1 else self._helper("and_", *pairs)
+        if isinstance(node, ast.Attribute) and self._is_column(node):
+            attr = self.column_attr(node)
+            if attr.py_type is bool:
+                return ast.Compare(left=node, ops=[ast.Eq()], comparators=[ast.Constant(value=True)])
+            raise self.unsupported(f"The truth value of {attr.py_type.__name__} attribute", node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        if isinstance(node, ast.Name):
+            raise self.unsupported("The truth value of the query's object", node)
+        raise self.unsupported(_construct(node), node)
+
+    def _bool_op(self, is_and: bool, values: list[ast.expr]) -> ast.expr:
+        # Operands from the enclosing scope keep Python's short-circuit: `x and p.a == x.a`
+        # does not evaluate `x.a` when x is None.
+        first, rest = values[0], values[1:]
+        if not rest:
+            return self.condition(first)
+        if not self.uses_var(first):
+            test = self.external(first)
+            remainder = self._bool_op(is_and, rest)
+            return (
+                ast.IfExp(test=test, body=remainder, orelse=self._marker(False))
+                if is_and
+                else ast.IfExp(test=test, body=self._marker(True), orelse=remainder)
+            )
+        return self._helper("and_" if is_and else "or_", self.condition(first), self._bool_op(is_and, rest))
+
+    def compare(self, left: ast.expr, op: ast.cmpop, right: ast.expr, whole: ast.AST) -> ast.expr:
+        """One comparison of a (possibly chained) comparison."""
+        node = ast.Compare(left=left, ops=[op], comparators=[right])
+        ast.copy_location(node, whole)
+        left_col, right_col = self.uses_var(left), self.uses_var(right)
+        if not (left_col or right_col):
+            return ast.IfExp(test=self.external(node), body=self._marker(True), orelse=self._marker(False))
+        if left_col and right_col:
+            raise self.unsupported("A comparison between two attributes of the query", node)
+        where = ast.Constant(value=self._at(node))
+        if isinstance(op, (ast.In, ast.NotIn)):
+            negate = ast.Constant(value=isinstance(op, ast.NotIn))
+            if left_col and isinstance(left, ast.Name):
+                return self._helper("same_in", left, self.external(right), negate, where)
+            if left_col:
+                return self._helper("in_", self.column(left), self.external(right), negate, where)
+            attr = self.column_attr(right)
+            if getattr(attr, "py_type", None) is not str:
+                raise self.unsupported("`in` on a non-string attribute", node)
+            return self._helper("contains", self.column(right), self.external(left), negate)
+        column_side, value_side = (left, right) if left_col else (right, left)
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            if not (isinstance(value_side, ast.Constant) and value_side.value is None):
+                raise self.unsupported("`is` with anything but None", node)
+            method = "is_" if isinstance(op, ast.Is) else "is_not"
+            return ast.Call(
+                func=ast.Attribute(value=self.column(column_side), attr=method, ctx=ast.Load()),
+                args=[ast.Constant(value=None)],
+                keywords=[],
+            )
+        if isinstance(column_side, ast.Name):
+            if not isinstance(op, (ast.Eq, ast.NotEq)):
+                raise self.unsupported("An ordering comparison of objects", node)
+            return self._helper(
+                "same",
+                ast.Name(id=self.var, ctx=ast.Load()),
+                self.external(value_side),
+                ast.Constant(value=isinstance(op, ast.NotEq)),
+                where,
+            )
+        column = self.column(column_side)
+        value = self.external(value_side)
+        return ast.Compare(
+            left=column if left_col else value, ops=[op], comparators=[value if left_col else column]
+        )
+
+    def call(self, node: ast.Call) -> ast.expr:
+        """A method of a string attribute, or one of nextorm's query functions."""
+        if node.keywords:
+            raise self.unsupported("Keyword arguments in a query call", node)
+        func = node.func
+        if isinstance(func, ast.Attribute) and self.uses_var(func.value):
+            if func.attr in ("startswith", "endswith") and self._is_column(func.value):
+                attr = self.column_attr(func.value)
+                if attr.py_type is not str or len(node.args) != 1 or self.uses_var(node.args[0]):
+                    raise self.unsupported(f"{func.attr}() here", node)
+                return ast.Call(
+                    func=ast.Attribute(value=self.column(func.value), attr=func.attr, ctx=ast.Load()),
+                    args=[self.external(node.args[0])],
+                    keywords=[],
+                )
+            raise self.unsupported(f"The method {func.attr}()", node)
+        if self.uses_var(func):
+            raise self.unsupported(_construct(node), node)
+        args = [self.column(arg) if self.uses_var(arg) else self.external(arg) for arg in node.args]
+        return self._helper("call", self.external(func), ast.Constant(value=self._at(node)), *args)
+
+    # -- order
+
+    def order_item(self, node: ast.expr) -> ast.expr:
+        """One ORDER BY item: an attribute, ``desc(attr)``, ``attr.desc()`` or ``-attr``."""
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and self._is_column(node.operand):
+            return ast.Call(
+                func=ast.Attribute(value=self.column(node.operand), attr="desc", ctx=ast.Load()),
+                args=[],
+                keywords=[],
+            )
+        if self._is_column(node):
+            return self.column(node)
+        if isinstance(node, ast.Call) and not node.keywords:
+            func = node.func
+            if (
+                not node.args
+                and isinstance(func, ast.Attribute)
+                and func.attr in ("desc", "asc")
+                and self._is_column(func.value)
+            ):
+                return ast.Call(
+                    func=ast.Attribute(value=self.column(func.value), attr=func.attr, ctx=ast.Load()),
+                    args=[],
+                    keywords=[],
+                )
+            if len(node.args) == 1 and not self.uses_var(func) and self._is_column(node.args[0]):
+                return ast.Call(func=self.external(func), args=[self.column(node.args[0])], keywords=[])
+        if not self.uses_var(node):
+            return self.external(node)
+        raise self.unsupported(f"Ordering by {_construct(node)}", node)
+
+    # -- attributes
+
+    def _is_column(self, node: ast.AST) -> bool:
+        return (
+            isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == self.var
+        )
+
+    def column_attr(self, node: ast.expr) -> Any:
+        """The entity attribute ``node`` (``p.name``) reads; errors for anything else."""
+        if isinstance(node, ast.Attribute):
+            if not self._is_column(node):
+                if self.uses_var(node.value):
+                    raise self.unsupported("An attribute path that joins another entity", node)
+                raise self.unsupported(_construct(node), node)
+            name = node.attr
+            attr = self.entity._attrs_by_name_.get(name)
+            if attr is None:
+                if name in getattr(self.entity, "_relations_by_name_", {}):
+                    raise self.unsupported(
+                        f"The collection {self.entity.__name__}.{name} (membership, aggregates and joins "
+                        "through collections)",
+                        node,
+                    )
+                raise UnknownAttributeError(
+                    f"Entity {self.entity.__name__} has no attribute {name!r}: {self._at(node)}"
+                )
+            return attr
+        if isinstance(node, ast.Name) and node.id == self.var:
+            return None
+        raise self.unsupported(_construct(node), node)
+
+    def column(self, node: ast.expr) -> ast.expr:
+        """``node`` checked to be an attribute of the query's object, evaluating to the attribute."""
+        self.column_attr(node)
+        return node
+
+
+def _construct(node: ast.AST) -> str:
+    """A name for the kind of construct ``node`` is, for messages."""
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            return f"The method {func.attr}()"
+        return f"The call {func.id}()" if isinstance(func, ast.Name) else "A call"
+    names: dict[type, str] = {
+        ast.BinOp: "Arithmetic on attributes",
+        ast.UnaryOp: "An arithmetic sign on attributes",
+        ast.Subscript: "Indexing or slicing",
+        ast.GeneratorExp: "A nested generator (a subquery)",
+        ast.ListComp: "A list comprehension",
+        ast.Lambda: "A lambda",
+        ast.IfExp: "A conditional expression",
+        ast.Tuple: "A tuple",
+        ast.JoinedStr: "An f-string",
+        ast.Attribute: "An attribute path",
+    }
+    return names.get(type(node), f"The construct {type(node).__name__}")

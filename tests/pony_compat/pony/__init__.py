@@ -1,0 +1,7 @@
+"""``pony`` mapped onto nextorm, so Pony applications and Pony's own test suite run against nextorm.
+
+Only names nextorm implements are provided: a name Pony has and nextorm lacks is left out, so
+code using it fails with a clear NameError or ImportError instead of a silent stand-in.
+"""
+
+from pony import options  # noqa: F401 - ``import pony`` gives ``pony.options`` as in Pony

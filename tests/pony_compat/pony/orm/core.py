@@ -1,0 +1,133 @@
+"""``pony.orm.core``: the public names of nextorm under the module Pony applications import.
+
+Pony's exception classes that nextorm has no counterpart for are declared here with Pony's
+hierarchy (DB-API errors under ``DatabaseError``) so code naming them still imports; nextorm
+never raises them, so a test expecting one fails as it should.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+import nextorm
+import pony  # noqa: F401 - Pony exports its package name
+from nextorm import *  # noqa: F403
+from nextorm import DatabaseError, OrmError, set_sql_debug
+from nextorm.attributes import Attribute  # noqa: F401 - listed in __all__
+
+buffer = bytes
+unicode = str
+
+
+def sql_debug(value: bool) -> None:
+    """Switch statement logging on or off (Pony's ``sql_debug(True)``)."""
+    set_sql_debug(value)
+
+
+class DBException(Exception):
+    """Pony's root of the DB-API exception classes."""
+
+
+class Warning(DBException):
+    """DB-API warning."""
+
+
+class Error(DBException):
+    """DB-API error."""
+
+
+class InterfaceError(Error):
+    """DB-API interface error."""
+
+
+class DataError(DatabaseError):
+    """DB-API data error."""
+
+
+class OperationalError(DatabaseError):
+    """DB-API operational error."""
+
+
+class IntegrityError(DatabaseError):
+    """DB-API integrity error."""
+
+
+class InternalError(DatabaseError):
+    """DB-API internal error."""
+
+
+class ProgrammingError(DatabaseError):
+    """DB-API programming error."""
+
+
+class NotSupportedError(DatabaseError):
+    """DB-API not-supported error."""
+
+
+class RowNotFound(OrmError):
+    """A raw ``db.get()`` found no row."""
+
+
+class MultipleRowsFound(OrmError):
+    """A raw ``db.get()`` found several rows."""
+
+
+class TooManyRowsFound(OrmError):
+    """Too many rows for the operation."""
+
+
+class TooManyObjectsFoundError(OrmError):
+    """Too many objects for the operation."""
+
+
+class PermissionError(OrmError):
+    """An operation the current user may not do."""
+
+
+class TableDoesNotExist(OrmError):
+    """A table the mapping needs is missing."""
+
+
+class DatabaseContainsIncorrectValue(RuntimeWarning):
+    """A stored value does not match its attribute's type."""
+
+
+class DatabaseContainsIncorrectEmptyValue(DatabaseContainsIncorrectValue):
+    """An empty stored value where the attribute requires one."""
+
+
+class UnexpectedError(OrmError):
+    """An error Pony does not expect."""
+
+
+class PonyRuntimeWarning(RuntimeWarning):
+    """Pony's runtime warning class."""
+
+
+_declared = [
+    "DBException",
+    "Warning",
+    "Error",
+    "InterfaceError",
+    "DataError",
+    "OperationalError",
+    "IntegrityError",
+    "InternalError",
+    "ProgrammingError",
+    "NotSupportedError",
+    "RowNotFound",
+    "MultipleRowsFound",
+    "TooManyRowsFound",
+    "TooManyObjectsFoundError",
+    "PermissionError",
+    "TableDoesNotExist",
+    "DatabaseContainsIncorrectValue",
+    "DatabaseContainsIncorrectEmptyValue",
+    "UnexpectedError",
+    "PonyRuntimeWarning",
+    "Attribute",
+]
+__all__ = sorted(
+    {name for name in nextorm.__all__ if not name.startswith("_") and not hasattr(builtins, name)}
+    | {"buffer", "unicode", "pony", "sql_debug", *_declared}
+) + [name for name in nextorm.__all__ if hasattr(builtins, name)]

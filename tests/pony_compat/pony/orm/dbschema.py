@@ -1,0 +1,5 @@
+"""``pony.orm.dbschema``: the schema error class."""
+
+from nextorm import DBSchemaError
+
+__all__ = ["DBSchemaError"]

@@ -1,0 +1,5 @@
+"""``pony.orm.ormtypes``: the column types nextorm shares with Pony."""
+
+from nextorm import Json
+
+__all__ = ["Json"]
