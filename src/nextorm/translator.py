@@ -17,8 +17,10 @@ construct and its line; nothing is guessed.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import linecache
+import operator
 import sys
 import types
 from collections.abc import Iterable
@@ -135,6 +137,19 @@ class _Marker:
 _TRUE, _FALSE = _Marker(True), _Marker(False)
 
 
+def _fold(items: tuple[Any, ...], absorbing: Any, neutral: Any, combine: Any) -> Any:
+    """``items`` combined with ``combine``: ``absorbing`` if any item is, ``neutral`` items left out."""
+    kept = []
+    for item in items:
+        if item is absorbing:
+            return absorbing
+        if item is not neutral:
+            kept.append(item)
+    if not kept:
+        return neutral
+    return functools.reduce(combine, kept)
+
+
 class _Runtime:
     """The helpers a translated query calls (its ``__nx`` argument)."""
 
@@ -143,34 +158,12 @@ class _Runtime:
     @staticmethod
     def and_(*items: Any) -> Any:
         """The conjunction of conditions, folding conditions known in advance."""
-        kept = []
-        for item in items:
-            if item is _FALSE:
-                return _FALSE
-            if item is not _TRUE:
-                kept.append(item)
-        if not kept:
-            return _TRUE
-        result = kept[0]
-        for item in kept[1:]:
-            result = result & item
-        return result
+        return _fold(items, _FALSE, _TRUE, operator.and_)
 
     @staticmethod
     def or_(*items: Any) -> Any:
         """The disjunction of conditions, folding conditions known in advance."""
-        kept = []
-        for item in items:
-            if item is _TRUE:
-                return _TRUE
-            if item is not _FALSE:
-                kept.append(item)
-        if not kept:
-            return _FALSE
-        result = kept[0]
-        for item in kept[1:]:
-            result = result | item
-        return result
+        return _fold(items, _TRUE, _FALSE, operator.or_)
 
     @staticmethod
     def not_(item: Any) -> Any:
