@@ -474,8 +474,9 @@ def _under_type_checking(tree: ast.Module, node: ast.ImportFrom) -> bool:
     )
 
 
-#: the module that imports inside a function on purpose: the hot path is chosen at import time
-DEFERRED_IMPORTS = {"_impl"}
+#: modules that import inside a function on purpose: the hot path is chosen at import time, and the
+#: command line loads the migrations (an optional extra) only when it is installed
+DEFERRED_IMPORTS = {"_impl", "cli"}
 
 
 def test_modules_import_each_other_one_way_without_deferred_imports() -> None:

@@ -35,6 +35,28 @@ _SQL_TOKENS = re.compile(
 )
 
 
+# the database is older than the entities: the migrations bring it up to date (docs/migrations.md)
+_MIGRATE_HINT = (
+    ": the database schema is older than the entities; run `nextorm migrate make` and "
+    "`nextorm migrate upgrade` (see docs/migrations.md), or create_tables=True for a new database"
+)
+
+
+def column_index_name(attr: Any) -> str | None:
+    """The name of the index the tables get on ``attr``'s column, or None when it gets none."""
+    index = attr.db_index
+    if index is None and attr.is_reference:
+        index = True  # a foreign key is indexed unless ``index=False`` says otherwise
+    if not index or attr.is_pk or attr.unique:
+        return None
+    return index if isinstance(index, str) else f"idx_{attr.entity._table_}__{attr.column}"
+
+
+def join_table_index_name(attr: Any) -> str:
+    """The name of the index a join table gets on its second column (the first leads its primary key)."""
+    return f"idx_{attr.join_table}__{attr.target_column}"
+
+
 class Database:
     """A database the entities declared on ``db.Entity`` live in."""
 
@@ -215,14 +237,8 @@ class Database:
         )
         indexes = []
         for attr in entity._columns_:
-            if attr.is_reference and attr.db_index is None and not attr.unique:
-                attr.db_index = True
-            if attr.db_index and not attr.is_pk and not attr.unique:
-                name = (
-                    attr.db_index
-                    if isinstance(attr.db_index, str)
-                    else f"idx_{entity._table_}__{attr.column}"
-                )
+            name = column_index_name(attr)
+            if name is not None:
                 indexes.append(CreateIndex(name, entity._table_, attr.column))
         return table, indexes
 
@@ -242,7 +258,7 @@ class Database:
                 ForeignKey(other, target._table_, target._pk_attrs_[0].column),
             ),
         )
-        return table, CreateIndex(f"idx_{attr.join_table}__{other}", attr.join_table, other)
+        return table, CreateIndex(join_table_index_name(attr), attr.join_table, other)
 
     def _table_columns_steps(self, table: str) -> Steps[list[str] | None]:
         cache = require_session().cache_for(self)
@@ -255,12 +271,23 @@ class Database:
         for entity in self.entities.values():
             columns = yield from self._table_columns_steps(entity._table_)
             if columns is None:
-                raise DBSchemaError(f"Table {entity._table_!r} of entity {entity.__name__} does not exist")
+                raise DBSchemaError(
+                    f"Table {entity._table_!r} of entity {entity.__name__} does not exist{_MIGRATE_HINT}"
+                )
             for attr in entity._columns_:
                 if attr.column not in columns:
                     raise DBSchemaError(
-                        f"Column {attr.column!r} of {attr.qualname} does not exist in table {entity._table_!r}"
+                        f"Column {attr.column!r} of {attr.qualname} does not exist in table "
+                        f"{entity._table_!r}{_MIGRATE_HINT}"
                     )
+        for attr in self._join_tables():
+            columns = yield from self._table_columns_steps(attr.join_table)
+            missing = [c for c in (attr.owner_column, attr.target_column) if c not in (columns or ())]
+            if missing:
+                where = f"Column {missing[0]!r} of" if columns is not None else "Table"
+                raise DBSchemaError(
+                    f"{where} join table {attr.join_table!r} of {attr.qualname} does not exist{_MIGRATE_HINT}"
+                )
 
     def check_tables(self) -> None:
         """Raise DBSchemaError when a table or column of an entity is missing."""
