@@ -421,6 +421,13 @@ def test_worker_failure_is_a_json_error_line(tmp_path: Path) -> None:
     assert result["status"] == "error" and "no such table" in result["error"]
 
 
+def test_importing_nextorm_leaves_the_harness_unloaded() -> None:
+    """The harness ships in the runtime wheel (README, "Where the harness ships") but ``import nextorm`` never loads it."""
+    code = "import sys, nextorm; print(sorted(m for m in sys.modules if m.startswith('nextorm.bench')))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
 def test_module_entry_point_lists_systems_and_workloads() -> None:
     """``python -m nextorm.bench --list`` names every system and workload."""
     proc = subprocess.run(
