@@ -353,12 +353,13 @@ def test_version_names_the_harness_and_the_build(capsys: pytest.CaptureFixture[s
         ("--json", "missing-dir/bench.json", "directory .*missing-dir does not exist"),
         ("--markdown", ".", "is a directory"),
         ("--plot", "bench.txt", "the chart is written as .png, .svg, .pdf; the name says .txt"),
+        ("--db", "missing-dir/bench.sqlite3", "directory .*missing-dir does not exist"),
     ],
 )
 def test_bad_output_path_fails_before_any_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, name: str, problem: str
 ) -> None:
-    """An output that cannot be written stops the CLI with one line naming it, before any worker starts."""
+    """An output or SQLite file that cannot be written stops the CLI with one line naming it, before any run."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "run_worker", _no_worker)
     with pytest.raises(SystemExit) as exc:

@@ -54,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_info()
     with tempfile.TemporaryDirectory(prefix="nextorm-bench-", dir=_memory_dir()) as tmp:
         target = Target.parse(args.db or str(Path(tmp) / "bench.sqlite3"))
+        problem = None if target.is_postgres else output_problem(target.location)
+        if problem:
+            sys.exit(f"nextorm-bench: --db {args.db}: {problem}")
         try:
             database = FreshDatabase(target, Path(tmp), config.rows)
         except ValueError as exc:
