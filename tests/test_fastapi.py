@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -215,13 +216,13 @@ def test_missing_object_is_a_404(sync_app: Any) -> None:
 
 
 def test_session_route_options_retry_the_endpoint(db: Database, other_connection: Any) -> None:
-    """``session_route(retry=1)`` re-runs an endpoint whose session failed with a TransactionError."""
+    """``session_route(retry=1)`` re-runs an endpoint whose session failed with a TransactionError,
+    also on a router included into the application (its endpoint is wrapped once, not twice)."""
     Author, _ = declare(db)
-    app = FastAPI()
-    app.router.route_class = session_route(retry=1)
+    router = APIRouter(route_class=session_route(retry=1))
     calls: list[int] = []
 
-    @app.post("/authors")
+    @router.post("/authors")
     def create_author() -> dict[str, int]:
         Author(name=f"try {len(calls)}")
         calls.append(1)
@@ -229,8 +230,12 @@ def test_session_route_options_retry_the_endpoint(db: Database, other_connection
             raise TransactionError("the first try fails")
         return {"tries": len(calls)}
 
-    with TestClient(app) as client:
-        assert client.post("/authors").json() == {"tries": 2}
+    app = FastAPI()
+    app.include_router(router)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a nested retry would warn that it is ignored
+        with TestClient(app) as client:
+            assert client.post("/authors").json() == {"tries": 2}
     assert [row[1] for row in rows(other_connection, "author")] == ["try 1"]
 
 

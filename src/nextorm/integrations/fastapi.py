@@ -35,7 +35,11 @@ class SessionRoute(APIRoute):
     session: ClassVar[DBSessionManager] = db_session
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, self.session(endpoint), **kwargs)
+        # include_router() re-creates a route from its (already wrapped) endpoint: wrap once.
+        if not getattr(endpoint, "_nextorm_session_", False):
+            endpoint = self.session(endpoint)
+            endpoint._nextorm_session_ = True  # type: ignore[attr-defined]
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """FastAPI's request handler, giving the response's background tasks sessions of their own."""
