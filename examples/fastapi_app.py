@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI
-from fastapi.testclient import TestClient
 
 from nextorm import Database, Optional, PrimaryKey, Required, Set, db_session
 from nextorm.integrations.fastapi import SessionRoute, add_exception_handlers
@@ -86,6 +85,8 @@ def count_view(post_id: int) -> None:
 
 def main() -> None:
     """Drive the application as a client would and check every answer."""
+    from fastapi.testclient import TestClient  # needs httpx, which serving the app does not
+
     with TestClient(app, raise_server_exceptions=False) as client:
         ann = client.post("/authors", params={"name": "Ann", "email": "ann@example.com"}).json()
         print("created", ann)
