@@ -12,6 +12,8 @@ The convention (also in docs/contributing.md):
   server of ``NEXTORM_TEST_POSTGRES``, in a fresh schema: every PostgreSQL connection its blocks
   ask for (``host=``, ``user=``, ``dsn=``, ``replicas=``...) is redirected there, and pool
   options are kept. Without that variable such a file is deselected, and the run says so.
+- ``reveal_type(x)`` may be written bare, as type checkers accept it: at run time it is
+  ``typing.reveal_type``, which prints the type and returns ``x``.
 - A block that must not run (a fragment, a shell transcript) is preceded by the line
   ``<!-- docs: no-run -->``; other languages (```bash, ```text) never run.
 - A failure names the file and the line of the block, and the traceback points into the
@@ -25,6 +27,7 @@ import asyncio
 import inspect
 import os
 import re
+import typing
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -114,7 +117,8 @@ def ids(paths: list[Path]) -> list[str]:
 
 def run_blocks(path: Path) -> None:
     """Run the blocks of ``path`` in order in one namespace and on one event loop."""
-    namespace: dict[str, Any] = {"__name__": "__docs__"}
+    # reveal_type() is a type checker's built-in; at run time typing's prints the type and passes the value.
+    namespace: dict[str, Any] = {"__name__": "__docs__", "reveal_type": typing.reveal_type}
     with asyncio.Runner() as runner:
         try:
             for block in python_blocks(path):
@@ -164,12 +168,13 @@ def test_failure_names_file_and_line(tmp_path: Path, docs_cwd: Path) -> None:
 
 
 def test_async_blocks_share_one_event_loop(tmp_path: Path, docs_cwd: Path) -> None:
-    """Blocks with a top-level ``await`` run on one loop and see the names earlier blocks defined."""
+    """Blocks with a top-level ``await`` run on one loop and see earlier names; ``reveal_type`` is there."""
     page = tmp_path / "page.md"
     page.write_text(
         "```python\nimport asyncio\nawait asyncio.sleep(0)\nloop = asyncio.get_running_loop()\n```\n"
         "```python\nn = 2\n```\n"
         "```python\nawait asyncio.sleep(0)\nassert asyncio.get_running_loop() is loop and n == 2\n```\n"
+        "```python\nassert reveal_type(n) == 2\n```\n"
     )
     run_blocks(page)
 
