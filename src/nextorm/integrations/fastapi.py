@@ -79,11 +79,12 @@ _STATUS = (
 def add_exception_handlers(app: FastAPI) -> None:
     """Answer ``ObjectNotFound`` with 404 and integrity and concurrency conflicts with 409.
 
-    Anything else the session raises, a failed commit included, stays a 500.
+    Every other error, a commit the database refused for another reason included, stays a 500.
     """
     for exc_class, status in _STATUS:
         app.add_exception_handler(exc_class, functools.partial(_error_response, status))
 
 
 async def _error_response(status: int, request: Request, exc: Exception) -> Response:
+    """A JSON error body naming the exception, with ``status``."""
     return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=status)
