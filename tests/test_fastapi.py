@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from fastapi import APIRouter, BackgroundTasks, FastAPI
 from fastapi.testclient import TestClient
+from starlette.middleware.base import BaseHTTPMiddleware
 
 from nextorm import AsyncDatabase, Database, PrimaryKey, Required, Set, TransactionError
 from nextorm.integrations.fastapi import SessionRoute, add_exception_handlers, session_route
@@ -204,6 +205,25 @@ def test_background_task_gets_its_own_session(app: Any, other_connection: Any) -
         response = client.post("/authors/1/rename", params={"name": "Bo"})
     assert response.json() == {"status": "queued"}
     assert rows(other_connection, "author") == [(1, "Bo")]
+
+
+def test_sessions_work_behind_base_http_middleware(app: Any, other_connection: Any) -> None:
+    """A ``BaseHTTPMiddleware`` (which runs the app in another task) does not disturb the request's session."""
+    application, _, _ = app
+    seen: list[int] = []
+
+    async def count_status(request: Any, call_next: Any) -> Any:
+        response = await call_next(request)
+        seen.append(response.status_code)
+        return response
+
+    application.add_middleware(BaseHTTPMiddleware, dispatch=count_status)
+    with TestClient(application, raise_server_exceptions=False) as client:
+        assert client.post("/authors", params={"name": "Ann"}).status_code == 200
+        assert client.post("/posts", params={"title": "orphan", "author_id": 999}).status_code == 409
+    assert seen == [200, 409]
+    assert rows(other_connection, "author") == [(1, "Ann")]
+    assert rows(other_connection, "post") == []
 
 
 def test_missing_object_is_a_404(sync_app: Any) -> None:
