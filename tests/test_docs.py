@@ -67,7 +67,11 @@ class Block:
 
     def needs_postgres(self) -> bool:
         """Whether the code names the postgres provider or a PostgreSQL DSN (comments aside)."""
-        for node in ast.walk(ast.parse(self.code)):
+        try:
+            tree = ast.parse(self.code)
+        except SyntaxError:
+            return False  # reported, with its line, when the block runs
+        for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if node.value in ("postgres", "postgresql") or node.value.startswith("postgresql://"):
                     return True
@@ -161,10 +165,19 @@ def test_failure_names_file_and_line(tmp_path: Path, docs_cwd: Path) -> None:
         "```bash\nexit 1\n```\n\n```python\nassert x == 1\ny = x / 0\n```\n"
     )
     assert [block.line for block in python_blocks(page)] == [4, 17]
+    assert not any(block.needs_postgres() for block in python_blocks(page))
     with pytest.raises(AssertionError, match=r"page\.md:17 failed: ZeroDivisionError") as info:
         run_blocks(page)
     frames = [(frame.filename, frame.lineno) for frame in traceback_frames(info.value.__cause__)]
     assert (str(page), 18) in frames
+
+
+def test_syntax_error_names_file_and_line(tmp_path: Path, docs_cwd: Path) -> None:
+    """A block that does not parse is reported like any other failure, with its file and line."""
+    page = tmp_path / "page.md"
+    page.write_text("text\n\n```python\nx = (\n```\n")
+    with pytest.raises(AssertionError, match=r"page\.md:4 failed: SyntaxError"):
+        run_blocks(page)
 
 
 def test_async_blocks_share_one_event_loop(tmp_path: Path, docs_cwd: Path) -> None:
