@@ -182,7 +182,7 @@ def test_failed_commit_is_an_error_response_and_writes_nothing(app: Any, other_c
 
 
 def test_failed_commit_without_handlers_is_a_500(db: Database, other_connection: Any) -> None:
-    """Without ``add_exception_handlers`` a failed commit is FastAPI's plain 500."""
+    """Without ``add_exception_handlers`` a failed commit is FastAPI's plain 500, for def and async def."""
     _, Post = declare(db)
     app = FastAPI()
     app.router.route_class = SessionRoute
@@ -192,8 +192,14 @@ def test_failed_commit_without_handlers_is_a_500(db: Database, other_connection:
         Post(title="orphan", author=999)
         return {"status": "created"}
 
+    @app.post("/async-posts")
+    async def create_post_async() -> dict[str, str]:
+        Post(title="async orphan", author=999)
+        return {"status": "created"}
+
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.post("/posts").status_code == 500
+        assert client.post("/async-posts").status_code == 500
     assert rows(other_connection, "post") == []
 
 
