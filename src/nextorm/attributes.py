@@ -226,6 +226,7 @@ class Attribute(_impl.Column):
             )
         if cache.session is not active_session():
             raise TransactionError(f"An attempt to mix objects belonging to different transactions: {obj!r}")
+        cache.refuse_write(f"assign {value!r} to {obj!r}.{self.name}")
 
     def _before_change_(self, obj: Any, old: Any, new: Any) -> None:
         obj._cache_.update_unique(obj, self, old, new)
@@ -390,7 +391,7 @@ class Reference(Attribute):
 
     def _set_partner_(self, obj: Any, value: Any) -> None:
         """Assign the key-less side of a one-to-one: the partner's key changes."""
-        if not obj._cache_.is_alive or obj._status_ >= DELETED:
+        if not obj._cache_.is_alive or obj._status_ >= DELETED or obj._cache_.readonly:
             self._check_assign_(obj, value)
         partner = None if value is None else reference_value(self, obj, value)
         if partner is not None and not isinstance(partner, _impl.EntityBase):

@@ -23,8 +23,10 @@ __all__ = [
     "OptimisticCheckError",
     "OrmError",
     "PartialCommitException",
+    "PoolTimeoutError",
     "QueryError",
     "ReadOnlyAttributeError",
+    "ReadOnlySessionError",
     "RollbackException",
     "SerializationFailure",
     "TableIsNotEmpty",
@@ -117,6 +119,14 @@ class UnresolvableCyclicDependency(TransactionError):
 
 class ConnectionClosedError(TransactionError):
     """The database connection was lost."""
+
+
+class PoolTimeoutError(ConnectionClosedError):
+    """No pooled connection became free (or could be opened) within the bind's ``pool_timeout``."""
+
+
+class ReadOnlySessionError(TransactionError):
+    """A ``db_session(readonly=True)`` tried to write: create, assign, delete, flush or a DML statement."""
 
 
 class TransactionIntegrityError(TransactionError):

@@ -296,6 +296,7 @@ class SetInstance:
             )
         if obj._status_ >= DELETED:
             raise OperationWithDeletedObjectError(f"{obj!r} was deleted")
+        cache.refuse_write(f"change collection {self._where()}")
         return cache
 
     def _loaded(self) -> SetData:

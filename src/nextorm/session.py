@@ -31,6 +31,7 @@ from .exceptions import (
     CommitException,
     OptimisticCheckError,
     PartialCommitException,
+    ReadOnlySessionError,
     RollbackException,
     TransactionError,
     TransactionIntegrityError,
@@ -247,7 +248,9 @@ class SessionCache(CacheBase):
         self.is_async = self.provider.is_async
         self.conn: Any = None
         self.in_transaction = False
-        self.immediate = session.manager.immediate
+        self.readonly = session.manager.readonly
+        # a readonly session reads one snapshot in a READ ONLY transaction where the database has them
+        self.immediate = session.manager.immediate or (self.readonly and self.provider.readonly_transactions)
         self.unique: dict[Any, dict[Any, Any]] = {}
         self.new_ids: dict[Any, int] = {}
         #: pending many-to-many changes: primary collection attribute -> (added, removed) links
@@ -266,9 +269,11 @@ class SessionCache(CacheBase):
         if conn is None:
             if not self.is_alive:
                 raise TransactionError("This session cache was closed: the session was rolled back or ended")
-            conn = self.conn = self.provider.acquire()
+            conn = self.conn = self.provider.acquire(self.readonly)
         if self.immediate and not self.in_transaction:
-            self.provider.begin(conn, immediate=True, serializable=self.session.manager.serializable)
+            self.provider.begin(
+                conn, immediate=True, serializable=self.session.manager.serializable, readonly=self.readonly
+            )
             self.in_transaction = True
         return conn
 
@@ -278,8 +283,14 @@ class SessionCache(CacheBase):
     async def aready(self) -> None:
         """Nothing, awaited."""
 
-    def begin(self) -> None:
-        """Start a write transaction unless one is open."""
+    def refuse_write(self, what: str) -> None:
+        """Raise ReadOnlySessionError in a readonly session, before ``what`` changes anything."""
+        if self.readonly:
+            raise ReadOnlySessionError(f"Cannot {what}: the db_session is readonly (db_session(readonly=True))")
+
+    def begin(self, sql: str = "") -> None:
+        """Start a write transaction unless one is open (``sql`` is the write that needs it)."""
+        self.refuse_write(f"run {sql!r}" if sql else f"write to or lock rows of {self.db!r}")
         conn = self.connection()
         if not self.in_transaction:
             self.provider.begin(conn, immediate=True, serializable=self.session.manager.serializable)
@@ -291,22 +302,22 @@ class SessionCache(CacheBase):
 
     def write(self, sql: str, params: Any = ()) -> Result:
         """Run a statement inside the write transaction."""
-        self.begin()
+        self.begin(sql)
         return self.provider.run(self.conn, sql, params)
 
     def write_many(self, sql: str, rows: list[Any]) -> int:
         """Run a statement for each row inside the write transaction; the total row count."""
-        self.begin()
+        self.begin(sql)
         return self.provider.executemany(self.conn, sql, rows)
 
     def insert_key(self, sql: str, row: Any, pk_column: str | None) -> Any:
         """INSERT one row; the generated key."""
-        self.begin()
+        self.begin(sql)
         return self.provider.insert_returning(self.conn, sql, row, pk_column)
 
     def insert_keys(self, sql: str, rows: list[Any], pk_column: str) -> list[Any]:
         """INSERT several rows; their generated keys in order."""
-        self.begin()
+        self.begin(sql)
         return self.provider.insert_many_returning(self.conn, sql, rows, pk_column)
 
     def commit_db(self) -> None:
@@ -340,13 +351,16 @@ class SessionCache(CacheBase):
         if conn is None:
             if not self.is_alive:
                 raise TransactionError("This session cache was closed: the session was rolled back or ended")
-            conn = self.conn = await self.provider.aacquire()
+            conn = self.conn = await self.provider.aacquire(self.readonly)
         if self.immediate and not self.in_transaction:
-            await self.provider.abegin(conn, immediate=True, serializable=self.session.manager.serializable)
+            await self.provider.abegin(
+                conn, immediate=True, serializable=self.session.manager.serializable, readonly=self.readonly
+            )
             self.in_transaction = True
         return conn
 
-    async def abegin(self) -> None:
+    async def abegin(self, sql: str = "") -> None:
+        self.refuse_write(f"run {sql!r}" if sql else f"write to or lock rows of {self.db!r}")
         conn = await self.aconnection()
         if not self.in_transaction:
             await self.provider.abegin(conn, immediate=True, serializable=self.session.manager.serializable)
@@ -356,19 +370,19 @@ class SessionCache(CacheBase):
         return await self.provider.arun(await self.aconnection(), sql, params)
 
     async def awrite(self, sql: str, params: Any = ()) -> Result:
-        await self.abegin()
+        await self.abegin(sql)
         return await self.provider.arun(self.conn, sql, params)
 
     async def awrite_many(self, sql: str, rows: list[Any]) -> int:
-        await self.abegin()
+        await self.abegin(sql)
         return await self.provider.aexecutemany(self.conn, sql, rows)
 
     async def ainsert_key(self, sql: str, row: Any, pk_column: str | None) -> Any:
-        await self.abegin()
+        await self.abegin(sql)
         return await self.provider.ainsert_returning(self.conn, sql, row, pk_column)
 
     async def ainsert_keys(self, sql: str, rows: list[Any], pk_column: str) -> list[Any]:
-        await self.abegin()
+        await self.abegin(sql)
         return await self.provider.ainsert_many_returning(self.conn, sql, rows, pk_column)
 
     async def acommit_db(self) -> None:
@@ -775,7 +789,10 @@ class DBSessionManager:
         allowed_exceptions: Any = (),
         sql_debug: bool | None = None,
         show_values: bool | None = None,
+        readonly: bool = False,
     ) -> None:
+        if readonly and ddl:
+            raise TypeError("'readonly' and 'ddl' parameters of db_session cannot be used together")
         if retry != 0:
             if type(retry) is not int:
                 raise TypeError(
@@ -812,6 +829,8 @@ class DBSessionManager:
         self.is_allowed = _exception_matcher(allowed_exceptions)
         self.sql_debug = sql_debug
         self.show_values = show_values
+        #: the session only reads: it may run on a read replica, and every write raises ReadOnlySessionError
+        self.readonly = readonly
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not args and not kwargs:

@@ -49,8 +49,10 @@ class Provider:
     batch_returning = False
     #: whether sessions do IO through the ``a``-prefixed awaitable methods
     is_async = False
-    #: whether idle asyncio connections are kept for the next session of the same event loop
-    pool_async = True
+    #: whether a readonly db_session runs in a READ ONLY transaction of the database
+    readonly_transactions = False
+    #: most idle asyncio connections kept per event loop for the next sessions
+    async_idle_limit = 16
 
     def __init__(self) -> None:
         #: constraints CREATE TABLE could not hold, run after every table exists
@@ -127,8 +129,11 @@ class Provider:
         """Whether an idle connection can serve another session."""
         return True
 
-    def acquire(self) -> Any:
-        """A connection of the session's own: an idle one from the pool, or a new one."""
+    def acquire(self, readonly: bool = False) -> Any:
+        """A connection of the session's own: an idle one from the pool, or a new one.
+
+        ``readonly`` sessions may be served by a read replica where the provider has them.
+        """
         with self._pool_lock:
             while self._idle:
                 conn = self._idle.pop()
@@ -156,9 +161,9 @@ class Provider:
         except Exception:
             pass
 
-    def begin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
-        """Open a transaction (a write-locking one when ``immediate``, SERIALIZABLE when asked)."""
-        self.run(conn, self.begin_sql(immediate, serializable))
+    def begin(self, conn: Any, immediate: bool, serializable: bool = False, readonly: bool = False) -> None:
+        """Open a transaction (a write-locking one when ``immediate``, SERIALIZABLE or READ ONLY when asked)."""
+        self.run(conn, self.begin_sql(immediate, serializable, readonly))
 
     def commit(self, conn: Any) -> None:
         """Commit the open transaction."""
@@ -219,9 +224,9 @@ class Provider:
         """A new connection of the asyncio driver."""
         raise NotImplementedError(f"The {self.name} provider has no asyncio driver")
 
-    async def aacquire(self) -> Any:
+    async def aacquire(self, readonly: bool = False) -> Any:
         """Awaitable ``acquire()``: asyncio connections are pooled per event loop."""
-        idle = self._aidle.get(asyncio.get_running_loop()) if self.pool_async else None
+        idle = self._aidle.get(asyncio.get_running_loop())
         while idle:
             conn = idle.pop()
             if self.usable(conn):
@@ -230,11 +235,13 @@ class Provider:
         return await self.aconnect()
 
     async def arelease(self, conn: Any) -> None:
-        """Awaitable ``release()``."""
-        if self.pool_async and self.usable(conn):
-            self._aidle.setdefault(asyncio.get_running_loop(), []).append(conn)
-        else:
-            await self._aclose(conn)
+        """Awaitable ``release()``: kept for the loop's next session unless ``async_idle_limit`` are idle."""
+        if self.usable(conn):
+            idle = self._aidle.setdefault(asyncio.get_running_loop(), [])
+            if len(idle) < self.async_idle_limit:
+                idle.append(conn)
+                return
+        await self._aclose(conn)
 
     async def adiscard(self, conn: Any) -> None:
         """Awaitable ``discard()``."""
@@ -278,9 +285,9 @@ class Provider:
         except Exception as exc:
             raise self.translate_error(exc) from exc
 
-    async def abegin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
+    async def abegin(self, conn: Any, immediate: bool, serializable: bool = False, readonly: bool = False) -> None:
         """Awaitable ``begin()``."""
-        await self.arun(conn, self.begin_sql(immediate, serializable))
+        await self.arun(conn, self.begin_sql(immediate, serializable, readonly))
 
     async def acommit(self, conn: Any) -> None:
         """Awaitable ``commit()``."""
@@ -303,9 +310,9 @@ class Provider:
         """Awaitable ``insert_many_returning()``."""
         return [await self.ainsert_returning(conn, sql, row, pk_column) for row in rows]
 
-    def begin_sql(self, immediate: bool, serializable: bool) -> str:
-        """The statement that opens a transaction."""
-        return "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    def begin_sql(self, immediate: bool, serializable: bool, readonly: bool = False) -> str:
+        """The statement that opens a transaction (a readonly one takes no write lock)."""
+        return "BEGIN IMMEDIATE" if immediate and not readonly else "BEGIN"
 
     def usable_for_rollback(self, conn: Any) -> bool:
         """Whether a ROLLBACK can be sent on ``conn`` (not on a broken connection)."""
