@@ -286,7 +286,9 @@ class SessionCache(CacheBase):
     def refuse_write(self, what: str) -> None:
         """Raise ReadOnlySessionError in a readonly session, before ``what`` changes anything."""
         if self.readonly:
-            raise ReadOnlySessionError(f"Cannot {what}: the db_session is readonly (db_session(readonly=True))")
+            raise ReadOnlySessionError(
+                f"Cannot {what}: the db_session is readonly (db_session(readonly=True))"
+            )
 
     def begin(self, sql: str = "") -> None:
         """Start a write transaction unless one is open (``sql`` is the write that needs it)."""

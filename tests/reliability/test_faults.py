@@ -313,7 +313,12 @@ def wrap_connections(monkeypatch: pytest.MonkeyPatch, database: Any, plan: Fault
     """Make every connection sessions of ``database`` take from now on a faulty one (the pool keeps the real one)."""
     provider = database.provider
     acquire, aacquire = provider.acquire, provider.aacquire
-    release, arelease, discard, adiscard = provider.release, provider.arelease, provider.discard, provider.adiscard
+    release, arelease, discard, adiscard = (
+        provider.release,
+        provider.arelease,
+        provider.discard,
+        provider.adiscard,
+    )
 
     async def faulty_aacquire(readonly: bool = False) -> Any:
         return AsyncFaultyConnection(await aacquire(readonly), plan)

@@ -285,7 +285,9 @@ class Provider:
         except Exception as exc:
             raise self.translate_error(exc) from exc
 
-    async def abegin(self, conn: Any, immediate: bool, serializable: bool = False, readonly: bool = False) -> None:
+    async def abegin(
+        self, conn: Any, immediate: bool, serializable: bool = False, readonly: bool = False
+    ) -> None:
         """Awaitable ``begin()``."""
         await self.arun(conn, self.begin_sql(immediate, serializable, readonly))
 

@@ -30,9 +30,9 @@ from .base import Provider
 
 try:
     import psycopg
+    import psycopg_pool
     from psycopg import errors as pg_errors
     from psycopg.types.json import Jsonb
-    import psycopg_pool
     from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 except ImportError:  # pragma: no cover - exercised only without the extra
     psycopg = None  # type: ignore[assignment]  # PostgresProvider checks for None and names the extra
@@ -90,13 +90,25 @@ class PostgresProvider(Provider):
     ) -> None:
         super().__init__()
         if psycopg is None:
-            raise BindingError("The postgres provider needs psycopg 3 and psycopg_pool: pip install 'nextorm[postgres]'")
+            raise BindingError(
+                "The postgres provider needs psycopg 3 and psycopg_pool: pip install 'nextorm[postgres]'"
+            )
         if type(pool_size) is not int or pool_size < 1:
-            raise BindingError(f"pool_size of the postgres provider must be an int of at least 1, got {pool_size!r}")
-        if isinstance(pool_timeout, bool) or not isinstance(pool_timeout, (int, float)) or not pool_timeout > 0:
-            raise BindingError(f"pool_timeout of the postgres provider must be a positive number of seconds, got {pool_timeout!r}")
+            raise BindingError(
+                f"pool_size of the postgres provider must be an int of at least 1, got {pool_size!r}"
+            )
+        if (
+            isinstance(pool_timeout, bool)
+            or not isinstance(pool_timeout, (int, float))
+            or not pool_timeout > 0
+        ):
+            raise BindingError(
+                f"pool_timeout of the postgres provider must be a positive number of seconds, got {pool_timeout!r}"
+            )
         if isinstance(replicas, str) or not all(isinstance(r, str) for r in replicas):
-            raise BindingError(f"replicas of the postgres provider must be a list of DSN strings, got {replicas!r}")
+            raise BindingError(
+                f"replicas of the postgres provider must be a list of DSN strings, got {replicas!r}"
+            )
         options: dict[str, Any] = {
             k: v
             for k, v in dict(host=host, port=port, user=user, password=password, dbname=database).items()

@@ -174,7 +174,9 @@ class AsyncSQLiteProvider(SQLiteProvider):
         super().__init__(*args, **kwargs)
 
     async def aconnect(self) -> Any:
-        pending = self._aiosqlite.connect(self.filename, timeout=self.timeout, isolation_level=None, uri=self.memory)
+        pending = self._aiosqlite.connect(
+            self.filename, timeout=self.timeout, isolation_level=None, uri=self.memory
+        )
         # each aiosqlite connection has a worker thread; an idle pooled one must not keep the
         # interpreter alive at exit (aiosqlite >= 0.20 keeps it in _thread, older versions are the thread)
         getattr(pending, "_thread", pending).daemon = True
