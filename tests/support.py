@@ -140,7 +140,9 @@ class PostgresCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def stop(self) -> None:
-        """Stop the server (fast, no checkpoint wait) and remove its files."""
+        """Stop the server (fast, no checkpoint wait) and remove its files; once stopped, nothing."""
+        if not os.path.exists(self.dir):
+            return
         try:
             _as_server_user([postgres_binary("pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop"])
         finally:

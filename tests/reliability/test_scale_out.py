@@ -9,17 +9,19 @@ programs and PgBouncer installed (``.ci/run`` installs them), not ``NEXTORM_TEST
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 import pytest
 
 from nextorm import AsyncDatabase, Database, PrimaryKey, Required, db_session
-from support import PgBouncer, PostgresCluster
+from support import PgBouncer, PostgresCluster, free_port
 
 #: concurrent sessions of the load runs, and the pool each process keeps
 SESSIONS = 500
@@ -237,3 +239,114 @@ def test_sessions_through_pgbouncer_in_transaction_mode_all_succeed(
             assert Note.select().count() == 320
     finally:
         db.disconnect()
+
+
+# -- read replicas ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def replicated() -> Iterator[SimpleNamespace]:
+    """A primary of the module's own with two streaming replicas (``pg_basebackup -R``)."""
+    primary = PostgresCluster()
+    replicas: list[PostgresCluster] = []
+    try:
+        replicas.extend(PostgresCluster(primary=primary) for _ in range(2))
+        yield SimpleNamespace(primary=primary, replicas=replicas)
+    finally:
+        for replica in replicas:
+            replica.stop()
+        primary.stop()
+
+
+def replayed(primary: PostgresCluster, *replicas: PostgresCluster) -> None:
+    """Wait (at most 30 s) until each replica has replayed everything the primary has committed so far."""
+    with psycopg.connect(primary.dsn(), autocommit=True) as conn:
+        lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+    for replica in replicas:
+        with psycopg.connect(replica.dsn(), autocommit=True) as conn:
+            deadline = time.monotonic() + 30
+            while not conn.execute("SELECT pg_last_wal_replay_lsn() >= %s", [lsn]).fetchone()[0]:
+                assert time.monotonic() < deadline, f"replica on port {replica.port} lags behind"
+                time.sleep(0.02)
+
+
+def where(db: Any) -> tuple[int, bool]:
+    """The port and recovery state (True on a replica) of the server the current session runs on."""
+    return db.get("SELECT inet_server_port()"), db.get("SELECT pg_is_in_recovery()")
+
+
+def test_readonly_sessions_run_on_the_replicas_in_turn_and_other_sessions_on_the_primary(
+    replicated: SimpleNamespace,
+) -> None:
+    """``replicas=[...]``: readonly sessions alternate between the replicas and see replicated rows; others use the primary."""
+    primary, (first, second) = replicated.primary, replicated.replicas
+    db = bind(primary.dsn(), replicas=[first.dsn(), second.dsn()])
+    with db_session:
+        db.Note(text="written")
+        assert where(db) == (primary.port, False)
+    replayed(primary, first, second)
+    ports = []
+    for _ in range(4):
+        with db_session(readonly=True):
+            port, on_replica = where(db)
+            assert on_replica
+            assert [n.text for n in db.Note.select()] == ["written"]
+            assert db.get("SHOW transaction_read_only") == "on"
+            ports.append(port)
+    assert sorted(ports) == sorted([first.port, second.port] * 2)
+    assert all(a != b for a, b in itertools.pairwise(ports))
+    db.disconnect()
+
+
+def test_unreachable_replicas_are_left_out_and_the_primary_serves_when_none_is_left(
+    replicated: SimpleNamespace,
+) -> None:
+    """A replica nothing answers on is skipped; with no replica reachable, readonly sessions run (read-only) on the primary."""
+    primary, replica = replicated.primary, replicated.replicas[0]
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    db = bind(primary.dsn(), replicas=[dead, replica.dsn()])
+    for _ in range(3):
+        with db_session(readonly=True):
+            assert where(db) == (replica.port, True)
+    db.disconnect()
+    lonely = bind(primary.dsn(), replicas=[dead])
+    with db_session(readonly=True):
+        assert where(lonely) == (primary.port, False)
+        assert lonely.get("SHOW transaction_read_only") == "on"
+    lonely.disconnect()
+
+
+def test_a_replica_that_stops_is_replaced_by_the_primary_for_sync_and_async_sessions(
+    replicated: SimpleNamespace,
+) -> None:
+    """Readonly sessions on a replica that then stops go on, on the primary, without an error."""
+    primary = replicated.primary
+    replica = PostgresCluster(primary=primary)
+    try:
+        db = bind(primary.dsn(), replicas=[replica.dsn()])
+        adb = bind(primary.dsn(), asyncio=True, replicas=[replica.dsn()])
+
+        async def aread() -> tuple[int, bool]:
+            async with db_session(readonly=True):
+                return await adb.aget("SELECT inet_server_port()"), await adb.aget(
+                    "SELECT pg_is_in_recovery()"
+                )
+
+        async def main() -> list[tuple[int, bool]]:
+            try:
+                seen = [await aread()]
+                await asyncio.to_thread(replica.stop)
+                seen.append(await aread())
+                return seen
+            finally:
+                await adb.adisconnect()
+
+        with db_session(readonly=True):
+            assert where(db) == (replica.port, True)
+        seen = asyncio.run(main())
+        assert seen == [(replica.port, True), (primary.port, False)]
+        with db_session(readonly=True):
+            assert where(db) == (primary.port, False)
+        db.disconnect()
+    finally:
+        replica.stop()

@@ -543,7 +543,7 @@ class _Server:
                 break
             conn, pool = await self.agetconn()
             try:
-                _check_idle(conn)
+                await _acheck_idle(conn)
             except psycopg.Error:
                 await pool.putconn(conn)  # closed by the check: the pool replaces it
                 continue
@@ -565,25 +565,35 @@ class _Server:
 
 
 def _check_idle(conn: Any) -> None:
-    """Close a pooled connection that cannot serve a session and raise; the pool then opens another.
+    """Close a pooled connection that cannot serve a session and raise; the pool then opens another."""
+    problem = _idle_problem(conn)
+    if problem is not None:
+        conn.close()  # closed, so that the pool replaces it instead of offering it again
+        raise psycopg.OperationalError(f"unusable pooled connection: {problem}")
+
+
+async def _acheck_idle(conn: Any) -> None:
+    """``_check_idle`` for an AsyncConnectionPool."""
+    problem = _idle_problem(conn)
+    if problem is not None:
+        await conn.close()
+        raise psycopg.OperationalError(f"unusable pooled connection: {problem}")
+
+
+def _idle_problem(conn: Any) -> str | None:
+    """Why a pooled connection cannot serve a session, or None when it can.
 
     An idle connection has nothing to read: data waiting means the server ended the session
     (pg_terminate_backend, restart, idle timeout) and the next statement would fail.
     """
     try:
         if conn.closed or conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            raise psycopg.OperationalError("the pooled connection is closed or inside a transaction")
+            return "closed or inside a transaction"
         if _readable(conn.pgconn.socket):
-            raise psycopg.OperationalError("the server closed the pooled connection")
+            return "the server closed it"
     except (OSError, ValueError, psycopg.Error) as exc:
-        # closed, so that the pool replaces it instead of offering it again
-        conn.close()
-        raise psycopg.OperationalError(f"unusable pooled connection: {exc}") from exc
-
-
-async def _acheck_idle(conn: Any) -> None:
-    """``_check_idle`` as the coroutine an AsyncConnectionPool calls."""
-    _check_idle(conn)
+        return f"its socket failed: {exc}"
+    return None
 
 
 if hasattr(select, "poll"):
