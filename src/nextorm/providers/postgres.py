@@ -155,7 +155,7 @@ class PostgresProvider(Provider):
 
     def _servers(self, readonly: bool) -> list[_Server]:
         """Where a session goes: a readonly one to the healthy replicas in turn, then the primary."""
-        if not readonly or not self.replicas:
+        if not (readonly and self.replicas):
             return [self.primary]
         start = next(self._next_replica)
         count = len(self.replicas)
@@ -164,6 +164,10 @@ class PostgresProvider(Provider):
         return [server for server in ordered if server.down_until <= now] + [self.primary]
 
     def acquire(self, readonly: bool = False) -> Any:
+        if not (readonly and self.replicas):
+            conn, pool = self.primary.getconn()
+            self._lent[conn] = pool
+            return conn
         servers = self._servers(readonly)
         lent = None
         for server in servers[:-1]:
@@ -587,14 +591,19 @@ def _idle_problem(conn: Any) -> str | None:
     (pg_terminate_backend, restart, idle timeout) and the next statement would fail.
     """
     try:
-        if conn.closed or conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        pgconn = conn.pgconn
+        if conn.broken or pgconn.status != _CONNECTION_OK or pgconn.transaction_status != _IDLE:
             return "closed or inside a transaction"
-        if _readable(conn.pgconn.socket):
+        if _readable(pgconn.socket):
             return "the server closed it"
     except (OSError, ValueError, psycopg.Error) as exc:
         return f"its socket failed: {exc}"
     return None
 
+
+if psycopg is not None:
+    _CONNECTION_OK = psycopg.pq.ConnStatus.OK
+    _IDLE = psycopg.pq.TransactionStatus.IDLE
 
 if hasattr(select, "poll"):
 
