@@ -8,6 +8,7 @@ Each test binds a Database of its own to the server named by ``NEXTORM_TEST_POST
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import threading
@@ -229,6 +230,25 @@ def test_disconnect_while_a_session_runs_closes_its_connection_when_it_ends(pool
     with db_session:
         assert [n.text for n in db.Note.select()] == ["kept"]
     assert pools.settle(db, lambda n: n == 1) == 1
+
+
+def test_a_database_dropped_without_disconnect_closes_its_connections(pools: Pools) -> None:
+    """A Database garbage collected without ``disconnect()`` leaves no connection open on the server."""
+    name = f"nextorm-{uuid.uuid4().hex[:12]}"
+    count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+
+    def use_and_drop() -> int:
+        db = Database("postgres", dsn=POSTGRES_DSN, application_name=name)
+        with db_session:
+            db.get("SELECT 1")
+        return int(pools.admin.execute(count, [name]).fetchone()[0])
+
+    assert use_and_drop() == 1
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while pools.admin.execute(count, [name]).fetchone()[0] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pools.admin.execute(count, [name]).fetchone()[0] == 0
 
 
 def test_errors_leave_no_connection_in_a_transaction_or_leaked(pools: Pools) -> None:

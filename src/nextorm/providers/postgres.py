@@ -183,7 +183,7 @@ class PostgresProvider(Provider):
 
     def discard(self, conn: Any) -> None:
         self._close(conn)
-        self.release(conn)
+        self._lent.pop(conn).putconn(conn)  # closed: the pool replaces it
 
     def disconnect(self) -> None:
         """Close every pooled connection; those in use are closed when their session ends."""
@@ -206,7 +206,7 @@ class PostgresProvider(Provider):
 
     async def adiscard(self, conn: Any) -> None:
         await self._aclose(conn)
-        await self.arelease(conn)
+        await self._lent.pop(conn).putconn(conn)
 
     async def adisconnect(self) -> None:
         """Close the pooled asyncio connections of the running event loop."""
