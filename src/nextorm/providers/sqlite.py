@@ -179,7 +179,8 @@ class AsyncSQLiteProvider(SQLiteProvider):
         )
         # each aiosqlite connection has a worker thread; an idle pooled one must not keep the
         # interpreter alive at exit (aiosqlite >= 0.20 keeps it in _thread, older versions are the thread)
-        getattr(pending, "_thread", pending).daemon = True
+        worker: Any = getattr(pending, "_thread", pending)
+        worker.daemon = True
         try:
             conn = await pending
         except sqlite3.Error as exc:
