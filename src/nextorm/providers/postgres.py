@@ -125,9 +125,10 @@ class PostgresProvider(Provider):
         self.pool_size = pool_size
         self.pool_timeout = float(pool_timeout)
         self.dsn_repr = self._describe(self.dsn, options)
-        self._bound = False
-        self.connect().close()
-        self._bound = True
+        try:
+            psycopg.connect(self.dsn, **options).close()
+        except psycopg.Error as exc:
+            raise BindingError(f"Cannot connect to PostgreSQL {self.dsn_repr}: {exc}") from exc
         self.primary = _Server(self, self.dsn, is_replica=False)
         self.replicas = [_Server(self, replica, is_replica=True) for replica in replicas]
         self._next_replica = itertools.count()
@@ -138,18 +139,6 @@ class PostgresProvider(Provider):
         info = psycopg.conninfo.conninfo_to_dict(dsn, **options)
         info.pop("password", None)
         return f"{info.get('user', '')}@{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-
-    def connect(self) -> Any:
-        """A new connection to the primary server, outside the pool."""
-        try:
-            return psycopg.connect(self.dsn, **self.connect_options)
-        except psycopg.Error as exc:
-            raise self._connect_error(exc) from exc
-
-    def _connect_error(self, exc: BaseException) -> OrmError:
-        """Binding fails when the first connection fails; later, a session's connect can be retried."""
-        message = f"Cannot connect to PostgreSQL {self.dsn_repr}: {exc}"
-        return ConnectionClosedError(message) if self._bound else BindingError(message)
 
     # -- the pools -------------------------------------------------------------------------------
 
@@ -372,12 +361,6 @@ class AsyncPostgresProvider(PostgresProvider):
     """PostgreSQL through psycopg 3's asyncio connection, for an AsyncDatabase."""
 
     is_async = True
-
-    async def aconnect(self) -> Any:
-        try:
-            return await psycopg.AsyncConnection.connect(self.dsn, **self.connect_options)
-        except psycopg.Error as exc:
-            raise self._connect_error(exc) from exc
 
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         log_sql(sql, rows, many=len(rows))
