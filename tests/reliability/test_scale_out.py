@@ -3,7 +3,7 @@
 Every server here is the test's own, started by a fixture on free loopback ports and removed
 afterwards: a server with ``max_connections=100``, PgBouncer in transaction mode in front of it,
 and a primary with two streaming replicas (``pg_basebackup -R``). They need PostgreSQL's server
-programs and PgBouncer installed (``.ci/run`` installs them), not ``NEXTORM_TEST_POSTGRES``.
+programs and PgBouncer installed (``.ci/run`` installs them).
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ import pytest
 
 from nextorm import AsyncDatabase, Database, PrimaryKey, Required, db_session
 from support import PgBouncer, PostgresCluster, free_port
+
+# with the PostgreSQL tests: run where NEXTORM_TEST_POSTGRES says a server setup exists (CI), and
+# deselected with them elsewhere (wheel builds in containers, machines without PostgreSQL)
+pytestmark = pytest.mark.postgres
 
 #: concurrent sessions of the load runs, and the pool each process keeps
 SESSIONS = 500
