@@ -1321,11 +1321,34 @@ def aiosqlite_threads() -> int:
     return threading.active_count() - 1
 
 
+def threads_settle_at(expected: int) -> int:
+    """The live thread count (see ``aiosqlite_threads``) once it is down to ``expected`` (waits at most 10 s)."""
+    deadline = time.monotonic() + 10  # a closed connection's thread ends just after close() returns
+    while aiosqlite_threads() > expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return aiosqlite_threads()
+
+
+def settled_threads(m: SimpleNamespace) -> int:
+    """The live thread count after a session that closes what earlier event loops left idle, and its own."""
+
+    async def session() -> None:
+        async with db_session:
+            await m.Person.select().acount()
+
+    run(session(), m.db)
+    count, previous = aiosqlite_threads(), -1
+    while count != previous:  # until closed connections' threads have ended
+        time.sleep(0.1)
+        count, previous = aiosqlite_threads(), count
+    return count
+
+
 @pytest.mark.sqlite_only
 def test_async_sqlite_sessions_reuse_a_bounded_set_of_pooled_connections(m: SimpleNamespace) -> None:
     """Consecutive async sessions reuse one connection; after 40 concurrent ones at most ``async_idle_limit`` stay open."""
     db = m.db
-    before = aiosqlite_threads()
+    before = settled_threads(m)
 
     async def main() -> tuple[set[int], int]:
         seen = set()
@@ -1345,10 +1368,22 @@ def test_async_sqlite_sessions_reuse_a_bounded_set_of_pooled_connections(m: Simp
     seen, kept = run(main(), db)
     assert len(seen) == 1
     assert 1 <= kept <= db.provider.async_idle_limit
-    deadline = time.monotonic() + 10  # a closed connection's thread ends just after close() returns
-    while aiosqlite_threads() > before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert aiosqlite_threads() == before
+    assert threads_settle_at(before) == before
+
+
+@pytest.mark.sqlite_only
+def test_idle_connections_of_ended_event_loops_are_closed_by_the_next_loop(m: SimpleNamespace) -> None:
+    """Event loops ending without ``adisconnect()`` leave at most the last loop's idle connection open."""
+    before = settled_threads(m)
+
+    async def count() -> int:
+        async with db_session:
+            return int(await m.Person.select().acount())
+
+    assert [asyncio.run(count()) for _ in range(5)] == [3] * 5
+    assert threads_settle_at(before + 1) == before + 1
+    assert run(count(), m.db) == 3
+    assert threads_settle_at(before) == before
 
 
 @pytest.mark.sqlite_only

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,7 +58,8 @@ class Provider:
         self.late_constraints: list[str] = []
         # idle connections: every session takes its own and gives it back when it ends
         self._idle: list[Any] = []
-        self._aidle: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+        # idle asyncio connections per event loop (a loop's connections serve only that loop)
+        self._aidle: dict[Any, list[Any]] = {}
         self._pool_lock = threading.Lock()
 
     # -- dialect ---------------------------------------------------------------------------------
@@ -227,6 +227,8 @@ class Provider:
     async def aacquire(self, readonly: bool = False) -> Any:
         """Awaitable ``acquire()``: asyncio connections are pooled per event loop."""
         idle = self._aidle.get(asyncio.get_running_loop())
+        if idle is None:
+            await self._aclose_abandoned()
         while idle:
             conn = idle.pop()
             if self.usable(conn):
@@ -251,6 +253,12 @@ class Provider:
         """Close the idle asyncio connections of the running event loop."""
         for conn in self._aidle.pop(asyncio.get_running_loop(), []):
             await self._aclose(conn)
+
+    async def _aclose_abandoned(self) -> None:
+        """Close the idle connections of event loops that ended without ``adisconnect()``."""
+        for loop in [loop for loop in self._aidle if loop.is_closed()]:
+            for conn in self._aidle.pop(loop, []):
+                await self._aclose(conn)
 
     @staticmethod
     async def _aclose(conn: Any) -> None:
