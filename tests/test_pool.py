@@ -305,6 +305,19 @@ def test_async_sessions_share_a_bounded_pool_and_leave_none_open_after_adisconne
     assert pools.connections(db) == 0
 
 
+def test_event_loops_ended_without_adisconnect_leave_no_connection_open(pools: Pools) -> None:
+    """Each ``asyncio.run()`` ending without ``adisconnect()`` closes the connections its loop pooled."""
+    db = pools.bind(asyncio=True)
+
+    async def session() -> int:
+        async with db_session:
+            return int(await db.aget("SELECT 1"))
+
+    for _ in range(3):
+        assert asyncio.run(session()) == 1
+        assert pools.settle(db, lambda n: n == 0) == 0
+
+
 def test_async_pool_timeout_and_cancelled_sessions_leak_no_connection(pools: Pools) -> None:
     """An async session past ``pool_timeout`` raises PoolTimeoutError; cancelled sessions give their connection back."""
     db = pools.bind(asyncio=True, pool_size=1, pool_timeout=0.2)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 import select
 import selectors
 import threading
 import time as _time
-import weakref
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -411,7 +411,8 @@ class _Server:
         #: monotonic time before which this replica is left out (it could not be reached)
         self.down_until = 0.0
         self._pool: Any = None
-        self._apools: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        # event loop -> its pool, and the async generator that closes the pool when the loop ends
+        self._apools: dict[Any, tuple[Any, Any]] = {}
         self._lock = threading.Lock()
 
     def _pool_options(self, check: Any) -> dict[str, Any]:
@@ -501,17 +502,40 @@ class _Server:
     # -- asyncio ---------------------------------------------------------------------------------
 
     async def apool(self) -> Any:
-        """The running event loop's pool, opened on first use."""
+        """The running event loop's pool, opened on first use and closed when the loop ends."""
         loop = asyncio.get_running_loop()
-        pool = self._apools.get(loop)
-        if pool is None:
-            pool = self._apools[loop] = AsyncConnectionPool(
+        entry = self._apools.get(loop)
+        if entry is None:
+            pool = AsyncConnectionPool(
                 connection_class=psycopg.AsyncConnection, **self._pool_options(_acheck_idle)
             )
+            closer = self._close_at_loop_end(loop, pool)
+            entry = self._apools[loop] = (pool, closer)
             # opening takes the pool's lock, free at this point, and so completes without
             # yielding: no other task can see the pool before it is open
             await pool.open()
-        return pool
+            await closer.__anext__()
+        return entry[0]
+
+    async def _close_at_loop_end(self, loop: Any, pool: Any) -> AsyncIterator[None]:
+        """Suspended while the loop runs; asyncio.run() finalizes it as the loop ends, closing the pool.
+
+        Without it a loop ended without ``adisconnect()`` would keep its pool's connections open.
+        """
+        try:
+            yield
+        finally:
+            entry = self._apools.get(loop)
+            if entry is not None and entry[0] is pool:
+                del self._apools[loop]
+                # asyncio.run() has cancelled the pool's worker tasks by now, which makes
+                # pool.close() stop before closing anything: the idle connections are taken
+                # out and closed here first
+                while pool.get_stats().get("pool_available", 0):
+                    conn = await pool.getconn()
+                    await conn.close()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pool.close()
 
     async def agetconn(self) -> tuple[Any, Any]:
         while True:
@@ -546,9 +570,9 @@ class _Server:
         return True
 
     async def aclose(self) -> None:
-        pool = self._apools.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            await pool.close()
+        entry = self._apools.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry[0].close()
 
 
 def _check_idle(conn: Any) -> None:
