@@ -226,7 +226,8 @@ class Attribute(_impl.Column):
             )
         if cache.session is not active_session():
             raise TransactionError(f"An attempt to mix objects belonging to different transactions: {obj!r}")
-        cache.refuse_write(f"assign {value!r} to {obj!r}.{self.name}")
+        if cache.readonly:
+            raise cache.readonly_error(f"assign {value!r} to {obj!r}.{self.name}")
 
     def _before_change_(self, obj: Any, old: Any, new: Any) -> None:
         obj._cache_.update_unique(obj, self, old, new)

@@ -296,7 +296,8 @@ class SetInstance:
             )
         if obj._status_ >= DELETED:
             raise OperationWithDeletedObjectError(f"{obj!r} was deleted")
-        cache.refuse_write(f"change collection {self._where()}")
+        if cache.readonly:
+            raise cache.readonly_error(f"change collection {self._where()}")
         return cache
 
     def _loaded(self) -> SetData:

@@ -283,16 +283,14 @@ class SessionCache(CacheBase):
     async def aready(self) -> None:
         """Nothing, awaited."""
 
-    def refuse_write(self, what: str) -> None:
-        """Raise ReadOnlySessionError in a readonly session, before ``what`` changes anything."""
-        if self.readonly:
-            raise ReadOnlySessionError(
-                f"Cannot {what}: the db_session is readonly (db_session(readonly=True))"
-            )
+    def readonly_error(self, what: str) -> ReadOnlySessionError:
+        """The error of a write in a readonly session; ``what`` names the write."""
+        return ReadOnlySessionError(f"Cannot {what}: the db_session is readonly (db_session(readonly=True))")
 
     def begin(self, sql: str = "") -> None:
         """Start a write transaction unless one is open (``sql`` is the write that needs it)."""
-        self.refuse_write(f"run {sql!r}" if sql else f"write to or lock rows of {self.db!r}")
+        if self.readonly:
+            raise self.readonly_error(f"run {sql!r}" if sql else f"write to or lock rows of {self.db!r}")
         conn = self.connection()
         if not self.in_transaction:
             self.provider.begin(conn, immediate=True, serializable=self.session.manager.serializable)
@@ -362,7 +360,8 @@ class SessionCache(CacheBase):
         return conn
 
     async def abegin(self, sql: str = "") -> None:
-        self.refuse_write(f"run {sql!r}" if sql else f"write to or lock rows of {self.db!r}")
+        if self.readonly:
+            raise self.readonly_error(f"run {sql!r}" if sql else f"write to or lock rows of {self.db!r}")
         conn = await self.aconnection()
         if not self.in_transaction:
             await self.provider.abegin(conn, immediate=True, serializable=self.session.manager.serializable)
