@@ -306,7 +306,7 @@ class Database:
         await self._awaited(self._drop_all_steps(with_all_data))
 
     def disconnect(self) -> None:
-        """Close the pooled connections; one in use is closed when its session ends."""
+        """Close the idle pooled connections (PostgreSQL also closes those in use as their sessions end)."""
         if active_session() is not None and self in require_session().caches:
             raise TransactionError("disconnect() cannot be called inside of db_session")
         if self.provider is not None:
