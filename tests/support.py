@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import os
-import pwd
 import shutil
 import socket
 import sqlite3
@@ -50,8 +49,11 @@ def postgres_binary(name: str) -> str:
 
 def _owned_tempdir(prefix: str) -> str:
     path = tempfile.mkdtemp(prefix=prefix)
-    user = pwd.getpwnam(SERVER_USER)
-    os.chown(path, user.pw_uid, user.pw_gid)
+    if os.geteuid() == 0:
+        import pwd  # POSIX only, and only needed when running as root
+
+        user = pwd.getpwnam(SERVER_USER)
+        os.chown(path, user.pw_uid, user.pw_gid)
     return path
 
 
