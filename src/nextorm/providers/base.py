@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +61,8 @@ class Provider:
         self._idle: list[Any] = []
         # idle asyncio connections per event loop (a loop's connections serve only that loop)
         self._aidle: dict[Any, list[Any]] = {}
+        # asyncio connections whose statement was cancelled while the driver still ran it
+        self._interrupted: weakref.WeakSet[Any] = weakref.WeakSet()
         self._pool_lock = threading.Lock()
 
     # -- dialect ---------------------------------------------------------------------------------
@@ -238,7 +241,7 @@ class Provider:
 
     async def arelease(self, conn: Any) -> None:
         """Awaitable ``release()``: kept for the loop's next session unless ``async_idle_limit`` are idle."""
-        if self.usable(conn):
+        if self.usable(conn) and conn not in self._interrupted:
             idle = self._aidle.setdefault(asyncio.get_running_loop(), [])
             if len(idle) < self.async_idle_limit:
                 idle.append(conn)
@@ -275,6 +278,11 @@ class Provider:
             cursor = await conn.execute(sql, params)
             description = cursor.description
             rows = list(await cursor.fetchall()) if description is not None else []
+        except asyncio.CancelledError:
+            # the statement may go on in the driver (a BEGIN waiting for a lock takes it later):
+            # the connection is closed at the session's end rather than pooled
+            self._interrupted.add(conn)
+            raise
         except Exception as exc:
             if cursor is not None:
                 try:
@@ -290,6 +298,9 @@ class Provider:
         try:
             cursor = await conn.executemany(sql, rows)
             return int(cursor.rowcount)
+        except asyncio.CancelledError:
+            self._interrupted.add(conn)
+            raise
         except Exception as exc:
             raise self.translate_error(exc) from exc
 
