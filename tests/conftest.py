@@ -65,14 +65,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     PostgreSQL-only tests without ``NEXTORM_TEST_POSTGRES``."""
     no_compiled = config.getoption("--no-c-extensions")
     kept, dropped = [], []
+    reasons = config.stash.setdefault(DESELECTED, {})
     for item in items:
-        unrunnable = (no_compiled and "twins" in getattr(item, "fixturenames", ())) or (
-            not POSTGRES_DSN and item.get_closest_marker("postgres") is not None
-        )
-        (dropped if unrunnable else kept).append(item)
+        if no_compiled and "twins" in getattr(item, "fixturenames", ()):
+            reason = "twin-comparison test{s} deselected: the run leaves the compiled hot path out (--no-c-extensions)"
+        elif not POSTGRES_DSN and item.get_closest_marker("postgres") is not None:
+            reason = "PostgreSQL test{s} deselected: NEXTORM_TEST_POSTGRES is not set"
+        else:
+            kept.append(item)
+            continue
+        reasons[reason] = reasons.get(reason, 0) + 1
+        dropped.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+#: why tests were deselected, and how many for each reason
+DESELECTED = pytest.StashKey[dict[str, int]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Say why tests were deselected, one line per reason."""
+    for reason, count in config.stash.get(DESELECTED, {}).items():
+        terminalreporter.write_line(f"{count} {reason.format(s='' if count == 1 else 's')}")
 
 
 @pytest.fixture

@@ -13,7 +13,10 @@ import gc
 import logging
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -1308,3 +1311,100 @@ def test_exception_in_one_task_does_not_disturb_the_others(m: SimpleNamespace, o
     assert sorted(names(other_connection, "SELECT name FROM person WHERE name LIKE 'w%'")) == [
         f"w{i}" for i in range(10) if i != 3
     ]
+
+
+# -- pooled asyncio SQLite connections (README "Connection pooling") ----------------------------------
+
+
+def aiosqlite_threads() -> int:
+    """How many aiosqlite worker threads (one per open connection) are alive, by their default name."""
+    return sum("_connection_worker_thread" in thread.name for thread in threading.enumerate())
+
+
+def threads_settle_at(expected: int) -> int:
+    """The live thread count (see ``aiosqlite_threads``) once it is down to ``expected`` (waits at most 10 s)."""
+    deadline = time.monotonic() + 10  # a closed connection's thread ends just after close() returns
+    while aiosqlite_threads() > expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return aiosqlite_threads()
+
+
+def settled_threads(m: SimpleNamespace) -> int:
+    """The live thread count after a session that closes what earlier event loops left idle, and its own."""
+
+    async def session() -> None:
+        async with db_session:
+            await m.Person.select().acount()
+
+    run(session(), m.db)
+    count, previous = aiosqlite_threads(), -1
+    while count != previous:  # until closed connections' threads have ended
+        time.sleep(0.1)
+        count, previous = aiosqlite_threads(), count
+    return count
+
+
+@pytest.mark.sqlite_only
+def test_async_sqlite_sessions_reuse_a_bounded_set_of_pooled_connections(m: SimpleNamespace) -> None:
+    """Consecutive async sessions reuse one connection; after 40 concurrent ones at most ``async_idle_limit`` stay open."""
+    db = m.db
+    before = settled_threads(m)
+
+    async def main() -> tuple[set[int], int]:
+        seen = set()
+        for _ in range(5):
+            async with db_session:
+                seen.add(id(await db.aget_connection()))
+                assert await m.Person.select().acount() == 3
+
+        @db_session
+        async def read() -> int:
+            await asyncio.sleep(0.01)
+            return int(await m.Person.select().acount())
+
+        assert await asyncio.gather(*(read() for _ in range(40))) == [3] * 40
+        return seen, aiosqlite_threads() - before
+
+    seen, kept = run(main(), db)
+    assert len(seen) == 1
+    assert 1 <= kept <= db.provider.async_idle_limit
+    assert threads_settle_at(before) == before
+
+
+@pytest.mark.sqlite_only
+def test_idle_connections_of_ended_event_loops_are_closed_by_the_next_loop(m: SimpleNamespace) -> None:
+    """Event loops ending without ``adisconnect()`` leave at most the last loop's idle connection open."""
+    before = settled_threads(m)
+
+    async def count() -> int:
+        async with db_session:
+            return int(await m.Person.select().acount())
+
+    assert [asyncio.run(count()) for _ in range(5)] == [3] * 5
+    assert threads_settle_at(before + 1) == before + 1
+    assert run(count(), m.db) == 3
+    assert threads_settle_at(before) == before
+
+
+@pytest.mark.sqlite_only
+def test_pooled_async_sqlite_connections_do_not_keep_the_interpreter_alive(db_path: str) -> None:
+    """A program that ends with async SQLite connections still pooled exits by itself."""
+    program = (
+        "import asyncio\n"
+        "from nextorm import AsyncDatabase, PrimaryKey, Required, db_session\n"
+        f"db = AsyncDatabase('sqlite', {db_path!r}, create_db=True)\n"
+        "class Note(db.Entity):\n"
+        "    id = PrimaryKey(int, auto=True)\n"
+        "    text = Required(str)\n"
+        "db.generate_mapping(create_tables=True)\n"
+        "async def main():\n"
+        "    async with db_session:\n"
+        "        Note(text='saved')\n"
+        "    async with db_session:\n"
+        "        return await Note.select().acount()\n"
+        "print(asyncio.run(main()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout.strip()) == (0, "1"), result.stderr
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT text FROM note").fetchall() == [("saved",)]

@@ -7,6 +7,8 @@ import importlib
 import importlib.util
 import json
 import os
+import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from nextorm.bench import cli, dataset, worker
+from nextorm.bench import cli, dataset, report, worker
 from nextorm.bench.dataset import Target, make_rows
+from nextorm.bench.plot import legend_labels
 from nextorm.bench.report import rows as table_rows
 from nextorm.bench.systems import SYSTEMS, System
 from nextorm.bench.workloads import WORKLOADS, Config
@@ -112,18 +115,22 @@ def test_every_installed_system_has_positive_figures(quick_run: dict[str, Any], 
 
 
 def test_ratios_are_relative_to_raw_and_the_fastest_peer(quick_run: dict[str, Any]) -> None:
-    """raw's ratio to itself is 1; the fastest peer's ratio to the fastest peer is 1."""
+    """Ratios are of medians: raw's to itself is 1, the fastest peer's to itself is 1; the spread brackets it."""
     report = quick_run["report"]
     for workload in WORKLOADS:
         ok = {r["system"]: r for r in report["results"] if r["workload"] == workload and r["status"] == "ok"}
         assert ok["raw"]["ratio_to_raw"] == 1.0
         for r in ok.values():
-            assert r["ratio_to_raw"] == pytest.approx(r["best"] / ok["raw"]["best"])
+            assert r["ratio_to_raw"] == pytest.approx(r["median"] / ok["raw"]["median"])
+            low, high = r["ratio_to_raw_spread"]
+            assert min(r["samples"]) / ok["raw"]["median"] <= low <= r["ratio_to_raw"] <= high
+            assert high <= max(r["samples"]) / ok["raw"]["median"]
+            assert r["noise"] is (r["system"] != "raw" and r["ratio_to_raw"] < 1)
         fastest = ok["raw"]["fastest_peer"]
         if fastest is not None:
             assert ok[fastest]["ratio_to_fastest_peer"] == 1.0
-            peers = [r["best"] for r in ok.values() if SYSTEMS[r["system"]].peer]
-            assert ok[fastest]["best"] == min(peers)
+            peers = [r["median"] for r in ok.values() if SYSTEMS[r["system"]].peer]
+            assert ok[fastest]["median"] == min(peers)
 
 
 def test_nextorm_records_which_implementation_ran(quick_run: dict[str, Any]) -> None:
@@ -287,6 +294,100 @@ def test_table_flags_nextorm_run_without_its_compiled_core() -> None:
     assert labels == ["nextorm (NOT compiled!)", "nextorm-pure"]
 
 
+def test_ratio_below_the_raw_floor_is_flagged_as_noise() -> None:
+    """A system measured faster than raw gets a ratio under 1 and a note saying it is noise."""
+    figures = {"status": "ok", "workload": "load", "unit": "ns"}
+    results = [
+        {**figures, "system": "raw", "best": 90.0, "median": 100.0, "samples": [90.0, 100.0, 110.0]},
+        {**figures, "system": "nextorm", "best": 80.0, "median": 95.0, "samples": [80.0, 95.0, 120.0]},
+        {**figures, "system": "sqlalchemy", "best": 900.0, "median": 1000.0, "samples": [900.0, 1000.0]},
+    ]
+    report.add_ratios(results)
+    raw, nextorm, sqlalchemy = results
+    assert nextorm["ratio_to_raw"] == pytest.approx(0.95) and nextorm["noise"] is True
+    assert nextorm["ratio_to_raw_spread"] == pytest.approx([0.875, 1.075])
+    assert raw["noise"] is False and sqlalchemy["noise"] is False
+    cells = {row[1]: row for row in table_rows(results)}
+    assert cells["nextorm"][4] == "0.950x (0.875-1.07)"
+    assert cells["nextorm"][6] == report.NOISE_NOTE
+    assert cells["sqlalchemy"][6] == ""
+
+
+def test_chart_labels_every_system_including_those_that_did_not_run() -> None:
+    """The legend names every system but raw, saying which did not run and where it was n/a."""
+    ok = {"status": "ok", "ratio_to_raw": 2.0, "ratio_to_raw_spread": [1.5, 2.5]}
+    document = {
+        "systems": {name: {} for name in ("nextorm", "raw", "pony", "peewee")},
+        "results": [
+            {**ok, "system": "nextorm", "workload": "load"},
+            {**ok, "system": "nextorm", "workload": "async-load"},
+            {**ok, "system": "raw", "workload": "load"},
+            {"system": "pony", "workload": "load", "status": "missing"},
+            {"system": "pony", "workload": "async-load", "status": "missing"},
+            {**ok, "system": "peewee", "workload": "load"},
+            {"system": "peewee", "workload": "async-load", "status": "unsupported"},
+        ],
+    }
+    assert legend_labels(document) == {
+        "nextorm": "nextorm",
+        "pony": "pony: did not run (not installed)",
+        "peewee": "peewee (n/a in 1 of 2 workloads)",
+    }
+
+
+def test_version_names_the_harness_and_the_build(capsys: pytest.CaptureFixture[str]) -> None:
+    """``nextorm-bench --version`` prints the version and which hot path is installed, then exits 0."""
+    import nextorm
+
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"nextorm-bench {nextorm.__version__} (nextorm {nextorm.__version__}, ")
+    assert ("compiled hot path" if nextorm.COMPILED else "pure-Python twin") in out
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "problem"),
+    [
+        ("--json", "missing-dir/bench.json", "directory .*missing-dir does not exist"),
+        ("--markdown", ".", "is a directory"),
+        ("--plot", "bench.txt", "the chart is written as .png, .svg, .pdf; the name says .txt"),
+        ("--db", "missing-dir/bench.sqlite3", "directory .*missing-dir does not exist"),
+    ],
+)
+def test_bad_output_path_fails_before_any_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str, name: str, problem: str
+) -> None:
+    """An output or SQLite file that cannot be written stops the CLI with one line naming it, before any run."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "run_worker", _no_worker)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--quick", "--systems", "raw", option, name])
+    message = str(exc.value.code)
+    assert "\n" not in message
+    assert re.fullmatch(f"nextorm-bench: {option} {re.escape(name)}: {problem}", message)
+
+
+def test_unreachable_database_fails_before_any_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PostgreSQL ``--db`` nobody answers on stops the CLI with one line, password hidden, no worker run."""
+    monkeypatch.setattr(cli, "run_worker", _no_worker)
+    with socket.socket() as probe:  # a port nothing listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["--quick", "--db", f"postgresql://bench:s3cret@127.0.0.1:{port}/scratch"])
+    message = str(exc.value.code)
+    assert message.startswith(
+        f"nextorm-bench: cannot connect to postgresql://bench:***@127.0.0.1:{port}/scratch: "
+    )
+    assert "\n" not in message and "s3cret" not in message
+
+
+def _no_worker(*args: Any) -> dict[str, Any]:
+    raise AssertionError("a worker started although the command line was refused")
+
+
 def test_missing_system_is_reported_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A peer that is not installed is listed as missing and the run still succeeds."""
     monkeypatch.setattr(System, "installed", lambda self: self.name != "pony")
@@ -319,6 +420,13 @@ def test_worker_failure_is_a_json_error_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     result = json.loads(proc.stdout)
     assert result["status"] == "error" and "no such table" in result["error"]
+
+
+def test_importing_nextorm_leaves_the_harness_unloaded() -> None:
+    """The harness ships in the runtime wheel (README, "Where the harness ships") but ``import nextorm`` never loads it."""
+    code = "import sys, nextorm; print(sorted(m for m in sys.modules if m.startswith('nextorm.bench')))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
 
 
 def test_module_entry_point_lists_systems_and_workloads() -> None:

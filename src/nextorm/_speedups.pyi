@@ -44,6 +44,7 @@ class CacheBase:
     session: Any
     is_alive: bool
     strict: bool
+    readonly: bool
     dirty: dict[Any, None]
     def __init__(self, session: Any, strict: bool = False) -> None: ...
 

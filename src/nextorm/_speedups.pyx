@@ -129,6 +129,7 @@ cdef class CacheBase:
     cdef public object session
     cdef public bint is_alive
     cdef public bint strict
+    cdef public bint readonly
     cdef public dict dirty
     cdef dict __dict__
     cdef object __weakref__
@@ -137,6 +138,7 @@ cdef class CacheBase:
         self.session = session
         self.is_alive = True
         self.strict = strict
+        self.readonly = False
         self.dirty = {}
 
 
@@ -680,9 +682,12 @@ cdef inline bint _must_check_assign(Column column, object cache, int status) exc
             not known.is_alive
             or status >= _DELETED
             or column.readonly
+            or known.readonly
             or _foreign(known.session)
         )
-    return not cache.is_alive or status >= _DELETED or column.readonly or _foreign(cache.session)
+    return (
+        not cache.is_alive or status >= _DELETED or column.readonly or cache.readonly or _foreign(cache.session)
+    )
 
 
 cdef int _save_original(EntityBase entity, Py_ssize_t index, object old) except -1:
@@ -727,6 +732,7 @@ cdef int _set_generic(Column column, object obj, object value) except -1:
         not cache.is_alive
         or status >= _DELETED
         or column.readonly
+        or cache.readonly
         or _foreign(cache.session)
     ):
         column._check_assign_(obj, value)

@@ -101,12 +101,13 @@ class SessionBase:
 class CacheBase:
     """Per-database state of one session: liveness, strictness, dirty queue."""
 
-    __slots__ = ("__dict__", "__weakref__", "dirty", "is_alive", "session", "strict")
+    __slots__ = ("__dict__", "__weakref__", "dirty", "is_alive", "readonly", "session", "strict")
 
     def __init__(self, session: Any, strict: bool = False) -> None:
         self.session = session
         self.is_alive = True
         self.strict = strict
+        self.readonly = False
         self.dirty: dict[Any, None] = {}
 
 
@@ -174,7 +175,13 @@ class Column:
     def __set__(self, obj: Any, value: Any) -> None:
         cache = obj._cache_
         status = obj._status_
-        if not cache.is_alive or status >= DELETED or self.readonly or _foreign(cache.session):
+        if (
+            not cache.is_alive
+            or status >= DELETED
+            or self.readonly
+            or cache.readonly
+            or _foreign(cache.session)
+        ):
             self._check_assign_(obj, value)
         value = self._validate_(obj, value)
         try:

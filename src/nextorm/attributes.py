@@ -226,6 +226,8 @@ class Attribute(_impl.Column, Generic[_T]):
             )
         if cache.session is not active_session():
             raise TransactionError(f"An attempt to mix objects belonging to different transactions: {obj!r}")
+        if cache.readonly:
+            raise cache.readonly_error(f"assign {value!r} to {obj!r}.{self.name}")
 
     def _before_change_(self, obj: Any, old: Any, new: Any) -> None:
         obj._cache_.update_unique(obj, self, old, new)
@@ -432,7 +434,7 @@ class Reference(Attribute[_T]):
 
     def _set_partner_(self, obj: Any, value: Any) -> None:
         """Assign the key-less side of a one-to-one: the partner's key changes."""
-        if not obj._cache_.is_alive or obj._status_ >= DELETED:
+        if not obj._cache_.is_alive or obj._status_ >= DELETED or obj._cache_.readonly:
             self._check_assign_(obj, value)
         partner = None if value is None else reference_value(self, obj, value)
         if partner is not None and not isinstance(partner, _impl.EntityBase):

@@ -347,7 +347,7 @@ class Database:
         await self._awaited(self._drop_all_steps(with_all_data))
 
     def disconnect(self) -> None:
-        """Close this thread's pooled connection."""
+        """Close the idle pooled connections (PostgreSQL also closes those in use as their sessions end)."""
         if active_session() is not None and self in require_session().caches:
             raise TransactionError("disconnect() cannot be called inside of db_session")
         if self.provider is not None:
@@ -409,7 +409,7 @@ class Database:
         sql, args = self._prepare_sql_(sql, params, namespace)
         cache = require_session().cache_for(self)
         yield from cache.flush_steps()
-        if write:
+        if write and not (cache.readonly and _is_read(sql)):
             cache.generation += 1
             return (yield cache, "write", (sql, args))  # type: ignore[no-any-return]
         return (yield cache, "query", (sql, args))  # type: ignore[no-any-return]
@@ -528,6 +528,15 @@ class Database:
     async def arollback(self) -> None:
         """Awaitable ``rollback()``."""
         await run_async(self._rollback_steps())
+
+
+#: the first word of statements that only read (a readonly session runs them from db.execute)
+_READ_STATEMENT = re.compile(r"\s*\(*\s*(SELECT|VALUES|TABLE|SHOW)\b", re.IGNORECASE)
+
+
+def _is_read(sql: str) -> bool:
+    """Whether ``sql`` is a plain read; a WITH query may hold a write, so it is not one."""
+    return _READ_STATEMENT.match(sql) is not None
 
 
 def _one(rows: list[Any]) -> Any:

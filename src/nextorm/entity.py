@@ -241,6 +241,10 @@ class Entity(EntityBase, metaclass=EntityMeta):
                     f"Unknown attribute {key!r} of entity {cls.__name__} (value {value!r})"
                 )
         cache = require_session().cache_for(cls._database_)
+        if cache.readonly:
+            raise cache.readonly_error(
+                f"create {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+            )
         values = []
         for attr in cls._columns_:
             if attr.name in kwargs:
@@ -436,6 +440,8 @@ class Entity(EntityBase, metaclass=EntityMeta):
             return
         if cache.session is not require_session():
             raise TransactionError(f"Object {self!r} doesn't belong to current transaction")
+        if cache.readonly:
+            raise cache.readonly_error(f"delete {self!r}")
         cls = type(self)
         if cls._references_ or cls._collections_:
             yield cache, "ready", ()  # a blocking delete on an async database stops before any change

@@ -27,8 +27,10 @@ __all__ = [
     "OrmError",
     "PartialCommitException",
     "PendingRollbackError",
+    "PoolTimeoutError",
     "QueryError",
     "ReadOnlyAttributeError",
+    "ReadOnlySessionError",
     "RollbackException",
     "SerializationFailure",
     "TableIsNotEmpty",
@@ -138,6 +140,14 @@ class UnresolvableCyclicDependency(TransactionError):
 
 class ConnectionClosedError(TransactionError):
     """The database connection was lost."""
+
+
+class PoolTimeoutError(ConnectionClosedError):
+    """No pooled connection became free (or could be opened) within the bind's ``pool_timeout``."""
+
+
+class ReadOnlySessionError(TransactionError):
+    """A ``db_session(readonly=True)`` tried to write: create, assign, delete, flush or a DML statement."""
 
 
 class TransactionIntegrityError(TransactionError):

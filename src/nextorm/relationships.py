@@ -246,6 +246,8 @@ class SetInstance(Generic[_E]):
             )
         if obj._status_ >= DELETED:
             raise OperationWithDeletedObjectError(f"{obj!r} was deleted")
+        if cache.readonly:
+            raise cache.readonly_error(f"change collection {self._where()}")
         return cache
 
     def _loaded(self) -> SetData:

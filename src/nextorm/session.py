@@ -35,6 +35,7 @@ from .exceptions import (
     ObjectNotFound,
     PartialCommitException,
     PendingRollbackError,
+    ReadOnlySessionError,
     RollbackException,
     TransactionError,
     TransactionIntegrityError,
@@ -371,7 +372,9 @@ class SessionCache(CacheBase):
         self.is_async = self.provider.is_async
         self.conn: Any = None
         self.in_transaction = False
-        self.immediate = session.manager.immediate
+        self.readonly = session.manager.readonly
+        # a readonly session reads one snapshot in a READ ONLY transaction where the database has them
+        self.immediate = session.manager.immediate or (self.readonly and self.provider.readonly_transactions)
         self.unique: dict[Any, dict[Any, Any]] = {}
         self.new_ids: dict[Any, int] = {}
         #: pending many-to-many changes: primary collection attribute -> (added, removed) links
@@ -397,9 +400,11 @@ class SessionCache(CacheBase):
             if not self.is_alive:
                 self.session.refuse_if_failed()
                 raise TransactionError("This session cache was closed: the session was rolled back or ended")
-            conn = self.conn = self.provider.acquire()
+            conn = self.conn = self.provider.acquire(self.readonly)
         if self.immediate and not self.in_transaction:
-            self.provider.begin(conn, immediate=True, serializable=self.session.manager.serializable)
+            self.provider.begin(
+                conn, immediate=True, serializable=self.session.manager.serializable, readonly=self.readonly
+            )
             self.in_transaction = True
         return conn
 
@@ -409,8 +414,14 @@ class SessionCache(CacheBase):
     async def aready(self) -> None:
         """Nothing, awaited."""
 
-    def begin(self) -> None:
-        """Start a write transaction unless one is open."""
+    def readonly_error(self, what: str) -> ReadOnlySessionError:
+        """The error of a write in a readonly session; ``what`` names the write."""
+        return ReadOnlySessionError(f"Cannot {what}: the db_session is readonly (db_session(readonly=True))")
+
+    def begin(self, sql: str = "") -> None:
+        """Start a write transaction unless one is open (``sql`` is the write that needs it)."""
+        if self.readonly:
+            raise self.readonly_error(f"run {sql!r}" if sql else f"write to or lock rows of {self.db!r}")
         conn = self.connection()
         if not self.in_transaction:
             self.provider.begin(conn, immediate=True, serializable=self.session.manager.serializable)
@@ -422,22 +433,22 @@ class SessionCache(CacheBase):
 
     def write(self, sql: str, params: Any = ()) -> Result:
         """Run a statement inside the write transaction."""
-        self.begin()
+        self.begin(sql)
         return self.provider.run(self.conn, sql, params)
 
     def write_many(self, sql: str, rows: list[Any]) -> int:
         """Run a statement for each row inside the write transaction; the total row count."""
-        self.begin()
+        self.begin(sql)
         return self.provider.executemany(self.conn, sql, rows)
 
     def insert_key(self, sql: str, row: Any, pk_column: str | None) -> Any:
         """INSERT one row; the generated key."""
-        self.begin()
+        self.begin(sql)
         return self.provider.insert_returning(self.conn, sql, row, pk_column)
 
     def insert_keys(self, sql: str, rows: list[Any], pk_column: str) -> list[Any]:
         """INSERT several rows; their generated keys in order."""
-        self.begin()
+        self.begin(sql)
         return self.provider.insert_many_returning(self.conn, sql, rows, pk_column)
 
     def commit_db(self) -> None:
@@ -558,13 +569,17 @@ class SessionCache(CacheBase):
             if not self.is_alive:
                 self.session.refuse_if_failed()
                 raise TransactionError("This session cache was closed: the session was rolled back or ended")
-            conn = self.conn = await self.provider.aacquire()
+            conn = self.conn = await self.provider.aacquire(self.readonly)
         if self.immediate and not self.in_transaction:
-            await self.provider.abegin(conn, immediate=True, serializable=self.session.manager.serializable)
+            await self.provider.abegin(
+                conn, immediate=True, serializable=self.session.manager.serializable, readonly=self.readonly
+            )
             self.in_transaction = True
         return conn
 
-    async def abegin(self) -> None:
+    async def abegin(self, sql: str = "") -> None:
+        if self.readonly:
+            raise self.readonly_error(f"run {sql!r}" if sql else f"write to or lock rows of {self.db!r}")
         conn = await self.aconnection()
         if not self.in_transaction:
             await self.provider.abegin(conn, immediate=True, serializable=self.session.manager.serializable)
@@ -574,19 +589,19 @@ class SessionCache(CacheBase):
         return await self.provider.arun(await self.aconnection(), sql, params)
 
     async def awrite(self, sql: str, params: Any = ()) -> Result:
-        await self.abegin()
+        await self.abegin(sql)
         return await self.provider.arun(self.conn, sql, params)
 
     async def awrite_many(self, sql: str, rows: list[Any]) -> int:
-        await self.abegin()
+        await self.abegin(sql)
         return await self.provider.aexecutemany(self.conn, sql, rows)
 
     async def ainsert_key(self, sql: str, row: Any, pk_column: str | None) -> Any:
-        await self.abegin()
+        await self.abegin(sql)
         return await self.provider.ainsert_returning(self.conn, sql, row, pk_column)
 
     async def ainsert_keys(self, sql: str, rows: list[Any], pk_column: str) -> list[Any]:
-        await self.abegin()
+        await self.abegin(sql)
         return await self.provider.ainsert_many_returning(self.conn, sql, rows, pk_column)
 
     async def acommit_db(self) -> None:
@@ -781,7 +796,10 @@ class DBSessionManager:
         retry_delay: float = 0.01,
         retry_backoff: float = 2.0,
         retry_max_delay: float = 1.0,
+        readonly: bool = False,
     ) -> None:
+        if readonly and ddl:
+            raise TypeError("'readonly' and 'ddl' parameters of db_session cannot be used together")
         for name, number in (
             ("retry_delay", retry_delay),
             ("retry_backoff", retry_backoff),
@@ -834,6 +852,8 @@ class DBSessionManager:
         self.retry_delay = retry_delay
         self.retry_backoff = retry_backoff
         self.retry_max_delay = retry_max_delay
+        #: the session only reads: it may run on a read replica, and every write raises ReadOnlySessionError
+        self.readonly = readonly
 
     # For type checkers: ``@db_session`` and ``@db_session(retry=3)`` give back the function with
     # its own signature; ``db_session(...)`` with options is a configured manager.

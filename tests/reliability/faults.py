@@ -153,13 +153,23 @@ def driver_error(kind: str, mode: str) -> Callable[[], BaseException]:
 
 
 def wrap_connections(monkeypatch: pytest.MonkeyPatch, database: Any, plan: FaultPlan) -> None:
-    """Make every connection ``database`` opens from now on a faulty one, and drop the pooled ones."""
+    """Make every connection sessions of ``database`` take from now on a faulty one (the pool keeps the real one)."""
     provider = database.provider
-    connect, aconnect = provider.connect, provider.aconnect
+    acquire, aacquire = provider.acquire, provider.aacquire
+    release, arelease, discard, adiscard = (
+        provider.release,
+        provider.arelease,
+        provider.discard,
+        provider.adiscard,
+    )
 
-    async def faulty_aconnect() -> Any:
-        return AsyncFaultyConnection(await aconnect(), plan)
+    async def faulty_aacquire(readonly: bool = False) -> Any:
+        return AsyncFaultyConnection(await aacquire(readonly), plan)
 
-    monkeypatch.setattr(provider, "connect", lambda: FaultyConnection(connect(), plan))
-    monkeypatch.setattr(provider, "aconnect", faulty_aconnect)
+    monkeypatch.setattr(provider, "acquire", lambda readonly=False: FaultyConnection(acquire(readonly), plan))
+    monkeypatch.setattr(provider, "aacquire", faulty_aacquire)
+    monkeypatch.setattr(provider, "release", lambda conn: release(conn._conn))
+    monkeypatch.setattr(provider, "discard", lambda conn: discard(conn._conn))
+    monkeypatch.setattr(provider, "arelease", lambda conn: arelease(conn._conn))
+    monkeypatch.setattr(provider, "adiscard", lambda conn: adiscard(conn._conn))
     provider.disconnect()

@@ -44,11 +44,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.exit("nextorm-bench needs rich: pip install 'nextorm[bench]'")
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         sys.exit("--plot needs matplotlib: pip install 'nextorm[bench]'")
+    # Every output is checked before the first run, so a typo never costs a whole benchmark.
+    for option in ("json", "markdown", "plot"):
+        problem = output_problem(getattr(args, option), plot=option == "plot")
+        if problem:
+            sys.exit(f"nextorm-bench: --{option} {getattr(args, option)}: {problem}")
 
     config = Config(rows=args.rows, batch=args.batch, repeat=args.repeat, warmup=args.warmup)
     machine = machine_info()
     with tempfile.TemporaryDirectory(prefix="nextorm-bench-", dir=_memory_dir()) as tmp:
         target = Target.parse(args.db or str(Path(tmp) / "bench.sqlite3"))
+        problem = None if target.is_postgres else output_problem(target.location)
+        if problem:
+            sys.exit(f"nextorm-bench: --db {args.db}: {problem}")
         try:
             database = FreshDatabase(target, Path(tmp), config.rows)
         except ValueError as exc:
@@ -78,9 +86,7 @@ def show(console: Console, results: list[dict[str, Any]], document: dict[str, An
     config = document["config"]
     caption = (
         f"{config['rows']} rows, batch {config['batch']}, best and median of {config['repeat']} "
-        f"(after {config['warmup']} warm-up), per operation; {config['database']}. "
-        "x raw: relative to the DB-API floor; x peer: relative to the fastest of "
-        "Pony/SQLAlchemy/Peewee in that workload. Lower is better."
+        f"(after {config['warmup']} warm-up), per operation; {config['database']}. " + report.RATIO_LEGEND
     )
     console.print(report.rich_table(results, caption))
     missing = [name for name, s in document["systems"].items() if s["status"] == "missing"]
@@ -147,6 +153,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help=f"small sizes: --rows {QUICK['rows']} --batch {QUICK['batch']} --repeat {QUICK['repeat']}",
     )
     parser.add_argument("--list", action="store_true", help="list systems and workloads, then exit")
+    parser.add_argument("--version", action="version", version=version())
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else DEFAULTS
     for name, value in sizes.items():
@@ -155,6 +162,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.batch > args.rows:
         parser.error("--batch cannot exceed --rows: updates change the first --batch rows")
     return args
+
+
+def version() -> str:
+    """``nextorm-bench X (nextorm X, compiled hot path, Python Y)``."""
+    import nextorm
+
+    build = "compiled hot path" if nextorm.COMPILED else "pure-Python twin"
+    return f"nextorm-bench {nextorm.__version__} (nextorm {nextorm.__version__}, {build}, Python {platform.python_version()})"
+
+
+def output_problem(path: str | None, plot: bool = False) -> str | None:
+    """Why ``path`` cannot be written as an output file, or None when it can (or is not asked for)."""
+    if not path:
+        return None
+    target = Path(path)
+    if plot:
+        from nextorm.bench.plot import FORMATS
+
+        if target.suffix.lower() not in FORMATS:
+            return f"the chart is written as {', '.join(FORMATS)}; the name says {target.suffix or 'no type'}"
+    if target.is_dir():
+        return "is a directory"
+    parent = target.parent
+    if not parent.is_dir():
+        return f"directory {parent} does not exist"
+    if not os.access(parent if not target.exists() else target, os.W_OK):
+        return "is not writable"
+    return None
 
 
 def describe() -> str:
@@ -176,6 +211,7 @@ class FreshDatabase:
         self.target = target
         self.rows = rows
         if target.is_postgres:
+            dataset.check_postgres_reachable(target)
             self.template = None
         else:
             dataset.check_sqlite_overwritable(Path(target.location))

@@ -180,6 +180,19 @@ def write_postgres(dsn: str, rows: int) -> None:
             conn.execute(f"ANALYZE {table}")
 
 
+def check_postgres_reachable(target: Target) -> None:
+    """ValueError, in one line, when the PostgreSQL server of ``target`` cannot be reached."""
+    try:
+        import psycopg
+    except ImportError:
+        raise ValueError("a PostgreSQL --db needs psycopg 3: pip install 'nextorm[postgres]'") from None
+    try:
+        psycopg.connect(target.location, connect_timeout=10).close()
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValueError(f"cannot connect to {target.describe()}: {reason}") from None
+
+
 def drop_postgres(dsn: str) -> None:
     """Drop the tables the benchmark made."""
     import psycopg

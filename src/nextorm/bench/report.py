@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -13,24 +14,51 @@ if TYPE_CHECKING:
 
 Result = dict[str, Any]
 
-HEADERS = ("workload", "system", "best", "median", "x raw", "x peer", "note")
+HEADERS = ("workload", "system", "best", "median", "x raw (IQR)", "x peer", "note")
+
+#: how the ratio columns are made, for captions and pages that show the table
+RATIO_LEGEND = (
+    "x raw: the system's median over raw DB-API's median, with the interquartile range of the "
+    "system's runs over that median in brackets; x peer: the median over the fastest of "
+    "Pony/SQLAlchemy/Peewee's median in that workload. Lower is better; a ratio under 1x is "
+    "flagged as noise."
+)
 
 
 def add_ratios(results: list[Result]) -> None:
-    """Set each ok result's ratio to ``raw`` and to the fastest peer ORM, by best figure.
+    """Set each ok result's ratio to ``raw`` and to the fastest peer ORM, by median figure.
 
-    The peers are the third-party ORMs (Pony, SQLAlchemy, Peewee); the fastest is
-    the one with the lowest best figure in that workload. Lower ratios are better.
+    A ratio is the system's median over the other system's median; ``ratio_to_raw_spread``
+    is the interquartile range of the system's samples over raw's median, so a reader sees how
+    far one run strays from another. The peers are the third-party ORMs (Pony, SQLAlchemy,
+    Peewee); the fastest is the one with the lowest median in that workload. A system measured
+    below the raw DB-API floor (a ratio under 1) is marked ``noise``: no layer on top of the
+    driver does less than the driver, so the difference is the machine's jitter. Lower ratios
+    are better.
     """
     for workload in {r["workload"] for r in results}:
         done = [r for r in results if r["workload"] == workload and r["status"] == "ok"]
         floor = next((r for r in done if r["system"] == BASELINE), None)
         peers = [r for r in done if SYSTEMS[r["system"]].peer]
-        fastest = min(peers, key=lambda r: r["best"], default=None)
+        fastest = min(peers, key=lambda r: r["median"], default=None)
         for r in done:
-            r["ratio_to_raw"] = r["best"] / floor["best"] if floor else None
             r["fastest_peer"] = fastest["system"] if fastest else None
-            r["ratio_to_fastest_peer"] = r["best"] / fastest["best"] if fastest else None
+            r["ratio_to_fastest_peer"] = r["median"] / fastest["median"] if fastest else None
+            if floor is None:
+                r["ratio_to_raw"] = r["ratio_to_raw_spread"] = None
+                continue
+            low, high = quartiles(r.get("samples") or [r["median"]])
+            r["ratio_to_raw"] = r["median"] / floor["median"]
+            r["ratio_to_raw_spread"] = [low / floor["median"], high / floor["median"]]
+            r["noise"] = r["system"] != BASELINE and r["ratio_to_raw"] < 1.0
+
+
+def quartiles(samples: list[float]) -> tuple[float, float]:
+    """The first and third quartiles of ``samples`` (both the sample when there is one)."""
+    if len(samples) < 2:
+        return samples[0], samples[0]
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q3
 
 
 def compiled_mismatch(result: Result) -> bool:
@@ -50,11 +78,17 @@ def format_figure(value: float, unit: str) -> str:
     return f"{_significant(value)} ns"
 
 
-def format_ratio(value: float | None) -> str:
-    """``4.20x``, or a dash when there is nothing to compare with."""
+def format_ratio(value: float | None, spread: list[float] | None = None) -> str:
+    """``4.20x``, ``4.20x (4.10-4.50)`` with a spread, or a dash when there is nothing to compare with."""
     if value is None:
         return "-"
-    return f"{_significant(value)}x"
+    if spread is None:
+        return f"{_significant(value)}x"
+    return f"{_significant(value)}x ({_significant(spread[0])}-{_significant(spread[1])})"
+
+
+#: the note of a result measured below the raw floor
+NOISE_NOTE = "below the raw DB-API floor: noise"
 
 
 def _significant(value: float) -> str:
@@ -87,9 +121,9 @@ def rows(results: Iterable[Result], titles: bool = False) -> list[list[str]]:
             cells = [
                 format_figure(r["best"], unit),
                 format_figure(r["median"], unit),
-                format_ratio(r.get("ratio_to_raw")),
+                format_ratio(r.get("ratio_to_raw"), r.get("ratio_to_raw_spread")),
                 format_ratio(r.get("ratio_to_fastest_peer")),
-                r.get("note", ""),
+                "; ".join(note for note in (r.get("note", ""), NOISE_NOTE if r.get("noise") else "") if note),
             ]
         else:
             cells = ["-", "-", "-", "-", f"{r['status']}: {r.get('note', '')}".rstrip(": ")]

@@ -50,14 +50,19 @@ class Provider:
     batch_returning = False
     #: whether sessions do IO through the ``a``-prefixed awaitable methods
     is_async = False
-    #: whether idle asyncio connections are kept for the next session of the same event loop
-    pool_async = True
+    #: whether a readonly db_session runs in a READ ONLY transaction of the database
+    readonly_transactions = False
+    #: most idle asyncio connections kept per event loop for the next sessions
+    async_idle_limit = 16
 
     def __init__(self) -> None:
         self.dialect = self.dialect_class()
         # idle connections: every session takes its own and gives it back when it ends
         self._idle: list[Any] = []
-        self._aidle: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+        # idle asyncio connections per event loop (a loop's connections serve only that loop)
+        self._aidle: dict[Any, list[Any]] = {}
+        # asyncio connections whose statement was cancelled while the driver still ran it
+        self._interrupted: weakref.WeakSet[Any] = weakref.WeakSet()
         self._pool_lock = threading.Lock()
 
     # -- connections and transactions -----------------------------------------------------
@@ -73,8 +78,11 @@ class Provider:
         """Whether an idle connection can serve another session."""
         return True
 
-    def acquire(self) -> Any:
-        """A connection of the session's own: an idle one from the pool, or a new one."""
+    def acquire(self, readonly: bool = False) -> Any:
+        """A connection of the session's own: an idle one from the pool, or a new one.
+
+        ``readonly`` sessions may be served by a read replica where the provider has them.
+        """
         with self._pool_lock:
             while self._idle:
                 conn = self._idle.pop()
@@ -102,9 +110,9 @@ class Provider:
         except Exception:
             pass
 
-    def begin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
-        """Open a transaction (a write-locking one when ``immediate``, SERIALIZABLE when asked)."""
-        self.run(conn, self.dialect.begin_sql(immediate, serializable))
+    def begin(self, conn: Any, immediate: bool, serializable: bool = False, readonly: bool = False) -> None:
+        """Open a transaction (a write-locking one when ``immediate``, SERIALIZABLE or READ ONLY when asked)."""
+        self.run(conn, self.dialect.begin_sql(immediate, serializable, readonly))
 
     def commit(self, conn: Any) -> None:
         """Commit the open transaction."""
@@ -161,9 +169,11 @@ class Provider:
         """A new connection of the asyncio driver."""
         raise NotImplementedError(f"The {self.name} provider has no asyncio driver")
 
-    async def aacquire(self) -> Any:
+    async def aacquire(self, readonly: bool = False) -> Any:
         """Awaitable ``acquire()``: asyncio connections are pooled per event loop."""
-        idle = self._aidle.get(asyncio.get_running_loop()) if self.pool_async else None
+        idle = self._aidle.get(asyncio.get_running_loop())
+        if idle is None:
+            await self._aclose_abandoned()
         while idle:
             conn = idle.pop()
             if self.usable(conn):
@@ -172,11 +182,13 @@ class Provider:
         return await self.aconnect()
 
     async def arelease(self, conn: Any) -> None:
-        """Awaitable ``release()``."""
-        if self.pool_async and self.usable(conn):
-            self._aidle.setdefault(asyncio.get_running_loop(), []).append(conn)
-        else:
-            await self._aclose(conn)
+        """Awaitable ``release()``: kept for the loop's next session unless ``async_idle_limit`` are idle."""
+        if self.usable(conn) and conn not in self._interrupted:
+            idle = self._aidle.setdefault(asyncio.get_running_loop(), [])
+            if len(idle) < self.async_idle_limit:
+                idle.append(conn)
+                return
+        await self._aclose(conn)
 
     async def adiscard(self, conn: Any) -> None:
         """Awaitable ``discard()``."""
@@ -186,6 +198,12 @@ class Provider:
         """Close the idle asyncio connections of the running event loop."""
         for conn in self._aidle.pop(asyncio.get_running_loop(), []):
             await self._aclose(conn)
+
+    async def _aclose_abandoned(self) -> None:
+        """Close the idle connections of event loops that ended without ``adisconnect()``."""
+        for loop in [loop for loop in self._aidle if loop.is_closed()]:
+            for conn in self._aidle.pop(loop, []):
+                await self._aclose(conn)
 
     @staticmethod
     async def _aclose(conn: Any) -> None:
@@ -202,6 +220,11 @@ class Provider:
                 cursor = await conn.execute(sql, params)
                 description = cursor.description
                 rows = list(await cursor.fetchall()) if description is not None else []
+            except asyncio.CancelledError:
+                # the statement may go on in the driver (a BEGIN waiting for a lock takes it later):
+                # the connection is closed at the session's end rather than pooled
+                self._interrupted.add(conn)
+                raise
             except Exception as exc:
                 if cursor is not None:
                     try:
@@ -217,12 +240,17 @@ class Provider:
             try:
                 cursor = await conn.executemany(sql, rows)
                 return int(cursor.rowcount)
+            except asyncio.CancelledError:
+                self._interrupted.add(conn)
+                raise
             except Exception as exc:
                 raise self.translate_error(exc) from exc
 
-    async def abegin(self, conn: Any, immediate: bool, serializable: bool = False) -> None:
+    async def abegin(
+        self, conn: Any, immediate: bool, serializable: bool = False, readonly: bool = False
+    ) -> None:
         """Awaitable ``begin()``."""
-        await self.arun(conn, self.dialect.begin_sql(immediate, serializable))
+        await self.arun(conn, self.dialect.begin_sql(immediate, serializable, readonly))
 
     async def acommit(self, conn: Any) -> None:
         """Awaitable ``commit()``."""

@@ -122,9 +122,9 @@ class Dialect:
 
     # -- transactions --------------------------------------------------------------------------
 
-    def begin_sql(self, immediate: bool, serializable: bool) -> str:
-        """The statement that opens a transaction."""
-        return "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    def begin_sql(self, immediate: bool, serializable: bool, readonly: bool = False) -> str:
+        """The statement that opens a transaction (a readonly one takes no write lock)."""
+        return "BEGIN IMMEDIATE" if immediate and not readonly else "BEGIN"
 
     commit_sql = "COMMIT"
     rollback_sql = "ROLLBACK"
@@ -286,5 +286,6 @@ class PostgresDialect(Dialect):
             0,
         )
 
-    def begin_sql(self, immediate: bool, serializable: bool) -> str:
-        return "BEGIN ISOLATION LEVEL SERIALIZABLE" if serializable else "BEGIN"
+    def begin_sql(self, immediate: bool, serializable: bool, readonly: bool = False) -> str:
+        sql = "BEGIN ISOLATION LEVEL SERIALIZABLE" if serializable else "BEGIN"
+        return f"{sql} READ ONLY" if readonly else sql

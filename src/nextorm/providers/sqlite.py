@@ -159,8 +159,6 @@ class AsyncSQLiteProvider(SQLiteProvider):
     """SQLite through aiosqlite for an AsyncDatabase (``pip install "nextorm[async]"``)."""
 
     is_async = True
-    # an open aiosqlite connection keeps a non-daemon thread alive: close it when the session ends
-    pool_async = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         try:
@@ -173,14 +171,15 @@ class AsyncSQLiteProvider(SQLiteProvider):
         super().__init__(*args, **kwargs)
 
     async def aconnect(self) -> Any:
+        pending = self._aiosqlite.connect(
+            self.filename, timeout=self.timeout, isolation_level=None, uri=self.memory, factory=_Connection
+        )
+        # each aiosqlite connection has a worker thread; an idle pooled one must not keep the
+        # interpreter alive at exit (aiosqlite >= 0.20 keeps it in _thread, older versions are the thread)
+        worker: Any = getattr(pending, "_thread", pending)
+        worker.daemon = True
         try:
-            conn = await self._aiosqlite.connect(
-                self.filename,
-                timeout=self.timeout,
-                isolation_level=None,
-                uri=self.memory,
-                factory=_Connection,
-            )
+            conn = await pending
         except sqlite3.Error as exc:
             raise BindingError(f"Cannot open SQLite database {self.filename!r}: {exc}") from exc
         await conn.execute("PRAGMA foreign_keys = ON")

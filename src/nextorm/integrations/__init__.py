@@ -1,0 +1,1 @@
+"""Integrations of nextorm with web frameworks (each needs its framework installed)."""
