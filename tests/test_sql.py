@@ -264,9 +264,11 @@ def test_column_definitions_use_each_dialects_type_names() -> None:
 
 
 def test_transaction_statements_come_from_the_dialect() -> None:
-    """BEGIN (immediate on SQLite, SERIALIZABLE on PostgreSQL) and the savepoint statements."""
+    """BEGIN (immediate on SQLite, SERIALIZABLE or READ ONLY on PostgreSQL) and the savepoint statements."""
     assert SQLITE.begin_sql(immediate=True, serializable=False) == "BEGIN IMMEDIATE"
     assert POSTGRES.begin_sql(immediate=True, serializable=True) == "BEGIN ISOLATION LEVEL SERIALIZABLE"
+    assert SQLITE.begin_sql(immediate=True, serializable=False, readonly=True) == "BEGIN"
+    assert POSTGRES.begin_sql(immediate=True, serializable=False, readonly=True) == "BEGIN READ ONLY"
     for dialect in (SQLITE, POSTGRES):
         assert dialect.savepoint_sql("b") == "SAVEPOINT b"
         assert dialect.rollback_to_savepoint_sql("b") == "ROLLBACK TO SAVEPOINT b"
