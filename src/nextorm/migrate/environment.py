@@ -79,7 +79,9 @@ def create_engine(db: Database) -> sa.Engine:
     if provider.name == "postgres":
         import psycopg
 
-        dsn, options = provider.dsn, provider.connect_options  # type: ignore[attr-defined]
+        dsn = provider.dsn  # type: ignore[attr-defined]
+        # sessions' connections are autocommit (nextorm sends BEGIN itself); SQLAlchemy's are not
+        options = {k: v for k, v in provider.connect_options.items() if k != "autocommit"}  # type: ignore[attr-defined]
         return sa.create_engine(
             "postgresql+psycopg://", creator=lambda: psycopg.connect(dsn, **options), poolclass=NullPool
         )
