@@ -1363,6 +1363,10 @@ def test_async_sqlite_sessions_reuse_a_bounded_set_of_pooled_connections(m: Simp
             return int(await m.Person.select().acount())
 
         assert await asyncio.gather(*(read() for _ in range(40))) == [3] * 40
+        # a connection closed beyond the limit ends its worker thread just after close() returns
+        deadline = time.monotonic() + 10
+        while aiosqlite_threads() - before > db.provider.async_idle_limit and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         return seen, aiosqlite_threads() - before
 
     seen, kept = run(main(), db)
