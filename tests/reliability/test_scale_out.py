@@ -198,7 +198,8 @@ def test_failing_and_cancelled_sessions_under_load_leak_no_connection(server: Po
     done, failed, cancelled, stored = asyncio.run(main())
     assert failed == len(range(1, SESSIONS, 3))
     assert done + cancelled == SESSIONS - failed
-    assert done >= len(range(0, SESSIONS, 3)) and stored == done
+    # a task cancelled once its COMMIT was sent may have committed (README "Sessions"): never twice
+    assert done >= len(range(0, SESSIONS, 3)) and done <= stored <= done + cancelled
     assert settled(dsn, db) == 0
 
 
