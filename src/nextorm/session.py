@@ -539,7 +539,7 @@ class SessionCache(CacheBase):
                 obj._status_ = LOADED
         self.undo.clear()
 
-    def _record_undo(self, obj: Any, status: int, orig: dict[int, Any] | None, wbits: int) -> None:
+    def record_undo(self, obj: Any, status: int, orig: dict[int, Any] | None, wbits: int) -> None:
         """A flushed statement of ``obj``: remember how to undo it if the transaction rolls back."""
         undo = self.undo
         entry = undo.get(obj)
@@ -554,7 +554,7 @@ class SessionCache(CacheBase):
                     first_orig[index] = value
         undo[obj] = (first_status, first_orig, first_wbits | wbits)
 
-    def _unsave(self) -> None:
+    def unsave_failed_flush(self) -> None:
         """A flush failed: objects it had saved are pending again, as before it."""
         for obj, status, orig, wbits in reversed(self.saving):
             obj._status_ = status

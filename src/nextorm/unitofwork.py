@@ -68,13 +68,13 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
         raise
     except BaseException as exc:
         cache.flushing = False
-        cache._unsave()
+        cache.unsave_failed_flush()
         yield from cache.session.fail_steps(exc)
         raise
     finally:
         cache.flushing = False
     for entry in cache.saving:
-        cache._record_undo(*entry)
+        cache.record_undo(*entry)
     cache.saving.clear()
 
 
