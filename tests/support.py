@@ -210,3 +210,23 @@ class PgBouncer:
         if self.process.stderr is not None:
             self.process.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def note_database(dsn: str, schema: str, application_name: str, asyncio: bool = False, **options: Any) -> Any:
+    """A Database (AsyncDatabase when ``asyncio``) on ``dsn`` in ``schema`` with one entity, Note, its table
+    created and its connections closed; ``application_name`` lets a test count its server connections."""
+    from nextorm import AsyncDatabase, Database, PrimaryKey, Required
+
+    database = (AsyncDatabase if asyncio else Database)(
+        "postgres", dsn=dsn, options=f"-c search_path={schema}", application_name=application_name, **options
+    )
+
+    class Note(database.Entity):  # type: ignore[name-defined]
+        _table_ = "note"
+        id = PrimaryKey(int, auto=True)
+        text = Required(str)
+
+    database.generate_mapping(create_tables=True)
+    database.disconnect()
+    database.Note = Note  # type: ignore[attr-defined]
+    return database

@@ -21,15 +21,13 @@ import psycopg
 import pytest
 
 from nextorm import (
-    AsyncDatabase,
     BindingError,
     ConnectionClosedError,
     Database,
     PoolTimeoutError,
-    PrimaryKey,
-    Required,
     db_session,
 )
+from support import note_database
 
 pytestmark = pytest.mark.postgres
 
@@ -49,22 +47,9 @@ class Pools:
 
     def bind(self, asyncio: bool = False, **options: Any) -> Any:
         """A new Database (AsyncDatabase when ``asyncio``) with one entity, Note, its table created."""
-        database = (AsyncDatabase if asyncio else Database)(
-            "postgres",
-            dsn=POSTGRES_DSN,
-            options=f"-c search_path={self.schema}",
-            application_name=f"nextorm-{uuid.uuid4().hex[:12]}",
-            **options,
+        database = note_database(
+            POSTGRES_DSN, self.schema, f"nextorm-{uuid.uuid4().hex[:12]}", asyncio, **options
         )
-
-        class Note(database.Entity):  # type: ignore[name-defined]
-            _table_ = "note"
-            id = PrimaryKey(int, auto=True)
-            text = Required(str)
-
-        database.generate_mapping(create_tables=True)
-        database.disconnect()
-        database.Note = Note  # type: ignore[attr-defined]
         self.databases.append(database)
         return database
 

@@ -286,6 +286,11 @@ class ColumnDef:
         return sql
 
 
+def foreign_key_name(table: str, column: str) -> str:
+    """The name of the foreign-key constraint on ``table.column`` (migrations find it by this name)."""
+    return f"fk_{table}__{column}"
+
+
 @dataclass(frozen=True, slots=True)
 class ForeignKey:
     """``column`` of a table refers to ``target_table(target_column)``, checked at commit."""
@@ -330,7 +335,7 @@ class CreateTable:
             return []
         return [
             dialect.add_constraint_sql(
-                dialect.quote(self.table), f"fk_{self.table}__{fk.column}", fk.sql(dialect)
+                dialect.quote(self.table), foreign_key_name(self.table, fk.column), fk.sql(dialect)
             )
             for fk in self.foreign_keys
         ]

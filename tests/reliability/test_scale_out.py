@@ -20,8 +20,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from nextorm import AsyncDatabase, Database, PrimaryKey, Required, db_session
-from support import PgBouncer, PostgresCluster, free_port
+from nextorm import Database, PrimaryKey, Required, db_session
+from support import PgBouncer, PostgresCluster, free_port, note_database
 
 # with the PostgreSQL tests: run where NEXTORM_TEST_POSTGRES says a server setup exists (CI), and
 # deselected with them elsewhere (wheel builds in containers, machines without PostgreSQL)
@@ -47,19 +47,7 @@ def bind(dsn: str, asyncio: bool = False, **options: Any) -> Any:
     schema = f"s_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
-    database = (AsyncDatabase if asyncio else Database)(
-        "postgres", dsn=dsn, options=f"-c search_path={schema}", application_name=schema, **options
-    )
-
-    class Note(database.Entity):  # type: ignore[name-defined]
-        _table_ = "note"
-        id = PrimaryKey(int, auto=True)
-        text = Required(str)
-
-    database.generate_mapping(create_tables=True)
-    database.disconnect()
-    database.Note = Note  # type: ignore[attr-defined]
-    return database
+    return note_database(dsn, schema, schema, asyncio, **options)
 
 
 def connections(dsn: str, database: Any, state: str | None = None) -> int:

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Dialect
 
 from ..database import Database, column_index_name, join_table_index_name
 from ..exceptions import MappingError
-from ..sql import ColumnDef
+from ..sql import ColumnDef, foreign_key_name
 
 __all__ = ["NAMING_CONVENTION", "build_metadata", "dialect_of", "sql_type"]
 
@@ -156,7 +156,7 @@ def _foreign_key(table: str, column: str, target: Any) -> sa.ForeignKeyConstrain
     return sa.ForeignKeyConstraint(
         [column],
         [f"{target._table_}.{target._pk_attrs_[0].column}"],
-        name=f"fk_{table}__{column}",
+        name=foreign_key_name(table, column),
         deferrable=True,
         initially="DEFERRED",
     )
