@@ -19,7 +19,7 @@ from .exceptions import (
     UnrepeatableReadError,
     ValidationError,
 )
-from .expressions import Expr, OrderBy, expression_for
+from .expressions import Column, Expr, Operand, OrderBy, Value, expression_for
 from .identity import UniqueKey, reference_to_db, seed
 from .loading import load_missing, one_to_one_partner
 from .relationships import SetAttr, claim_partner, reference_value, relink
@@ -65,7 +65,7 @@ def is_entity_reference(py_type: Any) -> bool:
     return isinstance(py_type, str) or (isinstance(py_type, type) and issubclass(py_type, _impl.EntityBase))
 
 
-class Attribute(_impl.Column, Generic[_T]):
+class Attribute(_impl.Column, Operand, Generic[_T]):
     """One declared attribute of an entity; subclasses say whether it is required."""
 
     is_required = False
@@ -241,6 +241,9 @@ class Attribute(_impl.Column, Generic[_T]):
     # -- expressions ---------------------------------------------------------------------------
 
     __hash__ = _impl.Column.__hash__
+
+    def _value_(self) -> Value:
+        return Column(self)
 
     def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
         return expression_for(self, "==", other)

@@ -8,16 +8,40 @@ Attributes build these (``Person.age > 18``, ``desc(Person.age)``); queries hand
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ._impl import EntityBase
 from .exceptions import AttributeTypeError, QueryError
+from .types import COLUMN_TYPES
 
 if TYPE_CHECKING:
     from .providers.dialect import Dialect
 
-__all__ = ["OPERATORS", "Expr", "OrderBy", "as_expr", "expression_for"]
+__all__ = [
+    "FUNCTIONS",
+    "OPERATORS",
+    "Aggregate",
+    "Column",
+    "Expr",
+    "Func",
+    "Label",
+    "Operand",
+    "OrderBy",
+    "Param",
+    "RawSQL",
+    "Value",
+    "as_expr",
+    "coalesce",
+    "concat",
+    "expression_for",
+    "raw_sql",
+    "value_of",
+]
 
 
 class Expr:
@@ -132,6 +156,8 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
     """Validate ``value`` for ``attr`` and build ``attr <op> value``."""
     if op not in OPERATORS:
         raise QueryError(f"Unknown operator {op!r}")
+    if isinstance(value, Operand) and op not in ("in", "startswith", "endswith", "contains"):
+        return compare(op, Column(attr), value)
     if op == "in":
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
             raise AttributeTypeError(f"{attr.qualname}.in_() takes a collection of values, got {value!r}")
@@ -171,7 +197,7 @@ def _bound(value: Any) -> Any:
 
 
 class OrderBy:
-    """One ORDER BY item."""
+    """One ORDER BY item: an attribute, a value expression or a 1-based position in the select list."""
 
     __slots__ = ("attr", "descending")
 
@@ -179,6 +205,773 @@ class OrderBy:
         self.attr = attr
         self.descending = descending
 
-    def key(self) -> tuple[str, bool]:
-        """The column and direction of a SELECT's ORDER BY."""
-        return self.attr.column, self.descending
+    def key(self) -> tuple[Any, bool]:
+        """The column name (or value, or position) and direction of a SELECT's ORDER BY."""
+        attr = self.attr
+        if isinstance(attr, (Value, int)):
+            return attr, self.descending
+        return attr.column, self.descending
+
+
+# -- values ---------------------------------------------------------------------------------------
+#
+# A value is anything a query computes from its rows: a column, a bound literal, an operation of
+# the table below, an aggregate, a raw SQL fragment. Comparing values makes a condition.
+
+_NUMERIC = (bool, int, float, Decimal)
+
+
+class Operand:
+    """What values and entity attributes share: arithmetic and the functions of the table below."""
+
+    __slots__ = ()
+
+    def _value_(self) -> Value:
+        raise NotImplementedError
+
+    def __add__(self, other: Any) -> Value:
+        return arithmetic("+", self, other)
+
+    def __radd__(self, other: Any) -> Value:
+        return arithmetic("+", other, self)
+
+    def __sub__(self, other: Any) -> Value:
+        return arithmetic("-", self, other)
+
+    def __rsub__(self, other: Any) -> Value:
+        return arithmetic("-", other, self)
+
+    def __mul__(self, other: Any) -> Value:
+        return arithmetic("*", self, other)
+
+    def __rmul__(self, other: Any) -> Value:
+        return arithmetic("*", other, self)
+
+    def __truediv__(self, other: Any) -> Value:
+        return arithmetic("/", self, other)
+
+    def __rtruediv__(self, other: Any) -> Value:
+        return arithmetic("/", other, self)
+
+    def __floordiv__(self, other: Any) -> Value:
+        return arithmetic("//", self, other)
+
+    def __rfloordiv__(self, other: Any) -> Value:
+        return arithmetic("//", other, self)
+
+    def __mod__(self, other: Any) -> Value:
+        return arithmetic("%", self, other)
+
+    def __rmod__(self, other: Any) -> Value:
+        return arithmetic("%", other, self)
+
+    def __abs__(self) -> Value:
+        return function("abs", self)
+
+    def lower(self) -> Value:
+        """The string in lower case."""
+        return function("lower", self)
+
+    def upper(self) -> Value:
+        """The string in upper case."""
+        return function("upper", self)
+
+    def strip(self, chars: Any = None) -> Value:
+        """The string without leading and trailing whitespace (or ``chars``)."""
+        return function("strip", self) if chars is None else function("strip_chars", self, chars)
+
+    def lstrip(self, chars: Any = None) -> Value:
+        """The string without leading whitespace (or ``chars``)."""
+        return function("lstrip", self) if chars is None else function("lstrip_chars", self, chars)
+
+    def rstrip(self, chars: Any = None) -> Value:
+        """The string without trailing whitespace (or ``chars``)."""
+        return function("rstrip", self) if chars is None else function("rstrip_chars", self, chars)
+
+    def length(self) -> Value:
+        """The number of characters of the string (``len()`` in a generator query)."""
+        return function("len", self)
+
+    def substring(self, start: int | None, stop: int | None = None) -> Value:
+        """``value[start:stop]`` of a string, with non-negative bounds."""
+        value = self._value_()
+        for bound in (start, stop):
+            if bound is not None and (type(bound) is not int or bound < 0):
+                raise QueryError(f"A slice of {value!r} in a query takes bounds of 0 or more, got {bound!r}")
+        first = (start or 0) + 1
+        if stop is None:
+            return function("substr", value, first)
+        return function("substr_len", value, first, max(stop - (start or 0), 0))
+
+    def __getitem__(self, key: Any) -> Value:
+        if isinstance(key, slice):
+            if key.step not in (None, 1):
+                raise QueryError(f"A slice of {self._value_()!r} in a query takes no step, got {key!r}")
+            return self.substring(key.start, key.stop)
+        if type(key) is int:
+            return self.substring(key, key + 1)
+        raise QueryError(f"A string in a query is indexed by an int or a slice, got {key!r}")
+
+    @property
+    def year(self) -> Value:
+        """The year of a date or datetime."""
+        return function("year", self)
+
+    @property
+    def month(self) -> Value:
+        """The month of a date or datetime."""
+        return function("month", self)
+
+    @property
+    def day(self) -> Value:
+        """The day of the month of a date or datetime."""
+        return function("day", self)
+
+    @property
+    def hour(self) -> Value:
+        """The hour of a datetime or time."""
+        return function("hour", self)
+
+    @property
+    def minute(self) -> Value:
+        """The minute of a datetime or time."""
+        return function("minute", self)
+
+    @property
+    def second(self) -> Value:
+        """The second of a datetime or time."""
+        return function("second", self)
+
+    def date(self) -> Value:
+        """The date of a datetime."""
+        return function("date", self)
+
+
+class Value(Operand):
+    """A value computed by a query; comparisons make conditions."""
+
+    __slots__ = ("py_type",)
+
+    py_type: Any
+
+    def _value_(self) -> Value:
+        return self
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """The SQL text of the value, appending bound values to ``params``."""
+        raise NotImplementedError
+
+    def entities(self) -> Iterator[Any]:
+        """The entities whose rows the value reads."""
+        return iter(())
+
+    def is_aggregate(self) -> bool:
+        """Whether the value aggregates rows (COUNT, SUM...): then a query groups by the others."""
+        return False
+
+    def to_db(self, value: Any) -> Any:
+        """A Python value compared with this one, as the database compares it."""
+        return literal_to_db(value)
+
+    def from_db(self, value: Any) -> Any:
+        """A value the database returned for this one, as Python sees it."""
+        if value is None:
+            return None
+        column_type = COLUMN_TYPES.get(self.py_type)
+        convert = None if column_type is None else column_type.from_db
+        return value if convert is None else convert(value)
+
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
+        return compare("==", self, other)
+
+    def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
+        return compare("!=", self, other)
+
+    def __lt__(self, other: Any) -> Expr:
+        return compare("<", self, other)
+
+    def __le__(self, other: Any) -> Expr:
+        return compare("<=", self, other)
+
+    def __gt__(self, other: Any) -> Expr:
+        return compare(">", self, other)
+
+    def __ge__(self, other: Any) -> Expr:
+        return compare(">=", self, other)
+
+    def __neg__(self) -> Value:
+        return function("neg", self)
+
+    def __bool__(self) -> bool:
+        raise QueryError(f"A query value has no truth value: compare it ({self!r})")
+
+    def in_(self, values: Any) -> Expr:
+        """``value IN (values)``."""
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise AttributeTypeError(f"{self!r}.in_() takes a collection of values, got {values!r}")
+        return InList(self, [self.to_db(v) for v in values])
+
+    def not_in(self, values: Any) -> Expr:
+        """``value NOT IN (values)``."""
+        return ~self.in_(values)
+
+    def is_(self, value: Any) -> Expr:
+        """``value IS NULL`` (only None is accepted)."""
+        if value is not None:
+            raise QueryError(f"{self!r}.is_() accepts only None, got {value!r}")
+        return compare("==", self, None)
+
+    def is_not(self, value: Any) -> Expr:
+        """``value IS NOT NULL``."""
+        if value is not None:
+            raise QueryError(f"{self!r}.is_not() accepts only None, got {value!r}")
+        return compare("!=", self, None)
+
+    def startswith(self, prefix: Any) -> Expr:
+        """The string starts with ``prefix`` (case-sensitive)."""
+        return StringTest("startswith", self, prefix)
+
+    def endswith(self, suffix: Any) -> Expr:
+        """The string ends with ``suffix`` (case-sensitive)."""
+        return StringTest("endswith", self, suffix)
+
+    def contains(self, part: Any) -> Expr:
+        """The string contains ``part`` (case-sensitive)."""
+        return StringTest("contains", self, part)
+
+    def desc(self) -> OrderBy:
+        """Descending order by this value."""
+        return OrderBy(self, descending=True)
+
+    def asc(self) -> OrderBy:
+        """Ascending order by this value."""
+        return OrderBy(self, descending=False)
+
+
+class Column(Value):
+    """An entity attribute's column, qualified by ``table`` (an alias) when the query joins."""
+
+    __slots__ = ("attr", "table")
+
+    def __init__(self, attr: Any, table: str | None = None) -> None:
+        self.attr = attr
+        self.table = table
+        self.py_type = attr.py_type
+
+    def __repr__(self) -> str:
+        return repr(self.attr)
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        quoted = dialect.quote(self.attr.column)
+        return quoted if self.table is None else f"{self.table}.{quoted}"
+
+    def entities(self) -> Iterator[Any]:
+        yield self.attr.entity
+
+    def to_db(self, value: Any) -> Any:
+        return _bound(_db_value(self.attr, value))
+
+    def from_db(self, value: Any) -> Any:
+        convert = self.attr.from_db
+        return value if value is None or convert is None else convert(value)
+
+
+class Label(Value):
+    """A column of a query in FROM, by the name the query gives it (``q."v"``)."""
+
+    __slots__ = ("name", "table")
+
+    def __init__(self, table: str, name: str, py_type: Any) -> None:
+        self.table = table
+        self.name = name
+        self.py_type = py_type
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return f"{self.table}.{dialect.quote(self.name)}"
+
+
+class Param(Value):
+    """A Python value bound as a parameter."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.py_type = type(value)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        params.append(literal_to_db(self.value))
+        return dialect.param
+
+
+class Func(Value):
+    """A row of ``FUNCTIONS`` applied to values."""
+
+    __slots__ = ("args", "name")
+
+    def __init__(self, name: str, args: tuple[Value, ...], py_type: Any) -> None:
+        self.name = name
+        self.args = args
+        self.py_type = py_type
+
+    def __repr__(self) -> str:
+        return f"{self.name}({', '.join(map(repr, self.args))})"
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        texts = [arg.sql(dialect, params) for arg in self.args]
+        spelling = FUNCTIONS[self.name][0]
+        if spelling is None:
+            return dialect.function_sql(self.name, texts)
+        return spelling.format(*texts, args=", ".join(texts))
+
+    def entities(self) -> Iterator[Any]:
+        for arg in self.args:
+            yield from arg.entities()
+
+    def is_aggregate(self) -> bool:
+        return any(arg.is_aggregate() for arg in self.args)
+
+    def to_db(self, value: Any) -> Any:
+        # a function keeping its argument's type (coalesce, min, max) binds like that argument
+        for arg in self.args:
+            if isinstance(arg, Column) and arg.py_type is self.py_type:
+                return arg.to_db(value)
+        return literal_to_db(value)
+
+
+class Aggregate(Value):
+    """``COUNT``/``SUM``/``MIN``/``MAX``/``AVG``/``GROUP_CONCAT`` of a value (COUNT of rows without one)."""
+
+    __slots__ = ("arg", "distinct", "name", "sep")
+
+    def __init__(self, name: str, arg: Value | None, distinct: bool = False, sep: str | None = None) -> None:
+        if name not in AGGREGATES:
+            raise QueryError(f"Unknown aggregate {name!r}")
+        if arg is not None and arg.is_aggregate():
+            raise QueryError(f"An aggregate of an aggregate is not allowed: {name}({arg!r})")
+        if name in ("sum", "avg") and arg is not None and not _is_numeric(arg.py_type):
+            raise QueryError(f"{name}() is valid for numeric values only, got {arg!r}")
+        self.name = name
+        self.arg = arg
+        self.distinct = distinct
+        self.sep = sep
+        result = AGGREGATES[name]
+        self.py_type = (arg.py_type if arg is not None else int) if result is None else result
+
+    def __repr__(self) -> str:
+        return f"{self.name}({'*' if self.arg is None else repr(self.arg)})"
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if self.arg is None:
+            return "COUNT(*)"
+        arg = self.arg.sql(dialect, params)
+        if self.name == "group_concat":
+            return dialect.group_concat_sql(arg, self.distinct, self.sep, params)
+        if self.distinct:
+            arg = "DISTINCT " + arg
+        if self.name == "sum":
+            return f"coalesce(SUM({arg}), 0)"
+        return f"{self.name.upper()}({arg})"
+
+    def entities(self) -> Iterator[Any]:
+        return iter(()) if self.arg is None else self.arg.entities()
+
+    def is_aggregate(self) -> bool:
+        return True
+
+    def from_db(self, value: Any) -> Any:
+        if value is None or self.name == "count":
+            return value
+        if self.name == "avg":
+            return float(value)
+        if self.py_type is int:
+            return int(value)  # PostgreSQL sums integers as numeric
+        return super().from_db(value)
+
+
+class RawSQL(Value):
+    """A fragment of SQL text written by the user, with ``$name`` / ``$(expression)`` values bound."""
+
+    __slots__ = ("parts", "values")
+
+    def __init__(self, parts: tuple[str, ...], values: tuple[Any, ...], py_type: Any = None) -> None:
+        self.parts = parts
+        self.values = values
+        self.py_type = py_type
+
+    def __repr__(self) -> str:
+        return f"raw_sql({'?'.join(self.parts)!r})"
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        text = [dialect.escape_percent(self.parts[0])]
+        for value, part in zip(self.values, self.parts[1:]):
+            text.append(value.sql(dialect, params) if isinstance(value, Value) else _raw_param(value, dialect, params))
+            text.append(dialect.escape_percent(part))
+        return "".join(text)
+
+    def as_condition(self) -> Expr:
+        """The fragment used as a condition."""
+        return Truth(self)
+
+
+def _raw_param(value: Any, dialect: Dialect, params: list[Any]) -> str:
+    params.append(literal_to_db(value))
+    return dialect.param
+
+
+_RAW_NAME = re.compile(r"\$(?:(\$)|([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|\()")
+
+
+def raw_sql_parts(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``text`` split at its ``$name`` and ``$(expression)`` references: the texts between, the sources."""
+    parts: list[str] = []
+    sources: list[str] = []
+    current: list[str] = []
+    pos = 0
+    while True:
+        match = _RAW_NAME.search(text, pos)
+        if match is None:
+            current.append(text[pos:])
+            break
+        current.append(text[pos : match.start()])
+        if match.group(1):  # $$ is a literal dollar sign
+            current.append("$")
+            pos = match.end()
+            continue
+        if match.group(2):
+            source, pos = match.group(2), match.end()
+        else:
+            depth, end = 1, match.end()
+            while end < len(text) and depth:
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                end += 1
+            if depth:
+                raise QueryError(f"Unbalanced $( in raw SQL: {text!r}")
+            source, pos = text[match.end() : end - 1], end
+        parts.append("".join(current))
+        current = []
+        sources.append(source)
+    parts.append("".join(current))
+    return tuple(parts), tuple(sources)
+
+
+def raw_sql(text: str, result_type: Any = None, _values: tuple[Any, ...] | None = None) -> RawSQL:
+    """A fragment of SQL inside a query; ``$name`` and ``$(expression)`` read the caller's variables."""
+    if not isinstance(text, str):
+        raise QueryError(f"raw_sql() takes the SQL text as a str, got {text!r}")
+    parts, sources = raw_sql_parts(text)
+    if _values is None:
+        frame = sys._getframe(1)
+        _values = tuple(eval(source, frame.f_globals, frame.f_locals) for source in sources)
+    return RawSQL(parts, tuple(_values), result_type)
+
+
+class Truth(Expr):
+    """A value used as a condition (a bool column, a raw SQL fragment)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Value) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return f"({self.value.sql(dialect, params)})"
+
+    def entities(self) -> Iterator[Any]:
+        return self.value.entities()
+
+    def is_aggregate(self) -> bool:
+        """Whether the condition needs HAVING."""
+        return self.value.is_aggregate()
+
+
+class ValueCompare(Expr):
+    """``left <op> right`` between values."""
+
+    __slots__ = ("left", "op", "right")
+
+    def __init__(self, op: str, left: Value, right: Value) -> None:
+        self.op = op
+        self.left = left
+        self.right = right
+
+    def __repr__(self) -> str:
+        return f"<{self.left!r} {self.op} {self.right!r}>"
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        left = self.left.sql(dialect, params)
+        if isinstance(self.right, Param) and self.right.value is None:
+            return f"{left} IS NULL" if self.op == "==" else f"{left} IS NOT NULL"
+        return f"{left} {OPERATORS[self.op]} {self.right.sql(dialect, params)}"
+
+    def entities(self) -> Iterator[Any]:
+        yield from self.left.entities()
+        yield from self.right.entities()
+
+    def is_aggregate(self) -> bool:
+        """Whether the condition needs HAVING."""
+        return self.left.is_aggregate() or self.right.is_aggregate()
+
+
+class InList(Expr):
+    """``value IN (values)``; the values are already converted for the database."""
+
+    __slots__ = ("value", "values")
+
+    def __init__(self, value: Value, values: list[Any]) -> None:
+        self.value = value
+        self.values = values
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.in_values_sql(self.value.sql(dialect, params), self.values, params)
+
+    def entities(self) -> Iterator[Any]:
+        return self.value.entities()
+
+    def is_aggregate(self) -> bool:
+        """Whether the condition needs HAVING."""
+        return self.value.is_aggregate()
+
+
+class StringTest(Expr):
+    """``startswith``/``endswith``/``contains`` of a string value."""
+
+    __slots__ = ("op", "part", "value")
+
+    def __init__(self, op: str, value: Value, part: Any) -> None:
+        if not isinstance(part, str):
+            raise AttributeTypeError(f"{value!r}.{op}() takes a str, got {type(part).__name__}: {part!r}")
+        self.op = op
+        self.value = value
+        self.part = part
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.string_test(self.op, self.value.sql(dialect, params), self.part, params)
+
+    def entities(self) -> Iterator[Any]:
+        return self.value.entities()
+
+    def is_aggregate(self) -> bool:
+        """Whether the condition needs HAVING."""
+        return self.value.is_aggregate()
+
+
+def value_of(item: Any) -> Value:
+    """``item`` as a value: an attribute's column, a value itself, or a Python value to bind."""
+    if isinstance(item, Value):
+        return item
+    if isinstance(item, Operand):
+        return item._value_()
+    if isinstance(item, Expr):
+        raise QueryError(f"A condition is not a value here: {item!r}")
+    return Param(item)
+
+
+def literal_to_db(value: Any) -> Any:
+    """A Python value as a parameter of a value expression (dates as text, objects by key)."""
+    if isinstance(value, EntityBase):
+        return _bound(value)
+    column_type = COLUMN_TYPES.get(type(value))
+    convert = None if column_type is None else column_type.to_db
+    return value if convert is None or type(value) is bool else convert(value)
+
+
+def _is_numeric(py_type: Any) -> bool:
+    return isinstance(py_type, type) and issubclass(py_type, _NUMERIC)
+
+
+def _comparable(left: Any, right: Any) -> bool:
+    if left is None or right is None or left is right:
+        return True
+    if _is_numeric(left) and _is_numeric(right):
+        return True
+    if isinstance(left, type) and isinstance(right, type) and (issubclass(left, right) or issubclass(right, left)):
+        return True
+    return False
+
+
+def compare(op: str, left: Any, right: Any) -> Expr:
+    """``left <op> right`` where either side is a value (or an attribute)."""
+    if not isinstance(left, Operand):
+        left, right = right, left
+        op = _MIRRORED[op]
+    left = value_of(left)
+    if isinstance(left, Column) and not isinstance(right, Operand):
+        return expression_for(left.attr, op, right)
+    if isinstance(right, Operand):
+        right = value_of(right)
+        if not _comparable(left.py_type, right.py_type):
+            raise AttributeTypeError(f"Incomparable types in {left!r} {op} {right!r}")
+        return ValueCompare(op, left, right)
+    if right is not None and not _comparable(left.py_type, type(right)):
+        raise AttributeTypeError(
+            f"Incomparable types {_type_name(left.py_type)} and {type(right).__name__} in {left!r} {op} {right!r}"
+        )
+    return ValueCompare(op, left, Param(None) if right is None else _Bound(left.to_db(right)))
+
+
+_MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+class _Bound(Param):
+    """A Python value already converted for the database."""
+
+    __slots__ = ()
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        params.append(self.value)
+        return dialect.param
+
+
+def _type_name(py_type: Any) -> str:
+    return getattr(py_type, "__name__", repr(py_type))
+
+
+def arithmetic(op: str, left: Any, right: Any) -> Value:
+    """``left <op> right`` of numbers (``+`` of strings concatenates)."""
+    left, right = value_of(left), value_of(right)
+    lt, rt = left.py_type, right.py_type
+    if op == "+" and (lt is str or rt is str):
+        if lt is not str or rt is not str:
+            raise AttributeTypeError(f"Unsupported operand types for +: {left!r} and {right!r}")
+        return Func("concat", (left, right), str)
+    for side, py_type in ((left, lt), (right, rt)):
+        if not _is_numeric(py_type) and not (op in "+-" and py_type in (timedelta, date, datetime)):
+            raise AttributeTypeError(f"Arithmetic ({op}) on a value of type {_type_name(py_type)}: {side!r}")
+    if not (_is_numeric(lt) and _is_numeric(rt)):
+        raise AttributeTypeError(f"Date arithmetic is not supported in queries yet: {left!r} {op} {right!r}")
+    if op == "/":
+        floating = float if float in (lt, rt) or not (Decimal in (lt, rt)) else Decimal
+        name = "div" if floating is Decimal or float in (lt, rt) else "int_div_true"
+        return Func(name, (left, right), floating)
+    if op == "//":
+        if float in (lt, rt) or Decimal in (lt, rt):
+            raise AttributeTypeError(f"Floor division (//) of non-integers is not supported in queries: {left!r} // {right!r}")
+        return Func("div", (left, right), int)
+    result = float if float in (lt, rt) else Decimal if Decimal in (lt, rt) else int
+    return Func(op, (left, right), result)
+
+
+def function(name: str, *args: Any) -> Value:
+    """The value of the ``FUNCTIONS`` row ``name`` applied to ``args``."""
+    values = tuple(value_of(arg) for arg in args)
+    result = FUNCTIONS[name][1]
+    accepts = _ARGUMENT_TYPES.get(name)
+    if accepts is not None and values and not any(
+        isinstance(values[0].py_type, type) and issubclass(values[0].py_type, t) for t in accepts
+    ):
+        raise AttributeTypeError(
+            f"{name}() takes a value of type {' or '.join(t.__name__ for t in accepts)}, "
+            f"got {_type_name(values[0].py_type)}: {values[0]!r}"
+        )
+    if result is None:  # the type of the first argument
+        result = values[0].py_type
+    return Func(name, values, result)
+
+
+def coalesce(*values: Any) -> Value:
+    """The first of ``values`` that is not NULL."""
+    if len(values) < 2:
+        raise QueryError("coalesce() takes two or more values")
+    return function("coalesce", *values)
+
+
+def concat(*values: Any) -> Value:
+    """The values as text, joined."""
+    if not values:
+        raise QueryError("concat() takes one or more values")
+    texts = [v if value_of(v).py_type is str else function("text", v) for v in values]
+    result = value_of(texts[0])
+    for text in texts[1:]:
+        result = Func("concat", (result, value_of(text)), str)
+    return result
+
+
+def least(*values: Any) -> Value:
+    """The smallest of two or more values (``min(a, b)`` in a generator query)."""
+    return function("least", *values)
+
+
+def greatest(*values: Any) -> Value:
+    """The largest of two or more values (``max(a, b)`` in a generator query)."""
+    return function("greatest", *values)
+
+
+#: the functions and operators of values: name -> (SQL template over the arguments' texts, or None
+#: where each dialect spells it (``Dialect.function_sql``); the result's Python type, or None for
+#: the first argument's). A template uses each argument once, in order (``{args}``: all of them).
+FUNCTIONS: dict[str, tuple[str | None, Any]] = {
+    "+": ("({0} + {1})", None),
+    "-": ("({0} - {1})", None),
+    "*": ("({0} * {1})", None),
+    "%": (None, None),
+    "div": ("({0} / {1})", None),
+    "int_div_true": (None, float),
+    "neg": ("(-{0})", None),
+    "abs": ("abs({0})", None),
+    "concat": ("({0} || {1})", str),
+    "text": ("CAST({0} AS TEXT)", str),
+    "lower": ("lower({0})", str),
+    "upper": ("upper({0})", str),
+    "strip": (None, str),
+    "strip_chars": (None, str),
+    "lstrip": ("ltrim({0})", str),
+    "lstrip_chars": ("ltrim({0}, {1})", str),
+    "rstrip": ("rtrim({0})", str),
+    "rstrip_chars": ("rtrim({0}, {1})", str),
+    "len": (None, int),
+    "substr": ("substr({0}, {1})", str),
+    "substr_len": ("substr({0}, {1}, {2})", str),
+    "coalesce": ("coalesce({args})", None),
+    "least": (None, None),
+    "greatest": (None, None),
+    "year": (None, int),
+    "month": (None, int),
+    "day": (None, int),
+    "hour": (None, int),
+    "minute": (None, int),
+    "second": (None, int),
+    "date": (None, date),
+}
+
+_TEXT = (str,)
+_ARGUMENT_TYPES: dict[str, tuple[type, ...]] = {
+    "lower": _TEXT,
+    "upper": _TEXT,
+    "strip": _TEXT,
+    "strip_chars": _TEXT,
+    "lstrip": _TEXT,
+    "lstrip_chars": _TEXT,
+    "rstrip": _TEXT,
+    "rstrip_chars": _TEXT,
+    "len": _TEXT,
+    "substr": _TEXT,
+    "substr_len": _TEXT,
+    "abs": _NUMERIC,
+    "neg": _NUMERIC,
+    "year": (date,),
+    "month": (date,),
+    "day": (date,),
+    "hour": (datetime, time),
+    "minute": (datetime, time),
+    "second": (datetime, time),
+    "date": (datetime,),
+}
+
+#: aggregates: name -> the result's Python type, or None for the argument's
+AGGREGATES: dict[str, Any] = {
+    "count": int,
+    "sum": None,
+    "min": None,
+    "max": None,
+    "avg": float,
+    "group_concat": str,
+}

@@ -17,6 +17,7 @@ from .providers.dialect import Dialect
 
 __all__ = [
     "BATCH_SAVEPOINT",
+    "AggregateOf",
     "Col",
     "ColumnDef",
     "Condition",
@@ -140,8 +141,11 @@ class Join:
 class Select:
     """``SELECT columns FROM table [joins] [WHERE ...] [ORDER BY ...] [LIMIT ...] [FOR UPDATE]``.
 
-    ``columns`` are column names (or qualified ``Col``); ``count`` selects ``COUNT(*)`` and
-    ``one`` selects the constant 1 instead. ``order`` holds (column, descending) pairs.
+    ``columns`` are column names (or qualified ``Col``); ``values`` are value expressions
+    (``nextorm.expressions.Value``) selected instead of them, ``label`` names the first one (for a
+    query around this one); ``count`` selects ``COUNT(*)`` and ``one`` selects the constant 1
+    instead. ``order`` holds (item, descending) pairs, an item being a column name, a value or a
+    1-based position in the select list.
     """
 
     table: str
@@ -155,6 +159,11 @@ class Select:
     for_update: str | None = None
     count: bool = False
     one: bool = False
+    values: tuple[Any, ...] = ()
+    label: str | None = None
+    distinct: bool = False
+    group_by: tuple[Any, ...] = ()
+    having: Sequence[Condition] = ()
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The statement's text, appending its bound values to ``params``."""
@@ -162,10 +171,17 @@ class Select:
             what = "COUNT(*)"
         elif self.one:
             what = "1"
+        elif self.values:
+            texts = [value.sql(dialect, params) for value in self.values]
+            if self.label is not None:
+                texts[0] += f" AS {dialect.quote(self.label)}"
+            what = ", ".join(texts)
         elif all(type(c) is str for c in self.columns):
             what = dialect.column_list(self.columns)  # type: ignore[arg-type]
         else:
             what = ", ".join(_column(c, dialect) for c in self.columns)
+        if self.distinct:
+            what = "DISTINCT " + what
         sql = f"SELECT {what} FROM {dialect.quote(self.table)}"
         if self.alias is not None:
             sql += f" {self.alias}"
@@ -176,15 +192,28 @@ class Select:
             )
         if self.where:
             sql += " WHERE " + " AND ".join(c.sql(dialect, params) for c in self.where)
+        if self.group_by:
+            sql += " GROUP BY " + ", ".join(value.sql(dialect, params) for value in self.group_by)
+        if self.having:
+            sql += " HAVING " + " AND ".join(c.sql(dialect, params) for c in self.having)
         if self.order:
             sql += " ORDER BY " + ", ".join(
-                dialect.quote(column) + (" DESC" if descending else "") for column, descending in self.order
+                _order_item(item, dialect, params) + (" DESC" if descending else "")
+                for item, descending in self.order
             )
         if self.limit is not None or self.offset:
             sql += dialect.limit_clause(self.limit, self.offset, params)
         if self.for_update:
             sql += dialect.for_update_clause(self.for_update)
         return sql
+
+
+def _order_item(item: Any, dialect: Dialect, params: list[Any]) -> str:
+    if type(item) is str:
+        return dialect.quote(item)
+    if type(item) is int:
+        return str(item)
+    return str(item.sql(dialect, params))
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +225,23 @@ class Count:
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The statement's text, appending its bound values to ``params``."""
         return f"SELECT COUNT(*) FROM ({self.query.sql(dialect, params)}) AS q"
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateOf:
+    """``SELECT aggregate(q.label) FROM (query) AS q``: an aggregate of a grouped or limited query's
+    single value, which the inner query names ``label``; ``aggregate`` spells it around a column."""
+
+    query: Select
+    aggregate: Any
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """The statement's text, appending its bound values to ``params``."""
+        inner = self.query.sql(dialect, params)
+        outer: list[Any] = []
+        text = self.aggregate.sql(dialect, outer)
+        params.extend(outer)
+        return f"SELECT {text} FROM ({inner}) AS q"
 
 
 # -- changes ----------------------------------------------------------------------------------
@@ -366,7 +412,7 @@ class DropTable:
         return f"DROP TABLE {dialect.quote(self.table)}"
 
 
-def render(statement: Select | Count, dialect: Dialect) -> tuple[str, list[Any]]:
+def render(statement: Select | Count | AggregateOf, dialect: Dialect) -> tuple[str, list[Any]]:
     """A query's text and its bound values."""
     params: list[Any] = []
     return statement.sql(dialect, params), params

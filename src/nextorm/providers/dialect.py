@@ -97,6 +97,18 @@ class Dialect:
         """Case-sensitive startswith / endswith / contains."""
         raise NotImplementedError
 
+    #: spellings of the value functions whose row in ``nextorm.expressions.FUNCTIONS`` is None:
+    #: templates over the arguments' texts, each used once and in order
+    function_spellings: dict[str, str] = {}
+
+    def function_sql(self, name: str, args: list[str]) -> str:
+        """A value function of ``nextorm.expressions.FUNCTIONS`` that databases spell differently."""
+        return self.function_spellings[name].format(*args, args=", ".join(args))
+
+    def group_concat_sql(self, arg: str, distinct: bool, sep: str | None, params: list[Any]) -> str:
+        """The aggregate joining the texts of ``arg`` (of its distinct values) with ``sep`` (a comma by default)."""
+        raise NotImplementedError
+
     def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
         """``column IN (values)``."""
         if not values:
@@ -185,6 +197,31 @@ class SQLiteDialect(Dialect):
         params.extend((len(value), value))
         return f"substr({column}, -?) = ?"
 
+    function_spellings = {
+        "%": "({0} % {1})",
+        "int_div_true": "(CAST({0} AS REAL) / {1})",
+        "strip": "trim({0})",
+        "strip_chars": "trim({0}, {1})",
+        "len": "length({0})",
+        "least": "min({args})",
+        "greatest": "max({args})",
+        "year": "CAST(strftime('%Y', {0}) AS INTEGER)",
+        "month": "CAST(strftime('%m', {0}) AS INTEGER)",
+        "day": "CAST(strftime('%d', {0}) AS INTEGER)",
+        "hour": "CAST(strftime('%H', {0}) AS INTEGER)",
+        "minute": "CAST(strftime('%M', {0}) AS INTEGER)",
+        "second": "CAST(strftime('%S', {0}) AS INTEGER)",
+        "date": "date({0})",
+    }
+
+    def group_concat_sql(self, arg: str, distinct: bool, sep: str | None, params: list[Any]) -> str:
+        if distinct:  # SQLite's DISTINCT aggregates take one argument: the separator is a comma
+            return f"group_concat(DISTINCT {arg})"
+        if sep is None:
+            return f"group_concat({arg})"
+        params.append(sep)
+        return f"group_concat({arg}, ?)"
+
     def sql_type(self, attr: Any) -> str:
         if not attr.sql_type and attr.py_type is Decimal:
             # text keeps every digit (a DECIMAL column's numeric affinity would make a float of
@@ -251,6 +288,27 @@ class PostgresDialect(Dialect):
             return f"strpos({column}, %s) > 0"
         params.extend((value, value))
         return f"right({column}, char_length(%s)) = %s"
+
+    function_spellings = {
+        "%": "({0} %% {1})",
+        "int_div_true": "(CAST({0} AS DOUBLE PRECISION) / {1})",
+        "strip": "btrim({0})",
+        "strip_chars": "btrim({0}, {1})",
+        "len": "char_length({0})",
+        "least": "least({args})",
+        "greatest": "greatest({args})",
+        "year": "CAST(EXTRACT(YEAR FROM {0}) AS INTEGER)",
+        "month": "CAST(EXTRACT(MONTH FROM {0}) AS INTEGER)",
+        "day": "CAST(EXTRACT(DAY FROM {0}) AS INTEGER)",
+        "hour": "CAST(EXTRACT(HOUR FROM {0}) AS INTEGER)",
+        "minute": "CAST(EXTRACT(MINUTE FROM {0}) AS INTEGER)",
+        "second": "CAST(floor(EXTRACT(SECOND FROM {0})) AS INTEGER)",
+        "date": "CAST({0} AS DATE)",
+    }
+
+    def group_concat_sql(self, arg: str, distinct: bool, sep: str | None, params: list[Any]) -> str:
+        params.append("," if sep is None else sep)
+        return f"string_agg({'DISTINCT ' if distinct else ''}CAST({arg} AS TEXT), %s)"
 
     def in_values_sql(self, column: str, values: list[Any], params: list[Any]) -> str:
         if not values:
