@@ -10,7 +10,18 @@ import json
 import sys
 from typing import Any
 
-from nextorm import Database, Optional, Required, TranslationError, db_session, desc, select
+from nextorm import (
+    Database,
+    Optional,
+    Required,
+    TranslationError,
+    count,
+    db_session,
+    desc,
+    raw_sql,
+    select,
+    sum,
+)
 
 db = Database("sqlite", ":memory:")
 
@@ -45,7 +56,21 @@ def queries(low: int, names: list[str]) -> dict[str, Any]:
         "two-lambdas-one-line": lambda: Person.select(lambda p: p.age > 1).filter(lambda q: q.age < 50),
         "text": lambda: select("p for p in Person if p.age < low and 'n' in p.name"),
         "order": lambda: Person.select(lambda p: p.age > 0).order_by(lambda p: (desc(p.age), p.name)),
-        "unsupported": lambda: select(p for p in Person if p.age + 1 > low),
+        "arithmetic": lambda: select(p.name for p in Person if p.age + 1 > low),
+        "values-tuple": lambda: select(
+            (p.name, p.age * 2, len(p.name)) for p in Person if p.name.lower() != "bob"
+        ),
+        "aggregates-grouped": lambda: select(
+            (p.active, count(p), sum(p.age)) for p in Person if count(p) > 1
+        ),
+        "f-string": lambda: select(p for p in Person if f"{p.name}:{p.age}" == "Ann:20"),
+        "string-functions": lambda: select(
+            p.name.upper()[0:2] for p in Person if p.name.strip().endswith("n")
+        ),
+        "order-position": lambda: select((p.name, p.age) for p in Person).order_by(-2),
+        "raw-sql": lambda: select(p for p in Person if raw_sql('"age" > $low')),
+        "lambda-values": lambda: Person.select(lambda p: abs(p.age - 35) < 10 and max(p.age, 30) == 30),
+        "unsupported": lambda: select(p for p in Person if p.age**2 > low),
     }
     for name, make in forms.items():
         try:
@@ -53,6 +78,13 @@ def queries(low: int, names: list[str]) -> dict[str, Any]:
         except TranslationError as exc:
             built[name] = exc
     return built
+
+
+def _plain(row: Any) -> Any:
+    """A result row as JSON: an object by its name, a tuple as a list."""
+    if isinstance(row, tuple):
+        return [_plain(item) for item in row]
+    return row.name if isinstance(row, Person) else row
 
 
 def main() -> None:
@@ -65,8 +97,9 @@ def main() -> None:
             if isinstance(query, Exception):
                 report[name] = {"error": type(query).__name__, "message": str(query).split(" at line ")[0]}
             else:
-                result = [p.name for p in query]
-                report[name] = {"sql": query.sql(), "result": result if name == "order" else sorted(result)}
+                result = [_plain(row) for row in query]
+                ordered = name.startswith("order")
+                report[name] = {"sql": query.sql(), "result": result if ordered else sorted(result, key=repr)}
     print(json.dumps({"python": sys.version.split()[0], "queries": report}, sort_keys=True))
 
 

@@ -52,7 +52,8 @@ from .exceptions import (
 from .query import Query
 from .session import acommit, aflush, arollback, commit, db_session, flush, rollback, with_transaction
 from .steps import AsyncRequired
-from .translator import between, count, exists, get, select
+from .expressions import coalesce, concat, raw_sql
+from .translator import avg, between, count, delete, distinct, exists, get, group_concat, max, min, select, sum
 from .types import Json
 
 __version__ = "0.1.0"
@@ -110,19 +111,29 @@ __all__ = [
     "acommit",
     "aflush",
     "arollback",
+    "avg",
     "between",
+    "coalesce",
     "commit",
     "composite_key",
+    "concat",
     "count",
     "db_session",
+    "delete",
     "desc",
+    "distinct",
     "exists",
     "flush",
     "get",
+    "group_concat",
     "make_proxy",
+    "max",
+    "min",
+    "raw_sql",
     "rollback",
     "select",
     "set_sql_debug",
     "sql_debug",
+    "sum",
     "with_transaction",
 ]

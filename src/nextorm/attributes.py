@@ -19,7 +19,7 @@ from .exceptions import (
     UnrepeatableReadError,
     ValidationError,
 )
-from .expressions import Column, Expr, Operand, OrderBy, Value, expression_for
+from .expressions import Column, Expr, Operand, OrderBy, Value, desc, expression_for
 from .identity import UniqueKey, reference_to_db, seed
 from .loading import load_missing, one_to_one_partner
 from .relationships import SetAttr, claim_partner, reference_value, relink
@@ -511,12 +511,3 @@ class OptionalJson(JsonAttribute, Optional[Any]):
 _JSON_CLASSES: dict[type, type] = {Required: RequiredJson, Optional: OptionalJson}
 
 Set = SetAttr
-
-
-def desc(attr: Attribute[Any] | OrderBy) -> OrderBy:
-    """Descending order by ``attr`` (``desc(desc(a))`` is ascending)."""
-    if isinstance(attr, OrderBy):
-        return OrderBy(attr.attr, descending=not attr.descending)
-    if not isinstance(attr, Attribute):
-        raise QueryError(f"desc() takes an entity attribute, got {attr!r}")
-    return OrderBy(attr, descending=True)

@@ -512,6 +512,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return query if var is None else query._named(var)
 
     @classmethod
+    def select_random(cls, limit: int) -> list[Self]:
+        """``limit`` objects of this entity chosen at random."""
+        return cls.select().random(limit)
+
+    @classmethod
     def _get_steps_(cls, conditions: tuple[Any, ...], values: dict[str, Any]) -> Steps[Any]:
         if (
             not conditions

@@ -38,6 +38,7 @@ __all__ = [
     "as_expr",
     "coalesce",
     "concat",
+    "desc",
     "expression_for",
     "raw_sql",
     "value_of",
@@ -71,6 +72,10 @@ class Expr:
         """The entities whose rows the condition is about."""
         return iter(())
 
+    def is_aggregate(self) -> bool:
+        """Whether the condition compares aggregates (it belongs in HAVING)."""
+        return False
+
 
 def as_expr(value: Any) -> Expr:
     """``value`` when it is a condition; QueryError otherwise."""
@@ -93,6 +98,9 @@ class BoolOp(Expr):
         for item in self.items:
             yield from item.entities()
 
+    def is_aggregate(self) -> bool:
+        return any(item.is_aggregate() for item in self.items)
+
 
 class Not(Expr):
     __slots__ = ("item",)
@@ -105,6 +113,9 @@ class Not(Expr):
 
     def entities(self) -> Iterator[Any]:
         return self.item.entities()
+
+    def is_aggregate(self) -> bool:
+        return self.item.is_aggregate()
 
 
 class Compare(Expr):
@@ -940,6 +951,7 @@ FUNCTIONS: dict[str, tuple[str | None, Any]] = {
     "minute": (None, int),
     "second": (None, int),
     "date": (None, date),
+    "random": ("random()", float),
 }
 
 _TEXT = (str,)
@@ -975,3 +987,14 @@ AGGREGATES: dict[str, Any] = {
     "avg": float,
     "group_concat": str,
 }
+
+
+def desc(item: Any) -> OrderBy:
+    """Descending order by an attribute, a value or a 1-based position (``desc(desc(a))`` is ascending)."""
+    if isinstance(item, OrderBy):
+        return OrderBy(item.attr, descending=not item.descending)
+    if type(item) is int and item > 0:
+        return OrderBy(item, descending=True)
+    if isinstance(item, Value) or (isinstance(item, Operand) and hasattr(item, "column")):
+        return OrderBy(item, descending=True)
+    raise QueryError(f"desc() takes an entity attribute, a value or a position from 1, got {item!r}")

@@ -12,13 +12,14 @@ from typing import Any
 
 from ._impl import CREATED, DELETED, EntityBase, materialize
 from .exceptions import OrmError, UnrepeatableReadError
-from .identity import reference_to_db
+from .identity import reference_to_db, seed
 from .session import require_session
 from .sql import Col, InValues, Join, Select, render
 from .steps import Steps, run_sync
 
 __all__ = [
     "fetch_steps",
+    "fetch_values_steps",
     "load_attr_steps",
     "load_collections_steps",
     "load_missing",
@@ -47,6 +48,38 @@ def fetch_steps(
     if raw:
         return materialize_raw(entity, cache, result.description, result.rows)
     return materialize_rows(entity, cache, entity._select_attrs_, entity._select_converters_, result.rows)
+
+
+def fetch_values_steps(
+    database: Any, sql: str, params: Any, layout: Any, for_update: bool = False
+) -> Steps[list[list[Any]]]:
+    """Steps that run a SELECT of values and return one list per selected item.
+
+    ``layout`` holds (item, start, stop) for each item: an entity class whose objects are read
+    from the columns ``start:stop`` of each row, or a value (``nextorm.expressions.Value``) read
+    from the column ``start`` with its ``from_db``; a reference's value is its object.
+    """
+    cache = require_session().cache_for(database)
+    yield from cache.flush_steps()
+    if for_update:
+        yield cache, "begin", ()
+    rows = (yield cache, "query", (sql, params)).rows
+    columns: list[list[Any]] = []
+    for item, start, stop in layout:
+        if isinstance(item, type):
+            objects = materialize_rows(
+                item, cache, item._select_attrs_, item._select_converters_, [row[start:stop] for row in rows]
+            )
+            columns.append(objects)
+            continue
+        convert = item.from_db
+        values = [convert(row[start]) for row in rows]
+        attr = getattr(item, "attr", None)
+        if attr is not None and attr.is_reference:
+            target = attr.py_type
+            values = [None if v is None else seed(target, cache, v) for v in values]
+        columns.append(values)
+    return columns
 
 
 def materialize_rows(

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Generic, TypeVar, overload
 
 from .exceptions import MultipleObjectsFoundError, QueryError, UnknownAttributeError
-from .expressions import Expr, OrderBy, as_expr, expression_for
-from .loading import fetch_steps, prefetch_steps
-from .sql import Count, Select, render
+from .expressions import Aggregate, Column, Expr, Label, OrderBy, Value, as_expr, expression_for, function
+from .loading import fetch_steps, fetch_values_steps, prefetch_steps
+from .session import require_session
+from .sql import AggregateOf, Count, DeleteWhere, Select, render
 from .steps import Steps, run_async, run_sync
 from .translator import conditions_from, is_query_text, order_from
 
@@ -58,6 +59,12 @@ class Query(Generic[_E]):
         self._prefetch: tuple[Any, ...] = ()
         #: the name a generator query gives its objects (``p`` in ``p for p in Person``)
         self._var: str | None = None
+        #: what a query of values selects (values, or the entity for its objects), None for objects
+        self._select: tuple[Any, ...] | None = None
+        #: whether each result is a tuple of the selected items (else the one item)
+        self._tuple = False
+        #: DISTINCT asked for (True), refused (False), or as Pony decides (None)
+        self._distinct: bool | None = None
 
     def _copy(self, **changes: Any) -> Query[_E]:
         query: Query[_E] = Query.__new__(Query)
@@ -81,15 +88,38 @@ class Query(Generic[_E]):
         refined by ``conditions`` already built on its entity's attributes."""
         return self._copy(_var=var, _where=self._where + conditions)
 
+    def _selecting(self, items: tuple[Any, ...], as_tuple: bool) -> Query[Any]:
+        """This query selecting ``items`` (values, or the entity for its objects) instead of objects."""
+        return self._copy(_select=items, _tuple=as_tuple)  # type: ignore[return-value]
+
+    def distinct(self) -> Query[_E]:
+        """The query with duplicate rows removed (``SELECT DISTINCT``)."""
+        return self._copy(_distinct=True)
+
+    def without_distinct(self) -> Query[_E]:
+        """The query keeping duplicate rows (a query of values removes them by default, as Pony does)."""
+        return self._copy(_distinct=False)
+
     def order_by(self, *items: Any) -> Query[_E]:
-        """Order by attributes (ascending) or ``desc(attr)``; replaces an earlier order."""
+        """Order by attributes or values (ascending), ``desc(...)``, or 1-based positions of the
+        selected items (negative for descending); replaces an earlier order."""
         order = []
         translated: list[Any] = []
         for item in items:
             translated.extend(order_from(self.entity, item, self._var) if is_query_text(item) else (item,))
         for item in translated:
+            if type(item) is int:
+                if item == 0 or abs(item) > len(self._select or (self.entity,)):
+                    raise QueryError(
+                        f"order_by({item}): a position is counted from 1 (negative for descending) up to "
+                        f"the {len(self._select or (self.entity,))} selected item(s) of the query"
+                    )
+                item = OrderBy(abs(item), descending=item < 0)
+            elif isinstance(item, Value):
+                item = OrderBy(item, descending=False)
             if isinstance(item, OrderBy):
-                if item.attr.entity is not self.entity:
+                attr = item.attr
+                if not isinstance(attr, (Value, int)) and attr.entity is not self.entity:
                     raise UnknownAttributeError(
                         f"order_by(): {item.attr!r} is not an attribute of entity {self.entity.__name__}"
                     )
@@ -153,20 +183,74 @@ class Query(Generic[_E]):
 
     # -- SQL -------------------------------------------------------------------------------------
 
+    def _layout(self) -> tuple[tuple[Value, ...], list[tuple[Any, int, int]]]:
+        """The selected values, and for each selected item its columns among them."""
+        values: list[Value] = []
+        layout = []
+        for item in self._select or (self.entity,):
+            start = len(values)
+            if isinstance(item, type):
+                values.extend(Column(attr) for attr in item._select_attrs_)
+            else:
+                values.append(item)
+            layout.append((item, start, len(values)))
+        return tuple(values), layout
+
+    def _order_keys(self, layout: list[tuple[Any, int, int]]) -> tuple[tuple[Any, bool], ...]:
+        keys = []
+        for item in self._order:
+            key, descending = item.key()
+            if type(key) is int:
+                key = layout[key - 1][1] + 1  # the position of the item's first column
+            keys.append((key, descending))
+        return tuple(keys)
+
     def statement(self, count: bool = False, one: bool = False) -> Select:
-        """The SELECT of the objects (or of ``COUNT(*)`` when ``count``, of 1 when ``one``)."""
+        """The SELECT of the objects or values (or of ``COUNT(*)`` when ``count``, of 1 when ``one``)."""
         entity = self.entity
+        having = tuple(c for c in self._where if getattr(c, "is_aggregate", _no)())
+        if self._select is None and not having:
+            return Select(
+                entity._table_,
+                entity._select_columns_,
+                where=self._where,
+                order=() if count or one else self._order_keys([(entity, 0, 1)]),
+                limit=self._limit,
+                offset=self._offset,
+                for_update=self._for_update,
+                count=count,
+                one=one,
+                distinct=bool(self._distinct) and not (count or one),
+            )
+        values, layout = self._layout()
+        aggregated = any(value.is_aggregate() for value in values)
+        group_by = tuple(v for v in values if not v.is_aggregate()) if aggregated or having else ()
+        distinct = self._distinct
+        if distinct is None:
+            distinct = not aggregated and self._auto_distinct() and all(type(o.attr) is int for o in self._order)
         return Select(
             entity._table_,
-            entity._select_columns_,
-            where=self._where,
-            order=() if count or one else tuple(item.key() for item in self._order),
+            values=values,
+            where=tuple(c for c in self._where if all(c is not h for h in having)),
+            group_by=group_by,
+            having=having,
+            distinct=distinct and not (count or one),
+            order=() if count or one else self._order_keys(layout),
             limit=self._limit,
             offset=self._offset,
             for_update=self._for_update,
             count=count,
             one=one,
         )
+
+    def _auto_distinct(self) -> bool:
+        """Whether Pony removes duplicates by default: when the selected items lack the object's key."""
+        if self._select is None:
+            return False
+        if any(item is self.entity for item in self._select):
+            return False
+        selected = {id(item.attr) for item in self._select if isinstance(item, Column)}
+        return not all(id(key) in selected for key in self.entity._pk_attrs_)
 
     def sql(self) -> tuple[str, list[Any]]:
         """The SELECT statement and its parameters."""
@@ -175,8 +259,13 @@ class Query(Generic[_E]):
     # -- execution: steps, run blocking or awaited ------------------------------------------------
 
     def fetch_steps(self) -> Steps[list[Any]]:
-        """Steps that run the query (and its prefetches) and return the objects."""
+        """Steps that run the query (and its prefetches) and return the objects (or values)."""
         sql, params = self.sql()
+        if self._select is not None:
+            columns = yield from fetch_values_steps(
+                self.entity._database_, sql, params, self._layout()[1], for_update=self._for_update is not None
+            )
+            return list(zip(*columns)) if self._tuple else columns[0]
         objects = yield from fetch_steps(self.entity, sql, params, for_update=self._for_update is not None)
         if self._prefetch:
             yield from prefetch_steps(objects, self._prefetch)
@@ -196,15 +285,42 @@ class Query(Generic[_E]):
         result = yield from self.limit(1).fetch_steps()
         return result[0] if result else None
 
-    def count_steps(self) -> Steps[int]:
-        """Steps returning the number of matching rows."""
+    def count_steps(self, distinct: bool | None = None) -> Steps[int]:
+        """Steps returning the number of matching rows (of distinct values, for a query of one value)."""
         query = self._copy(_order=(), _for_update=None)
-        if query._limit is not None or query._offset:
-            statement: Select | Count = Count(query.statement())
+        statement: Select | Count
+        if query._select is not None:
+            inner = query.statement()
+            single = len(inner.values) == 1 and not query._tuple
+            if single and not (inner.group_by or inner.having or inner.limit is not None or inner.offset):
+                counted = Aggregate("count", inner.values[0], distinct=distinct is not False)
+                statement = Select(inner.table, values=(counted,), where=inner.where)
+            else:
+                statement = Count(inner)
+        elif query._limit is not None or query._offset or query._distinct:
+            statement = Count(query.statement())
         else:
             statement = query.statement(count=True)
         sql, params = render(statement, self.entity._database_._provider_or_fail().dialect)
-        return (yield from self.entity._database_._scalar_steps_(sql, params))  # type: ignore[no-any-return]
+        return int((yield from self.entity._database_._scalar_steps_(sql, params)) or 0)
+
+    def aggregate_steps(self, name: str, distinct: bool | None = None, sep: str | None = None) -> Steps[Any]:
+        """Steps returning ``name`` (sum, min, max, avg, group_concat) of a query's one value."""
+        if self._select is None or self._tuple or isinstance(self._select[0], type):
+            raise QueryError(
+                f"{name}() needs a query of one value, such as select(p.attr for p in {self.entity.__name__}); "
+                f"this query selects {'tuples' if self._tuple else 'objects'}"
+            )
+        inner = self._copy(_order=(), _for_update=None).statement()
+        value = inner.values[0]
+        if inner.group_by or inner.having or inner.limit is not None or inner.offset:
+            aggregate = Aggregate(name, Label("q", "v", value.py_type), bool(distinct), sep)
+            statement: Select | AggregateOf = AggregateOf(_labelled(inner), aggregate)
+        else:
+            aggregate = Aggregate(name, value, bool(distinct), sep)
+            statement = Select(inner.table, values=(aggregate,), where=inner.where)
+        sql, params = render(statement, self.entity._database_._provider_or_fail().dialect)
+        return aggregate.from_db((yield from self.entity._database_._scalar_steps_(sql, params)))
 
     def exists_steps(self) -> Steps[bool]:
         """Steps returning whether any row matches."""
@@ -284,13 +400,61 @@ class Query(Generic[_E]):
         """Awaitable ``get()``."""
         return await run_async(self.get_steps())
 
-    def count(self) -> int:
-        """The number of matching rows."""
-        return run_sync(self.count_steps(), self._hint("acount"))
+    def count(self, distinct: bool | None = None) -> int:
+        """The number of matching rows (of distinct non-null values, for a query of one value)."""
+        return run_sync(self.count_steps(distinct), self._hint("acount"))
 
-    async def acount(self) -> int:
+    async def acount(self, distinct: bool | None = None) -> int:
         """Awaitable ``count()``."""
-        return await run_async(self.count_steps())
+        return await run_async(self.count_steps(distinct))
+
+    def sum(self, distinct: bool | None = None) -> Any:
+        """The sum of a query's one value (0 when no row matches)."""
+        return run_sync(self.aggregate_steps("sum", distinct), self._hint("asum"))
+
+    async def asum(self, distinct: bool | None = None) -> Any:
+        """Awaitable ``sum()``."""
+        return await run_async(self.aggregate_steps("sum", distinct))
+
+    def min(self) -> Any:
+        """The smallest of a query's one value (None when no row matches)."""
+        return run_sync(self.aggregate_steps("min"), self._hint("amin"))
+
+    async def amin(self) -> Any:
+        """Awaitable ``min()``."""
+        return await run_async(self.aggregate_steps("min"))
+
+    def max(self) -> Any:
+        """The largest of a query's one value (None when no row matches)."""
+        return run_sync(self.aggregate_steps("max"), self._hint("amax"))
+
+    async def amax(self) -> Any:
+        """Awaitable ``max()``."""
+        return await run_async(self.aggregate_steps("max"))
+
+    def avg(self, distinct: bool | None = None) -> Any:
+        """The average of a query's one value, a float (None when no row matches)."""
+        return run_sync(self.aggregate_steps("avg", distinct), self._hint("aavg"))
+
+    async def aavg(self, distinct: bool | None = None) -> Any:
+        """Awaitable ``avg()``."""
+        return await run_async(self.aggregate_steps("avg", distinct))
+
+    def group_concat(self, sep: str | None = None, distinct: bool | None = None) -> Any:
+        """The texts of a query's one value joined by ``sep`` (a comma by default); None when no row matches."""
+        return run_sync(self.aggregate_steps("group_concat", distinct, sep), self._hint("agroup_concat"))
+
+    async def agroup_concat(self, sep: str | None = None, distinct: bool | None = None) -> Any:
+        """Awaitable ``group_concat()``."""
+        return await run_async(self.aggregate_steps("group_concat", distinct, sep))
+
+    def random(self, limit: int) -> list[Any]:
+        """``limit`` rows chosen at random."""
+        return self._copy(_order=(OrderBy(function("random"), False),)).limit(limit).fetch()
+
+    async def arandom(self, limit: int) -> list[Any]:
+        """Awaitable ``random()``."""
+        return await self._copy(_order=(OrderBy(function("random"), False),)).limit(limit).afetch()
 
     def exists(self) -> bool:
         """Whether any row matches."""
@@ -300,12 +464,66 @@ class Query(Generic[_E]):
         """Awaitable ``exists()``."""
         return await run_async(self.exists_steps())
 
-    def delete(self) -> int:
-        """Delete every matching object through the session (hooks run); returns the count."""
-        objects: list[Any] = self.fetch()
+    def delete(self, bulk: bool = False) -> int:
+        """Delete every matching object through the session (hooks and cascades run); returns the count.
+
+        With ``bulk=True`` one ``DELETE ... WHERE`` statement deletes the rows instead: no object
+        is loaded, no hook runs, and objects of the entity already in the session are not updated.
+        """
+        if bulk:
+            return run_sync(self.bulk_delete_steps(), self._hint("adelete"))
+        objects: list[Any] = self._objects_to_delete().fetch()
         for obj in objects:
             obj.delete()
         return len(objects)
+
+    async def adelete(self, bulk: bool = False) -> int:
+        """Awaitable ``delete()``."""
+        if bulk:
+            return await run_async(self.bulk_delete_steps())
+        objects: list[Any] = await self._objects_to_delete().afetch()
+        for obj in objects:
+            obj.delete()
+        return len(objects)
+
+    def _objects_to_delete(self) -> Query[_E]:
+        if self._select is not None:
+            raise QueryError(f"delete() deletes objects: this query of {self.entity.__name__} selects values")
+        return self
+
+    def bulk_delete_steps(self) -> Steps[int]:
+        """Steps deleting the matching rows with one statement; returns the number of rows."""
+        self._objects_to_delete()
+        if self._limit is not None or self._offset or any(getattr(c, "is_aggregate", _no)() for c in self._where):
+            raise QueryError(
+                f"delete(bulk=True) of {self.entity.__name__} takes a query without limit, offset or aggregates"
+            )
+        database = self.entity._database_
+        sql, params = render(DeleteWhere(self.entity._table_, self._where), database._provider_or_fail().dialect)
+        cache = require_session().cache_for(database)
+        yield from cache.flush_steps()
+        cache.generation += 1
+        result = yield cache, "write", (sql, params)
+        return int(result.rowcount)
+
+
+def _no() -> bool:
+    return False
+
+
+def _labelled(statement: Select) -> Select:
+    """``statement`` with its one value named ``v`` and no order (for an aggregate around it)."""
+    return Select(
+        statement.table,
+        values=statement.values,
+        label="v",
+        where=statement.where,
+        group_by=statement.group_by,
+        having=statement.having,
+        distinct=statement.distinct,
+        limit=statement.limit,
+        offset=statement.offset,
+    )
 
 
 def conditions_for(

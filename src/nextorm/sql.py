@@ -25,6 +25,7 @@ __all__ = [
     "CreateIndex",
     "CreateTable",
     "Delete",
+    "DeleteWhere",
     "DropTable",
     "Equals",
     "ForeignKey",
@@ -305,6 +306,21 @@ class Delete:
         return f"DELETE FROM {dialect.quote(self.table)} WHERE {self.where.sql(dialect, [])}"
 
 
+@dataclass(frozen=True, slots=True)
+class DeleteWhere:
+    """``DELETE FROM table WHERE ...``: every row matching the conditions, in one statement."""
+
+    table: str
+    where: Sequence[Condition] = ()
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """The statement's text, appending its bound values to ``params``."""
+        sql = f"DELETE FROM {dialect.quote(self.table)}"
+        if self.where:
+            sql += " WHERE " + " AND ".join(c.sql(dialect, params) for c in self.where)
+        return sql
+
+
 # -- schema -----------------------------------------------------------------------------------
 
 
@@ -412,7 +428,7 @@ class DropTable:
         return f"DROP TABLE {dialect.quote(self.table)}"
 
 
-def render(statement: Select | Count | AggregateOf, dialect: Dialect) -> tuple[str, list[Any]]:
+def render(statement: Select | Count | AggregateOf | DeleteWhere, dialect: Dialect) -> tuple[str, list[Any]]:
     """A query's text and its bound values."""
     params: list[Any] = []
     return statement.sql(dialect, params), params

@@ -17,16 +17,35 @@ construct and its line; nothing is guessed.
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import itertools
 import linecache
 import operator
 import sys
 import types
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from .exceptions import ExprEvalError, OrmError, TranslationError, UnknownAttributeError
+from .exceptions import ExprEvalError, OrmError, QueryError, TranslationError, UnknownAttributeError
+from .expressions import (
+    Aggregate,
+    Column,
+    Expr,
+    Operand,
+    OrderBy,
+    RawSQL,
+    Truth,
+    Value,
+    coalesce,
+    concat,
+    desc,
+    function,
+    greatest,
+    least,
+    raw_sql_parts,
+    value_of,
+)
 
 if TYPE_CHECKING:
     from .query import Query
@@ -34,7 +53,22 @@ if TYPE_CHECKING:
 #: what a generator query yields: the entity class it selects
 _T = TypeVar("_T")
 
-__all__ = ["between", "conditions_from", "count", "exists", "get", "order_from", "select"]
+__all__ = [
+    "avg",
+    "between",
+    "conditions_from",
+    "count",
+    "delete",
+    "distinct",
+    "exists",
+    "get",
+    "group_concat",
+    "max",
+    "min",
+    "order_from",
+    "select",
+    "sum",
+]
 
 
 # -- public query functions ----------------------------------------------------------------------
@@ -69,9 +103,59 @@ def count(*args: Any, **kwargs: Any) -> Any:
     Called with anything else it is ``itertools.count``, which a star import of nextorm would
     otherwise hide (as Pony's ``count`` does).
     """
-    if len(args) == 1 and not kwargs and isinstance(args[0], (str, types.GeneratorType)):
-        return int(_query_of(args[0], "count").count())
+    if len(args) == 1 and _is_query_generator(args[0]):
+        return int(_query_of(args[0], "count").count(**kwargs))
     return itertools.count(*args, **kwargs)
+
+
+def _is_query_generator(value: Any) -> bool:
+    """Whether ``value`` is a generator expression over an entity or a query (not over a list)."""
+    if isinstance(value, str):
+        return True
+    if not isinstance(value, types.GeneratorType) or value.gi_frame is None:
+        return False
+    return hasattr(value.gi_frame.f_locals.get(".0"), "query")
+
+
+def sum(*args: Any, **kwargs: Any) -> Any:
+    """The sum of the values a generator query selects (0 when none); else Python's ``sum``."""
+    if len(args) == 1 and _is_query_generator(args[0]):
+        return _query_of(args[0], "sum").sum(**kwargs)
+    return builtins.sum(*args, **kwargs)
+
+
+def min(*args: Any, **kwargs: Any) -> Any:
+    """The smallest value a generator query selects (None when none); else Python's ``min``."""
+    if len(args) == 1 and _is_query_generator(args[0]):
+        return _query_of(args[0], "min").min(**kwargs)
+    return builtins.min(*args, **kwargs)
+
+
+def max(*args: Any, **kwargs: Any) -> Any:
+    """The largest value a generator query selects (None when none); else Python's ``max``."""
+    if len(args) == 1 and _is_query_generator(args[0]):
+        return _query_of(args[0], "max").max(**kwargs)
+    return builtins.max(*args, **kwargs)
+
+
+def avg(query: Any, distinct: bool | None = None) -> Any:
+    """The average of the values a generator query selects (None when none)."""
+    return _query_of(query, "avg").avg(distinct=distinct)
+
+
+def group_concat(query: Any, sep: str | None = None, distinct: bool | None = None) -> Any:
+    """The texts of the values a generator query selects joined by ``sep`` (a comma by default)."""
+    return _query_of(query, "group_concat").group_concat(sep=sep, distinct=distinct)
+
+
+def distinct(query: Any) -> Any:
+    """The query of a generator with duplicate rows removed."""
+    return _query_of(query, "distinct").distinct()
+
+
+def delete(query: Any, bulk: bool = False) -> int:
+    """Delete the objects a generator query selects (see ``Query.delete``); returns how many."""
+    return int(_query_of(query, "delete").delete(bulk=bulk))
 
 
 def between(value: Any, low: Any, high: Any) -> Any:
@@ -182,10 +266,64 @@ class _Runtime:
         return column.not_in(values) if negate else column.in_(values)
 
     @staticmethod
-    def contains(column: Any, part: Any, negate: bool) -> Any:
-        """``part in column`` for a string column."""
+    def contains(column: Any, part: Any, negate: bool, where: str) -> Any:
+        """``part in column`` for a string value."""
+        if value_of(column).py_type is not str:
+            raise TranslationError(f"`in` on a non-string value is not supported in queries yet: {where}")
         condition = column.contains(part)
         return ~condition if negate else condition
+
+    @staticmethod
+    def known(value: Any) -> Any:
+        """A condition from the enclosing scope: a condition object, or a Python truth value."""
+        if isinstance(value, Expr):
+            return value
+        if isinstance(value, RawSQL):
+            return value.as_condition()
+        return _TRUE if value else _FALSE
+
+    @staticmethod
+    def truth(value: Any, where: str) -> Any:
+        """A call's result used as a condition."""
+        if isinstance(value, (Expr, _Marker)):
+            return value
+        if isinstance(value, RawSQL) or (isinstance(value, Value) and value.py_type is bool):
+            return Truth(value)
+        raise TranslationError(f"The truth value of a {type(value).__name__} is not supported in queries: {where}")
+
+    @staticmethod
+    def item(value: Any, where: str) -> Any:
+        """A selected value."""
+        if isinstance(value, Operand):
+            return value._value_()
+        raise TranslationError(f"Selecting {value!r} is not supported in queries: {where}")
+
+    @staticmethod
+    def neg(value: Any) -> Any:
+        """``-value``."""
+        return function("neg", value)
+
+    @staticmethod
+    def fstring(*parts: Any) -> Any:
+        """An f-string of values: their texts joined."""
+        return concat(*[part for part in parts if not (isinstance(part, str) and not part)])
+
+    @staticmethod
+    def raw(parts: tuple[str, ...], values: tuple[Any, ...], result_type: Any = None) -> Any:
+        """A raw SQL fragment with its ``$`` values."""
+        return RawSQL(parts, tuple(value_of(v) if isinstance(v, Operand) else v for v in values), result_type)
+
+    @staticmethod
+    def desc(value: Any) -> Any:
+        """Descending order by a value."""
+        return OrderBy(value, descending=True) if not isinstance(value, OrderBy) else desc(value)
+
+    @staticmethod
+    def order(value: Any) -> Any:
+        """Ascending order by a value."""
+        if isinstance(value, (OrderBy, Operand)):
+            return value
+        raise QueryError(f"order_by() takes values of the query's objects, got {value!r}")
 
     @staticmethod
     def same(entity: Any, value: Any, negate: bool, where: str) -> Any:
@@ -228,22 +366,66 @@ class _Runtime:
         return proxied()
 
     @staticmethod
-    def call(function: Any, where: str, *args: Any) -> Any:
-        """A call of one of nextorm's query functions with attributes as arguments."""
-        if function not in _QUERY_FUNCTIONS:
-            name = getattr(function, "__name__", repr(function))
+    def call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
+        """A call of a function with values of the query's object as arguments."""
+        name = _VALUE_FUNCTIONS.get(func) if isinstance(func, Hashable) else None
+        if name is None:
+            name = getattr(func, "__name__", repr(func))
             raise TranslationError(f"The function {name}() is not supported in queries yet: {where}")
-        return function(*args)
-
-
-_QUERY_FUNCTIONS: set[Any] = {between}
+        if keywords and name != "group_concat" and not (name in _AGGREGATES and set(keywords) <= {"distinct"}):
+            raise TranslationError(f"{name}() takes no keyword arguments {sorted(keywords)} in queries: {where}")
+        if name in ("min", "max") and len(args) > 1:
+            return least(*args) if name == "min" else greatest(*args)
+        if name in _AGGREGATES:
+            if len(args) > 1 or (not args and name != "count"):
+                raise TranslationError(f"{name}() in a query takes one value: {where}")
+            arg = args[0] if args else None
+            if isinstance(arg, type):  # the query's object: count(p) counts the objects
+                if name != "count":
+                    raise TranslationError(f"{name}() takes a value of the query's object, not the object: {where}")
+                keys = arg._pk_attrs_
+                arg = Column(keys[0]) if len(keys) == 1 else None
+            elif arg is not None:
+                arg = value_of(arg)
+            distinct = keywords.get("distinct", name == "count" and arg is not None)
+            return Aggregate(name, arg, bool(distinct), keywords.get("sep"))
+        if name == "len":
+            return function("len", *args)
+        if name == "abs":
+            return function("abs", *args)
+        if name == "between":
+            return between(*args)
+        if name == "coalesce":
+            return coalesce(*args)
+        if name == "concat":
+            return concat(*args)
+        return desc(*args)
+#: the functions a query may call with its values, by the name of their operation
+_VALUE_FUNCTIONS: dict[Any, str] = {
+    count: "count",
+    sum: "sum",
+    builtins.sum: "sum",
+    min: "min",
+    builtins.min: "min",
+    max: "max",
+    builtins.max: "max",
+    avg: "avg",
+    group_concat: "group_concat",
+    len: "len",
+    abs: "abs",
+    between: "between",
+    coalesce: "coalesce",
+    concat: "concat",
+    desc: "desc",
+}
+_AGGREGATES = frozenset({"count", "sum", "min", "max", "avg", "group_concat"})
 _RUNTIME = _Runtime()
 
 
 class _Translation:
     """One query's translation: a function from the entity and the scope's names to conditions."""
 
-    __slots__ = ("function", "function_code", "line", "names", "text", "var")
+    __slots__ = ("function", "function_code", "line", "names", "shape", "text", "var")
 
     def __init__(
         self,
@@ -259,6 +441,8 @@ class _Translation:
         self.text = text
         self.line = line
         self.function: types.FunctionType | None = None
+        #: what a generator selects: None for its objects, "one" value, or a "tuple" of them
+        self.shape: str | None = None
 
     def run(self, entity: Any, params: tuple[dict[str, Any], tuple[Any, ...]]) -> Any:
         """Evaluate the translated query with the entity and the values of the scope's names."""
@@ -326,11 +510,16 @@ def _query_of(query: Any, function: str) -> Any:
         raise TranslationError(
             f"A query over a query with a limit or offset is not supported yet: line {translation.line}"
         )
-    conditions = _finish_conditions(
-        source_query.entity, translation, translation.run(source_query.entity, params)
-    )
+    if source_query._select is not None:
+        raise TranslationError(
+            f"A query over a query of values is not supported yet: line {translation.line}"
+        )
+    selection, *conditions = translation.run(source_query.entity, params)
     # the conditions are built on the attributes of source_query's entity: no check needed
-    return source_query._named(var, conditions)
+    query = source_query._named(var, _finish_conditions(source_query.entity, translation, tuple(conditions)))
+    if selection is not None:
+        query = query._selecting(selection, translation.shape == "tuple")
+    return query
 
 
 def _finish_conditions(entity: Any, translation: _Translation, items: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -452,8 +641,8 @@ def _locate(code: types.CodeType, kind: type[Any]) -> tuple[Any, str]:
     spans = [
         (a, c, b, d) for a, b, c, d in code.co_positions() if None not in (a, b, c, d) and (a, c) != (b, d)
     ]
-    first = min(spans) if spans else (code.co_firstlineno, 0, 0, 0)
-    last = max((b, d) for _, _, b, d in spans) if spans else (code.co_firstlineno, 0)
+    first = builtins.min(spans) if spans else (code.co_firstlineno, 0, 0, 0)
+    last = builtins.max((b, d) for _, _, b, d in spans) if spans else (code.co_firstlineno, 0)
     candidates = [
         node
         for node in nodes
@@ -513,18 +702,16 @@ def _generator_var(node: ast.GeneratorExp, where: str) -> str:
 
 def _translate_generator(node: Any, entity: Any, where: str, scope_names: Any) -> _Translation:
     var = _generator_var(node, where)
-    if not (isinstance(node.elt, ast.Name) and node.elt.id == var):
-        raise TranslationError(
-            f"Selecting `{ast.unparse(node.elt)}` (attribute values or tuples rather than objects) "
-            f"is not supported in queries yet: {where}"
-        )
     rewriter = _Rewriter(entity, var, where)
+    selected, is_tuple = rewriter.selection(node.elt)
     ifs = node.generators[0].ifs
     # several `if` clauses mean what `and` between them means
-    body = (
-        [rewriter.condition(ifs[0] if len(ifs) == 1 else ast.BoolOp(op=ast.And(), values=ifs))] if ifs else []
-    )
-    return _compile(node, body, var, scope_names, rewriter)
+    body = [selected or ast.Constant(value=None)]
+    if ifs:
+        body.append(rewriter.condition(ifs[0] if len(ifs) == 1 else ast.BoolOp(op=ast.And(), values=ifs)))
+    translation = _compile(node, body, var, scope_names, rewriter)
+    translation.shape = None if selected is None else "tuple" if is_tuple else "one"
+    return translation
 
 
 def _translate_function(
@@ -578,7 +765,7 @@ def _compile(
 
 
 class _Rewriter:
-    """Rewrites a query's conditions into calls of the attribute-expression API."""
+    """Rewrites a query's conditions and values into calls of the attribute-expression API."""
 
     def __init__(self, entity: Any, var: str, where: str) -> None:
         self.entity = entity
@@ -614,6 +801,11 @@ class _Rewriter:
             value=ast.Name(id="__nx", ctx=ast.Load()), attr="TRUE" if value else "FALSE", ctx=ast.Load()
         )
 
+    def _method(self, target: ast.expr, name: str, *args: ast.expr) -> ast.expr:
+        return ast.Call(
+            func=ast.Attribute(value=target, attr=name, ctx=ast.Load()), args=list(args), keywords=[]
+        )
+
     def uses_var(self, node: ast.AST) -> bool:
         """Whether ``node`` reads the query's object."""
         return any(isinstance(child, ast.Name) and child.id == self.var for child in ast.walk(node))
@@ -627,12 +819,32 @@ class _Rewriter:
                 self.names_used.add(child.id)
         return node
 
+    # -- what a query selects
+
+    def selection(self, node: ast.expr) -> tuple[ast.expr | None, bool]:
+        """The selected items of a generator (None for the objects themselves) and whether it is a tuple."""
+        if isinstance(node, ast.Name) and node.id == self.var:
+            return None, False
+        if isinstance(node, ast.Tuple):
+            if not node.elts:
+                raise self.unsupported("Selecting an empty tuple", node)
+            return ast.Tuple(elts=[self.item(elt) for elt in node.elts], ctx=ast.Load()), True
+        return ast.Tuple(elts=[self.item(node)], ctx=ast.Load()), False
+
+    def item(self, node: ast.expr) -> ast.expr:
+        """One selected item: the object, or a value."""
+        if isinstance(node, ast.Name) and node.id == self.var:
+            return node
+        if not self.uses_var(node):
+            raise self.unsupported("Selecting a value that does not read the query's object", node)
+        return self._helper("item", self.value(node), ast.Constant(value=self._at(node)))
+
     # -- conditions
 
     def condition(self, node: ast.expr) -> ast.expr:
         """A condition in boolean context."""
         if not self.uses_var(node):
-            return ast.IfExp(test=self.external(node), body=self._marker(True), orelse=self._marker(False))
+            return self._helper("known", self.external(node))
         if isinstance(node, ast.BoolOp):
             return self._bool_op(isinstance(node.op, ast.And), node.values)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
@@ -650,7 +862,7 @@ class _Rewriter:
                 return ast.Compare(left=node, ops=[ast.Eq()], comparators=[ast.Constant(value=True)])
             raise self.unsupported(f"The truth value of {attr.py_type.__name__} attribute", node)
         if isinstance(node, ast.Call):
-            return self.call(node)
+            return self._helper("truth", self.call(node), ast.Constant(value=self._at(node)))
         if isinstance(node, ast.Name):
             raise self.unsupported("The truth value of the query's object", node)
         raise self.unsupported(_construct(node), node)
@@ -678,29 +890,28 @@ class _Rewriter:
         left_col, right_col = self.uses_var(left), self.uses_var(right)
         if not (left_col or right_col):
             return ast.IfExp(test=self.external(node), body=self._marker(True), orelse=self._marker(False))
-        if left_col and right_col:
-            raise self.unsupported("A comparison between two attributes of the query", node)
         where = ast.Constant(value=self._at(node))
         if isinstance(op, (ast.In, ast.NotIn)):
             negate = ast.Constant(value=isinstance(op, ast.NotIn))
+            if left_col and right_col:
+                raise self.unsupported("`in` between two values of the query", node)
             if left_col and isinstance(left, ast.Name):
                 return self._helper("same_in", left, self.external(right), negate, where)
             if left_col:
-                return self._helper("in_", self.column(left), self.external(right), negate, where)
-            attr = self.column_attr(right)
-            if getattr(attr, "py_type", None) is not str:
-                raise self.unsupported("`in` on a non-string attribute", node)
-            return self._helper("contains", self.column(right), self.external(left), negate)
+                return self._helper("in_", self.value(left), self.external(right), negate, where)
+            return self._helper("contains", self.value(right), self.external(left), negate, where)
+        if left_col and right_col:
+            if isinstance(left, ast.Name) or isinstance(right, ast.Name):
+                raise self.unsupported("A comparison of the query's object with a value of it", node)
+            if isinstance(op, (ast.Is, ast.IsNot)):
+                raise self.unsupported("`is` with anything but None", node)
+            return ast.Compare(left=self.value(left), ops=[op], comparators=[self.value(right)])
         column_side, value_side = (left, right) if left_col else (right, left)
         if isinstance(op, (ast.Is, ast.IsNot)):
             if not (isinstance(value_side, ast.Constant) and value_side.value is None):
                 raise self.unsupported("`is` with anything but None", node)
             method = "is_" if isinstance(op, ast.Is) else "is_not"
-            return ast.Call(
-                func=ast.Attribute(value=self.column(column_side), attr=method, ctx=ast.Load()),
-                args=[ast.Constant(value=None)],
-                keywords=[],
-            )
+            return self._method(self.value(column_side), method, ast.Constant(value=None))
         if isinstance(column_side, ast.Name):
             if not isinstance(op, (ast.Eq, ast.NotEq)):
                 raise self.unsupported("An ordering comparison of objects", node)
@@ -711,63 +922,127 @@ class _Rewriter:
                 ast.Constant(value=isinstance(op, ast.NotEq)),
                 where,
             )
-        column = self.column(column_side)
+        column = self.value(column_side)
         value = self.external(value_side)
         return ast.Compare(
             left=column if left_col else value, ops=[op], comparators=[value if left_col else column]
         )
 
     def call(self, node: ast.Call) -> ast.expr:
-        """A method of a string attribute, or one of nextorm's query functions."""
-        if node.keywords:
-            raise self.unsupported("Keyword arguments in a query call", node)
+        """A call in a query: a method of a value, or a function (nextorm's or a builtin)."""
         func = node.func
         if isinstance(func, ast.Attribute) and self.uses_var(func.value):
-            if func.attr in ("startswith", "endswith") and self._is_column(func.value):
-                attr = self.column_attr(func.value)
-                if attr.py_type is not str or len(node.args) != 1 or self.uses_var(node.args[0]):
-                    raise self.unsupported(f"{func.attr}() here", node)
-                return ast.Call(
-                    func=ast.Attribute(value=self.column(func.value), attr=func.attr, ctx=ast.Load()),
-                    args=[self.external(node.args[0])],
-                    keywords=[],
-                )
-            raise self.unsupported(f"The method {func.attr}()", node)
+            if func.attr not in _METHODS or func.value is None:
+                raise self.unsupported(f"The method {func.attr}()", node)
+            if node.keywords or any(self.uses_var(arg) for arg in node.args):
+                raise self.unsupported(f"{func.attr}() with these arguments", node)
+            if func.attr in ("startswith", "endswith") and (len(node.args) != 1):
+                raise self.unsupported(f"{func.attr}() here", node)
+            target = self.value(func.value)
+            return self._method(target, func.attr, *[self.external(arg) for arg in node.args])
         if self.uses_var(func):
             raise self.unsupported(_construct(node), node)
-        args = [self.column(arg) if self.uses_var(arg) else self.external(arg) for arg in node.args]
-        return self._helper("call", self.external(func), ast.Constant(value=self._at(node)), *args)
+        if isinstance(func, ast.Name) and func.id == "raw_sql":
+            return self.raw_sql(node)
+        args = [self.value(arg) for arg in node.args]
+        call = self._helper("call", self.external(func), ast.Constant(value=self._at(node)), *args)
+        for keyword in node.keywords:
+            if keyword.arg is None or self.uses_var(keyword.value):
+                raise self.unsupported("These keyword arguments in a query call", node)
+            call.keywords.append(ast.keyword(arg=keyword.arg, value=self.external(keyword.value)))  # type: ignore[attr-defined]
+        return call
+
+    def raw_sql(self, node: ast.Call) -> ast.expr:
+        """``raw_sql('text with $name')``: the names are read where the query is written."""
+        if not node.args or not isinstance(node.args[0], ast.Constant) or not isinstance(node.args[0].value, str):
+            raise self.unsupported("raw_sql() of anything but a string literal", node)
+        try:
+            parts, sources = raw_sql_parts(node.args[0].value)
+        except QueryError as exc:
+            raise TranslationError(f"{exc}: {self._at(node)}") from None
+        values = []
+        for source in sources:
+            try:
+                expression = ast.parse(source.strip(), mode="eval").body
+            except SyntaxError:
+                raise TranslationError(f"`${source}` in raw_sql() is not a Python expression: {self._at(node)}") from None
+            values.append(self.value(expression))
+        result_type = [self.external(arg) for arg in node.args[1:2]]
+        for keyword in node.keywords:
+            if keyword.arg != "result_type":
+                raise self.unsupported(f"raw_sql() with the keyword {keyword.arg}", node)
+            result_type = [self.external(keyword.value)]
+        return self._helper(
+            "raw",
+            ast.Constant(value=parts),
+            ast.Tuple(elts=values, ctx=ast.Load()),
+            *result_type,
+        )
+
+    # -- values
+
+    def value(self, node: ast.expr) -> ast.expr:
+        """An expression of a value: of the query's object (built as an expression), else from the scope."""
+        if not self.uses_var(node):
+            return self.external(node)
+        if isinstance(node, ast.Name):
+            return node  # the query's object: the entity, which the runtime helpers take as such
+        if isinstance(node, ast.Attribute):
+            if self._is_column(node):
+                return self.column(node)
+            inner = node.value
+            if self._is_column(inner) and self.column_attr(inner).is_reference:
+                raise self.unsupported("An attribute path that joins another entity", node)
+            if node.attr in _PARTS:
+                return ast.Attribute(value=self.value(inner), attr=node.attr, ctx=ast.Load())
+            raise self.unsupported(f"The attribute {node.attr} of a value", node)
+        if isinstance(node, ast.BinOp):
+            if not isinstance(node.op, _ARITHMETIC):
+                raise self.unsupported(f"The operator {type(node.op).__name__}", node)
+            return ast.BinOp(left=self.value(node.left), op=node.op, right=self.value(node.right))
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.USub):
+                return self._helper("neg", self.value(node.operand))
+            if isinstance(node.op, ast.UAdd):
+                return self.value(node.operand)
+            raise self.unsupported("A condition used as a value", node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        if isinstance(node, ast.Subscript):
+            if self.uses_var(node.slice):
+                raise self.unsupported("An index that reads the query's object", node)
+            return ast.Subscript(value=self.value(node.value), slice=self.external(node.slice), ctx=ast.Load())
+        if isinstance(node, ast.JoinedStr):
+            parts: list[ast.expr] = []
+            for part in node.values:
+                if isinstance(part, ast.FormattedValue):
+                    if part.format_spec is not None or part.conversion not in (-1, ord("s")):
+                        raise self.unsupported("A format specification or conversion in an f-string", node)
+                    parts.append(self.value(part.value))
+                else:
+                    parts.append(part)
+            return self._helper("fstring", *parts)
+        if isinstance(node, ast.IfExp):
+            raise self.unsupported("A conditional expression", node)
+        if isinstance(node, (ast.Compare, ast.BoolOp)):
+            raise self.unsupported("A condition used as a value", node)
+        raise self.unsupported(_construct(node), node)
 
     # -- order
 
     def order_item(self, node: ast.expr) -> ast.expr:
-        """One ORDER BY item: an attribute, ``desc(attr)``, ``attr.desc()`` or ``-attr``."""
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and self._is_column(node.operand):
-            return ast.Call(
-                func=ast.Attribute(value=self.column(node.operand), attr="desc", ctx=ast.Load()),
-                args=[],
-                keywords=[],
-            )
-        if self._is_column(node):
-            return self.column(node)
-        if isinstance(node, ast.Call) and not node.keywords:
-            func = node.func
-            if (
-                not node.args
-                and isinstance(func, ast.Attribute)
-                and func.attr in ("desc", "asc")
-                and self._is_column(func.value)
-            ):
-                return ast.Call(
-                    func=ast.Attribute(value=self.column(func.value), attr=func.attr, ctx=ast.Load()),
-                    args=[],
-                    keywords=[],
-                )
-            if len(node.args) == 1 and not self.uses_var(func) and self._is_column(node.args[0]):
-                return ast.Call(func=self.external(func), args=[self.column(node.args[0])], keywords=[])
+        """One ORDER BY item: a value, ``desc(value)``, ``value.desc()`` or ``-value``."""
         if not self.uses_var(node):
             return self.external(node)
-        raise self.unsupported(f"Ordering by {_construct(node)}", node)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return self._helper("desc", self.value(node.operand))
+        if isinstance(node, ast.Call) and not node.keywords:
+            func = node.func
+            if not node.args and isinstance(func, ast.Attribute) and func.attr in ("desc", "asc"):
+                return self._method(self.value(func.value), func.attr)
+            if len(node.args) == 1 and isinstance(func, ast.Name) and func.id in ("desc", "asc"):
+                return ast.Call(func=self.external(func), args=[self.value(node.args[0])], keywords=[])
+        return self._helper("order", self.value(node))
 
     # -- attributes
 
@@ -804,6 +1079,15 @@ class _Rewriter:
         """``node`` checked to be an attribute of the query's object, evaluating to the attribute."""
         self.column_attr(node)
         return node
+
+
+#: the methods of values a query may call (on strings, dates and orderings)
+_METHODS = frozenset(
+    {"startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip", "date", "desc", "asc"}
+)
+#: the parts of dates and times a query may read
+_PARTS = frozenset({"year", "month", "day", "hour", "minute", "second"})
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod)
 
 
 def _construct(node: ast.AST) -> str:
