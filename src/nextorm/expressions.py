@@ -78,7 +78,9 @@ class Expr:
 
 
 def as_expr(value: Any) -> Expr:
-    """``value`` when it is a condition; QueryError otherwise."""
+    """``value`` when it is a condition (or a raw SQL fragment); QueryError otherwise."""
+    if isinstance(value, RawSQL):
+        return value.as_condition()
     if not isinstance(value, Expr):
         raise QueryError(f"Expected a query condition, got {value!r}")
     return value
@@ -930,8 +932,8 @@ FUNCTIONS: dict[str, tuple[str | None, Any]] = {
     "abs": ("abs({0})", None),
     "concat": ("({0} || {1})", str),
     "text": ("CAST({0} AS TEXT)", str),
-    "lower": ("lower({0})", str),
-    "upper": ("upper({0})", str),
+    "lower": (None, str),
+    "upper": (None, str),
     "strip": (None, str),
     "strip_chars": (None, str),
     "lstrip": ("ltrim({0})", str),

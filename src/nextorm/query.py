@@ -7,7 +7,19 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Generic, TypeVar, overload
 
 from .exceptions import MultipleObjectsFoundError, QueryError, UnknownAttributeError
-from .expressions import Aggregate, Column, Expr, Label, OrderBy, Value, as_expr, expression_for, function
+from .expressions import (
+    Aggregate,
+    Column,
+    Expr,
+    Label,
+    Operand,
+    OrderBy,
+    RawSQL,
+    Value,
+    as_expr,
+    expression_for,
+    function,
+)
 from .loading import fetch_steps, fetch_values_steps, prefetch_steps
 from .session import require_session
 from .sql import AggregateOf, Count, DeleteWhere, Select, render
@@ -103,11 +115,17 @@ class Query(Generic[_E]):
     def order_by(self, *items: Any) -> Query[_E]:
         """Order by attributes or values (ascending), ``desc(...)``, or 1-based positions of the
         selected items (negative for descending); replaces an earlier order."""
+        if len(items) == 1 and items[0] is None:  # Pony's order_by(None): no order
+            return self._copy(_order=())
         order = []
         translated: list[Any] = []
         for item in items:
             translated.extend(order_from(self.entity, item, self._var) if is_query_text(item) else (item,))
         for item in translated:
+            if getattr(item, "__name__", None) in ("desc", "asc") and isinstance(
+                getattr(item, "__self__", None), (Value, Operand)
+            ):
+                item = item()  # Pony accepts the method itself: order_by(Person.age.desc)
             if type(item) is int:
                 if item == 0 or abs(item) > len(self._select or (self.entity,)):
                     raise QueryError(
@@ -209,10 +227,16 @@ class Query(Generic[_E]):
         """The SELECT of the objects or values (or of ``COUNT(*)`` when ``count``, of 1 when ``one``)."""
         entity = self.entity
         having = tuple(c for c in self._where if getattr(c, "is_aggregate", _no)())
+        # raw SQL fragments name the table by the query's variable, as Pony's do (``p.age``)
+        alias = None
+        if _mentions_raw((self._where, self._select, self._order)):
+            # without a variable, Pony's: the capitals of the entity's name (``p`` for Person)
+            alias = self._var or "".join(c for c in entity.__name__ if c.isupper()).lower() or entity.__name__
         if self._select is None and not having:
             return Select(
                 entity._table_,
                 entity._select_columns_,
+                alias=alias,
                 where=self._where,
                 order=() if count or one else self._order_keys([(entity, 0, 1)]),
                 limit=self._limit,
@@ -231,6 +255,7 @@ class Query(Generic[_E]):
         return Select(
             entity._table_,
             values=values,
+            alias=alias,
             where=tuple(c for c in self._where if all(c is not h for h in having)),
             group_by=group_by,
             having=having,
@@ -508,6 +533,20 @@ class Query(Generic[_E]):
 
 
 def _no() -> bool:
+    return False
+
+
+def _mentions_raw(item: Any) -> bool:
+    """Whether a raw SQL fragment is among the conditions or values in ``item``."""
+    if isinstance(item, RawSQL):
+        return True
+    if isinstance(item, (tuple, list)):
+        return any(_mentions_raw(part) for part in item)
+    if isinstance(item, (Expr, Value, OrderBy)):
+        return any(
+            _mentions_raw(getattr(item, name, None))
+            for name in ("items", "item", "value", "left", "right", "args", "arg", "attr")
+        )
     return False
 
 

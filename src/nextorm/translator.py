@@ -501,7 +501,11 @@ def _query_of(query: Any, function: str) -> Any:
             translation = _translate_generator(node, source_query.entity, where, code.co_freevars)
             _remember((code, source_query.entity), translation)
         var = translation.var
-        params = (frame.f_globals, tuple([local_values[name] for name in translation.names]))
+        try:
+            values = tuple([local_values[name] for name in translation.names])
+        except KeyError:  # a raw_sql() `$name` the generator's code does not read itself
+            values = _string_params(translation, _caller_namespace(), local_values)[1]
+        params = (frame.f_globals, values)
     else:
         raise TranslationError(
             f"{function}() takes a generator expression (p for p in Person if ...) or its text, got {query!r}"
@@ -551,13 +555,18 @@ def _prepare(entity: Any, query: Any, var: str | None, order: bool) -> tuple[_Tr
         translation = _translate_function(node, entity, var, where, code.co_freevars, order)
         _remember(((kind, code, var), entity), translation)
     closure = query.__closure__
-    try:
-        # the names are among the code's free variables, whose cells the closure holds in order
-        values = tuple([closure[code.co_freevars.index(name)].cell_contents for name in translation.names])
-    except ValueError:
-        raise ExprEvalError(
-            f"A name the query reads is not defined yet when it runs: {_where_of(translation)}"
-        ) from None
+    free = code.co_freevars
+    if all(name in free for name in translation.names):
+        try:
+            # the names are among the code's free variables, whose cells the closure holds in order
+            values = tuple([closure[free.index(name)].cell_contents for name in translation.names])
+        except ValueError:
+            raise ExprEvalError(
+                f"A name the query reads is not defined yet when it runs: {_where_of(translation)}"
+            ) from None
+    else:  # a raw_sql() `$name` the lambda's code does not read itself
+        own = {name: closure[free.index(name)].cell_contents for name in free if name in translation.names}
+        values = _string_params(translation, _caller_namespace(), own)[1]
     return translation, (query.__globals__, values)
 
 
@@ -575,14 +584,16 @@ def _caller_namespace() -> tuple[dict[str, Any], dict[str, Any]]:
     return frame.f_globals, dict(frame.f_locals)
 
 
-def _string_params(translation: _Translation, namespace: tuple[dict[str, Any], dict[str, Any]]) -> Any:
+def _string_params(
+    translation: _Translation, namespace: tuple[dict[str, Any], dict[str, Any]], own: Any = None
+) -> Any:
     globals_, locals_ = namespace
-    builtins = globals_.get("__builtins__", {})
-    if not isinstance(builtins, dict):
-        builtins = vars(builtins)
+    builtins_ = globals_.get("__builtins__", {})
+    if not isinstance(builtins_, dict):
+        builtins_ = vars(builtins_)
     values = []
     for name in translation.names:
-        for scope in (locals_, globals_, builtins):
+        for scope in (own or {}, locals_, globals_, builtins_):
             if name in scope:
                 values.append(scope[name])
                 break
@@ -746,7 +757,9 @@ def _compile(
     # query text reads every name from its caller's scope; code reads its free variables from
     # the frame or closure, and the rest as globals of its module
     used = rewriter.names_used - {var}
-    names = tuple(sorted(used if scope_names is None else used & set(scope_names)))
+    # raw_sql's `$name`s are read where the query runs, as Pony reads them, also when the code
+    # itself does not mention them
+    names = tuple(sorted(used if scope_names is None else used & set(scope_names) | (rewriter.raw_names - {var})))
     arguments = ast.arguments(
         posonlyargs=[],
         args=[ast.arg(arg="__nx"), ast.arg(arg=var)] + [ast.arg(arg=name) for name in names],
@@ -774,6 +787,8 @@ class _Rewriter:
         # `where` is "line N of FILE" for source code, "the query text '...'" for a string
         self.filename = "<query>" if where.startswith("the query text") else where.partition(" of ")[2]
         self.names_used: set[str] = set()
+        #: the names raw_sql() fragments read (``$name``)
+        self.raw_names: set[str] = set()
 
     # -- helpers
 
@@ -806,6 +821,10 @@ class _Rewriter:
             func=ast.Attribute(value=target, attr=name, ctx=ast.Load()), args=list(args), keywords=[]
         )
 
+    def _reads(self, node: ast.AST) -> bool:
+        """Whether ``node`` reads the query's rows (its object, or a raw_sql() fragment)."""
+        return self.uses_var(node) or any(_is_raw_sql(child) for child in ast.walk(node))
+
     def uses_var(self, node: ast.AST) -> bool:
         """Whether ``node`` reads the query's object."""
         return any(isinstance(child, ast.Name) and child.id == self.var for child in ast.walk(node))
@@ -835,7 +854,7 @@ class _Rewriter:
         """One selected item: the object, or a value."""
         if isinstance(node, ast.Name) and node.id == self.var:
             return node
-        if not self.uses_var(node):
+        if not self._reads(node):
             raise self.unsupported("Selecting a value that does not read the query's object", node)
         return self._helper("item", self.value(node), ast.Constant(value=self._at(node)))
 
@@ -843,7 +862,9 @@ class _Rewriter:
 
     def condition(self, node: ast.expr) -> ast.expr:
         """A condition in boolean context."""
-        if not self.uses_var(node):
+        if _is_raw_sql(node):
+            return self._helper("truth", self.raw_sql(node), ast.Constant(value=self._at(node)))  # type: ignore[arg-type]
+        if not self._reads(node):
             return self._helper("known", self.external(node))
         if isinstance(node, ast.BoolOp):
             return self._bool_op(isinstance(node.op, ast.And), node.values)
@@ -873,7 +894,7 @@ class _Rewriter:
         first, rest = values[0], values[1:]
         if not rest:
             return self.condition(first)
-        if not self.uses_var(first):
+        if not self._reads(first):
             test = self.external(first)
             remainder = self._bool_op(is_and, rest)
             return (
@@ -887,7 +908,7 @@ class _Rewriter:
         """One comparison of a (possibly chained) comparison."""
         node = ast.Compare(left=left, ops=[op], comparators=[right])
         ast.copy_location(node, whole)
-        left_col, right_col = self.uses_var(left), self.uses_var(right)
+        left_col, right_col = self._reads(left), self._reads(right)
         if not (left_col or right_col):
             return ast.IfExp(test=self.external(node), body=self._marker(True), orelse=self._marker(False))
         where = ast.Constant(value=self._at(node))
@@ -966,7 +987,9 @@ class _Rewriter:
                 expression = ast.parse(source.strip(), mode="eval").body
             except SyntaxError:
                 raise TranslationError(f"`${source}` in raw_sql() is not a Python expression: {self._at(node)}") from None
+            before = set(self.names_used)
             values.append(self.value(expression))
+            self.raw_names |= self.names_used - before
         result_type = [self.external(arg) for arg in node.args[1:2]]
         for keyword in node.keywords:
             if keyword.arg != "result_type":
@@ -983,7 +1006,9 @@ class _Rewriter:
 
     def value(self, node: ast.expr) -> ast.expr:
         """An expression of a value: of the query's object (built as an expression), else from the scope."""
-        if not self.uses_var(node):
+        if _is_raw_sql(node):
+            return self.raw_sql(node)  # type: ignore[arg-type]
+        if not self._reads(node):
             return self.external(node)
         if isinstance(node, ast.Name):
             return node  # the query's object: the entity, which the runtime helpers take as such
@@ -1032,7 +1057,7 @@ class _Rewriter:
 
     def order_item(self, node: ast.expr) -> ast.expr:
         """One ORDER BY item: a value, ``desc(value)``, ``value.desc()`` or ``-value``."""
-        if not self.uses_var(node):
+        if not self._reads(node):
             return self.external(node)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return self._helper("desc", self.value(node.operand))
@@ -1079,6 +1104,10 @@ class _Rewriter:
         """``node`` checked to be an attribute of the query's object, evaluating to the attribute."""
         self.column_attr(node)
         return node
+
+
+def _is_raw_sql(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "raw_sql"
 
 
 #: the methods of values a query may call (on strings, dates and orderings)

@@ -199,6 +199,9 @@ class SQLiteDialect(Dialect):
 
     function_spellings = {
         "%": "({0} % {1})",
+        # Python's case mapping, which the provider registers on each connection
+        "upper": "py_upper({0})",
+        "lower": "py_lower({0})",
         "int_div_true": "(CAST({0} AS REAL) / {1})",
         "strip": "trim({0})",
         "strip_chars": "trim({0}, {1})",
@@ -291,6 +294,8 @@ class PostgresDialect(Dialect):
 
     function_spellings = {
         "%": "({0} %% {1})",
+        "upper": "upper({0})",
+        "lower": "lower({0})",
         "int_div_true": "(CAST({0} AS DOUBLE PRECISION) / {1})",
         "strip": "btrim({0})",
         "strip_chars": "btrim({0}, {1})",

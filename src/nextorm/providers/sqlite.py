@@ -45,12 +45,23 @@ def decimal_collation(left: str, right: str) -> int:
     return (a > b) - (a < b)
 
 
+def _upper(text: Any) -> Any:
+    return text.upper() if isinstance(text, str) else text
+
+
+def _lower(text: Any) -> Any:
+    return text.lower() if isinstance(text, str) else text
+
+
 class _Connection(sqlite3.Connection):
-    """A sqlite3 connection that compares Decimal columns by value (also made by aiosqlite's thread)."""
+    """A sqlite3 connection that compares Decimal columns by value (also made by aiosqlite's thread)
+    and changes the case of every Unicode letter (SQLite's own upper/lower know only ASCII)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.create_collation(DECIMAL_COLLATION, decimal_collation)
+        self.create_function("py_upper", 1, _upper, deterministic=True)
+        self.create_function("py_lower", 1, _lower, deterministic=True)
 
 
 class SQLiteProvider(Provider):
