@@ -4,14 +4,38 @@ attribute-expression form it compiles to."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import sys
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
 import pytest
 
-from nextorm import Database, Optional, PrimaryKey, Required, db_session
-from nextorm.expressions import coalesce, concat
+from nextorm import (
+    AttributeTypeError,
+    Database,
+    Optional,
+    PrimaryKey,
+    QueryError,
+    Required,
+    TranslationError,
+    avg,
+    between,
+    coalesce,
+    concat,
+    count,
+    db_session,
+    delete,
+    desc,
+    group_concat,
+    max,
+    min,
+    raw_sql,
+    select,
+    sum,
+)
 
 EMPLOYEES = [
     # name, dept, salary, hired, born
@@ -90,3 +114,233 @@ def test_value_expressions_filter_on_both_databases(Emp: Any, condition: Any, ex
     """Arithmetic, string and date functions of attributes compile to SQL both databases run."""
     with db_session:
         assert ids(Emp.select(condition(Emp))) == expected
+
+
+# -- the same values written as generators and lambdas ------------------------------------------------
+
+
+def test_generator_values_compile_to_the_expression_statement(Emp: Any) -> None:
+    """A generator's arithmetic, functions and comparisons of two attributes build the expression form's SQL."""
+    low = 90
+    pairs = [
+        (select(e for e in Emp if e.salary + 10 > low), Emp.select(Emp.salary + 10 > low)),
+        (select(e for e in Emp if e.salary > e.id * 30), Emp.select(Emp.salary > Emp.id * 30)),
+        (select(e for e in Emp if e.name.lower() == "ann"), Emp.select(Emp.name.lower() == "ann")),
+        (select(e for e in Emp if len(e.name.strip()) == 3), Emp.select(Emp.name.strip().length() == 3)),
+        (select(e for e in Emp if e.hired.year == 2020), Emp.select(Emp.hired.year == 2020)),
+        (select(e for e in Emp if e.name[1:3] == "nn"), Emp.select(Emp.name[1:3] == "nn")),
+        (Emp.select(lambda e: abs(e.salary - 70) < 15), Emp.select(abs(Emp.salary - 70) < 15)),
+        (
+            Emp.select(lambda e: coalesce(e.born, date(1970, 1, 1)) < date(1980, 1, 1)),
+            Emp.select(coalesce(Emp.born, date(1970, 1, 1)) < date(1980, 1, 1)),
+        ),
+    ]
+    with db_session:
+        for generated, expression in pairs:
+            assert generated.sql() == expression.sql()
+            assert ids(generated) == ids(expression)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("e for e in Emp if e.salary + 10 > 95", [1, 5]),
+        ("e for e in Emp if e.salary * 2 == e.salary + 60", [3, 4]),
+        ("e for e in Emp if e.salary / 7 > 12.5", [1, 5]),
+        ("e for e in Emp if e.salary // 7 == 8 and e.salary % 7 == 4", [3, 4]),
+        ("e for e in Emp if -e.salary < -95", [1]),
+        ("e for e in Emp if e.salary > e.id * 30", [1, 2]),
+        ("e for e in Emp if len(e.name) == 4", [2]),
+        ("e for e in Emp if abs(e.id - 3) == 2", [1, 5]),
+        ("e for e in Emp if min(e.salary, 70) == 60", [3, 4]),
+        ("e for e in Emp if max(e.salary, 95) == 100", [1]),
+        ("e for e in Emp if e.name.upper() == 'ANN'", [1]),
+        ("e for e in Emp if e.name.strip() == 'bob' or e.name.lstrip() == 'Eve'", [2, 5]),
+        ("e for e in Emp if e.name.rstrip('b ') == 'bo' or e.name.strip(' E') == 've'", [2, 5]),
+        ("e for e in Emp if e.name[0] == 'D' or e.name[:2] == 'Ci' or e.name[2:] == 'n'", [1, 3, 4]),
+        ("e for e in Emp if 'nn' in e.name.lower() or 've' not in e.name", [1, 2, 3, 4]),
+        ("e for e in Emp if e.name.startswith('A') or e.name.lower().endswith('ee')", [1, 4]),
+        ("e for e in Emp if e.name + e.dept == 'Cidops'", [3]),
+        ("e for e in Emp if f'{e.name}/{e.salary}' == 'Dee/60'", [4]),
+        ("e for e in Emp if concat(e.dept, '-', e.id) == 'hr-5'", [5]),
+        ("e for e in Emp if e.hired.year == 2020 and e.hired.month == 3 and e.hired.day == 4", [1]),
+        ("e for e in Emp if e.hired.hour == 23 or e.hired.minute == 30 or e.hired.second == 15", [1, 3]),
+        ("e for e in Emp if e.hired.date() == date(2022, 11, 30)", [4]),
+        ("e for e in Emp if e.born.year < 1990", [3]),
+        ("e for e in Emp if coalesce(e.born, date(1970, 1, 1)).year == 1970", [2]),
+        ("e for e in Emp if e.born is None", [2]),
+        ("e for e in Emp if e.born.year is not None and e.salary < 70", [3, 4]),
+        ("e for e in Emp if between(e.salary, 80, 95)", [2, 5]),
+        ("e for e in Emp if raw_sql('e.salary > 85')", [1, 5]),
+        ("e for e in Emp if raw_sql('e.salary') > low", [1, 5]),
+    ],
+)
+def test_generator_values_filter_on_both_databases(Emp: Any, text: str, expected: list[int]) -> None:
+    """Each value construct of a generator (written as query text here) filters as Python would."""
+    low = 85  # noqa: F841 - the query text reads it
+    with db_session:
+        assert ids(select(text)) == expected
+
+
+def test_raw_sql_reads_names_where_the_query_runs(Emp: Any) -> None:
+    """raw_sql()'s $name and $(expression) are bound parameters read from the query's scope."""
+    limit = 85
+    names = ["Ann", "Cid"]
+    with db_session:
+        query = select(e for e in Emp if raw_sql("e.salary > $limit"))
+        assert ids(query) == [1, 5]
+        assert limit in query.sql()[1]
+        assert ids(Emp.select(lambda e: raw_sql("e.name = $(names[1])"))) == [3]
+        assert ids(Emp.select().filter(raw_sql("e.salary < $limit"))) == [2, 3, 4]
+        assert select(raw_sql("upper(e.dept)") for e in Emp if e.id == 1)[:] == ["ENG"]
+        assert [e.id for e in Emp.select().order_by(lambda e: raw_sql("e.salary * -1"))][0] == 1
+
+
+# -- selecting values -------------------------------------------------------------------------------
+
+
+def test_selecting_values_removes_duplicates_as_pony_does(Emp: Any) -> None:
+    """A query of values without the key is DISTINCT; without_distinct() keeps every row."""
+    with db_session:
+        assert sorted(select(e.dept for e in Emp)) == ["eng", "hr", "ops"]
+        assert sorted(select(e.salary for e in Emp).without_distinct()) == [60, 60, 80, 90, 100]
+        assert "DISTINCT" in select(e.dept for e in Emp).sql()[0]
+        assert "DISTINCT" not in select((e.id, e.dept) for e in Emp).sql()[0]
+        assert select(e for e in Emp).distinct().sql()[0].startswith("SELECT DISTINCT")
+        assert select(e.dept for e in Emp).count() == 3
+        assert select(e.dept for e in Emp).without_distinct().count() == 3  # COUNT(DISTINCT), as Pony
+
+
+def test_selecting_tuples_references_and_objects(Emp: Any, db: Database) -> None:
+    """Tuples of values and objects; converted values (dates, computed) come back as Python types."""
+    with db_session:
+        rows = select((e.name, e.salary * 2, e.hired.date(), e.born) for e in Emp if e.id < 3).order_by(1)[:]
+        assert rows == [
+            ("Ann", 200, date(2020, 3, 4), date(1990, 5, 1)),
+            ("bob ", 160, date(2021, 7, 1), None),
+        ]
+        pairs = select((e, e.salary) for e in Emp if e.salary < 70).order_by(lambda e: e.id)[:]
+        assert pairs == [(Emp[3], 60), (Emp[4], 60)]
+        assert select(e.name for e in Emp if e.id == 3).get() == "Cid"
+        assert select(e.salary for e in Emp).order_by(-1).first() == 100
+
+
+def test_aggregates_of_generators_and_queries(Emp: Any) -> None:
+    """count/sum/min/max/avg/group_concat of a generator equal the query methods; sum of nothing is 0."""
+    with db_session:
+        assert count(e for e in Emp if e.salary > 70) == 3
+        assert sum(e.salary for e in Emp) == 390
+        assert sum(e.salary for e in Emp if e.id > 10) == 0
+        assert min(e.salary for e in Emp) == 60
+        assert max(e.hired for e in Emp) == datetime(2022, 11, 30, 0, 0, 0)
+        assert avg(e.salary for e in Emp) == 78.0
+        assert avg(e.salary for e in Emp if e.id > 10) is None
+        assert group_concat(e.name for e in Emp if e.dept == "ops") in ("Cid,Dee", "Dee,Cid")
+        assert set(group_concat((e.dept for e in Emp), distinct=True).split(",")) == {"eng", "hr", "ops"}
+        assert sorted(group_concat((e.name for e in Emp if e.salary < 85), sep="|").split("|")) == [
+            "Cid",
+            "Dee",
+            "bob ",
+        ]
+        query = select(e.salary for e in Emp)
+        assert (query.sum(), query.min(), query.max(), query.avg()) == (390, 60, 100, 78.0)
+        assert query.sum(distinct=True) == 330
+        assert select(e.salary for e in Emp).order_by(-1)[:2] == [100, 90]
+        assert select(e.salary for e in Emp).without_distinct().limit(2, offset=1).order_by(1).sum() == 140
+        assert sum([1, 2]) == 3 and min(3, 1) == 1 and max([4, 5]) == 5  # Python's, outside queries
+        with pytest.raises(QueryError, match="needs a query of one value"):
+            select(e for e in Emp).sum()
+
+
+def test_aggregates_in_tuples_group_by_the_other_items(Emp: Any) -> None:
+    """Aggregates beside values group by those values; conditions on aggregates go to HAVING."""
+    with db_session:
+        rows = select((e.dept, count(e), sum(e.salary), max(e.salary)) for e in Emp).order_by(1)[:]
+        assert rows == [("eng", 2, 180, 100), ("hr", 1, 90, 90), ("ops", 2, 120, 60)]
+        query = select((e.dept, avg(e.salary)) for e in Emp if count(e) > 1 and e.salary > 50)
+        sql = query.sql()[0]
+        assert "GROUP BY" in sql and "HAVING" in sql
+        assert sorted(query) == [("eng", 90.0), ("ops", 60.0)]
+        assert select((e.hired.year, count(e)) for e in Emp).order_by(-2, 1)[:1] == [(2020, 2)]
+
+
+def test_order_by_positions_values_and_random(Emp: Any) -> None:
+    """order_by(1)/order_by(-2), desc() of values, lambdas over tuples, random()."""
+    with db_session:
+        assert select((e.dept, e.salary) for e in Emp).order_by(1, -2)[:] == [
+            ("eng", 100),
+            ("eng", 80),
+            ("hr", 90),
+            ("ops", 60),
+        ]
+        by_length = Emp.select().order_by(lambda e: (desc(len(e.name)), e.name.lower()))
+        assert [e.id for e in by_length] == [5, 2, 1, 3, 4]
+        assert [e.id for e in Emp.select().sort_by(lambda e: -e.salary)][:2] == [1, 5]
+        assert [e.id for e in Emp.select().order_by(desc(Emp.salary + Emp.id))][:2] == [1, 5]
+        assert len(Emp.select().random(2)) == 2
+        assert len(set(Emp.select_random(3))) == 3
+        assert len(select(e.dept for e in Emp).without_distinct().random(4)) == 4
+        with pytest.raises(QueryError, match="position"):
+            select((e.dept, e.salary) for e in Emp).order_by(3)
+
+
+def test_delete_loads_objects_or_runs_one_statement(Emp: Any, sql_log: Any) -> None:
+    """delete(gen) deletes through the session (hooks run); delete(bulk=True) sends one DELETE."""
+    deleted = []
+    Emp.before_delete = lambda self: deleted.append(self.id)
+    with db_session:
+        assert delete(e for e in Emp if e.salary == 60) == 2
+    assert sorted(deleted) == [3, 4]
+    with db_session:
+        sql_log.clear()
+        assert select(e for e in Emp if e.salary > 85).delete(bulk=True) == 2
+        deletes = [s for s in sql_log.statements if s.startswith("DELETE")]
+        assert len(deletes) == 1 and "WHERE" in deletes[0]
+    assert deleted == [3, 4]
+    with db_session:
+        assert ids(Emp.select()) == [2]
+        with pytest.raises(QueryError, match="selects values"):
+            select(e.name for e in Emp).delete()
+
+
+def test_value_queries_run_awaited(adb: Any) -> None:
+    """Values, aggregates and bulk deletes have awaitable forms."""
+
+    class Item(adb.Entity):
+        name = Required(str)
+        price = Required(int)
+
+    adb.generate_mapping(create_tables=True)
+
+    async def main() -> Any:
+        async with db_session:
+            for i in range(4):
+                Item(name=f"i{i}", price=i * 10)
+        async with db_session:
+            names = await select(i.name.upper() for i in Item if i.price > 5).order_by(1).afetch()
+            total = await select(i.price for i in Item).asum()
+            counted = await select(i.price for i in Item).acount()
+            gone = await select(i for i in Item if i.price < 15).adelete(bulk=True)
+            left = await Item.select().acount()
+        return names, total, counted, gone, left
+
+    assert asyncio.run(main()) == (["I1", "I2", "I3"], 60, 4, 2, 2)
+
+
+def test_untranslatable_values_name_the_construct_and_line(Emp: Any) -> None:
+    """What the value layer does not offer raises TranslationError naming it and the line."""
+    with db_session:
+        with pytest.raises(TranslationError, match="The operator Pow") as info:
+            select(e.salary**2 for e in Emp)  # marker: power
+        assert f"line {_line_of('# marker: power')}" in str(info.value)
+        with pytest.raises(TranslationError, match=r"The function round\(\)"):
+            select(round(e.salary) for e in Emp)
+        with pytest.raises(AttributeTypeError, match="Incomparable types"):
+            select(e for e in Emp if e.name.upper() > 3)
+        with pytest.raises(AttributeTypeError, match="lower"):
+            select(e for e in Emp if e.salary.lower() == "x")
+
+
+def _line_of(marker: str) -> int:
+    lines = inspect.getsource(sys.modules[__name__]).splitlines()
+    return next(i for i, text in enumerate(lines, 1) if marker in text and "_line_of(" not in text)

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar, overload
 from .exceptions import MultipleObjectsFoundError, QueryError, UnknownAttributeError
 from .expressions import (
     Aggregate,
+    BoolOp,
     Column,
     Expr,
     Label,
@@ -226,7 +227,13 @@ class Query(Generic[_E]):
     def statement(self, count: bool = False, one: bool = False) -> Select:
         """The SELECT of the objects or values (or of ``COUNT(*)`` when ``count``, of 1 when ``one``)."""
         entity = self.entity
-        having = tuple(c for c in self._where if getattr(c, "is_aggregate", _no)())
+        where = self._where
+        having: tuple[Any, ...] = ()
+        if any(getattr(c, "is_aggregate", _no)() for c in where):
+            # each part of an AND goes where it belongs: aggregates to HAVING, the rest to WHERE
+            where = tuple(_conjuncts(where))
+            having = tuple(c for c in where if getattr(c, "is_aggregate", _no)())
+            where = tuple(c for c in where if all(c is not h for h in having))
         # raw SQL fragments name the table by the query's variable, as Pony's do (``p.age``)
         alias = None
         if _mentions_raw((self._where, self._select, self._order)):
@@ -237,7 +244,7 @@ class Query(Generic[_E]):
                 entity._table_,
                 entity._select_columns_,
                 alias=alias,
-                where=self._where,
+                where=where,
                 order=() if count or one else self._order_keys([(entity, 0, 1)]),
                 limit=self._limit,
                 offset=self._offset,
@@ -256,7 +263,7 @@ class Query(Generic[_E]):
             entity._table_,
             values=values,
             alias=alias,
-            where=tuple(c for c in self._where if all(c is not h for h in having)),
+            where=where,
             group_by=group_by,
             having=having,
             distinct=distinct and not (count or one),
@@ -336,7 +343,9 @@ class Query(Generic[_E]):
                 f"{name}() needs a query of one value, such as select(p.attr for p in {self.entity.__name__}); "
                 f"this query selects {'tuples' if self._tuple else 'objects'}"
             )
-        inner = self._copy(_order=(), _for_update=None).statement()
+        # the order stays for a limited query: it says which rows the limit keeps
+        limited = self._limit is not None or self._offset
+        inner = self._copy(_order=self._order if limited else (), _for_update=None).statement()
         value = inner.values[0]
         if inner.group_by or inner.having or inner.limit is not None or inner.offset:
             aggregate = Aggregate(name, Label("q", "v", value.py_type), bool(distinct), sep)
@@ -536,6 +545,15 @@ def _no() -> bool:
     return False
 
 
+def _conjuncts(conditions: Any) -> Any:
+    """The conditions with every AND taken apart."""
+    for condition in conditions:
+        if isinstance(condition, BoolOp) and condition.op == "AND":
+            yield from _conjuncts(condition.items)
+        else:
+            yield condition
+
+
 def _mentions_raw(item: Any) -> bool:
     """Whether a raw SQL fragment is among the conditions or values in ``item``."""
     if isinstance(item, RawSQL):
@@ -560,6 +578,7 @@ def _labelled(statement: Select) -> Select:
         group_by=statement.group_by,
         having=statement.having,
         distinct=statement.distinct,
+        order=statement.order,
         limit=statement.limit,
         offset=statement.offset,
     )
