@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from nextorm import Database, Required, db_session, select
+from nextorm import Database, Required, count, db_session, max, select
+from nextorm.expressions import Aggregate
 
 ROWS = 1000
 
@@ -87,3 +88,51 @@ def test_run_raw_sql(benchmark: Any, Person: Any, session: None) -> None:
         return Person.select_by_sql(sql, {"age": 7, "prefix": "name"})
 
     assert len(benchmark(run)) == ROWS // 100
+
+
+# -- values and aggregates: the same statement from a generator, from expressions, as raw SQL -----------
+
+
+def generator_values(Person: Any, age: int) -> Any:
+    """Values and a computed value of the rows, as a generator."""
+    return select((p.name, p.age * 2) for p in Person if p.age == age and len(p.name) > 4)
+
+
+def expression_values(Person: Any, age: int) -> Any:
+    """The same values as attribute expressions."""
+    return Person.select((Person.age == age) & (Person.name.length() > 4)).values(Person.name, Person.age * 2)
+
+
+def generator_groups(Person: Any, age: int) -> Any:
+    """Rows grouped by a value with aggregates and a HAVING condition, as a generator."""
+    return select((p.age, count(p), max(p.name)) for p in Person if p.age < age and count(p) > 5)
+
+
+def expression_groups(Person: Any, age: int) -> Any:
+    """The same groups as attribute expressions."""
+    return Person.select(
+        (Person.age < age) & (Aggregate("count", Person.id._value_(), distinct=True) > 5)
+    ).values(Person.age, Aggregate("count", Person.id._value_(), distinct=True), Aggregate("max", Person.name._value_()))
+
+
+VALUE_FORMS = {
+    "values": (generator_values, expression_values, 'SELECT DISTINCT "name", ("age" * ?) FROM "Person" WHERE ("age" = ? AND length("name") > ?)', (2, 7, 4), 10),
+    "groups": (generator_groups, expression_groups, 'SELECT "age", COUNT(DISTINCT "id"), MAX("name") FROM "Person" WHERE "age" < ? GROUP BY "age" HAVING COUNT(DISTINCT "id") > ?', (10, 5), 10),
+}
+
+
+@pytest.mark.benchmark(group="values run")
+@pytest.mark.parametrize("form", ["generator", "expression", "raw"])
+@pytest.mark.parametrize("kind", list(VALUE_FORMS))
+def test_values_run(benchmark: Any, Person: Any, session: None, kind: str, form: str) -> None:
+    """Building and running a query of values (a tuple per row) three ways: generator, expressions, raw SQL."""
+    generator, expression, sql, params, rows = VALUE_FORMS[kind]
+    age = 7 if kind == "values" else 10
+    assert generator(Person, age).sql() == (sql, list(params)) == expression(Person, age).sql()
+    if form == "raw":
+        connection = Person._database_.get_connection()
+        result = benchmark(lambda: connection.execute(sql, params).fetchall())
+    else:
+        make = generator if form == "generator" else expression
+        result = benchmark(lambda: make(Person, age).fetch())
+    assert len(result) == rows

@@ -50,6 +50,9 @@ class Expr:
 
     __slots__ = ()
 
+    #: whether a raw SQL fragment is part of it (its query then names the table as Pony does)
+    raw = False
+
     def __and__(self, other: Expr) -> Expr:
         return BoolOp("AND", (self, as_expr(other)))
 
@@ -87,11 +90,12 @@ def as_expr(value: Any) -> Expr:
 
 
 class BoolOp(Expr):
-    __slots__ = ("items", "op")
+    __slots__ = ("items", "op", "raw")
 
     def __init__(self, op: str, items: tuple[Expr, ...]) -> None:
         self.op = op
         self.items = items
+        self.raw = any(item.raw for item in items)
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         return "(" + f" {self.op} ".join(item.sql(dialect, params) for item in self.items) + ")"
@@ -105,10 +109,11 @@ class BoolOp(Expr):
 
 
 class Not(Expr):
-    __slots__ = ("item",)
+    __slots__ = ("item", "raw")
 
     def __init__(self, item: Expr) -> None:
         self.item = item
+        self.raw = item.raw
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         return f"NOT {self.item.sql(dialect, params)}"
@@ -366,6 +371,8 @@ class Value(Operand):
     __slots__ = ("py_type",)
 
     py_type: Any
+    #: whether a raw SQL fragment is part of it
+    raw = False
 
     def _value_(self) -> Value:
         return self
@@ -525,12 +532,13 @@ class Param(Value):
 class Func(Value):
     """A row of ``FUNCTIONS`` applied to values."""
 
-    __slots__ = ("args", "name")
+    __slots__ = ("args", "name", "raw")
 
     def __init__(self, name: str, args: tuple[Value, ...], py_type: Any) -> None:
         self.name = name
         self.args = args
         self.py_type = py_type
+        self.raw = any(arg.raw for arg in args)
 
     def __repr__(self) -> str:
         return f"{self.name}({', '.join(map(repr, self.args))})"
@@ -560,7 +568,7 @@ class Func(Value):
 class Aggregate(Value):
     """``COUNT``/``SUM``/``MIN``/``MAX``/``AVG``/``GROUP_CONCAT`` of a value (COUNT of rows without one)."""
 
-    __slots__ = ("arg", "distinct", "name", "sep")
+    __slots__ = ("arg", "distinct", "name", "raw", "sep")
 
     def __init__(self, name: str, arg: Value | None, distinct: bool = False, sep: str | None = None) -> None:
         if name not in AGGREGATES:
@@ -573,6 +581,7 @@ class Aggregate(Value):
         self.arg = arg
         self.distinct = distinct
         self.sep = sep
+        self.raw = arg is not None and arg.raw
         result = AGGREGATES[name]
         self.py_type = (arg.py_type if arg is not None else int) if result is None else result
 
@@ -611,6 +620,8 @@ class RawSQL(Value):
     """A fragment of SQL text written by the user, with ``$name`` / ``$(expression)`` values bound."""
 
     __slots__ = ("parts", "values")
+
+    raw = True
 
     def __init__(self, parts: tuple[str, ...], values: tuple[Any, ...], py_type: Any = None) -> None:
         self.parts = parts
@@ -687,10 +698,11 @@ def raw_sql(text: str, result_type: Any = None, _values: tuple[Any, ...] | None 
 class Truth(Expr):
     """A value used as a condition (a bool column, a raw SQL fragment)."""
 
-    __slots__ = ("value",)
+    __slots__ = ("raw", "value")
 
     def __init__(self, value: Value) -> None:
         self.value = value
+        self.raw = value.raw
 
     def __repr__(self) -> str:
         return repr(self.value)
@@ -709,12 +721,13 @@ class Truth(Expr):
 class ValueCompare(Expr):
     """``left <op> right`` between values."""
 
-    __slots__ = ("left", "op", "right")
+    __slots__ = ("left", "op", "raw", "right")
 
     def __init__(self, op: str, left: Value, right: Value) -> None:
         self.op = op
         self.left = left
         self.right = right
+        self.raw = left.raw or right.raw
 
     def __repr__(self) -> str:
         return f"<{self.left!r} {self.op} {self.right!r}>"
@@ -737,11 +750,12 @@ class ValueCompare(Expr):
 class InList(Expr):
     """``value IN (values)``; the values are already converted for the database."""
 
-    __slots__ = ("value", "values")
+    __slots__ = ("raw", "value", "values")
 
     def __init__(self, value: Value, values: list[Any]) -> None:
         self.value = value
         self.values = values
+        self.raw = value.raw
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         return dialect.in_values_sql(self.value.sql(dialect, params), self.values, params)
@@ -757,7 +771,7 @@ class InList(Expr):
 class StringTest(Expr):
     """``startswith``/``endswith``/``contains`` of a string value."""
 
-    __slots__ = ("op", "part", "value")
+    __slots__ = ("op", "part", "raw", "value")
 
     def __init__(self, op: str, value: Value, part: Any) -> None:
         if not isinstance(part, str):
@@ -765,6 +779,7 @@ class StringTest(Expr):
         self.op = op
         self.value = value
         self.part = part
+        self.raw = value.raw
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         return dialect.string_test(self.op, self.value.sql(dialect, params), self.part, params)

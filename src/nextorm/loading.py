@@ -67,8 +67,9 @@ def fetch_values_steps(
     columns: list[list[Any]] = []
     for item, start, stop in layout:
         if isinstance(item, type):
+            entity: Any = item
             objects = materialize_rows(
-                item, cache, item._select_attrs_, item._select_converters_, [row[start:stop] for row in rows]
+                entity, cache, entity._select_attrs_, entity._select_converters_, [row[start:stop] for row in rows]
             )
             columns.append(objects)
             continue

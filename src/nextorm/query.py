@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 from .exceptions import MultipleObjectsFoundError, QueryError, UnknownAttributeError
 from .expressions import (
@@ -104,6 +104,23 @@ class Query(Generic[_E]):
     def _selecting(self, items: tuple[Any, ...], as_tuple: bool) -> Query[Any]:
         """This query selecting ``items`` (values, or the entity for its objects) instead of objects."""
         return self._copy(_select=items, _tuple=as_tuple)  # type: ignore[return-value]
+
+    def values(self, *items: Any) -> Query[Any]:
+        """The query selecting these values (attributes, expressions, aggregates, the entity for its
+        objects) instead of the objects: one value per row, or a tuple of several."""
+        if not items:
+            raise QueryError(f"values() of a {self.entity.__name__} query takes one or more values")
+        selected = []
+        for item in items:
+            if item is self.entity or isinstance(item, Value):
+                selected.append(item)
+            elif isinstance(item, Operand) and getattr(item, "entity", None) is self.entity:
+                selected.append(item._value_())
+            else:
+                raise QueryError(
+                    f"values() takes attributes or expressions of {self.entity.__name__}, or the entity, got {item!r}"
+                )
+        return self._selecting(tuple(selected), len(items) > 1)
 
     def distinct(self) -> Query[_E]:
         """The query with duplicate rows removed (``SELECT DISTINCT``)."""
@@ -209,7 +226,7 @@ class Query(Generic[_E]):
         for item in self._select or (self.entity,):
             start = len(values)
             if isinstance(item, type):
-                values.extend(Column(attr) for attr in item._select_attrs_)
+                values.extend(Column(attr) for attr in cast(Any, item)._select_attrs_)
             else:
                 values.append(item)
             layout.append((item, start, len(values)))
@@ -236,7 +253,7 @@ class Query(Generic[_E]):
             where = tuple(c for c in where if all(c is not h for h in having))
         # raw SQL fragments name the table by the query's variable, as Pony's do (``p.age``)
         alias = None
-        if _mentions_raw((self._where, self._select, self._order)):
+        if _mentions_raw(self):
             # without a variable, Pony's: the capitals of the entity's name (``p`` for Person)
             alias = self._var or "".join(c for c in entity.__name__ if c.isupper()).lower() or entity.__name__
         if self._select is None and not having:
@@ -554,18 +571,13 @@ def _conjuncts(conditions: Any) -> Any:
             yield condition
 
 
-def _mentions_raw(item: Any) -> bool:
-    """Whether a raw SQL fragment is among the conditions or values in ``item``."""
-    if isinstance(item, RawSQL):
-        return True
-    if isinstance(item, (tuple, list)):
-        return any(_mentions_raw(part) for part in item)
-    if isinstance(item, (Expr, Value, OrderBy)):
-        return any(
-            _mentions_raw(getattr(item, name, None))
-            for name in ("items", "item", "value", "left", "right", "args", "arg", "attr")
-        )
-    return False
+def _mentions_raw(query: Query[Any]) -> bool:
+    """Whether a raw SQL fragment is among the query's conditions, values or order."""
+    return (
+        any(getattr(c, "raw", False) for c in query._where)
+        or any(getattr(v, "raw", False) for v in query._select or ())
+        or any(getattr(o.attr, "raw", False) for o in query._order)
+    )
 
 
 def _labelled(statement: Select) -> Select:

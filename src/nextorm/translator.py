@@ -24,8 +24,8 @@ import linecache
 import operator
 import sys
 import types
-from collections.abc import Hashable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from .exceptions import ExprEvalError, OrmError, QueryError, TranslationError, UnknownAttributeError
 from .expressions import (
@@ -368,7 +368,10 @@ class _Runtime:
     @staticmethod
     def call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
         """A call of a function with values of the query's object as arguments."""
-        name = _VALUE_FUNCTIONS.get(func) if isinstance(func, Hashable) else None
+        try:
+            name = _VALUE_FUNCTIONS.get(func)
+        except TypeError:  # an unhashable callable is none of them
+            name = None
         if name is None:
             name = getattr(func, "__name__", repr(func))
             raise TranslationError(f"The function {name}() is not supported in queries yet: {where}")
@@ -383,7 +386,7 @@ class _Runtime:
             if isinstance(arg, type):  # the query's object: count(p) counts the objects
                 if name != "count":
                     raise TranslationError(f"{name}() takes a value of the query's object, not the object: {where}")
-                keys = arg._pk_attrs_
+                keys = cast(Any, arg)._pk_attrs_
                 arg = Column(keys[0]) if len(keys) == 1 else None
             elif arg is not None:
                 arg = value_of(arg)
@@ -997,7 +1000,7 @@ class _Rewriter:
             result_type = [self.external(keyword.value)]
         return self._helper(
             "raw",
-            ast.Constant(value=parts),
+            ast.Tuple(elts=[ast.Constant(value=part) for part in parts], ctx=ast.Load()),
             ast.Tuple(elts=values, ctx=ast.Load()),
             *result_type,
         )
