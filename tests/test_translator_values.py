@@ -344,3 +344,18 @@ def test_untranslatable_values_name_the_construct_and_line(Emp: Any) -> None:
 def _line_of(marker: str) -> int:
     lines = inspect.getsource(sys.modules[__name__]).splitlines()
     return next(i for i, text in enumerate(lines, 1) if marker in text and "_line_of(" not in text)
+
+
+def test_queries_in_a_file_that_is_not_python_as_a_whole(Emp: Any, tmp_path: Any) -> None:
+    """A query run from Markdown (README examples) is read from the parenthesized expression around it."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Example\n\n```python\nrows = select((e.name, e.salary)\n"
+        "              for e in Emp if e.salary > 85)[:]\nadults = Emp.select(lambda e: e.salary < 70)[:]\n```\n"
+    )
+    code = compile("\n" * 3 + page.read_text().split("```python\n")[1].split("```")[0], str(page), "exec")
+    namespace = {"select": select, "Emp": Emp}
+    with db_session:
+        exec(code, namespace)
+        assert sorted(namespace["rows"]) == [("  Eve", 90), ("Ann", 100)]
+        assert ids(namespace["adults"]) == [3, 4]

@@ -650,13 +650,13 @@ def _locate(code: types.CodeType, kind: type[Any]) -> tuple[Any, str]:
             "write the query as a string, select('p for p in Person if p.age > x'), or with attribute "
             "expressions, Person.select(Person.age > x)"
         )
-    nodes = _nodes_of(filename, lines)
     # positions of zero width stand for the code object's setup, not for any source
     spans = [
         (a, c, b, d) for a, b, c, d in code.co_positions() if None not in (a, b, c, d) and (a, c) != (b, d)
     ]
     first = builtins.min(spans) if spans else (code.co_firstlineno, 0, 0, 0)
     last = builtins.max((b, d) for _, _, b, d in spans) if spans else (code.co_firstlineno, 0)
+    nodes = _nodes_of(filename, lines, first[:2], last)
     candidates = [
         node
         for node in nodes
@@ -675,17 +675,45 @@ def _locate(code: types.CodeType, kind: type[Any]) -> tuple[Any, str]:
     )
 
 
-def _nodes_of(filename: str, lines: list[str]) -> list[Any]:
+def _nodes_of(filename: str, lines: list[str], first: tuple[int, int], last: tuple[int, int]) -> list[Any]:
     cached = _parsed_sources.get(filename)
     if cached is not None and cached[0] is lines:
         return cached[1]
     try:
         tree = ast.parse("".join(lines), filename)
     except SyntaxError:
-        raise TranslationError(f"The source file {filename} of a query does not parse") from None
+        # not a Python file as a whole (code run from Markdown, a notebook's cells): the
+        # parenthesized expression around the code's own positions
+        return _fragment_nodes(filename, lines, first, last)
     nodes: list[Any] = [node for node in ast.walk(tree) if isinstance(node, (ast.GeneratorExp, ast.Lambda))]
     _parsed_sources[filename] = (lines, nodes)
     return nodes
+
+
+def _fragment_nodes(filename: str, lines: list[str], first: tuple[int, int], last: tuple[int, int]) -> list[Any]:
+    """The generators and lambdas of the smallest parenthesized expression holding ``first``..``last``."""
+    head, tail = lines[first[0] - 1], lines[last[0] - 1]
+    middle = lines[first[0] : last[0] - 1]
+    opens = [i for i in range(builtins.min(first[1], len(head) - 1), -1, -1) if head[i] == "("]
+    closes = [i for i in range(builtins.max(last[1] - 1, 0), len(tail)) if tail[i] == ")"]
+    for start in opens[:8]:
+        for end in closes[:8]:
+            if first[0] == last[0]:
+                text = head[start : end + 1]
+            else:
+                text = head[start:] + "".join(middle) + tail[: end + 1]
+            try:
+                # on the file's lines; the first line's columns shifted back into place below
+                tree = ast.parse("\n" * (first[0] - 1) + text, filename, mode="eval")
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if getattr(node, "lineno", None) == first[0]:
+                    node.col_offset += start  # type: ignore[attr-defined]
+                    if node.end_lineno == first[0]:  # type: ignore[attr-defined]
+                        node.end_col_offset += start  # type: ignore[attr-defined]
+            return [node for node in ast.walk(tree) if isinstance(node, (ast.GeneratorExp, ast.Lambda))]
+    raise TranslationError(f"The source file {filename} of a query does not parse")
 
 
 def _identifiers(node: ast.AST) -> set[str]:
