@@ -8,7 +8,7 @@ import asyncio
 import inspect
 import sys
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -171,6 +171,12 @@ def test_generator_values_compile_to_the_expression_statement(Emp: Any) -> None:
         ("e for e in Emp if e.born is None", [2]),
         ("e for e in Emp if e.born.year is not None and e.salary < 70", [3, 4]),
         ("e for e in Emp if between(e.salary, 80, 95)", [2, 5]),
+        ("e for e in Emp if e.born + timedelta(days=1) == date(2000, 3, 1)", [4]),
+        ("e for e in Emp if e.born - timedelta(days=366) < date(1985, 1, 1)", [3]),
+        ("e for e in Emp if e.hired + timedelta(hours=1) > datetime(2022, 11, 30, 0, 30)", [4]),
+        ("e for e in Emp if timedelta(minutes=1) + e.hired < datetime(2019, 1, 3, 0, 0, 30)", [3]),
+        ("e for e in Emp if datetime(2022, 1, 1) - e.hired > timedelta(days=1000)", [3]),
+        ("e for e in Emp if date(2000, 1, 1) - e.born < timedelta(days=3650)", [1, 4, 5]),
         ("e for e in Emp if raw_sql('e.salary > 85')", [1, 5]),
         ("e for e in Emp if raw_sql('e.salary') > low", [1, 5]),
     ],

@@ -389,9 +389,9 @@ class Value(Operand):
         """Whether the value aggregates rows (COUNT, SUM...): then a query groups by the others."""
         return False
 
-    def to_db(self, value: Any) -> Any:
-        """A Python value compared with this one, as the database compares it."""
-        return literal_to_db(value)
+    def bind(self, value: Any) -> Value:
+        """A Python value compared with this one, bound as the database compares it."""
+        return Param(value)
 
     def from_db(self, value: Any) -> Any:
         """A value the database returned for this one, as Python sees it."""
@@ -431,7 +431,7 @@ class Value(Operand):
         """``value IN (values)``."""
         if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
             raise AttributeTypeError(f"{self!r}.in_() takes a collection of values, got {values!r}")
-        return InList(self, [self.to_db(v) for v in values])
+        return InList(self, [self.bind(v) for v in values])
 
     def not_in(self, values: Any) -> Expr:
         """``value NOT IN (values)``."""
@@ -490,8 +490,8 @@ class Column(Value):
     def entities(self) -> Iterator[Any]:
         yield self.attr.entity
 
-    def to_db(self, value: Any) -> Any:
-        return _bound(_db_value(self.attr, value))
+    def bind(self, value: Any) -> Value:
+        return _Bound(_bound(_db_value(self.attr, value)))
 
     def from_db(self, value: Any) -> Any:
         convert = self.attr.from_db
@@ -525,7 +525,8 @@ class Param(Value):
         return repr(self.value)
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        params.append(literal_to_db(self.value))
+        value = self.value
+        params.append(_bound(value) if isinstance(value, EntityBase) else dialect.literal(value))
         return dialect.param
 
 
@@ -557,12 +558,12 @@ class Func(Value):
     def is_aggregate(self) -> bool:
         return any(arg.is_aggregate() for arg in self.args)
 
-    def to_db(self, value: Any) -> Any:
+    def bind(self, value: Any) -> Value:
         # a function keeping its argument's type (coalesce, min, max) binds like that argument
         for arg in self.args:
-            if isinstance(arg, Column) and arg.py_type is self.py_type:
-                return arg.to_db(value)
-        return literal_to_db(value)
+            if isinstance(arg, Column) and arg.py_type is self.py_type is type(value):
+                return arg.bind(value)
+        return Param(value)
 
 
 class Aggregate(Value):
@@ -644,8 +645,7 @@ class RawSQL(Value):
 
 
 def _raw_param(value: Any, dialect: Dialect, params: list[Any]) -> str:
-    params.append(literal_to_db(value))
-    return dialect.param
+    return Param(value).sql(dialect, params)
 
 
 _RAW_NAME = re.compile(r"\$(?:(\$)|([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|\()")
@@ -748,7 +748,7 @@ class ValueCompare(Expr):
 
 
 class InList(Expr):
-    """``value IN (values)``; the values are already converted for the database."""
+    """``value IN (values)``; the values are bound values (``Param``)."""
 
     __slots__ = ("raw", "value", "values")
 
@@ -758,7 +758,11 @@ class InList(Expr):
         self.raw = value.raw
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        return dialect.in_values_sql(self.value.sql(dialect, params), self.values, params)
+        text = self.value.sql(dialect, params)
+        values: list[Any] = []
+        for value in self.values:
+            value.sql(dialect, values)
+        return dialect.in_values_sql(text, values, params)
 
     def entities(self) -> Iterator[Any]:
         return self.value.entities()
@@ -803,15 +807,6 @@ def value_of(item: Any) -> Value:
     return Param(item)
 
 
-def literal_to_db(value: Any) -> Any:
-    """A Python value as a parameter of a value expression (dates as text, objects by key)."""
-    if isinstance(value, EntityBase):
-        return _bound(value)
-    column_type = COLUMN_TYPES.get(type(value))
-    convert = None if column_type is None else column_type.to_db
-    return value if convert is None or type(value) is bool else convert(value)
-
-
 def _is_numeric(py_type: Any) -> bool:
     return isinstance(py_type, type) and issubclass(py_type, _NUMERIC)
 
@@ -843,7 +838,7 @@ def compare(op: str, left: Any, right: Any) -> Expr:
         raise AttributeTypeError(
             f"Incomparable types {_type_name(left.py_type)} and {type(right).__name__} in {left!r} {op} {right!r}"
         )
-    return ValueCompare(op, left, Param(None) if right is None else _Bound(left.to_db(right)))
+    return ValueCompare(op, left, Param(None) if right is None else left.bind(right))
 
 
 _MIRRORED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -871,11 +866,13 @@ def arithmetic(op: str, left: Any, right: Any) -> Value:
         if lt is not str or rt is not str:
             raise AttributeTypeError(f"Unsupported operand types for +: {left!r} and {right!r}")
         return Func("concat", (left, right), str)
+    if op in "+-" and (_is_date(lt) or _is_date(rt)):
+        return _date_arithmetic(op, left, right)
     for side, py_type in ((left, lt), (right, rt)):
-        if not _is_numeric(py_type) and not (op in "+-" and py_type in (timedelta, date, datetime)):
-            raise AttributeTypeError(f"Arithmetic ({op}) on a value of type {_type_name(py_type)}: {side!r}")
-    if not (_is_numeric(lt) and _is_numeric(rt)):
-        raise AttributeTypeError(f"Date arithmetic is not supported in queries yet: {left!r} {op} {right!r}")
+        if not _is_numeric(py_type):
+            raise AttributeTypeError(
+                f"Unsupported operand types {_type_name(lt)!r} and {_type_name(rt)!r} for {op}: {left!r} {op} {right!r}"
+            )
     if op == "/":
         floating = float if float in (lt, rt) or not (Decimal in (lt, rt)) else Decimal
         name = "div" if floating is Decimal or float in (lt, rt) else "int_div_true"
@@ -886,6 +883,43 @@ def arithmetic(op: str, left: Any, right: Any) -> Value:
         return Func("div", (left, right), int)
     result = float if float in (lt, rt) else Decimal if Decimal in (lt, rt) else int
     return Func(op, (left, right), result)
+
+
+def _is_date(py_type: Any) -> bool:
+    return isinstance(py_type, type) and issubclass(py_type, (date, timedelta))
+
+
+def _date_arithmetic(op: str, left: Value, right: Value) -> Value:
+    """A date or datetime moved by a timedelta, or the timedelta between two dates or datetimes."""
+    lt, rt = left.py_type, right.py_type
+    if lt is timedelta and op == "+":
+        left, right, lt, rt = right, left, rt, lt  # td + date is date + td
+    if isinstance(lt, type) and issubclass(lt, date) and rt is timedelta and isinstance(right, Param):
+        delta = right.value if op == "+" else -right.value
+        of_date = lt is date
+        return Func("date_add" if of_date else "datetime_add", (left, Interval(delta, of_date)), lt)
+    if op == "-" and lt in (date, datetime) and rt in (date, datetime) and (lt is rt or Param in (type(left), type(right))):
+        kind = lt if not isinstance(left, Param) else rt
+        return Func("date_diff" if kind is date else "datetime_diff", (left, right), timedelta)
+    raise AttributeTypeError(
+        f"Unsupported operand types {_type_name(lt)!r} and {_type_name(rt)!r} for {op}: {left!r} {op} {right!r}"
+        " (a query moves a date or datetime by a timedelta value, or subtracts two of them)"
+    )
+
+
+class Interval(Value):
+    """A timedelta added to a date (whole days) or a datetime, in the dialect's spelling."""
+
+    __slots__ = ("of_date", "value")
+
+    def __init__(self, value: timedelta, of_date: bool) -> None:
+        self.value = value
+        self.of_date = of_date
+        self.py_type = timedelta
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        params.append(dialect.interval(self.value, self.of_date))
+        return dialect.param
 
 
 def function(name: str, *args: Any) -> Value:
@@ -969,6 +1003,10 @@ FUNCTIONS: dict[str, tuple[str | None, Any]] = {
     "second": (None, int),
     "date": (None, date),
     "random": ("random()", float),
+    "date_add": (None, date),
+    "datetime_add": (None, datetime),
+    "date_diff": (None, timedelta),
+    "datetime_diff": (None, timedelta),
 }
 
 _TEXT = (str,)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ..types import Json
+from ..types import COLUMN_TYPES, Json
 
 __all__ = ["DECIMAL_COLLATION", "Dialect", "PostgresDialect", "SQLiteDialect"]
 
@@ -66,6 +66,22 @@ class Dialect:
     def escape_percent(self, sql: str) -> str:
         """Raw SQL text made safe for this driver's parameter syntax."""
         return sql
+
+    #: the Python types the driver binds as they are (others are stored as their columns store them)
+    native_types: frozenset[type] = frozenset()
+
+    def literal(self, value: Any) -> Any:
+        """A Python value of a query (not of a column) as a bound parameter."""
+        py_type = type(value)
+        if py_type in self.native_types or py_type is bool:
+            return value
+        column_type = COLUMN_TYPES.get(py_type)
+        convert = None if column_type is None else column_type.to_db
+        return value if convert is None else convert(value)
+
+    def interval(self, value: timedelta, of_date: bool) -> Any:
+        """The parameter adding ``value`` to a date (whole days) or a datetime."""
+        return value
 
     # -- clauses -------------------------------------------------------------------------------
 
@@ -215,7 +231,18 @@ class SQLiteDialect(Dialect):
         "minute": "CAST(strftime('%M', {0}) AS INTEGER)",
         "second": "CAST(strftime('%S', {0}) AS INTEGER)",
         "date": "date({0})",
+        "date_add": "date({0}, {1})",
+        "datetime_add": "strftime('%Y-%m-%d %H:%M:%f', {0}, {1})",
+        # microseconds, as SQLite stores a timedelta
+        "date_diff": "CAST(round((julianday({0}) - julianday({1})) * 86400000000) AS INTEGER)",
+        "datetime_diff": "CAST(round((julianday({0}) - julianday({1})) * 86400000000) AS INTEGER)",
     }
+
+    def interval(self, value: timedelta, of_date: bool) -> Any:
+        # a modifier of SQLite's date functions
+        if of_date:
+            return f"{value.days:+d} days"
+        return f"{value.total_seconds():+.6f} seconds"
 
     def group_concat_sql(self, arg: str, distinct: bool, sep: str | None, params: list[Any]) -> str:
         if distinct:  # SQLite's DISTINCT aggregates take one argument: the separator is a comma
@@ -309,7 +336,12 @@ class PostgresDialect(Dialect):
         "minute": "CAST(EXTRACT(MINUTE FROM {0}) AS INTEGER)",
         "second": "CAST(floor(EXTRACT(SECOND FROM {0})) AS INTEGER)",
         "date": "CAST({0} AS DATE)",
+        "date_add": "CAST(({0} + {1}) AS DATE)",
+        "datetime_add": "({0} + {1})",
+        "date_diff": "(({0} - {1}) * INTERVAL '1 day')",
+        "datetime_diff": "({0} - {1})",
     }
+    native_types = frozenset({Decimal, datetime, date, time, timedelta, UUID})
 
     def group_concat_sql(self, arg: str, distinct: bool, sep: str | None, params: list[Any]) -> str:
         params.append("," if sep is None else sep)
