@@ -365,3 +365,13 @@ def test_queries_in_a_file_that_is_not_python_as_a_whole(Emp: Any, tmp_path: Any
         exec(code, namespace)
         assert sorted(namespace["rows"]) == [("  Eve", 90), ("Ann", 100)]
         assert ids(namespace["adults"]) == [3, 4]
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_changes_the_case_of_every_unicode_letter(Emp: Any) -> None:
+    """upper()/lower() on SQLite use Python's case mapping (SQLite's own knows only ASCII)."""
+    with db_session:
+        Emp(name="Иван", dept="ёж", salary=1, hired=datetime(2020, 1, 1))
+    with db_session:
+        assert select(e.name.upper() for e in Emp if e.dept.upper() == "ЁЖ")[:] == ["ИВАН"]
+        assert select(e.id for e in Emp if e.name.lower() == "иван")[:] == [6]

@@ -45,12 +45,21 @@ def decimal_collation(left: str, right: str) -> int:
     return (a > b) - (a < b)
 
 
-def _upper(text: Any) -> Any:
-    return text.upper() if isinstance(text, str) else text
+def _text(value: Any) -> Any:
+    """A value as the text SQLite's upper/lower would see: numbers as written, blobs in hex."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.hex() if isinstance(value, bytes) else str(value)
 
 
-def _lower(text: Any) -> Any:
-    return text.lower() if isinstance(text, str) else text
+def _upper(value: Any) -> Any:
+    text = _text(value)
+    return None if text is None else text.upper()
+
+
+def _lower(value: Any) -> Any:
+    text = _text(value)
+    return None if text is None else text.lower()
 
 
 class _Connection(sqlite3.Connection):
