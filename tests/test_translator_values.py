@@ -66,6 +66,10 @@ def Emp(db: Database) -> Iterator[Any]:
     yield Emp
 
 
+#: names the query texts below read from this module
+TEXT_NAMES = (between, coalesce, concat, date, datetime, timedelta, raw_sql)
+
+
 def ids(objects: Any) -> list[int]:
     """The sorted ids of ``objects``."""
     return sorted(o.id for o in objects)

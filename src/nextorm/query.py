@@ -15,7 +15,6 @@ from .expressions import (
     Label,
     Operand,
     OrderBy,
-    RawSQL,
     Value,
     as_expr,
     expression_for,
