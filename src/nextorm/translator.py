@@ -651,8 +651,10 @@ def _locate(code: types.CodeType, kind: type[Any]) -> tuple[Any, str]:
             "expressions, Person.select(Person.age > x)"
         )
     # positions of zero width stand for the code object's setup, not for any source
-    spans = [
-        (a, c, b, d) for a, b, c, d in code.co_positions() if None not in (a, b, c, d) and (a, c) != (b, d)
+    spans: list[tuple[int, int, int, int]] = [
+        (a, c, b, d)  # type: ignore[misc]  # None is filtered out
+        for a, b, c, d in code.co_positions()
+        if None not in (a, b, c, d) and (a, c) != (b, d)
     ]
     first = builtins.min(spans) if spans else (code.co_firstlineno, 0, 0, 0)
     last = builtins.max((b, d) for _, _, b, d in spans) if spans else (code.co_firstlineno, 0)
