@@ -204,6 +204,9 @@ def test_raw_sql_reads_names_where_the_query_runs(Emp: Any) -> None:
         assert ids(Emp.select().filter(raw_sql("e.salary < $limit"))) == [2, 3, 4]
         assert select(raw_sql("upper(e.dept)") for e in Emp if e.id == 1)[:] == ["ENG"]
         assert [e.id for e in Emp.select().order_by(lambda e: raw_sql("e.salary * -1"))][0] == 1
+        text = "e.salary < $limit"  # text computed where the query runs, $names read there
+        assert ids(select(e for e in Emp if raw_sql(text))) == [2, 3, 4]
+        assert ids(select(e for e in Emp if raw_sql("e.hired < $datetime(2020, 1, 1).isoformat()"))) == [3]
 
 
 # -- selecting values -------------------------------------------------------------------------------

@@ -648,35 +648,65 @@ def _raw_param(value: Any, dialect: Dialect, params: list[Any]) -> str:
     return Param(value).sql(dialect, params)
 
 
-_RAW_NAME = re.compile(r"\$(?:(\$)|([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)|\()")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _balanced(text: str, start: int) -> int:
+    """The index after the bracket closing the one at ``start``; -1 when it is not closed."""
+    pairs = {"(": ")", "[": "]"}
+    stack = [pairs[text[start]]]
+    pos = start + 1
+    while pos < len(text) and stack:
+        char = text[pos]
+        if char in pairs:
+            stack.append(pairs[char])
+        elif char == stack[-1]:
+            stack.pop()
+        pos += 1
+    return -1 if stack else pos
 
 
 def raw_sql_parts(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``text`` split at its ``$name`` and ``$(expression)`` references: the texts between, the sources."""
+    """``text`` split at its ``$name`` (``$obj.attr``, ``$f(x)``...) and ``$(expression)``
+    references: the texts between them, and the Python source of each (``$$`` is a dollar sign)."""
     parts: list[str] = []
     sources: list[str] = []
     current: list[str] = []
     pos = 0
     while True:
-        match = _RAW_NAME.search(text, pos)
-        if match is None:
+        dollar = text.find("$", pos)
+        if dollar < 0:
             current.append(text[pos:])
             break
-        current.append(text[pos : match.start()])
-        if match.group(1):  # $$ is a literal dollar sign
+        current.append(text[pos:dollar])
+        after = dollar + 1
+        if text.startswith("$", after):
             current.append("$")
-            pos = match.end()
+            pos = after + 1
             continue
-        if match.group(2):
-            source, pos = match.group(2), match.end()
-        else:
-            depth, end = 1, match.end()
-            while end < len(text) and depth:
-                depth += {"(": 1, ")": -1}.get(text[end], 0)
-                end += 1
-            if depth:
+        if text.startswith("(", after):
+            end = _balanced(text, after)
+            if end < 0:
                 raise QueryError(f"Unbalanced $( in raw SQL: {text!r}")
-            source, pos = text[match.end() : end - 1], end
+            source, pos = text[after + 1 : end - 1], end
+        else:
+            match = _IDENTIFIER.match(text, after)
+            if match is None:
+                current.append("$")
+                pos = after
+                continue
+            end = match.end()
+            while end < len(text):  # attributes, calls and subscripts of the name
+                if text[end] == "." and _IDENTIFIER.match(text, end + 1):
+                    end = _IDENTIFIER.match(text, end + 1).end()  # type: ignore[union-attr]
+                elif text[end] in "([":
+                    closed = _balanced(text, end)
+                    if closed < 0:
+                        break
+                    end = closed
+                else:
+                    break
+            source, pos = text[after:end], end
         parts.append("".join(current))
         current = []
         sources.append(source)

@@ -314,6 +314,25 @@ class _Runtime:
         return RawSQL(parts, tuple(value_of(v) if isinstance(v, Operand) else v for v in values), result_type)
 
     @staticmethod
+    def raw_text(text: Any, result_type: Any = None) -> Any:
+        """A raw SQL fragment whose text is a value of the query's scope; its $names are read from
+        the code that runs the query."""
+        if isinstance(text, RawSQL):
+            return text
+        frame = sys._getframe(1)
+        while frame.f_back is not None and (
+            frame.f_code.co_name == "<lambda>" and "__nx" in frame.f_code.co_varnames
+            or frame.f_globals.get("__name__", "").partition(".")[0] == "nextorm"
+        ):
+            frame = frame.f_back  # the translated function, then nextorm's own frames
+        try:
+            parts, sources = raw_sql_parts(text)
+            values = tuple(eval(source, frame.f_globals, frame.f_locals) for source in sources)
+        except (QueryError, TypeError) as exc:
+            raise TranslationError(f"raw_sql() takes SQL text, got {text!r}: {exc}") from None
+        return RawSQL(parts, values, result_type)
+
+    @staticmethod
     def desc(value: Any) -> Any:
         """Descending order by a value."""
         return OrderBy(value, descending=True) if not isinstance(value, OrderBy) else desc(value)
@@ -1008,8 +1027,18 @@ class _Rewriter:
 
     def raw_sql(self, node: ast.Call) -> ast.expr:
         """``raw_sql('text with $name')``: the names are read where the query is written."""
-        if not node.args or not isinstance(node.args[0], ast.Constant) or not isinstance(node.args[0].value, str):
-            raise self.unsupported("raw_sql() of anything but a string literal", node)
+        if (
+            not node.args
+            or self.uses_var(node.args[0])
+            or len(node.args) + len(node.keywords) > 2
+            or any(keyword.arg != "result_type" for keyword in node.keywords)
+        ):
+            raise self.unsupported("raw_sql() of anything but SQL text (and a result type)", node)
+        result_type = [self.external(arg) for arg in node.args[1:]]
+        result_type += [self.external(keyword.value) for keyword in node.keywords]
+        if not (isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            # text computed where the query runs: its $names are read from there too
+            return self._helper("raw_text", self.external(node.args[0]), *result_type)
         try:
             parts, sources = raw_sql_parts(node.args[0].value)
         except QueryError as exc:
@@ -1023,11 +1052,6 @@ class _Rewriter:
             before = set(self.names_used)
             values.append(self.value(expression))
             self.raw_names |= self.names_used - before
-        result_type = [self.external(arg) for arg in node.args[1:2]]
-        for keyword in node.keywords:
-            if keyword.arg != "result_type":
-                raise self.unsupported(f"raw_sql() with the keyword {keyword.arg}", node)
-            result_type = [self.external(keyword.value)]
         return self._helper(
             "raw",
             ast.Tuple(elts=[ast.Constant(value=part) for part in parts], ctx=ast.Load()),
