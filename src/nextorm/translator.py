@@ -283,6 +283,7 @@ class _Runtime:
         sources: list[Any] = []
         variables: list[Var] = []
         conds: list[Any] = []
+        exact = len(iters) == 1
         for make in iters:
             source = make(*sources)
             if _is_entity(source):
@@ -292,6 +293,7 @@ class _Runtime:
                 variables += source.variables
                 conds += source.conditions
                 var = source.value
+                exact = exact and source.exact
             elif hasattr(source, "entity") and hasattr(source, "filter") and not source._where:
                 var = Var(source.entity)
                 variables.append(var)
@@ -304,7 +306,7 @@ class _Runtime:
         conds += conditions(*sources)
         value = elt(*sources)
         value_condition = elt_condition(*sources) if elt_condition is not None else None
-        return _Many(tuple(variables), tuple(conds), value, value_condition)
+        return _Many(tuple(variables), tuple(conds), value, value_condition, exact)
 
     @staticmethod
     def join(where: str, root: Any, iters: tuple[Any, ...], conditions: Any, optional: bool) -> Any:
@@ -329,14 +331,14 @@ class _Runtime:
                     f"A `for` of a query iterates over an entity or a collection, got {source!r}: {where}"
                 )
             sources.append(var)
-        links = _Runtime.and_(*conds)
-        condition = _Runtime.and_(links, *conditions(*sources))
+        others = conditions(*sources)
+        condition = _Runtime.and_(*conds, *others)
         if not variables:
             return condition
-        found = _Many(tuple(variables), (condition,), None).query()
-        if optional:  # left_join: also the objects no row of the other `for` clauses links to
-            return Exists(found) | ~Exists(_Many(tuple(variables), (links,), None).query())
-        return Exists(found)
+        if optional and not others:
+            # left_join: the other `for` clauses need not match a row (a condition on them would)
+            return _TRUE
+        return Exists(_Many(tuple(variables), (condition,), None).query())
 
     @staticmethod
     def root_of(first: Any, where: str, *names: str) -> Any:
@@ -369,15 +371,24 @@ class _Many:
     ``value`` is what it yields and ``value_condition`` its truth value (for ``exists``).
     """
 
-    __slots__ = ("conditions", "value", "value_condition", "variables")
+    __slots__ = ("conditions", "exact", "one_owner", "value", "value_condition", "variables")
 
     def __init__(
-        self, variables: tuple[Var, ...], conditions: tuple[Any, ...], value: Any, value_condition: Any = None
+        self,
+        variables: tuple[Var, ...],
+        conditions: tuple[Any, ...],
+        value: Any,
+        value_condition: Any = None,
+        exact: bool = True,
     ) -> None:
         self.variables = variables
         self.conditions = conditions
         self.value = value
         self.value_condition = value_condition
+        #: whether each object it yields appears once (COUNT(*) counts them)
+        self.exact = exact
+        #: of a collection: whether each member has one owner (a one-to-many collection)
+        self.one_owner = False
 
     def query(self, extra: tuple[Any, ...] = (), value: Any = None, aggregate: str | None = None) -> Subquery:
         condition = _Runtime.and_(*self.conditions, *extra)
@@ -445,7 +456,11 @@ def _path(base: Any, names: tuple[str, ...], where: str) -> Any:
                 return many
             rest = _path(many.value, names[i + 1 :], where)
             if type(rest) is _Many:
-                return _Many(many.variables + rest.variables, many.conditions + rest.conditions, rest.value)
+                # members of a many-to-many collection repeat across the owners
+                exact = rest.exact and rest.one_owner
+                return _Many(
+                    many.variables + rest.variables, many.conditions + rest.conditions, rest.value, None, exact
+                )
             return _Many(many.variables, many.conditions, rest)
         if attr.is_reference:
             if last and attr.is_column:
@@ -471,7 +486,9 @@ def _collection(owner: Any, attr: Any, element: Any) -> _Many:
         condition: Any = MemberOf(_pk_ref(var, attr.qualname), attr, owner_key)
     else:
         condition = Comparison(ColumnRef(_source_of(var), attr.reverse), "==", owner_key)
-    return _Many((var,) if element is None else (), (condition,), var)
+    many = _Many((var,) if element is None else (), (condition,), var)
+    many.one_owner = not attr.is_m2m
+    return many
 
 
 def _operand(value: Any) -> Any:
@@ -593,7 +610,7 @@ def _count_of(many: Any, where: str) -> Any:
         raise TranslationError(f"count() in a query takes a generator or a collection: {where}")
     value = many.value
     if type(value) is Var:
-        if len(many.variables) == 1 and value is many.variables[0]:
+        if many.exact and value is many.variables[-1]:
             return many.query(aggregate="COUNT")
         return many.query(value=_pk_ref(value, where), aggregate="COUNT")
     return many.query(value=_operand(value) if not _is_object(value) else _pk_ref(value, where), aggregate="COUNT")
@@ -962,6 +979,7 @@ def _translate_join(
     rewriter.push(others)
     iters: list[ast.expr] = []
     conditions: list[ast.expr] = []
+    own: list[ast.expr] = []
     for i, loop in enumerate(node.generators):
         earlier = names[:i]
         if i == root_index:
@@ -989,7 +1007,11 @@ def _translate_join(
         else:
             made = rewriter.external(loop.iter)
         iters.append(_lambda(earlier, made))
-        conditions += [rewriter.condition(c) for c in loop.ifs]
+        for test in loop.ifs:
+            for part in _conjuncts(test):
+                # a condition on the selected objects alone stays outside the nested query
+                uses_others = any(isinstance(n, ast.Name) and n.id in others for n in ast.walk(part))
+                (conditions if uses_others else own).append(rewriter.condition(part))
     at = ast.Constant(value=rewriter._at(node))
     body = [
         rewriter._helper(
@@ -999,13 +1021,20 @@ def _translate_join(
             ast.Tuple(elts=iters, ctx=ast.Load()),
             _lambda(names, ast.Tuple(elts=conditions, ctx=ast.Load())),
             ast.Name(id="__optional", ctx=ast.Load()),
-        )
+        ),
+        *own,
     ]
     rewriter.pop()
     translation = _compile(node, body, var, scope_names, rewriter, extra=("__first", "__optional"))
     translation.root_path = root_path
     translation.several = True
     return translation
+
+
+def _conjuncts(node: ast.expr) -> list[ast.expr]:
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+        return [part for value in node.values for part in _conjuncts(value)]
+    return [node]
 
 
 def _lambda(params: list[str], body: ast.expr) -> ast.Lambda:
