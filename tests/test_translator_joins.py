@@ -223,6 +223,35 @@ def test_in_and_not_in_nested_generators(school) -> None:
         ]
 
 
+def test_in_a_query_from_the_enclosing_scope(school) -> None:
+    """``s.group in q`` and ``s in select(...)`` nest the query's SELECT of keys."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        in_math = select(g for g in Group if g.dept.name == "Math")
+        assert names(select(s for s in Student if s.group in in_math)) == ["Ann", "Bob"]
+        assert names(select(s for s in Student if s.group not in in_math)) == ["Cid", "Dee", "Eve"]
+        mentors = select(s for s in Student if s.gpa >= 3.5)
+        assert names(select(s for s in Student if s.mentor in mentors and s.group.name == "g2")) == ["Cid"]
+        assert names(select(s for s in Student if s in mentors)) == ["Ann", "Dee"]
+        assert names(select(s for s in Student if s in select(o for o in Student if o.login is None))) == [
+            "Bob",
+            "Eve",
+        ]
+
+
+def test_collection_methods_in_queries(school) -> None:
+    """``g.students.is_empty()``, ``.exists(lambda)``, ``.count()`` and ``.select(lambda)`` in a query."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        bob = Student.get(name="Bob")
+        assert names(select(g for g in Group if g.students.is_empty())) == ["g3"]
+        assert names(select(g for g in Group if not g.students.is_empty())) == ["g1", "g2"]
+        assert names(select(g for g in Group if g.students.exists(lambda s: s.gpa < 2.5))) == ["g2"]
+        assert names(select(g for g in Group if g.students.count() == 2)) == ["g1", "g2"]
+        assert names(select(g for g in Group if bob in g.students.select(lambda s: s.gpa > 2))) == ["g1"]
+        assert names(select(g for g in Group if bob in g.students.filter(lambda s: s.gpa > 3.5))) == []
+
+
 # -- several for clauses ---------------------------------------------------------------------------
 
 

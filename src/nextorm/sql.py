@@ -31,6 +31,7 @@ __all__ = [
     "Equals",
     "Exists",
     "ForeignKey",
+    "InQuery",
     "InSubquery",
     "InValues",
     "Insert",
@@ -71,7 +72,7 @@ class Col:
 
 
 def _column(column: Col | str, dialect: Dialect) -> str:
-    return dialect.quote(column) if isinstance(column, str) else column.sql(dialect)
+    return dialect.column(column) if isinstance(column, str) else column.sql(dialect)
 
 
 # -- conditions -------------------------------------------------------------------------------
@@ -166,8 +167,8 @@ class Select:
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The statement's text, appending its bound values to ``params``."""
         if isinstance(dialect, Scope):
-            # nested in a statement that reads other tables: a plain select of its own table
-            return self._text(dialect, params, None)
+            # nested in a statement that reads other tables: its own table gets an alias
+            return self._text(cast(Dialect, dialect), params, dialect.nested(self.table))
         local: list[Any] = []
         try:
             text = self._text(dialect, local, None)
@@ -180,6 +181,8 @@ class Select:
         return text
 
     def _text(self, dialect: Dialect, params: list[Any], scope: Scope | None) -> str:
+        if scope is not None:
+            dialect = cast(Dialect, scope)
         where = ""
         if self.where:
             where = " WHERE " + " AND ".join(c.sql(dialect, params) for c in self.where)
@@ -200,7 +203,9 @@ class Select:
         else:
             what = ", ".join(_column(c, dialect) for c in self.columns)
         sql = f"SELECT {what} FROM {dialect.quote(self.table)}"
-        if self.alias is not None:
+        if scope is not None and scope.root != dialect.quote(self.table):
+            sql += f" {scope.root}"
+        elif self.alias is not None:
             sql += f" {self.alias}"
         for join in self.joins:
             sql += (
@@ -209,6 +214,7 @@ class Select:
             )
         if scope is not None:
             sql += "".join(scope.levels[0])
+            scope.done()
         sql += where + order
         if self.limit is not None or self.offset:
             sql += dialect.limit_clause(self.limit, self.offset, params)
@@ -244,7 +250,7 @@ class Scope:
     Everything else is spelled by the wrapped dialect.
     """
 
-    def __init__(self, dialect: Dialect, root_table: str) -> None:
+    def __init__(self, dialect: Dialect, root_table: str, parent: Scope | None = None) -> None:
         self.dialect = dialect
         self.root = dialect.quote(root_table)
         self.aliases: dict[Any, str] = {}
@@ -252,9 +258,22 @@ class Scope:
         self.levels: list[list[str]] = [[]]
         self.level_of: dict[Any, int] = {None: 0}
         self.count = 0
+        self.parent = parent
+        if parent is not None:  # a query nested as a whole (``x in q``): aliases stay unique
+            self.count = parent.count
+            self.root = self.fresh()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.dialect, name)
+
+    def nested(self, table: str) -> Scope:
+        """The scope of a whole statement nested in this one, its table aliased."""
+        return Scope(self.dialect, table, self)
+
+    def done(self) -> None:
+        """A nested statement is rendered: its aliases are taken in the enclosing one."""
+        if self.parent is not None:
+            self.parent.count = self.count
 
     def column(self, name: str) -> str:
         """A column of the statement's own table, qualified by the table's name."""
@@ -401,6 +420,38 @@ class Comparison(Expr):
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         left = _operand(self.left, dialect, params)
         return f"{left} {self.SPELLING[self.op]} {_operand(self.right, dialect, params)}"
+
+
+class InQuery(Expr):
+    """``EXISTS (SELECT 1 FROM table WHERE key = column AND ...)``: membership in a query's objects.
+
+    As ``EXISTS``, not ``IN``: a NULL reference is not in the query, so ``not in`` selects it.
+    """
+
+    __slots__ = ("column", "query")
+
+    def __init__(self, column: ColumnRef, query: Select) -> None:
+        self.column = column
+        self.query = query
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if not isinstance(dialect, Scope):
+            raise NeedsScope
+        query = self.query
+        key = _KeyIs(query.columns[0], dialect.column_ref(self.column))  # type: ignore[arg-type]
+        found = Select(query.table, where=(key, *query.where), one=True)
+        return f"EXISTS ({found.sql(cast(Dialect, dialect), params)})"
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyIs:
+    """``key = <a column of the enclosing statement>``."""
+
+    key: str
+    outer: str
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return f"{dialect.column(self.key)} = {self.outer}"
 
 
 class MemberOf(Expr):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .exceptions import ExprEvalError, OrmError, TranslationError, UnknownAttributeError
 from .expressions import ColumnRef, Expr, Path, Var, expression_for
-from .sql import Comparison, Exists, MemberOf, Subquery
+from .sql import Comparison, Exists, InQuery, MemberOf, Select, Subquery
 
 if TYPE_CHECKING:
     from .query import Query
@@ -193,8 +193,9 @@ class _Runtime:
         """``column in values`` over a collection of values."""
         if isinstance(values, (str, bytes)):
             raise TranslationError(f"`in` over a string value is not supported in queries: {where}")
-        if hasattr(values, "entity") and hasattr(values, "filter"):
-            raise TranslationError(f"`in` over a query (a subquery) is not supported in queries yet: {where}")
+        if hasattr(values, "entity") and hasattr(values, "statement"):
+            condition = _in_query(_operand(column), values, where)
+            return _Runtime.not_(condition) if negate else condition
         return column.not_in(values) if negate else column.in_(values)
 
     @staticmethod
@@ -217,6 +218,9 @@ class _Runtime:
     @staticmethod
     def same_in(entity: Any, values: Any, negate: bool, where: str) -> Any:
         """The query's object is one of the given objects (compared by primary key)."""
+        if hasattr(values, "entity") and hasattr(values, "statement"):
+            condition = _in_query(entity, values, where)
+            return _Runtime.not_(condition) if negate else condition
         keys = entity._pk_attrs_
         if len(keys) != 1:
             raise TranslationError(
@@ -359,6 +363,17 @@ class _Runtime:
         if not attr.is_collection:
             raise TranslationError(f"A `for` iterates over a collection, not {attr.qualname}: {where}")
         return _collection(owner, attr, root)
+
+
+    @staticmethod
+    def method(many: Any, name: str, where: str, *conditions: Any) -> Any:
+        """A collection's method in a query: ``is_empty()``, ``exists()``, ``count()``, ``select()``..."""
+        if type(many) is not _Many or type(many.value) is not Var:
+            raise TranslationError(f"{name}() in a query is a method of a collection of objects: {where}")
+        if conditions:
+            extra = tuple(condition(many.value) for condition in conditions)
+            many = _Many(many.variables, many.conditions + extra, many.value, None, many.exact)
+        return _COLLECTION_METHODS[name](many, where)
 
 
 _QUERY_FUNCTIONS: set[Any] = {between, JOIN}
@@ -544,7 +559,12 @@ def _same(obj: Any, value: Any, negate: bool, where: str) -> Any:
     entity = _entity_of(obj)
     if not isinstance(value, entity):
         value = _Runtime._object(entity, value, where)
-    condition = expression_for(_pk_ref(obj, where), "==", value.get_pk())
+    keys = entity._pk_attrs_
+    if len(keys) == 1:
+        condition = expression_for(_pk_ref(obj, where), "==", value.get_pk())
+    else:  # a composite key: each of its attributes
+        source = _source_of(obj)
+        condition = _Runtime.and_(*(expression_for(ColumnRef(source, k), "==", k.__get__(value)) for k in keys))
     return _Runtime.not_(condition) if negate else condition
 
 
@@ -555,6 +575,8 @@ def _member(item: Any, values: Any, where: str) -> Any:
     values = _operand(values)
     if type(values) is ColumnRef and values.py_type is str and not _reads_query(item):
         return values.contains(item)
+    if hasattr(values, "entity") and hasattr(values, "statement"):  # a query: a nested SELECT of its keys
+        return _in_query(item, values, where)
     if _reads_query(values):
         raise TranslationError(f"`in` over this value is not supported in queries yet: {where}")
     if isinstance(values, (str, bytes)):
@@ -568,6 +590,29 @@ def _member(item: Any, values: Any, where: str) -> Any:
     if type(item) is ColumnRef:
         return item.in_(values)
     raise TranslationError(f"`in` is not supported here in queries yet: {where}")
+
+
+def _in_query(item: Any, query: Any, where: str) -> Any:
+    entity = query.entity
+    if len(entity._pk_attrs_) != 1:
+        raise TranslationError(
+            f"`in` over a query of {entity.__name__}, whose primary key has several columns, "
+            f"is not supported in queries yet: {where}"
+        )
+    if query._limit is not None or query._offset:
+        raise TranslationError(f"`in` over a query with a limit or offset is not supported yet: {where}")
+    if _is_object(item):
+        if _entity_of(item) is not entity:
+            raise TranslationError(
+                f"An object of {_entity_of(item).__name__} cannot be in a query of {entity.__name__}: {where}"
+            )
+        column = _pk_ref(item, where)
+    elif type(item) is ColumnRef and getattr(item.attr, "is_reference", False):
+        column = item
+    else:
+        raise TranslationError(f"`in` over a query takes an object of its entity: {where}")
+    keys = query._copy(_order=()).statement()
+    return InQuery(column, Select(keys.table, (entity._pk_attrs_[0].column,), where=keys.where))
 
 
 def _truth(value: Any, where: str) -> Any:
@@ -628,7 +673,16 @@ def _aggregate(name: str) -> Any:
     return aggregate
 
 
+_COLLECTION_METHODS: dict[str, Any] = {
+    "is_empty": lambda many, where: ~_exists_of(many, where),
+    "exists": _exists_of,
+    "count": _count_of,
+    "select": lambda many, where: many,
+    "filter": lambda many, where: many,
+}
+
 _COLLECTION_FUNCTIONS: dict[str, Any] = {
+    "select": lambda many, where: many,
     "exists": _exists_of,
     "count": _count_of,
     "len": _count_of,
@@ -1378,11 +1432,30 @@ class _Rewriter:
                     args=[self.external(node.args[0])],
                     keywords=[],
                 )
+            if func.attr in _COLLECTION_METHODS and self.chain(func.value) is not None:
+                return self._helper(
+                    "method",
+                    self.operand(func.value),
+                    ast.Constant(value=func.attr),
+                    ast.Constant(value=self._at(node)),
+                    *[self.member_lambda(arg) for arg in node.args],
+                )
             raise self.unsupported(f"The method {func.attr}()", node)
         if self.uses_var(func):
             raise self.unsupported(_construct(node), node)
         args = [self.operand(arg) if self.uses_var(arg) else self.external(arg) for arg in node.args]
         return self._helper("call", self.external(func), ast.Constant(value=self._at(node)), *args)
+
+    def member_lambda(self, node: ast.expr) -> ast.expr:
+        """The condition on a collection's members in ``g.students.select(lambda s: ...)``."""
+        if not isinstance(node, ast.Lambda) or len(node.args.args) != 1:
+            raise self.unsupported("A collection method argument other than a one-parameter lambda", node)
+        name = node.args.args[0].arg
+        self.push([name])
+        try:
+            return _lambda([name], self.condition(node.body))
+        finally:
+            self.pop()
 
     # -- order
 
