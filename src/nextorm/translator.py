@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .exceptions import ExprEvalError, OrmError, TranslationError, UnknownAttributeError
 from .expressions import ColumnRef, Expr, Path, Var, expression_for
-from .sql import Comparison, Exists, InQuery, MemberOf, Select, Subquery
+from .sql import Comparison, Exists, InQuery, InSubquery, MemberOf, Select, Subquery
 
 if TYPE_CHECKING:
     from .query import Query
@@ -781,9 +781,7 @@ def _query_of(query: Any, function: str) -> Any:
             f"{function}() takes a generator expression (p for p in Person if ...) or its text, got {query!r}"
         )
     if source_query._limit is not None or source_query._offset:
-        raise TranslationError(
-            f"A query over a query with a limit or offset is not supported yet: line {translation.line}"
-        )
+        source_query = _limited_source(source_query)
     extra: tuple[Any, ...] = ()
     if translation.several:
         first = source_query.entity
@@ -800,6 +798,22 @@ def _query_of(query: Any, function: str) -> Any:
     )
     # the conditions are built on the attributes of source_query's entity: no check needed
     return source_query._named(var, conditions)
+
+
+def _limited_source(query: Any) -> Any:
+    """A query over a query with a limit: its objects are those whose key the limited query selects."""
+    entity = query.entity
+    if len(entity._pk_attrs_) != 1:
+        raise TranslationError(
+            f"A query over a limited query of {entity.__name__}, whose primary key has several "
+            "columns, is not supported yet"
+        )
+    keys = query._copy(_for_update=None).statement()
+    key = entity._pk_attrs_[0].column
+    selected = Select(
+        keys.table, (key,), where=keys.where, order=keys.order, limit=keys.limit, offset=keys.offset
+    )
+    return entity.select()._named(query._var, (InSubquery(key, selected),))
 
 
 def _finish_conditions(entity: Any, translation: _Translation, items: tuple[Any, ...]) -> tuple[Any, ...]:
