@@ -53,7 +53,22 @@ from .query import Query
 from .session import acommit, aflush, arollback, commit, db_session, flush, rollback, with_transaction
 from .steps import AsyncRequired
 from .expressions import coalesce, concat, raw_sql
-from .translator import avg, between, count, delete, distinct, exists, get, group_concat, max, min, select, sum
+from .translator import (
+    JOIN,
+    avg,
+    between,
+    count,
+    delete,
+    distinct,
+    exists,
+    get,
+    group_concat,
+    left_join,
+    max,
+    min,
+    select,
+    sum,
+)
 from .types import Json
 
 __version__ = "0.1.0"
@@ -118,6 +133,8 @@ __all__ = [
     "composite_key",
     "concat",
     "count",
+    "JOIN",
+    "left_join",
     "db_session",
     "delete",
     "desc",

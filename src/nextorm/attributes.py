@@ -19,7 +19,7 @@ from .exceptions import (
     UnrepeatableReadError,
     ValidationError,
 )
-from .expressions import Column, Expr, Operand, OrderBy, Value, desc, expression_for
+from .expressions import Column, ColumnRef, Expr, Operand, OrderBy, Value, desc, expression_for
 from .identity import UniqueKey, reference_to_db, seed
 from .loading import load_missing, one_to_one_partner
 from .relationships import SetAttr, claim_partner, reference_value, relink

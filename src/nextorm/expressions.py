@@ -27,16 +27,20 @@ __all__ = [
     "OPERATORS",
     "Aggregate",
     "Column",
+    "ColumnRef",
     "Expr",
     "Func",
     "Label",
     "Operand",
     "OrderBy",
     "Param",
+    "Path",
     "RawSQL",
     "Value",
+    "Var",
     "as_expr",
     "coalesce",
+    "column_sql",
     "concat",
     "desc",
     "expression_for",
@@ -139,10 +143,10 @@ class Compare(Expr):
         return f"<{self.attr!r} {self.op} {self.value!r}>"
 
     def entities(self) -> Iterator[Any]:
-        yield self.attr.entity
+        yield from root_entities(self.attr)
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        column = dialect.quote(self.attr.column)
+        column = column_sql(self.attr, dialect)
         op, value = self.op, self.value
         if value is None:
             return f"{column} IS NULL" if op == "==" else f"{column} IS NOT NULL"
@@ -212,31 +216,6 @@ def _bound(value: Any) -> Any:
             value._cache_.flush()  # type: ignore[attr-defined]
         return value._pk_raw_()  # type: ignore[attr-defined]
     return value
-
-
-class OrderBy:
-    """One ORDER BY item: an attribute, a value expression or a 1-based position in the select list."""
-
-    __slots__ = ("attr", "descending")
-
-    def __init__(self, attr: Any, descending: bool) -> None:
-        self.attr = attr
-        self.descending = descending
-
-    def key(self) -> tuple[Any, bool]:
-        """The column name (or value, or position) and direction of a SELECT's ORDER BY."""
-        attr = self.attr
-        if isinstance(attr, (Value, int)):
-            return attr, self.descending
-        return attr.column, self.descending
-
-
-# -- values ---------------------------------------------------------------------------------------
-#
-# A value is anything a query computes from its rows: a column, a bound literal, an operation of
-# the table below, an aggregate, a raw SQL fragment. Comparing values makes a condition.
-
-_NUMERIC = (bool, int, float, Decimal)
 
 
 class Operand:
@@ -365,6 +344,196 @@ class Operand:
         return function("date", self)
 
 
+# -- columns of other tables: paths through references and objects of nested queries --------------
+
+
+class Var:
+    """An object a query ranges over besides its own: a nested generator's or another ``for``'s.
+
+    Each one is a table of its own in the statement (compared by identity).
+    """
+
+    __slots__ = ("entity",)
+
+    def __init__(self, entity: Any) -> None:
+        self.entity = entity
+
+    def __repr__(self) -> str:
+        return f"<{self.entity.__name__} object of a nested query>"
+
+
+class Path:
+    """The object a reference leads to from a source (``p.group``): a joined table.
+
+    ``base`` is None for the query's own object, else a ``Var`` or another ``Path``; equal paths
+    are one join.
+    """
+
+    __slots__ = ("attr", "base")
+
+    def __init__(self, base: Var | Path | None, attr: Any) -> None:
+        self.base = base
+        self.attr = attr
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Path and other.base == self.base and other.attr is self.attr
+
+    def __hash__(self) -> int:
+        return hash((self.base, id(self.attr)))
+
+    def root(self) -> Var | None:
+        """The source the path starts from (None for the query's own object)."""
+        base = self.base
+        while type(base) is Path:
+            base = base.base
+        return base
+
+    def root_entity_name(self) -> str:
+        """The name of the entity the path starts from."""
+        first = self
+        while type(first.base) is Path:
+            first = first.base
+        base = first.base
+        return str((base.entity if base is not None else first.attr.entity).__name__)
+
+    def names(self) -> str:
+        """The dotted attribute names from the start of the path (``group.dept``)."""
+        prefix = self.base.names() + "." if type(self.base) is Path else ""
+        return prefix + self.attr.name
+
+
+class ColumnRef(Operand):
+    """An attribute read through a source (``p.group.name``); compares like the attribute itself."""
+
+    __slots__ = ("attr", "column", "ctype", "py_type", "qualname", "source", "to_db")
+
+    def __init__(self, source: Var | Path | None, attr: Any) -> None:
+        self.source = source
+        self.attr = attr
+        self.column = attr.column
+        self.ctype = attr.ctype
+        self.to_db = attr.to_db
+        self.py_type = attr.py_type
+        if type(source) is Path:
+            self.qualname = f"{source.root_entity_name()}.{source.names()}.{attr.name}"
+        else:
+            self.qualname = attr.qualname
+
+    def __repr__(self) -> str:
+        return self.qualname
+
+    def _value_(self) -> Value:
+        return Column(self)
+
+    @property
+    def entity(self) -> Any:
+        """The query's entity when the path starts at the query's object, else None."""
+        source = self.source
+        if source is None:
+            return self.attr.entity
+        if type(source) is Path and source.root() is None:
+            first = source
+            while type(first.base) is Path:
+                first = first.base
+            return first.attr.entity
+        return None
+
+    def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
+        return expression_for(self, "==", other)
+
+    def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
+        return expression_for(self, "!=", other)
+
+    def __lt__(self, other: Any) -> Expr:
+        return expression_for(self, "<", other)
+
+    def __le__(self, other: Any) -> Expr:
+        return expression_for(self, "<=", other)
+
+    def __gt__(self, other: Any) -> Expr:
+        return expression_for(self, ">", other)
+
+    def __ge__(self, other: Any) -> Expr:
+        return expression_for(self, ">=", other)
+
+    __hash__ = object.__hash__
+
+    def in_(self, values: Any) -> Expr:
+        """``ref IN (values)``."""
+        return expression_for(self, "in", values)
+
+    def not_in(self, values: Any) -> Expr:
+        """``ref NOT IN (values)``."""
+        return ~expression_for(self, "in", values)
+
+    def is_(self, value: None) -> Expr:
+        """``ref IS NULL``."""
+        return expression_for(self, "==", None)
+
+    def is_not(self, value: None) -> Expr:
+        """``ref IS NOT NULL``."""
+        return expression_for(self, "!=", None)
+
+    def startswith(self, prefix: str) -> Expr:
+        """The string value starts with ``prefix``."""
+        return expression_for(self, "startswith", prefix)
+
+    def endswith(self, suffix: str) -> Expr:
+        """The string value ends with ``suffix``."""
+        return expression_for(self, "endswith", suffix)
+
+    def contains(self, part: str) -> Expr:
+        """The string value contains ``part``."""
+        return expression_for(self, "contains", part)
+
+    def desc(self) -> OrderBy:
+        """Descending order by this column."""
+        return OrderBy(self, descending=True)
+
+    def asc(self) -> OrderBy:
+        """Ascending order by this column."""
+        return OrderBy(self, descending=False)
+
+
+def column_sql(attr: Any, dialect: Dialect) -> str:
+    """The column an attribute (of the query's own table) or a ``ColumnRef`` reads."""
+    if type(attr) is ColumnRef:
+        return dialect.column_ref(attr)
+    return dialect.column(attr.column)
+
+
+def root_entities(attr: Any) -> Iterator[Any]:
+    """The query entity an operand is about (nothing for objects of nested queries)."""
+    entity = attr.entity
+    if entity is not None:
+        yield entity
+
+
+class OrderBy:
+    """One ORDER BY item: an attribute, a value expression or a 1-based position in the select list."""
+
+    __slots__ = ("attr", "descending")
+
+    def __init__(self, attr: Any, descending: bool) -> None:
+        self.attr = attr
+        self.descending = descending
+
+    def key(self) -> tuple[Any, bool]:
+        """The column name (or value, or position) and direction of a SELECT's ORDER BY."""
+        attr = self.attr
+        if isinstance(attr, (Value, int)) or type(attr) is ColumnRef:
+            return attr, self.descending
+        return attr.column, self.descending
+
+
+# -- values ---------------------------------------------------------------------------------------
+#
+# A value is anything a query computes from its rows: a column, a bound literal, an operation of
+# the table below, an aggregate, a raw SQL fragment. Comparing values makes a condition.
+
+_NUMERIC = (bool, int, float, Decimal)
+
+
 class Value(Operand):
     """A value computed by a query; comparisons make conditions."""
 
@@ -484,17 +653,19 @@ class Column(Value):
         return repr(self.attr)
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        quoted = dialect.quote(self.attr.column)
-        return quoted if self.table is None else f"{self.table}.{quoted}"
+        if self.table is not None:
+            return f"{self.table}.{dialect.quote(self.attr.column)}"
+        return column_sql(self.attr, dialect)
 
     def entities(self) -> Iterator[Any]:
-        yield self.attr.entity
+        yield from root_entities(self.attr)
 
     def bind(self, value: Any) -> Value:
         return _Bound(_bound(_db_value(self.attr, value)))
 
     def from_db(self, value: Any) -> Any:
-        convert = self.attr.from_db
+        attr = self.attr.attr if type(self.attr) is ColumnRef else self.attr
+        convert = attr.from_db
         return value if value is None or convert is None else convert(value)
 
 
@@ -1080,6 +1251,6 @@ def desc(item: Any) -> OrderBy:
         return OrderBy(item.attr, descending=not item.descending)
     if type(item) is int and item > 0:
         return OrderBy(item, descending=True)
-    if isinstance(item, Value) or (isinstance(item, Operand) and hasattr(item, "column")):
+    if isinstance(item, (Value, ColumnRef)) or (isinstance(item, Operand) and hasattr(item, "column")):
         return OrderBy(item, descending=True)
     raise QueryError(f"desc() takes an entity attribute, a value or a position from 1, got {item!r}")
