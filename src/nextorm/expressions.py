@@ -100,6 +100,8 @@ class Compare(Expr):
         yield self.attr.entity
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if self.attr.width > 1:
+            return self._columns_sql(dialect, params)
         column = dialect.quote(self.attr.column)
         op, value = self.op, self.value
         if value is None:
@@ -111,6 +113,29 @@ class Compare(Expr):
             return dialect.string_test(op, column, value, params)
         params.append(_bound(value))
         return f"{column} {spelling} {dialect.param}"
+
+
+    def _columns_sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """The comparison of an attribute stored in several columns (a reference to a composite key)."""
+        attr = self.attr
+        columns = [dialect.quote(c) for c in attr.columns]
+        op, value = self.op, self.value
+        if value is None:
+            if op == "==":
+                return "(" + " AND ".join(f"{c} IS NULL" for c in columns) + ")"
+            return "(" + " OR ".join(f"{c} IS NOT NULL" for c in columns) + ")"
+        if op == "in":
+            rows = [_bound_columns(attr, v) for v in value]
+            if not rows:
+                return "0 = 1"
+            one = f"({dialect.placeholders(len(columns))})"
+            for row in rows:
+                params.extend(row)
+            return f"({', '.join(columns)}) IN (VALUES {', '.join([one] * len(rows))})"
+        params.extend(_bound_columns(attr, value))
+        if op == "==":
+            return "(" + " AND ".join(f"{c} = {dialect.param}" for c in columns) + ")"
+        return "(" + " OR ".join(f"{c} <> {dialect.param}" for c in columns) + ")"
 
 
 #: every comparison an attribute supports: its SQL operator, or None where each dialect spells it
@@ -147,6 +172,10 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
             )
         attr.ctype.check_text(value)
     elif value is not None:
+        if op not in ("==", "!=") and attr.width > 1:
+            raise QueryError(
+                f"{attr.qualname} refers to a composite key: it can be compared with == and != only, not {op}"
+            )
         if op not in ("==", "!=") and isinstance(value, Expr):
             raise QueryError(f"Cannot compare {attr.qualname} with a condition")
         value = _db_value(attr, value)
@@ -170,6 +199,14 @@ def _bound(value: Any) -> Any:
     return value
 
 
+def _bound_columns(attr: Any, value: Any) -> tuple[Any, ...]:
+    """The values to bind for the columns of ``attr``; a new related object is flushed first."""
+    if isinstance(value, EntityBase):
+        _bound(value)
+        return attr.to_db(value)  # type: ignore[no-any-return]
+    return value  # type: ignore[no-any-return]
+
+
 class OrderBy:
     """One ORDER BY item."""
 
@@ -179,6 +216,6 @@ class OrderBy:
         self.attr = attr
         self.descending = descending
 
-    def key(self) -> tuple[str, bool]:
-        """The column and direction of a SELECT's ORDER BY."""
-        return self.attr.column, self.descending
+    def keys(self) -> tuple[tuple[str, bool], ...]:
+        """The columns and directions of a SELECT's ORDER BY (several for a composite reference)."""
+        return tuple((column, self.descending) for column in self.attr.columns)
