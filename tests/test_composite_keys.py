@@ -18,7 +18,7 @@ import pytest
 from nextorm import (
     AsyncDatabase,
     Database,
-    ERDiagramError,
+    MappingError,
     ObjectNotFound,
     OptimisticCheckError,
     Optional,
@@ -145,7 +145,7 @@ def test_columns_option_names_the_columns_of_a_reference(
 
 
 def test_columns_option_must_match_the_key_width(db: Database) -> None:
-    """A ``columns=`` list whose length differs from the target's key is a mapping error naming both."""
+    """A ``columns=`` list whose length differs from the target's key is a MappingError naming both."""
 
     class Course(db.Entity):
         name = Required(str)
@@ -156,7 +156,7 @@ def test_columns_option_must_match_the_key_width(db: Database) -> None:
     class Lecture(db.Entity):
         course = Required(Course, columns=["only_one"])
 
-    with pytest.raises(ERDiagramError, match=r"Lecture\.course .*1 column.* Course has 2"):
+    with pytest.raises(MappingError, match=r"Lecture\.course .*1 column.* Course has 2"):
         db.generate_mapping(create_tables=True)
 
 
@@ -467,10 +467,12 @@ def test_prefetch_of_composite_references_and_collections(m: SimpleNamespace, sq
 
 
 def test_proxy_of_an_object_keyed_by_references(m: SimpleNamespace) -> None:
-    """make_proxy() of a Grade works in a later session."""
+    """make_proxy() of a Grade works in a later session; its repr shows one value per key column."""
     with db_session:
         proxy = make_proxy(m.Grade[1, "Math", 1])
+    assert repr(proxy) == "<EntityProxy(Grade[1,'Math',1])>"
     with db_session:
+        assert proxy == m.Grade[1, "Math", 1]
         assert proxy.value == 5
         assert proxy.course.name == "Math"
 

@@ -138,11 +138,9 @@ class Attribute(_impl.Column, Generic[_T]):
             raise ERDiagramError(
                 f"{self.__class__.__name__}({py_type!r}): give either column= or columns=, not both"
             )
-        if self.columns_given is not None and not is_entity_reference(py_type):
-            raise ERDiagramError(
-                f"{self.__class__.__name__}({py_type!r}): columns= is an option of references "
-                "(a column attribute takes column=)"
-            )
+        if self.columns_given is not None and len(self.columns_given) == 1:
+            self.column = self.columns_given[0]  # ``columns=['a']`` is ``column='a'``
+            self.column_given = True
         #: the database columns the attribute is stored in, set when the mapping is generated; a
         #: reference to an entity with a composite primary key has several
         self.columns: tuple[str, ...] = ()

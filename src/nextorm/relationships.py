@@ -22,6 +22,7 @@ from .exceptions import (
     AttributeTypeError,
     ConstraintError,
     ERDiagramError,
+    MappingError,
     OperationWithDeletedObjectError,
     TransactionError,
     ValidationError,
@@ -810,17 +811,21 @@ def resolve_columns(db: Any, normalize: Any) -> None:
     def attr_leaves(attr: Any) -> tuple[tuple[str, Any], ...]:
         if attr.columns:
             return tuple(zip(attr.columns, attr.leaves))
+        given = attr.columns_given
         if not attr.is_reference:
+            if given is not None and len(given) > 1:
+                raise MappingError(f"{attr.qualname} is stored in one column, but columns= names {len(given)}")
             attr.columns = (attr.column,)
             attr.leaves = (attr,)
             return ((attr.column, attr),)
         target = attr.py_type
         target_leaves = pk_leaves(target)
-        given = attr.columns_given
+        if given is None and attr.column_given and len(target_leaves) > 1:
+            given = (attr.column,)
         if given is not None:
             if len(given) != len(target_leaves):
-                raise ERDiagramError(
-                    f"{attr.qualname} names {len(given)} column(s) in columns=, but the primary key "
+                raise MappingError(
+                    f"{attr.qualname} names {len(given)} column(s), but the primary key "
                     f"of {target.__name__} has {len(target_leaves)}"
                 )
             names = given
@@ -865,7 +870,7 @@ def _join_columns(attr: Any, normalize: Any) -> None:
                 continue
             names = (option,) if isinstance(option, str) else tuple(option)
             if len(names) != len(entity._pk_columns_):
-                raise ERDiagramError(
+                raise MappingError(
                     f"{attr.qualname}: {len(names)} join table column(s) given for the primary key of "
                     f"{entity.__name__}, which has {len(entity._pk_columns_)}"
                 )
