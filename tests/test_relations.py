@@ -765,12 +765,36 @@ def test_collection_remove_of_non_member_is_a_no_op(blog_data: SimpleNamespace) 
         assert len(ann.posts) == 2
 
 
-def test_collection_remove_refused_when_reverse_is_required(school_data: SimpleNamespace) -> None:
-    """Removing a student from a group it must belong to (cascade off) is refused; nothing changes."""
+def test_collection_remove_deletes_member_when_reverse_is_required(
+    school_data: SimpleNamespace, other_connection: Any
+) -> None:
+    """Removing a student from the group it must belong to deletes the student, as Pony does."""
     Group, Student = school_data.Group, school_data.Student
     with db_session:
         g, s = Group[1], Student[1]
-        with pytest.raises((ConstraintError, ValueError), match="required"):
+        g.students.remove(s)
+        assert s not in g.students
+        assert [m.name for m in g.students] == ["s2"]
+        g.students.clear()
+        assert not g.students
+    assert rows(other_connection, 'SELECT "name" FROM "student"') == [("s3",)]
+
+
+def test_collection_remove_refused_when_reverse_is_required_and_cascade_is_off(db: Database) -> None:
+    """With ``cascade_delete=False``, removing a member whose reverse is Required is refused; nothing changes."""
+
+    class Group(db.Entity):
+        students = Set("Student", cascade_delete=False)
+
+    class Student(db.Entity):
+        group = Required(Group)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        s = Student(group=Group())
+    with db_session:
+        g, s = Group[1], Student[1]
+        with pytest.raises(ConstraintError, match="Student.group attribute is required"):
             g.students.remove(s)
         assert s.group is g
         assert s in g.students

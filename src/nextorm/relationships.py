@@ -429,11 +429,15 @@ class SetInstance(Generic[_E]):
                     or known_object(obj.__class__, obj._cache_, reverse.get_raw(item)) is not obj
                 ):
                     continue
-                if reverse.is_required:
+                cascade = attr.cascade_delete if attr.cascade_delete is not None else reverse.is_required
+                if cascade:
+                    item.delete()  # a member that must belong to the owner goes with it (as Pony)
+                elif reverse.is_required:
                     raise ConstraintError(
                         f"Cannot unlink {obj!r} from previous {item!r} object, because {reverse!r} attribute is required"
                     )
-                reverse.__set__(item, None)
+                else:
+                    reverse.__set__(item, None)
 
     def clear(self) -> None:
         """Remove every member."""
