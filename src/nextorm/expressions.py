@@ -2,6 +2,7 @@
 
 Attributes build these (``Person.age > 18``, ``desc(Person.age)``); queries hand them to
 ``nextorm.sql``. Nothing here knows the model: an attribute is anything with ``column``,
+``columns`` and ``width`` (its columns: several for a reference to a composite key),
 ``qualname``, ``entity``, ``py_type``, ``ctype`` and ``to_db``. Adding an operator is one row of
 ``OPERATORS`` (and a dialect spelling when its row is None).
 """
@@ -215,6 +216,10 @@ class OrderBy:
     def __init__(self, attr: Any, descending: bool) -> None:
         self.attr = attr
         self.descending = descending
+
+    def key(self) -> tuple[str, bool]:
+        """The column and direction of a SELECT's ORDER BY (the first column of a composite reference)."""
+        return self.attr.column, self.descending
 
     def keys(self) -> tuple[tuple[str, bool], ...]:
         """The columns and directions of a SELECT's ORDER BY (several for a composite reference)."""
