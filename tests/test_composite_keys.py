@@ -31,6 +31,7 @@ from nextorm import (
     composite_key,
     db_session,
     make_proxy,
+    select,
 )
 
 # -- the model -----------------------------------------------------------------------------------
@@ -506,3 +507,13 @@ def test_duplicate_key_made_of_references_is_an_integrity_error(m: SimpleNamespa
     with pytest.raises(TransactionIntegrityError, match=r"Grade\[Student\[1\],Course\['Math',1\]\]"):
         with db_session:
             m.Grade(student=1, course=("Math", 1), value=1)
+
+
+def test_query_paths_join_on_every_column_of_a_composite_key(m: SimpleNamespace) -> None:
+    """``g.course.name`` and ``r.grade.course.name`` in queries join on all key columns of each reference."""
+    with db_session:
+        m.Remark(grade=m.Grade[1, "Math", 1], text="good")
+        found = select(g for g in m.Grade if g.course.name == "Math" and g.course.semester == 1)[:]
+        assert found == [m.Grade[1, "Math", 1]]
+        assert select(g for g in m.Grade if g.course.name == "Physics")[:] == []
+        assert [r.text for r in select(r for r in m.Remark if r.grade.course.name == "Math")] == ["good"]
