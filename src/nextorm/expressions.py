@@ -2,6 +2,7 @@
 
 Attributes build these (``Person.age > 18``, ``desc(Person.age)``); queries hand them to
 ``nextorm.sql``. Nothing here knows the model: an attribute is anything with ``column``,
+``columns`` and ``width`` (its columns: several for a reference to a composite key),
 ``qualname``, ``entity``, ``py_type``, ``ctype`` and ``to_db``. Adding an operator is one row of
 ``OPERATORS`` (and a dialect spelling when its row is None).
 """
@@ -31,6 +32,7 @@ __all__ = [
     "Expr",
     "Func",
     "Label",
+    "TableColumn",
     "Operand",
     "OrderBy",
     "Param",
@@ -146,6 +148,8 @@ class Compare(Expr):
         yield from root_entities(self.attr)
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if self.attr.width > 1:
+            return self._columns_sql(dialect, params)
         column = column_sql(self.attr, dialect)
         op, value = self.op, self.value
         if value is None:
@@ -157,6 +161,34 @@ class Compare(Expr):
             return dialect.string_test(op, column, value, params)
         params.append(_bound(value))
         return f"{column} {spelling} {dialect.param}"
+
+
+    def _columns_sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """The comparison of an attribute stored in several columns (a reference to a composite key)."""
+        attr = self.attr
+        if type(attr) is ColumnRef:
+            raise QueryError(
+                f"Comparing {attr.qualname}, a reference to a composite key read through a path, "
+                "is not supported: compare its key attributes"
+            )
+        columns = [dialect.column(c) for c in attr.columns]
+        op, value = self.op, self.value
+        if value is None:
+            if op == "==":
+                return "(" + " AND ".join(f"{c} IS NULL" for c in columns) + ")"
+            return "(" + " OR ".join(f"{c} IS NOT NULL" for c in columns) + ")"
+        if op == "in":
+            rows = [_bound_columns(attr, v) for v in value]
+            if not rows:
+                return "0 = 1"
+            one = f"({dialect.placeholders(len(columns))})"
+            for row in rows:
+                params.extend(row)
+            return f"({', '.join(columns)}) IN (VALUES {', '.join([one] * len(rows))})"
+        params.extend(_bound_columns(attr, value))
+        if op == "==":
+            return "(" + " AND ".join(f"{c} = {dialect.param}" for c in columns) + ")"
+        return "(" + " OR ".join(f"{c} <> {dialect.param}" for c in columns) + ")"
 
 
 #: every comparison an attribute supports: its SQL operator, or None where each dialect spells it
@@ -195,6 +227,10 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
             )
         attr.ctype.check_text(value)
     elif value is not None:
+        if op not in ("==", "!=") and attr.width > 1:
+            raise QueryError(
+                f"{attr.qualname} refers to a composite key: it can be compared with == and != only, not {op}"
+            )
         if op not in ("==", "!=") and isinstance(value, Expr):
             raise QueryError(f"Cannot compare {attr.qualname} with a condition")
         value = _db_value(attr, value)
@@ -344,6 +380,14 @@ class Operand:
         return function("date", self)
 
 
+def _bound_columns(attr: Any, value: Any) -> tuple[Any, ...]:
+    """The values to bind for the columns of ``attr``; a new related object is flushed first."""
+    if isinstance(value, EntityBase):
+        _bound(value)
+        return attr.to_db(value)  # type: ignore[no-any-return]
+    return value  # type: ignore[no-any-return]
+
+
 # -- columns of other tables: paths through references and objects of nested queries --------------
 
 
@@ -405,12 +449,14 @@ class Path:
 class ColumnRef(Operand):
     """An attribute read through a source (``p.group.name``); compares like the attribute itself."""
 
-    __slots__ = ("attr", "column", "ctype", "py_type", "qualname", "source", "to_db")
+    __slots__ = ("attr", "column", "columns", "ctype", "py_type", "qualname", "source", "to_db", "width")
 
     def __init__(self, source: Var | Path | None, attr: Any) -> None:
         self.source = source
         self.attr = attr
         self.column = attr.column
+        self.columns = attr.columns
+        self.width = attr.width
         self.ctype = attr.ctype
         self.to_db = attr.to_db
         self.py_type = attr.py_type
@@ -524,6 +570,15 @@ class OrderBy:
         if isinstance(attr, (Value, int)) or type(attr) is ColumnRef:
             return attr, self.descending
         return attr.column, self.descending
+
+    def keys(self) -> tuple[tuple[Any, bool], ...]:
+        """Every ORDER BY item of ``key()``: one per column of a reference to a composite key."""
+        attr = self.attr
+        if isinstance(attr, (Value, int)) or attr.width == 1:
+            return (self.key(),)
+        if type(attr) is ColumnRef:
+            raise QueryError(f"Ordering by {attr.qualname}, a reference to a composite key through a path, is not supported")
+        return tuple((column, self.descending) for column in attr.columns)
 
 
 # -- values ---------------------------------------------------------------------------------------
@@ -667,6 +722,19 @@ class Column(Value):
         attr = self.attr.attr if type(self.attr) is ColumnRef else self.attr
         convert = attr.from_db
         return value if value is None or convert is None else convert(value)
+
+
+class TableColumn(Value):
+    """A column of the query's own table by name (the columns an object is loaded from)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.py_type = None
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.column(self.name)
 
 
 class Label(Value):

@@ -14,6 +14,7 @@ from .expressions import (
     Expr,
     Label,
     Operand,
+    TableColumn,
     OrderBy,
     Value,
     as_expr,
@@ -225,7 +226,7 @@ class Query(Generic[_E]):
         for item in self._select or (self.entity,):
             start = len(values)
             if isinstance(item, type):
-                values.extend(Column(attr) for attr in cast(Any, item)._select_attrs_)
+                values.extend(TableColumn(name) for name in cast(Any, item)._select_columns_)
             else:
                 values.append(item)
             layout.append((item, start, len(values)))
@@ -234,10 +235,10 @@ class Query(Generic[_E]):
     def _order_keys(self, layout: list[tuple[Any, int, int]]) -> tuple[tuple[Any, bool], ...]:
         keys = []
         for item in self._order:
-            key, descending = item.key()
-            if type(key) is int:
-                key = layout[key - 1][1] + 1  # the position of the item's first column
-            keys.append((key, descending))
+            for key, descending in item.keys():
+                if type(key) is int:
+                    key = layout[key - 1][1] + 1  # the position of the item's first column
+                keys.append((key, descending))
         return tuple(keys)
 
     def statement(self, count: bool = False, one: bool = False) -> Select:
