@@ -20,6 +20,7 @@ __all__ = [
     "IsolationError",
     "MappingError",
     "MultipleObjectsFoundError",
+    "MultipleRowsFound",
     "ObjectCopyError",
     "ObjectNotFound",
     "OperationWithDeletedObjectError",
@@ -32,6 +33,7 @@ __all__ = [
     "ReadOnlyAttributeError",
     "ReadOnlySessionError",
     "RollbackException",
+    "RowNotFound",
     "SerializationFailure",
     "TableIsNotEmpty",
     "TransactionError",
@@ -112,6 +114,14 @@ class ObjectNotFound(OrmError):
 
 class ObjectCopyError(OrmError, TypeError):
     """An entity object was copied or pickled: a session holds one object per row."""
+
+
+class RowNotFound(OrmError):
+    """A raw ``db.get()`` found no row."""
+
+
+class MultipleRowsFound(OrmError):
+    """A raw ``db.get()`` found several rows."""
 
 
 class MultipleObjectsFoundError(OrmError):

@@ -64,14 +64,6 @@ class NotSupportedError(DatabaseError):
     """DB-API not-supported error."""
 
 
-class RowNotFound(OrmError):
-    """A raw ``db.get()`` found no row."""
-
-
-class MultipleRowsFound(OrmError):
-    """A raw ``db.get()`` found several rows."""
-
-
 class TooManyRowsFound(OrmError):
     """Too many rows for the operation."""
 
@@ -115,8 +107,6 @@ _declared = [
     "InternalError",
     "ProgrammingError",
     "NotSupportedError",
-    "RowNotFound",
-    "MultipleRowsFound",
     "TooManyRowsFound",
     "TooManyObjectsFoundError",
     "PermissionError",
