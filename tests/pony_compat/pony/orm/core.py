@@ -19,6 +19,19 @@ buffer = bytes
 unicode = str
 
 
+class _Local:
+    """Pony's per-thread state, reduced to what applications read of it: the active db_session."""
+
+    @property
+    def db_session(self) -> object:
+        """The manager of the current thread's or task's session, or None outside a session."""
+        session = nextorm.session.active_session()
+        return None if session is None else session.manager
+
+
+local = _Local()
+
+
 def sql_debug(value: bool) -> None:
     """Switch statement logging on or off (Pony's ``sql_debug(True)``)."""
     set_sql_debug(value)
