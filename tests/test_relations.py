@@ -765,15 +765,38 @@ def test_collection_remove_of_non_member_is_a_no_op(blog_data: SimpleNamespace) 
         assert len(ann.posts) == 2
 
 
-def test_collection_remove_refused_when_reverse_is_required(school_data: SimpleNamespace) -> None:
-    """Removing a student from a group it must belong to (cascade off) is refused; nothing changes."""
+def test_collection_remove_deletes_a_child_whose_reverse_is_required(
+    school_data: SimpleNamespace, other_connection: Any
+) -> None:
+    """Removing a student from the group it must belong to deletes the student, as Pony does."""
     Group, Student = school_data.Group, school_data.Student
     with db_session:
-        g, s = Group[1], Student[1]
-        with pytest.raises((ConstraintError, ValueError), match="required"):
-            g.students.remove(s)
-        assert s.group is g
-        assert s in g.students
+        g, s1, s2 = Group[1], Student[1], Student[2]
+        g.students.remove(s1)
+        assert s1 not in g.students
+        assert not Student.exists(id=1)
+        g.students.clear()
+        assert list(g.students) == []
+        assert not Student.exists(id=2)
+    assert rows(other_connection, f'SELECT "id" FROM "{Student._table_}" ORDER BY "id"') == [(3,)]
+
+
+def test_collection_remove_refused_when_reverse_is_required_and_cascade_is_off(db: Database) -> None:
+    """With ``cascade_delete=False`` the removal is refused with ConstraintError; nothing changes."""
+
+    class Team(db.Entity):
+        players = Set("Player", cascade_delete=False)
+
+    class Player(db.Entity):
+        team = Required(Team)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        team = Team()
+        player = Player(team=team)
+        with pytest.raises(ConstraintError, match="Player.team attribute is required"):
+            team.players.remove(player)
+        assert player.team is team and player in team.players
 
 
 def test_collection_clear(blog_data: SimpleNamespace, other_connection: Any) -> None:

@@ -78,8 +78,8 @@ class AttributeTypeError(ValidationError, TypeError):
     """A value has the wrong type for an attribute."""
 
 
-class UnknownAttributeError(OrmError, TypeError):
-    """A keyword names no attribute of the entity."""
+class UnknownAttributeError(OrmError, TypeError, AttributeError):
+    """A keyword or attribute name names no attribute of the entity."""
 
 
 class ReadOnlyAttributeError(OrmError, TypeError):

@@ -379,9 +379,15 @@ class SetInstance(Generic[_E]):
                 ):
                     continue
                 if reverse.is_required:
-                    raise ConstraintError(
-                        f"Cannot unlink {obj!r} from previous {item!r} object, because {reverse!r} attribute is required"
-                    )
+                    # a child cannot exist outside its Required parent: removing it deletes it (as in
+                    # Pony), unless cascade_delete=False says the parent may not delete children
+                    if attr.cascade_delete is False:
+                        raise ConstraintError(
+                            f"Cannot unlink {obj!r} from previous {item!r} object, because {reverse!r} "
+                            f"attribute is required and 'cascade_delete' option of {attr!r} is False"
+                        )
+                    item.delete()
+                    continue
                 reverse.__set__(item, None)
 
     def clear(self) -> None:
