@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import date
 
 import pytest
@@ -16,6 +17,7 @@ from nextorm import (
     UnknownAttributeError,
     db_session,
     flush,
+    show,
 )
 
 
@@ -154,3 +156,37 @@ def test_entity_whose_only_column_is_its_key(db: Database) -> None:
     with db_session:
         assert Category.select().count() == 3
         assert Post.select().first().category.id == second.id
+
+
+def test_show_prints_query_results_objects_and_declarations(school: Database) -> None:
+    """``show()`` prints rows as Pony's text table (lazy attributes and collections left out)."""
+    out = io.StringIO()
+    with db_session:
+        school.Student.select().order_by(school.Student.id).show(stream=out)
+        show(school.Student[2], stream=out)
+        show(school.Group, stream=out)
+    assert out.getvalue().splitlines() == [
+        "id|name|scholarship|dob       |group   ",
+        "--+----+-----------+----------+--------",
+        "1 |S1  |None       |None      |Group[1]",
+        "2 |S2  |100        |2000-01-01|Group[1]",
+        "3 |S3  |None       |None      |None    ",
+        "instance of Student",
+        "id|name|scholarship|dob       |group   ",
+        "--+----+-----------+----------+--------",
+        "2 |S2  |100        |2000-01-01|Group[1]",
+        "class Group(Entity):",
+        "    number = PrimaryKey(int)",
+        "    students = Set(Student)",
+    ]
+    assert "    biography = Optional(str, lazy=True)" in school.Student.describe().splitlines()
+
+
+def test_show_cuts_columns_to_the_width(school: Database) -> None:
+    """A table wider than ``width`` has its widest columns cut, marked with ``...``."""
+    out = io.StringIO()
+    with db_session:
+        school.Course.select().order_by(school.Course.id).show(width=12, stream=out)
+    lines = out.getvalue().splitlines()
+    assert all(len(line) <= 12 for line in lines)
+    assert lines[0].startswith("id|")

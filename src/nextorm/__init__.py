@@ -10,6 +10,7 @@ from ._impl import COMPILED
 from .attributes import Optional, PrimaryKey, Required, Set, composite_key, desc
 from .database import AsyncDatabase, Database
 from .debug import set_sql_debug, sql_debug
+from .display import show
 from .entity import Entity, EntityProxy, make_proxy
 from .exceptions import (
     AttributeTypeError,
@@ -127,6 +128,7 @@ __all__ = [
     "rollback",
     "select",
     "set_sql_debug",
+    "show",
     "sql_debug",
     "with_transaction",
 ]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from ._impl import CREATED, DELETED, GONE, MODIFIED, EntityBase, EntityMetaBase
 from .attributes import Attribute, CompositeKey, PrimaryKey, Reference, status_word
+from .display import describe
 from .exceptions import (
     ERDiagramError,
     MultipleObjectsFoundError,
@@ -519,6 +520,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
             self.after_delete()
 
     # -- class API ------------------------------------------------------------------------------
+
+    @classmethod
+    def describe(cls) -> str:
+        """The entity's declaration as Python text (what ``show(Entity)`` prints)."""
+        return describe(cls)
 
     @classmethod
     def select(cls, *conditions: Any, **values: Any) -> Query[Self]:
