@@ -234,3 +234,28 @@ def test_on_connect_on_an_async_database_may_be_a_coroutine(adb: AsyncDatabase) 
 
     connection = asyncio.run(main())
     assert any(conn is connection for conn in seen)
+
+
+def test_sharedmemory_is_one_in_memory_database_for_every_thread() -> None:
+    """``Database('sqlite', ':sharedmemory:')`` (Pony's name) is one in-memory database all threads see."""
+    import threading
+
+    db = Database("sqlite", ":sharedmemory:")
+
+    class Person(db.Entity):
+        name = Required(str)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Person(name="John")
+    seen: list[str] = []
+
+    def read() -> None:
+        with db_session:
+            seen.extend(p.name for p in Person.select())
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+    assert seen == ["John"]
+    db.disconnect()
