@@ -259,3 +259,15 @@ def test_sharedmemory_is_one_in_memory_database_for_every_thread() -> None:
     thread.join()
     assert seen == ["John"]
     db.disconnect()
+
+
+def test_dollar_parameters_take_subscripts_and_calls(shop: Database) -> None:
+    """``$x[0]``, ``$d['k']``, ``$date.today()`` and ``$(expr)`` read the caller's values, as Pony does."""
+    from datetime import date
+
+    x = [5, 6]
+    d = {"k": "v"}
+    with db_session:
+        row = shop.get("$x[1], $d['k'], $date.today(), $(x[0] + 1)")
+        assert tuple(row) == (6, "v", str(date.today()) if shop.provider_name == "sqlite" else date.today(), 6)
+        assert tuple(shop.get("$x[0], $y.real", {"x": [7], "y": 3})) == (7, 3)

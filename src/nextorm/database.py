@@ -34,7 +34,9 @@ __all__ = ["AsyncDatabase", "Database"]
 # passed through untouched); ``$$`` is a literal ``$``
 _SQL_TOKENS = re.compile(
     r"""('(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)|--[^\n]*|/\*.*?(?:\*/|\Z))"""
-    r"""|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)|\$([A-Za-z_][\w.]*)""",
+    r"""|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)"""
+    # ``$name`` followed by attributes, subscripts and calls: ``$obj.attr``, ``$x[0]``, ``$date.today()``
+    r"""|\$([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\[\]]*\]|\((?:[^()]|\([^()]*\))*\))*)""",
     re.DOTALL,
 )
 
@@ -436,12 +438,13 @@ class Database:
                 return "$"
             source = expression if expression is not None else name
             if params is not None:
-                root, _, rest = source.partition(".")
+                root = re.match(r"\w+", source).group(0)  # type: ignore[union-attr]
                 if root not in params:
                     raise OrmError(f"Parameter ${source} of the SQL is not in the given params")
-                value = params[root]
-                for part in rest.split(".") if rest else ():
-                    value = getattr(value, part)
+                try:
+                    value = eval(source, {"__builtins__": {}}, params)
+                except Exception as exc:
+                    raise OrmError(f"`{source}` raises {type(exc).__name__}: {exc}") from exc
             else:
                 try:
                     value = eval(source, globals_, locals_)
