@@ -10,7 +10,7 @@ import json
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
 from . import unitofwork
@@ -1021,7 +1021,9 @@ class DBSessionManager:
 
         return wrapper  # type: ignore[return-value]
 
-    def _decorate_generator(self, func: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    def _decorate_generator(
+        self, func: Callable[..., Generator[Any, Any, Any]]
+    ) -> Callable[..., Generator[Any, Any, Any]]:
         """A generator function whose every step runs in one session, suspended while it is paused.
 
         The session ends (commit) when the generator finishes, and rolls back when it raises or is
@@ -1033,7 +1035,7 @@ class DBSessionManager:
         manager = self
 
         @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
             steps = func(*args, **kwargs)
             session: Session | None = None
             sent: Any = None
