@@ -26,6 +26,7 @@ __all__ = [
     "OperationWithDeletedObjectError",
     "OptimisticCheckError",
     "OrmError",
+    "OrmRuntimeWarning",
     "PartialCommitException",
     "PendingRollbackError",
     "PoolTimeoutError",
@@ -48,6 +49,10 @@ __all__ = [
 
 class OrmError(Exception):
     """Base class of every error nextorm raises."""
+
+
+class OrmRuntimeWarning(RuntimeWarning):
+    """A warning about how nextorm is used (an option that has no effect where it is given)."""
 
 
 class MappingError(OrmError):

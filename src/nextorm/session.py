@@ -33,6 +33,7 @@ from .exceptions import (
     CommitOutcomeUnknown,
     DatabaseSessionIsOver,
     ObjectNotFound,
+    OrmRuntimeWarning,
     PartialCommitException,
     PendingRollbackError,
     ReadOnlySessionError,
@@ -1145,7 +1146,7 @@ class DBSessionManager:
             warnings.warn(
                 f"@db_session decorator with `retry={self.retry}` option is ignored for {name} function "
                 "because it is called inside another db_session",
-                RuntimeWarning,
+                OrmRuntimeWarning,
                 stacklevel=5,
             )
         with _debugging(self):

@@ -17,6 +17,7 @@ from nextorm.attributes import Attribute  # noqa: F401 - listed in __all__
 
 buffer = bytes
 unicode = str
+PonyRuntimeWarning = nextorm.OrmRuntimeWarning
 
 
 class _Local:
@@ -105,10 +106,6 @@ class UnexpectedError(OrmError):
     """An error Pony does not expect."""
 
 
-class PonyRuntimeWarning(RuntimeWarning):
-    """Pony's runtime warning class."""
-
-
 _declared = [
     "DBException",
     "Warning",
@@ -127,10 +124,9 @@ _declared = [
     "DatabaseContainsIncorrectValue",
     "DatabaseContainsIncorrectEmptyValue",
     "UnexpectedError",
-    "PonyRuntimeWarning",
     "Attribute",
 ]
 __all__ = sorted(
     {name for name in nextorm.__all__ if not name.startswith("_") and not hasattr(builtins, name)}
-    | {"buffer", "unicode", "pony", "sql_debug", *_declared}
+    | {"buffer", "unicode", "pony", "sql_debug", "PonyRuntimeWarning", *_declared}
 ) + [name for name in nextorm.__all__ if hasattr(builtins, name)]
