@@ -271,3 +271,31 @@ def test_dollar_parameters_take_subscripts_and_calls(shop: Database) -> None:
         row = shop.get("$x[1], $d['k'], $date.today(), $(x[0] + 1)")
         assert tuple(row) == (6, "v", str(date.today()) if shop.provider_name == "sqlite" else date.today(), 6)
         assert tuple(shop.get("$x[0], $y.real", {"x": [7], "y": 3})) == (7, 3)
+
+
+def test_schema_lists_join_tables_and_composite_keys(db: Database) -> None:
+    """A many-to-many join table and a composite primary key appear in ``db.schema`` with their keys."""
+    from nextorm import PrimaryKey
+
+    class Tag(db.Entity):
+        name = PrimaryKey(str)
+        posts = Set("Post")
+
+    class Post(db.Entity):
+        title = Required(str)
+        tags = Set(Tag)
+
+    class Visit(db.Entity):
+        day = Required(int)
+        page = Required(str)
+        PrimaryKey(day, page)
+
+    db.generate_mapping(create_tables=True)
+    tables = db.schema.tables
+    (join_table,) = set(tables) - {Tag._table_, Post._table_, Visit._table_}
+    link = tables[join_table]
+    assert len(link.column_list) == 2 and len(link.foreign_keys) == 2
+    assert all(column.is_pk_part and not column.is_pk for column in link.column_list)
+    visit = tables[Visit._table_]
+    key = tuple(visit.column_list[:2])
+    assert visit.indexes[key].is_pk and [c.name for c in key] == [Visit.day.column, Visit.page.column]
