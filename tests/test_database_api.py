@@ -299,3 +299,23 @@ def test_schema_lists_join_tables_and_composite_keys(db: Database) -> None:
     visit = tables[Visit._table_]
     key = tuple(visit.column_list[:2])
     assert visit.indexes[key].is_pk and [c.name for c in key] == [Visit.day.column, Visit.page.column]
+
+
+def test_insert_given_a_many_to_many_set_fills_its_join_table(db: Database) -> None:
+    """``db.insert(Person.friends, **columns)`` inserts a link row into the Set's join table."""
+
+    class Person(db.Entity):
+        name = Required(str)
+        friends = Set("Person", reverse="friends")
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        ann, bob = Person(name="Ann"), Person(name="Bob")
+    link = db.schema.tables[Person.friends.join_table].column_list
+    with db_session:
+        db.insert(Person.friends, **{link[0].name: ann.id, link[1].name: bob.id})
+        db.insert(Person.friends, **{link[0].name: bob.id, link[1].name: ann.id})
+    with db_session:
+        assert [p.name for p in Person[ann.id].friends] == ["Bob"]
+        with pytest.raises(TypeError, match="Person.name is not a many-to-many Set"):
+            db.insert(Person.name, name="x")

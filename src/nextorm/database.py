@@ -22,7 +22,8 @@ from .exceptions import (
 from .providers import Provider, get_provider
 from .providers.dialect import Dialect
 from .query import caller_namespace
-from .relationships import resolve_relations
+from .attributes import Attribute
+from .relationships import SetAttr, resolve_relations
 from .schema import Schema
 from .session import active_session, db_session, require_session
 from .sql import ColumnDef, CreateIndex, CreateTable, DropTable, ForeignKey, Insert, Select, render
@@ -534,6 +535,10 @@ class Database:
             table_name = table._table_
         elif isinstance(table, str):
             columns, table_name = tuple(values), table
+        elif isinstance(table, SetAttr) and getattr(table, "is_m2m", False) and table.entity._database_ is self:
+            columns, table_name = tuple(values), table.join_table  # the join table of a many-to-many
+        elif isinstance(table, (Attribute, SetAttr)):
+            raise TypeError(f"Attribute {table!r} is not a many-to-many Set and doesn't have a table of its own")
         else:
             raise TypeError(f"db.insert() takes a table name or an entity of this database, got {table!r}")
         row = [value.get_pk() if isinstance(value, Entity) else value for value in values.values()]
@@ -543,8 +548,9 @@ class Database:
         return (yield cache, "insert_key", (sql, row, returning))
 
     def insert(self, table: Any, returning: str | None = None, **values: Any) -> Any:
-        """INSERT one row of raw values into a table, or an entity's table (attribute names may be used);
-        returns the new row's ``returning`` column (by default the entity's auto key, or SQLite's rowid)."""
+        """INSERT one row of raw values into a table, an entity's table (attribute names may be used) or
+        a many-to-many Set's join table; returns the new row's ``returning`` column (by default the
+        entity's auto key, or SQLite's rowid)."""
         return run_sync(self._insert_steps(table, returning, values), "await db.ainsert(...)")
 
     async def ainsert(self, table: Any, returning: str | None = None, **values: Any) -> Any:
