@@ -26,7 +26,17 @@ from .attributes import Attribute
 from .relationships import SetAttr, resolve_relations
 from .schema import Schema
 from .session import active_session, db_session, require_session
-from .sql import ColumnDef, CreateIndex, CreateTable, DropTable, ForeignKey, Insert, Select, render
+from .sql import (
+    ColumnDef,
+    CreateIndex,
+    CreateTable,
+    DropTable,
+    ForeignKey,
+    Insert,
+    Select,
+    complete_select,
+    render,
+)
 from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = ["AsyncDatabase", "Database"]
@@ -497,30 +507,30 @@ class Database:
 
     def select(self, sql: str, params: Any = None) -> list[Any]:
         """Rows of a raw SELECT (``SELECT`` may be left out): values for one column, named tuples for several."""
-        steps = self._raw_steps_(_select_sql(sql), params, caller_namespace())
+        steps = self._raw_steps_(complete_select(sql), params, caller_namespace())
         return _rows(run_sync(steps, "await db.aselect(...)"))
 
     async def aselect(self, sql: str, params: Any = None) -> list[Any]:
         """Awaitable ``select()``."""
-        return _rows(await run_async(self._raw_steps_(_select_sql(sql), params, caller_namespace())))
+        return _rows(await run_async(self._raw_steps_(complete_select(sql), params, caller_namespace())))
 
     def get(self, sql: str, params: Any = None) -> Any:
         """The only row of a raw SELECT; RowNotFound when there is none, MultipleRowsFound when several."""
-        steps = self._raw_steps_(_select_sql(sql), params, caller_namespace())
+        steps = self._raw_steps_(complete_select(sql), params, caller_namespace())
         return _one(_rows(run_sync(steps, "await db.aget(...)")))
 
     async def aget(self, sql: str, params: Any = None) -> Any:
         """Awaitable ``get()``."""
-        return _one(_rows(await run_async(self._raw_steps_(_select_sql(sql), params, caller_namespace()))))
+        return _one(_rows(await run_async(self._raw_steps_(complete_select(sql), params, caller_namespace()))))
 
     def exists(self, sql: str, params: Any = None) -> bool:
         """Whether a raw SELECT returns any row."""
-        steps = self._raw_steps_(_select_sql(sql), params, caller_namespace())
+        steps = self._raw_steps_(complete_select(sql), params, caller_namespace())
         return run_sync(steps, "await db.aexists(...)").fetchone() is not None
 
     async def aexists(self, sql: str, params: Any = None) -> bool:
         """Awaitable ``exists()``."""
-        steps = self._raw_steps_(_select_sql(sql), params, caller_namespace())
+        steps = self._raw_steps_(complete_select(sql), params, caller_namespace())
         return (await run_async(steps)).fetchone() is not None
 
     def _insert_steps(self, table: Any, returning: str | None, values: dict[str, Any]) -> Steps[Any]:
@@ -630,17 +640,6 @@ def _column_of(entity: Any, name: str) -> str:
     """The column of ``entity``'s attribute ``name``; a name that is no attribute is taken as a column."""
     attr = entity._attrs_by_name_.get(name)
     return name if attr is None or not attr.is_column else str(attr.column)
-
-
-#: the first word of a complete query; ``db.select("name from Person")`` gets ``SELECT`` put in front
-_QUERY_START = re.compile(r"\s*(\(|(SELECT|WITH|VALUES|TABLE|SHOW|EXPLAIN|PRAGMA)\b)", re.IGNORECASE)
-
-
-def _select_sql(sql: str) -> str:
-    """``sql``, with ``SELECT`` put in front when it was left out (Pony's shorthand)."""
-    if not isinstance(sql, str):
-        raise TypeError(f"Raw SQL must be a str, got {sql!r}")
-    return sql if _QUERY_START.match(sql) else "SELECT " + sql
 
 
 def _one(rows: list[Any]) -> Any:
