@@ -90,15 +90,15 @@ class Table:
             key = tuple(self.column_dict[name] for name in names)
             self.indexes[key] = Index(None, self, key, is_unique=True)
         for index in self._index_statements:
-            key = (self.column_dict[index.column],)
+            key = tuple(self.column_dict[name] for name in _names(index.column))
             self.indexes.setdefault(key, Index(index.name, self, key))
         self.foreign_keys = [
             ForeignKeyInfo(
                 foreign_key_name(self.name, fk.column),
                 self,
-                (self.column_dict[fk.column],),
+                tuple(self.column_dict[name] for name in _names(fk.column)),
                 fk.target_table,
-                (fk.target_column,),
+                _names(fk.target_column),
             )
             for fk in statement.foreign_keys
         ]
@@ -113,6 +113,11 @@ class Table:
     def create_commands(self) -> list[str]:
         """The CREATE TABLE statement and the CREATE INDEX statements of this table."""
         return [self.get_create_command(), *(index.sql(self._dialect) for index in self._index_statements)]
+
+
+def _names(column: str | tuple[str, ...]) -> tuple[str, ...]:
+    """One column name or several, as a tuple."""
+    return (column,) if isinstance(column, str) else column
 
 
 class Schema:
