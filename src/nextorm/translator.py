@@ -502,6 +502,10 @@ def _path(base: Any, names: tuple[str, ...], where: str) -> Any:
         if attr.is_reference:
             if last and attr.is_column:
                 return ColumnRef(source, attr)
+            if attr.is_column and i == len(names) - 2:
+                key = _key_read_through(source, attr, names[-1])
+                if key is not None:
+                    return key
             source = Path(source, attr)
             entity = attr.py_type
             if last:
@@ -513,6 +517,17 @@ def _path(base: Any, names: tuple[str, ...], where: str) -> Any:
             )
         return ColumnRef(source, attr) if source is not None else attr
     return base
+
+
+def _key_read_through(source: Any, attr: Any, name: str) -> ColumnRef | None:
+    """``s.group.id``: the referenced key is the reference's own column, read without a join."""
+    target = attr.py_type
+    keys = target._pk_attrs_
+    if len(keys) != 1 or keys[0].name != name or len(reference_columns(attr)) != 1:
+        return None
+    ref = ColumnRef(source, keys[0])
+    ref.column = reference_columns(attr)[0]
+    return ref
 
 
 def _collection(owner: Any, attr: Any, element: Any) -> _Many:
