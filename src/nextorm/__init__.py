@@ -33,6 +33,7 @@ from .exceptions import (
     OptimisticCheckError,
     OrmError,
     PartialCommitException,
+    PendingChangesError,
     PendingRollbackError,
     PoolTimeoutError,
     QueryError,
@@ -50,7 +51,22 @@ from .exceptions import (
     ValidationError,
 )
 from .query import Query
-from .session import acommit, aflush, arollback, commit, db_session, flush, rollback, with_transaction
+from .events import EventHandlerError
+from .session import (
+    Session,
+    acommit,
+    active_session,
+    aflush,
+    arollback,
+    commit,
+    db_session,
+    expunge,
+    expunge_all,
+    flush,
+    rollback,
+    savepoint,
+    with_transaction,
+)
 from .steps import AsyncRequired
 from .translator import between, count, exists, get, select
 from .types import Json
@@ -73,6 +89,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseSessionIsOver",
     "ERDiagramError",
+    "EventHandlerError",
     "Entity",
     "EntityProxy",
     "ExprEvalError",
@@ -87,6 +104,7 @@ __all__ = [
     "Optional",
     "OrmError",
     "PartialCommitException",
+    "PendingChangesError",
     "PendingRollbackError",
     "PoolTimeoutError",
     "PrimaryKey",
@@ -97,6 +115,7 @@ __all__ = [
     "Required",
     "RollbackException",
     "SerializationFailure",
+    "Session",
     "Set",
     "TableIsNotEmpty",
     "TransactionError",
@@ -108,6 +127,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "acommit",
+    "active_session",
     "aflush",
     "arollback",
     "between",
@@ -117,10 +137,13 @@ __all__ = [
     "db_session",
     "desc",
     "exists",
+    "expunge",
+    "expunge_all",
     "flush",
     "get",
     "make_proxy",
     "rollback",
+    "savepoint",
     "select",
     "set_sql_debug",
     "sql_debug",

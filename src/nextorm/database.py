@@ -7,6 +7,7 @@ from collections import namedtuple
 from typing import Any
 
 from .entity import Entity, EntityMeta
+from .events import Listeners
 from .exceptions import (
     BindingError,
     DBSchemaError,
@@ -67,6 +68,8 @@ class Database:
         self.entities: dict[str, Any] = {}
         self.provider: Provider | None = None
         self._mapped_ = False
+        #: the handlers ``on()`` registered, called by the sessions using this database
+        self._listeners_ = Listeners()
         self.Entity: type[Entity] = EntityMeta(
             "Entity", (Entity,), {"_database_": self, "_is_base_": True, "__slots__": ()}
         )
@@ -99,6 +102,14 @@ class Database:
         if not isinstance(provider, str):
             raise BindingError(f"Database provider must be a name like 'sqlite', got {provider!r}")
         self.provider = get_provider(provider, *args, asyncio=self._asyncio_, **kwargs)
+
+    def on(self, event: str) -> Any:
+        """``@db.on('before_commit')``: call ``handler(session)`` at that point of every transaction on this database.
+
+        Events: ``after_begin``, ``before_flush``, ``after_flush``, ``before_commit``,
+        ``after_commit``, ``after_rollback`` (see the README's "Session events").
+        """
+        return self._listeners_.on(event, self)
 
     def _provider_or_fail(self) -> Provider:
         if self.provider is None:
