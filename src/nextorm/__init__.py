@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._impl import COMPILED
 from .attributes import Optional, PrimaryKey, Required, Set, composite_key, desc
+from .bridge import run_sync
 from .database import AsyncDatabase, Database
 from .debug import set_sql_debug, sql_debug
 from .entity import Entity, EntityProxy, make_proxy
@@ -143,6 +144,7 @@ __all__ = [
     "get",
     "make_proxy",
     "rollback",
+    "run_sync",
     "savepoint",
     "select",
     "set_sql_debug",

@@ -574,6 +574,29 @@ class SessionCache(CacheBase):
         self.begin(sql)
         return self.provider.insert_many_returning(self.conn, sql, rows, pk_column)
 
+    def open_stream(self, sql: str, params: Any) -> Any:
+        """Start a SELECT read in batches (a server-side cursor where the database has them)."""
+        conn = self.connection()
+        return self.provider.open_stream(conn, sql, params, self.in_transaction)
+
+    def fetch_stream(self, cursor: Any, size: int) -> list[Any]:
+        """Up to ``size`` more rows of a stream."""
+        return self.provider.fetch_stream(cursor, size)
+
+    def close_stream(self, cursor: Any) -> None:
+        """Release a stream's cursor."""
+        self.provider.close_stream(cursor)
+
+    async def aopen_stream(self, sql: str, params: Any) -> Any:
+        conn = await self.aconnection()
+        return await self.provider.aopen_stream(conn, sql, params, self.in_transaction)
+
+    async def afetch_stream(self, cursor: Any, size: int) -> list[Any]:
+        return await self.provider.afetch_stream(cursor, size)
+
+    async def aclose_stream(self, cursor: Any) -> None:
+        await self.provider.aclose_stream(cursor)
+
     def commit_db(self) -> None:
         """Commit this database's transaction; a failure ends it (see ``_commit_failed``)."""
         if self.in_transaction:
@@ -862,6 +885,8 @@ class SessionCache(CacheBase):
 
     def watch_json(self, obj: Any, attr: Any, value: Any) -> None:
         """Remember the JSON text of a dict/list value handed out, to notice changes made in place."""
+        if self.readonly:
+            return  # nothing can be written: a readonly session keeps no snapshots to compare
         key = (obj, attr)
         known = self.json_snapshots.get(key)
         # a value replaced since (re-read from the database, assigned) is watched afresh
