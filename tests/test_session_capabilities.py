@@ -372,3 +372,37 @@ def test_session_views(school: SimpleNamespace) -> None:
         with pytest.raises(AttributeError):
             session.new = ()  # type: ignore[misc]
     assert active_session() is None
+
+
+def test_savepoint_undoes_one_to_many_changes(db: Database, other_connection: Any) -> None:
+    """Moving an object between two one-to-many collections inside a rolled-back savepoint is undone."""
+
+    class Team(db.Entity):
+        _table_ = "team"
+        id = PrimaryKey(int, auto=True)
+        name = Required(str)
+        players = Set("Player")
+
+    class Player(db.Entity):
+        _table_ = "player"
+        id = PrimaryKey(int, auto=True)
+        name = Required(str)
+        team = Required(Team)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        reds, blues = Team(name="Reds"), Team(name="Blues")
+        Player(name="Ann", team=reds)
+    with db_session:
+        reds, blues = Team[1], Team[2]
+        ann = Player[1]
+        assert list(reds.players) == [ann] and list(blues.players) == []
+        with pytest.raises(RuntimeError):
+            with savepoint():
+                blues.players.add(ann)
+                Player(name="Bob", team=blues)
+                flush()
+                raise RuntimeError
+        assert ann.team is reds
+        assert list(reds.players) == [ann] and list(blues.players) == []
+    assert [tuple(r) for r in other_connection.execute("SELECT name, team FROM player").fetchall()] == [("Ann", 1)]

@@ -19,6 +19,7 @@ import pytest
 
 from nextorm import (
     AsyncDatabase,
+    Set,
     Database,
     DatabaseSessionIsOver,
     Optional,
@@ -391,3 +392,30 @@ def test_yield_per_after_session_end_raises(people: SimpleNamespace) -> None:
     with pytest.raises(DatabaseSessionIsOver):
         last.age = 1
     flush  # imported for the README's examples
+
+
+def test_update_with_a_new_related_object(db: Database, other_connection: Any) -> None:
+    """update(ref=new_object) flushes the new object first and stores its key."""
+
+    class Team(db.Entity):
+        _table_ = "team"
+        id = PrimaryKey(int, auto=True)
+        name = Required(str)
+        members = Set("Member")
+
+    class Member(db.Entity):
+        _table_ = "member"
+        id = PrimaryKey(int, auto=True)
+        team = Optional(Team)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Member()
+        Member()
+    with db_session:
+        team = Team(name="New")
+        assert list(team.members) == []
+        assert Member.select().update(team=team) == 2
+        assert {m.team for m in Member.select()} == {team}
+        assert len(team.members) == 2
+    assert [r[0] for r in other_connection.execute("SELECT team FROM member").fetchall()] == [1, 1]

@@ -585,7 +585,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 return obj, False
             # another transaction may insert the same key first: the INSERT runs in a savepoint,
             # and its unique violation sends us back to read the row that transaction stored
-            point = yield from savepoint_begin_steps(session)
+            point = yield from savepoint_begin_steps(session, objects=False)
             try:
                 obj = cls(**{**(defaults or {}), **keys})
                 yield from obj._cache_.flush_steps()

@@ -358,6 +358,15 @@ def refresh_columns_steps(entity: Any, cache: Any, attrs: list[Any]) -> Steps[No
     The values are read back by key (or, for many objects, unloaded to be read on next access);
     the old ones are kept to be restored if the transaction rolls back.
     """
+    for attr in attrs:
+        reverse = getattr(attr, "reverse", None)
+        if attr.is_reference and getattr(reverse, "is_collection", False):
+            # the members of these collections may have changed: read them again on next use
+            for owner in cache.session.maps.get(reverse.entity, {}).values():
+                data = reverse.data(owner)
+                if data is not None:
+                    data.loaded = False
+                    data.items = {}
     imap = cache.session.maps.get(entity)
     objects = [obj for obj in (imap or {}).values() if obj._status_ == LOADED]
     if not objects:

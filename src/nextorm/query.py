@@ -341,9 +341,10 @@ class Query(Generic[_E]):
     def update_steps(self, values: dict[str, Any]) -> Steps[int]:
         """Steps running one UPDATE of every matching row; objects in the session get the new values."""
         entity = self.entity
-        statement, attrs = self._update_statement(values)
+        self._update_statement(values)  # bad values are refused before anything is sent
         cache = require_session().cache_for(entity._database_)
         yield from cache.flush_steps()
+        statement, attrs = self._update_statement(values)  # new related objects have keys now
         sql, params = render(statement, cache.provider.dialect)
         cache.generation += 1
         result = yield cache, "write", (sql, params)

@@ -1419,16 +1419,18 @@ def expunge_all() -> None:
 
 def _check_expungeable(session: Session, obj: Any) -> None:
     cache = getattr(obj, "_cache_", None)
-    if not isinstance(cache, CacheBase) or not hasattr(obj, "_pk_raw_"):
+    if not isinstance(cache, (SessionCache, DetachedCache)) or not hasattr(obj, "_pk_raw_"):
         raise TypeError(f"expunge() takes entity objects, got {obj!r}")
-    if cache.is_alive and cache.session is not session:
+    if not isinstance(cache, SessionCache) or not cache.is_alive:
+        return  # already out of the session
+    if cache.session is not session:
         raise TransactionError(f"Cannot expunge {obj!r}: it belongs to another session")
-    if cache.is_alive and (obj._status_ in (CREATED, MODIFIED, DELETED) or obj in cache.dirty):
+    if obj._status_ in (CREATED, MODIFIED, DELETED) or obj in cache.dirty:
         raise PendingChangesError(
-            f"Cannot expunge {obj!r}: it has changes not flushed yet ({_STATUS_WORDS[obj._status_]}); "
-            "flush() or roll them back first"
+            f"Cannot expunge {obj!r}: it has changes not flushed yet "
+            f"({_STATUS_WORDS.get(obj._status_, 'modified')}); flush() or roll them back first"
         )
-    if cache.is_alive and cache.m2m:
+    if cache.m2m:
         for attr, (added, removed) in cache.m2m.items():
             if any(obj is owner or obj is item for owner, item in (*added, *removed)):
                 raise PendingChangesError(

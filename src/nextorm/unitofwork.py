@@ -495,17 +495,21 @@ class SessionState:
 
     __slots__ = ("caches", "maps", "objects")
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, objects: bool = True) -> None:
         self.maps = {entity: dict(imap) for entity, imap in session.maps.items()}
-        self.objects: dict[Any, tuple[Any, ...]] = {}
-        for imap in session.maps.values():
-            for obj in imap.values():
-                self.objects[obj] = _capture(obj)
+        #: the state of each object; None when only new objects are to be dropped (see ``objects``)
+        self.objects: dict[Any, tuple[Any, ...]] | None = None
+        if objects:
+            self.objects = {}
+            for imap in session.maps.values():
+                for obj in imap.values():
+                    self.objects[obj] = _capture(obj)
         self.caches: dict[Any, tuple[Any, ...]] = {}
         for cache in session.caches.values():
-            for obj in (*cache.dirty, *cache.undo):
-                if obj not in self.objects:
-                    self.objects[obj] = _capture(obj)
+            if self.objects is not None:
+                for obj in (*cache.dirty, *cache.undo):
+                    if obj not in self.objects:
+                        self.objects[obj] = _capture(obj)
             self.caches[cache] = (
                 dict(cache.dirty),
                 {attr: (dict(added), dict(removed)) for attr, (added, removed) in cache.m2m.items()},
@@ -517,7 +521,11 @@ class SessionState:
 
     def restore(self, session: Any) -> None:
         """Put the session back as it was; objects it did not know then leave it."""
-        known = self.objects
+        known: Any = self.objects
+        if known is None:
+            known = {obj for imap in self.maps.values() for obj in imap.values()}
+            for saved in self.caches.values():
+                known.update(saved[0], saved[4])
         for imap in list(session.maps.values()):
             for obj in list(imap.values()):
                 if obj not in known:
@@ -526,13 +534,14 @@ class SessionState:
             for obj in [*cache.dirty, *cache.undo]:
                 if obj not in known:
                     _drop(obj)
-        for obj, state in known.items():
-            _put_back(obj, state)
+        if self.objects is not None:
+            for obj, state in self.objects.items():
+                _put_back(obj, state)
         session.maps.clear()
         session.maps.update({entity: dict(imap) for entity, imap in self.maps.items()})
         for cache in session.caches.values():
-            saved = self.caches.get(cache)
-            if saved is None:
+            kept = self.caches.get(cache)
+            if kept is None:
                 cache.dirty.clear()
                 cache.m2m = {}
                 cache.unique = {}
@@ -540,7 +549,7 @@ class SessionState:
                 cache.undo = {}
                 cache.json_snapshots = {}
                 continue
-            dirty, m2m, unique, new_ids, undo, json_snapshots = saved
+            dirty, m2m, unique, new_ids, undo, json_snapshots = kept
             cache.dirty.clear()
             cache.dirty.update(dirty)
             cache.m2m = {attr: (dict(added), dict(removed)) for attr, (added, removed) in m2m.items()}
@@ -610,20 +619,24 @@ class Savepoint:
 
     __slots__ = ("caches", "name", "session", "state")
 
-    def __init__(self, session: Any, name: str) -> None:
+    def __init__(self, session: Any, name: str, objects: bool = True) -> None:
         self.session = session
         self.name = name
         #: the caches whose transaction holds this savepoint (a cache that begins later sets it then)
         self.caches: list[Any] = []
-        self.state: SessionState | None = SessionState(session)
+        self.state: SessionState | None = SessionState(session, objects)
 
 
-def savepoint_begin_steps(session: Any) -> Steps[Savepoint]:
-    """Flush, remember the session's state, and set a savepoint in every open transaction."""
+def savepoint_begin_steps(session: Any, objects: bool = True) -> Steps[Savepoint]:
+    """Flush, remember the session's state, and set a savepoint in every open transaction.
+
+    ``objects=False`` remembers only which objects the session holds, not their values: for a
+    block that only creates objects (get_or_create), whose rollback drops them, it costs far less.
+    """
     session.refuse_if_failed()
     yield from session.flush_steps()
     stack = session.open_savepoints()
-    point = Savepoint(session, f"nextorm_savepoint_{len(stack) + 1}")
+    point = Savepoint(session, f"nextorm_savepoint_{len(stack) + 1}", objects)
     stack.append(point)
     for cache in list(session.caches.values()):
         if cache.in_transaction:
@@ -652,6 +665,8 @@ def savepoint_rollback_steps(point: Savepoint) -> Steps[None]:
         return
     point.state = None
     _pop(session, point)
+    if session.failure is not None:
+        return  # the whole transaction was rolled back already
     try:
         for cache in point.caches:
             if cache.in_transaction and cache.conn is not None:
