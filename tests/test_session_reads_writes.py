@@ -31,7 +31,6 @@ from nextorm import (
     UnknownAttributeError,
     UnrepeatableReadError,
     db_session,
-    flush,
     rollback,
     savepoint,
 )
@@ -391,7 +390,6 @@ def test_yield_per_after_session_end_raises(people: SimpleNamespace) -> None:
     assert last is not None and last.name == "Cid"
     with pytest.raises(DatabaseSessionIsOver):
         last.age = 1
-    flush  # imported for the README's examples
 
 
 def test_update_with_a_new_related_object(db: Database, other_connection: Any) -> None:
