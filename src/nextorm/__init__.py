@@ -69,7 +69,7 @@ from .session import (
     with_transaction,
 )
 from .steps import AsyncRequired
-from .translator import between, count, exists, get, select
+from .translator import JOIN, between, count, exists, get, left_join, select
 from .types import Json
 
 __version__ = "0.1.0"
@@ -135,6 +135,8 @@ __all__ = [
     "commit",
     "composite_key",
     "count",
+    "JOIN",
+    "left_join",
     "db_session",
     "desc",
     "exists",

@@ -359,7 +359,7 @@ def refresh_columns_steps(entity: Any, cache: Any, attrs: list[Any]) -> Steps[No
     the old ones are kept to be restored if the transaction rolls back.
     """
     for attr in attrs:
-        reverse = getattr(attr, "reverse", None)
+        reverse: Any = getattr(attr, "reverse", None)
         if attr.is_reference and getattr(reverse, "is_collection", False):
             # the members of these collections may have changed: read them again on next use
             for owner in cache.session.maps.get(reverse.entity, {}).values():
