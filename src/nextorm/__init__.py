@@ -7,7 +7,7 @@ here; ``COMPILED`` tells whether the compiled hot path loaded.
 from __future__ import annotations
 
 from ._impl import COMPILED
-from .attributes import Optional, PrimaryKey, Required, Set, composite_key, desc
+from .attributes import Optional, PrimaryKey, Required, Set, composite_index, composite_key, desc
 from .bridge import run_sync
 from .database import AsyncDatabase, Database
 from .debug import set_sql_debug, sql_debug
@@ -133,6 +133,7 @@ __all__ = [
     "arollback",
     "between",
     "commit",
+    "composite_index",
     "composite_key",
     "count",
     "JOIN",
