@@ -11,6 +11,7 @@ from .attributes import Optional, PrimaryKey, Required, Set, composite_index, co
 from .bridge import run_sync
 from .database import AsyncDatabase, Database
 from .debug import set_sql_debug, sql_debug
+from .display import show
 from .entity import Entity, EntityProxy, make_proxy
 from .exceptions import (
     AttributeTypeError,
@@ -28,11 +29,13 @@ from .exceptions import (
     IsolationError,
     MappingError,
     MultipleObjectsFoundError,
+    MultipleRowsFound,
     ObjectCopyError,
     ObjectNotFound,
     OperationWithDeletedObjectError,
     OptimisticCheckError,
     OrmError,
+    OrmRuntimeWarning,
     PartialCommitException,
     PendingChangesError,
     PendingRollbackError,
@@ -41,6 +44,7 @@ from .exceptions import (
     ReadOnlyAttributeError,
     ReadOnlySessionError,
     RollbackException,
+    RowNotFound,
     SerializationFailure,
     TableIsNotEmpty,
     TransactionError,
@@ -98,12 +102,14 @@ __all__ = [
     "Json",
     "MappingError",
     "MultipleObjectsFoundError",
+    "MultipleRowsFound",
     "ObjectCopyError",
     "ObjectNotFound",
     "OperationWithDeletedObjectError",
     "OptimisticCheckError",
     "Optional",
     "OrmError",
+    "OrmRuntimeWarning",
     "PartialCommitException",
     "PendingChangesError",
     "PendingRollbackError",
@@ -115,6 +121,7 @@ __all__ = [
     "ReadOnlySessionError",
     "Required",
     "RollbackException",
+    "RowNotFound",
     "SerializationFailure",
     "Session",
     "Set",
@@ -151,6 +158,7 @@ __all__ = [
     "savepoint",
     "select",
     "set_sql_debug",
+    "show",
     "sql_debug",
     "with_transaction",
 ]

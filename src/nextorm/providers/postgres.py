@@ -203,11 +203,11 @@ class PostgresProvider(Provider):
             attr.from_db = None
 
     def commit(self, conn: Any) -> None:
-        self.run(conn, self.dialect.commit_sql)
+        self.execute(conn, self.dialect.commit_sql)
 
     def rollback(self, conn: Any) -> None:
         if self.usable_for_rollback(conn):
-            self.run(conn, self.dialect.rollback_sql)
+            self.execute(conn, self.dialect.rollback_sql)
 
     def usable_for_rollback(self, conn: Any) -> bool:
         return not (conn.closed or conn.broken)
@@ -244,6 +244,7 @@ class PostgresProvider(Provider):
         _close_cursor(cursor)
 
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
+        self._statements.sql = sql
         with logged_sql(sql, rows, many=len(rows)):
             try:
                 cursor = conn.cursor()
@@ -262,6 +263,7 @@ class PostgresProvider(Provider):
         self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
     ) -> list[Any]:
         sql = sql + self.dialect.returning_clause(pk_column)
+        self._statements.sql = sql
         with logged_sql(sql, rows, many=len(rows)):
             try:
                 cursor = conn.cursor()
@@ -341,6 +343,7 @@ class AsyncPostgresProvider(PostgresProvider):
         return cursor
 
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
+        self._statements.sql = sql
         with logged_sql(sql, rows, many=len(rows)):
             try:
                 cursor = conn.cursor()
@@ -361,6 +364,7 @@ class AsyncPostgresProvider(PostgresProvider):
         self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
     ) -> list[Any]:
         sql = sql + self.dialect.returning_clause(pk_column)
+        self._statements.sql = sql
         with logged_sql(sql, rows, many=len(rows)):
             try:
                 cursor = conn.cursor()
@@ -393,7 +397,7 @@ class _Server:
         self._apools: dict[Any, tuple[Any, Any]] = {}
         self._lock = threading.Lock()
 
-    def _pool_options(self, check: Any) -> dict[str, Any]:
+    def _pool_options(self, check: Any, configure: Any) -> dict[str, Any]:
         provider = self.provider
         return dict(
             conninfo=self.dsn,
@@ -404,6 +408,7 @@ class _Server:
             timeout=provider.pool_timeout,
             # a replica's connections are checked by try_getconn, which falls over to the next server
             check=None if self.is_replica else check,
+            configure=configure,
             name=f"nextorm {self.dsn_repr}",
             open=False,
         )
@@ -432,7 +437,7 @@ class _Server:
         if pool is None:
             with self._lock:
                 if self._pool is None:
-                    self._pool = ConnectionPool(**self._pool_options(_check_idle))
+                    self._pool = ConnectionPool(**self._pool_options(_check_idle, self.provider.connected))
                     self._pool.open()
                 pool = self._pool
         return pool
@@ -485,7 +490,7 @@ class _Server:
         entry = self._apools.get(loop)
         if entry is None:
             pool = AsyncConnectionPool(
-                connection_class=psycopg.AsyncConnection, **self._pool_options(_acheck_idle)
+                connection_class=psycopg.AsyncConnection, **self._pool_options(_acheck_idle, self.provider.aconnected)
             )
             closer = self._close_at_loop_end(loop, pool)
             entry = self._apools[loop] = (pool, closer)
