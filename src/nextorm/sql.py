@@ -509,11 +509,16 @@ class MemberOf(Expr):
         if not isinstance(dialect, Scope):
             raise NeedsScope
         attr = self.attr
+        if len(attr.target_columns) > 1 or len(attr.owner_columns) > 1:
+            raise QueryError(
+                f"Membership in {attr.qualname} within a query is not supported where a side has a "
+                "composite primary key"
+            )
         alias = dialect.fresh()
         q = dialect.dialect.quote
         return (
-            f"{dialect.column_ref(self.member)} IN (SELECT {alias}.{q(attr.target_column)} "
-            f"FROM {q(attr.join_table)} {alias} WHERE {alias}.{q(attr.owner_column)} = "
+            f"{dialect.column_ref(self.member)} IN (SELECT {alias}.{q(attr.target_columns[0])} "
+            f"FROM {q(attr.join_table)} {alias} WHERE {alias}.{q(attr.owner_columns[0])} = "
             f"{dialect.column_ref(self.owner)})"
         )
 
