@@ -276,9 +276,10 @@ def _integrity_failure(cache: Any, group: list[Any], exc: BaseException) -> Tran
 def _dependency_order(batch: list[Any], deferred: list[tuple[Any, Any, Any]]) -> list[Any]:
     """``batch`` in first-change order, except that new objects come before the objects referring to them.
 
-    New partners of a symmetric one-to-one (``a.spouse = b`` makes ``b.spouse`` ``a``) refer to each
-    other: the second reference goes to ``deferred`` as (object, attribute, target), to be inserted
-    without it and updated once the target exists. Any other cycle of new objects is an error.
+    New partners of a one-to-one whose both sides hold a column (``a.spouse = b`` makes ``b.spouse``
+    ``a``) refer to each other: the second reference goes to ``deferred`` as (object, attribute,
+    target), to be inserted without it and updated once the target exists. Any other cycle of new
+    objects is an error.
     """
     in_batch = {id(obj) for obj in batch}
     state: dict[int, int] = {}
@@ -298,7 +299,7 @@ def _dependency_order(batch: list[Any], deferred: list[tuple[Any, Any, Any]]) ->
             for attr in type(obj)._fk_refs_:
                 target = attr.get_raw(obj)
                 if isinstance(target, EntityBase) and target._status_ == CREATED and id(target) in in_batch:
-                    if state.get(id(target)) == 1 and attr.reverse is attr:
+                    if state.get(id(target)) == 1 and attr.reverse.is_column:
                         deferred.append((obj, attr, target))
                         continue
                     visit(target)
