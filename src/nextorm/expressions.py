@@ -147,6 +147,9 @@ class Compare(Expr):
     def entities(self) -> Iterator[Any]:
         yield from root_entities(self.attr)
 
+    def attrs(self) -> Iterator[Any]:
+        yield self.attr
+
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         if self.attr.width > 1:
             return self._columns_sql(dialect, params)
@@ -612,6 +615,13 @@ class Value(Operand):
     def is_aggregate(self) -> bool:
         """Whether the value aggregates rows (COUNT, SUM...): then a query groups by the others."""
         return False
+
+    def attrs(self) -> Iterator[Any]:
+        """The attributes whose columns the value reads."""
+        for name in ("args", "arg"):
+            parts = getattr(self, name, None)
+            for part in parts if isinstance(parts, tuple) else (parts,) if parts is not None else ():
+                yield from part.attrs()
 
     def bind(self, value: Any) -> Value:
         """A Python value compared with this one, bound as the database compares it."""
