@@ -1143,13 +1143,13 @@ def arithmetic(op: str, left: Any, right: Any) -> Value:
     lt, rt = left.py_type, right.py_type
     if op == "+" and (lt is str or rt is str):
         if lt is not str or rt is not str:
-            raise AttributeTypeError(f"Unsupported operand types for +: {left!r} and {right!r}")
+            raise QueryError(f"Unsupported operand types for +: {left!r} and {right!r}")
         return Func("concat", (left, right), str)
     if op in "+-" and (_is_date(lt) or _is_date(rt)):
         return _date_arithmetic(op, left, right)
     for side, py_type in ((left, lt), (right, rt)):
         if not _is_numeric(py_type):
-            raise AttributeTypeError(
+            raise QueryError(
                 f"Unsupported operand types {_type_name(lt)!r} and {_type_name(rt)!r} for {op}: {left!r} {op} {right!r}"
             )
     if op == "/":
@@ -1158,7 +1158,7 @@ def arithmetic(op: str, left: Any, right: Any) -> Value:
         return Func(name, (left, right), floating)
     if op == "//":
         if float in (lt, rt) or Decimal in (lt, rt):
-            raise AttributeTypeError(f"Floor division (//) of non-integers is not supported in queries: {left!r} // {right!r}")
+            raise QueryError(f"Floor division (//) of non-integers is not supported in queries: {left!r} // {right!r}")
         return Func("div", (left, right), int)
     result = float if float in (lt, rt) else Decimal if Decimal in (lt, rt) else int
     return Func(op, (left, right), result)
@@ -1180,7 +1180,7 @@ def _date_arithmetic(op: str, left: Value, right: Value) -> Value:
     if op == "-" and lt in (date, datetime) and rt in (date, datetime) and (lt is rt or Param in (type(left), type(right))):
         kind = lt if not isinstance(left, Param) else rt
         return Func("date_diff" if kind is date else "datetime_diff", (left, right), timedelta)
-    raise AttributeTypeError(
+    raise QueryError(
         f"Unsupported operand types {_type_name(lt)!r} and {_type_name(rt)!r} for {op}: {left!r} {op} {right!r}"
         " (a query moves a date or datetime by a timedelta value, or subtracts two of them)"
     )
