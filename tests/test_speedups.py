@@ -210,6 +210,9 @@ def test_twins_refuse_misuse_with_the_same_errors(twins: tuple[ModuleType, Modul
                 ("npk 0", lambda: built.materialize([(2, "b", 1, 1.0, "n")], npk=0)),
                 ("short row", lambda: built.materialize([(3,)])),
                 ("no rows", lambda: built.materialize(None)),
+                ("column_values of a non-column", lambda: speedups.column_values([obj], ["id"], [None])),
+                ("column_values short converters", lambda: speedups.column_values([obj], built.columns, [])),
+                ("column_values of no objects", lambda: speedups.column_values(None, built.columns[:1], [None])),
             ]
             result = []
             for name, action in misuse:
@@ -891,6 +894,17 @@ def test_lookup_binds_as_a_metaclass_method(speedups: ModuleType) -> None:
 
 
 # --- materialize -----------------------------------------------------------------------------
+
+
+def test_column_values_are_the_stored_values_through_their_converters(model: Model) -> None:
+    """``column_values``: one tuple per object, converted values, None for a value not loaded or None."""
+    a = model.new(model.speedups.LOADED, id=1, name="a", age=None)
+    b = model.new(model.speedups.MODIFIED, id=2, name="b", age=7)
+    columns = [model.column(n) for n in ("id", "name", "age", "note")]
+    rows = model.speedups.column_values([a, b], columns, [None, str.upper, lambda v: v * 10, repr])
+    assert rows == [(1, "A", None, None), (2, "B", 70, None)]
+    assert all(type(row) is tuple for row in rows)
+    assert a._rbits_ == 0 and model.calls == []  # no tracked read, no load hook
 
 
 def test_materialize_creates_loaded_objects_in_the_map(model: Model) -> None:

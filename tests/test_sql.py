@@ -181,6 +181,18 @@ STATEMENTS: list[tuple[str, Any, tuple[str, list[Any]], tuple[str, list[Any]]]] 
         ('INSERT INTO "item" ("name") VALUES (%s) RETURNING "id"', []),
     ),
     (
+        "multi-row insert returning each new row's key and values",
+        Insert("item", ("name", "kind"), returning=("id", "name", "kind"), rows=2),
+        (
+            'INSERT INTO "item" ("name", "kind") VALUES (?, ?), (?, ?) RETURNING `id`, `name`, `kind`',
+            [],
+        ),
+        (
+            'INSERT INTO "item" ("name", "kind") VALUES (%s, %s), (%s, %s) RETURNING "id", "name", "kind"',
+            [],
+        ),
+    ),
+    (
         "update with optimistic checks",
         Update("item", ("name",), KeyMatch(("id",), (("kind", False), ("note", True)))),
         ('UPDATE "item" SET "name" = ? WHERE "id" = ? AND "kind" = ? AND "note" IS NULL', []),

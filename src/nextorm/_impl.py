@@ -47,6 +47,7 @@ enter_session = impl.enter_session
 exit_session = impl.exit_session
 lookup = impl.lookup
 materialize = impl.materialize
+column_values = impl.column_values
 
 __all__ = [
     "COMPILED",
@@ -60,6 +61,7 @@ __all__ = [
     "EntityBase",
     "EntityMetaBase",
     "SessionBase",
+    "column_values",
     "current_session",
     "current_task",
     "enter_session",

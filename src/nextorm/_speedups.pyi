@@ -15,6 +15,7 @@ __all__ = [
     "EntityBase",
     "EntityMetaBase",
     "SessionBase",
+    "column_values",
     "current_session",
     "current_task",
     "enter_session",
@@ -99,3 +100,6 @@ def materialize(
     check_mask: int,
     rows: Iterable[Sequence[Any]],
 ) -> list[Any]: ...
+def column_values(
+    objs: Iterable[Any], columns: Sequence[Column], converters: Sequence[Any]
+) -> list[tuple[Any, ...]]: ...

@@ -77,6 +77,7 @@ __all__ = [
     "exit_session",
     "lookup",
     "materialize",
+    "column_values",
 ]
 
 cdef enum:
@@ -470,6 +471,39 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
 
 @cython.boundscheck(False)  # every index is below the length of a tuple built or checked here
 @cython.wraparound(False)  # and never negative
+def column_values(objs, columns, converters):
+    """The parameter rows of a statement: per object, a tuple of each column's stored value.
+
+    ``converters[i]`` (a callable or None) turns a value of ``columns[i]`` into the database's; a
+    None value is not converted, and a column not loaded gives None.
+    """
+    cdef tuple cols = tuple(columns)
+    cdef tuple convs = tuple(converters)
+    cdef Py_ssize_t width = len(cols)
+    cdef Py_ssize_t i
+    cdef list rows = []
+    cdef tuple row
+    if len(convs) != width:
+        raise ValueError(f"{width} columns but {len(convs)} converters")
+    for i in range(width):
+        if not isinstance(cols[i], Column):
+            raise TypeError(f"column_values() takes Column objects, not {type(cols[i]).__name__}")
+    for obj in objs:
+        row = PyTuple_New(width)
+        for i in range(width):
+            value = _raw_get(<Column>cols[i], obj)
+            if value is _MISSING:
+                value = None
+            elif value is not None:
+                conv = convs[i]
+                if conv is not None:
+                    value = conv(value)
+            Py_INCREF(value)
+            PyTuple_SET_ITEM(row, i, value)
+        rows.append(row)
+    return rows
+
+
 cdef list _materialize_rows(
     object cls,
     object cache,

@@ -61,6 +61,7 @@ __all__ = [
     "EntityBase",
     "EntityMetaBase",
     "SessionBase",
+    "column_values",
     "current_session",
     "current_task",
     "enter_session",
@@ -386,3 +387,27 @@ def _merge(obj: Any, columns: Sequence[Column], row: Sequence[Any], npk: int, ch
             if rbits & bit & check_mask:
                 column._unrepeatable_(obj, current, new)
             column._slot_set(obj, new)
+
+
+def column_values(objs: Iterable[Any], columns: Sequence[Column], converters: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The parameter rows of a statement: per object, a tuple of each column's stored value.
+
+    ``converters[i]`` (a callable or None) turns a value of ``columns[i]`` into the database's; a
+    None value is not converted, and a column not loaded gives None.
+    """
+    if len(converters) != len(columns):
+        raise ValueError(f"{len(columns)} columns but {len(converters)} converters")
+    for column in columns:
+        if not isinstance(column, Column):
+            raise TypeError(f"column_values() takes Column objects, not {type(column).__name__}")
+    pairs = [(column.get_raw, conv) for column, conv in zip(columns, converters)]
+    rows = []
+    for obj in objs:
+        row = []
+        for get, conv in pairs:
+            value = get(obj)
+            if conv is not None and value is not None:
+                value = conv(value)
+            row.append(value)
+        rows.append(tuple(row))
+    return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
+from functools import lru_cache
 from typing import Any
 
 from .entity import Entity, EntityMeta
@@ -572,9 +573,13 @@ def _rows(cursor: Any) -> list[Any]:
         return rows
     if len(description) == 1:
         return [row[0] for row in rows]
-    names = [d[0] for d in description]
+    return list(map(_row_type(tuple(d[0] for d in description))._make, rows))
+
+
+@lru_cache(maxsize=256)
+def _row_type(names: tuple[str, ...]) -> Any:
+    """The named tuple class of rows with columns ``names`` (made once: making one costs ~100 µs)."""
     try:
-        row_type = namedtuple("Row", names)  # type: ignore[misc]
+        return namedtuple("Row", names)  # type: ignore[misc]
     except ValueError:
-        row_type = namedtuple("Row", names, rename=True)  # type: ignore[misc, no-redef]
-    return [row_type(*row) for row in rows]
+        return namedtuple("Row", names, rename=True)  # type: ignore[misc]

@@ -190,6 +190,19 @@ class EntityMeta(EntityMetaBase):
         return f"<Entity {cls.__name__}>"
 
 
+#: the methods the unit of work calls around an object's statement
+_SAVE_HOOKS = (
+    "_before_save_",
+    "_after_save_",
+    "before_insert",
+    "after_insert",
+    "before_update",
+    "after_update",
+    "before_delete",
+    "after_delete",
+)
+
+
 class Entity(EntityBase, metaclass=EntityMeta):
     """Base of every entity class; ``db.Entity`` is the one bound to a database."""
 
@@ -483,6 +496,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     def after_delete(self) -> None:
         """Called after the object's DELETE was sent."""
+
+    @classmethod
+    def _has_save_hooks_(cls) -> bool:
+        """Whether a save hook of this class does something (``Entity``'s own do nothing)."""
+        return any(getattr(cls, name) is not getattr(Entity, name) for name in _SAVE_HOOKS)
 
     def _before_save_(self) -> None:
         status = self._status_

@@ -206,25 +206,30 @@ class Insert:
     """``INSERT INTO table (columns) VALUES (...)``; values are bound per row by the caller.
 
     ``ignore_conflicts`` skips a row that clashes with a unique key; ``returning`` names the
-    column of the new row the statement returns.
+    column (or columns) of each new row the statement returns; ``rows`` is the number of rows one statement
+    inserts (their values bound one row after the other).
     """
 
     table: str
     columns: tuple[str, ...]
     ignore_conflicts: bool = False
-    returning: str | None = None
+    returning: str | tuple[str, ...] = ()
+    rows: int = 1
 
     def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         q = dialect.quote
+        row = f"({dialect.placeholders(len(self.columns))})"
         sql = (
             f"INSERT INTO {q(self.table)} ({', '.join(q(c) for c in self.columns)}) "
-            f"VALUES ({dialect.placeholders(len(self.columns))})"
+            f"VALUES {', '.join([row] * self.rows)}"
         )
         if self.ignore_conflicts:
             sql += dialect.ignore_conflict_clause()
-        if self.returning is not None:
+        if isinstance(self.returning, str):
             sql += dialect.returning_clause(self.returning)
+        elif self.returning:
+            sql += dialect.returning_clause(*self.returning)
         return sql
 
 

@@ -10,9 +10,11 @@ after-hooks. The statements come from ``nextorm.sql``; IO goes through the cache
 from __future__ import annotations
 
 import json
+import weakref
+from operator import itemgetter
 from typing import Any
 
-from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase
+from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, column_values
 from .exceptions import (
     OptimisticCheckError,
     TransactionError,
@@ -57,8 +59,11 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
             done = yield from _save_steps(cache, batch)
             if cache.m2m and only is None:
                 yield from _links_steps(cache)
-            for obj, status in done:
-                obj._after_save_(status)
+            hooked = _hooked_classes(obj for obj, _ in done)
+            if hooked:
+                for obj, status in done:
+                    if type(obj) in hooked:
+                        obj._after_save_(status)
             if only is not None:
                 break
         else:
@@ -101,20 +106,30 @@ def _run_before_hooks(cache: Any, only: list[Any] | None) -> list[Any]:
     dirty = cache.dirty
     if only is not None:
         batch = [obj for obj in only if obj in dirty]
+        hooked = _hooked_classes(batch)
         for obj in batch:
-            obj._before_save_()
+            if type(obj) in hooked:
+                obj._before_save_()
         for obj in batch:
             dirty.pop(obj, None)
         return batch
     done = 0
     while done < len(dirty):
         pending = list(dirty)[done:]
-        for obj in pending:
-            obj._before_save_()
+        hooked = _hooked_classes(pending)
+        if hooked:
+            for obj in pending:
+                if type(obj) in hooked:
+                    obj._before_save_()
         done += len(pending)
     batch = list(dirty)
     dirty.clear()
     return batch
+
+
+def _hooked_classes(objs: Any) -> set[type]:
+    """The classes of ``objs`` whose save hooks do something (the base class's do nothing)."""
+    return {cls for cls in {type(obj) for obj in objs} if cls._has_save_hooks_()}
 
 
 def _links_steps(cache: Any) -> Steps[None]:
@@ -347,11 +362,19 @@ def _insert_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: l
     if auto is not None and not auto.is_loaded(group[0]):
         yield from _insert_auto_steps(entity, cache, group, attrs, sql, auto)
     else:
-        rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
+        rows = column_values(group, attrs, [a.to_db for a in attrs])
         yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=False)
     for obj in group:
         cache.new_ids.pop(obj, None)
         mark_saved(obj, CREATED)
+
+
+#: most rows one multi-row INSERT carries (longer statements parse slower than they save)
+MAX_INSERT_ROWS = 500
+
+# Entities whose stored values did not read back equal to the values sent (a column affinity
+# that converts them, say): their multi-row INSERT cannot tell its new keys apart.
+_UNMATCHED_ENTITIES: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _insert_auto_steps(
@@ -359,17 +382,12 @@ def _insert_auto_steps(
 ) -> Steps[None]:
     """INSERT objects whose key the database generates, and register them under it."""
     keys = None
-    if cache.provider.batch_returning and len(group) > 1 and not _refers_within(group):
-        rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
-        dialect = cache.provider.dialect
-        yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
-        try:
-            keys = yield cache, "insert_keys", (sql, rows, auto.column)
-        except TransactionIntegrityError:
-            # replayed one by one below
-            yield cache, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
-        else:
-            yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
+    if len(group) > 1 and not _refers_within(group):
+        rows = column_values(group, attrs, [a.to_db for a in attrs])
+        if attrs and entity not in _UNMATCHED_ENTITIES:
+            keys = yield from _insert_values_steps(entity, cache, attrs, auto, rows)
+        elif cache.provider.batch_returning:
+            keys = yield from _insert_many_steps(cache, sql, rows, auto)
     imap = cache.identity_map(entity)
     for i, obj in enumerate(group):
         if keys is not None:
@@ -389,13 +407,90 @@ def _insert_auto_steps(
         imap[pk] = obj
 
 
+def _insert_many_steps(cache: Any, sql: str, rows: list[Any], auto: Any) -> Steps[list[Any] | None]:
+    """The rows' new keys from the driver's batch of one-row INSERTs; None when a row failed."""
+    dialect = cache.provider.dialect
+    yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
+    try:
+        keys = yield cache, "insert_keys", (sql, rows, auto.column)
+    except TransactionIntegrityError:
+        # replayed one by one by the caller, which names the object that failed
+        yield cache, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
+        return None
+    yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
+    return list(keys)
+
+
+def _insert_values_steps(
+    entity: Any, cache: Any, attrs: list[Any], auto: Any, rows: list[tuple[Any, ...]]
+) -> Steps[list[Any] | None]:
+    """The rows' new keys from multi-row INSERTs; None when a row failed or keys cannot be matched.
+
+    The database does not promise to return the new rows in the order of VALUES, so each returns
+    its key beside the values it stored, and is matched to the object whose values it holds.
+    """
+    dialect = cache.provider.dialect
+    columns = tuple(a.column for a in attrs)
+    per_statement = max(1, min(MAX_INSERT_ROWS, dialect.max_params // len(columns)))
+    returning = (auto.column, *columns)
+    yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
+    returned: list[Any] = []
+    try:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            statement = Insert(entity._table_, columns, returning=returning, rows=len(chunk))
+            params = [value for row in chunk for value in row]
+            returned += (yield cache, "write", (statement.sql(dialect), params)).rows
+    except TransactionIntegrityError:
+        keys = None
+    else:
+        keys = match_keys(rows, returned)
+        if keys is None:
+            _UNMATCHED_ENTITIES.add(entity)
+    if keys is None:
+        # replayed one by one by the caller, which names the object that failed
+        yield cache, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
+    else:
+        yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
+    return keys
+
+
+def match_keys(rows: list[tuple[Any, ...]], returned: list[Any]) -> list[Any] | None:
+    """The key of each of ``rows`` from ``returned`` (key, *values) rows matched by their values.
+
+    Rows of equal values get their keys in ascending order; None when a returned row matches no
+    row left (the database stored a value other than the one sent) or values are unhashable.
+    """
+    if len(returned) != len(rows):
+        return None
+    waiting: dict[tuple[Any, ...], list[int]] = {}
+    try:
+        for index in range(len(rows) - 1, -1, -1):
+            waiting.setdefault(rows[index], []).append(index)
+        keys: list[Any] = [None] * len(rows)
+        for found in sorted(returned, key=itemgetter(0)):
+            indexes = waiting.get(tuple(found[1:]))
+            if not indexes:
+                return None
+            keys[indexes.pop()] = found[0]
+    except TypeError:  # an unhashable value, or keys that do not sort
+        return None
+    return keys
+
+
 def _update_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
     attrs = [entity._attrs_[i] for i in shape[2]]
     checks = shape[3]
     sql = Update(entity._table_, tuple(a.column for a in attrs), _key_match(entity, checks)).sql(
         cache.provider.dialect
     )
-    rows = [[_db(a, a.get_raw(obj)) for a in attrs] + _where_params(entity, obj, checks) for obj in group]
+    if checks:
+        rows = [
+            [_db(a, a.get_raw(obj)) for a in attrs] + _where_params(entity, obj, checks) for obj in group
+        ]
+    else:
+        written = [*attrs, *entity._pk_attrs_]
+        rows = column_values(group, written, [a.to_db for a in written])
     yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True)
     for obj in group:
         mark_saved(obj, MODIFIED)

@@ -8,6 +8,7 @@ provider module for its driver).
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,6 +35,8 @@ class Dialect:
     auto_pk_type = ""
     #: whether foreign keys are added by ALTER TABLE once every table exists (else inside CREATE TABLE)
     late_foreign_keys = False
+    #: most values bound to one statement
+    max_params = 999
 
     def __init__(self) -> None:
         self._column_lists: dict[tuple[str, ...], str] = {}
@@ -83,9 +86,9 @@ class Dialect:
             "skip_locked": " FOR UPDATE SKIP LOCKED",
         }[mode]
 
-    def returning_clause(self, column: str) -> str:
-        """The suffix of an INSERT returning ``column`` of the new row."""
-        return f" RETURNING {self.quote(column)}"
+    def returning_clause(self, *columns: str) -> str:
+        """The suffix of an INSERT returning ``columns`` of each new row."""
+        return " RETURNING " + ", ".join(self.quote(column) for column in columns)
 
     def ignore_conflict_clause(self) -> str:
         """The suffix of an INSERT that skips a row clashing with a unique key instead of failing."""
@@ -147,6 +150,8 @@ class SQLiteDialect(Dialect):
 
     name = "sqlite"
     param = "?"
+    # SQLITE_MAX_VARIABLE_NUMBER: 999 before SQLite 3.32
+    max_params = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
     type_names = {
         int: "INTEGER",
         str: "TEXT",
@@ -166,8 +171,8 @@ class SQLiteDialect(Dialect):
         # a double-quoted name that is not a column reads as a string in SQLite
         return "`" + name.replace("`", "``") + "`"
 
-    def returning_clause(self, column: str) -> str:
-        return f" RETURNING {self.strict_quote(column)}"
+    def returning_clause(self, *columns: str) -> str:
+        return " RETURNING " + ", ".join(self.strict_quote(column) for column in columns)
 
     def for_update_clause(self, mode: str) -> str:
         # SQLite locks the whole database instead: the session begins with BEGIN IMMEDIATE.
@@ -213,6 +218,8 @@ class PostgresDialect(Dialect):
 
     name = "postgres"
     param = "%s"
+    # the protocol counts a statement's parameters in 16 bits
+    max_params = 65535
     type_names = {
         int: "BIGINT",
         str: "TEXT",
