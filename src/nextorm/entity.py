@@ -211,6 +211,8 @@ class Entity(EntityBase, metaclass=EntityMeta):
     _database_: Any = None
     _cache_: SessionCache
     _attrs_: tuple[Attribute[Any], ...] = ()
+    #: (name, attribute, is a reference) of what ``to_dict()`` returns by default; made on first use
+    _dict_plan_: tuple[tuple[str, Attribute[Any], bool], ...] | None = None
 
     if TYPE_CHECKING:
         # the class keyword of ``class Person(Entity, db=db)``, taken by EntityMeta
@@ -386,6 +388,19 @@ class Entity(EntityBase, metaclass=EntityMeta):
     ) -> dict[str, Any]:
         """Attribute values by name; related objects as primary keys (collections as lists of them)."""
         cls = type(self)
+        if only is None and exclude is None and not with_lazy and not with_collections:
+            plan = cls.__dict__.get("_dict_plan_")
+            if plan is None:
+                plan = cls._dict_plan_ = tuple(
+                    (attr.name, attr, attr.is_reference)
+                    for attr in cls._attrs_
+                    if not attr.lazy and not attr.is_collection
+                )
+            values: dict[str, Any] = {}
+            for name, attr, is_reference in plan:
+                value = attr.__get__(self, cls)
+                values[name] = value.get_pk() if is_reference and value is not None else value
+            return values
         only_names = _names(only)
         exclude_names = _names(exclude) or set()
         for name in (only_names or set()) | exclude_names:

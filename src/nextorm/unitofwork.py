@@ -11,10 +11,22 @@ from __future__ import annotations
 
 import json
 import weakref
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
-from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, column_values
+from ._impl import (
+    CREATED,
+    DELETED,
+    GONE,
+    LOADED,
+    MODIFIED,
+    EntityBase,
+    checked_columns,
+    column_values,
+    loaded_bits,
+    mark_saved_all,
+)
 from .exceptions import (
     OptimisticCheckError,
     TransactionError,
@@ -24,7 +36,7 @@ from .exceptions import (
 from .sql import BATCH_SAVEPOINT, Delete, Insert, KeyMatch, Select, Update, render
 from .steps import Steps
 
-__all__ = ["MAX_FLUSH_ROUNDS", "flush_steps", "is_new", "mark_saved"]
+__all__ = ["MAX_FLUSH_ROUNDS", "MAX_INSERT_ROWS", "flush_steps", "is_new", "mark_saved", "match_keys"]
 
 #: most rounds of hooks creating more work in one flush
 MAX_FLUSH_ROUNDS = 50
@@ -164,7 +176,7 @@ def _links_steps(cache: Any) -> Steps[None]:
 
 def _save_steps(cache: Any, batch: list[Any]) -> Steps[list[tuple[Any, int]]]:
     """Execute the statements of ``batch``; returns (object, status before) in order."""
-    if any(type(obj)._fk_refs_ for obj in batch):
+    if any(cls._fk_refs_ for cls in {type(obj) for obj in batch}):
         batch = _dependency_order(batch)
     done: list[tuple[Any, int]] = []
     group: list[Any] = []
@@ -199,8 +211,7 @@ def _save_group_steps(cache: Any, shape: Any, group: list[Any], done: list[tuple
         yield from _update_rows_steps(entity, cache, shape, group)
     else:
         yield from _delete_rows_steps(entity, cache, shape, group)
-    for obj in group:
-        done.append((obj, status))
+    done.extend(zip(group, repeat(status)))
 
 
 def _batch_steps(
@@ -284,26 +295,23 @@ def _dependency_order(batch: list[Any]) -> list[Any]:
     return ordered
 
 
-def mark_saved(obj: Any, status: int) -> None:
-    """After its statement ran: the object is in step with the database."""
-    obj._cache_.saving.append((obj, status, obj._orig_, obj._wbits_))
+def mark_saved(cache: Any, group: list[Any], status: int) -> None:
+    """After their statements ran: the objects of ``group`` (of one class) are in step with the database."""
+    mark_saved_all(group, status, cache.saving)
     if status == DELETED:
-        obj._status_ = GONE
         return
-    obj._status_ = LOADED
-    obj._wbits_ = 0
-    obj._orig_ = None
-    for attr in type(obj)._fk_refs_:
-        target = attr.get_raw(obj)
-        if isinstance(target, EntityBase):
-            attr.set_raw(obj, target._pk_raw_())  # type: ignore[attr-defined]  # every EntityBase is an Entity
+    for attr in type(group[0])._fk_refs_:
+        for obj in group:
+            target = attr.get_raw(obj)
+            if isinstance(target, EntityBase):
+                attr.set_raw(obj, target._pk_raw_())  # type: ignore[attr-defined]  # every EntityBase is an Entity
 
 
 # -- statements per object ---------------------------------------------------------------------------
 
 
 def _insert_shape(entity: Any, obj: Any) -> tuple[Any, ...]:
-    return ("I", entity, tuple(a.index for a in entity._columns_ if a.is_loaded(obj)))
+    return ("I", entity, loaded_bits(obj, entity._columns_))
 
 
 def _known_value(entity: Any, obj: Any, attr: Any) -> Any:
@@ -316,26 +324,21 @@ def _known_value(entity: Any, obj: Any, attr: Any) -> Any:
 
 
 def _check_attrs(entity: Any, obj: Any, optimistic: bool) -> tuple[tuple[int, bool], ...]:
-    if not optimistic:
-        return ()
-    bits = obj._rbits_ & entity._check_mask_
-    if not bits:
-        return ()
-    return tuple((a.index, _known_value(entity, obj, a) is None) for a in entity._attrs_ if bits & a.bit)
+    """(index, known value is None) of each column the UPDATE/DELETE checks, in column order."""
+    return checked_columns(obj, entity._attrs_, entity._check_mask_) if optimistic else ()
 
 
 def _update_shape(entity: Any, obj: Any, optimistic: bool) -> tuple[Any, ...]:
-    wbits = obj._wbits_
-    return (
-        "U",
-        entity,
-        tuple(a.index for a in entity._attrs_ if wbits & a.bit),
-        _check_attrs(entity, obj, optimistic),
-    )
+    return ("U", entity, obj._wbits_, _check_attrs(entity, obj, optimistic))
 
 
 def _delete_shape(entity: Any, obj: Any, optimistic: bool) -> tuple[Any, ...]:
-    return ("D", entity, (), _check_attrs(entity, obj, optimistic))
+    return ("D", entity, 0, _check_attrs(entity, obj, optimistic))
+
+
+def _attrs_of(entity: Any, bits: int) -> list[Any]:
+    """The attributes of ``entity`` whose bits are set in ``bits``, in column order."""
+    return [a for a in entity._attrs_ if bits & a.bit]
 
 
 def _key_match(entity: Any, checks: tuple[tuple[int, bool], ...]) -> KeyMatch:
@@ -346,17 +349,14 @@ def _key_match(entity: Any, checks: tuple[tuple[int, bool], ...]) -> KeyMatch:
     )
 
 
-def _where_params(entity: Any, obj: Any, checks: tuple[tuple[int, bool], ...]) -> list[Any]:
-    params = [_db(a, a.get_raw(obj)) for a in entity._pk_attrs_]
-    for index, is_null in checks:
-        if not is_null:
-            attr = entity._attrs_[index]
-            params.append(_db(attr, _known_value(entity, obj, attr)))
-    return params
+def _where_rows(entity: Any, group: list[Any], checks: tuple[tuple[int, bool], ...]) -> list[tuple[Any, ...]]:
+    """Per object, the WHERE values of its UPDATE/DELETE: the primary key, then the checked values."""
+    attrs = [*entity._pk_attrs_, *(entity._attrs_[index] for index, is_null in checks if not is_null)]
+    return column_values(group, attrs, [a.to_db for a in attrs], known=True)
 
 
 def _insert_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
-    attrs = [entity._attrs_[i] for i in shape[2]]
+    attrs = _attrs_of(entity, shape[2])
     sql = Insert(entity._table_, tuple(a.column for a in attrs)).sql(cache.provider.dialect)
     auto = entity._auto_pk_
     if auto is not None and not auto.is_loaded(group[0]):
@@ -364,9 +364,10 @@ def _insert_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: l
     else:
         rows = column_values(group, attrs, [a.to_db for a in attrs])
         yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=False)
+    new_ids = cache.new_ids
     for obj in group:
-        cache.new_ids.pop(obj, None)
-        mark_saved(obj, CREATED)
+        new_ids.pop(obj, None)
+    mark_saved(cache, group, CREATED)
 
 
 #: most rows one multi-row INSERT carries (longer statements parse slower than they save)
@@ -479,26 +480,20 @@ def match_keys(rows: list[tuple[Any, ...]], returned: list[Any]) -> list[Any] | 
 
 
 def _update_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
-    attrs = [entity._attrs_[i] for i in shape[2]]
+    attrs = _attrs_of(entity, shape[2])
     checks = shape[3]
     sql = Update(entity._table_, tuple(a.column for a in attrs), _key_match(entity, checks)).sql(
         cache.provider.dialect
     )
-    if checks:
-        rows = [
-            [_db(a, a.get_raw(obj)) for a in attrs] + _where_params(entity, obj, checks) for obj in group
-        ]
-    else:
-        written = [*attrs, *entity._pk_attrs_]
-        rows = column_values(group, written, [a.to_db for a in written])
+    values = column_values(group, attrs, [a.to_db for a in attrs])
+    rows = [row + where for row, where in zip(values, _where_rows(entity, group, checks))]
     yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True)
-    for obj in group:
-        mark_saved(obj, MODIFIED)
+    mark_saved(cache, group, MODIFIED)
 
 
 def _delete_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
     sql = Delete(entity._table_, _key_match(entity, shape[3])).sql(cache.provider.dialect)
-    rows = [_where_params(entity, obj, shape[3]) for obj in group]
+    rows = _where_rows(entity, group, shape[3])
     yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True)
     imap = cache.identity_map(entity)
     for obj in group:
@@ -506,7 +501,7 @@ def _delete_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: l
         if imap.get(pk) is obj:
             del imap[pk]
         cache.forget_unique(obj)
-        mark_saved(obj, DELETED)
+    mark_saved(cache, group, DELETED)
 
 
 def _conflict_steps(entity: Any, cache: Any, shape: Any, obj: Any) -> Steps[str]:
