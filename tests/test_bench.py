@@ -25,6 +25,9 @@ from nextorm.bench.systems import SYSTEMS, System
 from nextorm.bench.workloads import WORKLOADS, Config
 
 QUICK = cli.QUICK
+# A quick run starts a worker process per system and workload (about a hundred): on a loaded
+# machine that takes longer than the suite's default per-test timeout, which is for hangs.
+pytestmark = pytest.mark.timeout(1200)
 #: the systems whose asyncio API the benchmark measures; the others report the async workloads unsupported
 ASYNC_SYSTEMS = ("nextorm", "nextorm-pure", "sqlalchemy", "raw")
 ASYNC_WORKLOADS = [name for name, workload in WORKLOADS.items() if workload.asynchronous]
