@@ -369,7 +369,9 @@ def test_new_objects_are_inserted_in_one_batch_returning_their_keys(
         keys = {counter.name: counter.id for counter in created}
     inserts = [s for s in sql_log.statements if "INSERT" in s]
     assert len(inserts) == 1
-    assert inserts[0].startswith('INSERT INTO "counter" ("name", "value") VALUES (%s, %s), (%s, %s), (%s, %s)')
+    assert inserts[0].startswith(
+        'INSERT INTO "counter" ("name", "value") VALUES (%s, %s), (%s, %s), (%s, %s)'
+    )
     assert inserts[0].endswith('RETURNING "id", "name", "value"')
     stored = dict(
         other_connection.execute("SELECT name, id FROM counter WHERE name IN ('x', 'y', 'z')").fetchall()

@@ -385,7 +385,7 @@ def _insert_auto_steps(
     keys = None
     if len(group) > 1 and not _refers_within(group):
         rows = column_values(group, attrs, [a.to_db for a in attrs])
-        if attrs and entity not in _UNMATCHED_ENTITIES:
+        if attrs and entity not in _UNMATCHED_ENTITIES and all(map(_reads_back_as_sent, attrs)):
             keys = yield from _insert_values_steps(entity, cache, attrs, auto, rows)
         elif cache.provider.batch_returning:
             keys = yield from _insert_many_steps(cache, sql, rows, auto)
@@ -406,6 +406,20 @@ def _insert_auto_steps(
             )
         auto.set_raw(obj, pk)
         imap[pk] = obj
+
+
+#: column types whose values every supported database returns equal to the values sent
+_EXACT_TYPES = (int, str, float, bool)
+
+
+def _reads_back_as_sent(attr: Any) -> bool:
+    """Whether a value of ``attr`` comes back from RETURNING equal to its bound value, so that a
+    new row can be matched to its object by the values it holds (a failed match would cost the
+    keys a sequence handed out to rows that were rolled back)."""
+    if attr.is_reference:
+        pk_attrs = getattr(attr.py_type, "_pk_attrs_", ())
+        return len(pk_attrs) == 1 and pk_attrs[0].py_type in _EXACT_TYPES
+    return attr.py_type in _EXACT_TYPES and attr.sql_type is None
 
 
 def _insert_many_steps(cache: Any, sql: str, rows: list[Any], auto: Any) -> Steps[list[Any] | None]:
