@@ -64,11 +64,9 @@ class SQLiteProvider(Provider):
             raise BindingError(f"SQLite filename must be a str, got {filename!r}")
         self.memory = filename == ":memory:"
         if self.memory:
-            # a named database of the memdb VFS (a name starting with "/" is shared by the process's
-            # connections), so that every session can have its own connection with SQLite's usual
-            # locking (shared-cache mode, which SQLite discourages, answers a lock with an error
-            # instead of waiting); the anchor connection keeps it alive as long as the provider exists
-            self.filename = f"file:/nextorm-memory-{next(_memory_numbers)}?vfs=memdb"
+            # a named shared-cache database, so that every session can have its own connection;
+            # the anchor connection keeps it alive as long as the provider exists
+            self.filename = f"file:nextorm-memory-{next(_memory_numbers)}?mode=memory&cache=shared"
         else:
             self.filename = os.path.abspath(filename)
             if not create_db and not os.path.exists(self.filename):
