@@ -58,6 +58,8 @@ def column(name: str, py_type: type, **options: Any) -> SimpleNamespace:
     namespace = SimpleNamespace(
         name=name,
         column=name,
+        columns=(name,),
+        width=1,
         qualname=f"Item.{name}",
         entity=None,
         py_type=py_type,

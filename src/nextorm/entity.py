@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from ._impl import CREATED, DELETED, GONE, MODIFIED, EntityBase, EntityMetaBase
 from .attributes import Attribute, CompositeKey, PrimaryKey, Reference, status_word
+from .display import describe
 from .exceptions import (
     ERDiagramError,
     MultipleObjectsFoundError,
@@ -19,7 +20,7 @@ from .exceptions import (
     UnknownAttributeError,
     ValidationError,
 )
-from .identity import UniqueKey
+from .identity import UniqueKey, flat_key, nested_key
 from .loading import fetch_steps, load_attr_steps, load_missing_steps
 from .query import Query, caller_namespace, conditions_for
 from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_steps
@@ -87,6 +88,8 @@ class EntityMeta(EntityMetaBase):
                 namespace.pop(key)
                 if not any(value is known for known in composite):
                     composite.append(value)
+        for key in composite:
+            key.attrs = tuple(_key_attr(name, namespace, part) for part in key.attrs)
         primaries = [key for key in composite if key.primary]
         pk_names = [key for key, value in declared if isinstance(value, PrimaryKey)]
         if len(pk_names) + len(primaries) > 1:
@@ -153,9 +156,11 @@ class EntityMeta(EntityMetaBase):
         cls._npk_ = len(pk_attrs)
         cls._auto_pk_ = pk_attrs[0] if len(pk_attrs) == 1 and pk_attrs[0].auto else None
         cls._references_ = tuple(a for a in ordered if a.is_reference)
+        cls._pk_has_refs_ = any(a.is_reference for a in pk_attrs)
         cls._collections_ = tuple(collections)
         cls._relations_by_name_ = {a.name: a for a in (*cls._references_, *collections)}
-        cls._composite_keys_ = tuple(key for key in composite if not key.primary)
+        cls._composite_keys_ = tuple(key for key in composite if not key.primary and key.unique)
+        cls._composite_indexes_ = tuple(key for key in composite if not key.unique)
 
     def _finish_mapping_(cls) -> None:
         """Once relationships are resolved: the column lists, masks and keys SQL is built from."""
@@ -167,7 +172,9 @@ class EntityMeta(EntityMetaBase):
         cls._fk_refs_ = tuple(a for a in cls._references_ if a.is_column)
         cls._select_attrs_ = tuple(a for a in columns if not a.lazy or a.is_pk)
         cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)
-        cls._select_columns_ = tuple(a.column for a in cls._select_attrs_)
+        cls._select_columns_ = tuple(c for a in cls._select_attrs_ for c in a.columns)
+        #: whether an attribute has several columns (a reference to a composite key): rows are folded
+        cls._wide_ = any(a.width > 1 for a in columns)
         cls._check_mask_ = sum(a.bit for a in columns if a.checked and not a.is_pk)
         keys = [UniqueKey((a,)) for a in columns if a.unique and not a.is_pk]
         keys += [UniqueKey(tuple(key.attrs)) for key in cls._composite_keys_]
@@ -211,8 +218,6 @@ class Entity(EntityBase, metaclass=EntityMeta):
     _database_: Any = None
     _cache_: SessionCache
     _attrs_: tuple[Attribute[Any], ...] = ()
-    #: (name, attribute, is a reference) of what ``to_dict()`` returns by default; made on first use
-    _dict_plan_: tuple[tuple[str, Attribute[Any], bool], ...] | None = None
 
     if TYPE_CHECKING:
         # the class keyword of ``class Person(Entity, db=db)``, taken by EntityMeta
@@ -328,19 +333,28 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     def __repr__(self) -> str:
         pk = self._pk_raw_()
-        name = type(self).__name__
+        cls = type(self)
+        name = cls.__name__
         if pk is None:
             return f"{name}[new:{self._cache_.new_ids.get(self, '?')}]"
+        if cls._pk_has_refs_:
+            return f"{name}[{_key_repr(cls, pk)}]"
         if isinstance(pk, tuple):
             return f"{name}[{','.join(map(repr, pk))}]"
         return f"{name}[{pk!r}]"
 
     def get_pk(self) -> Any:
-        """The primary key value (a tuple for a composite key); flushes a new object to get it."""
+        """The primary key value: one value per key column (a tuple for a composite key, a key made
+        of references holding the keys of the objects referred to); flushes a new object to get it."""
         cls = type(self)
-        if cls._npk_ == 1:
+        if self._status_ == CREATED and self._pk_raw_() is None:
+            self._check_live_("flush object").flush()  # the session's pending changes, in order
+        if cls._npk_ == 1 and not cls._pk_has_refs_:
             return cls._pk_attrs_[0].__get__(self, cls)
-        return tuple(a.__get__(self, cls) for a in cls._pk_attrs_)
+        for attr in cls._pk_attrs_:
+            attr.__get__(self, cls)  # tracked reads of the key
+        flat = flat_key(cls, self._pk_raw_())
+        return flat[0] if len(flat) == 1 else flat
 
     # -- instance API ----------------------------------------------------------------------------
 
@@ -384,28 +398,29 @@ class Entity(EntityBase, metaclass=EntityMeta):
             collection.__set__(self, value)
 
     def to_dict(
-        self, only: Any = None, exclude: Any = None, with_lazy: bool = False, with_collections: bool = False
+        self,
+        only: Any = None,
+        exclude: Any = None,
+        with_collections: bool = False,
+        with_lazy: bool = False,
+        related_objects: bool = False,
     ) -> dict[str, Any]:
-        """Attribute values by name; related objects as primary keys (collections as lists of them)."""
+        """Attribute values by name, as Pony gives them.
+
+        ``only``/``exclude`` name attributes (a list, or one string separated by spaces or commas);
+        lazy attributes need ``with_lazy`` and collections ``with_collections`` unless named in
+        ``only``. Related objects are given as primary keys (collections as sorted lists of them),
+        or as the objects themselves with ``related_objects=True``. A new object is flushed first so
+        that the dict holds its generated key.
+        """
         cls = type(self)
-        if only is None and exclude is None and not with_lazy and not with_collections:
-            plan = cls.__dict__.get("_dict_plan_")
-            if plan is None:
-                plan = cls._dict_plan_ = tuple(
-                    (attr.name, attr, attr.is_reference)
-                    for attr in cls._attrs_
-                    if not attr.lazy and not attr.is_collection
-                )
-            values: dict[str, Any] = {}
-            for name, attr, is_reference in plan:
-                value = attr.__get__(self, cls)
-                values[name] = value.get_pk() if is_reference and value is not None else value
-            return values
+        if self._status_ == CREATED and self._pk_raw_() is None:
+            self._check_live_("flush object").flush()
         only_names = _names(only)
         exclude_names = _names(exclude) or set()
         for name in (only_names or set()) | exclude_names:
             if name not in cls._attrs_by_name_ and name not in cls._relations_by_name_:
-                raise UnknownAttributeError(f"Unknown attribute {name!r} of entity {cls.__name__}")
+                raise UnknownAttributeError(f"Entity {cls.__name__} does not have attribute {name}")
         result: dict[str, Any] = {}
         for attr in (*cls._attrs_, *cls._collections_):
             if (only_names is not None and attr.name not in only_names) or attr.name in exclude_names:
@@ -414,13 +429,14 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 (attr.lazy and not with_lazy) or (attr.is_collection and not with_collections)
             ):
                 continue
+            value = attr.__get__(self, cls)
             if attr.is_collection:
-                result[attr.name] = [member.get_pk() for member in attr.__get__(self, cls)]
-            elif attr.is_reference:
-                value = attr.__get__(self, cls)
-                result[attr.name] = None if value is None else value.get_pk()
+                members = sorted(value, key=_pk_order)
+                result[attr.name] = members if related_objects else [m.get_pk() for m in members]
+            elif attr.is_reference and value is not None and not related_objects:
+                result[attr.name] = value.get_pk()
             else:
-                result[attr.name] = attr.__get__(self, cls)
+                result[attr.name] = value
         return result
 
     def _load_steps_(self) -> Steps[None]:
@@ -535,6 +551,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
             self.after_delete()
 
     # -- class API ------------------------------------------------------------------------------
+
+    @classmethod
+    def describe(cls) -> str:
+        """The entity's declaration as Python text (what ``show(Entity)`` prints)."""
+        return describe(cls)
 
     @classmethod
     def select(cls, *conditions: Any, **values: Any) -> Query[Self]:
@@ -654,6 +675,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
     @classmethod
     def _lookup_steps_(cls, key: Any) -> Steps[Any]:
         cls._database_._require_mapping_(cls)
+        width = len(cls._pk_columns_)
+        if width > cls._npk_ and isinstance(key, tuple) and len(key) == width != cls._npk_:
+            key = nested_key(cls, iter(key))  # one value per key column: grouped by attribute
+            if cls._npk_ == 1:
+                key = (key,)
         if cls._npk_ == 1:
             if isinstance(key, tuple):
                 if len(key) != 1:
@@ -673,13 +699,14 @@ class Entity(EntityBase, metaclass=EntityMeta):
             key = tuple(a.validate(v) for a, v in zip(cls._pk_attrs_, key))
         cache = require_session().cache_for(cls._database_)
         obj = cache.identity_map(cls).get(key)
+        shown = _key_repr(cls, key) if cls._pk_has_refs_ else None
         if obj is not None:
             if obj._status_ >= DELETED:
-                raise ObjectNotFound(cls, key)
+                raise ObjectNotFound(cls, key, shown)
             return obj
         result = yield from cls.select(*cls._pk_conditions_(key)).fetch_steps()
         if not result:
-            raise ObjectNotFound(cls, key)
+            raise ObjectNotFound(cls, key, shown)
         return result[0]
 
     @classmethod
@@ -687,6 +714,42 @@ class Entity(EntityBase, metaclass=EntityMeta):
         if cls._npk_ == 1:
             return [cls._pk_attrs_[0] == key]
         return [a == v for a, v in zip(cls._pk_attrs_, key)]
+
+
+def _pk_order(obj: Any) -> Any:
+    """The sort key of an object in a list of related objects: its primary key."""
+    return obj.get_pk()
+
+
+def _key_repr(entity: Any, pk: Any) -> str:
+    """The primary key ``pk`` of ``entity`` as a repr shows it: referred objects as ``Course['Math',1]``."""
+    parts = (pk,) if entity._npk_ == 1 else pk
+    shown = []
+    for attr, value in zip(entity._pk_attrs_, parts):
+        if attr.is_reference:
+            target = attr.py_type
+            inner = _key_repr(target, value) if target._pk_has_refs_ else (
+                ",".join(map(repr, value)) if isinstance(value, tuple) else repr(value)
+            )
+            shown.append(f"{target.__name__}[{inner}]")
+        else:
+            shown.append(repr(value))
+    return ",".join(shown)
+
+
+def _key_attr(entity: str, namespace: dict[str, Any], part: Any) -> Attribute:
+    """A part of a composite key or index: an attribute of the entity being declared (or its name)."""
+    if isinstance(part, str):
+        found = namespace.get(part)
+        if not isinstance(found, (Attribute, SetAttr)):
+            raise ERDiagramError(f"Entity {entity} has no attribute {part!r} to make a composite key of")
+        part = found
+    if isinstance(part, SetAttr):
+        key_name = next((k for k, v in namespace.items() if v is part), "?")
+        raise TypeError(
+            f"Set attribute {entity}.{key_name} cannot be part of a composite key or index: it is a collection"
+        )
+    return cast(Attribute, part)
 
 
 def _names(spec: Any) -> set[str] | None:

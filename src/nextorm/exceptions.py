@@ -20,11 +20,13 @@ __all__ = [
     "IsolationError",
     "MappingError",
     "MultipleObjectsFoundError",
+    "MultipleRowsFound",
     "ObjectCopyError",
     "ObjectNotFound",
     "OperationWithDeletedObjectError",
     "OptimisticCheckError",
     "OrmError",
+    "OrmRuntimeWarning",
     "PartialCommitException",
     "PendingRollbackError",
     "PoolTimeoutError",
@@ -32,6 +34,7 @@ __all__ = [
     "ReadOnlyAttributeError",
     "ReadOnlySessionError",
     "RollbackException",
+    "RowNotFound",
     "SerializationFailure",
     "TableIsNotEmpty",
     "TransactionError",
@@ -46,6 +49,10 @@ __all__ = [
 
 class OrmError(Exception):
     """Base class of every error nextorm raises."""
+
+
+class OrmRuntimeWarning(RuntimeWarning):
+    """A warning about how nextorm is used (an option that has no effect where it is given)."""
 
 
 class MappingError(OrmError):
@@ -76,8 +83,8 @@ class AttributeTypeError(ValidationError, TypeError):
     """A value has the wrong type for an attribute."""
 
 
-class UnknownAttributeError(OrmError, TypeError):
-    """A keyword names no attribute of the entity."""
+class UnknownAttributeError(OrmError, TypeError, AttributeError):
+    """A keyword or attribute name names no attribute of the entity."""
 
 
 class ReadOnlyAttributeError(OrmError, TypeError):
@@ -103,15 +110,24 @@ class ExprEvalError(TranslationError):
 class ObjectNotFound(OrmError):
     """``Entity[pk]`` found no row."""
 
-    def __init__(self, entity: Any, pkval: Any = None) -> None:
+    def __init__(self, entity: Any, pkval: Any = None, shown: str | None = None) -> None:
         self.entity = entity
         self.pkval = pkval
-        key = ",".join(repr(v) for v in pkval) if isinstance(pkval, tuple) else repr(pkval)
-        super().__init__(f"{entity.__name__}[{key}]")
+        if shown is None:
+            shown = ",".join(repr(v) for v in pkval) if isinstance(pkval, tuple) else repr(pkval)
+        super().__init__(f"{entity.__name__}[{shown}]")
 
 
 class ObjectCopyError(OrmError, TypeError):
     """An entity object was copied or pickled: a session holds one object per row."""
+
+
+class RowNotFound(OrmError):
+    """A raw ``db.get()`` found no row."""
+
+
+class MultipleRowsFound(OrmError):
+    """A raw ``db.get()`` found several rows."""
 
 
 class MultipleObjectsFoundError(OrmError):

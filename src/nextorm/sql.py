@@ -9,6 +9,7 @@ the order of the text); identifiers are always quoted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -19,6 +20,7 @@ from .providers.dialect import Dialect, NeedsScope
 
 __all__ = [
     "BATCH_SAVEPOINT",
+    "AllEqual",
     "Col",
     "ColumnDef",
     "Condition",
@@ -32,16 +34,23 @@ __all__ = [
     "Exists",
     "ForeignKey",
     "InQuery",
+    "InRows",
     "InSubquery",
     "InValues",
     "Insert",
     "Join",
+    "Key",
+    "KeyIsNull",
     "KeyMatch",
+    "KeysEqual",
     "MemberOf",
     "Scope",
     "Select",
     "Subquery",
     "Update",
+    "complete_select",
+    "key_columns",
+    "reference_columns",
     "render",
 ]
 
@@ -102,13 +111,45 @@ class InValues:
 
 
 @dataclass(frozen=True, slots=True)
-class InSubquery:
-    """``column IN (SELECT ...)``."""
+class InRows:
+    """``(c1, c2) IN (VALUES (?, ?), ...)``: the columns of a composite key among ``rows`` of values."""
 
-    column: Col | str
+    columns: tuple[Col | str, ...]
+    rows: list[tuple[Any, ...]]
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if not self.rows:
+            return "0 = 1"
+        one = f"({dialect.placeholders(len(self.columns))})"
+        for row in self.rows:
+            params.extend(row)
+        columns = ", ".join(_column(c, dialect) for c in self.columns)
+        return f"({columns}) IN (VALUES {', '.join([one] * len(self.rows))})"
+
+
+@dataclass(frozen=True, slots=True)
+class AllEqual:
+    """``c1 = ? AND c2 = ?``: the columns of a composite key equal to ``values``."""
+
+    columns: tuple[Col | str, ...]
+    values: tuple[Any, ...]
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        params.extend(self.values)
+        return "(" + " AND ".join(f"{_column(c, dialect)} = {dialect.param}" for c in self.columns) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class InSubquery:
+    """``column IN (SELECT ...)`` (``(c1, c2) IN (SELECT ...)`` for a tuple of columns)."""
+
+    column: Col | str | tuple[Col | str, ...]
     query: Select
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if isinstance(self.column, tuple):
+            columns = ", ".join(_column(c, dialect) for c in self.column)
+            return f"({columns}) IN ({self.query.sql(dialect, params)})"
         return f"{_column(self.column, dialect)} IN ({self.query.sql(dialect, params)})"
 
 
@@ -136,12 +177,18 @@ class KeyMatch:
 
 @dataclass(frozen=True, slots=True)
 class Join:
-    """``JOIN table alias ON left = right``."""
+    """``JOIN table alias ON left = right [AND ...]`` (``more``: further pairs of a composite key)."""
 
     table: str
     alias: str
     left: Col
     right: Col
+    more: tuple[tuple[Col, Col], ...] = ()
+
+    def on_sql(self, dialect: Dialect) -> str:
+        """The ON condition."""
+        pairs = ((self.left, self.right), *self.more)
+        return " AND ".join(f"{left.sql(dialect)} = {right.sql(dialect)}" for left, right in pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +256,7 @@ class Select:
             sql += f" {self.alias}"
         for join in self.joins:
             sql += (
-                f" JOIN {dialect.quote(join.table)} {join.alias}"
-                f" ON {join.left.sql(dialect)} = {join.right.sql(dialect)}"
+                f" JOIN {dialect.quote(join.table)} {join.alias} ON {join.on_sql(dialect)}"
             )
         if scope is not None:
             sql += "".join(scope.levels[0])
@@ -304,11 +350,13 @@ class Scope:
         target = attr.py_type
         q = self.dialect.quote
         if attr.is_column:
-            on = f"{alias}.{q(target._pk_attrs_[0].column)} = {base_alias}.{q(attr.column)}"
+            pairs = zip(target._pk_columns_, attr.columns)
             kind = "JOIN" if attr.is_required else "LEFT JOIN"
         else:  # the key-less side of a one-to-one: the partner holds the key
-            on = f"{alias}.{q(attr.reverse.column)} = {base_alias}.{q(attr.entity._pk_attrs_[0].column)}"
+            pairs = zip(attr.reverse.columns, attr.entity._pk_columns_)
             kind = "LEFT JOIN"
+        # a reference to a composite key joins on every column of the key
+        on = " AND ".join(f"{alias}.{q(left)} = {base_alias}.{q(right)}" for left, right in pairs)
         self.levels[level].append(f" {kind} {q(target._table_)} {alias} ON {on}")
         self.aliases[source] = alias
         self.level_of[source] = level
@@ -454,12 +502,71 @@ class _KeyIs:
         return f"{dialect.column(self.key)} = {self.outer}"
 
 
+def key_columns(entity: Any) -> tuple[str, ...]:
+    """The primary-key columns of an entity."""
+    return tuple(entity._pk_columns_)
+
+
+def reference_columns(attr: Any) -> tuple[str, ...]:
+    """The columns of a reference attribute (several for a reference to a composite key)."""
+    return tuple(attr.columns)
+
+
+class Key:
+    """The key columns of an object a query reads: ``columns`` of ``source``'s table."""
+
+    __slots__ = ("columns", "source")
+
+    def __init__(self, source: Var | Path | None, columns: tuple[str, ...]) -> None:
+        self.source = source
+        self.columns = columns
+
+    def sql(self, dialect: Dialect) -> list[str]:
+        """Each column, qualified by its table's alias (raises NeedsScope outside a ``Scope``)."""
+        if not isinstance(dialect, Scope):
+            raise NeedsScope
+        alias = dialect.alias(self.source)
+        return [f"{alias}.{dialect.dialect.quote(c)}" for c in self.columns]
+
+
+class KeysEqual(Expr):
+    """``left = right`` of two objects' keys, column by column (``negate``: not equal)."""
+
+    __slots__ = ("left", "negate", "right")
+
+    def __init__(self, left: Key, right: Key, negate: bool = False) -> None:
+        self.left = left
+        self.right = right
+        self.negate = negate
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        pairs = zip(self.left.sql(dialect), self.right.sql(dialect))
+        text = " AND ".join(f"{a} = {b}" for a, b in pairs)
+        return f"NOT ({text})" if self.negate else f"({text})"
+
+
+class KeyIsNull(Expr):
+    """The key columns of an object are NULL (no object: a left join found no row)."""
+
+    __slots__ = ("key", "negate")
+
+    def __init__(self, key: Key, negate: bool = False) -> None:
+        self.key = key
+        self.negate = negate
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        columns = self.key.sql(dialect)
+        if self.negate:
+            return "(" + " OR ".join(f"{c} IS NOT NULL" for c in columns) + ")"
+        return "(" + " AND ".join(f"{c} IS NULL" for c in columns) + ")"
+
+
 class MemberOf(Expr):
-    """``member IN (SELECT target FROM join_table WHERE owner = ...)``: a many-to-many collection."""
+    """``EXISTS (SELECT 1 FROM join_table WHERE owner = ... AND member = ...)``: a many-to-many collection."""
 
     __slots__ = ("attr", "member", "owner")
 
-    def __init__(self, member: ColumnRef, attr: Any, owner: ColumnRef) -> None:
+    def __init__(self, member: Key, attr: Any, owner: Key) -> None:
         self.member = member
         self.attr = attr
         self.owner = owner
@@ -470,11 +577,12 @@ class MemberOf(Expr):
         attr = self.attr
         alias = dialect.fresh()
         q = dialect.dialect.quote
-        return (
-            f"{dialect.column_ref(self.member)} IN (SELECT {alias}.{q(attr.target_column)} "
-            f"FROM {q(attr.join_table)} {alias} WHERE {alias}.{q(attr.owner_column)} = "
-            f"{dialect.column_ref(self.owner)})"
-        )
+        pairs = [
+            *zip(attr.owner_columns, self.owner.sql(dialect)),
+            *zip(attr.target_columns, self.member.sql(dialect)),
+        ]
+        where = " AND ".join(f"{alias}.{q(column)} = {other}" for column, other in pairs)
+        return f"EXISTS (SELECT 1 FROM {q(attr.join_table)} {alias} WHERE {where})"
 
 
 # -- changes ----------------------------------------------------------------------------------
@@ -498,11 +606,14 @@ class Insert:
     def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         q = dialect.quote
-        row = f"({dialect.placeholders(len(self.columns))})"
-        sql = (
-            f"INSERT INTO {q(self.table)} ({', '.join(q(c) for c in self.columns)}) "
-            f"VALUES {', '.join([row] * self.rows)}"
-        )
+        if self.columns:
+            row = f"({dialect.placeholders(len(self.columns))})"
+            sql = (
+                f"INSERT INTO {q(self.table)} ({', '.join(q(c) for c in self.columns)}) "
+                f"VALUES {', '.join([row] * self.rows)}"
+            )
+        else:
+            sql = f"INSERT INTO {q(self.table)} DEFAULT VALUES"  # a row of defaults only (a generated key)
         if self.ignore_conflicts:
             sql += dialect.ignore_conflict_clause()
         if isinstance(self.returning, str):
@@ -570,25 +681,29 @@ class ColumnDef:
         return sql
 
 
-def foreign_key_name(table: str, column: str) -> str:
-    """The name of the foreign-key constraint on ``table.column`` (migrations find it by this name)."""
-    return f"fk_{table}__{column}"
+def foreign_key_name(table: str, column: str | tuple[str, ...]) -> str:
+    """The name of the foreign-key constraint on ``table.column`` (migrations find it by this name);
+    a constraint over several columns is named after them all."""
+    return f"fk_{table}__{column if isinstance(column, str) else '__'.join(column)}"
 
 
 @dataclass(frozen=True, slots=True)
 class ForeignKey:
-    """``column`` of a table refers to ``target_table(target_column)``, checked at commit."""
+    """``column`` of a table refers to ``target_table(target_column)``, checked at commit; the two
+    are tuples of the same length for a reference to a composite key."""
 
-    column: str
+    column: str | tuple[str, ...]
     target_table: str
-    target_column: str
+    target_column: str | tuple[str, ...]
 
     def sql(self, dialect: Dialect) -> str:
         """The table constraint."""
         q = dialect.quote
+        own = (self.column,) if isinstance(self.column, str) else self.column
+        target = (self.target_column,) if isinstance(self.target_column, str) else self.target_column
         return (
-            f"FOREIGN KEY ({q(self.column)}) REFERENCES {q(self.target_table)} ({q(self.target_column)}) "
-            "DEFERRABLE INITIALLY DEFERRED"
+            f"FOREIGN KEY ({', '.join(map(q, own))}) REFERENCES {q(self.target_table)} "
+            f"({', '.join(map(q, target))}) DEFERRABLE INITIALLY DEFERRED"
         )
 
 
@@ -627,16 +742,17 @@ class CreateTable:
 
 @dataclass(frozen=True, slots=True)
 class CreateIndex:
-    """``CREATE INDEX IF NOT EXISTS name ON table (column)``."""
+    """``CREATE INDEX IF NOT EXISTS name ON table (column)`` (a tuple of columns for a composite index)."""
 
     name: str
     table: str
-    column: str
+    column: str | tuple[str, ...]
 
     def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         q = dialect.quote
-        return f"CREATE INDEX IF NOT EXISTS {q(self.name)} ON {q(self.table)} ({q(self.column)})"
+        columns = (self.column,) if isinstance(self.column, str) else self.column
+        return f"CREATE INDEX IF NOT EXISTS {q(self.name)} ON {q(self.table)} ({', '.join(map(q, columns))})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -648,6 +764,17 @@ class DropTable:
     def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         return f"DROP TABLE {dialect.quote(self.table)}"
+
+
+#: the first word of a complete query; ``db.select("name from Person")`` gets ``SELECT`` put in front
+_QUERY_START = re.compile(r"\s*(\(|(SELECT|WITH|VALUES|TABLE|SHOW|EXPLAIN|PRAGMA)\b)", re.IGNORECASE)
+
+
+def complete_select(sql: str) -> str:
+    """Raw query text, with ``SELECT`` put in front when it was left out (Pony's shorthand)."""
+    if not isinstance(sql, str):
+        raise TypeError(f"Raw SQL must be a str, got {sql!r}")
+    return sql if _QUERY_START.match(sql) else "SELECT " + sql
 
 
 def render(statement: Select | Count, dialect: Dialect) -> tuple[str, list[Any]]:

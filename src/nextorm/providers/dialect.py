@@ -31,6 +31,8 @@ class Dialect:
     """The spelling shared by the supported databases; subclasses override where theirs differs."""
 
     name = ""
+    #: the database's own name ("SQLite"): the dialect compares equal to it, as Pony's dialect string does
+    title = ""
     #: placeholder for one bound parameter
     param = "?"
     #: column type names by Python type
@@ -44,6 +46,19 @@ class Dialect:
 
     def __init__(self) -> None:
         self._column_lists: dict[tuple[str, ...], str] = {}
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return other == self.title
+        return self is other
+
+    __hash__ = object.__hash__
+
+    def __str__(self) -> str:
+        return self.title
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.title}>"
 
     # -- names and values ----------------------------------------------------------------------
 
@@ -161,6 +176,7 @@ class SQLiteDialect(Dialect):
     """SQLite 3.35+ (RETURNING, ON CONFLICT, json_each)."""
 
     name = "sqlite"
+    title = "SQLite"
     param = "?"
     # SQLITE_MAX_VARIABLE_NUMBER: 999 before SQLite 3.32
     max_params = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
@@ -229,6 +245,7 @@ class PostgresDialect(Dialect):
     """PostgreSQL through psycopg 3 (``%s`` placeholders)."""
 
     name = "postgres"
+    title = "PostgreSQL"
     param = "%s"
     # the protocol counts a statement's parameters in 16 bits
     max_params = 65535
