@@ -15,6 +15,7 @@ __all__ = [
     "EntityBase",
     "EntityMetaBase",
     "SessionBase",
+    "borrowed_task",
     "checked_columns",
     "column_values",
     "current_session",
@@ -34,6 +35,7 @@ DELETED: Final = 4
 GONE: Final = 5
 
 current_session: ContextVar[Any]
+borrowed_task: ContextVar[Any]
 
 class SessionBase:
     maps: dict[type, dict[Any, Any]]
