@@ -53,7 +53,7 @@ from .query import Query
 from .session import acommit, aflush, arollback, commit, db_session, flush, rollback, with_transaction
 from .steps import AsyncRequired
 from .translator import between, count, exists, get, select
-from .types import Json
+from .types import Json, LongStr, LongUnicode
 
 __version__ = "0.1.0"
 
@@ -78,6 +78,8 @@ __all__ = [
     "ExprEvalError",
     "IsolationError",
     "Json",
+    "LongStr",
+    "LongUnicode",
     "MappingError",
     "MultipleObjectsFoundError",
     "ObjectCopyError",

@@ -221,6 +221,7 @@ class Database:
                     primary_key=entity._npk_ == 1 and attr.is_pk,
                     not_null=not attr.nullable,
                     unique=attr.unique and not attr.is_pk,
+                    default=attr.sql_default,
                 )
             )
             if attr.is_reference:

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ..types import Json
+from ..types import Json, LongStr
 
 __all__ = ["DECIMAL_COLLATION", "Dialect", "PostgresDialect", "SQLiteDialect"]
 
@@ -106,6 +106,10 @@ class Dialect:
 
     # -- types and schema ----------------------------------------------------------------------
 
+    def bool_literal(self, value: bool) -> str:
+        """``value`` as an SQL literal."""
+        return "TRUE" if value else "FALSE"
+
     def sql_type(self, attr: Any) -> str:
         """The column type in CREATE TABLE for ``attr``."""
         if attr.sql_type:
@@ -150,6 +154,7 @@ class SQLiteDialect(Dialect):
     type_names = {
         int: "INTEGER",
         str: "TEXT",
+        LongStr: "TEXT",
         float: "REAL",
         bool: "BOOLEAN",
         datetime: "TEXT",
@@ -216,6 +221,7 @@ class PostgresDialect(Dialect):
     type_names = {
         int: "BIGINT",
         str: "TEXT",
+        LongStr: "TEXT",
         float: "DOUBLE PRECISION",
         bool: "BOOLEAN",
         date: "DATE",
@@ -264,10 +270,16 @@ class PostgresDialect(Dialect):
         py_type = attr.py_type
         if py_type is Decimal:
             return f"NUMERIC({attr.precision or 12}, {2 if attr.scale is None else attr.scale})"
-        if py_type is datetime:
-            return "TIMESTAMPTZ" if attr.tz_aware else "TIMESTAMP"
+        if py_type is datetime or py_type is time:
+            name = "TIME" if py_type is time else "TIMESTAMPTZ" if attr.tz_aware else "TIMESTAMP"
+            digits = attr.time_precision
+            return name if digits == 6 else f"{name}({digits})"
         if py_type is str and attr.max_len is not None:
             return f"VARCHAR({attr.max_len})"
+        if py_type is int and (attr.size is not None or attr.unsigned):
+            # the smallest type holding the declared range: unsigned sizes need the next one up
+            high = attr.ctype.size_high
+            return "SMALLINT" if high < 2**15 else "INTEGER" if high < 2**31 else "BIGINT"
         return self.type_names[py_type]
 
     def add_constraint_sql(self, table: str, name: str, constraint: str) -> str:
