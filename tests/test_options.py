@@ -454,3 +454,137 @@ def test_sql_default_is_the_column_default(db) -> None:  # type: ignore[no-untyp
     with db_session:
         rows = {f.name: (f.level, f.active) for f in Flag.select()}
         assert rows == {"raw": (7, True), "orm": (1, False)}
+
+
+# -- entity-level declaration checks -------------------------------------------------------------
+
+
+def test_entity_declarations_pony_refuses_are_refused(db) -> None:  # type: ignore[no-untyped-def]
+    """Lower-case entity names, a non-str _table_, an 'id' that is no key, reused or foreign attributes."""
+    from nextorm import Entity, composite_key
+
+    with pytest.raises(ERDiagramError, match="Entity class name should start with a capital letter. Got: person"):
+        type("person", (db.Entity,), {"name": Required(str)})
+    with pytest.raises(TypeError, match=r"^Item\._table_ property must be a string\. Got: 123$"):
+        type("Item", (db.Entity,), {"_table_": 123})
+    with pytest.raises(ERDiagramError, match="Cannot create default primary key attribute for Tag because name 'id'"):
+        type("Tag", (db.Entity,), {"id": Optional(str)})
+    with pytest.raises(ERDiagramError, match="Base Entity does not belong to any database"):
+        type("Loose", (Entity,), {"name": Required(str)})
+
+    class First(db.Entity):
+        a = Required(str)
+
+    with pytest.raises(ERDiagramError, match=r"^Duplicate use of attribute First\.a in entity Second$"):
+        type("Second", (db.Entity,), {"b": First.a})
+    with pytest.raises(ERDiagramError, match=r"^Invalid use of attribute First\.a in entity Third$"):
+
+        class Third(db.Entity):
+            b = Required(str)
+            composite_key(First.a, b)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("composite_key()", "composite_key() must receive at least two attributes as arguments"),
+        ("composite_key(123, 456)", "composite_key() arguments must be attributes. Got: 123"),
+        ("b = Set('Other')\n    composite_key(a, b)", "Set attribute Key.b cannot be part of unique index"),
+        ("b = Required(float)\n    composite_key(a, b)", "Attribute Key.b of type float cannot be part of unique index"),
+        ("b = Optional(int)\n    PrimaryKey(a, b)", "Optional attribute Key.b cannot be part of primary key"),
+        ("b = Required(int, volatile=True)\n    PrimaryKey(a, b)", "Volatile attribute Key.b cannot be part of primary key"),
+    ],
+)
+def test_composite_key_parts_are_checked(db, body: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    """composite_key()/PrimaryKey(a, b) refuse what Pony refuses, naming the attribute."""
+    from nextorm import composite_key  # noqa: F401 - used by the class body below
+
+    source = f"class Key(db.Entity):\n    a = Required(int)\n    {body}\n"
+    with pytest.raises(TypeError) as info:
+        exec(source, {**globals(), "db": db, "composite_key": composite_key})
+    assert str(info.value) == message
+
+
+def test_relationship_declarations_pony_refuses_are_refused(db) -> None:  # type: ignore[no-untyped-def]
+    """Different join table names on the two sides, a reverse given as an attribute already paired."""
+
+    class A(db.Entity):
+        bs = Set("B", table="ab")
+
+    class B(db.Entity):
+        as_ = Set(A, table="ba")
+
+    with pytest.raises(MappingError, match=r"Parameter 'table' for A\.bs and B\.as_ do not match"):
+        db.generate_mapping(create_tables=True)
+
+
+def test_reverse_given_as_an_attribute_must_agree(db) -> None:  # type: ignore[no-untyped-def]
+    """reverse=Other.attr pairs the two sides; pointing at an attribute paired elsewhere is refused."""
+
+    class Person(db.Entity):
+        car = Optional("Car")
+
+    class Car(db.Entity):
+        owner = Required(Person)
+
+    class Truck(db.Entity):
+        owner = Required(Car, reverse=Car.owner)
+
+    with pytest.raises(ERDiagramError, match=r"Inconsistent reverse attributes Truck\.owner and Car\.owner"):
+        db.generate_mapping(create_tables=True)
+
+
+def test_two_attributes_on_one_column_are_refused(db) -> None:  # type: ignore[no-untyped-def]
+    """Two attributes mapped onto the same column raise DBSchemaError naming the column and the table."""
+    from nextorm import DBSchemaError
+
+    class Student(db.Entity):
+        name = Required(str, column="name")
+        record = Required(str, column="name")
+
+    with pytest.raises(DBSchemaError, match="(?i)Column 'name' already exists in table 'student'"):
+        db.generate_mapping(create_tables=True)
+
+
+def test_one_to_one_side_without_the_key_has_no_column(db) -> None:  # type: ignore[no-untyped-def]
+    """Of a one-to-one, the side holding the key has the column; the other side's column is None."""
+
+    class Stat(db.Entity):
+        show = Optional("Show")
+
+    class Show(db.Entity):
+        stats = Required(Stat)
+
+    db.generate_mapping(create_tables=True)
+    assert (Stat.show.column, Stat.show.columns) == (None, [])
+    assert (Show.stats.column, Show.stats.columns) == ("stats", ["stats"])
+    with db_session:
+        Show(stats=Stat())
+    with db_session:
+        assert Stat.select().first().show is Show.select().first()
+
+
+def test_reference_column_type_follows_its_key_or_its_own_sql_type(db) -> None:  # type: ignore[no-untyped-def]
+    """A reference's column has its own sql_type when given, else its target key's type."""
+    from nextorm.database import Database
+
+    class Foo(db.Entity):
+        id = PrimaryKey(str, sql_type="VARCHAR(20)")
+        bars = Set("Bar")
+        bazs = Set("Baz")
+
+    class Bar(db.Entity):
+        foo = Required(Foo)
+
+    class Baz(db.Entity):
+        foo = Required(Foo, sql_type="TEXT")
+
+    db.generate_mapping(create_tables=True)
+    dialect = db.provider.dialect
+    assert dialect.reference_sql_type(Bar.foo) == "VARCHAR(20)"
+    assert dialect.reference_sql_type(Baz.foo) == "TEXT"
+    with db_session:
+        Bar(foo=Foo(id="x"))
+    with db_session:
+        assert Bar.select().first().foo.id == "x"
+    assert isinstance(db, Database)

@@ -547,8 +547,11 @@ class CompositeKey:
 
 def composite_key(*attrs: Attribute[Any]) -> None:
     """Declare, in an entity body, that ``attrs`` are unique together."""
-    if len(attrs) < 2 or not all(isinstance(a, Attribute) for a in attrs):
-        raise TypeError("composite_key() takes two or more attributes of the entity being declared")
+    if len(attrs) < 2:
+        raise TypeError("composite_key() must receive at least two attributes as arguments")
+    for attr in attrs:
+        if not isinstance(attr, (Attribute, SetAttr)):
+            raise TypeError(f"composite_key() arguments must be attributes. Got: {attr!r}")
     namespace = sys._getframe(1).f_locals
     namespace.setdefault("_composite_keys_", []).append(CompositeKey(attrs, primary=False))
 

@@ -23,6 +23,7 @@ from .exceptions import (
     AttributeTypeError,
     ConstraintError,
     ERDiagramError,
+    MappingError,
     OperationWithDeletedObjectError,
     TransactionError,
     ValidationError,
@@ -641,7 +642,8 @@ def resolve_relations(db: Any) -> None:
         if getattr(target, "_database_", None) is not db:
             raise ERDiagramError(
                 "Interrelated entities must belong to same database. "
-                f"Entities {attr.entity.__name__} and {target.__name__} belongs to different databases"
+                f"Entities {attr.entity.__name__} and {target.__name__} belongs to different databases "
+                f"(used by {attr.qualname})"
             )
         attr.py_type = target
     for attr in relations:
@@ -652,6 +654,14 @@ def resolve_relations(db: Any) -> None:
     for attr in relations:
         if isinstance(attr.reverse, (str, type(None))):
             _resolve_reverse(attr)
+        else:
+            other = attr.reverse  # given as the attribute itself
+            named = other.reverse
+            if other.entity is not attr.py_type or not (
+                named is None or named is attr or (isinstance(named, str) and named == attr.name)
+            ):
+                raise ERDiagramError(f"Inconsistent reverse attributes {attr.qualname} and {other.qualname}")
+            other.reverse = attr
     for attr in relations:
         if attr.reverse.volatile and not attr.volatile:
             # members or keys changed behind the session on one side change the other side too
@@ -706,7 +716,10 @@ def _resolve_reverse(attr: Any) -> None:
                 f"Ambiguous reverse attribute for {attr.qualname}. Use the 'reverse' parameter for pointing to right attribute"
             )
         other = candidates[0]
-    if other.py_type is not attr.entity or other.reverse not in (None, attr.name, attr):
+    named = other.reverse
+    if other.py_type is not attr.entity or not (
+        named is None or named is attr or (isinstance(named, str) and named == attr.name)
+    ):
         raise ERDiagramError(f"Inconsistent reverse attributes {attr.qualname} and {other.qualname}")
     attr.reverse = other
     other.reverse = attr
@@ -719,6 +732,8 @@ def _classify(attr: Any) -> None:
             attr.is_m2m = True
             first, second = sorted((attr, reverse), key=lambda a: (a.entity.__name__, a.name))
             attr.m2m_primary = attr is first
+            if attr.table and reverse.table and attr.table != reverse.table:
+                raise MappingError(f"Parameter 'table' for {first.qualname} and {second.qualname} do not match")
             table = attr.table or reverse.table or f"{first.entity.__name__}_{second.entity.__name__}"
             attr.join_table = table
             own = attr.entity.__name__.lower()

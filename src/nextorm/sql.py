@@ -217,10 +217,13 @@ class Insert:
     def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         q = dialect.quote
-        sql = (
-            f"INSERT INTO {q(self.table)} ({', '.join(q(c) for c in self.columns)}) "
-            f"VALUES ({dialect.placeholders(len(self.columns))})"
-        )
+        if not self.columns:  # a row of defaults only: an entity with nothing but a generated key
+            sql = f"INSERT INTO {q(self.table)} DEFAULT VALUES"
+        else:
+            sql = (
+                f"INSERT INTO {q(self.table)} ({', '.join(q(c) for c in self.columns)}) "
+                f"VALUES ({dialect.placeholders(len(self.columns))})"
+            )
         if self.ignore_conflicts:
             sql += dialect.ignore_conflict_clause()
         if self.returning is not None:

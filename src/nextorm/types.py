@@ -146,8 +146,10 @@ class StrType(ColumnType):
     py_type = str
 
     def validate(self, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise self.type_error(value)
+        if type(value) is not str:
+            if not isinstance(value, str):
+                raise self.type_error(value)
+            value = str(value)
         attr = self.attr
         if attr.autostrip:
             value = value.strip()
@@ -155,7 +157,7 @@ class StrType(ColumnType):
         if max_len is not None and len(value) > max_len:
             raise self.value_error(value, f"is longer than max_len={max_len} ({len(value)} characters)")
         self.check_text(value)
-        return str(value)
+        return value
 
     def check_text(self, value: str) -> None:
         """Refuse text some supported database cannot store: lone surrogates, NUL characters."""
@@ -172,19 +174,22 @@ class FloatType(ColumnType):
     checkable = False
 
     def validate(self, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
-            raise self.type_error(value)
-        try:
-            value = float(value)
-        except OverflowError:
-            raise self.value_error(value, "is too large for a float") from None
-        except ValueError:
-            raise AttributeTypeError(
-                f"Value type for attribute {self.attr.qualname} must be float. Got string {show_short(value)}"
-            ) from None
+        if type(value) is not float:
+            if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+                raise self.type_error(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise self.value_error(value, "is too large for a float") from None
+            except ValueError:
+                raise AttributeTypeError(
+                    f"Value type for attribute {self.attr.qualname} must be float. Got string {show_short(value)}"
+                ) from None
         if not math.isfinite(value):
             raise self.value_error(value, "is not a finite number")
-        check_bounds(self.attr, value)
+        attr = self.attr
+        if attr.min is not None or attr.max is not None:
+            check_bounds(attr, value)
         return value
 
 

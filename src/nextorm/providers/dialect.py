@@ -106,6 +106,16 @@ class Dialect:
 
     # -- types and schema ----------------------------------------------------------------------
 
+    def reference_sql_type(self, attr: Any) -> str:
+        """The column type of reference ``attr``: its own ``sql_type``, else its target key's."""
+        if attr.sql_type:
+            return str(attr.sql_type)
+        key_type = self.sql_type(attr.py_type._pk_attrs_[0])
+        serial = {"serial": "integer", "bigserial": "bigint", "smallserial": "smallint"}.get(key_type.lower())
+        if serial is None:
+            return key_type
+        return serial if key_type.islower() else serial.upper()
+
     def bool_literal(self, value: bool) -> str:
         """``value`` as an SQL literal."""
         return "TRUE" if value else "FALSE"
