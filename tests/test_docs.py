@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
+import linecache
 import os
 import re
 import typing
@@ -61,8 +62,12 @@ class Block:
         return f"{path}:{self.line}"
 
     def compiled(self) -> Any:
-        """The block compiled so tracebacks point at the Markdown file's own line numbers."""
+        """The block compiled so tracebacks point at the Markdown file's own line numbers.
+
+        The block is the file's source while it runs: queries in Pony's syntax read it there.
+        """
         source = "\n" * (self.line - 1) + self.code
+        linecache.cache[str(self.path)] = (len(source), None, source.splitlines(True), str(self.path))
         return compile(source, str(self.path), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
     def needs_postgres(self) -> bool:

@@ -206,8 +206,9 @@ def test_query_over_a_query_filters_it(people) -> None:
     with db_session:
         adults = select(p for p in P if p.age >= 30)
         assert names(select(x for x in adults if x.age < 40).order_by(P.id)) == ["Ann", "Eve", "Hal"]
-        with pytest.raises(TranslationError, match="limit or offset"):
-            select(x for x in adults.limit(3) if x.age < 40)
+        first_three = adults.order_by(P.id).limit(3)
+        assert names(select(x for x in first_three if x.age < 40).order_by(P.id)) == ["Ann", "Eve"]
+        assert names(select(x for x in adults.order_by(P.id).limit(None, offset=1) if x.age > 50)) == ["axb"]
 
 
 def test_iterating_an_entity_in_a_generator_runs_no_sql(people, sql_log) -> None:
@@ -243,10 +244,8 @@ def test_references_compare_with_objects(db) -> None:
         assert names(select(s for s in Student if s.group == g1)) == ["s1"]
         assert names(select(s for s in Student if s.group is None)) == ["s3"]
         assert names(Student.select(lambda s: s.group != g1 and s.group is not None)) == ["s2"]
-        with pytest.raises(TranslationError, match=r"joins another entity.*s\.group\.name"):
-            select(s for s in Student if s.group.name == "g1")
-        with pytest.raises(TranslationError, match=r"collection Group\.students"):
-            select(g for g in Group if g.students)
+        assert names(select(s for s in Student if s.group.name == "g1")) == ["s1"]
+        assert names(select(g for g in Group if g.students).order_by(Group.name)) == ["g1", "g2"]
 
 
 def test_async_queries_run_awaited(adb: AsyncDatabase) -> None:
@@ -278,15 +277,13 @@ def test_async_queries_run_awaited(adb: AsyncDatabase) -> None:
     [
         ("p.name for p in P", "Selecting `p.name`"),
         ("p for p in P if p.age + 1 > 3", "Arithmetic on attributes"),
-        ("p for p in P if len(p.name) > 3", r"The call len\(\)"),
+        ("p for p in P if len(p.name) > 3", r"len\(\)"),
         ("p for p in P if p.name.lower() == 'ann'", r"The method lower\(\)"),
-        ("p for p in P if p.age > p.score", "A comparison between two attributes"),
-        ("p for p in P for q in P if p.age == 1", "Several `for` clauses"),
-        ("p for p in P if p.age in (x.age for x in P)", "A nested generator"),
-        ("p for p in P if p.name", "The truth value of str attribute"),
+        ("p for p in P for q in P if p.age == 1 for r in q.name", "iterates over an entity or a collection"),
+        ("p for p in P if p.age in (x.age + 1 for x in P)", "Arithmetic on attributes"),
         ("p for p in P if p.name[0] == 'A'", "Indexing or slicing"),
         ("p for p in P if p.age in 'abc'", "`in` over a string value"),
-        ("p for p in P if abs(p.age) > 3", r"The call abs\(\)"),
+        ("p for p in P if abs(p.age) > 3", r"abs\(\)"),
         ("p for p in P if round(p.score)", r"The function round\(\)"),
     ],
 )

@@ -70,6 +70,13 @@ def test_reference_report_translates_and_refuses(reference: dict) -> None:  # ty
     assert queries["generator"]["result"] == ["Bob", "Dan"]
     assert queries["multiline"]["result"] == ["Bob", "Dan"]
     assert queries["order"]["result"] == ["Dan", "Cyn", "Bob", "Ann"]
+    assert queries["reference-path"]["result"] == ["Ann", "Bob"]
+    assert queries["collection"]["result"] == ["Ann", "Bob"]
+    assert queries["nested-exists"]["result"] == ["Bob", "Cyn", "Dan"]
+    assert queries["in-subquery"]["result"] == ["Ann", "Dan"]
+    assert queries["several-for"]["result"] == ["Bob"]
+    assert queries["left-join"]["result"] == ["blue", "red"]
+    assert queries["over-a-query"]["result"] == ["Bob"]
     assert queries["unsupported"]["error"] == "TranslationError"
     assert "Arithmetic on attributes" in queries["unsupported"]["message"]
 

@@ -10,9 +10,26 @@ import json
 import sys
 from typing import Any
 
-from nextorm import Database, Optional, Required, TranslationError, db_session, desc, select
+from nextorm import (
+    Database,
+    Optional,
+    Required,
+    Set,
+    TranslationError,
+    count,
+    db_session,
+    desc,
+    exists,
+    left_join,
+    select,
+)
 
 db = Database("sqlite", ":memory:")
+
+
+class Team(db.Entity):
+    name = Required(str)
+    members = Set("Person")
 
 
 class Person(db.Entity):
@@ -20,6 +37,7 @@ class Person(db.Entity):
     age = Required(int)
     email = Optional(str)
     active = Required(bool, default=True)
+    team = Optional(Team)
 
 
 db.generate_mapping(create_tables=True)
@@ -45,6 +63,19 @@ def queries(low: int, names: list[str]) -> dict[str, Any]:
         "two-lambdas-one-line": lambda: Person.select(lambda p: p.age > 1).filter(lambda q: q.age < 50),
         "text": lambda: select("p for p in Person if p.age < low and 'n' in p.name"),
         "order": lambda: Person.select(lambda p: p.age > 0).order_by(lambda p: (desc(p.age), p.name)),
+        "reference-path": lambda: select(p for p in Person if p.team.name == "red"),
+        "collection": lambda: select(
+            p for p in Person if p.name in p.team.members.name and count(p.team.members) > 1
+        ),
+        "nested-exists": lambda: select(
+            p for p in Person if not exists(q for q in p.team.members if q.age > p.age)
+        ),
+        "in-subquery": lambda: select(p for p in Person if p.age in (q.age for q in Person if q.email is not None)),
+        "several-for": lambda: select(
+            p for t in Team for p in t.members if t.name == "red" and p.age >= low
+        ),
+        "left-join": lambda: left_join(t for t in Team for p in t.members if t.name != "green"),
+        "over-a-query": lambda: select(x for x in select(p for p in Person if p.team.name == "red") if x.age > low),
         "unsupported": lambda: select(p for p in Person if p.age + 1 > low),
     }
     for name, make in forms.items():
@@ -57,8 +88,10 @@ def queries(low: int, names: list[str]) -> dict[str, Any]:
 
 def main() -> None:
     with db_session:
+        red, blue = Team(name="red"), Team(name="blue")
+        teams = [red, red, blue, None]
         for i, (name, email) in enumerate([("Ann", "a@x"), ("Bob", None), ("Cyn", None), ("Dan", "d@x")]):
-            Person(name=name, age=20 + 10 * i, email=email, active=i != 2)
+            Person(name=name, age=20 + 10 * i, email=email, active=i != 2, team=teams[i])
     report = {}
     with db_session:
         for name, query in queries(25, ["Bob"]).items():

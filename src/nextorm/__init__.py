@@ -52,7 +52,7 @@ from .exceptions import (
 from .query import Query
 from .session import acommit, aflush, arollback, commit, db_session, flush, rollback, with_transaction
 from .steps import AsyncRequired
-from .translator import between, count, exists, get, select
+from .translator import JOIN, between, count, exists, get, left_join, select
 from .types import Json, LongStr, LongUnicode
 
 __version__ = "0.1.0"
@@ -116,6 +116,8 @@ __all__ = [
     "commit",
     "composite_key",
     "count",
+    "JOIN",
+    "left_join",
     "db_session",
     "desc",
     "exists",

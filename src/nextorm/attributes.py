@@ -22,7 +22,7 @@ from .exceptions import (
     UnrepeatableReadError,
     ValidationError,
 )
-from .expressions import Expr, OrderBy, expression_for
+from .expressions import ColumnRef, Expr, OrderBy, expression_for
 from .identity import UniqueKey, reference_to_db, seed
 from .loading import load_missing, one_to_one_partner
 from .relationships import SetAttr, claim_partner, column_option, reference_value, relink
@@ -673,10 +673,10 @@ _JSON_CLASSES: dict[type, type] = {Required: RequiredJson, Optional: OptionalJso
 Set = SetAttr
 
 
-def desc(attr: Attribute[Any] | OrderBy) -> OrderBy:
+def desc(attr: Attribute[Any] | ColumnRef | OrderBy) -> OrderBy:
     """Descending order by ``attr`` (``desc(desc(a))`` is ascending)."""
     if isinstance(attr, OrderBy):
         return OrderBy(attr.attr, descending=not attr.descending)
-    if not isinstance(attr, Attribute):
+    if not isinstance(attr, (Attribute, ColumnRef)):
         raise QueryError(f"desc() takes an entity attribute, got {attr!r}")
     return OrderBy(attr, descending=True)

@@ -17,7 +17,7 @@ from .exceptions import AttributeTypeError, QueryError
 if TYPE_CHECKING:
     from .providers.dialect import Dialect
 
-__all__ = ["OPERATORS", "Expr", "OrderBy", "as_expr", "expression_for"]
+__all__ = ["OPERATORS", "ColumnRef", "Expr", "OrderBy", "Path", "Var", "as_expr", "column_sql", "expression_for"]
 
 
 class Expr:
@@ -97,10 +97,10 @@ class Compare(Expr):
         return f"<{self.attr!r} {self.op} {self.value!r}>"
 
     def entities(self) -> Iterator[Any]:
-        yield self.attr.entity
+        yield from root_entities(self.attr)
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        column = dialect.quote(self.attr.column)
+        column = column_sql(self.attr, dialect)
         op, value = self.op, self.value
         if value is None:
             return f"{column} IS NULL" if op == "==" else f"{column} IS NOT NULL"
@@ -170,6 +170,168 @@ def _bound(value: Any) -> Any:
     return value
 
 
+# -- columns of other tables: paths through references and objects of nested queries --------------
+
+
+class Var:
+    """An object a query ranges over besides its own: a nested generator's or another ``for``'s.
+
+    Each one is a table of its own in the statement (compared by identity).
+    """
+
+    __slots__ = ("entity",)
+
+    def __init__(self, entity: Any) -> None:
+        self.entity = entity
+
+    def __repr__(self) -> str:
+        return f"<{self.entity.__name__} object of a nested query>"
+
+
+class Path:
+    """The object a reference leads to from a source (``p.group``): a joined table.
+
+    ``base`` is None for the query's own object, else a ``Var`` or another ``Path``; equal paths
+    are one join.
+    """
+
+    __slots__ = ("attr", "base")
+
+    def __init__(self, base: Var | Path | None, attr: Any) -> None:
+        self.base = base
+        self.attr = attr
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Path and other.base == self.base and other.attr is self.attr
+
+    def __hash__(self) -> int:
+        return hash((self.base, id(self.attr)))
+
+    def root(self) -> Var | None:
+        """The source the path starts from (None for the query's own object)."""
+        base = self.base
+        while type(base) is Path:
+            base = base.base
+        return base
+
+    def root_entity_name(self) -> str:
+        """The name of the entity the path starts from."""
+        first = self
+        while type(first.base) is Path:
+            first = first.base
+        base = first.base
+        return str((base.entity if base is not None else first.attr.entity).__name__)
+
+    def names(self) -> str:
+        """The dotted attribute names from the start of the path (``group.dept``)."""
+        prefix = self.base.names() + "." if type(self.base) is Path else ""
+        return prefix + self.attr.name
+
+
+class ColumnRef:
+    """An attribute read through a source (``p.group.name``); compares like the attribute itself."""
+
+    __slots__ = ("attr", "column", "ctype", "py_type", "qualname", "source", "to_db")
+
+    def __init__(self, source: Var | Path | None, attr: Any) -> None:
+        self.source = source
+        self.attr = attr
+        self.column = attr.column
+        self.ctype = attr.ctype
+        self.to_db = attr.to_db
+        self.py_type = attr.py_type
+        if type(source) is Path:
+            self.qualname = f"{source.root_entity_name()}.{source.names()}.{attr.name}"
+        else:
+            self.qualname = attr.qualname
+
+    def __repr__(self) -> str:
+        return self.qualname
+
+    @property
+    def entity(self) -> Any:
+        """The query's entity when the path starts at the query's object, else None."""
+        source = self.source
+        if source is None:
+            return self.attr.entity
+        if type(source) is Path and source.root() is None:
+            first = source
+            while type(first.base) is Path:
+                first = first.base
+            return first.attr.entity
+        return None
+
+    def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
+        return expression_for(self, "==", other)
+
+    def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
+        return expression_for(self, "!=", other)
+
+    def __lt__(self, other: Any) -> Expr:
+        return expression_for(self, "<", other)
+
+    def __le__(self, other: Any) -> Expr:
+        return expression_for(self, "<=", other)
+
+    def __gt__(self, other: Any) -> Expr:
+        return expression_for(self, ">", other)
+
+    def __ge__(self, other: Any) -> Expr:
+        return expression_for(self, ">=", other)
+
+    __hash__ = object.__hash__
+
+    def in_(self, values: Any) -> Expr:
+        """``ref IN (values)``."""
+        return expression_for(self, "in", values)
+
+    def not_in(self, values: Any) -> Expr:
+        """``ref NOT IN (values)``."""
+        return ~expression_for(self, "in", values)
+
+    def is_(self, value: None) -> Expr:
+        """``ref IS NULL``."""
+        return expression_for(self, "==", None)
+
+    def is_not(self, value: None) -> Expr:
+        """``ref IS NOT NULL``."""
+        return expression_for(self, "!=", None)
+
+    def startswith(self, prefix: str) -> Expr:
+        """The string value starts with ``prefix``."""
+        return expression_for(self, "startswith", prefix)
+
+    def endswith(self, suffix: str) -> Expr:
+        """The string value ends with ``suffix``."""
+        return expression_for(self, "endswith", suffix)
+
+    def contains(self, part: str) -> Expr:
+        """The string value contains ``part``."""
+        return expression_for(self, "contains", part)
+
+    def desc(self) -> OrderBy:
+        """Descending order by this column."""
+        return OrderBy(self, descending=True)
+
+    def asc(self) -> OrderBy:
+        """Ascending order by this column."""
+        return OrderBy(self, descending=False)
+
+
+def column_sql(attr: Any, dialect: Dialect) -> str:
+    """The column an attribute (of the query's own table) or a ``ColumnRef`` reads."""
+    if type(attr) is ColumnRef:
+        return dialect.column_ref(attr)
+    return dialect.column(attr.column)
+
+
+def root_entities(attr: Any) -> Iterator[Any]:
+    """The query entity an operand is about (nothing for objects of nested queries)."""
+    entity = attr.entity
+    if entity is not None:
+        yield entity
+
+
 class OrderBy:
     """One ORDER BY item."""
 
@@ -179,6 +341,7 @@ class OrderBy:
         self.attr = attr
         self.descending = descending
 
-    def key(self) -> tuple[str, bool]:
-        """The column and direction of a SELECT's ORDER BY."""
-        return self.attr.column, self.descending
+    def key(self) -> tuple[Any, bool]:
+        """The column (a name, or a ``ColumnRef`` of another table) and direction of an ORDER BY."""
+        attr = self.attr
+        return (attr if type(attr) is ColumnRef else attr.column), self.descending

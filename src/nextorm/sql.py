@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from .providers.dialect import Dialect
+from .exceptions import QueryError
+from .expressions import ColumnRef, Expr, Path, Var, column_sql
+from .providers.dialect import Dialect, NeedsScope
 
 __all__ = [
     "BATCH_SAVEPOINT",
@@ -25,14 +27,20 @@ __all__ = [
     "CreateTable",
     "Delete",
     "DropTable",
+    "Comparison",
     "Equals",
+    "Exists",
     "ForeignKey",
+    "InQuery",
     "InSubquery",
     "InValues",
     "Insert",
     "Join",
     "KeyMatch",
+    "MemberOf",
+    "Scope",
     "Select",
+    "Subquery",
     "Update",
     "render",
 ]
@@ -64,7 +72,7 @@ class Col:
 
 
 def _column(column: Col | str, dialect: Dialect) -> str:
-    return dialect.quote(column) if isinstance(column, str) else column.sql(dialect)
+    return dialect.column(column) if isinstance(column, str) else column.sql(dialect)
 
 
 # -- conditions -------------------------------------------------------------------------------
@@ -158,33 +166,65 @@ class Select:
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The statement's text, appending its bound values to ``params``."""
+        if isinstance(dialect, Scope):
+            # nested in a statement that reads other tables: its own table gets an alias
+            return self._text(cast(Dialect, dialect), params, dialect.nested(self.table))
+        local: list[Any] = []
+        try:
+            text = self._text(dialect, local, None)
+        except NeedsScope:
+            # a condition reads a joined table or holds a nested query: render with aliases
+            scope = Scope(dialect, self.table)
+            local = []
+            text = self._text(cast(Dialect, scope), local, scope)
+        params.extend(local)
+        return text
+
+    def _text(self, dialect: Dialect, params: list[Any], scope: Scope | None) -> str:
+        if scope is not None:
+            dialect = cast(Dialect, scope)
+        where = ""
+        if self.where:
+            where = " WHERE " + " AND ".join(c.sql(dialect, params) for c in self.where)
+        order = ""
+        if self.order:
+            order = " ORDER BY " + ", ".join(
+                _order_column(column, dialect) + (" DESC" if descending else "")
+                for column, descending in self.order
+            )
         if self.count:
             what = "COUNT(*)"
         elif self.one:
             what = "1"
+        elif scope is not None:
+            what = ", ".join(scope.column(c) if type(c) is str else _column(c, dialect) for c in self.columns)
         elif all(type(c) is str for c in self.columns):
             what = dialect.column_list(self.columns)  # type: ignore[arg-type]
         else:
             what = ", ".join(_column(c, dialect) for c in self.columns)
         sql = f"SELECT {what} FROM {dialect.quote(self.table)}"
-        if self.alias is not None:
+        if scope is not None and scope.root != dialect.quote(self.table):
+            sql += f" {scope.root}"
+        elif self.alias is not None:
             sql += f" {self.alias}"
         for join in self.joins:
             sql += (
                 f" JOIN {dialect.quote(join.table)} {join.alias}"
                 f" ON {join.left.sql(dialect)} = {join.right.sql(dialect)}"
             )
-        if self.where:
-            sql += " WHERE " + " AND ".join(c.sql(dialect, params) for c in self.where)
-        if self.order:
-            sql += " ORDER BY " + ", ".join(
-                dialect.quote(column) + (" DESC" if descending else "") for column, descending in self.order
-            )
+        if scope is not None:
+            sql += "".join(scope.levels[0])
+            scope.done()
+        sql += where + order
         if self.limit is not None or self.offset:
             sql += dialect.limit_clause(self.limit, self.offset, params)
         if self.for_update:
             sql += dialect.for_update_clause(self.for_update)
         return sql
+
+
+def _order_column(column: Any, dialect: Dialect) -> str:
+    return dialect.column(column) if type(column) is str else column_sql(column, dialect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +236,245 @@ class Count:
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The statement's text, appending its bound values to ``params``."""
         return f"SELECT COUNT(*) FROM ({self.query.sql(dialect, params)}) AS q"
+
+
+# -- statements that read other tables: joins through references, nested queries -----------
+
+
+class Scope:
+    """The dialect of a statement that reads other tables: it aliases joined and nested tables.
+
+    The statement's own table keeps its name (columns are qualified by it); a reference path
+    (``p.group.dept``) is a join named ``tN``, added to the FROM of the statement or nested query
+    its path starts from; each object of a nested query (``Var``) is a table ``tN`` of that query.
+    Everything else is spelled by the wrapped dialect.
+    """
+
+    def __init__(self, dialect: Dialect, root_table: str, parent: Scope | None = None) -> None:
+        self.dialect = dialect
+        self.root = dialect.quote(root_table)
+        self.aliases: dict[Any, str] = {}
+        #: the joins of the statement (level 0) and of each nested query being rendered
+        self.levels: list[list[str]] = [[]]
+        self.level_of: dict[Any, int] = {None: 0}
+        self.count = 0
+        self.parent = parent
+        if parent is not None:  # a query nested as a whole (``x in q``): aliases stay unique
+            self.count = parent.count
+            self.root = self.fresh()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.dialect, name)
+
+    def nested(self, table: str) -> Scope:
+        """The scope of a whole statement nested in this one, its table aliased."""
+        return Scope(self.dialect, table, self)
+
+    def done(self) -> None:
+        """A nested statement is rendered: its aliases are taken in the enclosing one."""
+        if self.parent is not None:
+            self.parent.count = self.count
+
+    def column(self, name: str) -> str:
+        """A column of the statement's own table, qualified by the table's name."""
+        return f"{self.root}.{self.dialect.quote(name)}"
+
+    def column_ref(self, ref: ColumnRef) -> str:
+        """A column read through a join or of a nested query's object."""
+        return f"{self.alias(ref.source)}.{self.dialect.quote(ref.column)}"
+
+    def fresh(self) -> str:
+        """A new table alias."""
+        self.count += 1
+        return f"t{self.count}"
+
+    def alias(self, source: Var | Path | None) -> str:
+        """The alias of a source, joining a reference path on first use."""
+        if source is None:
+            return self.root
+        alias = self.aliases.get(source)
+        if alias is not None:
+            return alias
+        if type(source) is not Path:
+            raise QueryError(f"{source!r} is read outside the nested query that defines it")
+        base_alias = self.alias(source.base)
+        level = self.level_of[source.base]
+        alias = self.fresh()
+        attr = source.attr
+        target = attr.py_type
+        q = self.dialect.quote
+        if attr.is_column:
+            on = f"{alias}.{q(target._pk_attrs_[0].column)} = {base_alias}.{q(attr.column)}"
+            kind = "JOIN" if attr.is_required else "LEFT JOIN"
+        else:  # the key-less side of a one-to-one: the partner holds the key
+            on = f"{alias}.{q(attr.reverse.column)} = {base_alias}.{q(attr.entity._pk_attrs_[0].column)}"
+            kind = "LEFT JOIN"
+        self.levels[level].append(f" {kind} {q(target._table_)} {alias} ON {on}")
+        self.aliases[source] = alias
+        self.level_of[source] = level
+        return alias
+
+    def enter(self, sources: tuple[Var, ...]) -> list[str]:
+        """Start a nested query over ``sources``: their aliases, in order."""
+        self.levels.append([])
+        level = len(self.levels) - 1
+        aliases = []
+        for source in sources:
+            alias = self.aliases[source] = self.fresh()
+            self.level_of[source] = level
+            aliases.append(alias)
+        return aliases
+
+    def leave(self) -> list[str]:
+        """End the innermost nested query: the joins it needs."""
+        return self.levels.pop()
+
+
+def _operand(value: Any, dialect: Dialect, params: list[Any]) -> str:
+    """A column, a nested query's value, or a bound value."""
+    if type(value) is ColumnRef:
+        return dialect.column_ref(value)
+    if type(value) is Subquery:
+        return f"({value.sql(dialect, params)})"
+    params.append(value)
+    return str(dialect.param)
+
+
+class Subquery:
+    """``SELECT what FROM sources WHERE ...``: a nested query over objects of other tables.
+
+    ``value`` is what it selects (a ``ColumnRef``; None selects 1); ``aggregate`` names the SQL
+    aggregate applied to it (``COUNT`` with no value counts rows).
+    """
+
+    __slots__ = ("aggregate", "sources", "value", "where")
+
+    def __init__(
+        self, sources: tuple[Var, ...], where: tuple[Any, ...], value: Any = None, aggregate: str | None = None
+    ) -> None:
+        self.sources = sources
+        self.where = where
+        self.value = value
+        self.aggregate = aggregate
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """The nested query's text (raises NeedsScope outside a ``Scope``)."""
+        if not isinstance(dialect, Scope):
+            raise NeedsScope
+        aliases = dialect.enter(self.sources)
+        what_params: list[Any] = []
+        value, aggregate = self.value, self.aggregate
+        if value is None:
+            what = "COUNT(*)" if aggregate == "COUNT" else "1"
+        else:
+            what = _operand(value, cast(Dialect, dialect), what_params)
+            if aggregate == "COUNT":
+                what = f"COUNT(DISTINCT {what})"
+            elif aggregate == "SUM":
+                what = f"COALESCE(SUM({what}), 0)"
+            elif aggregate is not None:
+                what = f"{aggregate}({what})"
+        where_params: list[Any] = []
+        where = " AND ".join(c.sql(dialect, where_params) for c in self.where)
+        joins = dialect.leave()
+        q = dialect.dialect.quote
+        tables = " CROSS JOIN ".join(f"{q(v.entity._table_)} {a}" for v, a in zip(self.sources, aliases))
+        params += what_params
+        params += where_params
+        return f"SELECT {what} FROM {tables}{''.join(joins)}" + (f" WHERE {where}" if where else "")
+
+
+class Exists(Expr):
+    """``EXISTS (nested query)``."""
+
+    __slots__ = ("query",)
+
+    def __init__(self, query: Subquery) -> None:
+        self.query = query
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return f"EXISTS ({self.query.sql(dialect, params)})"
+
+
+class Comparison(Expr):
+    """``left <op> right`` between columns of several tables, nested queries' values and bound values."""
+
+    __slots__ = ("left", "op", "right")
+
+    #: the SQL operator of each comparison
+    SPELLING = {"==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+    def __init__(self, left: Any, op: str, right: Any) -> None:
+        self.left = left
+        self.op = op
+        self.right = right
+
+    def __repr__(self) -> str:
+        return f"<{self.left!r} {self.op} {self.right!r}>"
+
+    def entities(self) -> Any:
+        for side in (self.left, self.right):
+            if type(side) is ColumnRef and side.entity is not None:
+                yield side.entity
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        left = _operand(self.left, dialect, params)
+        return f"{left} {self.SPELLING[self.op]} {_operand(self.right, dialect, params)}"
+
+
+class InQuery(Expr):
+    """``EXISTS (SELECT 1 FROM table WHERE key = column AND ...)``: membership in a query's objects.
+
+    As ``EXISTS``, not ``IN``: a NULL reference is not in the query, so ``not in`` selects it.
+    """
+
+    __slots__ = ("column", "query")
+
+    def __init__(self, column: ColumnRef, query: Select) -> None:
+        self.column = column
+        self.query = query
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if not isinstance(dialect, Scope):
+            raise NeedsScope
+        query = self.query
+        key = _KeyIs(query.columns[0], dialect.column_ref(self.column))  # type: ignore[arg-type]
+        found = Select(query.table, where=(key, *query.where), one=True)
+        return f"EXISTS ({found.sql(cast(Dialect, dialect), params)})"
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyIs:
+    """``key = <a column of the enclosing statement>``."""
+
+    key: str
+    outer: str
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return f"{dialect.column(self.key)} = {self.outer}"
+
+
+class MemberOf(Expr):
+    """``member IN (SELECT target FROM join_table WHERE owner = ...)``: a many-to-many collection."""
+
+    __slots__ = ("attr", "member", "owner")
+
+    def __init__(self, member: ColumnRef, attr: Any, owner: ColumnRef) -> None:
+        self.member = member
+        self.attr = attr
+        self.owner = owner
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if not isinstance(dialect, Scope):
+            raise NeedsScope
+        attr = self.attr
+        alias = dialect.fresh()
+        q = dialect.dialect.quote
+        return (
+            f"{dialect.column_ref(self.member)} IN (SELECT {alias}.{q(attr.target_column)} "
+            f"FROM {q(attr.join_table)} {alias} WHERE {alias}.{q(attr.owner_column)} = "
+            f"{dialect.column_ref(self.owner)})"
+        )
 
 
 # -- changes ----------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .exceptions import ExprEvalError, OrmError, TranslationError, UnknownAttributeError
+from .expressions import ColumnRef, Expr, Path, Var, expression_for
+from .sql import Comparison, Exists, InQuery, InSubquery, MemberOf, Select, Subquery
 
 if TYPE_CHECKING:
     from .query import Query
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 #: what a generator query yields: the entity class it selects
 _T = TypeVar("_T")
 
-__all__ = ["between", "conditions_from", "count", "exists", "get", "order_from", "select"]
+__all__ = ["JOIN", "between", "conditions_from", "count", "exists", "get", "left_join", "order_from", "select"]
 
 
 # -- public query functions ----------------------------------------------------------------------
@@ -58,9 +60,23 @@ def get(query: Any) -> Any:
     return _query_of(query, "get").get()
 
 
+def left_join(query: Any) -> Any:
+    """``select()`` of a generator whose other ``for`` clauses need not match a row.
+
+    The query selects objects of one ``for``, so an object is selected once, whether the other
+    ``for`` clauses match one row, several or (with ``left_join``) none at all.
+    """
+    return _query_of(query, "left_join")
+
+
 def exists(query: Any) -> bool:
     """Whether a generator query selects any object."""
     return bool(_query_of(query, "exists").exists())
+
+
+def JOIN(condition: Any) -> Any:  # noqa: N802 - Pony's name
+    """Pony's hint to join rather than nest a query; nextorm chooses itself, so it is the condition."""
+    return condition
 
 
 def count(*args: Any, **kwargs: Any) -> Any:
@@ -177,8 +193,9 @@ class _Runtime:
         """``column in values`` over a collection of values."""
         if isinstance(values, (str, bytes)):
             raise TranslationError(f"`in` over a string value is not supported in queries: {where}")
-        if hasattr(values, "entity") and hasattr(values, "filter"):
-            raise TranslationError(f"`in` over a query (a subquery) is not supported in queries yet: {where}")
+        if hasattr(values, "entity") and hasattr(values, "statement"):
+            condition = _in_query(_operand(column), values, where)
+            return _Runtime.not_(condition) if negate else condition
         return column.not_in(values) if negate else column.in_(values)
 
     @staticmethod
@@ -201,6 +218,9 @@ class _Runtime:
     @staticmethod
     def same_in(entity: Any, values: Any, negate: bool, where: str) -> Any:
         """The query's object is one of the given objects (compared by primary key)."""
+        if hasattr(values, "entity") and hasattr(values, "statement"):
+            condition = _in_query(entity, values, where)
+            return _Runtime.not_(condition) if negate else condition
         keys = entity._pk_attrs_
         if len(keys) != 1:
             raise TranslationError(
@@ -230,20 +250,454 @@ class _Runtime:
     @staticmethod
     def call(function: Any, where: str, *args: Any) -> Any:
         """A call of one of nextorm's query functions with attributes as arguments."""
+        name = getattr(function, "__name__", None)
+        if name in _COLLECTION_FUNCTIONS and len(args) == 1 and type(args[0]) is _Many:
+            return _COLLECTION_FUNCTIONS[name](args[0], where)
         if function not in _QUERY_FUNCTIONS:
             name = getattr(function, "__name__", repr(function))
             raise TranslationError(f"The function {name}() is not supported in queries yet: {where}")
         return function(*args)
 
+    # -- paths, objects of several tables, collections and nested queries
 
-_QUERY_FUNCTIONS: set[Any] = {between}
+    @staticmethod
+    def path(base: Any, where: str, *names: str) -> Any:
+        """``base.a.b...`` read through references and collections: a column, an object or a collection."""
+        return _path(base, names, where)
+
+    @staticmethod
+    def compare(left: Any, op: str, right: Any, where: str) -> Any:
+        """``left <op> right`` where either side reads the query's objects."""
+        return _compare(left, op, right, where)
+
+    @staticmethod
+    def member(item: Any, values: Any, negate: bool, where: str) -> Any:
+        """``item in values`` where either side reads the query's objects."""
+        condition = _member(item, values, where)
+        return _Runtime.not_(condition) if negate else condition
+
+    @staticmethod
+    def truth(value: Any, where: str) -> Any:
+        """The truth value of an operand, as Python would test it."""
+        return _truth(value, where)
+
+    @staticmethod
+    def gen(where: str, iters: tuple[Any, ...], conditions: Any, elt: Any, elt_condition: Any) -> _Many:
+        """A nested generator: objects of other tables, the conditions on them and what it yields."""
+        sources: list[Any] = []
+        variables: list[Var] = []
+        conds: list[Any] = []
+        exact = len(iters) == 1
+        for make in iters:
+            source = make(*sources)
+            if _is_entity(source):
+                var = Var(source)
+                variables.append(var)
+            elif type(source) is _Many and type(source.value) is Var:
+                variables += source.variables
+                conds += source.conditions
+                var = source.value
+                exact = exact and source.exact
+            elif hasattr(source, "entity") and hasattr(source, "filter") and not source._where:
+                var = Var(source.entity)
+                variables.append(var)
+            else:
+                raise TranslationError(
+                    f"A nested `for` iterates over an entity, a collection or a query without "
+                    f"conditions, got {source!r}: {where}"
+                )
+            sources.append(var)
+        conds += conditions(*sources)
+        value = elt(*sources)
+        value_condition = elt_condition(*sources) if elt_condition is not None else None
+        return _Many(tuple(variables), tuple(conds), value, value_condition, exact)
+
+    @staticmethod
+    def join(where: str, root: Any, iters: tuple[Any, ...], conditions: Any, optional: bool) -> Any:
+        """Several ``for`` clauses selecting ``root``'s objects: the others are an EXISTS query."""
+        sources: list[Any] = []
+        variables: list[Var] = []
+        conds: list[Any] = []
+        for make in iters:
+            source = make(*sources)
+            if source is None:  # the root's own `for`
+                sources.append(root)
+                continue
+            if _is_entity(source):
+                var: Any = Var(source)
+                variables.append(var)
+            elif type(source) is _Many and (type(source.value) is Var or source.value is root):
+                variables += source.variables
+                conds += source.conditions
+                var = source.value
+            else:
+                raise TranslationError(
+                    f"A `for` of a query iterates over an entity or a collection, got {source!r}: {where}"
+                )
+            sources.append(var)
+        others = conditions(*sources)
+        condition = _Runtime.and_(*conds, *others)
+        if not variables:
+            return condition
+        if optional and not others:
+            # left_join: the other `for` clauses need not match a row (a condition on them would)
+            return _TRUE
+        return Exists(_Many(tuple(variables), (condition,), None).query())
+
+    @staticmethod
+    def root_of(first: Any, where: str, *names: str) -> Any:
+        """The entity of the selected ``for`` clause when it iterates a collection of the first one."""
+        entity = first
+        for name in names:
+            attr = _attribute(entity, name, where)
+            if not (attr.is_collection or attr.is_reference):
+                raise TranslationError(f"A `for` iterates over a collection, not {attr.qualname}: {where}")
+            entity = attr.py_type
+        return entity
+
+    @staticmethod
+    def collection_of(base: Any, root: Any, where: str, *names: str) -> Any:
+        """The root's own ``for`` over a collection (``for s in g.students`` selecting s)."""
+        owner = _path(base, names[:-1], where) if len(names) > 1 else base
+        attr = _attribute(_entity_of(owner), names[-1], where)
+        if not attr.is_collection:
+            raise TranslationError(f"A `for` iterates over a collection, not {attr.qualname}: {where}")
+        return _collection(owner, attr, root)
+
+
+    @staticmethod
+    def method(many: Any, name: str, where: str, *conditions: Any) -> Any:
+        """A collection's method in a query: ``is_empty()``, ``exists()``, ``count()``, ``select()``..."""
+        if type(many) is not _Many or type(many.value) is not Var:
+            raise TranslationError(f"{name}() in a query is a method of a collection of objects: {where}")
+        if conditions:
+            extra = tuple(condition(many.value) for condition in conditions)
+            many = _Many(many.variables, many.conditions + extra, many.value, None, many.exact)
+        return _COLLECTION_METHODS[name](many, where)
+
+
+_QUERY_FUNCTIONS: set[Any] = {between, JOIN}
+
+
+class _Many:
+    """Several values per row of the query: a collection path or a nested generator.
+
+    ``variables`` are the objects it ranges over, ``conditions`` link them to the query,
+    ``value`` is what it yields and ``value_condition`` its truth value (for ``exists``).
+    """
+
+    __slots__ = ("conditions", "exact", "one_owner", "value", "value_condition", "variables")
+
+    def __init__(
+        self,
+        variables: tuple[Var, ...],
+        conditions: tuple[Any, ...],
+        value: Any,
+        value_condition: Any = None,
+        exact: bool = True,
+    ) -> None:
+        self.variables = variables
+        self.conditions = conditions
+        self.value = value
+        self.value_condition = value_condition
+        #: whether each object it yields appears once (COUNT(*) counts them)
+        self.exact = exact
+        #: of a collection: whether each member has one owner (a one-to-many collection)
+        self.one_owner = False
+
+    def query(self, extra: tuple[Any, ...] = (), value: Any = None, aggregate: str | None = None) -> Subquery:
+        condition = _Runtime.and_(*self.conditions, *extra)
+        if condition is _FALSE:
+            condition = Comparison(1, "==", 0)
+        return Subquery(self.variables, () if condition is _TRUE else (condition,), value, aggregate)
+
+
+def _is_entity(value: Any) -> bool:
+    return isinstance(value, type) and hasattr(value, "_attrs_by_name_")
+
+
+def _entity_of(obj: Any) -> Any:
+    """The entity of an object operand: the query's entity (a class), a Var or a Path."""
+    if type(obj) is Var:
+        return obj.entity
+    if type(obj) is Path:
+        return obj.attr.py_type
+    return obj
+
+
+def _source_of(obj: Any) -> Any:
+    return None if _is_entity(obj) else obj
+
+
+def _is_object(value: Any) -> bool:
+    return type(value) is Var or type(value) is Path or _is_entity(value)
+
+
+def _attribute(entity: Any, name: str, where: str) -> Any:
+    attr = entity._attrs_by_name_.get(name)
+    if attr is None:
+        attr = entity._relations_by_name_.get(name)
+    if attr is None:
+        raise UnknownAttributeError(f"Entity {entity.__name__} has no attribute {name!r}: {where}")
+    return attr
+
+
+def _pk_ref(obj: Any, where: str) -> ColumnRef:
+    """The primary-key column of an object operand."""
+    if type(obj) is Path and obj.attr.is_column:
+        return ColumnRef(obj.base, obj.attr)  # the reference column holds the key: no join
+    entity = _entity_of(obj)
+    keys = entity._pk_attrs_
+    if len(keys) != 1:
+        raise TranslationError(
+            f"Comparing objects of {entity.__name__}, whose primary key has several columns, "
+            f"is not supported in queries yet: {where}"
+        )
+    return ColumnRef(_source_of(obj), keys[0])
+
+
+def _path(base: Any, names: tuple[str, ...], where: str) -> Any:
+    source = _source_of(base)
+    entity = _entity_of(base)
+    if type(base) is Path:
+        source = base
+    for i, name in enumerate(names):
+        attr = _attribute(entity, name, where)
+        last = i == len(names) - 1
+        if attr.is_collection:
+            owner = source if source is not None else entity
+            many = _collection(owner, attr, None)
+            if last:
+                return many
+            rest = _path(many.value, names[i + 1 :], where)
+            if type(rest) is _Many:
+                # members of a many-to-many collection repeat across the owners
+                exact = rest.exact and rest.one_owner
+                return _Many(
+                    many.variables + rest.variables, many.conditions + rest.conditions, rest.value, None, exact
+                )
+            return _Many(many.variables, many.conditions, rest)
+        if attr.is_reference:
+            if last and attr.is_column:
+                return ColumnRef(source, attr)
+            source = Path(source, attr)
+            entity = attr.py_type
+            if last:
+                return source
+            continue
+        if not last:
+            raise TranslationError(
+                f"{attr.qualname} is not a reference: `.{names[i + 1]}` cannot follow it: {where}"
+            )
+        return ColumnRef(source, attr) if source is not None else attr
+    return base
+
+
+def _collection(owner: Any, attr: Any, element: Any) -> _Many:
+    """The members of ``owner.attr``; ``element`` is the object standing for them (a new one if None)."""
+    var = Var(attr.py_type) if element is None else element
+    owner_key = _pk_ref(owner, attr.qualname)
+    if attr.is_m2m:
+        condition: Any = MemberOf(_pk_ref(var, attr.qualname), attr, owner_key)
+    else:
+        condition = Comparison(ColumnRef(_source_of(var), attr.reverse), "==", owner_key)
+    many = _Many((var,) if element is None else (), (condition,), var)
+    many.one_owner = not attr.is_m2m
+    return many
+
+
+def _operand(value: Any) -> Any:
+    """A plain attribute of the query's own object as a ColumnRef; anything else unchanged."""
+    if hasattr(value, "ctype") and type(value) is not ColumnRef and hasattr(value, "column"):
+        return ColumnRef(None, value)
+    return value
+
+
+_FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def _compare(left: Any, op: str, right: Any, where: str) -> Any:
+    left, right = _operand(left), _operand(right)
+    if type(left) is _Many or type(right) is _Many:
+        raise TranslationError(f"A collection can only be tested with `in`, exists() or aggregates: {where}")
+    if op in ("is", "is not"):
+        op = "==" if op == "is" else "!="
+    left_query, right_query = _reads_query(left), _reads_query(right)
+    if not left_query:
+        left, right, op = right, left, _FLIPPED[op]
+        left_query, right_query = right_query, left_query
+    if _is_object(left):
+        if op not in ("==", "!="):
+            raise TranslationError(f"An ordering comparison of objects is not supported in queries: {where}")
+        if right is None:
+            if type(left) is Path:
+                return expression_for(_pk_ref(left, where), op, None)
+            return _FALSE if op == "==" else _TRUE
+        if _is_object(right) or type(right) is ColumnRef:
+            other = _pk_ref(right, where) if _is_object(right) else right
+            return Comparison(_pk_ref(left, where), op, other)
+        return _same(left, right, op == "!=", where)
+    if type(left) is ColumnRef:
+        if _is_object(right):
+            return Comparison(left, op, _pk_ref(right, where))
+        if right_query:
+            return Comparison(left, op, right)
+        return expression_for(left, op, right)
+    if type(left) is Subquery:
+        if isinstance(right, Expr):
+            raise TranslationError(f"A comparison with a condition is not supported in queries: {where}")
+        return Comparison(left, op, right)
+    raise TranslationError(f"The comparison is not supported in queries yet: {where}")
+
+
+def _reads_query(value: Any) -> bool:
+    return type(value) in (ColumnRef, Subquery, Var, Path, _Many) or _is_entity(value)
+
+
+def _same(obj: Any, value: Any, negate: bool, where: str) -> Any:
+    """An object operand compared with an object from the enclosing scope (by primary key)."""
+    entity = _entity_of(obj)
+    if not isinstance(value, entity):
+        value = _Runtime._object(entity, value, where)
+    keys = entity._pk_attrs_
+    if len(keys) == 1:
+        condition = expression_for(_pk_ref(obj, where), "==", value.get_pk())
+    else:  # a composite key: each of its attributes
+        source = _source_of(obj)
+        condition = _Runtime.and_(*(expression_for(ColumnRef(source, k), "==", k.__get__(value)) for k in keys))
+    return _Runtime.not_(condition) if negate else condition
+
+
+def _member(item: Any, values: Any, where: str) -> Any:
+    item = _operand(item)
+    if type(values) is _Many:
+        return Exists(values.query((_compare(values.value, "==", item, where),)))
+    values = _operand(values)
+    if type(values) is ColumnRef and values.py_type is str and not _reads_query(item):
+        return values.contains(item)
+    if hasattr(values, "entity") and hasattr(values, "statement"):  # a query: a nested SELECT of its keys
+        return _in_query(item, values, where)
+    if _reads_query(values):
+        raise TranslationError(f"`in` over this value is not supported in queries yet: {where}")
+    if isinstance(values, (str, bytes)):
+        raise TranslationError(f"`in` over a string value is not supported in queries: {where}")
+    if _is_object(item):
+        pks = [
+            (v if isinstance(v, _entity_of(item)) else _Runtime._object(_entity_of(item), v, where)).get_pk()
+            for v in values
+        ]
+        return _pk_ref(item, where).in_(pks)
+    if type(item) is ColumnRef:
+        return item.in_(values)
+    raise TranslationError(f"`in` is not supported here in queries yet: {where}")
+
+
+def _in_query(item: Any, query: Any, where: str) -> Any:
+    entity = query.entity
+    if len(entity._pk_attrs_) != 1:
+        raise TranslationError(
+            f"`in` over a query of {entity.__name__}, whose primary key has several columns, "
+            f"is not supported in queries yet: {where}"
+        )
+    if query._limit is not None or query._offset:
+        raise TranslationError(f"`in` over a query with a limit or offset is not supported yet: {where}")
+    if _is_object(item):
+        if _entity_of(item) is not entity:
+            raise TranslationError(
+                f"An object of {_entity_of(item).__name__} cannot be in a query of {entity.__name__}: {where}"
+            )
+        column = _pk_ref(item, where)
+    elif type(item) is ColumnRef and getattr(item.attr, "is_reference", False):
+        column = item
+    else:
+        raise TranslationError(f"`in` over a query takes an object of its entity: {where}")
+    keys = query._copy(_order=()).statement()
+    return InQuery(column, Select(keys.table, (entity._pk_attrs_[0].column,), where=keys.where))
+
+
+def _truth(value: Any, where: str) -> Any:
+    value = _operand(value)
+    if type(value) is _Many:
+        return _exists_of(value, where)
+    if type(value) is Path:
+        return expression_for(_pk_ref(value, where), "!=", None)
+    if type(value) is Var or _is_entity(value):
+        return _TRUE
+    if type(value) is ColumnRef:
+        if value.py_type is bool:
+            return value == True  # noqa: E712 - builds the condition
+        if getattr(value.attr, "is_reference", False):
+            return value.is_not(None)
+        if value.py_type is str:
+            return value.is_not(None) & (value != "")
+        return value.is_not(None) & (value != 0)
+    if type(value) is Subquery:
+        return Comparison(value, "!=", 0)
+    if isinstance(value, Expr) or value is _TRUE or value is _FALSE:
+        return value
+    raise TranslationError(f"The truth value of {value!r} is not supported in queries: {where}")
+
+
+def _exists_of(many: Any, where: str) -> Any:
+    if type(many) is not _Many:
+        raise TranslationError(f"exists() takes a generator or a collection: {where}")
+    extra: tuple[Any, ...] = ()
+    if type(many.value) is not Var:
+        condition = many.value_condition
+        if condition is None:
+            condition = _truth(many.value, where)
+        extra = (condition,)
+    return Exists(many.query(extra))
+
+
+def _count_of(many: Any, where: str) -> Any:
+    if type(many) is not _Many:
+        raise TranslationError(f"count() in a query takes a generator or a collection: {where}")
+    value = many.value
+    if type(value) is Var:
+        if many.exact and value is many.variables[-1]:
+            return many.query(aggregate="COUNT")
+        return many.query(value=_pk_ref(value, where), aggregate="COUNT")
+    return many.query(value=_operand(value) if not _is_object(value) else _pk_ref(value, where), aggregate="COUNT")
+
+
+def _aggregate(name: str) -> Any:
+    def aggregate(many: Any, where: str) -> Any:
+        if type(many) is not _Many:
+            raise TranslationError(f"{name.lower()}() in a query takes a generator or a collection: {where}")
+        value = _operand(many.value)
+        if type(value) is not ColumnRef:
+            raise TranslationError(f"{name.lower()}() in a query takes the values of an attribute: {where}")
+        return many.query(value=value, aggregate=name)
+
+    return aggregate
+
+
+_COLLECTION_METHODS: dict[str, Any] = {
+    "is_empty": lambda many, where: ~_exists_of(many, where),
+    "exists": _exists_of,
+    "count": _count_of,
+    "select": lambda many, where: many,
+    "filter": lambda many, where: many,
+}
+
+_COLLECTION_FUNCTIONS: dict[str, Any] = {
+    "select": lambda many, where: many,
+    "exists": _exists_of,
+    "count": _count_of,
+    "len": _count_of,
+    "sum": _aggregate("SUM"),
+    "min": _aggregate("MIN"),
+    "max": _aggregate("MAX"),
+    "avg": _aggregate("AVG"),
+}
 _RUNTIME = _Runtime()
 
 
 class _Translation:
     """One query's translation: a function from the entity and the scope's names to conditions."""
 
-    __slots__ = ("function", "function_code", "line", "names", "text", "var")
+    __slots__ = ("function", "function_code", "line", "names", "root_path", "several", "text", "var")
 
     def __init__(
         self,
@@ -259,8 +713,12 @@ class _Translation:
         self.text = text
         self.line = line
         self.function: types.FunctionType | None = None
+        #: of several `for` clauses selecting a later one: its collection path from the first
+        self.root_path: tuple[str, ...] | None = None
+        #: whether the generator has several `for` clauses (its function takes the first's entity)
+        self.several = False
 
-    def run(self, entity: Any, params: tuple[dict[str, Any], tuple[Any, ...]]) -> Any:
+    def run(self, entity: Any, params: tuple[dict[str, Any], tuple[Any, ...]], *extra: Any) -> Any:
         """Evaluate the translated query with the entity and the values of the scope's names."""
         globals_, values = params
         function = self.function
@@ -268,7 +726,7 @@ class _Translation:
             # a code object's module is always the same one, except for query text
             function = self.function = types.FunctionType(self.function_code, globals_)
         try:
-            return function(_RUNTIME, entity, *values)
+            return function(_RUNTIME, entity, *extra, *values)
         except OrmError:
             raise
         except Exception as exc:
@@ -323,14 +781,39 @@ def _query_of(query: Any, function: str) -> Any:
             f"{function}() takes a generator expression (p for p in Person if ...) or its text, got {query!r}"
         )
     if source_query._limit is not None or source_query._offset:
-        raise TranslationError(
-            f"A query over a query with a limit or offset is not supported yet: line {translation.line}"
-        )
+        source_query = _limited_source(source_query)
+    extra: tuple[Any, ...] = ()
+    if translation.several:
+        first = source_query.entity
+        if translation.root_path is not None:
+            if source_query._where:
+                raise TranslationError(
+                    f"The first `for` of a query selecting a later one iterates over an entity: "
+                    f"{_where_of(translation)}"
+                )
+            source_query = _Runtime.root_of(first, _where_of(translation), *translation.root_path).select()
+        extra = (first, function == "left_join")
     conditions = _finish_conditions(
-        source_query.entity, translation, translation.run(source_query.entity, params)
+        source_query.entity, translation, translation.run(source_query.entity, params, *extra)
     )
     # the conditions are built on the attributes of source_query's entity: no check needed
     return source_query._named(var, conditions)
+
+
+def _limited_source(query: Any) -> Any:
+    """A query over a query with a limit: its objects are those whose key the limited query selects."""
+    entity = query.entity
+    if len(entity._pk_attrs_) != 1:
+        raise TranslationError(
+            f"A query over a limited query of {entity.__name__}, whose primary key has several "
+            "columns, is not supported yet"
+        )
+    keys = query._copy(_for_update=None).statement()
+    key = entity._pk_attrs_[0].column
+    selected = Select(
+        keys.table, (key,), where=keys.where, order=keys.order, limit=keys.limit, offset=keys.offset
+    )
+    return entity.select()._named(query._var, (InSubquery(key, selected),))
 
 
 def _finish_conditions(entity: Any, translation: _Translation, items: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -498,33 +981,137 @@ def _identifiers(node: ast.AST) -> set[str]:
 # -- rewriting the syntax tree -------------------------------------------------------------------
 
 
+def _generator_vars(node: ast.GeneratorExp, where: str) -> list[str]:
+    names = []
+    for loop in node.generators:
+        if loop.is_async:
+            raise TranslationError(f"`async for` is not supported in queries: {where}")
+        if not isinstance(loop.target, ast.Name):
+            raise TranslationError(
+                f"The `for` of a query takes one name, got `{ast.unparse(loop.target)}`: {where}"
+            )
+        names.append(loop.target.id)
+    return names
+
+
 def _generator_var(node: ast.GeneratorExp, where: str) -> str:
-    if len(node.generators) != 1:
-        raise TranslationError(f"Several `for` clauses (a join) are not supported in queries yet: {where}")
-    loop = node.generators[0]
-    if loop.is_async:
-        raise TranslationError(f"`async for` is not supported in queries: {where}")
-    if not isinstance(loop.target, ast.Name):
-        raise TranslationError(
-            f"The `for` of a query takes one name, got `{ast.unparse(loop.target)}`: {where}"
-        )
-    return loop.target.id
+    """The name of the objects a generator query selects."""
+    names = _generator_vars(node, where)
+    if len(names) > 1 and isinstance(node.elt, ast.Name) and node.elt.id in names:
+        return node.elt.id
+    return names[0]
 
 
 def _translate_generator(node: Any, entity: Any, where: str, scope_names: Any) -> _Translation:
+    names = _generator_vars(node, where)
     var = _generator_var(node, where)
     if not (isinstance(node.elt, ast.Name) and node.elt.id == var):
         raise TranslationError(
             f"Selecting `{ast.unparse(node.elt)}` (attribute values or tuples rather than objects) "
             f"is not supported in queries yet: {where}"
         )
+    root_index = names.index(var)
+    if root_index:
+        # the selected `for` iterates a collection of the first one: its entity is the query's
+        chain: list[str] = []
+        iter_node = node.generators[root_index].iter
+        while isinstance(iter_node, ast.Attribute):
+            chain.insert(0, iter_node.attr)
+            iter_node = iter_node.value
+        if not (isinstance(iter_node, ast.Name) and iter_node.id == names[0] and chain):
+            raise TranslationError(
+                f"The selected `for {var}` comes first or iterates over a collection of the first "
+                f"`for`'s objects: {where}"
+            )
+        entity = _Runtime.root_of(entity, where, *chain)
     rewriter = _Rewriter(entity, var, where)
-    ifs = node.generators[0].ifs
-    # several `if` clauses mean what `and` between them means
-    body = (
-        [rewriter.condition(ifs[0] if len(ifs) == 1 else ast.BoolOp(op=ast.And(), values=ifs))] if ifs else []
+    if len(names) == 1:
+        ifs = node.generators[0].ifs
+        # several `if` clauses mean what `and` between them means
+        body = (
+            [rewriter.condition(ifs[0] if len(ifs) == 1 else ast.BoolOp(op=ast.And(), values=ifs))]
+            if ifs
+            else []
+        )
+        return _compile(node, body, var, scope_names, rewriter)
+    return _translate_join(node, names, var, rewriter, scope_names)
+
+
+def _translate_join(
+    node: Any, names: list[str], var: str, rewriter: _Rewriter, scope_names: Any
+) -> _Translation:
+    """Several ``for`` clauses: the selected one is the query's object, the others a nested query."""
+    root_index = names.index(var)
+    root_path: tuple[str, ...] | None = None
+    others = [n for n in names if n != var]
+    rewriter.push(others)
+    iters: list[ast.expr] = []
+    conditions: list[ast.expr] = []
+    own: list[ast.expr] = []
+    for i, loop in enumerate(node.generators):
+        earlier = names[:i]
+        if i == root_index:
+            if i == 0:
+                made: ast.expr = ast.Constant(value=None)
+            else:
+                chain = rewriter.chain(loop.iter)
+                if chain is None or chain[0] != names[0] or chain[0] == var:
+                    raise TranslationError(
+                        f"The selected `for {var}` iterates over a collection of the first `for`'s "
+                        f"objects, or comes first: {rewriter._at(loop.iter)}"
+                    )
+                root_path = tuple(chain[1])
+                made = rewriter._helper(
+                    "collection_of",
+                    ast.Name(id=chain[0], ctx=ast.Load()),
+                    ast.Name(id=var, ctx=ast.Load()),
+                    ast.Constant(value=rewriter._at(loop.iter)),
+                    *[ast.Constant(value=n) for n in chain[1]],
+                )
+        elif i == 0 and root_index != 0:
+            made = ast.Name(id="__first", ctx=ast.Load())
+        elif rewriter.uses_var(loop.iter):
+            made = rewriter.operand(loop.iter)
+        else:
+            made = rewriter.external(loop.iter)
+        iters.append(_lambda(earlier, made))
+        for test in loop.ifs:
+            for part in _conjuncts(test):
+                # a condition on the selected objects alone stays outside the nested query
+                uses_others = any(isinstance(n, ast.Name) and n.id in others for n in ast.walk(part))
+                (conditions if uses_others else own).append(rewriter.condition(part))
+    at = ast.Constant(value=rewriter._at(node))
+    body = [
+        rewriter._helper(
+            "join",
+            at,
+            ast.Name(id=var, ctx=ast.Load()),
+            ast.Tuple(elts=iters, ctx=ast.Load()),
+            _lambda(names, ast.Tuple(elts=conditions, ctx=ast.Load())),
+            ast.Name(id="__optional", ctx=ast.Load()),
+        ),
+        *own,
+    ]
+    rewriter.pop()
+    translation = _compile(node, body, var, scope_names, rewriter, extra=("__first", "__optional"))
+    translation.root_path = root_path
+    translation.several = True
+    return translation
+
+
+def _conjuncts(node: ast.expr) -> list[ast.expr]:
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+        return [part for value in node.values for part in _conjuncts(value)]
+    return [node]
+
+
+def _lambda(params: list[str], body: ast.expr) -> ast.Lambda:
+    return ast.Lambda(
+        args=ast.arguments(
+            posonlyargs=[], args=[ast.arg(arg=p) for p in params], kwonlyargs=[], kw_defaults=[], defaults=[]
+        ),
+        body=body,
     )
-    return _compile(node, body, var, scope_names, rewriter)
 
 
 def _translate_function(
@@ -554,15 +1141,22 @@ def _translate_function(
 
 
 def _compile(
-    node: Any, body: list[ast.expr], var: str, scope_names: Any, rewriter: _Rewriter
+    node: Any,
+    body: list[ast.expr],
+    var: str,
+    scope_names: Any,
+    rewriter: _Rewriter,
+    extra: tuple[str, ...] = (),
 ) -> _Translation:
     # query text reads every name from its caller's scope; code reads its free variables from
     # the frame or closure, and the rest as globals of its module
-    used = rewriter.names_used - {var}
+    used = rewriter.names_used - {var} - set(extra)
     names = tuple(sorted(used if scope_names is None else used & set(scope_names)))
     arguments = ast.arguments(
         posonlyargs=[],
-        args=[ast.arg(arg="__nx"), ast.arg(arg=var)] + [ast.arg(arg=name) for name in names],
+        args=[ast.arg(arg="__nx"), ast.arg(arg=var)]
+        + [ast.arg(arg=name) for name in extra]
+        + [ast.arg(arg=name) for name in names],
         kwonlyargs=[],
         kw_defaults=[],
         defaults=[],
@@ -578,7 +1172,13 @@ def _compile(
 
 
 class _Rewriter:
-    """Rewrites a query's conditions into calls of the attribute-expression API."""
+    """Rewrites a query's conditions into calls of the attribute-expression API.
+
+    The query's own object (``var``) is its entity class when the function runs, so ``p.age`` is
+    the attribute itself; anything reading other tables (paths through references and
+    collections, objects of nested generators and of other ``for`` clauses) goes through the
+    runtime's helpers, which build the joins and nested queries.
+    """
 
     def __init__(self, entity: Any, var: str, where: str) -> None:
         self.entity = entity
@@ -587,6 +1187,8 @@ class _Rewriter:
         # `where` is "line N of FILE" for source code, "the query text '...'" for a string
         self.filename = "<query>" if where.startswith("the query text") else where.partition(" of ")[2]
         self.names_used: set[str] = set()
+        #: names of the objects of nested generators and other `for` clauses, innermost last
+        self.scopes: list[list[str]] = []
 
     # -- helpers
 
@@ -614,9 +1216,30 @@ class _Rewriter:
             value=ast.Name(id="__nx", ctx=ast.Load()), attr="TRUE" if value else "FALSE", ctx=ast.Load()
         )
 
+    def push(self, names: list[str]) -> None:
+        """Enter a nested generator (or the other ``for`` clauses) naming objects ``names``."""
+        self.scopes.append(names)
+
+    def pop(self) -> None:
+        """Leave the innermost nested generator."""
+        self.scopes.pop()
+
+    def is_var(self, name: str) -> bool:
+        """Whether ``name`` names an object of the query (its own or a nested one)."""
+        return name == self.var or any(name in scope for scope in self.scopes)
+
+    def is_nested_var(self, name: str) -> bool:
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return True
+        return False
+
     def uses_var(self, node: ast.AST) -> bool:
-        """Whether ``node`` reads the query's object."""
-        return any(isinstance(child, ast.Name) and child.id == self.var for child in ast.walk(node))
+        """Whether ``node`` reads the query's objects (or holds a nested generator)."""
+        return any(
+            (isinstance(child, ast.Name) and self.is_var(child.id)) or isinstance(child, ast.GeneratorExp)
+            for child in ast.walk(node)
+        )
 
     def external(self, node: ast.expr) -> ast.expr:
         """A value from the enclosing scope, evaluated as Python and bound as a parameter."""
@@ -626,6 +1249,16 @@ class _Rewriter:
             if isinstance(child, ast.Name):
                 self.names_used.add(child.id)
         return node
+
+    def chain(self, node: ast.AST) -> tuple[str, list[str]] | None:
+        """``(var, [a, b])`` for ``var.a.b`` where var names an object of the query."""
+        names: list[str] = []
+        while isinstance(node, ast.Attribute):
+            names.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and self.is_var(node.id) and names:
+            return node.id, names[::-1]
+        return None
 
     # -- conditions
 
@@ -648,11 +1281,10 @@ class _Rewriter:
             attr = self.column_attr(node)
             if attr.py_type is bool:
                 return ast.Compare(left=node, ops=[ast.Eq()], comparators=[ast.Constant(value=True)])
-            raise self.unsupported(f"The truth value of {attr.py_type.__name__} attribute", node)
         if isinstance(node, ast.Call):
-            return self.call(node)
-        if isinstance(node, ast.Name):
-            raise self.unsupported("The truth value of the query's object", node)
+            return self._helper("truth", self.call(node), ast.Constant(value=self._at(node)))
+        if isinstance(node, (ast.Attribute, ast.Name, ast.GeneratorExp)):
+            return self._helper("truth", self.operand(node), ast.Constant(value=self._at(node)))
         raise self.unsupported(_construct(node), node)
 
     def _bool_op(self, is_and: bool, values: list[ast.expr]) -> ast.expr:
@@ -671,6 +1303,13 @@ class _Rewriter:
             )
         return self._helper("and_" if is_and else "or_", self.condition(first), self._bool_op(is_and, rest))
 
+    def _is_plain(self, node: ast.AST) -> bool:
+        """Whether ``node`` is a column of the query's own object (``p.age``), read directly."""
+        if not self._is_column(node):
+            return False
+        attr = self.column_attr(node)  # type: ignore[arg-type]
+        return attr is not None and not getattr(attr, "is_collection", False) and attr.is_column
+
     def compare(self, left: ast.expr, op: ast.cmpop, right: ast.expr, whole: ast.AST) -> ast.expr:
         """One comparison of a (possibly chained) comparison."""
         node = ast.Compare(left=left, ops=[op], comparators=[right])
@@ -678,30 +1317,45 @@ class _Rewriter:
         left_col, right_col = self.uses_var(left), self.uses_var(right)
         if not (left_col or right_col):
             return ast.IfExp(test=self.external(node), body=self._marker(True), orelse=self._marker(False))
-        if left_col and right_col:
-            raise self.unsupported("A comparison between two attributes of the query", node)
         where = ast.Constant(value=self._at(node))
         if isinstance(op, (ast.In, ast.NotIn)):
             negate = ast.Constant(value=isinstance(op, ast.NotIn))
-            if left_col and isinstance(left, ast.Name):
-                return self._helper("same_in", left, self.external(right), negate, where)
-            if left_col:
-                return self._helper("in_", self.column(left), self.external(right), negate, where)
-            attr = self.column_attr(right)
-            if getattr(attr, "py_type", None) is not str:
-                raise self.unsupported("`in` on a non-string attribute", node)
-            return self._helper("contains", self.column(right), self.external(left), negate)
+            if not right_col:
+                if isinstance(left, ast.Name) and left.id == self.var:
+                    return self._helper("same_in", left, self.external(right), negate, where)
+                if self._is_plain(left):
+                    return self._helper("in_", left, self.external(right), negate, where)
+                return self._helper("member", self.operand(left), self.external(right), negate, where)
+            if not left_col and self._is_plain(right):
+                attr = self.column_attr(right)
+                if getattr(attr, "py_type", None) is not str:
+                    raise self.unsupported("`in` on a non-string attribute", node)
+                return self._helper("contains", right, self.external(left), negate)
+            item = self.operand(left) if left_col else self.external(left)
+            return self._helper("member", item, self.operand(right), negate, where)
+        if left_col and right_col:
+            return self._helper(
+                "compare", self.operand(left), ast.Constant(value=_OP_NAMES[type(op)]), self.operand(right), where
+            )
         column_side, value_side = (left, right) if left_col else (right, left)
         if isinstance(op, (ast.Is, ast.IsNot)):
             if not (isinstance(value_side, ast.Constant) and value_side.value is None):
                 raise self.unsupported("`is` with anything but None", node)
+            if not self._is_plain(column_side):
+                return self._helper(
+                    "compare",
+                    self.operand(column_side),
+                    ast.Constant(value=_OP_NAMES[type(op)]),
+                    ast.Constant(value=None),
+                    where,
+                )
             method = "is_" if isinstance(op, ast.Is) else "is_not"
             return ast.Call(
-                func=ast.Attribute(value=self.column(column_side), attr=method, ctx=ast.Load()),
+                func=ast.Attribute(value=column_side, attr=method, ctx=ast.Load()),
                 args=[ast.Constant(value=None)],
                 keywords=[],
             )
-        if isinstance(column_side, ast.Name):
+        if isinstance(column_side, ast.Name) and column_side.id == self.var:
             if not isinstance(op, (ast.Eq, ast.NotEq)):
                 raise self.unsupported("An ordering comparison of objects", node)
             return self._helper(
@@ -711,10 +1365,66 @@ class _Rewriter:
                 ast.Constant(value=isinstance(op, ast.NotEq)),
                 where,
             )
-        column = self.column(column_side)
-        value = self.external(value_side)
-        return ast.Compare(
-            left=column if left_col else value, ops=[op], comparators=[value if left_col else column]
+        if self._is_plain(column_side):
+            value = self.external(value_side)
+            return ast.Compare(
+                left=column_side if left_col else value, ops=[op], comparators=[value if left_col else column_side]
+            )
+        operand, value = self.operand(column_side), self.external(value_side)
+        return self._helper(
+            "compare",
+            operand if left_col else value,
+            ast.Constant(value=_OP_NAMES[type(op)]),
+            value if left_col else operand,
+            where,
+        )
+
+    def operand(self, node: ast.expr) -> ast.expr:
+        """A value that reads the query's objects: a column, an object, a collection, a nested query."""
+        if not self.uses_var(node):
+            return self.external(node)
+        if isinstance(node, ast.Name):
+            return node
+        if isinstance(node, ast.Attribute):
+            return self.column(node)
+        if isinstance(node, ast.Call):
+            return self.call(node)
+        if isinstance(node, ast.GeneratorExp):
+            return self.generator(node)
+        if isinstance(node, (ast.Compare, ast.BoolOp)) or (
+            isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)
+        ):
+            return self.condition(node)
+        raise self.unsupported(_construct(node), node)
+
+    def generator(self, node: ast.GeneratorExp) -> ast.expr:
+        """A nested generator: a nested query over its ``for`` clauses."""
+        names = _generator_vars(node, self._at(node))
+        self.push(names)
+        try:
+            iters = []
+            conditions: list[ast.expr] = []
+            for i, loop in enumerate(node.generators):
+                made = self.operand(loop.iter) if self.uses_var(loop.iter) else self.external(loop.iter)
+                iters.append(_lambda(names[:i], made))
+                conditions += [self.condition(c) for c in loop.ifs]
+            elt = node.elt
+            value = self.operand(elt)
+            elt_condition: ast.expr = ast.Constant(value=None)
+            if not (isinstance(elt, ast.Name) and elt.id in names):
+                try:
+                    elt_condition = _lambda(names, self.condition(elt))
+                except TranslationError:
+                    pass
+        finally:
+            self.pop()
+        return self._helper(
+            "gen",
+            ast.Constant(value=self._at(node)),
+            ast.Tuple(elts=iters, ctx=ast.Load()),
+            _lambda(names, ast.Tuple(elts=conditions, ctx=ast.Load())),
+            _lambda(names, value),
+            elt_condition,
         )
 
     def call(self, node: ast.Call) -> ast.expr:
@@ -723,47 +1433,65 @@ class _Rewriter:
             raise self.unsupported("Keyword arguments in a query call", node)
         func = node.func
         if isinstance(func, ast.Attribute) and self.uses_var(func.value):
-            if func.attr in ("startswith", "endswith") and self._is_column(func.value):
-                attr = self.column_attr(func.value)
-                if attr.py_type is not str or len(node.args) != 1 or self.uses_var(node.args[0]):
+            if func.attr in ("startswith", "endswith") and self.chain(func.value) is not None:
+                attr = self.column_attr(func.value) if self._is_column(func.value) else None
+                if (
+                    (attr is not None and attr.py_type is not str)
+                    or len(node.args) != 1
+                    or self.uses_var(node.args[0])
+                ):
                     raise self.unsupported(f"{func.attr}() here", node)
                 return ast.Call(
                     func=ast.Attribute(value=self.column(func.value), attr=func.attr, ctx=ast.Load()),
                     args=[self.external(node.args[0])],
                     keywords=[],
                 )
+            if func.attr in _COLLECTION_METHODS and self.chain(func.value) is not None:
+                return self._helper(
+                    "method",
+                    self.operand(func.value),
+                    ast.Constant(value=func.attr),
+                    ast.Constant(value=self._at(node)),
+                    *[self.member_lambda(arg) for arg in node.args],
+                )
             raise self.unsupported(f"The method {func.attr}()", node)
         if self.uses_var(func):
             raise self.unsupported(_construct(node), node)
-        args = [self.column(arg) if self.uses_var(arg) else self.external(arg) for arg in node.args]
+        args = [self.operand(arg) if self.uses_var(arg) else self.external(arg) for arg in node.args]
         return self._helper("call", self.external(func), ast.Constant(value=self._at(node)), *args)
+
+    def member_lambda(self, node: ast.expr) -> ast.expr:
+        """The condition on a collection's members in ``g.students.select(lambda s: ...)``."""
+        if not isinstance(node, ast.Lambda) or len(node.args.args) != 1:
+            raise self.unsupported("A collection method argument other than a one-parameter lambda", node)
+        name = node.args.args[0].arg
+        self.push([name])
+        try:
+            return _lambda([name], self.condition(node.body))
+        finally:
+            self.pop()
 
     # -- order
 
     def order_item(self, node: ast.expr) -> ast.expr:
         """One ORDER BY item: an attribute, ``desc(attr)``, ``attr.desc()`` or ``-attr``."""
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and self._is_column(node.operand):
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and self.chain(node.operand):
             return ast.Call(
                 func=ast.Attribute(value=self.column(node.operand), attr="desc", ctx=ast.Load()),
                 args=[],
                 keywords=[],
             )
-        if self._is_column(node):
+        if self.chain(node):
             return self.column(node)
         if isinstance(node, ast.Call) and not node.keywords:
             func = node.func
-            if (
-                not node.args
-                and isinstance(func, ast.Attribute)
-                and func.attr in ("desc", "asc")
-                and self._is_column(func.value)
-            ):
+            if not node.args and isinstance(func, ast.Attribute) and func.attr in ("desc", "asc") and self.chain(func.value):
                 return ast.Call(
                     func=ast.Attribute(value=self.column(func.value), attr=func.attr, ctx=ast.Load()),
                     args=[],
                     keywords=[],
                 )
-            if len(node.args) == 1 and not self.uses_var(func) and self._is_column(node.args[0]):
+            if len(node.args) == 1 and not self.uses_var(func) and self.chain(node.args[0]):
                 return ast.Call(func=self.external(func), args=[self.column(node.args[0])], keywords=[])
         if not self.uses_var(node):
             return self.external(node)
@@ -777,21 +1505,13 @@ class _Rewriter:
         )
 
     def column_attr(self, node: ast.expr) -> Any:
-        """The entity attribute ``node`` (``p.name``) reads; errors for anything else."""
-        if isinstance(node, ast.Attribute):
-            if not self._is_column(node):
-                if self.uses_var(node.value):
-                    raise self.unsupported("An attribute path that joins another entity", node)
-                raise self.unsupported(_construct(node), node)
+        """The attribute of the query's own entity ``node`` (``p.name``) reads; errors for unknown names."""
+        if isinstance(node, ast.Attribute) and self._is_column(node):
             name = node.attr
             attr = self.entity._attrs_by_name_.get(name)
             if attr is None:
-                if name in getattr(self.entity, "_relations_by_name_", {}):
-                    raise self.unsupported(
-                        f"The collection {self.entity.__name__}.{name} (membership, aggregates and joins "
-                        "through collections)",
-                        node,
-                    )
+                attr = getattr(self.entity, "_relations_by_name_", {}).get(name)
+            if attr is None:
                 raise UnknownAttributeError(
                     f"Entity {self.entity.__name__} has no attribute {name!r}: {self._at(node)}"
                 )
@@ -801,9 +1521,46 @@ class _Rewriter:
         raise self.unsupported(_construct(node), node)
 
     def column(self, node: ast.expr) -> ast.expr:
-        """``node`` checked to be an attribute of the query's object, evaluating to the attribute."""
-        self.column_attr(node)
-        return node
+        """``node`` (``p.a.b``) as the column, object or collection it reads."""
+        chain = self.chain(node)
+        if chain is None:
+            raise self.unsupported(_construct(node), node)
+        if self._is_plain(node):
+            return node
+        base, names = chain
+        if base == self.var and not self.is_nested_var(base):
+            self._check_path(names, node)
+        return self._helper(
+            "path",
+            ast.Name(id=base, ctx=ast.Load()),
+            ast.Constant(value=self._at(node)),
+            *[ast.Constant(value=n) for n in names],
+        )
+
+    def _check_path(self, names: list[str], node: ast.AST) -> None:
+        """Unknown attributes of a path from the query's own object fail at translation."""
+        entity = self.entity
+        for name in names:
+            attr = entity._attrs_by_name_.get(name) or getattr(entity, "_relations_by_name_", {}).get(name)
+            if attr is None:
+                raise UnknownAttributeError(f"Entity {entity.__name__} has no attribute {name!r}: {self._at(node)}")
+            if not (getattr(attr, "is_reference", False) or getattr(attr, "is_collection", False)):
+                return
+            entity = attr.py_type
+            if isinstance(entity, str):
+                return
+
+
+_OP_NAMES: dict[type, str] = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
 
 
 def _construct(node: ast.AST) -> str:

@@ -15,11 +15,15 @@ from uuid import UUID
 
 from ..types import Json, LongStr
 
-__all__ = ["DECIMAL_COLLATION", "Dialect", "PostgresDialect", "SQLiteDialect"]
+__all__ = ["DECIMAL_COLLATION", "Dialect", "NeedsScope", "PostgresDialect", "SQLiteDialect"]
 
 #: the collation of Decimal columns on SQLite (stored as text): its provider registers it on every
 #: connection it opens
 DECIMAL_COLLATION = "nextorm_decimal"
+
+
+class NeedsScope(Exception):
+    """A statement reads another table's column: it is rendered again with table aliases."""
 
 
 class Dialect:
@@ -47,6 +51,14 @@ class Dialect:
     def quote(self, name: str) -> str:
         """``name`` as a quoted identifier."""
         return '"' + name.replace('"', '""') + '"'
+
+    def column(self, name: str) -> str:
+        """A column of the statement's own table (qualified by ``nextorm.sql.Scope`` where tables join)."""
+        return self.quote(name)
+
+    def column_ref(self, ref: Any) -> str:
+        """A column read through a join or from a nested query: only a ``nextorm.sql.Scope`` spells it."""
+        raise NeedsScope
 
     def column_list(self, names: tuple[str, ...]) -> str:
         """``names`` quoted and separated by commas (remembered: entities select the same lists)."""

@@ -1,0 +1,328 @@
+"""Queries across tables in Pony's syntax (README "Queries in Pony's syntax", docs/tutorial.md):
+paths through references, collections, several ``for`` clauses, nested generators, aggregates of
+collections and queries over queries, on SQLite and PostgreSQL, blocking and awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from nextorm import (
+    JOIN,
+    AsyncDatabase,
+    Database,
+    Optional,
+    Required,
+    Set,
+    TranslationError,
+    UnknownAttributeError,
+    count,
+    db_session,
+    desc,
+    exists,
+    left_join,
+    select,
+)
+
+
+def declare(db: Any) -> Any:
+    """A school: departments, groups, students (with courses and an optional passport)."""
+
+    class Dept(db.Entity):
+        name = Required(str)
+        groups = Set("Group")
+
+    class Group(db.Entity):
+        name = Required(str)
+        dept = Optional(Dept)
+        students = Set("Student")
+
+    class Student(db.Entity):
+        name = Required(str)
+        gpa = Required(float, default=0.0)
+        login = Optional(str)
+        group = Optional(Group)
+        courses = Set("Course")
+        passport = Optional("Passport")
+        mentor = Optional("Student", reverse="mentees")
+        mentees = Set("Student", reverse="mentor")
+
+    class Course(db.Entity):
+        title = Required(str)
+        credits = Required(int)
+        students = Set(Student)
+
+    class Passport(db.Entity):
+        number = Required(str)
+        student = Required(Student)
+
+    db.generate_mapping(create_tables=True)
+    return Dept, Group, Student, Course, Passport
+
+
+def fill(model: Any) -> None:
+    """Two departments, three groups, five students, three courses, one passport."""
+    Dept, Group, Student, Course, Passport = model
+    with db_session:
+        math, arts = Dept(name="Math"), Dept(name="Arts")
+        g1, g2, g3 = Group(name="g1", dept=math), Group(name="g2", dept=arts), Group(name="g3")
+        algebra = Course(title="Algebra", credits=5)
+        poetry = Course(title="Poetry", credits=3)
+        Course(title="Empty", credits=1)
+        ann = Student(name="Ann", gpa=4.0, login="ann", group=g1, courses=[algebra, poetry])
+        bob = Student(name="Bob", gpa=3.0, group=g1, courses=[algebra], mentor=ann)
+        Student(name="Cid", gpa=2.0, login="", group=g2, courses=[poetry], mentor=ann)
+        Student(name="Dee", gpa=3.5, login="dee", group=g2, mentor=bob)
+        Student(name="Eve", gpa=1.0)
+        Passport(number="P1", student=bob)
+
+
+@pytest.fixture
+def school(db: Database) -> Any:
+    """The school model, filled."""
+    model = declare(db)
+    fill(model)
+    return model
+
+
+def names(objects: Any) -> list[str]:
+    """The sorted names (titles of courses) of ``objects``."""
+    return sorted(o.title if hasattr(o, "title") else o.name for o in objects)
+
+
+# -- paths through references -------------------------------------------------------------------
+
+
+def test_reference_paths_join(school) -> None:
+    """``s.group.dept.name`` joins the referenced tables; the forms agree."""
+    Dept, Group, Student, Course, Passport = school
+    wanted = "Math"
+    with db_session:
+        query = select(s for s in Student if s.group.dept.name == wanted)
+        assert names(query) == ["Ann", "Bob"]
+        sql, params = query.sql()
+        assert " JOIN " in sql and params == [wanted]
+        assert names(Student.select(lambda s: s.group.name == "g2")) == ["Cid", "Dee"]
+        assert names(select("s for s in Student if s.group.dept.name != 'Math'")) == ["Cid", "Dee"]
+        assert names(select(s for s in Student if s.group.dept is None)) == ["Eve"]
+        assert names(select(s for s in Student if s.group.dept.name.startswith("A"))) == ["Cid", "Dee"]
+        assert names(select(s for s in Student if s.group.name in ("g1", "g3"))) == ["Ann", "Bob"]
+
+
+def test_reference_paths_compare_with_objects_and_each_other(school) -> None:
+    """A reference path compares with an object, None, or another path of the query."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        math = Dept.get(name="Math")
+        assert names(select(s for s in Student if s.group.dept == math)) == ["Ann", "Bob"]
+        assert names(select(s for s in Student if s.group.dept != math)) == ["Cid", "Dee"]
+        assert names(select(s for s in Student if s.mentor.group == s.group)) == ["Bob"]
+        assert names(select(s for s in Student if s.mentor.mentor.name == "Ann")) == ["Dee"]
+        assert names(select(s for s in Student if s.passport.number == "P1")) == ["Bob"]
+        assert names(select(s for s in Student if s.passport is None)) == ["Ann", "Cid", "Dee", "Eve"]
+
+
+def test_order_by_a_reference_path(school) -> None:
+    """``order_by(lambda s: s.group.name)`` orders by the joined column."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        query = select(s for s in Student if s.group is not None).order_by(lambda s: (desc(s.group.name), s.name))
+        assert [s.name for s in query] == ["Cid", "Dee", "Ann", "Bob"]
+        query = Student.select(lambda s: s.gpa > 1).order_by(Student.name)
+        assert [s.name for s in query.filter(lambda s: s.group.name == "g1")] == ["Ann", "Bob"]
+
+
+# -- collections ----------------------------------------------------------------------------------
+
+
+def test_membership_in_collections(school) -> None:
+    """``x in g.students``, ``'Ann' in g.students.name`` and the truth value of a collection."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        ann = Student.get(name="Ann")
+        assert names(select(g for g in Group if ann in g.students)) == ["g1"]
+        assert names(select(g for g in Group if "Dee" in g.students.name)) == ["g2"]
+        assert names(select(g for g in Group if "Dee" not in g.students.name)) == ["g1", "g3"]
+        assert names(select(g for g in Group if g.students)) == ["g1", "g2"]
+        assert names(select(g for g in Group if not g.students)) == ["g3"]
+        assert names(select(c for c in Course if ann in c.students)) == ["Algebra", "Poetry"]
+        assert names(select(s for s in Student if "Poetry" in s.courses.title)) == ["Ann", "Cid"]
+        assert names(select(d for d in Dept if "Bob" in d.groups.students.name)) == ["Math"]
+        assert names(select(s for s in Student if s.name in s.group.students.name and s.gpa > 3)) == [
+            "Ann",
+            "Dee",
+        ]
+
+
+def test_aggregates_of_collections(school) -> None:
+    """``count(g.students)``, ``sum/min/max/avg`` of a collection's values, ``len()``."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        assert names(select(g for g in Group if count(g.students) == 2)) == ["g1", "g2"]
+        assert names(select(g for g in Group if len(g.students) < 1)) == ["g3"]
+        assert names(select(s for s in Student if sum(s.courses.credits) > 4)) == ["Ann", "Bob"]
+        assert names(select(s for s in Student if sum(s.courses.credits) == 0)) == ["Dee", "Eve"]
+        assert names(select(g for g in Group if max(g.students.gpa) > 3.8)) == ["g1"]
+        assert names(select(g for g in Group if min(g.students.gpa) >= 2)) == ["g1", "g2"]
+        assert names(select(g for g in Group if avg(g.students.gpa) == 2.75)) == ["g2"]
+        assert names(select(c for c in Course if count(c.students) == 0)) == ["Empty"]
+        assert names(select(d for d in Dept if count(d.groups.students) == 2)) == ["Arts", "Math"]
+
+
+def avg(values: Any) -> Any:
+    """Pony's avg(): a query function here, an average in Python."""
+    values = list(values)
+    return sum(values) / len(values)
+
+
+# -- nested generators -------------------------------------------------------------------------------
+
+
+def test_exists_and_counts_of_nested_generators(school) -> None:
+    """``exists(...)``, ``not exists(...)`` and ``count(...)`` of a nested generator are subqueries."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        assert names(select(g for g in Group if exists(s for s in g.students if s.gpa > 3.8))) == ["g1"]
+        assert names(select(g for g in Group if not exists(s for s in g.students if s.gpa > 3.8))) == [
+            "g2",
+            "g3",
+        ]
+        assert names(select(g for g in Group if exists(s.login for s in g.students))) == ["g1", "g2"]
+        assert names(select(g for g in Group if exists(s.login for s in g.students if s.gpa < 3))) == []
+        assert names(select(g for g in Group if count(s for s in g.students if s.gpa >= 3) == 2)) == ["g1"]
+        assert names(
+            select(s for s in Student if exists(o for o in Student if o.gpa == s.gpa and o != s))
+        ) == []
+        assert names(select(s for s in Student if exists(o for o in Student if o.mentor == s))) == [
+            "Ann",
+            "Bob",
+        ]
+        assert names(select(s for s in Student if sum(o.gpa for o in Student if o.mentor == s) > 4)) == ["Ann"]
+
+
+def test_in_and_not_in_nested_generators(school) -> None:
+    """``x in (s.f for s in ...)`` and ``not in`` test membership in a subquery."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        top = select(s for s in Student if s.name in (o.name for o in Student if o.gpa > 3.2))
+        assert names(top) == ["Ann", "Dee"]
+        assert names(select(s for s in Student if s.group not in (g for g in Group if g.dept is None))) == [
+            "Ann",
+            "Bob",
+            "Cid",
+            "Dee",
+            "Eve",
+        ]
+        assert names(select(g for g in Group if g in (s.group for s in Student if s.gpa < 2.5))) == ["g2"]
+        assert names(select(c for c in Course if c in (x for s in Student if s.gpa > 3.8 for x in s.courses))) == [
+            "Algebra",
+            "Poetry",
+        ]
+
+
+def test_in_a_query_from_the_enclosing_scope(school) -> None:
+    """``s.group in q`` and ``s in select(...)`` nest the query's SELECT of keys."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        in_math = select(g for g in Group if g.dept.name == "Math")
+        assert names(select(s for s in Student if s.group in in_math)) == ["Ann", "Bob"]
+        assert names(select(s for s in Student if s.group not in in_math)) == ["Cid", "Dee", "Eve"]
+        mentors = select(s for s in Student if s.gpa >= 3.5)
+        assert names(select(s for s in Student if s.mentor in mentors and s.group.name == "g2")) == ["Cid"]
+        assert names(select(s for s in Student if s in mentors)) == ["Ann", "Dee"]
+        assert names(select(s for s in Student if s in select(o for o in Student if o.login is None))) == [
+            "Bob",
+            "Eve",
+        ]
+
+
+def test_collection_methods_in_queries(school) -> None:
+    """``g.students.is_empty()``, ``.exists(lambda)``, ``.count()`` and ``.select(lambda)`` in a query."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        bob = Student.get(name="Bob")
+        assert names(select(g for g in Group if g.students.is_empty())) == ["g3"]
+        assert names(select(g for g in Group if not g.students.is_empty())) == ["g1", "g2"]
+        assert names(select(g for g in Group if g.students.exists(lambda s: s.gpa < 2.5))) == ["g2"]
+        assert names(select(g for g in Group if g.students.count() == 2)) == ["g1", "g2"]
+        assert names(select(g for g in Group if bob in g.students.select(lambda s: s.gpa > 2))) == ["g1"]
+        assert names(select(g for g in Group if bob in g.students.filter(lambda s: s.gpa > 3.5))) == []
+
+
+# -- several for clauses ---------------------------------------------------------------------------
+
+
+def test_several_for_clauses_join(school) -> None:
+    """Several ``for`` clauses: the selected objects, each once, with conditions between them."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        assert names(select(s for g in Group for s in g.students if g.dept.name == "Math")) == ["Ann", "Bob"]
+        assert names(select(g for g in Group for s in g.students if s.gpa > 3.2)) == ["g1", "g2"]
+        assert names(select(s for s in Student for c in Course if c in s.courses and c.credits == 3)) == [
+            "Ann",
+            "Cid",
+        ]
+        assert names(select(s for s in Student for c in s.courses if c.title == "Algebra")) == ["Ann", "Bob"]
+        assert names(select(s for s in Student for g in Group if s.group == g and g.name == "g2")) == [
+            "Cid",
+            "Dee",
+        ]
+        assert names(select(g for g in Group for s in g.students if JOIN(s.login is not None))) == ["g1", "g2"]
+        assert names(left_join(g for g in Group for s in g.students)) == ["g1", "g2", "g3"]
+        assert count(s for g in Group for s in g.students if g.name == "g1") == 2
+
+
+# -- queries over queries ---------------------------------------------------------------------------
+
+
+def test_query_over_a_query_with_paths(school) -> None:
+    """``select(x for x in q if ...)`` keeps ``q``'s joins and adds its own."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        in_math = select(s for s in Student if s.group.dept.name == "Math")
+        assert names(select(x for x in in_math if x.gpa > 3.5)) == ["Ann"]
+        assert names(select(x for x in in_math if x.passport.number == "P1")) == ["Bob"]
+        assert names(in_math.filter(lambda s: "Poetry" in s.courses.title)) == ["Ann"]
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def test_path_errors_name_the_attribute(school) -> None:
+    """An unknown attribute on a path, or a path through a plain column, names both."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        with pytest.raises(UnknownAttributeError, match="Entity Group has no attribute 'title'"):
+            select(s for s in Student if s.group.title == "x")
+        with pytest.raises(TranslationError, match=r"Student\.name is not a reference"):
+            select(s for s in Student if s.name.first == "x")
+        with pytest.raises(TranslationError, match="collection can only be tested"):
+            select(g for g in Group if g.students == 3)
+
+
+# -- awaited ----------------------------------------------------------------------------------------
+
+
+def test_joined_queries_run_awaited(adb: AsyncDatabase) -> None:
+    """Paths, collections and nested generators work on an AsyncDatabase."""
+    model = declare(adb)
+    Dept, Group, Student, Course, Passport = model
+
+    async def main() -> tuple[list[str], list[str], int]:
+        async with db_session:
+            math = Dept(name="Math")
+            g1 = Group(name="g1", dept=math)
+            Group(name="g2")
+            algebra = Course(title="Algebra", credits=5)
+            Student(name="Ann", group=g1, courses=[algebra])
+            Student(name="Bob", group=g1)
+        async with db_session:
+            by_dept = await select(s for s in Student if s.group.dept.name == "Math").afetch()
+            with_course = await select(g for g in Group if exists(s for s in g.students if s.courses)).afetch()
+            counted = await select(g for g in Group if count(g.students) == 0).acount()
+            return names(by_dept), names(with_course), counted
+
+    assert asyncio.run(main()) == (["Ann", "Bob"], ["g1"], 1)
