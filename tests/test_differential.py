@@ -1006,3 +1006,81 @@ def test_compiled_worker_refuses_the_pure_hot_path() -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert "nextorm.COMPILED is False" in done.stderr
+
+
+#: a session program over references and join tables with composite keys; it prints what it read
+#: and the SQL it sent, which must be the same in both twins
+COMPOSITE_PROGRAM = '''
+import logging, nextorm
+from nextorm import Database, Optional, PrimaryKey, Required, Set, db_session, flush
+out = []
+class Capture(logging.Handler):
+    def emit(self, record):
+        out.append(record.getMessage().split("\\n")[0])
+logging.getLogger("nextorm.sql").addHandler(Capture())
+logging.getLogger("nextorm.sql").setLevel(logging.INFO)
+db = Database("sqlite", ":memory:")
+class Student(db.Entity):
+    name = Required(str)
+    courses = Set("Course")
+    grades = Set("Grade")
+class Course(db.Entity):
+    name = Required(str)
+    semester = Required(int)
+    PrimaryKey(name, semester)
+    students = Set(Student)
+    grades = Set("Grade")
+class Grade(db.Entity):
+    student = Required(Student)
+    course = Required(Course)
+    PrimaryKey(student, course)
+    value = Required(int)
+    note = Optional(str)
+db.generate_mapping(create_tables=True)
+nextorm.set_sql_debug(True)
+with db_session:
+    math, art = Course(name="Math", semester=1), Course(name="Art", semester=2)
+    ann, bob = Student(name="Ann", courses=[math]), Student(name="Bob", courses=[math, art])
+    Grade(student=ann, course=math, value=5)
+    Grade(student=bob, course=art, value=3)
+with db_session:
+    grades = Grade.select().order_by(Grade.value)[:]
+    out.append(repr([(repr(g), g.get_pk(), g.course.name, g.to_dict()) for g in grades]))
+    out.append(repr(Grade[1, "Math", 1] is Grade[Student[1], ("Math", 1)] is grades[1]))
+    grades[0].value = 4
+    grades[1].note = "ok"
+    Student[2].courses.remove(Course["Art", 2])
+    Course["Art", 2].students.add(Student[1])
+    flush()
+    out.append(repr(sorted((s.name, sorted(c.name for c in s.courses)) for s in Student.select())))
+    Course["Math", 1].delete()
+with db_session:
+    out.append(repr([(repr(g), g.value, g.note) for g in Grade.select()]))
+    try:
+        Grade[9, "Math", 1]
+    except Exception as exc:
+        out.append(f"{type(exc).__name__}: {exc}")
+print(nextorm.COMPILED)
+print("\\n".join(out))
+'''
+
+
+def test_twins_agree_on_composite_key_relations(request: pytest.FixtureRequest) -> None:
+    """Composite references and join tables: both twins read, write and log exactly the same."""
+    kinds = ["pure"] if request.config.getoption("--no-c-extensions") else ["compiled", "pure"]
+    traces = []
+    for kind in kinds:
+        env = dict(os.environ)
+        env.pop("NEXTORM_NO_EXTENSIONS", None)
+        if kind == "pure":
+            env["NEXTORM_NO_EXTENSIONS"] = "1"
+        done = subprocess.run(
+            [sys.executable, "-c", COMPOSITE_PROGRAM], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        compiled, _, trace = done.stdout.partition("\n")
+        assert compiled == str(kind == "compiled")
+        traces.append(trace)
+    assert all(trace == traces[0] for trace in traces)
+    assert "Grade[Student[2],Course['Art',2]]" in traces[0]
+    assert "ObjectNotFound" in traces[0]

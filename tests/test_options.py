@@ -325,8 +325,8 @@ def test_columns_option_names_the_column(db) -> None:  # type: ignore[no-untyped
         model = Required(str, column="car_model")
 
     db.generate_mapping(create_tables=True)
-    assert Car.id.column == "car_id" and Car.id.columns == ["car_id"]
-    assert Car.model.columns == ["car_model"]
+    assert Car.id.column == "car_id" and Car.id.columns == ("car_id",)
+    assert Car.model.columns == ("car_model",)
     with db_session:
         Car(id=1, model="T")
     with db_session:
@@ -489,7 +489,7 @@ def test_entity_declarations_pony_refuses_are_refused(db) -> None:  # type: igno
     [
         ("composite_key()", "composite_key() must receive at least two attributes as arguments"),
         ("composite_key(123, 456)", "composite_key() arguments must be attributes. Got: 123"),
-        ("b = Set('Other')\n    composite_key(a, b)", "Set attribute Key.b cannot be part of unique index"),
+        ("b = Set('Other')\n    composite_key(a, b)", "Set attribute Key.b cannot be part of a composite key or index: it is a collection"),
         ("b = Required(float)\n    composite_key(a, b)", "Attribute Key.b of type float cannot be part of unique index"),
         ("b = Optional(int)\n    PrimaryKey(a, b)", "Optional attribute Key.b cannot be part of primary key"),
         ("b = Required(int, volatile=True)\n    PrimaryKey(a, b)", "Volatile attribute Key.b cannot be part of primary key"),
@@ -556,8 +556,8 @@ def test_one_to_one_side_without_the_key_has_no_column(db) -> None:  # type: ign
         stats = Required(Stat)
 
     db.generate_mapping(create_tables=True)
-    assert (Stat.show.column, Stat.show.columns) == (None, [])
-    assert (Show.stats.column, Show.stats.columns) == ("stats", ["stats"])
+    assert (Stat.show.column, Stat.show.columns) == (None, ())
+    assert (Show.stats.column, Show.stats.columns) == ("stats", ("stats",))
     with db_session:
         Show(stats=Stat())
     with db_session:

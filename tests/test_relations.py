@@ -764,12 +764,36 @@ def test_collection_remove_of_non_member_is_a_no_op(blog_data: SimpleNamespace) 
         assert len(ann.posts) == 2
 
 
-def test_collection_remove_refused_when_reverse_is_required(school_data: SimpleNamespace) -> None:
-    """Removing a student from a group it must belong to (cascade off) is refused; nothing changes."""
+def test_collection_remove_deletes_member_when_reverse_is_required(
+    school_data: SimpleNamespace, other_connection: Any
+) -> None:
+    """Removing a student from the group it must belong to deletes the student, as Pony does."""
     Group, Student = school_data.Group, school_data.Student
     with db_session:
         g, s = Group[1], Student[1]
-        with pytest.raises((ConstraintError, ValueError), match="required"):
+        g.students.remove(s)
+        assert s not in g.students
+        assert [m.name for m in g.students] == ["s2"]
+        g.students.clear()
+        assert not g.students
+    assert rows(other_connection, 'SELECT "name" FROM "student"') == [("s3",)]
+
+
+def test_collection_remove_refused_when_reverse_is_required_and_cascade_is_off(db: Database) -> None:
+    """With ``cascade_delete=False``, removing a member whose reverse is Required is refused; nothing changes."""
+
+    class Group(db.Entity):
+        students = Set("Student", cascade_delete=False)
+
+    class Student(db.Entity):
+        group = Required(Group)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        s = Student(group=Group())
+    with db_session:
+        g, s = Group[1], Student[1]
+        with pytest.raises(ConstraintError, match="Student.group attribute is required"):
             g.students.remove(s)
         assert s.group is g
         assert s in g.students
@@ -2138,3 +2162,108 @@ def test_to_dict_of_one_to_one(accounts: SimpleNamespace) -> None:
         assert Profile[1].to_dict() == {"id": 1, "bio": "b", "user": 1}
         assert User[1].to_dict() == {"id": 1, "name": "u", "profile": 1}
         assert User[2].to_dict() == {"id": 2, "name": "v", "profile": None}
+
+
+# -- attribute access through a collection ---------------------------------------------------------
+
+
+def _departments(db: Database) -> SimpleNamespace:
+    class Department(db.Entity):
+        number = PrimaryKey(int)
+        groups = Set("Group")
+
+    class Group(db.Entity):
+        number = PrimaryKey(int)
+        department = Required(Department)
+        students = Set("Student")
+
+    class Student(db.Entity):
+        name = Required(str)
+        group = Required(Group)
+        courses = Set("Course")
+
+    class Course(db.Entity):
+        name = PrimaryKey(str)
+        students = Set(Student)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        d = Department(number=1)
+        g1, g2 = Group(number=101, department=d), Group(number=102, department=d)
+        c1, c2, c3 = Course(name="C1"), Course(name="C2"), Course(name="C3")
+        Student(name="Ann", group=g1, courses=[c1, c2])
+        Student(name="Bob", group=g1, courses=[c1])
+        Student(name="Ann", group=g2, courses=[c1, c3])
+    return SimpleNamespace(Department=Department, Group=Group, Student=Student, Course=Course)
+
+
+def test_attribute_of_a_collection_is_a_multiset_of_values(db: Database) -> None:
+    """``group.students.name`` counts each member's value; paths go on through collections."""
+    m = _departments(db)
+    with db_session:
+        d = m.Department[1]
+        names = d.groups.students.name
+        assert names == ["Ann", "Bob", "Ann"] and names == {"Ann": 2, "Bob": 1}
+        assert len(names) == 3 and "Bob" in names and "Cid" not in names
+        courses = d.groups.students.courses
+        c1, c2, c3 = m.Course["C1"], m.Course["C2"], m.Course["C3"]
+        assert courses.distinct() == {c1: 3, c2: 1, c3: 1}
+        assert len(courses) == 5 and bool(courses)
+        assert repr(m.Group[101].students.courses) == "<CourseMultiset Group[101].students.courses (3 items)>"
+        assert str(m.Group[101].students.courses) == "CourseMultiset({Course['C1']: 2, Course['C2']: 1})"
+        assert m.Group[102].students.courses.students.group == [m.Group[101]] * 2 + [m.Group[102]] * 2
+    assert repr(courses) == "<CourseMultiset Department[1].groups.students.courses>"
+
+
+def test_unknown_attribute_of_a_collection_is_an_attribute_error(db: Database) -> None:
+    """A name that is not an attribute of the members raises AttributeError naming the entity."""
+    m = _departments(db)
+    with db_session, pytest.raises(AttributeError, match="Student has no attribute 'age'"):
+        m.Group[101].students.age
+
+
+# -- one-to-one: which side holds the column -------------------------------------------------------------
+
+
+def test_symmetric_one_to_one_stores_the_partner_in_both_rows(db: Database, other_connection: Any) -> None:
+    """``spouse = Optional('Person', reverse='spouse')``: each row holds its partner's key, kept in step."""
+
+    class Person(db.Entity):
+        name = Required(str)
+        spouse = Optional("Person", reverse="spouse")
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        a, b, c = Person(name="a"), Person(name="b"), Person(name="c")
+        a.spouse = b
+        assert b.spouse is a
+    assert rows(other_connection, 'SELECT "id", "spouse" FROM "person" ORDER BY "id"') == [(1, 2), (2, 1), (3, None)]
+    with db_session:
+        a, b, c = Person[1], Person[2], Person[3]
+        c.spouse = a
+        assert (a.spouse, b.spouse, c.spouse) == (c, None, a)
+    assert rows(other_connection, 'SELECT "id", "spouse" FROM "person" ORDER BY "id"') == [(1, 3), (2, None), (3, 1)]
+    with db_session:
+        Person[3].delete()
+    assert rows(other_connection, 'SELECT "id", "spouse" FROM "person" ORDER BY "id"') == [(1, None), (2, None)]
+
+
+def test_one_to_one_between_attributes_of_one_entity_stores_the_first_declared(
+    db: Database, other_connection: Any
+) -> None:
+    """Two Optional attributes of one entity pointing at each other: the one declared first holds the column."""
+
+    class Node(db.Entity):
+        name = Required(str)
+        next = Optional("Node", reverse="previous")
+        previous = Optional("Node", reverse="next")
+
+    db.generate_mapping(create_tables=True)
+    assert "next" in column_info(other_connection, Node._table_)
+    assert "previous" not in column_info(other_connection, Node._table_)
+    with db_session:
+        a = Node(name="a")
+        Node(name="b", previous=a)
+    with db_session:
+        a, b = Node.get(name="a"), Node.get(name="b")
+        assert a.next is b and b.previous is a

@@ -58,6 +58,8 @@ def column(name: str, py_type: type, **options: Any) -> SimpleNamespace:
     namespace = SimpleNamespace(
         name=name,
         column=name,
+        columns=(name,),
+        width=1,
         qualname=f"Item.{name}",
         entity=None,
         py_type=py_type,
@@ -67,6 +69,12 @@ def column(name: str, py_type: type, **options: Any) -> SimpleNamespace:
         precision=None,
         scale=None,
         tz_aware=False,
+        time_precision=6,
+        autostrip=True,
+        size=None,
+        unsigned=None,
+        min=None,
+        max=None,
     )
     namespace.__dict__.update(options)
     namespace.ctype = column_type_for(namespace)

@@ -7,7 +7,7 @@ here; ``COMPILED`` tells whether the compiled hot path loaded.
 from __future__ import annotations
 
 from ._impl import COMPILED
-from .attributes import Optional, PrimaryKey, Required, Set, composite_key, desc
+from .attributes import Optional, PrimaryKey, Required, Set, composite_index, composite_key, desc
 from .database import AsyncDatabase, Database
 from .debug import set_sql_debug, sql_debug
 from .entity import Entity, EntityProxy, make_proxy
@@ -114,6 +114,7 @@ __all__ = [
     "arollback",
     "between",
     "commit",
+    "composite_index",
     "composite_key",
     "count",
     "JOIN",

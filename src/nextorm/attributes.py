@@ -23,7 +23,7 @@ from .exceptions import (
     ValidationError,
 )
 from .expressions import ColumnRef, Expr, OrderBy, expression_for
-from .identity import UniqueKey, reference_to_db, seed
+from .identity import UniqueKey, flat_key, nested_key, reference_to_db, seed
 from .loading import load_missing, one_to_one_partner
 from .relationships import SetAttr, claim_partner, column_option, reference_value, relink
 from .session import active_session
@@ -32,7 +32,7 @@ from .types import INT_SIZES, Json, LongStr, column_type_for, show_short
 #: the Python type of an attribute's value, as type checkers see it (``Required(int)`` reads as int)
 _T = TypeVar("_T")
 
-__all__ = ["Attribute", "Optional", "PrimaryKey", "Required", "Set", "composite_key", "desc"]
+__all__ = ["Attribute", "Optional", "PrimaryKey", "Required", "Set", "composite_index", "composite_key", "desc"]
 
 _OPTIONS = frozenset(
     {
@@ -47,6 +47,7 @@ _OPTIONS = frozenset(
         "unique",
         "default",
         "column",
+        "columns",
         "max_len",
         "volatile",
         "lazy",
@@ -180,6 +181,15 @@ class Attribute(_impl.Column, Generic[_T]):
                     )
                 self.time_precision = precision
             self.precision = None
+        #: the ``columns=[...]`` option (one name per column of the target's key, for a reference)
+        self.columns_given: tuple[str, ...] | None = (
+            None if self.columns_given is None else tuple(self.columns_given)
+        )
+        #: the database columns the attribute is stored in, set when the mapping is generated; a
+        #: reference to an entity with a composite primary key has several
+        self.columns: tuple[str, ...] = ()
+        #: the number of those columns
+        self.width = 1
         if args:
             if py_type in (str, bytes) and len(args) == 1 and isinstance(args[0], int):
                 self.max_len = args[0]
@@ -211,11 +221,6 @@ class Attribute(_impl.Column, Generic[_T]):
             self.column = name
         if self.auto and (self.py_type is not int or not self.is_pk):
             raise ERDiagramError(f"auto=True is only supported for an int primary key, not {self.qualname}")
-
-    @property
-    def columns(self) -> list[str]:
-        """The attribute's column names: one, or none for the side of a one-to-one without the key."""
-        return [self.column] if self.is_column and self.column is not None else []
 
     @property
     def is_volatile(self) -> bool:
@@ -514,15 +519,15 @@ class PrimaryKey(Required[_T]):
     is_pk = True
 
     def __new__(cls, *args: Any, **options: Any) -> Self:
-        if args and isinstance(args[0], Attribute):
-            if options or not all(isinstance(a, Attribute) for a in args) or len(args) < 2:
+        if args and isinstance(args[0], (Attribute, SetAttr)):
+            if options or not all(isinstance(a, (Attribute, SetAttr, str)) for a in args) or len(args) < 2:
                 raise TypeError("PrimaryKey(a, b, ...) takes two or more attributes and no options")
             key = CompositeKey(args, primary=True)
             # Pony style: a bare ``PrimaryKey(a, b)`` statement in the entity body declares the key
             sys._getframe(1).f_locals.setdefault("_composite_keys_", []).append(key)
             # the value of a bare statement: checkers see a PrimaryKey, which nothing reads
             return cast(Self, key)
-        return super().__new__(cls)
+        return super().__new__(cls, *args, **options)
 
     @overload
     def __init__(self, py_type: type[_T], *args: Any, **options: Any) -> None: ...
@@ -535,25 +540,40 @@ class PrimaryKey(Required[_T]):
 
 
 class CompositeKey:
-    """A composite primary or unique key declared in an entity body."""
+    """A composite primary key, unique key or index declared in an entity body.
 
-    def __init__(self, attrs: tuple[Attribute, ...], primary: bool) -> None:
+    Its parts are attributes, or names of attributes of the same entity (resolved when the
+    entity is declared).
+    """
+
+    def __init__(self, attrs: tuple[Any, ...], primary: bool, unique: bool = True) -> None:
         self.attrs = attrs
         self.primary = primary
+        self.unique = unique
 
     def __repr__(self) -> str:
-        return f"({', '.join(a.name for a in self.attrs)})"
+        return f"({', '.join(a if isinstance(a, str) else a.name for a in self.attrs)})"
 
 
-def composite_key(*attrs: Attribute[Any]) -> None:
-    """Declare, in an entity body, that ``attrs`` are unique together."""
+def _key_parts(function: str, attrs: tuple[Any, ...]) -> tuple[Any, ...]:
     if len(attrs) < 2:
-        raise TypeError("composite_key() must receive at least two attributes as arguments")
+        raise TypeError(f"{function}() must receive at least two attributes as arguments")
     for attr in attrs:
-        if not isinstance(attr, (Attribute, SetAttr)):
-            raise TypeError(f"composite_key() arguments must be attributes. Got: {attr!r}")
-    namespace = sys._getframe(1).f_locals
-    namespace.setdefault("_composite_keys_", []).append(CompositeKey(attrs, primary=False))
+        if not isinstance(attr, (Attribute, SetAttr, str)):
+            raise TypeError(f"{function}() arguments must be attributes. Got: {attr!r}")
+    return attrs
+
+
+def composite_key(*attrs: Attribute[Any] | str) -> None:
+    """Declare, in an entity body, that ``attrs`` are unique together (an index enforces it)."""
+    key = CompositeKey(_key_parts("composite_key", attrs), primary=False)
+    sys._getframe(1).f_locals.setdefault("_composite_keys_", []).append(key)
+
+
+def composite_index(*attrs: Attribute[Any] | str) -> None:
+    """Declare, in an entity body, an index over ``attrs`` (not unique)."""
+    key = CompositeKey(_key_parts("composite_index", attrs), primary=False, unique=False)
+    sys._getframe(1).f_locals.setdefault("_composite_keys_", []).append(key)
 
 
 class Reference(Attribute[_T]):
@@ -568,8 +588,33 @@ class Reference(Attribute[_T]):
         self.checked = not self.volatile
 
     def _target_ready_(self) -> None:
-        """Once the target entity is known: convert database values like its primary key."""
-        self.from_db = self.py_type._pk_attrs_[0].from_db
+        """Once the target's key columns are known: convert database values like its primary key."""
+        if self.width > 1:
+            # several columns: a row's values are folded into the key by ``value_from_db``
+            self.to_db = self.db_values
+            self.from_db = None
+            return
+        leaf = self.leaves[0]
+        self.from_db = leaf.from_db
+        if leaf.to_db is not None:
+            convert = leaf.to_db
+            self.to_db = lambda value: convert(reference_to_db(value))
+
+    def db_values(self, value: Any) -> tuple[Any, ...]:
+        """The database values of the columns of a stored reference (one per column of the target's key)."""
+        flat = flat_key(self.py_type, reference_to_db(value))
+        return tuple(
+            v if v is None or leaf.to_db is None else leaf.to_db(v) for leaf, v in zip(self.leaves, flat)
+        )
+
+    def value_from_db(self, values: Any) -> Any:
+        """The stored reference for the database values of its columns (None when they are NULL)."""
+        if all(v is None for v in values):
+            return None
+        converted = [
+            v if v is None or leaf.from_db is None else leaf.from_db(v) for leaf, v in zip(self.leaves, values)
+        ]
+        return nested_key(self.py_type, iter(converted))
 
     def __get__(self, obj: Any, cls: Any = None) -> Any:
         if obj is None:
@@ -631,6 +676,10 @@ class RequiredReference(Reference[_T], Required[_T]):
     """``Required(Entity)``."""
 
 
+class PrimaryKeyReference(Reference[_T], PrimaryKey[_T]):
+    """``PrimaryKey(Entity)``: the key of an object is the key of the object it refers to."""
+
+
 class OptionalReference(Reference[_T], Optional[_T]):
     """``Optional(Entity)``."""
 
@@ -647,7 +696,11 @@ class ReferenceType:
         return reference_value(self.attr, None, value)
 
 
-_REFERENCE_CLASSES: dict[type, type] = {Required: RequiredReference, Optional: OptionalReference}
+_REFERENCE_CLASSES: dict[type, type] = {
+    Required: RequiredReference,
+    Optional: OptionalReference,
+    PrimaryKey: PrimaryKeyReference,
+}
 
 
 class JsonAttribute(Attribute[Any]):

@@ -19,7 +19,7 @@ from .exceptions import (
 from .providers import Provider, get_provider
 from .providers.dialect import Dialect
 from .query import caller_namespace
-from .relationships import resolve_relations
+from .relationships import resolve_columns, resolve_relations
 from .session import active_session, db_session, require_session
 from .sql import ColumnDef, CreateIndex, CreateTable, DropTable, ForeignKey, Insert, Select, render
 from .steps import AsyncRequired, Result, Steps, run_async, run_sync
@@ -49,12 +49,27 @@ def column_index_name(attr: Any) -> str | None:
         index = True  # a foreign key is indexed unless ``index=False`` says otherwise
     if not index or attr.is_pk or attr.unique:
         return None
-    return index if isinstance(index, str) else f"idx_{attr.entity._table_}__{attr.column}"
+    return index if isinstance(index, str) else f"idx_{attr.entity._table_}__{'__'.join(attr.columns)}"
+
+
+def composite_index_name(entity: Any, key: Any) -> str:
+    """The name of the index ``composite_index(...)`` declares on ``entity``'s table."""
+    return f"idx_{entity._table_}__{'__'.join(c for a in key.attrs for c in a.columns)}"
 
 
 def join_table_index_name(attr: Any) -> str:
-    """The name of the index a join table gets on its second column (the first leads its primary key)."""
-    return f"idx_{attr.join_table}__{attr.target_column}"
+    """The name of the index a join table gets on its member columns (the owner's lead its primary key)."""
+    return f"idx_{attr.join_table}__{'__'.join(attr.target_columns)}"
+
+
+def _columns_of(attrs: Any) -> tuple[str, ...]:
+    """The database columns of ``attrs``, in order."""
+    return tuple(column for attr in attrs for column in attr.columns)
+
+
+def _named_columns(columns: tuple[str, ...]) -> str | tuple[str, ...]:
+    """A single column by its name, several as a tuple (the form ForeignKey and CreateIndex take)."""
+    return columns[0] if len(columns) == 1 else columns
 
 
 class Database:
@@ -142,6 +157,7 @@ class Database:
             for collection in entity._collections_:
                 if collection.is_m2m and not (collection.table or collection.reverse.table):
                     collection.join_table = provider.dialect.normalize_name(collection.join_table)
+        resolve_columns(self, provider.dialect.normalize_name)
         for entity in self.entities.values():
             entity._finish_mapping_()
         self._check_join_tables()
@@ -217,57 +233,68 @@ class Database:
         """The table of ``entity`` and the indexes of its indexed columns."""
         columns = []
         foreign_keys = []
+        single_pk = len(entity._pk_columns_) == 1
         for attr in entity._columns_:
             if attr.auto:
                 columns.append(ColumnDef(attr.column, None))
                 continue
-            column_type = dialect.reference_sql_type(attr) if attr.is_reference else dialect.sql_type(attr)
-            columns.append(
-                ColumnDef(
-                    attr.column,
-                    column_type,
-                    primary_key=entity._npk_ == 1 and attr.is_pk,
-                    not_null=not attr.nullable,
-                    unique=attr.unique and not attr.is_pk,
-                    default=attr.sql_default,
+            wide = attr.width > 1
+            for column, leaf in zip(attr.columns, attr.leaves):
+                columns.append(
+                    ColumnDef(
+                        column,
+                        dialect.reference_sql_type(attr)
+                        if attr.is_reference and not wide
+                        else dialect.sql_type(leaf),
+                        primary_key=single_pk and attr.is_pk,
+                        not_null=not attr.nullable,
+                        unique=attr.unique and not attr.is_pk and not wide,
+                        default=attr.sql_default,
+                    )
                 )
-            )
             if attr.is_reference:
                 target = attr.py_type
-                foreign_keys.append(ForeignKey(attr.column, target._table_, target._pk_attrs_[0].column))
+                foreign_keys.append(
+                    ForeignKey(attr.column, target._table_, target._pk_columns_[0])
+                    if not wide
+                    else ForeignKey(attr.columns, target._table_, target._pk_columns_)
+                )
+        unique = [_columns_of(key.attrs) for key in entity._unique_keys_ if len(_columns_of(key.attrs)) > 1]
         table = CreateTable(
             entity._table_,
             tuple(columns),
-            primary_key=tuple(a.column for a in entity._pk_attrs_) if entity._npk_ > 1 else (),
-            unique=tuple(
-                tuple(a.column for a in key.attrs) for key in entity._unique_keys_ if len(key.attrs) > 1
-            ),
+            primary_key=entity._pk_columns_ if not single_pk else (),
+            unique=tuple(unique),
             foreign_keys=tuple(foreign_keys),
         )
         indexes = []
         for attr in entity._columns_:
             name = column_index_name(attr)
             if name is not None:
-                indexes.append(CreateIndex(name, entity._table_, attr.column))
+                indexes.append(CreateIndex(name, entity._table_, attr.column if attr.width == 1 else attr.columns))
+        for key in entity._composite_indexes_:
+            indexes.append(CreateIndex(composite_index_name(entity, key), entity._table_, _columns_of(key.attrs)))
         return table, indexes
 
     def _join_table(self, attr: Any, dialect: Dialect) -> tuple[CreateTable, CreateIndex]:
         """The join table of many-to-many ``attr`` and the index of its second column."""
         owner, target = attr.entity, attr.py_type
-        own, other = attr.owner_column, attr.target_column
+        own, other = attr.owner_columns, attr.target_columns
+        columns = [
+            ColumnDef(column, dialect.sql_type(leaf), not_null=True)
+            for names, entity in ((own, owner), (other, target))
+            for column, (_, leaf) in zip(names, entity._pk_leaves_)
+        ]
         table = CreateTable(
             attr.join_table,
-            (
-                ColumnDef(own, dialect.sql_type(owner._pk_attrs_[0]), not_null=True),
-                ColumnDef(other, dialect.sql_type(target._pk_attrs_[0]), not_null=True),
-            ),
-            primary_key=(own, other),
+            tuple(columns),
+            primary_key=own + other,
             foreign_keys=(
-                ForeignKey(own, owner._table_, owner._pk_attrs_[0].column),
-                ForeignKey(other, target._table_, target._pk_attrs_[0].column),
+                ForeignKey(_named_columns(own), owner._table_, _named_columns(owner._pk_columns_)),
+                ForeignKey(_named_columns(other), target._table_, _named_columns(target._pk_columns_)),
             ),
         )
-        return table, CreateIndex(join_table_index_name(attr), attr.join_table, other)
+        return table, CreateIndex(join_table_index_name(attr), attr.join_table, _named_columns(other))
 
     def _table_columns_steps(self, table: str) -> Steps[list[str] | None]:
         cache = require_session().cache_for(self)
@@ -284,14 +311,15 @@ class Database:
                     f"Table {entity._table_!r} of entity {entity.__name__} does not exist{_MIGRATE_HINT}"
                 )
             for attr in entity._columns_:
-                if attr.column not in columns:
-                    raise DBSchemaError(
-                        f"Column {attr.column!r} of {attr.qualname} does not exist in table "
-                        f"{entity._table_!r}{_MIGRATE_HINT}"
-                    )
+                for column in attr.columns:
+                    if column not in columns:
+                        raise DBSchemaError(
+                            f"Column {column!r} of {attr.qualname} does not exist in table "
+                            f"{entity._table_!r}{_MIGRATE_HINT}"
+                        )
         for attr in self._join_tables():
             columns = yield from self._table_columns_steps(attr.join_table)
-            missing = [c for c in (attr.owner_column, attr.target_column) if c not in (columns or ())]
+            missing = [c for c in (*attr.owner_columns, *attr.target_columns) if c not in (columns or ())]
             if missing:
                 where = f"Column {missing[0]!r} of" if columns is not None else "Table"
                 raise DBSchemaError(

@@ -19,7 +19,7 @@ from .exceptions import (
     UnknownAttributeError,
     ValidationError,
 )
-from .identity import UniqueKey
+from .identity import UniqueKey, flat_key, nested_key
 from .loading import fetch_steps, load_attr_steps, load_missing_steps
 from .query import Query, caller_namespace, conditions_for
 from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_steps
@@ -90,6 +90,8 @@ class EntityMeta(EntityMetaBase):
                 namespace.pop(key)
                 if not any(value is known for known in composite):
                     composite.append(value)
+        for key in composite:
+            key.attrs = tuple(_key_attr(name, namespace, part) for part in key.attrs)
         primaries = [key for key in composite if key.primary]
         pk_names = [key for key, value in declared if isinstance(value, PrimaryKey)]
         if len(pk_names) + len(primaries) > 1:
@@ -161,9 +163,11 @@ class EntityMeta(EntityMetaBase):
         cls._npk_ = len(pk_attrs)
         cls._auto_pk_ = pk_attrs[0] if len(pk_attrs) == 1 and pk_attrs[0].auto else None
         cls._references_ = tuple(a for a in ordered if a.is_reference)
+        cls._pk_has_refs_ = any(a.is_reference for a in pk_attrs)
         cls._collections_ = tuple(collections)
         cls._relations_by_name_ = {a.name: a for a in (*cls._references_, *collections)}
-        cls._composite_keys_ = tuple(key for key in composite if not key.primary)
+        cls._composite_keys_ = tuple(key for key in composite if not key.primary and key.unique)
+        cls._composite_indexes_ = tuple(key for key in composite if not key.unique)
 
     def _finish_mapping_(cls) -> None:
         """Once relationships are resolved: the column lists, masks and keys SQL is built from."""
@@ -175,7 +179,9 @@ class EntityMeta(EntityMetaBase):
         cls._fk_refs_ = tuple(a for a in cls._references_ if a.is_column)
         cls._select_attrs_ = tuple(a for a in columns if not a.lazy or a.is_pk)
         cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)
-        cls._select_columns_ = tuple(a.column for a in cls._select_attrs_)
+        cls._select_columns_ = tuple(c for a in cls._select_attrs_ for c in a.columns)
+        #: whether an attribute has several columns (a reference to a composite key): rows are folded
+        cls._wide_ = any(a.width > 1 for a in columns)
         cls._check_mask_ = sum(a.bit for a in columns if a.checked and not a.is_pk)
         keys = [UniqueKey((a,)) for a in columns if a.unique and not a.is_pk]
         keys += [UniqueKey(tuple(key.attrs)) for key in cls._composite_keys_]
@@ -348,19 +354,26 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     def __repr__(self) -> str:
         pk = self._pk_raw_()
-        name = type(self).__name__
+        cls = type(self)
+        name = cls.__name__
         if pk is None:
             return f"{name}[new:{self._cache_.new_ids.get(self, '?')}]"
+        if cls._pk_has_refs_:
+            return f"{name}[{_key_repr(cls, pk)}]"
         if isinstance(pk, tuple):
             return f"{name}[{','.join(map(repr, pk))}]"
         return f"{name}[{pk!r}]"
 
     def get_pk(self) -> Any:
-        """The primary key value (a tuple for a composite key); flushes a new object to get it."""
+        """The primary key value: one value per key column (a tuple for a composite key, a key made
+        of references holding the keys of the objects referred to); flushes a new object to get it."""
         cls = type(self)
-        if cls._npk_ == 1:
+        if cls._npk_ == 1 and not cls._pk_has_refs_:
             return cls._pk_attrs_[0].__get__(self, cls)
-        return tuple(a.__get__(self, cls) for a in cls._pk_attrs_)
+        for attr in cls._pk_attrs_:
+            attr.__get__(self, cls)  # a new object's key is known once it is flushed
+        flat = flat_key(cls, self._pk_raw_())
+        return flat[0] if len(flat) == 1 else flat
 
     # -- instance API ----------------------------------------------------------------------------
 
@@ -656,6 +669,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
     @classmethod
     def _lookup_steps_(cls, key: Any) -> Steps[Any]:
         cls._database_._require_mapping_(cls)
+        width = len(cls._pk_columns_)
+        if width > cls._npk_ and isinstance(key, tuple) and len(key) == width != cls._npk_:
+            key = nested_key(cls, iter(key))  # one value per key column: grouped by attribute
+            if cls._npk_ == 1:
+                key = (key,)
         if cls._npk_ == 1:
             if isinstance(key, tuple):
                 if len(key) != 1:
@@ -675,13 +693,14 @@ class Entity(EntityBase, metaclass=EntityMeta):
             key = tuple(a.validate(v) for a, v in zip(cls._pk_attrs_, key))
         cache = require_session().cache_for(cls._database_)
         obj = cache.identity_map(cls).get(key)
+        shown = _key_repr(cls, key) if cls._pk_has_refs_ else None
         if obj is not None:
             if obj._status_ >= DELETED:
-                raise ObjectNotFound(cls, key)
+                raise ObjectNotFound(cls, key, shown)
             return obj
         result = yield from cls.select(*cls._pk_conditions_(key)).fetch_steps()
         if not result:
-            raise ObjectNotFound(cls, key)
+            raise ObjectNotFound(cls, key, shown)
         return result[0]
 
     @classmethod
@@ -689,6 +708,37 @@ class Entity(EntityBase, metaclass=EntityMeta):
         if cls._npk_ == 1:
             return [cls._pk_attrs_[0] == key]
         return [a == v for a, v in zip(cls._pk_attrs_, key)]
+
+
+def _key_repr(entity: Any, pk: Any) -> str:
+    """The primary key ``pk`` of ``entity`` as a repr shows it: referred objects as ``Course['Math',1]``."""
+    parts = (pk,) if entity._npk_ == 1 else pk
+    shown = []
+    for attr, value in zip(entity._pk_attrs_, parts):
+        if attr.is_reference:
+            target = attr.py_type
+            inner = _key_repr(target, value) if target._pk_has_refs_ else (
+                ",".join(map(repr, value)) if isinstance(value, tuple) else repr(value)
+            )
+            shown.append(f"{target.__name__}[{inner}]")
+        else:
+            shown.append(repr(value))
+    return ",".join(shown)
+
+
+def _key_attr(entity: str, namespace: dict[str, Any], part: Any) -> Attribute:
+    """A part of a composite key or index: an attribute of the entity being declared (or its name)."""
+    if isinstance(part, str):
+        found = namespace.get(part)
+        if not isinstance(found, (Attribute, SetAttr)):
+            raise ERDiagramError(f"Entity {entity} has no attribute {part!r} to make a composite key of")
+        part = found
+    if isinstance(part, SetAttr):
+        key_name = next((k for k, v in namespace.items() if v is part), "?")
+        raise TypeError(
+            f"Set attribute {entity}.{key_name} cannot be part of a composite key or index: it is a collection"
+        )
+    return cast(Attribute, part)
 
 
 def _names(spec: Any) -> set[str] | None:

@@ -103,11 +103,12 @@ class ExprEvalError(TranslationError):
 class ObjectNotFound(OrmError):
     """``Entity[pk]`` found no row."""
 
-    def __init__(self, entity: Any, pkval: Any = None) -> None:
+    def __init__(self, entity: Any, pkval: Any = None, shown: str | None = None) -> None:
         self.entity = entity
         self.pkval = pkval
-        key = ",".join(repr(v) for v in pkval) if isinstance(pkval, tuple) else repr(pkval)
-        super().__init__(f"{entity.__name__}[{key}]")
+        if shown is None:
+            shown = ",".join(repr(v) for v in pkval) if isinstance(pkval, tuple) else repr(pkval)
+        super().__init__(f"{entity.__name__}[{shown}]")
 
 
 class ObjectCopyError(OrmError, TypeError):

@@ -2,6 +2,7 @@
 
 Attributes build these (``Person.age > 18``, ``desc(Person.age)``); queries hand them to
 ``nextorm.sql``. Nothing here knows the model: an attribute is anything with ``column``,
+``columns`` and ``width`` (its columns: several for a reference to a composite key),
 ``qualname``, ``entity``, ``py_type``, ``ctype`` and ``to_db``. Adding an operator is one row of
 ``OPERATORS`` (and a dialect spelling when its row is None).
 """
@@ -100,6 +101,8 @@ class Compare(Expr):
         yield from root_entities(self.attr)
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if self.attr.width > 1:
+            return self._columns_sql(dialect, params)
         column = column_sql(self.attr, dialect)
         op, value = self.op, self.value
         if value is None:
@@ -111,6 +114,34 @@ class Compare(Expr):
             return dialect.string_test(op, column, value, params)
         params.append(_bound(value))
         return f"{column} {spelling} {dialect.param}"
+
+
+    def _columns_sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """The comparison of an attribute stored in several columns (a reference to a composite key)."""
+        attr = self.attr
+        if type(attr) is ColumnRef:
+            raise QueryError(
+                f"Comparing {attr.qualname}, a reference to a composite key read through a path, "
+                "is not supported: compare its key attributes"
+            )
+        columns = [dialect.column(c) for c in attr.columns]
+        op, value = self.op, self.value
+        if value is None:
+            if op == "==":
+                return "(" + " AND ".join(f"{c} IS NULL" for c in columns) + ")"
+            return "(" + " OR ".join(f"{c} IS NOT NULL" for c in columns) + ")"
+        if op == "in":
+            rows = [_bound_columns(attr, v) for v in value]
+            if not rows:
+                return "0 = 1"
+            one = f"({dialect.placeholders(len(columns))})"
+            for row in rows:
+                params.extend(row)
+            return f"({', '.join(columns)}) IN (VALUES {', '.join([one] * len(rows))})"
+        params.extend(_bound_columns(attr, value))
+        if op == "==":
+            return "(" + " AND ".join(f"{c} = {dialect.param}" for c in columns) + ")"
+        return "(" + " OR ".join(f"{c} <> {dialect.param}" for c in columns) + ")"
 
 
 #: every comparison an attribute supports: its SQL operator, or None where each dialect spells it
@@ -147,6 +178,10 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
             )
         attr.ctype.check_text(value)
     elif value is not None:
+        if op not in ("==", "!=") and attr.width > 1:
+            raise QueryError(
+                f"{attr.qualname} refers to a composite key: it can be compared with == and != only, not {op}"
+            )
         if op not in ("==", "!=") and isinstance(value, Expr):
             raise QueryError(f"Cannot compare {attr.qualname} with a condition")
         value = _db_value(attr, value)
@@ -168,6 +203,14 @@ def _bound(value: Any) -> Any:
             value._cache_.flush()  # type: ignore[attr-defined]
         return value._pk_raw_()  # type: ignore[attr-defined]
     return value
+
+
+def _bound_columns(attr: Any, value: Any) -> tuple[Any, ...]:
+    """The values to bind for the columns of ``attr``; a new related object is flushed first."""
+    if isinstance(value, EntityBase):
+        _bound(value)
+        return attr.to_db(value)  # type: ignore[no-any-return]
+    return value  # type: ignore[no-any-return]
 
 
 # -- columns of other tables: paths through references and objects of nested queries --------------
@@ -231,12 +274,14 @@ class Path:
 class ColumnRef:
     """An attribute read through a source (``p.group.name``); compares like the attribute itself."""
 
-    __slots__ = ("attr", "column", "ctype", "py_type", "qualname", "source", "to_db")
+    __slots__ = ("attr", "column", "columns", "ctype", "py_type", "qualname", "source", "to_db", "width")
 
     def __init__(self, source: Var | Path | None, attr: Any) -> None:
         self.source = source
         self.attr = attr
         self.column = attr.column
+        self.columns = attr.columns
+        self.width = attr.width
         self.ctype = attr.ctype
         self.to_db = attr.to_db
         self.py_type = attr.py_type
@@ -345,3 +390,12 @@ class OrderBy:
         """The column (a name, or a ``ColumnRef`` of another table) and direction of an ORDER BY."""
         attr = self.attr
         return (attr if type(attr) is ColumnRef else attr.column), self.descending
+
+    def keys(self) -> tuple[tuple[Any, bool], ...]:
+        """Every ORDER BY item of ``key()``: one per column of a reference to a composite key."""
+        attr = self.attr
+        if attr.width == 1:
+            return (self.key(),)
+        if type(attr) is ColumnRef:
+            raise QueryError(f"Ordering by {attr.qualname}, a reference to a composite key through a path, is not supported")
+        return tuple((column, self.descending) for column in attr.columns)

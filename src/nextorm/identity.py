@@ -12,7 +12,17 @@ from typing import Any
 from ._impl import LOADED, EntityBase
 from .exceptions import TransactionError
 
-__all__ = ["UniqueKey", "known_object", "reference_to_db", "seed"]
+__all__ = [
+    "UniqueKey",
+    "flat_key",
+    "fold_rows",
+    "key_db_values",
+    "key_from_db",
+    "known_object",
+    "nested_key",
+    "reference_to_db",
+    "seed",
+]
 
 
 def seed(entity: Any, cache: Any, pk: Any) -> Any:
@@ -53,6 +63,60 @@ def reference_to_db(value: Any) -> Any:
             raise TransactionError(f"{value!r} must be saved before an object referring to it")
         return pk
     return value
+
+
+def flat_key(entity: Any, pk: Any) -> tuple[Any, ...]:
+    """The primary key ``pk`` of ``entity`` as one value per database column.
+
+    A key made of references holds the keys of the objects referred to (a tuple for a composite
+    one); they are spliced in, in column order.
+    """
+    if not entity._pk_has_refs_:
+        return pk if entity._npk_ > 1 else (pk,)  # type: ignore[no-any-return]
+    parts = (pk,) if entity._npk_ == 1 else pk
+    flat: list[Any] = []
+    for attr, value in zip(entity._pk_attrs_, parts):
+        if attr.is_reference:
+            flat += flat_key(attr.py_type, reference_to_db(value))
+        else:
+            flat.append(value)
+    return tuple(flat)
+
+
+def nested_key(entity: Any, values: Any) -> Any:
+    """The primary key of ``entity`` made of the next values of the iterator ``values`` (see flat_key)."""
+    parts = [nested_key(a.py_type, values) if a.is_reference else next(values) for a in entity._pk_attrs_]
+    return parts[0] if entity._npk_ == 1 else tuple(parts)
+
+
+def fold_rows(attrs: tuple[Any, ...], rows: Any) -> Any:
+    """``rows`` (one value per column of ``attrs``) with one value per attribute: the columns of a
+    reference to a composite key folded into the key it stores."""
+    if all(a.width == 1 for a in attrs):
+        return rows
+    spans = []
+    start = 0
+    for attr in attrs:
+        spans.append((start, attr.width, attr))
+        start += attr.width
+    return [
+        [row[i] if width == 1 else attr.value_from_db(row[i : i + width]) for i, width, attr in spans]
+        for row in rows
+    ]
+
+
+def key_db_values(entity: Any, pk: Any) -> tuple[Any, ...]:
+    """The database values of the key columns of ``entity`` for the primary key ``pk``."""
+    return tuple(
+        v if v is None or leaf.to_db is None else leaf.to_db(v)
+        for (_, leaf), v in zip(entity._pk_leaves_, flat_key(entity, pk))
+    )
+
+
+def key_from_db(entity: Any, values: Any) -> Any:
+    """The primary key of ``entity`` for the database values of its key columns."""
+    converted = [v if leaf.from_db is None else leaf.from_db(v) for (_, leaf), v in zip(entity._pk_leaves_, values)]
+    return nested_key(entity, iter(converted))
 
 
 class UniqueKey:

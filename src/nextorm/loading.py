@@ -12,9 +12,9 @@ from typing import Any
 
 from ._impl import CREATED, DELETED, EntityBase, materialize
 from .exceptions import OrmError, UnrepeatableReadError
-from .identity import reference_to_db
+from .identity import fold_rows, key_db_values, key_from_db, reference_to_db
 from .session import require_session
-from .sql import Col, InValues, Join, Select, render
+from .sql import Col, InRows, InValues, Join, Select, render
 from .steps import Steps, run_sync
 
 __all__ = [
@@ -53,6 +53,8 @@ def materialize_rows(
     entity: Any, cache: Any, attrs: tuple[Any, ...], converters: tuple[Any, ...], rows: Any
 ) -> list[Any]:
     """The objects of ``rows`` (values of ``attrs``) in ``cache``'s identity map, unique indexes kept."""
+    if entity._wide_:
+        rows = fold_rows(attrs, rows)
     objects = materialize(
         entity, cache, cache.identity_map(entity), attrs, converters, entity._npk_, entity._check_mask_, rows
     )
@@ -63,20 +65,18 @@ def materialize_rows(
 
 def materialize_raw(entity: Any, cache: Any, description: Any, rows: list[Any]) -> list[Any]:
     """The objects of a raw SELECT's rows, whose columns are found by name."""
-    by_column = {a.column: a for a in entity._columns_}
     names = [d[0] for d in description]
     positions: dict[str, int] = {}
     for i, column in enumerate(names):
         positions.setdefault(column, i)
-    missing = [a.column for a in entity._pk_attrs_ if a.column not in positions]
+    missing = [c for a in entity._pk_attrs_ for c in a.columns if c not in positions]
     if missing:
         raise OrmError(
             f"The SQL result for {entity.__name__} lacks primary key column(s) {', '.join(missing)}"
         )
-    attrs = list(entity._pk_attrs_) + [
-        by_column[c] for c in positions if c in by_column and not by_column[c].is_pk
-    ]
-    order = [positions[a.column] for a in attrs]
+    others = [a for a in entity._columns_ if not a.is_pk and all(c in positions for c in a.columns)]
+    attrs = list(entity._pk_attrs_) + sorted(others, key=lambda a: positions[a.columns[0]])
+    order = [positions[c] for a in attrs for c in a.columns]
     reordered = [tuple(row[i] for i in order) for row in rows]
     return materialize_rows(entity, cache, tuple(attrs), tuple(a.from_db for a in attrs), reordered)
 
@@ -98,7 +98,7 @@ def load_missing_steps(obj: Any, attr: Any, with_lazy: bool = False) -> Steps[No
     cache = obj._cache_
     yield from cache.flush_steps()
     statement = Select(
-        entity._table_, tuple(a.column for a in attrs), where=entity._pk_conditions_(obj._pk_raw_())
+        entity._table_, tuple(c for a in attrs for c in a.columns), where=entity._pk_conditions_(obj._pk_raw_())
     )
     sql, params = render(statement, cache.provider.dialect)
     rows = (yield cache, "query", (sql, params)).rows
@@ -171,29 +171,33 @@ def load_collections_steps(attr: Any, owners: list[Any]) -> Steps[list[Any]]:
     yield from cache.flush_steps()
     dialect = cache.provider.dialect
     target = attr.py_type
+    owner_entity = attr.entity
     pk_values = [reference_to_db(pk) for pk in _pks_of(owners)]
     if attr.is_m2m:
+        owner_columns = attr.owner_columns
+        width = len(owner_columns)
+        target_pk = target._pk_columns_
+        on = [(Col(c, "t"), Col(j, "j")) for c, j in zip(target_pk, attr.target_columns)]
         statement = Select(
             target._table_,
-            (Col(attr.owner_column, "j"), *(Col(c, "t") for c in target._select_columns_)),
+            (*(Col(c, "j") for c in owner_columns), *(Col(c, "t") for c in target._select_columns_)),
             alias="t",
-            joins=(
-                Join(
-                    attr.join_table, "j", Col(target._pk_attrs_[0].column, "t"), Col(attr.target_column, "j")
-                ),
-            ),
-            where=(InValues(Col(attr.owner_column, "j"), pk_values),),
+            joins=(Join(attr.join_table, "j", on[0][0], on[0][1], tuple(on[1:])),),
+            where=(_key_in(owner_entity, tuple(Col(c, "j") for c in owner_columns), pk_values),),
         )
         rows = (yield cache, "query", render(statement, dialect)).rows
-        owner_conv = attr.entity._pk_attrs_[0].from_db
-        keys = [row[0] if owner_conv is None else owner_conv(row[0]) for row in rows]
+        if width == 1:
+            owner_conv = owner_entity._pk_attrs_[0].from_db
+            keys = [row[0] if owner_conv is None else owner_conv(row[0]) for row in rows]
+        else:
+            keys = [key_from_db(owner_entity, row[:width]) for row in rows]
         members = materialize_rows(
-            target, cache, target._select_attrs_, target._select_converters_, [row[1:] for row in rows]
+            target, cache, target._select_attrs_, target._select_converters_, [row[width:] for row in rows]
         )
     else:
         reverse = attr.reverse
         statement = Select(
-            target._table_, target._select_columns_, where=(InValues(reverse.column, pk_values),)
+            target._table_, target._select_columns_, where=(_key_in(owner_entity, reverse.columns, pk_values),)
         )
         rows = (yield cache, "query", render(statement, dialect)).rows
         members = materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
@@ -206,6 +210,13 @@ def load_collections_steps(attr: Any, owners: list[Any]) -> Steps[list[Any]]:
         data.items = dict.fromkeys(m for m in by_pk.get(pk, ()) if m._status_ < DELETED)
         data.loaded = True
     return members
+
+
+def _key_in(entity: Any, columns: tuple[Any, ...], keys: list[Any]) -> Any:
+    """The condition that ``columns`` (holding keys of ``entity``) hold one of ``keys``."""
+    if len(columns) == 1:
+        return InValues(columns[0], keys)
+    return InRows(columns, [key_db_values(entity, key) for key in keys])
 
 
 def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
@@ -222,7 +233,9 @@ def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
         yield from cache.flush_steps()
         pk_values = [reference_to_db(pk) for pk in _pks_of(pending)]
         statement = Select(
-            target._table_, target._select_columns_, where=(InValues(reverse.column, pk_values),)
+            target._table_,
+            target._select_columns_,
+            where=(_key_in(attr.entity, reverse.columns, pk_values),),
         )
         rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
         partners = materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
@@ -250,7 +263,7 @@ def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
         statement = Select(
             target._table_,
             target._select_columns_,
-            where=(InValues(target._pk_attrs_[0].column, list(wanted)),),
+            where=(_key_in(target, target._pk_columns_, list(wanted)),),
         )
         rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
         result += materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)

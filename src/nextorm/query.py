@@ -160,7 +160,7 @@ class Query(Generic[_E]):
             entity._table_,
             entity._select_columns_,
             where=self._where,
-            order=() if count or one else tuple(item.key() for item in self._order),
+            order=() if count or one else tuple(key for item in self._order for key in item.keys()),
             limit=self._limit,
             offset=self._offset,
             for_update=self._for_update,

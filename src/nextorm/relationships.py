@@ -29,15 +29,15 @@ from .exceptions import (
     ValidationError,
 )
 from .expressions import Expr
-from .identity import known_object, reference_to_db, seed
+from .identity import key_db_values, known_object, reference_to_db, seed
 from .loading import load_collections_steps, one_to_one_partner, one_to_one_partner_steps
 from .providers.dialect import Dialect
 from .query import Query
 from .session import EntityProxy, active_session
-from .sql import Equals, InSubquery, Select
+from .sql import AllEqual, Equals, InSubquery, Select
 from .steps import Steps, run_sync
 
-__all__ = ["SetData", "SetInstance", "resolve_relations", "unlink_steps"]
+__all__ = ["Multiset", "SetData", "SetInstance", "resolve_columns", "resolve_relations", "unlink_steps"]
 
 
 #: the entity class a collection holds (``Set(Post)`` is a ``Set[Post]``)
@@ -168,6 +168,9 @@ def relink(attr: Any, obj: Any, old: Any, new: Any) -> None:
             if data is not None:
                 data.items[obj] = None
         return
+    if reverse is attr:
+        _relink_symmetric(attr, obj, old, new)
+        return
     # one-to-one: ``attr`` holds the key, ``reverse`` caches the partner on the other side
     old_obj = known_object(target, cache, old)
     if old_obj is not None and reverse.get_raw(old_obj, None) is obj:
@@ -177,9 +180,38 @@ def relink(attr: Any, obj: Any, old: Any, new: Any) -> None:
         reverse.set_raw(new_obj, obj)
 
 
+def _relink_symmetric(attr: Any, obj: Any, old: Any, new: Any) -> None:
+    """``obj.attr`` of a symmetric one-to-one (``spouse``) changed from ``old`` to ``new``: every row
+    holds its partner's key, so the old partner's column is cleared and the new partner's set to
+    ``obj`` (the new partner's previous partner is cleared too); these are tracked writes."""
+    cache = obj._cache_
+    target = attr.py_type
+    old_obj = None if old is None else old if isinstance(old, EntityBase) else seed(target, cache, old)
+    if old_obj is not None and old_obj is not obj and old_obj._status_ < DELETED:
+        if attr.__get__(old_obj, target) is obj:
+            Column.__set__(attr, old_obj, None)
+    new_obj = None if new is None else new if isinstance(new, EntityBase) else seed(target, cache, new)
+    if new_obj is None or new_obj is obj:
+        return
+    previous = attr.__get__(new_obj, target)
+    if previous is obj:
+        return
+    if previous is not None and previous is not obj and previous._status_ < DELETED:
+        Column.__set__(attr, previous, None)
+    Column.__set__(attr, new_obj, obj)
+
+
 def claim_partner(attr: Any, obj: Any, value: Any) -> None:
     """Before ``obj.attr`` (the key side of a one-to-one) takes ``value``: unlink the target's current partner."""
     if value is None or isinstance(attr.reverse, SetAttr):
+        return
+    if attr.reverse is attr:
+        # symmetric: the target's partner (whose row holds the target's key) lets it go first
+        target = value if isinstance(value, EntityBase) else seed(attr.py_type, obj._cache_, value)
+        previous = None if target is obj else attr.__get__(target, attr.py_type)
+        if previous is not None and previous is not obj and previous._status_ < DELETED:
+            if attr.__get__(previous, attr.py_type) is target:
+                Column.__set__(attr, previous, None)
         return
     target = value if isinstance(value, EntityBase) else seed(attr.py_type, obj._cache_, value)
     previous = one_to_one_partner(attr.reverse, target)
@@ -203,10 +235,11 @@ class SetAttr(Generic[_E]):
     is_pk = False
     lazy = False
     _counter = 0
-    #: of a many-to-many collection, set by _classify: the join table and its two columns
+    #: of a many-to-many collection, set when the mapping is generated: the join table, its columns
+    #: holding the owner's primary key and its columns holding the member's
     join_table: str
-    owner_column: str
-    target_column: str
+    owner_columns: tuple[str, ...]
+    target_columns: tuple[str, ...]
 
     # A forward reference by name is ``Set[Any]`` to a checker: ``posts: Set[Post] = Set('Post')``.
     @overload
@@ -239,6 +272,9 @@ class SetAttr(Generic[_E]):
         self.reverse_fk_name = options.get("reverse_fk_name")
         self.index = options.get("index")
         self.reverse_index = options.get("reverse_index")
+        #: the column names as given (``columns=``/``reverse_columns=``), for keys of several columns
+        self.columns = self.columns_given
+        self.reverse_columns = self.reverse_columns_given
         self.name = ""
         self.entity: Any = None
         self.qualname = "?"
@@ -401,6 +437,12 @@ class SetInstance(Generic[_E]):
 
     filter = select
 
+    def __getattr__(self, name: str) -> Multiset:
+        # ``group.students.name``: the values of an attribute of every member, as Pony's multiset
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Multiset.of(self._obj, (self._attr.name,), self._attr.py_type, {m: 1 for m in self}, name)
+
     def __repr__(self) -> str:
         return f"<{self._attr.py_type.__name__}Set {self._where()}>"
 
@@ -457,11 +499,15 @@ class SetInstance(Generic[_E]):
                     or known_object(obj.__class__, obj._cache_, reverse.get_raw(item)) is not obj
                 ):
                     continue
-                if reverse.is_required:
+                cascade = attr.cascade_delete if attr.cascade_delete is not None else reverse.is_required
+                if cascade:
+                    item.delete()  # a member that must belong to the owner goes with it (as Pony)
+                elif reverse.is_required:
                     raise ConstraintError(
                         f"Cannot unlink {obj!r} from previous {item!r} object, because {reverse!r} attribute is required"
                     )
-                reverse.__set__(item, None)
+                else:
+                    reverse.__set__(item, None)
 
     def clear(self) -> None:
         """Remove every member."""
@@ -487,6 +533,96 @@ class SetInstance(Generic[_E]):
             return item
         kwargs[attr.reverse.name] = self._obj
         return attr.py_type(**kwargs)
+
+
+class Multiset:
+    """The values of an attribute across the members of a collection, with their counts.
+
+    ``group.students.name`` is a multiset of names; ``department.groups.students`` one of
+    students (a member counted once per way it is reached), and attribute access goes on:
+    ``department.groups.students.courses``. It is computed when made (loading what it needs)
+    and compares equal to another multiset, a dict of counts, or any iterable of the same
+    values in any order.
+    """
+
+    __slots__ = ("_counts", "_owner", "_path", "_type_name")
+
+    def __init__(self, owner: Any, path: tuple[str, ...], type_name: str, counts: dict[Any, int]) -> None:
+        self._owner = owner
+        self._path = path
+        self._type_name = type_name
+        self._counts = counts
+
+    @staticmethod
+    def of(owner: Any, path: tuple[str, ...], entity: Any, members: dict[Any, int], name: str) -> Multiset:
+        """The multiset of attribute ``name`` over ``members`` (objects of ``entity`` with counts)."""
+        attr = entity._attrs_by_name_.get(name) or entity._relations_by_name_.get(name)
+        if attr is None:
+            raise AttributeError(f"Entity {entity.__name__} has no attribute {name!r}")
+        counts: dict[Any, int] = {}
+        for member, count in members.items():
+            value = attr.__get__(member, entity)
+            if attr.is_collection:
+                for item in value:
+                    counts[item] = counts.get(item, 0) + count
+            elif value is not None:
+                counts[value] = counts.get(value, 0) + count
+        return Multiset(owner, (*path, name), attr.py_type.__name__, counts)
+
+    def __getattr__(self, name: str) -> Multiset:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        entities = {type(value) for value in self._counts}
+        if len(entities) != 1 or not issubclass(next(iter(entities)), EntityBase):
+            raise AttributeError(f"{self._type_name}Multiset has no attribute {name!r}")
+        return Multiset.of(self._owner, self._path, next(iter(entities)), self._counts, name)
+
+    def distinct(self) -> dict[Any, int]:
+        """Each value once, with the number of times it occurs."""
+        return dict(self._counts)
+
+    def __len__(self) -> int:
+        return sum(self._counts.values())
+
+    def __bool__(self) -> bool:
+        return bool(self._counts)
+
+    def __iter__(self) -> Iterator[Any]:
+        for value, count in self._counts.items():
+            for _ in range(count):
+                yield value
+
+    def __contains__(self, value: Any) -> bool:
+        return value in self._counts
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, Multiset):
+            return self._counts == other._counts
+        if isinstance(other, dict):
+            return self._counts == other
+        if isinstance(other, Iterable) and not isinstance(other, (str, bytes)):
+            counts: dict[Any, int] = {}
+            for value in other:
+                counts[value] = counts.get(value, 0) + 1
+            return self._counts == counts
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        where = f"{self._owner!r}.{'.'.join(self._path)}"
+        if not self._owner._cache_.is_alive:
+            return f"<{self._type_name}Multiset {where}>"
+        size = len(self)
+        return f"<{self._type_name}Multiset {where} ({size} item{'' if size == 1 else 's'})>"
+
+    def __str__(self) -> str:
+        items = list(self._counts.items())
+        try:
+            items.sort(key=lambda item: item[0]._pk_raw_() if isinstance(item[0], EntityBase) else item[0])
+        except TypeError:
+            pass  # values of no common order are shown in the order they were found
+        return f"{self._type_name}Multiset({{{', '.join(f'{k!r}: {v!r}' for k, v in items)}}})"
 
 
 def reference_value_for_set(attr: SetAttr, owner: Any, item: Any) -> Any:
@@ -548,12 +684,15 @@ class JoinMembership(Expr):
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         attr = self.attr
-        members = Select(
-            attr.join_table,
-            (attr.target_column,),
-            where=(Equals(attr.owner_column, reference_to_db(self.owner)),),
-        )
-        return InSubquery(attr.py_type._pk_attrs_[0].column, members).sql(dialect, params)
+        owner = self.owner
+        owner_key = reference_to_db(owner)
+        if len(attr.owner_columns) == 1:
+            is_owner: Any = Equals(attr.owner_columns[0], owner_key)
+        else:
+            is_owner = AllEqual(attr.owner_columns, key_db_values(type(owner), owner_key))
+        members = Select(attr.join_table, attr.target_columns, where=(is_owner,))
+        target_key = attr.py_type._pk_columns_
+        return InSubquery(target_key[0] if len(target_key) == 1 else target_key, members).sql(dialect, params)
 
 
 # -- loading and prefetch ------------------------------------------------------------------------
@@ -596,7 +735,7 @@ def unlink_steps(obj: Any) -> Steps[None]:
         if attr.is_column:
             relink(attr, obj, attr.get_raw(obj), None) if isinstance(
                 attr.reverse, SetAttr
-            ) else _forget_partner(attr, obj)
+            ) or attr.reverse is attr else _forget_partner(attr, obj)
             continue
         partner = yield from one_to_one_partner_steps(attr, obj)
         if partner is None or partner._status_ >= DELETED:
@@ -707,7 +846,7 @@ def _resolve_reverse(attr: Any) -> None:
                 f"Reverse attribute {target.__name__}.{name} not found (for {attr.qualname})"
             )
     else:
-        explicit = [o for o in _candidates(attr) if o.reverse == attr.name]
+        explicit = [o for o in _candidates(attr) if isinstance(o.reverse, str) and o.reverse == attr.name]
         candidates = explicit or [o for o in _candidates(attr) if o.reverse is None or o.reverse is attr]
         if not candidates:
             raise ERDiagramError(f"Reverse attribute for {attr.qualname} not found")
@@ -734,20 +873,7 @@ def _classify(attr: Any) -> None:
             attr.m2m_primary = attr is first
             if attr.table and reverse.table and attr.table != reverse.table:
                 raise MappingError(f"Parameter 'table' for {first.qualname} and {second.qualname} do not match")
-            table = attr.table or reverse.table or f"{first.entity.__name__}_{second.entity.__name__}"
-            attr.join_table = table
-            own = attr.entity.__name__.lower()
-            other = attr.py_type.__name__.lower()
-            if own == other:
-                own_col, other_col = (own, f"{own}_2") if attr.m2m_primary else (f"{own}_2", own)
-            else:
-                own_col, other_col = own, other
-            attr.owner_column = attr.reverse_column or reverse.column or own_col
-            attr.target_column = attr.column or reverse.reverse_column or other_col
-            if attr.entity._npk_ != 1 or attr.py_type._npk_ != 1:
-                raise ERDiagramError(
-                    f"Many-to-many {attr.qualname} needs single-column primary keys on both sides"
-                )
+            attr.join_table = attr.table or reverse.table or f"{first.entity.__name__}_{second.entity.__name__}"
         return
     if isinstance(reverse, SetAttr):
         attr.is_column = True
@@ -756,15 +882,123 @@ def _classify(attr: Any) -> None:
             raise ERDiagramError(
                 f"At least one attribute of one-to-one relationship {attr.qualname} - {reverse.qualname} must be optional"
             )
-        if attr.is_required != reverse.is_required:
+        if attr.is_pk != reverse.is_pk:
+            attr.is_column = attr.is_pk  # a key made of the reference is stored in the row
+        elif attr.is_required != reverse.is_required:
             attr.is_column = attr.is_required
         elif attr.column_given != reverse.column_given:
             attr.is_column = attr.column_given
+        elif attr is reverse:
+            attr.is_column = True  # symmetric: ``spouse = Optional('Person', reverse='spouse')``
+        elif attr.entity is not reverse.entity:
+            attr.is_column = attr.entity.__name__ < reverse.entity.__name__
         else:
-            attr.is_column = (attr.entity.__name__, attr.name) < (reverse.entity.__name__, reverse.name)
+            attr.is_column = attr.order < reverse.order  # the one declared first
         if attr.is_column:
             attr.unique = True
-    if attr.py_type._npk_ != 1:
-        raise ERDiagramError(
-            f"Reference {attr.qualname} needs a single-column primary key on {attr.py_type.__name__}"
-        )
+
+
+def resolve_columns(db: Any, normalize: Any) -> None:
+    """The database columns of every attribute and join table of ``db`` (column names normalized).
+
+    A reference has one column per column of its target's primary key: its own name when the key
+    has one column, else its name joined to each of the key's column names (``course_name``,
+    ``course_semester``); ``columns=[...]`` names them. A join table has the key columns of both
+    sides, named after the entities (``student``, ``course_name``, ``course_semester``).
+    """
+    resolving: list[Any] = []
+
+    def pk_leaves(entity: Any) -> tuple[tuple[str, Any], ...]:
+        leaves = entity.__dict__.get("_pk_leaves_")
+        if leaves is not None:
+            return leaves  # type: ignore[no-any-return]
+        if entity in resolving:
+            chain = " -> ".join(e.__name__ for e in (*resolving[resolving.index(entity) :], entity))
+            raise ERDiagramError(f"The primary key of {entity.__name__} refers to itself: {chain}")
+        resolving.append(entity)
+        leaves = tuple(leaf for attr in entity._pk_attrs_ for leaf in attr_leaves(attr))
+        resolving.pop()
+        entity._pk_leaves_ = leaves
+        entity._pk_columns_ = tuple(column for column, _ in leaves)
+        return leaves
+
+    def attr_leaves(attr: Any) -> tuple[tuple[str, Any], ...]:
+        if attr.columns:
+            return tuple(zip(attr.columns, attr.leaves))
+        given = attr.columns_given
+        if not attr.is_reference:
+            if given is not None and len(given) > 1:
+                raise MappingError(f"{attr.qualname} is stored in one column, but columns= names {len(given)}")
+            attr.columns = (attr.column,)
+            attr.leaves = (attr,)
+            return ((attr.column, attr),)
+        target = attr.py_type
+        target_leaves = pk_leaves(target)
+        if given is None and attr.column_given and len(target_leaves) > 1:
+            given = (attr.column,)
+        if given is not None:
+            if len(given) != len(target_leaves):
+                raise MappingError(
+                    f"{attr.qualname} names {len(given)} column(s), but the primary key "
+                    f"of {target.__name__} has {len(target_leaves)}"
+                )
+            names = given
+        elif len(target_leaves) == 1:
+            names = (attr.column,)
+        else:
+            names = tuple(normalize(f"{attr.name}_{column}") for column, _ in target_leaves)
+        attr.columns = names
+        attr.leaves = tuple(leaf for _, leaf in target_leaves)
+        attr.width = len(names)
+        attr.column = names[0]
+        return tuple(zip(names, attr.leaves))
+
+    entities = list(db.entities.values())
+    for entity in entities:
+        pk_leaves(entity)
+        for attr in entity._attrs_:
+            if attr.is_reference and not attr.is_column:
+                attr.columns = ()
+                attr.leaves = ()
+            else:
+                attr_leaves(attr)
+    for entity in entities:
+        for attr in entity._collections_:
+            if attr.is_m2m and attr.m2m_primary:
+                _join_columns(attr, normalize)
+
+
+def _join_columns(attr: Any, normalize: Any) -> None:
+    """The columns of the join table of many-to-many ``attr`` (its primary side) and its reverse."""
+    reverse = attr.reverse
+
+    def default(entity: Any) -> tuple[str, ...]:
+        base = entity.__name__.lower()
+        if len(entity._pk_columns_) == 1:
+            return (normalize(base),)
+        return tuple(normalize(f"{base}_{column}") for column in entity._pk_columns_)
+
+    def named(entity: Any, *options: Any) -> tuple[str, ...] | None:
+        for option in options:
+            if option is None:
+                continue
+            names = (option,) if isinstance(option, str) else tuple(option)
+            if len(names) != len(entity._pk_columns_):
+                raise MappingError(
+                    f"{attr.qualname}: {len(names)} join table column(s) given for the primary key of "
+                    f"{entity.__name__}, which has {len(entity._pk_columns_)}"
+                )
+            return names
+        return None
+
+    own_default, other_default = default(attr.entity), default(attr.py_type)
+    if attr is reverse or own_default == other_default:
+        other_default = tuple(f"{c}_2" for c in other_default)
+    own = named(attr.entity, attr.reverse_column, attr.reverse_columns, reverse.column, reverse.columns)
+    other = named(attr.py_type, attr.column, attr.columns, reverse.reverse_column, reverse.reverse_columns)
+    attr.owner_columns = own or own_default
+    attr.target_columns = other or other_default
+    if reverse is not attr:
+        reverse.join_table = attr.join_table
+        reverse.owner_columns = attr.target_columns
+        reverse.target_columns = attr.owner_columns

@@ -27,6 +27,7 @@ from ._impl import (
     exit_session,
 )
 from .debug import pop_sql_debug, push_sql_debug
+from .identity import flat_key
 from .exceptions import (
     CacheIndexError,
     CommitException,
@@ -269,7 +270,8 @@ class EntityProxy:
                 raise ValueError(
                     f"Cannot make a proxy for {entity.__name__} object: primary key is not specified"
                 )
-            pk = obj.get_pk()
+            obj.get_pk()  # flushes the object to learn its key
+            pk = obj._pk_raw_()
         object.__setattr__(self, "_entity_", entity)
         object.__setattr__(self, "_pk_", pk)
 
@@ -310,8 +312,8 @@ class EntityProxy:
         return hash((self._entity_, self._pk_))
 
     def __repr__(self) -> str:
-        pk = self._pk_
-        shown = ",".join(map(repr, pk)) if isinstance(pk, tuple) else repr(pk)
+        pk = flat_key(self._entity_, self._pk_)  # one value per key column, as get_pk() gives
+        shown = ",".join(map(repr, pk))
         return f"<EntityProxy({self._entity_.__name__}[{shown}])>"
 
 

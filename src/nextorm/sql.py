@@ -19,6 +19,7 @@ from .providers.dialect import Dialect, NeedsScope
 
 __all__ = [
     "BATCH_SAVEPOINT",
+    "AllEqual",
     "Col",
     "ColumnDef",
     "Condition",
@@ -32,6 +33,7 @@ __all__ = [
     "Exists",
     "ForeignKey",
     "InQuery",
+    "InRows",
     "InSubquery",
     "InValues",
     "Insert",
@@ -102,13 +104,45 @@ class InValues:
 
 
 @dataclass(frozen=True, slots=True)
-class InSubquery:
-    """``column IN (SELECT ...)``."""
+class InRows:
+    """``(c1, c2) IN (VALUES (?, ?), ...)``: the columns of a composite key among ``rows`` of values."""
 
-    column: Col | str
+    columns: tuple[Col | str, ...]
+    rows: list[tuple[Any, ...]]
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if not self.rows:
+            return "0 = 1"
+        one = f"({dialect.placeholders(len(self.columns))})"
+        for row in self.rows:
+            params.extend(row)
+        columns = ", ".join(_column(c, dialect) for c in self.columns)
+        return f"({columns}) IN (VALUES {', '.join([one] * len(self.rows))})"
+
+
+@dataclass(frozen=True, slots=True)
+class AllEqual:
+    """``c1 = ? AND c2 = ?``: the columns of a composite key equal to ``values``."""
+
+    columns: tuple[Col | str, ...]
+    values: tuple[Any, ...]
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        params.extend(self.values)
+        return "(" + " AND ".join(f"{_column(c, dialect)} = {dialect.param}" for c in self.columns) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class InSubquery:
+    """``column IN (SELECT ...)`` (``(c1, c2) IN (SELECT ...)`` for a tuple of columns)."""
+
+    column: Col | str | tuple[Col | str, ...]
     query: Select
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if isinstance(self.column, tuple):
+            columns = ", ".join(_column(c, dialect) for c in self.column)
+            return f"({columns}) IN ({self.query.sql(dialect, params)})"
         return f"{_column(self.column, dialect)} IN ({self.query.sql(dialect, params)})"
 
 
@@ -136,12 +170,18 @@ class KeyMatch:
 
 @dataclass(frozen=True, slots=True)
 class Join:
-    """``JOIN table alias ON left = right``."""
+    """``JOIN table alias ON left = right [AND ...]`` (``more``: further pairs of a composite key)."""
 
     table: str
     alias: str
     left: Col
     right: Col
+    more: tuple[tuple[Col, Col], ...] = ()
+
+    def on_sql(self, dialect: Dialect) -> str:
+        """The ON condition."""
+        pairs = ((self.left, self.right), *self.more)
+        return " AND ".join(f"{left.sql(dialect)} = {right.sql(dialect)}" for left, right in pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +249,7 @@ class Select:
             sql += f" {self.alias}"
         for join in self.joins:
             sql += (
-                f" JOIN {dialect.quote(join.table)} {join.alias}"
-                f" ON {join.left.sql(dialect)} = {join.right.sql(dialect)}"
+                f" JOIN {dialect.quote(join.table)} {join.alias} ON {join.on_sql(dialect)}"
             )
         if scope is not None:
             sql += "".join(scope.levels[0])
@@ -304,11 +343,13 @@ class Scope:
         target = attr.py_type
         q = self.dialect.quote
         if attr.is_column:
-            on = f"{alias}.{q(target._pk_attrs_[0].column)} = {base_alias}.{q(attr.column)}"
+            pairs = zip(target._pk_columns_, attr.columns)
             kind = "JOIN" if attr.is_required else "LEFT JOIN"
         else:  # the key-less side of a one-to-one: the partner holds the key
-            on = f"{alias}.{q(attr.reverse.column)} = {base_alias}.{q(attr.entity._pk_attrs_[0].column)}"
+            pairs = zip(attr.reverse.columns, attr.entity._pk_columns_)
             kind = "LEFT JOIN"
+        # a reference to a composite key joins on every column of the key
+        on = " AND ".join(f"{alias}.{q(left)} = {base_alias}.{q(right)}" for left, right in pairs)
         self.levels[level].append(f" {kind} {q(target._table_)} {alias} ON {on}")
         self.aliases[source] = alias
         self.level_of[source] = level
@@ -496,13 +537,13 @@ class Insert:
     def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         q = dialect.quote
-        if not self.columns:  # a row of defaults only: an entity with nothing but a generated key
-            sql = f"INSERT INTO {q(self.table)} DEFAULT VALUES"
-        else:
+        if self.columns:
             sql = (
                 f"INSERT INTO {q(self.table)} ({', '.join(q(c) for c in self.columns)}) "
                 f"VALUES ({dialect.placeholders(len(self.columns))})"
             )
+        else:
+            sql = f"INSERT INTO {q(self.table)} DEFAULT VALUES"  # a row of defaults only (a generated key)
         if self.ignore_conflicts:
             sql += dialect.ignore_conflict_clause()
         if self.returning is not None:
@@ -572,25 +613,29 @@ class ColumnDef:
         return sql
 
 
-def foreign_key_name(table: str, column: str) -> str:
-    """The name of the foreign-key constraint on ``table.column`` (migrations find it by this name)."""
-    return f"fk_{table}__{column}"
+def foreign_key_name(table: str, column: str | tuple[str, ...]) -> str:
+    """The name of the foreign-key constraint on ``table.column`` (migrations find it by this name);
+    a constraint over several columns is named after them all."""
+    return f"fk_{table}__{column if isinstance(column, str) else '__'.join(column)}"
 
 
 @dataclass(frozen=True, slots=True)
 class ForeignKey:
-    """``column`` of a table refers to ``target_table(target_column)``, checked at commit."""
+    """``column`` of a table refers to ``target_table(target_column)``, checked at commit; the two
+    are tuples of the same length for a reference to a composite key."""
 
-    column: str
+    column: str | tuple[str, ...]
     target_table: str
-    target_column: str
+    target_column: str | tuple[str, ...]
 
     def sql(self, dialect: Dialect) -> str:
         """The table constraint."""
         q = dialect.quote
+        own = (self.column,) if isinstance(self.column, str) else self.column
+        target = (self.target_column,) if isinstance(self.target_column, str) else self.target_column
         return (
-            f"FOREIGN KEY ({q(self.column)}) REFERENCES {q(self.target_table)} ({q(self.target_column)}) "
-            "DEFERRABLE INITIALLY DEFERRED"
+            f"FOREIGN KEY ({', '.join(map(q, own))}) REFERENCES {q(self.target_table)} "
+            f"({', '.join(map(q, target))}) DEFERRABLE INITIALLY DEFERRED"
         )
 
 
@@ -629,16 +674,17 @@ class CreateTable:
 
 @dataclass(frozen=True, slots=True)
 class CreateIndex:
-    """``CREATE INDEX IF NOT EXISTS name ON table (column)``."""
+    """``CREATE INDEX IF NOT EXISTS name ON table (column)`` (a tuple of columns for a composite index)."""
 
     name: str
     table: str
-    column: str
+    column: str | tuple[str, ...]
 
     def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         q = dialect.quote
-        return f"CREATE INDEX IF NOT EXISTS {q(self.name)} ON {q(self.table)} ({q(self.column)})"
+        columns = (self.column,) if isinstance(self.column, str) else self.column
+        return f"CREATE INDEX IF NOT EXISTS {q(self.name)} ON {q(self.table)} ({', '.join(map(q, columns))})"
 
 
 @dataclass(frozen=True, slots=True)

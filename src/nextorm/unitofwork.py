@@ -19,6 +19,7 @@ from .exceptions import (
     TransactionIntegrityError,
     UnresolvableCyclicDependency,
 )
+from .identity import fold_rows, key_db_values
 from .sql import BATCH_SAVEPOINT, Delete, Insert, KeyMatch, Select, Update, render
 from .steps import Steps
 
@@ -122,13 +123,16 @@ def _links_steps(cache: Any) -> Steps[None]:
     changes, cache.m2m = cache.m2m, {}
     dialect = cache.provider.dialect
     for attr, (added, removed) in changes.items():
-        columns = (attr.owner_column, attr.target_column)
+        columns = attr.owner_columns + attr.target_columns
+        wide = len(columns) > 2
         for links, sql in (
             (removed, Delete(attr.join_table, KeyMatch(columns)).sql(dialect)),
             (added, Insert(attr.join_table, columns, ignore_conflicts=True).sql(dialect)),
         ):
             rows = [
                 (owner._pk_raw_(), item._pk_raw_())
+                if not wide
+                else key_db_values(type(owner), owner._pk_raw_()) + key_db_values(type(item), item._pk_raw_())
                 for owner, item in links
                 if (owner._status_ != GONE and item._status_ != GONE) or links is removed
             ]
@@ -149,8 +153,11 @@ def _links_steps(cache: Any) -> Steps[None]:
 
 def _save_steps(cache: Any, batch: list[Any]) -> Steps[list[tuple[Any, int]]]:
     """Execute the statements of ``batch``; returns (object, status before) in order."""
+    deferred: list[tuple[Any, Any, Any]] = []
     if any(type(obj)._fk_refs_ for obj in batch):
-        batch = _dependency_order(batch)
+        batch = _dependency_order(batch, deferred)
+        for obj, attr, _ in deferred:
+            attr.set_raw(obj, None)  # inserted without the reference, then updated (below)
     done: list[tuple[Any, int]] = []
     group: list[Any] = []
     group_shape: Any = None
@@ -171,6 +178,16 @@ def _save_steps(cache: Any, batch: list[Any]) -> Steps[list[tuple[Any, int]]]:
         group.append(obj)
     if group:
         yield from _save_group_steps(cache, group_shape, group, done)
+    for obj, attr, target in deferred:
+        # the reference was left out of the INSERT: it is now a pending change, updated next round
+        attr.set_raw(obj, target._pk_raw_())
+        orig = obj._orig_
+        if orig is None:
+            obj._orig_ = orig = {}
+        orig[attr.index] = None
+        obj._wbits_ |= attr.bit
+        obj._status_ = MODIFIED
+        cache.dirty[obj] = None
     return done
 
 
@@ -239,8 +256,13 @@ def _integrity_failure(cache: Any, group: list[Any], exc: BaseException) -> Tran
     return error
 
 
-def _dependency_order(batch: list[Any]) -> list[Any]:
-    """``batch`` in first-change order, except that new objects come before the objects referring to them."""
+def _dependency_order(batch: list[Any], deferred: list[tuple[Any, Any, Any]]) -> list[Any]:
+    """``batch`` in first-change order, except that new objects come before the objects referring to them.
+
+    New partners of a symmetric one-to-one (``a.spouse = b`` makes ``b.spouse`` ``a``) refer to each
+    other: the second reference goes to ``deferred`` as (object, attribute, target), to be inserted
+    without it and updated once the target exists. Any other cycle of new objects is an error.
+    """
     in_batch = {id(obj) for obj in batch}
     state: dict[int, int] = {}
     ordered: list[Any] = []
@@ -259,6 +281,9 @@ def _dependency_order(batch: list[Any]) -> list[Any]:
             for attr in type(obj)._fk_refs_:
                 target = attr.get_raw(obj)
                 if isinstance(target, EntityBase) and target._status_ == CREATED and id(target) in in_batch:
+                    if state.get(id(target)) == 1 and attr.reverse is attr:
+                        deferred.append((obj, attr, target))
+                        continue
                     visit(target)
         path.pop()
         state[id(obj)] = 2
@@ -285,6 +310,25 @@ def mark_saved(obj: Any, status: int) -> None:
 
 
 # -- statements per object ---------------------------------------------------------------------------
+
+
+def _columns(attrs: Any) -> tuple[str, ...]:
+    """The database columns of ``attrs`` in order (a reference to a composite key has several)."""
+    return tuple(c for a in attrs for c in a.columns)
+
+
+def _values(attrs: Any, obj: Any) -> list[Any]:
+    """The database values of ``attrs`` of ``obj``, one per column."""
+    values: list[Any] = []
+    for attr in attrs:
+        value = attr.get_raw(obj)
+        if attr.width == 1:
+            values.append(_db(attr, value))
+        elif value is None:
+            values += [None] * attr.width
+        else:
+            values += attr.to_db(value)
+    return values
 
 
 def _insert_shape(entity: Any, obj: Any) -> tuple[Any, ...]:
@@ -326,12 +370,14 @@ def _delete_shape(entity: Any, obj: Any, optimistic: bool) -> tuple[Any, ...]:
 def _key_match(entity: Any, checks: tuple[tuple[int, bool], ...]) -> KeyMatch:
     """The WHERE of an UPDATE/DELETE: the primary key and the optimistic ``checks``."""
     return KeyMatch(
-        tuple(a.column for a in entity._pk_attrs_),
-        tuple((entity._attrs_[index].column, is_null) for index, is_null in checks),
+        entity._pk_columns_,
+        tuple((column, is_null) for index, is_null in checks for column in entity._attrs_[index].columns),
     )
 
 
 def _where_params(entity: Any, obj: Any, checks: tuple[tuple[int, bool], ...]) -> list[Any]:
+    if entity._wide_:
+        return _wide_where_params(entity, obj, checks)
     params = [_db(a, a.get_raw(obj)) for a in entity._pk_attrs_]
     for index, is_null in checks:
         if not is_null:
@@ -340,14 +386,28 @@ def _where_params(entity: Any, obj: Any, checks: tuple[tuple[int, bool], ...]) -
     return params
 
 
+def _wide_where_params(entity: Any, obj: Any, checks: tuple[tuple[int, bool], ...]) -> list[Any]:
+    """``_where_params`` of an entity with an attribute of several columns."""
+    params = _values(entity._pk_attrs_, obj)
+    for index, is_null in checks:
+        if not is_null:
+            attr = entity._attrs_[index]
+            value = _known_value(entity, obj, attr)
+            params += [_db(attr, value)] if attr.width == 1 else attr.to_db(value)
+    return params
+
+
 def _insert_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
     attrs = [entity._attrs_[i] for i in shape[2]]
-    sql = Insert(entity._table_, tuple(a.column for a in attrs)).sql(cache.provider.dialect)
+    sql = Insert(entity._table_, _columns(attrs)).sql(cache.provider.dialect)
     auto = entity._auto_pk_
     if auto is not None and not auto.is_loaded(group[0]):
         yield from _insert_auto_steps(entity, cache, group, attrs, sql, auto)
     else:
-        rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
+        if entity._wide_:
+            rows = [_values(attrs, obj) for obj in group]
+        else:
+            rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
         yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=False)
     for obj in group:
         cache.new_ids.pop(obj, None)
@@ -360,7 +420,7 @@ def _insert_auto_steps(
     """INSERT objects whose key the database generates, and register them under it."""
     keys = None
     if cache.provider.batch_returning and len(group) > 1 and not _refers_within(group):
-        rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
+        rows = [_values(attrs, obj) if entity._wide_ else [_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
         dialect = cache.provider.dialect
         yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
         try:
@@ -376,7 +436,7 @@ def _insert_auto_steps(
             pk = keys[i]
         else:
             # one by one: a later object of the group may refer to an earlier one's new key
-            row = [_db(a, a.get_raw(obj)) for a in attrs]
+            row = _values(attrs, obj) if entity._wide_ else [_db(a, a.get_raw(obj)) for a in attrs]
             try:
                 pk = yield cache, "insert_key", (sql, row, auto.column)
             except TransactionIntegrityError as exc:
@@ -392,10 +452,11 @@ def _insert_auto_steps(
 def _update_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
     attrs = [entity._attrs_[i] for i in shape[2]]
     checks = shape[3]
-    sql = Update(entity._table_, tuple(a.column for a in attrs), _key_match(entity, checks)).sql(
-        cache.provider.dialect
-    )
-    rows = [[_db(a, a.get_raw(obj)) for a in attrs] + _where_params(entity, obj, checks) for obj in group]
+    sql = Update(entity._table_, _columns(attrs), _key_match(entity, checks)).sql(cache.provider.dialect)
+    if entity._wide_:
+        rows = [_values(attrs, obj) + _where_params(entity, obj, checks) for obj in group]
+    else:
+        rows = [[_db(a, a.get_raw(obj)) for a in attrs] + _where_params(entity, obj, checks) for obj in group]
     yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True)
     for obj in group:
         mark_saved(obj, MODIFIED)
@@ -422,6 +483,8 @@ def _conflict_steps(entity: Any, cache: Any, shape: Any, obj: Any) -> Steps[str]
     row = (yield cache, "query", (sql, params)).fetchone()
     if row is None:
         return f"Object {obj!r} was deleted outside of current transaction"
+    if entity._wide_:
+        row = fold_rows(entity._select_attrs_, [row])[0]
     values = {
         a.index: (v if v is None or a.from_db is None else a.from_db(v))
         for a, v in zip(entity._select_attrs_, row)
@@ -438,7 +501,7 @@ def _conflict_steps(entity: Any, cache: Any, shape: Any, obj: Any) -> Steps[str]
 
 def _describe_integrity(entity: Any, group: list[Any], columns: list[str]) -> str:
     """The values of the attributes whose ``columns`` a database constraint names."""
-    named = [a for a in entity._columns_ if a.column in columns]
+    named = [a for a in entity._columns_ if any(c in columns for c in a.columns)]
     if not named:
         return ""
     shown = []

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from ..database import Database, column_index_name, join_table_index_name
+from ..database import Database, column_index_name, composite_index_name, join_table_index_name
 from ..exceptions import MappingError
 from ..sql import ColumnDef, foreign_key_name
 
@@ -88,19 +88,18 @@ def build_metadata(db: Database) -> sa.MetaData:
         _entity_table(metadata, provider, dialect, entity)
     for attr in db._join_tables():
         owner, target = attr.entity, attr.py_type
-        own, other = attr.owner_column, attr.target_column
+        own, other = attr.owner_columns, attr.target_columns
         sa.Table(
             attr.join_table,
             metadata,
-            sa.Column(
-                own, sql_type(provider.dialect.sql_type(owner._pk_attrs_[0]), dialect), primary_key=True
-            ),
-            sa.Column(
-                other, sql_type(provider.dialect.sql_type(target._pk_attrs_[0]), dialect), primary_key=True
+            *(
+                sa.Column(column, sql_type(provider.dialect.sql_type(leaf), dialect), primary_key=True)
+                for names, entity in ((own, owner), (other, target))
+                for column, (_, leaf) in zip(names, entity._pk_leaves_)
             ),
             _foreign_key(attr.join_table, own, owner),
             _foreign_key(attr.join_table, other, target),
-            sa.Index(join_table_index_name(attr), other),
+            sa.Index(join_table_index_name(attr), *other),
         )
     return metadata
 
@@ -142,35 +141,40 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
                 )
             )
             continue
-        spelling = (
-            provider.dialect.reference_sql_type(attr) if attr.is_reference else provider.dialect.sql_type(attr)
-        )
-        columns.append(
-            sa.Column(
-                attr.column,
-                sql_type(spelling, dialect),
-                primary_key=attr.is_pk,
-                nullable=nullable,
-                # a key nextorm does not generate is not SERIAL/AUTOINCREMENT in a CREATE TABLE
-                autoincrement=False if attr.is_pk else "auto",
-                server_default=_server_default(attr, provider.dialect),
+        for column, leaf in zip(attr.columns, attr.leaves):
+            columns.append(
+                sa.Column(
+                    column,
+                    sql_type(
+                        provider.dialect.reference_sql_type(attr)
+                        if attr.is_reference and attr.width == 1
+                        else provider.dialect.sql_type(leaf),
+                        dialect,
+                    ),
+                    primary_key=attr.is_pk,
+                    nullable=nullable,
+                    # a key nextorm does not generate is not SERIAL/AUTOINCREMENT in a CREATE TABLE
+                    autoincrement=False if attr.is_pk else "auto",
+                    server_default=_server_default(attr, provider.dialect),
+                )
             )
-        )
         if attr.is_reference:
-            elements.append(_foreign_key(entity._table_, attr.column, attr.py_type))
+            elements.append(_foreign_key(entity._table_, attr.columns, attr.py_type))
         index = column_index_name(attr)
         if index is not None:
-            elements.append(sa.Index(index, attr.column))
+            elements.append(sa.Index(index, *attr.columns))
     for key in entity._unique_keys_:
-        elements.append(sa.UniqueConstraint(*(a.column for a in key.attrs)))
+        elements.append(sa.UniqueConstraint(*(c for a in key.attrs for c in a.columns)))
+    for key in entity._composite_indexes_:
+        elements.append(sa.Index(composite_index_name(entity, key), *(c for a in key.attrs for c in a.columns)))
     return sa.Table(entity._table_, metadata, *columns, *elements, **options)
 
 
-def _foreign_key(table: str, column: str, target: Any) -> sa.ForeignKeyConstraint:
+def _foreign_key(table: str, columns: tuple[str, ...], target: Any) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
-        [column],
-        [f"{target._table_}.{target._pk_attrs_[0].column}"],
-        name=foreign_key_name(table, column),
+        list(columns),
+        [f"{target._table_}.{column}" for column in target._pk_columns_],
+        name=foreign_key_name(table, columns[0] if len(columns) == 1 else columns),
         deferrable=True,
         initially="DEFERRED",
     )

@@ -122,7 +122,8 @@ class Dialect:
         """The column type of reference ``attr``: its own ``sql_type``, else its target key's."""
         if attr.sql_type:
             return str(attr.sql_type)
-        key_type = self.sql_type(attr.py_type._pk_attrs_[0])
+        leaves = getattr(attr, "leaves", ())
+        key_type = self.sql_type(leaves[0] if leaves else attr.py_type._pk_attrs_[0])
         serial = {"serial": "integer", "bigserial": "bigint", "smallserial": "smallint"}.get(key_type.lower())
         if serial is None:
             return key_type
