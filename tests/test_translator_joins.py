@@ -112,6 +112,19 @@ def test_reference_paths_join(school) -> None:
         assert names(select(s for s in Student if s.group.name in ("g1", "g3"))) == ["Ann", "Bob"]
 
 
+def test_each_path_joins_once_and_keys_read_without_a_join(school) -> None:
+    """Two attributes through one path share its join; ``s.group.id`` reads the reference column."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        g1 = Group.get(name="g1")
+        both = select(s for s in Student if s.group.name == "g1" and s.group.dept.name == "Math")
+        assert names(both) == ["Ann", "Bob"]
+        assert both.sql()[0].count(" JOIN ") == 2
+        by_key = select(s for s in Student if s.group.id == g1.id)
+        assert names(by_key) == ["Ann", "Bob"]
+        assert " JOIN " not in by_key.sql()[0]
+
+
 def test_reference_paths_compare_with_objects_and_each_other(school) -> None:
     """A reference path compares with an object, None, or another path of the query."""
     Dept, Group, Student, Course, Passport = school

@@ -38,12 +38,17 @@ __all__ = [
     "InValues",
     "Insert",
     "Join",
+    "Key",
+    "KeyIsNull",
     "KeyMatch",
+    "KeysEqual",
     "MemberOf",
     "Scope",
     "Select",
     "Subquery",
     "Update",
+    "key_columns",
+    "reference_columns",
     "render",
 ]
 
@@ -495,12 +500,71 @@ class _KeyIs:
         return f"{dialect.column(self.key)} = {self.outer}"
 
 
+def key_columns(entity: Any) -> tuple[str, ...]:
+    """The primary-key columns of an entity."""
+    return tuple(entity._pk_columns_)
+
+
+def reference_columns(attr: Any) -> tuple[str, ...]:
+    """The columns of a reference attribute (several for a reference to a composite key)."""
+    return tuple(attr.columns)
+
+
+class Key:
+    """The key columns of an object a query reads: ``columns`` of ``source``'s table."""
+
+    __slots__ = ("columns", "source")
+
+    def __init__(self, source: Var | Path | None, columns: tuple[str, ...]) -> None:
+        self.source = source
+        self.columns = columns
+
+    def sql(self, dialect: Dialect) -> list[str]:
+        """Each column, qualified by its table's alias (raises NeedsScope outside a ``Scope``)."""
+        if not isinstance(dialect, Scope):
+            raise NeedsScope
+        alias = dialect.alias(self.source)
+        return [f"{alias}.{dialect.dialect.quote(c)}" for c in self.columns]
+
+
+class KeysEqual(Expr):
+    """``left = right`` of two objects' keys, column by column (``negate``: not equal)."""
+
+    __slots__ = ("left", "negate", "right")
+
+    def __init__(self, left: Key, right: Key, negate: bool = False) -> None:
+        self.left = left
+        self.right = right
+        self.negate = negate
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        pairs = zip(self.left.sql(dialect), self.right.sql(dialect))
+        text = " AND ".join(f"{a} = {b}" for a, b in pairs)
+        return f"NOT ({text})" if self.negate else f"({text})"
+
+
+class KeyIsNull(Expr):
+    """The key columns of an object are NULL (no object: a left join found no row)."""
+
+    __slots__ = ("key", "negate")
+
+    def __init__(self, key: Key, negate: bool = False) -> None:
+        self.key = key
+        self.negate = negate
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        columns = self.key.sql(dialect)
+        if self.negate:
+            return "(" + " OR ".join(f"{c} IS NOT NULL" for c in columns) + ")"
+        return "(" + " AND ".join(f"{c} IS NULL" for c in columns) + ")"
+
+
 class MemberOf(Expr):
-    """``member IN (SELECT target FROM join_table WHERE owner = ...)``: a many-to-many collection."""
+    """``EXISTS (SELECT 1 FROM join_table WHERE owner = ... AND member = ...)``: a many-to-many collection."""
 
     __slots__ = ("attr", "member", "owner")
 
-    def __init__(self, member: ColumnRef, attr: Any, owner: ColumnRef) -> None:
+    def __init__(self, member: Key, attr: Any, owner: Key) -> None:
         self.member = member
         self.attr = attr
         self.owner = owner
@@ -511,11 +575,12 @@ class MemberOf(Expr):
         attr = self.attr
         alias = dialect.fresh()
         q = dialect.dialect.quote
-        return (
-            f"{dialect.column_ref(self.member)} IN (SELECT {alias}.{q(attr.target_column)} "
-            f"FROM {q(attr.join_table)} {alias} WHERE {alias}.{q(attr.owner_column)} = "
-            f"{dialect.column_ref(self.owner)})"
-        )
+        pairs = [
+            *zip(attr.owner_columns, self.owner.sql(dialect)),
+            *zip(attr.target_columns, self.member.sql(dialect)),
+        ]
+        where = " AND ".join(f"{alias}.{q(column)} = {other}" for column, other in pairs)
+        return f"EXISTS (SELECT 1 FROM {q(attr.join_table)} {alias} WHERE {where})"
 
 
 # -- changes ----------------------------------------------------------------------------------

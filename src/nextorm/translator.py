@@ -28,7 +28,20 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .exceptions import ExprEvalError, OrmError, TranslationError, UnknownAttributeError
 from .expressions import ColumnRef, Expr, Path, Var, expression_for
-from .sql import Comparison, Exists, InQuery, InSubquery, MemberOf, Select, Subquery
+from .sql import (
+    Comparison,
+    Exists,
+    InQuery,
+    InSubquery,
+    Key,
+    KeyIsNull,
+    KeysEqual,
+    MemberOf,
+    Select,
+    Subquery,
+    key_columns,
+    reference_columns,
+)
 
 if TYPE_CHECKING:
     from .query import Query
@@ -456,6 +469,15 @@ def _pk_ref(obj: Any, where: str) -> ColumnRef:
     return ColumnRef(_source_of(obj), keys[0])
 
 
+def _key_of(obj: Any) -> Key:
+    """The key columns of an object operand, or of the object a reference column holds."""
+    if type(obj) is ColumnRef:
+        return Key(obj.source, reference_columns(obj.attr))
+    if type(obj) is Path and obj.attr.is_column:
+        return Key(obj.base, reference_columns(obj.attr))  # the reference column holds the key: no join
+    return Key(_source_of(obj), key_columns(_entity_of(obj)))
+
+
 def _path(base: Any, names: tuple[str, ...], where: str) -> Any:
     source = _source_of(base)
     entity = _entity_of(base)
@@ -480,6 +502,10 @@ def _path(base: Any, names: tuple[str, ...], where: str) -> Any:
         if attr.is_reference:
             if last and attr.is_column:
                 return ColumnRef(source, attr)
+            if attr.is_column and i == len(names) - 2:
+                key = _key_read_through(source, attr, names[-1])
+                if key is not None:
+                    return key
             source = Path(source, attr)
             entity = attr.py_type
             if last:
@@ -493,14 +519,26 @@ def _path(base: Any, names: tuple[str, ...], where: str) -> Any:
     return base
 
 
+def _key_read_through(source: Any, attr: Any, name: str) -> ColumnRef | None:
+    """``s.group.id``: the referenced key is the reference's own column, read without a join."""
+    target = attr.py_type
+    keys = target._pk_attrs_
+    if len(keys) != 1 or keys[0].name != name or len(reference_columns(attr)) != 1:
+        return None
+    ref = ColumnRef(source, keys[0])
+    ref.column = reference_columns(attr)[0]
+    ref.columns = (ref.column,)
+    return ref
+
+
 def _collection(owner: Any, attr: Any, element: Any) -> _Many:
     """The members of ``owner.attr``; ``element`` is the object standing for them (a new one if None)."""
     var = Var(attr.py_type) if element is None else element
-    owner_key = _pk_ref(owner, attr.qualname)
+    owner_key = _key_of(owner)
     if attr.is_m2m:
-        condition: Any = MemberOf(_pk_ref(var, attr.qualname), attr, owner_key)
+        condition: Any = MemberOf(_key_of(var), attr, owner_key)
     else:
-        condition = Comparison(ColumnRef(_source_of(var), attr.reverse), "==", owner_key)
+        condition = KeysEqual(Key(_source_of(var), reference_columns(attr.reverse)), owner_key)
     many = _Many((var,) if element is None else (), (condition,), var)
     many.one_owner = not attr.is_m2m
     return many
@@ -531,16 +569,26 @@ def _compare(left: Any, op: str, right: Any, where: str) -> Any:
             raise TranslationError(f"An ordering comparison of objects is not supported in queries: {where}")
         if right is None:
             if type(left) is Path:
-                return expression_for(_pk_ref(left, where), op, None)
+                return KeyIsNull(_key_of(left), negate=op == "!=")
             return _FALSE if op == "==" else _TRUE
         if _is_object(right) or type(right) is ColumnRef:
-            other = _pk_ref(right, where) if _is_object(right) else right
-            return Comparison(_pk_ref(left, where), op, other)
+            if type(right) is ColumnRef and not getattr(right.attr, "is_reference", False):
+                raise TranslationError(f"An object compared with {right!r}, which is not a reference: {where}")
+            return KeysEqual(_key_of(left), _key_of(right), negate=op == "!=")
         return _same(left, right, op == "!=", where)
     if type(left) is ColumnRef:
         if _is_object(right):
-            return Comparison(left, op, _pk_ref(right, where))
+            if not getattr(left.attr, "is_reference", False) or op not in ("==", "!="):
+                raise TranslationError(f"{left!r} compared with an object: {where}")
+            return KeysEqual(_key_of(left), _key_of(right), negate=op == "!=")
         if right_query:
+            if (
+                type(right) is ColumnRef
+                and getattr(left.attr, "is_reference", False)
+                and getattr(right.attr, "is_reference", False)
+                and op in ("==", "!=")
+            ):
+                return KeysEqual(_key_of(left), _key_of(right), negate=op == "!=")
             return Comparison(left, op, right)
         return expression_for(left, op, right)
     if type(left) is Subquery:
@@ -620,7 +668,7 @@ def _truth(value: Any, where: str) -> Any:
     if type(value) is _Many:
         return _exists_of(value, where)
     if type(value) is Path:
-        return expression_for(_pk_ref(value, where), "!=", None)
+        return KeyIsNull(_key_of(value), negate=True)
     if type(value) is Var or _is_entity(value):
         return _TRUE
     if type(value) is ColumnRef:
