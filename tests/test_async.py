@@ -912,7 +912,7 @@ PENDING_CALLS: list[tuple[str, Callable[[SimpleNamespace, Any], Any], str]] = [
     ("pk-miss", lambda m, p: m.Person[999], re.escape("use await Person.aget(id=...)")),
     ("entity-get", lambda m, p: m.Person.get(name="Ann"), re.escape("use await Person.aget(...)")),
     ("count", lambda m, p: m.Person.select().count(), re.escape("use await Person.select(...).acount()")),
-    ("new-object-pk", lambda m, p: p.id, r"use await (aflush\(\)|obj\.aflush\(\)|obj\.awaitable_attrs\.id)"),
+    ("new-object-pk", lambda m, p: p.get_pk(), r"use await (aflush\(\)|obj\.aflush\(\))"),
 ]
 
 

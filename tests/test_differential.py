@@ -506,11 +506,14 @@ class Model:
                 return ["ok", obj.values.get(attr)]
             raise ModelError("OperationWithDeletedObjectError", f"{obj!r} was {status_word(obj.status)}")
         if attr not in obj.values:
-            self.flush(obj.cache)  # the id of a new object: flush to learn it
+            return ["ok", None]  # the id of a new object reads None until it is flushed
         obj.read.add(attr)
         return ["ok", obj.values[attr]]
 
     def op_to_dict(self, index: int) -> list[Any]:
+        obj = self.handle(index)
+        if obj.cache.alive and obj.status == CREATED and "id" not in obj.values:
+            self.flush(obj.cache)  # to_dict() of a new object flushes to give its id
         return ["ok", {attr: self.op_read(index, attr)[1] for attr in COLUMNS}]
 
     def op_write(self, index: int, attr: str, value: Any) -> list[Any]:

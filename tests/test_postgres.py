@@ -339,7 +339,9 @@ def test_values_are_stored_natively_and_read_back_equal(Item: type, other_connec
         data={"k": [1, "two", None], "n": {"x": 1.5}},
     )
     with db_session:
-        item_id = Item(**values_in).id
+        item = Item(**values_in)
+        item.flush()
+        item_id = item.id
     stored = other_connection.execute(
         "SELECT price, made, blob, token, data, jsonb_typeof(data), took FROM item WHERE id = ?", (item_id,)
     ).fetchone()

@@ -468,7 +468,7 @@ def test_nested_decorated_ddl_function_raises(Person: type) -> None:
 
 
 def test_nested_retry_warns_and_runs_once(ann: type) -> None:
-    """A ``retry`` decorated function called inside a session warns (RuntimeWarning), runs once, no retry."""
+    """A ``retry`` decorated function called inside a session warns (OrmRuntimeWarning), runs once, no retry."""
     Person = ann
     calls = []
 
@@ -482,7 +482,7 @@ def test_nested_retry_warns_and_runs_once(ann: type) -> None:
         "because it is called inside another db_session"
     )
     with db_session:
-        with pytest.warns(RuntimeWarning, match=re.escape(message)) as record:
+        with pytest.warns(nextorm.OrmRuntimeWarning, match=re.escape(message)) as record:
             assert load() is Person[1]
     assert calls == [1]
     assert [w.filename for w in record if issubclass(w.category, RuntimeWarning)] == [__file__]

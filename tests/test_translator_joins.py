@@ -135,6 +135,7 @@ def test_reference_paths_compare_with_objects_and_each_other(school) -> None:
         assert names(select(s for s in Student if s.mentor.group == s.group)) == ["Bob"]
         assert names(select(s for s in Student if s.mentor.mentor.name == "Ann")) == ["Dee"]
         assert names(select(s for s in Student if s.passport.number == "P1")) == ["Bob"]
+        assert names(select(s for s in Student if (s.gpa > 3) is True)) == ["Ann", "Dee"]
         assert names(select(s for s in Student if s.passport is None)) == ["Ann", "Cid", "Dee", "Eve"]
 
 
@@ -263,6 +264,12 @@ def test_collection_methods_in_queries(school) -> None:
         assert names(select(g for g in Group if g.students.count() == 2)) == ["g1", "g2"]
         assert names(select(g for g in Group if bob in g.students.select(lambda s: s.gpa > 2))) == ["g1"]
         assert names(select(g for g in Group if bob in g.students.filter(lambda s: s.gpa > 3.5))) == []
+        assert names(select(g for g in Group if select(s.gpa for s in g.students).max() > 3.8)) == ["g1"]
+        assert names(select(g for g in Group if select(s.gpa for s in g.students).sum() == 5.5)) == ["g2"]
+        assert names(select(g for g in Group if select(s for s in g.students if s.gpa > 3).count() == 1)) == [
+            "g1",
+            "g2",
+        ]
 
 
 # -- several for clauses ---------------------------------------------------------------------------

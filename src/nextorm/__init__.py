@@ -10,6 +10,7 @@ from ._impl import COMPILED
 from .attributes import Optional, PrimaryKey, Required, Set, composite_index, composite_key, desc
 from .database import AsyncDatabase, Database
 from .debug import set_sql_debug, sql_debug
+from .display import show
 from .entity import Entity, EntityProxy, make_proxy
 from .exceptions import (
     AttributeTypeError,
@@ -27,11 +28,13 @@ from .exceptions import (
     IsolationError,
     MappingError,
     MultipleObjectsFoundError,
+    MultipleRowsFound,
     ObjectCopyError,
     ObjectNotFound,
     OperationWithDeletedObjectError,
     OptimisticCheckError,
     OrmError,
+    OrmRuntimeWarning,
     PartialCommitException,
     PendingRollbackError,
     PoolTimeoutError,
@@ -39,6 +42,7 @@ from .exceptions import (
     ReadOnlyAttributeError,
     ReadOnlySessionError,
     RollbackException,
+    RowNotFound,
     SerializationFailure,
     TableIsNotEmpty,
     TransactionError,
@@ -82,12 +86,14 @@ __all__ = [
     "LongUnicode",
     "MappingError",
     "MultipleObjectsFoundError",
+    "MultipleRowsFound",
     "ObjectCopyError",
     "ObjectNotFound",
     "OperationWithDeletedObjectError",
     "OptimisticCheckError",
     "Optional",
     "OrmError",
+    "OrmRuntimeWarning",
     "PartialCommitException",
     "PendingRollbackError",
     "PoolTimeoutError",
@@ -98,6 +104,7 @@ __all__ = [
     "ReadOnlySessionError",
     "Required",
     "RollbackException",
+    "RowNotFound",
     "SerializationFailure",
     "Set",
     "TableIsNotEmpty",
@@ -128,6 +135,7 @@ __all__ = [
     "rollback",
     "select",
     "set_sql_debug",
+    "show",
     "sql_debug",
     "with_transaction",
 ]

@@ -262,9 +262,8 @@ class Attribute(_impl.Column, Generic[_T]):
         if cache.session is not active_session():
             raise TransactionError(f"Object {obj!r} doesn't belong to current transaction")
         if obj._status_ == CREATED:
-            cache.flush()
-        else:
-            load_missing(obj, self)
+            return None  # a new object's generated key reads None until it is flushed, as in Pony
+        load_missing(obj, self)
         return self.__get__(obj, None)
 
     def _read_after_session_(self, obj: Any) -> Any:

@@ -4,24 +4,39 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
+from collections.abc import Callable
 from typing import Any
 
+from .attributes import Attribute
 from .entity import Entity, EntityMeta
 from .exceptions import (
     BindingError,
     DBSchemaError,
     ERDiagramError,
     MappingError,
+    MultipleRowsFound,
     OrmError,
+    RowNotFound,
     TableIsNotEmpty,
     TransactionError,
 )
 from .providers import Provider, get_provider
 from .providers.dialect import Dialect
 from .query import caller_namespace
-from .relationships import resolve_columns, resolve_relations
+from .relationships import SetAttr, resolve_columns, resolve_relations
+from .schema import Schema
 from .session import active_session, db_session, require_session
-from .sql import ColumnDef, CreateIndex, CreateTable, DropTable, ForeignKey, Insert, Select, render
+from .sql import (
+    ColumnDef,
+    CreateIndex,
+    CreateTable,
+    DropTable,
+    ForeignKey,
+    Insert,
+    Select,
+    complete_select,
+    render,
+)
 from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = ["AsyncDatabase", "Database"]
@@ -30,7 +45,9 @@ __all__ = ["AsyncDatabase", "Database"]
 # passed through untouched); ``$$`` is a literal ``$``
 _SQL_TOKENS = re.compile(
     r"""('(?:[^']|'')*(?:'|\Z)|"(?:[^"]|"")*(?:"|\Z)|--[^\n]*|/\*.*?(?:\*/|\Z))"""
-    r"""|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)|\$([A-Za-z_][\w.]*)""",
+    r"""|\$\$|\$\(([^()]*(?:\([^()]*\)[^()]*)*)\)"""
+    # ``$name`` followed by attributes, subscripts and calls: ``$obj.attr``, ``$x[0]``, ``$date.today()``
+    r"""|\$([A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\[\]]*\]|\((?:[^()]|\([^()]*\))*\))*)""",
     re.DOTALL,
 )
 
@@ -85,8 +102,17 @@ class Database:
         self.Entity: type[Entity] = EntityMeta(
             "Entity", (Entity,), {"_database_": self, "_is_base_": True, "__slots__": ()}
         )
+        self._schema: Schema | None = None
+        self._on_connect: list[tuple[Callable[[Any, Any], Any], str | None]] = []
         if args or kwargs:
             self.bind(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        # ``db.Person``: every entity declared on this database is an attribute of it, as in Pony
+        entity = self.__dict__.get("entities", {}).get(name)
+        if entity is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return entity
 
     def __repr__(self) -> str:
         return f"<Database {self.provider_name or 'unbound'}{' ' + self._where() if self.provider else ''}>"
@@ -114,6 +140,48 @@ class Database:
         if not isinstance(provider, str):
             raise BindingError(f"Database provider must be a name like 'sqlite', got {provider!r}")
         self.provider = get_provider(provider, *args, asyncio=self._asyncio_, **kwargs)
+        self.provider.on_connect = self._connected
+
+    # -- connection setup --------------------------------------------------------------------------
+
+    def on_connect(
+        self, func: Callable[[Any, Any], Any] | None = None, *, provider: str | None = None
+    ) -> Any:
+        """Register ``func(db, connection)`` to run on every new connection (optionally for one provider).
+
+        ``@db.on_connect`` or ``@db.on_connect(provider='sqlite')``; the function gets the driver's
+        connection right after it is opened (its changes are committed), before any session uses it.
+        """
+        if func is None:
+            return lambda f: self.on_connect(f, provider=provider)
+        if not callable(func):
+            raise TypeError(f"on_connect() takes a function, got {func!r}")
+        if provider is not None and not isinstance(provider, str):
+            raise TypeError(f"on_connect() provider must be a provider name like 'sqlite', got {provider!r}")
+        self._on_connect.append((func, provider))
+        return func
+
+    def _connected(self, conn: Any) -> list[Any]:
+        """A new connection was opened: run the on_connect functions that apply to it; their results."""
+        return [
+            func(self, conn)
+            for func, provider in self._on_connect
+            if provider is None or provider == self.provider_name
+        ]
+
+    @property
+    def last_sql(self) -> str | None:
+        """The last statement this thread ran on this database (not BEGIN/COMMIT/ROLLBACK), or None."""
+        return None if self.provider is None else self.provider.last_sql
+
+    @property
+    def schema(self) -> Schema | None:
+        """The tables the mapping gives this database (None until ``generate_mapping``)."""
+        if not self._mapped_:
+            return None
+        if self._schema is None:
+            self._schema = self._build_schema()
+        return self._schema
 
     def _provider_or_fail(self) -> Provider:
         if self.provider is None:
@@ -204,20 +272,25 @@ class Database:
         for sql in statements:
             yield cache, "write", (sql, ())
 
+    def _tables(self, dialect: Dialect) -> list[tuple[CreateTable, list[CreateIndex]]]:
+        """Every table of the mapping (entities', then join tables) with its indexes."""
+        tables = [self._entity_table(entity, dialect) for entity in self.entities.values()]
+        for attr in self._join_tables():
+            table, index = self._join_table(attr, dialect)
+            tables.append((table, [index]))
+        return tables
+
+    def _build_schema(self) -> Schema:
+        return Schema(self._tables(self._provider_or_fail().dialect), self._provider_or_fail().dialect)
+
     def _create_tables_steps(self) -> Steps[None]:
         self._require_mapped_db()
         dialect = self._provider_or_fail().dialect
-        tables: list[CreateTable] = []
+        tables = self._tables(dialect)
         statements: list[str] = []
-        for entity in self.entities.values():
-            table, indexes = self._entity_table(entity, dialect)
-            tables.append(table)
+        for table, indexes in tables:
             statements += [table.sql(dialect), *(index.sql(dialect) for index in indexes)]
-        for attr in self._join_tables():
-            table, index = self._join_table(attr, dialect)
-            tables.append(table)
-            statements += [table.sql(dialect), index.sql(dialect)]
-        for table in tables:
+        for table, _ in tables:
             statements += table.late_sql(dialect)
         yield from self._ddl_steps(statements)
 
@@ -407,17 +480,19 @@ class Database:
         def replace(match: re.Match[str]) -> str:
             quoted, expression, name = match.groups()
             if quoted is not None:
-                return quoted
+                # ``$$`` is a dollar in quoted text too, as Pony reads it; a comment is left as it is
+                return quoted if quoted[0] in "-/" else quoted.replace("$$", "$")
             if expression is None and name is None:
                 return "$"
             source = expression if expression is not None else name
             if params is not None:
-                root, _, rest = source.partition(".")
+                root = re.match(r"\w+", source).group(0)  # type: ignore[union-attr]
                 if root not in params:
                     raise OrmError(f"Parameter ${source} of the SQL is not in the given params")
-                value = params[root]
-                for part in rest.split(".") if rest else ():
-                    value = getattr(value, part)
+                try:
+                    value = eval(source, {"__builtins__": {}}, params)
+                except Exception as exc:
+                    raise OrmError(f"`{source}` raises {type(exc).__name__}: {exc}") from exc
             else:
                 try:
                     value = eval(source, globals_, locals_)
@@ -432,7 +507,7 @@ class Database:
         position = 0
         for match in _SQL_TOKENS.finditer(sql):
             pieces.append(dialect.escape_percent(sql[position : match.start()]))
-            pieces.append(dialect.escape_percent(match.group(0)) if match.group(1) else replace(match))
+            pieces.append(dialect.escape_percent(replace(match)) if match.group(1) else replace(match))
             position = match.end()
         pieces.append(dialect.escape_percent(sql[position:]))
         return "".join(pieces), args
@@ -468,44 +543,66 @@ class Database:
         return await run_async(self._raw_steps_(sql, params, caller_namespace(), write=True))
 
     def select(self, sql: str, params: Any = None) -> list[Any]:
-        """Rows of a raw SELECT: values for one column, named tuples for several."""
-        return _rows(run_sync(self._raw_steps_(sql, params, caller_namespace()), "await db.aselect(...)"))
+        """Rows of a raw SELECT (``SELECT`` may be left out): values for one column, named tuples for several."""
+        steps = self._raw_steps_(complete_select(sql), params, caller_namespace())
+        return _rows(run_sync(steps, "await db.aselect(...)"))
 
     async def aselect(self, sql: str, params: Any = None) -> list[Any]:
         """Awaitable ``select()``."""
-        return _rows(await run_async(self._raw_steps_(sql, params, caller_namespace())))
+        return _rows(await run_async(self._raw_steps_(complete_select(sql), params, caller_namespace())))
 
     def get(self, sql: str, params: Any = None) -> Any:
-        """The only row of a raw SELECT; an error when there is none or several."""
-        return _one(_rows(run_sync(self._raw_steps_(sql, params, caller_namespace()), "await db.aget(...)")))
+        """The only row of a raw SELECT; RowNotFound when there is none, MultipleRowsFound when several."""
+        steps = self._raw_steps_(complete_select(sql), params, caller_namespace())
+        return _one(_rows(run_sync(steps, "await db.aget(...)")))
 
     async def aget(self, sql: str, params: Any = None) -> Any:
         """Awaitable ``get()``."""
-        return _one(_rows(await run_async(self._raw_steps_(sql, params, caller_namespace()))))
+        return _one(_rows(await run_async(self._raw_steps_(complete_select(sql), params, caller_namespace()))))
 
     def exists(self, sql: str, params: Any = None) -> bool:
         """Whether a raw SELECT returns any row."""
-        result = run_sync(self._raw_steps_(sql, params, caller_namespace()), "await db.aexists(...)")
-        return result.fetchone() is not None
+        steps = self._raw_steps_(complete_select(sql), params, caller_namespace())
+        return run_sync(steps, "await db.aexists(...)").fetchone() is not None
 
     async def aexists(self, sql: str, params: Any = None) -> bool:
         """Awaitable ``exists()``."""
-        return (await run_async(self._raw_steps_(sql, params, caller_namespace()))).fetchone() is not None
+        steps = self._raw_steps_(complete_select(sql), params, caller_namespace())
+        return (await run_async(steps)).fetchone() is not None
 
-    def _insert_steps(self, table_name: str, returning: str | None, values: dict[str, Any]) -> Steps[Any]:
+    def _insert_steps(self, table: Any, returning: str | None, values: dict[str, Any]) -> Steps[Any]:
         provider = self._provider_or_fail()
+        if isinstance(table, EntityMeta) and table._database_ is self:
+            self._require_mapping_(table)
+            columns = tuple(_column_of(table, name) for name in values)
+            if returning is not None:
+                returning = _column_of(table, returning)
+            elif table._auto_pk_ is not None:
+                returning = table._auto_pk_.column  # the new key, on every database
+            table_name = table._table_
+        elif isinstance(table, str):
+            columns, table_name = tuple(values), table
+        elif isinstance(table, SetAttr) and getattr(table, "is_m2m", False) and table.entity._database_ is self:
+            columns, table_name = tuple(values), table.join_table  # the join table of a many-to-many
+        elif isinstance(table, (Attribute, SetAttr)):
+            raise TypeError(f"Attribute {table!r} is not a many-to-many Set and doesn't have a table of its own")
+        else:
+            raise TypeError(f"db.insert() takes a table name or an entity of this database, got {table!r}")
+        row = [value.get_pk() if isinstance(value, Entity) else value for value in values.values()]
         cache = require_session().cache_for(self)
         yield from cache.flush_steps()
-        sql = Insert(table_name, tuple(values)).sql(provider.dialect)
-        return (yield cache, "insert_key", (sql, list(values.values()), returning))
+        sql = Insert(table_name, columns).sql(provider.dialect)
+        return (yield cache, "insert_key", (sql, row, returning))
 
-    def insert(self, table_name: str, returning: str | None = None, **values: Any) -> Any:
-        """INSERT one row of raw values; returns the new row's ``returning`` column (by default its id)."""
-        return run_sync(self._insert_steps(table_name, returning, values), "await db.ainsert(...)")
+    def insert(self, table: Any, returning: str | None = None, **values: Any) -> Any:
+        """INSERT one row of raw values into a table, an entity's table (attribute names may be used) or
+        a many-to-many Set's join table; returns the new row's ``returning`` column (by default the
+        entity's auto key, or SQLite's rowid)."""
+        return run_sync(self._insert_steps(table, returning, values), "await db.ainsert(...)")
 
-    async def ainsert(self, table_name: str, returning: str | None = None, **values: Any) -> Any:
+    async def ainsert(self, table: Any, returning: str | None = None, **values: Any) -> Any:
         """Awaitable ``insert()``."""
-        return await run_async(self._insert_steps(table_name, returning, values))
+        return await run_async(self._insert_steps(table, returning, values))
 
     def get_connection(self) -> Any:
         """The DB-API connection of the current session (with autoflush done)."""
@@ -576,11 +673,17 @@ def _is_read(sql: str) -> bool:
     return _READ_STATEMENT.match(sql) is not None
 
 
+def _column_of(entity: Any, name: str) -> str:
+    """The column of ``entity``'s attribute ``name``; a name that is no attribute is taken as a column."""
+    attr = entity._attrs_by_name_.get(name)
+    return name if attr is None or not attr.is_column else str(attr.column)
+
+
 def _one(rows: list[Any]) -> Any:
     if not rows:
-        raise OrmError("The query returned no rows")
+        raise RowNotFound("The query returned no rows")
     if len(rows) > 1:
-        raise OrmError(f"The query returned {len(rows)} rows instead of one")
+        raise MultipleRowsFound(f"The query returned {len(rows)} rows instead of one")
     return rows[0]
 
 

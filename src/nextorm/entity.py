@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from ._impl import CREATED, DELETED, GONE, MODIFIED, EntityBase, EntityMetaBase
 from .attributes import Attribute, CompositeKey, PrimaryKey, Reference, status_word
+from .display import describe
 from .exceptions import (
     ERDiagramError,
     MultipleObjectsFoundError,
@@ -368,10 +369,12 @@ class Entity(EntityBase, metaclass=EntityMeta):
         """The primary key value: one value per key column (a tuple for a composite key, a key made
         of references holding the keys of the objects referred to); flushes a new object to get it."""
         cls = type(self)
+        if self._status_ == CREATED and self._pk_raw_() is None:
+            self._check_live_("flush object").flush()  # the session's pending changes, in order
         if cls._npk_ == 1 and not cls._pk_has_refs_:
             return cls._pk_attrs_[0].__get__(self, cls)
         for attr in cls._pk_attrs_:
-            attr.__get__(self, cls)  # a new object's key is known once it is flushed
+            attr.__get__(self, cls)  # tracked reads of the key
         flat = flat_key(cls, self._pk_raw_())
         return flat[0] if len(flat) == 1 else flat
 
@@ -417,15 +420,29 @@ class Entity(EntityBase, metaclass=EntityMeta):
             collection.__set__(self, value)
 
     def to_dict(
-        self, only: Any = None, exclude: Any = None, with_lazy: bool = False, with_collections: bool = False
+        self,
+        only: Any = None,
+        exclude: Any = None,
+        with_collections: bool = False,
+        with_lazy: bool = False,
+        related_objects: bool = False,
     ) -> dict[str, Any]:
-        """Attribute values by name; related objects as primary keys (collections as lists of them)."""
+        """Attribute values by name, as Pony gives them.
+
+        ``only``/``exclude`` name attributes (a list, or one string separated by spaces or commas);
+        lazy attributes need ``with_lazy`` and collections ``with_collections`` unless named in
+        ``only``. Related objects are given as primary keys (collections as sorted lists of them),
+        or as the objects themselves with ``related_objects=True``. A new object is flushed first so
+        that the dict holds its generated key.
+        """
         cls = type(self)
+        if self._status_ == CREATED and self._pk_raw_() is None:
+            self._check_live_("flush object").flush()
         only_names = _names(only)
         exclude_names = _names(exclude) or set()
         for name in (only_names or set()) | exclude_names:
             if name not in cls._attrs_by_name_ and name not in cls._relations_by_name_:
-                raise UnknownAttributeError(f"Unknown attribute {name!r} of entity {cls.__name__}")
+                raise UnknownAttributeError(f"Entity {cls.__name__} does not have attribute {name}")
         result: dict[str, Any] = {}
         for attr in (*cls._attrs_, *cls._collections_):
             if (only_names is not None and attr.name not in only_names) or attr.name in exclude_names:
@@ -434,13 +451,14 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 (attr.lazy and not with_lazy) or (attr.is_collection and not with_collections)
             ):
                 continue
+            value = attr.__get__(self, cls)
             if attr.is_collection:
-                result[attr.name] = [member.get_pk() for member in attr.__get__(self, cls)]
-            elif attr.is_reference:
-                value = attr.__get__(self, cls)
-                result[attr.name] = None if value is None else value.get_pk()
+                members = sorted(value, key=_pk_order)
+                result[attr.name] = members if related_objects else [m.get_pk() for m in members]
+            elif attr.is_reference and value is not None and not related_objects:
+                result[attr.name] = value.get_pk()
             else:
-                result[attr.name] = attr.__get__(self, cls)
+                result[attr.name] = value
         return result
 
     def _load_steps_(self) -> Steps[None]:
@@ -550,6 +568,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
             self.after_delete()
 
     # -- class API ------------------------------------------------------------------------------
+
+    @classmethod
+    def describe(cls) -> str:
+        """The entity's declaration as Python text (what ``show(Entity)`` prints)."""
+        return describe(cls)
 
     @classmethod
     def select(cls, *conditions: Any, **values: Any) -> Query[Self]:
@@ -708,6 +731,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
         if cls._npk_ == 1:
             return [cls._pk_attrs_[0] == key]
         return [a == v for a, v in zip(cls._pk_attrs_, key)]
+
+
+def _pk_order(obj: Any) -> Any:
+    """The sort key of an object in a list of related objects: its primary key."""
+    return obj.get_pk()
 
 
 def _key_repr(entity: Any, pk: Any) -> str:

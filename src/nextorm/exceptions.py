@@ -20,11 +20,13 @@ __all__ = [
     "IsolationError",
     "MappingError",
     "MultipleObjectsFoundError",
+    "MultipleRowsFound",
     "ObjectCopyError",
     "ObjectNotFound",
     "OperationWithDeletedObjectError",
     "OptimisticCheckError",
     "OrmError",
+    "OrmRuntimeWarning",
     "PartialCommitException",
     "PendingRollbackError",
     "PoolTimeoutError",
@@ -32,6 +34,7 @@ __all__ = [
     "ReadOnlyAttributeError",
     "ReadOnlySessionError",
     "RollbackException",
+    "RowNotFound",
     "SerializationFailure",
     "TableIsNotEmpty",
     "TransactionError",
@@ -46,6 +49,10 @@ __all__ = [
 
 class OrmError(Exception):
     """Base class of every error nextorm raises."""
+
+
+class OrmRuntimeWarning(RuntimeWarning):
+    """A warning about how nextorm is used (an option that has no effect where it is given)."""
 
 
 class MappingError(OrmError):
@@ -76,8 +83,8 @@ class AttributeTypeError(ValidationError, TypeError):
     """A value has the wrong type for an attribute."""
 
 
-class UnknownAttributeError(OrmError, TypeError):
-    """A keyword names no attribute of the entity."""
+class UnknownAttributeError(OrmError, TypeError, AttributeError):
+    """A keyword or attribute name names no attribute of the entity."""
 
 
 class ReadOnlyAttributeError(OrmError, TypeError):
@@ -113,6 +120,14 @@ class ObjectNotFound(OrmError):
 
 class ObjectCopyError(OrmError, TypeError):
     """An entity object was copied or pickled: a session holds one object per row."""
+
+
+class RowNotFound(OrmError):
+    """A raw ``db.get()`` found no row."""
+
+
+class MultipleRowsFound(OrmError):
+    """A raw ``db.get()`` found several rows."""
 
 
 class MultipleObjectsFoundError(OrmError):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Generic, TypeVar, overload
+from typing import IO, Any, Generic, TypeVar, overload
 
+from .display import show_objects
 from .exceptions import MultipleObjectsFoundError, QueryError, UnknownAttributeError
 from .expressions import Expr, OrderBy, as_expr, expression_for
 from .loading import fetch_steps, prefetch_steps
@@ -267,6 +268,10 @@ class Query(Generic[_E]):
                 raise IndexError(f"Query index {key} out of range")
             return result[0]
         raise QueryError(f"Query indexes must be int or slice, got {key!r}")
+
+    def show(self, width: int | None = None, stream: IO[str] | None = None) -> None:
+        """Print the objects as a table of their attributes (lazy ones and collections left out)."""
+        show_objects(self.entity, self.fetch(), width, stream)
 
     def first(self) -> _E | None:
         """The first object, or None."""

@@ -10,7 +10,7 @@ import json
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
 from . import unitofwork
@@ -34,6 +34,7 @@ from .exceptions import (
     CommitOutcomeUnknown,
     DatabaseSessionIsOver,
     ObjectNotFound,
+    OrmRuntimeWarning,
     PartialCommitException,
     PendingRollbackError,
     ReadOnlySessionError,
@@ -986,8 +987,12 @@ class DBSessionManager:
     # -- decorator ------------------------------------------------------------------------------
 
     def _decorate(self, func: F) -> F:
-        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
-            raise TypeError("@db_session cannot decorate a generator function: open the session inside it")
+        if inspect.isgeneratorfunction(func):
+            return self._decorate_generator(func)  # type: ignore[return-value]
+        if inspect.isasyncgenfunction(func):
+            raise TypeError(
+                "@db_session cannot decorate an async generator function: open the session inside it"
+            )
         if inspect.iscoroutinefunction(func):
             return self._decorate_async(func)  # type: ignore[return-value]
         manager = self
@@ -1018,6 +1023,61 @@ class DBSessionManager:
                 attempt += 1
 
         return wrapper  # type: ignore[return-value]
+
+    def _decorate_generator(
+        self, func: Callable[..., Generator[Any, Any, Any]]
+    ) -> Callable[..., Generator[Any, Any, Any]]:
+        """A generator function whose every step runs in one session, suspended while it is paused.
+
+        The session ends (commit) when the generator finishes, and rolls back when it raises or is
+        closed early. It may not pause with changes pending or a transaction open: commit() first.
+        """
+        for option in ("ddl", "retry", "serializable"):
+            if getattr(self, option):
+                raise TypeError(f"db_session with `{option}` option cannot be applied to generator function")
+        manager = self
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            steps = func(*args, **kwargs)
+            session: Session | None = None
+            sent: Any = None
+            thrown: BaseException | None = None
+            while True:
+                if active_session() is not None:
+                    raise TransactionError(
+                        "@db_session-wrapped generator cannot be used inside another db_session"
+                    )
+                if session is None:
+                    session = enter_session(manager)
+                else:
+                    session.owner = current_task()
+                    session.token = current_session.set(session)
+                with _debugging(manager):
+                    try:
+                        output = steps.throw(thrown) if thrown is not None else steps.send(sent)
+                        if any(c.dirty or c.m2m or c.in_transaction for c in session.caches.values()):
+                            raise TransactionError(
+                                "You need to manually commit() changes before suspending the generator"
+                            )
+                    except StopIteration as stop:
+                        try:
+                            session.commit()
+                        except BaseException as exc:
+                            exit_session(manager, type(exc), exc, None)
+                            raise
+                        exit_session(manager)
+                        return stop.value  # type: ignore[no-any-return]
+                    except BaseException as exc:
+                        exit_session(manager, type(exc), exc, None)
+                        raise
+                current_session.reset(session.token)  # suspended until the next step
+                try:
+                    sent, thrown = (yield output), None
+                except BaseException as exc:  # thrown in, or GeneratorExit from close()
+                    sent, thrown = None, exc
+
+        return wrapper
 
     def _decorate_async(self, func: Callable[..., Any]) -> Callable[..., Any]:
         manager = self
@@ -1088,7 +1148,7 @@ class DBSessionManager:
             warnings.warn(
                 f"@db_session decorator with `retry={self.retry}` option is ignored for {name} function "
                 "because it is called inside another db_session",
-                RuntimeWarning,
+                OrmRuntimeWarning,
                 stacklevel=5,
             )
         with _debugging(self):

@@ -9,6 +9,7 @@ the order of the text); identifiers are always quoted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
@@ -47,6 +48,7 @@ __all__ = [
     "Select",
     "Subquery",
     "Update",
+    "complete_select",
     "key_columns",
     "reference_columns",
     "render",
@@ -761,6 +763,17 @@ class DropTable:
     def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         return f"DROP TABLE {dialect.quote(self.table)}"
+
+
+#: the first word of a complete query; ``db.select("name from Person")`` gets ``SELECT`` put in front
+_QUERY_START = re.compile(r"\s*(\(|(SELECT|WITH|VALUES|TABLE|SHOW|EXPLAIN|PRAGMA)\b)", re.IGNORECASE)
+
+
+def complete_select(sql: str) -> str:
+    """Raw query text, with ``SELECT`` put in front when it was left out (Pony's shorthand)."""
+    if not isinstance(sql, str):
+        raise TypeError(f"Raw SQL must be a str, got {sql!r}")
+    return sql if _QUERY_START.match(sql) else "SELECT " + sql
 
 
 def render(statement: Select | Count, dialect: Dialect) -> tuple[str, list[Any]]:

@@ -381,7 +381,7 @@ class _Runtime:
     @staticmethod
     def method(many: Any, name: str, where: str, *conditions: Any) -> Any:
         """A collection's method in a query: ``is_empty()``, ``exists()``, ``count()``, ``select()``..."""
-        if type(many) is not _Many or type(many.value) is not Var:
+        if type(many) is not _Many or (conditions and type(many.value) is not Var):
             raise TranslationError(f"{name}() in a query is a method of a collection of objects: {where}")
         if conditions:
             extra = tuple(condition(many.value) for condition in conditions)
@@ -727,6 +727,10 @@ _COLLECTION_METHODS: dict[str, Any] = {
     "count": _count_of,
     "select": lambda many, where: many,
     "filter": lambda many, where: many,
+    "sum": _aggregate("SUM"),
+    "min": _aggregate("MIN"),
+    "max": _aggregate("MAX"),
+    "avg": _aggregate("AVG"),
 }
 
 _COLLECTION_FUNCTIONS: dict[str, Any] = {
@@ -1386,6 +1390,15 @@ class _Rewriter:
                 "compare", self.operand(left), ast.Constant(value=_OP_NAMES[type(op)]), self.operand(right), where
             )
         column_side, value_side = (left, right) if left_col else (right, left)
+        if isinstance(op, (ast.Is, ast.IsNot)) and isinstance(value_side, ast.Constant) and (
+            value_side.value is True or value_side.value is False
+        ):
+            # `x is True` of a bool column or a condition: its value, as `==` compares it
+            wanted = (value_side.value is True) == isinstance(op, ast.Is)
+            if isinstance(column_side, (ast.Compare, ast.BoolOp, ast.UnaryOp)):
+                test = self.condition(column_side)
+                return test if wanted else self._helper("not_", test)
+            return self.compare(left, ast.Eq() if isinstance(op, ast.Is) else ast.NotEq(), right, whole)
         if isinstance(op, (ast.Is, ast.IsNot)):
             if not (isinstance(value_side, ast.Constant) and value_side.value is None):
                 raise self.unsupported("`is` with anything but None", node)
@@ -1494,7 +1507,9 @@ class _Rewriter:
                     args=[self.external(node.args[0])],
                     keywords=[],
                 )
-            if func.attr in _COLLECTION_METHODS and self.chain(func.value) is not None:
+            if func.attr in _COLLECTION_METHODS and (
+                self.chain(func.value) is not None or isinstance(func.value, (ast.Call, ast.GeneratorExp))
+            ):
                 return self._helper(
                     "method",
                     self.operand(func.value),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..debug import logged_sql
@@ -64,6 +65,34 @@ class Provider:
         # asyncio connections whose statement was cancelled while the driver still ran it
         self._interrupted: weakref.WeakSet[Any] = weakref.WeakSet()
         self._pool_lock = threading.Lock()
+        #: the statement each thread ran last (``db.last_sql``)
+        self._statements = threading.local()
+        #: called with each new connection before a session uses it (``Database.on_connect``); its
+        #: results are awaited on an asyncio connection where they are awaitable
+        self.on_connect: Callable[[Any], list[Any]] | None = None
+
+    @property
+    def last_sql(self) -> str | None:
+        """The last statement this thread ran (transaction control left out), or None."""
+        return getattr(self._statements, "sql", None)
+
+    def connected(self, conn: Any) -> None:
+        """A new connection was opened: run the ``on_connect`` callback on it.
+
+        A coroutine function cannot run on a blocking connection (the one an AsyncDatabase maps
+        its tables with): it runs on the asyncio connections only.
+        """
+        if self.on_connect is not None:
+            for result in self.on_connect(conn):
+                if inspect.iscoroutine(result):
+                    result.close()
+
+    async def aconnected(self, conn: Any) -> None:
+        """A new asyncio connection was opened: run the ``on_connect`` callback, awaiting coroutines."""
+        if self.on_connect is not None:
+            for result in self.on_connect(conn):
+                if inspect.isawaitable(result):
+                    await result
 
     # -- connections and transactions -----------------------------------------------------
 
@@ -89,7 +118,13 @@ class Provider:
                 if self.usable(conn):
                     return conn
                 self._close(conn)
-        return self.connect()
+        conn = self.connect()
+        try:
+            self.connected(conn)
+        except BaseException:
+            self._close(conn)
+            raise
+        return conn
 
     def release(self, conn: Any) -> None:
         """Give a session's connection (with no transaction open) back to the pool."""
@@ -112,16 +147,16 @@ class Provider:
 
     def begin(self, conn: Any, immediate: bool, serializable: bool = False, readonly: bool = False) -> None:
         """Open a transaction (a write-locking one when ``immediate``, SERIALIZABLE or READ ONLY when asked)."""
-        self.run(conn, self.dialect.begin_sql(immediate, serializable, readonly))
+        self.execute(conn, self.dialect.begin_sql(immediate, serializable, readonly))
 
     def commit(self, conn: Any) -> None:
         """Commit the open transaction."""
-        self.run(conn, self.dialect.commit_sql)
+        self.execute(conn, self.dialect.commit_sql)
 
     def rollback(self, conn: Any) -> None:
         """Roll the open transaction back."""
         if self.usable_for_rollback(conn):
-            self.run(conn, self.dialect.rollback_sql)
+            self.execute(conn, self.dialect.rollback_sql)
 
     def disconnect(self) -> None:
         """Close the idle pooled connections."""
@@ -134,6 +169,11 @@ class Provider:
 
     def run(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """Run one statement; returns its rows (all fetched), row count and last row id."""
+        self._statements.sql = sql
+        return self.execute(conn, sql, params)
+
+    def execute(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
+        """``run()`` without making ``sql`` the last statement (for transaction control)."""
         cursor = None
         with logged_sql(sql, params):
             try:
@@ -147,6 +187,7 @@ class Provider:
 
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         """Run one statement for each row; returns the total row count."""
+        self._statements.sql = sql
         with logged_sql(sql, rows, many=len(rows)):
             try:
                 return conn.executemany(sql, rows).rowcount
@@ -179,7 +220,13 @@ class Provider:
             if self.usable(conn):
                 return conn
             await self._aclose(conn)
-        return await self.aconnect()
+        conn = await self.aconnect()
+        try:
+            await self.aconnected(conn)
+        except BaseException:
+            await self._aclose(conn)
+            raise
+        return conn
 
     async def arelease(self, conn: Any) -> None:
         """Awaitable ``release()``: kept for the loop's next session unless ``async_idle_limit`` are idle."""
@@ -214,6 +261,11 @@ class Provider:
 
     async def arun(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """Awaitable ``run()``."""
+        self._statements.sql = sql
+        return await self.aexecute(conn, sql, params)
+
+    async def aexecute(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
+        """Awaitable ``execute()``."""
         cursor = None
         with logged_sql(sql, params):
             try:
@@ -236,6 +288,7 @@ class Provider:
 
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         """Awaitable ``executemany()``."""
+        self._statements.sql = sql
         with logged_sql(sql, rows, many=len(rows)):
             try:
                 cursor = await conn.executemany(sql, rows)
@@ -250,16 +303,16 @@ class Provider:
         self, conn: Any, immediate: bool, serializable: bool = False, readonly: bool = False
     ) -> None:
         """Awaitable ``begin()``."""
-        await self.arun(conn, self.dialect.begin_sql(immediate, serializable, readonly))
+        await self.aexecute(conn, self.dialect.begin_sql(immediate, serializable, readonly))
 
     async def acommit(self, conn: Any) -> None:
         """Awaitable ``commit()``."""
-        await self.arun(conn, self.dialect.commit_sql)
+        await self.aexecute(conn, self.dialect.commit_sql)
 
     async def arollback(self, conn: Any) -> None:
         """Awaitable ``rollback()``."""
         if self.usable_for_rollback(conn):
-            await self.arun(conn, self.dialect.rollback_sql)
+            await self.aexecute(conn, self.dialect.rollback_sql)
 
     async def ainsert_returning(
         self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None

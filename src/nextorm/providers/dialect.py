@@ -30,6 +30,8 @@ class Dialect:
     """The spelling shared by the supported databases; subclasses override where theirs differs."""
 
     name = ""
+    #: the database's own name ("SQLite"): the dialect compares equal to it, as Pony's dialect string does
+    title = ""
     #: placeholder for one bound parameter
     param = "?"
     #: column type names by Python type
@@ -41,6 +43,19 @@ class Dialect:
 
     def __init__(self) -> None:
         self._column_lists: dict[tuple[str, ...], str] = {}
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return other == self.title
+        return self is other
+
+    __hash__ = object.__hash__
+
+    def __str__(self) -> str:
+        return self.title
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.title}>"
 
     # -- names and values ----------------------------------------------------------------------
 
@@ -173,6 +188,7 @@ class SQLiteDialect(Dialect):
     """SQLite 3.35+ (RETURNING, ON CONFLICT, json_each)."""
 
     name = "sqlite"
+    title = "SQLite"
     param = "?"
     type_names = {
         int: "INTEGER",
@@ -240,6 +256,7 @@ class PostgresDialect(Dialect):
     """PostgreSQL through psycopg 3 (``%s`` placeholders)."""
 
     name = "postgres"
+    title = "PostgreSQL"
     param = "%s"
     type_names = {
         int: "BIGINT",

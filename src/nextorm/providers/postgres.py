@@ -203,11 +203,11 @@ class PostgresProvider(Provider):
             attr.from_db = None
 
     def commit(self, conn: Any) -> None:
-        self.run(conn, self.dialect.commit_sql)
+        self.execute(conn, self.dialect.commit_sql)
 
     def rollback(self, conn: Any) -> None:
         if self.usable_for_rollback(conn):
-            self.run(conn, self.dialect.rollback_sql)
+            self.execute(conn, self.dialect.rollback_sql)
 
     def usable_for_rollback(self, conn: Any) -> bool:
         return not (conn.closed or conn.broken)
@@ -227,6 +227,7 @@ class PostgresProvider(Provider):
     # -- statements ------------------------------------------------------------------------------
 
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
+        self._statements.sql = sql
         with logged_sql(sql, rows, many=len(rows)):
             try:
                 cursor = conn.cursor()
@@ -245,6 +246,7 @@ class PostgresProvider(Provider):
         self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
     ) -> list[Any]:
         sql = sql + self.dialect.returning_clause(pk_column)
+        self._statements.sql = sql
         with logged_sql(sql, rows, many=len(rows)):
             try:
                 cursor = conn.cursor()
@@ -297,6 +299,7 @@ class AsyncPostgresProvider(PostgresProvider):
     is_async = True
 
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
+        self._statements.sql = sql
         with logged_sql(sql, rows, many=len(rows)):
             try:
                 cursor = conn.cursor()
@@ -317,6 +320,7 @@ class AsyncPostgresProvider(PostgresProvider):
         self, conn: Any, sql: str, rows: list[Sequence[Any]], pk_column: str
     ) -> list[Any]:
         sql = sql + self.dialect.returning_clause(pk_column)
+        self._statements.sql = sql
         with logged_sql(sql, rows, many=len(rows)):
             try:
                 cursor = conn.cursor()
@@ -349,7 +353,7 @@ class _Server:
         self._apools: dict[Any, tuple[Any, Any]] = {}
         self._lock = threading.Lock()
 
-    def _pool_options(self, check: Any) -> dict[str, Any]:
+    def _pool_options(self, check: Any, configure: Any) -> dict[str, Any]:
         provider = self.provider
         return dict(
             conninfo=self.dsn,
@@ -360,6 +364,7 @@ class _Server:
             timeout=provider.pool_timeout,
             # a replica's connections are checked by try_getconn, which falls over to the next server
             check=None if self.is_replica else check,
+            configure=configure,
             name=f"nextorm {self.dsn_repr}",
             open=False,
         )
@@ -388,7 +393,7 @@ class _Server:
         if pool is None:
             with self._lock:
                 if self._pool is None:
-                    self._pool = ConnectionPool(**self._pool_options(_check_idle))
+                    self._pool = ConnectionPool(**self._pool_options(_check_idle, self.provider.connected))
                     self._pool.open()
                 pool = self._pool
         return pool
@@ -441,7 +446,7 @@ class _Server:
         entry = self._apools.get(loop)
         if entry is None:
             pool = AsyncConnectionPool(
-                connection_class=psycopg.AsyncConnection, **self._pool_options(_acheck_idle)
+                connection_class=psycopg.AsyncConnection, **self._pool_options(_acheck_idle, self.provider.aconnected)
             )
             closer = self._close_at_loop_end(loop, pool)
             entry = self._apools[loop] = (pool, closer)

@@ -62,7 +62,9 @@ class SQLiteProvider(Provider):
     def __init__(self, filename: str = ":memory:", create_db: bool = False, timeout: float = 5.0) -> None:
         if not isinstance(filename, str):
             raise BindingError(f"SQLite filename must be a str, got {filename!r}")
-        self.memory = filename == ":memory:"
+        # Pony's ":sharedmemory:" names what ":memory:" is here: one in-memory database every
+        # connection (thread) of the provider shares
+        self.memory = filename in (":memory:", ":sharedmemory:")
         if self.memory:
             # a named shared-cache database, so that every session can have its own connection;
             # the anchor connection keeps it alive as long as the provider exists

@@ -17,6 +17,20 @@ from nextorm.attributes import Attribute  # noqa: F401 - listed in __all__
 
 buffer = bytes
 unicode = str
+PonyRuntimeWarning = nextorm.OrmRuntimeWarning
+
+
+class _Local:
+    """Pony's per-thread state, reduced to what applications read of it: the active db_session."""
+
+    @property
+    def db_session(self) -> object:
+        """The manager of the current thread's or task's session, or None outside a session."""
+        session = nextorm.session.active_session()
+        return None if session is None else session.manager
+
+
+local = _Local()
 
 
 def sql_debug(value: bool) -> None:
@@ -64,14 +78,6 @@ class NotSupportedError(DatabaseError):
     """DB-API not-supported error."""
 
 
-class RowNotFound(OrmError):
-    """A raw ``db.get()`` found no row."""
-
-
-class MultipleRowsFound(OrmError):
-    """A raw ``db.get()`` found several rows."""
-
-
 class TooManyRowsFound(OrmError):
     """Too many rows for the operation."""
 
@@ -100,10 +106,6 @@ class UnexpectedError(OrmError):
     """An error Pony does not expect."""
 
 
-class PonyRuntimeWarning(RuntimeWarning):
-    """Pony's runtime warning class."""
-
-
 _declared = [
     "DBException",
     "Warning",
@@ -115,8 +117,6 @@ _declared = [
     "InternalError",
     "ProgrammingError",
     "NotSupportedError",
-    "RowNotFound",
-    "MultipleRowsFound",
     "TooManyRowsFound",
     "TooManyObjectsFoundError",
     "PermissionError",
@@ -124,10 +124,9 @@ _declared = [
     "DatabaseContainsIncorrectValue",
     "DatabaseContainsIncorrectEmptyValue",
     "UnexpectedError",
-    "PonyRuntimeWarning",
     "Attribute",
 ]
 __all__ = sorted(
     {name for name in nextorm.__all__ if not name.startswith("_") and not hasattr(builtins, name)}
-    | {"buffer", "unicode", "pony", "sql_debug", *_declared}
+    | {"buffer", "unicode", "pony", "sql_debug", "PonyRuntimeWarning", *_declared}
 ) + [name for name in nextorm.__all__ if hasattr(builtins, name)]
