@@ -172,3 +172,23 @@ def test_async_readonly_session_reads_and_refuses_writes(
 
     asyncio.run(main())
     assert stored(other_connection) == BEFORE
+
+
+def test_readonly_session_keeps_no_write_snapshots(db: Database) -> None:
+    """Json values read in a readonly session are not watched for in-place changes (README "Read replicas")."""
+    from nextorm import Json, Optional
+
+    class Doc(db.Entity):
+        _table_ = "doc"
+        id = PrimaryKey(int, auto=True)
+        body = Optional(Json)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Doc(body={"a": 1})
+    with db_session(readonly=True) as session:
+        doc = Doc[1]
+        assert doc.body == {"a": 1}
+        assert session.caches[db].json_snapshots == {}
+        with pytest.raises(ReadOnlySessionError):
+            doc.body = {"a": 2}

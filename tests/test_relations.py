@@ -2267,3 +2267,31 @@ def test_one_to_one_between_attributes_of_one_entity_stores_the_first_declared(
     with db_session:
         a, b = Node.get(name="a"), Node.get(name="b")
         assert a.next is b and b.previous is a
+
+
+def test_one_to_one_whose_both_sides_name_a_column_keeps_both_columns(db: Database, other_connection: Any) -> None:
+    """``column=`` on both sides: each table holds its partner's key, and both are kept in step."""
+
+    class Male(db.Entity):
+        name = Required(str)
+        wife = Optional("Female", column="wife")
+
+    class Female(db.Entity):
+        name = Required(str)
+        husband = Optional(Male, column="husband")
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        f1, f2 = Female(name="F1"), Female(name="F2")
+        Male(name="M1", wife=f1)
+        Male(name="M2", wife=f2)
+    pairs = 'SELECT m."name", f."name" FROM "male" m JOIN "female" f ON f."id" = m."wife" AND m."id" = f."husband"'
+    assert sorted(rows(other_connection, pairs)) == [("M1", "F1"), ("M2", "F2")]
+    with db_session:
+        m1 = Male.get(name="M1")
+        f2 = Female.get(name="F2")
+        m1.wife = f2
+        assert f2.husband is m1 and Male.get(name="M2").wife is None and Female.get(name="F1").husband is None
+    assert rows(other_connection, pairs) == [("M1", "F2")]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "male" WHERE "wife" IS NULL') == [(1,)]
+    assert rows(other_connection, 'SELECT COUNT(*) FROM "female" WHERE "husband" IS NULL') == [(1,)]

@@ -669,6 +669,21 @@ def test_current_task(speedups: ModuleType) -> None:
     assert asyncio.run(main()) is True
 
 
+def test_current_task_outside_a_loop_is_the_borrowed_one(speedups: ModuleType) -> None:
+    """Outside an event loop ``current_task()`` is ``borrowed_task`` (set by run_sync's worker thread)."""
+    import contextvars
+
+    marker = object()
+
+    def borrowing() -> Any:
+        speedups.borrowed_task.set(marker)
+        return speedups.current_task()
+
+    assert contextvars.copy_context().run(borrowing) is marker
+    assert speedups.current_task() is None
+
+
+
 def test_enter_and_exit_nest_in_one_session(speedups: ModuleType) -> None:
     """The outermost enter makes the session, inner ones go deeper; only the outermost exit ends it."""
     log: list[tuple[Any, ...]] = []

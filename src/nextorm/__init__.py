@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._impl import COMPILED
 from .attributes import Optional, PrimaryKey, Required, Set, composite_index, composite_key, desc
+from .bridge import run_sync
 from .database import AsyncDatabase, Database
 from .debug import set_sql_debug, sql_debug
 from .display import show
@@ -36,6 +37,7 @@ from .exceptions import (
     OrmError,
     OrmRuntimeWarning,
     PartialCommitException,
+    PendingChangesError,
     PendingRollbackError,
     PoolTimeoutError,
     QueryError,
@@ -54,7 +56,22 @@ from .exceptions import (
     ValidationError,
 )
 from .query import Query
-from .session import acommit, aflush, arollback, commit, db_session, flush, rollback, with_transaction
+from .events import EventHandlerError
+from .session import (
+    Session,
+    acommit,
+    active_session,
+    aflush,
+    arollback,
+    commit,
+    db_session,
+    expunge,
+    expunge_all,
+    flush,
+    rollback,
+    savepoint,
+    with_transaction,
+)
 from .steps import AsyncRequired
 from .translator import JOIN, between, count, exists, get, left_join, select
 from .types import Json, LongStr, LongUnicode
@@ -77,6 +94,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseSessionIsOver",
     "ERDiagramError",
+    "EventHandlerError",
     "Entity",
     "EntityProxy",
     "ExprEvalError",
@@ -95,6 +113,7 @@ __all__ = [
     "OrmError",
     "OrmRuntimeWarning",
     "PartialCommitException",
+    "PendingChangesError",
     "PendingRollbackError",
     "PoolTimeoutError",
     "PrimaryKey",
@@ -106,6 +125,7 @@ __all__ = [
     "RollbackException",
     "RowNotFound",
     "SerializationFailure",
+    "Session",
     "Set",
     "TableIsNotEmpty",
     "TransactionError",
@@ -117,6 +137,7 @@ __all__ = [
     "ValidationError",
     "__version__",
     "acommit",
+    "active_session",
     "aflush",
     "arollback",
     "between",
@@ -129,10 +150,14 @@ __all__ = [
     "db_session",
     "desc",
     "exists",
+    "expunge",
+    "expunge_all",
     "flush",
     "get",
     "make_proxy",
     "rollback",
+    "run_sync",
+    "savepoint",
     "select",
     "set_sql_debug",
     "show",

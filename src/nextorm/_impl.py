@@ -37,6 +37,7 @@ MODIFIED = impl.MODIFIED
 DELETED = impl.DELETED
 GONE = impl.GONE
 current_session = impl.current_session
+borrowed_task = impl.borrowed_task
 EntityBase = impl.EntityBase
 EntityMetaBase = impl.EntityMetaBase
 Column = impl.Column
@@ -60,6 +61,7 @@ __all__ = [
     "EntityBase",
     "EntityMetaBase",
     "SessionBase",
+    "borrowed_task",
     "current_session",
     "current_task",
     "enter_session",

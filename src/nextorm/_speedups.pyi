@@ -15,6 +15,7 @@ __all__ = [
     "EntityBase",
     "EntityMetaBase",
     "SessionBase",
+    "borrowed_task",
     "current_session",
     "current_task",
     "enter_session",
@@ -30,6 +31,7 @@ DELETED: Final = 4
 GONE: Final = 5
 
 current_session: ContextVar[Any]
+borrowed_task: ContextVar[Any]
 
 class SessionBase:
     maps: dict[type, dict[Any, Any]]

@@ -66,6 +66,7 @@ __all__ = [
     "MODIFIED",
     "DELETED",
     "GONE",
+    "borrowed_task",
     "current_session",
     "EntityBase",
     "EntityMetaBase",
@@ -94,6 +95,9 @@ GONE = _GONE  # deleted in the database, or created and deleted before insert
 
 cdef object _session_var = ContextVar("nextorm_session", default=None)
 current_session = _session_var
+# the task whose session a thread works for while run_sync() runs sync code of an async session
+cdef object _borrowed_var = ContextVar("nextorm_borrowed_task", default=None)
+borrowed_task = _borrowed_var
 
 cdef object _MISSING = object()
 cdef tuple _NO_ARGS = ()
@@ -318,9 +322,11 @@ cdef object _current_task_of = asyncio.current_task
 
 
 def current_task():
-    """The running asyncio task, or None outside an event loop."""
+    """The running asyncio task; outside an event loop, ``borrowed_task`` (None unless in run_sync())."""
     loop = _get_running_loop()
-    return None if loop is None else _current_task_of(loop)
+    if loop is None:
+        return _borrowed_var.get()
+    return _current_task_of(loop)
 
 
 def enter_session(manager):

@@ -61,6 +61,7 @@ __all__ = [
     "EntityBase",
     "EntityMetaBase",
     "SessionBase",
+    "borrowed_task",
     "current_session",
     "current_task",
     "enter_session",
@@ -76,6 +77,8 @@ DELETED = 4  # pending DELETE
 GONE = 5  # deleted in the database, or created and deleted before insert
 
 current_session: ContextVar[Any] = ContextVar("nextorm_session", default=None)
+# the task whose session a thread works for while run_sync() runs sync code of an async session
+borrowed_task: ContextVar[Any] = ContextVar("nextorm_borrowed_task", default=None)
 
 _MISSING = object()
 
@@ -244,9 +247,11 @@ def _foreign(session: Any) -> bool:
 
 
 def current_task() -> Any:
-    """The running asyncio task, or None outside an event loop."""
+    """The running asyncio task; outside an event loop, ``borrowed_task`` (None unless in run_sync())."""
     loop = asyncio._get_running_loop()
-    return None if loop is None else asyncio.current_task(loop)
+    if loop is None:
+        return borrowed_task.get()
+    return asyncio.current_task(loop)
 
 
 def enter_session(manager: Any) -> Any:

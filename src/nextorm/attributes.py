@@ -22,7 +22,7 @@ from .exceptions import (
     UnrepeatableReadError,
     ValidationError,
 )
-from .expressions import ColumnRef, Expr, OrderBy, expression_for
+from .expressions import Arith, ColumnRef, ColumnValue, Expr, OrderBy, expression_for
 from .identity import UniqueKey, flat_key, nested_key, reference_to_db, seed
 from .loading import load_missing, one_to_one_partner
 from .relationships import SetAttr, claim_partner, column_option, reference_value, relink
@@ -330,6 +330,30 @@ class Attribute(_impl.Column, Generic[_T]):
 
     def __ge__(self, other: Any) -> Expr:
         return expression_for(self, ">=", other)
+
+    def __add__(self, other: Any) -> Arith:
+        return ColumnValue(self) + other
+
+    def __radd__(self, other: Any) -> Arith:
+        return other + ColumnValue(self)  # type: ignore[no-any-return]
+
+    def __sub__(self, other: Any) -> Arith:
+        return ColumnValue(self) - other
+
+    def __rsub__(self, other: Any) -> Arith:
+        return other - ColumnValue(self)  # type: ignore[no-any-return]
+
+    def __mul__(self, other: Any) -> Arith:
+        return ColumnValue(self) * other
+
+    def __rmul__(self, other: Any) -> Arith:
+        return other * ColumnValue(self)  # type: ignore[no-any-return]
+
+    def __truediv__(self, other: Any) -> Arith:
+        return ColumnValue(self) / other
+
+    def __rtruediv__(self, other: Any) -> Arith:
+        return other / ColumnValue(self)  # type: ignore[no-any-return]
 
     def in_(self, values: Any) -> Expr:
         """``attr IN (values)``."""

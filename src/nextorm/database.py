@@ -9,6 +9,7 @@ from typing import Any
 
 from .attributes import Attribute
 from .entity import Entity, EntityMeta
+from .events import Listeners
 from .exceptions import (
     BindingError,
     DBSchemaError,
@@ -99,6 +100,8 @@ class Database:
         self.entities: dict[str, Any] = {}
         self.provider: Provider | None = None
         self._mapped_ = False
+        #: the handlers ``on()`` registered, called by the sessions using this database
+        self._listeners_ = Listeners()
         self.Entity: type[Entity] = EntityMeta(
             "Entity", (Entity,), {"_database_": self, "_is_base_": True, "__slots__": ()}
         )
@@ -182,6 +185,14 @@ class Database:
         if self._schema is None:
             self._schema = self._build_schema()
         return self._schema
+
+    def on(self, event: str) -> Any:
+        """``@db.on('before_commit')``: call ``handler(session)`` at that point of every transaction on this database.
+
+        Events: ``after_begin``, ``before_flush``, ``after_flush``, ``before_commit``,
+        ``after_commit``, ``after_rollback`` (see the README's "Session events").
+        """
+        return self._listeners_.on(event, self)
 
     def _provider_or_fail(self) -> Provider:
         if self.provider is None:

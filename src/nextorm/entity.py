@@ -17,17 +17,18 @@ from .exceptions import (
     OperationWithDeletedObjectError,
     ReadOnlyAttributeError,
     TransactionError,
+    TransactionIntegrityError,
     UnknownAttributeError,
     ValidationError,
 )
 from .identity import UniqueKey, flat_key, nested_key
-from .loading import fetch_steps, load_attr_steps, load_missing_steps
+from .loading import fetch_steps, load_attr_steps, load_missing_steps, refresh_steps
 from .query import Query, caller_namespace, conditions_for
 from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import EntityProxy, SessionCache, require_session
 from .steps import Steps, run_async, run_sync
 from .translator import lambda_var
-from .unitofwork import is_new
+from .unitofwork import is_new, savepoint_begin_steps, savepoint_release_steps, savepoint_rollback_steps
 
 if TYPE_CHECKING:
     from .database import Database
@@ -38,6 +39,9 @@ __all__ = ["Entity", "EntityMeta", "EntityProxy", "UniqueKey", "make_proxy"]
 _E = TypeVar("_E")
 
 _new_object_numbers = itertools.count(1)
+
+#: how many times get_or_create() reads again after its INSERT lost a race
+GET_OR_CREATE_ATTEMPTS = 5
 
 
 class _Owner:
@@ -475,6 +479,24 @@ class Entity(EntityBase, metaclass=EntityMeta):
         """Awaitable ``load()``."""
         await run_async(self._load_steps_())
 
+    def _refresh_steps_(self) -> Steps[None]:
+        self._check_live_("refresh object")
+        if self._status_ == CREATED:
+            yield from self._flush_steps_()
+        yield from refresh_steps(self)
+
+    def refresh(self) -> None:
+        """Reload every column from the database (pending changes are flushed first).
+
+        The values read become this session's snapshot for optimistic checks, so a row changed
+        by another transaction since it was read is not an unrepeatable read after a refresh.
+        """
+        run_sync(self._refresh_steps_(), "await obj.arefresh()")
+
+    async def arefresh(self) -> None:
+        """Awaitable ``refresh()``."""
+        await run_async(self._refresh_steps_())
+
     def _flush_steps_(self) -> Steps[None]:
         cache = self._check_live_("flush object")
         if self in cache.dirty:
@@ -615,6 +637,56 @@ class Entity(EntityBase, metaclass=EntityMeta):
     async def aget(cls, *conditions: Any, **values: Any) -> Self | None:
         """Awaitable ``get()``."""
         return await run_async(cls._get_steps_(conditions, values))
+
+    @classmethod
+    def _get_or_create_steps_(cls, defaults: dict[str, Any] | None, keys: dict[str, Any]) -> Steps[tuple[Any, bool]]:
+        name = cls.__name__
+        if not keys:
+            raise TypeError(f"{name}.get_or_create() needs keyword arguments that find the object")
+        if defaults is not None and not isinstance(defaults, dict):
+            raise TypeError(f"{name}.get_or_create(defaults=...) takes a dict, got {defaults!r}")
+        for key, value in (*keys.items(), *(defaults or {}).items()):
+            if key not in cls._attrs_by_name_ and key not in cls._relations_by_name_:
+                raise UnknownAttributeError(f"Unknown attribute {key!r} of entity {name} (value {value!r})")
+        session = require_session()
+        error: BaseException | None = None
+        for _ in range(GET_OR_CREATE_ATTEMPTS):
+            obj = yield from cls._get_steps_((), keys)
+            if obj is not None:
+                return obj, False
+            # another transaction may insert the same key first: the INSERT runs in a savepoint,
+            # and its unique violation sends us back to read the row that transaction stored
+            point = yield from savepoint_begin_steps(session, objects=False)
+            try:
+                obj = cls(**{**(defaults or {}), **keys})
+                yield from obj._cache_.flush_steps()
+            except TransactionIntegrityError as exc:
+                yield from savepoint_rollback_steps(point)
+                error = exc
+                continue
+            except GeneratorExit:
+                raise
+            except BaseException:
+                yield from savepoint_rollback_steps(point)
+                raise
+            yield from savepoint_release_steps(point)
+            return obj, True
+        assert error is not None
+        raise error
+
+    @classmethod
+    def get_or_create(cls, defaults: dict[str, Any] | None = None, **keys: Any) -> tuple[Self, bool]:
+        """``(obj, created)``: the object matching ``keys``, or a new one made of ``keys`` and ``defaults``.
+
+        Safe against a concurrent session creating the same unique key: the INSERT runs in a
+        savepoint, and on a unique violation the row the other session stored is returned.
+        """
+        return run_sync(cls._get_or_create_steps_(defaults, keys), f"await {cls.__name__}.aget_or_create(...)")
+
+    @classmethod
+    async def aget_or_create(cls, defaults: dict[str, Any] | None = None, **keys: Any) -> tuple[Self, bool]:
+        """Awaitable ``get_or_create()``."""
+        return await run_async(cls._get_or_create_steps_(defaults, keys))
 
     @classmethod
     def get_for_update(

@@ -166,6 +166,10 @@ class ReadOnlySessionError(TransactionError):
     """A ``db_session(readonly=True)`` tried to write: create, assign, delete, flush or a DML statement."""
 
 
+class PendingChangesError(TransactionError):
+    """An object with changes not flushed yet cannot be expunged (flush or roll them back first)."""
+
+
 class TransactionIntegrityError(TransactionError):
     """The database rejected a write: unique or foreign-key violation, NOT NULL."""
 

@@ -10,6 +10,7 @@ Attributes build these (``Person.age > 18``, ``desc(Person.age)``); queries hand
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ._impl import EntityBase
@@ -18,7 +19,21 @@ from .exceptions import AttributeTypeError, QueryError
 if TYPE_CHECKING:
     from .providers.dialect import Dialect
 
-__all__ = ["OPERATORS", "ColumnRef", "Expr", "OrderBy", "Path", "Var", "as_expr", "column_sql", "expression_for"]
+__all__ = [
+    "ARITHMETIC",
+    "OPERATORS",
+    "Arith",
+    "ColumnRef",
+    "ColumnValue",
+    "Expr",
+    "OrderBy",
+    "Path",
+    "Value",
+    "Var",
+    "as_expr",
+    "column_sql",
+    "expression_for",
+]
 
 
 class Expr:
@@ -211,6 +226,103 @@ def _bound_columns(attr: Any, value: Any) -> tuple[Any, ...]:
         _bound(value)
         return attr.to_db(value)  # type: ignore[no-any-return]
     return value  # type: ignore[no-any-return]
+
+
+class Value:
+    """A SQL value computed from columns (``Person.age + 1``): what ``query.update()`` assigns.
+
+    Combine with ``+ - * /`` and numbers; plain operands are bound parameters.
+    """
+
+    __slots__ = ()
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """The SQL text of the value, appending bound values to ``params``."""
+        raise NotImplementedError
+
+    def attrs(self) -> Iterator[Any]:
+        """The attributes whose columns the value reads."""
+        return iter(())
+
+    def __add__(self, other: Any) -> Arith:
+        return Arith("+", self, other)
+
+    def __radd__(self, other: Any) -> Arith:
+        return Arith("+", other, self)
+
+    def __sub__(self, other: Any) -> Arith:
+        return Arith("-", self, other)
+
+    def __rsub__(self, other: Any) -> Arith:
+        return Arith("-", other, self)
+
+    def __mul__(self, other: Any) -> Arith:
+        return Arith("*", self, other)
+
+    def __rmul__(self, other: Any) -> Arith:
+        return Arith("*", other, self)
+
+    def __truediv__(self, other: Any) -> Arith:
+        return Arith("/", self, other)
+
+    def __rtruediv__(self, other: Any) -> Arith:
+        return Arith("/", other, self)
+
+
+#: the arithmetic a Value supports
+ARITHMETIC = ("+", "-", "*", "/")
+
+
+class ColumnValue(Value):
+    """The current value of an attribute's column."""
+
+    __slots__ = ("attr",)
+
+    def __init__(self, attr: Any) -> None:
+        self.attr = attr
+
+    def __repr__(self) -> str:
+        return self.attr.qualname  # type: ignore[no-any-return]
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.quote(self.attr.column)
+
+    def attrs(self) -> Iterator[Any]:
+        yield self.attr
+
+
+class Arith(Value):
+    """``left <op> right`` of numbers and column values."""
+
+    __slots__ = ("left", "op", "right")
+
+    def __init__(self, op: str, left: Any, right: Any) -> None:
+        for operand in (left, right):
+            if not isinstance(operand, Value) and (
+                isinstance(operand, bool) or not isinstance(operand, (int, float, Decimal))
+            ):
+                raise QueryError(f"Cannot compute {left!r} {op} {right!r}: {operand!r} is not a number or column")
+        self.op = op
+        self.left = left
+        self.right = right
+
+    def __repr__(self) -> str:
+        return f"({self.left!r} {self.op} {self.right!r})"
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        parts = []
+        for operand in (self.left, self.right):
+            if isinstance(operand, Value):
+                parts.append(operand.sql(dialect, params))
+            else:
+                params.append(operand)
+                parts.append(dialect.param)
+        return f"({parts[0]} {self.op} {parts[1]})"
+
+    def attrs(self) -> Iterator[Any]:
+        for operand in (self.left, self.right):
+            if isinstance(operand, Value):
+                yield from operand.attrs()
 
 
 # -- columns of other tables: paths through references and objects of nested queries --------------

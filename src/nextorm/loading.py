@@ -7,10 +7,11 @@ helpers and the session's IO below.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from typing import Any
 
-from ._impl import CREATED, DELETED, EntityBase, materialize
+from ._impl import CREATED, DELETED, LOADED, EntityBase, materialize
 from .exceptions import OrmError, UnrepeatableReadError
 from .identity import fold_rows, key_db_values, key_from_db, reference_to_db
 from .session import require_session
@@ -29,6 +30,9 @@ __all__ = [
     "one_to_one_partner",
     "one_to_one_partner_steps",
     "prefetch_steps",
+    "refresh_columns_steps",
+    "refresh_steps",
+    "stream_steps",
 ]
 
 
@@ -44,9 +48,35 @@ def fetch_steps(
     if for_update:
         yield cache, "begin", ()
     result = yield cache, "query", (sql, params)
+    if for_update and not raw:
+        # the row is locked now: what this session read before is replaced, not compared
+        fresh_snapshot(entity, cache, result.rows)
     if raw:
         return materialize_raw(entity, cache, result.description, result.rows)
     return materialize_rows(entity, cache, entity._select_attrs_, entity._select_converters_, result.rows)
+
+
+def _key_of(entity: Any, row: Any) -> Any:
+    """The primary key of a fetched row (its first columns), converted as materialize does."""
+    converters = entity._select_converters_
+    if entity._npk_ == 1:
+        value = row[0]
+        conv = converters[0]
+        return value if conv is None or value is None else conv(value)
+    return tuple(
+        v if conv is None or v is None else conv(v) for conv, v in zip(converters[: entity._npk_], row)
+    )
+
+
+def fresh_snapshot(entity: Any, cache: Any, rows: list[Any]) -> None:
+    """Rows read under a lock: objects already loaded take their values without an unrepeatable-read check."""
+    imap = cache.session.maps.get(entity)
+    if not imap:
+        return
+    for row in rows:
+        obj = imap.get(_key_of(entity, row))
+        if obj is not None and obj._status_ == LOADED:
+            obj._rbits_ = 0
 
 
 def materialize_rows(
@@ -293,3 +323,208 @@ def prefetch_steps(objects: list[Any], attrs: tuple[Any, ...]) -> Steps[None]:
 def _is_loaded_collection(attr: Any, obj: Any) -> bool:
     data = attr.data(obj)
     return data is not None and data.loaded
+
+
+# -- refreshing ------------------------------------------------------------------------------------
+
+
+def refresh_steps(obj: Any) -> Steps[None]:
+    """Reload every column of ``obj`` from the database and forget what this session had read."""
+    entity = type(obj)
+    cache = obj._cache_
+    yield from cache.flush_steps()
+    if obj._status_ >= DELETED:
+        raise OrmError(f"Cannot refresh {obj!r}: it was deleted")
+    attrs = tuple(entity._columns_)
+    statement = Select(entity._table_, tuple(a.column for a in attrs), where=entity._pk_conditions_(obj._pk_raw_()))
+    sql, params = render(statement, cache.provider.dialect)
+    rows = (yield cache, "query", (sql, params)).rows
+    if not rows:
+        raise UnrepeatableReadError(f"Phantom object {obj!r} disappeared")
+    for attr, value in zip(attrs, rows[0]):
+        if value is not None and attr.from_db is not None:
+            value = attr.from_db(value)
+        attr.set_raw(obj, value)
+    obj._rbits_ = 0
+    cache.learn_unique([obj], entity)
+    for attr in entity._collections_:
+        data = attr.data(obj)
+        if data is not None and not any(owner is obj for owner, _ in _pending_links(cache, attr)):
+            data.loaded = False
+            data.items = {}
+
+
+def _pending_links(cache: Any, attr: Any) -> list[Any]:
+    changes = cache.m2m.get(attr) or cache.m2m.get(getattr(attr, "reverse", None))
+    if not changes:
+        return []
+    return [*changes[0], *changes[1]]
+
+
+#: the most objects an UPDATE's new values are read back for by key (more are unloaded instead)
+REFRESH_BY_KEY_LIMIT = 1000
+
+
+def refresh_columns_steps(entity: Any, cache: Any, attrs: list[Any]) -> Steps[None]:
+    """After an UPDATE of many rows: objects of ``entity`` in the session show the new values of ``attrs``.
+
+    The values are read back by key (or, for many objects, unloaded to be read on next access);
+    the old ones are kept to be restored if the transaction rolls back.
+    """
+    for attr in attrs:
+        reverse: Any = getattr(attr, "reverse", None)
+        if attr.is_reference and getattr(reverse, "is_collection", False):
+            # the members of these collections may have changed: read them again on next use
+            for owner in cache.session.maps.get(reverse.entity, {}).values():
+                data = reverse.data(owner)
+                if data is not None:
+                    data.loaded = False
+                    data.items = {}
+    imap = cache.session.maps.get(entity)
+    objects = [obj for obj in (imap or {}).values() if obj._status_ == LOADED]
+    if not objects:
+        return
+    bits = 0
+    for attr in attrs:
+        bits |= attr.bit
+    for obj in objects:
+        orig = {attr.index: attr.get_raw(obj) for attr in attrs if attr.is_loaded(obj)}
+        cache.record_undo(obj, LOADED, orig, bits)
+    if entity._npk_ == 1 and len(objects) <= REFRESH_BY_KEY_LIMIT:
+        pk = entity._pk_attrs_[0]
+        columns = (pk, *attrs)
+        keys = [obj._pk_raw_() for obj in objects]
+        statement = Select(
+            entity._table_,
+            tuple(a.column for a in columns),
+            where=[InValues(pk.column, [k if pk.to_db is None else pk.to_db(k) for k in keys])],
+        )
+        sql, params = render(statement, cache.provider.dialect)
+        rows = (yield cache, "query", (sql, params)).rows
+        by_key = {}
+        for row in rows:
+            key = row[0] if pk.from_db is None or row[0] is None else pk.from_db(row[0])
+            by_key[key] = row[1:]
+        for obj in objects:
+            values = by_key.get(obj._pk_raw_())
+            for i, attr in enumerate(attrs):
+                if values is None:
+                    attr.clear_raw(obj)
+                else:
+                    value = values[i]
+                    attr.set_raw(obj, value if value is None or attr.from_db is None else attr.from_db(value))
+            obj._rbits_ &= ~bits
+    else:
+        for obj in objects:
+            for attr in attrs:
+                attr.clear_raw(obj)
+            obj._rbits_ &= ~bits
+    if entity._unique_keys_:
+        cache.learn_unique(objects, entity)
+
+
+# -- streaming -------------------------------------------------------------------------------------
+
+
+class Stream:
+    """A query read ``size`` rows at a time; objects of earlier batches nobody holds leave the session."""
+
+    __slots__ = ("cache", "cursor", "done", "held", "previous", "query", "size")
+
+    def __init__(self, query: Any, size: int) -> None:
+        self.query = query
+        self.size = size
+        self.cache: Any = None
+        self.cursor: Any = None
+        self.previous: list[Any] = []
+        #: objects of the batch before, referenced when it was released (as by a loop variable)
+        self.held: list[Any] = []
+        self.done = False
+
+    def next_steps(self) -> Steps[list[Any] | None]:
+        """Steps of the next batch of objects, None once the rows are exhausted."""
+        if self.done:
+            return None
+        query = self.query
+        entity = query.entity
+        if self.cursor is None:
+            cache = self.cache = require_session().cache_for(entity._database_)
+            yield from cache.flush_steps()
+            if query._for_update is not None:
+                yield cache, "begin", ()
+            sql, params = query.sql()
+            self.cursor = yield cache, "open_stream", (sql, params)
+        else:
+            self._release()
+        cache = self.cache
+        try:
+            rows = yield cache, "fetch_stream", (self.cursor, self.size)
+        except BaseException:
+            yield from self.close_steps()
+            raise
+        if not rows:
+            yield from self.close_steps()
+            return None
+        if query._for_update is not None:
+            fresh_snapshot(entity, cache, rows)
+        objects = materialize_rows(entity, cache, entity._select_attrs_, entity._select_converters_, rows)
+        self.previous = objects
+        return objects
+
+    def close_steps(self) -> Steps[None]:
+        """Release the cursor (at the end, or when the caller stops early)."""
+        self.done = True
+        self._release()
+        cursor, self.cursor = self.cursor, None
+        if cursor is not None and self.cache.conn is not None:
+            yield self.cache, "close_stream", (cursor,)
+
+    def _release(self) -> None:
+        """Objects of earlier batches that only the session refers to, with nothing pending, leave it.
+
+        An object still referenced is checked once more at the next batch (a ``for`` loop's
+        variable holds the last object handed out); after that it stays in the session.
+        """
+        previous, self.previous = self.held + self.previous, []
+        checked_twice = len(self.held)
+        self.held = []
+        cache = self.cache
+        if not previous or not cache.is_alive:
+            return
+        entity = self.query.entity
+        imap = cache.session.maps.get(entity)
+        if imap is None:
+            return
+        keys = entity._unique_keys_
+        unique = cache.unique
+        dirty = cache.dirty
+        held = self.held
+        refcount = sys.getrefcount
+        pk_of = entity._pk_attrs_[0].get_raw if entity._npk_ == 1 else None
+        # the references of an object nobody else holds: the identity map, ``previous``, the
+        # loop variable, getrefcount's argument, and the unique indexes that hold it
+        for index in range(len(previous)):
+            obj = previous[index]
+            # LOADED: no pending change (a change makes it MODIFIED, a delete DELETED)
+            if obj._status_ != LOADED or (dirty and obj in dirty):
+                continue
+            expected = 4
+            if keys:
+                for key in keys:
+                    index_map = unique.get(key)
+                    if index_map is not None and index_map.get(key.value_of(obj)) is obj:
+                        expected += 1
+            if refcount(obj) > expected:
+                if index >= checked_twice:
+                    held.append(obj)
+                continue
+            pk = obj._pk_raw_() if pk_of is None else pk_of(obj)
+            if imap.get(pk) is obj:
+                del imap[pk]
+                if keys:
+                    cache.forget_unique(obj)
+
+
+def stream_steps(query: Any, size: int) -> Stream:
+    """The stream of ``query``'s objects in batches of ``size``."""
+    return Stream(query, size)

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import IO, Any, Generic, TypeVar, overload
 
 from .display import show_objects
-from .exceptions import MultipleObjectsFoundError, QueryError, UnknownAttributeError
-from .expressions import Expr, OrderBy, as_expr, expression_for
-from .loading import fetch_steps, prefetch_steps
-from .sql import Count, Select, render
+from .exceptions import MultipleObjectsFoundError, QueryError, ReadOnlyAttributeError, UnknownAttributeError
+from .expressions import Expr, OrderBy, Value, as_expr, expression_for
+from .loading import fetch_steps, prefetch_steps, refresh_columns_steps, stream_steps
+from .session import require_session
+from .sql import Count, Select, UpdateWhere, render
 from .steps import Steps, run_async, run_sync
 from .translator import conditions_from, is_query_text, order_from
 
@@ -305,12 +306,124 @@ class Query(Generic[_E]):
         """Awaitable ``exists()``."""
         return await run_async(self.exists_steps())
 
+    # -- set-based writes ------------------------------------------------------------------------
+
+    def _update_statement(self, values: dict[str, Any]) -> tuple[UpdateWhere, list[Any]]:
+        """The one UPDATE of every matching row, and the attributes it sets."""
+        entity = self.entity
+        name = entity.__name__
+        if not values:
+            raise QueryError(f"{name}.select(...).update() needs at least one attribute=value")
+        if self._limit is not None or self._offset or self._for_update is not None:
+            raise QueryError(
+                f"update() of a {name} query cannot be combined with limit(), page(), slices or for_update()"
+            )
+        sets = []
+        attrs = []
+        for key, value in values.items():
+            attr = entity._attrs_by_name_.get(key)
+            if attr is None or not attr.is_column:
+                raise UnknownAttributeError(
+                    f"update(): {name} has no column attribute {key!r} (value {value!r})"
+                )
+            if attr.is_pk:
+                raise ReadOnlyAttributeError(
+                    f"update(): cannot change primary key attribute {attr.qualname} (value {value!r})"
+                )
+            if isinstance(value, Value):
+                for used in value.attrs():
+                    if used.entity is not entity:
+                        raise QueryError(f"update(): {attr.qualname} = {value!r} reads a column of another entity")
+                sets.append((attr.column, value))
+            else:
+                value = attr.validate(value, None)
+                if value is not None and attr.is_reference:
+                    value = value._pk_raw_() if hasattr(value, "_pk_raw_") else value
+                sets.append((attr.column, value if value is None or attr.to_db is None else attr.to_db(value)))
+            attrs.append(attr)
+        return UpdateWhere(entity._table_, tuple(sets), self._where), attrs
+
+    def update_steps(self, values: dict[str, Any]) -> Steps[int]:
+        """Steps running one UPDATE of every matching row; objects in the session get the new values."""
+        entity = self.entity
+        self._update_statement(values)  # bad values are refused before anything is sent
+        cache = require_session().cache_for(entity._database_)
+        yield from cache.flush_steps()
+        statement, attrs = self._update_statement(values)  # new related objects have keys now
+        sql, params = render(statement, cache.provider.dialect)
+        cache.generation += 1
+        result = yield cache, "write", (sql, params)
+        yield from refresh_columns_steps(entity, cache, attrs)
+        return int(result.rowcount)
+
+    def update(self, **values: Any) -> int:
+        """``UPDATE ... SET attr = value WHERE <query>`` in one statement; returns the row count.
+
+        Values may be expressions on the entity's columns (``age=Person.age + 1``). Pending
+        changes are flushed first; objects already in the session show the new values.
+        """
+        return run_sync(self.update_steps(values), self._hint("aupdate"))
+
+    async def aupdate(self, **values: Any) -> int:
+        """Awaitable ``update()``."""
+        return await run_async(self.update_steps(values))
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    def yield_per(self, size: int) -> YieldPer[_E]:
+        """Iterate in batches of ``size`` rows (``for`` or ``async for``) with memory bounded by a batch.
+
+        Rows come from a server-side cursor on PostgreSQL. Objects already handed out that the
+        caller no longer references, and that have no pending changes, leave the session.
+        """
+        if type(size) is not int or size < 1:
+            raise QueryError(f"yield_per() of a {self.entity.__name__} query takes a batch size of 1 or more, got {size!r}")
+        if self._prefetch:
+            raise QueryError(f"yield_per() of a {self.entity.__name__} query cannot be combined with prefetch()")
+        return YieldPer(self, size)
+
     def delete(self) -> int:
         """Delete every matching object through the session (hooks run); returns the count."""
         objects: list[Any] = self.fetch()
         for obj in objects:
             obj.delete()
         return len(objects)
+
+
+class YieldPer(Generic[_E]):
+    """The objects of a query fetched ``size`` rows at a time: iterate with ``for`` or ``async for``."""
+
+    def __init__(self, query: Query[_E], size: int) -> None:
+        self.query = query
+        self.size = size
+
+    def __iter__(self) -> Iterator[_E]:
+        stream = stream_steps(self.query, self.size)
+        hint = f"async for ... in {self.query.entity.__name__}.select(...).yield_per(n)"
+        try:
+            while True:
+                batch = run_sync(stream.next_steps(), hint)
+                if batch is None:
+                    return
+                yield from batch
+                del batch
+        finally:
+            if not stream.done:
+                run_sync(stream.close_steps(), hint)
+
+    async def __aiter__(self) -> AsyncIterator[_E]:
+        stream = stream_steps(self.query, self.size)
+        try:
+            while True:
+                batch = await run_async(stream.next_steps())
+                if batch is None:
+                    return
+                for obj in batch:
+                    yield obj
+                del batch
+        finally:
+            if not stream.done:
+                await run_async(stream.close_steps())
 
 
 def conditions_for(

@@ -168,8 +168,8 @@ def relink(attr: Any, obj: Any, old: Any, new: Any) -> None:
             if data is not None:
                 data.items[obj] = None
         return
-    if reverse is attr:
-        _relink_symmetric(attr, obj, old, new)
+    if reverse.is_column:
+        _relink_both_columns(attr, obj, old, new)
         return
     # one-to-one: ``attr`` holds the key, ``reverse`` caches the partner on the other side
     old_obj = known_object(target, cache, old)
@@ -180,37 +180,42 @@ def relink(attr: Any, obj: Any, old: Any, new: Any) -> None:
         reverse.set_raw(new_obj, obj)
 
 
-def _relink_symmetric(attr: Any, obj: Any, old: Any, new: Any) -> None:
-    """``obj.attr`` of a symmetric one-to-one (``spouse``) changed from ``old`` to ``new``: every row
-    holds its partner's key, so the old partner's column is cleared and the new partner's set to
-    ``obj`` (the new partner's previous partner is cleared too); these are tracked writes."""
+def _relink_both_columns(attr: Any, obj: Any, old: Any, new: Any) -> None:
+    """``obj.attr`` of a one-to-one whose both sides hold a column changed from ``old`` to ``new``:
+    the old partner's column is cleared and the new partner's set to ``obj`` (tracked writes).
+
+    Both sides hold one when both name their column (``column=``) and in a symmetric one-to-one
+    (``spouse = Optional('Person', reverse='spouse')``), where every row holds its partner's key.
+    """
     cache = obj._cache_
     target = attr.py_type
+    reverse = attr.reverse
     old_obj = None if old is None else old if isinstance(old, EntityBase) else seed(target, cache, old)
     if old_obj is not None and old_obj is not obj and old_obj._status_ < DELETED:
-        if attr.__get__(old_obj, target) is obj:
-            Column.__set__(attr, old_obj, None)
+        if reverse.__get__(old_obj, target) is obj:
+            Column.__set__(reverse, old_obj, None)
     new_obj = None if new is None else new if isinstance(new, EntityBase) else seed(target, cache, new)
     if new_obj is None or new_obj is obj:
         return
-    previous = attr.__get__(new_obj, target)
+    previous = reverse.__get__(new_obj, target)
     if previous is obj:
         return
-    if previous is not None and previous is not obj and previous._status_ < DELETED:
+    if previous is not None and previous._status_ < DELETED and attr.__get__(previous, attr.entity) is new_obj:
         Column.__set__(attr, previous, None)
-    Column.__set__(attr, new_obj, obj)
+    Column.__set__(reverse, new_obj, obj)
 
 
 def claim_partner(attr: Any, obj: Any, value: Any) -> None:
     """Before ``obj.attr`` (the key side of a one-to-one) takes ``value``: unlink the target's current partner."""
     if value is None or isinstance(attr.reverse, SetAttr):
         return
-    if attr.reverse is attr:
-        # symmetric: the target's partner (whose row holds the target's key) lets it go first
+    reverse = attr.reverse
+    if reverse.is_column:
+        # both sides hold a column: the target's partner (whose row holds the target's key) lets go first
         target = value if isinstance(value, EntityBase) else seed(attr.py_type, obj._cache_, value)
-        previous = None if target is obj else attr.__get__(target, attr.py_type)
+        previous = None if target is obj else reverse.__get__(target, attr.py_type)
         if previous is not None and previous is not obj and previous._status_ < DELETED:
-            if attr.__get__(previous, attr.py_type) is target:
+            if attr.__get__(previous, attr.entity) is target:
                 Column.__set__(attr, previous, None)
         return
     target = value if isinstance(value, EntityBase) else seed(attr.py_type, obj._cache_, value)
@@ -735,7 +740,7 @@ def unlink_steps(obj: Any) -> Steps[None]:
         if attr.is_column:
             relink(attr, obj, attr.get_raw(obj), None) if isinstance(
                 attr.reverse, SetAttr
-            ) or attr.reverse is attr else _forget_partner(attr, obj)
+            ) or attr.reverse.is_column else _forget_partner(attr, obj)
             continue
         partner = yield from one_to_one_partner_steps(attr, obj)
         if partner is None or partner._status_ >= DELETED:
@@ -888,8 +893,9 @@ def _classify(attr: Any) -> None:
             attr.is_column = attr.is_required
         elif attr.column_given != reverse.column_given:
             attr.is_column = attr.column_given
-        elif attr is reverse:
-            attr.is_column = True  # symmetric: ``spouse = Optional('Person', reverse='spouse')``
+        elif attr is reverse or attr.column_given:
+            # symmetric (``spouse``), or both sides name their column: each row holds its partner's key
+            attr.is_column = True
         elif attr.entity is not reverse.entity:
             attr.is_column = attr.entity.__name__ < reverse.entity.__name__
         else:

@@ -19,6 +19,7 @@ from ._impl import (
     DELETED,
     GONE,
     LOADED,
+    MODIFIED,
     CacheBase,
     SessionBase,
     current_session,
@@ -36,6 +37,7 @@ from .exceptions import (
     ObjectNotFound,
     OrmRuntimeWarning,
     PartialCommitException,
+    PendingChangesError,
     PendingRollbackError,
     ReadOnlySessionError,
     RollbackException,
@@ -52,9 +54,12 @@ __all__ = [
     "arollback",
     "commit",
     "db_session",
+    "expunge",
+    "expunge_all",
     "flush",
     "require_session",
     "rollback",
+    "savepoint",
     "with_transaction",
 ]
 
@@ -99,6 +104,49 @@ class Session(SessionBase):
     failure: BaseException | None = None
     #: whether a COMMIT of this session applied writes (then ``retry`` must not re-run it)
     committed_writes: bool = False
+    #: the open ``savepoint()`` blocks, innermost last (None until the first one)
+    savepoints: list[Any] | None = None
+
+    def open_savepoints(self) -> list[Any]:
+        """The stack of open savepoints (made on first use)."""
+        stack = self.savepoints
+        if stack is None:
+            stack = self.savepoints = []
+        return stack
+
+    # -- read-only views ---------------------------------------------------------------------
+
+    def _pending(self, status: int) -> tuple[Any, ...]:
+        return tuple(
+            obj for cache in self.caches.values() for obj in cache.dirty if obj._status_ == status
+        )
+
+    @property
+    def new(self) -> tuple[Any, ...]:
+        """Objects created and not inserted yet, in the order they were made."""
+        return self._pending(CREATED)
+
+    @property
+    def dirty(self) -> tuple[Any, ...]:
+        """Loaded objects with changes not flushed yet, in the order they were first changed."""
+        return self._pending(MODIFIED)
+
+    @property
+    def deleted(self) -> tuple[Any, ...]:
+        """Objects marked for deletion whose DELETE is not sent yet."""
+        return self._pending(DELETED)
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a database transaction of this session is open."""
+        return any(cache.in_transaction for cache in self.caches.values())
+
+    def _refuse_in_savepoint(self, what: str) -> None:
+        if self.savepoints:
+            raise TransactionError(
+                f"{what} cannot be called inside a savepoint() block: leave the block first "
+                "(an exception leaving it rolls back to the savepoint)"
+            )
 
     def cache_for(self, db: Any) -> SessionCache:
         """The cache of ``db`` in this session, created on first use."""
@@ -135,13 +183,24 @@ class Session(SessionBase):
         A COMMIT that fails ends the transactions not yet committed and fails the session.
         """
         self.refuse_if_failed()
+        self._refuse_in_savepoint("commit()")
         if caches is None:
             caches = list(self.caches.values())
         if not caches:
             return
         self._refuse_while_flushing("commit()")
         yield from self._ready_steps(caches)
+        # the events belong to a transaction: a commit with nothing to write and no transaction has none
+        active = [cache for cache in caches if cache.in_transaction or cache.dirty or cache.m2m]
         for cache in caches:
+            try:
+                if cache in active:
+                    cache.fire("before_commit")
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                yield from self.fail_steps(exc)
+                raise
             yield from cache.flush_steps()
         committed: list[Any] = []
         for cache in caches:
@@ -157,9 +216,12 @@ class Session(SessionBase):
                     raise
                 raise error from exc
             committed.append(cache.db)
+        for cache in active:
+            cache.fire("after_commit")
 
     def rollback_steps(self, caches: list[SessionCache] | None = None) -> Steps[None]:
         """Roll every database (or ``caches``) back and detach their objects; clears a failure."""
+        self._refuse_in_savepoint("rollback()")
         self._refuse_while_flushing("rollback()")
         if caches is None or self.failure is not None:
             caches = list(self.caches.values())
@@ -181,6 +243,7 @@ class Session(SessionBase):
         """After a failed flush or commit: end every open transaction uncommitted; refuse work until rollback()."""
         self.failure = failure
         self.maps.clear()
+        self.savepoints = None
         # the caches stay (closed) so that leaving the block still finds a session to roll back
         errors = yield from self._end_steps(list(self.caches.values()), "the session was rolled back")
         for error in errors:
@@ -193,9 +256,12 @@ class Session(SessionBase):
         """Roll back and detach ``caches``, undoing in memory what their transactions changed."""
         errors: list[Exception] = []
         interrupt: BaseException | None = None
+        ended = []
         for cache in caches:
             cache.over = reason
             cache.undo_changes()
+            if cache.in_transaction:
+                ended.append(cache)
             try:
                 yield cache, "close_db", (True,)
             except GeneratorExit:
@@ -206,6 +272,13 @@ class Session(SessionBase):
                 interrupt = interrupt or exc
         if interrupt is not None:
             raise interrupt
+        for cache in ended:
+            try:
+                cache.fire("after_rollback")
+            except Exception as exc:
+                if self.failure is None:
+                    raise
+                self.failure.add_note(f"nextorm: an after_rollback handler failed: {_describe(exc)}")
         return errors
 
     def close_steps(self) -> Steps[None]:
@@ -393,6 +466,54 @@ class SessionCache(CacheBase):
         self.saving: list[tuple[Any, int, dict[int, Any] | None, int]] = []
         #: why the cache is closed, for the errors of objects used afterwards
         self.over = "the database session is over"
+        #: the handlers registered with ``db.on()``
+        self.listeners = db._listeners_
+        #: what objects expunged from this cache belong to (made on first use)
+        self.detached: DetachedCache | None = None
+
+    def fire(self, event: str) -> None:
+        """Call the handlers of ``event`` registered on this database with the session."""
+        if self.listeners.handlers:
+            self.listeners.fire(event, self.session)
+
+    def _began(self) -> None:
+        """A transaction began: set the open savepoints in it, then tell the after_begin handlers."""
+        if self.session.savepoints:
+            for point in self.session.savepoints:
+                self.set_savepoint(point)
+        self.fire("after_begin")
+
+    async def _abegan(self) -> None:
+        if self.session.savepoints:
+            for point in self.session.savepoints:
+                await self.aset_savepoint(point)
+        self.fire("after_begin")
+
+    def set_savepoint(self, point: Any) -> None:
+        """Set the savepoint ``point`` in this database's open transaction."""
+        self.provider.run(self.conn, self.provider.dialect.savepoint_sql(point.name))
+        point.caches.append(self)
+
+    async def aset_savepoint(self, point: Any) -> None:
+        await self.provider.arun(self.conn, self.provider.dialect.savepoint_sql(point.name))
+        point.caches.append(self)
+
+    def detach(self, obj: Any) -> None:
+        """Take ``obj`` out of this session: identity map, indexes, queues; it keeps its loaded values."""
+        pk = obj._pk_raw_()
+        if pk is not None:
+            imap = self.session.maps.get(type(obj))
+            if imap is not None and imap.get(pk) is obj:
+                del imap[pk]
+        self.forget_unique(obj)
+        self.dirty.pop(obj, None)
+        self.undo.pop(obj, None)
+        for key in [key for key in self.json_snapshots if key[0] is obj]:
+            del self.json_snapshots[key]
+        detached = self.detached
+        if detached is None:
+            detached = self.detached = DetachedCache(self)
+        obj._cache_ = detached
 
     # -- IO requests (run_sync calls these; run_async awaits the ``a``-prefixed twins) ------------
 
@@ -409,6 +530,7 @@ class SessionCache(CacheBase):
                 conn, immediate=True, serializable=self.session.manager.serializable, readonly=self.readonly
             )
             self.in_transaction = True
+            self._began()
         return conn
 
     def ready(self) -> None:
@@ -429,6 +551,7 @@ class SessionCache(CacheBase):
         if not self.in_transaction:
             self.provider.begin(conn, immediate=True, serializable=self.session.manager.serializable)
             self.in_transaction = True
+            self._began()
 
     def query(self, sql: str, params: Any = ()) -> Result:
         """Run a statement (a read, or anything in an open transaction)."""
@@ -453,6 +576,29 @@ class SessionCache(CacheBase):
         """INSERT several rows; their generated keys in order."""
         self.begin(sql)
         return self.provider.insert_many_returning(self.conn, sql, rows, pk_column)
+
+    def open_stream(self, sql: str, params: Any) -> Any:
+        """Start a SELECT read in batches (a server-side cursor where the database has them)."""
+        conn = self.connection()
+        return self.provider.open_stream(conn, sql, params, self.in_transaction)
+
+    def fetch_stream(self, cursor: Any, size: int) -> list[Any]:
+        """Up to ``size`` more rows of a stream."""
+        return self.provider.fetch_stream(cursor, size)
+
+    def close_stream(self, cursor: Any) -> None:
+        """Release a stream's cursor."""
+        self.provider.close_stream(cursor)
+
+    async def aopen_stream(self, sql: str, params: Any) -> Any:
+        conn = await self.aconnection()
+        return await self.provider.aopen_stream(conn, sql, params, self.in_transaction)
+
+    async def afetch_stream(self, cursor: Any, size: int) -> list[Any]:
+        return await self.provider.afetch_stream(cursor, size)
+
+    async def aclose_stream(self, cursor: Any) -> None:
+        await self.provider.aclose_stream(cursor)
 
     def commit_db(self) -> None:
         """Commit this database's transaction; a failure ends it (see ``_commit_failed``)."""
@@ -578,6 +724,7 @@ class SessionCache(CacheBase):
                 conn, immediate=True, serializable=self.session.manager.serializable, readonly=self.readonly
             )
             self.in_transaction = True
+            await self._abegan()
         return conn
 
     async def abegin(self, sql: str = "") -> None:
@@ -587,6 +734,7 @@ class SessionCache(CacheBase):
         if not self.in_transaction:
             await self.provider.abegin(conn, immediate=True, serializable=self.session.manager.serializable)
             self.in_transaction = True
+            await self._abegan()
 
     async def aquery(self, sql: str, params: Any = ()) -> Result:
         return await self.provider.arun(await self.aconnection(), sql, params)
@@ -740,6 +888,8 @@ class SessionCache(CacheBase):
 
     def watch_json(self, obj: Any, attr: Any, value: Any) -> None:
         """Remember the JSON text of a dict/list value handed out, to notice changes made in place."""
+        if self.readonly:
+            return  # nothing can be written: a readonly session keeps no snapshots to compare
         key = (obj, attr)
         known = self.json_snapshots.get(key)
         # a value replaced since (re-read from the database, assigned) is watched afresh
@@ -765,6 +915,57 @@ def _restore(obj: Any, orig: dict[int, Any] | None, wbits: int) -> None:
                 attr.set_raw(obj, orig[attr.index])
             else:
                 attr.clear_raw(obj)
+
+
+class DetachedCache(CacheBase):
+    """What objects taken out of a session belong to: loaded values stay readable, the rest raises."""
+
+    def __init__(self, cache: SessionCache) -> None:
+        super().__init__(cache.session, cache.strict)
+        self.is_alive = False
+        self.db = cache.db
+        self.is_async = cache.is_async
+        self.over = "the object was expunged from its session"
+
+    def closed_error(self, what: str) -> DatabaseSessionIsOver:
+        return DatabaseSessionIsOver(f"{what}: {self.over}")
+
+
+# -- savepoints ------------------------------------------------------------------------------------
+
+
+class savepoint:  # noqa: N801  (used like ``db_session``: ``with savepoint():``)
+    """``with savepoint():`` / ``async with savepoint():``: a nested transaction inside a db_session.
+
+    Leaving the block normally releases it; an exception rolls the databases *and* the session's
+    objects back to where the block began, then propagates. A flush that fails inside is rolled
+    back to the savepoint only: the session stays usable.
+    """
+
+    __slots__ = ("point",)
+
+    def __init__(self) -> None:
+        self.point: Any = None
+
+    def __enter__(self) -> savepoint:
+        self.point = run_sync(unitofwork.savepoint_begin_steps(require_session()), "async with savepoint()")
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            run_sync(unitofwork.savepoint_release_steps(self.point), "async with savepoint()")
+        else:
+            run_sync(unitofwork.savepoint_rollback_steps(self.point), "async with savepoint()")
+
+    async def __aenter__(self) -> savepoint:
+        self.point = await run_async(unitofwork.savepoint_begin_steps(require_session()))
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            await run_async(unitofwork.savepoint_release_steps(self.point))
+        else:
+            await run_async(unitofwork.savepoint_rollback_steps(self.point))
 
 
 # -- the db_session manager -------------------------------------------------------------------
@@ -950,7 +1151,7 @@ class DBSessionManager:
 
     # -- context manager ---------------------------------------------------------------------------
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> Session:
         if self.retry != 0:
             raise TypeError(
                 "@db_session can accept 'retry' parameter only when used as decorator and not as context manager"
@@ -960,6 +1161,7 @@ class DBSessionManager:
             if session.debug_tokens is None:
                 session.debug_tokens = []
             session.debug_tokens.append(push_sql_debug(self.sql_debug, self.show_values))
+        return session  # type: ignore[no-any-return]
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if self.sql_debug is None and self.show_values is None:
@@ -971,8 +1173,8 @@ class DBSessionManager:
         finally:
             pop_sql_debug(token)
 
-    async def __aenter__(self) -> None:
-        self.__enter__()
+    async def __aenter__(self) -> Session:
+        return self.__enter__()
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if self.sql_debug is None and self.show_values is None:
@@ -1242,6 +1444,64 @@ async def arollback() -> None:
     session = active_session()
     if session is not None:
         await session.arollback()
+
+
+def expunge(*objects: Any) -> None:
+    """Take ``objects`` out of the current session: a later ``Entity[pk]`` loads a fresh object.
+
+    An expunged object keeps its loaded values readable; loading, assigning or deleting through
+    it raises DatabaseSessionIsOver. An object with unflushed changes raises PendingChangesError
+    (and nothing is expunged).
+    """
+    session = require_session()
+    for obj in objects:
+        _check_expungeable(session, obj)
+    for obj in objects:
+        if obj._cache_.is_alive:
+            obj._cache_.detach(obj)
+
+
+def expunge_all() -> None:
+    """Take every object out of the current session (PendingChangesError if any has unflushed changes)."""
+    session = require_session()
+    for cache in session.caches.values():
+        for obj in cache.dirty:
+            _check_expungeable(session, obj)
+        if cache.m2m:
+            attr = next(iter(cache.m2m))
+            raise PendingChangesError(
+                f"Cannot expunge all objects: collection {attr.qualname} has changes not flushed yet; "
+                "flush() first"
+            )
+    for imap in list(session.maps.values()):
+        for obj in list(imap.values()):
+            if obj._cache_.is_alive:
+                obj._cache_.detach(obj)
+
+
+def _check_expungeable(session: Session, obj: Any) -> None:
+    cache = getattr(obj, "_cache_", None)
+    if not isinstance(cache, (SessionCache, DetachedCache)) or not hasattr(obj, "_pk_raw_"):
+        raise TypeError(f"expunge() takes entity objects, got {obj!r}")
+    if not isinstance(cache, SessionCache) or not cache.is_alive:
+        return  # already out of the session
+    if cache.session is not session:
+        raise TransactionError(f"Cannot expunge {obj!r}: it belongs to another session")
+    if obj._status_ in (CREATED, MODIFIED, DELETED) or obj in cache.dirty:
+        raise PendingChangesError(
+            f"Cannot expunge {obj!r}: it has changes not flushed yet "
+            f"({_STATUS_WORDS.get(obj._status_, 'modified')}); flush() or roll them back first"
+        )
+    if cache.m2m:
+        for attr, (added, removed) in cache.m2m.items():
+            if any(obj is owner or obj is item for owner, item in (*added, *removed)):
+                raise PendingChangesError(
+                    f"Cannot expunge {obj!r}: its collection {attr.qualname} has changes not flushed yet; "
+                    "flush() first"
+                )
+
+
+_STATUS_WORDS = {CREATED: "created", MODIFIED: "modified", DELETED: "marked for deletion"}
 
 
 def _abandon_async_caches(session: Session) -> None:

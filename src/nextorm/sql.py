@@ -48,6 +48,7 @@ __all__ = [
     "Select",
     "Subquery",
     "Update",
+    "UpdateWhere",
     "complete_select",
     "key_columns",
     "reference_columns",
@@ -638,6 +639,33 @@ class Update:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateWhere:
+    """``UPDATE table SET column = value, ... WHERE ...``: one statement for every matching row.
+
+    A value is a bound parameter, or an expression with ``sql(dialect, params)`` (``age + 1``).
+    """
+
+    table: str
+    values: tuple[tuple[str, Any], ...]
+    where: Sequence[Condition] = ()
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """The statement's text, appending its bound values to ``params``."""
+        q = dialect.quote
+        sets = []
+        for column, value in self.values:
+            if hasattr(value, "sql"):
+                sets.append(f"{q(column)} = {value.sql(dialect, params)}")
+            else:
+                params.append(value)
+                sets.append(f"{q(column)} = {dialect.param}")
+        sql = f"UPDATE {q(self.table)} SET {', '.join(sets)}"
+        if self.where:
+            sql += " WHERE " + " AND ".join(c.sql(dialect, params) for c in self.where)
+        return sql
+
+
+@dataclass(frozen=True, slots=True)
 class Delete:
     """``DELETE FROM table WHERE ...``."""
 
@@ -776,7 +804,7 @@ def complete_select(sql: str) -> str:
     return sql if _QUERY_START.match(sql) else "SELECT " + sql
 
 
-def render(statement: Select | Count, dialect: Dialect) -> tuple[str, list[Any]]:
+def render(statement: Select | Count | UpdateWhere, dialect: Dialect) -> tuple[str, list[Any]]:
     """A query's text and its bound values."""
     params: list[Any] = []
     return statement.sql(dialect, params), params

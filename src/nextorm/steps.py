@@ -9,16 +9,22 @@ so its ``try``/``except`` handling works the same both ways.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from .exceptions import TransactionError
 
-__all__ = ["AsyncRequired", "Result", "Steps", "run_async", "run_sync"]
+__all__ = ["AsyncRequired", "Result", "Steps", "bridge_loop", "run_async", "run_sync"]
 
 T = TypeVar("T")
 #: a generator of requests ``(cache, name, args)`` returning ``T``
 Steps = Generator[tuple[Any, str, tuple[Any, ...]], Any, T]
+
+
+#: in a thread running sync code for an async session (``nextorm.run_sync``): the event loop its IO runs on
+bridge_loop: ContextVar[Any] = ContextVar("nextorm_bridge_loop", default=None)
 
 
 class AsyncRequired(TransactionError):
@@ -66,13 +72,20 @@ def run_sync(steps: Steps[T], awaitable: str = "") -> T:
         request = next(steps)
         while True:
             cache, name, args = request
+            loop = None
             if cache.is_async:
-                steps.close()
-                raise AsyncRequired(
-                    f"This call needs IO on an async database ({cache.db!r}): use {awaitable or 'its awaitable twin'}"
-                )
+                loop = bridge_loop.get()
+                if loop is None:
+                    steps.close()
+                    raise AsyncRequired(
+                        f"This call needs IO on an async database ({cache.db!r}): use {awaitable or 'its awaitable twin'}"
+                    )
             try:
-                result = getattr(cache, name)(*args)
+                if loop is None:
+                    result = getattr(cache, name)(*args)
+                else:
+                    # sync code of an async session (run_sync): the IO runs on the session's loop
+                    result = asyncio.run_coroutine_threadsafe(getattr(cache, "a" + name)(*args), loop).result()
             except BaseException as exc:
                 request = steps.throw(exc)
             else:

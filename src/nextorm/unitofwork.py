@@ -23,7 +23,17 @@ from .identity import fold_rows, key_db_values
 from .sql import BATCH_SAVEPOINT, Delete, Insert, KeyMatch, Select, Update, render
 from .steps import Steps
 
-__all__ = ["MAX_FLUSH_ROUNDS", "flush_steps", "is_new", "mark_saved"]
+__all__ = [
+    "MAX_FLUSH_ROUNDS",
+    "Savepoint",
+    "SessionState",
+    "flush_steps",
+    "is_new",
+    "mark_saved",
+    "savepoint_begin_steps",
+    "savepoint_release_steps",
+    "savepoint_rollback_steps",
+]
 
 #: most rounds of hooks creating more work in one flush
 MAX_FLUSH_ROUNDS = 50
@@ -50,6 +60,7 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
     cache.flushing = True
     cache.generation += 1
     try:
+        cache.fire("before_flush")
         for _ in range(MAX_FLUSH_ROUNDS):
             batch = _run_before_hooks(cache, only)
             if not batch and (not cache.m2m or only is not None):
@@ -65,12 +76,18 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
         else:
             if cache.dirty:
                 raise TransactionError("Recursion depth limit reached in obj._after_save_() call")
+        cache.fire("after_flush")
     except GeneratorExit:
         raise
     except BaseException as exc:
         cache.flushing = False
         cache.unsave_failed_flush()
-        yield from cache.session.fail_steps(exc)
+        stack = cache.session.savepoints
+        if stack and isinstance(exc, Exception):
+            # inside savepoint(): the failure is contained there, the session goes on
+            yield from savepoint_rollback_steps(stack[-1])
+        else:
+            yield from cache.session.fail_steps(exc)
         raise
     finally:
         cache.flushing = False
@@ -259,9 +276,10 @@ def _integrity_failure(cache: Any, group: list[Any], exc: BaseException) -> Tran
 def _dependency_order(batch: list[Any], deferred: list[tuple[Any, Any, Any]]) -> list[Any]:
     """``batch`` in first-change order, except that new objects come before the objects referring to them.
 
-    New partners of a symmetric one-to-one (``a.spouse = b`` makes ``b.spouse`` ``a``) refer to each
-    other: the second reference goes to ``deferred`` as (object, attribute, target), to be inserted
-    without it and updated once the target exists. Any other cycle of new objects is an error.
+    New partners of a one-to-one whose both sides hold a column (``a.spouse = b`` makes ``b.spouse``
+    ``a``) refer to each other: the second reference goes to ``deferred`` as (object, attribute,
+    target), to be inserted without it and updated once the target exists. Any other cycle of new
+    objects is an error.
     """
     in_batch = {id(obj) for obj in batch}
     state: dict[int, int] = {}
@@ -281,7 +299,7 @@ def _dependency_order(batch: list[Any], deferred: list[tuple[Any, Any, Any]]) ->
             for attr in type(obj)._fk_refs_:
                 target = attr.get_raw(obj)
                 if isinstance(target, EntityBase) and target._status_ == CREATED and id(target) in in_batch:
-                    if state.get(id(target)) == 1 and attr.reverse is attr:
+                    if state.get(id(target)) == 1 and attr.reverse.is_column:
                         deferred.append((obj, attr, target))
                         continue
                     visit(target)
@@ -524,3 +542,218 @@ def is_new(value: Any) -> bool:
 
 def _db(attr: Any, value: Any) -> Any:
     return value if value is None or attr.to_db is None else attr.to_db(value)
+
+
+# -- savepoints ------------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+class SessionState:
+    """What a session knows at one moment: enough to put its objects back as they were.
+
+    Taken after a flush, when every object is in step with the database except for what it
+    queued since; ``restore`` gives each object its status, tracked bits, values and collection
+    members back, the caches their queues and indexes, and drops objects that came later.
+    """
+
+    __slots__ = ("caches", "maps", "objects")
+
+    def __init__(self, session: Any, objects: bool = True) -> None:
+        self.maps = {entity: dict(imap) for entity, imap in session.maps.items()}
+        #: the state of each object; None when only new objects are to be dropped (see ``objects``)
+        self.objects: dict[Any, tuple[Any, ...]] | None = None
+        if objects:
+            self.objects = {}
+            for imap in session.maps.values():
+                for obj in imap.values():
+                    self.objects[obj] = _capture(obj)
+        self.caches: dict[Any, tuple[Any, ...]] = {}
+        for cache in session.caches.values():
+            if self.objects is not None:
+                for obj in (*cache.dirty, *cache.undo):
+                    if obj not in self.objects:
+                        self.objects[obj] = _capture(obj)
+            self.caches[cache] = (
+                dict(cache.dirty),
+                {attr: (dict(added), dict(removed)) for attr, (added, removed) in cache.m2m.items()},
+                {key: dict(index) for key, index in cache.unique.items()},
+                dict(cache.new_ids),
+                dict(cache.undo),
+                dict(cache.json_snapshots),
+            )
+
+    def restore(self, session: Any) -> None:
+        """Put the session back as it was; objects it did not know then leave it."""
+        known: Any = self.objects
+        if known is None:
+            known = {obj for imap in self.maps.values() for obj in imap.values()}
+            for saved in self.caches.values():
+                known.update(saved[0], saved[4])
+        for imap in list(session.maps.values()):
+            for obj in list(imap.values()):
+                if obj not in known:
+                    _drop(obj)
+        for cache in session.caches.values():
+            for obj in [*cache.dirty, *cache.undo]:
+                if obj not in known:
+                    _drop(obj)
+        if self.objects is not None:
+            for obj, state in self.objects.items():
+                _put_back(obj, state)
+        session.maps.clear()
+        session.maps.update({entity: dict(imap) for entity, imap in self.maps.items()})
+        for cache in session.caches.values():
+            kept = self.caches.get(cache)
+            if kept is None:
+                cache.dirty.clear()
+                cache.m2m = {}
+                cache.unique = {}
+                cache.new_ids = {}
+                cache.undo = {}
+                cache.json_snapshots = {}
+                continue
+            dirty, m2m, unique, new_ids, undo, json_snapshots = kept
+            cache.dirty.clear()
+            cache.dirty.update(dirty)
+            cache.m2m = {attr: (dict(added), dict(removed)) for attr, (added, removed) in m2m.items()}
+            cache.unique = {key: dict(index) for key, index in unique.items()}
+            cache.new_ids = dict(new_ids)
+            cache.undo = dict(undo)
+            cache.json_snapshots = dict(json_snapshots)
+
+
+def _capture(obj: Any) -> tuple[Any, ...]:
+    """An object's status, bits, earlier values, attribute values and collection members."""
+    cls = type(obj)
+    values = tuple(attr.get_raw(obj, _MISSING) for attr in cls._attrs_)
+    collections = []
+    for attr in cls._collections_:
+        data = attr.data(obj)
+        collections.append(None if data is None else (dict(data.items), data.loaded))
+    orig = obj._orig_
+    return (
+        obj._status_,
+        obj._rbits_,
+        obj._wbits_,
+        None if orig is None else dict(orig),
+        values,
+        tuple(collections),
+    )
+
+
+def _put_back(obj: Any, state: tuple[Any, ...]) -> None:
+    status, rbits, wbits, orig, values, collections = state
+    cls = type(obj)
+    obj._status_ = status
+    obj._rbits_ = rbits
+    obj._wbits_ = wbits
+    obj._orig_ = None if orig is None else dict(orig)
+    for attr, value in zip(cls._attrs_, values):
+        if value is _MISSING:
+            attr.clear_raw(obj)
+        else:
+            attr.set_raw(obj, value)
+    for attr, saved in zip(cls._collections_, collections):
+        if saved is None:
+            data = attr.data(obj)
+            if data is not None:
+                data.items = {}
+                data.loaded = False
+            continue
+        data = attr.ensure_data(obj)
+        data.items = dict(saved[0])
+        data.loaded = saved[1]
+
+
+def _drop(obj: Any) -> None:
+    """An object that came into the session inside a rolled-back savepoint leaves it.
+
+    A new one is gone (its INSERT was undone); a loaded one is detached, as by ``expunge()``.
+    """
+    if obj._status_ == CREATED or obj._cache_.undo.get(obj, (LOADED,))[0] == CREATED:
+        obj._status_ = GONE
+        obj._wbits_ = 0
+        return
+    obj._cache_.detach(obj)
+
+
+class Savepoint:
+    """One open ``savepoint()`` block of a session: its name, the caches it is set on, the state to go back to."""
+
+    __slots__ = ("caches", "name", "session", "state")
+
+    def __init__(self, session: Any, name: str, objects: bool = True) -> None:
+        self.session = session
+        self.name = name
+        #: the caches whose transaction holds this savepoint (a cache that begins later sets it then)
+        self.caches: list[Any] = []
+        self.state: SessionState | None = SessionState(session, objects)
+
+
+def savepoint_begin_steps(session: Any, objects: bool = True) -> Steps[Savepoint]:
+    """Flush, remember the session's state, and set a savepoint in every open transaction.
+
+    ``objects=False`` remembers only which objects the session holds, not their values: for a
+    block that only creates objects (get_or_create), whose rollback drops them, it costs far less.
+    """
+    session.refuse_if_failed()
+    yield from session.flush_steps()
+    stack = session.open_savepoints()
+    point = Savepoint(session, f"nextorm_savepoint_{len(stack) + 1}", objects)
+    stack.append(point)
+    for cache in list(session.caches.values()):
+        if cache.in_transaction:
+            yield cache, "set_savepoint", (point,)
+    return point
+
+
+def savepoint_release_steps(point: Savepoint) -> Steps[None]:
+    """Leave the block normally: flush what it queued and release the savepoint."""
+    session = point.session
+    if point.state is None:
+        return  # already rolled back (a flush inside failed and was contained here)
+    yield from session.flush_steps()
+    _pop(session, point)
+    for cache in point.caches:
+        if cache.in_transaction and cache.conn is not None:
+            yield cache, "write", (cache.provider.dialect.release_savepoint_sql(point.name), ())
+    point.state = None
+
+
+def savepoint_rollback_steps(point: Savepoint) -> Steps[None]:
+    """Roll the database and the session's objects back to the savepoint; a failure here fails the session."""
+    session = point.session
+    state = point.state
+    if state is None:
+        return
+    point.state = None
+    _pop(session, point)
+    if session.failure is not None:
+        return  # the whole transaction was rolled back already
+    try:
+        for cache in point.caches:
+            if cache.in_transaction and cache.conn is not None:
+                dialect = cache.provider.dialect
+                yield cache, "write", (dialect.rollback_to_savepoint_sql(point.name), ())
+                yield cache, "write", (dialect.release_savepoint_sql(point.name), ())
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        yield from session.fail_steps(exc)
+        raise
+    for cache in session.caches.values():
+        cache.flushing = False
+        cache.saving.clear()
+        cache.generation += 1
+    state.restore(session)
+
+
+def _pop(session: Any, point: Savepoint) -> None:
+    stack = session.open_savepoints()
+    if point not in stack:
+        return
+    # inner savepoints end with this one
+    while stack:
+        if stack.pop() is point:
+            break

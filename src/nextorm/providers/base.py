@@ -194,6 +194,52 @@ class Provider:
             except Exception as exc:
                 raise self.translate_error(exc) from exc
 
+    # -- streaming ------------------------------------------------------------------------------
+
+    def open_stream(self, conn: Any, sql: str, params: Sequence[Any], in_transaction: bool) -> Any:
+        """Run a SELECT whose rows are fetched in batches by ``fetch_stream``; returns its cursor."""
+        cursor = None
+        with logged_sql(sql, params):
+            try:
+                cursor = conn.execute(sql, params)
+            except Exception as exc:
+                _close_quietly(cursor)
+                raise self.translate_error(exc) from exc
+        return cursor
+
+    def fetch_stream(self, cursor: Any, size: int) -> list[Any]:
+        """Up to ``size`` more rows of a stream (an empty list at its end)."""
+        try:
+            return list(cursor.fetchmany(size))
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+
+    def close_stream(self, cursor: Any) -> None:
+        """Release a stream's cursor."""
+        _close_quietly(cursor)
+
+    async def aopen_stream(self, conn: Any, sql: str, params: Sequence[Any], in_transaction: bool) -> Any:
+        """Awaitable ``open_stream()``."""
+        with logged_sql(sql, params):
+            try:
+                return await conn.execute(sql, params)
+            except Exception as exc:
+                raise self.translate_error(exc) from exc
+
+    async def afetch_stream(self, cursor: Any, size: int) -> list[Any]:
+        """Awaitable ``fetch_stream()``."""
+        try:
+            return list(await cursor.fetchmany(size))
+        except Exception as exc:
+            raise self.translate_error(exc) from exc
+
+    async def aclose_stream(self, cursor: Any) -> None:
+        """Awaitable ``close_stream()``."""
+        try:
+            await cursor.close()
+        except Exception:
+            pass
+
     def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str) -> Any:
         """Run an INSERT and return the generated primary key."""
         raise NotImplementedError

@@ -226,6 +226,23 @@ class PostgresProvider(Provider):
 
     # -- statements ------------------------------------------------------------------------------
 
+    def open_stream(self, conn: Any, sql: str, params: Sequence[Any], in_transaction: bool) -> Any:
+        """A server-side cursor: the server keeps the result and sends ``fetch_stream``'s batches.
+
+        Outside a transaction the cursor is declared WITH HOLD, which a connection in autocommit needs.
+        """
+        cursor = conn.cursor(name=_stream_name(), withhold=not in_transaction)
+        with logged_sql(sql, params):
+            try:
+                cursor.execute(sql, params)
+            except Exception as exc:
+                _close_cursor(cursor)
+                raise self.translate_error(exc) from exc
+        return cursor
+
+    def close_stream(self, cursor: Any) -> None:
+        _close_cursor(cursor)
+
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         self._statements.sql = sql
         with logged_sql(sql, rows, many=len(rows)):
@@ -293,10 +310,37 @@ class PostgresProvider(Provider):
         return error
 
 
+_stream_numbers = itertools.count(1)
+
+
+def _stream_name() -> str:
+    return f"nextorm_stream_{next(_stream_numbers)}"
+
+
+def _close_cursor(cursor: Any) -> None:
+    try:
+        cursor.close()
+    except Exception:
+        pass  # a broken connection ends the cursor with it
+
+
 class AsyncPostgresProvider(PostgresProvider):
     """PostgreSQL through psycopg 3's asyncio connection, for an AsyncDatabase."""
 
     is_async = True
+
+    async def aopen_stream(self, conn: Any, sql: str, params: Sequence[Any], in_transaction: bool) -> Any:
+        cursor = conn.cursor(name=_stream_name(), withhold=not in_transaction)
+        with logged_sql(sql, params):
+            try:
+                await cursor.execute(sql, params)
+            except Exception as exc:
+                try:
+                    await cursor.close()
+                except Exception:
+                    pass
+                raise self.translate_error(exc) from exc
+        return cursor
 
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         self._statements.sql = sql
