@@ -69,6 +69,12 @@ def column(name: str, py_type: type, **options: Any) -> SimpleNamespace:
         precision=None,
         scale=None,
         tz_aware=False,
+        time_precision=6,
+        autostrip=True,
+        size=None,
+        unsigned=None,
+        min=None,
+        max=None,
     )
     namespace.__dict__.update(options)
     namespace.ctype = column_type_for(namespace)

@@ -74,7 +74,7 @@ from .session import (
 )
 from .steps import AsyncRequired
 from .translator import JOIN, between, count, exists, get, left_join, select
-from .types import Json
+from .types import Json, LongStr, LongUnicode
 
 __version__ = "0.1.0"
 
@@ -100,6 +100,8 @@ __all__ = [
     "ExprEvalError",
     "IsolationError",
     "Json",
+    "LongStr",
+    "LongUnicode",
     "MappingError",
     "MultipleObjectsFoundError",
     "MultipleRowsFound",

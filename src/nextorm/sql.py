@@ -694,6 +694,8 @@ class ColumnDef:
     primary_key: bool = False
     not_null: bool = False
     unique: bool = False
+    #: the column's DEFAULT: SQL text as declared (``sql_default='now()'``), or True/False
+    default: str | bool | None = None
 
     def sql(self, dialect: Dialect) -> str:
         """The column definition."""
@@ -706,6 +708,8 @@ class ColumnDef:
             sql += " NOT NULL"
         if self.unique:
             sql += " UNIQUE"
+        if self.default is not None:
+            sql += f" DEFAULT {dialect.bool_literal(self.default) if isinstance(self.default, bool) else self.default}"
         return sql
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ..types import Json
+from ..types import Json, LongStr
 
 __all__ = ["DECIMAL_COLLATION", "Dialect", "NeedsScope", "PostgresDialect", "SQLiteDialect"]
 
@@ -136,6 +136,21 @@ class Dialect:
 
     # -- types and schema ----------------------------------------------------------------------
 
+    def reference_sql_type(self, attr: Any) -> str:
+        """The column type of reference ``attr``: its own ``sql_type``, else its target key's."""
+        if attr.sql_type:
+            return str(attr.sql_type)
+        leaves = getattr(attr, "leaves", ())
+        key_type = self.sql_type(leaves[0] if leaves else attr.py_type._pk_attrs_[0])
+        serial = {"serial": "integer", "bigserial": "bigint", "smallserial": "smallint"}.get(key_type.lower())
+        if serial is None:
+            return key_type
+        return serial if key_type.islower() else serial.upper()
+
+    def bool_literal(self, value: bool) -> str:
+        """``value`` as an SQL literal."""
+        return "TRUE" if value else "FALSE"
+
     def sql_type(self, attr: Any) -> str:
         """The column type in CREATE TABLE for ``attr``."""
         if attr.sql_type:
@@ -183,6 +198,7 @@ class SQLiteDialect(Dialect):
     type_names = {
         int: "INTEGER",
         str: "TEXT",
+        LongStr: "TEXT",
         float: "REAL",
         bool: "BOOLEAN",
         datetime: "TEXT",
@@ -252,6 +268,7 @@ class PostgresDialect(Dialect):
     type_names = {
         int: "BIGINT",
         str: "TEXT",
+        LongStr: "TEXT",
         float: "DOUBLE PRECISION",
         bool: "BOOLEAN",
         date: "DATE",
@@ -300,10 +317,16 @@ class PostgresDialect(Dialect):
         py_type = attr.py_type
         if py_type is Decimal:
             return f"NUMERIC({attr.precision or 12}, {2 if attr.scale is None else attr.scale})"
-        if py_type is datetime:
-            return "TIMESTAMPTZ" if attr.tz_aware else "TIMESTAMP"
+        if py_type is datetime or py_type is time:
+            name = "TIME" if py_type is time else "TIMESTAMPTZ" if attr.tz_aware else "TIMESTAMP"
+            digits = attr.time_precision
+            return name if digits == 6 else f"{name}({digits})"
         if py_type is str and attr.max_len is not None:
             return f"VARCHAR({attr.max_len})"
+        if py_type is int and (attr.size is not None or attr.unsigned):
+            # the smallest type holding the declared range: unsigned sizes need the next one up
+            high = attr.ctype.size_high
+            return "SMALLINT" if high < 2**15 else "INTEGER" if high < 2**31 else "BIGINT"
         return self.type_names[py_type]
 
     def add_constraint_sql(self, table: str, name: str, constraint: str) -> str:
