@@ -657,7 +657,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return await run_async(cls._get_steps_(conditions, values))
 
     @classmethod
-    def _get_or_create_steps_(cls, defaults: dict[str, Any] | None, keys: dict[str, Any]) -> Steps[tuple[Any, bool]]:
+    def _get_or_create_steps_(
+        cls, defaults: dict[str, Any] | None, keys: dict[str, Any]
+    ) -> Steps[tuple[Any, bool]]:
         name = cls.__name__
         if not keys:
             raise TypeError(f"{name}.get_or_create() needs keyword arguments that find the object")
@@ -699,7 +701,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
         Safe against a concurrent session creating the same unique key: the INSERT runs in a
         savepoint, and on a unique violation the row the other session stored is returned.
         """
-        return run_sync(cls._get_or_create_steps_(defaults, keys), f"await {cls.__name__}.aget_or_create(...)")
+        return run_sync(
+            cls._get_or_create_steps_(defaults, keys), f"await {cls.__name__}.aget_or_create(...)"
+        )
 
     @classmethod
     async def aget_or_create(cls, defaults: dict[str, Any] | None = None, **keys: Any) -> tuple[Self, bool]:
@@ -835,8 +839,10 @@ def _key_repr(entity: Any, pk: Any) -> str:
     for attr, value in zip(entity._pk_attrs_, parts):
         if attr.is_reference:
             target = attr.py_type
-            inner = _key_repr(target, value) if target._pk_has_refs_ else (
-                ",".join(map(repr, value)) if isinstance(value, tuple) else repr(value)
+            inner = (
+                _key_repr(target, value)
+                if target._pk_has_refs_
+                else (",".join(map(repr, value)) if isinstance(value, tuple) else repr(value))
             )
             shown.append(f"{target.__name__}[{inner}]")
         else:
