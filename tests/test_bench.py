@@ -25,6 +25,9 @@ from nextorm.bench.systems import SYSTEMS, System
 from nextorm.bench.workloads import WORKLOADS, Config
 
 QUICK = cli.QUICK
+# A quick run starts a worker process per system and workload (about a hundred): on a loaded
+# machine that takes longer than the suite's default per-test timeout, which is for hangs.
+pytestmark = pytest.mark.timeout(1200)
 #: the systems whose asyncio API the benchmark measures; the others report the async workloads unsupported
 ASYNC_SYSTEMS = ("nextorm", "nextorm-pure", "sqlalchemy", "raw")
 ASYNC_WORKLOADS = [name for name, workload in WORKLOADS.items() if workload.asynchronous]
@@ -220,6 +223,43 @@ def test_every_prefetch_loads_the_same_parents_and_children(tmp_path: Path, syst
     try:
         with runner.prefetch() as run:
             assert run() == (4, 40)
+    finally:
+        runner.close()
+
+
+@pytest.mark.parametrize("system", [s for s in SYSTEMS if s != "nextorm-pure"])
+def test_every_runner_answers_the_query_workloads_alike(tmp_path: Path, system: str) -> None:
+    """query, count, get, n-plus-1 and to-dict give every system the same rows, counts and dicts."""
+    db = tmp_path / "queries.sqlite3"
+    runner = _runner(system, db)
+    with sqlite3.connect(db) as conn:
+        ages = dataset.query_ages(7)
+        expected_rows = sum(
+            min(10, conn.execute("SELECT COUNT(*) FROM person WHERE age = ?", (age,)).fetchone()[0])
+            for age in ages
+        )
+        expected_count = sum(
+            conn.execute("SELECT COUNT(*) FROM person WHERE age = ?", (age,)).fetchone()[0] for age in ages
+        )
+    try:
+        with runner.query() as run:
+            assert run() == expected_rows
+        with runner.count() as run:
+            assert run() == expected_count
+        with runner.get_by_email() as run:
+            assert run() == 7
+        with runner.children_lazily() as run:
+            assert run() == (4, 40)
+        with runner.to_dicts() as run:
+            dicts = run()
+            assert len(dicts) == 40
+            assert dicts[0] == {
+                "id": 1,
+                "name": "person 0",
+                "email": "person0@example.com",
+                "age": dicts[0]["age"],
+                "score": dicts[0]["score"],
+            }
     finally:
         runner.close()
 

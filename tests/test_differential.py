@@ -130,18 +130,35 @@ def check_type(attr: str, value: Any) -> Any:
     """``value`` converted for ``attr``'s column type, or the ModelError nextorm raises."""
     py_type, _, max_len, _ = ATTRS[attr]
     if py_type is int:
+        if type(value) is str:
+            try:
+                value = int(value)  # an int written as text is converted, as Pony does
+            except ValueError:
+                raise ModelError(
+                    "AttributeTypeError", f"Value type for attribute Item.{attr} must be int. Got string {value!r}"
+                ) from None
         if type(value) is not int:
             raise type_error(attr, value)
-        if not INT64_MIN <= value <= INT64_MAX:
+        if value < INT64_MIN:
             raise ModelError(
                 "ValidationError",
-                f"Value {value!r} of attribute Item.{attr} is out of range [{INT64_MIN}, {INT64_MAX}]",
+                f"Value {value!r} of attr Item.{attr} is less than the minimum allowed value {INT64_MIN}",
+            )
+        if value > INT64_MAX:
+            raise ModelError(
+                "ValidationError",
+                f"Value {value!r} of attr Item.{attr} is greater than the maximum allowed value {INT64_MAX}",
             )
         return value
     if py_type is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise type_error(attr, value)
-        value = float(value)
+        try:
+            value = float(value)  # a number written as text is converted, as Pony does
+        except ValueError:
+            raise ModelError(
+                "AttributeTypeError", f"Value type for attribute Item.{attr} must be float. Got string {value!r}"
+            ) from None
         if value in (float("inf"), float("-inf")) or value != value:
             raise ModelError(
                 "ValidationError", f"Value {value!r} of attribute Item.{attr} is not a finite number"
@@ -149,6 +166,7 @@ def check_type(attr: str, value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise type_error(attr, value)
+    value = value.strip()  # autostrip, on by default
     if max_len is not None and len(value) > max_len:
         raise ModelError(
             "ValidationError",
@@ -432,11 +450,11 @@ class Model:
         """``Item[key]``: validate the key, then the identity map, then the database."""
         if isinstance(key, dict):
             key = self.handle(key["of"]).values.get("id") if self.handles else None
-        if type(key) is not int:
-            if key is None:
-                raise ModelError("ValidationError", "Primary key of Item cannot be None")
+        if key is None:
+            raise ModelError("ValidationError", "Primary key of Item cannot be None")
+        if type(key) is not int and type(key) is not str:
             raise type_error("id", key)
-        check_type("id", key)
+        key = check_type("id", key)
         cache = self.cache_for()
         obj = cache.identity.get(key)
         if obj is not None:
@@ -660,9 +678,9 @@ VALID = {
 }
 INVALID = {
     "id": [None, "1"],
-    "name": ["", None, "abcdefghi", 7],
+    "name": ["", " ", None, "abcdefghi", 7],
     "note": ["abcdefghi", 3],
-    "qty": ["1", True, 2**63, None, 1.5],
+    "qty": ["1", "x", True, 2**63, None, 1.5],
     "score": [float("inf"), "s", None, True],
     "code": ["abcdefghi", 5],
 }
@@ -875,6 +893,39 @@ SCENARIOS: dict[str, list[list[Any]]] = {
         ["write", 0, "code", "k2"],
         ["commit"],
         ["select", ["all"]],
+    ],
+    "many-new-rows-equal-values-and-a-clash-in-one-insert": [
+        ["create", {"name": "a", "qty": 1}],
+        ["create", {"name": "a", "qty": 1}],
+        ["create", {"name": "b", "note": "n", "code": "k1"}],
+        ["create", {"name": "a", "qty": 1}],
+        ["flush"],
+        ["read", 0, "id"],
+        ["read", 1, "id"],
+        ["read", 3, "id"],
+        ["create", {"name": "c", "code": "k2"}],
+        ["create", {"name": "d", "code": "k1"}],
+        ["create", {"name": "e", "code": "k3"}],
+        ["commit"],
+        ["read", 2, "name"],
+    ],
+    "batched-updates-and-deletes-check-what-was-read": [
+        ["create", {"name": "a", "qty": 1}],
+        ["create", {"name": "b", "qty": 2}],
+        ["create", {"name": "c", "qty": 3}],
+        ["commit"],
+        ["read", 0, "qty"],
+        ["read", 1, "qty"],
+        ["write", 0, "qty", 5],
+        ["write", 1, "qty", 6],
+        ["write", 2, "qty", 7],
+        ["write", 0, "note", "x"],
+        ["read", 2, "name"],
+        ["delete", 2],
+        ["flush"],
+        ["write", 1, "qty", 8],
+        ["commit"],
+        ["read", 1, "qty"],
     ],
     "deleted-row-is-not-found": [
         ["create", {"name": "a"}],

@@ -489,6 +489,19 @@ def test_column_option_names_the_db_column(db, other_connection) -> None:
         assert Account.select(Account.name.startswith("Ann")).count() == 1
 
 
+def test_raw_select_rows_are_named_tuples_of_one_class_per_column_list(db, Person) -> None:
+    """``db.select`` of several columns gives named tuples; one column list keeps one row class."""
+    with db_session:
+        Person(name="Ann", age=30)
+        first = db.select("SELECT name, age FROM person")
+        again = db.select("SELECT name, age FROM person")
+        odd = db.select("SELECT name AS class, age AS def FROM person")
+        assert first == [("Ann", 30)] and first[0].name == "Ann" and first[0].age == 30
+        assert type(first[0]) is type(again[0])
+        assert type(db.select("SELECT age, name FROM person")[0]) is not type(first[0])
+        assert odd == [("Ann", 30)] and odd[0]._fields == ("_0", "_1")
+
+
 def test_table_option_names_the_table(db, other_connection) -> None:
     """``_table_`` is the table the entity is stored in."""
 

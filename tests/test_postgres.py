@@ -363,7 +363,7 @@ def test_values_are_stored_natively_and_read_back_equal(Item: type, other_connec
 def test_new_objects_are_inserted_in_one_batch_returning_their_keys(
     Counter: type, sql_log: Any, other_connection: Any
 ) -> None:
-    """Several new objects go in one EXECUTEMANY ... RETURNING and get the keys the database generated."""
+    """Several new objects go in one multi-row INSERT ... RETURNING and get the keys the database generated."""
     sql_log.clear()
     with db_session:
         created = [Counter(name=name) for name in ("x", "y", "z")]
@@ -371,8 +371,10 @@ def test_new_objects_are_inserted_in_one_batch_returning_their_keys(
         keys = {counter.name: counter.id for counter in created}
     inserts = [s for s in sql_log.statements if "INSERT" in s]
     assert len(inserts) == 1
-    assert inserts[0].startswith("EXECUTEMANY (3) INSERT INTO")
-    assert inserts[0].endswith('RETURNING "id"')
+    assert inserts[0].startswith(
+        'INSERT INTO "counter" ("name", "value") VALUES (%s, %s), (%s, %s), (%s, %s)'
+    )
+    assert inserts[0].endswith('RETURNING "id", "name", "value"')
     stored = dict(
         other_connection.execute("SELECT name, id FROM counter WHERE name IN ('x', 'y', 'z')").fetchall()
     )

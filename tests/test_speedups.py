@@ -210,6 +210,13 @@ def test_twins_refuse_misuse_with_the_same_errors(twins: tuple[ModuleType, Modul
                 ("npk 0", lambda: built.materialize([(2, "b", 1, 1.0, "n")], npk=0)),
                 ("short row", lambda: built.materialize([(3,)])),
                 ("no rows", lambda: built.materialize(None)),
+                ("column_values of a non-column", lambda: speedups.column_values([obj], ["id"], [None])),
+                ("column_values short converters", lambda: speedups.column_values([obj], built.columns, [])),
+                (
+                    "column_values of no objects",
+                    lambda: speedups.column_values(None, built.columns[:1], [None]),
+                ),
+                ("loaded_bits of a non-column", lambda: speedups.loaded_bits(obj, ["id"])),
             ]
             result = []
             for name, action in misuse:
@@ -906,6 +913,73 @@ def test_lookup_binds_as_a_metaclass_method(speedups: ModuleType) -> None:
 
 
 # --- materialize -----------------------------------------------------------------------------
+
+
+def test_column_values_are_the_stored_values_through_their_converters(model: Model) -> None:
+    """``column_values``: one tuple per object, converted values, None for a value not loaded or None."""
+    a = model.new(model.speedups.LOADED, id=1, name="a", age=None)
+    b = model.new(model.speedups.MODIFIED, id=2, name="b", age=7)
+    columns = [model.column(n) for n in ("id", "name", "age", "note")]
+    rows = model.speedups.column_values([a, b], columns, [None, str.upper, lambda v: v * 10, repr])
+    assert rows == [(1, "A", None, None), (2, "B", 70, None)]
+    assert all(type(row) is tuple for row in rows)
+    assert a._rbits_ == 0 and model.calls == []  # no tracked read, no load hook
+
+
+def test_column_values_known_gives_the_original_of_a_written_column(model: Model) -> None:
+    """``column_values(known=True)``: a column written since it was loaded gives its original value."""
+    sp = model.speedups
+    token = sp.current_session.set(model.session)
+    try:
+        obj = model.new(sp.LOADED, id=1, name="a", age=3)
+        obj.name = "b"
+        columns = [model.column(n) for n in ("id", "name", "age")]
+        assert sp.column_values([obj], columns, [None] * 3) == [(1, "b", 3)]
+        assert sp.column_values([obj], columns, [None] * 3, known=True) == [(1, "a", 3)]
+    finally:
+        sp.current_session.reset(token)
+
+
+def test_loaded_bits_are_the_bits_of_the_filled_slots(model: Model) -> None:
+    """``loaded_bits``: the bits of the columns holding a value, None included."""
+    obj = model.new(model.speedups.CREATED, name="a", note=None)
+    assert model.speedups.loaded_bits(obj, model.columns) == 0b10010
+    assert model.speedups.loaded_bits(obj, model.columns[:2]) == 0b10
+
+
+def test_checked_columns_are_the_read_checked_columns_with_known_nullness(model: Model) -> None:
+    """``checked_columns``: (index, known value is None) of the read columns in the mask, in column order;
+    a column written since it was read is judged by its original value."""
+    sp = model.speedups
+    token = sp.current_session.set(model.session)
+    try:
+        obj = model.new(sp.LOADED, id=1, name="a", age=None, note="n")
+        obj.note, obj.age, obj.name  # noqa: B018 - reads set the read bits
+        obj.age = 4
+        assert sp.checked_columns(obj, model.columns, -1) == ((1, False), (2, True), (4, False))
+        assert sp.checked_columns(obj, model.columns, 0b10000) == ((4, False),)
+        assert sp.checked_columns(model.new(sp.LOADED, id=2), model.columns, -1) == ()
+    finally:
+        sp.current_session.reset(token)
+
+
+def test_mark_saved_all_records_and_resets_the_state(model: Model) -> None:
+    """``mark_saved_all``: (obj, status, originals, write bits) recorded; saved objects are LOADED and
+    clean, deleted ones GONE with their state kept."""
+    sp = model.speedups
+    token = sp.current_session.set(model.session)
+    try:
+        obj = model.new(sp.LOADED, id=1, name="a")
+        obj.name = "b"
+        gone = model.new(sp.DELETED, id=2, name="x")
+        saving: list[Any] = []
+        sp.mark_saved_all([obj], sp.MODIFIED, saving)
+        sp.mark_saved_all([gone], sp.DELETED, saving)
+        assert saving == [(obj, sp.MODIFIED, {1: "a"}, 0b10), (gone, sp.DELETED, None, 0)]
+        assert (obj._status_, obj._wbits_, obj._orig_) == (sp.LOADED, 0, None)
+        assert gone._status_ == sp.GONE
+    finally:
+        sp.current_session.reset(token)
 
 
 def test_materialize_creates_loaded_objects_in_the_map(model: Model) -> None:

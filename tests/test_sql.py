@@ -69,6 +69,12 @@ def column(name: str, py_type: type, **options: Any) -> SimpleNamespace:
         precision=None,
         scale=None,
         tz_aware=False,
+        time_precision=6,
+        autostrip=True,
+        size=None,
+        unsigned=None,
+        min=None,
+        max=None,
     )
     namespace.__dict__.update(options)
     namespace.ctype = column_type_for(namespace)
@@ -181,6 +187,18 @@ STATEMENTS: list[tuple[str, Any, tuple[str, list[Any]], tuple[str, list[Any]]]] 
         Insert("item", ("name",), returning="id"),
         ('INSERT INTO "item" ("name") VALUES (?) RETURNING `id`', []),
         ('INSERT INTO "item" ("name") VALUES (%s) RETURNING "id"', []),
+    ),
+    (
+        "multi-row insert returning each new row's key and values",
+        Insert("item", ("name", "kind"), returning=("id", "name", "kind"), rows=2),
+        (
+            'INSERT INTO "item" ("name", "kind") VALUES (?, ?), (?, ?) RETURNING `id`, `name`, `kind`',
+            [],
+        ),
+        (
+            'INSERT INTO "item" ("name", "kind") VALUES (%s, %s), (%s, %s) RETURNING "id", "name", "kind"',
+            [],
+        ),
     ),
     (
         "update with optimistic checks",

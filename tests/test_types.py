@@ -385,7 +385,9 @@ def test_wrong_type_on_assignment_keeps_old_value(Sample) -> None:
     with db_session:
         r = Sample(v_date=date(2020, 1, 1))
         with pytest.raises(AttributeTypeError):
-            r.v_date = "2021-01-01"
+            r.v_date = 20210101
+        with pytest.raises(ValidationError):
+            r.v_date = "not a date"
         assert r.v_date == date(2020, 1, 1)
 
 

@@ -18,6 +18,7 @@ import pytest
 from nextorm import (
     Database,
     DatabaseSessionIsOver,
+    Json,
     OptimisticCheckError,
     Optional,
     PendingRollbackError,
@@ -32,6 +33,7 @@ from nextorm import (
     rollback,
 )
 from nextorm._impl import LOADED
+from nextorm.unitofwork import MAX_INSERT_ROWS, match_keys
 from support import sync_id_sequence
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -459,6 +461,106 @@ def test_auto_pk_inserts_get_ids_in_creation_order(
         (2, "B"),
         (3, "C"),
     ]
+
+
+def test_auto_pk_inserts_go_in_multi_row_statements_and_each_object_gets_its_rows_key(
+    Person: type, other_connection: sqlite3.Connection, sql_log: Any
+) -> None:
+    """New objects with generated keys are sent in multi-row INSERTs of at most MAX_INSERT_ROWS rows;
+    each object gets the key of the row holding its values, equal objects too (README: Performance)."""
+    count = MAX_INSERT_ROWS + 7
+    with db_session:
+        people = [Person(name=f"p{i % 300}", age=i % 3) for i in range(count)]
+        flush()
+        ids = [p.id for p in people]
+        assert all(Person[pk] is p for pk, p in zip(ids, people))
+    assert sorted(ids) == list(range(1, count + 1))
+    stored = dict(table_rows(other_connection, "SELECT id, name || '/' || age FROM person"))
+    assert all(stored[p_id] == f"p{i % 300}/{i % 3}" for i, p_id in enumerate(ids))
+    inserts = [s for s in sql_log.statements if s.startswith('INSERT INTO "person"')]
+    assert len(inserts) == 2 and all(" RETURNING " in s for s in inserts)
+
+
+def test_rows_the_database_stores_otherwise_are_rolled_back_and_inserted_one_by_one(
+    db: Database, db_kind: str, other_connection: Any, sql_log: Any
+) -> None:
+    """When a returned row holds other values than those sent (here SQLite's INTEGER affinity
+    turns '001' into 1, and a PostgreSQL trigger strips the zeros), no object can be matched to
+    it: the batch is rolled back to its savepoint and each object is inserted with its own key."""
+    if db_kind == "sqlite":
+        other_connection.execute(
+            "CREATE TABLE code (id INTEGER PRIMARY KEY AUTOINCREMENT, text INTEGER NOT NULL)"
+        )
+    else:
+        other_connection.execute("CREATE TABLE code (id SERIAL PRIMARY KEY, text TEXT NOT NULL)")
+        other_connection.execute(
+            "CREATE FUNCTION code_trim() RETURNS trigger AS $$ BEGIN NEW.text := ltrim(NEW.text, '0'); "
+            "RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        other_connection.execute(
+            "CREATE TRIGGER code_trim BEFORE INSERT ON code FOR EACH ROW EXECUTE FUNCTION code_trim()"
+        )
+
+    class Code(db.Entity):
+        _table_ = "code"
+        id = PrimaryKey(int, auto=True)
+        text = Required(str)
+
+    db.generate_mapping(create_tables=False)
+    with db_session:
+        codes = [Code(text=f"00{i}") for i in range(1, 6)]
+        flush()
+        ids = [c.id for c in codes]
+    assert len([s for s in sql_log.statements if s.startswith("ROLLBACK TO")]) == 1
+    assert len(set(ids)) == 5
+    stored = dict(table_rows(other_connection, "SELECT id, text FROM code"))
+    assert stored == {pk: (n if db_kind == "sqlite" else str(n)) for n, pk in enumerate(ids, 1)}
+
+
+def test_columns_of_types_that_may_read_back_otherwise_are_not_matched_by_value(
+    db: Database, db_kind: str, other_connection: Any, sql_log: Any
+) -> None:
+    """An entity with a column whose type may come back in another form (Json, a custom sql_type)
+    inserts new rows without a multi-row statement, so no key is spent on a rolled-back row."""
+
+    class Doc(db.Entity):
+        _table_ = "doc"
+        id = PrimaryKey(int, auto=True)
+        body = Required(Json)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        docs = [Doc(body={"n": i}) for i in range(3)]
+        flush()
+        ids = [d.id for d in docs]
+    assert ids == [1, 2, 3]
+    assert not [s for s in sql_log.statements if s.startswith("ROLLBACK TO")]
+
+
+def test_unique_clash_in_a_multi_row_insert_names_the_object_and_keeps_no_row(
+    Person: type, other_connection: sqlite3.Connection
+) -> None:
+    """A multi-row INSERT that fails is rolled back and replayed one row at a time, so the error
+    names the one object whose row clashed; the failed session keeps no row."""
+    seed_people(other_connection, (1, "theirs", "b@x", 30, 1.0))
+    with pytest.raises(TransactionIntegrityError) as info:
+        with db_session:
+            Person(name="a", email="a@x")
+            Person(name="b", email="b@x")
+            Person(name="c", email="c@x")
+    assert "cannot be stored in the database" in str(info.value) and "'b@x'" in str(info.value)
+    assert table_rows(other_connection, "SELECT name FROM person") == [("theirs",)]
+
+
+def test_match_keys_pairs_returned_rows_by_their_values_not_their_position() -> None:
+    """Returned (key, *values) rows in any order go to the rows holding those values; rows of equal
+    values take their keys in ascending order; a value stored differently gives no match."""
+    rows = [("a", 1), ("b", 2), ("a", 1)]
+    assert match_keys(rows, [(12, "a", 1), (11, "b", 2), (10, "a", 1)]) == [10, 11, 12]
+    assert match_keys(rows, [(10, "a", 1), (11, "b", 2), (12, "a", 1.0)]) == [10, 11, 12]
+    assert match_keys(rows, [(10, "a", 1), (11, "b", 2), (12, "a", "1")]) is None
+    assert match_keys(rows, [(10, "a", 1), (11, "b", 2)]) is None
+    assert match_keys([([1],)], [(1, [1])]) is None
 
 
 # -- autoflush -----------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ from .translator import (
     select,
     sum,
 )
-from .types import Json
+from .types import Json, LongStr, LongUnicode
 
 __version__ = "0.1.0"
 
@@ -116,6 +116,8 @@ __all__ = [
     "ExprEvalError",
     "IsolationError",
     "Json",
+    "LongStr",
+    "LongUnicode",
     "MappingError",
     "MultipleObjectsFoundError",
     "MultipleRowsFound",

@@ -48,6 +48,10 @@ enter_session = impl.enter_session
 exit_session = impl.exit_session
 lookup = impl.lookup
 materialize = impl.materialize
+column_values = impl.column_values
+loaded_bits = impl.loaded_bits
+checked_columns = impl.checked_columns
+mark_saved_all = impl.mark_saved_all
 
 __all__ = [
     "COMPILED",
@@ -62,10 +66,14 @@ __all__ = [
     "EntityMetaBase",
     "SessionBase",
     "borrowed_task",
+    "checked_columns",
+    "column_values",
     "current_session",
     "current_task",
     "enter_session",
     "exit_session",
+    "loaded_bits",
     "lookup",
+    "mark_saved_all",
     "materialize",
 ]

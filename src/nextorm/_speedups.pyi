@@ -16,11 +16,15 @@ __all__ = [
     "EntityMetaBase",
     "SessionBase",
     "borrowed_task",
+    "checked_columns",
+    "column_values",
     "current_session",
     "current_task",
     "enter_session",
     "exit_session",
+    "loaded_bits",
     "lookup",
+    "mark_saved_all",
     "materialize",
 ]
 
@@ -101,3 +105,9 @@ def materialize(
     check_mask: int,
     rows: Iterable[Sequence[Any]],
 ) -> list[Any]: ...
+def column_values(
+    objs: Iterable[Any], columns: Sequence[Column], converters: Sequence[Any], known: bool = False
+) -> list[tuple[Any, ...]]: ...
+def loaded_bits(obj: Any, columns: Sequence[Column]) -> int: ...
+def checked_columns(obj: Any, columns: Sequence[Column], check_mask: int) -> tuple[tuple[int, bool], ...]: ...
+def mark_saved_all(objs: Iterable[Any], status: int, saving: list[Any]) -> None: ...

@@ -78,6 +78,10 @@ __all__ = [
     "exit_session",
     "lookup",
     "materialize",
+    "column_values",
+    "loaded_bits",
+    "checked_columns",
+    "mark_saved_all",
 ]
 
 cdef enum:
@@ -476,6 +480,118 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
 
 @cython.boundscheck(False)  # every index is below the length of a tuple built or checked here
 @cython.wraparound(False)  # and never negative
+def column_values(objs, columns, converters, known=False):
+    """The parameter rows of a statement: per object, a tuple of each column's stored value.
+
+    ``converters[i]`` (a callable or None) turns a value of ``columns[i]`` into the database's; a
+    None value is not converted, and a column not loaded gives None. With ``known``, a column
+    written since it was loaded gives its original value (the one the database holds).
+    """
+    cdef tuple cols = tuple(columns)
+    cdef tuple convs = tuple(converters)
+    cdef Py_ssize_t width = len(cols)
+    cdef Py_ssize_t i
+    cdef list rows = []
+    cdef tuple row
+    cdef Column column
+    cdef bint use_known = known
+    if len(convs) != width:
+        raise ValueError(f"{width} columns but {len(convs)} converters")
+    for i in range(width):
+        if not isinstance(cols[i], Column):
+            raise TypeError(f"column_values() takes Column objects, not {type(cols[i]).__name__}")
+    for obj in objs:
+        orig = obj._orig_ if use_known else None
+        row = PyTuple_New(width)
+        for i in range(width):
+            column = <Column>cols[i]
+            value = _MISSING
+            if orig and _was_written(obj, column):
+                value = (<dict?>orig).get(column.index, _MISSING)
+            if value is _MISSING:
+                value = _raw_get(column, obj)
+                if value is _MISSING:
+                    value = None
+            if value is not None:
+                conv = convs[i]
+                if conv is not None:
+                    value = conv(value)
+            Py_INCREF(value)
+            PyTuple_SET_ITEM(row, i, value)
+        rows.append(row)
+    return rows
+
+
+def loaded_bits(obj, columns):
+    """The bits (``column.bit``) of the ``columns`` whose slot in ``obj`` holds a value."""
+    cdef unsigned long long low = 0
+    bits = 0
+    for column in columns:
+        if not isinstance(column, Column):
+            raise TypeError(f"loaded_bits() takes Column objects, not {type(column).__name__}")
+        if _raw_get(<Column>column, obj) is not _MISSING:
+            if (<Column>column)._low:
+                low |= (<Column>column)._low
+            else:
+                bits |= (<Column>column).bit
+    return bits | PyLong_FromUnsignedLongLong(low) if bits else PyLong_FromUnsignedLongLong(low)
+
+
+def checked_columns(obj, columns, check_mask):
+    """The optimistic checks of ``obj``'s UPDATE/DELETE: ``(index, known value is None)`` of each of
+    ``columns`` (in column order) that this session read and whose bit is in ``check_mask``.
+
+    The known value of a column written since it was read is its original value.
+    """
+    bits = obj._rbits_ & check_mask
+    if not bits:
+        return ()
+    orig = obj._orig_
+    cdef list checks = []
+    for column in columns:
+        if not isinstance(column, Column):
+            raise TypeError(f"checked_columns() takes Column objects, not {type(column).__name__}")
+        if bits & (<Column>column).bit:
+            value = _MISSING
+            if orig is not None and _was_written(obj, <Column>column):
+                value = orig.get((<Column>column).index, _MISSING)
+            if value is _MISSING:
+                value = _raw_get(<Column>column, obj)
+            checks.append(((<Column>column).index, value is None or value is _MISSING))
+    return tuple(checks)
+
+
+def mark_saved_all(objs, int status, list saving):
+    """After their statements ran: ``objs`` are in step with the database (``status``: the one they had).
+
+    Appends ``(obj, status, original values, write bits)`` to ``saving`` for each, then a deleted
+    object becomes GONE and any other LOADED with no written columns.
+    """
+    cdef EntityBase entity
+    for obj in objs:
+        entity = <EntityBase?>obj
+        saving.append((obj, status, entity._orig_, entity._wbits_))
+        if status == _DELETED:
+            entity._status_ = _GONE
+        else:
+            entity._status_ = _LOADED
+            entity._wlow = 0
+            if entity._high is not None:
+                _store_high(entity, 1, 0)
+            entity._orig_ = None
+
+
+cdef bint _was_written(object obj, Column column) except -1:
+    """Whether ``obj``'s write bits hold ``column``'s."""
+    cdef EntityBase entity
+    if not isinstance(obj, EntityBase):
+        return bool(obj._wbits_ & column.bit)
+    entity = <EntityBase>obj
+    if column._low:
+        return (entity._wlow & column._low) != 0
+    return entity._high is not None and bool(entity._high[1] & column._high)
+
+
 cdef list _materialize_rows(
     object cls,
     object cache,

@@ -62,11 +62,15 @@ __all__ = [
     "EntityMetaBase",
     "SessionBase",
     "borrowed_task",
+    "checked_columns",
+    "column_values",
     "current_session",
     "current_task",
     "enter_session",
     "exit_session",
+    "loaded_bits",
     "lookup",
+    "mark_saved_all",
     "materialize",
 ]
 
@@ -391,3 +395,85 @@ def _merge(obj: Any, columns: Sequence[Column], row: Sequence[Any], npk: int, ch
             if rbits & bit & check_mask:
                 column._unrepeatable_(obj, current, new)
             column._slot_set(obj, new)
+
+
+def column_values(
+    objs: Iterable[Any], columns: Sequence[Column], converters: Sequence[Any], known: bool = False
+) -> list[tuple[Any, ...]]:
+    """The parameter rows of a statement: per object, a tuple of each column's stored value.
+
+    ``converters[i]`` (a callable or None) turns a value of ``columns[i]`` into the database's; a
+    None value is not converted, and a column not loaded gives None. With ``known``, a column
+    written since it was loaded gives its original value (the one the database holds).
+    """
+    if len(converters) != len(columns):
+        raise ValueError(f"{len(columns)} columns but {len(converters)} converters")
+    for column in columns:
+        if not isinstance(column, Column):
+            raise TypeError(f"column_values() takes Column objects, not {type(column).__name__}")
+    triples = [(column, column.get_raw, conv) for column, conv in zip(columns, converters)]
+    rows = []
+    for obj in objs:
+        orig = (obj._orig_ if known else None) or {}
+        wbits = obj._wbits_ if orig else 0
+        row = []
+        for column, get, conv in triples:
+            if wbits & column.bit and column.index in orig:
+                value = orig[column.index]
+            else:
+                value = get(obj)
+            if conv is not None and value is not None:
+                value = conv(value)
+            row.append(value)
+        rows.append(tuple(row))
+    return rows
+
+
+def loaded_bits(obj: Any, columns: Sequence[Column]) -> int:
+    """The bits (``column.bit``) of the ``columns`` whose slot in ``obj`` holds a value."""
+    bits = 0
+    for column in columns:
+        if not isinstance(column, Column):
+            raise TypeError(f"loaded_bits() takes Column objects, not {type(column).__name__}")
+        if column.is_loaded(obj):
+            bits |= column.bit
+    return bits
+
+
+def checked_columns(obj: Any, columns: Sequence[Column], check_mask: int) -> tuple[tuple[int, bool], ...]:
+    """The optimistic checks of ``obj``'s UPDATE/DELETE: ``(index, known value is None)`` of each of
+    ``columns`` (in column order) that this session read and whose bit is in ``check_mask``.
+
+    The known value of a column written since it was read is its original value.
+    """
+    bits = obj._rbits_ & check_mask
+    if not bits:
+        return ()
+    wbits = obj._wbits_
+    orig = obj._orig_
+    checks = []
+    for column in columns:
+        bit = column.bit
+        if bits & bit:
+            if wbits & bit and orig is not None and column.index in orig:
+                value = orig[column.index]
+            else:
+                value = column.get_raw(obj)
+            checks.append((column.index, value is None))
+    return tuple(checks)
+
+
+def mark_saved_all(objs: Iterable[Any], status: int, saving: list[Any]) -> None:
+    """After their statements ran: ``objs`` are in step with the database (``status``: the one they had).
+
+    Appends ``(obj, status, original values, write bits)`` to ``saving`` for each, then a deleted
+    object becomes GONE and any other LOADED with no written columns.
+    """
+    for obj in objs:
+        saving.append((obj, status, obj._orig_, obj._wbits_))
+        if status == DELETED:
+            obj._status_ = GONE
+        else:
+            obj._status_ = LOADED
+            obj._wbits_ = 0
+            obj._orig_ = None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime, time, timedelta
 from decimal import Decimal
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
 from . import _impl
@@ -12,6 +14,7 @@ from .exceptions import (
     ConstraintError,
     DatabaseSessionIsOver,
     ERDiagramError,
+    MappingError,
     OperationWithDeletedObjectError,
     QueryError,
     ReadOnlyAttributeError,
@@ -22,9 +25,9 @@ from .exceptions import (
 from .expressions import Column, ColumnRef, Expr, Operand, OrderBy, Value, desc, expression_for
 from .identity import UniqueKey, flat_key, nested_key, reference_to_db, seed
 from .loading import load_missing, one_to_one_partner
-from .relationships import SetAttr, claim_partner, reference_value, relink
+from .relationships import SetAttr, claim_partner, column_option, reference_value, relink
 from .session import active_session
-from .types import Json, column_type_for
+from .types import INT_SIZES, Json, LongStr, column_type_for, show_short
 
 #: the Python type of an attribute's value, as type checkers see it (``Required(int)`` reads as int)
 _T = TypeVar("_T")
@@ -33,6 +36,14 @@ __all__ = ["Attribute", "Optional", "PrimaryKey", "Required", "Set", "composite_
 
 _OPTIONS = frozenset(
     {
+        "autostrip",
+        "columns",
+        "fk_name",
+        "optimistic",
+        "py_check",
+        "size",
+        "sql_default",
+        "unsigned",
         "unique",
         "default",
         "column",
@@ -62,8 +73,11 @@ def status_word(status: int) -> str:
 
 
 def is_entity_reference(py_type: Any) -> bool:
-    """Whether ``py_type`` names another entity (a class or a forward-reference string)."""
-    return isinstance(py_type, str) or (isinstance(py_type, type) and issubclass(py_type, _impl.EntityBase))
+    """Whether ``py_type`` names another entity: a class, a name, or a function returning one."""
+    return (
+        isinstance(py_type, (str, FunctionType))
+        or (isinstance(py_type, type) and issubclass(py_type, _impl.EntityBase))
+    )
 
 
 class Attribute(_impl.Column, Operand, Generic[_T]):
@@ -90,6 +104,8 @@ class Attribute(_impl.Column, Operand, Generic[_T]):
         def __set__(self, obj: object, value: _T) -> None: ...
 
     def __new__(cls, py_type: Any = None, *args: Any, **options: Any) -> Self:
+        if cls is Attribute:
+            raise TypeError("'Attribute' is abstract type")
         if is_entity_reference(py_type) and not cls.is_reference:
             reference_class = _REFERENCE_CLASSES.get(cls)
             if reference_class is None:
@@ -101,11 +117,20 @@ class Attribute(_impl.Column, Operand, Generic[_T]):
 
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
         super().__init__()
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise TypeError(
-                f"Attribute {self.__class__.__name__}({py_type!r}) has unknown option {sorted(unknown)[0]!r}"
-            )
+        if not isinstance(py_type, (type, str, FunctionType)):
+            raise TypeError(f"Incorrect type of attribute: {py_type!r}")
+        #: options no attribute takes: refused once the attribute has its name (``_link_``)
+        self.unknown_options = sorted(set(options) - _OPTIONS)
+        reverse = options.get("reverse")
+        if reverse is not None:
+            if not isinstance(reverse, (str, Attribute, SetAttr)):
+                raise TypeError(
+                    f"Value of 'reverse' option must be name of reverse attribute). Got: {reverse!r}"
+                )
+            if not is_entity_reference(py_type):
+                raise TypeError(f"Reverse option cannot be set for this type: {py_type!r}")
+        column, self.columns_given = column_option(options, "column", "columns")
+        options["column"] = column
         Attribute._counter += 1
         self.order = Attribute._counter
         self.py_type = py_type
@@ -119,7 +144,15 @@ class Attribute(_impl.Column, Operand, Generic[_T]):
         self.column: str = options.get("column")  # type: ignore[assignment]
         self.max_len = options.get("max_len")
         self.volatile = bool(options.get("volatile", False))
-        self.lazy = bool(options.get("lazy", False))
+        self.lazy = bool(options.get("lazy", getattr(py_type, "lazy", False)))
+        self.autostrip = bool(options.get("autostrip", True))
+        self.py_check = options.get("py_check")
+        self.size = options.get("size")
+        self.unsigned = options.get("unsigned")
+        self.sql_default = options.get("sql_default")
+        self.fk_name = options.get("fk_name")
+        self.optimistic = options.get("optimistic")
+        self.default_given = "default" in options
         self.db_index = options.get("index")
         self.sql_type = options.get("sql_type")
         self.min = options.get("min")
@@ -131,16 +164,27 @@ class Attribute(_impl.Column, Operand, Generic[_T]):
         self.reverse: Any = options.get("reverse")
         self.cascade_delete = options.get("cascade_delete")
         self.column_given = self.column is not None
-        given_columns = options.get("columns")
-        #: the ``columns=[...]`` option of a reference (one name per column of the target's key)
-        self.columns_given: tuple[str, ...] | None = None if given_columns is None else tuple(given_columns)
-        if self.columns_given is not None and self.column_given:
-            raise ERDiagramError(
-                f"{self.__class__.__name__}({py_type!r}): give either column= or columns=, not both"
-            )
-        if self.columns_given is not None and len(self.columns_given) == 1:
-            self.column = self.columns_given[0]  # ``columns=['a']`` is ``column='a'``
-            self.column_given = True
+        self.time_precision = 6
+        if py_type in (datetime, time, timedelta):
+            precision = options.get("precision")
+            if args:
+                if len(args) > 1 or precision is not None:
+                    raise TypeError(
+                        f"Unexpected positional arguments for {self.__class__.__name__}({py_type!r}): {args!r}"
+                    )
+                precision, args = args[0], ()
+            if precision is not None:
+                if isinstance(precision, bool) or not isinstance(precision, int) or not 0 <= precision <= 6:
+                    raise ValueError(
+                        f"Precision value of attribute {self.__class__.__name__}({py_type.__name__}) "
+                        f"must be between 0 and 6. Got: {precision!r}"
+                    )
+                self.time_precision = precision
+            self.precision = None
+        #: the ``columns=[...]`` option (one name per column of the target's key, for a reference)
+        self.columns_given: tuple[str, ...] | None = (
+            None if self.columns_given is None else tuple(self.columns_given)
+        )
         #: the database columns the attribute is stored in, set when the mapping is generated; a
         #: reference to an entity with a composite primary key has several
         self.columns: tuple[str, ...] = ()
@@ -165,17 +209,23 @@ class Attribute(_impl.Column, Operand, Generic[_T]):
             raise ERDiagramError(f"{self.__class__.__name__}({self.py_type!r}): unsupported column type")
         self.from_db = self.ctype.from_db
         self.to_db = self.ctype.to_db
-        self.checked = self.ctype.checkable and not self.volatile
+        self.checked = self.ctype.checkable and not self.volatile and self.optimistic is not False
 
     def _link_(self, entity: Any, name: str) -> None:
         """Attach the attribute to ``entity`` under ``name``."""
         self.entity = entity
         self.name = name
         self.qualname = f"{entity.__name__}.{name}"
+        check_declaration(self)
         if self.column is None:
             self.column = name
         if self.auto and (self.py_type is not int or not self.is_pk):
             raise ERDiagramError(f"auto=True is only supported for an int primary key, not {self.qualname}")
+
+    @property
+    def is_volatile(self) -> bool:
+        """Whether the value may change in the database behind the session (``volatile=True``)."""
+        return self.volatile
 
     def __repr__(self) -> str:
         return self.qualname
@@ -190,9 +240,11 @@ class Attribute(_impl.Column, Operand, Generic[_T]):
                 raise ValidationError(f"Attribute {where} is required")
             return None
         value = self.ctype.validate(value)
-        if value == "" and self.is_required and self.py_type is str:
+        if value == "" and self.is_required and isinstance(value, str):
             where = f"{obj!r}.{self.name}" if isinstance(obj, _impl.EntityBase) else self.qualname
             raise ValidationError(f"Attribute {where} is required")
+        if self.py_check is not None:
+            run_py_check(self, value)
         return value
 
     def default_value(self) -> Any:
@@ -260,10 +312,14 @@ class Attribute(_impl.Column, Operand, Generic[_T]):
     def _value_(self) -> Value:
         return Column(self)
 
-    def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
+    def __eq__(self, other: Any) -> Any:
+        if isinstance(other, (Attribute, SetAttr)):
+            return self is other  # declarations compare by identity (``attr.reverse == Other.attr``)
         return expression_for(self, "==", other)
 
-    def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
+    def __ne__(self, other: Any) -> Any:
+        if isinstance(other, (Attribute, SetAttr)):
+            return self is not other
         return expression_for(self, "!=", other)
 
     def __lt__(self, other: Any) -> Expr:
@@ -322,6 +378,99 @@ class Attribute(_impl.Column, Operand, Generic[_T]):
     def asc(self) -> OrderBy:
         """Ascending order by this attribute."""
         return OrderBy(self, descending=False)
+
+
+def run_py_check(attr: Any, value: Any) -> None:
+    """Call ``attr``'s ``py_check``; a false answer is a ValidationError naming the attribute and value."""
+    if not attr.py_check(value):
+        raise ValidationError(f"Check for attribute {attr.qualname} failed. Value: {show_short(value)}")
+
+
+def check_declaration(attr: Any) -> None:
+    """Refuse the options of ``attr`` that contradict each other, once it has its name."""
+    where = attr.qualname
+    if attr.unknown_options:
+        raise TypeError(f"Attribute {where} has unknown option {attr.unknown_options[0]!r}")
+    if attr.name.startswith("_") and attr.name.endswith("_"):
+        raise ERDiagramError(f"Attribute name cannot both start and end with underscore. Got: {attr.name}")
+    if attr.is_pk:
+        if attr.lazy:
+            raise TypeError(f"Primary key attribute {where} cannot be lazy")
+        if attr.py_type is float:
+            raise TypeError(f"PrimaryKey attribute {where} cannot be of type float")
+        if attr.volatile:
+            raise TypeError(f"PrimaryKey attribute {where} cannot be volatile")
+    elif attr.unique and attr.py_type is float:
+        raise TypeError(f"Unique attribute {where} cannot be of type float")
+    if attr.default_given and attr.is_required and not attr.auto:
+        if attr.default is None:
+            raise TypeError(f"Default value for required attribute {where} cannot be None")
+        if isinstance(attr.default, str) and attr.default == "":
+            raise TypeError(f"Default value for required attribute {where} cannot be empty string")
+    if attr.cascade_delete is not None and not attr.is_reference:
+        raise TypeError(
+            f"'cascade_delete' option cannot be set for attribute {where}, because it is not relationship attribute"
+        )
+    sql_default = attr.sql_default
+    if isinstance(sql_default, str):
+        if sql_default == "":
+            raise TypeError(
+                "'sql_default' option value cannot be empty string, because it should be valid SQL literal "
+                "or expression. Try to use \"''\", or just specify default='' instead."
+            )
+    elif sql_default not in (None, True, False):
+        raise TypeError(
+            f"'sql_default' option of {where} attribute must be of string or bool type. Got: {sql_default!r}"
+        )
+    if attr.py_check is not None and not callable(attr.py_check):
+        raise TypeError(f"'py_check' parameter of {where} attribute should be callable")
+    if attr.fk_name is not None and not isinstance(attr.fk_name, str):
+        raise TypeError(f"'fk_name' option of {where} must be a string. Got: {attr.fk_name!r}")
+    if attr.columns_given is not None and len(attr.columns_given) > 1 and not attr.is_reference:
+        raise MappingError(f"Too many columns were specified for {where}")
+    if attr.size is not None or attr.unsigned is not None:
+        check_int_size(attr)
+    if attr.max_len is not None and attr.py_type is LongStr:
+        raise TypeError(f"Max length is not supported for CLOBs ({where} is a LongStr)")
+    if attr.max_len is not None and (isinstance(attr.max_len, bool) or not isinstance(attr.max_len, int)):
+        raise TypeError(f"Max length argument of {where} must be int. Got: {attr.max_len!r}")
+    for bound in ("min", "max"):
+        value = getattr(attr, bound)
+        if value is not None and attr.py_type is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{bound!r} argument for attribute {where} must be int. Got: {value!r}")
+
+
+def check_int_size(attr: Any) -> None:
+    """Refuse ``size=``/``unsigned=`` on other than an int, or values the databases cannot store."""
+    where, size, unsigned = attr.qualname, attr.size, attr.unsigned
+    if attr.py_type is not int:
+        raise TypeError(f"'size' and 'unsigned' options are for int attributes only, not {where}")
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"'size' option for attribute {where} must be of int type. Got: {size!r}")
+        if size not in INT_SIZES:
+            raise TypeError(
+                f"incorrect value of 'size' option for attribute {where}. "
+                f"Should be 8, 16, 24, 32 or 64. Got: {size}"
+            )
+    if unsigned is not None and not isinstance(unsigned, bool):
+        raise TypeError(f"'unsigned' option for attribute {where} must be of bool type. Got: {unsigned!r}")
+    if size == 64 and unsigned:
+        raise TypeError(
+            f"Attribute {where}: unsigned 64-bit integers are not supported "
+            "(SQLite and PostgreSQL store signed 64-bit integers at most)"
+        )
+    ctype = attr.ctype
+    if attr.max is not None and attr.max > ctype.size_high:
+        raise ValueError(
+            f"'max' argument should be less or equal to {ctype.size_high} because of size={size or 32} and "
+            f"unsigned={bool(unsigned)}. Got: {attr.max}"
+        )
+    if attr.min is not None and attr.min < ctype.size_low:
+        raise ValueError(
+            f"'min' argument should be greater or equal to {ctype.size_low} because of size={size or 32} and "
+            f"unsigned={bool(unsigned)}. Got: {attr.min}"
+        )
 
 
 class Required(Attribute[_T]):
@@ -410,10 +559,10 @@ class CompositeKey:
 
 def _key_parts(function: str, attrs: tuple[Any, ...]) -> tuple[Any, ...]:
     if len(attrs) < 2:
-        raise TypeError(f"{function}() needs two or more attributes, got {len(attrs)}")
+        raise TypeError(f"{function}() must receive at least two attributes as arguments")
     for attr in attrs:
         if not isinstance(attr, (Attribute, SetAttr, str)):
-            raise TypeError(f"{function}() takes attributes (or their names), got {attr!r}")
+            raise TypeError(f"{function}() arguments must be attributes. Got: {attr!r}")
     return attrs
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import namedtuple
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from .attributes import Attribute
@@ -221,10 +222,18 @@ class Database:
             if not entity._table_given_:
                 entity._table_ = provider.dialect.normalize_name(entity.__name__)
             for attr in entity._attrs_:
-                if not attr.column_given:
+                if not attr.is_column:
+                    attr.column = None  # the other side of a one-to-one holds the key
+                elif not attr.column_given:
                     attr.column = provider.dialect.normalize_name(attr.name)
                 if not attr.is_reference:
                     provider.adapt(attr)
+            seen: set[str] = set()
+            for attr in entity._attrs_:
+                if attr.is_column:
+                    if attr.column in seen:
+                        raise DBSchemaError(f"Column {attr.column!r} already exists in table {entity._table_!r}")
+                    seen.add(attr.column)
             for collection in entity._collections_:
                 if collection.is_m2m and not (collection.table or collection.reverse.table):
                     collection.join_table = provider.dialect.normalize_name(collection.join_table)
@@ -319,10 +328,13 @@ class Database:
                 columns.append(
                     ColumnDef(
                         column,
-                        dialect.sql_type(leaf),
+                        dialect.reference_sql_type(attr)
+                        if attr.is_reference and not wide
+                        else dialect.sql_type(leaf),
                         primary_key=single_pk and attr.is_pk,
                         not_null=not attr.nullable,
                         unique=attr.unique and not attr.is_pk and not wide,
+                        default=attr.sql_default,
                     )
                 )
             if attr.is_reference:
@@ -712,9 +724,13 @@ def _rows(cursor: Any) -> list[Any]:
         return rows
     if len(description) == 1:
         return [row[0] for row in rows]
-    names = [d[0] for d in description]
+    return list(map(_row_type(tuple(d[0] for d in description))._make, rows))
+
+
+@lru_cache(maxsize=256)
+def _row_type(names: tuple[str, ...]) -> Any:
+    """The named tuple class of rows with columns ``names`` (made once: making one costs ~100 µs)."""
     try:
-        row_type = namedtuple("Row", names)  # type: ignore[misc]
+        return namedtuple("Row", names)  # type: ignore[misc]
     except ValueError:
-        row_type = namedtuple("Row", names, rename=True)  # type: ignore[misc, no-redef]
-    return [row_type(*row) for row in rows]
+        return namedtuple("Row", names, rename=True)  # type: ignore[misc]

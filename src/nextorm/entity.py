@@ -73,8 +73,11 @@ class EntityMeta(EntityMetaBase):
             bases = (db.Entity,)
         base = bases[0] if bases else None
         db = getattr(base, "_database_", None)
+        if base is Entity:
+            raise ERDiagramError("Base Entity does not belong to any database")
         if len(bases) != 1 or db is None:
             raise ERDiagramError(f"Entity {name} must derive from exactly one db.Entity")
+        check_class_statement(name, namespace)
         if base is not db.Entity:
             raise ERDiagramError(f"Entity {name}: inheritance between entities is not supported")
         if db._mapped_:
@@ -104,7 +107,10 @@ class EntityMeta(EntityMetaBase):
             pk_attrs = [namespace[pk_names[0]]]
         else:
             if "id" in namespace:
-                raise ERDiagramError(f"Entity {name} has no primary key and its attribute 'id' is not one")
+                raise ERDiagramError(
+                    f"Cannot create default primary key attribute for {name} because name 'id' is already "
+                    f"in use. Please create a PrimaryKey attribute for entity {name} or rename the 'id' attribute"
+                )
             auto_pk = PrimaryKey(int, auto=True)
             declared.insert(0, ("id", auto_pk))
             namespace["id"] = auto_pk
@@ -113,6 +119,8 @@ class EntityMeta(EntityMetaBase):
         for attr in pk_attrs:
             if id(attr) not in names:
                 raise ERDiagramError(f"Primary key part {attr!r} of {name} is not an attribute of {name}")
+        for key in composite:
+            check_key_parts(name, key, names, namespace)
         pk_ids = {id(a) for a in pk_attrs}
         ordered = pk_attrs + [value for _, value in declared if id(value) not in pk_ids]
         slots = tuple(namespace.pop("__slots__", ()))
@@ -130,7 +138,7 @@ class EntityMeta(EntityMetaBase):
         for index, attr in enumerate(ordered):
             attr_name = names[id(attr)]
             if attr.entity is not None:
-                raise ERDiagramError(f"Attribute {attr!r} cannot be reused as {name}.{attr_name}")
+                raise ERDiagramError(f"Duplicate use of attribute {attr!r} in entity {name}")
             attr._link_(cls, attr_name)
             attr._bind_slot_(cls.__dict__[f"_v_{attr_name}_"], index)
             if id(attr) in pk_ids:
@@ -139,7 +147,7 @@ class EntityMeta(EntityMetaBase):
                 attr.nullable = False
         for key, collection in collections:
             if collection.entity is not None:
-                raise ERDiagramError(f"Attribute {collection!r} cannot be reused as {name}.{key}")
+                raise ERDiagramError(f"Duplicate use of attribute {collection!r} in entity {name}")
             collection._link_(cls, key, cls.__dict__[f"_v_{key}_"])
         cls._finish_declaration_(db, ordered, pk_attrs, composite, [c for _, c in collections])
         db.entities[name] = cls
@@ -199,6 +207,46 @@ class EntityMeta(EntityMetaBase):
 
     def __repr__(cls) -> str:
         return f"<Entity {cls.__name__}>"
+
+
+def check_class_statement(name: str, namespace: dict[str, Any]) -> None:
+    """Refuse an entity name or ``_table_`` no table could be made of."""
+    if not name[:1].isupper():
+        raise ERDiagramError(f"Entity class name should start with a capital letter. Got: {name}")
+    table = namespace.get("_table_")
+    if table is not None and not isinstance(table, str):
+        raise TypeError(f"{name}._table_ property must be a string. Got: {table!r}")
+
+
+def check_key_parts(name: str, key: CompositeKey, names: dict[int, str], namespace: dict[str, Any]) -> None:
+    """Refuse a composite key over attributes that are not this entity's or cannot be part of a key."""
+    what = "primary key" if key.primary else "unique index"
+    for attr in key.attrs:
+        if isinstance(attr, SetAttr):
+            where = next((f"{name}.{k}" for k, v in namespace.items() if v is attr), repr(attr))
+            raise TypeError(f"Set attribute {where} cannot be part of {what}")
+        if id(attr) not in names:
+            raise ERDiagramError(f"Invalid use of attribute {attr!r} in entity {name}")
+        where = f"{name}.{names[id(attr)]}"
+        if attr.py_type is float:
+            raise TypeError(f"Attribute {where} of type float cannot be part of {what}")
+        if key.primary and not attr.is_required:
+            raise TypeError(f"Optional attribute {where} cannot be part of primary key")
+        if key.primary and attr.volatile:
+            raise TypeError(f"Volatile attribute {where} cannot be part of primary key")
+
+
+#: the methods the unit of work calls around an object's statement
+_SAVE_HOOKS = (
+    "_before_save_",
+    "_after_save_",
+    "before_insert",
+    "after_insert",
+    "before_update",
+    "after_update",
+    "before_delete",
+    "after_delete",
+)
 
 
 class Entity(EntityBase, metaclass=EntityMeta):
@@ -537,6 +585,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
     def after_delete(self) -> None:
         """Called after the object's DELETE was sent."""
 
+    @classmethod
+    def _has_save_hooks_(cls) -> bool:
+        """Whether a save hook of this class does something (``Entity``'s own do nothing)."""
+        return any(getattr(cls, name) is not getattr(Entity, name) for name in _SAVE_HOOKS)
+
     def _before_save_(self) -> None:
         status = self._status_
         if status == CREATED:
@@ -609,7 +662,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
         return await run_async(cls._get_steps_(conditions, values))
 
     @classmethod
-    def _get_or_create_steps_(cls, defaults: dict[str, Any] | None, keys: dict[str, Any]) -> Steps[tuple[Any, bool]]:
+    def _get_or_create_steps_(
+        cls, defaults: dict[str, Any] | None, keys: dict[str, Any]
+    ) -> Steps[tuple[Any, bool]]:
         name = cls.__name__
         if not keys:
             raise TypeError(f"{name}.get_or_create() needs keyword arguments that find the object")
@@ -651,7 +706,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
         Safe against a concurrent session creating the same unique key: the INSERT runs in a
         savepoint, and on a unique violation the row the other session stored is returned.
         """
-        return run_sync(cls._get_or_create_steps_(defaults, keys), f"await {cls.__name__}.aget_or_create(...)")
+        return run_sync(
+            cls._get_or_create_steps_(defaults, keys), f"await {cls.__name__}.aget_or_create(...)"
+        )
 
     @classmethod
     async def aget_or_create(cls, defaults: dict[str, Any] | None = None, **keys: Any) -> tuple[Self, bool]:
@@ -787,8 +844,10 @@ def _key_repr(entity: Any, pk: Any) -> str:
     for attr, value in zip(entity._pk_attrs_, parts):
         if attr.is_reference:
             target = attr.py_type
-            inner = _key_repr(target, value) if target._pk_has_refs_ else (
-                ",".join(map(repr, value)) if isinstance(value, tuple) else repr(value)
+            inner = (
+                _key_repr(target, value)
+                if target._pk_has_refs_
+                else (",".join(map(repr, value)) if isinstance(value, tuple) else repr(value))
             )
             shown.append(f"{target.__name__}[{inner}]")
         else:

@@ -15,6 +15,7 @@ removed links and flushed to the join table.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from types import FunctionType
 from typing import Any, Generic, Self, TypeVar, overload
 
 from ._impl import CREATED, DELETED, Column, EntityBase
@@ -41,6 +42,59 @@ __all__ = ["Multiset", "SetData", "SetInstance", "resolve_columns", "resolve_rel
 
 #: the entity class a collection holds (``Set(Post)`` is a ``Set[Post]``)
 _E = TypeVar("_E")
+
+
+#: the options ``Set(...)`` takes
+_SET_OPTIONS = frozenset(
+    {
+        "reverse",
+        "cascade_delete",
+        "table",
+        "column",
+        "columns",
+        "reverse_column",
+        "reverse_columns",
+        "lazy",
+        "volatile",
+        "unique",
+        "fk_name",
+        "reverse_fk_name",
+        "index",
+        "reverse_index",
+    }
+)
+
+
+def join_table_option(table: Any) -> str | None:
+    """The ``table=`` option of a Set checked: a name, or a list of parts (``[schema, name]``)."""
+    if table is None or isinstance(table, str):
+        return table
+    if isinstance(table, (list, tuple)):
+        for part in table:
+            if not isinstance(part, str):
+                raise TypeError(f"Each part of table name must be a string. Got: {part!r}")
+        raise TypeError(f"Parameter 'table' of a Set takes one name; schemas are not supported. Got: {table!r}")
+    raise TypeError(f"Parameter 'table' must be a string. Got: {table!r}")
+
+
+def column_option(options: dict[str, Any], single: str, several: str) -> tuple[str | None, list[str] | None]:
+    """The ``column=``/``columns=`` pair of options (or ``reverse_column(s)=``) checked and combined."""
+    column, columns = options.get(single), options.get(several)
+    if column is not None:
+        if columns is not None and list(columns) != [column]:
+            raise TypeError(f"Parameters {single!r} and {several!r} cannot be specified simultaneously")
+        if not isinstance(column, str):
+            raise TypeError(f"Parameter {single!r} must be a string. Got: {column!r}")
+        return column, [column]
+    if columns is not None:
+        if not isinstance(columns, (list, tuple)):
+            raise TypeError(f"Parameter {several!r} must be a list. Got: {columns!r}")
+        if not all(isinstance(part, str) for part in columns):
+            if several == "columns":
+                raise TypeError(f"Items of parameter {several!r} must be strings. Got: {columns!r}")
+            raise TypeError(f"Parameter {several!r} must be a list of strings. Got: {columns!r}")
+        return (columns[0] if len(columns) == 1 else None), list(columns)
+    return None, None
 
 
 class SetData:
@@ -198,32 +252,34 @@ class SetAttr(Generic[_E]):
     @overload
     def __init__(self: SetAttr[Any], py_type: str, *args: Any, **options: Any) -> None: ...
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
-        unknown = set(options) - {
-            "reverse",
-            "cascade_delete",
-            "table",
-            "column",
-            "columns",
-            "reverse_column",
-            "reverse_columns",
-            "lazy",
-        }
-        if unknown or args:
-            raise TypeError(
-                f"Set({py_type!r}) has unknown option {sorted(unknown)[0]!r}"
-                if unknown
-                else f"Set() takes one entity, got {args!r}"
-            )
+        if "py_check" in options:
+            raise NotImplementedError("'py_check' parameter is not supported for collection attributes")
+        #: options a Set does not take: refused once it has its name (``_link_``)
+        self.unknown_options = sorted(set(options) - _SET_OPTIONS)
+        if args:
+            raise TypeError(f"Set() takes one entity, got {args!r}")
+        reverse = options.get("reverse")
+        if reverse is not None and not isinstance(reverse, (str, SetAttr, Column)):
+            raise TypeError(f"Value of 'reverse' option must be name of reverse attribute). Got: {reverse!r}")
         SetAttr._counter += 1
         self.order = SetAttr._counter
         self.py_type = py_type
-        self.reverse: Any = options.get("reverse")
+        self.reverse: Any = reverse
         self.cascade_delete = options.get("cascade_delete")
-        self.table = options.get("table")
-        self.column = options.get("column")
-        self.reverse_column = options.get("reverse_column")
-        self.columns = options.get("columns")
-        self.reverse_columns = options.get("reverse_columns")
+        self.table = join_table_option(options.get("table"))
+        self.column, self.columns_given = column_option(options, "column", "columns")
+        self.reverse_column, self.reverse_columns_given = column_option(
+            options, "reverse_column", "reverse_columns"
+        )
+        self.volatile = bool(options.get("volatile", False))
+        self.unique = options.get("unique")
+        self.fk_name = options.get("fk_name")
+        self.reverse_fk_name = options.get("reverse_fk_name")
+        self.index = options.get("index")
+        self.reverse_index = options.get("reverse_index")
+        #: the column names as given (``columns=``/``reverse_columns=``), for keys of several columns
+        self.columns = self.columns_given
+        self.reverse_columns = self.reverse_columns_given
         self.name = ""
         self.entity: Any = None
         self.qualname = "?"
@@ -234,11 +290,22 @@ class SetAttr(Generic[_E]):
         self.entity = entity
         self.name = name
         self.qualname = f"{entity.__name__}.{name}"
+        if self.unknown_options:
+            raise TypeError(f"Attribute {self.qualname} has unknown option {self.unknown_options[0]!r}")
+        if self.unique is not None:
+            raise TypeError(
+                f"'unique' option cannot be set for attribute {self.qualname} because it is collection"
+            )
         self._get_data = member.__get__
         self._set_data = member.__set__
 
     def __repr__(self) -> str:
         return self.qualname
+
+    @property
+    def is_volatile(self) -> bool:
+        """Whether members may change in the database behind the session (``volatile=True``)."""
+        return self.volatile
 
     def data(self, obj: Any) -> SetData | None:
         """The collection state of ``obj``, or None when nothing is known yet."""
@@ -304,9 +371,11 @@ class SetInstance(Generic[_E]):
         """The collection state with every member known, loading it when needed."""
         obj, attr = self._obj, self._attr
         data = attr.data(obj)
-        if data is not None and data.loaded:
+        if data is not None and data.loaded and not (attr.volatile and obj._status_ != CREATED):
             return data
         cache = obj._cache_
+        if data is not None and data.loaded and not cache.is_alive:
+            return data  # a volatile collection keeps what it read last once the session is over
         if not cache.is_alive:
             raise cache.closed_error(f"Cannot load collection {self._where()}")
         if cache.session is not active_session():
@@ -338,7 +407,8 @@ class SetInstance(Generic[_E]):
         """The collection state when every member is known; None when a query is needed (and possible)."""
         data = self._attr.data(self._obj)
         if data is not None and data.loaded:
-            return data
+            if not (self._attr.volatile and self._obj._cache_.is_alive and self._obj._status_ != CREATED):
+                return data
         if not self._obj._cache_.is_alive:
             raise self._obj._cache_.closed_error(f"Cannot read value of {self._where()}")
         return None
@@ -354,7 +424,7 @@ class SetInstance(Generic[_E]):
         return len(data.items) if data is not None else self.select().count()
 
     def load(self) -> None:
-        """Load every member now."""
+        """Load every member now (a ``volatile`` collection reads them again)."""
         self._loaded()
 
     def select(self, *conditions: Any, **values: Any) -> Query[_E]:
@@ -702,15 +772,24 @@ def resolve_relations(db: Any) -> None:
     relations = [a for e in entities.values() for a in (*e._references_, *e._collections_)]
     for attr in relations:
         target = attr.py_type
+        if isinstance(target, FunctionType):
+            target = entity_from_function(attr, target)
         if isinstance(target, str):
             found = entities.get(target)
             if found is None:
                 raise ERDiagramError(f"Entity definition {target} was not found (used by {attr.qualname})")
-            attr.py_type = found
-        elif getattr(target, "_database_", None) is not db:
-            raise ERDiagramError(
-                f"Entity {target.__name__} used by {attr.qualname} belongs to another database"
+            target = found
+        if "_is_base_" in target.__dict__:
+            raise TypeError(
+                f"Cannot link attribute {attr.qualname} to abstract Entity class. Use specific Entity subclass instead"
             )
+        if getattr(target, "_database_", None) is not db:
+            raise ERDiagramError(
+                "Interrelated entities must belong to same database. "
+                f"Entities {attr.entity.__name__} and {target.__name__} belongs to different databases "
+                f"(used by {attr.qualname})"
+            )
+        attr.py_type = target
     for attr in relations:
         if not isinstance(attr.reverse, (str, type(None), SetAttr, Column)):
             raise ERDiagramError(
@@ -719,8 +798,36 @@ def resolve_relations(db: Any) -> None:
     for attr in relations:
         if isinstance(attr.reverse, (str, type(None))):
             _resolve_reverse(attr)
+        else:
+            other = attr.reverse  # given as the attribute itself
+            named = other.reverse
+            if other.entity is not attr.py_type or not (
+                named is None or named is attr or (isinstance(named, str) and named == attr.name)
+            ):
+                raise ERDiagramError(f"Inconsistent reverse attributes {attr.qualname} and {other.qualname}")
+            other.reverse = attr
+    for attr in relations:
+        if attr.reverse.volatile and not attr.volatile:
+            # members or keys changed behind the session on one side change the other side too
+            attr.volatile = True
+            if not attr.is_collection:
+                attr.checked = False
     for attr in relations:
         _classify(attr)
+
+
+def entity_from_function(attr: Any, function: Any) -> Any:
+    """The entity class a declaration like ``Required(lambda: Car)`` names, called at mapping time."""
+    try:
+        target = function()
+    except Exception as exc:
+        raise ERDiagramError(
+            f"The entity type of {attr.qualname} could not be resolved: the function given as its type "
+            f"raised {type(exc).__name__}: {exc}"
+        ) from exc
+    if not (isinstance(target, type) and issubclass(target, EntityBase)):
+        raise TypeError(f"Invalid type of attribute {attr.qualname}: expected entity class, got {target!r}")
+    return target
 
 
 def _candidates(attr: Any) -> list[Any]:
@@ -753,8 +860,9 @@ def _resolve_reverse(attr: Any) -> None:
                 f"Ambiguous reverse attribute for {attr.qualname}. Use the 'reverse' parameter for pointing to right attribute"
             )
         other = candidates[0]
+    named = other.reverse
     if other.py_type is not attr.entity or not (
-        other.reverse is None or other.reverse is attr or (isinstance(other.reverse, str) and other.reverse == attr.name)
+        named is None or named is attr or (isinstance(named, str) and named == attr.name)
     ):
         raise ERDiagramError(f"Inconsistent reverse attributes {attr.qualname} and {other.qualname}")
     attr.reverse = other
@@ -768,6 +876,8 @@ def _classify(attr: Any) -> None:
             attr.is_m2m = True
             first, second = sorted((attr, reverse), key=lambda a: (a.entity.__name__, a.name))
             attr.m2m_primary = attr is first
+            if attr.table and reverse.table and attr.table != reverse.table:
+                raise MappingError(f"Parameter 'table' for {first.qualname} and {second.qualname} do not match")
             attr.join_table = attr.table or reverse.table or f"{first.entity.__name__}_{second.entity.__name__}"
         return
     if isinstance(reverse, SetAttr):

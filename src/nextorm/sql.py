@@ -643,28 +643,33 @@ class Insert:
     """``INSERT INTO table (columns) VALUES (...)``; values are bound per row by the caller.
 
     ``ignore_conflicts`` skips a row that clashes with a unique key; ``returning`` names the
-    column of the new row the statement returns.
+    column (or columns) of each new row the statement returns; ``rows`` is the number of rows one statement
+    inserts (their values bound one row after the other).
     """
 
     table: str
     columns: tuple[str, ...]
     ignore_conflicts: bool = False
-    returning: str | None = None
+    returning: str | tuple[str, ...] = ()
+    rows: int = 1
 
     def sql(self, dialect: Dialect) -> str:
         """The statement's text."""
         q = dialect.quote
         if self.columns:
+            row = f"({dialect.placeholders(len(self.columns))})"
             sql = (
                 f"INSERT INTO {q(self.table)} ({', '.join(q(c) for c in self.columns)}) "
-                f"VALUES ({dialect.placeholders(len(self.columns))})"
+                f"VALUES {', '.join([row] * self.rows)}"
             )
         else:
             sql = f"INSERT INTO {q(self.table)} DEFAULT VALUES"  # a row of defaults only (a generated key)
         if self.ignore_conflicts:
             sql += dialect.ignore_conflict_clause()
-        if self.returning is not None:
+        if isinstance(self.returning, str):
             sql += dialect.returning_clause(self.returning)
+        elif self.returning:
+            sql += dialect.returning_clause(*self.returning)
         return sql
 
 
@@ -753,6 +758,8 @@ class ColumnDef:
     primary_key: bool = False
     not_null: bool = False
     unique: bool = False
+    #: the column's DEFAULT: SQL text as declared (``sql_default='now()'``), or True/False
+    default: str | bool | None = None
 
     def sql(self, dialect: Dialect) -> str:
         """The column definition."""
@@ -765,6 +772,8 @@ class ColumnDef:
             sql += " NOT NULL"
         if self.unique:
             sql += " UNIQUE"
+        if self.default is not None:
+            sql += f" DEFAULT {dialect.bool_literal(self.default) if isinstance(self.default, bool) else self.default}"
         return sql
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import operator
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Context, Decimal, InvalidOperation
@@ -12,10 +14,23 @@ from uuid import UUID
 
 from .exceptions import AttributeTypeError, ValidationError
 
-__all__ = ["COLUMN_TYPES", "ColumnType", "Json", "column_type_for"]
+__all__ = [
+    "COLUMN_TYPES",
+    "ColumnType",
+    "Json",
+    "LongStr",
+    "LongUnicode",
+    "column_type_for",
+    "parse_date",
+    "parse_datetime",
+    "parse_time",
+    "parse_timedelta",
+]
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+#: the ``size=`` an int attribute may declare, in bits
+INT_SIZES = (8, 16, 24, 32, 64)
 
 
 def show(value: Any) -> str:
@@ -28,8 +43,24 @@ def show(value: Any) -> str:
         return f"<{type(value).__name__} holding an int too long to show>"
 
 
+def show_short(value: Any, limit: int = 100) -> str:
+    """``show(value)`` cut to ``limit`` characters (ending in ``...`` when cut)."""
+    text = show(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class Json:
     """Marker type for a column holding any JSON-serializable value."""
+
+
+class LongStr(str):
+    """Marker type for a long text column (``TEXT``, no length limit); lazy unless ``lazy=False``."""
+
+    lazy = True
+
+
+#: Pony's other name for :class:`LongStr`
+LongUnicode = LongStr
 
 
 class ColumnType:
@@ -67,16 +98,47 @@ class ColumnType:
 class IntType(ColumnType):
     py_type = int
 
+    def __init__(self, attr: Any) -> None:
+        super().__init__(attr)
+        size, unsigned = attr.size, attr.unsigned
+        if size is None and unsigned:
+            size = 32
+        if size in INT_SIZES:
+            low, high = (0, 2**size - 1) if unsigned else (-(2 ** (size - 1)), 2 ** (size - 1) - 1)
+        else:
+            low, high = INT64_MIN, INT64_MAX
+        #: the range of the declared size (64-bit signed by default)
+        self.size_low, self.size_high = low, high
+        #: the values the column accepts: its size's range narrowed by ``min``/``max``
+        self.low = low if attr.min is None else max(low, attr.min)
+        self.high = high if attr.max is None else min(high, attr.max)
+
     def validate(self, value: Any) -> Any:
         if type(value) is not int:
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, bool):
                 raise self.type_error(value)
-            value = int(value)
-        attr = self.attr
-        low = INT64_MIN if attr.min is None else attr.min
-        high = INT64_MAX if attr.max is None else attr.max
-        if not low <= value <= high:
-            raise self.value_error(value, f"is out of range [{low}, {high}]")
+            if isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise AttributeTypeError(
+                        f"Value type for attribute {self.attr.qualname} must be int. "
+                        f"Got string {show_short(value)}"
+                    ) from None
+            elif isinstance(value, int) or hasattr(type(value), "__index__"):
+                value = operator.index(value)
+            else:
+                raise self.type_error(value)
+        if value < self.low:
+            raise ValidationError(
+                f"Value {show(value)} of attr {self.attr.qualname} is less than the minimum "
+                f"allowed value {self.low}"
+            )
+        if value > self.high:
+            raise ValidationError(
+                f"Value {show(value)} of attr {self.attr.qualname} is greater than the maximum "
+                f"allowed value {self.high}"
+            )
         return value
 
 
@@ -84,13 +146,18 @@ class StrType(ColumnType):
     py_type = str
 
     def validate(self, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise self.type_error(value)
-        max_len = self.attr.max_len
+        if type(value) is not str:
+            if not isinstance(value, str):
+                raise self.type_error(value)
+            value = str(value)
+        attr = self.attr
+        if attr.autostrip:
+            value = value.strip()
+        max_len = attr.max_len
         if max_len is not None and len(value) > max_len:
             raise self.value_error(value, f"is longer than max_len={max_len} ({len(value)} characters)")
         self.check_text(value)
-        return str(value)
+        return value
 
     def check_text(self, value: str) -> None:
         """Refuse text some supported database cannot store: lone surrogates, NUL characters."""
@@ -107,18 +174,35 @@ class FloatType(ColumnType):
     checkable = False
 
     def validate(self, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.type_error(value)
-        try:
-            value = float(value)
-        except OverflowError:
-            raise self.value_error(value, "is too large for a float") from None
+        if type(value) is not float:
+            if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+                raise self.type_error(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise self.value_error(value, "is too large for a float") from None
+            except ValueError:
+                raise AttributeTypeError(
+                    f"Value type for attribute {self.attr.qualname} must be float. Got string {show_short(value)}"
+                ) from None
         if not math.isfinite(value):
             raise self.value_error(value, "is not a finite number")
         attr = self.attr
-        if (attr.min is not None and value < attr.min) or (attr.max is not None and value > attr.max):
-            raise self.value_error(value, f"is out of range [{attr.min}, {attr.max}]")
+        if attr.min is not None or attr.max is not None:
+            check_bounds(attr, value)
         return value
+
+
+def check_bounds(attr: Any, value: Any) -> None:
+    """Raise the ValidationError for a number outside ``attr``'s ``min``/``max``."""
+    if attr.min is not None and value < attr.min:
+        raise ValidationError(
+            f"Value {show(value)} of attr {attr.qualname} is less than the minimum allowed value {attr.min!r}"
+        )
+    if attr.max is not None and value > attr.max:
+        raise ValidationError(
+            f"Value {show(value)} of attr {attr.qualname} is greater than the maximum allowed value {attr.max!r}"
+        )
 
 
 class BoolType(ColumnType):
@@ -146,7 +230,9 @@ class DecimalType(ColumnType):
         return 2 if self.attr.scale is None else int(self.attr.scale)
 
     def validate(self, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
+        if isinstance(value, float):
+            value = self.from_float(value)
+        elif isinstance(value, bool) or not isinstance(value, (int, Decimal, str)):
             raise self.type_error(value)
         try:
             value = Decimal(value)
@@ -171,10 +257,22 @@ class DecimalType(ColumnType):
                 f"does not fit precision={precision}, scale={scale} "
                 f"(at most {precision - scale} digits before the decimal point)",
             )
-        attr = self.attr
-        if (attr.min is not None and value < attr.min) or (attr.max is not None and value > attr.max):
-            raise self.value_error(value, f"is out of range [{attr.min}, {attr.max}]")
+        check_bounds(self.attr, value)
         return value
+
+    def from_float(self, value: float) -> Decimal:
+        """The Decimal a float stands for, at the column's scale (a float is a binary approximation)."""
+        if not math.isfinite(value):
+            raise self.value_error(value, "is not a finite number")
+        shortest = Decimal(repr(value))  # the shortest text that reads back as this float
+        _, _, exponent = shortest.as_tuple()
+        assert isinstance(exponent, int)
+        if -exponent <= self.scale:
+            return shortest
+        try:
+            return shortest.quantize(Decimal(1).scaleb(-self.scale), context=Context(prec=self.precision + 1))
+        except InvalidOperation:
+            return shortest  # too many digits before the point: refused by the precision check
 
     def fixed_text(self, value: Decimal) -> str:
         """A valid ``value`` as plain digits with exactly the column's scale: ``'0.10'``, ``'-3.00'``."""
@@ -199,7 +297,10 @@ class DatetimeType(ColumnType):
 
     def validate(self, value: Any) -> Any:
         if not isinstance(value, datetime):
-            raise self.type_error(value)
+            if not isinstance(value, str):
+                raise self.type_error(value)
+            value = parse_or_fail(self, parse_datetime, value)
+        value = to_precision(self.attr, value)
         aware = value.tzinfo is not None and value.utcoffset() is not None
         if aware != bool(self.attr.tz_aware):
             want = "timezone-aware" if self.attr.tz_aware else "naive (no tzinfo)"
@@ -222,8 +323,12 @@ class DateType(ColumnType):
     to_db = staticmethod(date.isoformat)
 
     def validate(self, value: Any) -> Any:
-        if not isinstance(value, date) or isinstance(value, datetime):
-            raise self.type_error(value)
+        if isinstance(value, datetime):
+            return value.date()
+        if not isinstance(value, date):
+            if not isinstance(value, str):
+                raise self.type_error(value)
+            value = parse_or_fail(self, parse_date, value)
         return value
 
 
@@ -238,7 +343,10 @@ class TimeType(ColumnType):
 
     def validate(self, value: Any) -> Any:
         if not isinstance(value, time):
-            raise self.type_error(value)
+            if not isinstance(value, str):
+                raise self.type_error(value)
+            value = parse_or_fail(self, parse_time, value)
+        value = to_precision(self.attr, value)
         if value.tzinfo is not None:
             # PostgreSQL's TIME drops the offset and SQLite could not compare offsets: refused
             # rather than read back as a different time of day
@@ -267,7 +375,13 @@ class TimedeltaType(ColumnType):
 
     def validate(self, value: Any) -> Any:
         if not isinstance(value, timedelta):
-            raise self.type_error(value)
+            if not isinstance(value, str):
+                raise self.type_error(value)
+            value = parse_or_fail(self, parse_timedelta, value)
+        digits = self.attr.time_precision
+        if digits < 6 and value.microseconds % 10 ** (6 - digits):
+            unit = 10 ** (6 - digits)
+            value = timedelta(value.days, value.seconds, value.microseconds // unit * unit)
         if not -TIMEDELTA_MAX <= value <= TIMEDELTA_MAX:
             raise self.value_error(value, f"is out of range [-{TIMEDELTA_MAX!r}, {TIMEDELTA_MAX!r}]")
         return value
@@ -344,9 +458,144 @@ def _non_text_keys(value: Any) -> Iterator[Any]:
             todo.extend(item)
 
 
+def to_precision(attr: Any, value: Any) -> Any:
+    """A datetime or time with its microseconds cut to ``attr``'s fractional digits (``precision``)."""
+    digits = attr.time_precision
+    if digits < 6:
+        unit = 10 ** (6 - digits)
+        if value.microsecond % unit:
+            return value.replace(microsecond=value.microsecond // unit * unit)
+    return value
+
+
+def parse_or_fail(ctype: ColumnType, parse: Callable[[str], Any], text: str) -> Any:
+    """``parse(text)``, or the ValidationError naming the attribute when the text is no such value."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise AttributeTypeError(
+            f"Value {show_short(text)} of attribute {ctype.attr.qualname} is not a "
+            f"{ctype.py_type.__name__}: {exc}"
+        ) from None
+
+
+# -- text to dates and times ----------------------------------------------------------------------
+# The forms people type: ISO dates, 12/31/2024 (month first), 31.12.2024 (day first), month names;
+# times as 13:45, 1:45 pm, 13.45.10, 13h45, 13 h 45 min 10.5 s.
+
+_MONTHS = {name: number for number, name in enumerate(
+    "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}
+
+_DATE_FORMS = [
+    (re.compile(r"(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})"), False),
+    (re.compile(r"(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})"), False),
+    (re.compile(r"(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})"), False),
+    (re.compile(r"(?P<name>[a-z]{3,})\.?\s*(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<y>\d{4})"), True),
+    (re.compile(r"(?P<d>\d{1,2})(?:st|nd|rd|th)?\s*(?P<name>[a-z]{3,})\.?,?\s*(?P<y>\d{4})"), True),
+    (re.compile(r"(?P<y>\d{4})\s+(?P<name>[a-z]{3,})\.?\s+(?P<d>\d{1,2})"), True),
+]
+
+_TIME_FORM = re.compile(
+    r"""
+    (?P<h>\d{1,2}) (?:\s*[hu])?
+    (?:
+        (?: [:.] | \s+ | (?<=[a-z])\s* )      # a separator (none needed after a unit letter)
+        (?P<m>\d{1,2}) (?:\s*(?:min|m|'))?
+        (?:
+            (?: [:.] | \s+ | (?<=[a-z'])\s* )
+            (?P<s>\d{1,2}) (?:\.(?P<f>\d{1,6}))? (?:\s*(?:sec|s|"))?
+        )?
+    )?
+    """,
+    re.VERBOSE,
+)
+_MERIDIEM = re.compile(r"\s*(?P<half>[ap])\.?m\.?$")
+_TIMEDELTA_FORM = re.compile(
+    r"(?P<sign>-)?(?:(?P<days>\d+)\s+days?,\s*)?(?P<h>\d+):(?P<m>\d{1,2}):(?P<s>\d{1,2})(?:\.(?P<f>\d{1,6}))?"
+)
+
+
+def _date_prefix(text: str) -> tuple[date, str]:
+    """The date ``text`` starts with, and the rest of the text."""
+    for form, named in _DATE_FORMS:
+        match = form.match(text)
+        if match is None:
+            continue
+        month = _MONTHS.get(match["name"][:3]) if named else int(match["m"])
+        if month is None:
+            continue
+        return date(int(match["y"]), month, int(match["d"])), text[match.end() :]
+    raise ValueError("Unrecognized date format")
+
+
+def parse_date(text: str) -> date:
+    """A date from text: ``2024-12-31``, ``12/31/2024``, ``31.12.2024``, ``Dec 31 2024``, ``31 December 2024``."""
+    value, rest = _date_prefix(text.strip().lower())
+    if rest:
+        raise ValueError("Unrecognized date format")
+    return value
+
+
+def parse_time(text: str) -> time:
+    """A time of day from text: ``13:45``, ``1:45 pm``, ``13.45.10.5``, ``13h45``, ``13 h 45 min 10 s``."""
+    text = text.strip().lower()
+    meridiem = _MERIDIEM.search(text)
+    if meridiem is not None:
+        text = text[: meridiem.start()]
+    match = _TIME_FORM.fullmatch(text)
+    if match is None:
+        raise ValueError("Unrecognized time format")
+    hour = int(match["h"])
+    if meridiem is not None:
+        if not 1 <= hour <= 12:
+            raise ValueError("Unrecognized time format")
+        hour = hour % 12 + (12 if meridiem["half"] == "p" else 0)
+    fraction = match["f"] or ""
+    return time(
+        hour, int(match["m"] or 0), int(match["s"] or 0), int(fraction.ljust(6, "0")) if fraction else 0
+    )
+
+
+def parse_datetime(text: str) -> datetime:
+    """A datetime from text: ISO 8601, or a date as :func:`parse_date` reads it and a time after it."""
+    text = text.strip()
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    day, rest = _date_prefix(text.lower())
+    rest = rest.lstrip()
+    if rest.startswith("t"):
+        rest = rest[1:]
+    if not rest:
+        return datetime(day.year, day.month, day.day)
+    try:
+        moment = parse_time(rest)
+    except ValueError:
+        raise ValueError("Unrecognized datetime format") from None
+    return datetime.combine(day, moment)
+
+
+def parse_timedelta(text: str) -> timedelta:
+    """A duration from text: ``[-][D days, ]H:MM:SS[.ffffff]`` (as ``str(timedelta)`` writes it)."""
+    match = _TIMEDELTA_FORM.fullmatch(text.strip())
+    if match is None:
+        raise ValueError("Unrecognized timedelta format")
+    fraction = match["f"] or ""
+    value = timedelta(
+        days=int(match["days"] or 0),
+        hours=int(match["h"]),
+        minutes=int(match["m"]),
+        seconds=int(match["s"]),
+        microseconds=int(fraction.ljust(6, "0")) if fraction else 0,
+    )
+    return -value if match["sign"] else value
+
+
 COLUMN_TYPES: dict[type, type[ColumnType]] = {
     int: IntType,
     str: StrType,
+    LongStr: StrType,
     float: FloatType,
     bool: BoolType,
     Decimal: DecimalType,

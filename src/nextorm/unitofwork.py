@@ -10,9 +10,23 @@ after-hooks. The statements come from ``nextorm.sql``; IO goes through the cache
 from __future__ import annotations
 
 import json
+import weakref
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
-from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase
+from ._impl import (
+    CREATED,
+    DELETED,
+    GONE,
+    LOADED,
+    MODIFIED,
+    EntityBase,
+    checked_columns,
+    column_values,
+    loaded_bits,
+    mark_saved_all,
+)
 from .exceptions import (
     OptimisticCheckError,
     TransactionError,
@@ -25,11 +39,13 @@ from .steps import Steps
 
 __all__ = [
     "MAX_FLUSH_ROUNDS",
+    "MAX_INSERT_ROWS",
     "Savepoint",
     "SessionState",
     "flush_steps",
     "is_new",
     "mark_saved",
+    "match_keys",
     "savepoint_begin_steps",
     "savepoint_release_steps",
     "savepoint_rollback_steps",
@@ -69,8 +85,11 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
             done = yield from _save_steps(cache, batch)
             if cache.m2m and only is None:
                 yield from _links_steps(cache)
-            for obj, status in done:
-                obj._after_save_(status)
+            hooked = _hooked_classes(obj for obj, _ in done)
+            if hooked:
+                for obj, status in done:
+                    if type(obj) in hooked:
+                        obj._after_save_(status)
             if only is not None:
                 break
         else:
@@ -119,20 +138,30 @@ def _run_before_hooks(cache: Any, only: list[Any] | None) -> list[Any]:
     dirty = cache.dirty
     if only is not None:
         batch = [obj for obj in only if obj in dirty]
+        hooked = _hooked_classes(batch)
         for obj in batch:
-            obj._before_save_()
+            if type(obj) in hooked:
+                obj._before_save_()
         for obj in batch:
             dirty.pop(obj, None)
         return batch
     done = 0
     while done < len(dirty):
         pending = list(dirty)[done:]
-        for obj in pending:
-            obj._before_save_()
+        hooked = _hooked_classes(pending)
+        if hooked:
+            for obj in pending:
+                if type(obj) in hooked:
+                    obj._before_save_()
         done += len(pending)
     batch = list(dirty)
     dirty.clear()
     return batch
+
+
+def _hooked_classes(objs: Any) -> set[type]:
+    """The classes of ``objs`` whose save hooks do something (the base class's do nothing)."""
+    return {cls for cls in {type(obj) for obj in objs} if cls._has_save_hooks_()}
 
 
 def _links_steps(cache: Any) -> Steps[None]:
@@ -218,8 +247,7 @@ def _save_group_steps(cache: Any, shape: Any, group: list[Any], done: list[tuple
         yield from _update_rows_steps(entity, cache, shape, group)
     else:
         yield from _delete_rows_steps(entity, cache, shape, group)
-    for obj in group:
-        done.append((obj, status))
+    done.extend(zip(group, repeat(status)))
 
 
 def _batch_steps(
@@ -312,19 +340,16 @@ def _dependency_order(batch: list[Any], deferred: list[tuple[Any, Any, Any]]) ->
     return ordered
 
 
-def mark_saved(obj: Any, status: int) -> None:
-    """After its statement ran: the object is in step with the database."""
-    obj._cache_.saving.append((obj, status, obj._orig_, obj._wbits_))
+def mark_saved(cache: Any, group: list[Any], status: int) -> None:
+    """After their statements ran: the objects of ``group`` (of one class) are in step with the database."""
+    mark_saved_all(group, status, cache.saving)
     if status == DELETED:
-        obj._status_ = GONE
         return
-    obj._status_ = LOADED
-    obj._wbits_ = 0
-    obj._orig_ = None
-    for attr in type(obj)._fk_refs_:
-        target = attr.get_raw(obj)
-        if isinstance(target, EntityBase):
-            attr.set_raw(obj, target._pk_raw_())  # type: ignore[attr-defined]  # every EntityBase is an Entity
+    for attr in type(group[0])._fk_refs_:
+        for obj in group:
+            target = attr.get_raw(obj)
+            if isinstance(target, EntityBase):
+                attr.set_raw(obj, target._pk_raw_())  # type: ignore[attr-defined]  # every EntityBase is an Entity
 
 
 # -- statements per object ---------------------------------------------------------------------------
@@ -350,7 +375,7 @@ def _values(attrs: Any, obj: Any) -> list[Any]:
 
 
 def _insert_shape(entity: Any, obj: Any) -> tuple[Any, ...]:
-    return ("I", entity, tuple(a.index for a in entity._columns_ if a.is_loaded(obj)))
+    return ("I", entity, loaded_bits(obj, entity._columns_))
 
 
 def _known_value(entity: Any, obj: Any, attr: Any) -> Any:
@@ -363,26 +388,21 @@ def _known_value(entity: Any, obj: Any, attr: Any) -> Any:
 
 
 def _check_attrs(entity: Any, obj: Any, optimistic: bool) -> tuple[tuple[int, bool], ...]:
-    if not optimistic:
-        return ()
-    bits = obj._rbits_ & entity._check_mask_
-    if not bits:
-        return ()
-    return tuple((a.index, _known_value(entity, obj, a) is None) for a in entity._attrs_ if bits & a.bit)
+    """(index, known value is None) of each column the UPDATE/DELETE checks, in column order."""
+    return checked_columns(obj, entity._attrs_, entity._check_mask_) if optimistic else ()
 
 
 def _update_shape(entity: Any, obj: Any, optimistic: bool) -> tuple[Any, ...]:
-    wbits = obj._wbits_
-    return (
-        "U",
-        entity,
-        tuple(a.index for a in entity._attrs_ if wbits & a.bit),
-        _check_attrs(entity, obj, optimistic),
-    )
+    return ("U", entity, obj._wbits_, _check_attrs(entity, obj, optimistic))
 
 
 def _delete_shape(entity: Any, obj: Any, optimistic: bool) -> tuple[Any, ...]:
-    return ("D", entity, (), _check_attrs(entity, obj, optimistic))
+    return ("D", entity, 0, _check_attrs(entity, obj, optimistic))
+
+
+def _attrs_of(entity: Any, bits: int) -> list[Any]:
+    """The attributes of ``entity`` whose bits are set in ``bits``, in column order."""
+    return [a for a in entity._attrs_ if bits & a.bit]
 
 
 def _key_match(entity: Any, checks: tuple[tuple[int, bool], ...]) -> KeyMatch:
@@ -391,6 +411,14 @@ def _key_match(entity: Any, checks: tuple[tuple[int, bool], ...]) -> KeyMatch:
         entity._pk_columns_,
         tuple((column, is_null) for index, is_null in checks for column in entity._attrs_[index].columns),
     )
+
+
+def _where_rows(entity: Any, group: list[Any], checks: tuple[tuple[int, bool], ...]) -> list[Any]:
+    """Per object, the WHERE values of its UPDATE/DELETE: the primary key, then the checked values."""
+    if entity._wide_:
+        return [tuple(_where_params(entity, obj, checks)) for obj in group]
+    attrs = [*entity._pk_attrs_, *(entity._attrs_[index] for index, is_null in checks if not is_null)]
+    return column_values(group, attrs, [a.to_db for a in attrs], known=True)
 
 
 def _where_params(entity: Any, obj: Any, checks: tuple[tuple[int, bool], ...]) -> list[Any]:
@@ -416,7 +444,7 @@ def _wide_where_params(entity: Any, obj: Any, checks: tuple[tuple[int, bool], ..
 
 
 def _insert_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
-    attrs = [entity._attrs_[i] for i in shape[2]]
+    attrs = _attrs_of(entity, shape[2])
     sql = Insert(entity._table_, _columns(attrs)).sql(cache.provider.dialect)
     auto = entity._auto_pk_
     if auto is not None and not auto.is_loaded(group[0]):
@@ -425,11 +453,20 @@ def _insert_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: l
         if entity._wide_:
             rows = [_values(attrs, obj) for obj in group]
         else:
-            rows = [[_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
+            rows = column_values(group, attrs, [a.to_db for a in attrs])
         yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=False)
+    new_ids = cache.new_ids
     for obj in group:
-        cache.new_ids.pop(obj, None)
-        mark_saved(obj, CREATED)
+        new_ids.pop(obj, None)
+    mark_saved(cache, group, CREATED)
+
+
+#: most rows one multi-row INSERT carries (longer statements parse slower than they save)
+MAX_INSERT_ROWS = 500
+
+# Entities whose stored values did not read back equal to the values sent (a column affinity
+# that converts them, say): their multi-row INSERT cannot tell its new keys apart.
+_UNMATCHED_ENTITIES: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _insert_auto_steps(
@@ -437,17 +474,20 @@ def _insert_auto_steps(
 ) -> Steps[None]:
     """INSERT objects whose key the database generates, and register them under it."""
     keys = None
-    if cache.provider.batch_returning and len(group) > 1 and not _refers_within(group):
-        rows = [_values(attrs, obj) if entity._wide_ else [_db(a, a.get_raw(obj)) for a in attrs] for obj in group]
-        dialect = cache.provider.dialect
-        yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
-        try:
-            keys = yield cache, "insert_keys", (sql, rows, auto.column)
-        except TransactionIntegrityError:
-            # replayed one by one below
-            yield cache, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
+    if len(group) > 1 and not _refers_within(group):
+        if entity._wide_:
+            rows = [_values(attrs, obj) for obj in group]
         else:
-            yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
+            rows = column_values(group, attrs, [a.to_db for a in attrs])
+        if (
+            attrs
+            and not entity._wide_
+            and entity not in _UNMATCHED_ENTITIES
+            and all(map(_reads_back_as_sent, attrs))
+        ):
+            keys = yield from _insert_values_steps(entity, cache, attrs, auto, rows)
+        elif cache.provider.batch_returning:
+            keys = yield from _insert_many_steps(cache, sql, rows, auto)
     imap = cache.identity_map(entity)
     for i, obj in enumerate(group):
         if keys is not None:
@@ -467,22 +507,107 @@ def _insert_auto_steps(
         imap[pk] = obj
 
 
+#: column types whose values every supported database returns equal to the values sent
+_EXACT_TYPES = (int, str, float, bool)
+
+
+def _reads_back_as_sent(attr: Any) -> bool:
+    """Whether a value of ``attr`` comes back from RETURNING equal to its bound value, so that a
+    new row can be matched to its object by the values it holds (a failed match would cost the
+    keys a sequence handed out to rows that were rolled back)."""
+    if attr.is_reference:
+        pk_attrs = getattr(attr.py_type, "_pk_attrs_", ())
+        return len(pk_attrs) == 1 and pk_attrs[0].py_type in _EXACT_TYPES
+    return attr.py_type in _EXACT_TYPES and attr.sql_type is None
+
+
+def _insert_many_steps(cache: Any, sql: str, rows: list[Any], auto: Any) -> Steps[list[Any] | None]:
+    """The rows' new keys from the driver's batch of one-row INSERTs; None when a row failed."""
+    dialect = cache.provider.dialect
+    yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
+    try:
+        keys = yield cache, "insert_keys", (sql, rows, auto.column)
+    except TransactionIntegrityError:
+        # replayed one by one by the caller, which names the object that failed
+        yield cache, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
+        return None
+    yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
+    return list(keys)
+
+
+def _insert_values_steps(
+    entity: Any, cache: Any, attrs: list[Any], auto: Any, rows: list[tuple[Any, ...]]
+) -> Steps[list[Any] | None]:
+    """The rows' new keys from multi-row INSERTs; None when a row failed or keys cannot be matched.
+
+    The database does not promise to return the new rows in the order of VALUES, so each returns
+    its key beside the values it stored, and is matched to the object whose values it holds.
+    """
+    dialect = cache.provider.dialect
+    columns = tuple(a.column for a in attrs)
+    per_statement = max(1, min(MAX_INSERT_ROWS, dialect.max_params // len(columns)))
+    returning = (auto.column, *columns)
+    yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
+    returned: list[Any] = []
+    try:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            statement = Insert(entity._table_, columns, returning=returning, rows=len(chunk))
+            params = [value for row in chunk for value in row]
+            returned += (yield cache, "write", (statement.sql(dialect), params)).rows
+    except TransactionIntegrityError:
+        keys = None
+    else:
+        keys = match_keys(rows, returned)
+        if keys is None:
+            _UNMATCHED_ENTITIES.add(entity)
+    if keys is None:
+        # replayed one by one by the caller, which names the object that failed
+        yield cache, "write", (dialect.rollback_to_savepoint_sql(BATCH_SAVEPOINT), ())
+    else:
+        yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
+    return keys
+
+
+def match_keys(rows: list[tuple[Any, ...]], returned: list[Any]) -> list[Any] | None:
+    """The key of each of ``rows`` from ``returned`` (key, *values) rows matched by their values.
+
+    Rows of equal values get their keys in ascending order; None when a returned row matches no
+    row left (the database stored a value other than the one sent) or values are unhashable.
+    """
+    if len(returned) != len(rows):
+        return None
+    waiting: dict[tuple[Any, ...], list[int]] = {}
+    try:
+        for index in range(len(rows) - 1, -1, -1):
+            waiting.setdefault(rows[index], []).append(index)
+        keys: list[Any] = [None] * len(rows)
+        for found in sorted(returned, key=itemgetter(0)):
+            indexes = waiting.get(tuple(found[1:]))
+            if not indexes:
+                return None
+            keys[indexes.pop()] = found[0]
+    except TypeError:  # an unhashable value, or keys that do not sort
+        return None
+    return keys
+
+
 def _update_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
-    attrs = [entity._attrs_[i] for i in shape[2]]
+    attrs = _attrs_of(entity, shape[2])
     checks = shape[3]
     sql = Update(entity._table_, _columns(attrs), _key_match(entity, checks)).sql(cache.provider.dialect)
     if entity._wide_:
         rows = [_values(attrs, obj) + _where_params(entity, obj, checks) for obj in group]
     else:
-        rows = [[_db(a, a.get_raw(obj)) for a in attrs] + _where_params(entity, obj, checks) for obj in group]
+        values = column_values(group, attrs, [a.to_db for a in attrs])
+        rows = [row + where for row, where in zip(values, _where_rows(entity, group, checks))]
     yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True)
-    for obj in group:
-        mark_saved(obj, MODIFIED)
+    mark_saved(cache, group, MODIFIED)
 
 
 def _delete_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
     sql = Delete(entity._table_, _key_match(entity, shape[3])).sql(cache.provider.dialect)
-    rows = [_where_params(entity, obj, shape[3]) for obj in group]
+    rows = _where_rows(entity, group, shape[3])
     yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True)
     imap = cache.identity_map(entity)
     for obj in group:
@@ -490,7 +615,7 @@ def _delete_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: l
         if imap.get(pk) is obj:
             del imap[pk]
         cache.forget_unique(obj)
-        mark_saved(obj, DELETED)
+    mark_saved(cache, group, DELETED)
 
 
 def _conflict_steps(entity: Any, cache: Any, shape: Any, obj: Any) -> Steps[str]:

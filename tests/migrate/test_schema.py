@@ -16,6 +16,7 @@ from nextorm import (
     Database,
     DBSchemaError,
     Json,
+    LongStr,
     Optional,
     PrimaryKey,
     Required,
@@ -49,6 +50,10 @@ def declare_everything(db: Database, version: int = 1) -> Database:
         token = Optional(UUID)
         extra = Optional(Json)
         nick = Optional(str, index=True)
+        level = Optional(int, size=16, sql_default="7")
+        flag = Required(bool, default=True, sql_default=True)
+        stamp = Optional(datetime, precision=3)
+        body = Optional(LongStr)
         posts = Set("Post")
         tags = Set("Tag")
         if version == 1:

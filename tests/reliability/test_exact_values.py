@@ -141,10 +141,10 @@ def test_decimal_min_and_max_are_enforced(storage: Any) -> None:
     """A Decimal outside min=/max= is refused in the constructor and at assignment; nothing is written."""
     _, Item = declare(storage)
     with db_session:
-        with pytest.raises(ValidationError, match=r"Decimal\('-5'\) of attribute Item.share is out of range"):
+        with pytest.raises(ValidationError, match=r"Decimal\('-5'\) of attr Item.share is less than the minimum allowed value"):
             Item(name="low", share=Decimal("-5"))
         item = Item(name="ok", share=Decimal("100"))
-        with pytest.raises(ValidationError, match=r"Decimal\('100.01'\) of attribute Item.share"):
+        with pytest.raises(ValidationError, match=r"Decimal\('100.01'\) of attr Item.share is greater than the maximum allowed value"):
             item.share = Decimal("100.01")
     assert storage.fetch("SELECT name, share FROM item") in ([("ok", "100.00")], [("ok", Decimal("100.00"))])
 

@@ -24,6 +24,7 @@ SQLITE_DDL = (
     "CREATE TABLE child (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
     "parent INTEGER NOT NULL REFERENCES parent (id))",
     "CREATE INDEX idx_child__parent ON child (parent)",
+    "CREATE INDEX idx_person__email ON person (email)",
 )
 POSTGRES_DDL = (
     "CREATE TABLE person (id SERIAL PRIMARY KEY, name TEXT NOT NULL, "
@@ -32,6 +33,7 @@ POSTGRES_DDL = (
     "CREATE TABLE child (id SERIAL PRIMARY KEY, name TEXT NOT NULL, "
     "parent INTEGER NOT NULL REFERENCES parent (id))",
     "CREATE INDEX idx_child__parent ON child (parent)",
+    "CREATE INDEX idx_person__email ON person (email)",
 )
 
 Row = tuple[str, str | None, int, float]
@@ -96,6 +98,21 @@ def make_parents(count: int) -> list[tuple[str]]:
 def make_children(parents: int) -> list[tuple[str, int]]:
     """Ten children per parent, interleaved across parents as rows added over time would be."""
     return [(f"child {i}", i % parents + 1) for i in range(parents * CHILDREN_PER_PARENT)]
+
+
+def lookup_count(config: Any) -> int:
+    """How many persons the get workload fetches by email: M, at most the rows that have one."""
+    return min(config.batch, config.rows * 9 // 10)
+
+
+def lookup_emails(config: Any) -> list[str]:
+    """The emails the get workload looks up: of the first rows that have one (see make_rows)."""
+    return [f"person{k + k // 9}@example.com" for k in range(lookup_count(config))]
+
+
+def query_ages(count: int) -> list[int]:
+    """The ages the query and count workloads filter on, cycling through the rows' range."""
+    return [18 + i % 73 for i in range(count)]
 
 
 def lookup_order(rows: int) -> list[int]:

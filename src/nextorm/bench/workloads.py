@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nextorm.bench.dataset import parent_count
+from nextorm.bench.dataset import lookup_count, parent_count
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,50 @@ WORKLOADS: dict[str, Workload] = {
             "Pony prefetch(), SQLAlchemy selectinload(), Peewee prefetch()), then read every "
             "child's name through its parent's collection, per parent; a lazy load per parent "
             "would show. raw: two SELECTs and a dict grouping children by parent id.",
+        ),
+        Workload(
+            "query",
+            "filtered select + order_by + limit, repeated",
+            "query",
+            lambda c: c.batch,
+            "M queries of the ten first persons of one age ordered by id (ages vary), each "
+            "fetched into objects, per query; one session. raw: the same SELECT ... WHERE age = ? "
+            "ORDER BY id LIMIT 10 into tuples.",
+        ),
+        Workload(
+            "count",
+            "count() of a filtered query, repeated",
+            "count",
+            lambda c: c.batch,
+            "M counts of the persons of one age (ages vary), per count. raw: SELECT COUNT(*) "
+            "... WHERE age = ?.",
+        ),
+        Workload(
+            "get",
+            "get(email=...) by an indexed column",
+            "get_by_email",
+            lookup_count,
+            "Fetch M persons one by one by their email (an indexed, distinct column) with the "
+            "system's get-one-object call, per object; one session. raw: SELECT ... WHERE email = ? "
+            "and fetchone().",
+        ),
+        Workload(
+            "n-plus-1",
+            "N+1: every parent's children loaded lazily",
+            "children_lazily",
+            lambda c: parent_count(c.rows),
+            "Load every parent, then read every child's name through each parent's collection "
+            "without eager loading (one SELECT per parent), in a fresh session, per parent. raw: "
+            "one SELECT of the parents, then one SELECT of the children per parent.",
+        ),
+        Workload(
+            "to-dict",
+            "to_dict() of N loaded objects",
+            "to_dicts",
+            lambda c: c.rows,
+            "Turn every loaded object into a dict of its column values (to_dict(), Peewee's "
+            "model_to_dict(), a comprehension over SQLAlchemy's mapper columns), per object; "
+            "loading is not timed. raw: dict(zip(names, row)) per row tuple.",
         ),
         Workload(
             "async-load",

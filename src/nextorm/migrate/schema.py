@@ -72,6 +72,9 @@ def sql_type(spelling: str, dialect: Dialect) -> sa.types.TypeEngine[Any]:
         raise MappingError(f"Column type {spelling!r} is not one migrations can describe")
     if match["collation"]:
         options = {**options, "collation": match["collation"]}
+    if args and name.startswith(("TIMESTAMP", "TIME")):
+        options = {**options, "precision": args[0]}  # TIMESTAMP(3): digits of the seconds' fraction
+        args = []
     return type_class(*args, **options)  # type: ignore[no-any-return]
 
 
@@ -99,6 +102,14 @@ def build_metadata(db: Database) -> sa.MetaData:
             sa.Index(join_table_index_name(attr), *other),
         )
     return metadata
+
+
+def _server_default(attr: Any, dialect: Any) -> Any:
+    """The column's DEFAULT of ``sql_default=``, as the tables nextorm creates have it."""
+    default = attr.sql_default
+    if default is None:
+        return None
+    return sa.text(dialect.bool_literal(default) if isinstance(default, bool) else default)
 
 
 def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity: Any) -> sa.Table:
@@ -134,11 +145,17 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
             columns.append(
                 sa.Column(
                     column,
-                    sql_type(provider.dialect.sql_type(leaf), dialect),
+                    sql_type(
+                        provider.dialect.reference_sql_type(attr)
+                        if attr.is_reference and attr.width == 1
+                        else provider.dialect.sql_type(leaf),
+                        dialect,
+                    ),
                     primary_key=attr.is_pk,
                     nullable=nullable,
                     # a key nextorm does not generate is not SERIAL/AUTOINCREMENT in a CREATE TABLE
                     autoincrement=False if attr.is_pk else "auto",
+                    server_default=_server_default(attr, provider.dialect),
                 )
             )
         if attr.is_reference:

@@ -8,12 +8,13 @@ provider module for its driver).
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ..types import COLUMN_TYPES, Json
+from ..types import COLUMN_TYPES, Json, LongStr
 
 __all__ = ["DECIMAL_COLLATION", "Dialect", "NeedsScope", "PostgresDialect", "SQLiteDialect"]
 
@@ -40,6 +41,8 @@ class Dialect:
     auto_pk_type = ""
     #: whether foreign keys are added by ALTER TABLE once every table exists (else inside CREATE TABLE)
     late_foreign_keys = False
+    #: most values bound to one statement
+    max_params = 999
 
     def __init__(self) -> None:
         self._column_lists: dict[tuple[str, ...], str] = {}
@@ -126,9 +129,9 @@ class Dialect:
             "skip_locked": " FOR UPDATE SKIP LOCKED",
         }[mode]
 
-    def returning_clause(self, column: str) -> str:
-        """The suffix of an INSERT returning ``column`` of the new row."""
-        return f" RETURNING {self.quote(column)}"
+    def returning_clause(self, *columns: str) -> str:
+        """The suffix of an INSERT returning ``columns`` of each new row."""
+        return " RETURNING " + ", ".join(self.quote(column) for column in columns)
 
     def ignore_conflict_clause(self) -> str:
         """The suffix of an INSERT that skips a row clashing with a unique key instead of failing."""
@@ -160,6 +163,21 @@ class Dialect:
         return f"{column} IN ({self.placeholders(len(values))})"
 
     # -- types and schema ----------------------------------------------------------------------
+
+    def reference_sql_type(self, attr: Any) -> str:
+        """The column type of reference ``attr``: its own ``sql_type``, else its target key's."""
+        if attr.sql_type:
+            return str(attr.sql_type)
+        leaves = getattr(attr, "leaves", ())
+        key_type = self.sql_type(leaves[0] if leaves else attr.py_type._pk_attrs_[0])
+        serial = {"serial": "integer", "bigserial": "bigint", "smallserial": "smallint"}.get(key_type.lower())
+        if serial is None:
+            return key_type
+        return serial if key_type.islower() else serial.upper()
+
+    def bool_literal(self, value: bool) -> str:
+        """``value`` as an SQL literal."""
+        return "TRUE" if value else "FALSE"
 
     def sql_type(self, attr: Any) -> str:
         """The column type in CREATE TABLE for ``attr``."""
@@ -203,9 +221,12 @@ class SQLiteDialect(Dialect):
     name = "sqlite"
     title = "SQLite"
     param = "?"
+    # SQLITE_MAX_VARIABLE_NUMBER: 999 before SQLite 3.32
+    max_params = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
     type_names = {
         int: "INTEGER",
         str: "TEXT",
+        LongStr: "TEXT",
         float: "REAL",
         bool: "BOOLEAN",
         datetime: "TEXT",
@@ -222,8 +243,8 @@ class SQLiteDialect(Dialect):
         # a double-quoted name that is not a column reads as a string in SQLite
         return "`" + name.replace("`", "``") + "`"
 
-    def returning_clause(self, column: str) -> str:
-        return f" RETURNING {self.strict_quote(column)}"
+    def returning_clause(self, *columns: str) -> str:
+        return " RETURNING " + ", ".join(self.strict_quote(column) for column in columns)
 
     def for_update_clause(self, mode: str) -> str:
         # SQLite locks the whole database instead: the session begins with BEGIN IMMEDIATE.
@@ -309,9 +330,12 @@ class PostgresDialect(Dialect):
     name = "postgres"
     title = "PostgreSQL"
     param = "%s"
+    # the protocol counts a statement's parameters in 16 bits
+    max_params = 65535
     type_names = {
         int: "BIGINT",
         str: "TEXT",
+        LongStr: "TEXT",
         float: "DOUBLE PRECISION",
         bool: "BOOLEAN",
         date: "DATE",
@@ -388,10 +412,16 @@ class PostgresDialect(Dialect):
         py_type = attr.py_type
         if py_type is Decimal:
             return f"NUMERIC({attr.precision or 12}, {2 if attr.scale is None else attr.scale})"
-        if py_type is datetime:
-            return "TIMESTAMPTZ" if attr.tz_aware else "TIMESTAMP"
+        if py_type is datetime or py_type is time:
+            name = "TIME" if py_type is time else "TIMESTAMPTZ" if attr.tz_aware else "TIMESTAMP"
+            digits = attr.time_precision
+            return name if digits == 6 else f"{name}({digits})"
         if py_type is str and attr.max_len is not None:
             return f"VARCHAR({attr.max_len})"
+        if py_type is int and (attr.size is not None or attr.unsigned):
+            # the smallest type holding the declared range: unsigned sizes need the next one up
+            high = attr.ctype.size_high
+            return "SMALLINT" if high < 2**15 else "INTEGER" if high < 2**31 else "BIGINT"
         return self.type_names[py_type]
 
     def add_constraint_sql(self, table: str, name: str, constraint: str) -> str:

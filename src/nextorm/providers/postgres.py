@@ -25,7 +25,7 @@ from ..exceptions import (
     SerializationFailure,
     TransactionIntegrityError,
 )
-from ..types import Json
+from ..types import Json, LongStr
 from .base import Provider
 from .dialect import PostgresDialect
 
@@ -48,7 +48,7 @@ DEFAULT_POOL_TIMEOUT = 30.0
 REPLICA_RETRY_INTERVAL = 5.0
 
 #: types psycopg returns as the Python type itself: no conversion on the way in or out
-_NATIVE = frozenset({int, str, float, bool, Decimal, datetime, date, time, timedelta, UUID})
+_NATIVE = frozenset({int, str, LongStr, float, bool, Decimal, datetime, date, time, timedelta, UUID})
 
 # SQLSTATE classes that mean "try the transaction again"
 _RETRYABLE = {"40001": "serialization failure", "40P01": "deadlock detected", "55P03": "lock not available"}

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, ClassVar
 
-from nextorm.bench.dataset import Target, lookup_order, make_rows
+from nextorm.bench.dataset import Target, lookup_emails, lookup_order, make_rows, query_ages
 from nextorm.bench.runners import Runner, Timed, read_attributes, read_children
 from nextorm.bench.workloads import Config
 
@@ -137,6 +137,64 @@ class PonyLikeRunner(Runner):
 
         with self.orm.db_session:
             yield run
+
+    @contextmanager
+    def query(self) -> Iterator[Timed]:
+        """``Person.select(lambda p: p.age == age).order_by(Person.id)[:10]``, M times."""
+        Person = self.Person
+        ages = query_ages(self.config.batch)
+
+        def run() -> int:
+            return sum(
+                len(Person.select(lambda p: p.age == age).order_by(Person.id)[:10])  # noqa: B023 - run at once
+                for age in ages
+            )
+
+        with self.orm.db_session:
+            yield run
+
+    @contextmanager
+    def count(self) -> Iterator[Timed]:
+        """``Person.select(lambda p: p.age == age).count()``, M times."""
+        Person = self.Person
+        ages = query_ages(self.config.batch)
+
+        def run() -> int:
+            return sum(Person.select(lambda p: p.age == age).count() for age in ages)  # noqa: B023 - run at once
+
+        with self.orm.db_session:
+            yield run
+
+    @contextmanager
+    def get_by_email(self) -> Iterator[Timed]:
+        """``Person.get(email=email)`` for M emails, in one session."""
+        Person = self.Person
+        emails = lookup_emails(self.config)
+
+        def run() -> int:
+            with self.orm.db_session:
+                return len([Person.get(email=email) for email in emails])
+
+        yield run
+
+    @contextmanager
+    def children_lazily(self) -> Iterator[Timed]:
+        """``Parent.select()[:]``, then every child's name through ``parent.children``, in a fresh session."""
+        Parent = self.Parent
+
+        def run() -> tuple[int, int]:
+            with self.orm.db_session:
+                parents = Parent.select()[:]
+                return len(parents), read_children(parents)
+
+        yield run
+
+    @contextmanager
+    def to_dicts(self) -> Iterator[Timed]:
+        """``obj.to_dict()`` of every loaded object."""
+        with self.orm.db_session:
+            objs = self.Person.select()[:]
+            yield lambda: [obj.to_dict() for obj in objs]
 
     @contextmanager
     def empty_session(self) -> Iterator[Timed]:

@@ -14,8 +14,9 @@ from typing import Any
 import peewee
 from peewee import prefetch
 from playhouse.db_url import connect
+from playhouse.shortcuts import model_to_dict
 
-from nextorm.bench.dataset import Target, lookup_order, make_rows
+from nextorm.bench.dataset import Target, lookup_emails, lookup_order, make_rows, query_ages
 from nextorm.bench.runners import Runner, Timed, read_attributes, read_children
 from nextorm.bench.workloads import Config
 
@@ -30,6 +31,9 @@ class PeeweeRunner(Runner):
         "insert": "create() per object in atomic()",
         "session": "atomic(): BEGIN/COMMIT",
         "prefetch": "prefetch(): children WHERE parent IN (subquery)",
+        "get": "no identity map: Person.get(Person.email == email)",
+        "n-plus-1": "parent.children: a SELECT per parent",
+        "to-dict": "playhouse.shortcuts.model_to_dict()",
         "async-load": "not measured: Peewee 4's playhouse.pwasyncio is not wired in",
         "async-update": "not measured: Peewee 4's playhouse.pwasyncio is not wired in",
         "async-insert": "not measured: Peewee 4's playhouse.pwasyncio is not wired in",
@@ -150,6 +154,64 @@ class PeeweeRunner(Runner):
             return len(parents), read_children(parents)
 
         yield run
+
+    @contextmanager
+    def query(self) -> Iterator[Timed]:
+        """``Person.select().where(Person.age == age).order_by(Person.id).limit(10)``, M times."""
+        Person = self.Person
+        ages = query_ages(self.config.batch)
+
+        def run() -> int:
+            return sum(
+                len(list(Person.select().where(Person.age == age).order_by(Person.id).limit(10)))
+                for age in ages
+            )
+
+        yield run
+
+    @contextmanager
+    def count(self) -> Iterator[Timed]:
+        """``Person.select().where(Person.age == age).count()``, M times."""
+        Person = self.Person
+        ages = query_ages(self.config.batch)
+
+        def run() -> int:
+            return sum(Person.select().where(Person.age == age).count() for age in ages)
+
+        yield run
+
+    @contextmanager
+    def get_by_email(self) -> Iterator[Timed]:
+        """``Person.get(Person.email == email)`` for M emails."""
+        Person = self.Person
+        emails = lookup_emails(self.config)
+
+        def run() -> int:
+            return len([Person.get(Person.email == email) for email in emails])
+
+        yield run
+
+    @contextmanager
+    def children_lazily(self) -> Iterator[Timed]:
+        """``Parent.select()``, then every child's name through ``parent.children`` (a SELECT each)."""
+        Parent = self.Parent
+
+        def run() -> tuple[int, int]:
+            parents = list(Parent.select())
+            count = 0
+            for parent in parents:
+                for child in parent.children:
+                    child.name  # noqa: B018
+                    count += 1
+            return len(parents), count
+
+        yield run
+
+    @contextmanager
+    def to_dicts(self) -> Iterator[Timed]:
+        """``model_to_dict(obj)`` of every loaded object."""
+        objs = list(self.Person.select())
+        yield lambda: [model_to_dict(obj) for obj in objs]
 
     @contextmanager
     def empty_session(self) -> Iterator[Timed]:

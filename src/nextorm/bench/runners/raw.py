@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from nextorm.bench.dataset import Target, connect_raw, lookup_order, make_rows
+from nextorm.bench.dataset import (
+    Target,
+    connect_raw,
+    lookup_emails,
+    lookup_order,
+    make_rows,
+    query_ages,
+)
 from nextorm.bench.runners import AsyncTimed, Runner, Timed, driver_versions, require_modules
 from nextorm.bench.workloads import Config
 
@@ -23,6 +30,8 @@ class RawRunner(Runner):
         "insert": "executemany",
         "session": "conn.commit()",
         "prefetch": "two SELECTs, dict of lists",
+        "get": "fetchone()",
+        "to-dict": "dict(zip(names, row))",
         "async-update": "executemany",
         "async-insert": "executemany",
     }
@@ -36,6 +45,10 @@ class RawRunner(Runner):
         mark = "%s" if target.is_postgres else "?"
         self.select_all = "SELECT id, name, email, age, score FROM person"
         self.select_batch = f"{self.select_all} WHERE id <= {mark}"
+        self.select_age = f"{self.select_all} WHERE age = {mark} ORDER BY id LIMIT 10"
+        self.count_age = f"SELECT COUNT(*) FROM person WHERE age = {mark}"
+        self.select_email = f"{self.select_all} WHERE email = {mark}"
+        self.select_children_of = f"{self.select_children} WHERE parent = {mark}"
         self.update_sql = f"UPDATE person SET age = {mark} WHERE id = {mark}"
         self.insert_sql = (
             f"INSERT INTO person (name, email, age, score) VALUES ({mark}, {mark}, {mark}, {mark})"
@@ -152,6 +165,71 @@ class RawRunner(Runner):
                     child[1]
                     count += 1
             return len(parents), count
+
+        yield run
+        self.conn.commit()
+
+    @contextmanager
+    def query(self) -> Iterator[Timed]:
+        """SELECT the ten first rows of one age, M times."""
+        ages = query_ages(self.config.batch)
+        fetch, sql = self._fetch, self.select_age
+
+        def run() -> int:
+            return sum(len(fetch(sql, age)) for age in ages)
+
+        yield run
+        self.conn.commit()
+
+    @contextmanager
+    def count(self) -> Iterator[Timed]:
+        """SELECT COUNT(*) of the rows of one age, M times."""
+        ages = query_ages(self.config.batch)
+        fetch, sql = self._fetch, self.count_age
+
+        def run() -> int:
+            return sum(fetch(sql, age)[0][0] for age in ages)
+
+        yield run
+        self.conn.commit()
+
+    @contextmanager
+    def get_by_email(self) -> Iterator[Timed]:
+        """SELECT one row by email and fetchone(), for M emails."""
+        emails = lookup_emails(self.config)
+        execute, sql = self.conn.execute, self.select_email
+
+        def run() -> int:
+            return len([execute(sql, (email,)).fetchone() for email in emails])
+
+        yield run
+        self.conn.commit()
+
+    @contextmanager
+    def children_lazily(self) -> Iterator[Timed]:
+        """SELECT the parents, then each parent's children with a SELECT of its own; read every name."""
+        fetch = self._fetch
+
+        def run() -> tuple[int, int]:
+            parents = fetch(self.select_parents)
+            count = 0
+            for parent in parents:
+                for child in fetch(self.select_children_of, parent[0]):
+                    child[1]
+                    count += 1
+            self.conn.commit()
+            return len(parents), count
+
+        yield run
+
+    @contextmanager
+    def to_dicts(self) -> Iterator[Timed]:
+        """``dict(zip(names, row))`` of every row tuple."""
+        rows = self._fetch(self.select_all)
+        names = ("id", "name", "email", "age", "score")
+
+        def run() -> list[dict[str, Any]]:
+            return [dict(zip(names, row)) for row in rows]
 
         yield run
         self.conn.commit()

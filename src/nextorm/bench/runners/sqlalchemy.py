@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import ForeignKey, create_engine, select
+from sqlalchemy import ForeignKey, create_engine, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload, sessionmaker
 
-from nextorm.bench.dataset import Target, lookup_order, make_rows, postgres_url
+from nextorm.bench.dataset import Target, lookup_emails, lookup_order, make_rows, postgres_url, query_ages
 from nextorm.bench.runners import (
     AsyncTimed,
     Runner,
@@ -177,6 +177,74 @@ class SQLAlchemyRunner(Runner):
                 return len(parents), read_children(parents)
 
             yield run
+
+    @contextmanager
+    def query(self) -> Iterator[Timed]:
+        """``select(Person).where(Person.age == age).order_by(Person.id).limit(10)``, M times."""
+        Person = self.Person
+        ages = query_ages(self.config.batch)
+        with self.Session() as session:
+
+            def run() -> int:
+                return sum(
+                    len(
+                        session.scalars(
+                            select(Person).where(Person.age == age).order_by(Person.id).limit(10)
+                        ).all()
+                    )
+                    for age in ages
+                )
+
+            yield run
+
+    @contextmanager
+    def count(self) -> Iterator[Timed]:
+        """``select(func.count()).select_from(Person).where(Person.age == age)``, M times."""
+        Person = self.Person
+        ages = query_ages(self.config.batch)
+        with self.Session() as session:
+
+            def run() -> int:
+                return sum(
+                    session.scalar(select(func.count()).select_from(Person).where(Person.age == age))
+                    for age in ages
+                )
+
+            yield run
+
+    @contextmanager
+    def get_by_email(self) -> Iterator[Timed]:
+        """``session.scalars(select(Person).where(Person.email == email)).one()`` for M emails."""
+        Person = self.Person
+        emails = lookup_emails(self.config)
+
+        def run() -> int:
+            with self.Session() as session:
+                return len(
+                    [session.scalars(select(Person).where(Person.email == email)).one() for email in emails]
+                )
+
+        yield run
+
+    @contextmanager
+    def children_lazily(self) -> Iterator[Timed]:
+        """``select(Parent)``, then every child's name through the lazy ``parent.children``, in a fresh session."""
+        Parent = self.Parent
+
+        def run() -> tuple[int, int]:
+            with self.Session() as session:
+                parents = session.scalars(select(Parent)).all()
+                return len(parents), read_children(parents)
+
+        yield run
+
+    @contextmanager
+    def to_dicts(self) -> Iterator[Timed]:
+        """``{key: getattr(obj, key) for key in the mapper's column keys}`` of every loaded object."""
+        keys = [column.key for column in sqlalchemy.inspect(self.Person).column_attrs]
+        with self.Session() as session:
+            objs = session.scalars(select(self.Person)).all()
+            yield lambda: [{key: getattr(obj, key) for key in keys} for obj in objs]
 
     @contextmanager
     def empty_session(self) -> Iterator[Timed]:
