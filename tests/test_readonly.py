@@ -175,7 +175,7 @@ def test_async_readonly_session_reads_and_refuses_writes(
 
 
 def test_readonly_session_keeps_no_write_snapshots(db: Database) -> None:
-    """Json values read in a readonly session are not watched for in-place changes (README "Read replicas")."""
+    """Json values read in a readonly session refuse in-place changes (README "Read replicas")."""
     from nextorm import Json, Optional
 
     class Doc(db.Entity):
@@ -189,6 +189,8 @@ def test_readonly_session_keeps_no_write_snapshots(db: Database) -> None:
     with db_session(readonly=True) as session:
         doc = Doc[1]
         assert doc.body == {"a": 1}
-        assert session.caches[db].json_snapshots == {}
+        with pytest.raises(ReadOnlySessionError):
+            doc.body["a"] = 2  # a change in place is refused like an assignment
+        assert doc.body == {"a": 1} and not session.caches[db].dirty
         with pytest.raises(ReadOnlySessionError):
             doc.body = {"a": 2}

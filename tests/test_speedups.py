@@ -810,6 +810,20 @@ def test_lookup_misses(model: Model) -> None:
     )
 
 
+def test_lookup_of_an_object_of_another_class_in_a_shared_map_goes_to_the_miss_hook(model: Model) -> None:
+    """An entity hierarchy shares one map: ``Sub[pk]`` or ``Root[pk]`` hits only an object of exactly that class."""
+    sub = type(model.entity)("Sub", (model.entity,), {"__slots__": ()})
+    imap = {1: model.new(model.speedups.LOADED, id=1)}
+    child = model.speedups.EntityBase.__new__(sub)
+    child._init_state_(model.cache, model.speedups.LOADED)
+    imap[2] = child
+    model.session.maps[model.entity] = model.session.maps[sub] = imap
+    assert model.entity[1] is imap[1] and sub[2] is child
+    assert sub[1] == ("miss", 1)
+    assert model.entity[2] == ("miss", 2)
+    assert model.speedups.lookup(model.entity, 2) == ("miss", 2)
+
+
 class IntKey(int):
     """An int subclass: equal to an int key, but not of the exact type the map answers for."""
 

@@ -7,7 +7,16 @@ here; ``COMPILED`` tells whether the compiled hot path loaded.
 from __future__ import annotations
 
 from ._impl import COMPILED
-from .attributes import Optional, PrimaryKey, Required, Set, composite_index, composite_key, desc
+from .attributes import (
+    Discriminator,
+    Optional,
+    PrimaryKey,
+    Required,
+    Set,
+    composite_index,
+    composite_key,
+    desc,
+)
 from .bridge import run_sync
 from .database import AsyncDatabase, Database
 from .debug import set_sql_debug, sql_debug
@@ -90,12 +99,13 @@ from .translator import (
     select,
     sum,
 )
-from .types import Json, LongStr, LongUnicode
+from .types import FloatArray, IntArray, Json, LongStr, LongUnicode, StrArray
 
 __version__ = "0.1.0"
 
 __all__ = [
     "COMPILED",
+    "JOIN",
     "AsyncDatabase",
     "AsyncRequired",
     "AttributeTypeError",
@@ -109,11 +119,14 @@ __all__ = [
     "Database",
     "DatabaseError",
     "DatabaseSessionIsOver",
+    "Discriminator",
     "ERDiagramError",
     "EventHandlerError",
     "Entity",
     "EntityProxy",
     "ExprEvalError",
+    "FloatArray",
+    "IntArray",
     "IsolationError",
     "Json",
     "LongStr",
@@ -143,6 +156,7 @@ __all__ = [
     "SerializationFailure",
     "Session",
     "Set",
+    "StrArray",
     "TableIsNotEmpty",
     "TransactionError",
     "TransactionIntegrityError",
@@ -164,8 +178,6 @@ __all__ = [
     "composite_key",
     "concat",
     "count",
-    "JOIN",
-    "left_join",
     "db_session",
     "delete",
     "desc",
@@ -176,6 +188,7 @@ __all__ = [
     "flush",
     "get",
     "group_concat",
+    "left_join",
     "make_proxy",
     "max",
     "min",

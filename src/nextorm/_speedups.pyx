@@ -382,7 +382,7 @@ def exit_session(manager, exc_type=None, exc=None, tb=None):
 
 
 def lookup(cls, key):
-    """``cls[key]``: the current session's object for a plain ``key``, else ``cls._lookup_miss_(key)``."""
+    """``cls[key]``: the current session's object of class ``cls`` for a plain ``key``, else ``cls._lookup_miss_(key)``."""
     return _lookup(cls, key)
 
 
@@ -415,7 +415,8 @@ cdef object _lookup(object cls, object key):
     if imap is None:
         return cls._lookup_miss_(key)
     obj = _dict_get(imap, key, None) if type(imap) is dict else imap.get(key)
-    if obj is not None:
+    # a hierarchy shares one map: an object of another class is the slow path's to judge
+    if obj is not None and <PyObject*>Py_TYPE(obj) is <PyObject*>cls:
         if isinstance(obj, EntityBase):
             if (<EntityBase>obj)._status_ < _DELETED:
                 return obj

@@ -295,7 +295,7 @@ def exit_session(manager: Any, exc_type: Any = None, exc: Any = None, tb: Any = 
 
 
 def lookup(cls: Any, key: Any) -> Any:
-    """``cls[key]``: the current session's object for a plain ``key``, else ``cls._lookup_miss_(key)``."""
+    """``cls[key]``: the current session's object of class ``cls`` for a plain ``key``, else ``cls._lookup_miss_(key)``."""
     kind = type(key)
     if kind is int or kind is str or (kind is tuple and all(type(part) in _PLAIN_KEY_TYPES for part in key)):
         session = current_session.get()
@@ -303,7 +303,8 @@ def lookup(cls: Any, key: Any) -> Any:
             imap = session.maps.get(cls)
             if imap is not None:
                 obj = imap.get(key)
-                if obj is not None and obj._status_ < DELETED:
+                # a hierarchy shares one map: an object of another class is the slow path's to judge
+                if obj is not None and obj._status_ < DELETED and type(obj) is cls:
                     return obj
     return cls._lookup_miss_(key)
 

@@ -22,17 +22,41 @@ from .exceptions import (
     UnrepeatableReadError,
     ValidationError,
 )
-from .expressions import Column, ColumnRef, Expr, Operand, OrderBy, Value, desc, expression_for
+from .expressions import (
+    ArrayContains,
+    ArrayItem,
+    ArrayLength,
+    Column,
+    ColumnRef,
+    Expr,
+    JsonPath,
+    Operand,
+    OrderBy,
+    Value,
+    desc,
+    expression_for,
+)
 from .identity import UniqueKey, flat_key, nested_key, reference_to_db, seed
 from .loading import load_missing, one_to_one_partner
 from .relationships import SetAttr, claim_partner, column_option, reference_value, relink
 from .session import active_session
-from .types import INT_SIZES, Json, LongStr, column_type_for, show_short
+from .types import INT_SIZES, Array, Json, LongStr, TrackedArray, TrackedValue, column_type_for, show_short
 
 #: the Python type of an attribute's value, as type checkers see it (``Required(int)`` reads as int)
 _T = TypeVar("_T")
 
-__all__ = ["Attribute", "Optional", "PrimaryKey", "Required", "Set", "composite_index", "composite_key", "desc"]
+__all__ = [
+    "Attribute",
+    "Discriminator",
+    "InstanceDictMember",
+    "Optional",
+    "PrimaryKey",
+    "Required",
+    "Set",
+    "composite_index",
+    "composite_key",
+    "desc",
+]
 
 _OPTIONS = frozenset(
     {
@@ -88,6 +112,7 @@ class Attribute(_impl.Column, Operand, Generic[_T]):
     is_reference = False
     is_collection = False
     is_column = True
+    is_discriminator = False
     _counter = 0
     #: the unique keys this attribute is part of, set when the mapping is generated
     unique_keys: tuple[UniqueKey, ...]
@@ -113,6 +138,8 @@ class Attribute(_impl.Column, Operand, Generic[_T]):
             return cast(Self, super().__new__(reference_class))
         if py_type is Json and cls in _JSON_CLASSES:
             return cast(Self, super().__new__(_JSON_CLASSES[cls]))
+        if isinstance(py_type, type) and issubclass(py_type, Array) and cls in _ARRAY_CLASSES:
+            return cast(Self, super().__new__(_ARRAY_CLASSES[cls]))
         return super().__new__(cls)
 
     def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
@@ -541,6 +568,90 @@ class PrimaryKey(Required[_T]):
         self.readonly = True
 
 
+class Discriminator(Required[_T]):
+    """The column of an entity hierarchy's table that says which class a row is (Pony's ``Discriminator``).
+
+    Its value is the class's ``_discriminator_`` (the class name unless the class sets it): it is
+    never stored per object, so reading it costs nothing and a row's class is found from it.
+    """
+
+    is_discriminator = True
+
+    def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
+        super().__init__(py_type, *args, **options)
+        #: the class of each discriminator value of the hierarchy
+        self.code2cls: dict[Any, Any] = {}
+
+    def code_for(self, entity: Any, value: Any) -> Any:
+        """``value`` as a discriminator value of ``entity``: the class name when None and the column is text."""
+        if value is None:
+            if self.py_type is str:
+                return entity.__name__
+            raise TypeError(
+                f"Discriminator value for entity {entity.__name__} with custom discriminator column "
+                f"{self.name!r} of {self.py_type.__name__!r} type is not set"
+            )
+        try:
+            return self.py_type(value) if self.py_type in (int, str) else self.ctype.validate(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"Incorrect discriminator value is set for {entity.__name__} attribute {self.name!r} "
+                f"of {self.py_type.__name__!r} type: {value!r}"
+            ) from None
+
+    def validate(self, value: Any, obj: Any = None) -> Any:
+        entity: Any = type(obj) if isinstance(obj, _impl.EntityBase) else None
+        if entity is not None and value != entity._discriminator_:
+            raise TypeError(
+                f"Invalid discriminator attribute value for {entity.__name__}. "
+                f"Expected: {entity._discriminator_!r}, got: {value!r}"
+            )
+        return super().validate(value, obj)
+
+
+class ClassCodeMember:
+    """Storage of a Discriminator: the value is the object's class's ``_discriminator_``."""
+
+    __slots__ = ()
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        return type(obj)._discriminator_
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        pass  # the class says it; the hierarchy's loader picks the class from the row
+
+    def __delete__(self, obj: Any) -> None:
+        pass
+
+
+class InstanceDictMember:
+    """Storage of an attribute declared in an entity subclass: a key of the object's ``__dict__``.
+
+    Subclasses add no slots, so every class of a hierarchy has the root's layout: an object loaded
+    as its root class before its row was read can take its real class, and diamonds are possible.
+    """
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        try:
+            return obj.__dict__[self.key]
+        except KeyError:
+            raise AttributeError(self.key) from None
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.key] = value
+
+    def __delete__(self, obj: Any) -> None:
+        try:
+            del obj.__dict__[self.key]
+        except KeyError:
+            raise AttributeError(self.key) from None
+
+
 class CompositeKey:
     """A composite primary key, unique key or index declared in an entity body.
 
@@ -706,13 +817,38 @@ _REFERENCE_CLASSES: dict[type, type] = {
 
 
 class JsonAttribute(Attribute[Any]):
-    """A Json column: a dict or list changed in place is saved too (its JSON text is compared at flush)."""
+    """A Json column: its dicts and lists are tracked values, so a change made in place is saved too."""
+
+    #: queries may index it, test ``in`` and take ``len()`` of it
+    has_items = True
 
     def __get__(self, obj: Any, cls: Any = None) -> Any:
         value = _impl.Column.__get__(self, obj, cls)
         if obj is not None and isinstance(value, (dict, list)) and obj._cache_.is_alive:
-            obj._cache_.watch_json(obj, self, value)
+            if not (isinstance(value, TrackedValue) and value.belongs_to(obj, self)):
+                value = self._track_(obj, value)
+                self.set_raw(obj, value)
         return value
+
+    def _track_(self, obj: Any, value: Any) -> Any:
+        return TrackedValue.make(obj, self, value)
+
+    def validate_item(self, value: Any) -> Any:
+        """A value put into the attribute's dicts or lists: any JSON value."""
+        return self.ctype.validate(value)
+
+    # -- in queries: ``Product.info["os"]["version"] == "9"``, ``"key" in Product.info``
+
+    def __getitem__(self, key: Any) -> Any:
+        return JsonPath(self, (key,))
+
+    def contains(self, item: Any) -> Expr:  # type: ignore[override]
+        """``item in value``: a key of the Json object, an item of the Json array."""
+        return JsonPath(self, ()).contains(item)
+
+    def length(self) -> Any:
+        """``len(value)`` of a Json array."""
+        return JsonPath(self, ()).length()
 
 
 class RequiredJson(JsonAttribute, Required[Any]):
@@ -724,5 +860,47 @@ class OptionalJson(JsonAttribute, Optional[Any]):
 
 
 _JSON_CLASSES: dict[type, type] = {Required: RequiredJson, Optional: OptionalJson}
+
+
+class ArrayAttribute(JsonAttribute):
+    """An ``IntArray``/``StrArray``/``FloatArray`` column: a tracked list; empty, not None, by default."""
+
+    def __init__(self, py_type: Any, *args: Any, **options: Any) -> None:
+        super().__init__(py_type, *args, **options)
+        if "nullable" not in options:
+            self.nullable = False  # Pony: an Optional array is an empty list unless nullable=True
+        if self.default is None and not self.nullable:
+            self.default = list
+
+    def _track_(self, obj: Any, value: Any) -> Any:
+        return TrackedArray(obj, self, value)
+
+    def validate_item(self, value: Any) -> Any:
+        """An item put into the array: of the array's item type."""
+        return self.ctype.validate_item(value)
+
+    # -- in queries: ``10 in Foo.numbers``, ``[10, 20] in Foo.numbers``, ``len()``, ``Foo.numbers[0]``
+
+    def __getitem__(self, index: Any) -> Any:
+        return ArrayItem(self, index)
+
+    def contains(self, item: Any) -> Expr:  # type: ignore[override]
+        """``item in array`` (or, given a list, every one of its items)."""
+        return ArrayContains(self, item)
+
+    def length(self) -> Any:
+        """``len(array)``."""
+        return ArrayLength(self)
+
+
+class RequiredArray(ArrayAttribute, Required[Any]):
+    """``Required(IntArray)`` and the other array types."""
+
+
+class OptionalArray(ArrayAttribute, Optional[Any]):
+    """``Optional(IntArray)`` and the other array types."""
+
+
+_ARRAY_CLASSES: dict[type, type] = {Required: RequiredArray, Optional: OptionalArray}
 
 Set = SetAttr

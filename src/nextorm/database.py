@@ -210,7 +210,7 @@ class Database:
         if self._mapped_:
             raise BindingError("Mapping was already generated")
         tables: dict[str, str] = {}
-        for entity in self.entities.values():
+        for entity in self._root_entities():
             other = tables.setdefault(entity._table_, entity.__name__)
             if other != entity.__name__:
                 raise ERDiagramError(
@@ -222,6 +222,8 @@ class Database:
             if not entity._table_given_:
                 entity._table_ = provider.dialect.normalize_name(entity.__name__)
             for attr in entity._attrs_:
+                if attr.entity is not entity:
+                    continue  # inherited: mapped with the class that declares it
                 if not attr.is_column:
                     attr.column = None  # the other side of a one-to-one holds the key
                 elif not attr.column_given:
@@ -247,12 +249,16 @@ class Database:
         if check_tables:
             self.check_tables()
 
+    def _root_entities(self) -> list[Any]:
+        """The entities with a table of their own (a subclass lives in its root's table)."""
+        return [e for e in self.entities.values() if e._root_ is e]
+
     def _join_tables(self) -> list[Any]:
         """The primary side of every many-to-many relationship (one per join table)."""
         return [c for e in self.entities.values() for c in e._collections_ if c.is_m2m and c.m2m_primary]
 
     def _check_join_tables(self) -> None:
-        tables = {e._table_ for e in self.entities.values()}
+        tables = {e._table_ for e in self._root_entities()}
         for attr in self._join_tables():
             if attr.join_table in tables:
                 raise ERDiagramError(
@@ -286,7 +292,7 @@ class Database:
 
     def _tables(self, dialect: Dialect) -> list[tuple[CreateTable, list[CreateIndex]]]:
         """Every table of the mapping (entities', then join tables) with its indexes."""
-        tables = [self._entity_table(entity, dialect) for entity in self.entities.values()]
+        tables = [self._entity_table(entity, dialect) for entity in self._root_entities()]
         for attr in self._join_tables():
             table, index = self._join_table(attr, dialect)
             tables.append((table, [index]))
@@ -319,7 +325,7 @@ class Database:
         columns = []
         foreign_keys = []
         single_pk = len(entity._pk_columns_) == 1
-        for attr in entity._columns_:
+        for attr in entity._loaded_columns_:
             if attr.auto:
                 columns.append(ColumnDef(attr.column, None))
                 continue
@@ -332,7 +338,8 @@ class Database:
                         if attr.is_reference and not wide
                         else dialect.sql_type(leaf),
                         primary_key=single_pk and attr.is_pk,
-                        not_null=not attr.nullable,
+                        # a subclass's column is empty in the rows of the other classes
+                        not_null=not attr.nullable and attr.entity is entity,
                         unique=attr.unique and not attr.is_pk and not wide,
                         default=attr.sql_default,
                     )
@@ -353,7 +360,7 @@ class Database:
             foreign_keys=tuple(foreign_keys),
         )
         indexes = []
-        for attr in entity._columns_:
+        for attr in entity._loaded_columns_:
             name = column_index_name(attr)
             if name is not None:
                 indexes.append(CreateIndex(name, entity._table_, attr.column if attr.width == 1 else attr.columns))
@@ -389,13 +396,13 @@ class Database:
 
     def _check_tables_steps(self) -> Steps[None]:
         self._require_mapped_db()
-        for entity in self.entities.values():
+        for entity in self._root_entities():
             columns = yield from self._table_columns_steps(entity._table_)
             if columns is None:
                 raise DBSchemaError(
                     f"Table {entity._table_!r} of entity {entity.__name__} does not exist{_MIGRATE_HINT}"
                 )
-            for attr in entity._columns_:
+            for attr in entity._loaded_columns_:
                 for column in attr.columns:
                     if column not in columns:
                         raise DBSchemaError(
@@ -456,7 +463,7 @@ class Database:
     def _drop_all_steps(self, with_all_data: bool) -> Steps[None]:
         self._require_mapped_db()
         tables = [a.join_table for a in self._join_tables()]
-        tables += [e._table_ for e in reversed(list(self.entities.values()))]
+        tables += [e._table_ for e in reversed(self._root_entities())]
         for table in tables:
             yield from self._drop_table_steps(table, True, with_all_data)
 

@@ -6,8 +6,17 @@ import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
-from ._impl import CREATED, DELETED, GONE, MODIFIED, EntityBase, EntityMetaBase
-from .attributes import Attribute, CompositeKey, PrimaryKey, Reference, status_word
+from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, EntityMetaBase
+from .attributes import (
+    Attribute,
+    ClassCodeMember,
+    CompositeKey,
+    Discriminator,
+    InstanceDictMember,
+    PrimaryKey,
+    Reference,
+    status_word,
+)
 from .display import describe
 from .exceptions import (
     ERDiagramError,
@@ -25,9 +34,10 @@ from .identity import UniqueKey, flat_key, nested_key
 from .loading import fetch_steps, load_attr_steps, load_missing_steps, refresh_steps
 from .query import Query, caller_namespace, conditions_for
 from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_steps
-from .session import EntityProxy, SessionCache, require_session
+from .session import EntityProxy, SessionCache, active_session, require_session
 from .steps import Steps, run_async, run_sync
 from .translator import lambda_var
+from .types import untracked
 from .unitofwork import is_new, savepoint_begin_steps, savepoint_release_steps, savepoint_rollback_steps
 
 if TYPE_CHECKING:
@@ -60,6 +70,20 @@ class EntityMeta(EntityMetaBase):
     # ``_finish_declaration_`` and ``_finish_mapping_``).
     _table_: str
     _table_given_: bool
+    # Set by ``__new__`` and ``_finish_declaration_``: the declaration and the entity hierarchy.
+    _attrs_: tuple[Any, ...]
+    _attrs_by_name_: dict[str, Any]
+    _relations_by_name_: dict[str, Any]
+    _unique_keys_: tuple[Any, ...]
+    _root_: Any
+    _direct_bases_: tuple[Any, ...]
+    _all_bases_: tuple[Any, ...]
+    _subclasses_: list[Any]
+    _subclass_attrs_: list[Any]
+    _subclass_names_: dict[str, Any]
+    _next_index_: int
+    _discriminator_attr_: Any
+    _discriminator_: Any
 
     def __new__(
         mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], db: Database | None = None
@@ -71,6 +95,9 @@ class EntityMeta(EntityMetaBase):
             if bases != (Entity,):
                 raise ERDiagramError(f"Entity {name} with db= must derive from nextorm.Entity alone")
             bases = (db.Entity,)
+        parents = [b for b in bases if isinstance(b, EntityMeta) and "_is_base_" not in b.__dict__]
+        if parents:
+            return mcs._new_subclass_(name, bases, namespace, parents)
         base = bases[0] if bases else None
         db = getattr(base, "_database_", None)
         if base is Entity:
@@ -79,13 +106,8 @@ class EntityMeta(EntityMetaBase):
             raise ERDiagramError(f"Entity {name} must derive from exactly one db.Entity")
         check_class_statement(name, namespace)
         if base is not db.Entity:
-            raise ERDiagramError(f"Entity {name}: inheritance between entities is not supported")
-        if db._mapped_:
-            raise ERDiagramError(
-                f"Cannot define entity {name!r}: database mapping has already been generated"
-            )
-        if name in db.entities:
-            raise ERDiagramError(f"Entity {name} already exists")
+            raise ERDiagramError(f"Entity {name} must derive from db.Entity or from other entities")
+        _check_new_name(db, name)
 
         declared = [(key, value) for key, value in namespace.items() if isinstance(value, Attribute)]
         collections = [(key, value) for key, value in namespace.items() if isinstance(value, SetAttr)]
@@ -123,12 +145,13 @@ class EntityMeta(EntityMetaBase):
             check_key_parts(name, key, names, namespace)
         pk_ids = {id(a) for a in pk_attrs}
         ordered = pk_attrs + [value for _, value in declared if id(value) not in pk_ids]
-        slots = tuple(namespace.pop("__slots__", ()))
-        if isinstance(namespace.get("__slots__"), str):
-            slots = (slots,)  # type: ignore[assignment]
+        slots = namespace.pop("__slots__", ())
+        slots = (slots,) if isinstance(slots, str) else tuple(slots)
+        # ``__dict__`` holds the attributes of subclasses, which add no slots (see InstanceDictMember)
         namespace["__slots__"] = (
             slots
-            + tuple(f"_v_{names[id(a)]}_" for a in ordered)
+            + ("__dict__",) * ("__dict__" not in slots)
+            + tuple(f"_v_{names[id(a)]}_" for a in ordered if not a.is_discriminator)
             + tuple(f"_v_{key}_" for key, _ in collections)
         )
         namespace["_table_given_"] = "_table_" in namespace
@@ -140,7 +163,8 @@ class EntityMeta(EntityMetaBase):
             if attr.entity is not None:
                 raise ERDiagramError(f"Duplicate use of attribute {attr!r} in entity {name}")
             attr._link_(cls, attr_name)
-            attr._bind_slot_(cls.__dict__[f"_v_{attr_name}_"], index)
+            member = _CLASS_CODE if attr.is_discriminator else cls.__dict__[f"_v_{attr_name}_"]
+            attr._bind_slot_(member, index)
             if id(attr) in pk_ids:
                 attr.is_pk = True
                 attr.readonly = True
@@ -150,6 +174,152 @@ class EntityMeta(EntityMetaBase):
                 raise ERDiagramError(f"Duplicate use of attribute {collection!r} in entity {name}")
             collection._link_(cls, key, cls.__dict__[f"_v_{key}_"])
         cls._finish_declaration_(db, ordered, pk_attrs, composite, [c for _, c in collections])
+        discriminators = [a for a in ordered if a.is_discriminator]
+        if len(discriminators) > 1:
+            raise ERDiagramError(f"Entity {name} declares more than one Discriminator attribute")
+        cls._start_hierarchy_(discriminators[0] if discriminators else None, namespace)
+        db.entities[name] = cls
+        return cls
+
+    def _start_hierarchy_(cls, discriminator: Any, namespace: dict[str, Any]) -> None:
+        """A root entity: its own hierarchy, with a discriminator when declared or given a value."""
+        cls._root_ = cls
+        cls._direct_bases_ = ()
+        cls._all_bases_ = ()
+        cls._subclasses_ = []
+        cls._subclass_attrs_ = []
+        cls._subclass_names_ = {}
+        cls._next_index_ = len(cls._attrs_)
+        cls._discriminator_attr_ = discriminator
+        cls._discriminator_ = namespace.get("_discriminator_")
+        if discriminator is None and cls._discriminator_ is not None:
+            cls._add_default_discriminator_()
+        elif discriminator is not None:
+            cls._take_discriminator_(namespace)
+
+    def _add_default_discriminator_(cls) -> None:
+        """Give the root entity the ``classtype`` column (Pony's name) once it has a subclass."""
+        if "classtype" in cls._attrs_by_name_ or "classtype" in cls._relations_by_name_:
+            raise ERDiagramError(
+                f"Cannot create discriminator column for {cls.__name__} automatically "
+                "because name 'classtype' is already in use"
+            )
+        attr: Discriminator[str] = Discriminator(str, column="classtype")
+        attr._link_(cls, "classtype")
+        attr._bind_slot_(_CLASS_CODE, cls._next_index_)
+        cls._next_index_ += 1
+        type.__setattr__(cls, "classtype", attr)
+        cls._attrs_ = (*cls._attrs_, attr)
+        cls._attrs_by_name_ = {a.name: a for a in cls._attrs_}
+        cls._discriminator_attr_ = attr
+        cls._take_discriminator_(cls.__dict__)
+
+    def _take_discriminator_(cls, namespace: Any) -> None:
+        """Settle this class's discriminator value (``_discriminator_``) and record its class."""
+        attr = cls._discriminator_attr_
+        code = attr.code_for(cls, namespace.get("_discriminator_"))
+        other = attr.code2cls.get(code)
+        if other is not None and other is not cls:
+            raise ERDiagramError(
+                f"Entities {other.__name__} and {cls.__name__} have the same discriminator value {code!r}"
+            )
+        type.__setattr__(cls, "_discriminator_", code)
+        attr.code2cls[code] = cls
+
+    @classmethod
+    def _new_subclass_(
+        mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], parents: list[Any]
+    ) -> Any:
+        """``class Student(Person)``: a class of Person's hierarchy, stored in Person's table."""
+        dbs = {parent._database_ for parent in parents}
+        if len(dbs) > 1:
+            raise ERDiagramError(
+                "With multiple inheritance of entities, all entities must belong to the same database"
+            )
+        db = dbs.pop()
+        root = parents[0]._root_
+        for parent in parents[1:]:
+            if parent._root_ is not root:
+                raise ERDiagramError(
+                    "Multiple inheritance graph must be diamond-like. "
+                    f"Entity {name} inherits from {root.__name__} and {parent._root_.__name__} entities "
+                    "which don't have common base class."
+                )
+        _check_new_name(db, name)
+        if root._discriminator_attr_ is None:
+            root._add_default_discriminator_()
+        inherited: dict[str, Any] = {}
+        for parent in parents:
+            for attr in (*parent._attrs_, *parent._collections_):
+                known = inherited.setdefault(attr.name, attr)  # a diamond brings the root's twice
+                if known is not attr:
+                    raise ERDiagramError(
+                        f"Attribute {known!r} clashes with attribute {attr!r} in derived entity {name}"
+                    )
+        all_bases: dict[Any, None] = {}
+        for parent in parents:
+            all_bases.update(dict.fromkeys(parent._all_bases_))
+            all_bases[parent] = None
+        declared = [(k, v) for k, v in namespace.items() if isinstance(v, Attribute)]
+        collections = [(k, v) for k, v in namespace.items() if isinstance(v, SetAttr)]
+        composite = list(namespace.pop("_composite_keys_", []))
+        for key, value in list(namespace.items()):
+            if isinstance(value, CompositeKey):
+                namespace.pop(key)
+                if not any(value is known for known in composite):
+                    composite.append(value)
+        members: list[tuple[str, Any]] = [*declared, *collections]
+        for key, value in members:
+            if key in inherited:
+                raise ERDiagramError(f"Name {key!r} hides base attribute {inherited[key]!r}")
+            if isinstance(value, PrimaryKey) or any(k.primary for k in composite):
+                raise ERDiagramError("Primary key cannot be redefined in derived classes")
+            if isinstance(value, Discriminator):
+                raise ERDiagramError(f"Discriminator attribute {name}.{key} cannot be declared in subclass")
+            if value.entity is not None:
+                raise ERDiagramError(f"Attribute {value!r} cannot be reused as {name}.{key}")
+        for key, _ in declared:
+            for base in all_bases:
+                known = base._subclass_names_.get(key)
+                if known is not None:
+                    raise ERDiagramError(
+                        f"Attribute {name}.{key} conflicts with attribute {known!r} because both entities "
+                        f"inherit from {root.__name__}. To fix this, move attribute definition to base class"
+                    )
+        namespace["__slots__"] = ()
+        namespace["_table_given_"] = True
+        namespace["_table_"] = root._table_
+        cls = EntityMetaBase.__new__(mcs, name, bases, namespace)
+        for key, attr in declared:
+            attr._link_(cls, key)
+            attr._bind_slot_(InstanceDictMember(f"_v_{key}_"), root._next_index_)
+            root._next_index_ += 1
+        for key, collection in collections:
+            collection._link_(cls, key, InstanceDictMember(f"_v_{key}_"))
+        attrs: list[Any] = list(dict.fromkeys(a for a in inherited.values() if isinstance(a, Attribute)))
+        attrs += [value for _, value in declared]
+        inherited_collections = [a for a in inherited.values() if isinstance(a, SetAttr)]
+        inherited_composite = list(dict.fromkeys(k for parent in parents for k in parent._composite_keys_))
+        cls._finish_declaration_(
+            db,
+            attrs,
+            list(root._pk_attrs_),
+            inherited_composite + composite,
+            inherited_collections + [c for _, c in collections],
+        )
+        cls._root_ = root
+        cls._direct_bases_ = tuple(parents)
+        cls._all_bases_ = tuple(all_bases)
+        cls._subclasses_ = []
+        cls._subclass_attrs_ = []
+        cls._discriminator_attr_ = root._discriminator_attr_
+        for base in all_bases:
+            base._subclasses_.append(cls)
+            for _, attr in declared:
+                base._subclass_names_[attr.name] = attr
+                base._subclass_attrs_.append(attr)
+        cls._subclass_names_ = {}
+        cls._take_discriminator_(namespace)
         db.entities[name] = cls
         return cls
 
@@ -175,29 +345,61 @@ class EntityMeta(EntityMetaBase):
         cls._composite_indexes_ = tuple(key for key in composite if not key.unique)
 
     def _finish_mapping_(cls) -> None:
-        """Once relationships are resolved: the column lists, masks and keys SQL is built from."""
+        """Once relationships are resolved: the column lists, masks and keys SQL is built from.
+
+        Called for every entity in declaration order, so a class's bases are finished before it.
+        """
+        root = cls._root_
+        if root is not cls:
+            cls._table_ = root._table_
         for attr in cls._references_:
-            if attr.is_column:
+            if attr.is_column and attr.entity is cls:
                 cast(Reference, attr)._target_ready_()
         columns = tuple(a for a in cls._attrs_ if a.is_column)
         cls._columns_ = columns
+        # a query of a class with subclasses reads their columns too: its rows may be of any of them
+        loaded = dict.fromkeys(columns)
+        for sub in cls._subclasses_:
+            loaded.update(dict.fromkeys(a for a in sub._attrs_ if a.is_column))
+        cls._loaded_columns_ = tuple(loaded)
         cls._fk_refs_ = tuple(a for a in cls._references_ if a.is_column)
-        cls._select_attrs_ = tuple(a for a in columns if not a.lazy or a.is_pk)
+        cls._select_attrs_ = tuple(a for a in cls._loaded_columns_ if not a.lazy or a.is_pk)
         cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)
         cls._select_columns_ = tuple(c for a in cls._select_attrs_ for c in a.columns)
         #: whether an attribute has several columns (a reference to a composite key): rows are folded
         cls._wide_ = any(a.width > 1 for a in columns)
         cls._check_mask_ = sum(a.bit for a in columns if a.checked and not a.is_pk)
-        keys = [UniqueKey((a,)) for a in columns if a.unique and not a.is_pk]
-        keys += [UniqueKey(tuple(key.attrs)) for key in cls._composite_keys_]
+        discriminator = cls._discriminator_attr_
+        cls._attr_at_ = cls._attrs_ if discriminator is None else {a.index: a for a in cls._attrs_}
+        cls._kind_filter_: tuple[Any, ...] = ()
+        if discriminator is not None and root is not cls:
+            codes = [cls._discriminator_, *(sub._discriminator_ for sub in cls._subclasses_)]
+            cls._kind_filter_ = (discriminator.in_(codes),)
+        inherited = {id(key): key for base in cls._direct_bases_ for key in base._unique_keys_}
+        keys = list(inherited.values())
+        keys += [UniqueKey((a,)) for a in columns if a.unique and not a.is_pk and a.entity is cls]
+        known = {frozenset(map(id, key.attrs)) for key in keys}
+        keys += [
+            UniqueKey(tuple(key.attrs))
+            for key in cls._composite_keys_
+            if frozenset(map(id, key.attrs)) not in known
+        ]
         cls._unique_keys_ = tuple(keys)
         for attr in cls._attrs_:
-            attr.unique_keys = tuple(key for key in keys if any(a is attr for a in key.attrs))
-            attr.tracked = bool(attr.unique_keys)
+            if attr.entity is cls:
+                attr.unique_keys = tuple(key for key in keys if any(a is attr for a in key.attrs))
+                attr.tracked = bool(attr.unique_keys)
 
     if TYPE_CHECKING:
         # ``Person[pk]`` is the compiled identity-map lookup of EntityMetaBase; typed here per class
         def __getitem__(cls: type[_E], key: Any) -> _E: ...
+
+    def __getattr__(cls, name: str) -> Any:
+        # a query of a base class may test its subclasses' attributes: Person.gpa is Student.gpa
+        attr = cls.__dict__.get("_subclass_names_", {}).get(name)
+        if attr is None:
+            raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
+        return attr
 
     def __iter__(cls: type[_E]) -> Iterator[_E]:
         entity = cast(Any, cls)
@@ -264,6 +466,23 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     # -- copying: refused, a session holds one object per row -----------------------------------
 
+    def _attr_changed_(self, attr: Any) -> None:
+        """A tracked value of ``attr`` (a Json dict or list, an array) is about to change in place."""
+        cache = self._cache_
+        status = self._status_
+        if not cache.is_alive or status >= DELETED or cache.readonly or cache.session is not active_session():
+            attr._check_assign_(self, attr.get_raw(self))
+        bit = attr.bit
+        if status != CREATED and not self._wbits_ & bit:
+            state: Any = self  # _orig_ is declared None on EntityBase; it holds a dict once written
+            if state._orig_ is None:
+                state._orig_ = {}
+            state._orig_[attr.index] = untracked(attr.get_raw(self))
+        self._wbits_ |= bit
+        if status == LOADED:
+            self._status_ = MODIFIED
+            cache.dirty[self] = None
+
     def _copy_refused_(self, what: str) -> ObjectCopyError:
         return ObjectCopyError(
             f"{self!r} cannot be {what}: a session holds one object per row. "
@@ -312,8 +531,15 @@ class Entity(EntityBase, metaclass=EntityMeta):
                     if not attr.is_reference
                     else attr.validate(kwargs[attr.name], _Owner(cache))
                 )
+                if attr.is_discriminator and value != cls._discriminator_:
+                    raise TypeError(
+                        f"Invalid discriminator attribute value for {cls.__name__}. "
+                        f"Expected: {cls._discriminator_!r}, got: {value!r}"
+                    )
             elif attr.auto:
                 value = None
+            elif attr.is_discriminator:
+                value = cls._discriminator_
             else:
                 value = attr.default_value()
                 value = attr.validate(value) if value is not None else attr.validate(None)
@@ -817,7 +1043,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
         obj = cache.identity_map(cls).get(key)
         shown = _key_repr(cls, key) if cls._pk_has_refs_ else None
         if obj is not None:
-            if obj._status_ >= DELETED:
+            if obj._status_ >= DELETED or not isinstance(obj, cls):
                 raise ObjectNotFound(cls, key, shown)
             return obj
         result = yield from cls.select(*cls._pk_conditions_(key)).fetch_steps()
@@ -830,6 +1056,17 @@ class Entity(EntityBase, metaclass=EntityMeta):
         if cls._npk_ == 1:
             return [cls._pk_attrs_[0] == key]
         return [a == v for a, v in zip(cls._pk_attrs_, key)]
+
+
+_CLASS_CODE = ClassCodeMember()
+
+
+def _check_new_name(db: Any, name: str) -> None:
+    """Refuse an entity declared after the mapping or under a name already taken."""
+    if db._mapped_:
+        raise ERDiagramError(f"Cannot define entity {name!r}: database mapping has already been generated")
+    if name in db.entities:
+        raise ERDiagramError(f"Entity {name} already exists")
 
 
 def _pk_order(obj: Any) -> Any:

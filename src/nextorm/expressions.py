@@ -18,27 +18,36 @@ from typing import TYPE_CHECKING, Any
 
 from ._impl import EntityBase
 from .exceptions import AttributeTypeError, QueryError
-from .types import COLUMN_TYPES
+from .types import COLUMN_TYPES, Json
 
 if TYPE_CHECKING:
     from .providers.dialect import Dialect
 
 __all__ = [
-    "FUNCTIONS",
-    "OPERATORS",
     "Aggregate",
+    "ArrayContains",
+    "ArrayItem",
+    "ArrayLength",
     "Column",
     "ColumnRef",
     "Expr",
+    "FUNCTIONS",
     "Func",
+    "JsonContains",
+    "JsonLength",
+    "JsonPath",
     "Label",
-    "TableColumn",
+    "OPERATORS",
     "Operand",
     "OrderBy",
     "Param",
     "Path",
     "RawSQL",
+    "RowCompare",
+    "RowValue",
+    "TableColumn",
     "Value",
+    "ValueCompare",
     "Var",
     "as_expr",
     "coalesce",
@@ -255,6 +264,210 @@ def _bound(value: Any) -> Any:
             value._cache_.flush()  # type: ignore[attr-defined]
         return value._pk_raw_()  # type: ignore[attr-defined]
     return value
+
+
+# -- values computed from a column: Json paths, arrays -------------------------------------------
+
+
+class RowValue:
+    """A value the database computes from a row's column (a Json path, an array item or length).
+
+    Compared with a value (``==``, ``<``, ``is_(None)`` ...) it is a condition.
+    """
+
+    __slots__ = ("attr",)
+
+    def __init__(self, attr: Any) -> None:
+        self.attr = attr
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """The SQL text of the value."""
+        raise NotImplementedError
+
+    def compare_sql(self, dialect: Dialect, op: str, value: Any, params: list[Any]) -> str:
+        """``self <op> value`` (value not None)."""
+        left = self.sql(dialect, params)
+        params.append(value)
+        return f"{left} {OPERATORS[op]} {dialect.param}"
+
+    def null_sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """``self IS NULL``."""
+        return f"{self.sql(dialect, params)} IS NULL"
+
+    def _compare(self, op: str, value: Any) -> Expr:
+        if isinstance(value, (Expr, RowValue)):
+            raise QueryError(f"Cannot compare {self!r} with {value!r}")
+        return RowCompare(self, op, value)
+
+    def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
+        return self._compare("==", other)
+
+    def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
+        return self._compare("!=", other)
+
+    def __lt__(self, other: Any) -> Expr:
+        return self._compare("<", other)
+
+    def __le__(self, other: Any) -> Expr:
+        return self._compare("<=", other)
+
+    def __gt__(self, other: Any) -> Expr:
+        return self._compare(">", other)
+
+    def __ge__(self, other: Any) -> Expr:
+        return self._compare(">=", other)
+
+    __hash__ = object.__hash__
+
+    def is_(self, value: None) -> Expr:
+        """``value is None``."""
+        return self._compare("==", None)
+
+    def is_not(self, value: None) -> Expr:
+        """``value is not None``."""
+        return self._compare("!=", None)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self.attr!r}>"
+
+
+class RowCompare(Expr):
+    """``row value <op> value``; ``== None`` is IS NULL."""
+
+    __slots__ = ("left", "op", "value")
+
+    def __init__(self, left: RowValue, op: str, value: Any) -> None:
+        self.left = left
+        self.op = op
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"<{self.left!r} {self.op} {self.value!r}>"
+
+    def entities(self) -> Iterator[Any]:
+        yield self.left.attr.entity
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if self.value is None:
+            test = self.left.null_sql(dialect, params)
+            return test if self.op == "==" else f"NOT ({test})"
+        return self.left.compare_sql(dialect, self.op, self.value, params)
+
+
+class JsonPath(RowValue):
+    """``Product.info["os"]["version"]``: the part of a Json column at a path of keys and indexes."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, attr: Any, path: tuple[Any, ...]) -> None:
+        super().__init__(attr)
+        for key in path:
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise QueryError(f"A path into {attr.qualname} takes str keys and int indexes, got {key!r}")
+        self.path = path
+
+    def __getitem__(self, key: Any) -> JsonPath:
+        return JsonPath(self.attr, (*self.path, key))
+
+    def __repr__(self) -> str:
+        return self.attr.qualname + "".join(f"[{key!r}]" for key in self.path)
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.json_value_sql(column_sql(self.attr, dialect), self.path, params)
+
+    def compare_sql(self, dialect: Dialect, op: str, value: Any, params: list[Any]) -> str:
+        value = value.wrapped if isinstance(value, Json) else value
+        spelling = OPERATORS[op] or op  # every comparison of a RowValue has a spelling
+        return dialect.json_compare_sql(column_sql(self.attr, dialect), self.path, spelling, value, params)
+
+    def null_sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.json_is_null_sql(column_sql(self.attr, dialect), self.path, params)
+
+    def contains(self, item: Any) -> Expr:
+        """``item in value``: a key of a Json object, an item of a Json array."""
+        return JsonContains(self, item)
+
+    def length(self) -> JsonLength:
+        """``len(value)`` of a Json array."""
+        return JsonLength(self)
+
+
+class JsonContains(Expr):
+    """``key in Product.info[...]`` (an object's key or an array's item)."""
+
+    __slots__ = ("item", "path")
+
+    def __init__(self, path: JsonPath, item: Any) -> None:
+        self.path = path
+        self.item = item
+
+    def entities(self) -> Iterator[Any]:
+        yield self.path.attr.entity
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        column = column_sql(self.path.attr, dialect)
+        return dialect.json_contains_sql(column, self.path.path, self.item, params)
+
+
+class JsonLength(RowValue):
+    """``len(Product.info["colors"])``: the length of a Json array."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: JsonPath) -> None:
+        super().__init__(path.attr)
+        self.path = path
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.json_length_sql(column_sql(self.attr, dialect), self.path.path, params)
+
+
+class ArrayContains(Expr):
+    """``10 in Foo.numbers`` (an item) or ``[10, 20] in Foo.numbers`` (every item of a list)."""
+
+    __slots__ = ("attr", "items", "many")
+
+    def __init__(self, attr: Any, value: Any) -> None:
+        self.attr = attr
+        self.many = isinstance(value, (list, tuple))
+        self.items = list(value) if self.many else [value]
+        self.items = [attr.ctype.validate_item(item) for item in self.items]
+
+    def entities(self) -> Iterator[Any]:
+        yield self.attr.entity
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        column = column_sql(self.attr, dialect)
+        if not self.many:
+            return dialect.array_has_sql(column, self.items[0], params)
+        if not self.items:
+            return "1 = 1"
+        value = self.items if self.attr.to_db is None else self.attr.to_db(self.items)
+        return dialect.array_has_all_sql(column, value, dialect.sql_type(self.attr), params)
+
+
+class ArrayLength(RowValue):
+    """``len(Foo.numbers)``."""
+
+    __slots__ = ()
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.array_length_sql(column_sql(self.attr, dialect))
+
+
+class ArrayItem(RowValue):
+    """``Foo.numbers[i]`` (negative ``i`` counts from the end; NULL past either end)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, attr: Any, index: Any) -> None:
+        super().__init__(attr)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise QueryError(f"An index into {attr.qualname} is an int, got {index!r}")
+        self.index = index
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.array_item_sql(column_sql(self.attr, dialect), self.index, params)
 
 
 class Operand:

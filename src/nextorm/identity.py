@@ -31,9 +31,11 @@ def seed(entity: Any, cache: Any, pk: Any) -> Any:
         imap = cache.identity_map(entity)
         obj = imap.get(pk)
         if obj is not None:
+            if type(obj) is not entity and issubclass(entity, type(obj)):
+                obj.__class__ = entity  # a reference says more of its class than was known
             return obj
     else:
-        obj = cache.session.maps.get(entity, {}).get(pk)
+        obj = cache.session.maps.get(entity._root_, {}).get(pk)
         if obj is not None and obj._cache_ is cache:
             return obj
     obj = EntityBase.__new__(entity)
@@ -52,7 +54,7 @@ def known_object(entity: Any, cache: Any, value: Any) -> Any:
     """The object a stored reference value stands for, if the session has it; never loads."""
     if value is None or isinstance(value, EntityBase):
         return value
-    return cache.session.maps.get(entity, {}).get(value)
+    return cache.session.maps.get(entity._root_, {}).get(value)
 
 
 def reference_to_db(value: Any) -> Any:

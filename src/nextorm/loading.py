@@ -119,12 +119,62 @@ def materialize_rows(
     """The objects of ``rows`` (values of ``attrs``) in ``cache``'s identity map, unique indexes kept."""
     if entity._wide_:
         rows = fold_rows(attrs, rows)
+    discriminator = entity._discriminator_attr_
+    if discriminator is not None:
+        position = next((i for i, attr in enumerate(attrs) if attr is discriminator), -1)
+        if position >= 0:
+            return _materialize_hierarchy(entity, cache, attrs, converters, rows, position)
     objects = materialize(
         entity, cache, cache.identity_map(entity), attrs, converters, entity._npk_, entity._check_mask_, rows
     )
     if entity._unique_keys_:
         cache.learn_unique(objects, entity)
     return objects
+
+
+def _materialize_hierarchy(
+    entity: Any, cache: Any, attrs: tuple[Any, ...], converters: tuple[Any, ...], rows: Any, position: int
+) -> list[Any]:
+    """The objects of rows of an entity hierarchy: each of the class its discriminator value names.
+
+    Rows are grouped by class and each group goes through ``materialize`` with the columns of its
+    class; an object known as a base class before its row was read takes its real class.
+    """
+    code2cls = entity._discriminator_attr_.code2cls
+    convert = converters[position]
+    imap = cache.identity_map(entity)
+    npk = entity._npk_
+    groups: dict[Any, tuple[list[int], list[Any]]] = {}
+    for number, row in enumerate(rows):
+        code = row[position]
+        cls = code2cls.get(code if code is None or convert is None else convert(code))
+        if cls is None or not issubclass(cls, entity):
+            cls = entity  # a row of an unknown class is read as the class queried
+        known = imap.get(row[0] if npk == 1 else tuple(row[:npk]))
+        if known is not None and type(known) is not cls and issubclass(cls, type(known)):
+            known.__class__ = cls
+        numbers, members = groups.setdefault(cls, ([], []))
+        numbers.append(number)
+        members.append(row)
+    result: list[Any] = [None] * sum(len(numbers) for numbers, _ in groups.values())
+    for cls, (numbers, members) in groups.items():
+        own = set(cls._columns_)
+        keep = [i for i, attr in enumerate(attrs) if attr in own]
+        objects = materialize(
+            cls,
+            cache,
+            imap,
+            [attrs[i] for i in keep],
+            [converters[i] for i in keep],
+            npk,
+            cls._check_mask_,
+            [[row[i] for i in keep] for row in members],
+        )
+        if cls._unique_keys_:
+            cache.learn_unique(objects, cls)
+        for number, obj in zip(numbers, objects):
+            result[number] = obj
+    return result
 
 
 def materialize_raw(entity: Any, cache: Any, description: Any, rows: list[Any]) -> list[Any]:
@@ -138,7 +188,7 @@ def materialize_raw(entity: Any, cache: Any, description: Any, rows: list[Any]) 
         raise OrmError(
             f"The SQL result for {entity.__name__} lacks primary key column(s) {', '.join(missing)}"
         )
-    others = [a for a in entity._columns_ if not a.is_pk and all(c in positions for c in a.columns)]
+    others = [a for a in entity._loaded_columns_ if not a.is_pk and all(c in positions for c in a.columns)]
     attrs = list(entity._pk_attrs_) + sorted(others, key=lambda a: positions[a.columns[0]])
     order = [positions[c] for a in attrs for c in a.columns]
     reordered = [tuple(row[i] for i in order) for row in rows]

@@ -156,12 +156,12 @@ class Query(Generic[_E]):
                 item = OrderBy(item, descending=False)
             if isinstance(item, OrderBy):
                 attr = item.attr
-                if not isinstance(attr, (Value, int)) and attr.entity is not self.entity:
+                if not isinstance(attr, (Value, int)) and not _owns(self.entity, attr):
                     raise UnknownAttributeError(
                         f"order_by(): {item.attr!r} is not an attribute of entity {self.entity.__name__}"
                     )
                 order.append(item)
-            elif getattr(item, "entity", None) is self.entity:
+            elif _owns(self.entity, item):
                 order.append(OrderBy(item, descending=False))
             else:
                 raise QueryError(f"order_by() takes attributes of {self.entity.__name__}, got {item!r}")
@@ -245,7 +245,7 @@ class Query(Generic[_E]):
     def statement(self, count: bool = False, one: bool = False) -> Select:
         """The SELECT of the objects or values (or of ``COUNT(*)`` when ``count``, of 1 when ``one``)."""
         entity = self.entity
-        where = self._where
+        where = self._where + entity._kind_filter_
         having: tuple[Any, ...] = ()
         if any(getattr(c, "is_aggregate", _no)() for c in where):
             # each part of an AND goes where it belongs: aggregates to HAVING, the rest to WHERE
@@ -555,7 +555,7 @@ class Query(Generic[_E]):
                     value = value._pk_raw_() if hasattr(value, "_pk_raw_") else value
                 sets.append((attr.column, value if value is None or attr.to_db is None else attr.to_db(value)))
             attrs.append(attr)
-        return UpdateWhere(entity._table_, tuple(sets), self._where), attrs
+        return UpdateWhere(entity._table_, tuple(sets), self._where + entity._kind_filter_), attrs
 
     def update_steps(self, values: dict[str, Any]) -> Steps[int]:
         """Steps running one UPDATE of every matching row; objects in the session get the new values."""
@@ -631,7 +631,7 @@ class Query(Generic[_E]):
                 f"delete(bulk=True) of {self.entity.__name__} takes a query without limit, offset or aggregates"
             )
         database = self.entity._database_
-        sql, params = render(DeleteWhere(self.entity._table_, self._where), database._provider_or_fail().dialect)
+        sql, params = render(DeleteWhere(self.entity._table_, self._where + self.entity._kind_filter_), database._provider_or_fail().dialect)
         cache = require_session().cache_for(database)
         yield from cache.flush_steps()
         cache.generation += 1
@@ -674,6 +674,14 @@ def _labelled(statement: Select) -> Select:
         order=statement.order,
         limit=statement.limit,
         offset=statement.offset,
+    )
+
+
+def _owns(entity: Any, attr: Any) -> bool:
+    """Whether ``attr`` is an attribute of ``entity`` (declared by it or by a base entity)."""
+    owner = getattr(attr, "entity", None)
+    return owner is entity or (
+        isinstance(owner, type) and isinstance(entity, type) and issubclass(entity, owner)
     )
 
 
@@ -725,7 +733,7 @@ def conditions_for(
             result.append(as_expr(condition))
     for condition in result:
         for other in condition.entities():
-            if other is not entity:
+            if other is not entity and not issubclass(entity, other) and not issubclass(other, entity):
                 raise UnknownAttributeError(
                     f"A condition on {other.__name__} cannot filter {entity.__name__} objects: {condition!r}"
                 )

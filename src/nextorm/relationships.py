@@ -769,7 +769,7 @@ def _forget_partner(attr: Any, obj: Any) -> None:
 def resolve_relations(db: Any) -> None:
     """Resolve target entities and reverse attributes of every relationship of ``db``."""
     entities = db.entities
-    relations = [a for e in entities.values() for a in (*e._references_, *e._collections_)]
+    relations = [a for e in entities.values() for a in (*e._references_, *e._collections_) if a.entity is e]
     for attr in relations:
         target = attr.py_type
         if isinstance(target, FunctionType):

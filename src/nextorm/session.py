@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import json
 import random
 import time
 import warnings
@@ -458,8 +457,6 @@ class SessionCache(CacheBase):
         self.flushing = False
         #: bumped by every flush and raw write, so a fetched query result knows it may be stale
         self.generation = 0
-        #: Json values handed out and their JSON text then, to find the ones changed in place
-        self.json_snapshots: dict[tuple[Any, Any], tuple[Any, str]] = {}
         #: objects whose statements ran in the open transaction: (status, earlier values, written bits)
         self.undo: dict[Any, tuple[int, dict[int, Any] | None, int]] = {}
         #: (object, status, earlier values, written bits) saved by the flush under way
@@ -508,8 +505,6 @@ class SessionCache(CacheBase):
         self.forget_unique(obj)
         self.dirty.pop(obj, None)
         self.undo.pop(obj, None)
-        for key in [key for key in self.json_snapshots if key[0] is obj]:
-            del self.json_snapshots[key]
         detached = self.detached
         if detached is None:
             detached = self.detached = DetachedCache(self)
@@ -795,7 +790,9 @@ class SessionCache(CacheBase):
         maps = self.session.maps
         imap = maps.get(entity)
         if imap is None:
-            imap = maps[entity] = {}
+            root = entity._root_
+            # one map per hierarchy: Person[1] finds the Student with key 1
+            imap = maps[entity] = {} if root is entity else self.identity_map(root)
         return imap
 
     def register_new(self, obj: Any, pk: Any) -> None:
@@ -885,16 +882,6 @@ class SessionCache(CacheBase):
                     index[value] = obj
 
     # -- unit of work ---------------------------------------------------------------------------
-
-    def watch_json(self, obj: Any, attr: Any, value: Any) -> None:
-        """Remember the JSON text of a dict/list value handed out, to notice changes made in place."""
-        if self.readonly:
-            return  # nothing can be written: a readonly session keeps no snapshots to compare
-        key = (obj, attr)
-        known = self.json_snapshots.get(key)
-        # a value replaced since (re-read from the database, assigned) is watched afresh
-        if known is None or known[0] is not value:
-            self.json_snapshots[key] = (value, json.dumps(value, sort_keys=True))
 
     def flush_steps(self, only: list[Any] | None = None) -> Steps[None]:
         """Steps sending pending INSERT/UPDATE/DELETE (of ``only`` these objects): the unit of work."""

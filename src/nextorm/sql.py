@@ -24,6 +24,7 @@ __all__ = [
     "AllEqual",
     "Col",
     "ColumnDef",
+    "Comparison",
     "Condition",
     "Count",
     "CreateIndex",
@@ -31,7 +32,6 @@ __all__ = [
     "Delete",
     "DeleteWhere",
     "DropTable",
-    "Comparison",
     "Equals",
     "Exists",
     "ForeignKey",
@@ -448,7 +448,11 @@ class Subquery:
     __slots__ = ("aggregate", "sources", "value", "where")
 
     def __init__(
-        self, sources: tuple[Var, ...], where: tuple[Any, ...], value: Any = None, aggregate: str | None = None
+        self,
+        sources: tuple[Var, ...],
+        where: tuple[Any, ...],
+        value: Any = None,
+        aggregate: str | None = None,
     ) -> None:
         self.sources = sources
         self.where = where

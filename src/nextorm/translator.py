@@ -403,8 +403,37 @@ class _Runtime:
         return proxied()
 
     @staticmethod
+    def length(value: Any, where: str) -> Any:
+        """``len(p.tags)``: the length the database computes of a Json array or an array."""
+        length = getattr(value, "length", None)
+        if length is None:
+            raise TranslationError(f"len() of this value is not supported in queries yet: {where}")
+        return length()
+
+    @staticmethod
+    def is_instance(entity: Any, classes: Any, where: str) -> Any:
+        """``isinstance(p, Student)``: a test of the discriminator column of p's hierarchy."""
+        classes = classes if isinstance(classes, tuple) else (classes,)
+        model: Any = entity  # an entity class: its hierarchy attributes are set by its metaclass
+        if not isinstance(entity, type) or not all(isinstance(c, type) for c in classes):
+            raise TranslationError(f"isinstance() takes the query's object and entity classes: {where}")
+        if any(issubclass(entity, cls) for cls in classes):
+            return _TRUE
+        codes = [
+            kind._discriminator_
+            for cls in classes
+            if getattr(cls, "_root_", None) is model._root_
+            for kind in (cls, *cls._subclasses_)
+        ]
+        if not codes:
+            return _FALSE
+        return model._discriminator_attr_.in_(list(dict.fromkeys(codes)))
+
+    @staticmethod
     def call(function: Any, where: str, *args: Any, **keywords: Any) -> Any:
         """A call of a function with values, collections or nested queries of the query's objects."""
+        if function is isinstance and len(args) == 2 and not keywords:
+            return _Runtime.is_instance(*args, where)
         name = getattr(function, "__name__", None)
         if name in _COLLECTION_FUNCTIONS and len(args) == 1 and type(args[0]) is _Many and not keywords:
             return _COLLECTION_FUNCTIONS[name](args[0], where)
@@ -1683,6 +1712,9 @@ class _Rewriter:
                 if self._is_plain(left):
                     return self._helper("in_", left, self.external(right), negate, where)
                 return self._helper("member", self.operand(left), self.external(right), negate, where)
+            if not left_col and self._has_items(right):
+                target = right if self._is_plain(right) else self.items(right)
+                return self._helper("contains", target, self.external(left), negate)
             if not left_col and self._is_plain(right):
                 attr = self.column_attr(right)
                 if getattr(attr, "py_type", None) is not str:
@@ -1695,6 +1727,8 @@ class _Rewriter:
                 "compare", self.operand(left), ast.Constant(value=_OP_NAMES[type(op)]), self.operand(right), where
             )
         column_side, value_side = (left, right) if left_col else (right, left)
+        if self._is_items(column_side):
+            return self._items_compare(column_side, op, value_side, left_col)
         if isinstance(op, (ast.Is, ast.IsNot)) and isinstance(value_side, ast.Constant) and (
             value_side.value is True or value_side.value is False
         ):
@@ -1744,6 +1778,50 @@ class _Rewriter:
             value if left_col else operand,
             where,
         )
+
+    def _is_items(self, node: ast.AST) -> bool:
+        """Whether ``node`` is a Json path or an array item (``p.info["k"][0]``), or ``len()`` of one or of a column."""
+        if isinstance(node, ast.Subscript):
+            inner = node.value
+        elif _is_len(node):
+            inner = cast(ast.Call, node).args[0]
+        else:
+            return False
+        return self._has_items(inner)
+
+    def _has_items(self, node: ast.AST) -> bool:
+        """Whether ``node`` is a Json or array column of the query's object, or a path into one."""
+        if self._is_plain(node):
+            return bool(getattr(self.column_attr(node), "has_items", False))  # type: ignore[arg-type]
+        return isinstance(node, ast.Subscript) and self._is_items(node)
+
+    def items(self, node: ast.expr) -> ast.expr:
+        """A Json path, array item or ``len()`` as the value the database computes (indexes from the scope)."""
+        if isinstance(node, ast.Subscript):
+            if isinstance(node.slice, ast.Slice) or self.uses_var(node.slice):
+                raise self.unsupported("A slice or a computed index", node)
+            base = node.value if self._is_plain(node.value) else self.items(node.value)
+            return ast.Subscript(value=base, slice=self.external(node.slice), ctx=ast.Load())
+        arg = cast(ast.Call, node).args[0]
+        base = arg if self._is_plain(arg) else self.items(arg)
+        return self._helper("length", base, ast.Constant(value=self._at(node)))
+
+    def _items_compare(self, column_side: ast.expr, op: ast.cmpop, value_side: ast.expr, left_col: bool) -> ast.expr:
+        """A Json path, array item or length compared with a value (``is None``/``is True`` included)."""
+        column = self.items(column_side)
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            if not (isinstance(value_side, ast.Constant) and value_side.value in (None, True, False)):
+                raise self.unsupported("`is` with anything but None, True or False", value_side)
+            if value_side.value is None:
+                method = "is_" if isinstance(op, ast.Is) else "is_not"
+                return ast.Call(
+                    func=ast.Attribute(value=column, attr=method, ctx=ast.Load()),
+                    args=[ast.Constant(value=None)],
+                    keywords=[],
+                )
+            op = ast.Eq() if isinstance(op, ast.Is) else ast.NotEq()  # `is True`: the JSON true
+        value = self.external(value_side)
+        return ast.Compare(left=column if left_col else value, ops=[op], comparators=[value if left_col else column])
 
     def operand(self, node: ast.expr) -> ast.expr:
         """A value that reads the query's objects: a column, an object, a collection, a nested
@@ -1953,7 +2031,9 @@ class _Rewriter:
         """The attribute of the query's own entity ``node`` (``p.name``) reads; errors for unknown names."""
         if isinstance(node, ast.Attribute) and self._is_column(node):
             name = node.attr
-            attr = self.entity._attrs_by_name_.get(name)
+            attr = self.entity._attrs_by_name_.get(name) or self.entity.__dict__.get(
+                "_subclass_names_", {}
+            ).get(name)
             if attr is None:
                 attr = getattr(self.entity, "_relations_by_name_", {}).get(name)
             if attr is None:
@@ -2006,6 +2086,17 @@ _OP_NAMES: dict[type, str] = {
     ast.Is: "is",
     ast.IsNot: "is not",
 }
+
+
+def _is_len(node: ast.AST) -> bool:
+    """Whether ``node`` is ``len(x)`` of one argument."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "len"
+        and len(node.args) == 1
+        and not node.keywords
+    )
 
 
 def _is_raw_sql(node: ast.AST) -> bool:

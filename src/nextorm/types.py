@@ -15,16 +15,25 @@ from uuid import UUID
 from .exceptions import AttributeTypeError, ValidationError
 
 __all__ = [
+    "Array",
     "COLUMN_TYPES",
     "ColumnType",
+    "FloatArray",
+    "IntArray",
     "Json",
     "LongStr",
     "LongUnicode",
+    "StrArray",
+    "TrackedArray",
+    "TrackedDict",
+    "TrackedList",
+    "TrackedValue",
     "column_type_for",
     "parse_date",
     "parse_datetime",
     "parse_time",
     "parse_timedelta",
+    "untracked",
 ]
 
 INT64_MIN = -(2**63)
@@ -50,7 +59,216 @@ def show_short(value: Any, limit: int = 100) -> str:
 
 
 class Json:
-    """Marker type for a column holding any JSON-serializable value."""
+    """The type of a column holding any JSON-serializable value; ``Json(value)`` marks a value as JSON in a query."""
+
+    __slots__ = ("wrapped",)
+
+    def __init__(self, wrapped: Any) -> None:
+        self.wrapped = wrapped
+
+    def __repr__(self) -> str:
+        return f"<Json {self.wrapped!r}>"
+
+
+class Array:
+    """Base of the array column types: a list of items of ``item_type``."""
+
+    item_type: type = object
+
+
+class IntArray(Array):
+    """A list of ints: ``int[]`` on PostgreSQL, JSON text on SQLite."""
+
+    item_type = int
+
+
+class StrArray(Array):
+    """A list of strs: ``text[]`` on PostgreSQL, JSON text on SQLite."""
+
+    item_type = str
+
+
+class FloatArray(Array):
+    """A list of floats: ``double precision[]`` on PostgreSQL, JSON text on SQLite."""
+
+    item_type = float
+
+
+# -- values changed in place ---------------------------------------------------------------------
+
+
+class TrackedValue:
+    """A dict or list inside an attribute's value that tells its object before it changes in place.
+
+    ``obj._attr_changed_(attr)`` is called before each change, so the object can keep the value it
+    had and queue its UPDATE; ``attr.validate_item(value)`` (when the attribute has it) checks each
+    value put in, before anything changes.
+    """
+
+    __slots__ = ()
+    _owner_: Any
+    _attr_: Any
+
+    @staticmethod
+    def make(obj: Any, attr: Any, value: Any) -> Any:
+        """``value`` with every dict and list in it tracked for ``obj``'s ``attr``."""
+        if isinstance(value, dict):
+            return TrackedDict(obj, attr, value)
+        if isinstance(value, list):
+            return TrackedList(obj, attr, value)
+        return value
+
+    def belongs_to(self, obj: Any, attr: Any) -> bool:
+        """Whether this value reports its changes to ``obj``'s ``attr``."""
+        return self._owner_ is obj and self._attr_ is attr
+
+    def _incoming_(self, value: Any) -> Any:
+        check = getattr(self._attr_, "validate_item", None)
+        if check is not None:
+            value = check(value)
+        return TrackedValue.make(self._owner_, self._attr_, value)
+
+    def _changing_(self) -> None:
+        self._owner_._attr_changed_(self._attr_)
+
+
+class TrackedDict(TrackedValue, dict):  # type: ignore[type-arg]
+    """A dict in a tracked value."""
+
+    __slots__ = ("_attr_", "_owner_")
+
+    def __init__(self, obj: Any, attr: Any, value: Any) -> None:
+        self._owner_ = obj
+        self._attr_ = attr
+        dict.__init__(self, {key: TrackedValue.make(obj, attr, item) for key, item in value.items()})
+
+    def __reduce__(self) -> Any:
+        return dict, (untracked(self),)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        value = self._incoming_(value)
+        self._changing_()
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._changing_()
+        dict.__delitem__(self, key)
+
+    def __ior__(self, other: Any) -> Any:  # type: ignore[misc]
+        self.update(other)
+        return self
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        changes = {key: self._incoming_(value) for key, value in dict(*args, **kwargs).items()}
+        self._changing_()
+        dict.update(self, changes)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        self[key] = default
+        return self[key]
+
+    def pop(self, *args: Any) -> Any:
+        self._changing_()
+        return dict.pop(self, *args)
+
+    def popitem(self) -> Any:
+        self._changing_()
+        return dict.popitem(self)
+
+    def clear(self) -> None:
+        self._changing_()
+        dict.clear(self)
+
+
+class TrackedList(TrackedValue, list):  # type: ignore[type-arg]
+    """A list in a tracked value."""
+
+    __slots__ = ("_attr_", "_owner_")
+
+    def __init__(self, obj: Any, attr: Any, value: Any) -> None:
+        self._owner_ = obj
+        self._attr_ = attr
+        list.__init__(self, (TrackedValue.make(obj, attr, item) for item in value))
+
+    def __reduce__(self) -> Any:
+        return list, (untracked(self),)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if isinstance(index, slice):
+            value = [self._incoming_(item) for item in value]
+        else:
+            value = self._incoming_(value)
+        self._changing_()
+        list.__setitem__(self, index, value)
+
+    def __delitem__(self, index: Any) -> None:
+        self._changing_()
+        list.__delitem__(self, index)
+
+    def __iadd__(self, items: Any) -> Any:  # type: ignore[misc]
+        self.extend(items)
+        return self
+
+    def __imul__(self, times: Any) -> Any:  # type: ignore[misc]
+        self._changing_()
+        return list.__imul__(self, times)
+
+    def append(self, item: Any) -> None:
+        item = self._incoming_(item)
+        self._changing_()
+        list.append(self, item)
+
+    def extend(self, items: Any) -> None:
+        items = [self._incoming_(item) for item in items]
+        self._changing_()
+        list.extend(self, items)
+
+    def insert(self, index: Any, item: Any) -> None:
+        item = self._incoming_(item)
+        self._changing_()
+        list.insert(self, index, item)
+
+    def pop(self, *args: Any) -> Any:
+        self._changing_()
+        return list.pop(self, *args)
+
+    def remove(self, item: Any) -> None:
+        self._changing_()
+        list.remove(self, item)
+
+    def reverse(self) -> None:
+        self._changing_()
+        list.reverse(self)
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        self._changing_()
+        list.sort(self, *args, **kwargs)
+
+    def clear(self) -> None:
+        self._changing_()
+        list.clear(self)
+
+
+class TrackedArray(TrackedList):
+    """The list of an array attribute: items are checked against the item type; ``in`` takes a list too."""
+
+    __slots__ = ()
+
+    def __contains__(self, item: Any) -> bool:
+        if isinstance(item, (list, tuple)):  # Pony's subset test: every item is in the array
+            return all(list.__contains__(self, part) for part in item)
+        return list.__contains__(self, item)
+
+
+def untracked(value: Any) -> Any:
+    """A plain copy of ``value``: dicts and lists (tracked or not) copied all the way down."""
+    if isinstance(value, dict):
+        return {key: untracked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [untracked(item) for item in value]
+    return value
 
 
 class LongStr(str):
@@ -444,6 +662,48 @@ class JsonType(ColumnType):
         return value
 
 
+class ArrayType(ColumnType):
+    """A list of items of the array type's ``item_type`` (its portable form is JSON text)."""
+
+    from_db = staticmethod(json.loads)
+    to_db = staticmethod(json.dumps)
+
+    def __init__(self, attr: Any) -> None:
+        super().__init__(attr)
+        self.item_type = attr.py_type.item_type
+        self.checkable = self.item_type is not float  # floats are never compared in a check
+
+    def validate(self, value: Any) -> Any:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise self.type_error(value)
+        return [self.validate_item(item) for item in value]
+
+    def validate_item(self, item: Any) -> Any:
+        """``item`` as an item of the array, or AttributeTypeError naming the attribute."""
+        kind = self.item_type
+        if kind is float and isinstance(item, (int, float)) and not isinstance(item, bool):
+            item = float(item)
+            if not math.isfinite(item):
+                raise self.value_error(item, "is not a finite number")
+            return item
+        if (
+            kind is int
+            and type(item) is not int
+            and not isinstance(item, bool)
+            and hasattr(item, "__index__")
+        ):
+            item = item.__index__()
+        if not isinstance(item, kind) or isinstance(item, bool):
+            error = AttributeTypeError(
+                f"Cannot store {type(item).__name__!r} item in array of {kind.__name__!r}"
+            )
+            error.add_note(f"attribute {self.attr.qualname}, value {show(item)}")  # the text is Pony's
+            raise error
+        if kind is int and not INT64_MIN <= item <= INT64_MAX:
+            raise self.value_error(item, f"is out of range [{INT64_MIN}, {INT64_MAX}]")
+        return item
+
+
 def _non_text_keys(value: Any) -> Iterator[Any]:
     """The dict keys inside ``value`` that are not str: they would read back as different keys."""
     todo = [value]
@@ -611,6 +871,8 @@ COLUMN_TYPES: dict[type, type[ColumnType]] = {
 
 def column_type_for(attr: Any) -> ColumnType:
     """The ColumnType for ``attr.py_type``, or None when the type is not a column type."""
+    if isinstance(attr.py_type, type) and issubclass(attr.py_type, Array) and attr.py_type is not Array:
+        return ArrayType(attr)
     cls = COLUMN_TYPES.get(attr.py_type)
     if cls is None:
         return None  # type: ignore[return-value]

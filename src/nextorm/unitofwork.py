@@ -9,7 +9,6 @@ after-hooks. The statements come from ``nextorm.sql``; IO goes through the cache
 
 from __future__ import annotations
 
-import json
 import weakref
 from itertools import repeat
 from operator import itemgetter
@@ -66,11 +65,8 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
     if cache.flushing:
         return
     cache.session.refuse_if_failed()
-    if only is None:
-        if cache.json_snapshots:
-            _queue_json_changes(cache)
-        if not cache.dirty and not cache.m2m:
-            return
+    if only is None and not cache.dirty and not cache.m2m:
+        return
     # before any change of state: a blocking flush of an async database stops here
     yield cache, "ready", ()
     cache.flushing = True
@@ -113,24 +109,6 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
     for entry in cache.saving:
         cache.record_undo(*entry)
     cache.saving.clear()
-
-
-def _queue_json_changes(cache: Any) -> None:
-    """Queue an UPDATE for every watched Json value whose content changed in place."""
-    for (obj, attr), (value, text) in list(cache.json_snapshots.items()):
-        if obj._status_ not in (LOADED, MODIFIED) or not attr.is_loaded(obj):
-            continue
-        current = attr.get_raw(obj)
-        if current is not value:
-            # the value handed out is no longer the object's: a query re-read it, or it was assigned
-            del cache.json_snapshots[(obj, attr)]
-            continue
-        attr.validate(current, obj)  # a change made in place may have made it unstorable
-        now = json.dumps(current, sort_keys=True)
-        if now != text:
-            cache.json_snapshots[(obj, attr)] = (current, now)
-            attr.set_raw(obj, json.loads(text))
-            attr.__set__(obj, current)
 
 
 def _run_before_hooks(cache: Any, only: list[Any] | None) -> list[Any]:
@@ -409,7 +387,7 @@ def _key_match(entity: Any, checks: tuple[tuple[int, bool], ...]) -> KeyMatch:
     """The WHERE of an UPDATE/DELETE: the primary key and the optimistic ``checks``."""
     return KeyMatch(
         entity._pk_columns_,
-        tuple((column, is_null) for index, is_null in checks for column in entity._attrs_[index].columns),
+        tuple((column, is_null) for index, is_null in checks for column in entity._attr_at_[index].columns),
     )
 
 
@@ -417,7 +395,7 @@ def _where_rows(entity: Any, group: list[Any], checks: tuple[tuple[int, bool], .
     """Per object, the WHERE values of its UPDATE/DELETE: the primary key, then the checked values."""
     if entity._wide_:
         return [tuple(_where_params(entity, obj, checks)) for obj in group]
-    attrs = [*entity._pk_attrs_, *(entity._attrs_[index] for index, is_null in checks if not is_null)]
+    attrs = [*entity._pk_attrs_, *(entity._attr_at_[index] for index, is_null in checks if not is_null)]
     return column_values(group, attrs, [a.to_db for a in attrs], known=True)
 
 
@@ -427,7 +405,7 @@ def _where_params(entity: Any, obj: Any, checks: tuple[tuple[int, bool], ...]) -
     params = [_db(a, a.get_raw(obj)) for a in entity._pk_attrs_]
     for index, is_null in checks:
         if not is_null:
-            attr = entity._attrs_[index]
+            attr = entity._attr_at_[index]
             params.append(_db(attr, _known_value(entity, obj, attr)))
     return params
 
@@ -437,7 +415,7 @@ def _wide_where_params(entity: Any, obj: Any, checks: tuple[tuple[int, bool], ..
     params = _values(entity._pk_attrs_, obj)
     for index, is_null in checks:
         if not is_null:
-            attr = entity._attrs_[index]
+            attr = entity._attr_at_[index]
             value = _known_value(entity, obj, attr)
             params += [_db(attr, value)] if attr.width == 1 else attr.to_db(value)
     return params
@@ -622,7 +600,7 @@ def _conflict_steps(entity: Any, cache: Any, shape: Any, obj: Any) -> Steps[str]
     """Why ``obj``'s UPDATE/DELETE matched no row: its row is gone, or checked columns changed."""
     statement = Select(entity._table_, entity._select_columns_, where=entity._pk_conditions_(obj._pk_raw_()))
     sql, params = render(statement, cache.provider.dialect)
-    attrs = entity._attrs_
+    attrs = entity._attr_at_
     row = (yield cache, "query", (sql, params)).fetchone()
     if row is None:
         return f"Object {obj!r} was deleted outside of current transaction"
@@ -685,7 +663,7 @@ class SessionState:
     __slots__ = ("caches", "maps", "objects")
 
     def __init__(self, session: Any, objects: bool = True) -> None:
-        self.maps = {entity: dict(imap) for entity, imap in session.maps.items()}
+        self.maps = _copy_maps(session.maps)
         #: the state of each object; None when only new objects are to be dropped (see ``objects``)
         self.objects: dict[Any, tuple[Any, ...]] | None = None
         if objects:
@@ -705,7 +683,6 @@ class SessionState:
                 {key: dict(index) for key, index in cache.unique.items()},
                 dict(cache.new_ids),
                 dict(cache.undo),
-                dict(cache.json_snapshots),
             )
 
     def restore(self, session: Any) -> None:
@@ -727,7 +704,7 @@ class SessionState:
             for obj, state in self.objects.items():
                 _put_back(obj, state)
         session.maps.clear()
-        session.maps.update({entity: dict(imap) for entity, imap in self.maps.items()})
+        session.maps.update(_copy_maps(self.maps))
         for cache in session.caches.values():
             kept = self.caches.get(cache)
             if kept is None:
@@ -736,16 +713,20 @@ class SessionState:
                 cache.unique = {}
                 cache.new_ids = {}
                 cache.undo = {}
-                cache.json_snapshots = {}
                 continue
-            dirty, m2m, unique, new_ids, undo, json_snapshots = kept
+            dirty, m2m, unique, new_ids, undo = kept
             cache.dirty.clear()
             cache.dirty.update(dirty)
             cache.m2m = {attr: (dict(added), dict(removed)) for attr, (added, removed) in m2m.items()}
             cache.unique = {key: dict(index) for key, index in unique.items()}
             cache.new_ids = dict(new_ids)
             cache.undo = dict(undo)
-            cache.json_snapshots = dict(json_snapshots)
+
+
+def _copy_maps(maps: dict[Any, dict[Any, Any]]) -> dict[Any, dict[Any, Any]]:
+    """A copy of a session's identity maps; the classes of a hierarchy keep sharing one map."""
+    copies: dict[int, dict[Any, Any]] = {}
+    return {entity: copies.setdefault(id(imap), dict(imap)) for entity, imap in maps.items()}
 
 
 def _capture(obj: Any) -> tuple[Any, ...]:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from ..types import COLUMN_TYPES, Json, LongStr
+from ..types import COLUMN_TYPES, FloatArray, IntArray, Json, LongStr, StrArray
 
 __all__ = ["DECIMAL_COLLATION", "Dialect", "NeedsScope", "PostgresDialect", "SQLiteDialect"]
 
@@ -143,6 +143,46 @@ class Dialect:
         """Case-sensitive startswith / endswith / contains."""
         raise NotImplementedError
 
+    # -- Json paths and arrays ---------------------------------------------------------------------
+
+    def json_value_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
+        """The part of a Json ``column`` at ``path`` (str keys, int indexes; negative from the end)."""
+        raise NotImplementedError
+
+    def json_compare_sql(
+        self, column: str, path: tuple[Any, ...], op: str, value: Any, params: list[Any]
+    ) -> str:
+        """The part at ``path`` compared (SQL operator ``op``) with a JSON value (not None)."""
+        raise NotImplementedError
+
+    def json_is_null_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
+        """Whether the part at ``path`` is JSON null or missing."""
+        raise NotImplementedError
+
+    def json_contains_sql(self, column: str, path: tuple[Any, ...], item: Any, params: list[Any]) -> str:
+        """Whether the object at ``path`` has the key ``item``, or the array there the item ``item``."""
+        raise NotImplementedError
+
+    def json_length_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
+        """The length of the Json array at ``path``."""
+        raise NotImplementedError
+
+    def array_has_sql(self, column: str, item: Any, params: list[Any]) -> str:
+        """Whether the array ``column`` holds ``item``."""
+        raise NotImplementedError
+
+    def array_has_all_sql(self, column: str, items: Any, sql_type: str, params: list[Any]) -> str:
+        """Whether the array ``column`` (of type ``sql_type``) holds every one of ``items``."""
+        raise NotImplementedError
+
+    def array_length_sql(self, column: str) -> str:
+        """The number of items of the array ``column``."""
+        raise NotImplementedError
+
+    def array_item_sql(self, column: str, index: int, params: list[Any]) -> str:
+        """The item ``index`` (negative: from the end) of the array ``column``; NULL when there is none."""
+        raise NotImplementedError
+
     #: spellings of the value functions whose row in ``nextorm.expressions.FUNCTIONS`` is None:
     #: templates over the arguments' texts, each used once and in order
     function_spellings: dict[str, str] = {}
@@ -236,6 +276,10 @@ class SQLiteDialect(Dialect):
         bytes: "BLOB",
         UUID: "TEXT",
         Json: "TEXT",
+        # arrays as JSON text: json_each and json_array_length query them
+        IntArray: "TEXT",
+        StrArray: "TEXT",
+        FloatArray: "TEXT",
     }
     auto_pk_type = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
@@ -249,6 +293,65 @@ class SQLiteDialect(Dialect):
     def for_update_clause(self, mode: str) -> str:
         # SQLite locks the whole database instead: the session begins with BEGIN IMMEDIATE.
         return ""
+
+    # JSON text: json1 functions with a JSON path bound as a parameter ('$."key"[0]')
+
+    def _json_path(self, path: tuple[Any, ...]) -> str:
+        parts = ["$"]
+        for key in path:
+            if isinstance(key, int):
+                parts.append(f"[{key}]" if key >= 0 else f"[#{key}]")
+            else:
+                parts.append('."' + key + '"')
+        return "".join(parts)
+
+    def json_value_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
+        params.append(self._json_path(path))
+        return f"json_extract({column}, ?)"
+
+    def json_compare_sql(
+        self, column: str, path: tuple[Any, ...], op: str, value: Any, params: list[Any]
+    ) -> str:
+        params.append(self._json_path(path))
+        if isinstance(value, (dict, list)):
+            # json_extract gives an object or array as minified JSON text
+            params.append(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+            return f"json_extract({column}, ?) {op} json(?)"
+        params.append(value)
+        return f"json_extract({column}, ?) {op} ?"
+
+    def json_is_null_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
+        params.append(self._json_path(path))
+        return f"json_extract({column}, ?) IS NULL"
+
+    def json_contains_sql(self, column: str, path: tuple[Any, ...], item: Any, params: list[Any]) -> str:
+        path_text = self._json_path(path)
+        params.extend((path_text, path_text, item, item))
+        return (
+            f"EXISTS (SELECT 1 FROM json_each({column}, ?) AS j "
+            f"WHERE CASE json_type({column}, ?) WHEN 'object' THEN j.key = ? ELSE j.value = ? END)"
+        )
+
+    def json_length_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
+        params.append(self._json_path(path))
+        return f"json_array_length({column}, ?)"
+
+    def array_has_sql(self, column: str, item: Any, params: list[Any]) -> str:
+        params.append(item)
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value = ?)"
+
+    def array_has_all_sql(self, column: str, items: Any, sql_type: str, params: list[Any]) -> str:
+        params.append(items)
+        return (
+            "NOT EXISTS (SELECT 1 FROM json_each(?) AS wanted "
+            f"WHERE wanted.value NOT IN (SELECT value FROM json_each({column})))"
+        )
+
+    def array_length_sql(self, column: str) -> str:
+        return f"json_array_length({column})"
+
+    def array_item_sql(self, column: str, index: int, params: list[Any]) -> str:
+        return self.json_value_sql(column, (index,), params)
 
     def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
         if value == "":
@@ -344,6 +447,9 @@ class PostgresDialect(Dialect):
         bytes: "BYTEA",
         UUID: "UUID",
         Json: "JSONB",
+        IntArray: "BIGINT[]",
+        StrArray: "TEXT[]",
+        FloatArray: "DOUBLE PRECISION[]",
     }
     auto_pk_type = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
     # a referenced table may not exist yet while the tables are created one by one
@@ -359,6 +465,50 @@ class PostgresDialect(Dialect):
         params.append(limit)
         params.append(offset)
         return " LIMIT %s OFFSET %s"
+
+    # JSONB operators with the path as a text[] parameter; arrays are PostgreSQL arrays
+
+    def json_value_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
+        params.append([str(key) for key in path])
+        return f"({column} #> CAST(%s AS TEXT[]))"
+
+    def json_compare_sql(
+        self, column: str, path: tuple[Any, ...], op: str, value: Any, params: list[Any]
+    ) -> str:
+        left = self.json_value_sql(column, path, params)
+        params.append(json.dumps(value, ensure_ascii=False))
+        return f"{left} {op} CAST(%s AS JSONB)"
+
+    def json_is_null_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
+        value = self.json_value_sql(column, path, params)
+        return f"COALESCE(jsonb_typeof({value}), 'null') = 'null'"
+
+    def json_contains_sql(self, column: str, path: tuple[Any, ...], item: Any, params: list[Any]) -> str:
+        value = self.json_value_sql(column, path, params)
+        if isinstance(item, str):  # ? tests an object's keys and an array's string items
+            params.append(item)
+            return f"COALESCE({value} ? %s, FALSE)"
+        params.append(json.dumps([item]))
+        return f"COALESCE({value} @> CAST(%s AS JSONB), FALSE)"
+
+    def json_length_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
+        return f"jsonb_array_length({self.json_value_sql(column, path, params)})"
+
+    def array_has_sql(self, column: str, item: Any, params: list[Any]) -> str:
+        params.append(item)
+        return f"COALESCE(%s = ANY({column}), FALSE)"
+
+    def array_has_all_sql(self, column: str, items: Any, sql_type: str, params: list[Any]) -> str:
+        params.append(items)
+        return f"COALESCE({column} @> CAST(%s AS {sql_type}), FALSE)"
+
+    def array_length_sql(self, column: str) -> str:
+        return f"COALESCE(cardinality({column}), 0)"
+
+    def array_item_sql(self, column: str, index: int, params: list[Any]) -> str:
+        if index >= 0:
+            return f"{column}[{index + 1}]"
+        return f"{column}[cardinality({column}) + {index + 1}]"
 
     def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
         if value == "":

@@ -25,7 +25,7 @@ from ..exceptions import (
     SerializationFailure,
     TransactionIntegrityError,
 )
-from ..types import Json, LongStr
+from ..types import FloatArray, IntArray, Json, LongStr, StrArray
 from .base import Provider
 from .dialect import PostgresDialect
 
@@ -34,6 +34,7 @@ try:
     import psycopg_pool
     from psycopg import errors as pg_errors
     from psycopg.types.json import Jsonb
+    from psycopg.types.numeric import Int8
     from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 except ImportError:  # pragma: no cover - exercised only without the extra
     psycopg = None  # type: ignore[assignment]  # PostgresProvider checks for None and names the extra
@@ -48,6 +49,15 @@ DEFAULT_POOL_TIMEOUT = 30.0
 REPLICA_RETRY_INTERVAL = 5.0
 
 #: types psycopg returns as the Python type itself: no conversion on the way in or out
+#: arrays are PostgreSQL arrays, which psycopg reads and writes as lists
+_ARRAYS = frozenset({IntArray, StrArray, FloatArray})
+
+
+def _bigint_array(items: list[int]) -> list[Any]:
+    """An IntArray value for a BIGINT[] column (psycopg would send small ints as a smallint[])."""
+    return [Int8(item) for item in items]
+
+
 _NATIVE = frozenset({int, str, LongStr, float, bool, Decimal, datetime, date, time, timedelta, UUID})
 
 # SQLSTATE classes that mean "try the transaction again"
@@ -194,8 +204,10 @@ class PostgresProvider(Provider):
 
     def adapt(self, attr: Any) -> None:
         py_type = attr.py_type
-        if py_type in _NATIVE:
+        if py_type in _NATIVE or py_type in _ARRAYS:
             attr.to_db = attr.from_db = None
+            if py_type is IntArray:
+                attr.to_db = _bigint_array
         elif py_type is bytes:
             attr.to_db = None
         elif py_type is Json:

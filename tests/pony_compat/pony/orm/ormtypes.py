@@ -1,5 +1,6 @@
-"""``pony.orm.ormtypes``: the column types nextorm shares with Pony."""
+"""``pony.orm.ormtypes``: the column types and tracked values nextorm shares with Pony."""
 
 from nextorm import Json
+from nextorm.types import TrackedDict, TrackedList, TrackedValue
 
-__all__ = ["Json"]
+__all__ = ["Json", "TrackedDict", "TrackedList", "TrackedValue"]
