@@ -46,3 +46,31 @@ def test_example_runs_on_postgres(script: Path, db_kind: str, pg_schema: str, tm
     dsn = os.environ["NEXTORM_TEST_POSTGRES"]
     options = urllib.parse.quote(f"-c search_path={pg_schema}")
     run_example(script, tmp_path, f"{dsn}{'&' if '?' in dsn else '?'}options={options}")
+
+
+PONY_APP = EXAMPLES / "pony_app.py"
+PONY_PYTHON = os.environ.get("NEXTORM_PONY_PYTHON", "")
+
+
+def test_pony_app_ports_by_its_import_line(tmp_path: Path) -> None:
+    """``examples/pony_app.py`` differs from a Pony application by its import line alone, and prints
+    on nextorm what it prints on Pony (run by the interpreter ``NEXTORM_PONY_PYTHON`` names)."""
+    source = PONY_APP.read_text()
+    nextorm_import = "from nextorm import *  # the one line that differs from the Pony version: from pony.orm import *"
+    assert source.count("nextorm") == source.count(nextorm_import) + source.count("nextorm-specific"), (
+        "the example may name nextorm only in its import line and its docstring"
+    )
+    if not PONY_PYTHON:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("NEXTORM_PONY_PYTHON must name an interpreter with pony installed (CI=true)")
+        pytest.skip("NEXTORM_PONY_PYTHON is not set: no interpreter with pony to compare with")
+    pony_app = tmp_path / "pony_app_on_pony.py"
+    pony_app.write_text(source.replace(nextorm_import, "from pony.orm import *"))
+    outputs = []
+    for python, script in ((sys.executable, PONY_APP), (PONY_PYTHON, pony_app)):
+        proc = subprocess.run([python, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{script.name} on {python} failed:\n{proc.stdout}\n{proc.stderr}"
+        outputs.append(proc.stdout.splitlines())
+    on_nextorm, on_pony = outputs
+    assert len(on_nextorm) > 15
+    assert on_nextorm == on_pony

@@ -186,6 +186,37 @@ def test_aggregates_of_collections(school) -> None:
         assert names(select(d for d in Dept if count(d.groups.students) == 2)) == ["Arts", "Math"]
 
 
+def test_aggregates_of_collections_as_selected_values(school) -> None:
+    """``select((g.name, count(g.students)) for g in Group)``: each aggregate of a collection or of a
+    nested generator is a value of its row, typed as the aggregate (Python reads ints, floats)."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        counts = select((g.name, count(g.students)) for g in Group).order_by(1)[:]
+        assert counts == [("g1", 2), ("g2", 2), ("g3", 0)]
+        assert all(type(n) is int for _, n in counts)
+        assert select((c.title, count(c.students)) for c in Course).order_by(1)[:] == [
+            ("Algebra", 2), ("Empty", 0), ("Poetry", 2)
+        ]
+        credits = select((s.name, sum(s.courses.credits)) for s in Student).order_by(1)[:]
+        assert credits == [("Ann", 8), ("Bob", 5), ("Cid", 3), ("Dee", 0), ("Eve", 0)]
+        assert all(type(n) is int for _, n in credits)
+        best = select((g.name, max(g.students.gpa), min(g.students.gpa)) for g in Group).order_by(1)[:]
+        assert best == [("g1", 4.0, 3.0), ("g2", 3.5, 2.0), ("g3", None, None)]
+        assert select(count(s for s in g.students if s.gpa >= 3) for g in Group).order_by(1)[:] == [0, 1, 2]
+        assert select((g.name, count(g.students)) for g in Group if count(g.students) > 1).order_by(
+            desc(1)
+        )[:] == [("g2", 2), ("g1", 2)]
+
+
+def test_values_selected_through_reference_paths(school) -> None:
+    """Several values read through different reference paths are selected side by side."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        rows = select((s.name, s.group.name, s.group.dept.name) for s in Student if s.group.dept).order_by(1)[:]
+        assert rows == [("Ann", "g1", "Math"), ("Bob", "g1", "Math"), ("Cid", "g2", "Arts"), ("Dee", "g2", "Arts")]
+        assert select((p.number, p.student.group) for p in Passport)[:] == [("P1", Group.get(name="g1"))]
+
+
 def avg(values: Any) -> Any:
     """Pony's avg(): a query function here, an average in Python."""
     values = list(values)

@@ -1079,6 +1079,39 @@ class Aggregate(Value):
         return super().from_db(value)
 
 
+class Nested(Value):
+    """The single value of a nested statement (``(SELECT COUNT(*) FROM ...)``) selected as a value.
+
+    ``statement`` is a node of the SQL layer with ``sql(dialect, params)``; ``aggregate`` is the
+    SQL aggregate it applies (``COUNT``, ``SUM``, ``AVG``...), which decides its Python type with
+    ``py_type``, the type of the aggregated value.
+    """
+
+    __slots__ = ("aggregate", "statement")
+
+    def __init__(self, statement: Any, aggregate: str | None, py_type: Any) -> None:
+        self.statement = statement
+        self.aggregate = aggregate
+        name = (aggregate or "").lower()
+        result = AGGREGATES.get(name)
+        self.py_type = result if result is not None else py_type
+
+    def __repr__(self) -> str:
+        return f"<nested {self.aggregate or 'value'}>"
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return f"({self.statement.sql(dialect, params)})"
+
+    def from_db(self, value: Any) -> Any:
+        if value is None or self.py_type is int and type(value) is int:
+            return value
+        if self.py_type is float:
+            return float(value)
+        if self.py_type is int:
+            return int(value)  # PostgreSQL sums integers as numeric
+        return super().from_db(value)
+
+
 class RawSQL(Value):
     """A fragment of SQL text written by the user, with ``$name`` / ``$(expression)`` values bound."""
 

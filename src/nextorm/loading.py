@@ -83,6 +83,7 @@ def fetch_values_steps(
         convert = item.from_db
         values = [convert(row[start]) for row in rows]
         attr = getattr(item, "attr", None)
+        attr = getattr(attr, "attr", attr)  # a path's column (a ColumnRef) reads its attribute
         if attr is not None and attr.is_reference:
             target = attr.py_type
             values = [None if v is None else seed(target, cache, v) for v in values]

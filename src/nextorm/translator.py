@@ -33,6 +33,7 @@ from .expressions import (
     Column,
     ColumnRef,
     Expr,
+    Nested,
     Operand,
     OrderBy,
     Path,
@@ -311,6 +312,9 @@ class _Runtime:
         """A selected value."""
         if isinstance(value, Operand):
             return value._value_()
+        if type(value) is Subquery and value.aggregate is not None:  # count(p.posts), sum(p.orders.total)
+            inner = value.value
+            return Nested(value, value.aggregate, None if inner is None else inner.py_type)
         raise TranslationError(f"Selecting {value!r} is not supported in queries: {where}")
 
     @staticmethod
