@@ -27,11 +27,9 @@ from .expressions import (
     ArrayItem,
     ArrayLength,
     Column,
-    ColumnRef,
+    ColumnOperand,
     Expr,
     JsonPath,
-    Operand,
-    OrderBy,
     Value,
     desc,
     expression_for,
@@ -71,7 +69,6 @@ _OPTIONS = frozenset(
         "unique",
         "default",
         "column",
-        "columns",
         "max_len",
         "volatile",
         "lazy",
@@ -104,7 +101,7 @@ def is_entity_reference(py_type: Any) -> bool:
     )
 
 
-class Attribute(_impl.Column, Operand, Generic[_T]):
+class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
     """One declared attribute of an entity; subclasses say whether it is required."""
 
     is_required = False
@@ -349,62 +346,10 @@ class Attribute(_impl.Column, Operand, Generic[_T]):
             return self is not other
         return expression_for(self, "!=", other)
 
-    def __lt__(self, other: Any) -> Expr:
-        return expression_for(self, "<", other)
-
-    def __le__(self, other: Any) -> Expr:
-        return expression_for(self, "<=", other)
-
-    def __gt__(self, other: Any) -> Expr:
-        return expression_for(self, ">", other)
-
-    def __ge__(self, other: Any) -> Expr:
-        return expression_for(self, ">=", other)
-
-    def in_(self, values: Any) -> Expr:
-        """``attr IN (values)``."""
-        return expression_for(self, "in", values)
-
-    def not_in(self, values: Any) -> Expr:
-        """``attr NOT IN (values)``."""
-        return ~expression_for(self, "in", values)
-
-    def is_(self, value: Any) -> Expr:
-        """``attr IS NULL`` (only None is accepted)."""
-        if value is not None:
-            raise QueryError(f"{self.qualname}.is_() accepts only None, got {value!r}")
-        return expression_for(self, "==", None)
-
-    def is_not(self, value: Any) -> Expr:
-        """``attr IS NOT NULL``."""
-        if value is not None:
-            raise QueryError(f"{self.qualname}.is_not() accepts only None, got {value!r}")
-        return expression_for(self, "!=", None)
-
-    def startswith(self, prefix: str) -> Expr:
-        """The string value starts with ``prefix`` (case-sensitive)."""
-        return expression_for(self, "startswith", prefix)
-
-    def endswith(self, suffix: str) -> Expr:
-        """The string value ends with ``suffix`` (case-sensitive)."""
-        return expression_for(self, "endswith", suffix)
-
-    def contains(self, part: str) -> Expr:
-        """The string value contains ``part`` (case-sensitive)."""
-        return expression_for(self, "contains", part)
-
     def __neg__(self) -> Any:
         raise QueryError(
             f"-{self.qualname} is not an order: use desc({self.qualname}) or {self.qualname}.desc()"
         )
-
-    def desc(self) -> OrderBy:
-        """Descending order by this attribute."""
-        return OrderBy(self, descending=True)
-
-    def asc(self) -> OrderBy:
-        """Ascending order by this attribute."""
-        return OrderBy(self, descending=False)
 
 
 def run_py_check(attr: Any, value: Any) -> None:

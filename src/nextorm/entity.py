@@ -109,14 +109,7 @@ class EntityMeta(EntityMetaBase):
             raise ERDiagramError(f"Entity {name} must derive from db.Entity or from other entities")
         _check_new_name(db, name)
 
-        declared = [(key, value) for key, value in namespace.items() if isinstance(value, Attribute)]
-        collections = [(key, value) for key, value in namespace.items() if isinstance(value, SetAttr)]
-        composite = list(namespace.pop("_composite_keys_", []))
-        for key, value in list(namespace.items()):
-            if isinstance(value, CompositeKey):
-                namespace.pop(key)
-                if not any(value is known for known in composite):
-                    composite.append(value)
+        declared, collections, composite = _declared_members(namespace)
         for key in composite:
             key.attrs = tuple(_key_attr(name, namespace, part) for part in key.attrs)
         primaries = [key for key in composite if key.primary]
@@ -260,14 +253,7 @@ class EntityMeta(EntityMetaBase):
         for parent in parents:
             all_bases.update(dict.fromkeys(parent._all_bases_))
             all_bases[parent] = None
-        declared = [(k, v) for k, v in namespace.items() if isinstance(v, Attribute)]
-        collections = [(k, v) for k, v in namespace.items() if isinstance(v, SetAttr)]
-        composite = list(namespace.pop("_composite_keys_", []))
-        for key, value in list(namespace.items()):
-            if isinstance(value, CompositeKey):
-                namespace.pop(key)
-                if not any(value is known for known in composite):
-                    composite.append(value)
+        declared, collections, composite = _declared_members(namespace)
         members: list[tuple[str, Any]] = [*declared, *collections]
         for key, value in members:
             if key in inherited:
@@ -1060,6 +1046,23 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
 _CLASS_CODE = ClassCodeMember()
 
+
+
+def _declared_members(namespace: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]], list[Any]]:
+    """The attributes, the collections and the composite keys a class statement declares.
+
+    Composite keys are taken out of ``namespace`` (``composite_key()`` in the class body leaves
+    them in ``_composite_keys_``; one assigned to a name is found by its type), once each.
+    """
+    declared = [(key, value) for key, value in namespace.items() if isinstance(value, Attribute)]
+    collections = [(key, value) for key, value in namespace.items() if isinstance(value, SetAttr)]
+    composite = list(namespace.pop("_composite_keys_", []))
+    for key, value in list(namespace.items()):
+        if isinstance(value, CompositeKey):
+            namespace.pop(key)
+            if not any(value is known for known in composite):
+                composite.append(value)
+    return declared, collections, composite
 
 def _check_new_name(db: Any, name: str) -> None:
     """Refuse an entity declared after the mapping or under a name already taken."""

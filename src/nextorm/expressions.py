@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .providers.dialect import Dialect
 
 __all__ = [
+    "FUNCTIONS",
+    "OPERATORS",
     "Aggregate",
     "ArrayContains",
     "ArrayItem",
@@ -31,13 +33,11 @@ __all__ = [
     "Column",
     "ColumnRef",
     "Expr",
-    "FUNCTIONS",
     "Func",
     "JsonContains",
     "JsonLength",
     "JsonPath",
     "Label",
-    "OPERATORS",
     "Operand",
     "OrderBy",
     "Param",
@@ -662,7 +662,69 @@ class Path:
         return prefix + self.attr.name
 
 
-class ColumnRef(Operand):
+class ColumnOperand(Operand):
+    """What a column read in a query offers, declared attribute or path alike: ordering
+    comparisons, ``in_``, ``is_``, the string tests and ``desc``/``asc`` (each subclass has its own
+    ``==``/``!=`` and a ``qualname`` naming it)."""
+
+    __slots__ = ()
+
+    qualname: str
+
+    def __lt__(self, other: Any) -> Expr:
+        return expression_for(self, "<", other)
+
+    def __le__(self, other: Any) -> Expr:
+        return expression_for(self, "<=", other)
+
+    def __gt__(self, other: Any) -> Expr:
+        return expression_for(self, ">", other)
+
+    def __ge__(self, other: Any) -> Expr:
+        return expression_for(self, ">=", other)
+
+    def in_(self, values: Any) -> Expr:
+        """``column IN (values)``."""
+        return expression_for(self, "in", values)
+
+    def not_in(self, values: Any) -> Expr:
+        """``column NOT IN (values)``."""
+        return ~expression_for(self, "in", values)
+
+    def is_(self, value: Any) -> Expr:
+        """``column IS NULL`` (only None is accepted)."""
+        if value is not None:
+            raise QueryError(f"{self.qualname}.is_() accepts only None, got {value!r}")
+        return expression_for(self, "==", None)
+
+    def is_not(self, value: Any) -> Expr:
+        """``column IS NOT NULL`` (only None is accepted)."""
+        if value is not None:
+            raise QueryError(f"{self.qualname}.is_not() accepts only None, got {value!r}")
+        return expression_for(self, "!=", None)
+
+    def startswith(self, prefix: str) -> Expr:
+        """The string value starts with ``prefix`` (case-sensitive)."""
+        return expression_for(self, "startswith", prefix)
+
+    def endswith(self, suffix: str) -> Expr:
+        """The string value ends with ``suffix`` (case-sensitive)."""
+        return expression_for(self, "endswith", suffix)
+
+    def contains(self, part: str) -> Expr:
+        """The string value contains ``part`` (case-sensitive)."""
+        return expression_for(self, "contains", part)
+
+    def desc(self) -> OrderBy:
+        """Descending order by this column."""
+        return OrderBy(self, descending=True)
+
+    def asc(self) -> OrderBy:
+        """Ascending order by this column."""
+        return OrderBy(self, descending=False)
+
+
+class ColumnRef(ColumnOperand):
     """An attribute read through a source (``p.group.name``); compares like the attribute itself."""
 
     __slots__ = ("attr", "column", "columns", "ctype", "py_type", "qualname", "source", "to_db", "width")
@@ -706,55 +768,7 @@ class ColumnRef(Operand):
     def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
         return expression_for(self, "!=", other)
 
-    def __lt__(self, other: Any) -> Expr:
-        return expression_for(self, "<", other)
-
-    def __le__(self, other: Any) -> Expr:
-        return expression_for(self, "<=", other)
-
-    def __gt__(self, other: Any) -> Expr:
-        return expression_for(self, ">", other)
-
-    def __ge__(self, other: Any) -> Expr:
-        return expression_for(self, ">=", other)
-
     __hash__ = object.__hash__
-
-    def in_(self, values: Any) -> Expr:
-        """``ref IN (values)``."""
-        return expression_for(self, "in", values)
-
-    def not_in(self, values: Any) -> Expr:
-        """``ref NOT IN (values)``."""
-        return ~expression_for(self, "in", values)
-
-    def is_(self, value: None) -> Expr:
-        """``ref IS NULL``."""
-        return expression_for(self, "==", None)
-
-    def is_not(self, value: None) -> Expr:
-        """``ref IS NOT NULL``."""
-        return expression_for(self, "!=", None)
-
-    def startswith(self, prefix: str) -> Expr:
-        """The string value starts with ``prefix``."""
-        return expression_for(self, "startswith", prefix)
-
-    def endswith(self, suffix: str) -> Expr:
-        """The string value ends with ``suffix``."""
-        return expression_for(self, "endswith", suffix)
-
-    def contains(self, part: str) -> Expr:
-        """The string value contains ``part``."""
-        return expression_for(self, "contains", part)
-
-    def desc(self) -> OrderBy:
-        """Descending order by this column."""
-        return OrderBy(self, descending=True)
-
-    def asc(self) -> OrderBy:
-        """Ascending order by this column."""
-        return OrderBy(self, descending=False)
 
 
 def column_sql(attr: Any, dialect: Dialect) -> str:
@@ -1103,7 +1117,7 @@ class Nested(Value):
         return f"({self.statement.sql(dialect, params)})"
 
     def from_db(self, value: Any) -> Any:
-        if value is None or self.py_type is int and type(value) is int:
+        if value is None or (self.py_type is int and type(value) is int):
             return value
         if self.py_type is float:
             return float(value)
@@ -1393,13 +1407,13 @@ def arithmetic(op: str, left: Any, right: Any) -> Value:
         return Func("concat", (left, right), str)
     if op in "+-" and (_is_date(lt) or _is_date(rt)):
         return _date_arithmetic(op, left, right)
-    for side, py_type in ((left, lt), (right, rt)):
+    for py_type in (lt, rt):
         if not _is_numeric(py_type):
             raise QueryError(
                 f"Unsupported operand types {_type_name(lt)!r} and {_type_name(rt)!r} for {op}: {left!r} {op} {right!r}"
             )
     if op == "/":
-        floating = float if float in (lt, rt) or not (Decimal in (lt, rt)) else Decimal
+        floating = float if float in (lt, rt) or Decimal not in (lt, rt) else Decimal
         name = "div" if floating is Decimal or float in (lt, rt) else "int_div_true"
         return Func(name, (left, right), floating)
     if op == "//":

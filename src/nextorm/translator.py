@@ -74,13 +74,23 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 __all__ = [
+    "JOIN",
     "avg",
+    "between",
+    "conditions_from",
+    "count",
     "delete",
     "distinct",
+    "exists",
+    "get",
     "group_concat",
+    "left_join",
     "max",
     "min",
-    "sum","JOIN", "between", "conditions_from", "count", "exists", "get", "left_join", "order_from", "select"]
+    "order_from",
+    "select",
+    "sum",
+]
 
 
 # -- public query functions ----------------------------------------------------------------------
@@ -118,7 +128,7 @@ def exists(query: Any) -> bool:
     return bool(_query_of(query, "exists").exists())
 
 
-def JOIN(condition: Any) -> Any:  # noqa: N802 - Pony's name
+def JOIN(condition: Any) -> Any:
     """Pony's hint to join rather than nest a query; nextorm chooses itself, so it is the condition."""
     return condition
 
@@ -340,7 +350,7 @@ class _Runtime:
             return text
         frame = sys._getframe(1)
         while frame.f_back is not None and (
-            frame.f_code.co_name == "<lambda>" and "__nx" in frame.f_code.co_varnames
+            (frame.f_code.co_name == "<lambda>" and "__nx" in frame.f_code.co_varnames)
             or frame.f_globals.get("__name__", "").partition(".")[0] == "nextorm"
         ):
             frame = frame.f_back  # the translated function, then nextorm's own frames
