@@ -220,6 +220,7 @@ def main() -> int:
     parser.add_argument("--test-timeout", type=int, default=20)
     parser.add_argument("--file-timeout", type=int, default=240)
     parser.add_argument("--raise-floor", action="store_true", help="raise the floor to this run's count")
+    parser.add_argument("--failures", help="write every failing test with its cause and error to this file")
     parser.add_argument("--count-in-pony", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", nargs=2, metavar=("MODULE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -292,6 +293,7 @@ def main() -> int:
     causes: collections.Counter[str] = collections.Counter()
     examples: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     total_passed = total_failed = total_skipped = 0
+    failing: list[tuple[str, str, str, int, str]] = []
     lines.append("| file | passed | failed | skipped | tests |")
     lines.append("|---|---:|---:|---:|---:|")
     for name in sorted(expected):
@@ -309,6 +311,7 @@ def main() -> int:
         )
         for outcome, weight in zip(failures, share):
             cause = cause_of(outcome.get("error", ""), outcome.get("where", ""))
+            failing.append((cause, name, outcome.get("test", name), weight, outcome.get("error", "")))
             causes[cause] += weight
             examples[cause][outcome.get("error", "")[:140]] += weight
         if failed and not failures:
@@ -354,6 +357,15 @@ def main() -> int:
     print(report)
     if args.report:
         Path(args.report).write_text(report)
+    if args.failures:
+        listing = ["# Pony's tests that fail against nextorm, by cause", ""]
+        for cause in [c for c, _ in causes.most_common()]:
+            listing += ["", f"## {cause} ({causes[cause]})", ""]
+            for _, name, test, weight, error in sorted(f for f in failing if f[0] == cause):
+                first = error.strip().splitlines()[0][:200] if error.strip() else "no error recorded"
+                times = f" ({weight} tests)" if weight > 1 else ""
+                listing.append(f"- `{test}`{times}: `{first}`")
+        Path(args.failures).write_text("\n".join(listing) + "\n")
     if args.raise_floor and total_passed > floor:
         FLOOR_FILE.write_text(f"{total_passed}\n")
         print(f"floor raised from {floor} to {total_passed}")
