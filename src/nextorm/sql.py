@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from .exceptions import QueryError
-from .expressions import ColumnRef, Expr, Path, Var, column_sql
+from .expressions import ColumnRef, Expr, Path, Value, Var, column_sql
 from .providers.dialect import Dialect, NeedsScope
 
 __all__ = [
@@ -434,6 +434,8 @@ def _operand(value: Any, dialect: Dialect, params: list[Any]) -> str:
         return dialect.column_ref(value)
     if type(value) is Subquery:
         return f"({value.sql(dialect, params)})"
+    if isinstance(value, Value):  # a value computed of the nested query's rows (an aggregate)
+        return value.sql(dialect, params)
     params.append(value)
     return str(dialect.param)
 

@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import functools
+import inspect
 import itertools
 import linecache
 import operator
+import re
 import sys
+import textwrap
 import types
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
@@ -223,13 +227,17 @@ def order_from(entity: Any, query: Any, var: str | None = None) -> tuple[Any, ..
 def lambda_var(conditions: tuple[Any, ...]) -> str | None:
     """The parameter name of the first one-parameter lambda among ``conditions`` (``p`` in ``lambda p: ...``)."""
     for condition in conditions:
-        if (
-            is_query_text(condition)
-            and not isinstance(condition, str)
-            and condition.__code__.co_argcount == 1
-        ):
+        if isinstance(condition, str):
+            # the text of a lambda: Person.select("lambda p: p.age > x")
+            match = _LAMBDA_TEXT.match(condition)
+            if match is not None:
+                return match.group(1)
+        elif is_query_text(condition) and condition.__code__.co_argcount == 1:
             return str(condition.__code__.co_varnames[0])
     return None
+
+
+_LAMBDA_TEXT = re.compile(r"\s*lambda\s+([^\W\d]\w*)\s*:")
 
 
 def is_query_text(value: Any) -> bool:
@@ -320,11 +328,9 @@ class _Runtime:
     @staticmethod
     def item(value: Any, where: str) -> Any:
         """A selected value."""
+        value = _value_operand(value)  # count(p.posts), sum(p.orders.total): a nested query's value
         if isinstance(value, Operand):
             return value._value_()
-        if type(value) is Subquery and value.aggregate is not None:  # count(p.posts), sum(p.orders.total)
-            inner = value.value
-            return Nested(value, value.aggregate, None if inner is None else inner.py_type)
         raise TranslationError(f"Selecting {value!r} is not supported in queries: {where}")
 
     @staticmethod
@@ -364,11 +370,13 @@ class _Runtime:
     @staticmethod
     def desc(value: Any) -> Any:
         """Descending order by a value."""
+        value = _value_operand(value)
         return OrderBy(value, descending=True) if not isinstance(value, OrderBy) else desc(value)
 
     @staticmethod
     def order(value: Any) -> Any:
         """Ascending order by a value."""
+        value = _value_operand(value)
         if isinstance(value, (OrderBy, Operand)):
             return value
         raise QueryError(f"order_by() takes values of the query's objects, got {value!r}")
@@ -458,6 +466,16 @@ class _Runtime:
     # -- paths, objects of several tables, collections and nested queries
 
     @staticmethod
+    def getattr(base: Any, name: Any, text: str, where: str) -> Any:
+        """``getattr(p, name)`` with the name the enclosing scope gives when the query runs."""
+        if not isinstance(name, str):
+            raise TranslationError(f"In `{text}` second argument should be a string. Got: {name!r}")
+        if getattr(base, "is_reference", False) and not _is_object(base):
+            # a reference attribute of the query's own object (getattr(c.owner, name))
+            return _path(base.entity, (base.name, name), where)
+        return _path(base, (name,), where)
+
+    @staticmethod
     def path(base: Any, where: str, *names: str) -> Any:
         """``base.a.b...`` read through references and collections: a column, an object or a collection."""
         return _path(base, names, where)
@@ -506,7 +524,12 @@ class _Runtime:
             sources.append(var)
         conds += conditions(*sources)
         value = elt(*sources)
-        value_condition = elt_condition(*sources) if elt_condition is not None else None
+        value_condition = None
+        if elt_condition is not None:
+            try:
+                value_condition = elt_condition(*sources)
+            except TranslationError:  # a value with no truth value (an aggregate): not for exists()
+                value_condition = None
         return _Many(tuple(variables), tuple(conds), value, value_condition, exact)
 
     @staticmethod
@@ -571,6 +594,41 @@ class _Runtime:
             extra = tuple(condition(many.value) for condition in conditions)
             many = _Many(many.variables, many.conditions + extra, many.value, None, many.exact)
         return _COLLECTION_METHODS[name](many, where)
+
+
+    # -- methods, properties and functions inlined from their source
+
+    @staticmethod
+    def const(key: int) -> Any:
+        """A value an inlined method or function reads (itself, its class, a default value)."""
+        return _inlined_values[key]
+
+    @staticmethod
+    def outer(function: Any, name: str) -> Any:
+        """A name an inlined method or function reads from where it was defined, when the query runs."""
+        code = function.__code__
+        if name in code.co_freevars and function.__closure__:
+            cell = function.__closure__[code.co_freevars.index(name)]
+            if _has_contents(cell):
+                return cell.cell_contents
+        scope = function.__globals__
+        if name in scope:
+            return scope[name]
+        builtins_ = scope.get("__builtins__", builtins)
+        builtins_ = builtins_ if isinstance(builtins_, dict) else vars(builtins_)
+        if name in builtins_:
+            return builtins_[name]
+        raise ExprEvalError(f"The name {name!r} is not defined where {function.__qualname__}() was defined")
+
+    @staticmethod
+    def inlined(function: Any, code: Any, name: str) -> Any:
+        """The function a query inlined, checked to be the one it was translated with."""
+        if getattr(function, "__code__", None) is not code:
+            raise TranslationError(
+                f"The query inlined the function {name}() when it was first translated, and the name "
+                f"{name} is now {function!r}: a query calls one function at each place"
+            )
+        return function
 
 
 _QUERY_FUNCTIONS: set[Any] = {between, JOIN}
@@ -963,6 +1021,10 @@ def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
                 raise TranslationError(f"{name}() takes a value of the query's object, not the object: {where}")
             keys = cast(Any, arg)._pk_attrs_
             arg = Column(keys[0]) if len(keys) == 1 else None
+        elif type(arg) is Var or type(arg) is Path:  # an object of a nested generator: its key
+            if name != "count":
+                raise TranslationError(f"{name}() takes a value of an object, not the object: {where}")
+            arg = _pk_ref(arg, where)._value_()
         elif arg is not None:
             arg = value_of(arg)
         distinct = keywords.get("distinct", name == "count" and arg is not None)
@@ -979,8 +1041,17 @@ def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
         return concat(*args)
     return desc(*args)
 def _value_operand(value: Any) -> Any:
-    """A column read through a path as a value; anything else unchanged."""
-    return value._value_() if type(value) is ColumnRef else value
+    """A column read through a path, or a nested query's one value, as a value; anything else unchanged."""
+    kind = type(value)
+    if kind is ColumnRef:
+        return value._value_()
+    if kind is Subquery:
+        inner = value.value
+        return Nested(value, value.aggregate, None if inner is None else inner.py_type)
+    if kind is _Many and isinstance(value.value, Value) and value.value.is_aggregate():
+        # select(sum(c.price) for c in p.cars): the aggregate of the nested query's rows
+        return Nested(value.query(value=value.value), None, value.value.py_type)
+    return value
 
 
 #: the functions a query may call with its values, by the name of their operation
@@ -1064,7 +1135,7 @@ def _query_of(query: Any, function: str) -> Any:
         var = _generator_var(node, where)
         translation = _translations.get((key, source_query.entity))
         if translation is None:
-            translation = _translate_generator(node, source_query.entity, where, None)
+            translation = _translate_generator(node, source_query.entity, where, None, _scope_of(*namespace[::-1]))
             _remember((key, source_query.entity), translation)
         params = _string_params(translation, namespace)
     elif isinstance(query, types.GeneratorType):
@@ -1085,7 +1156,8 @@ def _query_of(query: Any, function: str) -> Any:
         translation = _translations.get((code, source_query.entity))
         if translation is None:
             node, where = _locate(code, ast.GeneratorExp)
-            translation = _translate_generator(node, source_query.entity, where, code.co_freevars)
+            scope = _scope_of(local_values, frame.f_globals)
+            translation = _translate_generator(node, source_query.entity, where, code.co_freevars, scope)
             _remember((code, source_query.entity), translation)
         var = translation.var
         try:
@@ -1158,14 +1230,17 @@ def _prepare(entity: Any, query: Any, var: str | None, order: bool) -> tuple[_Tr
         translation = _translations.get((key, entity))
         if translation is None:
             node, where = _parse_text(query, entity)
-            translation = _translate_function(node, entity, var, where, None, order)
+            translation = _translate_function(node, entity, var, where, None, order, _scope_of(*namespace[::-1]))
             _remember((key, entity), translation)
         return translation, _string_params(translation, namespace)
     code = query.__code__
     translation = _translations.get(((kind, code, var), entity))
     if translation is None:
         node, where = _locate(code, ast.Lambda)
-        translation = _translate_function(node, entity, var, where, code.co_freevars, order)
+        cells = dict(zip(code.co_freevars, query.__closure__ or ()))
+        closure = {name: cell.cell_contents for name, cell in cells.items() if _has_contents(cell)}
+        scope = _scope_of(closure, query.__globals__)
+        translation = _translate_function(node, entity, var, where, code.co_freevars, order, scope)
         _remember(((kind, code, var), entity), translation)
     closure = query.__closure__
     free = code.co_freevars
@@ -1181,6 +1256,14 @@ def _prepare(entity: Any, query: Any, var: str | None, order: bool) -> tuple[_Tr
         own = {name: closure[free.index(name)].cell_contents for name in free if name in translation.names}
         values = _string_params(translation, _caller_namespace(), own)[1]
     return translation, (query.__globals__, values)
+
+
+def _has_contents(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - a cell of a name not assigned yet raises
+    except ValueError:
+        return False
+    return True
 
 
 def _where_of(translation: _Translation) -> str:
@@ -1338,6 +1421,469 @@ def _identifiers(node: ast.AST) -> set[str]:
     return names
 
 
+# -- entity methods, properties and functions inlined from their source --------------------------
+
+#: the values inlined code reads (functions, classes, default values), by id: `__nx.const(id)`
+_inlined_values: dict[int, Any] = {}
+_INLINE_DEPTH = 20
+
+
+def _const(value: Any) -> ast.expr:
+    """A node standing for ``value`` when the translated query runs."""
+    _inlined_values.setdefault(id(value), value)
+    return ast.Call(
+        func=ast.Attribute(value=ast.Name(id="__nx", ctx=ast.Load()), attr="const", ctx=ast.Load()),
+        args=[ast.Constant(value=id(value))],
+        keywords=[],
+    )
+
+
+def _is_query_value(value: Any) -> bool:
+    """Whether ``value`` is an entity class or a query (what a list comprehension must not iterate)."""
+    return _is_entity(value) or (hasattr(value, "entity") and hasattr(value, "filter"))
+
+
+def _function_source(function: Any, label: str, inside: str) -> ast.expr:
+    """The expression ``function`` returns, from its source: its body is one ``return``."""
+    code = function.__code__
+    too_complex = TranslationError(
+        f"{label}(...) is too complex to decompile{inside}: a method, property or function a query "
+        "calls is translated from its source, whose body must be a single `return <expression>`"
+    )
+    if code.co_name == "<lambda>":
+        try:
+            node, _ = _locate(code, ast.Lambda)
+        except TranslationError:
+            raise too_complex from None
+        return cast(ast.expr, node.body)
+    try:
+        # the function's own lines (also of code run from Markdown or a notebook cell)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(code)))
+    except (OSError, TypeError, SyntaxError, ValueError):
+        raise too_complex from None
+    definition = tree.body[0] if tree.body else None
+    if not isinstance(definition, ast.FunctionDef) or definition.name != code.co_name:
+        raise too_complex
+    if definition is None or isinstance(definition, ast.AsyncFunctionDef):
+        raise too_complex
+    body = definition.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        body = body[1:]  # the docstring
+    if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
+        raise too_complex
+    args = definition.args
+    if args.vararg or args.kwarg or args.posonlyargs or args.kwonlyargs:
+        raise too_complex
+    return body[0].value
+
+
+class _Substitute(ast.NodeTransformer):
+    """An inlined function's expression with its parameters replaced by the call's arguments.
+
+    Names bound inside it (by a nested generator or lambda) stay; the other names are read where
+    the function was defined, when the query runs (``scope``: the node of the function's value).
+    """
+
+    def __init__(self, bound: dict[str, ast.expr], scope: ast.expr, taken: set[str]) -> None:
+        self.bound = bound
+        self.scope = scope
+        self.local: list[set[str]] = []
+        self.taken = taken
+        self.renamed: list[dict[str, str]] = []
+
+    def _bind(self, names: list[str]) -> dict[str, str]:
+        renamed = {}
+        for name in names:
+            if name in self.taken:  # would capture a name of the call's arguments
+                fresh = f"{name}_"
+                while fresh in self.taken:
+                    fresh += "_"
+                renamed[name] = fresh
+        self.local.append(set(names))
+        self.renamed.append(renamed)
+        return renamed
+
+    def _unbind(self) -> None:
+        self.local.pop()
+        self.renamed.pop()
+
+    def visit_Name(self, node: ast.Name) -> Any:
+        for names, renamed in zip(reversed(self.local), reversed(self.renamed)):
+            if node.id in names:
+                return ast.Name(id=renamed.get(node.id, node.id), ctx=node.ctx)
+        if node.id in self.bound:
+            return copy.deepcopy(self.bound[node.id])
+        return ast.Call(
+            func=ast.Attribute(value=ast.Name(id="__nx", ctx=ast.Load()), attr="outer", ctx=ast.Load()),
+            args=[copy.deepcopy(self.scope), ast.Constant(value=node.id)],
+            keywords=[],
+        )
+
+    def _comprehension(self, node: Any) -> Any:
+        targets = [n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name)]
+        node.generators[0].iter = self.visit(node.generators[0].iter)
+        self._bind(targets)
+        try:
+            for i, loop in enumerate(node.generators):
+                loop.target = self.visit(loop.target)
+                if i:
+                    loop.iter = self.visit(loop.iter)
+                loop.ifs = [self.visit(test) for test in loop.ifs]
+            for field in ("elt", "key", "value"):
+                if hasattr(node, field):
+                    setattr(node, field, self.visit(getattr(node, field)))
+        finally:
+            self._unbind()
+        return node
+
+    visit_GeneratorExp = visit_ListComp = visit_SetComp = visit_DictComp = _comprehension
+
+    def visit_Lambda(self, node: ast.Lambda) -> Any:
+        args = node.args
+        names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+        renamed = self._bind(names)
+        try:
+            for a in (*args.posonlyargs, *args.args, *args.kwonlyargs):
+                a.arg = renamed.get(a.arg, a.arg)
+            node.body = self.visit(node.body)
+        finally:
+            self._unbind()
+        return node
+
+
+class _Inliner(ast.NodeTransformer):
+    """Inlines the entity methods and properties, and the functions, that a query calls on its objects.
+
+    ``p.full_name`` (a property) and ``p.full_name_with(sep)`` (a method) become the expression
+    their source returns with ``self`` and the parameters replaced; a function of the enclosing
+    scope called with the query's objects (``adult(p)``) likewise. Their other names are read
+    where they were defined, each time the query runs.
+    """
+
+    def __init__(self, entities: dict[str, Any], where: str, scope: Any) -> None:
+        self.entities: list[dict[str, Any]] = [entities]
+        self.where = where
+        self.scope = scope
+        self.inside: list[str] = []
+        self.changed = False
+        #: checks that the functions of the enclosing scope it inlined are still those
+        self.guards: list[ast.expr] = []
+
+    # -- what an expression is, when known before the query runs
+
+    def entity_of(self, node: ast.AST) -> Any:
+        """The entity of the object ``node`` reads (``p``, ``p.owner``), or None when not known."""
+        if isinstance(node, ast.Name):
+            for scope in reversed(self.entities):
+                if node.id in scope:
+                    return scope[node.id]
+            return None
+        if isinstance(node, ast.Attribute):
+            owner = self.entity_of(node.value)
+            attr = self._attr(owner, node.attr) if owner is not None else None
+            if attr is not None and getattr(attr, "is_reference", False) and not attr.is_collection:
+                return attr.py_type if _is_entity(attr.py_type) else None
+        return None
+
+    def element_of(self, node: ast.AST) -> Any:
+        """The entity of the objects a ``for`` iterates (``p.cars``), or None when not known."""
+        if isinstance(node, ast.Attribute):
+            owner = self.entity_of(node.value)
+            attr = self._attr(owner, node.attr) if owner is not None else None
+            if attr is not None and getattr(attr, "is_collection", False):
+                return attr.py_type if _is_entity(attr.py_type) else None
+        return None
+
+    @staticmethod
+    def _attr(entity: Any, name: str) -> Any:
+        return entity._attrs_by_name_.get(name) or getattr(entity, "_relations_by_name_", {}).get(name)
+
+    def _member(self, entity: Any, name: str) -> Any:
+        """The method or property ``name`` of ``entity`` defined in Python, or None."""
+        if self._attr(entity, name) is not None or entity.__dict__.get("_subclass_names_", {}).get(name):
+            return None
+        try:
+            return inspect.getattr_static(entity, name)
+        except AttributeError:
+            return None
+
+    # -- scopes of nested generators and lambdas
+
+    def _comprehension(self, node: Any) -> Any:
+        scope: dict[str, Any] = {}
+        self.entities.append(scope)
+        try:
+            for loop in node.generators:
+                loop.iter = self.visit(loop.iter)
+                if isinstance(loop.target, ast.Name):
+                    scope[loop.target.id] = self.element_of(loop.iter)
+                loop.ifs = [self.visit(test) for test in loop.ifs]
+            for field in ("elt", "key", "value"):
+                if hasattr(node, field):
+                    setattr(node, field, self.visit(getattr(node, field)))
+        finally:
+            self.entities.pop()
+        return node
+
+    visit_GeneratorExp = visit_SetComp = visit_DictComp = _comprehension
+
+    def visit_ListComp(self, node: ast.ListComp) -> Any:
+        first = node.generators[0].iter
+        source: Any = None
+        if self.element_of(first) is not None or self.entity_of(first) is not None:
+            source = True
+        elif self.scope is not None and isinstance(first, ast.Name):
+            try:
+                source = _is_query_value(self.scope(first.id))
+            except KeyError:
+                source = None
+        if source:
+            text = ast.unparse(ast.GeneratorExp(elt=node.elt, generators=node.generators))[1:-1]
+            raise TranslationError(
+                f"Use generator expression ({text}) instead of list comprehension [{text}] inside "
+                f"query: a query's nested queries are generators: {self._at(node)}"
+            )
+        return self._comprehension(node)
+
+    def visit_Lambda(self, node: ast.Lambda) -> Any:
+        # a collection's method `p.cars.select(lambda c: ...)`: c is an object of the collection
+        self.entities.append({a.arg: None for a in node.args.args})
+        try:
+            node.body = self.visit(node.body)
+        finally:
+            self.entities.pop()
+        return node
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        func = node.func
+        # p.cars.select(lambda c: ...): the lambda's parameter is an object of the collection
+        element = self.element_of(func.value) if isinstance(func, ast.Attribute) else None
+        node.func = self.visit(func)
+        args: list[ast.expr] = []
+        for arg in node.args:
+            if element is not None and isinstance(arg, ast.Lambda) and len(arg.args.args) == 1:
+                self.entities.append({arg.args.args[0].arg: element})
+                try:
+                    arg.body = self.visit(arg.body)
+                finally:
+                    self.entities.pop()
+                args.append(arg)
+            else:
+                args.append(self.visit(arg))
+        node.args = args
+        node.keywords = [self.visit(keyword) for keyword in node.keywords]
+        func = node.func
+        entity = self.entity_of(func.value) if isinstance(func, ast.Attribute) else None
+        if entity is not None:
+            attr_name = cast(ast.Attribute, func).attr
+            member = self._member(entity, attr_name)
+            if isinstance(member, (staticmethod, classmethod)):
+                function = cast(types.FunctionType, member.__func__)
+                receiver = None if isinstance(member, staticmethod) else _const(entity)
+            elif isinstance(member, types.FunctionType):
+                function, receiver = member, cast(ast.Attribute, func).value
+            else:
+                return node
+            return self.inline(function, f"{entity.__name__}.{attr_name}", receiver, node, entity)
+        if self.scope is not None and any(self._reads(arg) for arg in node.args):
+            function, label = self._scope_function(func)
+            if function is not None:
+                receiver = None
+                if isinstance(func, ast.Attribute) and isinstance(function, classmethod):
+                    receiver = func.value
+                function = cast(types.FunctionType, getattr(function, "__func__", function))
+                scope = ast.Call(
+                    func=ast.Attribute(value=ast.Name(id="__nx", ctx=ast.Load()), attr="inlined", ctx=ast.Load()),
+                    args=[func, _const(function.__code__), ast.Constant(value=label)],
+                    keywords=[],
+                )
+                self.guards.append(copy.deepcopy(scope))
+                return self.inline(function, label, receiver, node, None, scope)
+        return node
+
+    def _scope_function(self, func: ast.expr) -> tuple[Any, str]:
+        """The function of the enclosing scope a call names (``adult``, ``Person.older``) to inline."""
+        try:
+            if isinstance(func, ast.Name):
+                function, label = self.scope(func.id), func.id
+            elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+                owner = self.scope(func.value.id)
+                if not _is_entity(owner):
+                    return None, ""
+                function = self._member(owner, func.attr)
+                label = f"{owner.__name__}.{func.attr}"
+            else:
+                return None, ""
+        except KeyError:
+            return None, ""
+        plain = getattr(function, "__func__", function)
+        if (
+            isinstance(plain, types.FunctionType)
+            and not str(getattr(plain, "__module__", "")).startswith("nextorm")
+            and plain not in _VALUE_FUNCTIONS
+            # a function named as a query function is that function in a query (avg(g.students.gpa))
+            and plain.__name__ not in _COLLECTION_FUNCTIONS
+            and plain.__name__ not in _VALUE_FUNCTIONS.values()
+        ):
+            return function, label
+        return None, ""
+
+    def visit_Attribute(self, node: ast.Attribute) -> Any:
+        node = self.generic_visit(node)  # type: ignore[assignment]
+        if not isinstance(node.ctx, ast.Load):
+            return node
+        entity = self.entity_of(node.value)
+        if entity is None:
+            return node
+        member = self._member(entity, node.attr)
+        if isinstance(member, property) and isinstance(member.fget, types.FunctionType):
+            return self.inline(member.fget, f"{entity.__name__}.{node.attr}", node.value, node, entity)
+        return node
+
+    def _reads(self, node: ast.AST) -> bool:
+        return any(
+            isinstance(child, ast.Name) and any(child.id in scope for scope in self.entities)
+            for child in ast.walk(node)
+        )
+
+    def _at(self, node: ast.AST) -> str:
+        preposition = "in" if self.where.startswith("the query text") else "at"
+        return f"`{_source_text(node)}` {preposition} {self.where}"
+
+    # -- the inlining
+
+    def inline(
+        self,
+        function: types.FunctionType,
+        label: str,
+        receiver: ast.expr | None,
+        call: ast.AST,
+        entity: Any,
+        scope: ast.expr | None = None,
+    ) -> ast.expr:
+        inside = f" (inside {self.inside[-1]})" if self.inside else ""
+        if len(self.inside) >= _INLINE_DEPTH:
+            raise TranslationError(f"{label}() calls itself too deeply to be inlined into a query{inside}: {self._at(call)}")
+        body = _function_source(function, label, inside)
+        code = function.__code__
+        params = list(code.co_varnames[: code.co_argcount])
+        given: list[ast.expr] = [] if receiver is None else [receiver]
+        keywords: dict[str, ast.expr] = {}
+        if isinstance(call, ast.Call):
+            if any(isinstance(arg, ast.Starred) for arg in call.args) or any(k.arg is None for k in call.keywords):
+                raise TranslationError(f"{label}() with * or ** arguments cannot be inlined into a query: {self._at(call)}")
+            given += call.args
+            keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
+        if len(given) > len(params):
+            raise TranslationError(f"{label}() takes {len(params)} arguments, got {len(given)}: {self._at(call)}")
+        defaults = function.__defaults__ or ()
+        bound: dict[str, ast.expr] = dict(zip(params, given))
+        for name in keywords:
+            if name not in params or name in bound:
+                raise TranslationError(f"{label}() got an unexpected argument {name!r}: {self._at(call)}")
+        bound.update(keywords)
+        for i, name in enumerate(params):
+            if name not in bound:
+                j = i - (len(params) - len(defaults))
+                if j < 0:
+                    raise TranslationError(f"{label}() is missing the argument {name!r}: {self._at(call)}")
+                bound[name] = _const(defaults[j])
+        if entity is not None and receiver is not None and params:
+            self._check_attributes(body, params[0], entity, label, inside)
+        taken = {n.id for value in bound.values() for n in ast.walk(value) if isinstance(n, ast.Name)}
+        expression = _Substitute(bound, scope if scope is not None else _const(function), taken).visit(
+            copy.deepcopy(body)
+        )
+        for child in ast.walk(expression):
+            ast.copy_location(child, call)
+            if hasattr(child, "end_lineno"):
+                child.end_lineno, child.end_col_offset = call.end_lineno, call.end_col_offset  # type: ignore[attr-defined]
+        self.changed = True
+        self.inside.append(label)
+        try:
+            return cast(ast.expr, self.visit(expression))
+        finally:
+            self.inside.pop()
+
+    def _check_attributes(self, body: ast.expr, name: str, entity: Any, label: str, inside: str) -> None:
+        """``self.x`` naming neither an attribute nor a method or property of the entity."""
+        for child in ast.walk(body):
+            if (
+                isinstance(child, ast.Attribute)
+                and isinstance(child.value, ast.Name)
+                and child.value.id == name
+                and self._attr(entity, child.attr) is None
+                and self._member(entity, child.attr) is None
+            ):
+                raise UnknownAttributeError(
+                    f"Entity {entity.__name__} does not have attribute {child.attr}: "
+                    f"{ast.unparse(child)} (inside {label})"
+                )
+
+
+class _Display(ast.NodeTransformer):
+    """Inlined code as its source read: the helpers reading its names shown as the names."""
+
+    def visit_Call(self, node: ast.Call) -> Any:
+        func = node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "__nx":
+            if func.attr == "outer":
+                return ast.Name(id=str(cast(ast.Constant, node.args[1]).value), ctx=ast.Load())
+            if func.attr == "inlined":
+                return node.args[0]
+            if func.attr == "const":
+                value = _inlined_values.get(cast(int, cast(ast.Constant, node.args[0]).value))
+                name = getattr(value, "__name__", None)
+                return ast.Name(id=name, ctx=ast.Load()) if isinstance(name, str) else ast.Constant(value=value)
+        return self.generic_visit(node)
+
+
+def _source_text(node: ast.AST) -> str:
+    """The text of ``node`` for messages."""
+    text = ast.unparse(node)
+    if "__nx." not in text:
+        return text
+    try:
+        return ast.unparse(_Display().visit(copy.deepcopy(node)))
+    except Exception:  # a value ast.unparse cannot spell: the text as it is
+        return text
+
+
+def _inline(node: Any, entities: dict[str, Any], where: str, scope: Any) -> Any:
+    """``node`` with the methods, properties and functions it calls on the query's objects inlined."""
+    inliner = _Inliner(entities, where, scope)
+    copied = inliner.visit(copy.deepcopy(node))
+    return (copied, inliner.guards) if inliner.changed else (node, [])
+
+
+def _inline_generator(node: ast.GeneratorExp, entity: Any, where: str, scope: Any) -> Any:
+    """A generator query with the methods, properties and functions it calls inlined."""
+    inliner = _Inliner({}, where, scope)
+    top = inliner.entities[0]
+    copied = copy.deepcopy(node)
+    for i, loop in enumerate(copied.generators):
+        if i:
+            loop.iter = inliner.visit(loop.iter)
+        if isinstance(loop.target, ast.Name):
+            top[loop.target.id] = entity if i == 0 else inliner.element_of(loop.iter)
+        loop.ifs = [inliner.visit(test) for test in loop.ifs]
+    copied.elt = inliner.visit(copied.elt)
+    return (copied, inliner.guards) if inliner.changed else (node, [])
+
+
+def _scope_of(*scopes: Any) -> Any:
+    """A lookup of names in ``scopes`` (dicts, tried in order) and the builtins; KeyError if none."""
+
+    def lookup(name: str) -> Any:
+        for scope in scopes:
+            if name in scope:
+                return scope[name]
+        builtins_ = scopes[-1].get("__builtins__", builtins)
+        return (builtins_ if isinstance(builtins_, dict) else vars(builtins_))[name]
+
+    return lookup
+
+
 # -- rewriting the syntax tree -------------------------------------------------------------------
 
 
@@ -1362,8 +1908,9 @@ def _generator_var(node: ast.GeneratorExp, where: str) -> str:
     return names[0]
 
 
-def _translate_generator(node: Any, entity: Any, where: str, scope_names: Any) -> _Translation:
+def _translate_generator(node: Any, entity: Any, where: str, scope_names: Any, scope: Any = None) -> _Translation:
     names = _generator_vars(node, where)
+    node, guards = _inline_generator(node, entity, where, scope)
     if not (isinstance(node.elt, ast.Name) and node.elt.id in names):
         if len(names) > 1:
             raise TranslationError(
@@ -1388,6 +1935,7 @@ def _translate_generator(node: Any, entity: Any, where: str, scope_names: Any) -
             )
         entity = _Runtime.root_of(entity, where, *chain)
     rewriter = _Rewriter(entity, var, where)
+    rewriter.guards = [rewriter.external(guard) for guard in guards]
     if len(names) == 1:
         selected, is_tuple = rewriter.selection(node.elt)
         ifs = node.generators[0].ifs
@@ -1479,7 +2027,7 @@ def _lambda(params: list[str], body: ast.expr) -> ast.Lambda:
 
 
 def _translate_function(
-    node: Any, entity: Any, var: str | None, where: str, scope_names: Any, order: bool
+    node: Any, entity: Any, var: str | None, where: str, scope_names: Any, order: bool, scope: Any = None
 ) -> _Translation:
     if isinstance(node, ast.Lambda):
         args = node.args
@@ -1495,7 +2043,9 @@ def _translate_function(
             f"A query condition without a parameter needs a query written as a generator, whose "
             f"variable it uses; write `lambda x: ...`: {where}"
         )
+    body_node, guards = _inline(body_node, {var: entity}, where, scope)
     rewriter = _Rewriter(entity, var, where)
+    rewriter.guards = [rewriter.external(guard) for guard in guards]
     if order:
         items = body_node.elts if isinstance(body_node, ast.Tuple) else [body_node]
         body = [rewriter.order_item(item) for item in items]
@@ -1528,13 +2078,19 @@ def _compile(
         kw_defaults=[],
         defaults=[],
     )
-    function = ast.Lambda(args=arguments, body=ast.Tuple(elts=body, ctx=ast.Load()))
+    result: ast.expr = ast.Tuple(elts=body, ctx=ast.Load())
+    if rewriter.guards:
+        # the inlined functions checked first: (check, ..., (items...))[-1]
+        result = ast.Subscript(
+            value=ast.Tuple(elts=[*rewriter.guards, result], ctx=ast.Load()), slice=ast.Constant(value=-1), ctx=ast.Load()
+        )
+    function = ast.Lambda(args=arguments, body=result)
     ast.copy_location(function, node)
     module = ast.Expression(body=function)
     ast.fix_missing_locations(module)
     code = compile(module, rewriter.filename, "eval")
     function_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
-    text = ast.unparse(node)
+    text = _source_text(node)
     return _Translation(function_code, names, var, text, getattr(node, "lineno", 1))
 
 
@@ -1558,13 +2114,15 @@ class _Rewriter:
         self.scopes: list[list[str]] = []
         #: the names raw_sql() fragments read (``$name``)
         self.raw_names: set[str] = set()
+        #: checks that the functions of the enclosing scope the query inlined are still those
+        self.guards: list[ast.expr] = []
 
     # -- helpers
 
     def _at(self, node: ast.AST) -> str:
         if self.filename == "<query>":
-            return f"`{ast.unparse(node)}` in {self.where}"
-        return f"`{ast.unparse(node)}` at line {getattr(node, 'lineno', '?')} of {self.filename}"
+            return f"`{_source_text(node)}` in {self.where}"
+        return f"`{_source_text(node)}` at line {getattr(node, 'lineno', '?')} of {self.filename}"
 
     def unsupported(self, construct: str, node: ast.AST) -> TranslationError:
         """The error for a construct the expression layer does not offer yet."""
@@ -1644,7 +2202,7 @@ class _Rewriter:
         for child in ast.walk(node):
             if isinstance(child, ast.GeneratorExp):
                 raise self.unsupported(_construct(child), child)
-            if isinstance(child, ast.Name):
+            if isinstance(child, ast.Name) and child.id != "__nx":  # __nx: inlined code's helpers
                 self.names_used.add(child.id)
         return node
 
@@ -1943,6 +2501,8 @@ class _Rewriter:
             return self._method(self.operand(func.value), func.attr, *[self.operand(arg) for arg in node.args])
         if self.uses_var(func):
             raise self.unsupported(_construct(node), node)
+        if _is_getattr(node) and self.uses_var(node.args[0]):
+            return self.getattr(node)
         if _is_raw_sql(node):
             return self.raw_sql(node)
         args = [self.operand(arg) if self._reads(arg) else self.external(arg) for arg in node.args]
@@ -1952,6 +2512,22 @@ class _Rewriter:
                 raise self.unsupported("These keyword arguments in a query call", node)
             call.keywords.append(ast.keyword(arg=keyword.arg, value=self.external(keyword.value)))  # type: ignore[attr-defined]
         return call
+
+    def getattr(self, node: ast.Call) -> ast.expr:
+        """``getattr(p, name)``: the attribute a name from the enclosing scope names, when the query runs."""
+        obj, name = node.args
+        if self._reads(name):
+            raise TranslationError(
+                f"Expression `{_source_text(node)}` cannot be translated into SQL because "
+                f"{_source_text(name)} will be different for each row"
+            )
+        return self._helper(
+            "getattr",
+            self.operand(obj),
+            self.external(name),
+            ast.Constant(value=_source_text(node)),
+            ast.Constant(value=self._at(node)),
+        )
 
     def raw_sql(self, node: ast.Call) -> ast.expr:
         """``raw_sql('text with $name')``: the names are read where the query is written."""
@@ -2020,7 +2596,12 @@ class _Rewriter:
                     args=[],
                     keywords=[],
                 )
-            if len(node.args) == 1 and not self.uses_var(func) and self.chain(node.args[0]):
+            if (
+                len(node.args) == 1
+                and isinstance(func, ast.Name)
+                and func.id in ("desc", "asc")
+                and self.chain(node.args[0])
+            ):
                 return ast.Call(func=self.external(func), args=[self.column(node.args[0])], keywords=[])
         if not self._reads(node):
             return self.external(node)
@@ -2031,7 +2612,7 @@ class _Rewriter:
             if not node.args and isinstance(func, ast.Attribute) and func.attr in ("desc", "asc"):
                 return self._method(self.operand(func.value), func.attr)
             if len(node.args) == 1 and isinstance(func, ast.Name) and func.id in ("desc", "asc"):
-                return ast.Call(func=self.external(func), args=[self.operand(node.args[0])], keywords=[])
+                return self._helper("desc" if func.id == "desc" else "order", self.operand(node.args[0]))
         return self._helper("order", self.operand(node))
 
     # -- attributes
@@ -2109,6 +2690,17 @@ def _is_len(node: ast.AST) -> bool:
         and isinstance(node.func, ast.Name)
         and node.func.id == "len"
         and len(node.args) == 1
+        and not node.keywords
+    )
+
+
+def _is_getattr(node: ast.AST) -> bool:
+    """Whether ``node`` is ``getattr(x, name)`` of two arguments."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "getattr"
+        and len(node.args) == 2
         and not node.keywords
     )
 
