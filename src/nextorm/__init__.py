@@ -19,7 +19,7 @@ from .attributes import (
 )
 from .bridge import run_sync
 from .database import AsyncDatabase, Database
-from .debug import set_sql_debug, sql_debug
+from .debug import QueryStat, set_sql_debug, sql_debug
 from .display import show
 from .entity import Entity, EntityProxy, make_proxy
 from .exceptions import (
@@ -147,6 +147,7 @@ __all__ = [
     "PoolTimeoutError",
     "PrimaryKey",
     "Query",
+    "QueryStat",
     "QueryError",
     "ReadOnlyAttributeError",
     "ReadOnlySessionError",

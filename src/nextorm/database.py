@@ -10,6 +10,7 @@ from typing import Any
 
 from .attributes import Attribute
 from .entity import Entity, EntityMeta
+from .debug import QueryStat
 from .events import Listeners
 from .exceptions import (
     BindingError,
@@ -177,6 +178,25 @@ class Database:
     def last_sql(self) -> str | None:
         """The last statement this thread ran on this database (not BEGIN/COMMIT/ROLLBACK), or None."""
         return None if self.provider is None else self.provider.last_sql
+
+    @property
+    def local_stats(self) -> dict[str | None, QueryStat]:
+        """This thread's query statistics: ``{sql: QueryStat}``, the ``None`` key the total of all.
+
+        Every statement sent to the database counts (with its time), not BEGIN/COMMIT/ROLLBACK.
+        ``merge_local_stats()`` moves them into ``global_stats`` and starts them anew.
+        """
+        return {None: QueryStat(None)} if self.provider is None else self.provider.stats.local()
+
+    @property
+    def global_stats(self) -> dict[str | None, QueryStat]:
+        """A copy of the statistics every thread merged with ``merge_local_stats()``."""
+        return {} if self.provider is None else self.provider.stats.merged()
+
+    def merge_local_stats(self) -> None:
+        """Add this thread's query statistics to ``global_stats`` and clear them."""
+        if self.provider is not None:
+            self.provider.stats.merge_local()
 
     @property
     def schema(self) -> Schema | None:

@@ -1,15 +1,20 @@
-"""SQL logging: the ``nextorm.sql`` logger, switched per thread or task, with statement timings."""
+"""SQL logging: the ``nextorm.sql`` logger, switched per thread or task, with statement timings.
+
+Also the query statistics of a database (``db.local_stats``): how often each statement ran, and
+how long it took.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from contextvars import ContextVar
 from time import perf_counter
 from types import TracebackType
 from typing import Any
 
-__all__ = ["is_sql_debug", "logged_sql", "set_sql_debug", "sql_debug", "sql_logger"]
+__all__ = ["QueryStat", "QueryStats", "is_sql_debug", "logged_sql", "set_sql_debug", "sql_debug", "sql_logger"]
 
 sql_logger = logging.getLogger("nextorm.sql")
 
@@ -126,3 +131,113 @@ def _log_statement(sql: str, params: Any, many: int | None, duration: float, fai
         sql_logger.handle(record)
     else:
         print(text + "\n")
+
+
+class QueryStat:
+    """How often one statement ran and how long it took (in seconds), in a database's statistics.
+
+    ``sql`` is the statement's text (None for the total of all statements of the statistics).
+    ``db_count`` counts the times it was sent to the database; ``sum_time``, ``min_time``,
+    ``max_time`` and ``avg_time`` are the durations, each measured around the driver's call
+    (fetching the rows included).
+    """
+
+    __slots__ = ("db_count", "max_time", "min_time", "sql", "sum_time")
+
+    def __init__(self, sql: str | None) -> None:
+        self.sql = sql
+        self.db_count = 0
+        self.sum_time = 0.0
+        self.min_time: float | None = None
+        self.max_time: float | None = None
+
+    @property
+    def avg_time(self) -> float | None:
+        """The mean duration (None before the statement ran)."""
+        return self.sum_time / self.db_count if self.db_count else None
+
+    def add(self, seconds: float) -> None:
+        """Count one more run lasting ``seconds``."""
+        self.db_count += 1
+        self.sum_time += seconds
+        if self.min_time is None or seconds < self.min_time:
+            self.min_time = seconds
+        if self.max_time is None or seconds > self.max_time:
+            self.max_time = seconds
+
+    def merge(self, other: QueryStat) -> None:
+        """Add another ``QueryStat`` of the same statement to this one."""
+        if not other.db_count:
+            return
+        self.db_count += other.db_count
+        self.sum_time += other.sum_time
+        if other.min_time is not None and (self.min_time is None or other.min_time < self.min_time):
+            self.min_time = other.min_time
+        if other.max_time is not None and (self.max_time is None or other.max_time > self.max_time):
+            self.max_time = other.max_time
+
+    def copy(self) -> QueryStat:
+        stat = QueryStat(self.sql)
+        stat.merge(self)
+        return stat
+
+    def __repr__(self) -> str:
+        return f"<QueryStat {self.sql!r}: {self.db_count} run(s), {self.sum_time:.6f} s>"
+
+
+class QueryStats:
+    """A database's query statistics: each thread's own, and the merged ones of all threads.
+
+    Each thread counts its statements in its own ``{sql: QueryStat}`` (``local``), whose ``None``
+    key holds the total of all of them. ``merge_local()`` adds this thread's to the ``merged``
+    ones, kept for the whole process, and starts the thread's anew. A thread keeps at most
+    ``MAX_STATEMENTS`` distinct statements; beyond them only the total counts further ones.
+    """
+
+    MAX_STATEMENTS = 10_000
+
+    __slots__ = ("_local", "_lock", "_merged")
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._merged: dict[str | None, QueryStat] = {}
+
+    def local(self) -> dict[str | None, QueryStat]:
+        """This thread's statistics (the live dictionary)."""
+        stats: dict[str | None, QueryStat] | None = getattr(self._local, "stats", None)
+        if stats is None:
+            stats = self._local.stats = {None: QueryStat(None)}
+        return stats
+
+    def add(self, sql: str, seconds: float) -> None:
+        """Count one run of ``sql`` lasting ``seconds`` in this thread's statistics."""
+        stats: dict[str | None, QueryStat] | None = getattr(self._local, "stats", None)
+        if stats is None:
+            stats = self._local.stats = {None: QueryStat(None)}
+        stats[None].add(seconds)
+        stat = stats.get(sql)
+        if stat is None:
+            if len(stats) > self.MAX_STATEMENTS:
+                return
+            stat = stats[sql] = QueryStat(sql)
+        stat.add(seconds)
+
+    def merge_local(self) -> None:
+        """Add this thread's statistics to the merged ones and clear them."""
+        stats = getattr(self._local, "stats", None)
+        self._local.stats = {None: QueryStat(None)}
+        if not stats:
+            return
+        with self._lock:
+            merged = self._merged
+            for sql, stat in stats.items():
+                if sql in merged:
+                    merged[sql].merge(stat)
+                else:
+                    merged[sql] = stat.copy()
+
+    def merged(self) -> dict[str | None, QueryStat]:
+        """A copy of the merged statistics of all threads."""
+        with self._lock:
+            return {sql: stat.copy() for sql, stat in self._merged.items()}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+_E = TypeVar("_E", bound=BaseException)
 
 __all__ = [
     "AttributeTypeError",
@@ -45,6 +47,18 @@ __all__ = [
     "UnresolvableCyclicDependency",
     "ValidationError",
 ]
+
+
+def noted(error: _E, *notes: str) -> _E:
+    """``error`` with ``notes`` added: shown below its message in a traceback, kept in ``__notes__``.
+
+    Where nextorm keeps Pony's wording of a message, the location (query, line, attribute) and
+    other details go in a note, so that ``str(error)`` is the message Pony's applications check.
+    """
+    for note in notes:
+        if note:
+            error.add_note(note)
+    return error
 
 
 class OrmError(Exception):
@@ -104,7 +118,17 @@ class TranslationError(QueryError):
 
 
 class ExprEvalError(TranslationError):
-    """Evaluating a value a query takes from its enclosing scope raised an exception."""
+    """Evaluating a value a query takes from its enclosing scope raised an exception.
+
+    The message reads "`expression` raises ErrorClass: message", naming the part of the query
+    that was evaluated as Python; ``expression``, ``query`` (the query's text) and ``line`` (its
+    first line in the source) tell where, and a note on the exception repeats the query and line.
+    The original exception is the ``__cause__``.
+    """
+
+    expression: str | None = None
+    query: str | None = None
+    line: int | None = None
 
 
 class ObjectNotFound(OrmError):

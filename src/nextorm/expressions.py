@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ._impl import EntityBase
-from .exceptions import AttributeTypeError, QueryError
+from .exceptions import AttributeTypeError, QueryError, noted
 from .types import COLUMN_TYPES, Json
 
 if TYPE_CHECKING:
@@ -1053,7 +1053,7 @@ class Aggregate(Value):
         if arg is not None and arg.is_aggregate():
             raise QueryError(f"An aggregate of an aggregate is not allowed: {name}({arg!r})")
         if name in ("sum", "avg") and arg is not None and not _is_numeric(arg.py_type):
-            raise QueryError(f"{name}() is valid for numeric values only, got {arg!r}")
+            raise noted(QueryError(f"{name!r} is valid for numeric attributes only"), f"{name}() got {arg!r}")
         self.name = name
         self.arg = arg
         self.distinct = distinct
@@ -1348,6 +1348,10 @@ def value_of(item: Any) -> Value:
 
 def _is_numeric(py_type: Any) -> bool:
     return isinstance(py_type, type) and issubclass(py_type, _NUMERIC)
+
+
+#: whether a value's Python type is a number (what sum() and avg() take)
+is_numeric_type = _is_numeric
 
 
 def _comparable(left: Any, right: Any) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import IO, Any, Generic, TypeVar, cast, overload
 
 from .display import show_objects
-from .exceptions import MultipleObjectsFoundError, QueryError, ReadOnlyAttributeError, UnknownAttributeError
+from .exceptions import MultipleObjectsFoundError, QueryError, ReadOnlyAttributeError, UnknownAttributeError, noted
 from .expressions import (
     Aggregate,
     BoolOp,
@@ -357,9 +357,13 @@ class Query(Generic[_E]):
     def aggregate_steps(self, name: str, distinct: bool | None = None, sep: str | None = None) -> Steps[Any]:
         """Steps returning ``name`` (sum, min, max, avg, group_concat) of a query's one value."""
         if self._select is None or self._tuple or isinstance(self._select[0], type):
-            raise QueryError(
+            raise noted(
+                QueryError(
+                    f"{'Single attribute' if self._tuple else 'Attribute'} should be specified for "
+                    f"{name!r} aggregate function"
+                ),
                 f"{name}() needs a query of one value, such as select(p.attr for p in {self.entity.__name__}); "
-                f"this query selects {'tuples' if self._tuple else 'objects'}"
+                f"this query selects {'tuples' if self._tuple else 'objects'}",
             )
         # the order stays for a limited query: it says which rows the limit keeps
         limited = self._limit is not None or self._offset

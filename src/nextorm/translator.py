@@ -31,7 +31,7 @@ import types
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from .exceptions import ExprEvalError, OrmError, QueryError, TranslationError, UnknownAttributeError
+from .exceptions import ExprEvalError, OrmError, QueryError, TranslationError, UnknownAttributeError, noted
 from .expressions import (
     Aggregate,
     Column,
@@ -51,6 +51,7 @@ from .expressions import (
     desc,
     expression_for,
     function,
+    is_numeric_type,
     greatest,
     least,
     raw_sql_parts,
@@ -533,12 +534,17 @@ class _Runtime:
         return _Many(tuple(variables), tuple(conds), value, value_condition, exact)
 
     @staticmethod
-    def join(where: str, root: Any, iters: tuple[Any, ...], conditions: Any, optional: bool) -> Any:
-        """Several ``for`` clauses selecting ``root``'s objects: the others are an EXISTS query."""
+    def join(
+        where: str, root: Any, iters: tuple[Any, ...], conditions: Any, optional: bool, loops: tuple[str, ...] = ()
+    ) -> Any:
+        """Several ``for`` clauses selecting ``root``'s objects: the others are an EXISTS query.
+
+        ``loops`` holds the source text of each ``for`` clause (``for g in Group``), for errors.
+        """
         sources: list[Any] = []
         variables: list[Var] = []
         conds: list[Any] = []
-        for make in iters:
+        for index, make in enumerate(iters):
             source = make(*sources)
             if source is None:  # the root's own `for`
                 sources.append(root)
@@ -551,8 +557,10 @@ class _Runtime:
                 conds += source.conditions
                 var = source.value
             else:
-                raise TranslationError(
-                    f"A `for` of a query iterates over an entity or a collection, got {source!r}: {where}"
+                loop = loops[index] if index < len(loops) else where
+                raise noted(
+                    TranslationError(f"Inside declarative query, iterator must be entity or query. Got: {loop}"),
+                    f"A `for` of a query iterates over an entity or a collection, got {source!r}: {where}",
                 )
             sources.append(var)
         others = conditions(*sources)
@@ -667,6 +675,16 @@ class _Many:
         return Subquery(self.variables, () if condition is _TRUE else (condition,), value, aggregate)
 
 
+def _split_where(where: str) -> tuple[str, str]:
+    """The construct's source text and its location, from a ``where`` of ``_Rewriter._at``."""
+    if where.startswith("`"):
+        for separator in ("` at line ", "` in "):
+            end = where.rfind(separator)
+            if end > 0:
+                return where[1:end], where[end + 2 :]
+    return where, ""
+
+
 def _is_entity(value: Any) -> bool:
     return isinstance(value, type) and hasattr(value, "_attrs_by_name_")
 
@@ -693,7 +711,10 @@ def _attribute(entity: Any, name: str, where: str) -> Any:
     if attr is None:
         attr = entity._relations_by_name_.get(name)
     if attr is None:
-        raise UnknownAttributeError(f"Entity {entity.__name__} has no attribute {name!r}: {where}")
+        raise noted(
+            UnknownAttributeError(f"Entity {entity.__name__} does not have attribute {name}: {_split_where(where)[0]}"),
+            f"Entity {entity.__name__} has no attribute {name!r}: {where}",
+        )
     return attr
 
 
@@ -970,8 +991,18 @@ def _aggregate(name: str) -> Any:
         if type(many) is not _Many:
             raise TranslationError(f"{name.lower()}() in a query takes a generator or a collection: {where}")
         value = _operand(many.value)
-        if type(value) is not ColumnRef:
-            raise TranslationError(f"{name.lower()}() in a query takes the values of an attribute: {where}")
+        numeric = name in ("SUM", "AVG")
+        if type(value) is not ColumnRef or (numeric and not is_numeric_type(value.py_type)):
+            if _is_object(many.value):
+                type_name = _entity_of(many.value).__name__
+            else:
+                type_name = getattr(getattr(value, "py_type", None), "__name__", type(value).__name__)
+            text, location = _split_where(where)
+            if numeric:
+                message = f"Function {name.lower()}() expects query or items of numeric type, got {type_name!r} in {text}"
+            else:
+                message = f"Function {name.lower()}() cannot be applied to type {type_name!r} in {text}"
+            raise noted(TranslationError(message), f"{name.lower()}() in a query takes the values of an attribute {location}")
         return many.query(value=value, aggregate=name)
 
     return aggregate
@@ -1079,7 +1110,18 @@ _RUNTIME = _Runtime()
 class _Translation:
     """One query's translation: a function from the entity and the scope's names to conditions."""
 
-    __slots__ = ("function", "function_code", "line", "names", "root_path", "several", "shape", "text", "var")
+    __slots__ = (
+        "externals",
+        "function",
+        "function_code",
+        "line",
+        "names",
+        "root_path",
+        "several",
+        "shape",
+        "text",
+        "var",
+    )
 
     def __init__(
         self,
@@ -1088,8 +1130,11 @@ class _Translation:
         var: str,
         text: str,
         line: int,
+        externals: tuple[tuple[tuple[int, int, int, int], str], ...] = (),
     ) -> None:
         self.function_code = function_code
+        #: the values the query takes from its scope: their source spans and text
+        self.externals = externals
         self.names = names
         self.var = var
         self.text = text
@@ -1114,9 +1159,41 @@ class _Translation:
         except OrmError:
             raise
         except Exception as exc:
-            raise ExprEvalError(
-                f"Evaluating the query `{self.text}` (line {self.line}) raised {type(exc).__name__}: {exc}"
-            ) from exc
+            expression = _failing_external(exc, self.function_code, self.externals) or self.text
+            error = ExprEvalError(f"`{expression}` raises {type(exc).__name__}: {exc}")
+            error.expression = expression
+            error.query = self.text
+            error.line = self.line
+            error.add_note(f"in the query `{self.text}` at line {self.line}")
+            raise error from exc
+
+
+def _failing_external(
+    exc: BaseException, code: types.CodeType, externals: tuple[tuple[tuple[int, int, int, int], str], ...]
+) -> str | None:
+    """The text of the scope value whose evaluation raised ``exc`` in a query's function, if known.
+
+    The traceback's frame of the function tells the instruction that raised; its source position
+    lies within the value's span (the function keeps the positions of the query's own source).
+    """
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not code:
+        tb = tb.tb_next
+    if tb is None or tb.tb_lasti < 0:
+        return None
+    positions = list(code.co_positions())
+    index = tb.tb_lasti // 2
+    if index >= len(positions):
+        return None
+    line, end_line, col, end_col = positions[index]
+    if line is None or col is None or end_line is None or end_col is None:
+        return None
+    found: tuple[tuple[int, int, int, int], str] | None = None
+    for span, text in externals:
+        if (span[0], span[1]) <= (line, col) and (end_line, end_col) <= (span[2], span[3]):
+            if found is None or (found[0][0], found[0][1]) < (span[0], span[1]):
+                found = (span, text)  # the innermost of nested spans
+    return None if found is None else found[1]
 
 
 _translations: dict[Any, _Translation] = {}
@@ -1839,7 +1916,11 @@ class _Display(ast.NodeTransformer):
 
 
 def _source_text(node: ast.AST) -> str:
-    """The text of ``node`` for messages."""
+    """The text of ``node`` for messages, as written (``sum(x for x in ...)`` keeps one pair of parentheses)."""
+    if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
+        arg = node.args[0]
+        if isinstance(arg, ast.GeneratorExp):
+            return f"{_source_text(node.func)}({_source_text(arg)[1:-1]})"
     text = ast.unparse(node)
     if "__nx." not in text:
         return text
@@ -2001,6 +2082,13 @@ def _translate_join(
             ast.Tuple(elts=iters, ctx=ast.Load()),
             _lambda(names, ast.Tuple(elts=conditions, ctx=ast.Load())),
             ast.Name(id="__optional", ctx=ast.Load()),
+            ast.Tuple(
+                elts=[
+                    ast.Constant(value=f"for {ast.unparse(loop.target)} in {_source_text(loop.iter)}")
+                    for loop in node.generators
+                ],
+                ctx=ast.Load(),
+            ),
         ),
         *own,
     ]
@@ -2091,7 +2179,7 @@ def _compile(
     code = compile(module, rewriter.filename, "eval")
     function_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
     text = _source_text(node)
-    return _Translation(function_code, names, var, text, getattr(node, "lineno", 1))
+    return _Translation(function_code, names, var, text, getattr(node, "lineno", 1), tuple(rewriter.externals))
 
 
 class _Rewriter:
@@ -2110,6 +2198,8 @@ class _Rewriter:
         # `where` is "line N of FILE" for source code, "the query text '...'" for a string
         self.filename = "<query>" if where.startswith("the query text") else where.partition(" of ")[2]
         self.names_used: set[str] = set()
+        #: the source spans and text of the values taken from the scope (for ExprEvalError)
+        self.externals: list[tuple[tuple[int, int, int, int], str]] = []
         #: names of the objects of nested generators and other `for` clauses, innermost last
         self.scopes: list[list[str]] = []
         #: the names raw_sql() fragments read (``$name``)
@@ -2204,6 +2294,9 @@ class _Rewriter:
                 raise self.unsupported(_construct(child), child)
             if isinstance(child, ast.Name) and child.id != "__nx":  # __nx: inlined code's helpers
                 self.names_used.add(child.id)
+        if getattr(node, "end_col_offset", None) is not None:
+            span = (node.lineno, node.col_offset, node.end_lineno or node.lineno, node.end_col_offset or 0)
+            self.externals.append((span, _source_text(node)))
         return node
 
     def chain(self, node: ast.AST) -> tuple[str, list[str]] | None:
@@ -2632,8 +2725,11 @@ class _Rewriter:
             if attr is None:
                 attr = getattr(self.entity, "_relations_by_name_", {}).get(name)
             if attr is None:
-                raise UnknownAttributeError(
-                    f"Entity {self.entity.__name__} has no attribute {name!r}: {self._at(node)}"
+                raise noted(
+                    UnknownAttributeError(
+                        f"Entity {self.entity.__name__} does not have attribute {name}: {_source_text(node)}"
+                    ),
+                    f"Entity {self.entity.__name__} has no attribute {name!r}: {self._at(node)}",
                 )
             return attr
         if isinstance(node, ast.Name) and node.id == self.var:
@@ -2660,10 +2756,16 @@ class _Rewriter:
     def _check_path(self, names: list[str], node: ast.AST) -> None:
         """Unknown attributes of a path from the query's own object fail at translation."""
         entity = self.entity
-        for name in names:
+        for index, name in enumerate(names):
             attr = entity._attrs_by_name_.get(name) or getattr(entity, "_relations_by_name_", {}).get(name)
             if attr is None:
-                raise UnknownAttributeError(f"Entity {entity.__name__} has no attribute {name!r}: {self._at(node)}")
+                read = node  # the path up to the unknown name
+                for _ in range(len(names) - 1 - index):
+                    read = getattr(read, "value", read)
+                raise noted(
+                    UnknownAttributeError(f"Entity {entity.__name__} does not have attribute {name}: {_source_text(read)}"),
+                    f"Entity {entity.__name__} has no attribute {name!r}: {self._at(node)}",
+                )
             if not (getattr(attr, "is_reference", False) or getattr(attr, "is_collection", False)):
                 return
             entity = attr.py_type

@@ -8,9 +8,10 @@ import inspect
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from time import perf_counter
 from typing import Any
 
-from ..debug import logged_sql
+from ..debug import QueryStats, logged_sql
 from ..exceptions import DatabaseError, OrmError
 from ..steps import Result
 from .dialect import Dialect
@@ -67,6 +68,8 @@ class Provider:
         self._pool_lock = threading.Lock()
         #: the statement each thread ran last (``db.last_sql``)
         self._statements = threading.local()
+        #: how often each statement ran and how long it took (``db.local_stats``)
+        self.stats = QueryStats()
         #: called with each new connection before a session uses it (``Database.on_connect``); its
         #: results are awaited on an asyncio connection where they are awaitable
         self.on_connect: Callable[[Any], list[Any]] | None = None
@@ -170,7 +173,11 @@ class Provider:
     def run(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """Run one statement; returns its rows (all fetched), row count and last row id."""
         self._statements.sql = sql
-        return self.execute(conn, sql, params)
+        started = perf_counter()
+        try:
+            return self.execute(conn, sql, params)
+        finally:
+            self.stats.add(sql, perf_counter() - started)
 
     def execute(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """``run()`` without making ``sql`` the last statement (for transaction control)."""
@@ -188,11 +195,15 @@ class Provider:
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         """Run one statement for each row; returns the total row count."""
         self._statements.sql = sql
-        with logged_sql(sql, rows, many=len(rows)):
-            try:
-                return conn.executemany(sql, rows).rowcount
-            except Exception as exc:
-                raise self.translate_error(exc) from exc
+        started = perf_counter()
+        try:
+            with logged_sql(sql, rows, many=len(rows)):
+                try:
+                    return conn.executemany(sql, rows).rowcount
+                except Exception as exc:
+                    raise self.translate_error(exc) from exc
+        finally:
+            self.stats.add(sql, perf_counter() - started)
 
     # -- streaming ------------------------------------------------------------------------------
 
@@ -308,7 +319,11 @@ class Provider:
     async def arun(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """Awaitable ``run()``."""
         self._statements.sql = sql
-        return await self.aexecute(conn, sql, params)
+        started = perf_counter()
+        try:
+            return await self.aexecute(conn, sql, params)
+        finally:
+            self.stats.add(sql, perf_counter() - started)
 
     async def aexecute(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """Awaitable ``execute()``."""
@@ -335,15 +350,19 @@ class Provider:
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         """Awaitable ``executemany()``."""
         self._statements.sql = sql
-        with logged_sql(sql, rows, many=len(rows)):
-            try:
-                cursor = await conn.executemany(sql, rows)
-                return int(cursor.rowcount)
-            except asyncio.CancelledError:
-                self._interrupted.add(conn)
-                raise
-            except Exception as exc:
-                raise self.translate_error(exc) from exc
+        started = perf_counter()
+        try:
+            with logged_sql(sql, rows, many=len(rows)):
+                try:
+                    cursor = await conn.executemany(sql, rows)
+                    return int(cursor.rowcount)
+                except asyncio.CancelledError:
+                    self._interrupted.add(conn)
+                    raise
+                except Exception as exc:
+                    raise self.translate_error(exc) from exc
+        finally:
+            self.stats.add(sql, perf_counter() - started)
 
     async def abegin(
         self, conn: Any, immediate: bool, serializable: bool = False, readonly: bool = False

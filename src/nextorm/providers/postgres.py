@@ -257,13 +257,17 @@ class PostgresProvider(Provider):
 
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         self._statements.sql = sql
-        with logged_sql(sql, rows, many=len(rows)):
-            try:
-                cursor = conn.cursor()
-                cursor.executemany(sql, rows)
-                return int(cursor.rowcount)
-            except Exception as exc:
-                raise self.translate_error(exc) from exc
+        started = _time.perf_counter()
+        try:
+            with logged_sql(sql, rows, many=len(rows)):
+                try:
+                    cursor = conn.cursor()
+                    cursor.executemany(sql, rows)
+                    return int(cursor.rowcount)
+                except Exception as exc:
+                    raise self.translate_error(exc) from exc
+        finally:
+            self.stats.add(sql, _time.perf_counter() - started)
 
     def insert_returning(self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None) -> Any:
         if pk_column is None:
@@ -276,17 +280,21 @@ class PostgresProvider(Provider):
     ) -> list[Any]:
         sql = sql + self.dialect.returning_clause(pk_column)
         self._statements.sql = sql
-        with logged_sql(sql, rows, many=len(rows)):
-            try:
-                cursor = conn.cursor()
-                cursor.executemany(sql, rows, returning=True)
-                keys = []
-                while True:
-                    keys.append(cursor.fetchone()[0])
-                    if not cursor.nextset():
-                        break
-            except Exception as exc:
-                raise self.translate_error(exc) from exc
+        started = _time.perf_counter()
+        try:
+            with logged_sql(sql, rows, many=len(rows)):
+                try:
+                    cursor = conn.cursor()
+                    cursor.executemany(sql, rows, returning=True)
+                    keys = []
+                    while True:
+                        keys.append(cursor.fetchone()[0])
+                        if not cursor.nextset():
+                            break
+                except Exception as exc:
+                    raise self.translate_error(exc) from exc
+        finally:
+            self.stats.add(sql, _time.perf_counter() - started)
         return keys
 
     def constraint_columns(self, exc: BaseException) -> list[str]:
@@ -356,13 +364,17 @@ class AsyncPostgresProvider(PostgresProvider):
 
     async def aexecutemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         self._statements.sql = sql
-        with logged_sql(sql, rows, many=len(rows)):
-            try:
-                cursor = conn.cursor()
-                await cursor.executemany(sql, rows)
-                return int(cursor.rowcount)
-            except Exception as exc:
-                raise self.translate_error(exc) from exc
+        started = _time.perf_counter()
+        try:
+            with logged_sql(sql, rows, many=len(rows)):
+                try:
+                    cursor = conn.cursor()
+                    await cursor.executemany(sql, rows)
+                    return int(cursor.rowcount)
+                except Exception as exc:
+                    raise self.translate_error(exc) from exc
+        finally:
+            self.stats.add(sql, _time.perf_counter() - started)
 
     async def ainsert_returning(
         self, conn: Any, sql: str, params: Sequence[Any], pk_column: str | None
@@ -377,17 +389,21 @@ class AsyncPostgresProvider(PostgresProvider):
     ) -> list[Any]:
         sql = sql + self.dialect.returning_clause(pk_column)
         self._statements.sql = sql
-        with logged_sql(sql, rows, many=len(rows)):
-            try:
-                cursor = conn.cursor()
-                await cursor.executemany(sql, rows, returning=True)
-                keys = []
-                while True:
-                    keys.append((await cursor.fetchone())[0])
-                    if not cursor.nextset():
-                        break
-            except Exception as exc:
-                raise self.translate_error(exc) from exc
+        started = _time.perf_counter()
+        try:
+            with logged_sql(sql, rows, many=len(rows)):
+                try:
+                    cursor = conn.cursor()
+                    await cursor.executemany(sql, rows, returning=True)
+                    keys = []
+                    while True:
+                        keys.append((await cursor.fetchone())[0])
+                        if not cursor.nextset():
+                            break
+                except Exception as exc:
+                    raise self.translate_error(exc) from exc
+        finally:
+            self.stats.add(sql, _time.perf_counter() - started)
         return keys
 
 

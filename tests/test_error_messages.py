@@ -1,0 +1,239 @@
+"""Errors of bad queries and the query statistics of a database (docs/api.md "Errors", "Query statistics").
+
+Where an error keeps the wording Pony's applications check, ``str(error)`` is that message and a
+note (``error.__notes__``) tells the query and its line; each test checks both, and that the
+message names the entity, attribute, value or expression at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from nextorm import (
+    Database,
+    ExprEvalError,
+    QueryError,
+    QueryStat,
+    Required,
+    Set,
+    TranslationError,
+    UnknownAttributeError,
+    avg,
+    db_session,
+    max,
+    min,
+    select,
+    sum,
+)
+
+
+def _notes(error: BaseException) -> str:
+    return "\n".join(getattr(error, "__notes__", []))
+
+
+@pytest.fixture
+def school(db: Database) -> Any:
+    """Groups of students taking courses, with a few rows."""
+
+    class Group(db.Entity):
+        number = Required(int)
+        students = Set("Student")
+
+    class Course(db.Entity):
+        name = Required(str)
+        credits = Required(int)
+        students = Set("Student")
+
+    class Student(db.Entity):
+        name = Required(str)
+        gpa = Required(float)
+        group = Required(Group)
+        courses = Set(Course)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        g = Group(number=101)
+        math = Course(name="Math", credits=5)
+        Student(name="Ann", gpa=3.5, group=g, courses=[math])
+        Student(name="Bob", gpa=4.0, group=g)
+    return db
+
+
+# -- values a query evaluates as Python ---------------------------------------------------------------
+
+
+def test_a_failing_scope_value_names_the_expression_that_raised(school: Any) -> None:
+    """ExprEvalError's message quotes the part of the query evaluated in Python, not the whole query."""
+    Student, Group = school.Student, school.Group
+    with db_session:
+        with pytest.raises(ExprEvalError) as info:
+            select(s for s in Student if s.group == Group[1, 2])
+        error = info.value
+        assert str(error).startswith("`Group[1, 2]` raises TypeError: ")
+        assert "Group" in str(error) and "primary key" in str(error)
+        assert isinstance(error.__cause__, TypeError)
+        assert error.expression == "Group[1, 2]"
+        assert error.query == "(s for s in Student if s.group == Group[1, 2])"
+        assert error.line is not None and f"at line {error.line}" in _notes(error)
+
+        g = Group.select().first()
+        with pytest.raises(ExprEvalError, match=r"^`g\.number\.foo` raises AttributeError: .*'foo'"):
+            select(s for s in Student if s.name == g.number.foo)
+        # a condition that reads no object of the query is evaluated whole
+        with pytest.raises(ExprEvalError, match=r"^`len\(1, 2\) == 3` raises TypeError"):
+            select(s for s in Student if len(1, 2) == 3)  # type: ignore[call-arg]
+
+
+def test_a_failing_value_in_query_text_names_the_expression(school: Any) -> None:
+    """Query text reports the failing part the same way."""
+    Student = school.Student  # noqa: F841 - the query text reads it
+    with db_session, pytest.raises(ExprEvalError, match=r"^`max\(\)` raises TypeError") as info:
+        select("s for s in Student if s.gpa < max()")
+    assert "s.gpa < max()" in _notes(info.value)
+
+
+# -- aggregates ----------------------------------------------------------------------------------------
+
+
+def test_an_aggregate_of_objects_names_the_function_and_entity(school: Any) -> None:
+    """sum()/avg()/min()/max() of objects is a TypeError naming the function, entity and expression."""
+    Student, Group = school.Student, school.Group
+    with db_session:
+        with pytest.raises(TranslationError) as info:
+            select(g for g in Group if sum(s for s in Student if s.group == g) > 1)
+        assert isinstance(info.value, TypeError)
+        assert str(info.value) == (
+            "Function sum() expects query or items of numeric type, got 'Student' in "
+            "sum(s for s in Student if s.group == g)"
+        )
+        assert "line" in _notes(info.value)
+        with pytest.raises(TranslationError, match=r"^Function avg\(\) expects .* got 'Student' in avg\(s for s in"):
+            select(g for g in Group if avg(s for s in Student if s.group == g) > 1)
+        with pytest.raises(TranslationError) as info:
+            select(g for g in Group if min(s for s in Student if s.group == g) > 1)
+        assert str(info.value) == (
+            "Function min() cannot be applied to type 'Student' in min(s for s in Student if s.group == g)"
+        )
+        with pytest.raises(TranslationError, match=r"^Function max\(\) cannot be applied to type 'Student' in max\("):
+            select(g for g in Group if max(s for s in Student if s.group == g) > 1)
+
+
+def test_sum_of_strings_in_a_query_is_refused(school: Any) -> None:
+    """sum() and avg() over a str attribute name the type and the expression; min() of strings is fine."""
+    Student, Course = school.Student, school.Course
+    with db_session:
+        with pytest.raises(TranslationError, match=r"^Function sum\(\) .* got 'str' in sum\(s\.courses\.name\)"):
+            select(s for s in Student if sum(s.courses.name) > 10)
+        with pytest.raises(TranslationError, match=r"got 'str' in avg\(c\.name for c in s\.courses\)"):
+            select(s for s in Student if avg(c.name for c in s.courses) > 10)
+        assert [s.name for s in select(s for s in Student if min(c.name for c in s.courses) == "Math")] == ["Ann"]
+        assert select(c for c in Course if sum(c.students.gpa) > 3).count() == 1
+
+
+def test_an_aggregate_of_a_query_selecting_objects_or_tuples(school: Any) -> None:
+    """sum()/max() of a query need one attribute: the message says which, the note shows how."""
+    Student = school.Student
+    with db_session:
+        with pytest.raises(QueryError, match=r"^Attribute should be specified for 'max' aggregate function") as info:
+            max(s for s in Student)
+        assert "select(p.attr for p in Student)" in _notes(info.value)
+        with pytest.raises(QueryError, match=r"^Single attribute should be specified for 'sum' aggregate function"):
+            sum((s.name, s.gpa) for s in Student)
+        with pytest.raises(QueryError, match=r"^'sum' is valid for numeric attributes only") as info:
+            sum(s.name for s in Student)
+        assert "Student.name" in _notes(info.value)
+        assert sum(s.gpa for s in Student) == 7.5
+
+
+# -- other `for` clauses and attributes ------------------------------------------------------------------
+
+
+def test_a_for_over_a_plain_value_names_the_clause(school: Any) -> None:
+    """A `for` over something that is neither an entity nor a collection quotes that `for` clause."""
+    Student, Group = school.Student, school.Group
+    with db_session:
+        values = [1, 2, 3]
+        with pytest.raises(TranslationError) as info:
+            select(s for s in Student for i in values)
+        assert str(info.value) == "Inside declarative query, iterator must be entity or query. Got: for i in values"
+        assert "[1, 2, 3]" in _notes(info.value)
+        g = Group.select().first()
+        with pytest.raises(TranslationError, match=r"Got: for s2 in g\.students"):
+            select(s for s in Student for s2 in g.students)
+
+
+def test_an_unknown_attribute_names_the_entity_and_the_path_read(school: Any) -> None:
+    """An unknown attribute on a path names the entity, the attribute and the path up to it."""
+    Student = school.Student
+    with db_session:
+        with pytest.raises(UnknownAttributeError) as info:
+            select(s.name for s in Student if s.group.foo.bar == 10)
+        assert isinstance(info.value, AttributeError)
+        assert str(info.value) == "Entity Group does not have attribute foo: s.group.foo"
+        assert "Entity Group has no attribute 'foo'" in _notes(info.value)
+        with pytest.raises(UnknownAttributeError, match=r"^Entity Student does not have attribute nick: s\.nick"):
+            select(s for s in Student if s.nick == "x")
+
+
+# -- query statistics -------------------------------------------------------------------------------------
+
+
+def test_local_stats_count_each_statement_with_its_time(school: Any) -> None:
+    """db.local_stats counts the statements this thread sent, per SQL text and in total (key None)."""
+    db, Student = school, school.Student
+    db.merge_local_stats()
+    assert db.local_stats[None].db_count == 0
+    with db_session:
+        list(select(s for s in Student if s.gpa > 1))
+        list(select(s for s in Student if s.gpa > 2))
+        sql = db.last_sql
+    stats = db.local_stats
+    total = stats[None]
+    assert isinstance(total, QueryStat) and total.sql is None
+    assert stats[sql].db_count == 2 and stats[sql].sql == sql  # one text, two runs with other values
+    assert total.db_count == sum(stat.db_count for key, stat in stats.items() if key is not None) >= 2
+    stat = stats[sql]
+    assert 0 <= stat.min_time <= stat.avg_time <= stat.max_time <= stat.sum_time
+    assert stat.avg_time == pytest.approx(stat.sum_time / 2)
+    assert not any(key is not None and key.strip().upper() in ("BEGIN", "COMMIT", "ROLLBACK") for key in stats)
+
+
+def test_merge_local_stats_moves_them_to_global_stats(school: Any) -> None:
+    """merge_local_stats() adds this thread's statistics to global_stats and starts them anew."""
+    import threading
+
+    db, Student = school, school.Student
+    db.merge_local_stats()
+    before = db.global_stats.get(None)
+    before_count = before.db_count if before is not None else 0
+    with db_session:
+        Student.select().count()
+    ran = db.local_stats[None].db_count
+    assert ran >= 1
+    db.merge_local_stats()
+    assert db.local_stats[None].db_count == 0
+    assert db.global_stats[None].db_count == before_count + ran
+
+    def other_thread() -> None:
+        with db_session:
+            Student.select().count()
+        db.merge_local_stats()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    # another thread's statements are its own until it merges them
+    assert db.local_stats[None].db_count == 0
+    assert db.global_stats[None].db_count > before_count + ran
+    copy = db.global_stats
+    copy[None].db_count = -1  # a copy: changing it changes nothing
+    assert db.global_stats[None].db_count > 0
+
+
+def test_an_unbound_database_has_empty_stats() -> None:
+    """A database without a provider has no statements to count."""
+    db = Database()
+    assert db.local_stats[None].db_count == 0 and db.global_stats == {}
+    db.merge_local_stats()
