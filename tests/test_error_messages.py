@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from nextorm import (
+    AttributeTypeError,
     Database,
     ExprEvalError,
+    IncomparableTypesError,
     QueryError,
     QueryStat,
     Required,
@@ -237,3 +239,30 @@ def test_an_unbound_database_has_empty_stats() -> None:
     db = Database()
     assert db.local_stats[None].db_count == 0 and db.global_stats == {}
     db.merge_local_stats()
+
+
+# -- incomparable types ----------------------------------------------------------------------------------
+
+
+def test_comparing_an_attribute_with_a_value_of_another_type(school: Any) -> None:
+    """``s.name > 1`` is IncomparableTypesError naming both types and the comparison as written."""
+    Student = school.Student
+    a = 1
+    with db_session:
+        with pytest.raises(IncomparableTypesError) as info:
+            select(s for s in Student if s.name > a & 2)
+        error = info.value
+        assert isinstance(error, AttributeTypeError) and isinstance(error, TypeError)
+        assert str(error) == "Incomparable types 'str' and 'int' in expression: s.name > a & 2"
+        assert "Value type for attribute Student.name must be str. Got int: 0" in _notes(error)
+        with pytest.raises(IncomparableTypesError, match=r"^Incomparable types 'str' and 'float' in expression: s\.name > 1 / a - 3"):
+            select(s for s in Student if s.name > 1 / a - 3)
+        with pytest.raises(IncomparableTypesError, match=r"^Incomparable types 'str' and 'float' in expression: s\.name < s\.gpa"):
+            select(s for s in Student if s.name < s.gpa)
+        with pytest.raises(IncomparableTypesError, match=r"^Incomparable types 'Student' and 'Course' in expression: s in s\.courses"):
+            select(s for s in Student if s in s.courses)
+        # numbers compare with numbers: an int attribute refuses a float value with its own message
+        with pytest.raises(AttributeTypeError, match="must be int") as info:
+            select(s for s in Student if s.group.number > 1.5)
+        assert not isinstance(info.value, IncomparableTypesError)
+        assert [s.name for s in select(s for s in Student if s.gpa > 3.9)] == ["Bob"]

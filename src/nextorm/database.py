@@ -22,6 +22,7 @@ from .exceptions import (
     RowNotFound,
     TableIsNotEmpty,
     TransactionError,
+    noted,
 )
 from .providers import Provider, get_provider
 from .providers.dialect import Dialect
@@ -281,8 +282,9 @@ class Database:
         tables = {e._table_ for e in self._root_entities()}
         for attr in self._join_tables():
             if attr.join_table in tables:
-                raise ERDiagramError(
-                    f"Join table {attr.join_table!r} of {attr!r} has the name of an entity table"
+                raise noted(
+                    ERDiagramError(f'Table name "{attr.join_table}" is already in use'),
+                    f"Join table {attr.join_table!r} of {attr!r} has the name of an entity table",
                 )
             tables.add(attr.join_table)
 
@@ -367,9 +369,9 @@ class Database:
             if attr.is_reference:
                 target = attr.py_type
                 foreign_keys.append(
-                    ForeignKey(attr.column, target._table_, target._pk_columns_[0])
+                    ForeignKey(attr.column, target._table_, target._pk_columns_[0], attr.fk_name)
                     if not wide
-                    else ForeignKey(attr.columns, target._table_, target._pk_columns_)
+                    else ForeignKey(attr.columns, target._table_, target._pk_columns_, attr.fk_name)
                 )
         unique = [_columns_of(key.attrs) for key in entity._unique_keys_ if len(_columns_of(key.attrs)) > 1]
         table = CreateTable(

@@ -19,6 +19,7 @@ __all__ = [
     "DatabaseSessionIsOver",
     "ERDiagramError",
     "ExprEvalError",
+    "IncomparableTypesError",
     "IsolationError",
     "MappingError",
     "MultipleObjectsFoundError",
@@ -94,7 +95,21 @@ class ValidationError(OrmError, ValueError):
 
 
 class AttributeTypeError(ValidationError, TypeError):
-    """A value has the wrong type for an attribute."""
+    """A value has the wrong type for an attribute.
+
+    Raised by an attribute's check of a value, it has ``attr`` (the attribute) and ``value``.
+    """
+
+    attr: Any = None
+    value: Any = None
+
+
+class IncomparableTypesError(AttributeTypeError):
+    """A query compares values whose types cannot be compared (a str attribute with an int).
+
+    The message names both types and the comparison as written in the query; a note gives the
+    query's location and the attribute's own refusal of the value.
+    """
 
 
 class UnknownAttributeError(OrmError, TypeError, AttributeError):

@@ -1364,6 +1364,10 @@ def _comparable(left: Any, right: Any) -> bool:
     return False
 
 
+#: whether values of two Python types compare in SQL (numbers with numbers, a type with its subclasses)
+comparable_types = _comparable
+
+
 def compare(op: str, left: Any, right: Any) -> Expr:
     """``left <op> right`` where either side is a value (or an attribute)."""
     if not isinstance(left, Operand):

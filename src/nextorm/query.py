@@ -745,6 +745,15 @@ def conditions_for(
     for name, value in values.items():
         attr = attrs.get(name)
         if attr is None:
+            collection = getattr(entity, "_relations_by_name_", {}).get(name)
+            if collection is not None and collection.is_collection:
+                raise noted(
+                    UnknownAttributeError(
+                        f"Collection attribute {collection.qualname} cannot be specified as search criteria"
+                    ),
+                    f"value {value!r}; a condition on members is written in a query: "
+                    f"select(x for x in {entity.__name__} if ... in x.{name})",
+                )
             raise UnknownAttributeError(
                 f"Unknown attribute {name!r} of entity {entity.__name__} (value {value!r})"
             )

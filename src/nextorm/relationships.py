@@ -27,6 +27,7 @@ from .exceptions import (
     OperationWithDeletedObjectError,
     TransactionError,
     ValidationError,
+    noted,
 )
 from .expressions import Expr
 from .identity import key_db_values, known_object, reference_to_db, seed
@@ -532,6 +533,10 @@ class SetInstance(Generic[_E]):
         """Create a new member object linked to the owner."""
         self._check_change()
         attr = self._attr
+        if attr.reverse.name in kwargs:
+            raise TypeError(
+                f"When using {attr.qualname}.create(), {attr.reverse.name!r} attribute should not be passed explicitly"
+            )
         if attr.is_m2m:
             item = attr.py_type(**kwargs)
             self.add(item)
@@ -777,17 +782,19 @@ def resolve_relations(db: Any) -> None:
         if isinstance(target, str):
             found = entities.get(target)
             if found is None:
-                raise ERDiagramError(f"Entity definition {target} was not found (used by {attr.qualname})")
+                raise noted(ERDiagramError(f"Entity definition {target} was not found"), f"used by {attr.qualname}")
             target = found
         if "_is_base_" in target.__dict__:
             raise TypeError(
                 f"Cannot link attribute {attr.qualname} to abstract Entity class. Use specific Entity subclass instead"
             )
         if getattr(target, "_database_", None) is not db:
-            raise ERDiagramError(
-                "Interrelated entities must belong to same database. "
-                f"Entities {attr.entity.__name__} and {target.__name__} belongs to different databases "
-                f"(used by {attr.qualname})"
+            raise noted(
+                ERDiagramError(
+                    "Interrelated entities must belong to same database. "
+                    f"Entities {attr.entity.__name__} and {target.__name__} belongs to different databases"
+                ),
+                f"used by {attr.qualname}",
             )
         attr.py_type = target
     for attr in relations:
@@ -806,6 +813,7 @@ def resolve_relations(db: Any) -> None:
             ):
                 raise ERDiagramError(f"Inconsistent reverse attributes {attr.qualname} and {other.qualname}")
             other.reverse = attr
+    _check_cascade_delete(relations)
     for attr in relations:
         if attr.reverse.volatile and not attr.volatile:
             # members or keys changed behind the session on one side change the other side too
@@ -814,6 +822,28 @@ def resolve_relations(db: Any) -> None:
                 attr.checked = False
     for attr in relations:
         _classify(attr)
+
+
+def _check_cascade_delete(relations: list[Any]) -> None:
+    """``cascade_delete=True`` goes on one side of a relationship, never on a collection whose reverse is
+    a collection too (a member may belong to several owners); ``fk_name`` goes on the reference."""
+    for attr in relations:
+        reverse = attr.reverse
+        if attr.cascade_delete and reverse.cascade_delete and reverse is not attr:
+            raise TypeError(
+                f"'cascade_delete' option cannot be set for both sides of relationship "
+                f"({attr.qualname} and {reverse.qualname}) simultaneously"
+            )
+    for attr in relations:
+        reverse = attr.reverse
+        if attr.cascade_delete and isinstance(reverse, SetAttr):
+            raise TypeError(
+                f"'cascade_delete' option cannot be set for attribute {attr.qualname}, "
+                f"because reverse attribute {reverse.qualname} is collection"
+            )
+        if isinstance(attr, SetAttr) and not isinstance(reverse, SetAttr) and attr.fk_name is not None:
+            # the foreign key is the reference's column: its declaration names it
+            raise TypeError(f"You should specify fk_name in {reverse.qualname} instead of {attr.qualname}")
 
 
 def entity_from_function(attr: Any, function: Any) -> Any:
@@ -847,9 +877,7 @@ def _resolve_reverse(attr: Any) -> None:
             raise ERDiagramError(f"Value of 'reverse' option must be string. Got: {type(name)!r}")
         other = target._relations_by_name_.get(name)
         if other is None:
-            raise ERDiagramError(
-                f"Reverse attribute {target.__name__}.{name} not found (for {attr.qualname})"
-            )
+            raise noted(ERDiagramError(f"Reverse attribute {target.__name__}.{name} not found"), f"for {attr.qualname}")
     else:
         explicit = [o for o in _candidates(attr) if isinstance(o.reverse, str) and o.reverse == attr.name]
         candidates = explicit or [o for o in _candidates(attr) if o.reverse is None or o.reverse is attr]
@@ -944,9 +972,10 @@ def resolve_columns(db: Any, normalize: Any) -> None:
             given = (attr.column,)
         if given is not None:
             if len(given) != len(target_leaves):
-                raise MappingError(
+                raise noted(
+                    MappingError(f"Invalid number of columns specified for {attr.qualname}"),
                     f"{attr.qualname} names {len(given)} column(s), but the primary key "
-                    f"of {target.__name__} has {len(target_leaves)}"
+                    f"of {target.__name__} has {len(target_leaves)}",
                 )
             names = given
         elif len(target_leaves) == 1:
@@ -984,15 +1013,17 @@ def _join_columns(attr: Any, normalize: Any) -> None:
             return (normalize(base),)
         return tuple(normalize(f"{base}_{column}") for column in entity._pk_columns_)
 
-    def named(entity: Any, *options: Any) -> tuple[str, ...] | None:
-        for option in options:
+    def named(entity: Any, *options: tuple[Any, Any]) -> tuple[str, ...] | None:
+        """The join table columns for ``entity``'s key from the first option given (with the attribute giving it)."""
+        for option, giver in options:
             if option is None:
                 continue
             names = (option,) if isinstance(option, str) else tuple(option)
             if len(names) != len(entity._pk_columns_):
-                raise MappingError(
-                    f"{attr.qualname}: {len(names)} join table column(s) given for the primary key of "
-                    f"{entity.__name__}, which has {len(entity._pk_columns_)}"
+                raise noted(
+                    MappingError(f"Invalid number of columns for {giver.qualname}"),
+                    f"{giver.qualname}: {len(names)} join table column(s) given for the primary key of "
+                    f"{entity.__name__}, which has {len(entity._pk_columns_)}",
                 )
             return names
         return None
@@ -1000,8 +1031,20 @@ def _join_columns(attr: Any, normalize: Any) -> None:
     own_default, other_default = default(attr.entity), default(attr.py_type)
     if attr is reverse or own_default == other_default:
         other_default = tuple(f"{c}_2" for c in other_default)
-    own = named(attr.entity, attr.reverse_column, attr.reverse_columns, reverse.column, reverse.columns)
-    other = named(attr.py_type, attr.column, attr.columns, reverse.reverse_column, reverse.reverse_columns)
+    own = named(
+        attr.entity,
+        (attr.reverse_column, attr),
+        (attr.reverse_columns, attr),
+        (reverse.column, reverse),
+        (reverse.columns, reverse),
+    )
+    other = named(
+        attr.py_type,
+        (attr.column, attr),
+        (attr.columns, attr),
+        (reverse.reverse_column, reverse),
+        (reverse.reverse_columns, reverse),
+    )
     attr.owner_columns = own or own_default
     attr.target_columns = other or other_default
     if reverse is not attr:

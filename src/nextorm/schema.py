@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .providers.dialect import Dialect
-from .sql import CreateIndex, CreateTable, foreign_key_name
+from .sql import CreateIndex, CreateTable
 
 __all__ = ["Column", "ForeignKeyInfo", "Index", "Schema", "Table"]
 
@@ -94,7 +94,7 @@ class Table:
             self.indexes.setdefault(key, Index(index.name, self, key))
         self.foreign_keys = [
             ForeignKeyInfo(
-                foreign_key_name(self.name, fk.column),
+                fk.constraint_name(self.name),
                 self,
                 tuple(self.column_dict[name] for name in _names(fk.column)),
                 fk.target_table,

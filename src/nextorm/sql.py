@@ -797,13 +797,20 @@ class ForeignKey:
     column: str | tuple[str, ...]
     target_table: str
     target_column: str | tuple[str, ...]
+    #: the constraint's name given by the declaration (``fk_name=``), else None
+    name: str | None = None
+
+    def constraint_name(self, table: str) -> str:
+        """The constraint's name: the declared one, else ``foreign_key_name(table, column)``."""
+        return self.name if self.name is not None else foreign_key_name(table, self.column)
 
     def sql(self, dialect: Dialect) -> str:
-        """The table constraint."""
+        """The table constraint (``CONSTRAINT name`` first where the declaration names it)."""
         q = dialect.quote
         own = (self.column,) if isinstance(self.column, str) else self.column
         target = (self.target_column,) if isinstance(self.target_column, str) else self.target_column
-        return (
+        named = f"CONSTRAINT {q(self.name)} " if self.name is not None and not dialect.late_foreign_keys else ""
+        return named + (
             f"FOREIGN KEY ({', '.join(map(q, own))}) REFERENCES {q(self.target_table)} "
             f"({', '.join(map(q, target))}) DEFERRABLE INITIALLY DEFERRED"
         )
@@ -836,7 +843,7 @@ class CreateTable:
             return []
         return [
             dialect.add_constraint_sql(
-                dialect.quote(self.table), foreign_key_name(self.table, fk.column), fk.sql(dialect)
+                dialect.quote(self.table), fk.constraint_name(self.table), fk.sql(dialect)
             )
             for fk in self.foreign_keys
         ]

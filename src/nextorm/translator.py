@@ -31,7 +31,16 @@ import types
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from .exceptions import ExprEvalError, OrmError, QueryError, TranslationError, UnknownAttributeError, noted
+from .exceptions import (
+    AttributeTypeError,
+    ExprEvalError,
+    IncomparableTypesError,
+    OrmError,
+    QueryError,
+    TranslationError,
+    UnknownAttributeError,
+    noted,
+)
 from .expressions import (
     Aggregate,
     Column,
@@ -49,6 +58,7 @@ from .expressions import (
     compare,
     concat,
     desc,
+    comparable_types,
     expression_for,
     function,
     is_numeric_type,
@@ -484,7 +494,13 @@ class _Runtime:
     @staticmethod
     def compare(left: Any, op: str, right: Any, where: str) -> Any:
         """``left <op> right`` where either side reads the query's objects."""
-        return _compare(left, op, right, where)
+        try:
+            return _compare(left, op, right, where)
+        except AttributeTypeError as exc:
+            incomparable = _incomparable(_type_of(left), _type_of(right), where, exc)
+            if incomparable is None:
+                raise
+            raise incomparable from exc
 
     @staticmethod
     def member(item: Any, values: Any, negate: bool, where: str) -> Any:
@@ -839,6 +855,8 @@ def _compare(left: Any, op: str, right: Any, where: str) -> Any:
                 return KeyIsNull(_key_of(left), negate=op == "!=")
             return _FALSE if op == "==" else _TRUE
         if _is_object(right) or type(right) is ColumnRef:
+            if _is_object(right):
+                _check_related(_entity_of(left), _entity_of(right), where)
             if type(right) is ColumnRef and not getattr(right.attr, "is_reference", False):
                 raise TranslationError(f"An object compared with {right!r}, which is not a reference: {where}")
             return KeysEqual(_key_of(left), _key_of(right), negate=op == "!=")
@@ -856,6 +874,10 @@ def _compare(left: Any, op: str, right: Any, where: str) -> Any:
                 and op in ("==", "!=")
             ):
                 return KeysEqual(_key_of(left), _key_of(right), negate=op == "!=")
+            if type(right) is ColumnRef and not comparable_types(left.py_type, right.py_type):
+                raise noted(
+                    AttributeTypeError(f"Incomparable types in {left!r} {op} {right!r}"), f"in {where}"
+                )
             return Comparison(left, op, right)
         return expression_for(left, op, right)
     if type(left) is Subquery:
@@ -863,6 +885,40 @@ def _compare(left: Any, op: str, right: Any, where: str) -> Any:
             raise TranslationError(f"A comparison with a condition is not supported in queries: {where}")
         return Comparison(left, op, right)
     raise TranslationError(f"The comparison is not supported in queries yet: {where}")
+
+
+def _type_of(value: Any) -> Any:
+    """The Python type a query operand stands for: an attribute's type, else the value's own."""
+    if isinstance(value, (Value, ColumnRef)) or (isinstance(value, Operand) and hasattr(value, "py_type")):
+        return value.py_type
+    if _is_object(value):
+        return _entity_of(value)
+    return type(value)
+
+
+def _incomparable(left_type: Any, right_type: Any, where: str, exc: BaseException) -> IncomparableTypesError | None:
+    """The error for comparing values of ``left_type`` and ``right_type``, which do not compare (None for
+    two numbers: those compare, and the attribute's own refusal, such as a float for an int, stays)."""
+    if is_numeric_type(left_type) and is_numeric_type(right_type):
+        return None
+    text, location = _split_where(where)
+    return noted(
+        IncomparableTypesError(
+            f"Incomparable types {getattr(left_type, '__name__', left_type)!r} and "
+            f"{getattr(right_type, '__name__', right_type)!r} in expression: {text}"
+        ),
+        f"{exc} ({location})" if location else str(exc),
+    )
+
+
+def _check_related(left: Any, right: Any, where: str) -> None:
+    """Objects of two entities compare only when one entity is the other or inherits from it."""
+    if isinstance(left, type) and isinstance(right, type) and not (issubclass(left, right) or issubclass(right, left)):
+        text, location = _split_where(where)
+        raise noted(
+            IncomparableTypesError(f"Incomparable types {left.__name__!r} and {right.__name__!r} in expression: {text}"),
+            f"objects of {left.__name__} and {right.__name__} are never equal ({location})",
+        )
 
 
 def _reads_query(value: Any) -> bool:
@@ -894,6 +950,8 @@ def _member(item: Any, values: Any, where: str) -> Any:
         return item.in_(values)
     item = _operand(item)
     if type(values) is _Many:
+        if _is_object(item) and _is_object(values.value):
+            _check_related(_entity_of(item), _entity_of(values.value), where)
         return Exists(values.query((_compare(values.value, "==", item, where),)))
     values = _operand(values)
     if type(values) is ColumnRef and values.py_type is str and not _reads_query(item):
@@ -1111,6 +1169,7 @@ class _Translation:
     """One query's translation: a function from the entity and the scope's names to conditions."""
 
     __slots__ = (
+        "comparisons",
         "externals",
         "function",
         "function_code",
@@ -1135,6 +1194,8 @@ class _Translation:
         self.function_code = function_code
         #: the values the query takes from its scope: their source spans and text
         self.externals = externals
+        #: the comparisons of an attribute with a value run as Python: their source spans and text
+        self.comparisons: tuple[tuple[tuple[int, int, int, int], str], ...] = ()
         self.names = names
         self.var = var
         self.text = text
@@ -1156,6 +1217,18 @@ class _Translation:
             function = self.function = types.FunctionType(self.function_code, globals_)
         try:
             return function(_RUNTIME, entity, *extra, *values)
+        except AttributeTypeError as exc:
+            # an attribute compared with a value of a type it does not compare with
+            text = _failing_external(exc, self.function_code, self.comparisons)
+            attr = getattr(exc, "attr", None)
+            if text is None or attr is None or not hasattr(exc, "value"):
+                raise
+            incomparable = _incomparable(
+                attr.py_type, type(exc.value), f"`{text}` at line {self.line}", exc  # type: ignore[attr-defined]
+            )
+            if incomparable is None:
+                raise
+            raise incomparable from exc
         except OrmError:
             raise
         except Exception as exc:
@@ -2179,7 +2252,9 @@ def _compile(
     code = compile(module, rewriter.filename, "eval")
     function_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
     text = _source_text(node)
-    return _Translation(function_code, names, var, text, getattr(node, "lineno", 1), tuple(rewriter.externals))
+    translation = _Translation(function_code, names, var, text, getattr(node, "lineno", 1), tuple(rewriter.externals))
+    translation.comparisons = tuple(rewriter.comparisons)
+    return translation
 
 
 class _Rewriter:
@@ -2200,6 +2275,8 @@ class _Rewriter:
         self.names_used: set[str] = set()
         #: the source spans and text of the values taken from the scope (for ExprEvalError)
         self.externals: list[tuple[tuple[int, int, int, int], str]] = []
+        #: the same of the comparisons of an attribute with a value compiled as Python comparisons
+        self.comparisons: list[tuple[tuple[int, int, int, int], str]] = []
         #: names of the objects of nested generators and other `for` clauses, innermost last
         self.scopes: list[list[str]] = []
         #: the names raw_sql() fragments read (``$name``)
@@ -2294,10 +2371,15 @@ class _Rewriter:
                 raise self.unsupported(_construct(child), child)
             if isinstance(child, ast.Name) and child.id != "__nx":  # __nx: inlined code's helpers
                 self.names_used.add(child.id)
-        if getattr(node, "end_col_offset", None) is not None:
-            span = (node.lineno, node.col_offset, node.end_lineno or node.lineno, node.end_col_offset or 0)
-            self.externals.append((span, _source_text(node)))
+        self._spanned(self.externals, node)
         return node
+
+    @staticmethod
+    def _spanned(spans: list[tuple[tuple[int, int, int, int], str]], node: ast.AST) -> None:
+        """Record ``node``'s source span and text (to name it when its evaluation fails)."""
+        if getattr(node, "end_col_offset", None) is not None:
+            span = (node.lineno, node.col_offset, node.end_lineno or node.lineno, node.end_col_offset or 0)  # type: ignore[attr-defined]
+            spans.append((span, _source_text(node)))
 
     def chain(self, node: ast.AST) -> tuple[str, list[str]] | None:
         """``(var, [a, b])`` for ``var.a.b`` where var names an object of the query."""
@@ -2432,9 +2514,12 @@ class _Rewriter:
             )
         if self._is_plain(column_side):
             value = self.external(value_side)
-            return ast.Compare(
+            plain = ast.Compare(
                 left=column_side if left_col else value, ops=[op], comparators=[value if left_col else column_side]
             )
+            ast.copy_location(plain, node)
+            self._spanned(self.comparisons, node)
+            return plain
         operand, value = self.operand(column_side), self.external(value_side)
         return self._helper(
             "compare",

@@ -303,10 +303,12 @@ class ColumnType:
 
     def type_error(self, value: Any) -> AttributeTypeError:
         """The error for ``value`` of the wrong type."""
-        return AttributeTypeError(
+        error = AttributeTypeError(
             f"Value type for attribute {self.attr.qualname} must be {self.py_type.__name__}. "
             f"Got {type(value).__name__}: {show(value)}"
         )
+        error.attr, error.value = self.attr, value
+        return error
 
     def value_error(self, value: Any, why: str) -> ValidationError:
         """The error for ``value`` of the right type but not acceptable."""

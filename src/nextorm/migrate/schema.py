@@ -159,7 +159,7 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
                 )
             )
         if attr.is_reference:
-            elements.append(_foreign_key(entity._table_, attr.columns, attr.py_type))
+            elements.append(_foreign_key(entity._table_, attr.columns, attr.py_type, attr.fk_name))
         index = column_index_name(attr)
         if index is not None:
             elements.append(sa.Index(index, *attr.columns))
@@ -170,11 +170,13 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
     return sa.Table(entity._table_, metadata, *columns, *elements, **options)
 
 
-def _foreign_key(table: str, columns: tuple[str, ...], target: Any) -> sa.ForeignKeyConstraint:
+def _foreign_key(
+    table: str, columns: tuple[str, ...], target: Any, name: str | None = None
+) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
         list(columns),
         [f"{target._table_}.{column}" for column in target._pk_columns_],
-        name=foreign_key_name(table, columns[0] if len(columns) == 1 else columns),
+        name=name or foreign_key_name(table, columns[0] if len(columns) == 1 else columns),
         deferrable=True,
         initially="DEFERRED",
     )

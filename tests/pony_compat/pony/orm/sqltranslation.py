@@ -1,9 +1,5 @@
 """``pony.orm.sqltranslation``: the error class Pony's translator raises for incomparable types."""
 
-from nextorm import TranslationError
+from nextorm import IncomparableTypesError
 
 __all__ = ["IncomparableTypesError"]
-
-
-class IncomparableTypesError(TranslationError):
-    """Two operands of a query comparison have types that cannot be compared."""
