@@ -124,3 +124,87 @@ def test_a_query_item_of_the_wrong_type_is_refused(Foo: Any) -> None:
     """``"x" in f.numbers`` is an AttributeTypeError naming the attribute."""
     with db_session, pytest.raises(AttributeTypeError, match=r"Foo\.numbers"):
         select(f for f in Foo if "x" in f.numbers)[:]
+
+
+def test_selected_items_slices_and_lengths_read_back_as_python_values(Foo: Any) -> None:
+    """``f.numbers[i]``, ``f.numbers[a:b]`` and ``len(f.numbers)`` selected: Python's indexes and slices."""
+    with db_session:
+        one = Foo.id == 1
+        def first(query: Any) -> Any:
+            return query.filter(one).first()
+
+        assert first(select(f.numbers[0] for f in Foo)) == 10
+        assert first(select(f.numbers[-1] for f in Foo)) == 50
+        assert first(select(f.numbers[9] for f in Foo)) is None  # past the end
+        assert first(select(f.floats[1] for f in Foo)) == 2.0
+        assert first(select(f.words[-1] for f in Foo)) == "bar"
+        for start, stop in [(1, -1), (2, 4), (None, 3), (2, None), (-2, None), (10, -10), (-10, 2), (None, None)]:
+            expected = [10, 20, 30, 40, 50][start:stop]
+            assert first(select(f.numbers[start:stop] for f in Foo)) == expected, (start, stop)
+        assert first(select(f.words[1:] for f in Foo)) == ["bar"]
+        assert first(select(f.floats[:2] for f in Foo)) == [1.1, 2.0]
+        assert select(f.numbers[1:] for f in Foo if f.id == 2).first() == []
+        assert first(select((f.numbers[1], len(f.numbers)) for f in Foo)) == (20, 5)
+
+
+@pytest.fixture
+def Bar(db: Database) -> Any:
+    """An array with int attributes to index it by."""
+
+    class Bar(db.Entity):
+        id = PrimaryKey(int)
+        a = Required(int)
+        b = Required(int)
+        c = Required(int)
+        numbers = Required(IntArray)
+        maybe = Optional(IntArray, nullable=True)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Bar(id=1, a=1, b=3, c=-2, numbers=[10, 20, 30, 40, 50])
+        Bar(id=2, a=0, b=-1, c=5, numbers=[7, 8])
+    return Bar
+
+
+def test_indexes_and_slice_bounds_may_read_the_query_object(Bar: Any) -> None:
+    """``f.numbers[f.a]`` and ``f.numbers[f.a:f.c]`` use each row's values, negative from the end."""
+    rows = {1: (1, 3, -2, [10, 20, 30, 40, 50]), 2: (0, -1, 5, [7, 8])}
+    x = 1
+    with db_session:
+        def by_id(query: Any) -> dict[int, Any]:
+            return dict(query[:])
+
+        assert by_id(select((f.id, f.numbers[f.a]) for f in Bar)) == {1: 20, 2: 7}
+        assert by_id(select((f.id, f.numbers[f.c]) for f in Bar)) == {1: 40, 2: None}
+        assert by_id(select((f.id, f.numbers[f.a + x]) for f in Bar)) == {1: 30, 2: 8}
+        for name, query in [
+            ("a:c", select((f.id, f.numbers[f.a : f.c]) for f in Bar)),
+            ("x:b", select((f.id, f.numbers[x : f.b]) for f in Bar)),
+            (":b", select((f.id, f.numbers[: f.b]) for f in Bar)),
+            ("c:", select((f.id, f.numbers[f.c :]) for f in Bar)),
+        ]:
+            got = by_id(query)
+            for id_, (a, b, c, numbers) in rows.items():
+                start, stop = {"a:c": (a, c), "x:b": (x, b), ":b": (None, b), "c:": (c, None)}[name]
+                assert got[id_] == numbers[start:stop], (name, id_)
+        assert sorted(select(f.id for f in Bar if f.numbers[f.a] == 20)) == [1]
+        assert sorted(select(f.id for f in Bar if f.numbers[f.b] > f.numbers[0])) == [1, 2]
+
+
+def test_a_slice_of_a_null_array_is_none(Bar: Any) -> None:
+    """A slice of an array column holding NULL is None, as the column itself reads."""
+    with db_session:
+        assert select(f.maybe[1:] for f in Bar if f.id == 1).first() is None
+
+
+def test_bad_indexes_and_slices_name_the_attribute(Foo: Any) -> None:
+    """A step, a str index or a float value as an index is a QueryError naming the array."""
+    from nextorm import QueryError
+
+    with db_session:
+        with pytest.raises(QueryError, match=r"slice of Foo\.numbers .* no step"):
+            select(f.numbers[::2] for f in Foo)[:]
+        with pytest.raises(QueryError, match=r"index into Foo\.numbers is an int, got 'x'"):
+            select(f.numbers["x"] for f in Foo)[:]
+        with pytest.raises(QueryError, match=r"index into Foo\.numbers is an int, got .*floats"):
+            select(f.numbers[f.floats[0]] for f in Foo)[:]

@@ -210,3 +210,75 @@ def test_a_json_path_takes_str_keys_and_int_indexes(catalog: Any) -> None:
 
     with pytest.raises(QueryError, match=r"Product\.info"):
         catalog.info[1.5]
+
+
+def test_selected_json_parts_read_back_as_python_values(catalog: Any) -> None:
+    """A selected path reads back as the JSON value there: numbers, str, bool, None, lists, dicts."""
+    from nextorm import select
+
+    P = catalog
+    with db_session:
+        Product = P
+        Product(name="Flags", info={"on": True, "off": False, "none": None, "text": "[1]", "n": 0})
+
+        def one(query: Any) -> Any:
+            return query.filter(lambda p: p.name == "Flags").first()
+
+        ipad = lambda query: query.filter(lambda p: p.name == "iPad").first()  # noqa: E731
+        assert ipad(select(p.info["size"] for p in P)) == 9.7
+        assert ipad(select(p.info["os"] for p in P)) == {"type": "iOS", "version": "8"}
+        assert ipad(select(p.info["colors"] for p in P)) == ["Gold", "Silver"]
+        assert ipad(select(p.info["colors"][-1] for p in P)) == "Silver"
+        assert ipad(select(len(p.info["colors"]) for p in P)) == 2
+        assert ipad(select(len(p.tags) for p in P)) == 2
+        assert one(select(p.info["on"] for p in P)) is True
+        assert one(select(p.info["off"] for p in P)) is False
+        assert one(select(p.info["none"] for p in P)) is None
+        assert one(select(p.info["missing"] for p in P)) is None
+        assert one(select(p.info["text"] for p in P)) == "[1]"  # a str, not the list it spells
+
+
+def test_json_scalars_compare_with_columns_convert_and_average(catalog: Any) -> None:
+    """``p.info["name"] == p.name``, ``int(...)``/``str(...)``/``float(...)`` and ``avg()`` of JSON numbers."""
+    from nextorm import avg, select
+
+    P = catalog
+    with db_session:
+        P(name="Same", info={"name": "Same", "version": "12", "size": 2})
+        assert names(select(p for p in P if p.info["name"] == p.name)) == ["Same"]
+        assert names(select(p for p in P if p.name == p.info["name"])) == ["Same"]
+        assert select(int(p.info["version"]) + 1 for p in P if p.name == "Same").first() == 13
+        assert select(float(p.info["size"]) for p in P if p.name == "Same").first() == 2.0
+        assert sorted(select(str(p.info["os"]["version"]) for p in P if p.info["os"])) == ["8", "9"]
+        assert abs(select(avg(p.info["size"]) for p in P).first() - (9.7 + 7 + 2) / 3) < 1e-9
+
+
+def test_truth_of_json_parts_is_pythons(catalog: Any) -> None:
+    """``if p.info["val"]``: null, false, 0, "", [] and {} (and a missing part) are false."""
+    from nextorm import select
+
+    P = catalog
+    values: dict[str, Any] = {
+        "t": True, "f": False, "zero": 0, "one": 1, "empty": "", "x": "x", "nolist": [],
+        "list": [1], "nodict": {}, "dict": {"a": 1}, "null": None, "text0": "0", "textfalse": "false",
+    }
+    with db_session:
+        for name, value in values.items():
+            P(name=name, info={"val": value})
+        P(name="missing", info={})
+        truthy = sorted(select(p.name for p in P if p.info["val"]))
+        falsy = sorted(select(p.name for p in P if not p.info["val"] and p.name not in ("iPad", "Nexus")))
+    assert truthy == sorted(name for name, value in values.items() if value)
+    assert falsy == sorted([name for name, value in values.items() if not value] + ["missing"])
+
+
+def test_wildcards_in_json_paths_are_refused_naming_the_path(catalog: Any) -> None:
+    """``[:]`` and ``[...]`` are wildcards neither SQLite nor PostgreSQL has: TranslationError."""
+    from nextorm import TranslationError, select
+
+    P = catalog
+    with db_session:
+        with pytest.raises(TranslationError, match=r"does not support wildcards in JSON paths.*\[:\] in Product\.info\['colors'\]\[:\]"):
+            select(p.info["colors"][:] for p in P)[:]
+        with pytest.raises(TranslationError, match=r"\[\.\.\.\] in Product\.info\[\.\.\.\]"):
+            select(p for p in P if p.info[...][0] == 1)[:]

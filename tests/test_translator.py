@@ -278,7 +278,6 @@ def test_async_queries_run_awaited(adb: AsyncDatabase) -> None:
         ("p for p in P if p.age ** 2 > 3", "The operator Pow"),
         ("p for p in P if p.name.title() == 'Ann'", r"The method title\(\)"),
         ("p for p in P if (p.age if p.email else 1) > 3", "A conditional expression"),
-        ("p for p in P if p.name[p.age] == 'A'", "An index that reads the query's object"),
         ("p for p in P if f'{p.age:3}' == ' 30'", "A format specification"),
         ("p for p in P for q in P if p.age == 1 for r in q.name", "iterates over an entity or a collection"),
         ("p for p in P if p.age in 'abc'", "`in` over a string value"),

@@ -382,3 +382,104 @@ def test_sqlite_changes_the_case_of_every_unicode_letter(Emp: Any) -> None:
     with db_session:
         assert select(e.name.upper() for e in Emp if e.dept.upper() == "ЁЖ")[:] == ["ИВАН"]
         assert select(e.id for e in Emp if e.name.lower() == "иван")[:] == [6]
+
+
+def test_string_indexes_and_slices_take_python_bounds(Emp: Any) -> None:
+    """Negative bounds count from the end and bounds may read the row (``e.name[-e.id:]``); the
+    results are Python's for every row."""
+    names = {i: row[0] for i, row in enumerate(EMPLOYEES, 1)}
+    x, y = -2, 3
+
+    def python(start: Any, stop: Any) -> dict[int, str]:
+        return {i: name[start(i) if callable(start) else start : stop(i) if callable(stop) else stop] for i, name in names.items()}
+
+    cases = [
+        (select((e.id, e.name[-2:]) for e in Emp), python(-2, None)),
+        (select((e.id, e.name[:-1]) for e in Emp), python(None, -1)),
+        (select((e.id, e.name[-4:-2]) for e in Emp), python(-4, -2)),
+        (select((e.id, e.name[1:-1]) for e in Emp), python(1, -1)),
+        (select((e.id, e.name[x:y]) for e in Emp), python(x, y)),
+        (select((e.id, e.name[e.id :]) for e in Emp), python(lambda i: i, None)),
+        (select((e.id, e.name[-e.id : 5]) for e in Emp), python(lambda i: -i, 5)),
+        (select((e.id, e.name[e.id : -e.id + 3]) for e in Emp), python(lambda i: i, lambda i: -i + 3)),
+        (select((e.id, e.name[-e.id * 2 : -e.id]) for e in Emp), python(lambda i: -2 * i, lambda i: -i)),
+        (select((e.id, e.name[1 : e.salary]) for e in Emp), python(1, lambda i: EMPLOYEES[i - 1][2])),
+    ]
+    with db_session:
+        for query, expected in cases:
+            assert dict(query[:]) == expected
+        assert dict(select((e.id, e.name[-1]) for e in Emp)[:]) == {i: n[-1] for i, n in names.items()}
+        # past the start: '' where Python raises IndexError
+        assert dict(select((e.id, e.name[-e.id - 3]) for e in Emp)[:]) == {
+            i: n[-i - 3] if i + 3 <= len(n) else "" for i, n in names.items()
+        }
+        assert sorted(select(e.id for e in Emp if e.name[-2:] == "nn")) == [1]
+        assert sorted(select(e.id for e in Emp if e.name[-e.id] == "n")) == [1]
+        assert sorted(select(e.id for e in Emp if e.name.upper()[-1:] == "N")) == [1]
+
+
+def test_bad_string_bounds_name_the_value(Emp: Any) -> None:
+    """A float bound or a bound of a str value is a QueryError naming it."""
+    with db_session:
+        with pytest.raises(QueryError, match=r"slice bound of Emp\.name .* is an int, got Emp\.dept"):
+            select(e.name[e.dept :] for e in Emp)[:]
+        with pytest.raises(QueryError, match=r"slice bound of Emp\.name .* is an int, got 1\.5"):
+            select(e.name[:1.5] for e in Emp)[:]
+        with pytest.raises(AttributeTypeError, match=r"takes a str value, got int: Emp\.salary"):
+            select(e.salary[-1:] for e in Emp)[:]
+
+
+def test_in_between_strings_of_the_query_and_of_the_scope(Emp: Any) -> None:
+    """``e.dept in "engineering"`` (a column inside a str) and ``e.name[-1:] in e.dept`` (two values)."""
+    text = "engineering or hr"
+    with db_session:
+        assert ids(select(e for e in Emp if e.dept in text)) == [1, 2, 5]
+        assert ids(select(e for e in Emp if e.dept not in text)) == [3, 4]
+        assert ids(select(e for e in Emp if e.name.lower()[-1:] in e.dept)) == [1]
+        assert ids(select(e for e in Emp if e.name.strip()[1:] in e.name)) == [1, 2, 3, 4, 5]
+        assert ids(select(e for e in Emp if "e" in e.name[1:])) == [4, 5]
+        assert ids(select(e for e in Emp if e.name[:1] in "ABC")) == [1, 3]
+        with pytest.raises(TranslationError, match="`in` on this value"):
+            select(e for e in Emp if e.salary in e.name.lower())[:]
+
+
+def test_dates_compare_with_datetime_attributes_as_their_midnight(Emp: Any) -> None:
+    """``e.hired >= date(2021, 7, 1)`` compares with 2021-07-01 00:00 (Python would refuse it)."""
+    with db_session:
+        assert ids(select(e for e in Emp if e.hired >= date(2021, 7, 1))) == [2, 4]
+        assert ids(select(e for e in Emp if e.hired < date(2020, 3, 5))) == [1, 3]
+        assert ids(Emp.select(Emp.hired.in_([date(2022, 11, 30)]))) == [4]
+
+
+def test_int_float_and_str_convert_values(Emp: Any) -> None:
+    """``int()``, ``float()`` and ``str()`` of a query's values are SQL casts."""
+    with db_session:
+        assert select(str(e.salary) + "!" for e in Emp if e.id == 1).first() == "100!"
+        assert select(float(e.salary) / 8 for e in Emp if e.id == 1).first() == 12.5
+        assert select(int(e.name[-1:] + "7") * 2 for e in Emp if e.dept == "ZZ").first() is None
+        assert select(int(str(e.salary) + "1") for e in Emp if e.id == 1).first() == 1001
+        with pytest.raises(TranslationError, match=r"int\(\) in a query takes one value"):
+            select(int(e.name, 16) for e in Emp)[:]
+
+
+def test_truth_of_computed_values_is_pythons(Emp: Any) -> None:
+    """``if e.name[3:]`` is a non-empty string, ``if e.salary - 60`` a non-zero number."""
+    with db_session:
+        assert ids(select(e for e in Emp if e.name[3:])) == [2, 5]
+        assert ids(select(e for e in Emp if not e.salary - 60)) == [3, 4]
+
+
+def test_a_collection_as_a_function_argument_is_refused(db: Database) -> None:
+    """``concat(g.number, g.members)``: a TranslationError naming the function and the query."""
+    from nextorm import Set
+
+    class Team(db.Entity):
+        number = PrimaryKey(int)
+        members = Set("Member")
+
+    class Member(db.Entity):
+        team = Required(Team)
+
+    db.generate_mapping(create_tables=True)
+    with db_session, pytest.raises(TranslationError, match=r"concat\(\) takes values, not a collection.*concat\(g\.number"):
+        select(concat(g.number, g.members) for g in Team)[:]

@@ -26,6 +26,7 @@ from .expressions import (
     ArrayContains,
     ArrayItem,
     ArrayLength,
+    ArraySlice,
     Column,
     ColumnOperand,
     Expr,
@@ -827,6 +828,8 @@ class ArrayAttribute(JsonAttribute):
     # -- in queries: ``10 in Foo.numbers``, ``[10, 20] in Foo.numbers``, ``len()``, ``Foo.numbers[0]``
 
     def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return ArraySlice(self, index)
         return ArrayItem(self, index)
 
     def contains(self, item: Any) -> Expr:  # type: ignore[override]

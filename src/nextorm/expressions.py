@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ._impl import EntityBase
-from .exceptions import AttributeTypeError, QueryError, noted
+from .exceptions import AttributeTypeError, QueryError, TranslationError, noted
 from .types import COLUMN_TYPES, Json
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ __all__ = [
     "ArrayContains",
     "ArrayItem",
     "ArrayLength",
+    "ArraySlice",
     "Column",
     "ColumnRef",
     "Expr",
@@ -37,6 +38,8 @@ __all__ = [
     "JsonContains",
     "JsonLength",
     "JsonPath",
+    "JsonScalar",
+    "JsonTruth",
     "Label",
     "Operand",
     "OrderBy",
@@ -45,6 +48,9 @@ __all__ = [
     "RawSQL",
     "RowCompare",
     "RowValue",
+    "StringItem",
+    "StringSlice",
+    "StringTest",
     "TableColumn",
     "Value",
     "ValueCompare",
@@ -227,7 +233,7 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
     if op == "in":
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
             raise AttributeTypeError(f"{attr.qualname}.in_() takes a collection of values, got {value!r}")
-        value = [_db_value(attr, v) for v in value]
+        value = [_db_value(attr, _as_compared(attr, v)) for v in value]
     elif op in ("startswith", "endswith", "contains"):
         if attr.py_type is not str:
             raise QueryError(
@@ -245,8 +251,15 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
             )
         if op not in ("==", "!=") and isinstance(value, Expr):
             raise QueryError(f"Cannot compare {attr.qualname} with a condition")
-        value = _db_value(attr, value)
+        value = _db_value(attr, _as_compared(attr, value))
     return Compare(attr, op, value)
+
+
+def _as_compared(attr: Any, value: Any) -> Any:
+    """A date compared with a datetime attribute is its midnight; any other value is itself."""
+    if attr.py_type is datetime and type(value) is date:
+        return datetime.combine(value, time())
+    return value
 
 
 def _db_value(attr: Any, value: Any) -> Any:
@@ -264,210 +277,6 @@ def _bound(value: Any) -> Any:
             value._cache_.flush()  # type: ignore[attr-defined]
         return value._pk_raw_()  # type: ignore[attr-defined]
     return value
-
-
-# -- values computed from a column: Json paths, arrays -------------------------------------------
-
-
-class RowValue:
-    """A value the database computes from a row's column (a Json path, an array item or length).
-
-    Compared with a value (``==``, ``<``, ``is_(None)`` ...) it is a condition.
-    """
-
-    __slots__ = ("attr",)
-
-    def __init__(self, attr: Any) -> None:
-        self.attr = attr
-
-    def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        """The SQL text of the value."""
-        raise NotImplementedError
-
-    def compare_sql(self, dialect: Dialect, op: str, value: Any, params: list[Any]) -> str:
-        """``self <op> value`` (value not None)."""
-        left = self.sql(dialect, params)
-        params.append(value)
-        return f"{left} {OPERATORS[op]} {dialect.param}"
-
-    def null_sql(self, dialect: Dialect, params: list[Any]) -> str:
-        """``self IS NULL``."""
-        return f"{self.sql(dialect, params)} IS NULL"
-
-    def _compare(self, op: str, value: Any) -> Expr:
-        if isinstance(value, (Expr, RowValue)):
-            raise QueryError(f"Cannot compare {self!r} with {value!r}")
-        return RowCompare(self, op, value)
-
-    def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
-        return self._compare("==", other)
-
-    def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
-        return self._compare("!=", other)
-
-    def __lt__(self, other: Any) -> Expr:
-        return self._compare("<", other)
-
-    def __le__(self, other: Any) -> Expr:
-        return self._compare("<=", other)
-
-    def __gt__(self, other: Any) -> Expr:
-        return self._compare(">", other)
-
-    def __ge__(self, other: Any) -> Expr:
-        return self._compare(">=", other)
-
-    __hash__ = object.__hash__
-
-    def is_(self, value: None) -> Expr:
-        """``value is None``."""
-        return self._compare("==", None)
-
-    def is_not(self, value: None) -> Expr:
-        """``value is not None``."""
-        return self._compare("!=", None)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} of {self.attr!r}>"
-
-
-class RowCompare(Expr):
-    """``row value <op> value``; ``== None`` is IS NULL."""
-
-    __slots__ = ("left", "op", "value")
-
-    def __init__(self, left: RowValue, op: str, value: Any) -> None:
-        self.left = left
-        self.op = op
-        self.value = value
-
-    def __repr__(self) -> str:
-        return f"<{self.left!r} {self.op} {self.value!r}>"
-
-    def entities(self) -> Iterator[Any]:
-        yield self.left.attr.entity
-
-    def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        if self.value is None:
-            test = self.left.null_sql(dialect, params)
-            return test if self.op == "==" else f"NOT ({test})"
-        return self.left.compare_sql(dialect, self.op, self.value, params)
-
-
-class JsonPath(RowValue):
-    """``Product.info["os"]["version"]``: the part of a Json column at a path of keys and indexes."""
-
-    __slots__ = ("path",)
-
-    def __init__(self, attr: Any, path: tuple[Any, ...]) -> None:
-        super().__init__(attr)
-        for key in path:
-            if isinstance(key, bool) or not isinstance(key, (str, int)):
-                raise QueryError(f"A path into {attr.qualname} takes str keys and int indexes, got {key!r}")
-        self.path = path
-
-    def __getitem__(self, key: Any) -> JsonPath:
-        return JsonPath(self.attr, (*self.path, key))
-
-    def __repr__(self) -> str:
-        return self.attr.qualname + "".join(f"[{key!r}]" for key in self.path)
-
-    def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        return dialect.json_value_sql(column_sql(self.attr, dialect), self.path, params)
-
-    def compare_sql(self, dialect: Dialect, op: str, value: Any, params: list[Any]) -> str:
-        value = value.wrapped if isinstance(value, Json) else value
-        spelling = OPERATORS[op] or op  # every comparison of a RowValue has a spelling
-        return dialect.json_compare_sql(column_sql(self.attr, dialect), self.path, spelling, value, params)
-
-    def null_sql(self, dialect: Dialect, params: list[Any]) -> str:
-        return dialect.json_is_null_sql(column_sql(self.attr, dialect), self.path, params)
-
-    def contains(self, item: Any) -> Expr:
-        """``item in value``: a key of a Json object, an item of a Json array."""
-        return JsonContains(self, item)
-
-    def length(self) -> JsonLength:
-        """``len(value)`` of a Json array."""
-        return JsonLength(self)
-
-
-class JsonContains(Expr):
-    """``key in Product.info[...]`` (an object's key or an array's item)."""
-
-    __slots__ = ("item", "path")
-
-    def __init__(self, path: JsonPath, item: Any) -> None:
-        self.path = path
-        self.item = item
-
-    def entities(self) -> Iterator[Any]:
-        yield self.path.attr.entity
-
-    def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        column = column_sql(self.path.attr, dialect)
-        return dialect.json_contains_sql(column, self.path.path, self.item, params)
-
-
-class JsonLength(RowValue):
-    """``len(Product.info["colors"])``: the length of a Json array."""
-
-    __slots__ = ("path",)
-
-    def __init__(self, path: JsonPath) -> None:
-        super().__init__(path.attr)
-        self.path = path
-
-    def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        return dialect.json_length_sql(column_sql(self.attr, dialect), self.path.path, params)
-
-
-class ArrayContains(Expr):
-    """``10 in Foo.numbers`` (an item) or ``[10, 20] in Foo.numbers`` (every item of a list)."""
-
-    __slots__ = ("attr", "items", "many")
-
-    def __init__(self, attr: Any, value: Any) -> None:
-        self.attr = attr
-        self.many = isinstance(value, (list, tuple))
-        self.items = list(value) if self.many else [value]
-        self.items = [attr.ctype.validate_item(item) for item in self.items]
-
-    def entities(self) -> Iterator[Any]:
-        yield self.attr.entity
-
-    def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        column = column_sql(self.attr, dialect)
-        if not self.many:
-            return dialect.array_has_sql(column, self.items[0], params)
-        if not self.items:
-            return "1 = 1"
-        value = self.items if self.attr.to_db is None else self.attr.to_db(self.items)
-        return dialect.array_has_all_sql(column, value, dialect.sql_type(self.attr), params)
-
-
-class ArrayLength(RowValue):
-    """``len(Foo.numbers)``."""
-
-    __slots__ = ()
-
-    def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        return dialect.array_length_sql(column_sql(self.attr, dialect))
-
-
-class ArrayItem(RowValue):
-    """``Foo.numbers[i]`` (negative ``i`` counts from the end; NULL past either end)."""
-
-    __slots__ = ("index",)
-
-    def __init__(self, attr: Any, index: Any) -> None:
-        super().__init__(attr)
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise QueryError(f"An index into {attr.qualname} is an int, got {index!r}")
-        self.index = index
-
-    def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        return dialect.array_item_sql(column_sql(self.attr, dialect), self.index, params)
 
 
 class Operand:
@@ -541,25 +350,34 @@ class Operand:
         """The number of characters of the string (``len()`` in a generator query)."""
         return function("len", self)
 
-    def substring(self, start: int | None, stop: int | None = None) -> Value:
-        """``value[start:stop]`` of a string, with non-negative bounds."""
+    def substring(self, start: Any, stop: Any = None) -> Value:
+        """``value[start:stop]`` of a string, with Python's bounds: negative from the end, None for
+        an end; each an int or an int value the query computes."""
         value = self._value_()
-        for bound in (start, stop):
-            if bound is not None and (type(bound) is not int or bound < 0):
-                raise QueryError(f"A slice of {value!r} in a query takes bounds of 0 or more, got {bound!r}")
-        first = (start or 0) + 1
-        if stop is None:
-            return function("substr", value, first)
-        return function("substr_len", value, first, max(stop - (start or 0), 0))
+        what = f"A slice bound of {value!r} in a query"
+        start = None if start is None else _index_value(start, what)
+        stop = None if stop is None else _index_value(stop, what)
+        if all(bound is None or (type(bound) is int and bound >= 0) for bound in (start, stop)):
+            first = (start or 0) + 1
+            if stop is None:
+                return function("substr", value, first)
+            return function("substr_len", value, first, max(stop - (start or 0), 0))
+        _check_text(value, "slice")
+        return StringSlice(value, start, stop)
 
     def __getitem__(self, key: Any) -> Value:
         if isinstance(key, slice):
             if key.step not in (None, 1):
                 raise QueryError(f"A slice of {self._value_()!r} in a query takes no step, got {key!r}")
             return self.substring(key.start, key.stop)
-        if type(key) is int:
-            return self.substring(key, key + 1)
-        raise QueryError(f"A string in a query is indexed by an int or a slice, got {key!r}")
+        if not isinstance(key, (int, Operand)) or isinstance(key, bool):
+            raise QueryError(f"A string in a query is indexed by an int or a slice, got {key!r}")
+        index = _index_value(key, f"An index into {self._value_()!r} in a query")
+        if type(index) is int and index >= 0:
+            return self.substring(index, index + 1)
+        value = self._value_()
+        _check_text(value, "index")
+        return StringItem(value, index)
 
     @property
     def year(self) -> Value:
@@ -1052,6 +870,8 @@ class Aggregate(Value):
             raise QueryError(f"Unknown aggregate {name!r}")
         if arg is not None and arg.is_aggregate():
             raise QueryError(f"An aggregate of an aggregate is not allowed: {name}({arg!r})")
+        if name in ("sum", "avg") and isinstance(arg, JsonPath):
+            arg = arg.scalar(float)  # the JSON numbers at the path
         if name in ("sum", "avg") and arg is not None and not _is_numeric(arg.py_type):
             raise noted(QueryError(f"{name!r} is valid for numeric attributes only"), f"{name}() got {arg!r}")
         self.name = name
@@ -1317,7 +1137,11 @@ class StringTest(Expr):
     __slots__ = ("op", "part", "raw", "value")
 
     def __init__(self, op: str, value: Value, part: Any) -> None:
-        if not isinstance(part, str):
+        if isinstance(part, Operand) and op == "contains":
+            # a part the query computes (``s.bar in s.foo``)
+            part = value_of(part)
+            _check_text(part, "test of `in`")
+        elif not isinstance(part, str):
             raise AttributeTypeError(f"{value!r}.{op}() takes a str, got {type(part).__name__}: {part!r}")
         self.op = op
         self.value = value
@@ -1325,14 +1149,433 @@ class StringTest(Expr):
         self.raw = value.raw
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        return dialect.string_test(self.op, self.value.sql(dialect, params), self.part, params)
+        text = self.value.sql(dialect, params)
+        if isinstance(self.part, Value):
+            return dialect.contains_value_sql(text, self.part.sql(dialect, params))
+        return dialect.string_test(self.op, text, self.part, params)
 
     def entities(self) -> Iterator[Any]:
-        return self.value.entities()
+        yield from self.value.entities()
+        if isinstance(self.part, Value):
+            yield from self.part.entities()
 
     def is_aggregate(self) -> bool:
         """Whether the condition needs HAVING."""
-        return self.value.is_aggregate()
+        return self.value.is_aggregate() or (isinstance(self.part, Value) and self.part.is_aggregate())
+
+
+# -- values computed from a column: Json paths, arrays -------------------------------------------
+
+
+class RowValue(Value):
+    """A value the database computes from a row's column (a Json path, an array item, slice or length).
+
+    Compared with a Python value (``==``, ``<``, ``is_(None)`` ...) the value is bound as the column
+    stores it (a Json path compares JSON values); compared with another value of the query it is
+    compared as a value. Selected, it reads back as Python sees the column's parts.
+    """
+
+    __slots__ = ("attr",)
+
+    def __init__(self, attr: Any, py_type: Any) -> None:
+        self.attr = attr
+        self.py_type = py_type
+
+    def compare_sql(self, dialect: Dialect, op: str, value: Any, params: list[Any]) -> str:
+        """``self <op> value`` (value not None)."""
+        left = self.sql(dialect, params)
+        params.append(value)
+        return f"{left} {OPERATORS[op]} {dialect.param}"
+
+    def null_sql(self, dialect: Dialect, params: list[Any]) -> str:
+        """``self IS NULL``."""
+        return f"{self.sql(dialect, params)} IS NULL"
+
+    def _compare(self, op: str, value: Any) -> Expr:
+        if isinstance(value, Operand):
+            return compare(op, self, value)
+        if isinstance(value, Expr):
+            raise QueryError(f"Cannot compare {self!r} with a condition {value!r}")
+        return RowCompare(self, op, value)
+
+    def __eq__(self, other: Any) -> Expr:  # type: ignore[override]
+        return self._compare("==", other)
+
+    def __ne__(self, other: Any) -> Expr:  # type: ignore[override]
+        return self._compare("!=", other)
+
+    def __lt__(self, other: Any) -> Expr:
+        return self._compare("<", other)
+
+    def __le__(self, other: Any) -> Expr:
+        return self._compare("<=", other)
+
+    def __gt__(self, other: Any) -> Expr:
+        return self._compare(">", other)
+
+    def __ge__(self, other: Any) -> Expr:
+        return self._compare(">=", other)
+
+    __hash__ = object.__hash__
+
+    def entities(self) -> Iterator[Any]:
+        yield from root_entities(self.attr)
+
+    def attrs(self) -> Iterator[Any]:
+        yield self.attr
+        yield from super().attrs()
+
+    def _column_from_db(self, value: Any) -> Any:
+        """``value`` read back as the attribute's own column reads (JSON text on SQLite)."""
+        attr = self.attr.attr if type(self.attr) is ColumnRef else self.attr
+        convert = attr.from_db
+        return value if value is None or convert is None else convert(value)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self.attr!r}>"
+
+
+class RowCompare(Expr):
+    """``row value <op> value``; ``== None`` is IS NULL."""
+
+    __slots__ = ("left", "op", "value")
+
+    def __init__(self, left: RowValue, op: str, value: Any) -> None:
+        self.left = left
+        self.op = op
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"<{self.left!r} {self.op} {self.value!r}>"
+
+    def entities(self) -> Iterator[Any]:
+        return self.left.entities()
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if self.value is None:
+            test = self.left.null_sql(dialect, params)
+            return test if self.op == "==" else f"NOT ({test})"
+        return self.left.compare_sql(dialect, self.op, self.value, params)
+
+
+class JsonPath(RowValue):
+    """``Product.info["os"]["version"]``: the part of a Json column at a path of keys and indexes."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, attr: Any, path: tuple[Any, ...]) -> None:
+        super().__init__(attr, Json)
+        for key in path:
+            if isinstance(key, slice) or key is Ellipsis:
+                wildcard = "[:]" if isinstance(key, slice) else "[...]"
+                before = "".join(f"[{k!r}]" for k in path[: path.index(key)])
+                raise TranslationError(
+                    f"nextorm does not support wildcards in JSON paths (SQLite and PostgreSQL have "
+                    f"none): {wildcard} in {attr.qualname}{before}{wildcard}"
+                )
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise QueryError(f"A path into {attr.qualname} takes str keys and int indexes, got {key!r}")
+        self.path = path
+
+    def __getitem__(self, key: Any) -> JsonPath:
+        return JsonPath(self.attr, (*self.path, key))
+
+    def __repr__(self) -> str:
+        return self.attr.qualname + "".join(f"[{key!r}]" for key in self.path)
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.json_part_sql(column_sql(self.attr, dialect), self.path, params)
+
+    def compare_sql(self, dialect: Dialect, op: str, value: Any, params: list[Any]) -> str:
+        value = value.wrapped if isinstance(value, Json) else value
+        spelling = OPERATORS[op] or op  # every comparison of a RowValue has a spelling
+        return dialect.json_compare_sql(column_sql(self.attr, dialect), self.path, spelling, value, params)
+
+    def null_sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.json_is_null_sql(column_sql(self.attr, dialect), self.path, params)
+
+    def from_db(self, value: Any) -> Any:
+        return self._column_from_db(value)
+
+    def scalar(self, py_type: Any) -> JsonScalar:
+        """The JSON scalar at the path as a value of ``py_type`` (str, int, float, bool)."""
+        return JsonScalar(self, py_type)
+
+    def truth(self) -> Expr:
+        """Python's truth of the part: false for null, false, 0, "", [], {} and a missing part."""
+        return JsonTruth(self)
+
+    def contains(self, item: Any) -> Expr:  # type: ignore[override]
+        """``item in value``: a key of a Json object, an item of a Json array."""
+        return JsonContains(self, item)
+
+    def length(self) -> JsonLength:
+        """``len(value)`` of a Json array."""
+        return JsonLength(self)
+
+
+#: the Python types of JSON scalars
+_SCALARS = (str, int, float, bool, Decimal)
+
+
+class JsonScalar(RowValue):
+    """The JSON scalar at a path as an SQL value of a Python type (``int(p.info["version"])``)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: JsonPath, py_type: Any) -> None:
+        super().__init__(path.attr, py_type)
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"{_type_name(self.py_type)}({self.path!r})"
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        column = column_sql(self.attr, dialect)
+        return dialect.json_scalar_sql(column, self.path.path, self.py_type, params)
+
+    def _compare(self, op: str, value: Any) -> Expr:
+        return compare(op, self, value) if isinstance(value, Operand) else ValueCompare(op, self, self.bind(value))
+
+
+class JsonTruth(Expr):
+    """``if p.info["key"]``: the part is not null, false, 0, "", [] or {} (nor missing)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: JsonPath) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"<truth of {self.path!r}>"
+
+    def entities(self) -> Iterator[Any]:
+        return self.path.entities()
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.json_truth_sql(self.path.sql(dialect, params))
+
+
+class JsonContains(Expr):
+    """``key in Product.info[...]`` (an object's key or an array's item)."""
+
+    __slots__ = ("item", "path")
+
+    def __init__(self, path: JsonPath, item: Any) -> None:
+        self.path = path
+        self.item = item
+
+    def entities(self) -> Iterator[Any]:
+        return self.path.entities()
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        column = column_sql(self.path.attr, dialect)
+        return dialect.json_contains_sql(column, self.path.path, self.item, params)
+
+
+class JsonLength(RowValue):
+    """``len(Product.info["colors"])``: the length of a Json array."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: JsonPath) -> None:
+        super().__init__(path.attr, int)
+        self.path = path
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.json_length_sql(column_sql(self.attr, dialect), self.path.path, params)
+
+
+class ArrayContains(Expr):
+    """``10 in Foo.numbers`` (an item) or ``[10, 20] in Foo.numbers`` (every item of a list)."""
+
+    __slots__ = ("attr", "items", "many")
+
+    def __init__(self, attr: Any, value: Any) -> None:
+        self.attr = attr
+        self.many = isinstance(value, (list, tuple))
+        self.items = list(value) if self.many else [value]
+        self.items = [attr.ctype.validate_item(item) for item in self.items]
+
+    def entities(self) -> Iterator[Any]:
+        yield from root_entities(self.attr)
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        column = column_sql(self.attr, dialect)
+        if not self.many:
+            return dialect.array_has_sql(column, self.items[0], params)
+        if not self.items:
+            return "1 = 1"
+        value = self.items if self.attr.to_db is None else self.attr.to_db(self.items)
+        return dialect.array_has_all_sql(column, value, dialect.sql_type(self.attr), params)
+
+
+class ArrayLength(RowValue):
+    """``len(Foo.numbers)``."""
+
+    __slots__ = ()
+
+    def __init__(self, attr: Any) -> None:
+        super().__init__(attr, int)
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return dialect.array_length_sql(column_sql(self.attr, dialect))
+
+
+def _index_value(value: Any, what: str) -> Any:
+    """An index or slice bound in a query: an int, or an int value the query computes."""
+    if isinstance(value, Operand):
+        index = value_of(value)
+        if not (_is_numeric(index.py_type) and index.py_type not in (float, Decimal)):
+            raise QueryError(f"{what} is an int, got {index!r} of type {_type_name(index.py_type)}")
+        return index
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise QueryError(f"{what} is an int, got {value!r}")
+    return value
+
+
+def _bound_sql(bound: Any, dialect: Dialect, params: list[Any]) -> str | None:
+    """The SQL text of a slice bound (None when it is left out)."""
+    if bound is None:
+        return None
+    return value_of(bound).sql(dialect, params)
+
+
+class ArrayItem(RowValue):
+    """``Foo.numbers[i]`` (negative ``i`` counts from the end; NULL past either end).
+
+    ``i`` is an int, or an int value the query computes (``Foo.numbers[Foo.position]``).
+    """
+
+    __slots__ = ("index",)
+
+    def __init__(self, attr: Any, index: Any) -> None:
+        super().__init__(attr, attr.py_type.item_type)
+        self.index = _index_value(index, f"An index into {attr.qualname}")
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        column = column_sql(self.attr, dialect)
+        if isinstance(self.index, Value):
+            return dialect.array_item_at_sql(column, self.index.sql(dialect, params))
+        return dialect.array_item_sql(column, self.index, params)
+
+    def attrs(self) -> Iterator[Any]:
+        yield self.attr
+        if isinstance(self.index, Value):
+            yield from self.index.attrs()
+
+    def entities(self) -> Iterator[Any]:
+        yield from root_entities(self.attr)
+        if isinstance(self.index, Value):
+            yield from self.index.entities()
+
+
+class ArraySlice(RowValue):
+    """``Foo.numbers[start:stop]``: a list of the array's items, with Python's slice bounds
+    (negative from the end, None for either end; ints or int values the query computes)."""
+
+    __slots__ = ("start", "stop")
+
+    def __init__(self, attr: Any, key: slice) -> None:
+        super().__init__(attr, attr.py_type)
+        if key.step not in (None, 1):
+            raise QueryError(f"A slice of {attr.qualname} in a query takes no step, got {key!r}")
+        what = f"A slice bound of {attr.qualname}"
+        self.start = None if key.start is None else _index_value(key.start, what)
+        self.stop = None if key.stop is None else _index_value(key.stop, what)
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        column = column_sql(self.attr, dialect)
+        start = _bound_sql(self.start, dialect, params)
+        stop = _bound_sql(self.stop, dialect, params)
+        return dialect.array_slice_sql(column, start, stop)
+
+    def from_db(self, value: Any) -> Any:
+        return self._column_from_db(value)
+
+    def attrs(self) -> Iterator[Any]:
+        yield self.attr
+        for bound in (self.start, self.stop):
+            if isinstance(bound, Value):
+                yield from bound.attrs()
+
+    def entities(self) -> Iterator[Any]:
+        yield from root_entities(self.attr)
+        for bound in (self.start, self.stop):
+            if isinstance(bound, Value):
+                yield from bound.entities()
+
+
+def _check_text(value: Value, what: str) -> None:
+    if not (isinstance(value.py_type, type) and issubclass(value.py_type, str)):
+        raise AttributeTypeError(
+            f"A string {what} in a query takes a str value, got {_type_name(value.py_type)}: {value!r}"
+        )
+
+
+class StringSlice(Value):
+    """``value[start:stop]`` of a string with a negative or computed bound (Python's slice bounds)."""
+
+    __slots__ = ("start", "stop", "value")
+
+    def __init__(self, value: Value, start: Any, stop: Any) -> None:
+        self.value = value
+        self.start = start
+        self.stop = stop
+        self.py_type = value.py_type
+
+    def __repr__(self) -> str:
+        return f"{self.value!r}[{'' if self.start is None else self.start!r}:{'' if self.stop is None else self.stop!r}]"
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        text = self.value.sql(dialect, params)
+        start = _bound_sql(self.start, dialect, params)
+        stop = _bound_sql(self.stop, dialect, params)
+        return dialect.string_slice_sql(text, start, stop)
+
+    def entities(self) -> Iterator[Any]:
+        for part in (self.value, self.start, self.stop):
+            if isinstance(part, Value):
+                yield from part.entities()
+
+    def attrs(self) -> Iterator[Any]:
+        for part in (self.value, self.start, self.stop):
+            if isinstance(part, Value):
+                yield from part.attrs()
+
+    def is_aggregate(self) -> bool:
+        return any(isinstance(part, Value) and part.is_aggregate() for part in (self.value, self.start, self.stop))
+
+
+class StringItem(Value):
+    """``value[index]`` of a string with a negative or computed index ('' past either end)."""
+
+    __slots__ = ("index", "value")
+
+    def __init__(self, value: Value, index: Any) -> None:
+        self.value = value
+        self.index = index
+        self.py_type = value.py_type
+
+    def __repr__(self) -> str:
+        return f"{self.value!r}[{self.index!r}]"
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        text = self.value.sql(dialect, params)
+        return dialect.string_item_sql(text, value_of(self.index).sql(dialect, params))
+
+    def entities(self) -> Iterator[Any]:
+        for part in (self.value, self.index):
+            if isinstance(part, Value):
+                yield from part.entities()
+
+    def attrs(self) -> Iterator[Any]:
+        for part in (self.value, self.index):
+            if isinstance(part, Value):
+                yield from part.attrs()
+
+    def is_aggregate(self) -> bool:
+        return any(isinstance(part, Value) and part.is_aggregate() for part in (self.value, self.index))
 
 
 def value_of(item: Any) -> Value:
@@ -1376,8 +1619,15 @@ def compare(op: str, left: Any, right: Any) -> Expr:
     left = value_of(left)
     if isinstance(left, Column) and not isinstance(right, Operand):
         return expression_for(left.attr, op, right)
+    if isinstance(left, RowValue) and not isinstance(right, Operand):
+        return left._compare(op, right)
     if isinstance(right, Operand):
         right = value_of(right)
+        # a JSON scalar compared with a value of the query (``p.info["name"] == p.name``)
+        if type(left) is JsonPath and right.py_type in _SCALARS:
+            left = left.scalar(right.py_type)
+        elif type(right) is JsonPath and left.py_type in _SCALARS:
+            right = right.scalar(left.py_type)
         if not _comparable(left.py_type, right.py_type):
             raise AttributeTypeError(f"Incomparable types in {left!r} {op} {right!r}")
         return ValueCompare(op, left, right)
@@ -1528,6 +1778,8 @@ FUNCTIONS: dict[str, tuple[str | None, Any]] = {
     "abs": ("abs({0})", None),
     "concat": ("({0} || {1})", str),
     "text": ("CAST({0} AS TEXT)", str),
+    "int": (None, int),
+    "float": (None, float),
     "lower": (None, str),
     "upper": (None, str),
     "strip": (None, str),

@@ -29,6 +29,7 @@ import sys
 import textwrap
 import types
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from .exceptions import (
@@ -46,11 +47,14 @@ from .expressions import (
     Column,
     ColumnRef,
     Expr,
+    JsonPath,
     Nested,
     Operand,
     OrderBy,
+    Param,
     Path,
     RawSQL,
+    StringTest,
     Truth,
     Value,
     Var,
@@ -314,6 +318,9 @@ class _Runtime:
     @staticmethod
     def in_(column: Any, values: Any, negate: bool, where: str) -> Any:
         """``column in values`` over a collection of values."""
+        if isinstance(values, str) and _is_text(column):
+            condition = StringTest("contains", Param(values), column)  # `p.name in "text"`
+            return _Runtime.not_(condition) if negate else condition
         if isinstance(values, (str, bytes)):
             raise TranslationError(f"`in` over a string value is not supported in queries: {where}")
         if hasattr(values, "entity") and hasattr(values, "statement"):
@@ -941,9 +948,13 @@ def _same(obj: Any, value: Any, negate: bool, where: str) -> Any:
 
 def _member(item: Any, values: Any, where: str) -> Any:
     if isinstance(values, Value):  # a part of a computed string
-        if values.py_type is not str or isinstance(item, (Value, Operand)):
+        if not _is_text(values) or (isinstance(item, Operand) and not _is_text(item)):
             raise TranslationError(f"`in` on this value is not supported in queries yet: {where}")
         return values.contains(item)
+    if isinstance(item, Value) and _is_text(item) and type(values) is not _Many and _is_text(_operand(values)):
+        return StringTest("contains", value_of(_operand(values)), item)  # `p.name[:1] in p.nick`
+    if isinstance(item, Value) and _is_text(item) and isinstance(values, str):
+        return StringTest("contains", Param(values), item)  # `p.name[:1] in "abc"`
     if isinstance(item, Value):
         if isinstance(values, (str, bytes)) or isinstance(values, (Value, Operand)) or hasattr(values, "filter"):
             raise TranslationError(f"`in` over this is not supported for a computed value in queries yet: {where}")
@@ -956,6 +967,8 @@ def _member(item: Any, values: Any, where: str) -> Any:
     values = _operand(values)
     if type(values) is ColumnRef and values.py_type is str and not _reads_query(item):
         return values.contains(item)
+    if _is_text(values) and _is_text(item):  # a part the query computes: `p.nick in p.name`
+        return StringTest("contains", value_of(values), item)
     if hasattr(values, "entity") and hasattr(values, "statement"):  # a query: a nested SELECT of its keys
         return _in_query(item, values, where)
     if _reads_query(values):
@@ -971,6 +984,12 @@ def _member(item: Any, values: Any, where: str) -> Any:
     if type(item) is ColumnRef:
         return item.in_(values)
     raise TranslationError(f"`in` is not supported here in queries yet: {where}")
+
+
+def _is_text(value: Any) -> bool:
+    """Whether ``value`` is a str value of the query (a column, a computed string)."""
+    py_type = getattr(value, "py_type", None) if isinstance(value, Operand) else None
+    return isinstance(py_type, type) and issubclass(py_type, str)
 
 
 def _in_query(item: Any, query: Any, where: str) -> Any:
@@ -1016,8 +1035,14 @@ def _truth(value: Any, where: str) -> Any:
         return Comparison(value, "!=", 0)
     if isinstance(value, Expr) or value is _TRUE or value is _FALSE:
         return value
+    if isinstance(value, JsonPath):
+        return value.truth()
     if isinstance(value, RawSQL) or (isinstance(value, Value) and value.py_type is bool):
         return Truth(value)
+    if isinstance(value, Value) and _is_text(value):
+        return value.is_not(None) & (value != "")
+    if isinstance(value, Value) and value.py_type in (int, float, Decimal):
+        return value.is_not(None) & (value != 0)
     raise TranslationError(f"The truth value of {value!r} is not supported in queries: {where}")
 
 
@@ -1090,6 +1115,12 @@ _COLLECTION_FUNCTIONS: dict[str, Any] = {
 }
 def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
     """A call of a function with values of the query's object as arguments."""
+    for arg in args:
+        if type(arg) is _Many:
+            name = getattr(func, "__name__", repr(func))
+            raise TranslationError(
+                f"{name}() takes values, not a collection or a nested query, as its arguments: {where}"
+            )
     try:
         name = _VALUE_FUNCTIONS.get(func)
     except TypeError:  # an unhashable callable is none of them
@@ -1119,7 +1150,15 @@ def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
         distinct = keywords.get("distinct", name == "count" and arg is not None)
         return Aggregate(name, arg, bool(distinct), keywords.get("sep"))
     if name == "len":
+        if len(args) == 1 and (getattr(args[0], "has_items", False) or isinstance(args[0], JsonPath)):
+            return args[0].length()  # of a Json or array column, or of a Json path
         return function("len", *args)
+    if name in _CASTS:
+        if len(args) != 1:
+            raise TranslationError(f"{name}() in a query takes one value: {where}")
+        if isinstance(args[0], JsonPath):
+            return args[0].scalar(_CASTS[name])  # the JSON scalar at the path
+        return function("text" if name == "str" else name, *args)
     if name == "abs":
         return function("abs", *args)
     if name == "between":
@@ -1156,11 +1195,16 @@ _VALUE_FUNCTIONS: dict[Any, str] = {
     group_concat: "group_concat",
     len: "len",
     abs: "abs",
+    int: "int",
+    float: "float",
+    str: "str",
     between: "between",
     coalesce: "coalesce",
     concat: "concat",
     desc: "desc",
 }
+#: conversions a query may call: the Python type of their result
+_CASTS: dict[str, type] = {"int": int, "float": float, "str": str}
 _AGGREGATES = frozenset({"count", "sum", "min", "max", "avg", "group_concat"})
 _RUNTIME = _Runtime()
 
@@ -2416,7 +2460,7 @@ class _Rewriter:
                 return ast.Compare(left=node, ops=[ast.Eq()], comparators=[ast.Constant(value=True)])
         if isinstance(node, ast.Call):
             return self._helper("truth", self.call(node), ast.Constant(value=self._at(node)))
-        if isinstance(node, (ast.Attribute, ast.Name, ast.GeneratorExp)):
+        if isinstance(node, (ast.Attribute, ast.Name, ast.GeneratorExp, ast.Subscript, ast.BinOp)):
             return self._helper("truth", self.operand(node), ast.Constant(value=self._at(node)))
         raise self.unsupported(_construct(node), node)
 
@@ -2548,10 +2592,8 @@ class _Rewriter:
     def items(self, node: ast.expr) -> ast.expr:
         """A Json path, array item or ``len()`` as the value the database computes (indexes from the scope)."""
         if isinstance(node, ast.Subscript):
-            if isinstance(node.slice, ast.Slice) or self.uses_var(node.slice):
-                raise self.unsupported("A slice or a computed index", node)
             base = node.value if self._is_plain(node.value) else self.items(node.value)
-            return ast.Subscript(value=base, slice=self.external(node.slice), ctx=ast.Load())
+            return ast.Subscript(value=base, slice=self.index(node.slice), ctx=ast.Load())
         arg = cast(ast.Call, node).args[0]
         base = arg if self._is_plain(arg) else self.items(arg)
         return self._helper("length", base, ast.Constant(value=self._at(node)))
@@ -2599,9 +2641,7 @@ class _Rewriter:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
             return self.operand(node.operand)
         if isinstance(node, ast.Subscript):
-            if self._reads(node.slice):
-                raise self.unsupported("An index that reads the query's object", node)
-            return ast.Subscript(value=self.operand(node.value), slice=self.external(node.slice), ctx=ast.Load())
+            return ast.Subscript(value=self.operand(node.value), slice=self.index(node.slice), ctx=ast.Load())
         if isinstance(node, ast.JoinedStr):
             parts: list[ast.expr] = []
             for part in node.values:
@@ -2623,6 +2663,13 @@ class _Rewriter:
         ):
             return self.condition(node)
         raise self.unsupported(_construct(node), node)
+
+    def index(self, node: ast.expr) -> ast.expr:
+        """An index or a slice: each bound a value of the query's objects or of the enclosing scope."""
+        if isinstance(node, ast.Slice):
+            parts = [None if part is None else self.index(part) for part in (node.lower, node.upper, node.step)]
+            return ast.Slice(lower=parts[0], upper=parts[1], step=parts[2])
+        return self.operand(node) if self._reads(node) else self.external(node)
 
     def generator(self, node: ast.GeneratorExp) -> ast.expr:
         """A nested generator: a nested query over its ``for`` clauses."""

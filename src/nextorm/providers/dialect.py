@@ -143,6 +143,10 @@ class Dialect:
         """Case-sensitive startswith / endswith / contains."""
         raise NotImplementedError
 
+    def contains_value_sql(self, text: str, part: str) -> str:
+        """Whether the string ``text`` contains the string value ``part`` (both SQL texts)."""
+        return f"instr({text}, {part}) > 0"
+
     # -- Json paths and arrays ---------------------------------------------------------------------
 
     def json_value_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
@@ -182,6 +186,68 @@ class Dialect:
     def array_item_sql(self, column: str, index: int, params: list[Any]) -> str:
         """The item ``index`` (negative: from the end) of the array ``column``; NULL when there is none."""
         raise NotImplementedError
+
+    def json_part_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
+        """The part of a Json ``column`` at ``path`` as the column stores JSON (NULL or JSON null when missing)."""
+        return self.json_value_sql(column, path, params)
+
+    def json_scalar_sql(self, column: str, path: tuple[Any, ...], py_type: Any, params: list[Any]) -> str:
+        """The JSON scalar at ``path`` as an SQL value of ``py_type`` (str, int, float, bool, Decimal)."""
+        raise NotImplementedError
+
+    def json_truth_sql(self, part: str) -> str:
+        """Python's truth of a JSON value (``part``: JSON text or jsonb): not null, false, 0, "", [] or {}."""
+        return (
+            f"COALESCE(CAST({part} AS TEXT), 'null') "
+            "NOT IN ('null', 'false', '0', '0.0', '\"\"', '[]', '{}')"
+        )
+
+    def array_item_at_sql(self, column: str, index: str) -> str:
+        """The item of the array ``column`` at the int value ``index`` (SQL text; negative from the end)."""
+        raise NotImplementedError
+
+    def array_slice_sql(self, column: str, start: str | None, stop: str | None) -> str:
+        """The items of the array ``column`` from ``start`` up to ``stop`` (SQL texts of ints, None
+        for an end), as an array of the column's type; negative bounds count from the end."""
+        raise NotImplementedError
+
+    def int_value(self, text: str) -> str:
+        """An int value (a bound parameter or an expression) as an SQL integer."""
+        return text
+
+    def _from_end(self, bound: str, length: str, clamp: bool) -> str:
+        """A slice bound (a column of the derived table) counted from the end when negative."""
+        counted = f"{length} + {bound}"
+        if clamp:
+            counted = self.function_sql("greatest", [counted, "0"])
+        return f"CASE WHEN {bound} < 0 THEN {counted} ELSE {bound} END"
+
+    def string_slice_sql(self, text: str, start: str | None, stop: str | None) -> str:
+        """``text[start:stop]`` with Python's bounds: SQL texts of ints (negative from the end, None
+        for an end); the string and the bounds are evaluated once."""
+        length = self.function_sql("len", ["nx_k.nx_s"])
+        first = "0" if start is None else self._from_end("nx_k.nx_lo", length, clamp=True)
+        if stop is None:
+            spelled = f"substr(nx_k.nx_s, {first} + 1)"
+        else:
+            last = self._from_end("nx_k.nx_hi", length, clamp=True)
+            count = self.function_sql("greatest", [f"{last} - ({first})", "0"])
+            spelled = f"substr(nx_k.nx_s, {first} + 1, {count})"
+        bounds = "".join(
+            f", {self.int_value(bound)} AS {name}"
+            for bound, name in ((start, "nx_lo"), (stop, "nx_hi"))
+            if bound is not None
+        )
+        return f"(SELECT {spelled} FROM (SELECT {text} AS nx_s{bounds}) AS nx_k)"
+
+    def string_item_sql(self, text: str, index: str) -> str:
+        """``text[index]`` (SQL text of an int, negative from the end); '' past either end."""
+        length = self.function_sql("len", ["nx_k.nx_s"])
+        at = self._from_end("nx_k.nx_i", length, clamp=False)
+        return (
+            f"(SELECT CASE WHEN {at} < 0 THEN '' ELSE substr(nx_k.nx_s, {at} + 1, 1) END "
+            f"FROM (SELECT {text} AS nx_s, {self.int_value(index)} AS nx_i) AS nx_k)"
+        )
 
     #: spellings of the value functions whose row in ``nextorm.expressions.FUNCTIONS`` is None:
     #: templates over the arguments' texts, each used once and in order
@@ -353,6 +419,44 @@ class SQLiteDialect(Dialect):
     def array_item_sql(self, column: str, index: int, params: list[Any]) -> str:
         return self.json_value_sql(column, (index,), params)
 
+    def json_part_sql(self, column: str, path: tuple[Any, ...], params: list[Any]) -> str:
+        # json_extract gives JSON true and false as 1 and 0, a string unquoted: JSON text instead
+        path_text = self._json_path(path)
+        params.extend((path_text, path_text))
+        return (
+            f"CASE json_type({column}, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+            f"ELSE json_quote(json_extract({column}, ?)) END"
+        )
+
+    def json_scalar_sql(self, column: str, path: tuple[Any, ...], py_type: Any, params: list[Any]) -> str:
+        value = self.json_value_sql(column, path, params)
+        if py_type is str:
+            return f"CAST({value} AS TEXT)"
+        if py_type is int:
+            return f"CAST({value} AS INTEGER)"
+        if py_type is float:
+            return f"CAST({value} AS REAL)"
+        return value
+
+    def array_item_at_sql(self, column: str, index: str) -> str:
+        path = "CASE WHEN nx_k.nx_i < 0 THEN '$[#' || nx_k.nx_i || ']' ELSE '$[' || nx_k.nx_i || ']' END"
+        return f"(SELECT json_extract({column}, {path}) FROM (SELECT {index} AS nx_i) AS nx_k)"
+
+    def array_slice_sql(self, column: str, start: str | None, stop: str | None) -> str:
+        length = f"json_array_length({column})"
+        tests = []
+        if start is not None:
+            tests.append(f"j.key >= {self._from_end('nx_k.nx_lo', length, clamp=False)}")
+        if stop is not None:
+            tests.append(f"j.key < {self._from_end('nx_k.nx_hi', length, clamp=False)}")
+        where = f" WHERE {' AND '.join(tests)}" if tests else ""
+        # json_each gives the items in order; json_group_array keeps it
+        return (
+            f"CASE WHEN {column} IS NULL THEN NULL ELSE (SELECT json_group_array(j.value) "
+            f"FROM (SELECT {start or 'NULL'} AS nx_lo, {stop or 'NULL'} AS nx_hi) AS nx_k, "
+            f"json_each({column}) AS j{where}) END"
+        )
+
     def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
         if value == "":
             return f"{column} IS NOT NULL"
@@ -371,6 +475,8 @@ class SQLiteDialect(Dialect):
         "upper": "py_upper({0})",
         "lower": "py_lower({0})",
         "int_div_true": "(CAST({0} AS REAL) / {1})",
+        "int": "CAST({0} AS INTEGER)",
+        "float": "CAST({0} AS REAL)",
         "strip": "trim({0})",
         "strip_chars": "trim({0}, {1})",
         "len": "length({0})",
@@ -510,6 +616,38 @@ class PostgresDialect(Dialect):
             return f"{column}[{index + 1}]"
         return f"{column}[cardinality({column}) + {index + 1}]"
 
+    def contains_value_sql(self, text: str, part: str) -> str:
+        return f"strpos({text}, {part}) > 0"
+
+    def json_scalar_sql(self, column: str, path: tuple[Any, ...], py_type: Any, params: list[Any]) -> str:
+        params.append([str(key) for key in path])
+        text = f"({column} #>> CAST(%s AS TEXT[]))"
+        spelling = {int: "BIGINT", float: "DOUBLE PRECISION", bool: "BOOLEAN", Decimal: "NUMERIC"}.get(py_type)
+        return text if spelling is None else f"CAST({text} AS {spelling})"
+
+    def int_value(self, text: str) -> str:
+        # a bound int may arrive as any integer type; substr() and subscripts take an integer
+        return f"CAST({text} AS INTEGER)"
+
+    def array_item_at_sql(self, column: str, index: str) -> str:
+        at = f"CASE WHEN nx_k.nx_i < 0 THEN cardinality({column}) + nx_k.nx_i ELSE nx_k.nx_i END + 1"
+        return f"(SELECT {column}[{at}] FROM (SELECT {self.int_value(index)} AS nx_i) AS nx_k)"
+
+    def array_slice_sql(self, column: str, start: str | None, stop: str | None) -> str:
+        length = f"COALESCE(cardinality({column}), 0)"
+        first = "" if start is None else f"{self._from_end('nx_k.nx_lo', length, clamp=True)} + 1"
+        last = "" if stop is None else self._from_end("nx_k.nx_hi", length, clamp=True)
+        bounds = ", ".join(
+            f"{self.int_value(bound)} AS {name}"
+            for bound, name in ((start, "nx_lo"), (stop, "nx_hi"))
+            if bound is not None
+        )
+        sliced = f"{column}[{first}:{last}]"
+        if not bounds:
+            return sliced
+        # a slice past the end is empty; PostgreSQL gives '{}' for it, which reads as []
+        return f"(SELECT {sliced} FROM (SELECT {bounds}) AS nx_k)"
+
     def string_test(self, op: str, column: str, value: str, params: list[Any]) -> str:
         if value == "":
             return f"{column} IS NOT NULL"
@@ -527,6 +665,8 @@ class PostgresDialect(Dialect):
         "upper": "upper({0})",
         "lower": "lower({0})",
         "int_div_true": "(CAST({0} AS DOUBLE PRECISION) / {1})",
+        "int": "CAST({0} AS BIGINT)",
+        "float": "CAST({0} AS DOUBLE PRECISION)",
         "strip": "btrim({0})",
         "strip_chars": "btrim({0}, {1})",
         "len": "char_length({0})",
