@@ -86,6 +86,7 @@ def test_dialect_compares_equal_to_the_database_name(shop: Database, db_kind: st
     expected = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[db_kind]
     assert shop.provider.dialect == expected
     assert shop.provider.dialect != "MySQL"
+    assert shop.provider.dialect in {expected: 1} and shop.provider.dialect not in {"MySQL": 1}
     assert str(shop.provider.dialect) == expected
     assert shop.provider_name == db_kind
 

@@ -52,7 +52,9 @@ class Dialect:
             return other == self.title
         return self is other
 
-    __hash__ = object.__hash__
+    def __hash__(self) -> int:
+        # equal to its name, so it hashes as its name (``dialect in {"SQLite": ...}``)
+        return hash(self.title)
 
     def __str__(self) -> str:
         return self.title
