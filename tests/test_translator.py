@@ -304,8 +304,10 @@ def test_started_generators_and_other_values_are_refused(people) -> None:
             select(started)
         with pytest.raises(TranslationError, match="generator expression"):
             select([1, 2])
-        with pytest.raises(TranslationError, match="must iterate over an entity or a query"):
+        with pytest.raises(TranslationError, match="can only iterate over entity or another query"):
             select(p for p in [1, 2] if p > 1)
+        with pytest.raises(TranslationError, match="must iterate over an entity or a query"):
+            select(p for p in {1, 2} if p > 1)
 
 
 def test_untranslatable_generator_names_its_line(people) -> None:

@@ -24,6 +24,8 @@ from nextorm import (
     desc,
     exists,
     left_join,
+    max,
+    min,
     select,
 )
 
@@ -337,6 +339,81 @@ def test_query_over_a_query_with_paths(school) -> None:
         assert names(select(x for x in in_math if x.gpa > 3.5)) == ["Ann"]
         assert names(select(x for x in in_math if x.passport.number == "P1")) == ["Bob"]
         assert names(in_math.filter(lambda s: "Poetry" in s.courses.title)) == ["Ann"]
+
+
+def test_query_over_a_query_of_values(school) -> None:
+    """``select(x for x in q)`` where ``q`` selects one value: ``x`` is that value, one statement."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        logins = select(s.login for s in Student if s.gpa >= 2)
+        over = select(x for x in logins if x.startswith("d") or x == "ann")
+        assert sorted(over) == ["ann", "dee"]
+        assert over.sql()[0].count("SELECT") == 1
+        assert sorted(select(x.upper() for x in logins if "n" in x)) == ["ANN"]
+        assert sorted(select(x for x in logins if not x.endswith("e"))) == ["", "ann"]
+        assert select(x for x in logins if x is None)[:] == [None]  # Bob has no login
+        doubled = select(s.gpa * 2 for s in Student if s.group.name == "g1")
+        assert sorted(select(v for v in doubled if v > 7)) == [8.0]
+        # grouped values: a condition on the aggregate goes to HAVING
+        per_group = select((s.group.name, count(s)) for s in Student if s.group is not None)
+        assert select(name for name, n in per_group if n > 1 and name != "g2")[:] == ["g1"]
+        # text queries read the source query from the caller's scope
+        assert sorted(select("x for x in logins if x != ''")) == ["ann", "dee"]
+
+
+def test_query_over_a_query_of_tuples_unpacks(school) -> None:
+    """``for a, b in q`` over a query of tuples names each item; the object's item stays an object."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        pairs = select((s.name, s.gpa) for s in Student if s.gpa > 1)
+        assert sorted(select(n for n, g in pairs if g >= 3.5)) == ["Ann", "Dee"]
+        assert sorted(select((g, n) for n, g in pairs if n < "C")) == [(3.0, "Bob"), (4.0, "Ann")]
+        with_objects = select((s, s.gpa * 10) for s in Student)
+        top = select(s for s, score in with_objects if score > 30)
+        assert names(top) == ["Ann", "Dee"]
+        assert names(select(s for s, score in with_objects if score > 30 and s.group.name == "g2")) == ["Dee"]
+        assert sorted(select(s.name for s, score in with_objects if score < 20)) == ["Eve"]
+
+
+def test_query_over_a_generator_and_reused_names(school) -> None:
+    """The first ``for`` may iterate a generator; a nested generator may reuse the query's name."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        good = (s for s in Student if s.gpa > 2)
+        assert names(select(x for x in good if x.gpa < 4)) == ["Bob", "Dee"]
+        assert names(select(x for x in (s for s in Student if s.gpa > 2) if x.login)) == ["Ann", "Dee"]
+        best = select(s for s in Student if s.gpa == max(s.gpa for s in Student))
+        assert names(best) == ["Ann"]
+        # the nested generator's `s` is its own object, not the query's
+        above = select(s for s in Student if s.gpa > min(s.gpa for s in Student if s.group is not None))
+        assert names(above) == ["Ann", "Bob", "Dee"]
+
+
+def test_query_over_a_limited_query_keeps_its_rows(school) -> None:
+    """Over a limited query of objects, values keep its order and its repeats (no DISTINCT)."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        first_three = select(s for s in Student).order_by(desc(Student.gpa)).limit(3)
+        assert select(s.group.name for s in first_three)[:] == ["g1", "g2", "g1"]
+        assert select(s.name for s in first_three if s.gpa < 4)[:] == ["Dee", "Bob"]
+
+
+def test_query_over_a_query_errors(school) -> None:
+    """Unpacking that does not match the source query, a list, a limited query of values."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        objects = select(s for s in Student if s.gpa > 1)
+        with pytest.raises(TranslationError, match=r'Too many values to unpack "for a, b in select\(s for \.\.\.\)" \(expected 2, got 1\)'):
+            select(a for a, b in objects)
+        triples = select((s.name, s.group, s.gpa) for s in Student)
+        with pytest.raises(TranslationError, match=r"Not enough values to unpack .*\(expected 2, got 3\)"):
+            select(x for x, y in triples)
+        with pytest.raises(TranslationError, match=r"Please unpack a tuple of \(s.name, s.group, s.gpa\)"):
+            select(x for x in triples)
+        with pytest.raises(TranslationError, match="not a list of objects"):
+            select(x for x in objects[:])
+        with pytest.raises(TranslationError, match="with a limit or offset"):
+            select(x for x in select(s.name for s in Student).limit(2))
 
 
 # -- errors ---------------------------------------------------------------------------------------

@@ -75,6 +75,8 @@ class Query(Generic[_E]):
         self._var: str | None = None
         #: what a query of values selects (values, or the entity for its objects), None for objects
         self._select: tuple[Any, ...] | None = None
+        #: the text of what a generator query selects (for messages about queries over it)
+        self._selected_text: str | None = None
         #: whether each result is a tuple of the selected items (else the one item)
         self._tuple = False
         #: DISTINCT asked for (True), refused (False), or as Pony decides (None)

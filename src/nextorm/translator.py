@@ -346,6 +346,8 @@ class _Runtime:
     @staticmethod
     def item(value: Any, where: str) -> Any:
         """A selected value."""
+        if isinstance(value, Value):
+            return value
         value = _value_operand(value)  # count(p.posts), sum(p.orders.total): a nested query's value
         if isinstance(value, Operand):
             return value._value_()
@@ -1220,6 +1222,7 @@ class _Translation:
         "line",
         "names",
         "root_path",
+        "selected",
         "several",
         "shape",
         "text",
@@ -1251,6 +1254,8 @@ class _Translation:
         self.several = False
         #: what a generator selects: None for its objects, "one" value, or a "tuple" of them
         self.shape: str | None = None
+        #: the text of what a generator selects (for messages about queries over it)
+        self.selected: str | None = None
 
     def run(self, entity: Any, params: tuple[dict[str, Any], tuple[Any, ...]], *extra: Any) -> Any:
         """Evaluate the translated query with the entity and the values of the scope's names."""
@@ -1326,11 +1331,14 @@ def _query_of(query: Any, function: str) -> Any:
             raise TranslationError(f"{function}() takes a generator expression as text, got {query!r}")
         source_query = _evaluate_source(node.generators[0].iter, namespace, where)
         key: Any = ("gen", query)
-        var = _generator_var(node, where)
-        translation = _translations.get((key, source_query.entity))
+        shape = _shape_of(source_query)
+        translation = _translations.get((key, source_query.entity, shape))
         if translation is None:
-            translation = _translate_generator(node, source_query.entity, where, None, _scope_of(*namespace[::-1]))
-            _remember((key, source_query.entity), translation)
+            translation = _translate_generator(
+                node, source_query.entity, where, None, _scope_of(*namespace[::-1]), shape, _described(source_query)
+            )
+            _remember((key, source_query.entity, shape), translation)
+        var = translation.var
         params = _string_params(translation, namespace)
     elif isinstance(query, types.GeneratorType):
         frame = query.gi_frame
@@ -1341,18 +1349,29 @@ def _query_of(query: Any, function: str) -> Any:
             )
         local_values = frame.f_locals  # built anew on each access: read it once
         source = local_values.get(".0")
-        source_query = getattr(source, "query", None)
+        if isinstance(source, types.GeneratorType):
+            # `for x in (s for s in Student if ...)`: over the query the inner generator is
+            source_query = _query_of(source, function)
+        else:
+            source_query = getattr(source, "query", None)
         if source_query is None or not hasattr(source_query, "entity"):
             where = f"line {code.co_firstlineno} of {code.co_filename}"
+            if type(source) in _SEQUENCE_ITERATORS:
+                raise TranslationError(
+                    "Query can only iterate over entity or another query (not a list of objects)"
+                )
             raise TranslationError(
                 f"The first `for` of a query must iterate over an entity or a query, got {source!r}: {where}"
             )
-        translation = _translations.get((code, source_query.entity))
+        shape = _shape_of(source_query)
+        translation = _translations.get((code, source_query.entity, shape))
         if translation is None:
             node, where = _locate(code, ast.GeneratorExp)
             scope = _scope_of(local_values, frame.f_globals)
-            translation = _translate_generator(node, source_query.entity, where, code.co_freevars, scope)
-            _remember((code, source_query.entity), translation)
+            translation = _translate_generator(
+                node, source_query.entity, where, code.co_freevars, scope, shape, _described(source_query)
+            )
+            _remember((code, source_query.entity, shape), translation)
         var = translation.var
         try:
             values = tuple([local_values[name] for name in translation.names])
@@ -1364,6 +1383,11 @@ def _query_of(query: Any, function: str) -> Any:
             f"{function}() takes a generator expression (p for p in Person if ...) or its text, got {query!r}"
         )
     if source_query._limit is not None or source_query._offset:
+        if shape is not None:
+            raise TranslationError(
+                f"A query over a query of values with a limit or offset is not supported yet: "
+                f"{_where_of(translation)}"
+            )
         source_query = _limited_source(source_query)
     extra: tuple[Any, ...] = ()
     if translation.several:
@@ -1376,8 +1400,9 @@ def _query_of(query: Any, function: str) -> Any:
                 )
             source_query = _Runtime.root_of(first, _where_of(translation), *translation.root_path).select()
         extra = (first, function == "left_join")
-    if source_query._select is not None:
-        raise TranslationError(f"A query over a query of values is not supported yet: {_where_of(translation)}")
+    if shape is not None:
+        # a query over a query of values: its names stand for the values that query selects
+        extra = tuple(item for item in source_query._select if not isinstance(item, type))
     result = translation.run(source_query.entity, params, *extra)
     if translation.shape is not None:
         selection, result = result[0], result[1:]
@@ -1386,7 +1411,25 @@ def _query_of(query: Any, function: str) -> Any:
     query = source_query._named(var, conditions)
     if translation.shape is not None:
         query = query._selecting(selection, translation.shape == "tuple")
-    return query
+    elif shape is not None:
+        query = query._copy(_select=None, _tuple=False)  # its objects again
+    return query._copy(_selected_text=translation.selected)
+
+
+#: the iterators of Python's sequences: a query's result already fetched, not a query
+_SEQUENCE_ITERATORS = (type(iter([])), type(iter(())))
+
+
+def _shape_of(query: Any) -> tuple[bool, tuple[bool, ...]] | None:
+    """Of a query of values: whether it selects tuples, and which of its items are its objects."""
+    if query._select is None:
+        return None
+    return query._tuple, tuple(isinstance(item, type) for item in query._select)
+
+
+def _described(query: Any) -> str:
+    """What a query selects, as messages show it (``s.name, s.age``)."""
+    return getattr(query, "_selected_text", None) or query._var or "..."
 
 
 def _limited_source(query: Any) -> Any:
@@ -1402,7 +1445,8 @@ def _limited_source(query: Any) -> Any:
     selected = Select(
         keys.table, (key,), where=keys.where, order=keys.order, limit=keys.limit, offset=keys.offset
     )
-    return entity.select()._named(query._var, (InSubquery(key, selected),))
+    # the rows of the limited query, in its order and with its repeats (no DISTINCT of its values)
+    return entity.select()._named(query._var, (InSubquery(key, selected),))._copy(_order=query._order, _distinct=False)
 
 
 def _finish_conditions(entity: Any, translation: _Translation, items: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -2106,7 +2150,17 @@ def _generator_var(node: ast.GeneratorExp, where: str) -> str:
     return names[0]
 
 
-def _translate_generator(node: Any, entity: Any, where: str, scope_names: Any, scope: Any = None) -> _Translation:
+def _translate_generator(
+    node: Any,
+    entity: Any,
+    where: str,
+    scope_names: Any,
+    scope: Any = None,
+    shape: tuple[bool, tuple[bool, ...]] | None = None,
+    source: str = "",
+) -> _Translation:
+    if shape is not None or isinstance(node.generators[0].target, ast.Tuple):
+        return _translate_over_values(node, entity, where, scope_names, shape, source)
     names = _generator_vars(node, where)
     node, guards = _inline_generator(node, entity, where, scope)
     if not (isinstance(node.elt, ast.Name) and node.elt.id in names):
@@ -2135,16 +2189,64 @@ def _translate_generator(node: Any, entity: Any, where: str, scope_names: Any, s
     rewriter = _Rewriter(entity, var, where)
     rewriter.guards = [rewriter.external(guard) for guard in guards]
     if len(names) == 1:
-        selected, is_tuple = rewriter.selection(node.elt)
-        ifs = node.generators[0].ifs
-        body = [] if selected is None else [selected]
-        if ifs:
-            # several `if` clauses mean what `and` between them means
-            body.append(rewriter.condition(ifs[0] if len(ifs) == 1 else ast.BoolOp(op=ast.And(), values=ifs)))
-        translation = _compile(node, body, var, scope_names, rewriter)
-        translation.shape = None if selected is None else "tuple" if is_tuple else "one"
-        return translation
+        return _translate_single(node, var, rewriter, scope_names)
     return _translate_join(node, names, var, rewriter, scope_names)
+
+
+def _translate_single(node: Any, var: str, rewriter: _Rewriter, scope_names: Any, values: tuple[str, ...] = ()) -> _Translation:
+    """One ``for`` clause: what it selects and its conditions."""
+    selected, is_tuple = rewriter.selection(node.elt)
+    ifs = node.generators[0].ifs
+    body = [] if selected is None else [selected]
+    if ifs:
+        # several `if` clauses mean what `and` between them means
+        body.append(rewriter.condition(ifs[0] if len(ifs) == 1 else ast.BoolOp(op=ast.And(), values=ifs)))
+    translation = _compile(node, body, var, scope_names, rewriter, extra=values)
+    translation.shape = None if selected is None else "tuple" if is_tuple else "one"
+    elt = node.elt
+    translation.selected = ast.unparse(elt)[1:-1] if isinstance(elt, ast.Tuple) else ast.unparse(elt)
+    return translation
+
+
+def _translate_over_values(
+    node: Any, entity: Any, where: str, scope_names: Any, shape: tuple[bool, tuple[bool, ...]] | None, source: str
+) -> _Translation:
+    """A query over a query of values (``x for x in q``, ``(a, b) for a, b in q``): each name
+    stands for the value (or the object) that query selects, and the result is that query
+    refined by the conditions and selecting the new items."""
+    loop = node.generators[0]
+    target = loop.target
+    if len(node.generators) > 1 or loop.is_async:
+        raise TranslationError(f"A query over a query of values takes one `for` clause: {where}")
+    if isinstance(target, ast.Tuple) and all(isinstance(e, ast.Name) for e in target.elts):
+        targets = [cast(ast.Name, e).id for e in target.elts]
+    elif isinstance(target, ast.Name):
+        targets = [target.id]
+    else:
+        raise TranslationError(f"The `for` of a query takes one name or a tuple of names, got `{ast.unparse(target)}`: {where}")
+    is_tuple, objects = shape if shape is not None else (False, (True,))
+    if isinstance(target, ast.Tuple):
+        if len(targets) != len(objects):
+            kind = "Too many" if len(targets) > len(objects) else "Not enough"
+            raise TranslationError(
+                f'{kind} values to unpack "for {ast.unparse(target)[1:-1]} in select({source} for ...)" '
+                f"(expected {len(targets)}, got {len(objects)})"
+            )
+    elif is_tuple:
+        raise TranslationError(
+            f"Please unpack a tuple of ({source}) in for-loop to individual variables "
+            f'(like: "for x, y in ..."): {where}'
+        )
+    own = [name for name, is_object in zip(targets, objects) if is_object]
+    if len(own) > 1:
+        raise TranslationError(f"A query over a query selecting its object twice is not supported: {where}")
+    var = own[0] if own else "__object"
+    values = tuple(name for name, is_object in zip(targets, objects) if not is_object)
+    if len(set(targets)) != len(targets):
+        raise TranslationError(f"The `for` of a query names each item once: {where}")
+    rewriter = _Rewriter(entity, var, where)
+    rewriter.values = set(values)
+    return _translate_single(node, var, rewriter, scope_names, values)
 
 
 def _translate_join(
@@ -2327,6 +2429,8 @@ class _Rewriter:
         self.raw_names: set[str] = set()
         #: checks that the functions of the enclosing scope the query inlined are still those
         self.guards: list[ast.expr] = []
+        #: of a query over a query of values: the names standing for its values
+        self.values: set[str] = set()
 
     # -- helpers
 
@@ -2367,7 +2471,7 @@ class _Rewriter:
 
     def selection(self, node: ast.expr) -> tuple[ast.expr | None, bool]:
         """The selected items of a generator (None for the objects themselves) and whether it is a tuple."""
-        if isinstance(node, ast.Name) and node.id == self.var:
+        if isinstance(node, ast.Name) and self.is_own(node.id):
             return None, False
         if isinstance(node, ast.Tuple):
             if not node.elts:
@@ -2377,7 +2481,7 @@ class _Rewriter:
 
     def item(self, node: ast.expr) -> ast.expr:
         """One selected item: the object, or a value."""
-        if isinstance(node, ast.Name) and node.id == self.var:
+        if isinstance(node, ast.Name) and self.is_own(node.id):
             return node
         if not self._reads(node):
             raise self.unsupported("Selecting a value that does not read the query's object", node)
@@ -2393,7 +2497,11 @@ class _Rewriter:
 
     def is_var(self, name: str) -> bool:
         """Whether ``name`` names an object of the query (its own or a nested one)."""
-        return name == self.var or any(name in scope for scope in self.scopes)
+        return name == self.var or name in self.values or any(name in scope for scope in self.scopes)
+
+    def is_own(self, name: str) -> bool:
+        """Whether ``name`` names the query's own object here (a nested generator may reuse the name)."""
+        return name == self.var and not self.is_nested_var(name)
 
     def is_nested_var(self, name: str) -> bool:
         for scope in reversed(self.scopes):
@@ -2498,7 +2606,7 @@ class _Rewriter:
         if isinstance(op, (ast.In, ast.NotIn)):
             negate = ast.Constant(value=isinstance(op, ast.NotIn))
             if not right_col:
-                if isinstance(left, ast.Name) and left.id == self.var:
+                if isinstance(left, ast.Name) and self.is_own(left.id):
                     return self._helper("same_in", left, self.external(right), negate, where)
                 if self._is_plain(left):
                     return self._helper("in_", left, self.external(right), negate, where)
@@ -2546,7 +2654,7 @@ class _Rewriter:
                 args=[ast.Constant(value=None)],
                 keywords=[],
             )
-        if isinstance(column_side, ast.Name) and column_side.id == self.var:
+        if isinstance(column_side, ast.Name) and self.is_own(column_side.id):
             if not isinstance(op, (ast.Eq, ast.NotEq)):
                 raise self.unsupported("An ordering comparison of objects", node)
             return self._helper(
@@ -2844,7 +2952,7 @@ class _Rewriter:
 
     def _is_column(self, node: ast.AST) -> bool:
         return (
-            isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == self.var
+            isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and self.is_own(node.value.id)
         )
 
     def column_attr(self, node: ast.expr) -> Any:
@@ -2864,7 +2972,7 @@ class _Rewriter:
                     f"Entity {self.entity.__name__} has no attribute {name!r}: {self._at(node)}",
                 )
             return attr
-        if isinstance(node, ast.Name) and node.id == self.var:
+        if isinstance(node, ast.Name) and self.is_own(node.id):
             return None
         raise self.unsupported(_construct(node), node)
 
