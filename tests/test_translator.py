@@ -308,6 +308,9 @@ def test_started_generators_and_other_values_are_refused(people) -> None:
             select(p for p in [1, 2] if p > 1)
         with pytest.raises(TranslationError, match="must iterate over an entity or a query"):
             select(p for p in {1, 2} if p > 1)
+        numbers = [1, 2]
+        with pytest.raises(TranslationError, match="Cannot iterate over non-entity object numbers"):
+            select("p for p in numbers if p > 1")
 
 
 def test_untranslatable_generator_names_its_line(people) -> None:

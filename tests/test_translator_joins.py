@@ -15,6 +15,8 @@ from nextorm import (
     AsyncDatabase,
     Database,
     Optional,
+    PrimaryKey,
+    QueryError,
     Required,
     Set,
     TranslationError,
@@ -23,10 +25,12 @@ from nextorm import (
     db_session,
     desc,
     exists,
+    group_concat,
     left_join,
     max,
     min,
     select,
+    sum,
 )
 
 
@@ -319,6 +323,8 @@ def test_several_for_clauses_join(school) -> None:
             "Cid",
         ]
         assert names(select(s for s in Student for c in s.courses if c.title == "Algebra")) == ["Ann", "Bob"]
+        in_math = select(s for d in Dept if d.name == "Math" for s in d.groups.students)
+        assert names(in_math) == ["Ann", "Bob"]
         assert names(select(s for s in Student for g in Group if s.group == g and g.name == "g2")) == [
             "Cid",
             "Dee",
@@ -326,6 +332,75 @@ def test_several_for_clauses_join(school) -> None:
         assert names(select(g for g in Group for s in g.students if JOIN(s.login is not None))) == ["g1", "g2"]
         assert names(left_join(g for g in Group for s in g.students)) == ["g1", "g2", "g3"]
         assert count(s for g in Group for s in g.students if g.name == "g1") == 2
+
+
+def test_several_for_clauses_selecting_values(school) -> None:
+    """Values from several ``for`` clauses: the others are tables of the query's FROM (DISTINCT
+    unless every object is selected); aggregates group by the other items."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        pairs = select((s.name, c.title) for s in Student for c in s.courses if c.credits > 3)
+        assert sorted(pairs) == [("Ann", "Algebra"), ("Bob", "Algebra")]
+        group_names = select(g.name for g in Group for s in g.students if s.gpa >= 3)
+        # Ann and Bob are both in g1: it comes once
+        assert sorted(group_names) == ["g1", "g2"] and "DISTINCT" in group_names.sql()[0]
+        assert group_names.count() == 2
+        objects = select((c, s) for s in Student for c in Course if c.credits == 5 and s.gpa > 3.5)
+        assert [(c.title, s.name) for c, s in objects] == [("Algebra", "Ann")]
+        assert "DISTINCT" not in objects.sql()[0]
+        assert sorted(select((s.name, count(c)) for s in Student for c in s.courses)) == [
+            ("Ann", 2),
+            ("Bob", 1),
+            ("Cid", 1),
+        ]
+        in_math = select(
+            (min(s.gpa), max(s.gpa)) for s in Student for g in Group if s.group == g and g.dept.name == "Math"
+        )
+        assert in_math[:] == [(3.0, 4.0)]
+        text = select("(s.name, c.title) for s in Student for c in s.courses if c.title == 'Poetry'")
+        assert sorted(text) == [("Ann", "Poetry"), ("Cid", "Poetry")]
+        lowered = select((g, s.name.lower()) for g in Group for s in g.students)
+        assert sorted(select(n for g, n in lowered if g.name == "g1")) == ["ann", "bob"]
+        assert sorted(select((g.dept.name, n) for g, n in lowered if n.startswith("d"))) == [("Arts", "dee")]
+        with pytest.raises(TranslationError, match="left_join.. of a query selecting values"):
+            left_join((g.name, s.name) for g in Group for s in g.students)[:]
+
+
+def test_nested_query_values_are_selected(school) -> None:
+    """``count(g.students)`` and other aggregates of collections or nested generators as selected items."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        assert sorted(select((g.name, count(g.students)) for g in Group)) == [("g1", 2), ("g2", 2), ("g3", 0)]
+        crowded = select((g, count(g.students)) for g in Group if count(g.students) > 1)
+        assert sorted((g.name, n) for g, n in crowded) == [("g1", 2), ("g2", 2)]
+        best = select((g.name, max(s.gpa for s in g.students)) for g in Group)
+        assert sorted(best) == [("g1", 4.0), ("g2", 3.5), ("g3", None)]
+        credits = select((s.name, sum(c.credits for c in s.courses)) for s in Student)
+        assert sorted(credits) == [("Ann", 8), ("Bob", 5), ("Cid", 3), ("Dee", 0), ("Eve", 0)]
+        # distinct= of a nested query's aggregate: COUNT counts distinct values unless told otherwise
+        by_groups = "select(s.group for s in c.students)"
+        assert select(f"c.title for c in Course if {by_groups}.count() == 1")[:] == ["Algebra"]
+        assert sorted(select(f"c.title for c in Course if {by_groups}.count(distinct=False) == 2")) == [
+            "Algebra",
+            "Poetry",
+        ]
+        credits_of = "select(c.credits for s in g.students for c in s.courses)"
+        assert select(f"g.name for g in Group if {credits_of}.sum(distinct=True) == 8")[:] == ["g1"]
+        assert select(f"g.name for g in Group if {credits_of}.sum() == 13")[:] == ["g1"]
+        with pytest.raises(TranslationError, match=r"Function sum\(\) expects query or items of numeric type, got 'str'"):
+            select(g for g in Group if sum(s.name for s in g.students) > 1)
+
+
+def test_entities_of_another_database_are_refused(school, another_db) -> None:
+    """A ``for`` over an entity of another database names the rule."""
+    Dept, Group, Student, Course, Passport = school
+
+    class Room(another_db.Entity):
+        name = Required(str)
+
+    another_db.generate_mapping(create_tables=True)
+    with db_session, pytest.raises(TranslationError, match="must belong to the same database"):
+        select(g for g in Group for r in Room if r.name == "x")
 
 
 # -- queries over queries ---------------------------------------------------------------------------
@@ -416,7 +491,62 @@ def test_query_over_a_query_errors(school) -> None:
             select(x for x in select(s.name for s in Student).limit(2))
 
 
+# -- composite keys -----------------------------------------------------------------------------------
+
+
+def test_composite_keys_in_tuples_and_objects(db: Database) -> None:
+    """``(a, b) in rows``, ``obj in objs`` and ``obj != other`` for an entity keyed by two columns."""
+
+    class Term(db.Entity):
+        name = Required(str)
+        year = Required(int)
+        credits = Required(int)
+        PrimaryKey(name, year)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        a1, a2, b1 = Term(name="a", year=1, credits=3), Term(name="a", year=2, credits=4), Term(name="b", year=1, credits=5)
+    with db_session:
+        wanted = [("a", 2), ("b", 1), ("c", 9)]
+        assert sorted(select(t.credits for t in Term if (t.name, t.year) in wanted)) == [4, 5]
+        assert select(t.credits for t in Term if (t.name, t.year) not in wanted)[:] == [3]
+        assert select(t.credits for t in Term if (t.name, t.year) in [])[:] == []
+        first, second = Term["a", 1], Term["b", 1]
+        assert sorted(select(t.credits for t in Term if t in (first, second))) == [3, 5]
+        assert select(t.credits for t in Term if t not in [first, second])[:] == [4]
+        assert sorted(select(t.credits for t in Term if t != first)) == [4, 5]
+        later = select(t.credits for t in Term if (t.name, t.year) in ((u.name, u.year + 1) for u in Term))
+        assert later[:] == [4]
+        with pytest.raises(TranslationError, match="tuples of 2 values"):
+            select(t for t in Term if (t.name, t.year) in [("a", 1, 2)])[:]
+        with pytest.raises(QueryError, match="composite primary key"):
+            select(t for t in Term).group_concat()
+
+
 # -- errors ---------------------------------------------------------------------------------------
+
+
+def test_query_messages_and_group_concat_of_objects(school) -> None:
+    """Negative slices, a scope value selected, a computed ``distinct``; group_concat of objects."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        query = select(s for s in Student).order_by(Student.id)
+        with pytest.raises(QueryError, match="Parameter 'start' of slice object cannot be negative"):
+            query[-3:2]
+        with pytest.raises(QueryError, match="Parameter 'stop' of slice object cannot be negative"):
+            query[1:-1]
+        a = 100
+        with pytest.raises(TranslationError, match="External parameter 'a' cannot be used as query result"):
+            select(a for s in Student)
+        with pytest.raises(TranslationError, match=r"`distinct` value should be True or False. Got: s.gpa > 1"):
+            select(count(s, distinct=s.gpa > 1) for s in Student)
+        ids = [str(s.id) for s in query]
+        assert sorted(select(s for s in Student).group_concat().split(",")) == ids
+        assert sorted(select(s for s in Student if s.gpa > 2).group_concat(".").split(".")) == ids[:2] + ids[3:4]
+        joined = select(group_concat(s.name, "-") for s in Student if s.group.name == "g1")[:]
+        assert sorted(joined[0].split("-")) == ["Ann", "Bob"]
+        assert query.count(distinct=True) == 5
+
 
 
 def test_path_errors_name_the_attribute(school) -> None:

@@ -780,15 +780,19 @@ class Column(Value):
 
 
 class TableColumn(Value):
-    """A column of the query's own table by name (the columns an object is loaded from)."""
+    """A column of the query's own table by name (the columns an object is loaded from), or of
+    another object the query ranges over (``source``, a ``Var``)."""
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "source")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, source: Var | None = None) -> None:
         self.name = name
+        self.source = source
         self.py_type = None
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        if self.source is not None:
+            return dialect.source_column(self.source, self.name)
         return dialect.column(self.name)
 
 

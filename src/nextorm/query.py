@@ -17,6 +17,7 @@ from .expressions import (
     Operand,
     OrderBy,
     TableColumn,
+    Var,
     Value,
     as_expr,
     expression_for,
@@ -75,6 +76,8 @@ class Query(Generic[_E]):
         self._var: str | None = None
         #: what a query of values selects (values, or the entity for its objects), None for objects
         self._select: tuple[Any, ...] | None = None
+        #: other objects the query ranges over (``Var``: the other ``for`` clauses of a query of values)
+        self._sources: tuple[Any, ...] = ()
         #: the text of what a generator query selects (for messages about queries over it)
         self._selected_text: str | None = None
         #: whether each result is a tuple of the selected items (else the one item)
@@ -230,6 +233,9 @@ class Query(Generic[_E]):
             start = len(values)
             if isinstance(item, type):
                 values.extend(TableColumn(name) for name in cast(Any, item)._select_columns_)
+            elif type(item) is Var:  # an object of another `for` clause
+                values.extend(TableColumn(name, item) for name in item.entity._select_columns_)
+                item = item.entity
             else:
                 values.append(item)
             layout.append((item, start, len(values)))
@@ -259,7 +265,7 @@ class Query(Generic[_E]):
         if _mentions_raw(self):
             # without a variable, Pony's: the capitals of the entity's name (``p`` for Person)
             alias = self._var or "".join(c for c in entity.__name__ if c.isupper()).lower() or entity.__name__
-        if self._select is None and not having:
+        if self._select is None and not having and not self._sources:
             return Select(
                 entity._table_,
                 entity._select_columns_,
@@ -293,12 +299,16 @@ class Query(Generic[_E]):
             for_update=self._for_update,
             count=count,
             one=one,
+            sources=self._sources,
         )
 
     def _auto_distinct(self) -> bool:
-        """Whether Pony removes duplicates by default: when the selected items lack the object's key."""
+        """Whether Pony removes duplicates by default: when the selected items lack the object's key
+        (or, of several ``for`` clauses, lack any of their objects)."""
         if self._select is None:
             return False
+        if self._sources and not all(any(item is source for item in self._select) for source in self._sources):
+            return True
         if any(item is self.entity for item in self._select):
             return False
         selected = {id(item.attr) for item in self._select if isinstance(item, Column)}
@@ -346,18 +356,25 @@ class Query(Generic[_E]):
             single = len(inner.values) == 1 and not query._tuple
             if single and not (inner.group_by or inner.having or inner.limit is not None or inner.offset):
                 counted = Aggregate("count", inner.values[0], distinct=distinct is not False)
-                statement = Select(inner.table, values=(counted,), where=inner.where)
+                statement = Select(inner.table, values=(counted,), where=inner.where, sources=inner.sources)
             else:
                 statement = Count(inner)
-        elif query._limit is not None or query._offset or query._distinct:
-            statement = Count(query.statement())
+        elif query._limit is not None or query._offset or query._distinct or distinct:
+            # count(distinct=True) of objects: the distinct rows, as Pony counts them
+            statement = Count(query._copy(_distinct=query._distinct or distinct).statement())
         else:
             statement = query.statement(count=True)
         sql, params = render(statement, self.entity._database_._provider_or_fail().dialect)
         return int((yield from self.entity._database_._scalar_steps_(sql, params)) or 0)
 
     def aggregate_steps(self, name: str, distinct: bool | None = None, sep: str | None = None) -> Steps[Any]:
-        """Steps returning ``name`` (sum, min, max, avg, group_concat) of a query's one value."""
+        """Steps returning ``name`` (sum, min, max, avg, group_concat) of a query's one value
+        (``group_concat`` of a query of objects: of their primary keys)."""
+        if name == "group_concat" and self._select is None:
+            keys = self.entity._pk_attrs_
+            if len(keys) != 1:
+                raise QueryError("`group_concat` cannot be used with entity with composite primary key")
+            return (yield from self._selecting((Column(keys[0]),), False).aggregate_steps(name, distinct, sep))
         if self._select is None or self._tuple or isinstance(self._select[0], type):
             raise noted(
                 QueryError(
@@ -376,7 +393,7 @@ class Query(Generic[_E]):
             statement: Select | AggregateOf = AggregateOf(_labelled(inner), aggregate)
         else:
             aggregate = Aggregate(name, value, bool(distinct), sep)
-            statement = Select(inner.table, values=(aggregate,), where=inner.where)
+            statement = Select(inner.table, values=(aggregate,), where=inner.where, sources=inner.sources)
         sql, params = render(statement, self.entity._database_._provider_or_fail().dialect)
         return aggregate.from_db((yield from self.entity._database_._scalar_steps_(sql, params)))
 
@@ -429,8 +446,10 @@ class Query(Generic[_E]):
             start, stop = key.start or 0, key.stop
             if type(start) is not int or (stop is not None and type(stop) is not int):
                 raise QueryError(f"Query slices take int bounds, got {key!r}")
-            if start < 0 or (stop is not None and stop < 0):
-                raise QueryError("Query slices do not support negative indexes")
+            if start < 0:
+                raise QueryError("Parameter 'start' of slice object cannot be negative")
+            if stop is not None and stop < 0:
+                raise QueryError("Parameter 'stop' of slice object cannot be negative")
             limit = None if stop is None else max(stop - start, 0)
             return self.limit(limit, start).fetch() if (limit is not None or start) else self.fetch()
         if isinstance(key, int) and not isinstance(key, bool):
@@ -680,6 +699,7 @@ def _labelled(statement: Select) -> Select:
         order=statement.order,
         limit=statement.limit,
         offset=statement.offset,
+        sources=statement.sources,
     )
 
 

@@ -221,6 +221,8 @@ class Select:
     distinct: bool = False
     group_by: tuple[Any, ...] = ()
     having: Sequence[Condition] = ()
+    #: other objects the statement ranges over (``Var``), each a table of its FROM (cross joined)
+    sources: tuple[Any, ...] = ()
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The statement's text, appending its bound values to ``params``."""
@@ -239,6 +241,10 @@ class Select:
         return text
 
     def _text(self, dialect: Dialect, params: list[Any], scope: Scope | None) -> str:
+        if self.sources:
+            if scope is None:
+                raise NeedsScope  # the other tables are named by aliases
+            aliases = scope.declare(self.sources)
         if scope is not None:
             dialect = cast(Dialect, scope)
         # rendered before FROM (a joined table is added while its columns are spelled); the
@@ -284,6 +290,11 @@ class Select:
         for join in self.joins:
             sql += (
                 f" JOIN {dialect.quote(join.table)} {join.alias} ON {join.on_sql(dialect)}"
+            )
+        if self.sources:
+            sql += "".join(
+                f" CROSS JOIN {dialect.quote(source.entity._table_)} {alias}"
+                for source, alias in zip(self.sources, aliases)
             )
         if scope is not None:
             sql += "".join(scope.levels[0])
@@ -412,6 +423,19 @@ class Scope:
         self.level_of[source] = level
         return alias
 
+    def source_column(self, source: Var, name: str) -> str:
+        """A column of another object the statement ranges over, by the alias of its table."""
+        return f"{self.alias(source)}.{self.dialect.quote(name)}"
+
+    def declare(self, sources: tuple[Var, ...]) -> list[str]:
+        """The other objects the statement itself ranges over: their aliases, in order."""
+        aliases = []
+        for source in sources:
+            alias = self.aliases[source] = self.fresh()
+            self.level_of[source] = 0
+            aliases.append(alias)
+        return aliases
+
     def enter(self, sources: tuple[Var, ...]) -> list[str]:
         """Start a nested query over ``sources``: their aliases, in order."""
         self.levels.append([])
@@ -447,7 +471,7 @@ class Subquery:
     aggregate applied to it (``COUNT`` with no value counts rows).
     """
 
-    __slots__ = ("aggregate", "sources", "value", "where")
+    __slots__ = ("aggregate", "distinct", "sources", "value", "where")
 
     def __init__(
         self,
@@ -460,6 +484,8 @@ class Subquery:
         self.where = where
         self.value = value
         self.aggregate = aggregate
+        #: whether the aggregate reads distinct values (None: COUNT does, the others do not)
+        self.distinct: bool | None = None
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The nested query's text (raises NeedsScope outside a ``Scope``)."""
@@ -473,11 +499,11 @@ class Subquery:
         else:
             what = _operand(value, cast(Dialect, dialect), what_params)
             if aggregate == "COUNT":
-                what = f"COUNT(DISTINCT {what})"
-            elif aggregate == "SUM":
-                what = f"COALESCE(SUM({what}), 0)"
+                what = f"COUNT({what})" if self.distinct is False else f"COUNT(DISTINCT {what})"
             elif aggregate is not None:
-                what = f"{aggregate}({what})"
+                if self.distinct:
+                    what = f"DISTINCT {what}"
+                what = f"COALESCE(SUM({what}), 0)" if aggregate == "SUM" else f"{aggregate}({what})"
         where_params: list[Any] = []
         where = " AND ".join(c.sql(dialect, where_params) for c in self.where)
         joins = dialect.leave()

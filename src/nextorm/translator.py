@@ -346,9 +346,11 @@ class _Runtime:
     @staticmethod
     def item(value: Any, where: str) -> Any:
         """A selected value."""
-        if isinstance(value, Value):
+        if isinstance(value, Value) or type(value) is Var:  # a value, or an object of another `for`
             return value
         value = _value_operand(value)  # count(p.posts), sum(p.orders.total): a nested query's value
+        if type(value) is _Many and value.value_condition is None:
+            return value  # a collection (s.groups, g.students.name): its members, flattened
         if isinstance(value, Operand):
             return value._value_()
         raise TranslationError(f"Selecting {value!r} is not supported in queries: {where}")
@@ -406,10 +408,7 @@ class _Runtime:
         """The query's object compared with an object (by primary key)."""
         if value is None:
             return _TRUE if negate else _FALSE
-        pk = _Runtime._object(entity, value, where).get_pk()
-        keys = entity._pk_attrs_
-        values = (pk,) if len(keys) == 1 else pk
-        condition = _Runtime.and_(*(attr == v for attr, v in zip(keys, values)))
+        condition = _key_equals(entity, _Runtime._object(entity, value, where))
         return _Runtime.not_(condition) if negate else condition
 
     @staticmethod
@@ -419,17 +418,21 @@ class _Runtime:
             condition = _in_query(entity, values, where)
             return _Runtime.not_(condition) if negate else condition
         keys = entity._pk_attrs_
-        if len(keys) != 1:
-            raise TranslationError(
-                f"`in` over objects of {entity.__name__}, whose primary key has several columns, "
-                f"is not supported in queries yet: {where}"
-            )
+        if len(keys) != 1:  # a composite key: one of the objects' key values
+            condition = _Runtime.or_(*(_key_equals(entity, _Runtime._object(entity, v, where)) for v in values))
+            return _Runtime.not_(condition) if negate else condition
         pks = []
         for value in values:
             if not isinstance(value, entity):
                 value = _Runtime._object(entity, value, where)
             pks.append(value.get_pk())
         return keys[0].not_in(pks) if negate else keys[0].in_(pks)
+
+    @staticmethod
+    def row_in(items: tuple[Any, ...], rows: Any, negate: bool, where: str) -> Any:
+        """``(a, b) in rows``: a tuple of values among tuples from the enclosing scope, or from a nested generator."""
+        condition = _member(items, rows, where)
+        return _Runtime.not_(condition) if negate else condition
 
     @staticmethod
     def _object(entity: Any, value: Any, where: str) -> Any:
@@ -560,11 +563,19 @@ class _Runtime:
 
     @staticmethod
     def join(
-        where: str, root: Any, iters: tuple[Any, ...], conditions: Any, optional: bool, loops: tuple[str, ...] = ()
+        where: str,
+        root: Any,
+        iters: tuple[Any, ...],
+        conditions: Any,
+        optional: bool,
+        loops: tuple[str, ...] = (),
+        select: Any = None,
     ) -> Any:
         """Several ``for`` clauses selecting ``root``'s objects: the others are an EXISTS query.
 
         ``loops`` holds the source text of each ``for`` clause (``for g in Group``), for errors.
+        Selecting values (``select``), the others are tables the query itself ranges over: the
+        result is a ``_Joined`` of them, the condition linking them and the selected items.
         """
         sources: list[Any] = []
         variables: list[Var] = []
@@ -575,6 +586,8 @@ class _Runtime:
                 sources.append(root)
                 continue
             if _is_entity(source):
+                if source._database_ is not _entity_of(root)._database_:
+                    raise TranslationError("All entities in a query must belong to the same database")
                 var: Any = Var(source)
                 variables.append(var)
             elif type(source) is _Many and (type(source.value) is Var or source.value is root):
@@ -590,6 +603,10 @@ class _Runtime:
             sources.append(var)
         others = conditions(*sources)
         condition = _Runtime.and_(*conds, *others)
+        if select is not None:
+            if optional:
+                raise TranslationError(f"left_join() of a query selecting values is not supported yet: {where}")
+            return _Joined(tuple(variables), condition, tuple(select(*sources)))
         if not variables:
             return condition
         if optional and not others:
@@ -612,21 +629,34 @@ class _Runtime:
     def collection_of(base: Any, root: Any, where: str, *names: str) -> Any:
         """The root's own ``for`` over a collection (``for s in g.students`` selecting s)."""
         owner = _path(base, names[:-1], where) if len(names) > 1 else base
+        through = None
+        if type(owner) is _Many:  # `for s in d.groups.students`: the members of each group
+            through, owner = owner, owner.value
         attr = _attribute(_entity_of(owner), names[-1], where)
         if not attr.is_collection:
             raise TranslationError(f"A `for` iterates over a collection, not {attr.qualname}: {where}")
-        return _collection(owner, attr, root)
+        members = _collection(owner, attr, root)
+        if through is None:
+            return members
+        return _Many(
+            through.variables + members.variables, through.conditions + members.conditions, members.value
+        )
 
 
     @staticmethod
-    def method(many: Any, name: str, where: str, *conditions: Any) -> Any:
+    def method(many: Any, name: str, where: str, *conditions: Any, distinct: Any = None) -> Any:
         """A collection's method in a query: ``is_empty()``, ``exists()``, ``count()``, ``select()``..."""
         if type(many) is not _Many or (conditions and type(many.value) is not Var):
             raise TranslationError(f"{name}() in a query is a method of a collection of objects: {where}")
         if conditions:
             extra = tuple(condition(many.value) for condition in conditions)
             many = _Many(many.variables, many.conditions + extra, many.value, None, many.exact)
-        return _COLLECTION_METHODS[name](many, where)
+        result = _COLLECTION_METHODS[name](many, where)
+        if distinct is not None:
+            if type(result) is not Subquery or type(distinct) is not bool:
+                raise TranslationError(f"{name}() in a query takes distinct=True or False only as an aggregate: {where}")
+            result.distinct = distinct
+        return result
 
 
     # -- methods, properties and functions inlined from their source
@@ -665,6 +695,17 @@ class _Runtime:
 
 
 _QUERY_FUNCTIONS: set[Any] = {between, JOIN}
+
+
+class _Joined:
+    """Several ``for`` clauses selecting values: the other objects, their condition and the items."""
+
+    __slots__ = ("condition", "selection", "variables")
+
+    def __init__(self, variables: tuple[Var, ...], condition: Any, selection: tuple[Any, ...]) -> None:
+        self.variables = variables
+        self.condition = condition
+        self.selection = selection
 
 
 class _Many:
@@ -948,7 +989,34 @@ def _same(obj: Any, value: Any, negate: bool, where: str) -> Any:
     return _Runtime.not_(condition) if negate else condition
 
 
+def _key_equals(entity: Any, obj: Any) -> Any:
+    """The query's own object is ``obj``: each attribute of its primary key equal to obj's."""
+    return _Runtime.and_(*(attr == attr.__get__(obj) for attr in entity._pk_attrs_))
+
+
+def _row_member(items: tuple[Any, ...], values: Any, where: str) -> Any:
+    """``(a, b) in values``: the tuple among a nested generator's tuples or the scope's tuples."""
+    if type(values) is _Many:
+        row = values.value
+        if not (isinstance(row, tuple) and len(row) == len(items)):
+            raise TranslationError(f"`in` compares a tuple with a generator of tuples of its length: {where}")
+        return Exists(values.query(tuple(_compare(v, "==", i, where) for v, i in zip(row, items))))
+    if _reads_query(values) or isinstance(values, (str, bytes, Operand)) or hasattr(values, "statement"):
+        raise TranslationError(f"`in` of a tuple over this is not supported in queries yet: {where}")
+    rows = list(values)
+    for row in rows:
+        if not (isinstance(row, tuple) and len(row) == len(items)):
+            raise TranslationError(
+                f"`in` compares a tuple with tuples of {len(items)} values, got {row!r}: {where}"
+            )
+    return _Runtime.or_(
+        *(_Runtime.and_(*(_compare(i, "==", v, where) for i, v in zip(items, row))) for row in rows)
+    )
+
+
 def _member(item: Any, values: Any, where: str) -> Any:
+    if type(item) is tuple:
+        return _row_member(item, values, where)
     if isinstance(values, Value):  # a part of a computed string
         if not _is_text(values) or (isinstance(item, Operand) and not _is_text(item)):
             raise TranslationError(f"`in` on this value is not supported in queries yet: {where}")
@@ -1134,6 +1202,14 @@ def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
         raise TranslationError(f"{name}() takes no keyword arguments {sorted(keywords)} in queries: {where}")
     if name in ("min", "max") and len(args) > 1:
         return least(*args) if name == "min" else greatest(*args)
+    if name == "group_concat" and len(args) == 2 and "sep" not in keywords:
+        keywords = {**keywords, "sep": args[1]}  # group_concat(value, sep)
+        args = args[:1]
+    if any(type(arg) is _Many for arg in args):
+        many = next(arg for arg in args if type(arg) is _Many)
+        if name == "group_concat" and _is_object(many.value) and len(_entity_of(many.value)._pk_attrs_) > 1:
+            raise QueryError("`group_concat` cannot be used with entity with composite primary key")
+        raise TranslationError(f"{name}() of a collection in a query is not supported yet: {where}")
     if name in _AGGREGATES:
         if len(args) > 1 or (not args and name != "count"):
             raise TranslationError(f"{name}() in a query takes one value: {where}")
@@ -1143,7 +1219,7 @@ def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
                 raise TranslationError(f"{name}() takes a value of the query's object, not the object: {where}")
             keys = cast(Any, arg)._pk_attrs_
             arg = Column(keys[0]) if len(keys) == 1 else None
-        elif type(arg) is Var or type(arg) is Path:  # an object of a nested generator: its key
+        elif type(arg) is Var or type(arg) is Path:  # an object of a nested generator or another `for`: its key
             if name != "count":
                 raise TranslationError(f"{name}() takes a value of an object, not the object: {where}")
             arg = _pk_ref(arg, where)._value_()
@@ -1404,11 +1480,27 @@ def _query_of(query: Any, function: str) -> Any:
         # a query over a query of values: its names stand for the values that query selects
         extra = tuple(item for item in source_query._select if not isinstance(item, type))
     result = translation.run(source_query.entity, params, *extra)
-    if translation.shape is not None:
+    sources: tuple[Any, ...] = ()
+    if translation.several and translation.shape is not None:
+        joined = result[0]
+        selection, sources, result = joined.selection, joined.variables, (joined.condition, *result[1:])
+    elif translation.shape is not None:
         selection, result = result[0], result[1:]
+    if translation.shape is not None and any(type(item) is _Many for item in selection):
+        # a selected collection ranges over its members: they are tables of the query's FROM
+        flat = []
+        for item in selection:
+            if type(item) is _Many:
+                sources += item.variables
+                result = (*result, *item.conditions)
+                item = item.value if type(item.value) is Var else _Runtime.item(_operand(item.value), "")
+            flat.append(item)
+        selection = tuple(flat)
     conditions = _finish_conditions(source_query.entity, translation, result)
     # the conditions are built on the attributes of source_query's entity: no check needed
     query = source_query._named(var, conditions)
+    if sources:
+        query = query._copy(_sources=source_query._sources + sources)
     if translation.shape is not None:
         query = query._selecting(selection, translation.shape == "tuple")
     elif shape is not None:
@@ -1417,7 +1509,7 @@ def _query_of(query: Any, function: str) -> Any:
 
 
 #: the iterators of Python's sequences: a query's result already fetched, not a query
-_SEQUENCE_ITERATORS = (type(iter([])), type(iter(())))
+_SEQUENCE_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())))
 
 
 def _shape_of(query: Any) -> tuple[bool, tuple[bool, ...]] | None:
@@ -1563,7 +1655,7 @@ def _evaluate_source(node: ast.expr, namespace: tuple[dict[str, Any], dict[str, 
     source = eval(code, namespace[0], namespace[1])  # the user's own query text, in the caller's scope
     query = source.select() if hasattr(source, "_attrs_by_name_") else source
     if not (hasattr(query, "entity") and hasattr(query, "filter")):
-        raise TranslationError(f"The first `for` of a query must iterate over an entity or a query: {where}")
+        raise TranslationError(f"Cannot iterate over non-entity object {ast.unparse(node)}")
     return query
 
 
@@ -2163,15 +2255,8 @@ def _translate_generator(
         return _translate_over_values(node, entity, where, scope_names, shape, source)
     names = _generator_vars(node, where)
     node, guards = _inline_generator(node, entity, where, scope)
-    if not (isinstance(node.elt, ast.Name) and node.elt.id in names):
-        if len(names) > 1:
-            raise TranslationError(
-                f"Selecting `{ast.unparse(node.elt)}` (values rather than objects) from several `for` "
-                f"clauses is not supported in queries yet: {where}"
-            )
-        var = names[0]
-    else:
-        var = _generator_var(node, where)
+    values = not (isinstance(node.elt, ast.Name) and node.elt.id in names)
+    var = names[0] if values else _generator_var(node, where)
     root_index = names.index(var)
     if root_index:
         # the selected `for` iterates a collection of the first one: its entity is the query's
@@ -2190,7 +2275,7 @@ def _translate_generator(
     rewriter.guards = [rewriter.external(guard) for guard in guards]
     if len(names) == 1:
         return _translate_single(node, var, rewriter, scope_names)
-    return _translate_join(node, names, var, rewriter, scope_names)
+    return _translate_join(node, names, var, rewriter, scope_names, values)
 
 
 def _translate_single(node: Any, var: str, rewriter: _Rewriter, scope_names: Any, values: tuple[str, ...] = ()) -> _Translation:
@@ -2250,9 +2335,10 @@ def _translate_over_values(
 
 
 def _translate_join(
-    node: Any, names: list[str], var: str, rewriter: _Rewriter, scope_names: Any
+    node: Any, names: list[str], var: str, rewriter: _Rewriter, scope_names: Any, values: bool = False
 ) -> _Translation:
-    """Several ``for`` clauses: the selected one is the query's object, the others a nested query."""
+    """Several ``for`` clauses: the selected one is the query's object, the others a nested query;
+    selecting values (``values``), the first is the query's object and the others tables of its FROM."""
     root_index = names.index(var)
     root_path: tuple[str, ...] | None = None
     others = [n for n in names if n != var]
@@ -2293,6 +2379,11 @@ def _translate_join(
                 uses_others = any(isinstance(n, ast.Name) and n.id in others for n in ast.walk(part))
                 (conditions if uses_others else own).append(rewriter.condition(part))
     at = ast.Constant(value=rewriter._at(node))
+    selection: ast.expr = ast.Constant(value=None)
+    is_tuple = False
+    if values:
+        selected, is_tuple = rewriter.selection(node.elt)
+        selection = _lambda(names, cast(ast.expr, selected))
     body = [
         rewriter._helper(
             "join",
@@ -2308,6 +2399,7 @@ def _translate_join(
                 ],
                 ctx=ast.Load(),
             ),
+            selection,
         ),
         *own,
     ]
@@ -2315,6 +2407,10 @@ def _translate_join(
     translation = _compile(node, body, var, scope_names, rewriter, extra=("__first", "__optional"))
     translation.root_path = root_path
     translation.several = True
+    if values:
+        translation.shape = "tuple" if is_tuple else "one"
+        elt = node.elt
+        translation.selected = ast.unparse(elt)[1:-1] if isinstance(elt, ast.Tuple) else ast.unparse(elt)
     return translation
 
 
@@ -2484,6 +2580,8 @@ class _Rewriter:
         if isinstance(node, ast.Name) and self.is_own(node.id):
             return node
         if not self._reads(node):
+            if isinstance(node, ast.Name):
+                raise TranslationError(f"External parameter {node.id!r} cannot be used as query result")
             raise self.unsupported("Selecting a value that does not read the query's object", node)
         return self._helper("item", self.operand(node), ast.Constant(value=self._at(node)))
 
@@ -2603,6 +2701,11 @@ class _Rewriter:
         if not (left_col or right_col):
             return ast.IfExp(test=self.external(node), body=self._marker(True), orelse=self._marker(False))
         where = ast.Constant(value=self._at(node))
+        if isinstance(op, (ast.In, ast.NotIn)) and isinstance(left, ast.Tuple) and left_col:
+            # `(p.a, p.b) in [(1, 2), ...]` or in a generator of tuples
+            row = ast.Tuple(elts=[self.operand(elt) for elt in left.elts], ctx=ast.Load())
+            rows = self.operand(right) if right_col else self.external(right)
+            return self._helper("row_in", row, rows, ast.Constant(value=isinstance(op, ast.NotIn)), where)
         if isinstance(op, (ast.In, ast.NotIn)):
             negate = ast.Constant(value=isinstance(op, ast.NotIn))
             if not right_col:
@@ -2784,14 +2887,17 @@ class _Rewriter:
         names = _generator_vars(node, self._at(node))
         self.push(names)
         try:
-            iters = []
+            iters: list[ast.expr] = []
             conditions: list[ast.expr] = []
             for i, loop in enumerate(node.generators):
                 made = self.operand(loop.iter) if self.uses_var(loop.iter) else self.external(loop.iter)
                 iters.append(_lambda(names[:i], made))
                 conditions += [self.condition(c) for c in loop.ifs]
             elt = node.elt
-            value = self.operand(elt)
+            if isinstance(elt, ast.Tuple):  # a generator of tuples (for `(a, b) in ...`)
+                value: ast.expr = ast.Tuple(elts=[self.operand(e) for e in elt.elts], ctx=ast.Load())
+            else:
+                value = self.operand(elt)
             elt_condition: ast.expr = ast.Constant(value=None)
             if not (isinstance(elt, ast.Name) and elt.id in names):
                 try:
@@ -2815,16 +2921,19 @@ class _Rewriter:
         if isinstance(func, ast.Attribute) and self.uses_var(func.value):
             if (
                 func.attr in _COLLECTION_METHODS
-                and not node.keywords
+                and all(k.arg == "distinct" and not self.uses_var(k.value) for k in node.keywords)
                 and (self.chain(func.value) is not None or isinstance(func.value, (ast.Call, ast.GeneratorExp)))
             ):
-                return self._helper(
+                call = self._helper(
                     "method",
                     self.operand(func.value),
                     ast.Constant(value=func.attr),
                     ast.Constant(value=self._at(node)),
                     *[self.member_lambda(arg) for arg in node.args],
                 )
+                # `.count(distinct=False)`, `.sum(distinct=True)`
+                call.keywords = [ast.keyword(arg="distinct", value=self.external(k.value)) for k in node.keywords]  # type: ignore[attr-defined]
+                return call
             if func.attr not in _METHODS:
                 raise self.unsupported(f"The method {func.attr}()", node)
             if node.keywords or any(self.uses_var(arg) for arg in node.args):
@@ -2841,6 +2950,10 @@ class _Rewriter:
         args = [self.operand(arg) if self._reads(arg) else self.external(arg) for arg in node.args]
         call = self._helper("call", self.external(func), ast.Constant(value=self._at(node)), *args)
         for keyword in node.keywords:
+            if keyword.arg == "distinct" and self.uses_var(keyword.value):
+                raise TranslationError(
+                    f"`distinct` value should be True or False. Got: {ast.unparse(keyword.value)}"
+                )
             if keyword.arg is None or self.uses_var(keyword.value):
                 raise self.unsupported("These keyword arguments in a query call", node)
             call.keywords.append(ast.keyword(arg=keyword.arg, value=self.external(keyword.value)))  # type: ignore[attr-defined]

@@ -80,6 +80,10 @@ class Dialect:
         """A column read through a join or from a nested query: only a ``nextorm.sql.Scope`` spells it."""
         raise NeedsScope
 
+    def source_column(self, source: Any, name: str) -> str:
+        """A column of another object a query ranges over: only a ``nextorm.sql.Scope`` spells it."""
+        raise NeedsScope
+
     def column_list(self, names: tuple[str, ...]) -> str:
         """``names`` quoted and separated by commas (remembered: entities select the same lists)."""
         text = self._column_lists.get(names)
