@@ -436,6 +436,21 @@ def test_query_over_a_query_of_values(school) -> None:
         assert sorted(select("x for x in logins if x != ''")) == ["ann", "dee"]
 
 
+def test_in_a_query_of_values(school) -> None:
+    """``s.login in q`` where ``q`` selects one value: EXISTS of a row with that value (a missing
+    value is in no query, so ``not in`` selects it)."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        logins = select(s.login for s in Student if s.gpa > 3)
+        assert names(select(s for s in Student if s.login in logins)) == ["Ann", "Dee"]
+        assert names(select(s for s in Student if s.login not in logins)) == ["Bob", "Cid", "Eve"]
+        best_groups = select(s.group.name for s in Student if s.gpa > 3.5)
+        assert names(select(g for g in Group if g.name in best_groups)) == ["g1"]
+        with pytest.raises(TranslationError, match="query of tuples"):
+            pairs = select((t.login, t.name) for t in Student)
+            select(s for s in Student if s.login in pairs)[:]
+
+
 def test_query_over_a_query_of_tuples_unpacks(school) -> None:
     """``for a, b in q`` over a query of tuples names each item; the object's item stays an object."""
     Dept, Group, Student, Course, Passport = school
@@ -546,6 +561,12 @@ def test_query_messages_and_group_concat_of_objects(school) -> None:
         joined = select(group_concat(s.name, "-") for s in Student if s.group.name == "g1")[:]
         assert sorted(joined[0].split("-")) == ["Ann", "Bob"]
         assert query.count(distinct=True) == 5
+        # a query made from one already iterated runs itself (it does not reuse that result)
+        good = select(x for x in query if x.gpa > 2)
+        assert names(good) == ["Ann", "Bob", "Dee"] and len(query) == 5 and len(query.filter(lambda s: s.gpa > 2)) == 3
+        assert names(good.where(lambda x: x.gpa < 4)) == ["Bob", "Dee"]
+        with pytest.raises(QueryError, match="Lambda argument `s` does not correspond to any variable"):
+            good.where(lambda s: s.gpa < 4)
 
 
 

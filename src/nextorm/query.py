@@ -88,6 +88,7 @@ class Query(Generic[_E]):
     def _copy(self, **changes: Any) -> Query[_E]:
         query: Query[_E] = Query.__new__(Query)
         query.__dict__.update(self.__dict__)
+        query.__dict__.pop("_fetched", None)  # a result this query fetched is not the new one's
         query.__dict__.update(changes)
         return query
 
@@ -100,7 +101,20 @@ class Query(Generic[_E]):
         """Add conditions (ANDed): expressions, ``attr=value`` keywords, lambdas or query text."""
         return self._copy(_where=self._where + conditions_for(self.entity, conditions, values, self._var))
 
-    where = filter
+    def where(self, *conditions: Any, **values: Any) -> Query[_E]:
+        """``filter()`` on a query written with a variable: a lambda's parameter must be its name."""
+        for condition in conditions:
+            code = getattr(condition, "__code__", None)
+            if (
+                code is not None
+                and self._var is not None
+                and code.co_argcount == 1
+                and code.co_varnames[0] != self._var
+            ):
+                raise QueryError(
+                    f"Lambda argument `{code.co_varnames[0]}` does not correspond to any variable in original query"
+                )
+        return self.filter(*conditions, **values)
 
     def _named(self, var: str, conditions: tuple[Expr, ...] = ()) -> Query[_E]:
         """This query with its objects named ``var`` (for conditions without a lambda parameter),

@@ -568,7 +568,9 @@ class InQuery(Expr):
         if not isinstance(dialect, Scope):
             raise NeedsScope
         query = self.query
-        key = _KeyIs(query.columns[0], dialect.column_ref(self.column))  # type: ignore[arg-type]
+        outer = dialect.column_ref(self.column)
+        # a query of objects by its key column; a query of one value by that value
+        key: Any = _ValueIs(query.values[0], outer) if query.values else _KeyIs(query.columns[0], outer)  # type: ignore[arg-type]
         found = Select(query.table, where=(key, *query.where), one=True)
         return f"EXISTS ({found.sql(cast(Dialect, dialect), params)})"
 
@@ -582,6 +584,17 @@ class _KeyIs:
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         return f"{dialect.column(self.key)} = {self.outer}"
+
+
+@dataclass(frozen=True, slots=True)
+class _ValueIs:
+    """``value = <a column of the enclosing statement>``."""
+
+    value: Any
+    outer: str
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return f"{self.value.sql(dialect, params)} = {self.outer}"
 
 
 def key_columns(entity: Any) -> tuple[str, ...]:

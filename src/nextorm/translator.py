@@ -1064,6 +1064,8 @@ def _is_text(value: Any) -> bool:
 
 def _in_query(item: Any, query: Any, where: str) -> Any:
     entity = query.entity
+    if query._select is not None:
+        return _in_values_query(item, query, where)
     if len(entity._pk_attrs_) != 1:
         raise TranslationError(
             f"`in` over a query of {entity.__name__}, whose primary key has several columns, "
@@ -1083,6 +1085,22 @@ def _in_query(item: Any, query: Any, where: str) -> Any:
         raise TranslationError(f"`in` over a query takes an object of its entity: {where}")
     keys = query._copy(_order=()).statement()
     return InQuery(column, Select(keys.table, (entity._pk_attrs_[0].column,), where=keys.where))
+
+
+def _in_values_query(item: Any, query: Any, where: str) -> Any:
+    """``p.name in q`` where ``q`` selects one value: a nested query for a row of that value."""
+    selected = query._select
+    if query._tuple or len(selected) != 1 or isinstance(selected[0], type) or query._sources:
+        raise TranslationError(f"`in` over a query of tuples or objects of several tables is not supported yet: {where}")
+    if query._limit is not None or query._offset:
+        raise TranslationError(f"`in` over a query with a limit or offset is not supported yet: {where}")
+    item = _operand(item)
+    if type(item) is not ColumnRef:
+        raise TranslationError(f"`in` over a query of values takes an attribute: {where}")
+    statement = query._copy(_order=(), _distinct=False).statement()
+    if statement.group_by or statement.having:
+        raise TranslationError(f"`in` over a query of grouped values is not supported yet: {where}")
+    return InQuery(item, statement)
 
 
 def _truth(value: Any, where: str) -> Any:
