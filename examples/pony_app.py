@@ -162,6 +162,9 @@ def report():
           [(c.book.isbn, c.number) for c in Copy.select().order_by(Copy.id).page(2, pagesize=3)])
     print('members and open loans:', select(
         (m.name, count(l for l in m.loans if l.returned is None)) for m in Member).order_by(1)[:])
+    print('readers per genre:', select((g.name, count(m)) for g in Genre for b in g.books
+                                       for c in b.copies for l in c.loans for m in Member
+                                       if l.member == m).order_by(1)[:])
     cheap = Book.select(lambda b: b.price < 12)
     print('cheap fiction:', cheap.filter(lambda b: 'fiction' in b.genres.name)
           .order_by(Book.title)[:].__len__())
