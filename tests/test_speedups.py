@@ -1345,3 +1345,84 @@ def test_twins_agree_on_random_programs(
     """Random reads, writes, loads, lookups and state changes give the same trace on both twins."""
     compiled, pure = twins
     assert run_program(compiled, program) == run_program(pure, program)
+
+
+# --- attribute_dict: to_dict()'s one pass over the attributes --------------------------------------
+
+
+def test_attribute_dict_reads_each_attribute_as_a_tracked_read(model: Model) -> None:
+    """Values come in the order given, read bits are set, an unloaded value goes to ``_load_``."""
+    obj = model.new(model.speedups.LOADED, id=1, name="Ann", age=30)
+    columns = [model.column("age"), model.column("id"), model.column("name"), model.column("note")]
+    result = model.speedups.attribute_dict(obj, ["a", "i", "n", "x"], columns)
+    assert list(result.items()) == [("a", 30), ("i", 1), ("n", "Ann"), ("x", ("loaded", "note"))]
+    assert obj._rbits_ == 0b111 and obj._wbits_ == 0
+    assert model.calls == [("load", "note")]
+
+
+def test_attribute_dict_takes_the_paths_of_dead_and_deleted_objects(model: Model) -> None:
+    """A deleted object goes to ``_deleted_``, any object of a finished session to ``_read_after_session_``."""
+    deleted = model.new(model.speedups.DELETED, id=1, name="Ann")
+    assert model.speedups.attribute_dict(deleted, ("name",), (model.column("name"),)) == {
+        "name": ("deleted", "name")
+    }
+    alive = model.new(model.speedups.LOADED, id=2, name="Bob")
+    model.cache.is_alive = False
+    assert model.speedups.attribute_dict(alive, ("name",), (model.column("name"),)) == {"name": ("after", "name")}
+
+
+def test_attribute_dict_calls_an_overriding_get(speedups: ModuleType) -> None:
+    """A descriptor whose class overrides ``__get__`` is read through it, as ``obj.attr`` would be."""
+
+    class Doubled(speedups.Column):
+        def __get__(self, obj: Any, cls: Any = None) -> Any:
+            return ("doubled", obj, cls)
+
+    class Plain:
+        def __get__(self, obj: Any, cls: Any = None) -> Any:
+            return ("plain", cls)
+
+    class Thing:
+        pass
+
+    thing = Thing()
+    result = speedups.attribute_dict(thing, ("d", "p"), (Doubled(), Plain()))
+    assert result == {"d": ("doubled", thing, Thing), "p": ("plain", Thing)}
+
+
+def test_attribute_dict_refuses_names_and_attributes_of_different_lengths(speedups: ModuleType) -> None:
+    """Names and attributes pair up one to one."""
+    with pytest.raises(ValueError, match="2 names but 1 attributes"):
+        speedups.attribute_dict(object(), ("a", "b"), (speedups.Column(),))
+
+
+# --- a class attribute that is not found -------------------------------------------------------------
+
+
+def test_missing_class_attribute_goes_to_the_hook(speedups: ModuleType) -> None:
+    """``cls.name`` not found is ``cls._missing_attr_(name)``; without the hook, AttributeError."""
+
+    class Meta(speedups.EntityMetaBase):
+        def _missing_attr_(cls, name: str) -> Any:
+            if name == "known":
+                return ("hook", cls.__name__)
+            raise AttributeError(f"hook: no {name}")
+
+    hooked = Meta("Hooked", (), {"present": 1})
+    assert hooked.present == 1 and hooked.known == ("hook", "Hooked")
+    with pytest.raises(AttributeError, match="hook: no other"):
+        hooked.other  # noqa: B018
+    plain = speedups.EntityMetaBase("Plain", (), {"present": 2})
+    assert plain.present == 2
+    with pytest.raises(AttributeError, match="type object 'Plain' has no attribute 'other'"):
+        plain.other  # noqa: B018
+    assert not hasattr(plain, "other") and getattr(plain, "other", "default") == "default"
+
+
+def test_entity_metaclass_leaves_class_attribute_reads_to_the_base() -> None:
+    """The ORM's metaclass adds no ``__getattr__``/``__getattribute__`` of its own: a class attribute
+    read stays the base's (type's own lookup, in C with the compiled build), a missing one its hook."""
+    from nextorm.entity import EntityMeta
+
+    assert "__getattr__" not in EntityMeta.__dict__ and "__getattribute__" not in EntityMeta.__dict__
+    assert callable(EntityMeta.__dict__["_missing_attr_"])

@@ -52,6 +52,7 @@ column_values = impl.column_values
 loaded_bits = impl.loaded_bits
 checked_columns = impl.checked_columns
 mark_saved_all = impl.mark_saved_all
+attribute_dict = impl.attribute_dict
 
 __all__ = [
     "COMPILED",
@@ -65,6 +66,7 @@ __all__ = [
     "EntityBase",
     "EntityMetaBase",
     "SessionBase",
+    "attribute_dict",
     "borrowed_task",
     "checked_columns",
     "column_values",

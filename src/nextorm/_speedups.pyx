@@ -54,6 +54,19 @@ cdef extern from "Python.h":
         PyMemberDef* d_member
 
 
+# a type's ``tp_descr_get`` slot (what ``obj.attr`` calls for a descriptor found on the type)
+# and ``type``'s own ``tp_getattro`` (the attribute lookup of a class)
+ctypedef object (*_descrgetfunc)(object, object, object)
+ctypedef object (*_getattrofunc)(object, object)
+
+cdef extern from "Python.h":
+    ctypedef struct _DescrSlots "PyTypeObject":
+        _descrgetfunc tp_descr_get
+        _getattrofunc tp_getattro
+
+    _DescrSlots _type_slots "PyType_Type"
+
+
 cdef extern from "structmember.h":
     enum:
         T_OBJECT_EX
@@ -79,6 +92,7 @@ __all__ = [
     "lookup",
     "materialize",
     "column_values",
+    "attribute_dict",
     "loaded_bits",
     "checked_columns",
     "mark_saved_all",
@@ -388,10 +402,31 @@ def lookup(cls, key):
 
 @cython.auto_pickle(False)
 cdef class EntityMetaBase(type):
-    """Base of the entity metaclass: ``cls[key]`` is ``lookup(cls, key)``."""
+    """Base of the entity metaclass: ``cls[key]`` is ``lookup(cls, key)``; a class attribute that
+    is not found is ``cls._missing_attr_(name)`` when the class defines that hook."""
 
     def __getitem__(cls, key):
         return _lookup(cls, key)
+
+    def __getattribute__(cls, name):
+        # type's own lookup, in C; only a missing name reaches the class's hook. A metaclass
+        # ``__getattr__`` in Python would put every class attribute read behind a Python-level
+        # ``__getattribute__`` call (several times slower), so the hook has a name of its own.
+        try:
+            return _type_slots.tp_getattro(cls, name)
+        except AttributeError:
+            hook = _missing_attr_hook(cls)
+            if hook is None:
+                raise
+        return hook(name)
+
+
+cdef object _missing_attr_hook(object cls):
+    """``cls._missing_attr_``, or None when the class has none."""
+    try:
+        return _type_slots.tp_getattro(cls, "_missing_attr_")
+    except AttributeError:
+        return None
 
 
 cdef object _lookup(object cls, object key):
@@ -521,6 +556,34 @@ def column_values(objs, columns, converters, known=False):
             PyTuple_SET_ITEM(row, i, value)
         rows.append(row)
     return rows
+
+
+@cython.boundscheck(False)  # every index is below the length of tuples checked to be equal
+@cython.wraparound(False)
+def attribute_dict(obj, names, attrs):
+    """``{names[i]: value of attrs[i] in obj}``, each value read as ``obj.<attribute>`` reads it.
+
+    Every attribute's own ``__get__`` runs (tracked reads, loading of a missing value, the
+    checks of a finished session or a deleted object), in the order given.
+    """
+    cdef tuple keys = tuple(names)
+    cdef tuple descriptors = tuple(attrs)
+    cdef Py_ssize_t width = len(keys)
+    cdef Py_ssize_t i
+    cdef _descrgetfunc get
+    cdef dict result = {}
+    if len(descriptors) != width:
+        raise ValueError(f"{width} names but {len(descriptors)} attributes")
+    cls = type(obj)
+    for i in range(width):
+        attr = descriptors[i]
+        get = (<_DescrSlots*>Py_TYPE(attr)).tp_descr_get
+        if get is NULL:
+            value = type(attr).__get__(attr, obj, cls)  # raises as the pure twin's call does
+        else:
+            value = get(attr, obj, cls)
+        result[keys[i]] = value
+    return result
 
 
 def loaded_bits(obj, columns):

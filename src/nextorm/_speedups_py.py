@@ -62,6 +62,7 @@ __all__ = [
     "EntityMetaBase",
     "SessionBase",
     "borrowed_task",
+    "attribute_dict",
     "checked_columns",
     "column_values",
     "current_session",
@@ -310,9 +311,17 @@ def lookup(cls: Any, key: Any) -> Any:
 
 
 class EntityMetaBase(type):
-    """Base of the entity metaclass: ``cls[key]`` is ``lookup(cls, key)``."""
+    """Base of the entity metaclass: ``cls[key]`` is ``lookup(cls, key)``; a class attribute that
+    is not found is ``cls._missing_attr_(name)`` when the class defines that hook."""
 
     __getitem__ = lookup
+
+    def __getattr__(cls, name: str) -> Any:
+        try:
+            hook = type.__getattribute__(cls, "_missing_attr_")
+        except AttributeError:
+            raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}") from None
+        return hook(name)
 
 
 def materialize(
@@ -478,3 +487,15 @@ def mark_saved_all(objs: Iterable[Any], status: int, saving: list[Any]) -> None:
             obj._status_ = LOADED
             obj._wbits_ = 0
             obj._orig_ = None
+
+
+def attribute_dict(obj: Any, names: Sequence[str], attrs: Sequence[Any]) -> dict[str, Any]:
+    """``{names[i]: value of attrs[i] in obj}``, each value read as ``obj.<attribute>`` reads it.
+
+    Every attribute's own ``__get__`` runs (tracked reads, loading of a missing value, the
+    checks of a finished session or a deleted object), in the order given.
+    """
+    if len(names) != len(attrs):
+        raise ValueError(f"{len(names)} names but {len(attrs)} attributes")
+    cls = type(obj)
+    return {name: type(attr).__get__(attr, obj, cls) for name, attr in zip(names, attrs)}

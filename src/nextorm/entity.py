@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
-from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, EntityMetaBase
+from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, EntityMetaBase, attribute_dict
 from .attributes import (
     Attribute,
     ClassCodeMember,
@@ -350,6 +350,8 @@ class EntityMeta(EntityMetaBase):
         cls._loaded_columns_ = tuple(loaded)
         cls._fk_refs_ = tuple(a for a in cls._references_ if a.is_column)
         cls._select_attrs_ = tuple(a for a in cls._loaded_columns_ if not a.lazy or a.is_pk)
+        #: what to_dict() reads, at 2 * with_collections + with_lazy; see _dict_plan
+        cls._dict_plans_: list[tuple[Any, ...] | None] = [None] * 4
         cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)
         cls._select_columns_ = tuple(c for a in cls._select_attrs_ for c in a.columns)
         #: whether an attribute has several columns (a reference to a composite key): rows are folded
@@ -380,8 +382,10 @@ class EntityMeta(EntityMetaBase):
         # ``Person[pk]`` is the compiled identity-map lookup of EntityMetaBase; typed here per class
         def __getitem__(cls: type[_E], key: Any) -> _E: ...
 
-    def __getattr__(cls, name: str) -> Any:
-        # a query of a base class may test its subclasses' attributes: Person.gpa is Student.gpa
+    def _missing_attr_(cls, name: str) -> Any:
+        # a class attribute that is not found (EntityMetaBase calls this hook; a metaclass
+        # __getattr__ would slow every class attribute read down): a query of a base class may
+        # test its subclasses' attributes, Person.gpa is Student.gpa
         attr = cls.__dict__.get("_subclass_names_", {}).get(name)
         if attr is None:
             raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
@@ -667,6 +671,15 @@ class Entity(EntityBase, metaclass=EntityMeta):
         cls = type(self)
         if self._status_ == CREATED and self._pk_raw_() is None:
             self._check_live_("flush object").flush()
+        if only is None and exclude is None:
+            # the common call: the attributes to read are known per class, read in one compiled pass
+            plan = cls._dict_plans_[(2 if with_collections else 0) + (1 if with_lazy else 0)]
+            if plan is None or plan[0] is not cls._attrs_ or plan[1] is not cls._collections_:
+                plan = _dict_plan(cls, with_collections, with_lazy)
+            result = attribute_dict(self, plan[2], plan[3])
+            if plan[4] or plan[5]:
+                _relations_in_dict(result, plan[4], plan[5], related_objects)
+            return result
         only_names = _names(only)
         exclude_names = _names(exclude) or set()
         for name in (only_names or set()) | exclude_names:
@@ -1108,6 +1121,42 @@ def _key_attr(entity: str, namespace: dict[str, Any], part: Any) -> Attribute:
             f"Set attribute {entity}.{key_name} cannot be part of a composite key or index: it is a collection"
         )
     return cast(Attribute, part)
+
+
+def _dict_plan(cls: Any, with_collections: bool, with_lazy: bool) -> tuple[Any, ...]:
+    """What ``to_dict()`` without ``only``/``exclude`` reads of ``cls``'s objects, kept on the class
+    for the attribute tuples it was made of: those tuples, the names and attributes to read in
+    declaration order, and the names of the references and of the collections among them."""
+    attrs = tuple(
+        attr
+        for attr in (*cls._attrs_, *cls._collections_)
+        if not ((attr.lazy and not with_lazy) or (attr.is_collection and not with_collections))
+    )
+    plan = (
+        cls._attrs_,
+        cls._collections_,
+        tuple(attr.name for attr in attrs),
+        attrs,
+        tuple(attr.name for attr in attrs if not attr.is_collection and attr.is_reference),
+        tuple(attr.name for attr in attrs if attr.is_collection),
+    )
+    cls._dict_plans_[(2 if with_collections else 0) + (1 if with_lazy else 0)] = plan
+    return plan
+
+
+def _relations_in_dict(
+    result: dict[str, Any], references: tuple[str, ...], collections: tuple[str, ...], related_objects: bool
+) -> None:
+    """Replace related objects in a ``to_dict()`` result by their keys (unless ``related_objects``)
+    and collections by lists of their members (or keys) in key order."""
+    if not related_objects:
+        for name in references:
+            value = result[name]
+            if value is not None:
+                result[name] = value.get_pk()
+    for name in collections:
+        members = sorted(result[name], key=_pk_order)
+        result[name] = members if related_objects else [m.get_pk() for m in members]
 
 
 def _names(spec: Any) -> set[str] | None:
