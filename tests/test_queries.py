@@ -666,3 +666,66 @@ def test_integrity_error_from_raw_sql_keeps_driver_cause(people, db) -> None:
         with db_session:
             db.execute("INSERT INTO person (name, email, age, score) VALUES ('Dup', 'ann@x', 1, 0)")
     assert isinstance(info.value.original_exc, DRIVER_INTEGRITY_ERRORS)
+
+
+# -- get(attr=value): the SELECT text kept per shape ------------------------------------------------
+
+
+def test_keyword_get_reuses_the_text_of_its_shape_with_new_values(people, sql_log) -> None:  # type: ignore[no-untyped-def]
+    """A repeated ``get(attr=...)`` sends the same text as ``select(...).limit(2)``, each time with its
+    own values; a None value is another shape (``IS NULL``)."""
+    Person = people
+    with db_session:
+        expected = Person.select(name="Cid", age=41).limit(2).sql()
+        sql_log.clear()
+        assert Person.get(name="Cid", age=41).email == "cid@x"
+        assert Person.get(name="Ann", age=30).email == "ann@x"
+        assert Person.get(name="Ann", age=31) is None
+        assert Person.get(name="Eve", age=35).email == "eve@x"
+        assert Person.get(email="eve@x").name == "Eve"
+        with pytest.raises(MultipleObjectsFoundError):
+            Person.get(email=None)
+        assert Person.get(email=None, age=41) is None
+    selects = [s for s in sql_log.statements if s.startswith("SELECT")]
+    assert selects[:4] == [expected[0]] * 4
+    assert len(set(selects)) == 4
+    assert "IS NULL" in selects[5] and "IS NULL" in selects[6]
+    with db_session:
+        assert Person.get(score=6).name == "Eve"  # an int for a float attribute, converted as the query does
+        assert Person.get(score=6.0).name == "Eve"
+
+
+def test_keyword_get_keeps_the_errors_of_the_query(people) -> None:  # type: ignore[no-untyped-def]
+    """Once its shape is known, ``get()`` still refuses an unknown attribute and a value of the
+    wrong type with the query's errors, and binds an expression or an object as the query does."""
+    Person = people
+    with db_session:
+        assert Person.get(age=41).name == "Cid"
+        with pytest.raises(AttributeTypeError, match="age"):
+            Person.get(age="forty")
+        with pytest.raises(UnknownAttributeError, match="height"):
+            Person.get(height=41)
+        assert Person.get(name="Cid", age=41).id == 3
+
+
+def test_keyword_get_of_a_subclass_keeps_its_discriminator(db) -> None:  # type: ignore[no-untyped-def]
+    """The text kept for a subclass filters on its discriminator, whatever value comes next."""
+
+    class Animal(db.Entity):
+        id = PrimaryKey(int, auto=True)
+        name = Required(str)
+
+    class Dog(Animal):
+        bark = Optional(str)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Animal(name="Rex")
+        Dog(name="Rex", bark="woof")
+        Dog(name="Fido", bark="wuff")
+    with db_session:
+        assert Dog.get(name="Rex").bark == "woof"
+        assert Dog.get(name="Fido").bark == "wuff"
+        assert type(Animal.get(name="Fido")) is Dog
+        with pytest.raises(MultipleObjectsFoundError):
+            Animal.get(name="Rex")

@@ -2300,3 +2300,26 @@ def test_one_to_one_whose_both_sides_name_a_column_keeps_both_columns(db: Databa
     assert rows(other_connection, pairs) == [("M1", "F2")]
     assert rows(other_connection, 'SELECT COUNT(*) FROM "male" WHERE "wife" IS NULL') == [(1,)]
     assert rows(other_connection, 'SELECT COUNT(*) FROM "female" WHERE "husband" IS NULL') == [(1,)]
+
+
+def test_lazy_loads_of_one_owner_reuse_the_text_with_each_key(blog_data: SimpleNamespace, sql_log: Any) -> None:
+    """Loading one owner's collection after another sends the same SELECT text with each owner's key,
+    and each gets its own members (a member moved in the session stays where the session put it)."""
+    blog = blog_data
+    with db_session:
+        users = blog.User.select().order_by(blog.User.id)[:]
+        blog.Post[3].author = users[0]  # moved before any collection is loaded
+        sql_log.clear()
+        assert sorted(p.title for p in users[0].posts) == ["p1", "p2", "p3"]
+        assert sorted(p.title for p in users[1].posts) == []
+        assert sorted(p.title for p in users[2].posts) == []
+        texts = [s for s in sql_log.statements if s.startswith("SELECT")]
+    assert len(texts) == 3 and len(set(texts)) == 1
+    keys = [record.split("\n")[1] for record in sql_log.records if record.startswith("SELECT")]
+    assert len(set(keys)) == 3
+    with db_session:
+        assert [sorted(p.title for p in u.posts) for u in blog.User.select().order_by(blog.User.id)] == [
+            ["p1", "p2", "p3"],
+            [],
+            [],
+        ]

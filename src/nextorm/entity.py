@@ -32,7 +32,7 @@ from .exceptions import (
 )
 from .identity import UniqueKey, flat_key, nested_key
 from .loading import fetch_steps, load_attr_steps, load_missing_steps, refresh_steps
-from .query import Query, caller_namespace, conditions_for
+from .query import Query, caller_namespace, conditions_for, keyword_get_sql
 from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import EntityProxy, SessionCache, active_session, require_session
 from .steps import Steps, run_async, run_sync
@@ -350,6 +350,8 @@ class EntityMeta(EntityMetaBase):
         cls._loaded_columns_ = tuple(loaded)
         cls._fk_refs_ = tuple(a for a in cls._references_ if a.is_column)
         cls._select_attrs_ = tuple(a for a in cls._loaded_columns_ if not a.lazy or a.is_pk)
+        #: get(**values): the SELECT text per shape of the keywords (see keyword_get_sql)
+        cls._keyword_sql_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         #: what to_dict() reads, at 2 * with_collections + with_lazy; see _dict_plan
         cls._dict_plans_: list[tuple[Any, ...] | None] = [None] * 4
         cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)
@@ -676,10 +678,10 @@ class Entity(EntityBase, metaclass=EntityMeta):
             plan = cls._dict_plans_[(2 if with_collections else 0) + (1 if with_lazy else 0)]
             if plan is None or plan[0] is not cls._attrs_ or plan[1] is not cls._collections_:
                 plan = _dict_plan(cls, with_collections, with_lazy)
-            result = attribute_dict(self, plan[2], plan[3])
+            values = attribute_dict(self, plan[2], plan[3])
             if plan[4] or plan[5]:
-                _relations_in_dict(result, plan[4], plan[5], related_objects)
-            return result
+                _relations_in_dict(values, plan[4], plan[5], related_objects)
+            return values
         only_names = _names(only)
         exclude_names = _names(exclude) or set()
         for name in (only_names or set()) | exclude_names:
@@ -869,7 +871,12 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 return (yield from cls._lookup_steps_(key))
             except ObjectNotFound:
                 return None
-        result = yield from cls.select(*conditions, **values).limit(2).fetch_steps()
+        if conditions or not values:
+            result = yield from cls.select(*conditions, **values).limit(2).fetch_steps()
+        else:
+            cls._database_._require_mapping_(cls)
+            sql, params = keyword_get_sql(cls, values)
+            result = yield from fetch_steps(cls, sql, params)
         if len(result) > 1:
             raise MultipleObjectsFoundError(
                 f"Multiple objects were found. Use {cls.__name__}.select(...) to retrieve them"

@@ -311,12 +311,22 @@ def load_collections_steps(attr: Any, owners: list[Any]) -> Steps[list[Any]]:
         )
     else:
         reverse = attr.reverse
-        statement = Select(
-            target._table_, target._select_columns_, where=(_key_in(owner_entity, reverse.columns, pk_values),)
-        )
-        rows = (yield cache, "query", render(statement, dialect)).rows
+        # one owner (a lazy load, N+1): the text is the same each time, only the key differs
+        single = len(pk_values) == 1 and len(reverse.columns) == 1
+        known = attr.one_owner_sql if single else None
+        if known is not None and known[0] is dialect:
+            sql, params = known[1], ([pk_values] if known[2] else pk_values)
+        else:
+            statement = Select(
+                target._table_, target._select_columns_, where=(_key_in(owner_entity, reverse.columns, pk_values),)
+            )
+            sql, params = render(statement, dialect)
+            if single and (params == pk_values or params == [pk_values]):
+                attr.one_owner_sql = (dialect, sql, params != pk_values)
+        rows = (yield cache, "query", (sql, params)).rows
         members = materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
-        keys = [reference_to_db(reverse.get_raw(m)) for m in members]
+        get_raw = reverse.get_raw
+        keys = [reference_to_db(get_raw(m)) for m in members]
     by_pk: dict[Any, list[Any]] = {}
     for key, member in zip(keys, members):
         by_pk.setdefault(key, []).append(member)

@@ -9,6 +9,7 @@ from typing import IO, Any, Generic, TypeVar, cast, overload
 from .display import show_objects
 from .exceptions import MultipleObjectsFoundError, QueryError, ReadOnlyAttributeError, UnknownAttributeError, noted
 from .expressions import (
+    _db_value,
     Aggregate,
     BoolOp,
     Column,
@@ -31,7 +32,7 @@ from .translator import conditions_from, is_query_text, order_from
 
 INT64_MAX = 2**63 - 1
 
-__all__ = ["Query", "QueryIterator", "caller_namespace", "conditions_for"]
+__all__ = ["Query", "QueryIterator", "caller_namespace", "conditions_for", "keyword_get_sql"]
 
 #: the entity class a query selects (``Person.select()`` is a ``Query[Person]``)
 _E = TypeVar("_E")
@@ -795,3 +796,45 @@ def conditions_for(
             )
         result.append(expression_for(attr, "==", value))
     return tuple(result)
+
+
+#: the value types (of attributes and of keyword values) whose ``get(attr=value, ...)`` shares a
+#: cached SELECT text per shape: values that bind as themselves, never an expression or an object
+_PLAIN_TYPES = frozenset({str, int, float, bool, bytes})
+
+
+def keyword_get_sql(entity: Any, values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The text and parameters of ``entity.select(**values).limit(2)``, the query of ``get(**values)``.
+
+    The text is kept per shape (the keywords, in order, and which values are None) in the
+    entity's ``_keyword_sql_``, so a repeated ``get(email=...)`` binds its values to the text
+    already made instead of building and rendering the query again. A shape is kept only when
+    every attribute and value is of a plain type and the parameters the query made are the
+    values converted for their attributes followed by constants (a subclass's discriminator
+    codes, the limit), checked on the query that made it.
+    """
+    shape = (tuple(values), tuple(value is None for value in values.values()))
+    dialect = entity._database_._provider_or_fail().dialect
+    entry = entity._keyword_sql_.get(shape)
+    if entry is not None and entry[0] is dialect:
+        _, sql, attrs, tail = entry
+        params = []
+        for attr, value in zip(attrs, values.values()):
+            if value is not None:
+                if type(value) not in _PLAIN_TYPES:
+                    break  # bound otherwise (an expression, an object): the query says how
+                params.append(_db_value(attr, value))
+        else:
+            params.extend(tail)
+            return sql, params
+    query = entity.select(**values).limit(2)
+    sql, params = query.sql()
+    attrs = tuple(entity._attrs_by_name_[name] for name in values)
+    if all(
+        attr.is_column and not attr.is_reference and attr.width == 1 and attr.py_type in _PLAIN_TYPES
+        for attr in attrs
+    ) and all(value is None or type(value) in _PLAIN_TYPES for value in values.values()):
+        bound = [_db_value(attr, value) for attr, value in zip(attrs, values.values()) if value is not None]
+        if len(params) >= len(bound) and all(type(a) is type(b) and a == b for a, b in zip(bound, params)):
+            entity._keyword_sql_[shape] = (dialect, sql, attrs, tuple(params[len(bound) :]))
+    return sql, params

@@ -282,6 +282,8 @@ class SetAttr(Generic[_E]):
         self.columns = self.columns_given
         self.reverse_columns = self.reverse_columns_given
         self.name = ""
+        #: the SELECT of one owner's members, once made: (dialect, text, whether the key list is one parameter)
+        self.one_owner_sql: tuple[Any, str, bool] | None = None
         self.entity: Any = None
         self.qualname = "?"
         self.is_m2m = False
