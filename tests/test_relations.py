@@ -460,8 +460,12 @@ def test_self_reference_many_to_many_both_directions(people: SimpleNamespace, ot
     assert len(rows(other_connection, f'SELECT * FROM "{join}"')) == 2
 
 
-def test_symmetric_self_reference_many_to_many(db: Database) -> None:
-    """A Set that is its own reverse (``friends``) is symmetric: b is a's friend and a is b's, after reload too."""
+def test_symmetric_self_reference_many_to_many(db: Database, other_connection: Any) -> None:
+    """A Set that is its own reverse (``friends``) is symmetric: b is a's friend and a is b's, after reload too.
+
+    Its join table is named after the entity and the attribute (``Person_friends``) and holds
+    both directions of each link.
+    """
 
     class Person(db.Entity):
         name = Required(str)
@@ -476,6 +480,9 @@ def test_symmetric_self_reference_many_to_many(db: Database) -> None:
         a, b = Person.get(name="a"), Person.get(name="b")
         assert set(a.friends) == {b}
         assert set(b.friends) == {a}
+    join = default_name(db, "Person_friends")
+    assert tables(other_connection) == {Person._table_, join}
+    assert sorted(rows(other_connection, f'SELECT person, person_2 FROM "{join}"')) == [(1, 2), (2, 1)]
 
 
 def test_explicit_reverse_resolves_two_relations_between_same_entities(
@@ -2323,3 +2330,59 @@ def test_lazy_loads_of_one_owner_reuse_the_text_with_each_key(blog_data: SimpleN
             [],
             [],
         ]
+
+
+# -- collection arguments, cascade declarations, cascade loading --------------------------------
+
+
+@pytest.mark.parametrize("change", ["add", "remove", "constructor"])
+def test_none_is_not_an_item_of_a_collection(blog_data: SimpleNamespace, change: str) -> None:
+    """``add(None)``, ``remove(None)`` and ``User(posts=None)`` raise a ValueError naming the entity expected."""
+    with db_session:
+        ann = blog_data.User.get(name="ann")
+        with pytest.raises(ValueError, match=r"^A single Post instance or Post iterable is expected\. Got: None$"):
+            if change == "constructor":
+                blog_data.User(name="dan", posts=None)
+            else:
+                getattr(ann.posts, change)(None)
+        assert {p.title for p in ann.posts} == {"p1", "p2"}
+        assert blog_data.User.get(name="dan") is None
+
+
+def test_wrong_item_of_a_collection_names_the_collection(blog_data: SimpleNamespace) -> None:
+    """An item of another type is refused with a message naming the collection, the type and the value."""
+    with db_session:
+        ann = blog_data.User.get(name="ann")
+        with pytest.raises(AttributeTypeError, match=r"^Item of collection User\.posts must be Post\. Got int: 1$"):
+            ann.posts.add(1)
+
+
+
+
+
+
+def test_cascading_delete_loads_each_level_with_one_query(db: Database, other_connection: Any) -> None:
+    """Deleting a tree loads the children of a whole level of the cascade at once: one SELECT per level."""
+
+    class Node(db.Entity):
+        id = PrimaryKey(int)
+        parent = Optional("Node", reverse="children")
+        children = Set("Node", reverse="parent", cascade_delete=True)
+
+    db.generate_mapping(create_tables=True)
+    tree = {2: 1, 3: 1, 4: 3, 5: 3, 6: 5, 7: 3, 8: 7, 9: 7, 11: 10}
+    with db_session:
+        for key in (1, 10):
+            Node(id=key)
+        for key, parent in tree.items():
+            Node(id=key, parent=parent)
+    with db_session:
+        root = Node[1]
+        db.merge_local_stats()
+        root.delete()
+        ran = [sql for sql in db.local_stats if sql is not None]
+        # levels {1}, {2, 3}, {4, 5, 7}, {6, 8, 9}; nothing is written before the commit
+        assert db.local_stats[None].db_count == 4
+        assert all(sql.startswith("SELECT") and '"parent"' in sql for sql in ran)
+        assert sorted(n.id for n in nextorm.active_session().deleted) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert sorted(rows(other_connection, 'SELECT "id" FROM "node"')) == [(10,), (11,)]

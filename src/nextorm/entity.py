@@ -538,9 +538,8 @@ class Entity(EntityBase, metaclass=EntityMeta):
             values.append(value)
         owner = _Owner(cache)
         for collection in cls._collections_:
-            items = kwargs.get(collection.name)
-            if items is not None:  # refused before the object exists anywhere
-                SetInstance(owner, collection)._items(items)
+            if collection.name in kwargs:  # refused before the object exists anywhere
+                SetInstance(owner, collection)._items(kwargs[collection.name])
         self._init_state_(cache, CREATED)
         for attr, value in zip(cls._columns_, values):
             if value is not None or not attr.auto:
@@ -759,7 +758,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
         """Awaitable ``delete()``: loads what cascades and checks need, then deletes."""
         await run_async(self._delete_steps_())
 
-    def _delete_steps_(self) -> Steps[None]:
+    def _delete_steps_(self, cascading: bool = False) -> Steps[None]:
         cache = self._cache_
         if not cache.is_alive:
             raise cache.closed_error(f"Cannot delete object {self!r}")
@@ -773,7 +772,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
         cls = type(self)
         if cls._references_ or cls._collections_:
             yield cache, "ready", ()  # a blocking delete on an async database stops before any change
-            yield from unlink_steps(self)
+            yield from unlink_steps(self, cascading)
             if self._status_ >= DELETED:
                 return  # a cascade came back to this object and deleted it
         if status == CREATED:

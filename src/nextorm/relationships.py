@@ -474,9 +474,12 @@ class SetInstance(Generic[_E]):
     # -- changing ----------------------------------------------------------------------------------
 
     def _items(self, items: Any) -> list[Any]:
+        attr = self._attr
+        if items is None:
+            name = attr.py_type.__name__
+            raise AttributeTypeError(f"A single {name} instance or {name} iterable is expected. Got: None")
         if isinstance(items, EntityBase) or not isinstance(items, Iterable):
             items = [items]
-        attr = self._attr
         result = []
         for item in items:
             value = reference_value_for_set(attr, self._obj, item)
@@ -507,8 +510,7 @@ class SetInstance(Generic[_E]):
                     or known_object(obj.__class__, obj._cache_, reverse.get_raw(item)) is not obj
                 ):
                     continue
-                cascade = attr.cascade_delete if attr.cascade_delete is not None else reverse.is_required
-                if cascade:
+                if _cascades(attr):
                     item.delete()  # a member that must belong to the owner goes with it (as Pony)
                 elif reverse.is_required:
                     raise ConstraintError(
@@ -713,9 +715,15 @@ class JoinMembership(Expr):
 # -- deletion ----------------------------------------------------------------------------------------
 
 
-def unlink_steps(obj: Any) -> Steps[None]:
-    """Before ``obj`` is deleted: cascade, clear or refuse according to each relationship."""
+def unlink_steps(obj: Any, cascading: bool = False) -> Steps[None]:
+    """Before ``obj`` is deleted: cascade, clear or refuse according to each relationship.
+
+    ``cascading`` is set for the objects a cascade reaches: the first object's deletion loaded
+    their collections already.
+    """
     entity = type(obj)
+    if not cascading and entity._collections_:
+        yield from _load_cascade_steps(obj)
     for attr in entity._collections_:
         data = attr.data(obj)
         if obj._status_ != CREATED and (data is None or not data.loaded):
@@ -731,10 +739,9 @@ def unlink_steps(obj: Any) -> Steps[None]:
         members = [m for m in members if m._status_ < DELETED]
         if not members:
             continue
-        cascade = attr.cascade_delete if attr.cascade_delete is not None else reverse.is_required
-        if cascade:
+        if _cascades(attr):
             for member in members:
-                yield from member._delete_steps_()
+                yield from member._delete_steps_(cascading=True)
         elif reverse.is_required:
             raise ConstraintError(
                 f"Cannot delete object {obj!r}, because it has non-empty set of {attr.name}, "
@@ -762,6 +769,41 @@ def unlink_steps(obj: Any) -> Steps[None]:
             )
         else:
             reverse.__set__(partner, None)
+
+
+def _cascades(attr: SetAttr) -> bool:
+    """Whether deleting the owner of one-to-many collection ``attr`` deletes its members."""
+    return bool(attr.cascade_delete if attr.cascade_delete is not None else attr.reverse.is_required)
+
+
+def _load_cascade_steps(obj: Any) -> Steps[None]:
+    """Load the collections deleting ``obj`` walks, a level of the cascade at a time.
+
+    One query per collection attribute and level, instead of one per object.
+    """
+    level = [obj]
+    reached = {id(obj)}
+    while level:
+        unloaded: dict[Any, list[Any]] = {}
+        for owner in level:
+            if owner._status_ == CREATED:
+                continue
+            for attr in type(owner)._collections_:
+                data = attr.data(owner)
+                if data is None or not data.loaded:
+                    unloaded.setdefault(attr, []).append(owner)
+        for attr, owners in unloaded.items():
+            yield from load_collections_steps(attr, owners)
+        following = []
+        for owner in level:
+            for attr in type(owner)._collections_:
+                if attr.is_m2m or not _cascades(attr):
+                    continue
+                for member in attr.ensure_data(owner).items:
+                    if member._status_ < DELETED and id(member) not in reached:
+                        reached.add(id(member))
+                        following.append(member)
+        level = following
 
 
 def _forget_partner(attr: Any, obj: Any) -> None:
@@ -908,7 +950,11 @@ def _classify(attr: Any) -> None:
             attr.m2m_primary = attr is first
             if attr.table and reverse.table and attr.table != reverse.table:
                 raise MappingError(f"Parameter 'table' for {first.qualname} and {second.qualname} do not match")
-            attr.join_table = attr.table or reverse.table or f"{first.entity.__name__}_{second.entity.__name__}"
+            if attr is reverse:  # symmetric (``friends``): named after the entity and the attribute
+                default = f"{attr.entity.__name__}_{attr.name}"
+            else:
+                default = f"{first.entity.__name__}_{second.entity.__name__}"
+            attr.join_table = attr.table or reverse.table or default
         return
     if isinstance(reverse, SetAttr):
         attr.is_column = True
