@@ -2386,3 +2386,32 @@ def test_cascading_delete_loads_each_level_with_one_query(db: Database, other_co
         assert all(sql.startswith("SELECT") and '"parent"' in sql for sql in ran)
         assert sorted(n.id for n in nextorm.active_session().deleted) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert sorted(rows(other_connection, 'SELECT "id" FROM "node"')) == [(10,), (11,)]
+
+
+def test_many_to_many_load_counts_unflushed_links_without_writing(
+    school_data: SimpleNamespace, sql_log: Any, other_connection: Any
+) -> None:
+    """Loading a many-to-many collection takes this session's unflushed links into account instead of
+    flushing them: adding then removing a member writes nothing at all."""
+    Student, Course = school_data.Student, school_data.Course
+    with db_session:
+        s3, c1 = Student.get(name="s3"), Course.get(title="c1")
+        sql_log.clear()
+        s3.courses.add(c1)
+        assert set(s3.courses) == {c1}  # loaded: the database has none, the pending link counts
+        assert s3 in c1.students
+        s3.courses.clear()
+        assert set(s3.courses) == set() and s3 not in c1.students
+    assert writes(sql_log) == []
+    with db_session:
+        s1, c1, c2 = Student.get(name="s1"), Course.get(title="c1"), Course.get(title="c2")
+        s1.courses.remove(c2)
+        assert set(s1.courses) == {c1}  # the unflushed removal counts
+    query = f'SELECT "course" FROM "{Student.courses.table}" WHERE "student" = 1'
+    assert [r[0] for r in rows(other_connection, query)] == [1]
+
+
+def test_set_table_names_the_join_table_after_mapping(school: SimpleNamespace) -> None:
+    """``Student.courses.table`` is the join table's name on both sides once the mapping is generated."""
+    table = school.Student.courses.table
+    assert table == school.Course.students.table == default_name(school.Student._database_, "Course_Student")

@@ -263,6 +263,9 @@ class Database:
         resolve_columns(self, provider.dialect.normalize_name)
         for entity in self.entities.values():
             entity._finish_mapping_()
+            for collection in entity._collections_:
+                if collection.is_m2m:
+                    collection.table = collection.join_table  # the name chosen, given or not
         self._check_join_tables()
         self._mapped_ = True
         if create_tables:

@@ -870,6 +870,10 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 return (yield from cls._lookup_steps_(key))
             except ObjectNotFound:
                 return None
+        if not conditions and values:
+            known, found = cls._get_in_session_(values)
+            if known:
+                return found
         if conditions or not values:
             result = yield from cls.select(*conditions, **values).limit(2).fetch_steps()
         else:
@@ -881,6 +885,39 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 f"Multiple objects were found. Use {cls.__name__}.select(...) to retrieve them"
             )
         return result[0] if result else None
+
+    @classmethod
+    def _get_in_session_(cls, values: dict[str, Any]) -> tuple[bool, Any]:
+        """``get(**values)`` answered from the session without a query, when it can be.
+
+        When ``values`` name the primary key and the session has that object with every other
+        named attribute loaded, the answer is that object if they all match, else None:
+        ``(True, answer)``. ``(False, None)`` when a query must decide.
+        """
+        pk_names = [a.name for a in cls._pk_attrs_]
+        if cls._pk_has_refs_ or not all(name in values for name in pk_names):
+            return False, None
+        others = []
+        for name, value in values.items():
+            attr = cls._attrs_by_name_.get(name)
+            if attr is None or attr.is_reference:
+                return False, None
+            if name not in pk_names:
+                others.append((attr, value))
+        try:
+            key = tuple(a.validate(values[a.name]) for a in cls._pk_attrs_)
+            wanted = [(attr, attr.validate(value)) for attr, value in others]
+        except Exception:
+            return False, None  # the query reports the bad value
+        cache = require_session().cache_for(cls._database_)
+        obj = cache.identity_map(cls).get(key[0] if cls._npk_ == 1 else key)
+        if obj is None:
+            return False, None
+        if obj._status_ >= DELETED or not isinstance(obj, cls):
+            return True, None
+        if not all(attr.is_loaded(obj) for attr, _ in wanted):
+            return False, None
+        return True, obj if all(attr.get_raw(obj) == value for attr, value in wanted) else None
 
     @classmethod
     def get(cls, *conditions: Any, **values: Any) -> Self | None:

@@ -275,17 +275,22 @@ def _pks_of(objects: Iterable[Any]) -> list[Any]:
     return [obj._pk_raw_() for obj in objects]
 
 
-def load_collections_steps(attr: Any, owners: list[Any]) -> Steps[list[Any]]:
-    """Load the collection ``attr`` of every object in ``owners`` with one query; returns the members."""
+def load_collections_steps(attr: Any, owners: list[Any], lazy: tuple[Any, ...] = ()) -> Steps[list[Any]]:
+    """Load the collection ``attr`` of every object in ``owners`` with one query; returns the members.
+
+    The members' lazy attributes in ``lazy`` are read with them.
+    """
     owners = [o for o in owners if o._status_ != CREATED]
     for owner in owners:
         attr.ensure_data(owner)
     if not owners:
         return []
     cache = owners[0]._cache_
-    yield from cache.flush_steps()
+    if not attr.is_m2m:
+        yield from cache.flush_steps()
     dialect = cache.provider.dialect
     target = attr.py_type
+    attrs, converters, columns = _read_by_load(target, lazy)
     owner_entity = attr.entity
     pk_values = [reference_to_db(pk) for pk in _pks_of(owners)]
     if attr.is_m2m:
@@ -295,7 +300,7 @@ def load_collections_steps(attr: Any, owners: list[Any]) -> Steps[list[Any]]:
         on = [(Col(c, "t"), Col(j, "j")) for c, j in zip(target_pk, attr.target_columns)]
         statement = Select(
             target._table_,
-            (*(Col(c, "j") for c in owner_columns), *(Col(c, "t") for c in target._select_columns_)),
+            (*(Col(c, "j") for c in owner_columns), *(Col(c, "t") for c in columns)),
             alias="t",
             joins=(Join(attr.join_table, "j", on[0][0], on[0][1], tuple(on[1:])),),
             where=(_key_in(owner_entity, tuple(Col(c, "j") for c in owner_columns), pk_values),),
@@ -306,35 +311,61 @@ def load_collections_steps(attr: Any, owners: list[Any]) -> Steps[list[Any]]:
             keys = [row[0] if owner_conv is None else owner_conv(row[0]) for row in rows]
         else:
             keys = [key_from_db(owner_entity, row[:width]) for row in rows]
-        members = materialize_rows(
-            target, cache, target._select_attrs_, target._select_converters_, [row[width:] for row in rows]
-        )
+        members = materialize_rows(target, cache, attrs, converters, [row[width:] for row in rows])
     else:
         reverse = attr.reverse
         # one owner (a lazy load, N+1): the text is the same each time, only the key differs
-        single = len(pk_values) == 1 and len(reverse.columns) == 1
+        single = len(pk_values) == 1 and len(reverse.columns) == 1 and attrs is target._select_attrs_
         known = attr.one_owner_sql if single else None
         if known is not None and known[0] is dialect:
             sql, params = known[1], ([pk_values] if known[2] else pk_values)
         else:
-            statement = Select(
-                target._table_, target._select_columns_, where=(_key_in(owner_entity, reverse.columns, pk_values),)
-            )
+            statement = Select(target._table_, columns, where=(_key_in(owner_entity, reverse.columns, pk_values),))
             sql, params = render(statement, dialect)
             if single and (params == pk_values or params == [pk_values]):
                 attr.one_owner_sql = (dialect, sql, params != pk_values)
         rows = (yield cache, "query", (sql, params)).rows
-        members = materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
+        members = materialize_rows(target, cache, attrs, converters, rows)
         get_raw = reverse.get_raw
         keys = [reference_to_db(get_raw(m)) for m in members]
     by_pk: dict[Any, list[Any]] = {}
     for key, member in zip(keys, members):
         by_pk.setdefault(key, []).append(member)
+    added, removed = _unflushed_links(cache, attr) if attr.is_m2m else ({}, {})
     for owner, pk in zip(owners, pk_values):
         data = attr.ensure_data(owner)
-        data.items = dict.fromkeys(m for m in by_pk.get(pk, ()) if m._status_ < DELETED)
+        found = by_pk.get(pk, ())
+        if owner in added or owner in removed:
+            # many-to-many links made or broken in this session and not flushed yet count as made or broken
+            gone = removed.get(owner, ())
+            found = [*(m for m in found if m not in gone), *added.get(owner, ())]
+        data.items = dict.fromkeys(m for m in found if m._status_ < DELETED)
         data.loaded = True
     return members
+
+
+def _unflushed_links(cache: Any, attr: Any) -> tuple[dict[Any, list[Any]], dict[Any, list[Any]]]:
+    """The links of many-to-many ``attr`` added and removed in this session and not flushed: owner -> members."""
+    primary = attr if attr.m2m_primary else attr.reverse
+    changes = cache.m2m.get(primary)
+    if not changes:
+        return {}, {}
+    result: tuple[dict[Any, list[Any]], dict[Any, list[Any]]] = ({}, {})
+    for links, by_owner in zip(changes, result):
+        for first, second in links:
+            owner, member = (first, second) if attr.m2m_primary else (second, first)
+            by_owner.setdefault(owner, []).append(member)
+    return result
+
+
+def _read_by_load(entity: Any, lazy: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+    """The attributes a load of ``entity`` objects reads, their converters and columns: the
+    attributes a query reads, and the lazy ones in ``lazy``."""
+    extra = tuple(a for a in lazy if a not in entity._select_attrs_)
+    if not extra:
+        return entity._select_attrs_, entity._select_converters_, entity._select_columns_
+    attrs = entity._select_attrs_ + extra
+    return attrs, tuple(a.from_db for a in attrs), tuple(c for a in attrs for c in a.columns)
 
 
 def _key_in(entity: Any, columns: tuple[Any, ...], keys: list[Any]) -> Any:
@@ -344,12 +375,16 @@ def _key_in(entity: Any, columns: tuple[Any, ...], keys: list[Any]) -> Any:
     return InRows(columns, [key_db_values(entity, key) for key in keys])
 
 
-def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
-    """Load the targets of reference ``attr`` of ``objects`` that are not loaded yet, in one query."""
+def load_references_steps(attr: Any, objects: list[Any], lazy: tuple[Any, ...] = ()) -> Steps[list[Any]]:
+    """Load the targets of reference ``attr`` of ``objects`` that are not loaded yet, in one query.
+
+    The targets' lazy attributes in ``lazy`` are read with them.
+    """
     target = attr.py_type
     if not objects:
         return []
     cache = objects[0]._cache_
+    attrs, converters, columns = _read_by_load(target, lazy)
     if not attr.is_column:
         reverse = attr.reverse
         pending = [o for o in objects if not attr.is_loaded(o) and o._status_ != CREATED]
@@ -357,13 +392,9 @@ def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
             return [attr.get_raw(o) for o in objects if attr.get_raw(o) is not None]
         yield from cache.flush_steps()
         pk_values = [reference_to_db(pk) for pk in _pks_of(pending)]
-        statement = Select(
-            target._table_,
-            target._select_columns_,
-            where=(_key_in(attr.entity, reverse.columns, pk_values),),
-        )
+        statement = Select(target._table_, columns, where=(_key_in(attr.entity, reverse.columns, pk_values),))
         rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
-        partners = materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
+        partners = materialize_rows(target, cache, attrs, converters, rows)
         by_owner = {reference_to_db(reverse.get_raw(p)): p for p in partners}
         for obj, pk in zip(pending, pk_values):
             attr.set_raw(obj, by_owner.get(pk))
@@ -371,48 +402,85 @@ def load_references_steps(attr: Any, objects: list[Any]) -> Steps[list[Any]]:
     wanted: dict[Any, None] = {}
     result = []
     imap = cache.identity_map(target)
+    extra_wanted = attrs is not target._select_attrs_
     for obj in objects:
         value = attr.get_raw(obj)
         if value is None:
             continue
         if isinstance(value, EntityBase):
-            result.append(value)
-            continue
+            if not extra_wanted or all(a.is_loaded(value) for a in attrs):
+                result.append(value)
+                continue
+            value = value._pk_raw_()
         known = imap.get(value)
-        if known is not None and all(a.is_loaded(known) for a in target._select_attrs_):
+        if known is not None and all(a.is_loaded(known) for a in attrs):
             result.append(known)
             continue
         wanted[value] = None
     if wanted:
         yield from cache.flush_steps()
-        statement = Select(
-            target._table_,
-            target._select_columns_,
-            where=(_key_in(target, target._pk_columns_, list(wanted)),),
-        )
+        statement = Select(target._table_, columns, where=(_key_in(target, target._pk_columns_, list(wanted)),))
         rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
-        result += materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
+        result += materialize_rows(target, cache, attrs, converters, rows)
     return result
 
 
-def prefetch_steps(objects: list[Any], attrs: tuple[Any, ...]) -> Steps[None]:
-    """Load ``attrs`` (relations of the result's entity or of entities prefetched before) in one query each."""
-    if not objects:
+def prefetch_steps(objects: list[Any], spec: tuple[Any, ...]) -> Steps[None]:
+    """Load what ``spec`` names for ``objects`` and for the objects that loads in turn.
+
+    ``spec`` holds attributes and entity classes: a relationship attribute loads its related
+    objects, a column attribute (a lazy one) is read with the rows of its entity, and an entity
+    class loads every reference to it. One query per attribute and level, not per object.
+    """
+    entities = tuple(item for item in spec if isinstance(item, type))
+    relations = {item for item in spec if not isinstance(item, type) and (item.is_collection or item.is_reference)}
+    columns = tuple(item for item in spec if not isinstance(item, type) and item not in relations)
+
+    def lazy_of(entity: Any) -> tuple[Any, ...]:
+        return tuple(a for a in columns if issubclass(entity, a.entity))
+
+    level = list(dict.fromkeys(objects))
+    reached = {id(obj) for obj in level}
+    while level:
+        by_entity: dict[Any, list[Any]] = {}
+        for obj in level:
+            by_entity.setdefault(type(obj), []).append(obj)
+        found: list[Any] = []
+        for entity, owners in by_entity.items():
+            lazy = lazy_of(entity)
+            if lazy:
+                yield from _load_columns_steps(entity, owners, _read_by_load(entity, lazy)[0])
+            for attr in entity._references_:
+                if attr in relations or (entities and issubclass(attr.py_type, entities)):
+                    found += yield from load_references_steps(attr, owners, lazy_of(attr.py_type))
+            for attr in entity._collections_:
+                if attr in relations:
+                    unloaded = [o for o in owners if not _is_loaded_collection(attr, o)]
+                    loaded = [o for o in owners if _is_loaded_collection(attr, o)]
+                    found += yield from load_collections_steps(attr, unloaded, lazy_of(attr.py_type))
+                    found += [m for o in loaded for m in attr.data(o).items]  # type: ignore[union-attr]
+        level = []
+        for obj in found:
+            if id(obj) not in reached:
+                reached.add(id(obj))
+                level.append(obj)
+
+
+def _load_columns_steps(entity: Any, objects: list[Any], attrs: tuple[Any, ...]) -> Steps[None]:
+    """Read ``attrs`` of those ``objects`` that miss one of them, with one query."""
+    missing = [o for o in objects if o._status_ != CREATED and not all(a.is_loaded(o) for a in attrs)]
+    if not missing:
         return
-    loaded: dict[Any, dict[Any, None]] = {type(objects[0]): dict.fromkeys(objects)}
-    for attr in attrs:
-        owners = list(loaded.get(attr.entity, ()))
-        if not owners:
-            continue
-        if attr.is_collection:
-            members = yield from load_collections_steps(
-                attr, [o for o in owners if not _is_loaded_collection(attr, o)]
-            )
-            # a loaded collection has its data: attr.data(o) is not None
-            members += [m for o in owners if _is_loaded_collection(attr, o) for m in attr.data(o).items]  # type: ignore[union-attr]
-        else:
-            members = yield from load_references_steps(attr, owners)
-        loaded.setdefault(attr.py_type, {}).update(dict.fromkeys(members))
+    cache = missing[0]._cache_
+    yield from cache.flush_steps()
+    attrs = tuple(entity._pk_attrs_) + tuple(a for a in attrs if not a.is_pk)
+    statement = Select(
+        entity._table_,
+        tuple(c for a in attrs for c in a.columns),
+        where=(_key_in(entity, entity._pk_columns_, _pks_of(missing)),),
+    )
+    rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
+    materialize_rows(entity, cache, attrs, tuple(a.from_db for a in attrs), rows)
 
 
 def _is_loaded_collection(attr: Any, obj: Any) -> bool:

@@ -6,6 +6,8 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import IO, Any, Generic, TypeVar, cast, overload
 
+from ._impl import Column as AttributeBase
+from ._impl import EntityBase
 from .display import show_objects
 from .exceptions import MultipleObjectsFoundError, QueryError, ReadOnlyAttributeError, UnknownAttributeError, noted
 from .expressions import (
@@ -221,22 +223,21 @@ class Query(Generic[_E]):
         return self._copy(_for_update="nowait" if nowait else "skip_locked" if skip_locked else "wait")
 
     def prefetch(self, *attrs: Any) -> Query[_E]:
-        """Load these relationships of the whole result with one query each (not one per object).
+        """Load what these name with the whole result, one query per attribute instead of one per object.
 
-        Each attribute belongs to the query's entity or to an entity an earlier attribute
-        loads: ``Post.select().prefetch(Post.author, User.posts)``.
+        A relationship attribute loads its related objects (``Post.author``, ``User.posts``),
+        of the result and of the objects prefetched with it; a lazy column attribute is read
+        with the rows of its entity; an entity class loads every reference to it:
+        ``Post.select().prefetch(Post.author, User.posts, Post.body)``, ``prefetch(User)``.
         """
-        known = {self.entity} | {a.py_type for a in self._prefetch}
-        for attr in attrs:
-            if not (getattr(attr, "is_reference", False) or getattr(attr, "is_collection", False)):
-                raise QueryError(f"prefetch() takes relationship attributes, got {attr!r}")
-            if attr.entity not in known:
-                raise QueryError(
-                    f"prefetch({attr!r}): {attr.entity.__name__} is neither {self.entity.__name__} "
-                    "nor loaded by an earlier prefetch attribute"
-                )
-            known.add(attr.py_type)
-        return self._copy(_prefetch=self._prefetch + attrs)
+        for item in attrs:
+            is_entity = isinstance(item, type) and issubclass(item, EntityBase)
+            if not (is_entity or isinstance(item, AttributeBase) or getattr(item, "is_collection", False) is True):
+                raise QueryError(f"Argument of prefetch() query method must be entity class or attribute. Got: {item!r}")
+            database = item._database_ if is_entity else item.entity._database_
+            if database is not self.entity._database_:
+                raise QueryError(f"prefetch({item!r}): it belongs to another database than {self.entity.__name__}")
+        return self._copy(_prefetch=self._prefetch + tuple(item for item in attrs if item not in self._prefetch))
 
     # -- SQL -------------------------------------------------------------------------------------
 
@@ -342,6 +343,9 @@ class Query(Generic[_E]):
             columns = yield from fetch_values_steps(
                 self.entity._database_, sql, params, self._layout()[1], for_update=self._for_update is not None
             )
+            if self._prefetch:
+                found = [v for column in columns for v in column if isinstance(v, EntityBase)]
+                yield from prefetch_steps(found, self._prefetch)
             return list(zip(*columns)) if self._tuple else columns[0]
         objects = yield from fetch_steps(self.entity, sql, params, for_update=self._for_update is not None)
         if self._prefetch:
