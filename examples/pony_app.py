@@ -155,7 +155,7 @@ def report():
     ).order_by(1)[:])
     print('mean stars per book:', [
         (title, float(stars)) for title, stars in
-        select((r.book.title, avg(r.stars)) for r in Review).order_by(-2, 1)
+        select((r.book.title, avg(r.stars)) for r in Review).order_by(lambda t, s: (desc(s), t))
     ])
     print('reviewless books:', select(b.isbn for b in Book if not b.reviews).order_by(1)[:])
     print('second page of copies:',

@@ -214,6 +214,27 @@ def test_aggregates_of_collections_as_selected_values(school) -> None:
         )[:] == [("g2", 2), ("g1", 2)]
 
 
+def test_lambdas_over_a_query_of_values_take_its_items(school) -> None:
+    """On a query of values, ``filter``/``order_by``/``sort_by`` take a lambda with one parameter per
+    selected item (``lambda name, n: n > 1``): each parameter reads the item it names."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        pairs = select((s.name, s.gpa) for s in Student)
+        assert pairs.filter(lambda name, gpa: gpa >= 3).order_by(lambda name, gpa: desc(gpa))[:] == [
+            ("Ann", 4.0), ("Dee", 3.5), ("Bob", 3.0)
+        ]
+        assert pairs.sort_by(lambda name, gpa: gpa)[:1] == [("Eve", 1.0)]
+        assert select(s.name for s in Student).order_by(lambda name: desc(name))[:2] == ["Eve", "Dee"]
+        counts = select((g.name, count(g.students)) for g in Group)
+        assert counts.filter(lambda name, n: n > 0).order_by(lambda name, n: (desc(n), desc(name)))[:] == [
+            ("g2", 2), ("g1", 2)
+        ]
+        best = select((s.group.name, max(s.gpa)) for s in Student if s.group)
+        assert best.order_by(lambda group, gpa: gpa)[:] == [("g2", 3.5), ("g1", 4.0)]
+        with pytest.raises(TranslationError, match="takes 3 parameters and the query selects 2 items"):
+            pairs.filter(lambda a, b, c: a == b)
+
+
 def test_values_selected_through_reference_paths(school) -> None:
     """Several values read through different reference paths are selected side by side."""
     Dept, Group, Student, Course, Passport = school

@@ -102,7 +102,10 @@ class Query(Generic[_E]):
 
     def filter(self, *conditions: Any, **values: Any) -> Query[_E]:
         """Add conditions (ANDed): expressions, ``attr=value`` keywords, lambdas or query text."""
-        return self._copy(_where=self._where + conditions_for(self.entity, conditions, values, self._var))
+        selected = self._selected_text if self._select is not None else None
+        return self._copy(
+            _where=self._where + conditions_for(self.entity, conditions, values, self._var, selected)
+        )
 
     def where(self, *conditions: Any, **values: Any) -> Query[_E]:
         """``filter()`` on a query written with a variable: a lambda's parameter must be its name."""
@@ -160,8 +163,11 @@ class Query(Generic[_E]):
             return self._copy(_order=())
         order = []
         translated: list[Any] = []
+        selected = self._selected_text if self._select is not None else None
         for item in items:
-            translated.extend(order_from(self.entity, item, self._var) if is_query_text(item) else (item,))
+            translated.extend(
+                order_from(self.entity, item, self._var, selected) if is_query_text(item) else (item,)
+            )
         for item in translated:
             if getattr(item, "__name__", None) in ("desc", "asc") and isinstance(
                 getattr(item, "__self__", None), (Value, Operand)
@@ -767,13 +773,19 @@ class YieldPer(Generic[_E]):
 
 
 def conditions_for(
-    entity: Any, conditions: tuple[Any, ...], values: dict[str, Any], var: str | None = None
+    entity: Any,
+    conditions: tuple[Any, ...],
+    values: dict[str, Any],
+    var: str | None = None,
+    selected: str | None = None,
 ) -> tuple[Expr, ...]:
-    """Expressions from positional conditions (expressions, lambdas, query text) and ``attr=value`` keywords."""
+    """Expressions from positional conditions (expressions, lambdas, query text) and ``attr=value``
+    keywords; ``selected``: the source of the items a query of values selects, which a lambda
+    taking one parameter per item reads."""
     result: list[Expr] = []
     for condition in conditions:
         if is_query_text(condition):
-            result.extend(conditions_from(entity, condition, var))
+            result.extend(conditions_from(entity, condition, var, selected))
         else:
             result.append(as_expr(condition))
     for condition in result:

@@ -223,19 +223,22 @@ def between(value: Any, low: Any, high: Any) -> Any:
 # -- entry points for Entity.select / Query.filter / Query.order_by ------------------------------
 
 
-def conditions_from(entity: Any, query: Any, var: str | None = None) -> tuple[Any, ...]:
+def conditions_from(entity: Any, query: Any, var: str | None = None, selected: str | None = None) -> tuple[Any, ...]:
     """The conditions of a lambda (``lambda p: p.age > 18``) or string over ``entity``'s objects.
 
     ``var`` names the entity in a lambda without parameters or a bare string condition
-    (``q.filter("p.age > 18")`` on a query written as ``p for p in Person``).
+    (``q.filter("p.age > 18")`` on a query written as ``p for p in Person``). ``selected`` is the
+    source of what a query of values selects (``p.name, p.age``): a lambda taking one parameter
+    per selected item (``lambda name, age: age > 18``) reads those items.
     """
-    translation, params = _prepare(entity, query, var, order=False)
+    translation, params = _prepare(entity, query, var, order=False, selected=selected)
     return _finish_conditions(entity, translation, translation.run(entity, params))
 
 
-def order_from(entity: Any, query: Any, var: str | None = None) -> tuple[Any, ...]:
-    """The ORDER BY items of a lambda (``lambda p: (p.name, desc(p.age))``) or string."""
-    translation, params = _prepare(entity, query, var, order=True)
+def order_from(entity: Any, query: Any, var: str | None = None, selected: str | None = None) -> tuple[Any, ...]:
+    """The ORDER BY items of a lambda (``lambda p: (p.name, desc(p.age))``) or string; ``selected``
+    as for ``conditions_from`` (``lambda name, age: desc(age)`` on a query of tuples)."""
+    translation, params = _prepare(entity, query, var, order=True, selected=selected)
     return tuple(translation.run(entity, params))
 
 
@@ -1570,7 +1573,9 @@ def _finish_conditions(entity: Any, translation: _Translation, items: tuple[Any,
     return tuple(result)
 
 
-def _prepare(entity: Any, query: Any, var: str | None, order: bool) -> tuple[_Translation, Any]:
+def _prepare(
+    entity: Any, query: Any, var: str | None, order: bool, selected: str | None = None
+) -> tuple[_Translation, Any]:
     kind = "order" if order else "cond"
     if isinstance(query, str):
         namespace = _caller_namespace()
@@ -1582,14 +1587,18 @@ def _prepare(entity: Any, query: Any, var: str | None, order: bool) -> tuple[_Tr
             _remember((key, entity), translation)
         return translation, _string_params(translation, namespace)
     code = query.__code__
-    translation = _translations.get(((kind, code, var), entity))
+    items = _item_params(code, var, selected)
+    key = (kind, code, var) if items is None else (kind, code, var, selected)
+    translation = _translations.get((key, entity))
     if translation is None:
         node, where = _locate(code, ast.Lambda)
+        if items is not None:
+            node = _read_items(node, var, selected, where)
         cells = dict(zip(code.co_freevars, query.__closure__ or ()))
         closure = {name: cell.cell_contents for name, cell in cells.items() if _has_contents(cell)}
         scope = _scope_of(closure, query.__globals__)
         translation = _translate_function(node, entity, var, where, code.co_freevars, order, scope)
-        _remember(((kind, code, var), entity), translation)
+        _remember((key, entity), translation)
     closure = query.__closure__
     free = code.co_freevars
     if all(name in free for name in translation.names):
@@ -1604,6 +1613,39 @@ def _prepare(entity: Any, query: Any, var: str | None, order: bool) -> tuple[_Tr
         own = {name: closure[free.index(name)].cell_contents for name in free if name in translation.names}
         values = _string_params(translation, _caller_namespace(), own)[1]
     return translation, (query.__globals__, values)
+
+
+def _item_params(code: Any, var: str | None, selected: str | None) -> tuple[str, ...] | None:
+    """The parameters of a lambda over a query of values that name its selected items, else None."""
+    if selected is None or var is None or code.co_argcount == 0:
+        return None
+    params = code.co_varnames[: code.co_argcount]
+    if params == (var,):
+        return None  # the query's own variable
+    return params
+
+
+def _read_items(node: ast.Lambda, var: str | None, selected: str, where: str) -> ast.Lambda:
+    """``lambda name, age: age > 18`` over ``select((p.name, p.age) for p in Person)``, as
+    ``lambda p: p.age > 18``: each parameter replaced by the selected item it names."""
+    parsed = ast.parse(selected, mode="eval").body
+    items = parsed.elts if isinstance(parsed, ast.Tuple) else [parsed]
+    params = [arg.arg for arg in node.args.args]
+    if len(params) != len(items):
+        raise TranslationError(
+            f"The lambda takes {len(params)} parameters and the query selects {len(items)} items "
+            f"({selected}): {where}"
+        )
+    by_name = dict(zip(params, items))
+
+    class Items(ast.NodeTransformer):
+        def visit_Name(self, name: ast.Name) -> ast.AST:
+            item = by_name.get(name.id)
+            return name if item is None else ast.copy_location(item, name)
+
+    body = Items().visit(copy.deepcopy(node.body))
+    lam = _lambda([cast(str, var)], body)
+    return ast.fix_missing_locations(ast.copy_location(lam, node))
 
 
 def _has_contents(cell: Any) -> bool:
