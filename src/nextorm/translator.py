@@ -1416,6 +1416,8 @@ def _failing_external(
 
 
 _translations: dict[Any, _Translation] = {}
+#: the last translation of each code object, by the code's id: (code, entity, key, translation)
+_recent: dict[int, tuple[Any, Any, Any, _Translation]] = {}
 _CACHE_SIZE = 10_000
 _parsed_sources: dict[str, tuple[list[str], list[Any]]] = {}
 
@@ -1461,17 +1463,23 @@ def _query_of(query: Any, function: str) -> Any:
                 f"The first `for` of a query must iterate over an entity or a query, got {source!r}: {where}"
             )
         shape = _shape_of(source_query)
-        translation = _translations.get((code, source_query.entity, shape))
-        if translation is None:
-            node, where = _locate(code, ast.GeneratorExp)
-            scope = _scope_of(local_values, frame.f_globals)
-            translation = _translate_generator(
-                node, source_query.entity, where, code.co_freevars, scope, shape, _described(source_query)
-            )
-            _remember((code, source_query.entity, shape), translation)
+        # a code object hashes its whole contents: the last translation of each is found by id
+        hit = _recent.get(id(code))
+        if hit is not None and hit[0] is code and hit[1] is source_query.entity and hit[2] == shape:
+            translation = hit[3]
+        else:
+            translation = _translations.get((code, source_query.entity, shape))
+            if translation is None:
+                node, where = _locate(code, ast.GeneratorExp)
+                scope = _scope_of(local_values, frame.f_globals)
+                translation = _translate_generator(
+                    node, source_query.entity, where, code.co_freevars, scope, shape, _described(source_query)
+                )
+                _remember((code, source_query.entity, shape), translation)
+            _recent[id(code)] = (code, source_query.entity, shape, translation)
         var = translation.var
         try:
-            values = tuple([local_values[name] for name in translation.names])
+            values = tuple(map(local_values.__getitem__, translation.names))
         except KeyError:  # a raw_sql() `$name` the generator's code does not read itself
             values = _string_params(translation, _caller_namespace(), local_values)[1]
         params = (frame.f_globals, values)
@@ -1526,7 +1534,8 @@ def _query_of(query: Any, function: str) -> Any:
         query = query._selecting(selection, translation.shape == "tuple")
     elif shape is not None:
         query = query._copy(_select=None, _tuple=False)  # its objects again
-    return query._copy(_selected_text=translation.selected)
+    query._selected_text = translation.selected  # a new query (``_named`` copies): set in place
+    return query
 
 
 #: the iterators of Python's sequences: a query's result already fetched, not a query
@@ -1588,17 +1597,28 @@ def _prepare(
         return translation, _string_params(translation, namespace)
     code = query.__code__
     items = _item_params(code, var, selected)
-    key = (kind, code, var) if items is None else (kind, code, var, selected)
-    translation = _translations.get((key, entity))
-    if translation is None:
-        node, where = _locate(code, ast.Lambda)
-        if items is not None:
-            node = _read_items(node, var, selected, where)
-        cells = dict(zip(code.co_freevars, query.__closure__ or ()))
-        closure = {name: cell.cell_contents for name, cell in cells.items() if _has_contents(cell)}
-        scope = _scope_of(closure, query.__globals__)
-        translation = _translate_function(node, entity, var, where, code.co_freevars, order, scope)
-        _remember((key, entity), translation)
+    # a code object hashes its whole contents: the last translation of each is found by id
+    hit = _recent.get(id(code))
+    if (
+        hit is not None
+        and hit[0] is code
+        and hit[1] is entity
+        and hit[2] == (kind, var, None if items is None else selected)
+    ):
+        translation = hit[3]
+    else:
+        key = (kind, code, var) if items is None else (kind, code, var, selected)
+        translation = _translations.get((key, entity))
+        if translation is None:
+            node, where = _locate(code, ast.Lambda)
+            if items is not None:
+                node = _read_items(node, var, selected, where)
+            cells = dict(zip(code.co_freevars, query.__closure__ or ()))
+            closure = {name: cell.cell_contents for name, cell in cells.items() if _has_contents(cell)}
+            scope = _scope_of(closure, query.__globals__)
+            translation = _translate_function(node, entity, var, where, code.co_freevars, order, scope)
+            _remember((key, entity), translation)
+        _recent[id(code)] = (code, entity, (kind, var, None if items is None else selected), translation)
     closure = query.__closure__
     free = code.co_freevars
     if all(name in free for name in translation.names):
@@ -1694,6 +1714,7 @@ def _remember(key: Any, translation: _Translation) -> None:
     # query texts built with values inside (f-strings) would grow the cache without end
     if len(_translations) >= _CACHE_SIZE:
         _translations.clear()
+        _recent.clear()
     _translations[key] = translation
 
 
