@@ -92,7 +92,7 @@ def queries(low: int, names: list[str]) -> dict[str, Any]:
         "order-position": lambda: select((p.name, p.age) for p in Person).order_by(-2),
         "raw-sql": lambda: select(p for p in Person if raw_sql('"age" > $low')),
         "lambda-values": lambda: Person.select(lambda p: abs(p.age - 35) < 10 and max(p.age, 30) == 30),
-        "unsupported": lambda: select(p for p in Person if p.age**2 > low),
+        "unsupported": lambda: select(p for p in Person if p.age << 2 > low),
     }
     for name, make in forms.items():
         try:

@@ -33,7 +33,9 @@ __all__ = [
     "PartialCommitException",
     "PendingRollbackError",
     "PoolTimeoutError",
+    "QueryAttributeError",
     "QueryError",
+    "QueryNameError",
     "ReadOnlyAttributeError",
     "ReadOnlySessionError",
     "RollbackException",
@@ -46,6 +48,7 @@ __all__ = [
     "UnknownAttributeError",
     "UnrepeatableReadError",
     "UnresolvableCyclicDependency",
+    "UnsupportedQueryError",
     "ValidationError",
 ]
 
@@ -132,6 +135,22 @@ class TranslationError(QueryError):
     """
 
 
+class UnsupportedQueryError(TranslationError, NotImplementedError):
+    """A generator, lambda or string query uses a construct nextorm does not translate to SQL.
+
+    Also a ``NotImplementedError`` (Pony's class for these). The message names the construct;
+    where it keeps Pony's wording (the construct's text alone, such as ``for x in s.name``), a
+    note gives the query and its line.
+    """
+
+
+class QueryAttributeError(TranslationError, AttributeError):
+    """A query reads an attribute its value does not have (``s.name.foo``, ``g.students.name.foo``).
+
+    Also an ``AttributeError``, as in Python and Pony; the message names the path as written.
+    """
+
+
 class ExprEvalError(TranslationError):
     """Evaluating a value a query takes from its enclosing scope raised an exception.
 
@@ -144,6 +163,13 @@ class ExprEvalError(TranslationError):
     expression: str | None = None
     query: str | None = None
     line: int | None = None
+
+
+class QueryNameError(ExprEvalError, NameError):
+    """A name a query reads from its enclosing scope is not assigned yet when the query runs.
+
+    Also a ``NameError``; the message names the variable, a note the query and its line.
+    """
 
 
 class ObjectNotFound(OrmError):

@@ -31,8 +31,10 @@ __all__ = [
     "ArrayItem",
     "ArrayLength",
     "ArraySlice",
+    "Case",
     "Column",
     "ColumnRef",
+    "ConditionValue",
     "Expr",
     "Func",
     "JsonContains",
@@ -56,6 +58,7 @@ __all__ = [
     "ValueCompare",
     "Var",
     "as_expr",
+    "case",
     "coalesce",
     "column_sql",
     "concat",
@@ -322,6 +325,12 @@ class Operand:
 
     def __rmod__(self, other: Any) -> Value:
         return arithmetic("%", other, self)
+
+    def __pow__(self, other: Any) -> Value:
+        return arithmetic("**", self, other)
+
+    def __rpow__(self, other: Any) -> Value:
+        return arithmetic("**", other, self)
 
     def __abs__(self) -> Value:
         return function("abs", self)
@@ -1582,6 +1591,98 @@ class StringItem(Value):
         return any(isinstance(part, Value) and part.is_aggregate() for part in (self.value, self.index))
 
 
+class Case(Value):
+    """``then if condition else otherwise``: ``CASE WHEN condition THEN then ELSE otherwise END``."""
+
+    __slots__ = ("condition", "otherwise", "raw", "then")
+
+    def __init__(self, condition: Expr, then: Value, otherwise: Value, py_type: Any) -> None:
+        self.condition = condition
+        self.then = then
+        self.otherwise = otherwise
+        self.py_type = py_type
+        self.raw = bool(getattr(condition, "raw", False)) or then.raw or otherwise.raw
+
+    def __repr__(self) -> str:
+        return f"({self.then!r} if {self.condition!r} else {self.otherwise!r})"
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        condition = self.condition.sql(dialect, params)
+        then = self.then.sql(dialect, params)
+        otherwise = self.otherwise.sql(dialect, params)
+        return f"(CASE WHEN {condition} THEN {then} ELSE {otherwise} END)"
+
+    def entities(self) -> Iterator[Any]:
+        yield from self.condition.entities()
+        yield from self.then.entities()
+        yield from self.otherwise.entities()
+
+    def attrs(self) -> Iterator[Any]:
+        condition_attrs = getattr(self.condition, "attrs", None)
+        if condition_attrs is not None:
+            yield from condition_attrs()
+        yield from self.then.attrs()
+        yield from self.otherwise.attrs()
+
+    def is_aggregate(self) -> bool:
+        return self.condition.is_aggregate() or self.then.is_aggregate() or self.otherwise.is_aggregate()
+
+
+def case(condition: Expr, then: Any, otherwise: Any) -> Value:
+    """The value ``then`` where ``condition`` holds, else ``otherwise`` (SQL's ``CASE WHEN``).
+
+    Both values are numbers, or of one type (a value and None mix); the result has the type of the
+    two (a float where one of two numbers is a float).
+    """
+    if not isinstance(condition, Expr):
+        raise QueryError(f"case() takes a condition first, got {condition!r}")
+    then, otherwise = value_of(then), value_of(otherwise)
+    lt, rt = then.py_type, otherwise.py_type
+    if lt is type(None):
+        py_type = rt
+    elif rt is type(None) or lt is rt:
+        py_type = lt
+    elif _is_numeric(lt) and _is_numeric(rt):
+        py_type = float if float in (lt, rt) else Decimal if Decimal in (lt, rt) else int
+    elif isinstance(lt, type) and isinstance(rt, type) and issubclass(rt, lt):
+        py_type = lt
+    elif isinstance(lt, type) and isinstance(rt, type) and issubclass(lt, rt):
+        py_type = rt
+    else:
+        raise AttributeTypeError(
+            f"The two values of a conditional expression have types {_type_name(lt)!r} and "
+            f"{_type_name(rt)!r}, which do not mix: {then!r} if {condition!r} else {otherwise!r}"
+        )
+    return Case(condition, then, otherwise, py_type)
+
+
+class ConditionValue(Value):
+    """A condition selected as a value: True, False, or None where SQL cannot tell."""
+
+    __slots__ = ("condition", "raw")
+
+    def __init__(self, condition: Expr) -> None:
+        self.condition = condition
+        self.py_type = bool
+        self.raw = bool(getattr(condition, "raw", False))
+
+    def __repr__(self) -> str:
+        return repr(self.condition)
+
+    def sql(self, dialect: Dialect, params: list[Any]) -> str:
+        return f"({self.condition.sql(dialect, params)})"
+
+    def entities(self) -> Iterator[Any]:
+        return self.condition.entities()
+
+    def attrs(self) -> Iterator[Any]:
+        condition_attrs = getattr(self.condition, "attrs", None)
+        return condition_attrs() if condition_attrs is not None else iter(())
+
+    def is_aggregate(self) -> bool:
+        return self.condition.is_aggregate()
+
+
 def value_of(item: Any) -> Value:
     """``item`` as a value: an attribute's column, a value itself, or a Python value to bind."""
     if isinstance(item, Value):
@@ -1678,6 +1779,8 @@ def arithmetic(op: str, left: Any, right: Any) -> Value:
         floating = float if float in (lt, rt) or Decimal not in (lt, rt) else Decimal
         name = "div" if floating is Decimal or float in (lt, rt) else "int_div_true"
         return Func(name, (left, right), floating)
+    if op == "**":  # a float, as the database's power() computes it
+        return Func("pow", (left, right), float)
     if op == "//":
         if float in (lt, rt) or Decimal in (lt, rt):
             raise QueryError(f"Floor division (//) of non-integers is not supported in queries: {left!r} // {right!r}")
@@ -1776,6 +1879,7 @@ FUNCTIONS: dict[str, tuple[str | None, Any]] = {
     "-": ("({0} - {1})", None),
     "*": ("({0} * {1})", None),
     "%": (None, None),
+    "pow": ("power({0}, {1})", float),
     "div": ("({0} / {1})", None),
     "int_div_true": (None, float),
     "neg": ("(-{0})", None),

@@ -40,12 +40,16 @@ from .exceptions import (
     QueryError,
     TranslationError,
     UnknownAttributeError,
+    UnsupportedQueryError,
+    QueryAttributeError,
+    QueryNameError,
     noted,
 )
 from .expressions import (
     Aggregate,
     Column,
     ColumnRef,
+    ConditionValue,
     Expr,
     JsonPath,
     Nested,
@@ -58,6 +62,7 @@ from .expressions import (
     Truth,
     Value,
     Var,
+    case,
     coalesce,
     compare,
     concat,
@@ -356,7 +361,25 @@ class _Runtime:
             return value  # a collection (s.groups, g.students.name): its members, flattened
         if isinstance(value, Operand):
             return value._value_()
+        if isinstance(value, Expr):  # a condition: True or False of each row
+            return ConditionValue(value)
         raise TranslationError(f"Selecting {value!r} is not supported in queries: {where}")
+
+    @staticmethod
+    def case(condition: Any, then: Any, otherwise: Any, where: str) -> Any:
+        """``then if condition else otherwise``: the branch itself where the condition is known."""
+        if isinstance(condition, _Marker):
+            return then if condition.value else otherwise
+        values = []
+        for branch in (then, otherwise):
+            value = _value_operand(branch)
+            if not isinstance(value, Operand) and (_is_object(value) or _is_entity(value) or type(value) in (_Many, Var)):
+                raise TranslationError(f"A conditional expression selects values, not objects or collections: {where}")
+            values.append(value)
+        try:
+            return case(condition, *values)
+        except AttributeTypeError as exc:
+            raise noted(exc, f"in {where}")
 
     @staticmethod
     def neg(value: Any) -> Any:
@@ -599,6 +622,11 @@ class _Runtime:
                 var = source.value
             else:
                 loop = loops[index] if index < len(loops) else where
+                if isinstance(source, (Operand, Expr)):  # a value of the query's objects (`for x in s.name`)
+                    raise noted(
+                        UnsupportedQueryError(loop),
+                        f"A `for` of a query iterates over an entity or a collection, not over a value: {where}",
+                    )
                 raise noted(
                     TranslationError(f"Inside declarative query, iterator must be entity or query. Got: {loop}"),
                     f"A `for` of a query iterates over an entity or a collection, got {source!r}: {where}",
@@ -1121,6 +1149,10 @@ def _truth(value: Any, where: str) -> Any:
             return value.is_not(None)
         if value.py_type is str:
             return value.is_not(None) & (value != "")
+        if value.py_type is bytes:
+            return value.is_not(None) & (value != b"")
+        if not is_numeric_type(value.py_type):  # a date, a datetime, a uuid: true unless NULL
+            return value.is_not(None)
         return value.is_not(None) & (value != 0)
     if type(value) is Subquery:
         return Comparison(value, "!=", 0)
@@ -1218,7 +1250,10 @@ def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
         name = None
     if name is None:
         name = getattr(func, "__name__", repr(func))
-        raise TranslationError(f"The function {name}() is not supported in queries yet: {where}")
+        raise noted(
+            UnsupportedQueryError(_split_where(where)[0]),
+            f"The function {name}() is not supported in queries yet: {where}",
+        )
     if keywords and name != "group_concat" and not (name in _AGGREGATES and set(keywords) <= {"distinct"}):
         raise TranslationError(f"{name}() takes no keyword arguments {sorted(keywords)} in queries: {where}")
     if name in ("min", "max") and len(args) > 1:
@@ -1244,6 +1279,8 @@ def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
             if name != "count":
                 raise TranslationError(f"{name}() takes a value of an object, not the object: {where}")
             arg = _pk_ref(arg, where)._value_()
+        elif name == "count" and arg == "*":  # count('*'): the rows, whatever `distinct` says
+            arg, keywords = None, {}
         elif arg is not None:
             arg = value_of(arg)
         distinct = keywords.get("distinct", name == "count" and arg is not None)
@@ -1284,6 +1321,7 @@ def _value_operand(value: Any) -> Any:
 #: the functions a query may call with its values, by the name of their operation
 _VALUE_FUNCTIONS: dict[Any, str] = {
     count: "count",
+    itertools.count: "count",  # what `count` is where nextorm's is not imported
     sum: "sum",
     builtins.sum: "sum",
     min: "min",
@@ -2618,9 +2656,16 @@ class _Rewriter:
 
     def unsupported(self, construct: str, node: ast.AST) -> TranslationError:
         """The error for a construct the expression layer does not offer yet."""
-        return TranslationError(
+        return UnsupportedQueryError(
             f"{construct} is not supported in queries yet: {self._at(node)}; "
             "select_by_sql() can express it in SQL"
+        )
+
+    def refused(self, message: str, node: ast.AST, construct: str | None = None) -> TranslationError:
+        """An UnsupportedQueryError whose message keeps Pony's wording; a note names the query."""
+        return noted(
+            UnsupportedQueryError(message),
+            f"{construct or 'This'} is not supported in queries: {self._at(node)}",
         )
 
     def _helper(self, name: str, *args: ast.expr) -> ast.expr:
@@ -2641,8 +2686,9 @@ class _Rewriter:
         )
 
     def _reads(self, node: ast.AST) -> bool:
-        """Whether ``node`` reads the query's rows (its objects, or a raw_sql() fragment)."""
-        return self.uses_var(node) or any(_is_raw_sql(child) for child in ast.walk(node))
+        """Whether ``node`` reads the query's rows (its objects, a raw_sql() fragment, or their
+        number: ``count()``, ``count('*')``)."""
+        return self.uses_var(node) or any(_is_raw_sql(child) or _is_row_count(child) for child in ast.walk(node))
 
     # -- what a query selects
 
@@ -2747,7 +2793,7 @@ class _Rewriter:
                 return ast.Compare(left=node, ops=[ast.Eq()], comparators=[ast.Constant(value=True)])
         if isinstance(node, ast.Call):
             return self._helper("truth", self.call(node), ast.Constant(value=self._at(node)))
-        if isinstance(node, (ast.Attribute, ast.Name, ast.GeneratorExp, ast.Subscript, ast.BinOp)):
+        if isinstance(node, (ast.Attribute, ast.Name, ast.GeneratorExp, ast.Subscript, ast.BinOp, ast.JoinedStr, ast.IfExp)):
             return self._helper("truth", self.operand(node), ast.Constant(value=self._at(node)))
         raise self.unsupported(_construct(node), node)
 
@@ -2938,14 +2984,25 @@ class _Rewriter:
             parts: list[ast.expr] = []
             for part in node.values:
                 if isinstance(part, ast.FormattedValue):
-                    if part.format_spec is not None or part.conversion not in (-1, ord("s")):
-                        raise self.unsupported("A format specification or conversion in an f-string", node)
+                    if part.format_spec is not None:
+                        raise self.refused(
+                            "You cannot set width and precision for f-string expression in query",
+                            node,
+                            "A format specification in an f-string",
+                        )
+                    if part.conversion not in (-1, ord("s")):
+                        raise self.refused(
+                            "You cannot specify conversion type for f-string expression in query",
+                            node,
+                            "A conversion (!r, !a) in an f-string",
+                        )
                     parts.append(self.operand(part.value))
                 else:
                     parts.append(part)
             return self._helper("fstring", *parts)
         if isinstance(node, ast.IfExp):
-            raise self.unsupported("A conditional expression", node)
+            branches = [self.operand(b) if self._reads(b) else self.external(b) for b in (node.body, node.orelse)]
+            return self._helper("case", self.condition(node.test), *branches, ast.Constant(value=self._at(node)))
         if isinstance(node, ast.Call):
             return self.call(node)
         if isinstance(node, ast.GeneratorExp):
@@ -3230,6 +3287,16 @@ def _is_len(node: ast.AST) -> bool:
     )
 
 
+def _is_row_count(node: ast.AST) -> bool:
+    """Whether ``node`` is ``count()`` or ``count('*')``: the number of the query's rows."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "count"
+        and (not node.args or (len(node.args) == 1 and isinstance(node.args[0], ast.Constant) and node.args[0].value == "*"))
+    )
+
+
 def _is_getattr(node: ast.AST) -> bool:
     """Whether ``node`` is ``getattr(x, name)`` of two arguments."""
     return (
@@ -3251,7 +3318,7 @@ _METHODS = frozenset(
 )
 #: the parts of dates and times a query may read
 _PARTS = frozenset({"year", "month", "day", "hour", "minute", "second"})
-_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod)
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 
 
 def _construct(node: ast.AST) -> str:

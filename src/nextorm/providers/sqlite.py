@@ -62,15 +62,35 @@ def _lower(value: Any) -> Any:
     return None if text is None else text.lower()
 
 
+def _number(value: Any) -> Any:
+    """A number as SQLite hands it to a function (a Decimal column's text as a float)."""
+    if isinstance(value, str):
+        return float(value)
+    return value
+
+
+def _power(base: Any, exponent: Any) -> float | None:
+    """``base ** exponent`` as a float; a power with no real value fails the statement, as on
+    PostgreSQL (a negative number to a fractional power, zero to a negative one)."""
+    if base is None or exponent is None:
+        return None
+    result = _number(base) ** _number(exponent)
+    if isinstance(result, complex):
+        raise ValueError(f"{base} ** {exponent} has no real value")
+    return float(result)
+
+
 class _Connection(sqlite3.Connection):
     """A sqlite3 connection that compares Decimal columns by value (also made by aiosqlite's thread)
-    and changes the case of every Unicode letter (SQLite's own upper/lower know only ASCII)."""
+    and changes the case of every Unicode letter (SQLite's own upper/lower know only ASCII); it has
+    power(), which SQLite builds only with its math functions."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.create_collation(DECIMAL_COLLATION, decimal_collation)
         self.create_function("py_upper", 1, _upper, deterministic=True)
         self.create_function("py_lower", 1, _lower, deterministic=True)
+        self.create_function("power", 2, _power, deterministic=True)
 
 
 class SQLiteProvider(Provider):
