@@ -413,3 +413,11 @@ def test_text_query_reads_each_callers_scope(people) -> None:
         assert _text_query_with_global_limit(P).count() == 5
         with pytest.raises(ExprEvalError, match="'undefined_name' is not defined"):
             select("p for p in P if p.age > undefined_name")
+
+
+def test_a_condition_that_is_no_condition_names_what_a_query_takes(people) -> None:
+    """``Person.select(123)``: a QueryError (also a TypeError) naming the value and what is taken."""
+    P = people
+    with db_session, pytest.raises(TypeError, match=r"^The first positional argument must be lambda function or its text source\. Got: 123\n.*attribute expression") as info:
+        P.select(123)
+    assert isinstance(info.value, QueryError)

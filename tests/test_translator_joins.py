@@ -14,13 +14,17 @@ from nextorm import (
     JOIN,
     AsyncDatabase,
     Database,
+    ExprEvalError,
+    IncomparableTypesError,
     Optional,
     PrimaryKey,
+    QueryAttributeError,
     QueryError,
     Required,
     Set,
     TranslationError,
     UnknownAttributeError,
+    UnsupportedQueryError,
     count,
     db_session,
     desc,
@@ -597,10 +601,97 @@ def test_path_errors_name_the_attribute(school) -> None:
     with db_session:
         with pytest.raises(UnknownAttributeError, match="Entity Group has no attribute 'title'"):
             select(s for s in Student if s.group.title == "x")
-        with pytest.raises(TranslationError, match=r"Student\.name is not a reference"):
-            select(s for s in Student if s.name.first == "x")
-        with pytest.raises(TranslationError, match="collection can only be tested"):
+        # the message is the path as Pony's AttributeError names it; the note says why
+        with pytest.raises(QueryAttributeError, match=r"^s\.name\.first\nStudent\.name is not a reference"):
+            select(s for s in Student if s.name.first.upper() == "x")
+        with pytest.raises(AttributeError, match=r"^s\.group\.name\.foo\n"):
+            select(s for s in Student if s.group.name.foo.bar == "x")
+        with pytest.raises(
+            IncomparableTypesError,
+            match=r"^Incomparable types 'Set of Student' and 'int' in expression: g\.students == 3\n.*collection can only be tested",
+        ):
             select(g for g in Group if g.students == 3)
+        with pytest.raises(IncomparableTypesError, match="'str' and 'Set of Student' in expression: g.name == g.students"):
+            select(g for g in Group if g.name == g.students)
+        with pytest.raises(UnsupportedQueryError, match="Comparing two collections"):
+            select(g for g in Group for g2 in Group if g.students == g2.students)
+
+
+def test_a_generator_over_an_objects_collection_is_a_query(school, sql_log) -> None:
+    """``select(s for s in g.students if ...)`` is the query of the members; Python's sum() keeps
+    reading the loaded members."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        g1 = Group.get(name="g1")
+        assert names(select(s for s in g1.students)) == ["Ann", "Bob"]
+        assert names(select(s for s in g1.students if s.gpa > 3.5)) == ["Ann"]
+        assert count(s for s in g1.students) == 2
+        algebra = Course.get(title="Algebra")
+        assert names(select(s for s in algebra.students if s.name != "Ann")) == ["Bob"]
+        assert sum(s.gpa for s in g1.students) == 7.0
+        assert sorted(s.name for s in g1.students) == ["Ann", "Bob"]
+        members = iter(g1.students)
+        g1.students.add(Student(name="Fay"))  # the members are read at the first next()
+        assert sorted(s.name for s in members) == ["Ann", "Bob", "Fay"]
+        assert names(select(s for s in g1.students)) == ["Ann", "Bob", "Fay"]
+
+
+def test_a_lambda_query_of_the_scope_inside_a_generator(school) -> None:
+    """``s not in Student.select(lambda s: ...)``: the lambda's ``s`` is its own parameter, so the
+    inner query is a value of the scope (a subquery), not a read of the outer ``s``."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        assert names(select(s for s in Student if s not in Student.select(lambda s: s.gpa > 2.5))) == ["Cid", "Eve"]
+        # a lambda reading the outer query's object would be a correlated query: not yet
+        with pytest.raises(UnsupportedQueryError, match="A lambda"):
+            select(s for s in Student if s in Student.select(lambda x: x.gpa > s.gpa))
+        assert names(select(g for g in Group if g in Group.select(lambda g: g.name != "g3"))) == ["g1", "g2"]
+
+
+def test_constructs_pony_refuses_raise_its_classes(school) -> None:
+    """``*args``, a bound method of an object, an object looked up by a row's value: UnsupportedQueryError
+    (a NotImplementedError) whose message is the construct; an unknown method of a str attribute:
+    QueryAttributeError (an AttributeError)."""
+    Dept, Group, Student, Course, Passport = school
+
+    class Scale:
+        def twice(self, a: float, b: float) -> float:
+            return a * b
+
+    twice = Scale().twice
+    args = ("a",)
+    with db_session:
+        with pytest.raises(NotImplementedError, match=r"^\*args is not supported\n"):
+            select(s for s in Student if s.name.upper(*args))
+        with pytest.raises(UnsupportedQueryError, match=r"^twice\n.*bound to"):
+            select(s for s in Student if twice(s.gpa, 2) > 3)
+        with pytest.raises(UnsupportedQueryError, match=r"^Group\[s\.group\.id\]\n"):
+            select(s for s in Student if Group[s.group.id].name == "g1")
+        with pytest.raises(QueryAttributeError, match=r"^'str' object has no attribute 'shout': s\.name\.shout\n"):
+            select(s for s in Student if s.name.shout() == "x")
+        with pytest.raises(UnsupportedQueryError, match=r"The method title\(\)"):
+            select(s for s in Student if s.name.title() == "Ann")
+
+
+def test_names_of_the_scope_that_are_not_values(school) -> None:
+    """A name not assigned yet raises QueryNameError (a NameError); selecting a scope name by itself
+    is refused, and one not defined raises ExprEvalError naming it."""
+    Dept, Group, Student, Course, Passport = school
+
+    def by_gpa() -> Any:
+        if False:
+            gpa = 3.0
+        return lambda s: s.gpa > gpa
+
+    limit = 3
+    with db_session:
+        with pytest.raises(NameError, match=r"^Free variable `gpa` referenced before assignment") as info:
+            Student.select(by_gpa())[:]
+        assert isinstance(info.value, ExprEvalError)
+        with pytest.raises(TranslationError, match="External parameter 'limit' cannot be used as query result"):
+            select(limit for s in Student)[:]
+        with pytest.raises(ExprEvalError, match="`undefined_name` raises NameError"):
+            select(undefined_name for s in Student)[:]  # noqa: F821
 
 
 # -- awaited ----------------------------------------------------------------------------------------

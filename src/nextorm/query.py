@@ -19,6 +19,7 @@ from .expressions import (
     Label,
     Operand,
     OrderBy,
+    RawSQL,
     TableColumn,
     Var,
     Value,
@@ -783,9 +784,14 @@ def conditions_for(
     keywords; ``selected``: the source of the items a query of values selects, which a lambda
     taking one parameter per item reads."""
     result: list[Expr] = []
-    for condition in conditions:
+    for index, condition in enumerate(conditions):
         if is_query_text(condition):
             result.extend(conditions_from(entity, condition, var, selected))
+        elif index == 0 and not isinstance(condition, (Expr, RawSQL)):
+            raise noted(
+                QueryError(f"The first positional argument must be lambda function or its text source. Got: {condition!r}"),
+                f"A condition of {entity.__name__} is an attribute expression, a lambda or its text",
+            )
         else:
             result.append(as_expr(condition))
     for condition in result:

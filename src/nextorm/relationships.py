@@ -38,7 +38,7 @@ from .session import EntityProxy, active_session
 from .sql import AllEqual, Equals, InSubquery, Select
 from .steps import Steps, run_sync
 
-__all__ = ["Multiset", "SetData", "SetInstance", "resolve_columns", "resolve_relations", "unlink_steps"]
+__all__ = ["Members", "Multiset", "SetData", "SetInstance", "resolve_columns", "resolve_relations", "unlink_steps"]
 
 
 #: the entity class a collection holds (``Set(Post)`` is a ``Set[Post]``)
@@ -341,6 +341,31 @@ class SetAttr(Generic[_E]):
         return id(self)
 
 
+class Members(Generic[_E]):
+    """An iterator over a collection's members, loaded at the first ``next()``.
+
+    ``query`` is the query of the members, so that ``select(s for s in g.students)`` is a query
+    (a generator's iterator is made before select() sees it)."""
+
+    __slots__ = ("_items", "_set")
+
+    def __init__(self, members: SetInstance[_E]) -> None:
+        self._set = members
+        self._items: Iterator[_E] | None = None
+
+    def __iter__(self) -> Members[_E]:
+        return self
+
+    def __next__(self) -> _E:
+        if self._items is None:
+            self._items = iter(list(self._set._loaded().items))
+        return next(self._items)
+
+    @property
+    def query(self) -> Query[_E]:
+        return self._set.select()
+
+
 class SetInstance(Generic[_E]):
     """The collection ``obj.attr``: set-like, loaded on first use, kept in step with the reverse side."""
 
@@ -395,7 +420,7 @@ class SetInstance(Generic[_E]):
     # -- reading ---------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[_E]:
-        return iter(list(self._loaded().items))
+        return Members(self)
 
     def __len__(self) -> int:
         return len(self._loaded().items)

@@ -163,18 +163,25 @@ def count(*args: Any, **kwargs: Any) -> Any:
     Called with anything else it is ``itertools.count``, which a star import of nextorm would
     otherwise hide (as Pony's ``count`` does).
     """
-    if len(args) == 1 and _is_query_generator(args[0]):
+    if len(args) == 1 and _is_query_generator(args[0], members=True):
         return int(_query_of(args[0], "count").count(**kwargs))
     return itertools.count(*args, **kwargs)
 
 
-def _is_query_generator(value: Any) -> bool:
-    """Whether ``value`` is a generator expression over an entity or a query (not over a list)."""
+def _is_query_generator(value: Any, members: bool = False) -> bool:
+    """Whether ``value`` is a generator expression over an entity or a query (not over a list);
+    ``members``: or over an object's collection (``g.students``), which Python's sum(), min()
+    and max() keep reading as the loaded members."""
     if isinstance(value, str):
         return True
     if not isinstance(value, types.GeneratorType) or value.gi_frame is None:
         return False
-    return hasattr(value.gi_frame.f_locals.get(".0"), "query")
+    from .relationships import Members  # noqa: PLC0415 - relationships imports the query layer
+
+    source = value.gi_frame.f_locals.get(".0")
+    if type(source) is Members and not members:
+        return False
+    return hasattr(source, "query")
 
 
 def sum(*args: Any, **kwargs: Any) -> Any:
@@ -382,6 +389,11 @@ class _Runtime:
             raise noted(exc, f"in {where}")
 
     @staticmethod
+    def scope_item(value: Any, name: str) -> Any:
+        """A name of the enclosing scope selected by itself: refused (a query selects what it reads)."""
+        raise TranslationError(f"External parameter {name!r} cannot be used as query result")
+
+    @staticmethod
     def neg(value: Any) -> Any:
         """``-value``."""
         return function("neg", value)
@@ -534,6 +546,8 @@ class _Runtime:
         """``left <op> right`` where either side reads the query's objects."""
         try:
             return _compare(left, op, right, where)
+        except IncomparableTypesError:
+            raise
         except AttributeTypeError as exc:
             incomparable = _incomparable(_type_of(left), _type_of(right), where, exc)
             if incomparable is None:
@@ -872,8 +886,13 @@ def _path(base: Any, names: tuple[str, ...], where: str) -> Any:
                 return source
             continue
         if not last:
-            raise TranslationError(
-                f"{attr.qualname} is not a reference: `.{names[i + 1]}` cannot follow it: {where}"
+            text = _split_where(where)[0]
+            read = ".".join(names)
+            cut = text.find(read)
+            path = text[: cut + len(".".join(names[: i + 2]))] if cut >= 0 else text
+            raise noted(
+                QueryAttributeError(path),
+                f"{attr.qualname} is not a reference: `.{names[i + 1]}` cannot follow it: {where}",
             )
         return ColumnRef(source, attr) if source is not None else attr
     return base
@@ -920,8 +939,16 @@ def _compare(left: Any, op: str, right: Any, where: str) -> Any:
             op = "==" if op == "is" else "!="
         return compare(op, left, right)
     left, right = _operand(left), _operand(right)
+    if type(left) is _Many and type(right) is _Many:
+        raise UnsupportedQueryError(f"Comparing two collections is not supported in queries: {where}")
     if type(left) is _Many or type(right) is _Many:
-        raise TranslationError(f"A collection can only be tested with `in`, exists() or aggregates: {where}")
+        text, location = _split_where(where)
+        raise noted(
+            IncomparableTypesError(
+                f"Incomparable types {_compared_type_name(left)!r} and {_compared_type_name(right)!r} in expression: {text}"
+            ),
+            f"A collection can only be tested with `in`, exists() or aggregates ({location})",
+        )
     if op in ("is", "is not"):
         op = "==" if op == "is" else "!="
     left_query, right_query = _reads_query(left), _reads_query(right)
@@ -966,6 +993,16 @@ def _compare(left: Any, op: str, right: Any, where: str) -> Any:
             raise TranslationError(f"A comparison with a condition is not supported in queries: {where}")
         return Comparison(left, op, right)
     raise TranslationError(f"The comparison is not supported in queries yet: {where}")
+
+
+def _compared_type_name(value: Any) -> str:
+    """The type of a compared operand as an error names it (``Set of Student`` for a collection)."""
+    if type(value) is _Many:
+        member = value.value
+        kind = _entity_of(member) if _is_object(member) else getattr(member, "py_type", type(member))
+        return f"Set of {getattr(kind, '__name__', kind)}"
+    kind = _type_of(value)
+    return getattr(kind, "__name__", str(kind))
 
 
 def _type_of(value: Any) -> Any:
@@ -1664,8 +1701,10 @@ def _prepare(
             # the names are among the code's free variables, whose cells the closure holds in order
             values = tuple([closure[free.index(name)].cell_contents for name in translation.names])
         except ValueError:
-            raise ExprEvalError(
-                f"A name the query reads is not defined yet when it runs: {_where_of(translation)}"
+            unset = next(name for name in translation.names if not _has_contents(closure[free.index(name)]))
+            raise noted(
+                QueryNameError(f"Free variable `{unset}` referenced before assignment in enclosing scope"),
+                f"A name the query reads is not defined yet when it runs: {_where_of(translation)}",
             ) from None
     else:  # a raw_sql() `$name` the lambda's code does not read itself
         own = {name: closure[free.index(name)].cell_contents for name in free if name in translation.names}
@@ -2165,6 +2204,13 @@ class _Inliner(ast.NodeTransformer):
                 return None, ""
         except KeyError:
             return None, ""
+        if isinstance(function, types.MethodType) and not isinstance(function.__self__, type):
+            # a method bound to an object of the scope (`m1 = obj.method`): not inlined
+            raise noted(
+                UnsupportedQueryError(label),
+                f"{label} is a method bound to {function.__self__!r}, which a query does not inline "
+                f"(a function or an entity's method is): {self._at(func)}",
+            )
         plain = getattr(function, "__func__", function)
         if (
             isinstance(plain, types.FunctionType)
@@ -2708,7 +2754,8 @@ class _Rewriter:
             return node
         if not self._reads(node):
             if isinstance(node, ast.Name):
-                raise TranslationError(f"External parameter {node.id!r} cannot be used as query result")
+                # evaluated when the query runs: a name not defined raises ExprEvalError there
+                return self._helper("scope_item", self.external(node), ast.Constant(value=node.id))
             raise self.unsupported("Selecting a value that does not read the query's object", node)
         return self._helper("item", self.operand(node), ast.Constant(value=self._at(node)))
 
@@ -2735,10 +2782,11 @@ class _Rewriter:
         return False
 
     def uses_var(self, node: ast.AST) -> bool:
-        """Whether ``node`` reads the query's objects (or holds a nested generator)."""
+        """Whether ``node`` reads the query's objects (or holds a nested generator); a lambda's own
+        parameters are not the query's objects (``Student.select(lambda s: s.gpa > 3)``)."""
         return any(
             (isinstance(child, ast.Name) and self.is_var(child.id)) or isinstance(child, ast.GeneratorExp)
-            for child in ast.walk(node)
+            for child in _free_walk(node)
         )
 
     def external(self, node: ast.expr) -> ast.expr:
@@ -3056,6 +3104,10 @@ class _Rewriter:
     def call(self, node: ast.Call) -> ast.expr:
         """A method of a value or a collection, or a function (nextorm's or a builtin)."""
         func = node.func
+        if any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise self.refused("*args is not supported", node, "An argument list (*args)")
+        if any(keyword.arg is None for keyword in node.keywords):
+            raise self.refused("**kwargs is not supported", node, "Keyword arguments (**kwargs)")
         if isinstance(func, ast.Attribute) and self.uses_var(func.value):
             if (
                 func.attr in _COLLECTION_METHODS
@@ -3073,6 +3125,15 @@ class _Rewriter:
                 call.keywords = [ast.keyword(arg="distinct", value=self.external(k.value)) for k in node.keywords]  # type: ignore[attr-defined]
                 return call
             if func.attr not in _METHODS:
+                attr = self.column_attr(func.value) if self._is_plain(func.value) else None
+                py_type = getattr(attr, "py_type", None)
+                if isinstance(py_type, type) and not hasattr(py_type, func.attr):
+                    raise noted(
+                        QueryAttributeError(
+                            f"{py_type.__name__!r} object has no attribute {func.attr!r}: {_source_text(func)}"
+                        ),
+                        f"{attr.qualname} is a {py_type.__name__}: {self._at(node)}",
+                    )
                 raise self.unsupported(f"The method {func.attr}()", node)
             if node.keywords or any(self.uses_var(arg) for arg in node.args):
                 raise self.unsupported(f"{func.attr}() with these arguments", node)
@@ -3231,6 +3292,12 @@ class _Rewriter:
         """``node`` (``p.a.b``) as the column, object or collection it reads."""
         chain = self.chain(node)
         if chain is None:
+            base = node
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Subscript) and self._reads(base.slice):
+                # `Group[s.group.number].dept`: an object looked up by a value of each row
+                raise self.refused(_source_text(base), node, "An object looked up by a value of the query")
             raise self.unsupported(_construct(node), node)
         if self._is_plain(node):
             return node
@@ -3285,6 +3352,20 @@ def _is_len(node: ast.AST) -> bool:
         and len(node.args) == 1
         and not node.keywords
     )
+
+
+def _free_walk(node: ast.AST, bound: frozenset[str] = frozenset()) -> Iterable[ast.AST]:
+    """The nodes of ``node`` (as ``ast.walk``) but the names a lambda inside it binds, in its body."""
+    if isinstance(node, ast.Lambda):
+        args = node.args
+        params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+        params += [a.arg for a in (args.vararg, args.kwarg) if a is not None]
+        bound = bound | frozenset(params)
+    elif isinstance(node, ast.Name) and node.id in bound:
+        return
+    yield node
+    for child in ast.iter_child_nodes(node):
+        yield from _free_walk(child, bound)
 
 
 def _is_row_count(node: ast.AST) -> bool:
