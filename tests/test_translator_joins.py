@@ -692,6 +692,9 @@ def test_names_of_the_scope_that_are_not_values(school) -> None:
             select(limit for s in Student)[:]
         with pytest.raises(ExprEvalError, match="`undefined_name` raises NameError"):
             select(undefined_name for s in Student)[:]  # noqa: F821
+        # a lookup of the scope refusing its key is the scope value's failure, not a comparison's
+        with pytest.raises(ExprEvalError, match=r"^`Group\['one'\]` raises AttributeTypeError: .*Group\.id"):
+            select(s for s in Student if s.group == Group["one"])[:]
 
 
 # -- awaited ----------------------------------------------------------------------------------------

@@ -1439,6 +1439,8 @@ class _Translation:
         try:
             return function(_RUNTIME, entity, *extra, *values)
         except AttributeTypeError as exc:
+            if _failing_external(exc, self.function_code, self.externals) is not None:
+                raise self._eval_error(exc) from exc  # a value of the scope failed (`Group[date(...)]`)
             # an attribute compared with a value of a type it does not compare with
             text = _failing_external(exc, self.function_code, self.comparisons)
             attr = getattr(exc, "attr", None)
@@ -1453,13 +1455,17 @@ class _Translation:
         except OrmError:
             raise
         except Exception as exc:
-            expression = _failing_external(exc, self.function_code, self.externals) or self.text
-            error = ExprEvalError(f"`{expression}` raises {type(exc).__name__}: {exc}")
-            error.expression = expression
-            error.query = self.text
-            error.line = self.line
-            error.add_note(f"in the query `{self.text}` at line {self.line}")
-            raise error from exc
+            raise self._eval_error(exc) from exc
+
+    def _eval_error(self, exc: BaseException) -> ExprEvalError:
+        """The ExprEvalError of a value of the scope whose evaluation raised ``exc``."""
+        expression = _failing_external(exc, self.function_code, self.externals) or self.text
+        error = ExprEvalError(f"`{expression}` raises {type(exc).__name__}: {exc}")
+        error.expression = expression
+        error.query = self.text
+        error.line = self.line
+        error.add_note(f"in the query `{self.text}` at line {self.line}")
+        return error
 
 
 def _failing_external(
