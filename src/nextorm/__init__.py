@@ -69,6 +69,7 @@ from .exceptions import (
     ValidationError,
 )
 from .query import Query
+from .results import QueryResult
 from .events import EventHandlerError
 from .session import (
     Session,
@@ -152,6 +153,7 @@ __all__ = [
     "PoolTimeoutError",
     "PrimaryKey",
     "Query",
+    "QueryResult",
     "QueryStat",
     "QueryAttributeError",
     "QueryError",

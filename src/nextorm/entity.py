@@ -599,6 +599,37 @@ class Entity(EntityBase, metaclass=EntityMeta):
             return f"{name}[{','.join(map(repr, pk))}]"
         return f"{name}[{pk!r}]"
 
+    # -- ordering: by primary key, so results of objects can be sorted ---------------------------
+
+    def _order_key_(self) -> tuple[int, Any]:
+        """Objects with a key in key order, then new objects without one in their order of creation."""
+        pk = self._pk_raw_()
+        if pk is None:
+            return (1, self._cache_.new_ids.get(self, 0))
+        return (0, pk)
+
+    def _compare_(self, other: Any) -> Any:
+        """``(self key, other key)`` for ordering, or NotImplemented for something not an entity object."""
+        if not isinstance(other, Entity):
+            return NotImplemented
+        return self._order_key_(), other._order_key_()
+
+    def __lt__(self, other: Any) -> Any:
+        keys = self._compare_(other)
+        return keys if keys is NotImplemented else keys[0] < keys[1]
+
+    def __le__(self, other: Any) -> Any:
+        keys = self._compare_(other)
+        return keys if keys is NotImplemented else (self is other or keys[0] <= keys[1])
+
+    def __gt__(self, other: Any) -> Any:
+        keys = self._compare_(other)
+        return keys if keys is NotImplemented else keys[0] > keys[1]
+
+    def __ge__(self, other: Any) -> Any:
+        keys = self._compare_(other)
+        return keys if keys is NotImplemented else (self is other or keys[0] >= keys[1])
+
     def get_pk(self) -> Any:
         """The primary key value: one value per key column (a tuple for a composite key, a key made
         of references holding the keys of the objects referred to); flushes a new object to get it."""

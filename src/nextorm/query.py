@@ -27,6 +27,7 @@ from .expressions import (
     expression_for,
     function,
 )
+from .results import QueryResult
 from .loading import fetch_steps, fetch_values_steps, prefetch_steps, refresh_columns_steps, stream_steps
 from .session import require_session
 from .sql import AggregateOf, Count, DeleteWhere, Select, UpdateWhere, render
@@ -432,15 +433,19 @@ class Query(Generic[_E]):
     def _hint(self, method: str) -> str:
         return f"await {self.entity.__name__}.select(...).{method}()"
 
-    def fetch(self) -> list[_E]:
-        """Run the query and return the list of objects."""
-        return run_sync(self.fetch_steps(), self._hint("afetch"))
+    def fetch(self) -> QueryResult[_E]:
+        """Run the query and return its objects (or values) as a read-only ``QueryResult``."""
+        return QueryResult(run_sync(self.fetch_steps(), self._hint("afetch")), self._result_entity())
 
-    async def afetch(self) -> list[_E]:
+    async def afetch(self) -> QueryResult[_E]:
         """Awaitable ``fetch()``."""
-        return await run_async(self.fetch_steps())
+        return QueryResult(await run_async(self.fetch_steps()), self._result_entity())
 
-    def _fetch_once(self) -> list[_E]:
+    def _result_entity(self) -> Any:
+        """The entity whose objects the query returns, None when it returns values."""
+        return self.entity if self._select is None else None
+
+    def _fetch_once(self) -> QueryResult[_E]:
         """The result, shared by an iteration and a ``len()`` that follow each other (as ``list(q)`` does)."""
         generation = self.entity._database_._generation_()
         fetched = self.__dict__.pop("_fetched", None)
@@ -464,8 +469,8 @@ class Query(Generic[_E]):
     @overload
     def __getitem__(self, key: int) -> _E: ...
     @overload
-    def __getitem__(self, key: slice) -> list[_E]: ...
-    def __getitem__(self, key: int | slice) -> _E | list[_E]:
+    def __getitem__(self, key: slice) -> QueryResult[_E]: ...
+    def __getitem__(self, key: int | slice) -> _E | QueryResult[_E]:
         if isinstance(key, slice):
             if key.step not in (None, 1):
                 raise QueryError("Query slices do not support a step")

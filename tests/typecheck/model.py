@@ -92,7 +92,7 @@ def main() -> None:
         query = Person.select(Person.age > 18)
         reveal_type(query)  # revealed: Query[Person]
         reveal_type(query.first())  # revealed: Person | None
-        reveal_type(query[:10])  # revealed: list[Person]
+        reveal_type(query[:10])  # revealed: QueryResult[Person]
         reveal_type(query[0])  # revealed: Person
         for person in Person.select():
             reveal_type(person)  # revealed: Person
@@ -121,5 +121,5 @@ async def oldest() -> Person | None:
         reveal_type(await Person.aget(name="Ann"))  # revealed: Person | None
         async for person in Person.select():
             reveal_type(person)  # revealed: Person
-        reveal_type(await Person.select().afetch())  # revealed: list[Person]
+        reveal_type(await Person.select().afetch())  # revealed: QueryResult[Person]
         return await Person.select().order_by(desc(Person.age)).afirst()
