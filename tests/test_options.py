@@ -325,12 +325,39 @@ def test_columns_option_names_the_column(db) -> None:  # type: ignore[no-untyped
         model = Required(str, column="car_model")
 
     db.generate_mapping(create_tables=True)
-    assert Car.id.column == "car_id" and Car.id.columns == ("car_id",)
-    assert Car.model.columns == ("car_model",)
+    assert Car.id.column == "car_id" and Car.id.columns == ["car_id"]
+    assert Car.model.columns == ["car_model"]
     with db_session:
         Car(id=1, model="T")
     with db_session:
         assert db.select("SELECT car_id, car_model FROM car") == [(1, "T")]
+
+
+def test_columns_of_a_reference_to_a_composite_key_is_a_list_of_its_columns(db) -> None:  # type: ignore[no-untyped-def]
+    """attr.columns is a new list each time: one name per key column of the target, given or derived."""
+
+    class Course(db.Entity):
+        name = Required(str)
+        term = Required(int)
+        PrimaryKey(name, term)
+        lessons = Set("Lesson")
+        notes = Set("Note")
+
+    class Lesson(db.Entity):
+        course = Required(Course, columns=["c_name", "c_term"])
+
+    class Note(db.Entity):
+        course = Required(Course)
+
+    db.generate_mapping(create_tables=True)
+    assert Lesson.course.columns == ["c_name", "c_term"]
+    assert Note.course.columns == ["course_name", "course_term"]
+    Lesson.course.columns.append("other")  # the caller's copy: the mapping is unchanged
+    assert Lesson.course.columns == ["c_name", "c_term"]
+    with db_session:
+        Lesson(course=Course(name="Art", term=1))
+    with db_session:
+        assert db.select("SELECT c_name, c_term FROM lesson") == [("Art", 1)]
 
 
 # -- entity types given as functions -----------------------------------------------------------
@@ -556,8 +583,8 @@ def test_one_to_one_side_without_the_key_has_no_column(db) -> None:  # type: ign
         stats = Required(Stat)
 
     db.generate_mapping(create_tables=True)
-    assert (Stat.show.column, Stat.show.columns) == (None, ())
-    assert (Show.stats.column, Show.stats.columns) == ("stats", ("stats",))
+    assert (Stat.show.column, Stat.show.columns) == (None, [])
+    assert (Show.stats.column, Show.stats.columns) == ("stats", ["stats"])
     with db_session:
         Show(stats=Stat())
     with db_session:

@@ -15,6 +15,7 @@ from nextorm import Database, QueryResult, Required, db_session, select
 
 @pytest.fixture
 def people(db: Database) -> type:
+    """Three people, ids 1-3 in the order Cid, Ann, Bob."""
     class Person(db.Entity):
         name = Required(str)
         age = Required(int)
@@ -42,6 +43,7 @@ def people(db: Database) -> type:
     ],
 )
 def test_a_result_refuses_changes(people: type, change, title) -> None:
+    """Every method that would change the items raises TypeError and leaves the result as it was."""
     with db_session:
         result = select(p for p in people)[:]
         with pytest.raises(TypeError, match=re.escape(f"In order to do {title}, cast QueryResult to list first")):
@@ -50,6 +52,7 @@ def test_a_result_refuses_changes(people: type, change, title) -> None:
 
 
 def test_a_result_reads_as_a_list(people: type) -> None:
+    """Reading works as on a list; + and slices give plain lists; to_list() gives one the caller owns."""
     with db_session:
         result = people.select().order_by(people.id).fetch()
         assert isinstance(result, QueryResult) and isinstance(result, list)
@@ -66,6 +69,7 @@ def test_a_result_reads_as_a_list(people: type) -> None:
 
 
 def test_a_result_reorders_in_place(people: type) -> None:
+    """sort() (by primary key or a key), reverse() and shuffle() reorder the result itself."""
     with db_session:
         result = select(p for p in people).order_by(lambda p: p.name)[:]
         assert [p.name for p in result] == ["Ann", "Bob", "Cid"]
@@ -80,6 +84,7 @@ def test_a_result_reorders_in_place(people: type) -> None:
 
 
 def test_a_result_of_values_pickles_and_copies(people: type) -> None:
+    """A result of values pickles and copies as a QueryResult holding the same items."""
     with db_session:
         names = select(p.name for p in people).order_by(1)[:]
         assert names == ["Ann", "Bob", "Cid"]
@@ -92,6 +97,7 @@ def test_a_result_of_values_pickles_and_copies(people: type) -> None:
 
 
 def test_a_result_shows_its_objects(people: type) -> None:
+    """show() prints the objects of a result as a table."""
     with db_session:
         out = io.StringIO()
         people.select().order_by(people.id)[:].show(stream=out)
@@ -101,6 +107,7 @@ def test_a_result_shows_its_objects(people: type) -> None:
 
 
 def test_objects_order_by_primary_key_new_ones_last(people: type) -> None:
+    """Objects compare by primary key, new ones after them; comparing with a non-object raises TypeError."""
     with db_session:
         a, b, c = people[1], people[2], people[3]
         assert a < b < c and c > a and a <= a and b >= a and not (b < a)

@@ -212,7 +212,7 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
         )
         #: the database columns the attribute is stored in, set when the mapping is generated; a
         #: reference to an entity with a composite primary key has several
-        self.columns: tuple[str, ...] = ()
+        self.column_names: tuple[str, ...] = ()
         #: the number of those columns
         self.width = 1
         if args:
@@ -246,6 +246,13 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
             self.column = name
         if self.auto and (self.py_type is not int or not self.is_pk):
             raise ERDiagramError(f"auto=True is only supported for an int primary key, not {self.qualname}")
+
+    @property
+    def columns(self) -> list[str]:
+        """The names of the database columns the attribute is stored in, once the mapping is
+        generated (several for a reference to a composite key; none for the side of a one-to-one
+        relationship whose partner holds the column)."""
+        return list(self.column_names)
 
     @property
     def is_volatile(self) -> bool:

@@ -70,12 +70,12 @@ def column_index_name(attr: Any) -> str | None:
         index = True  # a foreign key is indexed unless ``index=False`` says otherwise
     if not index or attr.is_pk or attr.unique:
         return None
-    return index if isinstance(index, str) else f"idx_{attr.entity._table_}__{'__'.join(attr.columns)}"
+    return index if isinstance(index, str) else f"idx_{attr.entity._table_}__{'__'.join(attr.column_names)}"
 
 
 def composite_index_name(entity: Any, key: Any) -> str:
     """The name of the index ``composite_index(...)`` declares on ``entity``'s table."""
-    return f"idx_{entity._table_}__{'__'.join(c for a in key.attrs for c in a.columns)}"
+    return f"idx_{entity._table_}__{'__'.join(c for a in key.attrs for c in a.column_names)}"
 
 
 def join_table_index_name(attr: Any) -> str:
@@ -85,7 +85,7 @@ def join_table_index_name(attr: Any) -> str:
 
 def _columns_of(attrs: Any) -> tuple[str, ...]:
     """The database columns of ``attrs``, in order."""
-    return tuple(column for attr in attrs for column in attr.columns)
+    return tuple(column for attr in attrs for column in attr.column_names)
 
 
 def _named_columns(columns: tuple[str, ...]) -> str | tuple[str, ...]:
@@ -355,7 +355,7 @@ class Database:
                 columns.append(ColumnDef(attr.column, None))
                 continue
             wide = attr.width > 1
-            for column, leaf in zip(attr.columns, attr.leaves):
+            for column, leaf in zip(attr.column_names, attr.leaves):
                 columns.append(
                     ColumnDef(
                         column,
@@ -374,7 +374,7 @@ class Database:
                 foreign_keys.append(
                     ForeignKey(attr.column, target._table_, target._pk_columns_[0], attr.fk_name)
                     if not wide
-                    else ForeignKey(attr.columns, target._table_, target._pk_columns_, attr.fk_name)
+                    else ForeignKey(attr.column_names, target._table_, target._pk_columns_, attr.fk_name)
                 )
         unique = [_columns_of(key.attrs) for key in entity._unique_keys_ if len(_columns_of(key.attrs)) > 1]
         table = CreateTable(
@@ -388,7 +388,7 @@ class Database:
         for attr in entity._loaded_columns_:
             name = column_index_name(attr)
             if name is not None:
-                indexes.append(CreateIndex(name, entity._table_, attr.column if attr.width == 1 else attr.columns))
+                indexes.append(CreateIndex(name, entity._table_, attr.column if attr.width == 1 else attr.column_names))
         for key in entity._composite_indexes_:
             indexes.append(CreateIndex(composite_index_name(entity, key), entity._table_, _columns_of(key.attrs)))
         return table, indexes
@@ -428,7 +428,7 @@ class Database:
                     f"Table {entity._table_!r} of entity {entity.__name__} does not exist{_MIGRATE_HINT}"
                 )
             for attr in entity._loaded_columns_:
-                for column in attr.columns:
+                for column in attr.column_names:
                     if column not in columns:
                         raise DBSchemaError(
                             f"Column {column!r} of {attr.qualname} does not exist in table "

@@ -355,7 +355,7 @@ class EntityMeta(EntityMetaBase):
         #: what to_dict() reads, at 2 * with_collections + with_lazy; see _dict_plan
         cls._dict_plans_: list[tuple[Any, ...] | None] = [None] * 4
         cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)
-        cls._select_columns_ = tuple(c for a in cls._select_attrs_ for c in a.columns)
+        cls._select_columns_ = tuple(c for a in cls._select_attrs_ for c in a.column_names)
         #: whether an attribute has several columns (a reference to a composite key): rows are folded
         cls._wide_ = any(a.width > 1 for a in columns)
         cls._check_mask_ = sum(a.bit for a in columns if a.checked and not a.is_pk)

@@ -2,7 +2,7 @@
 
 Attributes build these (``Person.age > 18``, ``desc(Person.age)``); queries hand them to
 ``nextorm.sql``. Nothing here knows the model: an attribute is anything with ``column``,
-``columns`` and ``width`` (its columns: several for a reference to a composite key),
+``column_names`` and ``width`` (its columns: several for a reference to a composite key),
 ``qualname``, ``entity``, ``py_type``, ``ctype`` and ``to_db``. Adding an operator is one row of
 ``OPERATORS`` (and a dialect spelling when its row is None).
 """
@@ -192,7 +192,7 @@ class Compare(Expr):
                 f"Comparing {attr.qualname}, a reference to a composite key read through a path, "
                 "is not supported: compare its key attributes"
             )
-        columns = [dialect.column(c) for c in attr.columns]
+        columns = [dialect.column(c) for c in attr.column_names]
         op, value = self.op, self.value
         if value is None:
             if op == "==":
@@ -554,13 +554,13 @@ class ColumnOperand(Operand):
 class ColumnRef(ColumnOperand):
     """An attribute read through a source (``p.group.name``); compares like the attribute itself."""
 
-    __slots__ = ("attr", "column", "columns", "ctype", "py_type", "qualname", "source", "to_db", "width")
+    __slots__ = ("attr", "column", "column_names", "ctype", "py_type", "qualname", "source", "to_db", "width")
 
     def __init__(self, source: Var | Path | None, attr: Any) -> None:
         self.source = source
         self.attr = attr
         self.column = attr.column
-        self.columns = attr.columns
+        self.column_names = attr.column_names
         self.width = attr.width
         self.ctype = attr.ctype
         self.to_db = attr.to_db
@@ -635,7 +635,7 @@ class OrderBy:
             return (self.key(),)
         if type(attr) is ColumnRef:
             raise QueryError(f"Ordering by {attr.qualname}, a reference to a composite key through a path, is not supported")
-        return tuple((column, self.descending) for column in attr.columns)
+        return tuple((column, self.descending) for column in attr.column_names)
 
 
 # -- values ---------------------------------------------------------------------------------------

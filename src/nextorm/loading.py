@@ -184,14 +184,14 @@ def materialize_raw(entity: Any, cache: Any, description: Any, rows: list[Any]) 
     positions: dict[str, int] = {}
     for i, column in enumerate(names):
         positions.setdefault(column, i)
-    missing = [c for a in entity._pk_attrs_ for c in a.columns if c not in positions]
+    missing = [c for a in entity._pk_attrs_ for c in a.column_names if c not in positions]
     if missing:
         raise OrmError(
             f"The SQL result for {entity.__name__} lacks primary key column(s) {', '.join(missing)}"
         )
-    others = [a for a in entity._loaded_columns_ if not a.is_pk and all(c in positions for c in a.columns)]
-    attrs = list(entity._pk_attrs_) + sorted(others, key=lambda a: positions[a.columns[0]])
-    order = [positions[c] for a in attrs for c in a.columns]
+    others = [a for a in entity._loaded_columns_ if not a.is_pk and all(c in positions for c in a.column_names)]
+    attrs = list(entity._pk_attrs_) + sorted(others, key=lambda a: positions[a.column_names[0]])
+    order = [positions[c] for a in attrs for c in a.column_names]
     reordered = [tuple(row[i] for i in order) for row in rows]
     return materialize_rows(entity, cache, tuple(attrs), tuple(a.from_db for a in attrs), reordered)
 
@@ -213,7 +213,7 @@ def load_missing_steps(obj: Any, attr: Any, with_lazy: bool = False) -> Steps[No
     cache = obj._cache_
     yield from cache.flush_steps()
     statement = Select(
-        entity._table_, tuple(c for a in attrs for c in a.columns), where=entity._pk_conditions_(obj._pk_raw_())
+        entity._table_, tuple(c for a in attrs for c in a.column_names), where=entity._pk_conditions_(obj._pk_raw_())
     )
     sql, params = render(statement, cache.provider.dialect)
     rows = (yield cache, "query", (sql, params)).rows
@@ -315,12 +315,12 @@ def load_collections_steps(attr: Any, owners: list[Any], lazy: tuple[Any, ...] =
     else:
         reverse = attr.reverse
         # one owner (a lazy load, N+1): the text is the same each time, only the key differs
-        single = len(pk_values) == 1 and len(reverse.columns) == 1 and attrs is target._select_attrs_
+        single = len(pk_values) == 1 and len(reverse.column_names) == 1 and attrs is target._select_attrs_
         known = attr.one_owner_sql if single else None
         if known is not None and known[0] is dialect:
             sql, params = known[1], ([pk_values] if known[2] else pk_values)
         else:
-            statement = Select(target._table_, columns, where=(_key_in(owner_entity, reverse.columns, pk_values),))
+            statement = Select(target._table_, columns, where=(_key_in(owner_entity, reverse.column_names, pk_values),))
             sql, params = render(statement, dialect)
             if single and (params == pk_values or params == [pk_values]):
                 attr.one_owner_sql = (dialect, sql, params != pk_values)
@@ -365,7 +365,7 @@ def _read_by_load(entity: Any, lazy: tuple[Any, ...]) -> tuple[tuple[Any, ...], 
     if not extra:
         return entity._select_attrs_, entity._select_converters_, entity._select_columns_
     attrs = entity._select_attrs_ + extra
-    return attrs, tuple(a.from_db for a in attrs), tuple(c for a in attrs for c in a.columns)
+    return attrs, tuple(a.from_db for a in attrs), tuple(c for a in attrs for c in a.column_names)
 
 
 def _key_in(entity: Any, columns: tuple[Any, ...], keys: list[Any]) -> Any:
@@ -392,7 +392,7 @@ def load_references_steps(attr: Any, objects: list[Any], lazy: tuple[Any, ...] =
             return [attr.get_raw(o) for o in objects if attr.get_raw(o) is not None]
         yield from cache.flush_steps()
         pk_values = [reference_to_db(pk) for pk in _pks_of(pending)]
-        statement = Select(target._table_, columns, where=(_key_in(attr.entity, reverse.columns, pk_values),))
+        statement = Select(target._table_, columns, where=(_key_in(attr.entity, reverse.column_names, pk_values),))
         rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
         partners = materialize_rows(target, cache, attrs, converters, rows)
         by_owner = {reference_to_db(reverse.get_raw(p)): p for p in partners}
@@ -476,7 +476,7 @@ def _load_columns_steps(entity: Any, objects: list[Any], attrs: tuple[Any, ...])
     attrs = tuple(entity._pk_attrs_) + tuple(a for a in attrs if not a.is_pk)
     statement = Select(
         entity._table_,
-        tuple(c for a in attrs for c in a.columns),
+        tuple(c for a in attrs for c in a.column_names),
         where=(_key_in(entity, entity._pk_columns_, _pks_of(missing)),),
     )
     rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows

@@ -1030,13 +1030,13 @@ def resolve_columns(db: Any, normalize: Any) -> None:
         return leaves
 
     def attr_leaves(attr: Any) -> tuple[tuple[str, Any], ...]:
-        if attr.columns:
-            return tuple(zip(attr.columns, attr.leaves))
+        if attr.column_names:
+            return tuple(zip(attr.column_names, attr.leaves))
         given = attr.columns_given
         if not attr.is_reference:
             if given is not None and len(given) > 1:
                 raise MappingError(f"{attr.qualname} is stored in one column, but columns= names {len(given)}")
-            attr.columns = (attr.column,)
+            attr.column_names = (attr.column,)
             attr.leaves = (attr,)
             return ((attr.column, attr),)
         target = attr.py_type
@@ -1055,7 +1055,7 @@ def resolve_columns(db: Any, normalize: Any) -> None:
             names = (attr.column,)
         else:
             names = tuple(normalize(f"{attr.name}_{column}") for column, _ in target_leaves)
-        attr.columns = names
+        attr.column_names = names
         attr.leaves = tuple(leaf for _, leaf in target_leaves)
         attr.width = len(names)
         attr.column = names[0]
@@ -1066,7 +1066,7 @@ def resolve_columns(db: Any, normalize: Any) -> None:
         pk_leaves(entity)
         for attr in entity._attrs_:
             if attr.is_reference and not attr.is_column:
-                attr.columns = ()
+                attr.column_names = ()
                 attr.leaves = ()
             else:
                 attr_leaves(attr)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pprint
 import random
+import sys
 from typing import IO, Any, NoReturn, SupportsIndex, TypeVar
 
 from .display import show_objects
@@ -45,16 +47,15 @@ class QueryResult(list[_T]):
 
     def shuffle(self) -> None:
         """Put the items in a random order, in place."""
-        random.shuffle(list_view(self))
+        items = list(self)
+        random.shuffle(items)
+        list.__setitem__(self, slice(None), items)  # the one change allowed: the same items reordered
 
     def show(self, width: int | None = None, stream: IO[str] | None = None) -> None:
         """Print the objects as a table of their attributes (values are printed as a list)."""
         if self._entity is not None:
             show_objects(self._entity, self, width, stream)
         else:
-            import pprint
-            import sys
-
             pprint.pprint(list(self), stream=sys.stdout if stream is None else stream)
 
     def __repr__(self) -> str:
@@ -82,26 +83,3 @@ class QueryResult(list[_T]):
     __imul__ = _refused("*=")
     __mul__ = _refused("*")
     __rmul__ = _refused("*")
-
-
-class _ListView:
-    """The item slots of a ``QueryResult`` for ``random.shuffle``, which swaps items in place."""
-
-    __slots__ = ("items",)
-
-    def __init__(self, items: QueryResult[Any]) -> None:
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> Any:
-        return list.__getitem__(self.items, index)
-
-    def __setitem__(self, index: int, value: Any) -> None:
-        list.__setitem__(self.items, index, value)
-
-
-def list_view(result: QueryResult[Any]) -> _ListView:
-    """``result`` seen as a list whose items may be swapped (for reordering it in place)."""
-    return _ListView(result)

@@ -906,7 +906,7 @@ def _key_read_through(source: Any, attr: Any, name: str) -> ColumnRef | None:
         return None
     ref = ColumnRef(source, keys[0])
     ref.column = reference_columns(attr)[0]
-    ref.columns = (ref.column,)
+    ref.column_names = (ref.column,)
     return ref
 
 

@@ -335,7 +335,7 @@ def mark_saved(cache: Any, group: list[Any], status: int) -> None:
 
 def _columns(attrs: Any) -> tuple[str, ...]:
     """The database columns of ``attrs`` in order (a reference to a composite key has several)."""
-    return tuple(c for a in attrs for c in a.columns)
+    return tuple(c for a in attrs for c in a.column_names)
 
 
 def _values(attrs: Any, obj: Any) -> list[Any]:
@@ -387,7 +387,7 @@ def _key_match(entity: Any, checks: tuple[tuple[int, bool], ...]) -> KeyMatch:
     """The WHERE of an UPDATE/DELETE: the primary key and the optimistic ``checks``."""
     return KeyMatch(
         entity._pk_columns_,
-        tuple((column, is_null) for index, is_null in checks for column in entity._attr_at_[index].columns),
+        tuple((column, is_null) for index, is_null in checks for column in entity._attr_at_[index].column_names),
     )
 
 
@@ -622,7 +622,7 @@ def _conflict_steps(entity: Any, cache: Any, shape: Any, obj: Any) -> Steps[str]
 
 def _describe_integrity(entity: Any, group: list[Any], columns: list[str]) -> str:
     """The values of the attributes whose ``columns`` a database constraint names."""
-    named = [a for a in entity._columns_ if any(c in columns for c in a.columns)]
+    named = [a for a in entity._columns_ if any(c in columns for c in a.column_names)]
     if not named:
         return ""
     shown = []

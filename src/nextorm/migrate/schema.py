@@ -141,7 +141,7 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
                 )
             )
             continue
-        for column, leaf in zip(attr.columns, attr.leaves):
+        for column, leaf in zip(attr.column_names, attr.leaves):
             columns.append(
                 sa.Column(
                     column,
@@ -159,14 +159,14 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
                 )
             )
         if attr.is_reference:
-            elements.append(_foreign_key(entity._table_, attr.columns, attr.py_type, attr.fk_name))
+            elements.append(_foreign_key(entity._table_, attr.column_names, attr.py_type, attr.fk_name))
         index = column_index_name(attr)
         if index is not None:
-            elements.append(sa.Index(index, *attr.columns))
+            elements.append(sa.Index(index, *attr.column_names))
     for key in entity._unique_keys_:
-        elements.append(sa.UniqueConstraint(*(c for a in key.attrs for c in a.columns)))
+        elements.append(sa.UniqueConstraint(*(c for a in key.attrs for c in a.column_names)))
     for key in entity._composite_indexes_:
-        elements.append(sa.Index(composite_index_name(entity, key), *(c for a in key.attrs for c in a.columns)))
+        elements.append(sa.Index(composite_index_name(entity, key), *(c for a in key.attrs for c in a.column_names)))
     return sa.Table(entity._table_, metadata, *columns, *elements, **options)
 
 
