@@ -516,7 +516,9 @@ def test_entity_declarations_pony_refuses_are_refused(db) -> None:  # type: igno
     [
         ("composite_key()", "composite_key() must receive at least two attributes as arguments"),
         ("composite_key(123, 456)", "composite_key() arguments must be attributes. Got: 123"),
-        ("b = Set('Other')\n    composite_key(a, b)", "Set attribute Key.b cannot be part of a composite key or index: it is a collection"),
+        ("b = Set('Other')\n    composite_key(a, b)", "Set attribute Key.b cannot be part of unique index"),
+        ("b = Set('Other')\n    PrimaryKey(a, b)", "Set attribute Key.b cannot be part of primary key"),
+        ("b = Set('Other')\n    composite_index(a, b)", "Set attribute Key.b cannot be part of index"),
         ("b = Required(float)\n    composite_key(a, b)", "Attribute Key.b of type float cannot be part of unique index"),
         ("b = Optional(int)\n    PrimaryKey(a, b)", "Optional attribute Key.b cannot be part of primary key"),
         ("b = Required(int, volatile=True)\n    PrimaryKey(a, b)", "Volatile attribute Key.b cannot be part of primary key"),
@@ -524,11 +526,11 @@ def test_entity_declarations_pony_refuses_are_refused(db) -> None:  # type: igno
 )
 def test_composite_key_parts_are_checked(db, body: str, message: str) -> None:  # type: ignore[no-untyped-def]
     """composite_key()/PrimaryKey(a, b) refuse what Pony refuses, naming the attribute."""
-    from nextorm import composite_key  # noqa: F401 - used by the class body below
+    from nextorm import composite_index, composite_key  # noqa: F401 - used by the class body below
 
     source = f"class Key(db.Entity):\n    a = Required(int)\n    {body}\n"
     with pytest.raises(TypeError) as info:
-        exec(source, {**globals(), "db": db, "composite_key": composite_key})
+        exec(source, {**globals(), "db": db, "composite_key": composite_key, "composite_index": composite_index})
     assert str(info.value) == message
 
 

@@ -111,7 +111,7 @@ class EntityMeta(EntityMetaBase):
 
         declared, collections, composite = _declared_members(namespace)
         for key in composite:
-            key.attrs = tuple(_key_attr(name, namespace, part) for part in key.attrs)
+            key.attrs = tuple(_key_attr(name, namespace, part, key) for part in key.attrs)
         primaries = [key for key in composite if key.primary]
         pk_names = [key for key, value in declared if isinstance(value, PrimaryKey)]
         if len(pk_names) + len(primaries) > 1:
@@ -1182,7 +1182,7 @@ def _key_repr(entity: Any, pk: Any) -> str:
     return ",".join(shown)
 
 
-def _key_attr(entity: str, namespace: dict[str, Any], part: Any) -> Attribute:
+def _key_attr(entity: str, namespace: dict[str, Any], part: Any, key: CompositeKey) -> Attribute:
     """A part of a composite key or index: an attribute of the entity being declared (or its name)."""
     if isinstance(part, str):
         found = namespace.get(part)
@@ -1191,9 +1191,8 @@ def _key_attr(entity: str, namespace: dict[str, Any], part: Any) -> Attribute:
         part = found
     if isinstance(part, SetAttr):
         key_name = next((k for k, v in namespace.items() if v is part), "?")
-        raise TypeError(
-            f"Set attribute {entity}.{key_name} cannot be part of a composite key or index: it is a collection"
-        )
+        what = "primary key" if key.primary else "unique index" if key.unique else "index"
+        raise TypeError(f"Set attribute {entity}.{key_name} cannot be part of {what}")
     return cast(Attribute, part)
 
 

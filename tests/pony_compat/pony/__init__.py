@@ -5,3 +5,7 @@ code using it fails with a clear NameError or ImportError instead of a silent st
 """
 
 from pony import options  # noqa: F401 - ``import pony`` gives ``pony.options`` as in Pony
+
+#: the version of Pony's API that nextorm maps (code checking ``pony.__version__`` takes the 0.7
+#: branches: schema names as 0.7 spells them)
+__version__ = "0.7.20"
