@@ -1450,3 +1450,23 @@ def test_entity_needs_a_session(Person) -> None:
         Person(name="A")
     with pytest.raises(TransactionError, match="db_session is required"):
         Person[1]
+
+
+def test_attributes_nextorm_adds_are_implicit(db: Database) -> None:
+    """The default id key and the classtype discriminator have is_implicit; declared attributes do not."""
+
+    class Animal(db.Entity):
+        name = Required(str)
+        owner = Optional("Keeper")
+
+    class Dog(Animal):
+        breed = Optional(str)
+
+    class Keeper(db.Entity):
+        id = PrimaryKey(int)
+        animals = Set(Animal)
+
+    db.generate_mapping(create_tables=True)
+    assert Animal.id.is_implicit and Dog.id.is_implicit
+    assert Animal.classtype.is_implicit and Dog.classtype.is_implicit
+    assert not any(a.is_implicit for a in (Animal.name, Animal.owner, Dog.breed, Keeper.id, Keeper.animals))

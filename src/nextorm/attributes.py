@@ -206,6 +206,9 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
                     )
                 self.time_precision = precision
             self.precision = None
+        #: whether nextorm added the attribute itself (the default ``id`` key, the ``classtype``
+        #: discriminator) rather than the entity declaring it
+        self.is_implicit = False
         #: the ``columns=[...]`` option (one name per column of the target's key, for a reference)
         self.columns_given: tuple[str, ...] | None = (
             None if self.columns_given is None else tuple(self.columns_given)

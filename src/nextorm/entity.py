@@ -127,6 +127,7 @@ class EntityMeta(EntityMetaBase):
                     f"in use. Please create a PrimaryKey attribute for entity {name} or rename the 'id' attribute"
                 )
             auto_pk = PrimaryKey(int, auto=True)
+            auto_pk.is_implicit = True
             declared.insert(0, ("id", auto_pk))
             namespace["id"] = auto_pk
             pk_attrs = [auto_pk]
@@ -198,6 +199,7 @@ class EntityMeta(EntityMetaBase):
                 "because name 'classtype' is already in use"
             )
         attr: Discriminator[str] = Discriminator(str, column="classtype")
+        attr.is_implicit = True
         attr._link_(cls, "classtype")
         attr._bind_slot_(_CLASS_CODE, cls._next_index_)
         cls._next_index_ += 1

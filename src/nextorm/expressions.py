@@ -9,6 +9,7 @@ Attributes build these (``Person.age > 18``, ``desc(Person.age)``); queries hand
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Iterator
@@ -266,6 +267,8 @@ def _as_compared(attr: Any, value: Any) -> Any:
 
 
 def _db_value(attr: Any, value: Any) -> Any:
+    if type(value) is float and attr.py_type is int and math.isfinite(value):
+        return value  # an int column compared with a float: compared as numbers (x > 102.5)
     value = attr.ctype.validate(value)
     if isinstance(value, EntityBase):
         return value  # a new object: its key is known once it is flushed, see _bound

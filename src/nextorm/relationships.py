@@ -281,6 +281,8 @@ class SetAttr(Generic[_E]):
         #: the column names as given (``columns=``/``reverse_columns=``), for keys of several columns
         self.columns = self.columns_given
         self.reverse_columns = self.reverse_columns_given
+        #: a collection is always declared by the entity (see ``Attribute.is_implicit``)
+        self.is_implicit = False
         self.name = ""
         #: the SELECT of one owner's members, once made: (dialect, text, whether the key list is one parameter)
         self.one_owner_sql: tuple[Any, str, bool] | None = None
