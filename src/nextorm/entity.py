@@ -32,11 +32,11 @@ from .exceptions import (
 )
 from .identity import UniqueKey, flat_key, nested_key
 from .loading import fetch_steps, load_attr_steps, load_missing_steps, refresh_steps
-from .query import Query, caller_namespace, conditions_for, keyword_get_sql
+from .query import Query, QueryIterator, caller_namespace, check_entities, conditions_for, keyword_get_sql
 from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import EntityProxy, SessionCache, active_session, require_session
 from .steps import Steps, run_async, run_sync
-from .translator import lambda_var
+from .translator import lambda_var, repeated_lambda
 from .types import untracked
 from .unitofwork import is_new, savepoint_begin_steps, savepoint_release_steps, savepoint_rollback_steps
 
@@ -396,10 +396,10 @@ class EntityMeta(EntityMetaBase):
         return attr
 
     def __iter__(cls: type[_E]) -> Iterator[_E]:
-        entity = cast(Any, cls)
-        entity._database_._require_mapping_(entity)
-        query: Query[_E] = Query(entity)
-        return iter(query)
+        database = cls._database_  # type: ignore[attr-defined]
+        if not database._mapped_:
+            database._require_mapping_(cls)
+        return QueryIterator(None, cls)
 
     def __repr__(cls) -> str:
         return f"<Entity {cls.__name__}>"
@@ -877,6 +877,16 @@ class Entity(EntityBase, metaclass=EntityMeta):
     def select(cls, *conditions: Any, **values: Any) -> Query[Self]:
         """A query of this entity's objects matching every condition."""
         cls._database_._require_mapping_(cls)
+        if len(conditions) == 1 and not values:
+            # a lambda translated before: its conditions from the values it reads
+            repeated = repeated_lambda(cls, conditions[0])
+            if repeated is not None:
+                check_entities(cls, repeated)
+                query = Query(cls, repeated)
+                code = conditions[0].__code__
+                if code.co_argcount == 1:
+                    query._var = code.co_varnames[0]
+                return query
         query = Query(cls, conditions_for(cls, conditions, values))
         var = lambda_var(conditions)
         return query if var is None else query._named(var)

@@ -36,7 +36,7 @@ from .translator import conditions_from, is_query_text, order_from
 
 INT64_MAX = 2**63 - 1
 
-__all__ = ["Query", "QueryIterator", "caller_namespace", "conditions_for", "keyword_get_sql"]
+__all__ = ["Query", "QueryIterator", "caller_namespace", "check_entities", "conditions_for", "keyword_get_sql"]
 
 #: the entity class a query selects (``Person.select()`` is a ``Query[Person]``)
 _E = TypeVar("_E")
@@ -49,13 +49,26 @@ def caller_namespace(depth: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 class QueryIterator:
-    """Iterates a query's objects, fetched on the first ``next()``; a generator query reads ``query``."""
+    """Iterates a query's objects, fetched on the first ``next()``; a generator query reads ``query``.
 
-    __slots__ = ("_objects", "query")
+    Iterating an entity gives one without a query (``query`` is None until read): a generator
+    query over the entity then builds its own query directly.
+    """
 
-    def __init__(self, query: Query[Any]) -> None:
-        self.query = query
+    __slots__ = ("_objects", "_query", "entity")
+
+    def __init__(self, query: Query[Any] | None, entity: Any = None) -> None:
+        self._query = query
+        self.entity = entity if query is None else query.entity
         self._objects: Iterator[Any] | None = None
+
+    @property
+    def query(self) -> Query[Any]:
+        """The query iterated (for an entity: all its objects)."""
+        query = self._query
+        if query is None:
+            query = self._query = Query(self.entity)
+        return query
 
     def __iter__(self) -> QueryIterator:
         return self
@@ -799,12 +812,7 @@ def conditions_for(
             )
         else:
             result.append(as_expr(condition))
-    for condition in result:
-        for other in condition.entities():
-            if other is not entity and not issubclass(entity, other) and not issubclass(other, entity):
-                raise UnknownAttributeError(
-                    f"A condition on {other.__name__} cannot filter {entity.__name__} objects: {condition!r}"
-                )
+    check_entities(entity, result)
     attrs = entity._attrs_by_name_
     for name, value in values.items():
         attr = attrs.get(name)
@@ -823,6 +831,16 @@ def conditions_for(
             )
         result.append(expression_for(attr, "==", value))
     return tuple(result)
+
+
+def check_entities(entity: Any, conditions: Any) -> None:
+    """UnknownAttributeError unless each condition is about ``entity`` (or a base or subclass of it)."""
+    for condition in conditions:
+        for other in condition.entities():
+            if other is not entity and not issubclass(entity, other) and not issubclass(other, entity):
+                raise UnknownAttributeError(
+                    f"A condition on {other.__name__} cannot filter {entity.__name__} objects: {condition!r}"
+                )
 
 
 #: the value types (of attributes and of keyword values) whose ``get(attr=value, ...)`` shares a

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
+from . import query as _queries  # the package imports it first: its names are read when called
 from .exceptions import (
     AttributeTypeError,
     ExprEvalError,
@@ -254,6 +255,31 @@ def order_from(entity: Any, query: Any, var: str | None = None, selected: str | 
     return tuple(translation.run(entity, params))
 
 
+def repeated_lambda(entity: Any, condition: Any) -> tuple[Any, ...] | None:
+    """The conditions of a lambda over ``entity``'s objects translated before, from the values
+    it reads; None when it is not one (or the general way reads its values)."""
+    if type(condition) is not types.FunctionType:
+        return None
+    code = condition.__code__
+    hit = _recent.get(id(code))
+    if hit is None or hit[0] is not code or hit[1] is not entity or hit[2] != _PLAIN_CONDITION:
+        return None
+    translation = hit[3]
+    cells = translation.cells
+    if cells is None:
+        return None  # a raw_sql() `$name` the lambda's code does not read itself
+    closure = condition.__closure__
+    try:
+        values = tuple([closure[index].cell_contents for index in cells])
+    except ValueError:
+        return None  # a name not assigned yet: the general way says so
+    return _finish_conditions(entity, translation, translation.run(entity, (condition.__globals__, values)))
+
+
+#: the key of a lambda's translation as conditions over an entity's own objects
+_PLAIN_CONDITION = ("cond", None, None)
+
+
 def lambda_var(conditions: tuple[Any, ...]) -> str | None:
     """The parameter name of the first one-parameter lambda among ``conditions`` (``p`` in ``lambda p: ...``)."""
     for condition in conditions:
@@ -316,11 +342,19 @@ class _Runtime:
     @staticmethod
     def and_(*items: Any) -> Any:
         """The conjunction of conditions, folding conditions known in advance."""
+        if len(items) == 2:
+            first, second = items
+            if type(first) is not _Marker and type(second) is not _Marker:
+                return first & second
         return _fold(items, _FALSE, _TRUE, operator.and_)
 
     @staticmethod
     def or_(*items: Any) -> Any:
         """The disjunction of conditions, folding conditions known in advance."""
+        if len(items) == 2:
+            first, second = items
+            if type(first) is not _Marker and type(second) is not _Marker:
+                return first | second
         return _fold(items, _TRUE, _FALSE, operator.or_)
 
     @staticmethod
@@ -563,6 +597,8 @@ class _Runtime:
     @staticmethod
     def truth(value: Any, where: str) -> Any:
         """The truth value of an operand, as Python would test it."""
+        if isinstance(value, Expr):
+            return value  # a condition already (the most frequent)
         return _truth(value, where)
 
     @staticmethod
@@ -1387,6 +1423,7 @@ class _Translation:
     """One query's translation: a function from the entity and the scope's names to conditions."""
 
     __slots__ = (
+        "cells",
         "comparisons",
         "externals",
         "function",
@@ -1411,6 +1448,9 @@ class _Translation:
         externals: tuple[tuple[tuple[int, int, int, int], str], ...] = (),
     ) -> None:
         self.function_code = function_code
+        #: of a lambda's translation: the index of each of ``names`` among the closure's cells
+        #: (None when a name is not one of them)
+        self.cells: tuple[int, ...] | None = None
         #: the values the query takes from its scope: their source spans and text
         self.externals = externals
         #: the comparisons of an attribute with a value run as Python: their source spans and text
@@ -1504,6 +1544,19 @@ _parsed_sources: dict[str, tuple[list[str], list[Any]]] = {}
 
 
 def _query_of(query: Any, function: str) -> Any:
+    if type(query) is types.GeneratorType:
+        # the most frequent: `select(p for p in Person if ...)` translated before
+        frame = query.gi_frame
+        if frame is not None and not query.gi_suspended and not query.gi_running:
+            local_values = frame.f_locals  # built anew on each access: read it once
+            source = local_values.get(".0")
+            if type(source) is _queries.QueryIterator and source._query is None:
+                code = query.gi_code
+                hit = _recent.get(id(code))
+                if hit is not None and hit[0] is code and hit[1] is source.entity and hit[2] is None:
+                    repeated = _repeat(hit[3], source.entity, local_values, frame.f_globals)
+                    if repeated is not None:
+                        return repeated
     if isinstance(query, str):
         namespace = _caller_namespace()
         node, where = _parse_text(query)
@@ -1619,6 +1672,31 @@ def _query_of(query: Any, function: str) -> Any:
     return query
 
 
+def _repeat(translation: _Translation, entity: Any, local_values: Any, globals_: dict[str, Any]) -> Any:
+    """The query of a generator over all of ``entity``'s objects translated before, or None when
+    the general way builds it (several ``for`` clauses, a selected collection, a raw_sql() name)."""
+    if translation.several:
+        return None
+    try:
+        values = tuple(map(local_values.__getitem__, translation.names))
+    except KeyError:  # a raw_sql() `$name` the generator's code does not read itself
+        return None
+    result = translation.run(entity, (globals_, values))
+    query = _queries.Query(entity)
+    if translation.shape is not None:
+        selection = result[0]
+        for item in selection:
+            if type(item) is _Many:
+                return None
+        query._select = selection
+        query._tuple = translation.shape == "tuple"
+        result = result[1:]
+    query._where = _finish_conditions(entity, translation, result)
+    query._var = translation.var
+    query._selected_text = translation.selected
+    return query
+
+
 #: the iterators of Python's sequences: a query's result already fetched, not a query
 _SEQUENCE_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())))
 
@@ -1698,14 +1776,18 @@ def _prepare(
             closure = {name: cell.cell_contents for name, cell in cells.items() if _has_contents(cell)}
             scope = _scope_of(closure, query.__globals__)
             translation = _translate_function(node, entity, var, where, code.co_freevars, order, scope)
+            free = code.co_freevars
+            if all(name in free for name in translation.names):
+                # the names are among the code's free variables, whose cells the closure holds in order
+                translation.cells = tuple(free.index(name) for name in translation.names)
             _remember((key, entity), translation)
         _recent[id(code)] = (code, entity, (kind, var, None if items is None else selected), translation)
     closure = query.__closure__
     free = code.co_freevars
-    if all(name in free for name in translation.names):
+    cells = translation.cells
+    if cells is not None:
         try:
-            # the names are among the code's free variables, whose cells the closure holds in order
-            values = tuple([closure[free.index(name)].cell_contents for name in translation.names])
+            values = tuple([closure[index].cell_contents for index in cells])
         except ValueError:
             unset = next(name for name in translation.names if not _has_contents(closure[free.index(name)]))
             raise noted(
