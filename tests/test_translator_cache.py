@@ -11,6 +11,7 @@ import pytest
 
 from nextorm import (
     AttributeTypeError,
+    count,
     ExprEvalError,
     IncomparableTypesError,
     QueryNameError,
@@ -21,6 +22,7 @@ from nextorm import (
 )
 
 LIMIT = 3  # a global the queries below read; tests rebind it
+AGGREGATE = max  # a function the queries below call; tests rebind it
 
 
 @pytest.fixture
@@ -216,6 +218,57 @@ def test_repeated_query_of_values_selects_each_entitys_values(shelter) -> None:
         assert sorted(values_older(Owner, 50)) == [("Cid", 104)]
         assert sorted(values_older(Pet, 4)) == [("Rio", 10), ("Tom", 18)]
         assert values_older(Pet, 4).count() == 2
+
+
+def keys_and_names(E: Any) -> Any:
+    return select((x.id, x.name) for x in E)
+
+
+def test_selected_attributes_are_each_entitys(shelter) -> None:
+    """The attributes one query's code selects, over two entities: each entity's own (with its key
+    selected, no DISTINCT), as its expression form selects them."""
+    Owner, Pet = shelter
+    with db_session:
+        for E in (Owner, Pet, Owner):
+            query = keys_and_names(E)
+            assert query.sql() == E.select().values(E.id, E.name).sql()
+            assert sorted(query) == sorted((x.id, x.name) for x in E.select())
+
+
+def aggregated(E: Any) -> Any:
+    """The one aggregate of every row, by the function AGGREGATE names when it runs."""
+    return select(AGGREGATE(x.age) for x in E)
+
+
+def test_rebound_aggregate_function_is_called_by_each_repeat(shelter) -> None:
+    """A function the query calls, rebound between runs: each run calls the one it names then."""
+    global AGGREGATE
+    Owner, Pet = shelter
+    try:
+        with db_session:
+            assert aggregated(Owner).fetch() == [52]
+            AGGREGATE = min
+            assert aggregated(Owner).fetch() == [30]
+            assert aggregated(Pet).fetch() == [2]
+            AGGREGATE = max
+            assert aggregated(Pet).fetch() == [9]
+    finally:
+        AGGREGATE = max
+
+
+def lengths_and_counts(E: Any, age: int) -> Any:
+    return select((len(x.name), count(x)) for x in E if x.age > age)
+
+
+def test_values_built_from_attributes_are_each_entitys(shelter) -> None:
+    """``len(x.name)`` and ``count(x)`` of one query's code over two entities: each entity's columns."""
+    Owner, Pet = shelter
+    with db_session:
+        assert lengths_and_counts(Owner, 0).fetch() == [(3, 3)]
+        pets = lengths_and_counts(Pet, 4)
+        assert pets.fetch() == [(3, 2)]
+        assert f'"{Pet._table_}"' in pets.sql()[0] and f'"{Owner._table_}"' not in pets.sql()[0]
+        assert lengths_and_counts(Owner, 40).fetch() == [(3, 2)]
 
 
 def test_iterating_an_entity_fetches_its_objects(shelter) -> None:

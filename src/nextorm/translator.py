@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from . import query as _queries  # the package imports it first: its names are read when called
+from ._impl import Column as _AttributeBase
 from .exceptions import (
     AttributeTypeError,
     ExprEvalError,
@@ -262,22 +263,23 @@ def repeated_lambda(entity: Any, condition: Any) -> tuple[Any, ...] | None:
         return None
     code = condition.__code__
     hit = _recent.get(id(code))
-    if hit is None or hit[0] is not code or hit[1] is not entity or hit[2] != _PLAIN_CONDITION:
+    if hit is None or hit[0] is not code or hit[1] is not entity or hit[2] is not _PLAIN_CONDITION:
         return None
     translation = hit[3]
     cells = translation.cells
     if cells is None:
         return None  # a raw_sql() `$name` the lambda's code does not read itself
-    closure = condition.__closure__
     try:
-        values = tuple([closure[index].cell_contents for index in cells])
+        closure = cast(tuple[Any, ...], condition.__closure__)  # it holds the cells when there are some
+        values = tuple(map(_cell_contents, map(closure.__getitem__, cells))) if cells else ()
     except ValueError:
         return None  # a name not assigned yet: the general way says so
-    return _finish_conditions(entity, translation, translation.run(entity, (condition.__globals__, values)))
+    return _finish_conditions(entity, translation, translation.bound(entity, condition.__globals__, values))
 
 
-#: the key of a lambda's translation as conditions over an entity's own objects
+#: the key of a lambda's translation as conditions over an entity's own objects (this very tuple)
 _PLAIN_CONDITION = ("cond", None, None)
+_cell_contents = operator.attrgetter("cell_contents")
 
 
 def lambda_var(conditions: tuple[Any, ...]) -> str | None:
@@ -397,6 +399,11 @@ class _Runtime:
         """A selected value."""
         if isinstance(value, Value) or type(value) is Var:  # a value, or an object of another `for`
             return value
+        if isinstance(value, _AttributeBase):  # an attribute of the query's object: its column
+            hit = _fixed.get((id(value),))
+            if hit is None:
+                hit = _fix((id(value),), value, cast(Any, value)._value_())
+            return hit[-1]
         value = _value_operand(value)  # count(p.posts), sum(p.orders.total): a nested query's value
         if type(value) is _Many and value.value_condition is None:
             return value  # a collection (s.groups, g.students.name): its members, flattened
@@ -549,6 +556,17 @@ class _Runtime:
     @staticmethod
     def call(function: Any, where: str, *args: Any, **keywords: Any) -> Any:
         """A call of a function with values, collections or nested queries of the query's objects."""
+        if len(args) == 1 and not keywords and isinstance(args[0], (type, _AttributeBase)):
+            # count(p), max(p.name), len(p.name): the same value for the same function and object
+            key = (id(function), id(args[0]))
+            hit = _fixed.get(key)
+            if hit is None:
+                hit = _fix(key, function, args[0], _Runtime._call(function, where, *args))
+            return hit[-1]
+        return _Runtime._call(function, where, *args, **keywords)
+
+    @staticmethod
+    def _call(function: Any, where: str, *args: Any, **keywords: Any) -> Any:
         if function is isinstance and len(args) == 2 and not keywords:
             return _Runtime.is_instance(*args, where)
         name = getattr(function, "__name__", None)
@@ -820,6 +838,19 @@ class _Many:
         if condition is _FALSE:
             condition = Comparison(1, "==", 0)
         return Subquery(self.variables, () if condition is _TRUE else (condition,), value, aggregate)
+
+
+#: the values a query builds from an entity or an attribute alone (``count(p)``, ``len(p.name)``,
+#: a selected ``p.name``), by the ids of the function and the entity or attribute: those objects,
+#: then the value (kept, the ids stay theirs). Values are never changed once built: queries share them.
+_fixed: dict[tuple[int, ...], tuple[Any, ...]] = {}
+
+
+def _fix(key: tuple[int, ...], *objects_and_value: Any) -> tuple[Any, ...]:
+    if len(_fixed) >= _CACHE_SIZE:
+        _fixed.clear()
+    _fixed[key] = objects_and_value
+    return objects_and_value
 
 
 def _split_where(where: str) -> tuple[str, str]:
@@ -1472,30 +1503,40 @@ class _Translation:
     def run(self, entity: Any, params: tuple[dict[str, Any], tuple[Any, ...]], *extra: Any) -> Any:
         """Evaluate the translated query with the entity and the values of the scope's names."""
         globals_, values = params
+        return self.bound(entity, globals_, (*extra, *values) if extra else values)
+
+    def bound(self, entity: Any, globals_: dict[str, Any], values: tuple[Any, ...]) -> Any:
+        """Evaluate the translated query with the entity and its other arguments (``values``)."""
         function = self.function
         if function is None or function.__globals__ is not globals_:
             # a code object's module is always the same one, except for query text
             function = self.function = types.FunctionType(self.function_code, globals_)
         try:
-            return function(_RUNTIME, entity, *extra, *values)
-        except AttributeTypeError as exc:
+            return function(_RUNTIME, entity, *values)
+        except Exception as exc:
+            error = self._error(exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _error(self, exc: Exception) -> Exception:
+        """What a failure of the translated query raises: ``exc`` itself, or an error naming the
+        value and the query."""
+        if isinstance(exc, AttributeTypeError):
             if _failing_external(exc, self.function_code, self.externals) is not None:
-                raise self._eval_error(exc) from exc  # a value of the scope failed (`Group[date(...)]`)
+                return self._eval_error(exc)  # a value of the scope failed (`Group[date(...)]`)
             # an attribute compared with a value of a type it does not compare with
             text = _failing_external(exc, self.function_code, self.comparisons)
             attr = getattr(exc, "attr", None)
             if text is None or attr is None or not hasattr(exc, "value"):
-                raise
+                return exc
             incomparable = _incomparable(
                 attr.py_type, type(exc.value), f"`{text}` at line {self.line}", exc  # type: ignore[attr-defined]
             )
-            if incomparable is None:
-                raise
-            raise incomparable from exc
-        except OrmError:
-            raise
-        except Exception as exc:
-            raise self._eval_error(exc) from exc
+            return exc if incomparable is None else incomparable
+        if isinstance(exc, OrmError):
+            return exc
+        return self._eval_error(exc)
 
     def _eval_error(self, exc: BaseException) -> ExprEvalError:
         """The ExprEvalError of a value of the scope whose evaluation raised ``exc``."""
@@ -1681,17 +1722,17 @@ def _repeat(translation: _Translation, entity: Any, local_values: Any, globals_:
         values = tuple(map(local_values.__getitem__, translation.names))
     except KeyError:  # a raw_sql() `$name` the generator's code does not read itself
         return None
-    result = translation.run(entity, (globals_, values))
-    query = _queries.Query(entity)
-    if translation.shape is not None:
+    result = translation.bound(entity, globals_, values)
+    if translation.shape is None:
+        query = _queries.Query(entity, _finish_conditions(entity, translation, result))
+    else:
         selection = result[0]
         for item in selection:
             if type(item) is _Many:
                 return None
+        query = _queries.Query(entity, _finish_conditions(entity, translation, result[1:]))
         query._select = selection
         query._tuple = translation.shape == "tuple"
-        result = result[1:]
-    query._where = _finish_conditions(entity, translation, result)
     query._var = translation.var
     query._selected_text = translation.selected
     return query
@@ -1731,6 +1772,11 @@ def _limited_source(query: Any) -> Any:
 
 
 def _finish_conditions(entity: Any, translation: _Translation, items: tuple[Any, ...]) -> tuple[Any, ...]:
+    for item in items:
+        if type(item) is _Marker:
+            break
+    else:
+        return items  # conditions only (the most frequent)
     result = []
     for item in items:
         if item is _TRUE:
@@ -1781,13 +1827,14 @@ def _prepare(
                 # the names are among the code's free variables, whose cells the closure holds in order
                 translation.cells = tuple(free.index(name) for name in translation.names)
             _remember((key, entity), translation)
-        _recent[id(code)] = (code, entity, (kind, var, None if items is None else selected), translation)
+        shape = (kind, var, None if items is None else selected)
+        _recent[id(code)] = (code, entity, _PLAIN_CONDITION if shape == _PLAIN_CONDITION else shape, translation)
     closure = query.__closure__
     free = code.co_freevars
-    cells = translation.cells
-    if cells is not None:
+    indexes = translation.cells
+    if indexes is not None:
         try:
-            values = tuple([closure[index].cell_contents for index in cells])
+            values = tuple([closure[index].cell_contents for index in indexes])
         except ValueError:
             unset = next(name for name in translation.names if not _has_contents(closure[free.index(name)]))
             raise noted(
