@@ -38,6 +38,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 COMPAT = REPO / "tests" / "pony_compat"
 FLOOR_FILE = COMPAT / "floor.txt"
+#: why known failures fail: "- `test id or prefix`: reason" lines
+REASONS_FILE = COMPAT / "reasons.md"
 # Pony's bytecode decompiler is not part of nextorm (it translates from the syntax tree).
 EXCLUDED = {"test_decompiler.py"}
 # Test files of Pony's own that its test modules import as helpers or data.
@@ -200,6 +202,24 @@ CAUSES: list[tuple[str, str]] = [
 ]
 
 
+def known_reasons() -> dict[str, str]:
+    """The reasons recorded in ``REASONS_FILE``, by test id (or the id of its class or module)."""
+    if not REASONS_FILE.exists():
+        return {}
+    found = re.findall(r"^- `([^`]+)`: (.+)$", REASONS_FILE.read_text(), flags=re.MULTILINE)
+    return dict(found)
+
+
+def reason_for(test: str, reasons: dict[str, str]) -> str | None:
+    """The recorded reason for ``test``: its own, else its class's, else its module's."""
+    parts = test.split(".")
+    for end in range(len(parts), 0, -1):
+        reason = reasons.get(".".join(parts[:end]))
+        if reason is not None:
+            return reason
+    return None
+
+
 def cause_of(error: str, where: str) -> str:
     """The failure's category, from its exception text."""
     text = f"{error} @ {where}"
@@ -358,6 +378,7 @@ def main() -> int:
     if args.report:
         Path(args.report).write_text(report)
     if args.failures:
+        reasons = known_reasons()
         listing = ["# Pony's tests that fail against nextorm, by cause", ""]
         for cause in [c for c, _ in causes.most_common()]:
             listing += ["", f"## {cause} ({causes[cause]})", ""]
@@ -365,6 +386,9 @@ def main() -> int:
                 first = error.strip().splitlines()[0][:200] if error.strip() else "no error recorded"
                 times = f" ({weight} tests)" if weight > 1 else ""
                 listing.append(f"- `{test}`{times}: `{first}`")
+                reason = reason_for(test, reasons)
+                if reason is not None:
+                    listing.append(f"  - why: {reason}")
         Path(args.failures).write_text("\n".join(listing) + "\n")
     if args.raise_floor and total_passed > floor:
         FLOOR_FILE.write_text(f"{total_passed}\n")
