@@ -513,6 +513,78 @@ def test_query_over_a_limited_query_keeps_its_rows(school) -> None:
         assert select(s.name for s in first_three if s.gpa < 4)[:] == ["Dee", "Bob"]
 
 
+def test_in_a_limited_query(school) -> None:
+    """``x in q`` where ``q`` has a limit or offset: among the rows the limit keeps, in ``q``'s order
+    (a missing reference is in no query, so ``not in`` selects it)."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        second_and_third = select(s for s in Student).order_by(desc(Student.gpa)).limit(2, offset=1)
+        assert names(select(s for s in Student if s in second_and_third)) == ["Bob", "Dee"]
+        assert names(select(s for s in Student if s not in second_and_third)) == ["Ann", "Cid", "Eve"]
+        assert names(select(s for s in Student if s.mentor in second_and_third)) == ["Dee"]
+        assert names(select(s for s in Student if s.mentor not in second_and_third)) == ["Ann", "Bob", "Cid", "Eve"]
+        skipped = select(s for s in Student).order_by(Student.name).limit(None, offset=3)
+        assert names(select(s for s in Student if s in skipped)) == ["Dee", "Eve"]
+        # of values: the first two logins in order ("" comes first), DISTINCT as the query has it
+        logins = select(s.login for s in Student if s.login is not None).order_by(1).limit(2)
+        assert logins[:] == ["", "ann"]
+        assert names(select(s for s in Student if s.login in logins)) == ["Ann", "Cid"]
+        assert names(select(s for s in Student if s.login not in logins)) == ["Bob", "Dee", "Eve"]
+
+
+def test_tuple_in_a_query_of_tuples(school) -> None:
+    """``(a, b) in q`` and ``not in q`` where ``q`` selects tuples of as many values."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        pairs = select((t.name, t.login) for t in Student if t.gpa > 3)
+        assert names(select(s for s in Student if (s.name, s.login) in pairs)) == ["Ann", "Dee"]
+        assert names(select(s for s in Student if (s.name, s.login) not in pairs)) == ["Bob", "Cid", "Eve"]
+        assert names(select(s for s in Student if (s.login, s.name) in pairs)) == []
+        by_group = select((t.group.name, t.gpa) for t in Student if t.login)
+        assert names(select(s for s in Student if (s.group.name, s.gpa) in by_group and s.gpa > 2)) == ["Ann", "Dee"]
+        single = select(t.name for t in Student)
+        with pytest.raises(TranslationError, match="takes a query selecting as many values"):
+            select(s for s in Student if (s.name, s.login) in single)[:]
+        with_objects = select((t, t.login) for t in Student)
+        with pytest.raises(TranslationError, match="takes a query selecting as many values"):
+            select(s for s in Student if (s, s.login) in with_objects)[:]
+        with pytest.raises(TranslationError, match="with a limit or offset is not supported yet"):
+            select(s for s in Student if (s.name, s.login) in pairs.limit(1))[:]
+
+
+def test_group_concat_of_a_nested_generator(school) -> None:
+    """``group_concat(gen)`` in a query: the texts of the nested query's rows, joined (None over no rows)."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        best = select(s for s in Student if s.name in group_concat(t.name for t in Student if t.gpa > 3))
+        assert names(best) == ["Ann", "Dee"]
+        joined = dict(select((g.name, group_concat((s.name for s in g.students), sep="+")) for g in Group))
+        assert sorted(joined["g1"].split("+")) == ["Ann", "Bob"] and joined["g3"] is None
+        keys = select(group_concat(c for c in s.courses) for s in Student if s.name == "Ann")[:]
+        assert sorted(keys[0].split(",")) == sorted(str(c.id) for c in Course if c.title != "Empty")
+        with pytest.raises(TranslationError, match="takes a str sep"):
+            select(s for s in Student if s.name in group_concat((t.name for t in Student), sep=1))[:]
+
+
+def test_query_over_a_limited_query_of_values(school) -> None:
+    """Over a limited query selecting its objects among values: the values of the rows the limit
+    keeps, in that query's order (a position ordering by an object orders by its key)."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        ranked = select((g, count(g.students)) for g in Group).order_by(-2, 1).limit(2)
+        assert [(g.name, n) for g, n in ranked] == [("g1", 2), ("g2", 2)]
+        assert select((g.name, n) for g, n in ranked)[:] == [("g1", 2), ("g2", 2)]
+        assert select((g.name, n) for g, n in ranked).limit(1, offset=1)[:] == [("g2", 2)]
+        assert select(g.name for g, n in ranked if g.dept.name == "Arts")[:] == ["g2"]
+        by_gpa = select((s, s.gpa) for s in Student).order_by(-2).limit(3, offset=1)
+        assert select(s.name for s, gpa in by_gpa)[:] == ["Dee", "Bob", "Cid"]
+        assert select(gpa for s, gpa in by_gpa if gpa < 3.5)[:] == [3.0, 2.0]
+        with pytest.raises(TranslationError, match="selects the objects of its one `for`"):
+            select(x for x in select(s.name for s in Student).limit(2))
+        with pytest.raises(TranslationError, match="selects the objects of its one `for`"):
+            select(n for g, n in select((s.group, count(s)) for s in Student).limit(2))
+
+
 def test_query_over_a_query_errors(school) -> None:
     """Unpacking that does not match the source query, a list, a limited query of values."""
     Dept, Group, Student, Course, Passport = school
@@ -527,8 +599,6 @@ def test_query_over_a_query_errors(school) -> None:
             select(x for x in triples)
         with pytest.raises(TranslationError, match="not a list of objects"):
             select(x for x in objects[:])
-        with pytest.raises(TranslationError, match="with a limit or offset"):
-            select(x for x in select(s.name for s in Student).limit(2))
 
 
 # -- composite keys -----------------------------------------------------------------------------------
@@ -561,6 +631,10 @@ def test_composite_keys_in_tuples_and_objects(db: Database) -> None:
             select(t for t in Term if (t.name, t.year) in [("a", 1, 2)])[:]
         with pytest.raises(QueryError, match="composite primary key"):
             select(t for t in Term).group_concat()
+        # over a limited query of values selecting objects of a composite key: by both key columns
+        top = select((t, t.credits) for t in Term).order_by(-2).limit(2)
+        assert select(c for t, c in top)[:] == [5, 4]
+        assert select((t.name, t.year) for t, c in top if c < 5)[:] == [("a", 2)]
 
 
 # -- errors ---------------------------------------------------------------------------------------

@@ -560,7 +560,7 @@ class InQuery(Expr):
 
     __slots__ = ("column", "query")
 
-    def __init__(self, column: ColumnRef, query: Select) -> None:
+    def __init__(self, column: ColumnRef | tuple[ColumnRef, ...], query: Select) -> None:
         self.column = column
         self.query = query
 
@@ -568,7 +568,17 @@ class InQuery(Expr):
         if not isinstance(dialect, Scope):
             raise NeedsScope
         query = self.query
+        if type(self.column) is tuple:  # a tuple among a query's rows of as many values
+            pairs = tuple(_ValueIs(v, dialect.column_ref(c)) for v, c in zip(query.values, self.column))
+            found = Select(query.table, where=(*pairs, *query.where), one=True, sources=query.sources)
+            return f"EXISTS ({found.sql(cast(Dialect, dialect), params)})"
         outer = dialect.column_ref(self.column)
+        if query.limit is not None or query.offset:
+            # the rows the limit keeps are a table of their own: the value among them
+            inner = query.sql(cast(Dialect, dialect), params)
+            alias = dialect.fresh()
+            name = dialect.quote(query.label if query.values else query.columns[0])  # type: ignore[arg-type]
+            return f"EXISTS (SELECT 1 FROM ({inner}) {alias} WHERE {alias}.{name} = {outer})"
         # a query of objects by its key column; a query of one value by that value
         key: Any = _ValueIs(query.values[0], outer) if query.values else _KeyIs(query.columns[0], outer)  # type: ignore[arg-type]
         found = Select(query.table, where=(key, *query.where), one=True)

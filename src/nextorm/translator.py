@@ -29,6 +29,7 @@ import sys
 import textwrap
 import types
 from collections.abc import Iterable
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -572,6 +573,8 @@ class _Runtime:
         name = getattr(function, "__name__", None)
         if name in _COLLECTION_FUNCTIONS and len(args) == 1 and type(args[0]) is _Many and not keywords:
             return _COLLECTION_FUNCTIONS[name](args[0], where)
+        if function is group_concat and args and type(args[0]) is _Many:
+            return _group_concat_of(where, *args, **keywords)
         if function in _QUERY_FUNCTIONS and not keywords:
             return function(*[_value_operand(arg) for arg in args])
         return _value_call(function, where, *[_value_operand(arg) for arg in args], **keywords)
@@ -1136,6 +1139,8 @@ def _row_member(items: tuple[Any, ...], values: Any, where: str) -> Any:
         if not (isinstance(row, tuple) and len(row) == len(items)):
             raise TranslationError(f"`in` compares a tuple with a generator of tuples of its length: {where}")
         return Exists(values.query(tuple(_compare(v, "==", i, where) for v, i in zip(row, items))))
+    if hasattr(values, "entity") and hasattr(values, "statement"):  # a query of tuples
+        return _in_rows_query(items, values, where)
     if _reads_query(values) or isinstance(values, (str, bytes, Operand)) or hasattr(values, "statement"):
         raise TranslationError(f"`in` of a tuple over this is not supported in queries yet: {where}")
     rows = list(values)
@@ -1206,8 +1211,6 @@ def _in_query(item: Any, query: Any, where: str) -> Any:
             f"`in` over a query of {entity.__name__}, whose primary key has several columns, "
             f"is not supported in queries yet: {where}"
         )
-    if query._limit is not None or query._offset:
-        raise TranslationError(f"`in` over a query with a limit or offset is not supported yet: {where}")
     if _is_object(item):
         if _entity_of(item) is not entity:
             raise TranslationError(
@@ -1218,8 +1221,20 @@ def _in_query(item: Any, query: Any, where: str) -> Any:
         column = item
     else:
         raise TranslationError(f"`in` over a query takes an object of its entity: {where}")
-    keys = query._copy(_order=()).statement()
-    return InQuery(column, Select(keys.table, (entity._pk_attrs_[0].column,), where=keys.where))
+    limited = query._limit is not None or query._offset
+    # the order stays for a limited query: it says which rows the limit keeps
+    keys = query._copy(_order=query._order if limited else (), _for_update=None).statement()
+    return InQuery(
+        column,
+        Select(
+            keys.table,
+            (entity._pk_attrs_[0].column,),
+            where=keys.where,
+            order=keys.order,
+            limit=keys.limit,
+            offset=keys.offset,
+        ),
+    )
 
 
 def _in_values_query(item: Any, query: Any, where: str) -> Any:
@@ -1227,15 +1242,41 @@ def _in_values_query(item: Any, query: Any, where: str) -> Any:
     selected = query._select
     if query._tuple or len(selected) != 1 or isinstance(selected[0], type) or query._sources:
         raise TranslationError(f"`in` over a query of tuples or objects of several tables is not supported yet: {where}")
-    if query._limit is not None or query._offset:
-        raise TranslationError(f"`in` over a query with a limit or offset is not supported yet: {where}")
     item = _operand(item)
     if type(item) is not ColumnRef:
         raise TranslationError(f"`in` over a query of values takes an attribute: {where}")
+    if query._limit is not None or query._offset:
+        # the rows the limit keeps, in the query's order and with its DISTINCT, by a name
+        statement = query._copy(_for_update=None).statement()
+        return InQuery(item, replace(statement, label="v"))
     statement = query._copy(_order=(), _distinct=False).statement()
     if statement.group_by or statement.having:
         raise TranslationError(f"`in` over a query of grouped values is not supported yet: {where}")
     return InQuery(item, statement)
+
+
+def _in_rows_query(items: tuple[Any, ...], query: Any, where: str) -> Any:
+    """``(s.a, s.b) in q`` where ``q`` selects tuples of as many values: EXISTS of such a row."""
+    selected = query._select
+    if (
+        selected is None
+        or not query._tuple
+        or len(selected) != len(items)
+        or query._sources
+        or any(isinstance(value, type) or getattr(getattr(value, "attr", None), "width", 1) != 1 for value in selected)
+    ):
+        raise TranslationError(
+            f"`in` of a tuple over a query takes a query selecting as many values (not objects): {where}"
+        )
+    if query._limit is not None or query._offset:
+        raise TranslationError(f"`in` of a tuple over a query with a limit or offset is not supported yet: {where}")
+    columns = tuple(_operand(item) for item in items)
+    if any(type(column) is not ColumnRef or column.width != 1 for column in columns):
+        raise TranslationError(f"`in` of a tuple over a query compares attributes of one column each: {where}")
+    statement = query._copy(_order=(), _distinct=False).statement()
+    if statement.group_by or statement.having:
+        raise TranslationError(f"`in` over a query of grouped values is not supported yet: {where}")
+    return InQuery(columns, statement)
 
 
 def _truth(value: Any, where: str) -> Any:
@@ -1316,6 +1357,23 @@ def _aggregate(name: str) -> Any:
         return many.query(value=value, aggregate=name)
 
     return aggregate
+
+
+def _group_concat_of(where: str, many: Any, sep: Any = None, distinct: Any = None) -> Any:
+    """``group_concat(s.name for s in ...)`` in a query: the nested query's texts joined by ``sep``."""
+    value = many.value
+    if _is_object(value):  # of objects: their keys
+        if len(_entity_of(value)._pk_attrs_) > 1:
+            raise QueryError("`group_concat` cannot be used with entity with composite primary key")
+        value = _pk_ref(value, where)
+    value = _operand(value)
+    if type(value) is ColumnRef:
+        value = value._value_()
+    if not isinstance(value, Value) or value.is_aggregate() or type(many) is not _Many:
+        raise TranslationError(f"group_concat() in a query takes a generator or a collection of values: {where}")
+    if sep is not None and not isinstance(sep, str) or not isinstance(distinct, (bool, type(None))):
+        raise TranslationError(f"group_concat() in a query takes a str sep and distinct=True or False: {where}")
+    return Nested(many.query(value=Aggregate("group_concat", value, bool(distinct), sep)), None, str)
 
 
 _COLLECTION_METHODS: dict[str, Any] = {
@@ -1664,11 +1722,9 @@ def _query_of(query: Any, function: str) -> Any:
         )
     if source_query._limit is not None or source_query._offset:
         if shape is not None:
-            raise TranslationError(
-                f"A query over a query of values with a limit or offset is not supported yet: "
-                f"{_where_of(translation)}"
-            )
-        source_query = _limited_source(source_query)
+            source_query = _limited_values_source(source_query, translation)
+        else:
+            source_query = _limited_source(source_query)
     extra: tuple[Any, ...] = ()
     if translation.several:
         first = source_query.entity
@@ -1769,6 +1825,32 @@ def _limited_source(query: Any) -> Any:
     )
     # the rows of the limited query, in its order and with its repeats (no DISTINCT of its values)
     return entity.select()._named(query._var, (InSubquery(key, selected),))._copy(_order=query._order, _distinct=False)
+
+
+def _limited_values_source(query: Any, translation: _Translation) -> Any:
+    """A query over a limited query of values that selects its objects (``(c, count(c.students))``):
+    the same values of the objects whose keys the limited query selects, in its order."""
+    entity = query.entity
+    if query._sources or not any(item is entity for item in query._select):
+        raise TranslationError(
+            "A query over a query of values with a limit or offset is supported when that query "
+            f"selects the objects of its one `for` among its values: {_where_of(translation)}"
+        )
+    order: list[OrderBy] = []
+    for item in query._order:
+        if type(item.attr) is not int:
+            order.append(item)
+        elif query._select[item.attr - 1] is entity:  # the objects: by their key
+            order += [OrderBy(Column(key), item.descending) for key in entity._pk_attrs_]
+        else:  # a position names a value the query over this one may not select: the value itself
+            order.append(OrderBy(query._select[item.attr - 1], item.descending))
+    ordered = query._copy(_order=tuple(order), _for_update=None, _distinct=query._distinct or None)
+    keys = tuple(Column(key) for key in entity._pk_attrs_)
+    statement = replace(ordered.statement(), values=keys, distinct=False)
+    columns = tuple(key.column for key in entity._pk_attrs_)
+    restricted = InSubquery(columns[0] if len(columns) == 1 else columns, statement)
+    # the rows of the limited query, in its order and with its repeats (no DISTINCT of its values)
+    return query._copy(_where=(restricted,), _order=tuple(order), _limit=None, _offset=0, _distinct=False)
 
 
 def _finish_conditions(entity: Any, translation: _Translation, items: tuple[Any, ...]) -> tuple[Any, ...]:
