@@ -387,8 +387,66 @@ def test_several_for_clauses_selecting_values(school) -> None:
         lowered = select((g, s.name.lower()) for g in Group for s in g.students)
         assert sorted(select(n for g, n in lowered if g.name == "g1")) == ["ann", "bob"]
         assert sorted(select((g.dept.name, n) for g, n in lowered if n.startswith("d"))) == [("Arts", "dee")]
-        with pytest.raises(TranslationError, match="left_join.. of a query selecting values"):
-            left_join((g.name, s.name) for g in Group for s in g.students)[:]
+
+
+def test_left_join_selecting_values(school) -> None:
+    """``left_join()`` selecting values: the other ``for`` clauses' collections are LEFT JOINed, so
+    an object whose collection is empty comes with None for them (a count of 0); a condition on
+    them filters the joined rows (it is in WHERE, as Pony has it)."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        members = left_join((g.name, s.name) for g in Group for s in g.students)
+        assert sorted(members, key=repr) == [("g1", "Ann"), ("g1", "Bob"), ("g2", "Cid"), ("g2", "Dee"), ("g3", None)]
+        assert "LEFT JOIN" in members.sql()[0] and members.count() == 5
+        assert sorted(select((g.name, s.name) for g in Group for s in g.students)) == [
+            ("g1", "Ann"), ("g1", "Bob"), ("g2", "Cid"), ("g2", "Dee")
+        ]
+        sizes = left_join((g, count(s)) for g in Group for s in g.students)
+        assert sorted((g.name, n) for g, n in sizes) == [("g1", 2), ("g2", 2), ("g3", 0)]
+        good = left_join((g.name, count(s)) for g in Group for s in g.students if s.gpa > 3)
+        assert sorted(good) == [("g1", 1), ("g2", 1)]
+        objects = left_join((g.name, s) for g in Group for s in g.students if g.dept is None)
+        assert objects[:] == [("g3", None)]
+        courses = left_join((c.title, s.name, s.group.name) for c in Course for s in c.students)
+        assert sorted(courses, key=repr) == [
+            ("Algebra", "Ann", "g1"), ("Algebra", "Bob", "g1"), ("Empty", None, None),
+            ("Poetry", "Ann", "g1"), ("Poetry", "Cid", "g2"),
+        ]
+        chained = left_join((d.name, g.name, s.name) for d in Dept for g in d.groups for s in g.students)
+        assert sorted(chained, key=repr) == [
+            ("Arts", "g2", "Cid"), ("Arts", "g2", "Dee"), ("Math", "g1", "Ann"), ("Math", "g1", "Bob")
+        ]
+        assert sorted(select(n for g, n in sizes if n < 2)) == [0]
+        with pytest.raises(TranslationError, match="Collection expected inside left join query. Got: for s in Student"):
+            left_join((g.name, s.name) for g in Group for s in Student)
+        with pytest.raises(TranslationError, match="through several collections is not supported yet"):
+            left_join((d.name, s.name) for d in Dept for s in d.groups.students)
+
+
+def test_left_join_keeps_a_required_path_optional(db: Database) -> None:
+    """A required reference read from a left-joined object is LEFT JOINed too (the object may be missing)."""
+
+    class Shelf(db.Entity):
+        name = Required(str)
+        books = Set("Book")
+
+    class Publisher(db.Entity):
+        name = Required(str)
+        books = Set("Book")
+
+    class Book(db.Entity):
+        title = Required(str)
+        shelf = Required(Shelf)
+        publisher = Required(Publisher)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        top, empty = Shelf(name="top"), Shelf(name="empty")
+        Book(title="B", shelf=top, publisher=Publisher(name="P"))
+    with db_session:
+        rows = left_join((sh.name, b.title, b.publisher.name) for sh in Shelf for b in sh.books)
+        assert sorted(rows, key=repr) == [("empty", None, None), ("top", "B", "P")]
+        assert sorted(select((sh.name, b.publisher.name) for sh in Shelf for b in sh.books)) == [("top", "P")]
 
 
 def test_nested_query_values_are_selected(school) -> None:
@@ -457,6 +515,9 @@ def test_query_over_a_query_of_values(school) -> None:
         # grouped values: a condition on the aggregate goes to HAVING
         per_group = select((s.group.name, count(s)) for s in Student if s.group is not None)
         assert select(name for name, n in per_group if n > 1 and name != "g2")[:] == ["g1"]
+        # selecting only the aggregate keeps the groups of the query it reads: one count per group
+        assert select(n for name, n in per_group)[:] == [2, 2]
+        assert sorted(select(n for g, n in select((g, count(s)) for g in Group for s in g.students))) == [2, 2]
         # text queries read the source query from the caller's scope
         assert sorted(select("x for x in logins if x != ''")) == ["ann", "dee"]
 
@@ -779,7 +840,7 @@ def test_joined_queries_run_awaited(adb: AsyncDatabase) -> None:
     model = declare(adb)
     Dept, Group, Student, Course, Passport = model
 
-    async def main() -> tuple[list[str], list[str], int]:
+    async def main() -> tuple[Any, ...]:
         async with db_session:
             math = Dept(name="Math")
             g1 = Group(name="g1", dept=math)
@@ -791,6 +852,9 @@ def test_joined_queries_run_awaited(adb: AsyncDatabase) -> None:
             by_dept = await select(s for s in Student if s.group.dept.name == "Math").afetch()
             with_course = await select(g for g in Group if exists(s for s in g.students if s.courses)).afetch()
             counted = await select(g for g in Group if count(g.students) == 0).acount()
-            return names(by_dept), names(with_course), counted
+            sizes = await left_join((g.name, count(s)) for g in Group for s in g.students).afetch()
+            top = select(s for s in Student).order_by(Student.name).limit(1)
+            first = await select(s.name for s in Student if s in top).afetch()
+            return names(by_dept), names(with_course), counted, sorted(sizes), first
 
-    assert asyncio.run(main()) == (["Ann", "Bob"], ["g1"], 1)
+    assert asyncio.run(main()) == (["Ann", "Bob"], ["g1"], 1, [("g1", 2), ("g2", 0)], ["Ann"])

@@ -75,9 +75,21 @@ def fetch_values_steps(
     for item, start, stop in layout:
         if isinstance(item, type):
             entity: Any = item
-            objects = materialize_rows(
-                entity, cache, entity._select_attrs_, entity._select_converters_, [row[start:stop] for row in rows]
-            )
+            parts = [row[start:stop] for row in rows]
+            if any(part[0] is None for part in parts):
+                # an object of a LEFT JOIN that matched no row (its key is NULL): None
+                found = iter(
+                    materialize_rows(
+                        entity,
+                        cache,
+                        entity._select_attrs_,
+                        entity._select_converters_,
+                        [part for part in parts if part[0] is not None],
+                    )
+                )
+                columns.append([None if part[0] is None else next(found) for part in parts])
+                continue
+            objects = materialize_rows(entity, cache, entity._select_attrs_, entity._select_converters_, parts)
             columns.append(objects)
             continue
         convert = item.from_db

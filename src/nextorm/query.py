@@ -96,6 +96,10 @@ class Query(Generic[_E]):
         self._select: tuple[Any, ...] | None = None
         #: other objects the query ranges over (``Var``: the other ``for`` clauses of a query of values)
         self._sources: tuple[Any, ...] = ()
+        #: of ``left_join``: the ON condition of each of the first ``_sources`` (LEFT JOINed), None if none
+        self._joined_on: tuple[Any, ...] = ()
+        #: over a grouped query of values: its groups (the values it grouped by), kept whatever is selected
+        self._group_by: tuple[Any, ...] = ()
         #: the text of what a generator query selects (for messages about queries over it)
         self._selected_text: str | None = None
         #: whether each result is a tuple of the selected items (else the one item)
@@ -319,6 +323,10 @@ class Query(Generic[_E]):
         values, layout = self._layout()
         aggregated = any(value.is_aggregate() for value in values)
         group_by = tuple(v for v in values if not v.is_aggregate()) if aggregated or having else ()
+        if self._group_by:  # the groups of the query this one reads, and the values selected of them
+            group_by = self._group_by + tuple(
+                v for v in values if not v.is_aggregate() and all(v is not g for g in self._group_by)
+            )
         distinct = self._distinct
         if distinct is None:
             distinct = not aggregated and self._auto_distinct() and all(type(o.attr) is int for o in self._order)
@@ -337,6 +345,7 @@ class Query(Generic[_E]):
             count=count,
             one=one,
             sources=self._sources,
+            joined_on=self._joined_on,
         )
 
     def _auto_distinct(self) -> bool:
@@ -396,7 +405,9 @@ class Query(Generic[_E]):
             single = len(inner.values) == 1 and not query._tuple
             if single and not (inner.group_by or inner.having or inner.limit is not None or inner.offset):
                 counted = Aggregate("count", inner.values[0], distinct=distinct is not False)
-                statement = Select(inner.table, values=(counted,), where=inner.where, sources=inner.sources)
+                statement = Select(
+                    inner.table, values=(counted,), where=inner.where, sources=inner.sources, joined_on=inner.joined_on
+                )
             else:
                 statement = Count(inner)
         elif query._limit is not None or query._offset or query._distinct or distinct:
@@ -433,7 +444,9 @@ class Query(Generic[_E]):
             statement: Select | AggregateOf = AggregateOf(_labelled(inner), aggregate)
         else:
             aggregate = Aggregate(name, value, bool(distinct), sep)
-            statement = Select(inner.table, values=(aggregate,), where=inner.where, sources=inner.sources)
+            statement = Select(
+                inner.table, values=(aggregate,), where=inner.where, sources=inner.sources, joined_on=inner.joined_on
+            )
         sql, params = render(statement, self.entity._database_._provider_or_fail().dialect)
         return aggregate.from_db((yield from self.entity._database_._scalar_steps_(sql, params)))
 

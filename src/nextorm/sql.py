@@ -223,6 +223,8 @@ class Select:
     having: Sequence[Condition] = ()
     #: other objects the statement ranges over (``Var``), each a table of its FROM (cross joined)
     sources: tuple[Any, ...] = ()
+    #: the ON condition of each of the first sources, LEFT JOINed instead (None: ``ON 1 = 1``)
+    joined_on: tuple[Any, ...] = ()
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The statement's text, appending its bound values to ``params``."""
@@ -245,6 +247,8 @@ class Select:
             if scope is None:
                 raise NeedsScope  # the other tables are named by aliases
             aliases = scope.declare(self.sources)
+            # a path from a LEFT JOINed object is LEFT JOINed too (its row may be missing)
+            scope.optional.update(self.sources[: len(self.joined_on)])
         if scope is not None:
             dialect = cast(Dialect, scope)
         # rendered before FROM (a joined table is added while its columns are spelled); the
@@ -267,6 +271,10 @@ class Select:
             what = ", ".join(_column(c, dialect) for c in self.columns)
         if self.distinct:
             what = "DISTINCT " + what
+        on_params: list[Any] = []
+        on_texts = [
+            "1 = 1" if on is None else on.sql(dialect, on_params) for on in self.joined_on
+        ]
         rest_params: list[Any] = []
         rest = ""
         if self.where:
@@ -281,6 +289,7 @@ class Select:
                 for item, descending in self.order
             )
         params += what_params
+        params += on_params
         params += rest_params
         sql = f"SELECT {what} FROM {dialect.quote(self.table)}"
         if scope is not None and scope.root != dialect.quote(self.table):
@@ -292,10 +301,12 @@ class Select:
                 f" JOIN {dialect.quote(join.table)} {join.alias} ON {join.on_sql(dialect)}"
             )
         if self.sources:
-            sql += "".join(
-                f" CROSS JOIN {dialect.quote(source.entity._table_)} {alias}"
-                for source, alias in zip(self.sources, aliases)
-            )
+            for index, (source, alias) in enumerate(zip(self.sources, aliases)):
+                table = f"{dialect.quote(source.entity._table_)} {alias}"
+                if index < len(on_texts):
+                    sql += f" LEFT JOIN {table} ON {on_texts[index]}"
+                else:
+                    sql += f" CROSS JOIN {table}"
         if scope is not None:
             sql += "".join(scope.levels[0])
             scope.done()
@@ -366,6 +377,8 @@ class Scope:
         self.level_of: dict[Any, int] = {None: 0}
         self.count = 0
         self.parent = parent
+        #: the sources whose row may be missing (LEFT JOINed): paths from them are LEFT JOINed
+        self.optional: set[Any] = set()
         if parent is not None:  # a query nested as a whole (``x in q``): aliases stay unique
             self.count = parent.count
             self.root = self.fresh()
@@ -412,10 +425,12 @@ class Scope:
         q = self.dialect.quote
         if attr.is_column:
             pairs = zip(target._pk_columns_, attr.columns)
-            kind = "JOIN" if attr.is_required else "LEFT JOIN"
+            kind = "JOIN" if attr.is_required and source.base not in self.optional else "LEFT JOIN"
         else:  # the key-less side of a one-to-one: the partner holds the key
             pairs = zip(attr.reverse.columns, attr.entity._pk_columns_)
             kind = "LEFT JOIN"
+        if kind == "LEFT JOIN":
+            self.optional.add(source)
         # a reference to a composite key joins on every column of the key
         on = " AND ".join(f"{alias}.{q(left)} = {base_alias}.{q(right)}" for left, right in pairs)
         self.levels[level].append(f" {kind} {q(target._table_)} {alias} ON {on}")

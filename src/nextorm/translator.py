@@ -677,22 +677,38 @@ class _Runtime:
         sources: list[Any] = []
         variables: list[Var] = []
         conds: list[Any] = []
+        #: selecting values with left_join: the condition joining each other object to the earlier ones
+        joined_on: list[Any] = []
+        left = optional and select is not None
         for index, make in enumerate(iters):
             source = make(*sources)
             if source is None:  # the root's own `for`
                 sources.append(root)
                 continue
+            loop = loops[index] if index < len(loops) else where
             if _is_entity(source):
                 if source._database_ is not _entity_of(root)._database_:
                     raise TranslationError("All entities in a query must belong to the same database")
+                if left:
+                    raise noted(
+                        TranslationError(f"Collection expected inside left join query. Got: {loop}"),
+                        f"left_join() joins the collections of the first `for`'s objects: {where}",
+                    )
                 var: Any = Var(source)
                 variables.append(var)
             elif type(source) is _Many and (type(source.value) is Var or source.value is root):
+                if left:
+                    if len(source.variables) != 1:
+                        raise TranslationError(
+                            f"left_join() of values over a `for` through several collections is not "
+                            f"supported yet: {loop}"
+                        )
+                    joined_on.append(_Runtime.and_(*source.conditions))
+                else:
+                    conds += source.conditions
                 variables += source.variables
-                conds += source.conditions
                 var = source.value
             else:
-                loop = loops[index] if index < len(loops) else where
                 if isinstance(source, (Operand, Expr)):  # a value of the query's objects (`for x in s.name`)
                     raise noted(
                         UnsupportedQueryError(loop),
@@ -706,9 +722,7 @@ class _Runtime:
         others = conditions(*sources)
         condition = _Runtime.and_(*conds, *others)
         if select is not None:
-            if optional:
-                raise TranslationError(f"left_join() of a query selecting values is not supported yet: {where}")
-            return _Joined(tuple(variables), condition, tuple(select(*sources)))
+            return _Joined(tuple(variables), condition, tuple(select(*sources)), tuple(joined_on))
         if not variables:
             return condition
         if optional and not others:
@@ -802,12 +816,16 @@ _QUERY_FUNCTIONS: set[Any] = {between, JOIN}
 class _Joined:
     """Several ``for`` clauses selecting values: the other objects, their condition and the items."""
 
-    __slots__ = ("condition", "selection", "variables")
+    __slots__ = ("condition", "joined_on", "selection", "variables")
 
-    def __init__(self, variables: tuple[Var, ...], condition: Any, selection: tuple[Any, ...]) -> None:
+    def __init__(
+        self, variables: tuple[Var, ...], condition: Any, selection: tuple[Any, ...], joined_on: tuple[Any, ...] = ()
+    ) -> None:
         self.variables = variables
         self.condition = condition
         self.selection = selection
+        #: of left_join: the condition joining each object of ``variables`` (a LEFT JOIN's ON)
+        self.joined_on = joined_on
 
 
 class _Many:
@@ -1741,9 +1759,11 @@ def _query_of(query: Any, function: str) -> Any:
         extra = tuple(item for item in source_query._select if not isinstance(item, type))
     result = translation.run(source_query.entity, params, *extra)
     sources: tuple[Any, ...] = ()
+    joined_on: tuple[Any, ...] = ()
     if translation.several and translation.shape is not None:
         joined = result[0]
         selection, sources, result = joined.selection, joined.variables, (joined.condition, *result[1:])
+        joined_on = joined.joined_on
     elif translation.shape is not None:
         selection, result = result[0], result[1:]
     if translation.shape is not None and any(type(item) is _Many for item in selection):
@@ -1759,8 +1779,21 @@ def _query_of(query: Any, function: str) -> Any:
     conditions = _finish_conditions(source_query.entity, translation, result)
     # the conditions are built on the attributes of source_query's entity: no check needed
     query = source_query._named(var, conditions)
+    if joined_on:
+        if source_query._sources:
+            raise TranslationError(
+                f"left_join() of values over a query of several `for` clauses is not supported yet: "
+                f"{_where_of(translation)}"
+            )
+        # left_join: its objects are LEFT JOINed on the conditions linking them (None where none)
+        query = query._copy(_joined_on=tuple(_finish_on(on) for on in joined_on))
     if sources:
         query = query._copy(_sources=source_query._sources + sources)
+    if shape is not None and not source_query._group_by:
+        grouped, _ = source_query._layout()
+        if any(value.is_aggregate() for value in grouped):
+            # over a grouped query: its groups stay, whichever of its values this one selects
+            query = query._copy(_group_by=tuple(value for value in grouped if not value.is_aggregate()))
     if translation.shape is not None:
         query = query._selecting(selection, translation.shape == "tuple")
     elif shape is not None:
@@ -1825,6 +1858,15 @@ def _limited_source(query: Any) -> Any:
     )
     # the rows of the limited query, in its order and with its repeats (no DISTINCT of its values)
     return entity.select()._named(query._var, (InSubquery(key, selected),))._copy(_order=query._order, _distinct=False)
+
+
+def _finish_on(condition: Any) -> Any:
+    """A LEFT JOIN's ON condition: None for one always true."""
+    if condition is _TRUE:
+        return None
+    if condition is _FALSE:
+        return Comparison(1, "==", 0)
+    return condition
 
 
 def _limited_values_source(query: Any, translation: _Translation) -> Any:
