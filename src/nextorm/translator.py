@@ -699,7 +699,7 @@ class _Runtime:
             elif type(source) is _Many and (type(source.value) is Var or source.value is root):
                 if left:
                     if len(source.variables) != 1:
-                        raise TranslationError(
+                        raise UnsupportedQueryError(
                             f"left_join() of values over a `for` through several collections is not "
                             f"supported yet: {loop}"
                         )
@@ -1287,7 +1287,7 @@ def _in_rows_query(items: tuple[Any, ...], query: Any, where: str) -> Any:
             f"`in` of a tuple over a query takes a query selecting as many values (not objects): {where}"
         )
     if query._limit is not None or query._offset:
-        raise TranslationError(f"`in` of a tuple over a query with a limit or offset is not supported yet: {where}")
+        raise UnsupportedQueryError(f"`in` of a tuple over a query with a limit or offset is not supported yet: {where}")
     columns = tuple(_operand(item) for item in items)
     if any(type(column) is not ColumnRef or column.width != 1 for column in columns):
         raise TranslationError(f"`in` of a tuple over a query compares attributes of one column each: {where}")
@@ -1459,7 +1459,7 @@ def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
             if name != "count":
                 raise TranslationError(f"{name}() takes a value of an object, not the object: {where}")
             arg = _pk_ref(arg, where)._value_()
-        elif name == "count" and arg == "*":  # count('*'): the rows, whatever `distinct` says
+        elif name == "count" and isinstance(arg, str) and arg == "*":  # count('*'): the rows, whatever `distinct` says
             arg, keywords = None, {}
         elif arg is not None:
             arg = value_of(arg)
@@ -1781,7 +1781,7 @@ def _query_of(query: Any, function: str) -> Any:
     query = source_query._named(var, conditions)
     if joined_on:
         if source_query._sources:
-            raise TranslationError(
+            raise UnsupportedQueryError(
                 f"left_join() of values over a query of several `for` clauses is not supported yet: "
                 f"{_where_of(translation)}"
             )
@@ -1874,7 +1874,7 @@ def _limited_values_source(query: Any, translation: _Translation) -> Any:
     the same values of the objects whose keys the limited query selects, in its order."""
     entity = query.entity
     if query._sources or not any(item is entity for item in query._select):
-        raise TranslationError(
+        raise UnsupportedQueryError(
             "A query over a query of values with a limit or offset is supported when that query "
             f"selects the objects of its one `for` among its values: {_where_of(translation)}"
         )
@@ -2742,7 +2742,7 @@ def _translate_over_values(
                 f"(expected {len(targets)}, got {len(objects)})"
             )
     elif is_tuple:
-        raise TranslationError(
+        raise UnsupportedQueryError(
             f"Please unpack a tuple of ({source}) in for-loop to individual variables "
             f'(like: "for x, y in ..."): {where}'
         )
