@@ -996,6 +996,85 @@ def test_mark_saved_all_records_and_resets_the_state(model: Model) -> None:
         sp.current_session.reset(token)
 
 
+def test_shape_runs_group_consecutive_objects_of_one_statement_shape(model: Model) -> None:
+    """``shape_runs``: consecutive objects with the same status, class, column bits and checks share a
+    run; a change of any starts the next; objects with no pending statement are left out."""
+    sp = model.speedups
+    model.entity._columns_ = tuple(model.columns)
+    model.entity._attrs_ = tuple(model.columns)
+    model.entity._check_mask_ = 0b11110
+    token = sp.current_session.set(model.session)
+    try:
+        new_a = model.new(sp.CREATED, name="a", age=1)
+        new_b = model.new(sp.CREATED, name="b", age=2)
+        new_c = model.new(sp.CREATED, name="c")
+        loaded = model.new(sp.LOADED, id=9, name="z")
+        upd_a = model.new(sp.LOADED, id=1, name="a", age=1)
+        upd_b = model.new(sp.LOADED, id=2, name="b", age=None)
+        upd_c = model.new(sp.LOADED, id=3, name="c", age=3)
+        for obj, age in ((upd_a, 5), (upd_b, 6), (upd_c, 7)):
+            obj.age = age
+        upd_c.name  # noqa: B018 - a read column: its UPDATE checks it
+        gone = model.new(sp.DELETED, id=4, name="d")
+        objs = [new_a, new_b, new_c, loaded, upd_a, upd_b, upd_c, gone]
+        runs = sp.shape_runs(objs, True)
+        assert runs == [
+            ((sp.CREATED, model.entity, 0b110, ()), [new_a, new_b]),
+            ((sp.CREATED, model.entity, 0b10, ()), [new_c]),
+            ((sp.MODIFIED, model.entity, 0b100, ()), [upd_a, upd_b]),
+            ((sp.MODIFIED, model.entity, 0b100, ((1, False),)), [upd_c]),
+            ((sp.DELETED, model.entity, 0, ()), [gone]),
+        ]
+        assert [shape[3] for shape, _ in sp.shape_runs(objs, False)] == [()] * 4
+        assert sp.shape_runs([], True) == []
+    finally:
+        sp.current_session.reset(token)
+
+
+def test_match_keys_take_rows_in_order_or_by_their_values(speedups: ModuleType) -> None:
+    """``match_keys``: returned (key, *values) rows in the rows' order with ascending keys give those
+    keys; any other order is matched by values, equal rows taking ascending keys; a value stored
+    differently or a missing row gives None."""
+    rows = [("a", 1), ("b", 2), ("a", 1)]
+    assert speedups.match_keys(rows, [(10, "a", 1), (11, "b", 2), (12, "a", 1)]) == [10, 11, 12]
+    assert speedups.match_keys(rows, [(12, "a", 1), (11, "b", 2), (10, "a", 1)]) == [10, 11, 12]
+    assert speedups.match_keys(rows, [(11, "a", 1), (10, "b", 2), (12, "a", 1)]) == [11, 10, 12]
+    assert speedups.match_keys(rows, [(10, "a", 1), (11, "b", 2), (12, "a", 1.0)]) == [10, 11, 12]
+    assert speedups.match_keys(rows, [(10, "a", 1), (11, "b", 2), (12, "a", "1")]) is None
+    assert speedups.match_keys(rows, [(10, "a", 1), (11, "b", 2)]) is None
+    assert speedups.match_keys(rows, [(10, "a", 1), (11, "b"), (12, "a", 1)]) is None
+    assert speedups.match_keys([([1],), ([2],)], [(2, [2]), (1, [1])]) is None  # unhashable, out of order
+    assert speedups.match_keys([("a",), ("b",)], [("k", "b"), (1, "a")]) is None  # keys that do not sort
+    assert speedups.match_keys([], []) == []
+
+
+def test_register_keys_stores_keys_and_maps_them_until_a_clash(model: Model) -> None:
+    """``register_keys``: each object gets its key in the column and the map; a key the map holds for
+    another object stops it there and gives that index."""
+    sp = model.speedups
+    a, b, c = (model.new(sp.CREATED, name=n) for n in "abc")
+    imap: dict[Any, Any] = {}
+    assert sp.register_keys([a, b], [1, 2], model.column("id"), imap) == -1
+    assert imap == {1: a, 2: b} and (a.id, b.id) == (1, 2)
+    assert sp.register_keys([c, a], [3, 2], model.column("id"), imap) == 1
+    assert imap == {1: a, 2: b, 3: c} and a.id == 1
+    with pytest.raises(ValueError, match="2 objects but 1 keys"):
+        sp.register_keys([a, b], [1], model.column("id"), imap)
+
+
+def test_record_undo_all_keeps_the_first_state_and_adds_later_originals(model: Model) -> None:
+    """``record_undo_all``: an object's first flushed state is kept; later flushes add their write bits
+    and the originals of columns the first did not write."""
+    sp = model.speedups
+    a, b = model.new(sp.LOADED, id=1), model.new(sp.LOADED, id=2)
+    undo: dict[Any, Any] = {b: (sp.CREATED, None, 0b11)}
+    sp.record_undo_all(
+        undo,
+        [(a, sp.MODIFIED, {1: "x"}, 0b10), (a, sp.MODIFIED, {1: "y", 2: 5}, 0b110), (b, sp.MODIFIED, {3: 1}, 0b1000)],
+    )
+    assert undo == {a: (sp.MODIFIED, {1: "x", 2: 5}, 0b110), b: (sp.CREATED, {3: 1}, 0b1011)}
+
+
 def test_materialize_creates_loaded_objects_in_the_map(model: Model) -> None:
     """New rows become LOADED objects of the class, with every value and no bits, in row order."""
     rows = [(1, "Ann", 30, 1.5, None), (2, "Bo", 40, 2.5, "x")]

@@ -560,7 +560,7 @@ def test_match_keys_pairs_returned_rows_by_their_values_not_their_position() -> 
     assert match_keys(rows, [(10, "a", 1), (11, "b", 2), (12, "a", 1.0)]) == [10, 11, 12]
     assert match_keys(rows, [(10, "a", 1), (11, "b", 2), (12, "a", "1")]) is None
     assert match_keys(rows, [(10, "a", 1), (11, "b", 2)]) is None
-    assert match_keys([([1],)], [(1, [1])]) is None
+    assert match_keys([([1],), ([2],)], [(2, [2]), (1, [1])]) is None
 
 
 # -- autoflush -----------------------------------------------------------------------------------

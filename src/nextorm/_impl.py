@@ -52,6 +52,10 @@ column_values = impl.column_values
 loaded_bits = impl.loaded_bits
 checked_columns = impl.checked_columns
 mark_saved_all = impl.mark_saved_all
+shape_runs = impl.shape_runs
+match_keys = impl.match_keys
+register_keys = impl.register_keys
+record_undo_all = impl.record_undo_all
 attribute_dict = impl.attribute_dict
 
 __all__ = [
@@ -77,5 +81,9 @@ __all__ = [
     "loaded_bits",
     "lookup",
     "mark_saved_all",
+    "match_keys",
     "materialize",
+    "record_undo_all",
+    "register_keys",
+    "shape_runs",
 ]

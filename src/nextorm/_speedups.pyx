@@ -96,6 +96,10 @@ __all__ = [
     "loaded_bits",
     "checked_columns",
     "mark_saved_all",
+    "shape_runs",
+    "match_keys",
+    "register_keys",
+    "record_undo_all",
 ]
 
 cdef enum:
@@ -514,35 +518,50 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
         PyMem_Free(offsets)
 
 
-@cython.boundscheck(False)  # every index is below the length of a tuple built or checked here
-@cython.wraparound(False)  # and never negative
-def column_values(objs, columns, converters, known=False):
+def column_values(objs, columns, converters, known=False, Py_ssize_t known_from=0):
     """The parameter rows of a statement: per object, a tuple of each column's stored value.
 
     ``converters[i]`` (a callable or None) turns a value of ``columns[i]`` into the database's; a
-    None value is not converted, and a column not loaded gives None. With ``known``, a column
-    written since it was loaded gives its original value (the one the database holds).
+    None value is not converted, and a column not loaded gives None. With ``known``, a column from
+    position ``known_from`` on written since it was loaded gives its original value (the one the
+    database holds).
     """
     cdef tuple cols = tuple(columns)
     cdef tuple convs = tuple(converters)
     cdef Py_ssize_t width = len(cols)
     cdef Py_ssize_t i
-    cdef list rows = []
-    cdef tuple row
-    cdef Column column
     cdef bint use_known = known
     if len(convs) != width:
         raise ValueError(f"{width} columns but {len(convs)} converters")
     for i in range(width):
         if not isinstance(cols[i], Column):
             raise TypeError(f"column_values() takes Column objects, not {type(cols[i]).__name__}")
+    # One tuple per object while every saved object is alive: the cyclic GC, left on, would sweep
+    # that heap again and again finding nothing (as in materialize); only converters run meanwhile.
+    cdef bint gc_was_enabled = PyGC_Disable()
+    try:
+        return _column_rows(objs, cols, convs, width, use_known, known_from)
+    finally:
+        if gc_was_enabled:
+            PyGC_Enable()
+
+
+@cython.boundscheck(False)  # every index is below the length of a tuple built or checked here
+@cython.wraparound(False)  # and never negative
+cdef list _column_rows(
+    object objs, tuple cols, tuple convs, Py_ssize_t width, bint use_known, Py_ssize_t known_from
+):
+    cdef Py_ssize_t i
+    cdef list rows = []
+    cdef tuple row
+    cdef Column column
     for obj in objs:
         orig = obj._orig_ if use_known else None
         row = PyTuple_New(width)
         for i in range(width):
             column = <Column>cols[i]
             value = _MISSING
-            if orig and _was_written(obj, column):
+            if orig and i >= known_from and _was_written(obj, column):
                 value = (<dict?>orig).get(column.index, _MISSING)
             if value is _MISSING:
                 value = _raw_get(column, obj)
@@ -588,6 +607,10 @@ def attribute_dict(obj, names, attrs):
 
 def loaded_bits(obj, columns):
     """The bits (``column.bit``) of the ``columns`` whose slot in ``obj`` holds a value."""
+    return _loaded_bits(obj, columns)
+
+
+cdef object _loaded_bits(object obj, object columns):
     cdef unsigned long long low = 0
     bits = 0
     for column in columns:
@@ -607,6 +630,10 @@ def checked_columns(obj, columns, check_mask):
 
     The known value of a column written since it was read is its original value.
     """
+    return _checked_columns(obj, columns, check_mask)
+
+
+cdef tuple _checked_columns(object obj, object columns, object check_mask):
     bits = obj._rbits_ & check_mask
     if not bits:
         return ()
@@ -623,6 +650,152 @@ def checked_columns(obj, columns, check_mask):
                 value = _raw_get(<Column>column, obj)
             checks.append(((<Column>column).index, value is None or value is _MISSING))
     return tuple(checks)
+
+
+def shape_runs(objs, optimistic):
+    """The objects with a pending statement, in runs of consecutive objects whose statements share
+    a shape: ``[((status, class, bits, checks), [objects]), ...]``.
+
+    The bits of a CREATED object are its loaded columns (of ``class._columns_``), of a MODIFIED one
+    its written columns, of a DELETED one 0; with ``optimistic``, the checks of an UPDATE/DELETE are
+    ``checked_columns(obj, class._attrs_, class._check_mask_)``, else (). Other objects are left out.
+    """
+    cdef list runs = []
+    cdef list group = None
+    cdef tuple shape = None
+    cdef tuple new
+    cdef bint check = optimistic
+    cdef int status
+    cdef object cls = None
+    cdef object columns = None
+    cdef object attrs = None
+    cdef object check_mask = None
+    cdef unsigned long long check_low = 0
+    cdef bint unread
+    for obj in objs:
+        status = (<EntityBase>obj)._status_ if isinstance(obj, EntityBase) else obj._status_
+        if status != _CREATED and status != _MODIFIED and status != _DELETED:
+            continue
+        if <PyObject*>Py_TYPE(obj) is not <PyObject*>cls:
+            cls = type(obj)
+            columns = cls._columns_
+            attrs = cls._attrs_
+            check_mask = cls._check_mask_
+            check_low = _low_bits(check_mask)
+        if status == _CREATED:
+            new = (_CREATED, cls, _loaded_bits(obj, columns), ())
+        else:
+            # no column past 63 and none of the checked ones read: no checks, without a Python int
+            unread = (
+                not check
+                or isinstance(obj, EntityBase)
+                and (<EntityBase>obj)._high is None
+                and not (<EntityBase>obj)._rlow & check_low
+            )
+            new = (
+                status,
+                cls,
+                obj._wbits_ if status == _MODIFIED else 0,
+                () if unread else _checked_columns(obj, attrs, check_mask),
+            )
+        if shape is None or new != shape:
+            shape = new
+            group = []
+            runs.append((shape, group))
+        group.append(obj)
+    return runs
+
+
+def match_keys(rows, returned):
+    """The key of each of ``rows`` from ``returned`` (key, *values) rows matched by their values.
+
+    Rows of equal values get their keys in ascending order; None when a returned row matches no
+    row left (the database stored a value other than the one sent) or values are unhashable.
+    Returned rows in the order of ``rows`` with ascending keys are matched without a table.
+    """
+    cdef Py_ssize_t count = len(rows)
+    cdef Py_ssize_t index, i, width
+    cdef list keys
+    cdef bint in_order = True
+    if len(returned) != count:
+        return None
+    keys = []
+    try:
+        previous = _MISSING
+        for index in range(count):
+            row = rows[index]
+            found = returned[index]
+            width = len(row)
+            key = found[0]
+            if len(found) != width + 1 or (previous is not _MISSING and not previous < key):
+                in_order = False
+                break
+            for i in range(width):
+                if found[i + 1] != row[i]:
+                    in_order = False
+                    break
+            if not in_order:
+                break
+            keys.append(key)
+            previous = key
+        if in_order:
+            return keys
+        waiting = {}
+        for index in range(count - 1, -1, -1):
+            waiting.setdefault(rows[index], []).append(index)
+        matched = [None] * count
+        for found in sorted(returned, key=_first):
+            indexes = waiting.get(tuple(found[1:]))
+            if not indexes:
+                return None
+            matched[indexes.pop()] = found[0]
+    except TypeError:  # an unhashable value, or keys that do not sort
+        return None
+    return matched
+
+
+def _first(row):
+    return row[0]
+
+
+def register_keys(objs, keys, Column column not None, dict identity_map not None):
+    """Store ``keys[i]`` in ``column`` of ``objs[i]`` and ``identity_map[keys[i]] = objs[i]``, in order.
+
+    Stops at the first key the map holds for another object and returns its index; -1 when all
+    are registered.
+    """
+    cdef Py_ssize_t count = len(objs)
+    cdef Py_ssize_t index
+    if len(keys) != count:
+        raise ValueError(f"{count} objects but {len(keys)} keys")
+    for index in range(count):
+        obj = objs[index]
+        key = keys[index]
+        if identity_map.get(key, obj) is not obj:
+            return index
+        _raw_set(column, obj, key)
+        identity_map[key] = obj
+    return -1
+
+
+def record_undo_all(dict undo not None, saving):
+    """Fold the ``(obj, status, original values, write bits)`` of flushed statements into ``undo``.
+
+    An object's first entry is kept; a later one adds its write bits and the original values of
+    columns the first did not write.
+    """
+    for obj, status, orig, wbits in saving:
+        entry = undo.get(obj)
+        if entry is None:
+            undo[obj] = (status, orig, wbits)
+            continue
+        first_status, first_orig, first_wbits = entry
+        if orig:
+            first_orig = first_orig or {}
+            for index, value in orig.items():
+                if not first_wbits >> index & 1:
+                    first_orig[index] = value
+        undo[obj] = (first_status, first_orig, first_wbits | wbits)
 
 
 def mark_saved_all(objs, int status, list saving):

@@ -72,7 +72,11 @@ __all__ = [
     "loaded_bits",
     "lookup",
     "mark_saved_all",
+    "match_keys",
     "materialize",
+    "record_undo_all",
+    "register_keys",
+    "shape_runs",
 ]
 
 CREATED = 1  # pending INSERT
@@ -408,13 +412,18 @@ def _merge(obj: Any, columns: Sequence[Column], row: Sequence[Any], npk: int, ch
 
 
 def column_values(
-    objs: Iterable[Any], columns: Sequence[Column], converters: Sequence[Any], known: bool = False
+    objs: Iterable[Any],
+    columns: Sequence[Column],
+    converters: Sequence[Any],
+    known: bool = False,
+    known_from: int = 0,
 ) -> list[tuple[Any, ...]]:
     """The parameter rows of a statement: per object, a tuple of each column's stored value.
 
     ``converters[i]`` (a callable or None) turns a value of ``columns[i]`` into the database's; a
-    None value is not converted, and a column not loaded gives None. With ``known``, a column
-    written since it was loaded gives its original value (the one the database holds).
+    None value is not converted, and a column not loaded gives None. With ``known``, a column from
+    position ``known_from`` on written since it was loaded gives its original value (the one the
+    database holds).
     """
     if len(converters) != len(columns):
         raise ValueError(f"{len(columns)} columns but {len(converters)} converters")
@@ -422,13 +431,26 @@ def column_values(
         if not isinstance(column, Column):
             raise TypeError(f"column_values() takes Column objects, not {type(column).__name__}")
     triples = [(column, column.get_raw, conv) for column, conv in zip(columns, converters)]
+    # paused while the rows are built, as in materialize: a tuple per object, nothing to collect
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _column_rows(objs, triples, known, known_from)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _column_rows(
+    objs: Iterable[Any], triples: list[Any], known: bool, known_from: int
+) -> list[tuple[Any, ...]]:
     rows = []
     for obj in objs:
         orig = (obj._orig_ if known else None) or {}
         wbits = obj._wbits_ if orig else 0
         row = []
-        for column, get, conv in triples:
-            if wbits & column.bit and column.index in orig:
+        for position, (column, get, conv) in enumerate(triples):
+            if wbits & column.bit and position >= known_from and column.index in orig:
                 value = orig[column.index]
             else:
                 value = get(obj)
@@ -487,6 +509,119 @@ def mark_saved_all(objs: Iterable[Any], status: int, saving: list[Any]) -> None:
             obj._status_ = LOADED
             obj._wbits_ = 0
             obj._orig_ = None
+
+
+def shape_runs(objs: Iterable[Any], optimistic: bool) -> list[tuple[tuple[Any, ...], list[Any]]]:
+    """The objects with a pending statement, in runs of consecutive objects whose statements share
+    a shape: ``[((status, class, bits, checks), [objects]), ...]``.
+
+    The bits of a CREATED object are its loaded columns (of ``class._columns_``), of a MODIFIED one
+    its written columns, of a DELETED one 0; with ``optimistic``, the checks of an UPDATE/DELETE are
+    ``checked_columns(obj, class._attrs_, class._check_mask_)``, else (). Other objects are left out.
+    """
+    runs: list[tuple[tuple[Any, ...], list[Any]]] = []
+    shape: Any = None
+    group: list[Any] = []
+    new: tuple[Any, ...]
+    for obj in objs:
+        status = obj._status_
+        cls = type(obj)
+        if status == CREATED:
+            new = (CREATED, cls, loaded_bits(obj, cls._columns_), ())
+        elif status == MODIFIED or status == DELETED:
+            checks = checked_columns(obj, cls._attrs_, cls._check_mask_) if optimistic else ()
+            new = (status, cls, obj._wbits_ if status == MODIFIED else 0, checks)
+        else:
+            continue
+        if new != shape:
+            shape = new
+            group = []
+            runs.append((shape, group))
+        group.append(obj)
+    return runs
+
+
+def match_keys(rows: Sequence[tuple[Any, ...]], returned: Sequence[Sequence[Any]]) -> list[Any] | None:
+    """The key of each of ``rows`` from ``returned`` (key, *values) rows matched by their values.
+
+    Rows of equal values get their keys in ascending order; None when a returned row matches no
+    row left (the database stored a value other than the one sent) or values are unhashable.
+    Returned rows in the order of ``rows`` with ascending keys are matched without a table.
+    """
+    count = len(rows)
+    if len(returned) != count:
+        return None
+    keys: list[Any] = []
+    try:
+        previous: Any = _MISSING
+        for row, found in zip(rows, returned):
+            key = found[0]
+            if len(found) != len(row) + 1 or (previous is not _MISSING and not previous < key):
+                break
+            for i, value in enumerate(row):
+                if found[i + 1] != value:
+                    break
+            else:
+                keys.append(key)
+                previous = key
+                continue
+            break
+        else:
+            return keys
+        waiting: dict[tuple[Any, ...], list[int]] = {}
+        for index in range(count - 1, -1, -1):
+            waiting.setdefault(rows[index], []).append(index)
+        matched: list[Any] = [None] * count
+        for found in sorted(returned, key=_first):
+            indexes = waiting.get(tuple(found[1:]))
+            if not indexes:
+                return None
+            matched[indexes.pop()] = found[0]
+    except TypeError:  # an unhashable value, or keys that do not sort
+        return None
+    return matched
+
+
+def _first(row: Sequence[Any]) -> Any:
+    return row[0]
+
+
+def register_keys(
+    objs: Sequence[Any], keys: Sequence[Any], column: Column, identity_map: dict[Any, Any]
+) -> int:
+    """Store ``keys[i]`` in ``column`` of ``objs[i]`` and ``identity_map[keys[i]] = objs[i]``, in order.
+
+    Stops at the first key the map holds for another object and returns its index; -1 when all
+    are registered.
+    """
+    if len(keys) != len(objs):
+        raise ValueError(f"{len(objs)} objects but {len(keys)} keys")
+    for index, (obj, key) in enumerate(zip(objs, keys)):
+        if identity_map.get(key, obj) is not obj:
+            return index
+        column.set_raw(obj, key)
+        identity_map[key] = obj
+    return -1
+
+
+def record_undo_all(undo: dict[Any, Any], saving: Iterable[tuple[Any, int, Any, int]]) -> None:
+    """Fold the ``(obj, status, original values, write bits)`` of flushed statements into ``undo``.
+
+    An object's first entry is kept; a later one adds its write bits and the original values of
+    columns the first did not write.
+    """
+    for obj, status, orig, wbits in saving:
+        entry = undo.get(obj)
+        if entry is None:
+            undo[obj] = (status, orig, wbits)
+            continue
+        first_status, first_orig, first_wbits = entry
+        if orig:
+            first_orig = first_orig or {}
+            for index, value in orig.items():
+                if not first_wbits >> index & 1:
+                    first_orig[index] = value
+        undo[obj] = (first_status, first_orig, first_wbits | wbits)
 
 
 def attribute_dict(obj: Any, names: Sequence[str], attrs: Sequence[Any]) -> dict[str, Any]:

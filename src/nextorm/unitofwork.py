@@ -10,8 +10,6 @@ after-hooks. The statements come from ``nextorm.sql``; IO goes through the cache
 from __future__ import annotations
 
 import weakref
-from itertools import repeat
-from operator import itemgetter
 from typing import Any
 
 from ._impl import (
@@ -21,10 +19,12 @@ from ._impl import (
     LOADED,
     MODIFIED,
     EntityBase,
-    checked_columns,
     column_values,
-    loaded_bits,
     mark_saved_all,
+    match_keys,
+    record_undo_all,
+    register_keys,
+    shape_runs,
 )
 from .exceptions import (
     OptimisticCheckError,
@@ -81,11 +81,12 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
             done = yield from _save_steps(cache, batch)
             if cache.m2m and only is None:
                 yield from _links_steps(cache)
-            hooked = _hooked_classes(obj for obj, _ in done)
+            hooked = _hooked_classes({type(group[0]) for group, _ in done})
             if hooked:
-                for obj, status in done:
-                    if type(obj) in hooked:
-                        obj._after_save_(status)
+                for group, status in done:
+                    if type(group[0]) in hooked:
+                        for obj in group:
+                            obj._after_save_(status)
             if only is not None:
                 break
         else:
@@ -106,8 +107,7 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
         raise
     finally:
         cache.flushing = False
-    for entry in cache.saving:
-        cache.record_undo(*entry)
+    record_undo_all(cache.undo, cache.saving)
     cache.saving.clear()
 
 
@@ -116,7 +116,7 @@ def _run_before_hooks(cache: Any, only: list[Any] | None) -> list[Any]:
     dirty = cache.dirty
     if only is not None:
         batch = [obj for obj in only if obj in dirty]
-        hooked = _hooked_classes(batch)
+        hooked = _hooked_classes(set(map(type, batch)))
         for obj in batch:
             if type(obj) in hooked:
                 obj._before_save_()
@@ -126,7 +126,7 @@ def _run_before_hooks(cache: Any, only: list[Any] | None) -> list[Any]:
     done = 0
     while done < len(dirty):
         pending = list(dirty)[done:]
-        hooked = _hooked_classes(pending)
+        hooked = _hooked_classes(set(map(type, pending)))
         if hooked:
             for obj in pending:
                 if type(obj) in hooked:
@@ -137,9 +137,9 @@ def _run_before_hooks(cache: Any, only: list[Any] | None) -> list[Any]:
     return batch
 
 
-def _hooked_classes(objs: Any) -> set[type]:
-    """The classes of ``objs`` whose save hooks do something (the base class's do nothing)."""
-    return {cls for cls in {type(obj) for obj in objs} if cls._has_save_hooks_()}
+def _hooked_classes(classes: set[type]) -> set[type]:
+    """Those of ``classes`` whose save hooks do something (the base class's do nothing)."""
+    return {cls for cls in classes if cls._has_save_hooks_()}  # type: ignore[attr-defined]
 
 
 def _links_steps(cache: Any) -> Steps[None]:
@@ -175,33 +175,23 @@ def _links_steps(cache: Any) -> Steps[None]:
                 raise error from exc
 
 
-def _save_steps(cache: Any, batch: list[Any]) -> Steps[list[tuple[Any, int]]]:
-    """Execute the statements of ``batch``; returns (object, status before) in order."""
+def _save_steps(cache: Any, batch: list[Any]) -> Steps[list[tuple[list[Any], int]]]:
+    """Execute the statements of ``batch``; returns the runs saved, (objects of one class, status before), in order."""
     deferred: list[tuple[Any, Any, Any]] = []
-    if any(type(obj)._fk_refs_ for obj in batch):
+    if any(cls._fk_refs_ for cls in set(map(type, batch))):  # type: ignore[attr-defined]
         batch = _dependency_order(batch, deferred)
         for obj, attr, _ in deferred:
             attr.set_raw(obj, None)  # inserted without the reference, then updated (below)
-    done: list[tuple[Any, int]] = []
-    group: list[Any] = []
-    group_shape: Any = None
-    for obj in batch:
-        status = obj._status_
+    done: list[tuple[list[Any], int]] = []
+    for shape, group in shape_runs(batch, cache.session.manager.optimistic):
+        status = shape[0]
         if status == CREATED:
-            shape = _insert_shape(type(obj), obj)
+            yield from _insert_rows_steps(shape[1], cache, shape, group)
         elif status == MODIFIED:
-            shape = _update_shape(type(obj), obj, cache.session.manager.optimistic)
-        elif status == DELETED:
-            shape = _delete_shape(type(obj), obj, cache.session.manager.optimistic)
+            yield from _update_rows_steps(shape[1], cache, shape, group)
         else:
-            continue
-        if shape != group_shape:
-            if group:
-                yield from _save_group_steps(cache, group_shape, group, done)
-            group, group_shape = [], shape
-        group.append(obj)
-    if group:
-        yield from _save_group_steps(cache, group_shape, group, done)
+            yield from _delete_rows_steps(shape[1], cache, shape, group)
+        done.append((group, status))
     for obj, attr, target in deferred:
         # the reference was left out of the INSERT: it is now a pending change, updated next round
         attr.set_raw(obj, target._pk_raw_())
@@ -213,19 +203,6 @@ def _save_steps(cache: Any, batch: list[Any]) -> Steps[list[tuple[Any, int]]]:
         obj._status_ = MODIFIED
         cache.dirty[obj] = None
     return done
-
-
-def _save_group_steps(cache: Any, shape: Any, group: list[Any], done: list[tuple[Any, int]]) -> Steps[None]:
-    entity = shape[1]
-    kind = shape[0]
-    status = {"I": CREATED, "U": MODIFIED, "D": DELETED}[kind]
-    if kind == "I":
-        yield from _insert_rows_steps(entity, cache, shape, group)
-    elif kind == "U":
-        yield from _update_rows_steps(entity, cache, shape, group)
-    else:
-        yield from _delete_rows_steps(entity, cache, shape, group)
-    done.extend(zip(group, repeat(status)))
 
 
 def _batch_steps(
@@ -352,10 +329,6 @@ def _values(attrs: Any, obj: Any) -> list[Any]:
     return values
 
 
-def _insert_shape(entity: Any, obj: Any) -> tuple[Any, ...]:
-    return ("I", entity, loaded_bits(obj, entity._columns_))
-
-
 def _known_value(entity: Any, obj: Any, attr: Any) -> Any:
     """The value the database had when this session read ``attr``."""
     if obj._wbits_ & attr.bit:
@@ -363,19 +336,6 @@ def _known_value(entity: Any, obj: Any, attr: Any) -> Any:
         if orig is not None and attr.index in orig:
             return orig[attr.index]
     return attr.get_raw(obj)
-
-
-def _check_attrs(entity: Any, obj: Any, optimistic: bool) -> tuple[tuple[int, bool], ...]:
-    """(index, known value is None) of each column the UPDATE/DELETE checks, in column order."""
-    return checked_columns(obj, entity._attrs_, entity._check_mask_) if optimistic else ()
-
-
-def _update_shape(entity: Any, obj: Any, optimistic: bool) -> tuple[Any, ...]:
-    return ("U", entity, obj._wbits_, _check_attrs(entity, obj, optimistic))
-
-
-def _delete_shape(entity: Any, obj: Any, optimistic: bool) -> tuple[Any, ...]:
-    return ("D", entity, 0, _check_attrs(entity, obj, optimistic))
 
 
 def _attrs_of(entity: Any, bits: int) -> list[Any]:
@@ -395,8 +355,13 @@ def _where_rows(entity: Any, group: list[Any], checks: tuple[tuple[int, bool], .
     """Per object, the WHERE values of its UPDATE/DELETE: the primary key, then the checked values."""
     if entity._wide_:
         return [tuple(_where_params(entity, obj, checks)) for obj in group]
-    attrs = [*entity._pk_attrs_, *(entity._attr_at_[index] for index, is_null in checks if not is_null)]
+    attrs = _where_attrs(entity, checks)
     return column_values(group, attrs, [a.to_db for a in attrs], known=True)
+
+
+def _where_attrs(entity: Any, checks: tuple[tuple[int, bool], ...]) -> list[Any]:
+    """The attributes whose values the WHERE of an UPDATE/DELETE binds: the key, then the checked ones."""
+    return [*entity._pk_attrs_, *(entity._attr_at_[index] for index, is_null in checks if not is_null)]
 
 
 def _where_params(entity: Any, obj: Any, checks: tuple[tuple[int, bool], ...]) -> list[Any]:
@@ -428,6 +393,7 @@ def _insert_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: l
     if auto is not None and not auto.is_loaded(group[0]):
         yield from _insert_auto_steps(entity, cache, group, attrs, sql, auto)
     else:
+        rows: list[Any]
         if entity._wide_:
             rows = [_values(attrs, obj) for obj in group]
         else:
@@ -453,6 +419,7 @@ def _insert_auto_steps(
     """INSERT objects whose key the database generates, and register them under it."""
     keys = None
     if len(group) > 1 and not _refers_within(group):
+        rows: list[Any]
         if entity._wide_:
             rows = [_values(attrs, obj) for obj in group]
         else:
@@ -467,22 +434,26 @@ def _insert_auto_steps(
         elif cache.provider.batch_returning:
             keys = yield from _insert_many_steps(cache, sql, rows, auto)
     imap = cache.identity_map(entity)
-    for i, obj in enumerate(group):
-        if keys is not None:
-            pk = keys[i]
-        else:
-            # one by one: a later object of the group may refer to an earlier one's new key
-            row = _values(attrs, obj) if entity._wide_ else [_db(a, a.get_raw(obj)) for a in attrs]
-            try:
-                pk = yield cache, "insert_key", (sql, row, auto.column)
-            except TransactionIntegrityError as exc:
-                raise _integrity_failure(cache, [obj], exc) from exc
-        if pk in imap and imap[pk] is not obj:
-            raise TransactionError(
-                f"Newly auto-generated id value {pk} was already used in transaction cache for another object"
-            )
-        auto.set_raw(obj, pk)
-        imap[pk] = obj
+    if keys is not None:
+        clash = register_keys(group, keys, auto, imap)
+        if clash >= 0:
+            raise _key_clash(keys[clash])
+        return
+    for obj in group:
+        # one by one: a later object of the group may refer to an earlier one's new key
+        row = _values(attrs, obj) if entity._wide_ else [_db(a, a.get_raw(obj)) for a in attrs]
+        try:
+            pk = yield cache, "insert_key", (sql, row, auto.column)
+        except TransactionIntegrityError as exc:
+            raise _integrity_failure(cache, [obj], exc) from exc
+        if register_keys([obj], [pk], auto, imap) >= 0:
+            raise _key_clash(pk)
+
+
+def _key_clash(pk: Any) -> TransactionError:
+    return TransactionError(
+        f"Newly auto-generated id value {pk} was already used in transaction cache for another object"
+    )
 
 
 #: column types whose values every supported database returns equal to the values sent
@@ -547,38 +518,17 @@ def _insert_values_steps(
     return keys
 
 
-def match_keys(rows: list[tuple[Any, ...]], returned: list[Any]) -> list[Any] | None:
-    """The key of each of ``rows`` from ``returned`` (key, *values) rows matched by their values.
-
-    Rows of equal values get their keys in ascending order; None when a returned row matches no
-    row left (the database stored a value other than the one sent) or values are unhashable.
-    """
-    if len(returned) != len(rows):
-        return None
-    waiting: dict[tuple[Any, ...], list[int]] = {}
-    try:
-        for index in range(len(rows) - 1, -1, -1):
-            waiting.setdefault(rows[index], []).append(index)
-        keys: list[Any] = [None] * len(rows)
-        for found in sorted(returned, key=itemgetter(0)):
-            indexes = waiting.get(tuple(found[1:]))
-            if not indexes:
-                return None
-            keys[indexes.pop()] = found[0]
-    except TypeError:  # an unhashable value, or keys that do not sort
-        return None
-    return keys
-
-
 def _update_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:
     attrs = _attrs_of(entity, shape[2])
     checks = shape[3]
     sql = Update(entity._table_, _columns(attrs), _key_match(entity, checks)).sql(cache.provider.dialect)
+    rows: list[Any]
     if entity._wide_:
         rows = [_values(attrs, obj) + _where_params(entity, obj, checks) for obj in group]
     else:
-        values = column_values(group, attrs, [a.to_db for a in attrs])
-        rows = [row + where for row, where in zip(values, _where_rows(entity, group, checks))]
+        # the new values of the written columns, then the key and the checked columns' known values
+        columns = [*attrs, *_where_attrs(entity, checks)]
+        rows = column_values(group, columns, [a.to_db for a in columns], known=True, known_from=len(attrs))
     yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True)
     mark_saved(cache, group, MODIFIED)
 
