@@ -36,6 +36,7 @@ from nextorm import (
     db_session,
     flush,
 )
+from nextorm.providers.postgres import _numbered
 
 pytestmark = pytest.mark.postgres
 
@@ -395,6 +396,41 @@ def test_one_new_object_gets_its_key_from_returning(
         'INSERT INTO "counter" ("name", "value") VALUES (%s, %s) RETURNING "id"'
     ]
     assert values(other_connection, "SELECT id FROM counter WHERE name = 'solo'") == [key]
+
+
+def test_statements_of_many_values_store_every_value_whatever_their_placeholders(
+    Counter: type, db: Database, other_connection: Any
+) -> None:
+    """A statement binding more values than psycopg keeps translated (a multi-row INSERT of new
+    objects) stores each value in its row; one whose text holds a literal ``%%`` runs as written."""
+    with db_session:
+        made = [Counter(name=f"c{i}", value=i * 10) for i in range(120)]
+        flush()
+        keys = {obj.name: obj.id for obj in made}
+        placeholders = ", ".join(["%s"] * 60)
+        found = db.select(
+            f"SELECT count(*) FROM counter WHERE name LIKE 'c%%' AND value IN ({placeholders})",
+            [i * 10 for i in range(60)],
+        )
+    assert found == [60]
+    stored = other_connection.execute("SELECT name, id, value FROM counter WHERE name LIKE 'c%'").fetchall()
+    assert {name: (pk, value) for name, pk, value in stored} == {
+        f"c{i}": (keys[f"c{i}"], i * 10) for i in range(120)
+    }
+
+
+def test_numbered_placeholders_replace_each_percent_s_or_nothing() -> None:
+    """PostgreSQL's ``$n`` stand for a long statement's ``%s`` in order; a statement with few values,
+    a literal ``%%`` or a count that does not match keeps psycopg's translation (None)."""
+    many = ", ".join(["%s"] * 51)
+    assert _numbered(f"INSERT INTO t VALUES ({many})", list(range(51))) == (
+        "INSERT INTO t VALUES (" + ", ".join(f"${n}" for n in range(1, 52)) + ")"
+    )
+    assert _numbered(f"SELECT ({many})", tuple(range(51))) is not None
+    assert _numbered("SELECT %s, %s", [1, 2]) is None
+    assert _numbered(f"SELECT '%%' || ({many})", list(range(51))) is None
+    assert _numbered(f"SELECT ({many})", list(range(52))) is None
+    assert _numbered(f"SELECT ({many})", {"a": 1}) is None
 
 
 # -- transactions and locks --------------------------------------------------------------------

@@ -39,7 +39,23 @@ from .identity import UniqueKey, flat_key, nested_key, reference_to_db, seed
 from .loading import load_missing, one_to_one_partner
 from .relationships import SetAttr, claim_partner, column_option, reference_value, relink
 from .session import active_session
-from .types import INT_SIZES, Array, Json, LongStr, TrackedArray, TrackedValue, column_type_for, show_short
+from .types import (
+    INT_SIZES,
+    Array,
+    FloatType,
+    IntType,
+    Json,
+    LongStr,
+    StrType,
+    TrackedArray,
+    TrackedValue,
+    column_type_for,
+    show_short,
+)
+
+#: column types whose ``validate`` returns a value of their Python type unchanged when it passes
+#: the checks ``Attribute.validate`` repeats inline
+_PLAIN_TYPES: dict[type, type] = {IntType: int, FloatType: float, StrType: str}
 
 #: the Python type of an attribute's value, as type checkers see it (``Required(int)`` reads as int)
 _T = TypeVar("_T")
@@ -112,6 +128,7 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
     is_column = True
     is_discriminator = False
     _counter = 0
+    _plain_type_: type | None = None
     #: the unique keys this attribute is part of, set when the mapping is generated
     unique_keys: tuple[UniqueKey, ...]
 
@@ -235,6 +252,7 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
         self.ctype: Any = column_type_for(self)
         if self.ctype is None:
             raise ERDiagramError(f"{self.__class__.__name__}({self.py_type!r}): unsupported column type")
+        self._plain_type_ = _PLAIN_TYPES.get(type(self.ctype))
         self.from_db = self.ctype.from_db
         self.to_db = self.ctype.to_db
         self.checked = self.ctype.checkable and not self.volatile and self.optimistic is not False
@@ -269,6 +287,25 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
 
     def validate(self, value: Any, obj: Any = None) -> Any:
         """``value`` converted for this attribute, or a ValidationError naming it."""
+        plain = self._plain_type_
+        if type(value) is plain and self.py_check is None:
+            # a value of the column's own type that every check below would pass unchanged; the
+            # rest (conversions, errors, stripped text) takes the full path
+            if plain is int:
+                ctype = self.ctype
+                if ctype.low <= value <= ctype.high:
+                    return value
+            elif plain is float:
+                if value - value == 0.0 and self.min is None and self.max is None:  # finite
+                    return value
+            elif (
+                value
+                and value.isascii()
+                and "\x00" not in value
+                and (self.max_len is None or len(value) <= self.max_len)
+                and (not self.autostrip or value.strip() is value)
+            ):
+                return value
         if value is None:
             if not self.nullable and not self.auto:
                 where = f"{obj!r}.{self.name}" if isinstance(obj, _impl.EntityBase) else self.qualname
@@ -651,6 +688,7 @@ class Reference(Attribute[_T]):
     is_reference = True
 
     def _set_column_type_(self) -> None:
+        self._plain_type_ = None
         self.ctype = ReferenceType(self)
         self.to_db = reference_to_db
         self.from_db = None

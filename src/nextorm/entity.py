@@ -504,7 +504,8 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 f"{cls.__name__} constructor accept only keyword arguments. "
                 f"Got: {len(args)} positional argument{'s' if len(args) > 1 else ''}"
             )
-        cls._database_._require_mapping_(cls)
+        if not cls._database_._mapped_:
+            cls._database_._require_mapping_(cls)
         attrs = cls._attrs_by_name_
         relations = cls._relations_by_name_
         for key, value in kwargs.items():
@@ -518,33 +519,39 @@ class Entity(EntityBase, metaclass=EntityMeta):
                 f"create {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
             )
         values = []
-        for attr in cls._columns_:
-            if attr.name in kwargs:
+        plan = cls.__dict__.get("_init_plan_")
+        if plan is None:
+            plan = cls._init_plan_ = tuple(  # type: ignore[attr-defined]  # set here, once per class
+                (a, a.name, a.is_reference, a.is_discriminator, a.auto) for a in cls._columns_
+            )
+        for attr, name, is_reference, is_discriminator, auto in plan:
+            if name in kwargs:
                 value = (
-                    attr.validate(kwargs[attr.name], None)
-                    if not attr.is_reference
-                    else attr.validate(kwargs[attr.name], _Owner(cache))
+                    attr.validate(kwargs[name], None)
+                    if not is_reference
+                    else attr.validate(kwargs[name], _Owner(cache))
                 )
-                if attr.is_discriminator and value != cls._discriminator_:
+                if is_discriminator and value != cls._discriminator_:
                     raise TypeError(
                         f"Invalid discriminator attribute value for {cls.__name__}. "
                         f"Expected: {cls._discriminator_!r}, got: {value!r}"
                     )
-            elif attr.auto:
+            elif auto:
                 value = None
-            elif attr.is_discriminator:
+            elif is_discriminator:
                 value = cls._discriminator_
             else:
                 value = attr.default_value()
                 value = attr.validate(value) if value is not None else attr.validate(None)
             values.append(value)
-        owner = _Owner(cache)
-        for collection in cls._collections_:
-            if collection.name in kwargs:  # refused before the object exists anywhere
-                SetInstance(owner, collection)._items(kwargs[collection.name])
+        if cls._collections_:
+            owner = _Owner(cache)
+            for collection in cls._collections_:
+                if collection.name in kwargs:  # refused before the object exists anywhere
+                    SetInstance(owner, collection)._items(kwargs[collection.name])
         self._init_state_(cache, CREATED)
-        for attr, value in zip(cls._columns_, values):
-            if value is not None or not attr.auto:
+        for (attr, _, _, _, auto), value in zip(plan, values):
+            if value is not None or not auto:
                 attr.set_raw(self, value)
         for attr in cls._fk_refs_:
             claim_partner(attr, self, attr.get_raw(self))

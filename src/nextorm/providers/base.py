@@ -184,13 +184,17 @@ class Provider:
         cursor = None
         with logged_sql(sql, params):
             try:
-                cursor = conn.execute(sql, params)
+                cursor = self.send(conn, sql, params)
                 description = cursor.description
                 rows = _fetch_all(cursor.fetchall) if description is not None else []
             except Exception as exc:
                 _close_quietly(cursor)  # an unfinished statement would keep its locks while the error lives
                 raise self.translate_error(exc) from exc
         return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))
+
+    def send(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> Any:
+        """Send one statement with its parameters; returns the driver's cursor."""
+        return conn.execute(sql, params)
 
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         """Run one statement for each row; returns the total row count."""
@@ -325,12 +329,16 @@ class Provider:
         finally:
             self.stats.add(sql, perf_counter() - started)
 
+    async def asend(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> Any:
+        """Awaitable ``send()``."""
+        return await conn.execute(sql, params)
+
     async def aexecute(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """Awaitable ``execute()``."""
         cursor = None
         with logged_sql(sql, params):
             try:
-                cursor = await conn.execute(sql, params)
+                cursor = await self.asend(conn, sql, params)
                 description = cursor.description
                 rows = list(await cursor.fetchall()) if description is not None else []
             except asyncio.CancelledError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import re
 import select
@@ -255,6 +256,18 @@ class PostgresProvider(Provider):
     def close_stream(self, cursor: Any) -> None:
         _close_cursor(cursor)
 
+    def send(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> Any:
+        numbered = _numbered(sql, params)
+        if numbered is None:
+            return conn.execute(sql, params)
+        return psycopg.RawCursor(conn).execute(numbered, params)
+
+    async def asend(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> Any:
+        numbered = _numbered(sql, params)
+        if numbered is None:
+            return await conn.execute(sql, params)
+        return await psycopg.AsyncRawCursor(conn).execute(numbered, params)
+
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         self._statements.sql = sql
         started = _time.perf_counter()
@@ -329,6 +342,35 @@ class PostgresProvider(Provider):
         error.original_exc = exc  # type: ignore[attr-defined]
         return error
 
+
+#: most parameters of a statement whose ``%s`` placeholders psycopg's cache keeps translated;
+#: longer ones (a multi-row INSERT) it would scan anew with a regular expression every time
+_CACHED_PARAMS = 50
+
+
+def _numbered(sql: str, params: Any) -> str | None:
+    """``sql`` with PostgreSQL's own ``$1, $2, ...`` for its ``%s`` placeholders, for a statement of
+    more parameters than psycopg caches; None when psycopg's translation is the one to use (few
+    parameters, named ones, a literal ``%%``, or a psycopg without raw cursors)."""
+    if type(params) not in (list, tuple) or len(params) <= _CACHED_PARAMS or not _HAS_RAW_CURSOR:
+        return None
+    return _numbered_text(sql, len(params))
+
+
+@functools.lru_cache(maxsize=64)
+def _numbered_text(sql: str, count: int) -> str | None:
+    parts = sql.split("%s")
+    # every % must open a %s placeholder: as psycopg does, placeholders inside literals count too
+    if len(parts) != count + 1 or sql.count("%") != count:
+        return None
+    numbered = [parts[0]]
+    for number, part in enumerate(parts[1:], 1):
+        numbered.append(f"${number}")
+        numbered.append(part)
+    return "".join(numbered)
+
+
+_HAS_RAW_CURSOR = psycopg is not None and hasattr(psycopg, "AsyncRawCursor")
 
 _stream_numbers = itertools.count(1)
 
