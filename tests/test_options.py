@@ -526,7 +526,7 @@ def test_entity_declarations_pony_refuses_are_refused(db) -> None:  # type: igno
 )
 def test_composite_key_parts_are_checked(db, body: str, message: str) -> None:  # type: ignore[no-untyped-def]
     """composite_key()/PrimaryKey(a, b) refuse what Pony refuses, naming the attribute."""
-    from nextorm import composite_index, composite_key  # noqa: F401 - used by the class body below
+    from nextorm import composite_index, composite_key
 
     source = f"class Key(db.Entity):\n    a = Required(int)\n    {body}\n"
     with pytest.raises(TypeError) as info:

@@ -35,7 +35,11 @@ def test_a_failure_gets_its_own_reason_else_its_class_or_module_reason() -> None
 def test_recorded_reasons_name_pony_tests() -> None:
     """Every line of reasons.md is read, names one of Pony's test modules and gives a reason."""
     reasons = _harness().known_reasons()
-    listed = [line for line in (ROOT / "tests" / "pony_compat" / "reasons.md").read_text().splitlines() if line.startswith("- `")]
+    listed = [
+        line
+        for line in (ROOT / "tests" / "pony_compat" / "reasons.md").read_text().splitlines()
+        if line.startswith("- `")
+    ]
     assert len(reasons) == len(listed) > 0
     for test, reason in reasons.items():
         assert test.startswith("pony.orm.tests.test_") and len(reason) > 8

@@ -16,6 +16,7 @@ from nextorm import Database, QueryResult, Required, db_session, select
 @pytest.fixture
 def people(db: Database) -> type:
     """Three people, ids 1-3 in the order Cid, Ann, Bob."""
+
     class Person(db.Entity):
         name = Required(str)
         age = Required(int)
@@ -46,7 +47,9 @@ def test_a_result_refuses_changes(people: type, change, title) -> None:
     """Every method that would change the items raises TypeError and leaves the result as it was."""
     with db_session:
         result = select(p for p in people)[:]
-        with pytest.raises(TypeError, match=re.escape(f"In order to do {title}, cast QueryResult to list first")):
+        with pytest.raises(
+            TypeError, match=re.escape(f"In order to do {title}, cast QueryResult to list first")
+        ):
             change(result)
         assert sorted(p.id for p in result) == [1, 2, 3]  # left as it was
 
@@ -59,9 +62,9 @@ def test_a_result_reads_as_a_list(people: type) -> None:
         assert result == [people[1], people[2], people[3]]
         assert len(result) == 3 and people[2] in result and result.index(people[3]) == 2
         assert result[1:] == [people[2], people[3]] and type(result[1:]) is list
-        assert result + [None] == [people[1], people[2], people[3], None]
-        assert [None] + result == [None, people[1], people[2], people[3]]
-        assert type(result + []) is list
+        assert result + [None] == [people[1], people[2], people[3], None]  # noqa: RUF005 - + itself is tested
+        assert [None] + result == [None, people[1], people[2], people[3]]  # noqa: RUF005
+        assert type(result + []) is list  # noqa: RUF005
         owned = result.to_list()
         assert type(owned) is list and owned == result
         owned.append(None)  # the caller's own list changes, the result does not

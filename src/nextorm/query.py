@@ -27,8 +27,8 @@ from .expressions import (
     expression_for,
     function,
 )
-from .results import QueryResult
 from .loading import fetch_steps, fetch_values_steps, prefetch_steps, refresh_columns_steps, stream_steps
+from .results import QueryResult
 from .session import require_session
 from .sql import AggregateOf, Count, DeleteWhere, Select, UpdateWhere, render
 from .steps import Steps, run_async, run_sync
