@@ -234,6 +234,8 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
         raise QueryError(f"Unknown operator {op!r}")
     if isinstance(value, Operand) and op not in ("in", "startswith", "endswith", "contains"):
         return compare(op, Column(attr), value)
+    if isinstance(value, Operand) and op in ("startswith", "endswith"):
+        return StringTest(op, Column(attr), value)  # a prefix the query computes (raw_sql('UPPER($y)'))
     if op == "in":
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
             raise AttributeTypeError(f"{attr.qualname}.in_() takes a collection of values, got {value!r}")
@@ -1153,10 +1155,11 @@ class StringTest(Expr):
     __slots__ = ("op", "part", "raw", "value")
 
     def __init__(self, op: str, value: Value, part: Any) -> None:
-        if isinstance(part, Operand) and op == "contains":
-            # a part the query computes (``s.bar in s.foo``)
+        if isinstance(part, Operand):
+            # a part the query computes (``s.bar in s.foo``, ``s.foo.startswith(raw_sql(...))``)
             part = value_of(part)
-            _check_text(part, "test of `in`")
+            if not (isinstance(part, RawSQL) and part.py_type is None):  # raw SQL's type is the user's word
+                _check_text(part, "test of `in`" if op == "contains" else f"{op}()")
         elif not isinstance(part, str):
             raise AttributeTypeError(f"{value!r}.{op}() takes a str, got {type(part).__name__}: {part!r}")
         self.op = op
@@ -1165,10 +1168,16 @@ class StringTest(Expr):
         self.raw = value.raw
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
-        text = self.value.sql(dialect, params)
-        if isinstance(self.part, Value):
-            return dialect.contains_value_sql(text, self.part.sql(dialect, params))
-        return dialect.string_test(self.op, text, self.part, params)
+        part = self.part
+        if isinstance(part, Value):
+            if self.op == "contains":
+                text = self.value.sql(dialect, params)
+                return dialect.contains_value_sql(text, part.sql(dialect, params))
+            # the dialect may spell the text or the part twice: each spelling binds its own values
+            return dialect.affix_value_sql(
+                self.op, lambda: self.value.sql(dialect, params), lambda: part.sql(dialect, params)
+            )
+        return dialect.string_test(self.op, self.value.sql(dialect, params), part, params)
 
     def entities(self) -> Iterator[Any]:
         yield from self.value.entities()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -152,6 +153,14 @@ class Dialect:
     def contains_value_sql(self, text: str, part: str) -> str:
         """Whether the string ``text`` contains the string value ``part`` (both SQL texts)."""
         return f"instr({text}, {part}) > 0"
+
+    def affix_value_sql(self, op: str, text: Callable[[], str], part: Callable[[], str]) -> str:
+        """Whether the string ``text`` starts (``op`` 'startswith') or ends with the string value
+        ``part``; each call of ``text``/``part`` spells it once more, binding its values in order."""
+        if op == "startswith":
+            return f"instr({text()}, {part()}) = 1"
+        # substr() from where the suffix would begin: never equal to a suffix longer than the text
+        return f"substr({text()}, length({text()}) - length({part()}) + 1) = {part()}"
 
     # -- Json paths and arrays ---------------------------------------------------------------------
 
@@ -624,6 +633,11 @@ class PostgresDialect(Dialect):
 
     def contains_value_sql(self, text: str, part: str) -> str:
         return f"strpos({text}, {part}) > 0"
+
+    def affix_value_sql(self, op: str, text: Callable[[], str], part: Callable[[], str]) -> str:
+        if op == "startswith":
+            return f"starts_with({text()}, {part()})"
+        return f"right({text()}, char_length({part()})) = {part()}"
 
     def json_scalar_sql(self, column: str, path: tuple[Any, ...], py_type: Any, params: list[Any]) -> str:
         params.append([str(key) for key in path])
