@@ -3391,7 +3391,7 @@ class _Rewriter:
                         QueryAttributeError(
                             f"{py_type.__name__!r} object has no attribute {func.attr!r}: {_source_text(func)}"
                         ),
-                        f"{attr.qualname} is a {py_type.__name__}: {self._at(node)}",
+                        f"{getattr(attr, 'qualname', attr)} is a {py_type.__name__}: {self._at(node)}",
                     )
                 raise self.unsupported(f"The method {func.attr}()", node)
             if node.keywords or any(self.uses_var(arg) for arg in node.args):
@@ -3551,12 +3551,12 @@ class _Rewriter:
         """``node`` (``p.a.b``) as the column, object or collection it reads."""
         chain = self.chain(node)
         if chain is None:
-            base = node
-            while isinstance(base, ast.Attribute):
-                base = base.value
-            if isinstance(base, ast.Subscript) and self._reads(base.slice):
+            inner: ast.expr = node
+            while isinstance(inner, ast.Attribute):
+                inner = inner.value
+            if isinstance(inner, ast.Subscript) and self._reads(inner.slice):
                 # `Group[s.group.number].dept`: an object looked up by a value of each row
-                raise self.refused(_source_text(base), node, "An object looked up by a value of the query")
+                raise self.refused(_source_text(inner), node, "An object looked up by a value of the query")
             raise self.unsupported(_construct(node), node)
         if self._is_plain(node):
             return node
