@@ -627,6 +627,24 @@ def test_group_concat_of_a_nested_generator(school) -> None:
             select(s for s in Student if s.name in group_concat((t.name for t in Student), sep=1))[:]
 
 
+def test_count_of_a_many_to_many_collection_reads_its_join_table(school) -> None:
+    """``count(s.courses)``, ``len()`` and ``.count()`` of a many-to-many collection count its rows of
+    the join table, without reading the members' table."""
+    Dept, Group, Student, Course, Passport = school
+    with db_session:
+        for query in (
+            select(s for s in Student if count(s.courses) == 2),
+            select(s for s in Student if len(s.courses) > 1),
+            select(s for s in Student if s.courses.count() == 2),
+        ):
+            assert names(query) == ["Ann"]
+            sql = query.sql()[0]
+            assert sql.count("SELECT") == 2 and Student.courses.table in sql
+        assert sorted(select((c.title, count(c.students)) for c in Course)) == [("Algebra", 2), ("Empty", 0), ("Poetry", 2)]
+        # with a condition on the members, their table is read
+        assert names(select(s for s in Student if s.courses.count(lambda c: c.credits > 4) == 1)) == ["Ann", "Bob"]
+
+
 def test_count_of_an_int_attribute(school) -> None:
     """``count(c.credits)`` of an int attribute counts its values (distinct unless told), and is not
     taken for ``count('*')``."""

@@ -486,7 +486,7 @@ class Subquery:
     aggregate applied to it (``COUNT`` with no value counts rows).
     """
 
-    __slots__ = ("aggregate", "distinct", "sources", "value", "where")
+    __slots__ = ("aggregate", "distinct", "link", "sources", "value", "where")
 
     def __init__(
         self,
@@ -501,11 +501,19 @@ class Subquery:
         self.aggregate = aggregate
         #: whether the aggregate reads distinct values (None: COUNT does, the others do not)
         self.distinct: bool | None = None
+        #: the count of a many-to-many collection's members: its ``MemberOf``, read from the join
+        #: table alone (each member is there once per owner), else None
+        self.link: MemberOf | None = None
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The nested query's text (raises NeedsScope outside a ``Scope``)."""
         if not isinstance(dialect, Scope):
             raise NeedsScope
+        if self.link is not None:
+            attr, alias, q = self.link.attr, dialect.fresh(), dialect.dialect.quote
+            pairs = zip(attr.owner_columns, self.link.owner.sql(dialect))
+            where = " AND ".join(f"{alias}.{q(column)} = {owner}" for column, owner in pairs)
+            return f"SELECT COUNT(*) FROM {q(attr.join_table)} {alias} WHERE {where}"
         aliases = dialect.enter(self.sources)
         what_params: list[Any] = []
         value, aggregate = self.value, self.aggregate

@@ -1350,7 +1350,11 @@ def _count_of(many: Any, where: str) -> Any:
     value = many.value
     if type(value) is Var:
         if many.exact and value is many.variables[-1]:
-            return many.query(aggregate="COUNT")
+            counted = many.query(aggregate="COUNT")
+            link = many.conditions[0] if len(many.conditions) == 1 else None
+            if len(many.variables) == 1 and type(link) is MemberOf and link.member.source is value:
+                counted.link = link  # a many-to-many collection: its rows of the join table
+            return counted
         return many.query(value=_pk_ref(value, where), aggregate="COUNT")
     return many.query(value=_operand(value) if not _is_object(value) else _pk_ref(value, where), aggregate="COUNT")
 
