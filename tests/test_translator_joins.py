@@ -417,6 +417,9 @@ def test_left_join_selecting_values(school) -> None:
             ("Arts", "g2", "Cid"), ("Arts", "g2", "Dee"), ("Math", "g1", "Ann"), ("Math", "g1", "Bob")
         ]
         assert sorted(select(n for g, n in sizes if n < 2)) == [0]
+        # `s is None`: the objects whose collection is empty
+        assert left_join((g.name, s) for g in Group for s in g.students if s is None)[:] == [("g3", None)]
+        assert sorted(left_join((g.name, s.name) for g in Group for s in g.students if s is not None))[0] == ("g1", "Ann")
         with pytest.raises(TranslationError, match="Collection expected inside left join query. Got: for s in Student"):
             left_join((g.name, s.name) for g in Group for s in Student)
         with pytest.raises(TranslationError, match="through several collections is not supported yet"):

@@ -1047,7 +1047,7 @@ def _compare(left: Any, op: str, right: Any, where: str) -> Any:
         if op not in ("==", "!="):
             raise TranslationError(f"An ordering comparison of objects is not supported in queries: {where}")
         if right is None:
-            if type(left) is Path:
+            if type(left) is Path or type(left) is Var:  # a left-joined object may be missing
                 return KeyIsNull(_key_of(left), negate=op == "!=")
             return _FALSE if op == "==" else _TRUE
         if _is_object(right) or type(right) is ColumnRef:
