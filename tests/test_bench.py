@@ -33,8 +33,14 @@ ASYNC_SYSTEMS = ("nextorm", "nextorm-pure", "sqlalchemy", "raw")
 ASYNC_WORKLOADS = [name for name, workload in WORKLOADS.items() if workload.asynchronous]
 
 
+#: the forms of the query workload a system has no syntax for
+NO_SYNTAX = {"pony": ("query-expr",), "sqlalchemy": ("query-gen",), "peewee": ("query-gen",)}
+
+
 def _supported(system: str, workload: str) -> bool:
     """Whether ``system`` is expected to measure ``workload`` (on SQLite)."""
+    if workload in NO_SYNTAX.get(system, ()):
+        return False
     return system in ASYNC_SYSTEMS or not WORKLOADS[workload].asynchronous
 
 
@@ -154,6 +160,29 @@ def test_systems_without_a_measured_asyncio_api_say_why(quick_run: dict[str, Any
     for workload in ASYNC_WORKLOADS:
         assert results[workload]["status"] == "unsupported"
         assert "asyncio" in results[workload]["note"]
+
+
+@pytest.mark.parametrize("system", list(NO_SYNTAX))
+def test_systems_without_a_query_form_say_why(quick_run: dict[str, Any], system: str) -> None:
+    """Pony has no attribute expressions, SQLAlchemy and Peewee no generators: unsupported, with the reason."""
+    if not SYSTEMS[system].installed():
+        pytest.skip(f"{system} is not installed")
+    results = _results(quick_run["report"], system)
+    for workload in NO_SYNTAX[system]:
+        assert results[workload]["status"] == "unsupported"
+        assert "has no" in results[workload]["note"] and "quer" in results[workload]["note"]
+
+
+def test_nextorm_measures_every_form_of_the_query(quick_run: dict[str, Any]) -> None:
+    """The query as a lambda, a generator and attribute expressions: each with its median and spread."""
+    for system in ("nextorm", "nextorm-pure"):
+        results = _results(quick_run["report"], system)
+        for workload in ("query", "query-gen", "query-expr"):
+            r = results[workload]
+            assert r["status"] == "ok", r
+            assert r["ops"] == QUICK["batch"]
+            low, high = r["ratio_to_raw_spread"]
+            assert low <= r["ratio_to_raw"] <= high
 
 
 @pytest.mark.skipif(not SYSTEMS["peewee"].installed(), reason="peewee is not installed")

@@ -116,6 +116,25 @@ WORKLOADS: dict[str, Workload] = {
             "ORDER BY id LIMIT 10 into tuples.",
         ),
         Workload(
+            "query-gen",
+            "the same query written as a generator",
+            "query_generator",
+            lambda c: c.batch,
+            "As query, written in Pony's generator syntax: select(p for p in Person if p.age == "
+            "age).order_by(Person.id)[:10], per query (nextorm, Pony; the others have no such "
+            "syntax). Beside query (a lambda) and query-expr it shows what each form of one query "
+            "costs. raw: the same SELECT.",
+        ),
+        Workload(
+            "query-expr",
+            "the same query written with attribute expressions",
+            "query_expression",
+            lambda c: c.batch,
+            "As query, written with attribute expressions: nextorm's Person.select(Person.age == "
+            "age), SQLAlchemy's and Peewee's own query (as in query); Pony has none. raw: the same "
+            "SELECT.",
+        ),
+        Workload(
             "count",
             "count() of a filtered query, repeated",
             "count",

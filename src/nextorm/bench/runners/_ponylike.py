@@ -154,6 +154,22 @@ class PonyLikeRunner(Runner):
             yield run
 
     @contextmanager
+    def query_generator(self) -> Iterator[Timed]:
+        """``select(p for p in Person if p.age == age).order_by(Person.id)[:10]``, M times."""
+        Person = self.Person
+        select = self.orm.select
+        ages = query_ages(self.config.batch)
+
+        def run() -> int:
+            return sum(
+                len(select(p for p in Person if p.age == age).order_by(Person.id)[:10])  # noqa: B023 - run at once
+                for age in ages
+            )
+
+        with self.orm.db_session:
+            yield run
+
+    @contextmanager
     def count(self) -> Iterator[Timed]:
         """``Person.select(lambda p: p.age == age).count()``, M times."""
         Person = self.Person

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from types import ModuleType
 from typing import Any, ClassVar
 
 import nextorm
 from nextorm import AsyncDatabase, acommit, db_session
-from nextorm.bench.dataset import Target, make_rows
-from nextorm.bench.runners import AsyncTimed, driver_versions, require_modules
+from nextorm.bench.dataset import Target, make_rows, query_ages
+from nextorm.bench.runners import AsyncTimed, Timed, driver_versions, require_modules
 from nextorm.bench.runners._ponylike import PonyLikeRunner
 from nextorm.bench.workloads import Config
 
@@ -42,6 +42,18 @@ class NextormRunner(PonyLikeRunner):
         """``Person.select(Person.id <= batch)``."""
         Person = self.Person
         return Person.select(Person.id <= self.config.batch)
+
+    @contextmanager
+    def query_expression(self) -> Iterator[Timed]:
+        """``Person.select(Person.age == age).order_by(Person.id)[:10]``, M times."""
+        Person = self.Person
+        ages = query_ages(self.config.batch)
+
+        def run() -> int:
+            return sum(len(Person.select(Person.age == age).order_by(Person.id)[:10]) for age in ages)
+
+        with db_session:
+            yield run
 
     def async_person(self) -> Any:
         """``Person`` on an AsyncDatabase bound to the target (aiosqlite or psycopg async), made on first use."""

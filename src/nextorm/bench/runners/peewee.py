@@ -34,6 +34,7 @@ class PeeweeRunner(Runner):
         "get": "no identity map: Person.get(Person.email == email)",
         "n-plus-1": "parent.children: a SELECT per parent",
         "to-dict": "playhouse.shortcuts.model_to_dict()",
+        "query-gen": "Peewee has no generator query syntax",
         "async-load": "not measured: Peewee 4's playhouse.pwasyncio is not wired in",
         "async-update": "not measured: Peewee 4's playhouse.pwasyncio is not wired in",
         "async-insert": "not measured: Peewee 4's playhouse.pwasyncio is not wired in",
@@ -168,6 +169,9 @@ class PeeweeRunner(Runner):
             )
 
         yield run
+
+    #: Peewee's query is written with attribute expressions already
+    query_expression = query
 
     @contextmanager
     def count(self) -> Iterator[Timed]:

@@ -17,7 +17,10 @@ class PonyRunner(PonyLikeRunner):
 
     orm: ClassVar[ModuleType] = pony.orm
     distributions = ("pony",)
-    notes = {name: "Pony has no asyncio API" for name in ("async-load", "async-update", "async-insert")}
+    notes = {
+        **{name: "Pony has no asyncio API" for name in ("async-load", "async-update", "async-insert")},
+        "query-expr": "Pony has no attribute-expression queries",
+    }
     # Pony stores None in an Optional(str) as '' unless told the column is nullable.
     email_options = {"nullable": True}
 

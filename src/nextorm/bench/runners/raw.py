@@ -181,6 +181,10 @@ class RawRunner(Runner):
         yield run
         self.conn.commit()
 
+    #: the query workload written as a generator or with expressions: the same SELECT here
+    query_generator = query
+    query_expression = query
+
     @contextmanager
     def count(self) -> Iterator[Timed]:
         """SELECT COUNT(*) of the rows of one age, M times."""

@@ -30,6 +30,7 @@ class SQLAlchemyRunner(Runner):
     distributions = ("sqlalchemy",)
     notes = {
         "session": "sessionmaker.begin()",
+        "query-gen": "SQLAlchemy has no generator query syntax",
         "async-load": "AsyncSession",
         "async-update": "AsyncSession, expire_on_commit=False",
         "async-insert": "AsyncSession, expire_on_commit=False",
@@ -196,6 +197,9 @@ class SQLAlchemyRunner(Runner):
                 )
 
             yield run
+
+    #: SQLAlchemy's query is written with attribute expressions already
+    query_expression = query
 
     @contextmanager
     def count(self) -> Iterator[Timed]:
