@@ -37,6 +37,10 @@ from cpython.unicode cimport PyUnicode_CheckExact
 
 cdef extern from "Python.h":
     bint PyType_IsSubtype(PyTypeObject* a, PyTypeObject* b)
+    # the same C calls on borrowed pointers: no reference is taken for the argument
+    PyObject* _dict_borrow "PyDict_GetItemWithError"(PyObject* mapping, PyObject* key)
+    PyTypeObject* _type_of "Py_TYPE"(PyObject* obj)
+    void _decref "Py_DECREF"(PyObject* obj)
     int PyGC_Enable()
     int PyGC_Disable()
     PyTypeObject PyMemberDescr_Type
@@ -434,34 +438,69 @@ cdef object _missing_attr_hook(object cls):
 
 
 cdef object _lookup(object cls, object key):
-    """``lookup``; only a key of the plain types is looked up in the map (see ``_is_plain_key``)."""
+    """``lookup``; only a key of the plain types is looked up in the map (see ``_is_plain_key``).
+
+    A hit takes no reference it does not return: the session, its maps and the object are read
+    as borrowed pointers (the context variable, the session and the maps keep them alive while
+    no Python code runs). Every reference count change costs more from Python 3.12 on (immortal
+    objects), and a hit is otherwise only a few dict probes.
+    """
+    cdef PyObject* session = NULL
+    cdef PyObject* imap
+    cdef PyObject* obj
     if not _is_plain_key(key):
         return cls._lookup_miss_(key)
-    session = _current()
-    if session is None:
+    PyContextVar_Get(_session_var, NULL, &session)
+    if session is NULL:
         return cls._lookup_miss_(key)
+    _decref(session)  # the context variable still holds it
+    if session is <PyObject*>None:
+        return cls._lookup_miss_(key)
+    if not PyType_IsSubtype(_type_of(session), <PyTypeObject*>SessionBase):
+        return _lookup_any(cls, key, <object>session)
+    if (<SessionBase>session).owner is not None or (<SessionBase>session).maps is None:
+        return _lookup_any(cls, key, <object>session)
+    imap = _borrow_item(<PyObject*>(<SessionBase>session).maps, <PyObject*>cls)
+    if imap is NULL:
+        return cls._lookup_miss_(key)
+    if _type_of(imap) is not <PyTypeObject*>dict:
+        return _lookup_any(cls, key, <object>session)
+    obj = _borrow_item(imap, <PyObject*>key)
+    # a hierarchy shares one map: an object of another class is the slow path's to judge
+    if obj is not NULL and <PyObject*>_type_of(obj) is <PyObject*>cls:
+        if PyType_IsSubtype(_type_of(obj), <PyTypeObject*>EntityBase):
+            if (<EntityBase>obj)._status_ < _DELETED:
+                return <object>obj
+        elif (<object>obj)._status_ < _DELETED:
+            return <object>obj
+    return cls._lookup_miss_(key)
+
+
+cdef object _lookup_any(object cls, object key, object session):
+    """``_lookup`` for a session or map that is not the compiled base type (a stand-in in tests)."""
     if isinstance(session, SessionBase):
         if (<SessionBase>session).owner is not None:
             return cls._lookup_miss_(key)
         maps = (<SessionBase>session).maps
         if maps is None:
             raise AttributeError("'NoneType' object has no attribute 'get'")
-        imap = _dict_get(maps, cls, None)
+        imap = maps.get(cls)
     else:
         if session.owner is not None:
             return cls._lookup_miss_(key)
         imap = session.maps.get(cls)
     if imap is None:
         return cls._lookup_miss_(key)
-    obj = _dict_get(imap, key, None) if type(imap) is dict else imap.get(key)
-    # a hierarchy shares one map: an object of another class is the slow path's to judge
-    if obj is not None and <PyObject*>Py_TYPE(obj) is <PyObject*>cls:
-        if isinstance(obj, EntityBase):
-            if (<EntityBase>obj)._status_ < _DELETED:
-                return obj
-        elif obj._status_ < _DELETED:
-            return obj
+    obj = imap.get(key)
+    if obj is not None and <PyObject*>Py_TYPE(obj) is <PyObject*>cls and obj._status_ < _DELETED:
+        return obj
     return cls._lookup_miss_(key)
+
+
+cdef inline PyObject* _borrow_item(PyObject* mapping, PyObject* key) except? NULL:
+    """``mapping[key]`` of an exact dict as a borrowed pointer, NULL when absent (an error, such
+    as an unhashable key, is set as well and propagates through ``except? NULL``)."""
+    return _dict_borrow(mapping, key)
 
 
 def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t npk, check_mask, rows):
