@@ -351,6 +351,10 @@ class Members(Generic[_E]):
 
     __slots__ = ("_items", "_set")
 
+    #: Python's sum(), min() and max() over such a generator read the loaded members (the
+    #: query functions of the same names see this and step aside)
+    reads_loaded_members = True
+
     def __init__(self, members: SetInstance[_E]) -> None:
         self._set = members
         self._items: Iterator[_E] | None = None

@@ -179,10 +179,8 @@ def _is_query_generator(value: Any, members: bool = False) -> bool:
         return True
     if not isinstance(value, types.GeneratorType) or value.gi_frame is None:
         return False
-    from .relationships import Members  # noqa: PLC0415 - relationships imports the query layer
-
     source = value.gi_frame.f_locals.get(".0")
-    if type(source) is Members and not members:
+    if not members and getattr(source, "reads_loaded_members", False):
         return False
     return hasattr(source, "query")
 
