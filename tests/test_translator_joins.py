@@ -889,3 +889,74 @@ def test_joined_queries_run_awaited(adb: AsyncDatabase) -> None:
             return names(by_dept), names(with_course), counted, sorted(sizes), first
 
     assert asyncio.run(main()) == (["Ann", "Bob"], ["g1"], 1, [("g1", 2), ("g2", 0)], ["Ann"])
+
+
+def test_set_based_writes_with_paths_and_nested_queries(db: Any, sql_log: Any) -> None:
+    """delete(bulk=True) and update() whose conditions read other tables (a reference path, a
+    nested query over the same table) pick the rows by key, composite keys included."""
+
+    class Teacher(db.Entity):
+        id = PrimaryKey(int)
+        name = Required(str)
+        marks = Set("Mark")
+
+    class Pupil(db.Entity):
+        id = PrimaryKey(int)
+        marks = Set("Mark")
+
+    class Mark(db.Entity):
+        pupil = Required(Pupil)
+        subject = Required(str)
+        PrimaryKey(pupil, subject)
+        value = Required(str)
+        teacher = Required(Teacher)
+
+    db.generate_mapping(create_tables=True)
+
+    def fill() -> None:
+        with db_session:
+            select(m for m in Mark).delete(bulk=True)
+            Teacher.select().delete(bulk=True)
+            Pupil.select().delete(bulk=True)
+        with db_session:
+            ann, bob = Teacher(id=1, name="Ann"), Teacher(id=2, name="Bob")
+            p1, p2 = Pupil(id=1), Pupil(id=2)
+            Mark(pupil=p1, subject="math", value="A", teacher=ann)
+            Mark(pupil=p1, subject="art", value="B", teacher=bob)
+            Mark(pupil=p2, subject="math", value="C", teacher=ann)
+
+    def left() -> list[tuple[int, str, str]]:
+        with db_session:
+            return sorted((m.pupil.id, m.subject, m.value) for m in Mark.select())
+
+    fill()
+    with db_session:
+        sql_log.clear()
+        assert select(m for m in Mark if m.teacher.name == "Ann").delete(bulk=True) == 2
+        deletes = [s for s in sql_log.statements if s.startswith("DELETE")]
+        assert len(deletes) == 1 and " IN (SELECT " in deletes[0]
+    assert left() == [(1, "art", "B")]
+
+    fill()
+    with db_session:  # every mark but the best one (a nested query over the same table)
+        gone = select(m for m in Mark if exists(m2 for m2 in Mark if m2.value < m.value)).delete(bulk=True)
+        assert gone == 2
+    assert left() == [(1, "math", "A")]
+
+    fill()
+    with db_session:
+        assert select(m for m in Mark if m.teacher.id == 2 or m.pupil.id == 2).delete(bulk=True) == 2
+    assert left() == [(1, "math", "A")]
+
+    fill()
+    with db_session:
+        assert Mark.select(lambda m: m.teacher.name == "Bob").update(value="F") == 1
+    assert left() == [(1, "art", "F"), (1, "math", "A"), (2, "math", "C")]
+
+    fill()
+    with db_session:  # conditions on the table's own columns keep the plain statement
+        sql_log.clear()
+        assert select(m for m in Mark if m.value == "C").delete(bulk=True) == 1
+        deletes = [s for s in sql_log.statements if s.startswith("DELETE")]
+        assert len(deletes) == 1 and "SELECT" not in deletes[0]
+    assert left() == [(1, "art", "B"), (1, "math", "A")]

@@ -637,7 +637,7 @@ class Query(Generic[_E]):
                     value = value._pk_raw_() if hasattr(value, "_pk_raw_") else value
                 sets.append((attr.column, value if value is None or attr.to_db is None else attr.to_db(value)))
             attrs.append(attr)
-        return UpdateWhere(entity._table_, tuple(sets), self._where + entity._kind_filter_), attrs
+        return UpdateWhere(entity._table_, tuple(sets), self._where + entity._kind_filter_, entity._pk_columns_), attrs
 
     def update_steps(self, values: dict[str, Any]) -> Steps[int]:
         """Steps running one UPDATE of every matching row; objects in the session get the new values."""
@@ -713,7 +713,7 @@ class Query(Generic[_E]):
                 f"delete(bulk=True) of {self.entity.__name__} takes a query without limit, offset or aggregates"
             )
         database = self.entity._database_
-        sql, params = render(DeleteWhere(self.entity._table_, self._where + self.entity._kind_filter_), database._provider_or_fail().dialect)
+        sql, params = render(DeleteWhere(self.entity._table_, self._where + self.entity._kind_filter_, self.entity._pk_columns_), database._provider_or_fail().dialect)
         cache = require_session().cache_for(database)
         yield from cache.flush_steps()
         cache.generation += 1

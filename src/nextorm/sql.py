@@ -780,6 +780,8 @@ class UpdateWhere:
     table: str
     values: tuple[tuple[str, Any], ...]
     where: Sequence[Condition] = ()
+    #: the table's primary key columns: conditions reading other tables pick the rows by key
+    key: tuple[str, ...] = ()
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The statement's text, appending its bound values to ``params``."""
@@ -793,7 +795,7 @@ class UpdateWhere:
                 sets.append(f"{q(column)} = {dialect.param}")
         sql = f"UPDATE {q(self.table)} SET {', '.join(sets)}"
         if self.where:
-            sql += " WHERE " + " AND ".join(c.sql(dialect, params) for c in self.where)
+            sql += " WHERE " + _rows_where(self.table, self.where, self.key, dialect, params)
         return sql
 
 
@@ -815,13 +817,38 @@ class DeleteWhere:
 
     table: str
     where: Sequence[Condition] = ()
+    #: the table's primary key columns: conditions reading other tables pick the rows by key
+    key: tuple[str, ...] = ()
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The statement's text, appending its bound values to ``params``."""
         sql = f"DELETE FROM {dialect.quote(self.table)}"
         if self.where:
-            sql += " WHERE " + " AND ".join(c.sql(dialect, params) for c in self.where)
+            sql += " WHERE " + _rows_where(self.table, self.where, self.key, dialect, params)
         return sql
+
+
+def _rows_where(
+    table: str, where: Sequence[Condition], key: tuple[str, ...], dialect: Dialect, params: list[Any]
+) -> str:
+    """The WHERE of a set-based UPDATE/DELETE of ``table``.
+
+    Conditions on the table's own columns are used as they are. A condition that reads another
+    table (a reference path such as ``g.teacher.name``) or holds a nested query needs table
+    aliases, which UPDATE and DELETE cannot declare portably: the rows are then picked by key,
+    ``key IN (SELECT key FROM table JOIN ... WHERE ...)``.
+    """
+    local: list[Any] = []
+    try:
+        text = " AND ".join(c.sql(dialect, local) for c in where)
+    except NeedsScope:
+        if not key:
+            raise
+        local = []
+        rows = Select(table, columns=key, where=where)
+        text = InSubquery(key[0] if len(key) == 1 else key, rows).sql(dialect, local)
+    params.extend(local)
+    return text
 
 
 # -- schema -----------------------------------------------------------------------------------
