@@ -16,6 +16,7 @@ from nextorm import (
     IncomparableTypesError,
     QueryNameError,
     Required,
+    Set,
     UnknownAttributeError,
     db_session,
     select,
@@ -190,6 +191,54 @@ def test_repeated_lambda_about_another_entity_raises_each_time(shelter) -> None:
             with pytest.raises(UnknownAttributeError, match="A condition on Pet cannot filter Owner"):
                 lambda_on_another_entity(Owner, Pet)
         assert [p.name for p in lambda_on_another_entity(Pet, Pet)] == ["Rex"]
+
+
+def generator_on_another_entity(E: Any, other: Any) -> Any:
+    return select(x for x in E if other.name == "Rex")
+
+
+def values_generator_on_another_entity(E: Any, other: Any) -> Any:
+    return select(x.name for x in E if other.name == "Rex")
+
+
+def test_generator_about_another_entity_raises_each_time(shelter) -> None:
+    """A generator whose condition reads an attribute of a class it does not iterate is refused on
+    its first and on every repeated run, as the lambda form is (not read as the query's own column)."""
+    Owner, Pet = shelter
+    with db_session:
+        for query in (generator_on_another_entity, values_generator_on_another_entity):
+            for _ in range(2):
+                with pytest.raises(UnknownAttributeError, match="A condition on Pet cannot filter Owner"):
+                    query(Owner, Pet)
+        assert [p.name for p in generator_on_another_entity(Pet, Pet)] == ["Rex"]
+        assert list(values_generator_on_another_entity(Pet, Pet)) == ["Rex"]
+
+
+def test_a_referenced_key_read_as_the_reference_column_is_the_query_own(school_of_two) -> None:
+    """``s.group.id`` is read from Student's own column: the check above accepts it, first and repeated."""
+    _, Student = school_of_two
+    with db_session:
+        for _ in range(2):
+            assert [s.name for s in select(s for s in Student if s.group.id == 1)] == ["Ann"]
+
+
+@pytest.fixture
+def school_of_two(db: Any) -> tuple[Any, Any]:
+    """Two groups with a student each."""
+
+    class Group(db.Entity):
+        name = Required(str)
+        students = Set("Student")
+
+    class Student(db.Entity):
+        name = Required(str)
+        group = Required(Group)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Student(name="Ann", group=Group(name="g1"))
+        Student(name="Bob", group=Group(name="g2"))
+    return Group, Student
 
 
 def test_same_lambda_code_as_filter_of_a_named_query_and_on_the_entity(shelter) -> None:

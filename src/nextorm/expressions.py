@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ._impl import EntityBase
-from .exceptions import AttributeTypeError, QueryError, TranslationError, noted
+from .exceptions import AttributeTypeError, QueryError, TranslationError, UnknownAttributeError, noted
 from .types import COLUMN_TYPES, Json
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ __all__ = [
     "Var",
     "as_expr",
     "case",
+    "check_entities",
     "coalesce",
     "column_sql",
     "concat",
@@ -559,11 +560,14 @@ class ColumnOperand(Operand):
 class ColumnRef(ColumnOperand):
     """An attribute read through a source (``p.group.name``); compares like the attribute itself."""
 
-    __slots__ = ("attr", "column", "column_names", "ctype", "py_type", "qualname", "source", "to_db", "width")
+    __slots__ = ("attr", "column", "column_names", "ctype", "owner", "py_type", "qualname", "source", "to_db", "width")
 
     def __init__(self, source: Var | Path | None, attr: Any) -> None:
         self.source = source
         self.attr = attr
+        #: the entity whose row holds the column when that is not ``attr``'s (a referenced key read
+        #: as the reference's own column: ``s.group.id`` is a column of Student typed as Group.id)
+        self.owner: Any = None
         self.column = attr.column
         self.column_names = attr.column_names
         self.width = attr.width
@@ -586,7 +590,7 @@ class ColumnRef(ColumnOperand):
         """The query's entity when the path starts at the query's object, else None."""
         source = self.source
         if source is None:
-            return self.attr.entity
+            return self.attr.entity if self.owner is None else self.owner
         if type(source) is Path and source.root() is None:
             first = source
             while type(first.base) is Path:
@@ -608,6 +612,16 @@ def column_sql(attr: Any, dialect: Dialect) -> str:
     if type(attr) is ColumnRef:
         return dialect.column_ref(attr)
     return dialect.column(attr.column)
+
+
+def check_entities(entity: Any, conditions: Any) -> None:
+    """UnknownAttributeError unless each condition is about ``entity`` (or a base or subclass of it)."""
+    for condition in conditions:
+        for other in condition.entities():
+            if other is not entity and not issubclass(entity, other) and not issubclass(other, entity):
+                raise UnknownAttributeError(
+                    f"A condition on {other.__name__} cannot filter {entity.__name__} objects: {condition!r}"
+                )
 
 
 def root_entities(attr: Any) -> Iterator[Any]:

@@ -9,9 +9,14 @@ from typing import IO, Any, Generic, TypeVar, cast, overload
 from ._impl import Column as AttributeBase
 from ._impl import EntityBase
 from .display import show_objects
-from .exceptions import MultipleObjectsFoundError, QueryError, ReadOnlyAttributeError, UnknownAttributeError, noted
+from .exceptions import (
+    MultipleObjectsFoundError,
+    QueryError,
+    ReadOnlyAttributeError,
+    UnknownAttributeError,
+    noted,
+)
 from .expressions import (
-    _db_value,
     Aggregate,
     BoolOp,
     Column,
@@ -21,9 +26,11 @@ from .expressions import (
     OrderBy,
     RawSQL,
     TableColumn,
-    Var,
     Value,
+    Var,
+    _db_value,
     as_expr,
+    check_entities,
     expression_for,
     function,
 )
@@ -32,7 +39,7 @@ from .results import QueryResult
 from .session import require_session
 from .sql import AggregateOf, Count, DeleteWhere, Select, UpdateWhere, render
 from .steps import Steps, run_async, run_sync
-from .translator import conditions_from, is_query_text, order_from
+from .translator import conditions_from, is_query_text, order_from, use_query_classes
 
 INT64_MAX = 2**63 - 1
 
@@ -846,16 +853,6 @@ def conditions_for(
     return tuple(result)
 
 
-def check_entities(entity: Any, conditions: Any) -> None:
-    """UnknownAttributeError unless each condition is about ``entity`` (or a base or subclass of it)."""
-    for condition in conditions:
-        for other in condition.entities():
-            if other is not entity and not issubclass(entity, other) and not issubclass(other, entity):
-                raise UnknownAttributeError(
-                    f"A condition on {other.__name__} cannot filter {entity.__name__} objects: {condition!r}"
-                )
-
-
 #: the value types (of attributes and of keyword values) whose ``get(attr=value, ...)`` shares a
 #: cached SELECT text per shape: values that bind as themselves, never an expression or an object
 _PLAIN_TYPES = frozenset({str, int, float, bool, bytes})
@@ -896,3 +893,8 @@ def keyword_get_sql(entity: Any, values: dict[str, Any]) -> tuple[str, list[Any]
         if len(params) >= len(bound) and all(type(a) is type(b) and a == b for a, b in zip(bound, params)):
             entity._keyword_sql_[shape] = (dialect, sql, attrs, tuple(params[len(bound) :]))
     return sql, params
+
+
+# the translator builds the queries of repeated generators directly (it cannot import this module,
+# which imports it): it is given the two classes it makes
+use_query_classes(Query, QueryIterator)

@@ -33,19 +33,18 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from . import query as _queries  # the package imports it first: its names are read when called
 from ._impl import Column as _AttributeBase
 from .exceptions import (
     AttributeTypeError,
     ExprEvalError,
     IncomparableTypesError,
     OrmError,
+    QueryAttributeError,
     QueryError,
+    QueryNameError,
     TranslationError,
     UnknownAttributeError,
     UnsupportedQueryError,
-    QueryAttributeError,
-    QueryNameError,
     noted,
 )
 from .expressions import (
@@ -66,15 +65,16 @@ from .expressions import (
     Value,
     Var,
     case,
+    check_entities,
     coalesce,
+    comparable_types,
     compare,
     concat,
     desc,
-    comparable_types,
     expression_for,
     function,
-    is_numeric_type,
     greatest,
+    is_numeric_type,
     least,
     raw_sql_parts,
     value_of,
@@ -117,6 +117,7 @@ __all__ = [
     "order_from",
     "select",
     "sum",
+    "use_query_classes",
 ]
 
 
@@ -993,6 +994,7 @@ def _key_read_through(source: Any, attr: Any, name: str) -> ColumnRef | None:
     ref = ColumnRef(source, keys[0])
     ref.column = reference_columns(attr)[0]
     ref.column_names = (ref.column,)
+    ref.owner = attr.entity
     return ref
 
 
@@ -1656,6 +1658,20 @@ def _failing_external(
 
 
 _translations: dict[Any, _Translation] = {}
+class _query_classes:
+    """The query module's ``Query`` and ``QueryIterator``, given by ``use_query_classes``."""
+
+    Query: Any = None
+    QueryIterator: Any = None
+
+
+def use_query_classes(query: Any, iterator: Any) -> None:
+    """Called once by the query module (which imports this one): the classes of the queries a
+    repeated generator builds directly, and of an entity's iterator it recognises."""
+    _query_classes.Query = query
+    _query_classes.QueryIterator = iterator
+
+
 #: the last translation of each code object, by the code's id: (code, entity, key, translation)
 _recent: dict[int, tuple[Any, Any, Any, _Translation]] = {}
 _CACHE_SIZE = 10_000
@@ -1669,7 +1685,7 @@ def _query_of(query: Any, function: str) -> Any:
         if frame is not None and not query.gi_suspended and not query.gi_running:
             local_values = frame.f_locals  # built anew on each access: read it once
             source = local_values.get(".0")
-            if type(source) is _queries.QueryIterator and source._query is None:
+            if type(source) is _query_classes.QueryIterator and source._query is None:
                 code = query.gi_code
                 hit = _recent.get(id(code))
                 if hit is not None and hit[0] is code and hit[1] is source.entity and hit[2] is None:
@@ -1779,7 +1795,9 @@ def _query_of(query: Any, function: str) -> Any:
             flat.append(item)
         selection = tuple(flat)
     conditions = _finish_conditions(source_query.entity, translation, result)
-    # the conditions are built on the attributes of source_query's entity: no check needed
+    if not translation.several and shape is None:
+        # an attribute of a class the query does not iterate (``Other.name == x``) is refused
+        check_entities(source_query.entity, conditions)
     query = source_query._named(var, conditions)
     if joined_on:
         if source_query._sources:
@@ -1815,13 +1833,16 @@ def _repeat(translation: _Translation, entity: Any, local_values: Any, globals_:
         return None
     result = translation.bound(entity, globals_, values)
     if translation.shape is None:
-        query = _queries.Query(entity, _finish_conditions(entity, translation, result))
+        conditions = _finish_conditions(entity, translation, result)
     else:
         selection = result[0]
         for item in selection:
             if type(item) is _Many:
                 return None
-        query = _queries.Query(entity, _finish_conditions(entity, translation, result[1:]))
+        conditions = _finish_conditions(entity, translation, result[1:])
+    check_entities(entity, conditions)
+    query = _query_classes.Query(entity, conditions)
+    if translation.shape is not None:
         query._select = selection
         query._tuple = translation.shape == "tuple"
     query._var = translation.var
