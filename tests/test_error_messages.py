@@ -7,6 +7,7 @@ message names the entity, attribute, value or expression at fault.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
@@ -265,3 +266,55 @@ def test_comparing_an_attribute_with_a_value_of_another_type(school: Any) -> Non
         assert {s.name for s in select(s for s in Student if s.group.number > 100.5)} == {"Ann", "Bob"}
         assert not select(s for s in Student if s.group.number > 101.5).exists()
         assert [s.name for s in select(s for s in Student if s.gpa > 3.9)] == ["Bob"]
+
+
+def test_arithmetic_on_operands_of_wrong_types_names_both_types_and_the_expression(school: Any) -> None:
+    """``s.name + 2`` is a QueryError (a TypeError) naming both types, the operator and the
+    expression as written; a note gives the query's line (and what date arithmetic allows)."""
+    Student = school.Student
+    word, day = "abc", date(2020, 1, 1)
+    with db_session:
+        with pytest.raises(QueryError) as info:
+            select(s for s in Student if s.group.number + s.name < 0)
+        error = info.value
+        assert isinstance(error, TypeError)
+        assert str(error) == "Unsupported operand types 'int' and 'str' for operation '+' in expression: s.group.number + s.name"
+        assert "`s.group.number + s.name` at line" in _notes(error) and "test_error_messages.py" in _notes(error)
+        with pytest.raises(QueryError) as info:
+            select(s for s in Student if s.gpa ** word > 10)
+        assert str(info.value) == "Unsupported operand types 'float' and 'str' for operation '**' in expression: s.gpa ** word"
+        with pytest.raises(QueryError) as info:
+            select(s for s in Student if s.name + 2 > 10)
+        assert str(info.value) == "Unsupported operand types 'str' and 'int' for operation '+' in expression: s.name + 2"
+        with pytest.raises(QueryError) as info:  # the innermost wrong operation is named
+            select(s for s in Student if (s.gpa * 2 - day) * 3 > 1)
+        assert str(info.value) == "Unsupported operand types 'float' and 'date' for operation '-' in expression: s.gpa * 2 - day"
+        with pytest.raises(QueryError) as info:
+            select("s for s in Student if s.name - word == 1")
+        assert str(info.value) == "Unsupported operand types 'str' and 'str' for operation '-' in expression: s.name - word"
+        assert "s.name - word" in _notes(info.value)
+        # the attribute-expression form names the attribute by its entity
+        with pytest.raises(QueryError) as info:
+            Student.select(Student.name + 2 > 10)
+        assert str(info.value) == "Unsupported operand types 'str' and 'int' for operation '+' in expression: Student.name + 2"
+        # operands of the right types still compute
+        assert {s.name for s in select(s for s in Student if s.gpa * 2 - 1 > 6.5)} == {"Bob"}
+        assert sorted(select(s.name + "!" for s in Student)) == ["Ann!", "Bob!"]
+
+
+def test_date_arithmetic_with_a_value_of_another_type_says_what_is_allowed(db: Database) -> None:
+    """``e.d - "x"`` names both types and the expression; a note tells what date arithmetic takes."""
+
+    class Event(db.Entity):
+        d = Required(date)
+
+    db.generate_mapping(create_tables=True)
+    s = "hello"
+    with db_session:
+        with pytest.raises(QueryError) as info:
+            select(e for e in Event if e.d - s > 1)
+        assert str(info.value) == "Unsupported operand types 'date' and 'str' for operation '-' in expression: e.d - s"
+        assert "moves a date or datetime by a timedelta" in _notes(info.value)
+        with pytest.raises(QueryError) as info:
+            select(e for e in Event if 3 + e.d > s)
+        assert str(info.value) == "Unsupported operand types 'int' and 'date' for operation '+' in expression: 3 + e.d"

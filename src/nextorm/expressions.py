@@ -1786,21 +1786,39 @@ def _type_name(py_type: Any) -> str:
     return getattr(py_type, "__name__", repr(py_type))
 
 
+def operand_types_message(left_type: str, right_type: str, op: str, expression: str) -> str:
+    """The message of arithmetic on operands of types it does not apply to (``str + int``)."""
+    return (
+        f"Unsupported operand types {left_type!r} and {right_type!r} for operation {op!r} "
+        f"in expression: {expression}"
+    )
+
+
+def _operand_types_error(op: str, left: Value, right: Value, note: str = "") -> QueryError:
+    """A QueryError for ``left <op> right`` naming both types and the expression.
+
+    It keeps the types and the operator in ``operand_types``: a translated query words the
+    error again with the expression as its source spells it (``s.name + 2``, not ``Student.name + 2``).
+    """
+    kinds = (_type_name(left.py_type), _type_name(right.py_type), op)
+    error = noted(QueryError(operand_types_message(*kinds, f"{left!r} {op} {right!r}")), note)
+    error.operand_types = kinds  # type: ignore[attr-defined]
+    return error
+
+
 def arithmetic(op: str, left: Any, right: Any) -> Value:
     """``left <op> right`` of numbers (``+`` of strings concatenates)."""
     left, right = value_of(left), value_of(right)
     lt, rt = left.py_type, right.py_type
     if op == "+" and (lt is str or rt is str):
         if lt is not str or rt is not str:
-            raise QueryError(f"Unsupported operand types for +: {left!r} and {right!r}")
+            raise _operand_types_error(op, left, right)
         return Func("concat", (left, right), str)
     if op in "+-" and (_is_date(lt) or _is_date(rt)):
         return _date_arithmetic(op, left, right)
     for py_type in (lt, rt):
         if not _is_numeric(py_type):
-            raise QueryError(
-                f"Unsupported operand types {_type_name(lt)!r} and {_type_name(rt)!r} for {op}: {left!r} {op} {right!r}"
-            )
+            raise _operand_types_error(op, left, right)
     if op == "/":
         floating = float if float in (lt, rt) or Decimal not in (lt, rt) else Decimal
         name = "div" if floating is Decimal or float in (lt, rt) else "int_div_true"
@@ -1822,6 +1840,7 @@ def _is_date(py_type: Any) -> bool:
 def _date_arithmetic(op: str, left: Value, right: Value) -> Value:
     """A date or datetime moved by a timedelta, or the timedelta between two dates or datetimes."""
     lt, rt = left.py_type, right.py_type
+    given = left, right  # as written, for the error
     if lt is timedelta and op == "+":
         left, right, lt, rt = right, left, rt, lt  # td + date is date + td
     if isinstance(lt, type) and issubclass(lt, date) and rt is timedelta and isinstance(right, Param):
@@ -1831,9 +1850,8 @@ def _date_arithmetic(op: str, left: Value, right: Value) -> Value:
     if op == "-" and lt in (date, datetime) and rt in (date, datetime) and (lt is rt or Param in (type(left), type(right))):
         kind = lt if not isinstance(left, Param) else rt
         return Func("date_diff" if kind is date else "datetime_diff", (left, right), timedelta)
-    raise QueryError(
-        f"Unsupported operand types {_type_name(lt)!r} and {_type_name(rt)!r} for {op}: {left!r} {op} {right!r}"
-        " (a query moves a date or datetime by a timedelta value, or subtracts two of them)"
+    raise _operand_types_error(
+        op, *given, "A query moves a date or datetime by a timedelta value, or subtracts two of them."
     )
 
 

@@ -76,6 +76,7 @@ from .expressions import (
     greatest,
     is_numeric_type,
     least,
+    operand_types_message,
     raw_sql_parts,
     value_of,
 )
@@ -433,6 +434,19 @@ class _Runtime:
     def scope_item(value: Any, name: str) -> Any:
         """A name of the enclosing scope selected by itself: refused (a query selects what it reads)."""
         raise TranslationError(f"External parameter {name!r} cannot be used as query result")
+
+    @staticmethod
+    def arith(op: str, left: Any, right: Any, expression: str, where: str) -> Any:
+        """``left <op> right``; an error on the operands' types names the expression as written."""
+        try:
+            return _BINARY[op](left, right)
+        except QueryError as error:
+            kinds = getattr(error, "operand_types", None)
+            if kinds is None:
+                raise
+            raise noted(
+                QueryError(operand_types_message(*kinds, expression)), *getattr(error, "__notes__", ()), where
+            ) from None
 
     @staticmethod
     def neg(value: Any) -> Any:
@@ -2608,6 +2622,9 @@ class _Display(ast.NodeTransformer):
                 return ast.Name(id=str(cast(ast.Constant, node.args[1]).value), ctx=ast.Load())
             if func.attr == "inlined":
                 return node.args[0]
+            if func.attr == "arith":
+                op = next(kind for kind, symbol in _SYMBOLS.items() if symbol == cast(ast.Constant, node.args[0]).value)
+                return ast.BinOp(left=self.visit(node.args[1]), op=op(), right=self.visit(node.args[2]))
             if func.attr == "const":
                 value = _inlined_values.get(cast(int, cast(ast.Constant, node.args[0]).value))
                 name = getattr(value, "__name__", None)
@@ -3303,7 +3320,14 @@ class _Rewriter:
         if isinstance(node, ast.BinOp):
             if not isinstance(node.op, _ARITHMETIC):
                 raise self.unsupported(f"The operator {type(node.op).__name__}", node)
-            return ast.BinOp(left=self.operand(node.left), op=node.op, right=self.operand(node.right))
+            return self._helper(
+                "arith",
+                ast.Constant(value=_SYMBOLS[type(node.op)]),
+                self.operand(node.left),
+                self.operand(node.right),
+                ast.Constant(value=_source_text(node)),
+                ast.Constant(value=self._at(node)),
+            )
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return self._helper("neg", self.operand(node.operand))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
@@ -3682,6 +3706,17 @@ _METHODS = frozenset(
 #: the parts of dates and times a query may read
 _PARTS = frozenset({"year", "month", "day", "hour", "minute", "second"})
 _ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
+#: the operator each arithmetic node spells, and the function applying it
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**"}
+_BINARY = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
+}
 
 
 def _construct(node: ast.AST) -> str:
