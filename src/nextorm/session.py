@@ -25,6 +25,7 @@ from ._impl import (
     current_task,
     enter_session,
     exit_session,
+    record_undo_all,
 )
 from .debug import pop_sql_debug, push_sql_debug
 from .identity import flat_key
@@ -685,18 +686,7 @@ class SessionCache(CacheBase):
 
     def record_undo(self, obj: Any, status: int, orig: dict[int, Any] | None, wbits: int) -> None:
         """A flushed statement of ``obj``: remember how to undo it if the transaction rolls back."""
-        undo = self.undo
-        entry = undo.get(obj)
-        if entry is None:
-            undo[obj] = (status, orig, wbits)
-            return
-        first_status, first_orig, first_wbits = entry
-        if orig:
-            first_orig = first_orig or {}
-            for index, value in orig.items():
-                if not first_wbits >> index & 1:
-                    first_orig[index] = value
-        undo[obj] = (first_status, first_orig, first_wbits | wbits)
+        record_undo_all(self.undo, ((obj, status, orig, wbits),))
 
     def unsave_failed_flush(self) -> None:
         """A flush failed: objects it had saved are pending again, as before it."""
