@@ -17,7 +17,9 @@ from nextorm import (
     Database,
     ExprEvalError,
     IncomparableTypesError,
+    QueryAttributeError,
     QueryError,
+    QueryNameError,
     QueryStat,
     Required,
     Set,
@@ -25,8 +27,11 @@ from nextorm import (
     UnknownAttributeError,
     avg,
     db_session,
+    delete,
+    exists,
     max,
     min,
+    raw_sql,
     select,
     sum,
 )
@@ -180,6 +185,21 @@ def test_an_unknown_attribute_names_the_entity_and_the_path_read(school: Any) ->
             select(s for s in Student if s.nick == "x")
 
 
+def test_an_unknown_attribute_of_a_collections_members_names_the_path(school: Any) -> None:
+    """``s.courses.foo`` reads an attribute of the collection: QueryAttributeError (an
+    AttributeError) whose message is the path as written; a note names the entity."""
+    Student = school.Student
+    with db_session:
+        with pytest.raises(QueryAttributeError) as info:
+            select(s for s in Student if "x" in s.courses.foo.bar)
+        assert isinstance(info.value, AttributeError)
+        assert str(info.value) == "s.courses.foo"
+        assert "Entity Course has no attribute 'foo'" in _notes(info.value)
+        with pytest.raises(QueryAttributeError) as info:  # through a nested generator's object
+            select(s for s in Student if exists(c for c in s.group.students if "x" in c.courses.foo))
+        assert str(info.value) == "c.courses.foo"
+
+
 # -- query statistics -------------------------------------------------------------------------------------
 
 
@@ -266,6 +286,76 @@ def test_comparing_an_attribute_with_a_value_of_another_type(school: Any) -> Non
         assert {s.name for s in select(s for s in Student if s.group.number > 100.5)} == {"Ann", "Bob"}
         assert not select(s for s in Student if s.group.number > 101.5).exists()
         assert [s.name for s in select(s for s in Student if s.gpa > 3.9)] == ["Bob"]
+
+
+def test_a_list_compared_with_an_attribute_is_named_by_its_array_type(school: Any) -> None:
+    """A list of str, int or float compared with an attribute of another type is named as the
+    array type it would be (``StrArray``); a mixed list is a ``list``."""
+    Student = school.Student
+    names, mixed = ["A"], [1, (2,)]
+    with db_session:
+        with pytest.raises(IncomparableTypesError) as info:
+            select(s for s in Student if s.name == names)
+        assert str(info.value) == "Incomparable types 'str' and 'StrArray' in expression: s.name == names"
+        assert "Got list: ['A']" in _notes(info.value)
+        with pytest.raises(IncomparableTypesError, match=r"^Incomparable types 'float' and 'IntArray' in expression"):
+            select(s for s in Student if s.gpa == [1, 2])
+        with pytest.raises(IncomparableTypesError, match=r"^Incomparable types 'str' and 'list' in expression"):
+            select(s for s in Student if s.name == mixed)
+
+
+def test_a_value_of_a_type_no_query_binds_names_the_expression_and_type(school: Any) -> None:
+    """A compared value of a type that is no column type (a complex number) is a QueryError (a
+    TypeError) naming the expression that gives it and its type; a note the attribute's refusal."""
+    Student = school.Student
+    x = 1j
+    with db_session:
+        with pytest.raises(QueryError) as info:
+            select(s for s in Student if s.gpa == x)
+        assert isinstance(info.value, TypeError)
+        assert str(info.value) == "Expression `x` has unsupported type 'complex'"
+        assert "Value type for attribute Student.gpa must be float. Got complex: 1j" in _notes(info.value)
+        assert "`s.gpa == x` at line" in _notes(info.value)
+
+
+def test_raw_sql_of_a_value_of_the_query_is_refused(school: Any) -> None:
+    """raw_sql() takes SQL text: a value of the query's objects is a TranslationError naming the
+    call, with the query's line in a note."""
+    Student = school.Student
+    with db_session:
+        with pytest.raises(TranslationError) as info:
+            select(s for s in Student if raw_sql(s.name))
+        assert str(info.value) == (
+            "Expression `raw_sql(s.name)` cannot be translated into SQL because raw SQL fragment will be "
+            "different for each row"
+        )
+        assert "test_error_messages.py" in _notes(info.value)
+
+
+def test_a_raw_sql_name_not_defined_names_the_raw_sql_call(school: Any) -> None:
+    """A ``$name`` of raw_sql() not defined where the query runs is a QueryNameError (an
+    ExprEvalError and a NameError) naming the raw_sql() call as written."""
+    Student = school.Student
+    with db_session:
+        with pytest.raises(QueryNameError) as info:
+            select(s for s in Student if raw_sql("s.gpa > $undefined_limit"))[:]
+        error = info.value
+        assert isinstance(error, ExprEvalError) and isinstance(error, NameError)
+        assert str(error) == "`raw_sql('s.gpa > $undefined_limit')` raises NameError: name 'undefined_limit' is not defined"
+        assert "The name 'undefined_limit' is not defined where the query runs" in _notes(error)
+
+
+def test_delete_of_a_query_of_values_names_what_it_selects(school: Any) -> None:
+    """delete() of a generator query selecting values or tuples names what it selects."""
+    Student, Group = school.Student, school.Group
+    with db_session:
+        with pytest.raises(QueryError) as info:
+            delete((s, g) for g in Group for s in g.students if s.gpa > 3)
+        assert str(info.value) == "Delete query should be applied to a single entity. Got: (s, g)"
+        assert "this query of Group selects values" in _notes(info.value)
+        with pytest.raises(QueryError, match=r"^Delete query should be applied to a single entity\. Got: s\.name"):
+            delete(s.name for s in Student)
+        assert Student.select().count() == 2
 
 
 def test_arithmetic_on_operands_of_wrong_types_names_both_types_and_the_expression(school: Any) -> None:

@@ -709,6 +709,12 @@ class Query(Generic[_E]):
 
     def _objects_to_delete(self) -> Query[_E]:
         if self._select is not None:
+            if self._selected_text is not None:
+                selected = f"({self._selected_text})" if self._tuple else self._selected_text
+                raise noted(
+                    QueryError(f"Delete query should be applied to a single entity. Got: {selected}"),
+                    f"delete() deletes objects: this query of {self.entity.__name__} selects values",
+                )
             raise QueryError(f"delete() deletes objects: this query of {self.entity.__name__} selects values")
         return self
 

@@ -94,6 +94,7 @@ from .sql import (
     key_columns,
     reference_columns,
 )
+from .types import COLUMN_TYPES
 
 if TYPE_CHECKING:
     from .query import Query
@@ -966,6 +967,13 @@ def _path(base: Any, names: tuple[str, ...], where: str) -> Any:
             many = _collection(owner, attr, None)
             if last:
                 return many
+            member = attr.py_type
+            if names[i + 1] not in member._attrs_by_name_ and names[i + 1] not in member._relations_by_name_:
+                # as an attribute of the collection itself (`s.courses.foo`), named by its path alone
+                raise noted(
+                    QueryAttributeError(_path_text(where, names, i + 2)),
+                    f"Entity {member.__name__} has no attribute {names[i + 1]!r}: {where}",
+                )
             rest = _path(many.value, names[i + 1 :], where)
             if type(rest) is _Many:
                 # members of a many-to-many collection repeat across the owners
@@ -987,16 +995,19 @@ def _path(base: Any, names: tuple[str, ...], where: str) -> Any:
                 return source
             continue
         if not last:
-            text = _split_where(where)[0]
-            read = ".".join(names)
-            cut = text.find(read)
-            path = text[: cut + len(".".join(names[: i + 2]))] if cut >= 0 else text
             raise noted(
-                QueryAttributeError(path),
+                QueryAttributeError(_path_text(where, names, i + 2)),
                 f"{attr.qualname} is not a reference: `.{names[i + 1]}` cannot follow it: {where}",
             )
         return ColumnRef(source, attr) if source is not None else attr
     return base
+
+
+def _path_text(where: str, names: tuple[str, ...], count: int) -> str:
+    """The text of a path as written in the query, up to its ``count``-th of ``names``."""
+    text = _split_where(where)[0]
+    cut = text.find(".".join(names))
+    return text[: cut + len(".".join(names[:count]))] if cut >= 0 else text
 
 
 def _key_read_through(source: Any, attr: Any, name: str) -> ColumnRef | None:
@@ -1555,6 +1566,7 @@ class _Translation:
         "function_code",
         "line",
         "names",
+        "raw_sources",
         "root_path",
         "selected",
         "several",
@@ -1580,6 +1592,8 @@ class _Translation:
         self.externals = externals
         #: the comparisons of an attribute with a value run as Python: their source spans and text
         self.comparisons: tuple[tuple[tuple[int, int, int, int], str], ...] = ()
+        #: the text of the raw_sql() call reading each ``$name`` the query's own code does not
+        self.raw_sources: dict[str, str] = {}
         self.names = names
         self.var = var
         self.text = text
@@ -1624,9 +1638,14 @@ class _Translation:
             attr = getattr(exc, "attr", None)
             if text is None or attr is None or not hasattr(exc, "value"):
                 return exc
-            incomparable = _incomparable(
-                attr.py_type, type(exc.value), f"`{text}` at line {self.line}", exc  # type: ignore[attr-defined]
-            )
+            value = exc.value  # type: ignore[attr-defined]
+            if not _is_bindable(value):
+                named = _failing_external(exc, self.function_code, self.externals, inner=True)
+                return noted(
+                    QueryError(f"Expression `{named or text}` has unsupported type {type(value).__name__!r}"),
+                    f"{exc} (`{text}` at line {self.line})",
+                )
+            incomparable = _incomparable(attr.py_type, _value_type(value), f"`{text}` at line {self.line}", exc)
             return exc if incomparable is None else incomparable
         if isinstance(exc, OrmError):
             return exc
@@ -1643,13 +1662,37 @@ class _Translation:
         return error
 
 
+def _is_bindable(value: Any) -> bool:
+    """Whether ``value`` is of a type a query may compare or bind (a column type, an object, a
+    collection or None)."""
+    return (
+        value is None
+        or isinstance(value, (*COLUMN_TYPES, list, tuple, dict, set, frozenset))
+        or hasattr(type(value), "_attrs_by_name_")
+    )
+
+
+def _value_type(value: Any) -> Any:
+    """The type of a compared value as an error names it: an array type for a list of str, int or float."""
+    if type(value) is list and value:
+        for kind, array in ((str, "StrArray"), (int, "IntArray"), (float, "FloatArray")):
+            if all(type(item) is kind for item in value):
+                return array
+    return type(value)
+
+
 def _failing_external(
-    exc: BaseException, code: types.CodeType, externals: tuple[tuple[tuple[int, int, int, int], str], ...]
+    exc: BaseException,
+    code: types.CodeType,
+    externals: tuple[tuple[tuple[int, int, int, int], str], ...],
+    inner: bool = False,
 ) -> str | None:
     """The text of the scope value whose evaluation raised ``exc`` in a query's function, if known.
 
     The traceback's frame of the function tells the instruction that raised; its source position
     lies within the value's span (the function keeps the positions of the query's own source).
+    With ``inner``, the value is one the failing instruction's span holds (the value a comparison
+    that failed compares).
     """
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code is not code:
@@ -1665,7 +1708,10 @@ def _failing_external(
         return None
     found: tuple[tuple[int, int, int, int], str] | None = None
     for span, text in externals:
-        if (span[0], span[1]) <= (line, col) and (end_line, end_col) <= (span[2], span[3]):
+        if inner:
+            if (line, col) <= (span[0], span[1]) and (span[2], span[3]) <= (end_line, end_col):
+                return text
+        elif (span[0], span[1]) <= (line, col) and (end_line, end_col) <= (span[2], span[3]):
             if found is None or (found[0][0], found[0][1]) < (span[0], span[1]):
                 found = (span, text)  # the innermost of nested spans
     return None if found is None else found[1]
@@ -2077,6 +2123,13 @@ def _string_params(
                 values.append(scope[name])
                 break
         else:
+            source = translation.raw_sources.get(name)
+            if source is not None:
+                # the name a `$name` of raw_sql() reads: named as Python names its missing names
+                raise noted(
+                    QueryNameError(f"`{source}` raises NameError: name {name!r} is not defined"),
+                    f"The name {name!r} is not defined where the query runs: {_where_of(translation)}",
+                )
             raise ExprEvalError(
                 f"The name {name!r} is not defined where the query runs: {_where_of(translation)}"
             )
@@ -2960,6 +3013,7 @@ def _compile(
     text = _source_text(node)
     translation = _Translation(function_code, names, var, text, getattr(node, "lineno", 1), tuple(rewriter.externals))
     translation.comparisons = tuple(rewriter.comparisons)
+    translation.raw_sources = {name: rewriter.raw_sources[name] for name in raw if name in rewriter.raw_sources}
     return translation
 
 
@@ -2987,6 +3041,8 @@ class _Rewriter:
         self.scopes: list[list[str]] = []
         #: the names raw_sql() fragments read (``$name``)
         self.raw_names: set[str] = set()
+        #: the text of the raw_sql() call that first reads each of them
+        self.raw_sources: dict[str, str] = {}
         #: checks that the functions of the enclosing scope the query inlined are still those
         self.guards: list[ast.expr] = []
         #: of a query over a query of values: the names standing for its values
@@ -3482,9 +3538,16 @@ class _Rewriter:
 
     def raw_sql(self, node: ast.Call) -> ast.expr:
         """``raw_sql('text with $name')``: the names are read where the query is written."""
+        if node.args and self.uses_var(node.args[0]):
+            raise noted(
+                TranslationError(
+                    f"Expression `{_source_text(node)}` cannot be translated into SQL "
+                    "because raw SQL fragment will be different for each row"
+                ),
+                f"raw_sql() takes SQL text, not a value of the query's objects: {self._at(node)}",
+            )
         if (
             not node.args
-            or self.uses_var(node.args[0])
             or len(node.args) + len(node.keywords) > 2
             or any(keyword.arg != "result_type" for keyword in node.keywords)
         ):
@@ -3506,6 +3569,8 @@ class _Rewriter:
                 raise TranslationError(f"`${source}` in raw_sql() is not a Python expression: {self._at(node)}") from None
             before = set(self.names_used)
             values.append(self.operand(expression))
+            for name in self.names_used - before:
+                self.raw_sources.setdefault(name, _source_text(node))
             self.raw_names |= self.names_used - before
         return self._helper(
             "raw",
@@ -3620,18 +3685,25 @@ class _Rewriter:
     def _check_path(self, names: list[str], node: ast.AST) -> None:
         """Unknown attributes of a path from the query's own object fail at translation."""
         entity = self.entity
+        collection = None
         for index, name in enumerate(names):
             attr = entity._attrs_by_name_.get(name) or getattr(entity, "_relations_by_name_", {}).get(name)
             if attr is None:
                 read = node  # the path up to the unknown name
                 for _ in range(len(names) - 1 - index):
                     read = getattr(read, "value", read)
+                note = f"Entity {entity.__name__} has no attribute {name!r}: {self._at(node)}"
+                if collection is not None:
+                    # read as an attribute of the collection itself (`s.courses.foo`): named by its path
+                    raise noted(QueryAttributeError(_source_text(read)), note)
                 raise noted(
                     UnknownAttributeError(f"Entity {entity.__name__} does not have attribute {name}: {_source_text(read)}"),
-                    f"Entity {entity.__name__} has no attribute {name!r}: {self._at(node)}",
+                    note,
                 )
             if not (getattr(attr, "is_reference", False) or getattr(attr, "is_collection", False)):
                 return
+            if getattr(attr, "is_collection", False):
+                collection = attr
             entity = attr.py_type
             if isinstance(entity, str):
                 return
