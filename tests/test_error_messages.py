@@ -358,6 +358,84 @@ def test_delete_of_a_query_of_values_names_what_it_selects(school: Any) -> None:
         assert Student.select().count() == 2
 
 
+def test_a_string_index_or_slice_of_a_wrong_type_names_the_operation_as_written(school: Any) -> None:
+    """A step, a bound or an index of a string that is not an int is a QueryError (a TypeError)
+    naming the operation as the query writes it; a note names the query."""
+    Student = school.Student
+    key = "k"
+    with db_session:
+        with pytest.raises(QueryError) as info:
+            select(s for s in Student if s.name[1:3:5] == "A")
+        assert isinstance(info.value, TypeError)
+        assert str(info.value) == "Step is not supported in s.name[1:3:5]"
+        assert "in the query `(s for s in Student if s.name[1:3:5] == 'A')` at line" in _notes(info.value)
+        with pytest.raises(QueryError) as info:
+            select(s for s in Student if s.name["a":1] == "A")
+        assert str(info.value) == "Invalid type of start index (expected 'int', got 'str') in string slice s.name['a':1]"
+        with pytest.raises(QueryError) as info:
+            select(s for s in Student if s.name[1:s.gpa] == "A")
+        assert str(info.value) == "Invalid type of stop index (expected 'int', got 'float') in string slice s.name[1:s.gpa]"
+        with pytest.raises(QueryError) as info:
+            select(s.name for s in Student if s.name[key] == "h")
+        assert str(info.value) == "String indices must be integers. Got 'str' in expression s.name[key]"
+        with pytest.raises(QueryError) as info:  # in a nested generator, a lambda and query text alike
+            select(s for s in Student if exists(c for c in s.courses if c.name["x"] == "A"))
+        assert str(info.value) == "String indices must be integers. Got 'str' in expression c.name['x']"
+        with pytest.raises(QueryError) as info:
+            Student.select(lambda s: s.name.upper()[1:"x"] == "A")
+        assert str(info.value) == "Invalid type of stop index (expected 'int', got 'str') in string slice s.name.upper()[1:'x']"
+        with pytest.raises(QueryError) as info:
+            select("s for s in Student if s.name[::2] == 'A'")
+        assert str(info.value) == "Step is not supported in s.name[::2]"
+        # the attribute-expression form names the attribute by its entity
+        with pytest.raises(QueryError) as info:
+            Student.name[1:3:5]
+        assert str(info.value) == "Step is not supported in Student.name[1:3:5]"
+        with pytest.raises(QueryError) as info:
+            Student.name["a"]
+        assert str(info.value) == "String indices must be integers. Got 'str' in expression Student.name['a']"
+        assert [s.name for s in select(s for s in Student if s.name[1:3] == "nn")] == ["Ann"]
+
+
+def test_a_string_test_of_a_value_that_is_not_a_str_names_the_test_as_written(school: Any) -> None:
+    """``startswith``/``endswith`` of a non-str are AttributeTypeError naming the call as written;
+    ``1 in s.name`` is IncomparableTypesError naming both types."""
+    Student = school.Student
+    with db_session:
+        with pytest.raises(AttributeTypeError) as info:
+            select(s.name for s in Student if s.name.startswith(1))
+        assert isinstance(info.value, TypeError)
+        assert str(info.value) == "Expected 'str' argument but got 'int' in expression s.name.startswith(1)"
+        assert "in the query" in _notes(info.value)
+        with pytest.raises(AttributeTypeError) as info:
+            Student.select(lambda s: s.name.upper().endswith(2))
+        assert str(info.value) == "Expected 'str' argument but got 'int' in expression s.name.upper().endswith(2)"
+        with pytest.raises(IncomparableTypesError) as info:
+            select(s.name for s in Student if 1 in s.name)
+        assert str(info.value) == "Incomparable types 'int' and 'str' in expression: 1 in s.name"
+        with pytest.raises(AttributeTypeError) as info:
+            Student.name.endswith(1)
+        assert str(info.value) == "Expected 'str' argument but got 'int' in expression Student.name.endswith(1)"
+        with pytest.raises(IncomparableTypesError) as info:
+            Student.name.contains(1)
+        assert str(info.value) == "Incomparable types 'int' and 'str' in expression: Student.name.contains(1)"
+
+
+def test_a_string_method_given_too_many_arguments_says_how_many_it_takes(school: Any) -> None:
+    """``s.name.strip(1, 2, 3)`` is a TranslationError (a TypeError) in Python's wording; a note
+    names the call and its line."""
+    Student = school.Student
+    with db_session:
+        with pytest.raises(TranslationError) as info:
+            select(s for s in Student if s.name.strip(1, 2, 3))
+        assert isinstance(info.value, TypeError)
+        assert str(info.value) == "strip() takes at most 1 argument (3 given)"
+        assert "`s.name.strip(1, 2, 3)` at line" in _notes(info.value)
+        with pytest.raises(TranslationError, match=r"^lower\(\) takes no arguments \(1 given\)"):
+            select(s for s in Student if s.name.lower(1) == "a")
+        assert [s.name for s in select(s for s in Student if s.name.strip("A") == "nn")] == ["Ann"]
+
+
 def test_arithmetic_on_operands_of_wrong_types_names_both_types_and_the_expression(school: Any) -> None:
     """``s.name + 2`` is a QueryError (a TypeError) naming both types, the operator and the
     expression as written; a note gives the query's line (and what date arithmetic allows)."""

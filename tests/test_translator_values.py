@@ -421,11 +421,15 @@ def test_string_indexes_and_slices_take_python_bounds(Emp: Any) -> None:
 
 
 def test_bad_string_bounds_name_the_value(Emp: Any) -> None:
-    """A float bound or a bound of a str value is a QueryError naming it."""
+    """A float bound or a bound of a str value is a QueryError naming its type and the slice as written."""
     with db_session:
-        with pytest.raises(QueryError, match=r"slice bound of Emp\.name .* is an int, got Emp\.dept"):
+        with pytest.raises(
+            QueryError, match=r"^Invalid type of start index \(expected 'int', got 'str'\) in string slice e\.name\[e\.dept:\]"
+        ):
             select(e.name[e.dept :] for e in Emp)[:]
-        with pytest.raises(QueryError, match=r"slice bound of Emp\.name .* is an int, got 1\.5"):
+        with pytest.raises(
+            QueryError, match=r"^Invalid type of stop index \(expected 'int', got 'float'\) in string slice e\.name\[:1\.5\]"
+        ):
             select(e.name[:1.5] for e in Emp)[:]
         with pytest.raises(AttributeTypeError, match=r"takes a str value, got int: Emp\.salary"):
             select(e.salary[-1:] for e in Emp)[:]

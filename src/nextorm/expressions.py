@@ -15,14 +15,23 @@ import sys
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._impl import EntityBase
-from .exceptions import AttributeTypeError, QueryError, TranslationError, UnknownAttributeError, noted
+from .exceptions import (
+    AttributeTypeError,
+    IncomparableTypesError,
+    QueryError,
+    TranslationError,
+    UnknownAttributeError,
+    noted,
+)
 from .types import COLUMN_TYPES, Json
 
 if TYPE_CHECKING:
     from .providers.dialect import Dialect
+
+_E = TypeVar("_E", bound=BaseException)
 
 __all__ = [
     "FUNCTIONS",
@@ -247,9 +256,7 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
                 f"{attr.qualname}.{op}() needs a str attribute, {attr.qualname} is not one (value {value!r})"
             )
         if not isinstance(value, str):
-            raise AttributeTypeError(
-                f"{attr.qualname}.{op}() takes a str, got {type(value).__name__}: {value!r}"
-            )
+            raise _string_test_error(attr.qualname, op, value)
         attr.ctype.check_text(value)
     elif value is not None:
         if op not in ("==", "!=") and attr.width > 1:
@@ -382,11 +389,23 @@ class Operand:
 
     def __getitem__(self, key: Any) -> Value:
         if isinstance(key, slice):
+            written = f"{self._value_()!r}[{_slice_text(key)}]"
             if key.step not in (None, 1):
-                raise QueryError(f"A slice of {self._value_()!r} in a query takes no step, got {key!r}")
+                raise written_as(QueryError(f"Step is not supported in {written}"), written)
+            for name, bound in (("start", key.start), ("stop", key.stop)):
+                wrong = None if bound is None else _non_index_type(bound)
+                if wrong is not None:
+                    raise written_as(
+                        QueryError(
+                            f"Invalid type of {name} index (expected 'int', got {wrong!r}) in string slice {written}"
+                        ),
+                        written,
+                    )
             return self.substring(key.start, key.stop)
-        if not isinstance(key, (int, Operand)) or isinstance(key, bool):
-            raise QueryError(f"A string in a query is indexed by an int or a slice, got {key!r}")
+        wrong = _non_index_type(key)
+        if wrong is not None:
+            written = f"{self._value_()!r}[{key!r}]"
+            raise written_as(QueryError(f"String indices must be integers. Got {wrong!r} in expression {written}"), written)
         index = _index_value(key, f"An index into {self._value_()!r} in a query")
         if type(index) is int and index >= 0:
             return self.substring(index, index + 1)
@@ -1163,6 +1182,21 @@ class InList(Expr):
         return self.value.is_aggregate()
 
 
+def _string_test_error(value: str, op: str, part: Any) -> AttributeTypeError:
+    """The error of ``startswith``/``endswith``/``contains`` of a string ``value`` given a ``part``
+    that is not a str: an IncomparableTypesError for ``contains`` (``1 in s.name``)."""
+    kind = type(part).__name__
+    written = f"{value}.{op}({part!r})"
+    if op == "contains":
+        error: AttributeTypeError = IncomparableTypesError(
+            f"Incomparable types {kind!r} and 'str' in expression: {written}"
+        )
+    else:
+        error = AttributeTypeError(f"Expected 'str' argument but got {kind!r} in expression {written}")
+    error.value = part
+    return written_as(error, written)
+
+
 class StringTest(Expr):
     """``startswith``/``endswith``/``contains`` of a string value."""
 
@@ -1175,7 +1209,7 @@ class StringTest(Expr):
             if not (isinstance(part, RawSQL) and part.py_type is None):  # raw SQL's type is the user's word
                 _check_text(part, "test of `in`" if op == "contains" else f"{op}()")
         elif not isinstance(part, str):
-            raise AttributeTypeError(f"{value!r}.{op}() takes a str, got {type(part).__name__}: {part!r}")
+            raise _string_test_error(repr(value), op, part)
         self.op = op
         self.value = value
         self.part = part
@@ -1459,6 +1493,30 @@ class ArrayLength(RowValue):
 
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         return dialect.array_length_sql(column_sql(self.attr, dialect))
+
+
+def written_as(error: _E, written: str) -> _E:
+    """``error``, whose message names an operation as ``written`` in the attribute-expression form
+    (``Student.name[1:3:5]``): a generator or lambda query names it as its source reads instead."""
+    error.written = written  # type: ignore[attr-defined]
+    return error
+
+
+def _slice_text(key: slice) -> str:
+    """``start:stop:step`` of a slice as Python writes it."""
+    parts = ["" if part is None else repr(part) for part in (key.start, key.stop, key.step)]
+    return ":".join(parts if key.step is not None else parts[:2])
+
+
+def _non_index_type(value: Any) -> str | None:
+    """The name of ``value``'s type when it cannot index a string in a query (None for an int, or
+    an int value the query computes)."""
+    if isinstance(value, Operand):
+        kind = value_of(value).py_type
+        return None if _is_numeric(kind) and kind not in (float, Decimal) else _type_name(kind)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return type(value).__name__
+    return None
 
 
 def _index_value(value: Any, what: str) -> Any:

@@ -1566,6 +1566,7 @@ class _Translation:
         "function_code",
         "line",
         "names",
+        "operations",
         "raw_sources",
         "root_path",
         "selected",
@@ -1592,6 +1593,8 @@ class _Translation:
         self.externals = externals
         #: the comparisons of an attribute with a value run as Python: their source spans and text
         self.comparisons: tuple[tuple[tuple[int, int, int, int], str], ...] = ()
+        #: the string operations (indexes, slices, methods, `in`): their source spans and text
+        self.operations: tuple[tuple[tuple[int, int, int, int], str], ...] = ()
         #: the text of the raw_sql() call reading each ``$name`` the query's own code does not
         self.raw_sources: dict[str, str] = {}
         self.names = names
@@ -1630,6 +1633,16 @@ class _Translation:
     def _error(self, exc: Exception) -> Exception:
         """What a failure of the translated query raises: ``exc`` itself, or an error naming the
         value and the query."""
+        written = getattr(exc, "written", None)
+        if written is not None:
+            # an operation's error names it in the attribute-expression form: name it as written
+            text = _failing_external(exc, self.function_code, self.operations)
+            if text is not None:
+                error = type(exc)(str(exc).replace(written, text))
+                for name in ("attr", "value"):
+                    if hasattr(exc, name):
+                        setattr(error, name, getattr(exc, name))
+                return noted(error, f"in the query `{self.text}` at line {self.line}")
         if isinstance(exc, AttributeTypeError):
             if _failing_external(exc, self.function_code, self.externals) is not None:
                 return self._eval_error(exc)  # a value of the scope failed (`Group[date(...)]`)
@@ -1660,6 +1673,11 @@ class _Translation:
         error.line = self.line
         error.add_note(f"in the query `{self.text}` at line {self.line}")
         return error
+
+
+def _holds(code: types.CodeType, inner: types.CodeType) -> bool:
+    """Whether ``inner`` is the code of a function defined within ``code`` (at any depth)."""
+    return any(const is inner or (isinstance(const, types.CodeType) and _holds(const, inner)) for const in code.co_consts)
 
 
 def _is_bindable(value: Any) -> bool:
@@ -1697,9 +1715,15 @@ def _failing_external(
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code is not code:
         tb = tb.tb_next
+    # the innermost frame of the function or of a function it holds (a nested generator's)
+    later = tb.tb_next if tb is not None else None
+    while later is not None:
+        if _holds(code, later.tb_frame.f_code):
+            tb = later
+        later = later.tb_next
     if tb is None or tb.tb_lasti < 0:
         return None
-    positions = list(code.co_positions())
+    positions = list(tb.tb_frame.f_code.co_positions())
     index = tb.tb_lasti // 2
     if index >= len(positions):
         return None
@@ -3013,6 +3037,7 @@ def _compile(
     text = _source_text(node)
     translation = _Translation(function_code, names, var, text, getattr(node, "lineno", 1), tuple(rewriter.externals))
     translation.comparisons = tuple(rewriter.comparisons)
+    translation.operations = tuple(rewriter.operations)
     translation.raw_sources = {name: rewriter.raw_sources[name] for name in raw if name in rewriter.raw_sources}
     return translation
 
@@ -3037,6 +3062,8 @@ class _Rewriter:
         self.externals: list[tuple[tuple[int, int, int, int], str]] = []
         #: the same of the comparisons of an attribute with a value compiled as Python comparisons
         self.comparisons: list[tuple[tuple[int, int, int, int], str]] = []
+        #: the same of the string operations (indexes, slices, methods, `in`), for their errors
+        self.operations: list[tuple[tuple[int, int, int, int], str]] = []
         #: names of the objects of nested generators and other `for` clauses, innermost last
         self.scopes: list[list[str]] = []
         #: the names raw_sql() fragments read (``$name``)
@@ -3154,6 +3181,12 @@ class _Rewriter:
         self._spanned(self.externals, node)
         return node
 
+    def _operation(self, made: ast.expr, node: ast.AST) -> ast.expr:
+        """``made``, the rewriting of the operation ``node``, at its place in the source: an error
+        of the operation names it as written (``s.name[1:3:5]``)."""
+        self._spanned(self.operations, node)
+        return ast.copy_location(made, node)
+
     @staticmethod
     def _spanned(spans: list[tuple[tuple[int, int, int, int], str]], node: ast.AST) -> None:
         """Record ``node``'s source span and text (to name it when its evaluation fails)."""
@@ -3251,7 +3284,7 @@ class _Rewriter:
                 attr = self.column_attr(right)
                 if getattr(attr, "py_type", None) is not str:
                     raise self.unsupported("`in` on a non-string attribute", node)
-                return self._helper("contains", right, self.external(left), negate)
+                return self._operation(self._helper("contains", right, self.external(left), negate), node)
             item = self.operand(left) if left_col else self.external(left)
             return self._helper("member", item, self.operand(right), negate, where)
         if left_col and right_col:
@@ -3389,7 +3422,9 @@ class _Rewriter:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
             return self.operand(node.operand)
         if isinstance(node, ast.Subscript):
-            return ast.Subscript(value=self.operand(node.value), slice=self.index(node.slice), ctx=ast.Load())
+            return self._operation(
+                ast.Subscript(value=self.operand(node.value), slice=self.index(node.slice), ctx=ast.Load()), node
+            )
         if isinstance(node, ast.JoinedStr):
             parts: list[ast.expr] = []
             for part in node.values:
@@ -3497,11 +3532,20 @@ class _Rewriter:
                         f"{getattr(attr, 'qualname', attr)} is a {py_type.__name__}: {self._at(node)}",
                     )
                 raise self.unsupported(f"The method {func.attr}()", node)
+            most = _METHOD_ARGUMENTS.get(func.attr)
+            if most is not None and len(node.args) > most:
+                takes = "no arguments" if most == 0 else f"at most {most} argument"
+                raise noted(
+                    TranslationError(f"{func.attr}() takes {takes} ({len(node.args)} given)"),
+                    f"in {self._at(node)}",
+                )
             if node.keywords or any(self.uses_var(arg) for arg in node.args):
                 raise self.unsupported(f"{func.attr}() with these arguments", node)
             if func.attr in ("startswith", "endswith") and len(node.args) != 1:
                 raise self.unsupported(f"{func.attr}() here", node)
-            return self._method(self.operand(func.value), func.attr, *[self.operand(arg) for arg in node.args])
+            return self._operation(
+                self._method(self.operand(func.value), func.attr, *[self.operand(arg) for arg in node.args]), node
+            )
         if self.uses_var(func):
             raise self.unsupported(_construct(node), node)
         if _is_getattr(node) and self.uses_var(node.args[0]):
@@ -3775,6 +3819,8 @@ def _is_raw_sql(node: ast.AST) -> bool:
 _METHODS = frozenset(
     {"startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip", "date", "desc", "asc"}
 )
+#: the most positional arguments each of the methods takes (startswith and endswith take one)
+_METHOD_ARGUMENTS = {"lower": 0, "upper": 0, "strip": 1, "lstrip": 1, "rstrip": 1, "date": 0, "desc": 0, "asc": 0}
 #: the parts of dates and times a query may read
 _PARTS = frozenset({"year", "month", "day", "hour", "minute", "second"})
 _ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
