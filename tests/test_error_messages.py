@@ -26,6 +26,7 @@ from nextorm import (
     TranslationError,
     UnknownAttributeError,
     avg,
+    concat,
     db_session,
     delete,
     exists,
@@ -434,6 +435,65 @@ def test_a_string_method_given_too_many_arguments_says_how_many_it_takes(school:
         with pytest.raises(TranslationError, match=r"^lower\(\) takes no arguments \(1 given\)"):
             select(s for s in Student if s.name.lower(1) == "a")
         assert [s.name for s in select(s for s in Student if s.name.strip("A") == "nn")] == ["Ann"]
+
+
+def test_date_datetime_or_bytes_of_arguments_that_do_not_fit_name_the_argument(db: Database) -> None:
+    """date(), datetime() and bytes() in a query given arguments of the wrong type raise a
+    QueryError (a TypeError) naming the argument, not an ExprEvalError; other failures stay one."""
+    from datetime import datetime
+
+    class Visit(db.Entity):
+        day = Required(date)
+        at = Required(datetime)
+        data = Required(bytes)
+
+    db.generate_mapping(create_tables=True)
+    month = "three"
+    with db_session:
+        Visit(day=date(2020, 1, 2), at=datetime(2020, 1, 2, 3), data=b"abc")
+        with pytest.raises(QueryError) as info:
+            select(v for v in Visit if v.day < date("2011", 1, 1))
+        assert isinstance(info.value, TypeError) and not isinstance(info.value, ExprEvalError)
+        assert str(info.value) == "'year' argument of date(year, month, day) function must be of 'int' type. Got: 'str'"
+        assert "`date('2011', 1, 1)` at line" in _notes(info.value)
+        with pytest.raises(QueryError) as info:
+            select(v for v in Visit if v.day >= date(year=1983, month=month, day=3))
+        assert str(info.value) == "'month' argument of date(year, month, day) function must be of 'int' type. Got: 'str'"
+        with pytest.raises(QueryError) as info:
+            select(v for v in Visit if v.at >= datetime(1983, 1, 3, "x"))
+        assert str(info.value) == "'hour' argument of datetime(...) function must be of 'int' type. Got: 'str'"
+        with pytest.raises(QueryError) as info:
+            select(v for v in Visit if v.data == bytes("abc"))
+        assert str(info.value) == "string argument without an encoding"
+        with pytest.raises(ExprEvalError, match=r"^`date\(1983, 13, 3\)` raises ValueError"):
+            select(v for v in Visit if v.day < date(1983, 13, 3))
+        assert select(v for v in Visit if v.day > date(2020, 1, 1) and v.data == bytes("abc", "ascii")).count() == 1
+        assert select(v for v in Visit if v.at < datetime(year=2021, month=1, day=1)).count() == 1
+
+
+def test_a_collection_given_to_a_function_of_values_names_the_argument(school: Any) -> None:
+    """``concat(g.number, g.students)`` is a TranslationError naming the argument that is a
+    collection; a note says what the function takes."""
+    Group = school.Group
+    with db_session:
+        with pytest.raises(TranslationError) as info:
+            select(concat(g.number, g.students) for g in Group)
+        assert str(info.value) == "Invalid argument of concat() function: g.students"
+        assert "concat() takes values, not a collection or a nested query" in _notes(info.value)
+        assert select(concat(g.number, "!") for g in Group)[:] == ["101!"]
+
+
+def test_objects_an_object_is_among_may_not_include_none(school: Any) -> None:
+    """``s in x`` where ``x`` holds None is a TranslationError naming ``x``."""
+    Student = school.Student
+    with db_session:
+        ann = Student.get(name="Ann")
+        x = ann, None
+        with pytest.raises(TranslationError) as info:
+            select(s for s in Student if s not in x)[:]
+        assert str(info.value) == "Expression `x` should not contain None values"
+        assert "`s not in x` at line" in _notes(info.value)
+        assert [s.name for s in select(s for s in Student if s not in (ann,))] == ["Bob"]
 
 
 def test_arithmetic_on_operands_of_wrong_types_names_both_types_and_the_expression(school: Any) -> None:

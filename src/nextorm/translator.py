@@ -30,6 +30,7 @@ import textwrap
 import types
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -382,6 +383,32 @@ class _Runtime:
         return column.not_in(values) if negate else column.in_(values)
 
     @staticmethod
+    def construct(function: Any, where: str, *args: Any, **keywords: Any) -> Any:
+        """``date(...)``, ``datetime(...)`` or ``bytes(...)`` of values of the scope: arguments that
+        do not fit raise a QueryError (a TypeError) naming the argument, not an ExprEvalError."""
+        try:
+            return function(*args, **keywords)
+        except TypeError as exc:
+            if function is date or function is datetime:
+                names = _DATE_ARGUMENTS[: 3 if function is date else 7]
+                given = {**dict(zip(names, args)), **keywords}
+                wrong = next(
+                    (name for name in names if name in given and (type(given[name]) is not int)), None
+                )
+                if wrong is not None:
+                    signature = "date(year, month, day)" if function is date else "datetime(...)"
+                    raise noted(
+                        QueryError(
+                            f"{wrong!r} argument of {signature} function must be of 'int' type. "
+                            f"Got: {type(given[wrong]).__name__!r}"
+                        ),
+                        f"TypeError: {exc}: {where}",
+                    ) from exc
+            elif function is bytes:
+                raise noted(QueryError(str(exc)), f"TypeError: {exc}: {where}") from exc
+            raise
+
+    @staticmethod
     def contains(column: Any, part: Any, negate: bool) -> Any:
         """``part in column`` for a string column."""
         condition = column.contains(part)
@@ -513,12 +540,12 @@ class _Runtime:
             return _Runtime.not_(condition) if negate else condition
         keys = entity._pk_attrs_
         if len(keys) != 1:  # a composite key: one of the objects' key values
-            condition = _Runtime.or_(*(_key_equals(entity, _Runtime._object(entity, v, where)) for v in values))
+            condition = _Runtime.or_(*(_key_equals(entity, _Runtime._member(entity, v, where)) for v in values))
             return _Runtime.not_(condition) if negate else condition
         pks = []
         for value in values:
             if not isinstance(value, entity):
-                value = _Runtime._object(entity, value, where)
+                value = _Runtime._member(entity, value, where)
             pks.append(value.get_pk())
         return keys[0].not_in(pks) if negate else keys[0].in_(pks)
 
@@ -527,6 +554,21 @@ class _Runtime:
         """``(a, b) in rows``: a tuple of values among tuples from the enclosing scope, or from a nested generator."""
         condition = _member(items, rows, where)
         return _Runtime.not_(condition) if negate else condition
+
+    @staticmethod
+    def _member(entity: Any, value: Any, where: str) -> Any:
+        """A value of the objects ``p in values`` compares with, as an object of ``entity``."""
+        if value is None:
+            text = _split_where(where)[0]
+            try:
+                named = ast.unparse(cast(ast.Compare, ast.parse(text, mode="eval").body).comparators[0])
+            except (SyntaxError, AttributeError, IndexError):
+                named = text
+            raise noted(
+                TranslationError(f"Expression `{named}` should not contain None values"),
+                f"An object of {entity.__name__} is never None: {where}",
+            )
+        return _Runtime._object(entity, value, where)
 
     @staticmethod
     def _object(entity: Any, value: Any, where: str) -> Any:
@@ -896,6 +938,15 @@ def _split_where(where: str) -> tuple[str, str]:
             if end > 0:
                 return where[1:end], where[end + 2 :]
     return where, ""
+
+
+def _argument_text(where: str, index: int) -> str:
+    """The source text of the ``index``-th argument of the call a ``where`` names (else the call's)."""
+    text = _split_where(where)[0]
+    try:
+        return ast.unparse(cast(ast.Call, ast.parse(text, mode="eval").body).args[index])
+    except (SyntaxError, AttributeError, IndexError):
+        return text
 
 
 def _is_entity(value: Any) -> bool:
@@ -1447,11 +1498,12 @@ _COLLECTION_FUNCTIONS: dict[str, Any] = {
 }
 def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
     """A call of a function with values of the query's object as arguments."""
-    for arg in args:
+    for index, arg in enumerate(args):
         if type(arg) is _Many:
             name = getattr(func, "__name__", repr(func))
-            raise TranslationError(
-                f"{name}() takes values, not a collection or a nested query, as its arguments: {where}"
+            raise noted(
+                TranslationError(f"Invalid argument of {name}() function: {_argument_text(where, index)}"),
+                f"{name}() takes values, not a collection or a nested query, as its arguments: {where}",
             )
     try:
         name = _VALUE_FUNCTIONS.get(func)
@@ -1673,6 +1725,23 @@ class _Translation:
         error.line = self.line
         error.add_note(f"in the query `{self.text}` at line {self.line}")
         return error
+
+
+#: the arguments of datetime(), the first three those of date()
+_DATE_ARGUMENTS = ("year", "month", "day", "hour", "minute", "second", "microsecond")
+#: the constructors whose arguments a query checks (buffer: Pony's name of bytes)
+_CONSTRUCTORS = frozenset({"date", "datetime", "bytes", "buffer"})
+
+
+def _is_constructor_call(node: ast.AST) -> bool:
+    """Whether ``node`` calls date(), datetime() or bytes() by name, with no ``*args``/``**kwargs``."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _CONSTRUCTORS
+        and not any(isinstance(arg, ast.Starred) for arg in node.args)
+        and all(keyword.arg is not None for keyword in node.keywords)
+    )
 
 
 def _holds(code: types.CodeType, inner: types.CodeType) -> bool:
@@ -3173,13 +3242,31 @@ class _Rewriter:
 
     def external(self, node: ast.expr) -> ast.expr:
         """A value from the enclosing scope, evaluated as Python and bound as a parameter."""
+        constructed = False
         for child in ast.walk(node):
             if isinstance(child, ast.GeneratorExp):
                 raise self.unsupported(_construct(child), child)
             if isinstance(child, ast.Name) and child.id != "__nx":  # __nx: inlined code's helpers
                 self.names_used.add(child.id)
+            constructed = constructed or _is_constructor_call(child)
         self._spanned(self.externals, node)
-        return node
+        return self._checked_constructors(node) if constructed else node
+
+    def _checked_constructors(self, node: ast.expr) -> ast.expr:
+        """``node`` with each call of date(), datetime() or bytes() made through the runtime's
+        ``construct``, which names an argument that does not fit."""
+        rewriter = self
+
+        class Checked(ast.NodeTransformer):
+            def visit_Call(self, call: ast.Call) -> ast.AST:
+                self.generic_visit(call)
+                if not _is_constructor_call(call):
+                    return call
+                made = rewriter._helper("construct", call.func, ast.Constant(value=rewriter._at(call)), *call.args)
+                made.keywords = call.keywords  # type: ignore[attr-defined]
+                return ast.copy_location(made, call)
+
+        return cast(ast.expr, Checked().visit(copy.deepcopy(node)))
 
     def _operation(self, made: ast.expr, node: ast.AST) -> ast.expr:
         """``made``, the rewriting of the operation ``node``, at its place in the source: an error
