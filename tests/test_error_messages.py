@@ -530,6 +530,41 @@ def test_arithmetic_on_operands_of_wrong_types_names_both_types_and_the_expressi
         assert sorted(select(s.name + "!" for s in Student)) == ["Ann!", "Bob!"]
 
 
+def test_strip_of_chars_that_are_not_a_str_names_the_call_as_written(school: Any) -> None:
+    """``s.name.strip(1)`` is a QueryError (a TypeError) naming the argument's type and the call."""
+    Student = school.Student
+    with db_session:
+        with pytest.raises(QueryError) as info:
+            select(s.name for s in Student if s.name.strip(1))
+        assert isinstance(info.value, TypeError)
+        assert str(info.value) == "'chars' argument must be of 'str' type in s.name.strip(1), got: 'int'"
+        with pytest.raises(QueryError) as info:
+            Student.name.rstrip(2.5)
+        assert str(info.value) == "'chars' argument must be of 'str' type in Student.name.rstrip(2.5), got: 'float'"
+        assert [s.name for s in select(s for s in Student if s.name.lstrip("A") == "nn")] == ["Ann"]
+
+
+def test_arithmetic_of_a_decimal_and_a_float_is_refused_as_in_python(db: Database) -> None:
+    """A Decimal and a float do not mix in query arithmetic, as in Python: the QueryError names
+    both types and the expression; a note says to convert one."""
+    from decimal import Decimal
+
+    class Item(db.Entity):
+        price = Required(Decimal, 10, 2)
+        weight = Required(float)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Item(price=Decimal("2.50"), weight=1.5)
+        with pytest.raises(QueryError) as info:
+            select(i for i in Item if i.price + 1.1 > 10)
+        assert str(info.value) == "Unsupported operand types 'Decimal' and 'float' for operation '+' in expression: i.price + 1.1"
+        assert "convert one with Decimal() or float()" in _notes(info.value)
+        with pytest.raises(QueryError, match=r"^Unsupported operand types 'float' and 'Decimal' for operation '\*'"):
+            select(i for i in Item if i.weight * i.price > 10)
+        assert select(i for i in Item if i.price * 2 > 4 and i.weight * 2 > 2.5).count() == 1
+
+
 def test_date_arithmetic_with_a_value_of_another_type_says_what_is_allowed(db: Database) -> None:
     """``e.d - "x"`` names both types and the expression; a note tells what date arithmetic takes."""
 

@@ -358,15 +358,23 @@ class Operand:
 
     def strip(self, chars: Any = None) -> Value:
         """The string without leading and trailing whitespace (or ``chars``)."""
-        return function("strip", self) if chars is None else function("strip_chars", self, chars)
+        return function("strip", self) if chars is None else function("strip_chars", self, self._chars(chars, "strip"))
 
     def lstrip(self, chars: Any = None) -> Value:
         """The string without leading whitespace (or ``chars``)."""
-        return function("lstrip", self) if chars is None else function("lstrip_chars", self, chars)
+        return function("lstrip", self) if chars is None else function("lstrip_chars", self, self._chars(chars, "lstrip"))
 
     def rstrip(self, chars: Any = None) -> Value:
         """The string without trailing whitespace (or ``chars``)."""
-        return function("rstrip", self) if chars is None else function("rstrip_chars", self, chars)
+        return function("rstrip", self) if chars is None else function("rstrip_chars", self, self._chars(chars, "rstrip"))
+
+    def _chars(self, chars: Any, method: str) -> Any:
+        """The ``chars`` argument of ``strip()`` and its kin: a str, or a str value the query computes."""
+        if isinstance(chars, str) or (isinstance(chars, Operand) and value_of(chars).py_type is str):
+            return chars
+        written = f"{self._value_()!r}.{method}({chars!r})"
+        kind = _type_name(value_of(chars).py_type) if isinstance(chars, Operand) else type(chars).__name__
+        raise written_as(QueryError(f"'chars' argument must be of 'str' type in {written}, got: {kind!r}"), written)
 
     def length(self) -> Value:
         """The number of characters of the string (``len()`` in a generator query)."""
@@ -1877,6 +1885,9 @@ def arithmetic(op: str, left: Any, right: Any) -> Value:
     for py_type in (lt, rt):
         if not _is_numeric(py_type):
             raise _operand_types_error(op, left, right)
+    if {lt, rt} == {Decimal, float}:
+        note = "A Decimal and a float do not mix in arithmetic, as in Python: convert one with Decimal() or float()"
+        raise _operand_types_error(op, left, right, note)
     if op == "/":
         floating = float if float in (lt, rt) or Decimal not in (lt, rt) else Decimal
         name = "div" if floating is Decimal or float in (lt, rt) else "int_div_true"
