@@ -354,6 +354,8 @@ class EntityMeta(EntityMetaBase):
         cls._select_attrs_ = tuple(a for a in cls._loaded_columns_ if not a.lazy or a.is_pk)
         #: get(**values): the SELECT text per shape of the keywords (see keyword_get_sql)
         cls._keyword_sql_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        #: a query's SELECT text per shape of its conditions, order and limit (see plain_select_sql)
+        cls._select_sql_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         #: what to_dict() reads, at 2 * with_collections + with_lazy; see _dict_plan
         cls._dict_plans_: list[tuple[Any, ...] | None] = [None] * 4
         cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)

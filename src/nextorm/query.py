@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import IO, Any, Generic, TypeVar, cast, overload
+from uuid import UUID
 
 from ._impl import Column as AttributeBase
 from ._impl import EntityBase
@@ -20,8 +23,10 @@ from .expressions import (
     Aggregate,
     BoolOp,
     Column,
+    Compare,
     Expr,
     Label,
+    Not,
     Operand,
     OrderBy,
     RawSQL,
@@ -369,7 +374,10 @@ class Query(Generic[_E]):
 
     def sql(self) -> tuple[str, list[Any]]:
         """The SELECT statement and its parameters."""
-        return render(self.statement(), self.entity._database_._provider_or_fail().dialect)
+        dialect = self.entity._database_._provider_or_fail().dialect
+        if self._select is None and not self._sources:
+            return plain_select_sql(self, dialect)
+        return render(self.statement(), dialect)
 
     # -- execution: steps, run blocking or awaited ------------------------------------------------
 
@@ -421,7 +429,8 @@ class Query(Generic[_E]):
             # count(distinct=True) of objects: the distinct rows, as Pony counts them
             statement = Count(query._copy(_distinct=query._distinct or distinct).statement())
         else:
-            statement = query.statement(count=True)
+            sql, params = plain_select_sql(query, self.entity._database_._provider_or_fail().dialect, count=True)
+            return int((yield from self.entity._database_._scalar_steps_(sql, params)) or 0)
         sql, params = render(statement, self.entity._database_._provider_or_fail().dialect)
         return int((yield from self.entity._database_._scalar_steps_(sql, params)) or 0)
 
@@ -899,6 +908,89 @@ def keyword_get_sql(entity: Any, values: dict[str, Any]) -> tuple[str, list[Any]
         if len(params) >= len(bound) and all(type(a) is type(b) and a == b for a, b in zip(bound, params)):
             entity._keyword_sql_[shape] = (dialect, sql, attrs, tuple(params[len(bound) :]))
     return sql, params
+
+
+#: the types of bound values a cached SELECT text of a query takes in place: each binds as itself
+_BOUND_TYPES = _PLAIN_TYPES | {Decimal, datetime, date, time, timedelta, UUID}
+#: the comparisons a cached SELECT text spells the same whatever the values (bar None and IN's length)
+_SHAPED_OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in"})
+#: most SELECT texts kept per entity: a query paged through many offsets makes one per page
+SELECT_SQL_LIMIT = 256
+
+
+def plain_select_sql(query: Query[Any], dialect: Any, count: bool = False) -> tuple[str, list[Any]]:
+    """The text and parameters of the SELECT of ``query``'s objects (of ``COUNT(*)`` when ``count``).
+
+    A query whose conditions are comparisons of the entity's own columns with plain values,
+    combined with and/or/not, keeps its text per shape in the entity's ``_select_sql_``: the
+    conditions' structure, columns and operators, which values are None, the length of each IN
+    list, the order, limit, offset, locking and DISTINCT. A repeated query of that shape binds its
+    values to the text already made instead of building and rendering the statement again. A shape
+    is kept only when the parameters the statement made are those values, in order, followed by
+    constants (the limit and offset), checked on the query that made it.
+    """
+    entity = query.entity
+    key: list[Any] = [
+        count,
+        query._limit,
+        query._offset,
+        query._for_update,
+        bool(query._distinct),
+        () if count else query._order_keys([(entity, 0, 1)]),
+    ]
+    params: list[Any] = []
+    if not _shape_of(query._where + entity._kind_filter_, key, params) or not all(
+        type(item) is str or type(item) is int for item, _ in key[5]
+    ):
+        return render(query.statement(count=count), dialect)
+    shape = tuple(key)
+    entry = entity._select_sql_.get(shape)
+    if entry is not None and entry[0] is dialect:
+        params.extend(entry[2])
+        return entry[1], params
+    sql, rendered = render(query.statement(count=count), dialect)
+    bound = len(params)
+    if len(rendered) >= bound and all(type(a) is type(b) and a == b for a, b in zip(params, rendered)):
+        known = entity._select_sql_
+        if len(known) >= SELECT_SQL_LIMIT:
+            known.clear()
+        known[shape] = (dialect, sql, tuple(rendered[bound:]))
+    return sql, rendered
+
+
+def _shape_of(conditions: tuple[Any, ...], key: list[Any], params: list[Any]) -> bool:
+    """Append the shape of each condition to ``key`` and its values to ``params``, in the order the
+    text binds them; False when a condition is not a comparison of a column with plain values (or
+    and/or/not of such)."""
+    for condition in conditions:
+        kind = type(condition)
+        if kind is Compare:
+            attr, op, value = condition.attr, condition.op, condition.value
+            if not isinstance(attr, AttributeBase) or attr.width != 1 or op not in _SHAPED_OPERATORS:
+                return False
+            if value is None:
+                key.append((attr.column, op, None))
+            elif op == "in":
+                if not all(type(v) in _BOUND_TYPES for v in value):
+                    return False
+                key.append((attr.column, op, len(value)))
+                params.extend(value)
+            elif type(value) in _BOUND_TYPES:
+                key.append((attr.column, op))
+                params.append(value)
+            else:
+                return False
+        elif kind is BoolOp:
+            key.append((condition.op, len(condition.items)))
+            if not _shape_of(condition.items, key, params):
+                return False
+        elif kind is Not:
+            key.append("NOT")
+            if not _shape_of((condition.item,), key, params):
+                return False
+        else:
+            return False
+    return True
 
 
 # the translator builds the queries of repeated generators directly (it cannot import this module,
