@@ -339,6 +339,21 @@ def load_collections_steps(attr: Any, owners: list[Any], lazy: tuple[Any, ...] =
         rows = (yield cache, "query", (sql, params)).rows
         members = materialize_rows(target, cache, attrs, converters, rows)
         get_raw = reverse.get_raw
+        if len(owners) == 1:
+            # one owner: the rows are its members, less any the session points elsewhere (a stored
+            # reference of the key's own type is the key: it needs no reference_to_db)
+            pk = pk_values[0]
+            key_type = type(pk)
+            items: dict[Any, None] = {}
+            for member in members:
+                if member._status_ < DELETED:
+                    ref = get_raw(member)
+                    if (ref if type(ref) is key_type else reference_to_db(ref)) == pk:
+                        items[member] = None
+            data = attr.ensure_data(owners[0])
+            data.items = items
+            data.loaded = True
+            return members
         keys = [reference_to_db(get_raw(m)) for m in members]
     by_pk: dict[Any, list[Any]] = {}
     for key, member in zip(keys, members):
