@@ -835,6 +835,24 @@ def test_loaded_unique_values_clash_in_session(Person, ann) -> None:
             Person(name="Copy", email="ann@x")
 
 
+def test_unique_values_of_objects_loaded_by_several_queries_clash_in_their_order(Person, ann) -> None:
+    """Objects loaded by queries that nothing checked against yet are all in the unique indexes when a
+    change is checked: a clash with any of them is found, and a value moved away before is free."""
+    with db_session:
+        bob = Person(name="Bob", email="bob@x")
+    with db_session:
+        Person.select(lambda p: p.name == "Ann")[:]
+        loaded_bob = Person.select(lambda p: p.name == "Bob")[:][0]
+        Person.select()[:]  # both again: each object is indexed once, under its value
+        with pytest.raises(CacheIndexError, match="value 'bob@x' for key email already exists"):
+            Person(name="Copy", email="bob@x")
+        with pytest.raises(CacheIndexError, match="with key ann@x already exists"):
+            loaded_bob.email = "ann@x"
+        loaded_bob.email = "bob2@x"
+        assert Person(name="Bob again", email="bob@x").email == "bob@x"
+    assert bob.id != ann
+
+
 def test_unique_value_moved_away_can_be_taken(Person, ann, other_connection) -> None:
     """After a loaded object changes its unique value, a new object may take the old one in the same session."""
     with db_session:

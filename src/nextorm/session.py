@@ -451,7 +451,10 @@ class SessionCache(CacheBase):
         self.readonly = session.manager.readonly
         # a readonly session reads one snapshot in a READ ONLY transaction where the database has them
         self.immediate = session.manager.immediate or (self.readonly and self.provider.readonly_transactions)
-        self.unique: dict[Any, dict[Any, Any]] = {}
+        self._unique: dict[Any, dict[Any, Any]] = {}
+        #: objects loaded and not yet in the unique indexes, with their entity: indexed when the
+        #: indexes are next read, so a load that nothing checks against costs no indexing
+        self._unlearned: list[tuple[tuple[Any, ...], Any]] = []
         self.new_ids: dict[Any, int] = {}
         #: pending many-to-many changes: primary collection attribute -> (added, removed) links
         self.m2m: dict[Any, tuple[dict[Any, None], dict[Any, None]]] = {}
@@ -859,17 +862,38 @@ class SessionCache(CacheBase):
                 if value is not None and index.get(value) is obj:
                     del index[value]
 
+    @property
+    def unique(self) -> dict[Any, dict[Any, Any]]:
+        """The unique indexes: key -> {value: object}, every loaded object in them."""
+        if self._unlearned:
+            self._learn_loaded()
+        return self._unique
+
+    @unique.setter
+    def unique(self, indexes: dict[Any, dict[Any, Any]]) -> None:
+        # indexes restored (a savepoint's) or emptied: what was loaded since is left out, as it was
+        self._unique = indexes
+        self._unlearned = []
+
     def learn_unique(self, objects: Iterable[Any], entity: Any) -> None:
-        """Index loaded objects by their unique keys."""
-        keys = entity._unique_keys_
-        if not keys:
-            return
-        for key in keys:
-            index = self.unique.setdefault(key, {})
-            for obj in objects:
-                value = key.value_of(obj)
-                if value is not None and not _holds(index.get(value), obj, key, value):
-                    index[value] = obj
+        """Index loaded objects by their unique keys (when the indexes are next read)."""
+        if entity._unique_keys_:
+            self._unlearned.append((tuple(objects), entity))
+
+    def _learn_loaded(self) -> None:
+        """Put the objects loaded since the indexes were last read in them, in the order loaded."""
+        unlearned, self._unlearned = self._unlearned, []
+        indexes = self._unique
+        for objects, entity in unlearned:
+            for key in entity._unique_keys_:
+                index = indexes.setdefault(key, {})
+                value_of = key.attrs[0].get_raw if len(key.attrs) == 1 else key.value_of
+                for obj in objects:
+                    value = value_of(obj)
+                    if value is not None:
+                        other = index.get(value)
+                        if other is None or other is obj or not _holds(other, obj, key, value):
+                            index[value] = obj
 
     # -- unit of work ---------------------------------------------------------------------------
 
