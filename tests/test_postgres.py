@@ -419,6 +419,135 @@ def test_statements_of_many_values_store_every_value_whatever_their_placeholders
     }
 
 
+@pytest.fixture
+def Tally(db: Database) -> type:
+    """Tally (table ``tally``): a name, an INTEGER count, an optional note and a flag; no rows yet."""
+
+    class Tally(db.Entity):
+        _table_ = "tally"
+        id = PrimaryKey(int, auto=True)
+        name = Required(str)
+        count = Required(int, sql_type="INTEGER")
+        note = Optional(str, nullable=True)
+        flag = Required(bool, default=False)
+        ratio = Optional(float)
+
+    db.generate_mapping(create_tables=True)
+    return Tally
+
+
+def make_tallies(Tally: type, count: int) -> list[int]:
+    """``count`` tallies named t0, t1, ...; every third has no note; returns their keys."""
+    with db_session:
+        made = [Tally(name=f"t{i}", count=i, note=None if i % 3 == 0 else f"n{i}") for i in range(count)]
+        flush()
+        return [t.id for t in made]
+
+
+def test_changed_objects_are_updated_by_one_statement_of_many_rows(
+    Tally: type, sql_log: Any, other_connection: Any
+) -> None:
+    """Objects changed alike go in one UPDATE ... FROM (VALUES ...) that checks each row's key and
+    read values (IS NULL for a None) and stores each object's own new values."""
+    keys = make_tallies(Tally, 5)
+    sql_log.clear()
+    with db_session:
+        for tally in Tally.select().order_by(Tally.note):  # notes first, then the None ones
+            tally.count += 100
+            tally.name = tally.name.upper()
+            tally.flag = tally.note is None
+    updates = [s for s in sql_log.statements if s.startswith("UPDATE")]
+    assert len(updates) == 2  # the rows read with a note, then those read with None: two shapes of check
+    assert all(' FROM (VALUES ((NULL::"tally")."name"' in s for s in updates)
+    assert '"tally"."note" = "nextorm_rows".' in updates[0]
+    assert '"tally"."note" IS NULL' in updates[1]
+    stored = other_connection.execute("SELECT id, name, count, note, flag FROM tally ORDER BY id").fetchall()
+    assert stored == [
+        (key, f"T{i}", i + 100, None if i % 3 == 0 else f"n{i}", i % 3 == 0) for i, key in enumerate(keys)
+    ]
+
+
+def test_a_batch_longer_than_one_statement_updates_every_row_once(
+    Tally: type, sql_log: Any, other_connection: Any
+) -> None:
+    """1201 changed objects take three multi-row UPDATEs; each row gets its own value exactly once."""
+    keys = make_tallies(Tally, 1201)
+    sql_log.clear()
+    with db_session:
+        for tally in Tally.select():
+            tally.note = f"x{tally.count}"
+    updates = [s for s in sql_log.statements if s.startswith("UPDATE")]
+    assert len(updates) == 3
+    stored = other_connection.execute("SELECT id, count, note FROM tally ORDER BY id").fetchall()
+    assert stored == [(key, i, f"x{i}") for i, key in enumerate(keys)]
+
+
+def test_a_row_changed_by_another_client_fails_the_multi_row_update_naming_its_object(
+    Tally: type, other_connection: Any
+) -> None:
+    """When one row of a multi-row UPDATE was changed since it was read, OptimisticCheckError names
+    that object and none of the batch's rows is written."""
+    keys = make_tallies(Tally, 6)
+    with pytest.raises(OptimisticCheckError) as info:
+        with db_session:
+            tallies = Tally.select().order_by(Tally.id)[:]
+            other_connection.execute("UPDATE tally SET count = 99 WHERE id = ?", [keys[4]])
+            for tally in tallies:
+                tally.count += 10
+    assert f"Tally[{keys[4]}]" in str(info.value)
+    stored = other_connection.execute("SELECT count FROM tally ORDER BY id").fetchall()
+    assert [count for (count,) in stored] == [0, 1, 2, 3, 99, 5]
+
+
+def test_a_unique_clash_in_a_multi_row_update_names_its_object_and_writes_nothing(
+    Tally: type, other_connection: Any
+) -> None:
+    """A row of a multi-row UPDATE clashing with a unique index fails with TransactionIntegrityError
+    naming that object; the other rows keep their values."""
+    keys = make_tallies(Tally, 4)
+    other_connection.execute("CREATE UNIQUE INDEX tally_note ON tally (note)")
+    with pytest.raises(TransactionIntegrityError) as info:
+        with db_session:
+            for tally in Tally.select().order_by(Tally.id):
+                tally.note = "same" if tally.count in (1, 2) else f"m{tally.count}"
+    assert f"Tally[{keys[2]}]" in str(info.value)
+    stored = other_connection.execute("SELECT note FROM tally ORDER BY id").fetchall()
+    assert [note for (note,) in stored] == [None, "n1", "n2", None]
+
+
+def test_a_value_out_of_the_columns_range_fails_the_multi_row_update(
+    Tally: type, other_connection: Any
+) -> None:
+    """The VALUES rows take the table's column types: a count too big for INTEGER is refused, as a
+    one-row UPDATE refuses it, and nothing is written."""
+    make_tallies(Tally, 3)
+    with pytest.raises(Exception, match="out of range"):
+        with db_session:
+            for tally in Tally.select():
+                tally.count = 2**40
+    stored = other_connection.execute("SELECT count FROM tally ORDER BY id").fetchall()
+    assert [count for (count,) in stored] == [0, 1, 2]
+
+
+def test_changes_of_columns_of_other_types_are_updated_row_by_row(
+    Item: type, sql_log: Any, other_connection: Any
+) -> None:
+    """Objects whose changed or checked columns hold values other than ints, strings, floats and
+    bools are updated by an executemany of one-row UPDATEs."""
+    with db_session:
+        for i in range(3):
+            Item(name=f"batch{i}", price=Decimal("1.5"))
+    sql_log.clear()
+    with db_session:
+        for item in Item.select(lambda i: i.name.startswith("batch")):
+            item.price += 1
+    assert [s for s in sql_log.statements if "UPDATE" in s] == [
+        'EXECUTEMANY (3) UPDATE "item" SET "price" = %s WHERE "id" = %s AND "price" = %s'
+    ]
+    stored = other_connection.execute("SELECT price FROM item WHERE name LIKE 'batch%'").fetchall()
+    assert [amount for (amount,) in stored] == [Decimal("2.5")] * 3
+
+
 def test_numbered_placeholders_replace_each_percent_s_or_nothing() -> None:
     """PostgreSQL's ``$n`` stand for a long statement's ``%s`` in order; a statement with few values,
     a literal ``%%`` or a count that does not match keeps psycopg's translation (None)."""

@@ -771,6 +771,46 @@ class Update:
 
 
 @dataclass(frozen=True, slots=True)
+class UpdateRows:
+    """``UPDATE table SET column = rows.c0, ... FROM (VALUES ...) AS rows WHERE key = rows.c1 ...``:
+    ``Update`` of ``rows`` rows in one statement, each row's values bound as ``Update`` binds them
+    (the SET values, then the key, then the checked values).
+
+    VALUES starts with a row of NULLs of the table's column types, which types every column of
+    VALUES as its table column (a bound string is read as the column's type, as in ``Update``)
+    and matches no row: the statement's row count is the number of rows whose key and checked
+    values matched.
+    """
+
+    table: str
+    columns: tuple[str, ...]
+    where: KeyMatch
+    rows: int
+
+    def sql(self, dialect: Dialect) -> str:
+        """The statement's text."""
+        q = dialect.quote
+        table = q(self.table)
+        bound = (*self.columns, *self.where.columns, *(c for c, is_null in self.where.checks if not is_null))
+        alias = q("nextorm_rows")
+        names = [f"c{i}" for i in range(len(bound))]
+        types = ", ".join(dialect.column_typed_null(self.table, c) for c in bound)
+        row = f"({dialect.placeholders(len(bound))})"
+        sets = ", ".join(f"{q(c)} = {alias}.{n}" for c, n in zip(self.columns, names))
+        conditions = [
+            f"{table}.{q(c)} = {alias}.{n}" for c, n in zip(self.where.columns, names[len(self.columns) :])
+        ]
+        checked = iter(names[len(self.columns) + len(self.where.columns) :])
+        for column, is_null in self.where.checks:
+            match = "IS NULL" if is_null else f"= {alias}.{next(checked)}"
+            conditions.append(f"{table}.{q(column)} {match}")
+        return (
+            f"UPDATE {table} SET {sets} FROM (VALUES ({types}), {', '.join([row] * self.rows)}) "
+            f"AS {alias} ({', '.join(names)}) WHERE {' AND '.join(conditions)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class UpdateWhere:
     """``UPDATE table SET column = value, ... WHERE ...``: one statement for every matching row.
 

@@ -10,6 +10,7 @@ after-hooks. The statements come from ``nextorm.sql``; IO goes through the cache
 from __future__ import annotations
 
 import weakref
+from dataclasses import replace
 from typing import Any
 
 from ._impl import (
@@ -33,7 +34,7 @@ from .exceptions import (
     UnresolvableCyclicDependency,
 )
 from .identity import fold_rows, key_db_values
-from .sql import BATCH_SAVEPOINT, Delete, Insert, KeyMatch, Select, Update, render
+from .sql import BATCH_SAVEPOINT, Delete, Insert, KeyMatch, Select, Update, UpdateRows, render
 from .steps import Steps
 
 __all__ = [
@@ -206,12 +207,21 @@ def _save_steps(cache: Any, batch: list[Any]) -> Steps[list[tuple[list[Any], int
 
 
 def _batch_steps(
-    cache: Any, entity: Any, shape: Any, group: list[Any], sql: str, rows: list[Any], expect_rows: bool
+    cache: Any,
+    entity: Any,
+    shape: Any,
+    group: list[Any],
+    sql: str,
+    rows: list[Any],
+    expect_rows: bool,
+    statements: list[tuple[str, list[Any]]] | None = None,
 ) -> Steps[None]:
     """One statement per object of ``group``, batched; a failure names the one object that caused it.
 
-    A batch runs inside a savepoint; when it fails (or, with ``expect_rows``, matches fewer rows
-    than objects) it is rolled back to the savepoint and replayed one row at a time.
+    The batch is an executemany of ``sql`` over ``rows``, or ``statements`` (text, parameters)
+    that together do the same. It runs inside a savepoint; when it fails (or, with
+    ``expect_rows``, matches fewer rows than objects) it is rolled back to the savepoint and
+    replayed one row at a time.
     """
     if len(rows) == 1:
         yield from _one_steps(cache, entity, shape, group[0], sql, rows[0], expect_rows)
@@ -219,7 +229,12 @@ def _batch_steps(
     dialect = cache.provider.dialect
     yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
     try:
-        count = yield cache, "write_many", (sql, rows)
+        if statements is None:
+            count = yield cache, "write_many", (sql, rows)
+        else:
+            count = 0
+            for text, params in statements:
+                count += (yield cache, "write", (text, params)).rowcount
     except TransactionIntegrityError:
         count = -1
     if count != -1 and (not expect_rows or count == len(rows)):
@@ -470,6 +485,14 @@ def _reads_back_as_sent(attr: Any) -> bool:
     return attr.py_type in _EXACT_TYPES and attr.sql_type is None
 
 
+def _bound_as_number_or_string(attr: Any) -> bool:
+    """Whether the values of ``attr`` are bound as Python ints, strings, floats or bools."""
+    if attr.is_reference:
+        pk_attrs = getattr(attr.py_type, "_pk_attrs_", ())
+        return len(pk_attrs) == 1 and pk_attrs[0].py_type in _EXACT_TYPES
+    return attr.py_type in _EXACT_TYPES
+
+
 def _insert_many_steps(cache: Any, sql: str, rows: list[Any], auto: Any) -> Steps[list[Any] | None]:
     """The rows' new keys from the driver's batch of one-row INSERTs; None when a row failed."""
     dialect = cache.provider.dialect
@@ -523,14 +546,41 @@ def _update_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: l
     checks = shape[3]
     sql = Update(entity._table_, _columns(attrs), _key_match(entity, checks)).sql(cache.provider.dialect)
     rows: list[Any]
+    statements = None
     if entity._wide_:
         rows = [_values(attrs, obj) + _where_params(entity, obj, checks) for obj in group]
     else:
         # the new values of the written columns, then the key and the checked columns' known values
         columns = [*attrs, *_where_attrs(entity, checks)]
         rows = column_values(group, columns, [a.to_db for a in columns], known=True, known_from=len(attrs))
-    yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True)
+        per_statement = cache.provider.dialect.update_rows_per_statement
+        if per_statement and len(rows) > 1 and all(map(_bound_as_number_or_string, columns)):
+            statements = _update_rows_statements(entity, cache, attrs, checks, rows, per_statement)
+    yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True, statements=statements)
     mark_saved(cache, group, MODIFIED)
+
+
+def _update_rows_statements(
+    entity: Any, cache: Any, attrs: list[Any], checks: Any, rows: list[Any], per_statement: int
+) -> list[tuple[str, list[Any]]]:
+    """``rows`` of a batch of UPDATEs as multi-row ``UPDATE ... FROM (VALUES ...)`` statements.
+
+    Only for columns of ints, strings, floats and bools: the driver binds them untyped or as
+    numbers, which the VALUES row of typed NULLs resolves to the columns' types (other values,
+    Json or dates, may be bound as a type that does not resolve to the column's without a cast).
+    """
+    dialect = cache.provider.dialect
+    per_statement = max(1, min(per_statement, dialect.max_params // len(rows[0])))
+    statement = UpdateRows(entity._table_, _columns(attrs), _key_match(entity, checks), per_statement)
+    texts: dict[int, str] = {}
+    statements = []
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        text = texts.get(len(chunk))
+        if text is None:
+            text = texts[len(chunk)] = replace(statement, rows=len(chunk)).sql(dialect)
+        statements.append((text, [value for row in chunk for value in row]))
+    return statements
 
 
 def _delete_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: list[Any]) -> Steps[None]:

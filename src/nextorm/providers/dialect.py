@@ -44,6 +44,9 @@ class Dialect:
     late_foreign_keys = False
     #: most values bound to one statement
     max_params = 999
+    #: most rows one ``UPDATE ... FROM (VALUES ...)`` updates; 0: a batch of updates is an
+    #: executemany of one-row UPDATEs (cheap where the driver keeps the statement prepared)
+    update_rows_per_statement = 0
 
     def __init__(self) -> None:
         self._column_lists: dict[tuple[str, ...], str] = {}
@@ -139,6 +142,10 @@ class Dialect:
     def returning_clause(self, *columns: str) -> str:
         """The suffix of an INSERT returning ``columns`` of each new row."""
         return " RETURNING " + ", ".join(self.quote(column) for column in columns)
+
+    def column_typed_null(self, table: str, column: str) -> str:
+        """A NULL of the type ``column`` of ``table`` has in the database."""
+        raise NotImplementedError(f"{self.title} updates a batch of rows with one statement per row")
 
     def ignore_conflict_clause(self) -> str:
         """The suffix of an INSERT that skips a row clashing with a unique key instead of failing."""
@@ -556,6 +563,8 @@ class PostgresDialect(Dialect):
     param = "%s"
     # the protocol counts a statement's parameters in 16 bits
     max_params = 65535
+    # unprepared (PgBouncer-safe) one-row UPDATEs are parsed and planned once per row by the server
+    update_rows_per_statement = 500
     type_names = {
         int: "BIGINT",
         str: "TEXT",
@@ -586,6 +595,10 @@ class PostgresDialect(Dialect):
         params.append(limit)
         params.append(offset)
         return " LIMIT %s OFFSET %s"
+
+    def column_typed_null(self, table: str, column: str) -> str:
+        # the field of a NULL of the table's row type: the column's own type, whatever the DDL said
+        return f"(NULL::{self.quote(table)}).{self.quote(column)}"
 
     # JSONB operators with the path as a text[] parameter; arrays are PostgreSQL arrays
 
