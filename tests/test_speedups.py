@@ -1208,6 +1208,48 @@ def test_materialize_pauses_the_gc_for_its_loop(model: Model, gc_state: None, en
     assert seen == [False, False] and gc.isenabled() is enabled
 
 
+@pytest.mark.parametrize("enabled", [True, False], ids=["gc-on", "gc-off"])
+def test_flush_folds_pause_the_gc_and_restore_it(model: Model, gc_state: None, enabled: bool) -> None:
+    """``shape_runs``, ``mark_saved_all`` and ``record_undo_all`` run with the cyclic GC off and
+    leave it as it was, also when their input fails part-way."""
+    sp = model.speedups
+    model.entity._columns_ = tuple(model.columns)
+    model.entity._attrs_ = tuple(model.columns)
+    model.entity._check_mask_ = 0
+    seen: list[bool] = []
+
+    def watched(items: list[Any], fail: bool = False) -> Any:
+        for item in items:
+            seen.append(gc.isenabled())
+            yield item
+        if fail:
+            raise OSError("input lost")
+
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
+    token = sp.current_session.set(model.session)
+    try:
+        obj = model.new(sp.LOADED, id=1, name="a")
+        obj.name = "b"
+        assert [group for _, group in sp.shape_runs(watched([obj]), True)] == [[obj]]
+        saving: list[Any] = []
+        sp.mark_saved_all(watched([obj]), sp.MODIFIED, saving)
+        undo: dict[Any, Any] = {}
+        sp.record_undo_all(undo, watched(saving))
+        assert undo == {obj: (sp.MODIFIED, {1: "a"}, 0b10)}
+        with pytest.raises(OSError):
+            sp.shape_runs(watched([obj], fail=True), True)
+        with pytest.raises(OSError):
+            sp.mark_saved_all(watched([obj], fail=True), sp.MODIFIED, [])
+        with pytest.raises(OSError):
+            sp.record_undo_all({}, watched(saving, fail=True))
+    finally:
+        sp.current_session.reset(token)
+    assert seen == [False] * 6 and gc.isenabled() is enabled
+
+
 def _failing_rows() -> Any:
     """Rows whose iterator fails after the first one, as a driver's cursor can."""
     yield (2, "Cy", 30, 1.5, None)

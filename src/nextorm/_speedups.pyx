@@ -699,13 +699,25 @@ def shape_runs(objs, optimistic):
     its written columns, of a DELETED one 0; with ``optimistic``, the checks of an UPDATE/DELETE are
     ``checked_columns(obj, class._attrs_, class._check_mask_)``, else (). Other objects are left out.
     """
+    # a run's objects are appended while every flushed object is alive: paused as in column_values
+    cdef bint gc_was_enabled = PyGC_Disable()
+    try:
+        return _shape_runs(objs, optimistic)
+    finally:
+        if gc_was_enabled:
+            PyGC_Enable()
+
+
+cdef list _shape_runs(objs, bint check):
+    """The loop of ``shape_runs``: a shape tuple is built only where a run starts."""
     cdef list runs = []
     cdef list group = None
-    cdef tuple shape = None
-    cdef tuple new
-    cdef bint check = optimistic
     cdef int status
+    cdef int run_status = -1
     cdef object cls = None
+    cdef object run_cls = None
+    cdef object run_bits = None
+    cdef object run_checks = None
     cdef object columns = None
     cdef object attrs = None
     cdef object check_mask = None
@@ -722,7 +734,8 @@ def shape_runs(objs, optimistic):
             check_mask = cls._check_mask_
             check_low = _low_bits(check_mask)
         if status == _CREATED:
-            new = (_CREATED, cls, _loaded_bits(obj, columns), ())
+            bits = _loaded_bits(obj, columns)
+            checks = ()
         else:
             # no column past 63 and none of the checked ones read: no checks, without a Python int
             unread = (
@@ -731,16 +744,18 @@ def shape_runs(objs, optimistic):
                 and (<EntityBase>obj)._high is None
                 and not (<EntityBase>obj)._rlow & check_low
             )
-            new = (
-                status,
-                cls,
-                obj._wbits_ if status == _MODIFIED else 0,
-                () if unread else _checked_columns(obj, attrs, check_mask),
-            )
-        if shape is None or new != shape:
-            shape = new
+            bits = obj._wbits_ if status == _MODIFIED else 0
+            checks = () if unread else _checked_columns(obj, attrs, check_mask)
+        if (
+            group is None
+            or status != run_status
+            or cls is not run_cls
+            or bits != run_bits
+            or checks != run_checks
+        ):
+            run_status, run_cls, run_bits, run_checks = status, cls, bits, checks
             group = []
-            runs.append((shape, group))
+            runs.append(((status, cls, bits, checks), group))
         group.append(obj)
     return runs
 
@@ -823,6 +838,17 @@ def record_undo_all(dict undo not None, saving):
     An object's first entry is kept; a later one adds its write bits and the original values of
     columns the first did not write.
     """
+    # a tuple per object while every flushed object is alive: paused as in column_values
+    cdef bint gc_was_enabled = PyGC_Disable()
+    try:
+        _record_undo(undo, saving)
+    finally:
+        if gc_was_enabled:
+            PyGC_Enable()
+
+
+cdef _record_undo(dict undo, saving):
+    """The loop of ``record_undo_all``."""
     for obj, status, orig, wbits in saving:
         entry = undo.get(obj)
         if entry is None:
@@ -843,6 +869,17 @@ def mark_saved_all(objs, int status, list saving):
     Appends ``(obj, status, original values, write bits)`` to ``saving`` for each, then a deleted
     object becomes GONE and any other LOADED with no written columns.
     """
+    # a tuple per object while every flushed object is alive: paused as in column_values
+    cdef bint gc_was_enabled = PyGC_Disable()
+    try:
+        _mark_saved(objs, status, saving)
+    finally:
+        if gc_was_enabled:
+            PyGC_Enable()
+
+
+cdef _mark_saved(objs, int status, list saving):
+    """The loop of ``mark_saved_all``."""
     cdef EntityBase entity
     for obj in objs:
         entity = <EntityBase?>obj

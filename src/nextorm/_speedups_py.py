@@ -501,14 +501,21 @@ def mark_saved_all(objs: Iterable[Any], status: int, saving: list[Any]) -> None:
     Appends ``(obj, status, original values, write bits)`` to ``saving`` for each, then a deleted
     object becomes GONE and any other LOADED with no written columns.
     """
-    for obj in objs:
-        saving.append((obj, status, obj._orig_, obj._wbits_))
-        if status == DELETED:
-            obj._status_ = GONE
-        else:
-            obj._status_ = LOADED
-            obj._wbits_ = 0
-            obj._orig_ = None
+    # a tuple per object while every flushed object is alive: paused as in column_values
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for obj in objs:
+            saving.append((obj, status, obj._orig_, obj._wbits_))
+            if status == DELETED:
+                obj._status_ = GONE
+            else:
+                obj._status_ = LOADED
+                obj._wbits_ = 0
+                obj._orig_ = None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 def shape_runs(objs: Iterable[Any], optimistic: bool) -> list[tuple[tuple[Any, ...], list[Any]]]:
@@ -519,6 +526,17 @@ def shape_runs(objs: Iterable[Any], optimistic: bool) -> list[tuple[tuple[Any, .
     its written columns, of a DELETED one 0; with ``optimistic``, the checks of an UPDATE/DELETE are
     ``checked_columns(obj, class._attrs_, class._check_mask_)``, else (). Other objects are left out.
     """
+    # a run's objects are appended while every flushed object is alive: paused as in column_values
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _shape_runs(objs, optimistic)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _shape_runs(objs: Iterable[Any], optimistic: bool) -> list[tuple[tuple[Any, ...], list[Any]]]:
     runs: list[tuple[tuple[Any, ...], list[Any]]] = []
     shape: Any = None
     group: list[Any] = []
@@ -610,18 +628,25 @@ def record_undo_all(undo: dict[Any, Any], saving: Iterable[tuple[Any, int, Any, 
     An object's first entry is kept; a later one adds its write bits and the original values of
     columns the first did not write.
     """
-    for obj, status, orig, wbits in saving:
-        entry = undo.get(obj)
-        if entry is None:
-            undo[obj] = (status, orig, wbits)
-            continue
-        first_status, first_orig, first_wbits = entry
-        if orig:
-            first_orig = first_orig or {}
-            for index, value in orig.items():
-                if not first_wbits >> index & 1:
-                    first_orig[index] = value
-        undo[obj] = (first_status, first_orig, first_wbits | wbits)
+    # a tuple per object while every flushed object is alive: paused as in column_values
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for obj, status, orig, wbits in saving:
+            entry = undo.get(obj)
+            if entry is None:
+                undo[obj] = (status, orig, wbits)
+                continue
+            first_status, first_orig, first_wbits = entry
+            if orig:
+                first_orig = first_orig or {}
+                for index, value in orig.items():
+                    if not first_wbits >> index & 1:
+                        first_orig[index] = value
+            undo[obj] = (first_status, first_orig, first_wbits | wbits)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
 
 def attribute_dict(obj: Any, names: Sequence[str], attrs: Sequence[Any]) -> dict[str, Any]:
