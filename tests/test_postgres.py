@@ -529,6 +529,27 @@ def test_a_value_out_of_the_columns_range_fails_the_multi_row_update(
     assert [count for (count,) in stored] == [0, 1, 2]
 
 
+def test_a_multi_row_update_refused_for_a_column_type_is_replayed_row_by_row(
+    Tally: type, sql_log: Any, other_connection: Any
+) -> None:
+    """A column whose database type the bound values reach only by assignment (a float into TEXT)
+    makes PostgreSQL refuse the multi-row UPDATE: the batch is replayed one UPDATE at a time, every
+    value is stored, and later batches of that entity go out as executemany."""
+    keys = make_tallies(Tally, 3)
+    other_connection.execute("ALTER TABLE tally ALTER COLUMN ratio TYPE TEXT")
+    sql_log.clear()
+    with db_session:
+        for tally in Tally.select():
+            tally.ratio = tally.count + 0.5
+    assert len([s for s in sql_log.statements if s.startswith("UPDATE")]) == 4  # refused, then one per row
+    with db_session:
+        for tally in Tally.select():
+            tally.name = f"r{tally.count}"
+    assert [s for s in sql_log.statements if "UPDATE" in s][-1].startswith('EXECUTEMANY (3) UPDATE "tally"')
+    stored = other_connection.execute("SELECT id, name, ratio FROM tally ORDER BY id").fetchall()
+    assert stored == [(key, f"r{i}", f"{i}.5") for i, key in enumerate(keys)]
+
+
 def test_changes_of_columns_of_other_types_are_updated_row_by_row(
     Item: type, sql_log: Any, other_connection: Any
 ) -> None:

@@ -28,6 +28,7 @@ from ._impl import (
     shape_runs,
 )
 from .exceptions import (
+    DatabaseError,
     OptimisticCheckError,
     TransactionError,
     TransactionIntegrityError,
@@ -236,6 +237,13 @@ def _batch_steps(
             for text, params in statements:
                 count += (yield cache, "write", (text, params)).rowcount
     except TransactionIntegrityError:
+        count = -1
+    except DatabaseError as exc:
+        if statements is None or not cache.provider.statement_refused(exc):
+            raise
+        # the multi-row form was refused where one-row statements are not (a column of a type the
+        # bound values convert to only by assignment): replayed row by row, and not used again
+        _ROWS_REFUSED.add(entity)
         count = -1
     if count != -1 and (not expect_rows or count == len(rows)):
         yield cache, "write", (dialect.release_savepoint_sql(BATCH_SAVEPOINT), ())
@@ -479,10 +487,7 @@ def _reads_back_as_sent(attr: Any) -> bool:
     """Whether a value of ``attr`` comes back from RETURNING equal to its bound value, so that a
     new row can be matched to its object by the values it holds (a failed match would cost the
     keys a sequence handed out to rows that were rolled back)."""
-    if attr.is_reference:
-        pk_attrs = getattr(attr.py_type, "_pk_attrs_", ())
-        return len(pk_attrs) == 1 and pk_attrs[0].py_type in _EXACT_TYPES
-    return attr.py_type in _EXACT_TYPES and attr.sql_type is None
+    return _bound_as_number_or_string(attr) and (attr.is_reference or attr.sql_type is None)
 
 
 def _bound_as_number_or_string(attr: Any) -> bool:
@@ -554,10 +559,20 @@ def _update_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: l
         columns = [*attrs, *_where_attrs(entity, checks)]
         rows = column_values(group, columns, [a.to_db for a in columns], known=True, known_from=len(attrs))
         per_statement = cache.provider.dialect.update_rows_per_statement
-        if per_statement and len(rows) > 1 and all(map(_bound_as_number_or_string, columns)):
+        if (
+            per_statement
+            and len(rows) > 1
+            and entity not in _ROWS_REFUSED
+            and all(map(_bound_as_number_or_string, columns))
+        ):
             statements = _update_rows_statements(entity, cache, attrs, checks, rows, per_statement)
     yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=True, statements=statements)
     mark_saved(cache, group, MODIFIED)
+
+
+# Entities whose multi-row UPDATE the database refused (a column whose type the bound values do not
+# resolve to in VALUES): their batches are executemany of one-row UPDATEs from then on.
+_ROWS_REFUSED: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def _update_rows_statements(

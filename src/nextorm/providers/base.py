@@ -414,6 +414,10 @@ class Provider:
         """The columns a constraint violation reported by the driver is about."""
         return []
 
+    def statement_refused(self, exc: BaseException) -> bool:
+        """Whether the database refused a statement as written (its types or syntax) before running it."""
+        return False
+
     def translate_error(self, exc: BaseException) -> OrmError:
         """The nextorm exception for a driver exception."""
         if isinstance(exc, OrmError):

@@ -320,6 +320,11 @@ class PostgresProvider(Provider):
         match = re.search(r"Key \((.+?)\)=", diag.message_detail or "")
         return [part.strip().strip('"') for part in match.group(1).split(",")] if match else []
 
+    def statement_refused(self, exc: BaseException) -> bool:
+        # SQLSTATE class 42: syntax error or access rule violation (a type mismatch among them)
+        state = getattr(getattr(exc, "original_exc", exc), "sqlstate", None) or ""
+        return state.startswith("42")
+
     def translate_error(self, exc: BaseException) -> OrmError:
         if isinstance(exc, OrmError):
             return exc
