@@ -33,7 +33,8 @@ from nextorm import (
 
 
 def declare(database: Database) -> SimpleNamespace:
-    """Map Note (unique text), Owner and Pet (a required Owner) onto ``database``; Owner[1] exists."""
+    """Map Note (unique text), Owner and Pet (a required Owner whose deletion does not cascade, so
+    the foreign key has no ON DELETE action) onto ``database``; Owner[1] exists."""
 
     class Note(database.Entity):
         _table_ = "note"
@@ -44,7 +45,7 @@ def declare(database: Database) -> SimpleNamespace:
         _table_ = "owner"
         id = PrimaryKey(int, auto=True)
         name = Required(str)
-        pets = Set("Pet")
+        pets = Set("Pet", cascade_delete=False)
 
     class Pet(database.Entity):
         _table_ = "pet"

@@ -138,6 +138,21 @@ def foreign_keys(conn: Any, table: str) -> set[tuple[str, str, str]]:
     return {tuple(r) for r in rows(conn, sql, (table,))}  # type: ignore[misc]
 
 
+def on_delete_actions(conn: Any, table: str) -> dict[str, str]:
+    """The ``ON DELETE`` action of each foreign key of ``table``, by its (first) column."""
+    if is_sqlite(conn):
+        return {r[3]: r[6] for r in rows(conn, f'PRAGMA foreign_key_list("{table}")')}
+    sql = """
+        SELECT a.attname, con.confdeltype
+        FROM pg_constraint con
+        JOIN pg_class t ON t.oid = con.conrelid
+        JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = con.conkey[1]
+        WHERE con.contype = 'f' AND t.relnamespace = current_schema()::regnamespace AND t.relname = ?
+    """
+    words = {"a": "NO ACTION", "c": "CASCADE", "n": "SET NULL"}
+    return {column: words[action] for column, action in rows(conn, sql, (table,))}
+
+
 # -- fixtures ----------------------------------------------------------------------------------
 
 
@@ -1496,6 +1511,113 @@ def test_cascade_follows_several_levels(db: Database, other_connection: Any) -> 
         Forum[1].delete()
     assert rows(other_connection, 'SELECT "text" FROM "message"') == [("kept",)]
     assert rows(other_connection, 'SELECT "title" FROM "topic"') == [("t2",)]
+
+
+def test_foreign_keys_declare_the_cascade_the_session_runs(db: Database, other_connection: Any) -> None:
+    """A reference's foreign key says ON DELETE CASCADE where deleting its target deletes the row,
+    SET NULL where it clears an Optional reference, and nothing where deleting is refused."""
+
+    class Group(db.Entity):
+        students = Set("Student")
+        clubs = Set("Club", cascade_delete=False)
+        teams = Set("Team", cascade_delete=True)
+        notes = Set("Note")
+
+    class Student(db.Entity):
+        group = Required(Group)
+
+    class Club(db.Entity):
+        group = Required(Group)
+
+    class Team(db.Entity):
+        group = Optional(Group)
+
+    class Note(db.Entity):
+        group = Optional(Group)
+
+    db.generate_mapping(create_tables=True)
+    actions = {
+        entity.__name__: on_delete_actions(other_connection, entity._table_)["group"]
+        for entity in (Student, Club, Team, Note)
+    }
+    assert actions == {"Student": "CASCADE", "Club": "NO ACTION", "Team": "CASCADE", "Note": "SET NULL"}
+    assert [fk.on_delete for fk in db.schema.tables[Note._table_].foreign_keys] == ["SET NULL"]
+
+
+def test_rows_deleted_by_another_client_cascade_in_the_database(
+    blog_data: SimpleNamespace, other_connection: Any
+) -> None:
+    """A user deleted outside nextorm leaves its posts with no author: the database clears them."""
+    if is_sqlite(other_connection):
+        other_connection.execute("PRAGMA foreign_keys = ON")
+    other_connection.execute(f'DELETE FROM "{blog_data.User._table_}" WHERE "id" = 1')
+    with db_session:
+        assert {p.title: p.author and p.author.name for p in blog_data.Post.select()} == {
+            "p1": None,
+            "p2": None,
+            "p3": "bob",
+            "p4": None,
+        }
+
+
+def test_changed_parent_deleted_after_its_changed_children(db: Database, other_connection: Any) -> None:
+    """A parent changed before its children and then deleted is still deleted after them, so the
+    database's cascade finds nothing left to do and the session's checked DELETEs all match."""
+
+    class Group(db.Entity):
+        name = Required(str)
+        students = Set("Student")
+        notes = Set("Note")
+
+    class Student(db.Entity):
+        name = Required(str)
+        group = Required(Group)
+
+    class Note(db.Entity):
+        text = Required(str)
+        group = Optional(Group)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        g = Group(name="g")
+        Student(name="a", group=g)
+        Student(name="b", group=g)
+        Note(text="n", group=g)
+    with db_session:
+        g = Group[1]
+        g.name = "renamed"
+        flush()
+        Student[1].name = "a2"
+        Note[1].text = "n2"
+        g.delete()
+    assert rows(other_connection, f'SELECT COUNT(*) FROM "{Student._table_}"') == [(0,)]
+    assert rows(other_connection, f'SELECT "text", "group" FROM "{Note._table_}"') == [("n2", None)]
+    assert rows(other_connection, f'SELECT COUNT(*) FROM "{Group._table_}"') == [(0,)]
+
+
+def test_cascade_through_a_self_reference_deletes_the_subtree(db: Database, other_connection: Any) -> None:
+    """A tree whose children cascade: deleting a node deletes its subtree, mentees only lose their mentor."""
+
+    class Node(db.Entity):
+        name = Required(str)
+        parent = Optional("Node", reverse="children")
+        children = Set("Node", reverse="parent", cascade_delete=True)
+        mentor = Optional("Node", reverse="mentees")
+        mentees = Set("Node", reverse="mentor")
+
+    db.generate_mapping(create_tables=True)
+    assert on_delete_actions(other_connection, Node._table_) == {"parent": "CASCADE", "mentor": "SET NULL"}
+    with db_session:
+        root = Node(name="root")
+        kept = Node(name="kept")
+        child = Node(name="child", parent=root, mentor=kept)
+        Node(name="grandchild", parent=child)
+        Node(name="mentee", mentor=root)
+    with db_session:
+        Node.get(name="grandchild").name = "gc"
+        Node.get(name="root").delete()
+    with db_session:
+        assert {n.name: n.mentor for n in Node.select()} == {"kept": None, "mentee": None}
 
 
 def test_deleted_child_leaves_loaded_collections(blog_data: SimpleNamespace) -> None:

@@ -267,6 +267,19 @@ def test_create_table_keeps_foreign_keys_inline_on_sqlite_and_adds_them_later_on
     ]
 
 
+def test_foreign_key_spells_its_on_delete_action_before_deferral() -> None:
+    """A foreign key with an ``on_delete`` action says ``ON DELETE <action>`` ahead of
+    ``DEFERRABLE INITIALLY DEFERRED`` on both dialects; without one it says none."""
+    cascade = ForeignKey("group", "group", "id", on_delete="CASCADE")
+    assert cascade.sql(SQLITE) == (
+        'FOREIGN KEY ("group") REFERENCES "group" ("id") ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED'
+    )
+    assert cascade.sql(POSTGRES) == cascade.sql(SQLITE)
+    set_null = ForeignKey(("a", "b"), "pair", ("x", "y"), on_delete="SET NULL")
+    assert set_null.sql(SQLITE).endswith('("x", "y") ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED')
+    assert "ON DELETE" not in ForeignKey("tag", "tag", "id").sql(SQLITE)
+
+
 def test_column_definitions_use_each_dialects_type_names() -> None:
     """Type names, the auto-incrementing key and column options come from the dialect."""
     auto = ColumnDef("id", None)

@@ -27,7 +27,7 @@ from .exceptions import (
 from .providers import Provider, get_provider
 from .providers.dialect import Dialect
 from .query import caller_namespace
-from .relationships import SetAttr, resolve_columns, resolve_relations
+from .relationships import SetAttr, reference_on_delete, resolve_columns, resolve_relations
 from .schema import Schema
 from .session import active_session, db_session, require_session
 from .sql import (
@@ -372,9 +372,13 @@ class Database:
             if attr.is_reference:
                 target = attr.py_type
                 foreign_keys.append(
-                    ForeignKey(attr.column, target._table_, target._pk_columns_[0], attr.fk_name)
-                    if not wide
-                    else ForeignKey(attr.column_names, target._table_, target._pk_columns_, attr.fk_name)
+                    ForeignKey(
+                        attr.column if not wide else attr.column_names,
+                        target._table_,
+                        target._pk_columns_[0] if not wide else target._pk_columns_,
+                        attr.fk_name,
+                        reference_on_delete(attr),
+                    )
                 )
         unique = [_columns_of(key.attrs) for key in entity._unique_keys_ if len(_columns_of(key.attrs)) > 1]
         table = CreateTable(

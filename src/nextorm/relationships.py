@@ -38,7 +38,16 @@ from .session import EntityProxy, active_session
 from .sql import AllEqual, Equals, InSubquery, Select
 from .steps import Steps, run_sync
 
-__all__ = ["Members", "Multiset", "SetData", "SetInstance", "resolve_columns", "resolve_relations", "unlink_steps"]
+__all__ = [
+    "Members",
+    "Multiset",
+    "SetData",
+    "SetInstance",
+    "reference_on_delete",
+    "resolve_columns",
+    "resolve_relations",
+    "unlink_steps",
+]
 
 
 #: the entity class a collection holds (``Set(Post)`` is a ``Set[Post]``)
@@ -800,6 +809,22 @@ def unlink_steps(obj: Any, cascading: bool = False) -> Steps[None]:
             )
         else:
             reverse.__set__(partner, None)
+
+
+def reference_on_delete(attr: Any) -> str | None:
+    """The ``ON DELETE`` action of the foreign key of column reference ``attr``: ``CASCADE`` where
+    deleting the target deletes the object, ``SET NULL`` where it clears an optional reference.
+
+    The session already does the same before it deletes the target (``unlink_steps``, hooks
+    included) and sends the changes of the referring rows first; the database's action covers
+    rows the session did not load, as in a bulk ``DELETE`` or one sent as raw SQL.
+    """
+    reverse = attr.reverse
+    if reverse is None:
+        return None
+    if _cascades(reverse) if isinstance(reverse, SetAttr) else reverse.cascade_delete:
+        return "CASCADE"
+    return "SET NULL" if not attr.is_required and attr.nullable else None
 
 
 def _cascades(attr: SetAttr) -> bool:

@@ -99,6 +99,7 @@ class Table:
                 tuple(self.column_dict[name] for name in _names(fk.column)),
                 fk.target_table,
                 _names(fk.target_column),
+                fk.on_delete,
             )
             for fk in statement.foreign_keys
         ]

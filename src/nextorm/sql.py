@@ -938,6 +938,9 @@ class ForeignKey:
     target_column: str | tuple[str, ...]
     #: the constraint's name given by the declaration (``fk_name=``), else None
     name: str | None = None
+    #: what the database does to the row when the row it refers to is deleted (``CASCADE``,
+    #: ``SET NULL``), else None; see ``reference_on_delete``
+    on_delete: str | None = None
 
     def constraint_name(self, table: str) -> str:
         """The constraint's name: the declared one, else ``foreign_key_name(table, column)``."""
@@ -949,9 +952,10 @@ class ForeignKey:
         own = (self.column,) if isinstance(self.column, str) else self.column
         target = (self.target_column,) if isinstance(self.target_column, str) else self.target_column
         named = f"CONSTRAINT {q(self.name)} " if self.name is not None and not dialect.late_foreign_keys else ""
+        action = f" ON DELETE {self.on_delete}" if self.on_delete is not None else ""
         return named + (
             f"FOREIGN KEY ({', '.join(map(q, own))}) REFERENCES {q(self.target_table)} "
-            f"({', '.join(map(q, target))}) DEFERRABLE INITIALLY DEFERRED"
+            f"({', '.join(map(q, target))}){action} DEFERRABLE INITIALLY DEFERRED"
         )
 
 

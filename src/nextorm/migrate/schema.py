@@ -10,6 +10,7 @@ from sqlalchemy.engine import Dialect
 
 from ..database import Database, column_index_name, composite_index_name, join_table_index_name
 from ..exceptions import MappingError
+from ..relationships import reference_on_delete
 from ..sql import ColumnDef, foreign_key_name
 
 __all__ = ["NAMING_CONVENTION", "build_metadata", "dialect_of", "sql_type"]
@@ -159,7 +160,9 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
                 )
             )
         if attr.is_reference:
-            elements.append(_foreign_key(entity._table_, attr.column_names, attr.py_type, attr.fk_name))
+            elements.append(
+                _foreign_key(entity._table_, attr.column_names, attr.py_type, attr.fk_name, reference_on_delete(attr))
+            )
         index = column_index_name(attr)
         if index is not None:
             elements.append(sa.Index(index, *attr.column_names))
@@ -171,12 +174,13 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
 
 
 def _foreign_key(
-    table: str, columns: tuple[str, ...], target: Any, name: str | None = None
+    table: str, columns: tuple[str, ...], target: Any, name: str | None = None, on_delete: str | None = None
 ) -> sa.ForeignKeyConstraint:
     return sa.ForeignKeyConstraint(
         list(columns),
         [f"{target._table_}.{column}" for column in target._pk_columns_],
         name=name or foreign_key_name(table, columns[0] if len(columns) == 1 else columns),
+        ondelete=on_delete,
         deferrable=True,
         initially="DEFERRED",
     )
