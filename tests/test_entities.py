@@ -686,6 +686,30 @@ def test_drop_all_tables_with_all_data(Person, ann, db, other_connection) -> Non
     assert "person" not in table_names(other_connection)
 
 
+def test_drop_all_tables_drops_referring_tables_before_the_tables_they_refer_to(db, other_connection) -> None:
+    """Tables holding rows whose references cascade are dropped whatever the order the entities
+    were declared in: each table goes before the tables it refers to."""
+
+    class Enrolment(db.Entity):
+        student = Required("Student")
+        course = Required("Course")
+
+    class Student(db.Entity):
+        enrolments = Set(Enrolment)
+        mentor = Optional("Student", reverse="mentees")
+        mentees = Set("Student", reverse="mentor")
+
+    class Course(db.Entity):
+        enrolments = Set(Enrolment)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        mentor = Student()
+        Enrolment(student=Student(mentor=mentor), course=Course())
+    db.drop_all_tables(with_all_data=True)
+    assert not {Enrolment._table_, Student._table_, Course._table_} & table_names(other_connection)
+
+
 def test_drop_all_tables_refuses_non_empty_tables(Person, ann, db, other_connection) -> None:
     """Without ``with_all_data`` a table holding rows raises TableIsNotEmpty and is kept."""
     with pytest.raises(TableIsNotEmpty, match="person"):

@@ -277,6 +277,24 @@ class Database:
         """The entities with a table of their own (a subclass lives in its root's table)."""
         return [e for e in self.entities.values() if e._root_ is e]
 
+    def _tables_referrers_first(self) -> list[str]:
+        """The entities' tables, each before the tables it refers to (a cycle's tables in reverse
+        declaration order): dropping a table deletes its rows, and on SQLite a row whose foreign
+        key has an ``ON DELETE`` action cannot be deleted once the table it refers to is gone."""
+        remaining = [e._table_ for e in reversed(self._root_entities())]
+        refers_to: dict[str, set[str]] = {table: set() for table in remaining}
+        for entity in self.entities.values():
+            for attr in entity._references_:
+                if attr.is_column and attr.py_type._table_ != entity._table_:
+                    refers_to[entity._table_].add(attr.py_type._table_)
+        ordered: list[str] = []
+        while remaining:
+            referred = {target for table in remaining for target in refers_to[table]}
+            free = [table for table in remaining if table not in referred] or remaining[:1]
+            ordered += free
+            remaining = [table for table in remaining if table not in free]
+        return ordered
+
     def _join_tables(self) -> list[Any]:
         """The primary side of every many-to-many relationship (one per join table)."""
         return [c for e in self.entities.values() for c in e._collections_ if c.is_m2m and c.m2m_primary]
@@ -491,8 +509,7 @@ class Database:
 
     def _drop_all_steps(self, with_all_data: bool) -> Steps[None]:
         self._require_mapped_db()
-        tables = [a.join_table for a in self._join_tables()]
-        tables += [e._table_ for e in reversed(self._root_entities())]
+        tables = [a.join_table for a in self._join_tables()] + self._tables_referrers_first()
         for table in tables:
             yield from self._drop_table_steps(table, True, with_all_data)
 
