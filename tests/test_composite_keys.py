@@ -517,3 +517,18 @@ def test_query_paths_join_on_every_column_of_a_composite_key(m: SimpleNamespace)
         assert found == [m.Grade[1, "Math", 1]]
         assert select(g for g in m.Grade if g.course.name == "Physics")[:] == []
         assert [r.text for r in select(r for r in m.Remark if r.grade.course.name == "Math")] == ["good"]
+
+
+def test_composite_reference_read_through_a_path_compares_column_by_column(m: SimpleNamespace) -> None:
+    """``r.grade.course == c`` (a reference to a composite key reached through a join) compares
+    each of its columns with the object's key, as the reference read directly does."""
+    with db_session:
+        math, physics = m.Course["Math", 1], m.Course["Physics", 2]
+        m.Remark(grade=m.Grade[1, "Math", 1], text="good")
+        assert [r.text for r in select(r for r in m.Remark if r.grade.course == math)] == ["good"]
+        assert select(r for r in m.Remark if r.grade.course == physics)[:] == []
+        assert [r.text for r in select(r for r in m.Remark if r.grade.course != physics)] == ["good"]
+        graded = m.Grade[1, "Math", 1]
+        assert [s.name for s in select(s for s in m.Student if graded in s.grades)] == ["Ann"]
+        assert select(r for r in m.Remark if r.grade.course in (math, physics)).count() == 1
+        assert select(r for r in m.Remark if r.grade.course == None).count() == 0  # noqa: E711

@@ -198,12 +198,10 @@ class Compare(Expr):
     def _columns_sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The comparison of an attribute stored in several columns (a reference to a composite key)."""
         attr = self.attr
-        if type(attr) is ColumnRef:
-            raise QueryError(
-                f"Comparing {attr.qualname}, a reference to a composite key read through a path, "
-                "is not supported: compare its key attributes"
-            )
-        columns = [dialect.column(c) for c in attr.column_names]
+        # read through a path (``g.course == c``), column by column of the joined row
+        columns = (
+            dialect.column_refs(attr) if type(attr) is ColumnRef else [dialect.column(c) for c in attr.column_names]
+        )
         op, value = self.op, self.value
         if value is None:
             if op == "==":

@@ -403,6 +403,11 @@ class Scope:
         """A column read through a join or of a nested query's object."""
         return f"{self.alias(ref.source)}.{self.dialect.quote(ref.column)}"
 
+    def column_refs(self, ref: ColumnRef) -> list[str]:
+        """Every column of ``ref`` (a reference to a composite key), read as ``column_ref`` reads one."""
+        alias = self.alias(ref.source)
+        return [f"{alias}.{self.dialect.quote(name)}" for name in ref.column_names]
+
     def fresh(self) -> str:
         """A new table alias."""
         self.count += 1

@@ -84,6 +84,10 @@ class Dialect:
         """A column read through a join or from a nested query: only a ``nextorm.sql.Scope`` spells it."""
         raise NeedsScope
 
+    def column_refs(self, ref: Any) -> list[str]:
+        """The columns of a composite reference read through a join: only a ``nextorm.sql.Scope`` spells them."""
+        raise NeedsScope
+
     def source_column(self, source: Any, name: str) -> str:
         """A column of another object a query ranges over: only a ``nextorm.sql.Scope`` spells it."""
         raise NeedsScope
