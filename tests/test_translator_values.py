@@ -475,6 +475,37 @@ def test_truth_of_computed_values_is_pythons(Emp: Any) -> None:
         assert ids(select(e for e in Emp if not e.salary - 60)) == [3, 4]
 
 
+def test_negated_truth_of_a_column_reads_is_null_or_empty(db: Database) -> None:
+    """``not p.age`` is ``age IS NULL OR age = 0`` (the rows Python's test keeps); a NOT NULL column
+    of the query's own rows is compared with 0 or '' alone, a subclass's column is not."""
+
+    class Item(db.Entity):
+        id = PrimaryKey(int)
+        qty = Required(int)
+        age = Optional(int)
+        note = Optional(str)
+
+    class Special(Item):
+        level = Required(int)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Item(id=1, qty=0, age=None, note=None)
+        Item(id=2, qty=3, age=0, note="")
+        Item(id=3, qty=5, age=7, note="x")
+        Special(id=4, qty=1, age=1, note="y", level=0)
+        assert ids(select(i for i in Item if not i.age)) == [1, 2]
+        assert "IS NULL OR" in db.last_sql
+        assert ids(select(i for i in Item if i.age)) == [3, 4]
+        assert ids(select(i for i in Item if not i.note)) == [1, 2]
+        assert ids(select(i for i in Item if not i.qty)) == [1]
+        assert "IS NULL" not in db.last_sql
+        assert ids(select(i for i in Item if i.qty)) == [2, 3, 4]
+        assert ids(select(i for i in Item if not (i.qty and i.age))) == [1, 2]
+        assert ids(select(s for s in Special if not s.level)) == [4]
+        assert ids(select(i for i in Item if not i.age - 7)) == [1, 3]  # NULL - 7 is NULL: false
+
+
 def test_a_collection_as_a_function_argument_is_refused(db: Database) -> None:
     """``concat(g.number, g.members)``: a TranslationError naming the function and the query."""
     from nextorm import Set

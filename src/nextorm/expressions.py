@@ -143,6 +143,28 @@ class BoolOp(Expr):
         return any(item.is_aggregate() for item in self.items)
 
 
+class Truthy(BoolOp):
+    """``value`` tested as Python tests it: not NULL and not ``empty`` (0, ``''``); its negation
+    reads ``value IS NULL OR value = empty``, the same rows as ``NOT (...)`` spelled directly.
+
+    A column of the query's own rows that is never NULL (a ``Required`` attribute of the root
+    entity) is compared with ``empty`` alone.
+    """
+
+    __slots__ = ("falsy",)
+
+    def __init__(self, value: Any, empty: Any) -> None:
+        if type(value) is ColumnRef and value.source is None and value.owner is None and _never_null(value.attr):
+            super().__init__("AND", (value != empty,))
+            self.falsy: Expr = value == empty
+            return
+        super().__init__("AND", (value.is_not(None), value != empty))
+        self.falsy = BoolOp("OR", (value.is_(None), value == empty))
+
+    def __invert__(self) -> Expr:
+        return self.falsy
+
+
 class Not(Expr):
     __slots__ = ("item", "raw")
 
@@ -630,6 +652,12 @@ class ColumnRef(ColumnOperand):
         return expression_for(self, "!=", other)
 
     __hash__ = object.__hash__
+
+
+def _never_null(attr: Any) -> bool:
+    """Whether every row of ``attr``'s table holds a value in its column (NOT NULL, not a subclass's)."""
+    entity = getattr(attr, "entity", None)
+    return not getattr(attr, "nullable", True) and entity is not None and entity._root_ is entity
 
 
 def column_sql(attr: Any, dialect: Dialect) -> str:

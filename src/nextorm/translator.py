@@ -63,6 +63,7 @@ from .expressions import (
     RawSQL,
     StringTest,
     Truth,
+    Truthy,
     Value,
     Var,
     case,
@@ -1387,12 +1388,12 @@ def _truth(value: Any, where: str) -> Any:
         if getattr(value.attr, "is_reference", False):
             return value.is_not(None)
         if value.py_type is str:
-            return value.is_not(None) & (value != "")
+            return Truthy(value, "")
         if value.py_type is bytes:
-            return value.is_not(None) & (value != b"")
+            return Truthy(value, b"")
         if not is_numeric_type(value.py_type):  # a date, a datetime, a uuid: true unless NULL
             return value.is_not(None)
-        return value.is_not(None) & (value != 0)
+        return Truthy(value, 0)
     if type(value) is Subquery:
         return Comparison(value, "!=", 0)
     if isinstance(value, Expr) or value is _TRUE or value is _FALSE:
@@ -1402,9 +1403,9 @@ def _truth(value: Any, where: str) -> Any:
     if isinstance(value, RawSQL) or (isinstance(value, Value) and value.py_type is bool):
         return Truth(value)
     if isinstance(value, Value) and _is_text(value):
-        return value.is_not(None) & (value != "")
+        return Truthy(value, "")
     if isinstance(value, Value) and value.py_type in (int, float, Decimal):
-        return value.is_not(None) & (value != 0)
+        return Truthy(value, 0)
     raise TranslationError(f"The truth value of {value!r} is not supported in queries: {where}")
 
 
