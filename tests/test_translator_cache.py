@@ -330,3 +330,50 @@ def test_iterating_an_entity_fetches_its_objects(shelter) -> None:
         assert iterator.query.entity is Owner
         assert iterator.query.sql() == Owner.select().sql()
         assert sorted(o.name for o in iterator) == ["Ann", "Bob", "Cid"]
+
+
+OTHER: Any = None  # an entity the query below reads as a global; the test rebinds it
+
+
+def older_than(E: Any, bound: Any) -> Any:
+    return select(x for x in E if x.age > bound)
+
+
+def older_than_lambda(E: Any, bound: Any) -> Any:
+    return E.select(lambda x: x.age > bound)
+
+
+def older_than_global(E: Any) -> Any:
+    return select(x for x in E if OTHER.age > 3)
+
+
+@pytest.mark.parametrize("form", [older_than, older_than_lambda])
+def test_repeat_passing_another_entitys_attribute_after_plain_values_raises(shelter, form) -> None:
+    """The check that a repeat's conditions are about its entity is remembered for values of plain
+    types only: the same code given another entity's attribute is refused, every time."""
+    Owner, Pet = shelter
+    with db_session:
+        for _ in range(2):
+            assert sorted_names(form(Owner, 40)) == ["Bob", "Cid"]
+        for _ in range(2):
+            with pytest.raises(UnknownAttributeError, match="A condition on Pet cannot filter Owner"):
+                form(Owner, Pet.age)
+        assert sorted_names(form(Owner, Owner.id)) == ["Ann", "Bob", "Cid"]
+        assert sorted_names(form(Owner, 50)) == ["Cid"]
+
+
+def test_repeat_reading_a_global_rebound_to_another_entity_raises(shelter) -> None:
+    """A generator reading a global entity: its check is made on every run, so rebinding the global
+    to another entity is refused."""
+    global OTHER
+    Owner, Pet = shelter
+    try:
+        with db_session:
+            OTHER = Owner
+            for _ in range(2):
+                assert sorted_names(older_than_global(Owner)) == ["Ann", "Bob", "Cid"]
+            OTHER = Pet
+            with pytest.raises(UnknownAttributeError, match="A condition on Pet cannot filter Owner"):
+                older_than_global(Owner)
+    finally:
+        OTHER = None

@@ -32,7 +32,7 @@ from .exceptions import (
 )
 from .identity import UniqueKey, flat_key, nested_key
 from .loading import fetch_steps, load_attr_steps, load_missing_steps, refresh_steps
-from .query import Query, QueryIterator, caller_namespace, check_entities, conditions_for, keyword_get_sql
+from .query import Query, caller_namespace, conditions_for, entity_iterator, keyword_get_sql
 from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import EntityProxy, SessionCache, active_session, require_session
 from .steps import Steps, run_async, run_sync
@@ -401,7 +401,7 @@ class EntityMeta(EntityMetaBase):
         database = cls._database_  # type: ignore[attr-defined]
         if not database._mapped_:
             database._require_mapping_(cls)
-        return QueryIterator(None, cls)
+        return entity_iterator(cls)
 
     def __repr__(cls) -> str:
         return f"<Entity {cls.__name__}>"
@@ -887,10 +887,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
         """A query of this entity's objects matching every condition."""
         cls._database_._require_mapping_(cls)
         if len(conditions) == 1 and not values:
-            # a lambda translated before: its conditions from the values it reads
+            # a lambda translated before: its conditions (checked) from the values it reads
             repeated = repeated_lambda(cls, conditions[0])
             if repeated is not None:
-                check_entities(cls, repeated)
                 query = Query(cls, repeated)
                 code = conditions[0].__code__
                 if code.co_argcount == 1:

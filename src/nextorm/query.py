@@ -48,7 +48,15 @@ from .translator import conditions_from, is_query_text, order_from, use_query_cl
 
 INT64_MAX = 2**63 - 1
 
-__all__ = ["Query", "QueryIterator", "caller_namespace", "check_entities", "conditions_for", "keyword_get_sql"]
+__all__ = [
+    "Query",
+    "QueryIterator",
+    "caller_namespace",
+    "check_entities",
+    "conditions_for",
+    "entity_iterator",
+    "keyword_get_sql",
+]
 
 #: the entity class a query selects (``Person.select()`` is a ``Query[Person]``)
 _E = TypeVar("_E")
@@ -89,6 +97,22 @@ class QueryIterator:
         if self._objects is None:
             self._objects = iter(self.query._fetch_once())
         return next(self._objects)
+
+
+def entity_iterator(entity: Any) -> QueryIterator:
+    """``iter(entity)``: a QueryIterator without a query until one is read.
+
+    Every generator query over an entity makes one: it is made without the call of ``__init__``,
+    which a class called from the metaclass's ``__iter__`` pays through C.
+    """
+    iterator = _new_iterator(QueryIterator)
+    iterator._query = None
+    iterator.entity = entity
+    iterator._objects = None
+    return iterator
+
+
+_new_iterator = object.__new__
 
 
 class Query(Generic[_E]):

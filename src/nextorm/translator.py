@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import builtins
 import copy
+import dis
 import functools
 import inspect
 import itertools
@@ -30,9 +31,10 @@ import textwrap
 import types
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from uuid import UUID
 
 from ._impl import Column as _AttributeBase
 from .exceptions import (
@@ -262,7 +264,8 @@ def order_from(entity: Any, query: Any, var: str | None = None, selected: str | 
 
 def repeated_lambda(entity: Any, condition: Any) -> tuple[Any, ...] | None:
     """The conditions of a lambda over ``entity``'s objects translated before, from the values
-    it reads; None when it is not one (or the general way reads its values)."""
+    it reads and checked to be about ``entity``; None when it is not one (or the general way reads
+    its values)."""
     if type(condition) is not types.FunctionType:
         return None
     code = condition.__code__
@@ -278,7 +281,9 @@ def repeated_lambda(entity: Any, condition: Any) -> tuple[Any, ...] | None:
         values = tuple(map(_cell_contents, map(closure.__getitem__, cells))) if cells else ()
     except ValueError:
         return None  # a name not assigned yet: the general way says so
-    return _finish_conditions(entity, translation, translation.bound(entity, condition.__globals__, values))
+    conditions = _finish_conditions(entity, translation, translation.bound(entity, condition.__globals__, values))
+    translation.check_entities(entity, values, conditions)
+    return conditions
 
 
 #: the key of a lambda's translation as conditions over an entity's own objects (this very tuple)
@@ -1613,6 +1618,7 @@ class _Translation:
 
     __slots__ = (
         "cells",
+        "checked",
         "comparisons",
         "externals",
         "function",
@@ -1663,6 +1669,27 @@ class _Translation:
         self.shape: str | None = None
         #: the text of what a generator selects (for messages about queries over it)
         self.selected: str | None = None
+        #: the entity a run with values of plain types found the conditions about, when the
+        #: function reads no global name: then every such run's conditions are about it
+        #: (``_READS_GLOBALS`` when it reads one, None before a first run with such values)
+        self.checked: Any = None
+
+    def check_entities(self, entity: Any, values: tuple[Any, ...], conditions: Any) -> None:
+        """UnknownAttributeError unless ``conditions`` (of a run with ``values``) are about ``entity``.
+
+        Paid once for runs whose values are all of plain types: such a value is bound as itself, so
+        the attributes the conditions read are those of the function and ``entity``, unless the
+        function reads a global name (which may name another entity on the next run).
+        """
+        for value in values:
+            if type(value) not in _PLAIN_TYPES:
+                check_entities(entity, conditions)  # an entity or an attribute may be another entity's
+                return
+        checked = self.checked
+        if checked is not entity:
+            check_entities(entity, conditions)
+            if checked is None:
+                self.checked = _READS_GLOBALS if _reads_globals(self.function_code) else entity
 
     def run(self, entity: Any, params: tuple[dict[str, Any], tuple[Any, ...]], *extra: Any) -> Any:
         """Evaluate the translated query with the entity and the values of the scope's names."""
@@ -1809,6 +1836,23 @@ def _failing_external(
             if found is None or (found[0][0], found[0][1]) < (span[0], span[1]):
                 found = (span, text)  # the innermost of nested spans
     return None if found is None else found[1]
+
+
+#: the types of the values a run's check of entities is remembered for: never an entity, an
+#: attribute or an expression (which may be another entity's)
+_PLAIN_TYPES = frozenset(
+    {int, float, str, bool, bytes, type(None), Decimal, datetime, date, time, timedelta, UUID}
+)
+#: ``_Translation.checked`` of a function reading a global name: its runs are all checked
+_READS_GLOBALS = object()
+
+
+def _reads_globals(code: types.CodeType) -> bool:
+    """Whether a translated function (or a function nested in it) reads a global or builtin name."""
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            return True
+    return any(_reads_globals(const) for const in code.co_consts if isinstance(const, types.CodeType))
 
 
 _translations: dict[Any, _Translation] = {}
@@ -1994,7 +2038,7 @@ def _repeat(translation: _Translation, entity: Any, local_values: Any, globals_:
             if type(item) is _Many:
                 return None
         conditions = _finish_conditions(entity, translation, result[1:])
-    check_entities(entity, conditions)
+    translation.check_entities(entity, values, conditions)
     query = _query_classes.Query(entity, conditions)
     if translation.shape is not None:
         query._select = selection
