@@ -1703,6 +1703,16 @@ class _Translation:
             # a code object's module is always the same one, except for query text
             function = self.function = types.FunctionType(self.function_code, globals_)
         try:
+            # a call with a fixed number of arguments runs inline; one with ``*values`` goes through C
+            count = len(values)
+            if count == 0:
+                return function(_RUNTIME, entity)
+            if count == 1:
+                return function(_RUNTIME, entity, values[0])
+            if count == 2:
+                return function(_RUNTIME, entity, values[0], values[1])
+            if count == 3:
+                return function(_RUNTIME, entity, values[0], values[1], values[2])
             return function(_RUNTIME, entity, *values)
         except Exception as exc:
             error = self._error(exc)
