@@ -289,6 +289,30 @@ def test_comparing_an_attribute_with_a_value_of_another_type(school: Any) -> Non
         assert [s.name for s in select(s for s in Student if s.gpa > 3.9)] == ["Bob"]
 
 
+def test_ordering_an_attribute_against_none_is_refused(school: Any) -> None:
+    """``s.gpa > None`` is no condition (Python refuses ``1.0 > None``): IncomparableTypesError on
+    every form and every run, where it used to read ``IS NOT NULL`` and return every row; == and !=
+    with None still read IS NULL and IS NOT NULL."""
+    Student = school.Student
+    with db_session:
+        for limit in (3.9, None, 3.9, None):  # the repeated query binds its value on every run
+            if limit is None:
+                with pytest.raises(IncomparableTypesError) as info:
+                    select(s for s in Student if s.gpa > limit)
+                assert str(info.value) == "Incomparable types 'float' and 'NoneType' in expression: s.gpa > limit"
+                with pytest.raises(IncomparableTypesError, match=r"'float' and 'NoneType' in expression: s\.gpa <= limit"):
+                    Student.select(lambda s: s.gpa <= limit)
+                with pytest.raises(IncomparableTypesError, match=r"'float' and 'NoneType' in expression: s\.gpa \+ 1 >= limit"):
+                    select(s for s in Student if s.gpa + 1 >= limit)
+            else:
+                assert [s.name for s in select(s for s in Student if s.gpa > limit)] == ["Bob"]
+                assert [s.name for s in Student.select(lambda s: s.gpa <= limit)] == ["Ann"]
+        with pytest.raises(AttributeTypeError, match=r"^Student\.gpa < None: None is compared with == and != only"):
+            Student.select(Student.gpa < None)
+        assert {s.name for s in select(s for s in Student if s.gpa != None)} == {"Ann", "Bob"}  # noqa: E711
+        assert not select(s for s in Student if s.gpa == None).exists()  # noqa: E711
+
+
 def test_a_list_compared_with_an_attribute_is_named_by_its_array_type(school: Any) -> None:
     """A list of str, int or float compared with an attribute of another type is named as the
     array type it would be (``StrArray``); a mixed list is a ``list``."""

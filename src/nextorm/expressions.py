@@ -278,7 +278,12 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
         if not isinstance(value, str):
             raise _string_test_error(attr.qualname, op, value)
         attr.ctype.check_text(value)
-    elif value is not None:
+    elif value is None:
+        if op not in ("==", "!="):
+            error = AttributeTypeError(f"{attr.qualname} {op} None: None is compared with == and != only (IS NULL)")
+            error.attr, error.value = attr, None  # type: ignore[attr-defined]
+            raise error
+    else:
         if op not in ("==", "!=") and attr.width > 1:
             raise QueryError(
                 f"{attr.qualname} refers to a composite key: it can be compared with == and != only, not {op}"
@@ -1858,6 +1863,8 @@ def compare(op: str, left: Any, right: Any) -> Expr:
         raise AttributeTypeError(
             f"Incomparable types {_type_name(left.py_type)} and {type(right).__name__} in {left!r} {op} {right!r}"
         )
+    if right is None and op not in ("==", "!="):
+        raise AttributeTypeError(f"{left!r} {op} None: None is compared with == and != only (IS NULL)")
     return ValueCompare(op, left, Param(None) if right is None else left.bind(right))
 
 
