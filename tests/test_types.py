@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -14,8 +15,10 @@ from nextorm import (
     Optional,
     Required,
     ValidationError,
+    coalesce,
     db_session,
     desc,
+    select,
 )
 
 PLUS2 = timezone(timedelta(hours=2))
@@ -177,6 +180,33 @@ def test_decimal_comparisons_are_numeric(Sample) -> None:
         ]
         assert [r.v_Decimal for r in Sample.select().order_by(Sample.v_Decimal)] == sorted(values)
         assert Sample.get(v_Decimal=Decimal("10.00")).v_Decimal == Decimal("10")
+
+
+def test_computed_decimals_compare_and_order_as_numbers(Sample) -> None:
+    """A Decimal the query computes (arithmetic, abs(), coalesce()) compares with a Decimal value
+    and orders by number, as a Decimal column does: SQLite stores Decimals as text, where
+    ``'10' < '4.5'`` and any number sorts below any text."""
+    values = [Decimal("1.50"), Decimal("4.00"), Decimal("10.00"), Decimal("2.25")]
+    with db_session:
+        for v in values:
+            Sample(v_Decimal=v)
+    limit = Decimal("4.5")
+    with db_session:
+        def picked(query: Any) -> list[Decimal]:
+            return sorted(r.v_Decimal for r in query)
+
+        assert picked(select(s for s in Sample if s.v_Decimal * 2 > limit)) == [Decimal("4.00"), Decimal("10.00")]
+        assert picked(select(s for s in Sample if s.v_Decimal + 0 > limit)) == [Decimal("10.00")]
+        assert picked(select(s for s in Sample if abs(s.v_Decimal) > limit)) == [Decimal("10.00")]
+        at_least = select(s for s in Sample if coalesce(s.v_Decimal, Decimal(0)) >= Decimal("2.25"))
+        assert picked(at_least) == [Decimal("2.25"), Decimal("4.00"), Decimal("10.00")]
+        assert picked(select(s for s in Sample if s.v_Decimal > s.v_Decimal * 0 + limit)) == [Decimal("10.00")]
+        ordered = select(s for s in Sample).order_by(lambda s: coalesce(s.v_Decimal, Decimal(0)))
+        assert [r.v_Decimal for r in ordered] == sorted(values)
+        descending = select(s for s in Sample).order_by(lambda s: desc(s.v_Decimal * 1))
+        assert [r.v_Decimal for r in descending] == sorted(values, reverse=True)
+        # a value read back keeps its digits
+        assert sorted(select(coalesce(s.v_Decimal, Decimal(0)) for s in Sample)) == sorted(values)
 
 
 def test_decimal_keeps_cents_exactly(Sample) -> None:

@@ -1167,6 +1167,14 @@ class Truth(Expr):
         return self.value.is_aggregate()
 
 
+def decimal_sql(value: Value, sql: str, dialect: Dialect) -> str:
+    """``sql`` of ``value`` as the dialect compares and orders Decimals: a column as it is (its
+    collation or type does), a computed or bound Decimal by number."""
+    if value.py_type is not Decimal or type(value) is Column:
+        return sql
+    return dialect.decimal_value(sql)
+
+
 class ValueCompare(Expr):
     """``left <op> right`` between values."""
 
@@ -1185,7 +1193,10 @@ class ValueCompare(Expr):
         left = self.left.sql(dialect, params)
         if isinstance(self.right, Param) and self.right.value is None:
             return f"{left} IS NULL" if self.op == "==" else f"{left} IS NOT NULL"
-        return f"{left} {OPERATORS[self.op]} {self.right.sql(dialect, params)}"
+        right = self.right.sql(dialect, params)
+        if self.left.py_type is Decimal or self.right.py_type is Decimal:
+            left, right = decimal_sql(self.left, left, dialect), decimal_sql(self.right, right, dialect)
+        return f"{left} {OPERATORS[self.op]} {right}"
 
     def entities(self) -> Iterator[Any]:
         yield from self.left.entities()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from .exceptions import QueryError
-from .expressions import ColumnRef, Expr, Path, Value, Var, column_sql
+from .expressions import ColumnRef, Expr, Path, Value, Var, column_sql, decimal_sql
 from .providers.dialect import Dialect, NeedsScope
 
 __all__ = [
@@ -325,7 +325,7 @@ def _order_item(item: Any, dialect: Dialect, params: list[Any]) -> str:
         return str(item)
     if type(item) is ColumnRef:
         return column_sql(item, dialect)
-    return str(item.sql(dialect, params))
+    return decimal_sql(item, str(item.sql(dialect, params)), dialect)
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,6 +123,10 @@ class Dialect:
         convert = None if column_type is None else column_type.to_db
         return value if convert is None else convert(value)
 
+    def decimal_value(self, sql: str) -> str:
+        """A computed Decimal value (not a column) as the database compares and orders it by number."""
+        return sql
+
     def interval(self, value: timedelta, of_date: bool) -> Any:
         """The parameter adding ``value`` to a date (whole days) or a datetime."""
         return value
@@ -535,6 +539,12 @@ class SQLiteDialect(Dialect):
             return f"group_concat({arg})"
         params.append(sep)
         return f"group_concat({arg}, ?)"
+
+    def decimal_value(self, sql: str) -> str:
+        # a Decimal is text on SQLite: a bound Decimal or coalesce() of a column would compare as
+        # text (a number sorts below any text, '10' below '4.5'); NUMERIC affinity compares numbers,
+        # and a Decimal column compared with it is read as its number
+        return f"CAST({sql} AS NUMERIC)"
 
     def sql_type(self, attr: Any) -> str:
         if not attr.sql_type and attr.py_type is Decimal:
