@@ -383,7 +383,7 @@ def main() -> int:
         listing = ["# Pony's tests that fail against nextorm, by cause", ""]
         for cause in [c for c, _ in causes.most_common()]:
             listing += ["", f"## {cause} ({causes[cause]})", ""]
-            for _, name, test, weight, error in sorted(f for f in failing if f[0] == cause):
+            for _, _name, test, weight, error in sorted(f for f in failing if f[0] == cause):
                 first = error.strip().splitlines()[0][:200] if error.strip() else "no error recorded"
                 times = f" ({weight} tests)" if weight > 1 else ""
                 listing.append(f"- `{test}`{times}: `{first}`")

@@ -22,6 +22,7 @@ from .database import AsyncDatabase, Database
 from .debug import QueryStat, set_sql_debug, sql_debug
 from .display import show
 from .entity import Entity, EntityProxy, make_proxy
+from .events import EventHandlerError
 from .exceptions import (
     AttributeTypeError,
     BindingError,
@@ -68,9 +69,9 @@ from .exceptions import (
     UnsupportedQueryError,
     ValidationError,
 )
+from .expressions import coalesce, concat, raw_sql
 from .query import Query
 from .results import QueryResult
-from .events import EventHandlerError
 from .session import (
     Session,
     acommit,
@@ -87,7 +88,6 @@ from .session import (
     with_transaction,
 )
 from .steps import AsyncRequired
-from .expressions import coalesce, concat, raw_sql
 from .translator import (
     JOIN,
     avg,
@@ -126,12 +126,12 @@ __all__ = [
     "DatabaseSessionIsOver",
     "Discriminator",
     "ERDiagramError",
-    "EventHandlerError",
     "Entity",
     "EntityProxy",
+    "EventHandlerError",
     "ExprEvalError",
-    "IncomparableTypesError",
     "FloatArray",
+    "IncomparableTypesError",
     "IntArray",
     "IsolationError",
     "Json",
@@ -153,11 +153,11 @@ __all__ = [
     "PoolTimeoutError",
     "PrimaryKey",
     "Query",
-    "QueryResult",
-    "QueryStat",
     "QueryAttributeError",
     "QueryError",
     "QueryNameError",
+    "QueryResult",
+    "QueryStat",
     "ReadOnlyAttributeError",
     "ReadOnlySessionError",
     "Required",

@@ -9,8 +9,8 @@ from functools import lru_cache
 from typing import Any
 
 from .attributes import Attribute
-from .entity import Entity, EntityMeta
 from .debug import QueryStat
+from .entity import Entity, EntityMeta
 from .events import Listeners
 from .exceptions import (
     BindingError,

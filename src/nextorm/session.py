@@ -28,7 +28,6 @@ from ._impl import (
     record_undo_all,
 )
 from .debug import pop_sql_debug, push_sql_debug
-from .identity import flat_key
 from .exceptions import (
     CacheIndexError,
     CommitException,
@@ -44,6 +43,7 @@ from .exceptions import (
     TransactionError,
     TransactionIntegrityError,
 )
+from .identity import flat_key
 from .steps import AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = [
@@ -935,7 +935,7 @@ class DetachedCache(CacheBase):
 # -- savepoints ------------------------------------------------------------------------------------
 
 
-class savepoint:  # noqa: N801  (used like ``db_session``: ``with savepoint():``)
+class savepoint:
     """``with savepoint():`` / ``async with savepoint():``: a nested transaction inside a db_session.
 
     Leaving the block normally releases it; an exception rolls the databases *and* the session's

@@ -462,7 +462,7 @@ class _Runtime:
         try:
             return case(condition, *values)
         except AttributeTypeError as exc:
-            raise noted(exc, f"in {where}")
+            raise noted(exc, f"in {where}") from None
 
     @staticmethod
     def scope_item(value: Any, name: str) -> Any:
@@ -1475,7 +1475,7 @@ def _group_concat_of(where: str, many: Any, sep: Any = None, distinct: Any = Non
         value = value._value_()
     if not isinstance(value, Value) or value.is_aggregate() or type(many) is not _Many:
         raise TranslationError(f"group_concat() in a query takes a generator or a collection of values: {where}")
-    if sep is not None and not isinstance(sep, str) or not isinstance(distinct, (bool, type(None))):
+    if (sep is not None and not isinstance(sep, str)) or not isinstance(distinct, (bool, type(None))):
         raise TranslationError(f"group_concat() in a query takes a str sep and distinct=True or False: {where}")
     return Nested(many.query(value=Aggregate("group_concat", value, bool(distinct), sep)), None, str)
 

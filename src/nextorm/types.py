@@ -15,8 +15,8 @@ from uuid import UUID
 from .exceptions import AttributeTypeError, ValidationError
 
 __all__ = [
-    "Array",
     "COLUMN_TYPES",
+    "Array",
     "ColumnType",
     "FloatArray",
     "IntArray",

@@ -162,7 +162,7 @@ class PonyLikeRunner(Runner):
 
         def run() -> int:
             return sum(
-                len(select(p for p in Person if p.age == age).order_by(Person.id)[:10])  # noqa: B023 - run at once
+                len(select(p for p in Person if p.age == age).order_by(Person.id)[:10])
                 for age in ages
             )
 
