@@ -4,6 +4,7 @@ dialect, last_sql, on_connect, insert given an entity, the raw-SQL shorthand wit
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from nextorm import (
     RowNotFound,
     Set,
     db_session,
+    flush,
 )
 
 
@@ -320,3 +322,36 @@ def test_insert_given_a_many_to_many_set_fills_its_join_table(db: Database) -> N
         assert [p.name for p in Person[ann.id].friends] == ["Bob"]
         with pytest.raises(TypeError, match="Person.name is not a many-to-many Set"):
             db.insert(Person.name, name="x")
+
+
+@pytest.mark.sqlite_only
+def test_memory_database_reader_waits_for_another_sessions_write() -> None:
+    """On ``:memory:``, a session reading while another thread's session holds a write transaction
+    waits for it (the provider's timeout) and reads the committed row; it does not fail at once."""
+    import threading
+
+    db = Database("sqlite", ":memory:")
+
+    class Person(db.Entity):
+        name = Required(str)
+
+    db.generate_mapping(create_tables=True)
+    writing, outcome = threading.Event(), []
+
+    def write() -> None:
+        with db_session:
+            Person(name="Ann")
+            flush()  # the INSERT is sent: this session holds the write lock until commit
+            writing.set()
+            time.sleep(0.3)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert writing.wait(10)
+    try:
+        with db_session:
+            outcome.extend(p.name for p in Person.select())
+    finally:
+        writer.join()
+        db.disconnect()
+    assert outcome == ["Ann"]

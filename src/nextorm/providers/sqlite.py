@@ -106,9 +106,12 @@ class SQLiteProvider(Provider):
         # connection (thread) of the provider shares
         self.memory = filename in (":memory:", ":sharedmemory:")
         if self.memory:
-            # a named shared-cache database, so that every session can have its own connection;
-            # the anchor connection keeps it alive as long as the provider exists
-            self.filename = f"file:nextorm-memory-{next(_memory_numbers)}?mode=memory&cache=shared"
+            # a named database of SQLite's memdb VFS, so that every session can have its own
+            # connection; the anchor connection keeps it alive as long as the provider exists.
+            # Unlike shared-cache mode (which SQLite discourages), a connection meeting another's
+            # open write waits up to ``timeout`` as on a file, instead of failing at once with
+            # "database table is locked"
+            self.filename = f"file:/nextorm-memory-{next(_memory_numbers)}?vfs=memdb"
         else:
             self.filename = os.path.abspath(filename)
             if not create_db and not os.path.exists(self.filename):
