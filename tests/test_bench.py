@@ -293,6 +293,34 @@ def test_every_runner_answers_the_query_workloads_alike(tmp_path: Path, system: 
         runner.close()
 
 
+def test_query_rounds_repeat_no_age_within_a_round() -> None:
+    """The query and count workloads' sessions never see one age twice, and together ask for every age."""
+    rounds = dataset.query_rounds(200)
+    assert [age for ages in rounds for age in ages] == dataset.query_ages(200)
+    assert all(len(set(ages)) == len(ages) for ages in rounds)
+    assert len(rounds) == 3
+
+
+def test_pony_sends_every_query_of_the_count_workload(tmp_path: Path) -> None:
+    """Pony answers a repeated query from its session's cache; the count workload runs its rounds in
+    sessions of their own, so Pony sends as many COUNTs as it is asked for, as raw does."""
+    db = tmp_path / "counts.sqlite3"
+    if not SYSTEMS["pony"].installed():
+        pytest.skip("pony is not installed")
+    dataset.write_sqlite(db, 200)
+    runner = importlib.import_module(SYSTEMS["pony"].runner).RUNNER(
+        Target.parse(str(db)), Config(rows=200, batch=150, repeat=1)
+    )
+    try:
+        with runner.count() as run:
+            run()
+            run()
+        sent = sum(stat.db_count for sql, stat in runner.db.local_stats.items() if sql and "COUNT" in sql)
+    finally:
+        runner.close()
+    assert sent == 300
+
+
 def test_nextorm_prefetch_sends_one_select_per_table(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -110,9 +110,21 @@ def lookup_emails(config: Any) -> list[str]:
     return [f"person{k + k // 9}@example.com" for k in range(lookup_count(config))]
 
 
+#: how many distinct ages the rows have (18 to 90)
+AGES = 73
+
+
 def query_ages(count: int) -> list[int]:
     """The ages the query and count workloads filter on, cycling through the rows' range."""
-    return [18 + i % 73 for i in range(count)]
+    return [18 + i % AGES for i in range(count)]
+
+
+def query_rounds(count: int) -> list[list[int]]:
+    """``query_ages(count)`` in rounds in which no age repeats: an ORM runs each round in a session
+    of its own, so none answers a query from a cache of the session's earlier results (Pony keeps
+    one) and every query reaches the database, as raw's do."""
+    ages = query_ages(count)
+    return [ages[start : start + AGES] for start in range(0, count, AGES)]
 
 
 def lookup_order(rows: int) -> list[int]:

@@ -111,9 +111,11 @@ WORKLOADS: dict[str, Workload] = {
             "filtered select + order_by + limit, repeated",
             "query",
             lambda c: c.batch,
-            "M queries of the ten first persons of one age ordered by id (ages vary), each "
-            "fetched into objects, per query; one session. raw: the same SELECT ... WHERE age = ? "
-            "ORDER BY id LIMIT 10 into tuples.",
+            "M queries of the ten first persons of one age ordered by id, each fetched into "
+            "objects, per query. The ages go round the 73 the rows have; each round runs in a "
+            "session of its own, so no query is answered from a cache of the session's earlier "
+            "results (Pony keeps one) and every one reaches the database. raw: the same SELECT ... "
+            "WHERE age = ? ORDER BY id LIMIT 10 into tuples.",
         ),
         Workload(
             "query-gen",
@@ -139,8 +141,8 @@ WORKLOADS: dict[str, Workload] = {
             "count() of a filtered query, repeated",
             "count",
             lambda c: c.batch,
-            "M counts of the persons of one age (ages vary), per count. raw: SELECT COUNT(*) "
-            "... WHERE age = ?.",
+            "M counts of the persons of one age, per count, in rounds of distinct ages as in "
+            "query. raw: SELECT COUNT(*) ... WHERE age = ?.",
         ),
         Workload(
             "get",

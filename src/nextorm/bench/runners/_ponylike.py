@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from types import ModuleType
 from typing import Any, ClassVar
 
-from nextorm.bench.dataset import Target, lookup_emails, lookup_order, make_rows, query_ages
+from nextorm.bench.dataset import Target, lookup_emails, lookup_order, make_rows, query_rounds
 from nextorm.bench.runners import Runner, Timed, read_attributes, read_children
 from nextorm.bench.workloads import Config
 
@@ -138,48 +138,38 @@ class PonyLikeRunner(Runner):
         with self.orm.db_session:
             yield run
 
-    @contextmanager
-    def query(self) -> Iterator[Timed]:
-        """``Person.select(lambda p: p.age == age).order_by(Person.id)[:10]``, M times."""
+    def query(self) -> AbstractContextManager[Timed]:
+        """``Person.select(lambda p: p.age == age).order_by(Person.id)[:10]``, M times, a session per round."""
         Person = self.Person
-        ages = query_ages(self.config.batch)
+        return self.in_rounds(lambda age: len(Person.select(lambda p: p.age == age).order_by(Person.id)[:10]))
 
-        def run() -> int:
-            return sum(
-                len(Person.select(lambda p: p.age == age).order_by(Person.id)[:10])  # noqa: B023 - run at once
-                for age in ages
-            )
-
-        with self.orm.db_session:
-            yield run
-
-    @contextmanager
-    def query_generator(self) -> Iterator[Timed]:
-        """``select(p for p in Person if p.age == age).order_by(Person.id)[:10]``, M times."""
+    def query_generator(self) -> AbstractContextManager[Timed]:
+        """``select(p for p in Person if p.age == age).order_by(Person.id)[:10]``, M times, a session per round."""
         Person = self.Person
         select = self.orm.select
-        ages = query_ages(self.config.batch)
+        return self.in_rounds(
+            lambda age: len(select(p for p in Person if p.age == age).order_by(Person.id)[:10])
+        )
 
-        def run() -> int:
-            return sum(
-                len(select(p for p in Person if p.age == age).order_by(Person.id)[:10])
-                for age in ages
-            )
-
-        with self.orm.db_session:
-            yield run
+    def count(self) -> AbstractContextManager[Timed]:
+        """``Person.select(lambda p: p.age == age).count()``, M times, a session per round."""
+        Person = self.Person
+        return self.in_rounds(lambda age: Person.select(lambda p: p.age == age).count())
 
     @contextmanager
-    def count(self) -> Iterator[Timed]:
-        """``Person.select(lambda p: p.age == age).count()``, M times."""
-        Person = self.Person
-        ages = query_ages(self.config.batch)
+    def in_rounds(self, query: Callable[[int], int]) -> Iterator[Timed]:
+        """Time ``query(age)`` for the ages of ``query_rounds``, each round in a session of its own."""
+        rounds = query_rounds(self.config.batch)
+        db_session = self.orm.db_session
 
         def run() -> int:
-            return sum(Person.select(lambda p: p.age == age).count() for age in ages)  # noqa: B023 - run at once
+            total = 0
+            for ages in rounds:
+                with db_session:
+                    total += sum(map(query, ages))
+            return total
 
-        with self.orm.db_session:
-            yield run
+        yield run
 
     @contextmanager
     def get_by_email(self) -> Iterator[Timed]:

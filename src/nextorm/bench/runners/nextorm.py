@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from types import ModuleType
 from typing import Any, ClassVar
 
 import nextorm
 from nextorm import AsyncDatabase, acommit, db_session
-from nextorm.bench.dataset import Target, make_rows, query_ages
+from nextorm.bench.dataset import Target, make_rows
 from nextorm.bench.runners import AsyncTimed, Timed, driver_versions, require_modules
 from nextorm.bench.runners._ponylike import PonyLikeRunner
 from nextorm.bench.workloads import Config
@@ -43,17 +43,10 @@ class NextormRunner(PonyLikeRunner):
         Person = self.Person
         return Person.select(Person.id <= self.config.batch)
 
-    @contextmanager
-    def query_expression(self) -> Iterator[Timed]:
-        """``Person.select(Person.age == age).order_by(Person.id)[:10]``, M times."""
+    def query_expression(self) -> AbstractContextManager[Timed]:
+        """``Person.select(Person.age == age).order_by(Person.id)[:10]``, M times, a session per round."""
         Person = self.Person
-        ages = query_ages(self.config.batch)
-
-        def run() -> int:
-            return sum(len(Person.select(Person.age == age).order_by(Person.id)[:10]) for age in ages)
-
-        with db_session:
-            yield run
+        return self.in_rounds(lambda age: len(Person.select(Person.age == age).order_by(Person.id)[:10]))
 
     def async_person(self) -> Any:
         """``Person`` on an AsyncDatabase bound to the target (aiosqlite or psycopg async), made on first use."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import sqlalchemy
 from sqlalchemy import ForeignKey, create_engine, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload, sessionmaker
 
-from nextorm.bench.dataset import Target, lookup_emails, lookup_order, make_rows, postgres_url, query_ages
+from nextorm.bench.dataset import Target, lookup_emails, lookup_order, make_rows, postgres_url, query_rounds
 from nextorm.bench.runners import (
     AsyncTimed,
     Runner,
@@ -179,42 +179,40 @@ class SQLAlchemyRunner(Runner):
 
             yield run
 
-    @contextmanager
-    def query(self) -> Iterator[Timed]:
-        """``select(Person).where(Person.age == age).order_by(Person.id).limit(10)``, M times."""
+    def query(self) -> AbstractContextManager[Timed]:
+        """``select(Person).where(Person.age == age).order_by(Person.id).limit(10)``, M times, a session per round."""
         Person = self.Person
-        ages = query_ages(self.config.batch)
-        with self.Session() as session:
+        return self.in_rounds(
+            lambda session, age: len(
+                session.scalars(select(Person).where(Person.age == age).order_by(Person.id).limit(10)).all()
+            )
+        )
 
-            def run() -> int:
-                return sum(
-                    len(
-                        session.scalars(
-                            select(Person).where(Person.age == age).order_by(Person.id).limit(10)
-                        ).all()
-                    )
-                    for age in ages
-                )
+    @contextmanager
+    def in_rounds(self, query: Callable[[Any, int], int]) -> Iterator[Timed]:
+        """Time ``query(session, age)`` for the ages of ``query_rounds``, each round in a session of its own."""
+        rounds = query_rounds(self.config.batch)
+        Session = self.Session
 
-            yield run
+        def run() -> int:
+            total = 0
+            for ages in rounds:
+                with Session() as session:
+                    total += sum(query(session, age) for age in ages)
+            return total
 
-    #: SQLAlchemy's query is written with attribute expressions already
+        yield run
+
     query_expression = query
 
-    @contextmanager
-    def count(self) -> Iterator[Timed]:
-        """``select(func.count()).select_from(Person).where(Person.age == age)``, M times."""
+    def count(self) -> AbstractContextManager[Timed]:
+        """``select(func.count()).select_from(Person).where(Person.age == age)``, M times, a session per round."""
         Person = self.Person
-        ages = query_ages(self.config.batch)
-        with self.Session() as session:
-
-            def run() -> int:
-                return sum(
-                    session.scalar(select(func.count()).select_from(Person).where(Person.age == age))
-                    for age in ages
-                )
-
-            yield run
+        return self.in_rounds(
+            lambda session, age: session.scalar(
+                select(func.count()).select_from(Person).where(Person.age == age)
+            )
+        )
 
     @contextmanager
     def get_by_email(self) -> Iterator[Timed]:
