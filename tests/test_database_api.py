@@ -4,6 +4,7 @@ dialect, last_sql, on_connect, insert given an entity, the raw-SQL shorthand wit
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -101,6 +102,24 @@ def test_last_sql_is_the_last_statement_of_this_thread(shop: Database) -> None:
         shop.Customer(name="Ann")
     # the INSERT was the last statement: the COMMIT that followed does not count
     assert shop.last_sql.startswith("INSERT")
+
+
+def test_last_sql_reset_to_none_tells_whether_a_statement_ran_since(shop: Database) -> None:
+    """``db.last_sql = None`` forgets the last statement: a read answered from the session runs
+    nothing and leaves it None; the next statement sets it again. Only None can be assigned."""
+    with db_session:
+        ann = shop.Customer(name="Ann")
+        shop.Customer.select().fetch()
+        shop.last_sql = None
+        assert shop.last_sql is None
+        assert shop.Customer[ann.id] is ann  # from the identity map: no SELECT
+        assert shop.last_sql is None
+        shop.Customer.select().fetch()
+        assert shop.last_sql is not None and shop.last_sql.startswith("SELECT")
+        refused = re.escape("db.last_sql can only be reset to None, got 'SELECT 1'")
+        with pytest.raises(ValueError, match=refused):
+            shop.last_sql = "SELECT 1"
+    Database().last_sql = None  # an unbound database has nothing to forget
 
 
 def test_last_sql_is_none_on_an_unbound_database() -> None:

@@ -180,6 +180,15 @@ class Database:
         """The last statement this thread ran on this database (not BEGIN/COMMIT/ROLLBACK), or None."""
         return None if self.provider is None else self.provider.last_sql
 
+    @last_sql.setter
+    def last_sql(self, value: None) -> None:
+        """``db.last_sql = None`` forgets this thread's last statement: reading it again tells
+        whether anything ran since. Only None can be assigned."""
+        if value is not None:
+            raise ValueError(f"db.last_sql can only be reset to None, got {value!r}")
+        if self.provider is not None:
+            self.provider.forget_last_sql()
+
     @property
     def local_stats(self) -> dict[str | None, QueryStat]:
         """This thread's query statistics: ``{sql: QueryStat}``, the ``None`` key the total of all.

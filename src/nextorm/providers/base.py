@@ -79,6 +79,10 @@ class Provider:
         """The last statement this thread ran (transaction control left out), or None."""
         return getattr(self._statements, "sql", None)
 
+    def forget_last_sql(self) -> None:
+        """Make ``last_sql`` None for this thread until its next statement."""
+        self._statements.sql = None
+
     def connected(self, conn: Any) -> None:
         """A new connection was opened: run the ``on_connect`` callback on it.
 
