@@ -1738,6 +1738,36 @@ def test_one_to_one_reassign_unlinks_partner_not_yet_loaded(
         assert Husband[1].wife is None
 
 
+def test_one_to_one_old_partner_not_yet_read_has_none_without_a_query(
+    couples: SimpleNamespace, sql_log: Any
+) -> None:
+    """Moving ``h.wife`` (the side holding the unique column) away from a wife the session never
+    read leaves her ``husband`` None, known without a query; assigning from her side alike."""
+    Husband, Wife = couples.Husband, couples.Wife
+    with db_session:
+        Husband(name="h1", wife=Wife(name="w1"))
+        Husband(name="h2", wife=Wife(name="w2"))
+        Wife(name="w3")
+    with db_session:
+        h1 = Husband[1]
+        h1.wife = Wife[3]
+        w1 = Wife[1]
+        sql_log.clear()
+        assert w1.husband is None
+        assert Wife[3].husband is h1
+        assert selects(sql_log) == []
+    with db_session:
+        Husband[2].wife = None
+        sql_log.clear()
+        assert Wife[2].husband is None
+        assert selects(sql_log, "husband") == []
+    with db_session:
+        assert [(h.name, h.wife) for h in Husband.select().order_by(Husband.id)] == [
+            ("h1", Wife[3]),
+            ("h2", None),
+        ]
+
+
 def test_one_to_one_required_partner_cannot_be_replaced(accounts: SimpleNamespace) -> None:
     """A second Profile for a user who has one (read this session): ConstraintError, Profile.user is required."""
     User, Profile = accounts.User, accounts.Profile

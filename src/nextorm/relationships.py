@@ -181,9 +181,11 @@ def relink(attr: Any, obj: Any, old: Any, new: Any) -> None:
     if reverse.is_column:
         _relink_both_columns(attr, obj, old, new)
         return
-    # one-to-one: ``attr`` holds the key, ``reverse`` caches the partner on the other side
-    old_obj = known_object(target, cache, old)
-    if old_obj is not None and reverse.get_raw(old_obj, None) is obj:
+    # one-to-one: ``attr`` holds the key, ``reverse`` caches the partner on the other side; the
+    # column is unique, so the old partner now has none, which is known without a query even when
+    # its object was not in the session yet
+    old_obj = None if old is None else old if isinstance(old, EntityBase) else seed(target, cache, old)
+    if old_obj is not None and reverse.get_raw(old_obj, obj) is obj:
         reverse.set_raw(old_obj, None)
     new_obj = known_object(target, cache, new)
     if new_obj is not None:
