@@ -16,6 +16,7 @@ from nextorm import (
     PrimaryKey,
     Required,
     Set,
+    composite_index,
     db_session,
     flush,
     select,
@@ -244,6 +245,39 @@ def test_a_diamond_of_subclasses_shares_one_root(db: Database) -> None:
         obj = Base[1]
         assert type(obj) is Both and (obj.a, obj.b, obj.c) == (1, 2, 3)
         assert Left.select()[:] == [obj] == Right.select()[:]
+
+
+def test_a_subclass_index_names_inherited_attributes_and_the_table_gets_it(
+    db: Database, db_kind: str
+) -> None:
+    """``composite_index()`` in a subclass takes inherited attributes by name (the discriminator
+    and the key too); the hierarchy's one table is created with the index."""
+
+    class Base(db.Entity):
+        kind = Discriminator(str)
+        a = Required(int)
+
+    class Sub(Base):
+        b = Required(int)
+        composite_index("kind", "id", "a", b)
+
+    (key,) = Sub._composite_indexes_
+    assert key.attrs == (Base.kind, Base.id, Base.a, Sub.b)
+    db.generate_mapping(create_tables=True)
+    table = db.schema.tables[Base._table_]
+    index = table.indexes[tuple(table.column_dict[name] for name in ("kind", "id", "a", "b"))]
+    assert (index.is_pk, index.is_unique) == (False, False)
+    with db_session:
+        if db_kind == "sqlite":
+            found = db.select("name from sqlite_master where type = 'index' and tbl_name = 'Base'")
+        else:
+            found = db.select(
+                "indexname from pg_indexes where tablename = 'base' and schemaname = current_schema()"
+            )
+        assert "idx_base__kind__id__a__b" in [name.lower() for name in found]
+        Sub(a=1, b=2)
+    with db_session:
+        assert [(type(o), o.a) for o in Base.select()] == [(Sub, 1)]
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,12 @@ def composite_index_name(entity: Any, key: Any) -> str:
     return f"idx_{entity._table_}__{'__'.join(c for a in key.attrs for c in a.column_names)}"
 
 
+def table_composite_indexes(entity: Any) -> tuple[Any, ...]:
+    """The ``composite_index(...)`` declarations of the table of root ``entity``: its own and its
+    subclasses' (a hierarchy shares the table)."""
+    return tuple(dict.fromkeys(key for e in (entity, *entity._subclasses_) for key in e._composite_indexes_))
+
+
 def join_table_index_name(attr: Any) -> str:
     """The name of the index a join table gets on its member columns (the owner's lead its primary key)."""
     return f"idx_{attr.join_table}__{'__'.join(attr.target_columns)}"
@@ -420,7 +426,7 @@ class Database:
             name = column_index_name(attr)
             if name is not None:
                 indexes.append(CreateIndex(name, entity._table_, attr.column if attr.width == 1 else attr.column_names))
-        for key in entity._composite_indexes_:
+        for key in table_composite_indexes(entity):
             indexes.append(CreateIndex(composite_index_name(entity, key), entity._table_, _columns_of(key.attrs)))
         return table, indexes
 

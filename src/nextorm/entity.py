@@ -266,6 +266,10 @@ class EntityMeta(EntityMetaBase):
                 raise ERDiagramError(f"Discriminator attribute {name}.{key} cannot be declared in subclass")
             if value.entity is not None:
                 raise ERDiagramError(f"Attribute {value!r} cannot be reused as {name}.{key}")
+        # a key or index of a derived class may name the attributes it inherits, or give them
+        known_names = {**inherited, **dict(members)}
+        for key in composite:
+            key.attrs = tuple(_key_attr(name, known_names, part, key) for part in key.attrs)
         for key, _ in declared:
             for base in all_bases:
                 known = base._subclass_names_.get(key)
@@ -287,7 +291,9 @@ class EntityMeta(EntityMetaBase):
         attrs: list[Any] = list(dict.fromkeys(a for a in inherited.values() if isinstance(a, Attribute)))
         attrs += [value for _, value in declared]
         inherited_collections = [a for a in inherited.values() if isinstance(a, SetAttr)]
-        inherited_composite = list(dict.fromkeys(k for parent in parents for k in parent._composite_keys_))
+        inherited_composite = list(
+            dict.fromkeys(k for parent in parents for k in parent._composite_unique_keys_)
+        )
         cls._finish_declaration_(
             db,
             attrs,
@@ -329,7 +335,7 @@ class EntityMeta(EntityMetaBase):
         cls._pk_has_refs_ = any(a.is_reference for a in pk_attrs)
         cls._collections_ = tuple(collections)
         cls._relations_by_name_ = {a.name: a for a in (*cls._references_, *collections)}
-        cls._composite_keys_ = tuple(key for key in composite if not key.primary and key.unique)
+        cls._composite_unique_keys_ = tuple(key for key in composite if not key.primary and key.unique)
         cls._composite_indexes_ = tuple(key for key in composite if not key.unique)
 
     def _finish_mapping_(cls) -> None:
@@ -375,7 +381,7 @@ class EntityMeta(EntityMetaBase):
         known = {frozenset(map(id, key.attrs)) for key in keys}
         keys += [
             UniqueKey(tuple(key.attrs))
-            for key in cls._composite_keys_
+            for key in cls._composite_unique_keys_
             if frozenset(map(id, key.attrs)) not in known
         ]
         cls._unique_keys_ = tuple(keys)
