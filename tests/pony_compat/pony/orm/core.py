@@ -10,7 +10,8 @@ from __future__ import annotations
 import builtins
 
 import nextorm
-import pony  # noqa: F401 - Pony exports its package name
+import pony  # Pony exports its package name
+import pony.orm._views  # noqa: F401 - Pony's private names its tests read, as views of nextorm's state
 from nextorm import *  # noqa: F403
 from nextorm import DatabaseError, OrmError, set_sql_debug
 from nextorm.attributes import Attribute  # noqa: F401 - listed in __all__
