@@ -61,7 +61,8 @@ class _View:
 
 
 def _value(attr: Any, obj: Any, raw: Any) -> Any:
-    """A held value as reading the attribute gives it: a stored key of a reference is its object."""
+    """A held value as reading the attribute gives it: a reference holding its target's key gives
+    the target's object (taken into the session unloaded when it is not there yet, as a read does)."""
     if attr.is_reference and raw is not None and not isinstance(raw, Entity):
         return seed(attr.py_type, obj._cache_, raw)
     return raw
