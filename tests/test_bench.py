@@ -601,3 +601,19 @@ def _worker(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nextorm.bench.worker", *args], capture_output=True, text=True
     )
+
+
+
+def test_raw_get_reports_a_second_match_as_a_get_must(tmp_path: Path) -> None:
+    """The raw get workload reads up to two rows per email and fails on a duplicate, as get() does."""
+    db = tmp_path / "dupes.sqlite3"
+    runner = _runner("raw", db)
+    try:
+        email = dataset.lookup_emails(runner.config)[0]
+        runner.conn.execute(
+            "INSERT INTO person (name, email, age, score) VALUES (?, ?, ?, ?)", ("twin", email, 1, 1.0)
+        )
+        with runner.get_by_email() as run, pytest.raises(LookupError, match=email):
+            run()
+    finally:
+        runner.close()

@@ -151,7 +151,7 @@ WORKLOADS: dict[str, Workload] = {
             lookup_count,
             "Fetch M persons one by one by their email (an indexed, distinct column) with the "
             "system's get-one-object call, per object; one session. raw: SELECT ... WHERE email = ? "
-            "and fetchone().",
+            "LIMIT 2 and fetchall(), as a get must see a second match to report it.",
         ),
         Workload(
             "n-plus-1",

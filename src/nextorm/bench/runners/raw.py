@@ -30,7 +30,7 @@ class RawRunner(Runner):
         "insert": "executemany",
         "session": "conn.commit()",
         "prefetch": "two SELECTs, dict of lists",
-        "get": "fetchone()",
+        "get": "LIMIT 2, fetchall()",
         "to-dict": "dict(zip(names, row))",
         "async-update": "executemany",
         "async-insert": "executemany",
@@ -47,7 +47,8 @@ class RawRunner(Runner):
         self.select_batch = f"{self.select_all} WHERE id <= {mark}"
         self.select_age = f"{self.select_all} WHERE age = {mark} ORDER BY id LIMIT 10"
         self.count_age = f"SELECT COUNT(*) FROM person WHERE age = {mark}"
-        self.select_email = f"{self.select_all} WHERE email = {mark}"
+        # LIMIT 2, as a get must: a second matching row is an error, not a row to leave unread
+        self.select_email = f"{self.select_all} WHERE email = {mark} LIMIT 2"
         self.select_children_of = f"{self.select_children} WHERE parent = {mark}"
         self.update_sql = f"UPDATE person SET age = {mark} WHERE id = {mark}"
         self.insert_sql = (
@@ -199,12 +200,18 @@ class RawRunner(Runner):
 
     @contextmanager
     def get_by_email(self) -> Iterator[Timed]:
-        """SELECT one row by email and fetchone(), for M emails."""
+        """SELECT one row by email with LIMIT 2 and fetchall(), checking no second row matched, for M emails."""
         emails = lookup_emails(self.config)
         execute, sql = self.conn.execute, self.select_email
 
+        def one(email: str) -> tuple[Any, ...] | None:
+            rows = execute(sql, (email,)).fetchall()
+            if len(rows) > 1:
+                raise LookupError(f"several rows have email {email!r}")
+            return rows[0] if rows else None
+
         def run() -> int:
-            return len([execute(sql, (email,)).fetchone() for email in emails])
+            return len([one(email) for email in emails])
 
         yield run
         self.conn.commit()
