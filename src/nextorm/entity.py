@@ -31,7 +31,7 @@ from .exceptions import (
     ValidationError,
 )
 from .identity import UniqueKey, flat_key, nested_key
-from .loading import fetch_steps, load_attr_steps, load_missing_steps, refresh_steps
+from .loading import fetch, fetch_steps, load_attr_steps, load_missing_steps, refresh_steps
 from .query import Query, caller_namespace, conditions_for, entity_iterator, keyword_get_sql
 from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import EntityProxy, SessionCache, active_session, require_session
@@ -330,6 +330,7 @@ class EntityMeta(EntityMetaBase):
         cls._attrs_by_name_ = {attr.name: attr for attr in ordered}
         cls._pk_attrs_ = tuple(pk_attrs)
         cls._npk_ = len(pk_attrs)
+        cls._pk_names_ = frozenset(a.name for a in pk_attrs)
         cls._auto_pk_ = pk_attrs[0] if len(pk_attrs) == 1 and pk_attrs[0].auto else None
         cls._references_ = tuple(a for a in ordered if a.is_reference)
         cls._pk_has_refs_ = any(a.is_reference for a in pk_attrs)
@@ -912,12 +913,10 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     @classmethod
     def _get_steps_(cls, conditions: tuple[Any, ...], values: dict[str, Any]) -> Steps[Any]:
-        if (
-            not conditions
-            and values
-            and len(values) == cls._npk_
-            and all(a.name in values for a in cls._pk_attrs_)
-        ):
+        if not conditions and values and not values.keys() >= cls._pk_names_:
+            # by other attributes than the primary key: one SELECT (get() runs it directly)
+            return cls._one_((yield from fetch_steps(cls, *cls._keyword_get_sql_(values))))
+        if not conditions and values and len(values) == cls._npk_:
             key = (
                 values[cls._pk_attrs_[0].name]
                 if cls._npk_ == 1
@@ -931,17 +930,23 @@ class Entity(EntityBase, metaclass=EntityMeta):
             known, found = cls._get_in_session_(values)
             if known:
                 return found
-        if conditions or not values:
-            result = yield from cls.select(*conditions, **values).limit(2).fetch_steps()
-        else:
-            cls._database_._require_mapping_(cls)
-            sql, params = keyword_get_sql(cls, values)
-            result = yield from fetch_steps(cls, sql, params)
-        if len(result) > 1:
+            return cls._one_((yield from fetch_steps(cls, *cls._keyword_get_sql_(values))))
+        return cls._one_((yield from cls.select(*conditions, **values).limit(2).fetch_steps()))
+
+    @classmethod
+    def _keyword_get_sql_(cls, values: dict[str, Any]) -> tuple[str, list[Any]]:
+        """The SELECT of ``get(**values)`` and its parameters."""
+        cls._database_._require_mapping_(cls)
+        return keyword_get_sql(cls, values)
+
+    @classmethod
+    def _one_(cls, found: list[Any]) -> Any:
+        """The object a get() found, or None; MultipleObjectsFoundError when it found several."""
+        if len(found) > 1:
             raise MultipleObjectsFoundError(
                 f"Multiple objects were found. Use {cls.__name__}.select(...) to retrieve them"
             )
-        return result[0] if result else None
+        return found[0] if found else None
 
     @classmethod
     def _get_in_session_(cls, values: dict[str, Any]) -> tuple[bool, Any]:
@@ -951,8 +956,8 @@ class Entity(EntityBase, metaclass=EntityMeta):
         named attribute loaded, the answer is that object if they all match, else None:
         ``(True, answer)``. ``(False, None)`` when a query must decide.
         """
-        pk_names = [a.name for a in cls._pk_attrs_]
-        if cls._pk_has_refs_ or not all(name in values for name in pk_names):
+        pk_names = cls._pk_names_
+        if cls._pk_has_refs_ or not values.keys() >= pk_names:
             return False, None
         others = []
         for name, value in values.items():
@@ -979,6 +984,10 @@ class Entity(EntityBase, metaclass=EntityMeta):
     @classmethod
     def get(cls, *conditions: Any, **values: Any) -> Self | None:
         """The one matching object, or None; MultipleObjectsFoundError when several match."""
+        if not conditions and values and not values.keys() >= cls._pk_names_:
+            # the steps' first branch, its one SELECT run directly
+            found = fetch(cls, *cls._keyword_get_sql_(values), f"await {cls.__name__}.aget(...)")
+            return cls._one_(found)  # type: ignore[no-any-return]
         return run_sync(cls._get_steps_(conditions, values), f"await {cls.__name__}.aget(...)")
 
     @classmethod

@@ -16,9 +16,10 @@ from .exceptions import OrmError, UnrepeatableReadError
 from .identity import fold_rows, key_db_values, key_from_db, reference_to_db, seed
 from .session import require_session
 from .sql import Col, InRows, InValues, Join, Select, render
-from .steps import Steps, run_sync
+from .steps import NO_STEPS, Steps, perform, run_sync
 
 __all__ = [
+    "fetch",
     "fetch_steps",
     "fetch_values_steps",
     "load_attr_steps",
@@ -54,6 +55,19 @@ def fetch_steps(
         fresh_snapshot(entity, cache, result.rows)
     if raw:
         return materialize_raw(entity, cache, result.description, result.rows)
+    return materialize_rows(entity, cache, entity._select_attrs_, entity._select_converters_, result.rows)
+
+
+def fetch(entity: Any, sql: str, params: Any, awaitable: str) -> list[Any]:
+    """``fetch_steps()`` with blocking IO, its one statement run at once (a direct path, no steps).
+
+    On an async database it raises AsyncRequired naming ``awaitable``, as ``run_sync`` does.
+    """
+    cache = require_session().cache_for(entity._database_)
+    flush = cache.flush_steps()
+    if flush is not NO_STEPS:
+        run_sync(flush, awaitable)
+    result = perform(cache, "query", (sql, params), awaitable)
     return materialize_rows(entity, cache, entity._select_attrs_, entity._select_converters_, result.rows)
 
 

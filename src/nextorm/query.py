@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, datetime, time, timedelta
@@ -897,6 +899,10 @@ def conditions_for(
 _PLAIN_TYPES = frozenset({str, int, float, bool, bytes})
 
 
+#: ``value is None``, as a function ``map`` calls without a Python frame
+_is_none = functools.partial(operator.is_, None)
+
+
 def keyword_get_sql(entity: Any, values: dict[str, Any]) -> tuple[str, list[Any]]:
     """The text and parameters of ``entity.select(**values).limit(2)``, the query of ``get(**values)``.
 
@@ -907,7 +913,7 @@ def keyword_get_sql(entity: Any, values: dict[str, Any]) -> tuple[str, list[Any]
     values converted for their attributes followed by constants (a subclass's discriminator
     codes, the limit), checked on the query that made it.
     """
-    shape = (tuple(values), tuple(value is None for value in values.values()))
+    shape = (tuple(values), tuple(map(_is_none, values.values())))
     dialect = entity._database_._provider_or_fail().dialect
     entry = entity._keyword_sql_.get(shape)
     if entry is not None and entry[0] is dialect:

@@ -44,7 +44,7 @@ from .exceptions import (
     TransactionIntegrityError,
 )
 from .identity import flat_key
-from .steps import AsyncRequired, Result, Steps, run_async, run_sync
+from .steps import NO_STEPS, AsyncRequired, Result, Steps, run_async, run_sync
 
 __all__ = [
     "DBSessionManager",
@@ -898,7 +898,15 @@ class SessionCache(CacheBase):
     # -- unit of work ---------------------------------------------------------------------------
 
     def flush_steps(self, only: list[Any] | None = None) -> Steps[None]:
-        """Steps sending pending INSERT/UPDATE/DELETE (of ``only`` these objects): the unit of work."""
+        """Steps sending pending INSERT/UPDATE/DELETE (of ``only`` these objects): the unit of work.
+
+        With nothing pending (every query's autoflush, mostly) they are ``NO_STEPS``, after the
+        check the unit of work makes first, so a caller can skip running them.
+        """
+        if only is None and not self.dirty and not self.m2m:
+            if not self.flushing:
+                self.session.refuse_if_failed()
+            return NO_STEPS
         return unitofwork.flush_steps(self, only)
 
     def flush(self) -> None:

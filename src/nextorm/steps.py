@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Generator
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .exceptions import TransactionError
 
-__all__ = ["AsyncRequired", "Result", "Steps", "bridge_loop", "run_async", "run_sync"]
+__all__ = ["NO_STEPS", "AsyncRequired", "Result", "Steps", "bridge_loop", "perform", "run_async", "run_sync"]
 
 T = TypeVar("T")
 #: a generator of requests ``(cache, name, args)`` returning ``T``
 Steps = Generator[tuple[Any, str, tuple[Any, ...]], Any, T]
+
+#: a step sequence that makes no request and returns None (an exhausted iterator: safe to share)
+NO_STEPS: Steps[None] = cast(Steps[None], iter(()))
 
 
 #: in a thread running sync code for an async session (``nextorm.run_sync``): the event loop its IO runs on
@@ -72,26 +75,39 @@ def run_sync(steps: Steps[T], awaitable: str = "") -> T:
         request = next(steps)
         while True:
             cache, name, args = request
-            loop = None
-            if cache.is_async:
-                loop = bridge_loop.get()
-                if loop is None:
-                    steps.close()
-                    raise AsyncRequired(
-                        f"This call needs IO on an async database ({cache.db!r}): use {awaitable or 'its awaitable twin'}"
-                    )
+            if cache.is_async and bridge_loop.get() is None:
+                # not thrown into the steps: their error handling is for failed IO, not for a wrong call
+                steps.close()
+                raise _async_required(cache, awaitable)
             try:
-                if loop is None:
-                    result = getattr(cache, name)(*args)
-                else:
-                    # sync code of an async session (run_sync): the IO runs on the session's loop
-                    result = asyncio.run_coroutine_threadsafe(getattr(cache, "a" + name)(*args), loop).result()
+                result = perform(cache, name, args)
             except BaseException as exc:
                 request = steps.throw(exc)
             else:
                 request = steps.send(result)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+
+
+def perform(cache: Any, name: str, args: tuple[Any, ...], awaitable: str = "") -> Any:
+    """One request ``cache.<name>(*args)`` with blocking IO, at once: what ``run_sync`` does per step.
+
+    The direct path of a single statement: its sync face calls this instead of running a step
+    sequence; on an async database it raises AsyncRequired naming ``awaitable``.
+    """
+    if not cache.is_async:
+        return getattr(cache, name)(*args)
+    loop = bridge_loop.get()
+    if loop is None:
+        raise _async_required(cache, awaitable)
+    # sync code of an async session (run_sync): the IO runs on the session's loop
+    return asyncio.run_coroutine_threadsafe(getattr(cache, "a" + name)(*args), loop).result()
+
+
+def _async_required(cache: Any, awaitable: str) -> AsyncRequired:
+    return AsyncRequired(
+        f"This call needs IO on an async database ({cache.db!r}): use {awaitable or 'its awaitable twin'}"
+    )
 
 
 async def run_async(steps: Steps[T]) -> T:
