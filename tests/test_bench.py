@@ -603,7 +603,6 @@ def _worker(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-
 def test_raw_get_reports_a_second_match_as_a_get_must(tmp_path: Path) -> None:
     """The raw get workload reads up to two rows per email and fails on a duplicate, as get() does."""
     db = tmp_path / "dupes.sqlite3"

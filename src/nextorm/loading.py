@@ -23,6 +23,7 @@ __all__ = [
     "fetch_steps",
     "fetch_values_steps",
     "load_attr_steps",
+    "load_collection",
     "load_collections_steps",
     "load_missing",
     "load_missing_steps",
@@ -339,35 +340,13 @@ def load_collections_steps(attr: Any, owners: list[Any], lazy: tuple[Any, ...] =
             keys = [key_from_db(owner_entity, row[:width]) for row in rows]
         members = materialize_rows(target, cache, attrs, converters, [row[width:] for row in rows])
     else:
-        reverse = attr.reverse
-        # one owner (a lazy load, N+1): the text is the same each time, only the key differs
-        single = len(pk_values) == 1 and len(reverse.column_names) == 1 and attrs is target._select_attrs_
-        known = attr.one_owner_sql if single else None
-        if known is not None and known[0] is dialect:
-            sql, params = known[1], ([pk_values] if known[2] else pk_values)
-        else:
-            statement = Select(target._table_, columns, where=(_key_in(owner_entity, reverse.column_names, pk_values),))
-            sql, params = render(statement, dialect)
-            if single and (params == pk_values or params == [pk_values]):
-                attr.one_owner_sql = (dialect, sql, params != pk_values)
+        sql, params = _members_select(attr, columns, pk_values, dialect, attrs is target._select_attrs_)
         rows = (yield cache, "query", (sql, params)).rows
         members = materialize_rows(target, cache, attrs, converters, rows)
-        get_raw = reverse.get_raw
         if len(owners) == 1:
-            # one owner: the rows are its members, less any the session points elsewhere (a stored
-            # reference of the key's own type is the key: it needs no reference_to_db)
-            pk = pk_values[0]
-            key_type = type(pk)
-            items: dict[Any, None] = {}
-            for member in members:
-                if member._status_ < DELETED:
-                    ref = get_raw(member)
-                    if (ref if type(ref) is key_type else reference_to_db(ref)) == pk:
-                        items[member] = None
-            data = attr.ensure_data(owners[0])
-            data.items = items
-            data.loaded = True
+            _take_members(attr, owners[0], pk_values[0], members)
             return members
+        get_raw = attr.reverse.get_raw
         keys = [reference_to_db(get_raw(m)) for m in members]
     by_pk: dict[Any, list[Any]] = {}
     for key, member in zip(keys, members):
@@ -383,6 +362,67 @@ def load_collections_steps(attr: Any, owners: list[Any], lazy: tuple[Any, ...] =
         data.items = dict.fromkeys(m for m in found if m._status_ < DELETED)
         data.loaded = True
     return members
+
+
+def load_collection(attr: Any, owner: Any, awaitable: str) -> None:
+    """``load_collections_steps(attr, [owner])`` with blocking IO: the lazy load of one collection.
+
+    A one-to-many collection (the N+1 case) is a direct path: its one SELECT runs at once, with
+    no step machinery; on an async database it raises AsyncRequired naming ``awaitable``.
+    """
+    if attr.is_m2m or owner._status_ == CREATED:
+        run_sync(load_collections_steps(attr, [owner]), awaitable)
+        return
+    attr.ensure_data(owner)
+    cache = owner._cache_
+    flush = cache.flush_steps()
+    if flush is not NO_STEPS:
+        run_sync(flush, awaitable)
+    target = attr.py_type
+    pk = reference_to_db(owner._pk_raw_())
+    sql, params = _members_select(attr, target._select_columns_, [pk], cache.provider.dialect, True)
+    rows = perform(cache, "query", (sql, params), awaitable).rows
+    members = materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
+    _take_members(attr, owner, pk, members)
+
+
+def _members_select(
+    attr: Any, columns: tuple[Any, ...], pk_values: list[Any], dialect: Any, plain: bool
+) -> tuple[str, Any]:
+    """The SELECT of the members of one-to-many ``attr`` of the owners whose keys are ``pk_values``.
+
+    ``plain`` when ``columns`` are the target's query columns: the text for one owner is then
+    kept (a lazy load, N+1, has the same text each time, only the key differs).
+    """
+    reverse = attr.reverse
+    single = plain and len(pk_values) == 1 and len(reverse.column_names) == 1
+    known = attr.one_owner_sql if single else None
+    if known is not None and known[0] is dialect:
+        return known[1], ([pk_values] if known[2] else pk_values)
+    target = attr.py_type
+    where = _key_in(attr.entity, reverse.column_names, pk_values)
+    sql, params = render(Select(target._table_, columns, where=(where,)), dialect)
+    if single and (params == pk_values or params == [pk_values]):
+        attr.one_owner_sql = (dialect, sql, params != pk_values)
+    return sql, params
+
+
+def _take_members(attr: Any, owner: Any, pk: Any, members: list[Any]) -> None:
+    """The loaded rows of one owner's collection are its members, less any the session points elsewhere.
+
+    A stored reference of the key's own type is the key: it needs no reference_to_db.
+    """
+    get_raw = attr.reverse.get_raw
+    key_type = type(pk)
+    items: dict[Any, None] = {}
+    for member in members:
+        if member._status_ < DELETED:
+            ref = get_raw(member)
+            if (ref if type(ref) is key_type else reference_to_db(ref)) == pk:
+                items[member] = None
+    data = attr.ensure_data(owner)
+    data.items = items
+    data.loaded = True
 
 
 def _unflushed_links(cache: Any, attr: Any) -> tuple[dict[Any, list[Any]], dict[Any, list[Any]]]:

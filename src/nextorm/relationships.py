@@ -31,12 +31,12 @@ from .exceptions import (
 )
 from .expressions import Expr
 from .identity import key_db_values, known_object, reference_to_db, seed
-from .loading import load_collections_steps, one_to_one_partner, one_to_one_partner_steps
+from .loading import load_collection, load_collections_steps, one_to_one_partner, one_to_one_partner_steps
 from .providers.dialect import Dialect
 from .query import Query
 from .session import EntityProxy, active_session
 from .sql import AllEqual, Equals, InSubquery, Select
-from .steps import Steps, run_sync
+from .steps import Steps
 
 __all__ = [
     "Members",
@@ -431,7 +431,7 @@ class SetInstance(Generic[_E]):
         if obj._status_ == CREATED:
             data.loaded = True
             return data
-        run_sync(load_collections_steps(attr, [obj]), f"await obj.awaitable_attrs.{attr.name}")
+        load_collection(attr, obj, f"await obj.awaitable_attrs.{attr.name}")
         return data
 
     # -- reading ---------------------------------------------------------------------------------
