@@ -14,12 +14,21 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any
 
-__all__ = ["QueryStat", "QueryStats", "is_sql_debug", "logged_sql", "set_sql_debug", "sql_debug", "sql_logger"]
+__all__ = [
+    "QueryStat",
+    "QueryStats",
+    "is_sql_debug",
+    "logged_sql",
+    "set_sql_debug",
+    "sql_debug",
+    "sql_debug_state",
+    "sql_logger",
+]
 
 sql_logger = logging.getLogger("nextorm.sql")
 
-#: (debug, show_values) for the current thread or task
-_state: ContextVar[tuple[bool, bool]] = ContextVar("nextorm_sql_debug", default=(False, False))
+#: (debug, show_values) for the current thread or task; a statement's hot path reads it directly
+sql_debug_state: ContextVar[tuple[bool, bool]] = ContextVar("nextorm_sql_debug", default=(False, False))
 
 #: what ``logged_sql`` gives while logging is off: entering and leaving it costs next to nothing
 _NOT_LOGGED = contextlib.nullcontext()
@@ -27,8 +36,8 @@ _NOT_LOGGED = contextlib.nullcontext()
 
 def set_sql_debug(debug: bool = True, show_values: bool | None = None) -> None:
     """Log every statement to ``nextorm.sql`` (with its parameters when ``show_values``)."""
-    current = _state.get()
-    _state.set((bool(debug), current[1] if show_values is None else bool(show_values)))
+    current = sql_debug_state.get()
+    sql_debug_state.set((bool(debug), current[1] if show_values is None else bool(show_values)))
 
 
 def sql_debug(value: bool) -> None:
@@ -38,13 +47,13 @@ def sql_debug(value: bool) -> None:
 
 def is_sql_debug() -> bool:
     """Whether statements are being logged in this thread or task."""
-    return _state.get()[0]
+    return sql_debug_state.get()[0]
 
 
 def push_sql_debug(debug: bool | None, show_values: bool | None) -> Any:
     """Set the debug state for a session; returns the token to restore it."""
-    current = _state.get()
-    return _state.set(
+    current = sql_debug_state.get()
+    return sql_debug_state.set(
         (
             current[0] if debug is None else bool(debug),
             current[1] if show_values is None else bool(show_values),
@@ -54,7 +63,7 @@ def push_sql_debug(debug: bool | None, show_values: bool | None) -> Any:
 
 def pop_sql_debug(token: Any) -> None:
     """Restore the debug state saved by ``push_sql_debug``."""
-    _state.reset(token)
+    sql_debug_state.reset(token)
 
 
 def logged_sql(
@@ -64,7 +73,7 @@ def logged_sql(
 
     ``many`` is the row count of an executemany.
     """
-    debug, show_values = _state.get()
+    debug, show_values = sql_debug_state.get()
     if not debug:
         return _NOT_LOGGED
     return _TimedStatement(sql, params if show_values else None, many)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
 
-from ..debug import QueryStats, logged_sql
+from ..debug import QueryStats, logged_sql, sql_debug_state
 from ..exceptions import DatabaseError, OrmError
 from ..steps import Result
 from .dialect import Dialect
@@ -25,21 +25,6 @@ def _close_quietly(cursor: Any) -> None:
             cursor.close()
         except Exception:
             pass  # the statement's own error is the one to report
-
-
-def _fetch_all(fetchall: Any) -> list[Any]:
-    """``fetchall()`` with the cyclic garbage collector paused, as materialization does next.
-
-    A large result allocates one tuple per row while every object already loaded is alive; the
-    collector would sweep that growing heap again and again without finding garbage.
-    """
-    if not gc.isenabled():
-        return fetchall()  # type: ignore[no-any-return]
-    gc.disable()
-    try:
-        return fetchall()  # type: ignore[no-any-return]
-    finally:
-        gc.enable()
 
 
 class Provider:
@@ -185,15 +170,34 @@ class Provider:
 
     def execute(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """``run()`` without making ``sql`` the last statement (for transaction control)."""
+        if sql_debug_state.get()[0]:
+            with logged_sql(sql, params):
+                return self._statement(conn, sql, params)
+        # not logging (mostly): no context to enter and leave around every statement
+        return self._statement(conn, sql, params)
+
+    def _statement(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> Result:
         cursor = None
-        with logged_sql(sql, params):
-            try:
-                cursor = self.send(conn, sql, params)
-                description = cursor.description
-                rows = _fetch_all(cursor.fetchall) if description is not None else []
-            except Exception as exc:
-                _close_quietly(cursor)  # an unfinished statement would keep its locks while the error lives
-                raise self.translate_error(exc) from exc
+        try:
+            cursor = self.send(conn, sql, params)
+            description = cursor.description
+            if description is None:
+                rows = []
+            elif gc.isenabled():
+                # the cyclic GC paused while the rows arrive, as materialization does next: a large
+                # result allocates a tuple per row while every object loaded before is alive, and the
+                # collector would sweep that growing heap again and again without finding garbage.
+                # fetchall() does not wait (the statement ran in send), so the pause is short.
+                gc.disable()
+                try:
+                    rows = cursor.fetchall()
+                finally:
+                    gc.enable()
+            else:
+                rows = cursor.fetchall()
+        except Exception as exc:
+            _close_quietly(cursor)  # an unfinished statement would keep its locks while the error lives
+            raise self.translate_error(exc) from exc
         return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))
 
     def send(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> Any:
