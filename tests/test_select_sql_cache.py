@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import nextorm.query
-from nextorm import Database, Optional, PrimaryKey, Required, db_session, desc
+from nextorm import Database, Optional, PrimaryKey, QueryError, Required, UnknownAttributeError, db_session, desc
 
 
 @pytest.fixture
@@ -211,3 +211,68 @@ def test_locking_reads_get_a_text_of_their_own(Item: Any, sql_log: Any) -> None:
     assert [s.endswith("FOR UPDATE") for s in selects] == [False, True, False] or (
         not any("FOR UPDATE" in s for s in selects)  # SQLite locks the database instead of rows
     )
+
+
+def test_an_attribute_order_repeated_stays_the_entitys_own(db: Database) -> None:
+    """``order_by(attr)`` repeated reads the same rows each time; an attribute of another entity is
+    refused however often its own entity was ordered by it; a subclass orders by its base's attribute."""
+
+    class Animal(db.Entity):
+        id = PrimaryKey(int)
+        n = Required(int)
+
+    class Dog(Animal):
+        bark = Optional(str)
+
+    class Plant(db.Entity):
+        id = PrimaryKey(int)
+        n = Required(int)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Animal(id=1, n=3)
+        Dog(id=2, n=1)
+        Dog(id=3, n=2)
+        Plant(id=4, n=0)
+    with db_session:
+        for _ in range(3):
+            assert ids(Animal.select().order_by(Animal.n)) == [2, 3, 1]
+            assert ids(Dog.select().order_by(Animal.n)) == [2, 3]
+            assert ids(Dog.select(lambda d: d.n > 0).order_by(Dog.n)[:1]) == [2]
+            assert ids(Plant.select().order_by(Plant.n)) == [4]
+            with pytest.raises(QueryError, match="order_by\\(\\) takes attributes of Plant, got Animal.n"):
+                Plant.select().order_by(Animal.n)
+            with pytest.raises(UnknownAttributeError, match="order_by\\(\\): .* is not an attribute of entity Plant"):
+                Plant.select().order_by(desc(Animal.n))
+            with pytest.raises(QueryError, match="order_by\\(\\) takes attributes of Animal"):
+                Animal.select().order_by(Plant.n)
+            # one lambda giving several items after the attribute alone: every item is kept
+            assert ids(Animal.select().order_by(lambda a: (desc(a.n), a.id))) == [1, 3, 2]
+            assert ids(Animal.select().order_by(Animal.id)) == [1, 2, 3]
+            assert ids(Animal.select().order_by(Animal.id, desc(Animal.n))) == [1, 2, 3]
+            assert ids(Animal.select().order_by(Animal.n).order_by(None)[:]) in ([1, 2, 3], [2, 3, 1], [1, 3, 2])
+
+
+@pytest.mark.parametrize("bad", [True, -1, 2**63, 1.0, "2"])
+def test_limits_and_slices_refuse_what_is_not_a_count(Item: Any, bad: Any) -> None:
+    """limit(), its offset and a slice's bounds take ints from 0 to 2**63-1, however often the query
+    ran before with a good one; the error names the entity and the value."""
+    with db_session:
+        query = Item.select(lambda i: i.n > 0).order_by(Item.id)
+        assert ids(query.limit(2)) == [1, 2] and ids(query[:2]) == [1, 2]
+        with pytest.raises(QueryError, match=f"limit of a Item query must be an int from 0 to 2\\*\\*63-1, got {bad!r}"):
+            query.limit(bad)
+        with pytest.raises(QueryError, match=f"offset of a Item query must be an int from 0 to 2\\*\\*63-1, got {bad!r}"):
+            query.limit(2, bad)
+        if bad in (-1,):
+            with pytest.raises(QueryError, match="'stop' of slice object cannot be negative"):
+                query[:bad]
+        elif bad != 2**63:
+            with pytest.raises(QueryError, match="Query slices take int bounds"):
+                query[:bad]
+        else:
+            with pytest.raises(QueryError, match="limit of a Item query must be an int"):
+                query[:bad]
+        assert ids(query.limit(2, 0)) == [1, 2] and ids(query.limit(0)) == [] and ids(query[:0]) == []
+        with pytest.raises(QueryError, match="slices do not support a step"):
+            query[:2:2]

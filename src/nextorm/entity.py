@@ -30,6 +30,7 @@ from .exceptions import (
     UnknownAttributeError,
     ValidationError,
 )
+from .expressions import Expr, check_entities
 from .identity import UniqueKey, flat_key, nested_key
 from .loading import fetch, fetch_steps, load_attr_steps, load_missing_steps, refresh_steps
 from .query import Query, caller_namespace, conditions_for, entity_iterator, keyword_get_sql
@@ -363,6 +364,9 @@ class EntityMeta(EntityMetaBase):
         cls._keyword_sql_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         #: a query's SELECT text per shape of its conditions, order and limit (see plain_select_sql)
         cls._select_sql_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        #: order_by(attr) of this entity's queries: one shared order and its ORDER BY keys, by the
+        #: ids of the attribute and of that order (see Query.order_by)
+        cls._orders_: dict[int, tuple[Any, ...]] = {}
         #: what to_dict() reads, at 2 * with_collections + with_lazy; see _dict_plan
         cls._dict_plans_: list[tuple[Any, ...] | None] = [None] * 4
         cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)
@@ -894,11 +898,15 @@ class Entity(EntityBase, metaclass=EntityMeta):
         """A query of this entity's objects matching every condition."""
         cls._database_._require_mapping_(cls)
         if len(conditions) == 1 and not values:
+            condition = conditions[0]
+            if isinstance(condition, Expr):  # an attribute expression: about this entity, checked
+                check_entities(cls, conditions)
+                return Query(cls, conditions)
             # a lambda translated before: its conditions (checked) from the values it reads
-            repeated = repeated_lambda(cls, conditions[0])
+            repeated = repeated_lambda(cls, condition)
             if repeated is not None:
                 query = Query(cls, repeated)
-                code = conditions[0].__code__
+                code = condition.__code__
                 if code.co_argcount == 1:
                     query._var = code.co_varnames[0]
                 return query

@@ -262,11 +262,15 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
     """Validate ``value`` for ``attr`` and build ``attr <op> value``."""
     if op not in OPERATORS:
         raise QueryError(f"Unknown operator {op!r}")
-    if isinstance(value, Operand) and op not in ("in", "startswith", "endswith", "contains"):
-        return compare(op, Column(attr), value)
-    if isinstance(value, Operand) and op in ("startswith", "endswith"):
-        return StringTest(op, Column(attr), value)  # a prefix the query computes (raw_sql('UPPER($y)'))
-    if op == "in":
+    if isinstance(value, Operand):
+        if op not in ("in", "startswith", "endswith", "contains"):
+            return compare(op, Column(attr), value)
+        if op in ("startswith", "endswith"):
+            return StringTest(op, Column(attr), value)  # a prefix the query computes (raw_sql('UPPER($y)'))
+    if op == "==" or op == "!=":
+        if value is not None:
+            value = _db_value(attr, _as_compared(attr, value))
+    elif op == "in":
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
             raise AttributeTypeError(f"{attr.qualname}.in_() takes a collection of values, got {value!r}")
         value = [_db_value(attr, _as_compared(attr, v)) for v in value]
@@ -279,16 +283,15 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
             raise _string_test_error(attr.qualname, op, value)
         attr.ctype.check_text(value)
     elif value is None:
-        if op not in ("==", "!="):
-            error = AttributeTypeError(f"{attr.qualname} {op} None: None is compared with == and != only (IS NULL)")
-            error.attr, error.value = attr, None  # type: ignore[attr-defined]
-            raise error
+        error = AttributeTypeError(f"{attr.qualname} {op} None: None is compared with == and != only (IS NULL)")
+        error.attr, error.value = attr, None  # type: ignore[attr-defined]
+        raise error
     else:
-        if op not in ("==", "!=") and attr.width > 1:
+        if attr.width > 1:
             raise QueryError(
                 f"{attr.qualname} refers to a composite key: it can be compared with == and != only, not {op}"
             )
-        if op not in ("==", "!=") and isinstance(value, Expr):
+        if isinstance(value, Expr):
             raise QueryError(f"Cannot compare {attr.qualname} with a condition")
         value = _db_value(attr, _as_compared(attr, value))
     return Compare(attr, op, value)
@@ -675,6 +678,8 @@ def column_sql(attr: Any, dialect: Dialect) -> str:
 def check_entities(entity: Any, conditions: Any) -> None:
     """UnknownAttributeError unless each condition is about ``entity`` (or a base or subclass of it)."""
     for condition in conditions:
+        if type(condition) is Compare and condition.attr.entity is entity:
+            continue  # the most frequent: a comparison of one of the entity's own attributes
         for other in condition.entities():
             if other is not entity and not issubclass(entity, other) and not issubclass(other, entity):
                 raise UnknownAttributeError(

@@ -114,42 +114,59 @@ def entity_iterator(entity: Any) -> QueryIterator:
     return iterator
 
 
-_new_iterator = object.__new__
+_new_iterator = _new_query = object.__new__
 
 
 class Query(Generic[_E]):
     """A lazy SELECT of entity objects; every refinement returns a new Query."""
 
+    # A query's state: what it does not change from a bare query is read from these class
+    # defaults, so a query holds (and a refinement copies) only what it changed.
+    _where: tuple[Expr, ...] = ()
+    _order: tuple[OrderBy, ...] = ()
+    _limit: int | None = None
+    _offset = 0
+    _for_update: str | None = None
+    _prefetch: tuple[Any, ...] = ()
+    #: the name a generator query gives its objects (``p`` in ``p for p in Person``)
+    _var: str | None = None
+    #: what a query of values selects (values, or the entity for its objects), None for objects
+    _select: tuple[Any, ...] | None = None
+    #: other objects the query ranges over (``Var``: the other ``for`` clauses of a query of values)
+    _sources: tuple[Any, ...] = ()
+    #: of ``left_join``: the ON condition of each of the first ``_sources`` (LEFT JOINed), None if none
+    _joined_on: tuple[Any, ...] = ()
+    #: over a grouped query of values: its groups (the values it grouped by), kept whatever is selected
+    _group_by: tuple[Any, ...] = ()
+    #: the text of what a generator query selects (for messages about queries over it)
+    _selected_text: str | None = None
+    #: whether each result is a tuple of the selected items (else the one item)
+    _tuple = False
+    #: DISTINCT asked for (True), refused (False), or as Pony decides (None)
+    _distinct: bool | None = None
+
     def __init__(self, entity: type[_E], where: tuple[Expr, ...] = ()) -> None:
         self.entity: Any = entity
-        self._where = where
-        self._order: tuple[OrderBy, ...] = ()
-        self._limit: int | None = None
-        self._offset = 0
-        self._for_update: str | None = None
-        self._prefetch: tuple[Any, ...] = ()
-        #: the name a generator query gives its objects (``p`` in ``p for p in Person``)
-        self._var: str | None = None
-        #: what a query of values selects (values, or the entity for its objects), None for objects
-        self._select: tuple[Any, ...] | None = None
-        #: other objects the query ranges over (``Var``: the other ``for`` clauses of a query of values)
-        self._sources: tuple[Any, ...] = ()
-        #: of ``left_join``: the ON condition of each of the first ``_sources`` (LEFT JOINed), None if none
-        self._joined_on: tuple[Any, ...] = ()
-        #: over a grouped query of values: its groups (the values it grouped by), kept whatever is selected
-        self._group_by: tuple[Any, ...] = ()
-        #: the text of what a generator query selects (for messages about queries over it)
-        self._selected_text: str | None = None
-        #: whether each result is a tuple of the selected items (else the one item)
-        self._tuple = False
-        #: DISTINCT asked for (True), refused (False), or as Pony decides (None)
-        self._distinct: bool | None = None
+        if where:
+            self._where = where
 
     def _copy(self, **changes: Any) -> Query[_E]:
-        query: Query[_E] = Query.__new__(Query)
-        query.__dict__.update(self.__dict__)
-        query.__dict__.pop("_fetched", None)  # a result this query fetched is not the new one's
-        query.__dict__.update(changes)
+        query: Query[_E] = _new_query(Query)
+        state = self.__dict__.copy()
+        if "_fetched" in state:
+            del state["_fetched"]  # a result this query fetched is not the new one's
+        state.update(changes)
+        query.__dict__ = state
+        return query
+
+    def _with(self, name: str, value: Any) -> Query[_E]:
+        """``_copy()`` changing one thing (the refinements' path: no keywords to gather)."""
+        query: Query[_E] = _new_query(Query)
+        state = self.__dict__.copy()
+        if "_fetched" in state:
+            del state["_fetched"]
+        state[name] = value
+        query.__dict__ = state
         return query
 
     def __repr__(self) -> str:
@@ -216,8 +233,13 @@ class Query(Generic[_E]):
     def order_by(self, *items: Any) -> Query[_E]:
         """Order by attributes or values (ascending), ``desc(...)``, or 1-based positions of the
         selected items (negative for descending); replaces an earlier order."""
-        if len(items) == 1 and items[0] is None:  # Pony's order_by(None): no order
-            return self._copy(_order=())
+        if len(items) == 1:
+            item = items[0]
+            if item is None:  # Pony's order_by(None): no order
+                return self._copy(_order=())
+            known = self.entity._orders_.get(id(item))
+            if known is not None and known[0] is item:
+                return self._with("_order", known[1])  # the ascending order of an attribute, checked before
         order = []
         translated: list[Any] = []
         selected = self._selected_text if self._select is not None else None
@@ -248,6 +270,8 @@ class Query(Generic[_E]):
                 order.append(item)
             elif _owns(self.entity, item):
                 order.append(OrderBy(item, descending=False))
+                if len(translated) == 1 and isinstance(item, AttributeBase):
+                    return self._with("_order", _shared_order(self.entity, item, order[0]))
             else:
                 raise QueryError(f"order_by() takes attributes of {self.entity.__name__}, got {item!r}")
         return self._copy(_order=tuple(order))
@@ -256,6 +280,8 @@ class Query(Generic[_E]):
 
     def limit(self, limit: int | None = None, offset: int | None = None) -> Query[_E]:
         """At most ``limit`` objects, skipping ``offset``."""
+        if offset is None and type(limit) is int and 0 <= limit <= INT64_MAX:
+            return self._with("_limit", limit)  # the most frequent: a limit alone
         for name, value in (("limit", limit), ("offset", offset)):
             if value is not None and (
                 type(value) is not int
@@ -539,6 +565,10 @@ class Query(Generic[_E]):
     @overload
     def __getitem__(self, key: slice) -> QueryResult[_E]: ...
     def __getitem__(self, key: int | slice) -> _E | QueryResult[_E]:
+        if type(key) is slice:
+            start, stop = key.start, key.stop
+            if start is None and type(stop) is int and 0 <= stop <= INT64_MAX and key.step is None:
+                return self._with("_limit", stop).fetch()  # the most frequent: [:n]
         if isinstance(key, slice):
             if key.step not in (None, 1):
                 raise QueryError("Query slices do not support a step")
@@ -773,6 +803,23 @@ def _no() -> bool:
     return False
 
 
+def _shared_order(entity: Any, attr: Any, item: OrderBy) -> tuple[OrderBy, ...]:
+    """The order of ``order_by(attr)``, kept in ``entity._orders_`` for every query of ``entity``
+    ordered by ``attr``: by the attribute's id, ``(attr, order, keys)``, and by the order's id,
+    ``(order, order, keys)``; ``keys`` are its ORDER BY keys, None when one is not a column name
+    (then a SELECT of it is not kept per shape). Both ids are of objects the entry holds."""
+    order = (item,)
+    keys: tuple[tuple[Any, bool], ...] | None = item.keys()
+    if not all(type(name) is str for name, _ in keys):  # type: ignore[union-attr]
+        keys = None
+    known = entity._orders_
+    if len(known) >= SELECT_SQL_LIMIT:
+        known.clear()
+    known[id(attr)] = (attr, order, keys)
+    known[id(order)] = (order, order, keys)
+    return order
+
+
 def _conjuncts(conditions: Any) -> Any:
     """The conditions with every AND taken apart."""
     for condition in conditions:
@@ -960,18 +1007,25 @@ def plain_select_sql(query: Query[Any], dialect: Any, count: bool = False) -> tu
     constants (the limit and offset), checked on the query that made it.
     """
     entity = query.entity
-    key: list[Any] = [
-        count,
-        query._limit,
-        query._offset,
-        query._for_update,
-        bool(query._distinct),
-        () if count else query._order_keys([(entity, 0, 1)]),
-    ]
+    order = query._order
+    if count or not order:
+        keys: Any = ()
+    else:
+        known = entity._orders_.get(id(order))
+        if known is not None and known[0] is order:  # order_by(attr): its keys, found before
+            keys = known[2]
+        else:
+            keys = query._order_keys([(entity, 0, 1)])
+            if not all(type(item) is str or type(item) is int for item, _ in keys):
+                keys = None
+        if keys is None:
+            return render(query.statement(count=count), dialect)
+    key: list[Any] = [count, query._limit, query._offset, query._for_update, bool(query._distinct), keys]
     params: list[Any] = []
-    if not _shape_of(query._where + entity._kind_filter_, key, params) or not all(
-        type(item) is str or type(item) is int for item, _ in key[5]
-    ):
+    where = query._where
+    if entity._kind_filter_:
+        where += entity._kind_filter_
+    if not _shape_of(where, key, params):
         return render(query.statement(count=count), dialect)
     shape = tuple(key)
     entry = entity._select_sql_.get(shape)

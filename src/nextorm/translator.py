@@ -277,8 +277,13 @@ def repeated_lambda(entity: Any, condition: Any) -> tuple[Any, ...] | None:
     if cells is None:
         return None  # a raw_sql() `$name` the lambda's code does not read itself
     try:
-        closure = cast(tuple[Any, ...], condition.__closure__)  # it holds the cells when there are some
-        values = tuple(map(_cell_contents, map(closure.__getitem__, cells))) if cells else ()
+        if not cells:
+            values: tuple[Any, ...] = ()
+        elif len(cells) == 1:
+            values = (condition.__closure__[cells[0]].cell_contents,)  # type: ignore[index]
+        else:
+            closure = cast(tuple[Any, ...], condition.__closure__)  # it holds the cells when there are some
+            values = tuple(map(_cell_contents, map(closure.__getitem__, cells)))
     except ValueError:
         return None  # a name not assigned yet: the general way says so
     conditions = _finish_conditions(entity, translation, translation.bound(entity, condition.__globals__, values))
@@ -2035,8 +2040,12 @@ def _repeat(translation: _Translation, entity: Any, local_values: Any, globals_:
     the general way builds it (several ``for`` clauses, a selected collection, a raw_sql() name)."""
     if translation.several:
         return None
+    names = translation.names
     try:
-        values = tuple(map(local_values.__getitem__, translation.names))
+        if len(names) == 1:
+            values: tuple[Any, ...] = (local_values[names[0]],)
+        else:
+            values = tuple(map(local_values.__getitem__, names))
     except KeyError:  # a raw_sql() `$name` the generator's code does not read itself
         return None
     result = translation.bound(entity, globals_, values)
@@ -2054,7 +2063,8 @@ def _repeat(translation: _Translation, entity: Any, local_values: Any, globals_:
         query._select = selection
         query._tuple = translation.shape == "tuple"
     query._var = translation.var
-    query._selected_text = translation.selected
+    if translation.selected is not None:
+        query._selected_text = translation.selected
     return query
 
 
