@@ -1031,6 +1031,65 @@ def test_shape_runs_group_consecutive_objects_of_one_statement_shape(model: Mode
         sp.current_session.reset(token)
 
 
+def test_shape_runs_split_on_which_checked_values_are_known_as_none(model: Model) -> None:
+    """UPDATEs of equal written columns share a run only while the same checked columns were read
+    and the same of them are known as None (a written one by its original value)."""
+    sp = model.speedups
+    model.entity._columns_ = tuple(model.columns)
+    model.entity._attrs_ = tuple(model.columns)
+    model.entity._check_mask_ = 0b11110
+    objs = [model.new(sp.LOADED, id=i, name=name, score=1.0) for i, name in enumerate("ab", 1)]
+    objs += [model.new(sp.LOADED, id=3, name=None, score=1.0)]
+    objs += [model.new(sp.LOADED, id=i, name=name, score=1.0) for i, name in ((4, None), (5, "y"), (6, "w"))]
+    for obj in objs:
+        obj.name  # noqa: B018 - a read checked column
+        obj.score = 2.0
+    for obj, name in zip(objs[3:], "zxv", strict=True):
+        obj.name = name
+    runs = sp.shape_runs(objs, True)
+    assert runs == [
+        ((sp.MODIFIED, model.entity, 0b1000, ((1, False),)), objs[:2]),
+        ((sp.MODIFIED, model.entity, 0b1000, ((1, True),)), [objs[2]]),
+        ((sp.MODIFIED, model.entity, 0b1010, ((1, True),)), [objs[3]]),
+        ((sp.MODIFIED, model.entity, 0b1010, ((1, False),)), objs[4:]),
+    ]
+    assert [shape for shape, _ in runs] == [
+        (sp.MODIFIED, model.entity, obj._wbits_, sp.checked_columns(obj, model.columns, 0b11110))
+        for obj in (objs[0], objs[2], objs[3], objs[4])
+    ]
+
+
+def test_plain_check_stores_values_that_pass_it_without_the_validate_hook(model: Model) -> None:
+    """A written value of the column's own type that passes ``plain_check`` is stored as given; any
+    other value goes through ``_validate_`` (the test hook strips text)."""
+    sp = model.speedups
+    name, age, score = model.column("name"), model.column("age"), model.column("score")
+    assert name.plain_check is None
+    name.plain_check = (3, False, 4, True)
+    age.plain_check = (1, False, -5, 100)
+    score.plain_check = (2, False, None, None)
+    assert name.plain_check == (3, False, 4, True)
+    obj = model.new(sp.LOADED, id=1, name="start", age=1, score=0.5)
+    written = [
+        ("name", "abc"), ("name", " ab"), ("name", "ab\t"), ("name", "abcde"), ("name", ""), ("name", "é"),
+        ("name", "a\x00"), ("name", 5), ("age", 100), ("age", -5), ("age", 101), ("age", 2**70), ("age", True),
+        ("age", 3.0), ("score", 1.5), ("score", float("inf")), ("score", 2),
+    ]  # fmt: skip
+    for attr, value in written:
+        setattr(obj, attr, value)
+    validated = [call[1:] for call in model.calls if call[0] == "validate"]
+    assert validated == [
+        ("name", " ab"), ("name", "ab\t"), ("name", "abcde"), ("name", ""), ("name", "é"), ("name", "a\x00"),
+        ("name", 5), ("age", 101), ("age", 2**70), ("age", True), ("age", 3.0), ("score", float("inf")),
+        ("score", 2),
+    ]  # fmt: skip
+    assert (obj.name, obj.age, obj.score) == (5, 3.0, 2)
+    name.plain_check = None
+    model.calls.clear()
+    obj.name = "abc"
+    assert model.calls == [("validate", "name", "abc")]
+
+
 def test_match_keys_take_rows_in_order_or_by_their_values(speedups: ModuleType) -> None:
     """``match_keys``: returned (key, *values) rows in the rows' order with ascending keys give those
     keys; any other order is matched by values, equal rows taking ascending keys; a value stored

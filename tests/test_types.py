@@ -573,3 +573,61 @@ def test_values_stored_by_raw_sql_are_converted(Sample, other_connection) -> Non
         assert r.v_timedelta == timedelta(seconds=1.5)
         assert r.v_UUID == UUID("12345678-1234-5678-1234-567812345678")
         assert r.v_Json == {"k": [1]}
+
+
+#: values written to a loaded object: of the columns' own types (in and out of their checks) and others
+WRITTEN_VALUES = [
+    ("count", 7),
+    ("count", -5),
+    ("count", 101),
+    ("count", 2**63),
+    ("count", True),
+    ("count", 7.0),
+    ("count", "7"),
+    ("ratio", 0.5),
+    ("ratio", float("nan")),
+    ("ratio", float("inf")),
+    ("ratio", 3),
+    ("label", "abc"),
+    ("label", "  abc "),
+    ("label", "abcdefghi"),
+    ("label", ""),
+    ("label", "a\x00b"),
+    ("label", "héllo"),
+    ("label", "\x1fab"),
+    ("label", 12),
+    ("text", " any "),
+    ("text", "x" * 500),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), WRITTEN_VALUES, ids=[f"{n}-{v!r}"[:40] for n, v in WRITTEN_VALUES])
+def test_a_written_value_is_stored_as_validate_returns_it_or_refused_as_it_refuses(db, name, value) -> None:
+    """Writing a value to a loaded object stores what the attribute's ``validate`` returns, or raises
+    the error it raises, also for values of the column's own type that skip the hook."""
+
+    class Gauge(db.Entity):
+        count = Required(int, min=-5, max=100)
+        ratio = Required(float)
+        label = Required(str, 8)
+        text = Optional(str, autostrip=False)
+
+    db.generate_mapping(create_tables=True)
+    attr = getattr(Gauge, name)
+    with db_session:
+        Gauge(count=1, ratio=1.0, label="start", text="start")
+    with db_session:
+        gauge = Gauge[1]
+        try:
+            expected: Any = ("stored", attr.validate(value, gauge))
+        except Exception as exc:  # the outcome to compare with, whatever it is
+            expected = ("raised", type(exc), str(exc))
+        try:
+            setattr(gauge, name, value)
+            outcome: Any = ("stored", getattr(gauge, name))
+        except Exception as exc:
+            outcome = ("raised", type(exc), str(exc))
+    if expected[0] == "stored" and isinstance(expected[1], float) and expected[1] != expected[1]:
+        assert outcome[0] == "stored" and outcome[1] != outcome[1]
+    else:
+        assert outcome == expected

@@ -1165,6 +1165,39 @@ def test_exception_in_a_hook_rolls_back_and_propagates_unwrapped(
     ]
 
 
+def test_a_failed_commit_takes_back_the_values_its_flush_wrote(
+    three_people: type, other_connection: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the COMMIT after commit()'s flush fails, rolling back gives the flushed objects the values
+    they had before it, as after a flush that came earlier; unflushed values stay."""
+    Person = three_people
+    provider = Person._database_.provider
+    real_commit = provider.commit
+
+    def failing_commit(conn: Any) -> None:
+        raise provider.translate_error(sqlite3.OperationalError("disk I/O error"))
+
+    with db_session:
+        p1, p2, p3 = Person[1], Person[2], Person[3]
+        p1.age = 40
+        flush()
+        p1.age = 50
+        p2.age = 51
+        p2.name = "B2"
+        p3.delete()
+        monkeypatch.setattr(provider, "commit", failing_commit)
+        with pytest.raises(Exception, match="disk I/O error"):
+            commit()
+        monkeypatch.setattr(provider, "commit", real_commit)
+        rollback()
+        assert (p1.age, p2.age, p2.name, p3.age) == (30, 31, "B", 32)
+    assert table_rows(other_connection, "SELECT id, name, age FROM person ORDER BY id") == [
+        (1, "A", 30),
+        (2, "B", 31),
+        (3, "C", 32),
+    ]
+
+
 # -- hooks -----------------------------------------------------------------------------------------
 
 

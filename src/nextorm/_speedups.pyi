@@ -75,6 +75,7 @@ class EntityMetaBase(type):
 class Column:
     tracked: bool
     readonly: bool
+    plain_check: tuple[int, bool, Any, Any] | None
     # hooks a subclass defines
     _load_: Callable[[Any], Any]
     _read_after_session_: Callable[[Any], Any]

@@ -26,13 +26,14 @@ from contextvars import ContextVar
 
 cimport cython
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset
-from cpython.dict cimport PyDict_GetItemRef
-from cpython.long cimport PyLong_CheckExact, PyLong_FromUnsignedLongLong
+from cpython.dict cimport PyDict_GetItemRef, PyDict_SetItem
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact, PyLong_FromUnsignedLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject, PyTypeObject, Py_TYPE, newfunc
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_SIZE, PyTuple_GetSlice, PyTuple_New, PyTuple_SET_ITEM
-from cpython.unicode cimport PyUnicode_CheckExact
+from cpython.unicode cimport PyUnicode_CheckExact, PyUnicode_GET_LENGTH
 
 
 cdef extern from "Python.h":
@@ -69,6 +70,21 @@ cdef extern from "Python.h":
         _getattrofunc tp_getattro
 
     _DescrSlots _type_slots "PyType_Type"
+
+
+cdef extern from "Python.h":
+    bint _unicode_is_ascii "PyUnicode_IS_ASCII"(object text)
+    const char* _unicode_ascii_data "PyUnicode_DATA"(object text)
+    bint _is_space "Py_UNICODE_ISSPACE"(Py_UCS4 ch)
+
+cdef extern from "string.h":
+    const void* memchr(const void* s, int c, size_t n)
+
+cdef extern from "math.h":
+    bint isfinite(double x)
+
+cdef extern from *:
+    int _lowest_bit "__builtin_ctzll"(unsigned long long x) nogil
 
 
 cdef extern from "structmember.h":
@@ -228,6 +244,12 @@ cdef class Column:
     cdef object _member  # what _bind_slot_ received; None until bound
     cdef Py_ssize_t _offset  # the slot's offset in the object; 0 unless a plain entity slot
     cdef PyTypeObject* _owner  # the class whose __slots__ made the slot (kept alive by _member)
+    cdef object _plain_check  # what ``plain_check`` was given
+    cdef int _plain_kind  # its kind, and its bounds in C:
+    cdef long long _plain_low  # kind 1: the lowest and highest int
+    cdef long long _plain_high
+    cdef Py_ssize_t _plain_len  # kind 3: the longest str, -1 for any length
+    cdef bint _plain_strip  # kind 3: no surrounding whitespace
     cdef dict __dict__
 
     def __init__(self) -> None:
@@ -235,6 +257,35 @@ cdef class Column:
         self.bit = 0
         self.tracked = False
         self.readonly = False
+        self._plain_check = None
+        self._plain_kind = 0
+
+    @property
+    def plain_check(self):
+        """None, or the ``(kind, auto, a, b)`` checks a written value of the column's own type passes
+        unchanged, stored without calling ``_validate_`` (see the pure twin)."""
+        return self._plain_check
+
+    @plain_check.setter
+    def plain_check(self, check):
+        cdef int kind = 0
+        cdef long long low = 0, high = 0
+        cdef Py_ssize_t length = -1
+        cdef bint strip = False
+        if check is not None:
+            kind, _, a, b = check
+            if kind == 1:
+                low, high = a, b
+            elif kind == 3:
+                length, strip = a, b
+            elif kind != 2:
+                kind = 0
+        self._plain_check = check
+        self._plain_kind = kind
+        self._plain_low = low
+        self._plain_high = high
+        self._plain_len = length
+        self._plain_strip = strip
 
     def _bind_slot_(self, member, index) -> None:
         """Store values in the slot ``member`` and track them as column ``index``."""
@@ -288,7 +339,8 @@ cdef class Column:
         cdef int status = entity._status_
         if _must_check_assign(self, cache, status):
             self._check_assign_(obj, value)
-        value = self._validate_(obj, value)
+        if not self._plain_kind or not _passes_plain(self, value):
+            value = self._validate_(obj, value)
         old = _read(obj, slot)
         cdef bint loaded = old is not _MISSING
         if loaded and old == value:
@@ -594,19 +646,40 @@ cdef list _column_rows(
     cdef list rows = []
     cdef tuple row
     cdef Column column
+    cdef EntityBase entity
+    cdef bint plain = True
+    cdef bint written, has_orig
+    for i in range(width):
+        if convs[i] is not None:
+            plain = False
     for obj in objs:
-        orig = obj._orig_ if use_known else None
+        entity = <EntityBase>obj if isinstance(obj, EntityBase) else None
+        if not use_known:
+            orig = None
+        elif entity is not None:
+            orig = entity._orig_
+        else:
+            orig = obj._orig_
+        has_orig = orig is not None and bool(orig)
         row = PyTuple_New(width)
         for i in range(width):
             column = <Column>cols[i]
             value = _MISSING
-            if orig and i >= known_from and _was_written(obj, column):
-                value = (<dict?>orig).get(column.index, _MISSING)
+            if has_orig and i >= known_from:
+                if entity is None or not column._low:
+                    written = _was_written(obj, column)
+                else:
+                    written = entity._wlow & column._low
+                if written:
+                    if type(orig) is dict:
+                        value = _dict_get(<dict>orig, column.index, _MISSING)
+                    else:
+                        value = (<dict?>orig).get(column.index, _MISSING)
             if value is _MISSING:
                 value = _raw_get(column, obj)
                 if value is _MISSING:
                     value = None
-            if value is not None:
+            if not plain and value is not None:
                 conv = convs[i]
                 if conv is not None:
                     value = conv(value)
@@ -709,7 +782,11 @@ def shape_runs(objs, optimistic):
 
 
 cdef list _shape_runs(objs, bint check):
-    """The loop of ``shape_runs``: a shape tuple is built only where a run starts."""
+    """The loop of ``shape_runs``: a shape tuple is built only where a run starts.
+
+    An UPDATE/DELETE of an entity with no column past 63 is compared with its run in C: its
+    checks are told by the read bits of the checked columns and which of them are known as None.
+    """
     cdef list runs = []
     cdef list group = None
     cdef int status
@@ -722,7 +799,12 @@ cdef list _shape_runs(objs, bint check):
     cdef object attrs = None
     cdef object check_mask = None
     cdef unsigned long long check_low = 0
-    cdef bint unread
+    cdef EntityBase entity
+    cdef bint fast
+    cdef bint columns_only = False  # cls._attrs_ is a tuple of Columns in index order
+    cdef bint run_fast = False
+    cdef unsigned long long wlow, cbits, nbits
+    cdef unsigned long long run_wlow = 0, run_cbits = 0, run_nbits = 0
     for obj in objs:
         status = (<EntityBase>obj)._status_ if isinstance(obj, EntityBase) else obj._status_
         if status != _CREATED and status != _MODIFIED and status != _DELETED:
@@ -733,19 +815,38 @@ cdef list _shape_runs(objs, bint check):
             attrs = cls._attrs_
             check_mask = cls._check_mask_
             check_low = _low_bits(check_mask)
+            # a tuple of Columns where column i has index i: a checked column is found by its bit
+            columns_only = type(attrs) is tuple and all(
+                isinstance(item, Column) and (<Column>item).index == i for i, item in enumerate(attrs)
+            )
+        fast = (
+            columns_only
+            and status != _CREATED
+            and isinstance(obj, EntityBase)
+            and (<EntityBase>obj)._high is None
+        )
+        if fast:
+            entity = <EntityBase>obj
+            wlow = entity._wlow if status == _MODIFIED else 0
+            cbits = entity._rlow & check_low if check else 0
+            nbits = _null_checks(entity, <tuple>attrs, cbits) if cbits else 0
+            if (
+                group is not None
+                and run_fast
+                and status == run_status
+                and cls is run_cls
+                and wlow == run_wlow
+                and cbits == run_cbits
+                and nbits == run_nbits
+            ):
+                group.append(obj)
+                continue
         if status == _CREATED:
             bits = _loaded_bits(obj, columns)
             checks = ()
         else:
-            # no column past 63 and none of the checked ones read: no checks, without a Python int
-            unread = (
-                not check
-                or isinstance(obj, EntityBase)
-                and (<EntityBase>obj)._high is None
-                and not (<EntityBase>obj)._rlow & check_low
-            )
             bits = obj._wbits_ if status == _MODIFIED else 0
-            checks = () if unread else _checked_columns(obj, attrs, check_mask)
+            checks = _checked_columns(obj, attrs, check_mask) if check else ()
         if (
             group is None
             or status != run_status
@@ -756,8 +857,41 @@ cdef list _shape_runs(objs, bint check):
             run_status, run_cls, run_bits, run_checks = status, cls, bits, checks
             group = []
             runs.append(((status, cls, bits, checks), group))
+        # the run's key in C: the next objects of its shape compare without building one
+        run_fast = fast
+        if fast:
+            run_wlow, run_cbits, run_nbits = wlow, cbits, nbits
         group.append(obj)
     return runs
+
+
+cdef unsigned long long _null_checks(EntityBase entity, tuple attrs, unsigned long long cbits) except? 0xFFFFFFFFFFFFFFFF:
+    """Of the checked columns ``cbits`` of ``entity`` (none past 63), those whose known value is None.
+
+    ``attrs[i]`` is the Column of index i (checked where ``_shape_runs`` took them).
+    """
+    cdef unsigned long long nbits = 0
+    cdef unsigned long long rest = cbits
+    cdef Column column
+    cdef int i
+    orig = entity._orig_
+    while rest:
+        i = _lowest_bit(rest)
+        rest &= rest - 1
+        if i >= PyTuple_GET_SIZE(attrs):
+            break
+        column = <Column>attrs[i]
+        value = _MISSING
+        if orig is not None and entity._wlow & column._low:
+            if type(orig) is dict:
+                value = _dict_get(<dict>orig, column.index, _MISSING)
+            else:
+                value = orig.get(column.index, _MISSING)
+        if value is _MISSING:
+            value = _raw_get(column, entity)
+        if value is None or value is _MISSING:
+            nbits |= column._low
+    return nbits
 
 
 def match_keys(rows, returned):
@@ -849,12 +983,20 @@ def record_undo_all(dict undo not None, saving):
 
 cdef _record_undo(dict undo, saving):
     """The loop of ``record_undo_all``."""
-    for obj, status, orig, wbits in saving:
-        entry = undo.get(obj)
-        if entry is None:
-            undo[obj] = (status, orig, wbits)
+    cdef tuple item
+    for entry in saving:
+        if type(entry) is tuple and PyTuple_GET_SIZE(entry) == 4:
+            item = <tuple>entry
+        else:
+            obj, status, orig, wbits = entry  # raises as the pure twin's unpacking does
+            item = (obj, status, orig, wbits)
+        obj = item[0]
+        first = _dict_get(undo, obj, None)
+        if first is None:
+            undo[obj] = PyTuple_GetSlice(item, 1, 4)
             continue
-        first_status, first_orig, first_wbits = entry
+        status, orig, wbits = item[1], item[2], item[3]
+        first_status, first_orig, first_wbits = first
         if orig:
             first_orig = first_orig or {}
             for index, value in orig.items():
@@ -881,9 +1023,10 @@ def mark_saved_all(objs, int status, list saving):
 cdef _mark_saved(objs, int status, list saving):
     """The loop of ``mark_saved_all``."""
     cdef EntityBase entity
+    cdef object status_value = status
     for obj in objs:
         entity = <EntityBase?>obj
-        saving.append((obj, status, entity._orig_, entity._wbits_))
+        saving.append((obj, status_value, entity._orig_, _join_bits(entity._wlow, entity._high, 1)))
         if status == _DELETED:
             entity._status_ = _GONE
         else:
@@ -967,7 +1110,7 @@ cdef inline bint _foreign(object session) except -1:
     """Whether ``session`` is not the session of this thread or task (the pure twin's ``_foreign``)."""
     if session is not _current():
         return True
-    owner = session.owner
+    owner = (<SessionBase>session).owner if isinstance(session, SessionBase) else session.owner
     return owner is not None and owner is not current_task()
 
 
@@ -1100,6 +1243,35 @@ cdef int _raw_set(Column column, object obj, object value) except -1:
     return 0
 
 
+cdef bint _passes_plain(Column column, object value) except -1:
+    """Whether ``value`` passes ``column.plain_check`` unchanged (the pure twin's ``_passes``)."""
+    cdef int kind = column._plain_kind
+    cdef int overflow = 0
+    cdef long long number
+    cdef Py_ssize_t size
+    cdef const char* data
+    if kind == 1:
+        if not PyLong_CheckExact(value):
+            return False
+        number = PyLong_AsLongLongAndOverflow(value, &overflow)
+        return not overflow and column._plain_low <= number <= column._plain_high
+    if kind == 2:
+        return PyFloat_CheckExact(value) and isfinite(PyFloat_AS_DOUBLE(value))
+    if kind == 3:
+        if not PyUnicode_CheckExact(value) or not _unicode_is_ascii(value):
+            return False
+        size = PyUnicode_GET_LENGTH(value)
+        if size == 0 or (column._plain_len >= 0 and size > column._plain_len):
+            return False
+        data = _unicode_ascii_data(value)
+        if memchr(data, 0, size) is not NULL:
+            return False
+        return not column._plain_strip or not (
+            _is_space(<unsigned char>data[0]) or _is_space(<unsigned char>data[size - 1])
+        )
+    return False
+
+
 # -- column state checks and the generic paths -----------------------------------------------------
 
 cdef inline bint _is_alive(object cache) except -1:
@@ -1128,8 +1300,11 @@ cdef inline bint _must_check_assign(Column column, object cache, int status) exc
 cdef int _save_original(EntityBase entity, Py_ssize_t index, object old) except -1:
     orig = entity._orig_
     if orig is None:
-        entity._orig_ = orig = {}
-    orig[index] = old
+        entity._orig_ = {index: old}
+    elif type(orig) is dict:
+        PyDict_SetItem(<dict>orig, index, old)
+    else:
+        orig[index] = old
     return 0
 
 
@@ -1171,7 +1346,8 @@ cdef int _set_generic(Column column, object obj, object value) except -1:
         or _foreign(cache.session)
     ):
         column._check_assign_(obj, value)
-    value = column._validate_(obj, value)
+    if not column._plain_kind or not _passes_plain(column, value):
+        value = column._validate_(obj, value)
     old = _raw_get(column, obj)
     if old is not _MISSING and old == value:
         return 0

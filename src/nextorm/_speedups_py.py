@@ -48,6 +48,8 @@ import asyncio
 import gc
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
+from operator import attrgetter
+from types import MemberDescriptorType
 from typing import Any
 
 __all__ = [
@@ -144,7 +146,17 @@ class EntityBase:
 class Column:
     """Data descriptor of one column: tracked reads and writes of a slot."""
 
-    __slots__ = ("__dict__", "_slot_del", "_slot_get", "_slot_set", "bit", "index", "readonly", "tracked")
+    __slots__ = (
+        "__dict__",
+        "_slot_del",
+        "_slot_get",
+        "_slot_set",
+        "bit",
+        "index",
+        "plain_check",
+        "readonly",
+        "tracked",
+    )
 
     # The hooks a subclass defines (see the module docstring); declared here for type checkers only.
     _load_: Callable[[Any], Any]
@@ -160,6 +172,9 @@ class Column:
         self.bit = 0
         self.tracked = False
         self.readonly = False
+        #: None, or the ``(kind, auto, a, b)`` checks a written value of the column's own type passes
+        #: unchanged: such a value is stored without calling ``_validate_`` (see ``_passes``)
+        self.plain_check: tuple[int, bool, Any, Any] | None = None
 
     def _bind_slot_(self, member: Any, index: int) -> None:
         """Store values in the slot ``member`` and track them as column ``index``."""
@@ -195,7 +210,9 @@ class Column:
             or _foreign(cache.session)
         ):
             self._check_assign_(obj, value)
-        value = self._validate_(obj, value)
+        check = self.plain_check
+        if check is None or not _passes(check, value):
+            value = self._validate_(obj, value)
         try:
             old = self._slot_get(obj)
         except AttributeError:
@@ -245,6 +262,30 @@ class Column:
         except AttributeError:
             return False
         return True
+
+
+def _passes(check: tuple[int, bool, Any, Any], value: Any) -> bool:
+    """Whether ``value`` passes the checks ``(kind, auto, a, b)`` unchanged.
+
+    Kind 1: an exact int with ``a <= value <= b``; 2: a finite exact float; 3: a non-empty exact
+    ASCII str without NUL, of at most ``a`` characters unless ``a`` is negative, with no surrounding
+    whitespace when ``b``; any other kind: no value. (``auto`` is the constructor's concern.)
+    """
+    kind, _, a, b = check
+    if kind == 1:
+        return type(value) is int and a <= value <= b
+    if kind == 2:
+        return type(value) is float and value - value == 0.0
+    if kind == 3:
+        return (
+            type(value) is str
+            and value != ""
+            and value.isascii()
+            and "\x00" not in value
+            and (a < 0 or len(value) <= a)
+            and (not b or value.strip() is value)
+        )
+    return False
 
 
 def _foreign(session: Any) -> bool:
@@ -658,4 +699,47 @@ def attribute_dict(obj: Any, names: Sequence[str], attrs: Sequence[Any]) -> dict
     if len(names) != len(attrs):
         raise ValueError(f"{len(names)} names but {len(attrs)} attributes")
     cls = type(obj)
+    entry = _readers.get(id(attrs))
+    if entry is None or entry[0] is not attrs or entry[1] is not names or entry[2] is not cls:
+        entry = _slot_reader(names, attrs, cls)
+    read = entry[3]
+    if read is not None:
+        # Column.__get__ of every attribute, of an object of a live session that is not deleted, is
+        # a slot read and a read bit: all slots are read at once, unless one is empty (then, as a
+        # slot read changes nothing, the attributes are read one by one below)
+        try:
+            if obj._cache_.is_alive and obj._status_ < DELETED:
+                values = read(obj)
+                obj._rbits_ |= entry[4]
+                return dict(zip(names, values))
+        except AttributeError:
+            pass
     return {name: type(attr).__get__(attr, obj, cls) for name, attr in zip(names, attrs)}
+
+
+# ``attribute_dict``'s readers by id(attrs): (attrs, names, class, read, bits). ``read(obj)`` gives the
+# slot values of ``attrs`` in an object of that class (an AttributeError for an empty slot) and
+# ``bits`` their read bits; ``read`` is None unless every attribute reads through ``Column.__get__``
+# from a ``__slots__`` slot the class finds under its name.
+_readers: dict[int, tuple[Any, Any, Any, Any, int]] = {}
+
+
+def _slot_reader(names: Sequence[str], attrs: Sequence[Any], cls: type) -> tuple[Any, Any, Any, Any, int]:
+    """The entry of ``_readers`` for ``names``, ``attrs`` and objects of ``cls``, made now."""
+    read = None
+    members = [getattr(getattr(attr, "_slot_get", None), "__self__", None) for attr in attrs]
+    if (
+        attrs
+        and issubclass(cls, EntityBase)
+        and all(type(attr).__get__ is Column.__get__ for attr in attrs)
+        and all(
+            type(member) is MemberDescriptorType and getattr(cls, member.__name__, None) is member
+            for member in members
+        )
+    ):
+        get = attrgetter(*(member.__name__ for member in members if member is not None))
+        read = get if len(members) > 1 else lambda obj: (get(obj),)
+    if len(_readers) >= 256:  # the plans of the entity classes stay; names and attrs made per call do not
+        _readers.clear()
+    entry = _readers[id(attrs)] = (attrs, names, cls, read, sum(attr.bit for attr in attrs) if read else 0)
+    return entry

@@ -40,6 +40,8 @@ from .loading import load_missing, one_to_one_partner
 from .relationships import SetAttr, claim_partner, column_option, reference_value, relink
 from .session import active_session
 from .types import (
+    INT64_MAX,
+    INT64_MIN,
     INT_SIZES,
     Array,
     FloatType,
@@ -256,6 +258,7 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
         self.from_db = self.ctype.from_db
         self.to_db = self.ctype.to_db
         self.checked = self.ctype.checkable and not self.volatile and self.optimistic is not False
+        self.plain_check = plain_check(self)
 
     def _link_(self, entity: Any, name: str) -> None:
         """Attach the attribute to ``entity`` under ``name``."""
@@ -398,6 +401,27 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
         raise QueryError(
             f"-{self.qualname} is not an order: use desc({self.qualname}) or {self.qualname}.desc()"
         )
+
+
+def plain_check(attr: Any) -> tuple[int, bool, Any, Any] | None:
+    """The ``(kind, auto, a, b)`` checks a value of ``attr``'s own type passes through ``validate``
+    unchanged (``Column.plain_check``), or None where every value must be validated."""
+    cls = type(attr)
+    if cls.validate is not Attribute.validate or cls._validate_ is not Attribute._validate_:
+        return None
+    plain = attr._plain_type_
+    auto = bool(attr.auto)
+    if attr.py_check is not None:
+        return None
+    if plain is int:
+        low, high = attr.ctype.low, attr.ctype.high
+        if type(low) is int and type(high) is int and INT64_MIN <= low and high <= INT64_MAX:
+            return (1, auto, low, high)
+    elif plain is float and attr.min is None and attr.max is None:
+        return (2, auto, None, None)
+    elif plain is str and (attr.max_len is None or type(attr.max_len) is int):
+        return (3, auto, -1 if attr.max_len is None else attr.max_len, bool(attr.autostrip))
+    return None
 
 
 def run_py_check(attr: Any, value: Any) -> None:

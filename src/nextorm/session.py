@@ -201,7 +201,8 @@ class Session(SessionBase):
             except BaseException as exc:
                 yield from self.fail_steps(exc)
                 raise
-            yield from cache.flush_steps()
+            # the COMMIT follows at once: what its flush saved is folded into ``undo`` only if it fails
+            yield from cache.flush_steps(keep_saving=True)
         committed: list[Any] = []
         for cache in caches:
             try:
@@ -508,6 +509,7 @@ class SessionCache(CacheBase):
                 del imap[pk]
         self.forget_unique(obj)
         self.dirty.pop(obj, None)
+        self.settle_saved()
         self.undo.pop(obj, None)
         detached = self.detached
         if detached is None:
@@ -670,6 +672,7 @@ class SessionCache(CacheBase):
     def _committed(self) -> None:
         self.in_transaction = False
         self.undo.clear()
+        self.saving.clear()
         self.session.committed_writes = True
 
     def undo_changes(self) -> None:
@@ -679,6 +682,7 @@ class SessionCache(CacheBase):
         when the earlier value was never read), and objects deleted by them come back. Changes not
         flushed yet keep their values, as Pony keeps them on a detached object.
         """
+        self.settle_saved()
         for obj, (status, orig, wbits) in self.undo.items():
             if status == CREATED or obj._status_ == CREATED:
                 continue
@@ -689,7 +693,14 @@ class SessionCache(CacheBase):
 
     def record_undo(self, obj: Any, status: int, orig: dict[int, Any] | None, wbits: int) -> None:
         """A flushed statement of ``obj``: remember how to undo it if the transaction rolls back."""
+        self.settle_saved()
         record_undo_all(self.undo, ((obj, status, orig, wbits),))
+
+    def settle_saved(self) -> None:
+        """Fold into ``undo`` what a finished flush left in ``saving`` (``flush_steps(keep_saving=True)``)."""
+        if self.saving and not self.flushing:
+            record_undo_all(self.undo, self.saving)
+            self.saving.clear()
 
     def unsave_failed_flush(self) -> None:
         """A flush failed: objects it had saved are pending again, as before it."""
@@ -897,17 +908,19 @@ class SessionCache(CacheBase):
 
     # -- unit of work ---------------------------------------------------------------------------
 
-    def flush_steps(self, only: list[Any] | None = None) -> Steps[None]:
+    def flush_steps(self, only: list[Any] | None = None, keep_saving: bool = False) -> Steps[None]:
         """Steps sending pending INSERT/UPDATE/DELETE (of ``only`` these objects): the unit of work.
 
         With nothing pending (every query's autoflush, mostly) they are ``NO_STEPS``, after the
-        check the unit of work makes first, so a caller can skip running them.
+        check the unit of work makes first, so a caller can skip running them. With
+        ``keep_saving``, what the flush saved stays in ``saving`` for a COMMIT that follows at once
+        (``settle_saved`` folds it into ``undo`` wherever ``undo`` is used before the COMMIT).
         """
         if only is None and not self.dirty and not self.m2m:
             if not self.flushing:
                 self.session.refuse_if_failed()
             return NO_STEPS
-        return unitofwork.flush_steps(self, only)
+        return unitofwork.flush_steps(self, only, keep_saving)
 
     def flush(self) -> None:
         """Send pending INSERT/UPDATE/DELETE now (queries and loads do it by themselves)."""

@@ -59,14 +59,17 @@ MAX_FLUSH_ROUNDS = 50
 # -- flush rounds ----------------------------------------------------------------------------------
 
 
-def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
+def flush_steps(cache: Any, only: list[Any] | None = None, keep_saving: bool = False) -> Steps[None]:
     """Send pending INSERT/UPDATE/DELETE in first-change order (of ``only`` these objects), batched.
 
-    Rounds of before-hooks, statements and after-hooks; any failure rolls the session back.
+    Rounds of before-hooks, statements and after-hooks; any failure rolls the session back. What
+    the flush saved goes to ``cache.undo``, or with ``keep_saving`` stays in ``cache.saving`` (a
+    COMMIT follows at once, and undo is needed only if it fails).
     """
     if cache.flushing:
         return
     cache.session.refuse_if_failed()
+    cache.settle_saved()
     if only is None and not cache.dirty and not cache.m2m:
         return
     # before any change of state: a blocking flush of an async database stops here
@@ -76,11 +79,11 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
     try:
         cache.fire("before_flush")
         for _ in range(MAX_FLUSH_ROUNDS):
-            batch = _run_before_hooks(cache, only)
+            batch, classes = _run_before_hooks(cache, only)
             if not batch and (not cache.m2m or only is not None):
                 break
             yield cache, "begin", ()
-            done = yield from _save_steps(cache, batch)
+            done = yield from _save_steps(cache, batch, classes)
             if cache.m2m and only is None:
                 yield from _links_steps(cache)
             hooked = _hooked_classes({type(group[0]) for group, _ in done})
@@ -109,26 +112,35 @@ def flush_steps(cache: Any, only: list[Any] | None = None) -> Steps[None]:
         raise
     finally:
         cache.flushing = False
-    record_undo_all(cache.undo, cache.saving)
-    cache.saving.clear()
+    if not keep_saving:
+        record_undo_all(cache.undo, cache.saving)
+        cache.saving.clear()
 
 
-def _run_before_hooks(cache: Any, only: list[Any] | None) -> list[Any]:
-    """Call before_* hooks in queue order (hooks may queue more); take the batch off the queue."""
+def _run_before_hooks(cache: Any, only: list[Any] | None) -> tuple[list[Any], set[type]]:
+    """Call before_* hooks in queue order (hooks may queue more); take the batch off the queue.
+
+    Returns the batch and the classes of its objects.
+    """
     dirty = cache.dirty
+    classes: set[type]
     if only is not None:
         batch = [obj for obj in only if obj in dirty]
-        hooked = _hooked_classes(set(map(type, batch)))
+        classes = set(map(type, batch))
+        hooked = _hooked_classes(classes)
         for obj in batch:
             if type(obj) in hooked:
                 obj._before_save_()
         for obj in batch:
             dirty.pop(obj, None)
-        return batch
+        return batch, classes
     done = 0
+    classes = set()
     while done < len(dirty):
         pending = list(dirty)[done:]
-        hooked = _hooked_classes(set(map(type, pending)))
+        found = set(map(type, pending))
+        classes |= found
+        hooked = _hooked_classes(found)
         if hooked:
             for obj in pending:
                 if type(obj) in hooked:
@@ -136,7 +148,7 @@ def _run_before_hooks(cache: Any, only: list[Any] | None) -> list[Any]:
         done += len(pending)
     batch = list(dirty)
     dirty.clear()
-    return batch
+    return batch, classes
 
 
 def _hooked_classes(classes: set[type]) -> set[type]:
@@ -177,10 +189,11 @@ def _links_steps(cache: Any) -> Steps[None]:
                 raise error from exc
 
 
-def _save_steps(cache: Any, batch: list[Any]) -> Steps[list[tuple[list[Any], int]]]:
-    """Execute the statements of ``batch``; returns the runs saved, (objects of one class, status before), in order."""
+def _save_steps(cache: Any, batch: list[Any], classes: set[type]) -> Steps[list[tuple[list[Any], int]]]:
+    """Execute the statements of ``batch`` (of objects of ``classes``); returns the runs saved,
+    (objects of one class, status before), in order."""
     deferred: list[tuple[Any, Any, Any]] = []
-    if any(cls._fk_refs_ for cls in set(map(type, batch))):  # type: ignore[attr-defined]
+    if any(cls._fk_refs_ for cls in classes):  # type: ignore[attr-defined]
         batch = _dependency_order(batch, deferred)
         for obj, attr, _ in deferred:
             attr.set_raw(obj, None)  # inserted without the reference, then updated (below)
@@ -688,6 +701,7 @@ class SessionState:
                     self.objects[obj] = _capture(obj)
         self.caches: dict[Any, tuple[Any, ...]] = {}
         for cache in session.caches.values():
+            cache.settle_saved()
             if self.objects is not None:
                 for obj in (*cache.dirty, *cache.undo):
                     if obj not in self.objects:
