@@ -16,7 +16,9 @@ from nextorm import (
     PrimaryKey,
     Required,
     Set,
+    TransactionIntegrityError,
     composite_index,
+    composite_key,
     db_session,
     flush,
     select,
@@ -278,6 +280,31 @@ def test_a_subclass_index_names_inherited_attributes_and_the_table_gets_it(
         Sub(a=1, b=2)
     with db_session:
         assert [(type(o), o.a) for o in Base.select()] == [(Sub, 1)]
+
+
+def test_a_subclass_composite_key_is_a_unique_constraint_of_the_table(db: Database) -> None:
+    """``composite_key()`` declared in a subclass is a UNIQUE constraint of the hierarchy's table,
+    so two sessions cannot store one key twice (the session's own check sees one session only)."""
+
+    class Vehicle(db.Entity):
+        plate = Required(str)
+
+    class Car(Vehicle):
+        maker = Required(str)
+        serial = Required(int)
+        composite_key(maker, serial)
+
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        Car(plate="A", maker="Saab", serial=1)
+    with pytest.raises(TransactionIntegrityError), db_session:
+        Car(plate="B", maker="Saab", serial=1)
+    with db_session:
+        Car(plate="C", maker="Saab", serial=2)
+        Vehicle(plate="D")
+        Vehicle(plate="E")  # the other classes' rows hold NULLs, which no key compares equal
+    with db_session:
+        assert sorted(v.plate for v in Vehicle.select()) == ["A", "C", "D", "E"]
 
 
 @pytest.mark.parametrize(

@@ -84,6 +84,17 @@ def table_composite_indexes(entity: Any) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(key for e in (entity, *entity._subclasses_) for key in e._composite_indexes_))
 
 
+def table_unique_keys(entity: Any) -> tuple[Any, ...]:
+    """The unique keys of the table of root ``entity``: its own and its subclasses' (a hierarchy
+    shares the table; a subclass's key holds NULLs in the other classes' rows, which no key
+    compares equal)."""
+    keys: dict[tuple[int, ...], Any] = {}
+    for e in (entity, *entity._subclasses_):
+        for key in e._unique_keys_:
+            keys.setdefault(tuple(map(id, key.attrs)), key)
+    return tuple(keys.values())
+
+
 def join_table_index_name(attr: Any) -> str:
     """The name of the index a join table gets on its member columns (the owner's lead its primary key)."""
     return f"idx_{attr.join_table}__{'__'.join(attr.target_columns)}"
@@ -413,7 +424,7 @@ class Database:
                         reference_on_delete(attr),
                     )
                 )
-        unique = [_columns_of(key.attrs) for key in entity._unique_keys_ if len(_columns_of(key.attrs)) > 1]
+        unique = [_columns_of(key.attrs) for key in table_unique_keys(entity) if len(_columns_of(key.attrs)) > 1]
         table = CreateTable(
             entity._table_,
             tuple(columns),

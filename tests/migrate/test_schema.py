@@ -113,6 +113,31 @@ def test_metadata_matches_the_tables_generate_mapping_creates(db: Database) -> N
     } | {db.entities["Person"].tags.join_table}
 
 
+def test_metadata_of_a_hierarchy_is_its_one_shared_table(db: Database) -> None:
+    """An inheritance hierarchy is one table (the root's) with every class's columns, keys and
+    indexes, as generate_mapping creates it: Alembic finds no difference."""
+
+    class Vehicle(db.Entity):
+        plate = Required(str, unique=True)
+
+    class Car(Vehicle):
+        seats = Required(int)
+        maker = Optional(str, index=True)
+        model = Optional(str)
+        composite_key(maker, model)
+
+    class Truck(Vehicle):
+        load = Optional(float)
+
+    db.generate_mapping(create_tables=True)
+    assert differences(db) == []
+    tables = build_metadata(db).tables
+    assert set(tables) == {Vehicle._table_}
+    table = tables[Vehicle._table_]
+    assert {"plate", "seats", "maker", "model", "load", "classtype"} <= set(table.columns.keys())
+    assert table.columns["seats"].nullable  # empty in the rows of the other classes
+
+
 def test_metadata_describes_what_differs(db: Database, new_db: Callable[[], Database]) -> None:
     """A changed entity shows up as differences naming the table and column."""
     declare_everything(db).generate_mapping(create_tables=True)

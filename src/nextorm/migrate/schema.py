@@ -8,7 +8,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from ..database import Database, column_index_name, composite_index_name, join_table_index_name
+from ..database import (
+    Database,
+    column_index_name,
+    composite_index_name,
+    join_table_index_name,
+    table_composite_indexes,
+    table_unique_keys,
+)
 from ..exceptions import MappingError
 from ..relationships import reference_on_delete
 from ..sql import ColumnDef, foreign_key_name
@@ -85,7 +92,7 @@ def build_metadata(db: Database) -> sa.MetaData:
     db._require_mapped_db()
     dialect = dialect_of(db)
     metadata = sa.MetaData(naming_convention={k: v for k, v in NAMING_CONVENTION.items() if k != "uq"})
-    for entity in db.entities.values():
+    for entity in db._root_entities():  # a hierarchy is one table, its root's
         _entity_table(metadata, provider, dialect, entity)
     for attr in db._join_tables():
         owner, target = attr.entity, attr.py_type
@@ -117,12 +124,13 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
     columns: list[sa.Column[Any]] = []
     elements: list[Any] = []
     options: dict[str, Any] = {}
-    for attr in entity._columns_:
+    for attr in entity._loaded_columns_:  # the columns of every class of the hierarchy
         if attr.is_pk:
             # CREATE TABLE spells no NOT NULL on a one-column key: PostgreSQL implies it, SQLite does not
             nullable = entity._npk_ == 1 and dialect.name == "sqlite"
         else:
-            nullable = bool(attr.nullable)
+            # a subclass's column is empty in the rows of the other classes
+            nullable = bool(attr.nullable) or attr.entity is not entity
         if attr.auto:
             spelling = ColumnDef(attr.column, None).sql(provider.dialect)
             match = _AUTO_PK.match(spelling)
@@ -166,9 +174,9 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
         index = column_index_name(attr)
         if index is not None:
             elements.append(sa.Index(index, *attr.column_names))
-    for key in entity._unique_keys_:
+    for key in table_unique_keys(entity):
         elements.append(sa.UniqueConstraint(*(c for a in key.attrs for c in a.column_names)))
-    for key in entity._composite_indexes_:
+    for key in table_composite_indexes(entity):
         elements.append(sa.Index(composite_index_name(entity, key), *(c for a in key.attrs for c in a.column_names)))
     return sa.Table(entity._table_, metadata, *columns, *elements, **options)
 
