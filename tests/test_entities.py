@@ -8,6 +8,8 @@ import sqlite3
 
 import pytest
 
+import nextorm
+
 from nextorm import (
     AttributeTypeError,
     CacheIndexError,
@@ -1512,3 +1514,65 @@ def test_attributes_nextorm_adds_are_implicit(db: Database) -> None:
     assert Animal.id.is_implicit and Dog.id.is_implicit
     assert Animal.classtype.is_implicit and Dog.classtype.is_implicit
     assert not any(a.is_implicit for a in (Animal.name, Animal.owner, Dog.breed, Keeper.id, Keeper.animals))
+
+
+# -- the constructor's fast path (init_new) and its full path refuse alike ------------------------
+
+BAD_NEW_VALUES: list[dict[str, object]] = [
+    {"name": None},
+    {"name": ""},
+    {"name": 7},
+    {"name": "x" * 101},
+    {"name": "a\x00b"},
+    {"name": "\udc80"},
+    {"name": "a", "age": "x"},
+    {"name": "a", "age": True},
+    {"name": "a", "age": 2**63},
+    {"name": "a", "age": 1.5},
+    {"name": "a", "score": float("inf")},
+    {"name": "a", "score": "s"},
+    {"name": "a", "score": None},
+    {"name": "a", "email": 5},
+    {"name": "a", "nickname": "b"},
+    {"name": "a", "id": "k"},
+]
+
+
+def test_later_objects_are_refused_as_the_first_is(Person) -> None:
+    """The first object of a session takes the constructor's full path, later ones the fast path
+    (``init_new``): both raise the same documented exception naming entity, attribute and value."""
+
+    def refusal(kwargs: dict[str, object], after_another: bool) -> tuple[str, str]:
+        with db_session:
+            if after_another:
+                Person(name="first")
+            with pytest.raises(OrmError) as info:
+                Person(**kwargs)
+            nextorm.rollback()
+        return type(info.value).__name__, str(info.value)
+
+    for kwargs in BAD_NEW_VALUES:
+        first = refusal(kwargs, after_another=False)
+        assert refusal(kwargs, after_another=True) == first, kwargs
+        assert "Person" in first[1], first
+
+
+def test_later_objects_take_converted_and_default_values(Person) -> None:
+    with db_session:
+        Person(name="first")
+        made = [
+            Person(name="  padded  ", age=3, score=2),
+            Person(name="plain", age=5, score=1.5, email="p@x"),
+            Person(name="ümlaut"),
+            Person(name="keyed", id=77),
+        ]
+        values = [(p.name, p.age, p.score, p.email) for p in made]
+        assert values == [("padded", 3, 2.0, None), ("plain", 5, 1.5, "p@x"), ("ümlaut", 0, 0.0, None), ("keyed", 0, 0.0, None)]
+        assert type(made[0].score) is float
+        assert Person[77] is made[3]
+        with pytest.raises(CacheIndexError, match="77 already exists"):
+            Person(name="again", id=77)
+        with pytest.raises(CacheIndexError, match="p@x"):
+            Person(name="same email", email="p@x")
+    with db_session:
+        assert sorted(p.name for p in Person.select()) == ["first", "keyed", "padded", "plain", "ümlaut"]

@@ -1606,3 +1606,92 @@ def test_entity_metaclass_leaves_class_attribute_reads_to_the_base() -> None:
 
     assert "__getattr__" not in EntityMeta.__dict__ and "__getattribute__" not in EntityMeta.__dict__
     assert callable(EntityMeta.__dict__["_missing_attr_"])
+
+
+# --- init_new: the constructor's fast path ----------------------------------------------------
+
+#: (kind, auto, a, b) per column of NAMES: an auto int key of -10..10, text of at most 5 characters
+#: stripped, an int of 0..100, a float, text of any length
+NEW_CHECKS = ((1, True, -10, 10), (3, False, 5, True), (1, False, 0, 100), (2, False, None, None), (3, False, -1, False))
+
+NEW_KWARGS: list[dict[str, Any]] = [
+    {"name": "abc", "age": 5, "score": 1.5, "note": "x"},
+    {"name": "abc", "age": 5, "score": 1.5},  # note from its default
+    {"id": 3, "name": "abcde", "age": 0, "score": -0.0, "note": "long text is fine"},
+    {"name": "abcdef", "age": 5, "score": 1.5},  # too long: validated
+    {"name": " ab", "age": 5, "score": 1.5},  # surrounding space: validated
+    {"name": "ab\t", "age": 5, "score": 1.5},
+    {"name": "", "age": 5, "score": 1.5},
+    {"name": "a\x00b", "age": 5, "score": 1.5},
+    {"name": "ñ", "age": 5, "score": 1.5},  # not ASCII: validated
+    {"name": 7, "age": 101, "score": float("inf")},
+    {"name": "a", "age": -1, "score": float("nan")},
+    {"name": "a", "age": True, "score": 1},
+    {"name": "a", "age": 2**70, "score": 1.5, "id": 11},
+    {"name": "a", "age": 5, "score": 1.5, "note": " x "},  # no strip check on note
+    {"name": "a", "age": 5, "score": 1.5, "other": 1},  # not a column: False, nothing done
+]
+
+
+def new_outcomes(speedups: ModuleType) -> list[Any]:
+    """What init_new does with each of NEW_KWARGS on a fresh object of a hand-built class."""
+    import itertools
+
+    built = make_model(speedups)
+    for column in built.columns:
+        column.default_value = lambda: "dflt"
+    database = object()
+    built.session.failure = None
+    built.session.caches = {database: built.cache}
+    built.cache.new_ids = {}
+    registered: list[Any] = []
+    built.cache.register_new = lambda obj, pk: registered.append(pk)
+    plan = (built.entity, database, tuple(built.columns), NAMES, NEW_CHECKS, 1, False, itertools.count(1))
+    token = speedups.current_session.set(built.session)
+    try:
+        result = []
+        for kwargs in NEW_KWARGS:
+            del built.calls[:]
+            obj = speedups.EntityBase.__new__(built.entity)
+            done = speedups.init_new(obj, plan, kwargs)
+            slots = [column.get_raw(obj, "-") for column in built.columns]
+            state = (obj._status_, obj._rbits_, obj._wbits_, obj._orig_) if done else None
+            result.append((done, list(built.calls), slots, state, built.cache.new_ids.get(obj), obj in built.cache.dirty))
+        result.append(registered)
+        return result
+    finally:
+        speedups.current_session.reset(token)
+
+
+@pytest.mark.c_extension
+def test_twins_make_new_objects_alike(twins: tuple[ModuleType, ModuleType]) -> None:
+    """init_new takes the same values unchanged, sends the same ones to the validation hook and
+    leaves the same state in both twins."""
+    compiled, pure = twins
+    assert new_outcomes(compiled) == new_outcomes(pure)
+
+
+def test_init_new_validates_only_values_its_checks_do_not_pass(speedups: ModuleType) -> None:
+    outcomes = new_outcomes(speedups)
+    plain, defaulted, keyed = outcomes[:3]
+    assert plain == (True, [], ["-", "abc", 5, 1.5, "x"], (speedups.CREATED, 0, 0, None), 1, True)
+    assert defaulted[1] == [("validate", "note", "dflt")] and defaulted[2][-1] == "dflt"
+    assert keyed[1] == [] and keyed[2][:3] == [3, "abcde", 0]
+    validated = [[call[1:] for call in outcome[1]] for outcome in outcomes[3:13]]
+    assert validated == [
+        [("name", "abcdef"), ("note", "dflt")],
+        [("name", " ab"), ("note", "dflt")],
+        [("name", "ab\t"), ("note", "dflt")],
+        [("name", ""), ("note", "dflt")],
+        [("name", "a\x00b"), ("note", "dflt")],
+        [("name", "ñ"), ("note", "dflt")],
+        [("name", 7), ("age", 101), ("score", float("inf")), ("note", "dflt")],
+        [("age", -1), ("score", validated[7][1][1]), ("note", "dflt")],  # nan: validated
+        [("age", True), ("score", 1), ("note", "dflt")],
+        [("id", 11), ("age", 2**70), ("note", "dflt")],
+    ]
+    assert outcomes[4][2][1] == "ab"  # what the hook returned is stored
+    assert outcomes[13][1] == [] and outcomes[13][2][-1] == " x "
+    refused = outcomes[14]
+    assert refused == (False, [], ["-"] * 5, None, None, False)
+    assert outcomes[-1] == [3, 11]  # only known keys are registered without unique keys

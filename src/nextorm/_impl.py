@@ -57,6 +57,7 @@ match_keys = impl.match_keys
 register_keys = impl.register_keys
 record_undo_all = impl.record_undo_all
 attribute_dict = impl.attribute_dict
+init_new = impl.init_new
 
 __all__ = [
     "COMPILED",
@@ -78,6 +79,7 @@ __all__ = [
     "current_task",
     "enter_session",
     "exit_session",
+    "init_new",
     "loaded_bits",
     "lookup",
     "mark_saved_all",

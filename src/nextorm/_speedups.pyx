@@ -109,6 +109,7 @@ __all__ = [
     "current_task",
     "enter_session",
     "exit_session",
+    "init_new",
     "lookup",
     "materialize",
     "column_values",
@@ -1445,3 +1446,111 @@ cdef int _merge(
                 column._unrepeatable_(obj, current, new)
             _raw_set(column, obj, new)
     return 0
+
+
+# -- the constructor's fast path -------------------------------------------------------------------
+
+def init_new(obj, plan, kwargs):
+    """Make ``obj``, a new object of a class without relationships, from the constructor's
+    ``kwargs`` along its class's ``plan``; False, with nothing done, where the plan does not apply.
+
+    The pure twin's docstring has the plan's layout and every check. Values of a column's own type
+    that pass its checks are taken in C; any other value is validated by the column's hook.
+    """
+    if plan is None:
+        return False
+    cdef tuple p = <tuple?>plan
+    if p[0] is not type(obj):
+        return False
+    cdef dict given = <dict?>kwargs
+    cdef tuple columns = <tuple?>p[2]
+    cdef tuple names = <tuple?>p[3]
+    cdef tuple checks = <tuple?>p[4]
+    cdef Py_ssize_t npk = p[5]
+    cdef Py_ssize_t width = PyTuple_GET_SIZE(names)
+    cdef Py_ssize_t i, found = 0
+    cdef tuple check
+    cdef EntityBase entity
+    if PyTuple_GET_SIZE(columns) != width or PyTuple_GET_SIZE(checks) != width:
+        raise ValueError(f"{PyTuple_GET_SIZE(columns)} columns, {width} names and {PyTuple_GET_SIZE(checks)} checks")
+    cdef list result = [None] * width
+    for i in range(width):
+        value = _dict_get(given, names[i], _MISSING)
+        if value is not _MISSING:
+            found += 1
+        result[i] = value
+    if found != len(given):
+        return False  # a name that is not a column: the full path names it
+    session = _current()
+    if session is None or (session.owner is not None and session.owner is not current_task()):
+        return False
+    if session.failure is not None:
+        return False
+    cache = session.caches.get(p[1])
+    if cache is None or (cache.readonly if not isinstance(cache, CacheBase) else (<CacheBase>cache).readonly):
+        return False
+    for i in range(width):
+        value = result[i]
+        check = <tuple?>checks[i]
+        if value is _MISSING:
+            if check[1]:
+                result[i] = None
+            else:
+                column = columns[i]
+                result[i] = column._validate_(None, column.default_value())
+        elif not _passes(check, value):
+            result[i] = columns[i]._validate_(None, value)
+    entity = <EntityBase?>obj
+    entity._cache_ = cache
+    entity._status_ = _CREATED
+    entity._rlow = 0
+    entity._wlow = 0
+    entity._high = None
+    entity._orig_ = None
+    for i in range(width):
+        value = result[i]
+        if value is not None or not (<tuple>checks[i])[1]:
+            _raw_set(<Column?>columns[i], obj, value)
+    if npk == 1:
+        pk = result[0]
+    else:
+        pk = tuple(result[:npk])
+        if None in pk:
+            pk = None
+    if p[6] or pk is not None:
+        cache.register_new(obj, pk)
+    cache.new_ids[obj] = next(p[7])
+    _mark_dirty(cache, obj)
+    return True
+
+
+cdef bint _passes(tuple check, object value) except -1:
+    """Whether ``value`` passes the checks ``(kind, auto, a, b)`` of ``init_new`` unchanged."""
+    cdef long kind = check[0]
+    cdef int overflow = 0
+    cdef long long number
+    cdef Py_ssize_t size, limit
+    cdef const char* data
+    if kind == 1:
+        if not PyLong_CheckExact(value):
+            return False
+        number = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if overflow:
+            return False
+        return <long long>check[2] <= number <= <long long>check[3]
+    if kind == 2:
+        return PyFloat_CheckExact(value) and isfinite(PyFloat_AS_DOUBLE(value))
+    if kind == 3:
+        if not PyUnicode_CheckExact(value) or not _unicode_is_ascii(value):
+            return False
+        size = PyUnicode_GET_LENGTH(value)
+        limit = check[2]
+        if size == 0 or (limit >= 0 and size > limit):
+            return False
+        data = _unicode_ascii_data(value)
+        if memchr(data, 0, size) is not NULL:
+            return False
+        if check[3] and (_is_space(<unsigned char>data[0]) or _is_space(<unsigned char>data[size - 1])):
+            return False
+        return True
+    return False

@@ -71,6 +71,7 @@ __all__ = [
     "current_task",
     "enter_session",
     "exit_session",
+    "init_new",
     "loaded_bits",
     "lookup",
     "mark_saved_all",
@@ -743,3 +744,71 @@ def _slot_reader(names: Sequence[str], attrs: Sequence[Any], cls: type) -> tuple
         _readers.clear()
     entry = _readers[id(attrs)] = (attrs, names, cls, read, sum(attr.bit for attr in attrs) if read else 0)
     return entry
+
+
+def init_new(obj: Any, plan: Any, kwargs: dict[str, Any]) -> bool:
+    """Make ``obj``, a new object of a class without relationships, from the constructor's
+    ``kwargs`` along its class's ``plan``; False, with nothing done, where the plan does not apply
+    (None, another class's, a name that is not a column, no usable session or cache, a read-only
+    cache): the caller takes the full path, which raises what it must.
+
+    ``plan`` is ``(cls, database, columns, names, checks, npk, indexed, counter)``: per column
+    (in ``cls._columns_`` order) its descriptor and keyword name, and ``(kind, auto, a, b)``, the
+    checks a value of the column's own type passes unchanged (kind 1: an exact int with
+    ``a <= value <= b``; 2: a finite exact float; 3: a non-empty exact ASCII str without NUL, of
+    at most ``a`` characters unless ``a`` is negative, with no surrounding whitespace when ``b``);
+    any other value, or kind 0, goes through the hook ``column._validate_(None, value)``. A column
+    not given is None when ``auto``, else ``column._validate_(None, column.default_value())``.
+    The first ``npk`` columns are the primary key; the object goes to ``cache.register_new(obj,
+    pk)`` when its key is known or ``indexed`` (the class has unique keys), takes
+    ``next(counter)`` in ``cache.new_ids`` and joins the dirty queue.
+    """
+    if plan is None or plan[0] is not type(obj):
+        return False
+    _, database, columns, names, checks, npk, indexed, counter = plan
+    if not len(columns) == len(names) == len(checks):
+        raise ValueError(f"{len(columns)} columns, {len(names)} names and {len(checks)} checks")
+    values = [kwargs.get(name, _MISSING) for name in names]
+    if len(kwargs) != sum(value is not _MISSING for value in values):
+        return False
+    session = current_session.get()
+    if session is None or (session.owner is not None and session.owner is not current_task()):
+        return False
+    if session.failure is not None:
+        return False
+    cache = session.caches.get(database)
+    if cache is None or cache.readonly:
+        return False
+    for i, (column, (kind, auto, a, b)) in enumerate(zip(columns, checks)):
+        value = values[i]
+        if value is _MISSING:
+            values[i] = None if auto else column._validate_(None, column.default_value())
+        elif not (
+            (kind == 1 and type(value) is int and a <= value <= b)
+            or (kind == 2 and type(value) is float and value - value == 0.0)
+            or (
+                kind == 3
+                and type(value) is str
+                and value
+                and value.isascii()
+                and "\x00" not in value
+                and (a < 0 or len(value) <= a)
+                and (not b or value.strip() is value)
+            )
+        ):
+            values[i] = column._validate_(None, value)
+    obj._init_state_(cache, CREATED)
+    for column, check, value in zip(columns, checks, values):
+        if value is not None or not check[1]:
+            column.set_raw(obj, value)
+    if npk == 1:
+        pk = values[0]
+    else:
+        pk = tuple(values[:npk])
+        if None in pk:
+            pk = None
+    if indexed or pk is not None:
+        cache.register_new(obj, pk)
+    cache.new_ids[obj] = next(counter)
+    cache.dirty[obj] = None
+    return True

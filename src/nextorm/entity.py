@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
-from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, EntityMetaBase, attribute_dict
+from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, EntityMetaBase, attribute_dict, init_new
 from .attributes import (
     Attribute,
     ClassCodeMember,
@@ -38,7 +38,7 @@ from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_s
 from .session import EntityProxy, SessionCache, active_session, require_session
 from .steps import Steps, run_async, run_sync
 from .translator import lambda_var, repeated_lambda
-from .types import untracked
+from .types import INT64_MAX, INT64_MIN, untracked
 from .unitofwork import is_new, savepoint_begin_steps, savepoint_release_steps, savepoint_rollback_steps
 
 if TYPE_CHECKING:
@@ -511,6 +511,15 @@ class Entity(EntityBase, metaclass=EntityMeta):
     # -- creation ---------------------------------------------------------------------------------
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args or not init_new(self, self._new_plan_, kwargs):
+            self._init_full_(args, kwargs)
+
+    #: what ``init_new`` needs to make an object of this class (``_new_plan``), set on the first
+    #: one made; None (inherited) where it does not apply
+    _new_plan_: Any = None
+
+    def _init_full_(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """``__init__`` where ``init_new`` does not apply: every check, relationships, hierarchies."""
         cls = type(self)
         if args:
             raise TypeError(
@@ -537,6 +546,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
             plan = cls._init_plan_ = tuple(  # type: ignore[attr-defined]  # set here, once per class
                 (a, a.name, a.is_reference, a.is_discriminator, a.auto) for a in cls._columns_
             )
+            cls._new_plan_ = _new_plan(cls)
         for attr, name, is_reference, is_discriminator, auto in plan:
             if name in kwargs:
                 value = (
@@ -1176,6 +1186,46 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
 _CLASS_CODE = ClassCodeMember()
 
+
+
+def _new_plan(cls: Any) -> tuple[Any, ...] | None:
+    """The plan of ``init_new`` for ``cls``: a class whose every attribute is a column of a
+    plain attribute (no relationship, no discriminator), else None."""
+    columns = cls._columns_
+    if (
+        cls._relations_by_name_
+        or cls._collections_
+        or cls._discriminator_ is not None
+        or set(cls._attrs_by_name_) != {a.name for a in columns}
+        or any(a.is_reference or a.is_discriminator or type(a).validate is not Attribute.validate for a in columns)
+    ):
+        return None
+    return (
+        cls,
+        cls._database_,
+        columns,
+        tuple(a.name for a in columns),
+        tuple(_new_check(a) for a in columns),
+        cls._npk_,
+        bool(cls._unique_keys_),
+        _new_object_numbers,
+    )
+
+
+def _new_check(attr: Any) -> tuple[int, bool, Any, Any]:
+    """``(kind, auto, a, b)`` of ``attr`` in a plan of ``init_new``: the checks ``Attribute.validate``
+    passes a value of the column's own type through unchanged (kind 0: none, every value is validated)."""
+    plain = attr._plain_type_
+    auto = bool(attr.auto)
+    if attr.py_check is not None:
+        return (0, auto, None, None)
+    if plain is int and INT64_MIN <= attr.ctype.low and attr.ctype.high <= INT64_MAX:
+        return (1, auto, attr.ctype.low, attr.ctype.high)
+    if plain is float and attr.min is None and attr.max is None:
+        return (2, auto, None, None)
+    if plain is str:
+        return (3, auto, -1 if attr.max_len is None else attr.max_len, bool(attr.autostrip))
+    return (0, auto, None, None)
 
 
 def _declared_members(namespace: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]], list[Any]]:
