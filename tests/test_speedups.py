@@ -1695,3 +1695,19 @@ def test_init_new_validates_only_values_its_checks_do_not_pass(speedups: ModuleT
     refused = outcomes[14]
     assert refused == (False, [], ["-"] * 5, None, None, False)
     assert outcomes[-1] == [3, 11]  # only known keys are registered without unique keys
+
+
+def test_entity_base_init_takes_the_plan_or_the_full_path(speedups: ModuleType) -> None:
+    """``EntityBase(...)`` runs ``init_new`` along ``_new_plan_`` (None: not applicable), else the
+    subclass's ``_init_full_``; the base's own full path takes no arguments."""
+    plain = type("Plain", (speedups.EntityBase,), {"__slots__": ()})
+    assert plain()._new_plan_ is None
+    with pytest.raises(TypeError, match=r"^Plain\(\) takes no arguments$"):
+        plain(1)
+    with pytest.raises(TypeError, match=r"^Plain\(\) takes no arguments$"):
+        plain(x=1)
+    seen: list[Any] = []
+    full = type("Full", (speedups.EntityBase,), {"__slots__": (), "_init_full_": lambda self, a, k: seen.append((a, k))})
+    full(1, x=2)
+    full(y=3)
+    assert seen == [((1,), {"x": 2}), ((), {"y": 3})]

@@ -491,6 +491,23 @@ def test_auto_pk_inserts_go_in_multi_row_statements_and_each_object_gets_its_row
     assert len(inserts) == 2 and all(" RETURNING " in s for s in inserts)
 
 
+def test_new_rows_return_their_key_beside_the_one_column_that_tells_them_apart(
+    Person: type, other_connection: sqlite3.Connection, sql_log: Any
+) -> None:
+    """Where one column of ints or strings (ints first) holds a different value in every new row,
+    RETURNING carries the key and that column alone, and each object gets the key of its row."""
+    with db_session:
+        by_age = [Person(name="same", age=40 - i, score=1.0) for i in range(6)]
+        flush()
+        by_name = [Person(name=f"n{i}", age=1, email=f"{i}@x" if i else None) for i in range(6)]
+        flush()
+        ids = [(p.id, p.age, p.name) for p in by_age + by_name]
+    returning = [re.sub('[`"]', "", s).rpartition(" RETURNING ")[2] for s in sql_log.statements if " RETURNING " in s]
+    assert returning == ["id, age", "id, name"]
+    stored = {row[0]: row[1:] for row in table_rows(other_connection, "SELECT id, age, name FROM person")}
+    assert {pk: (age, name) for pk, age, name in ids} == stored
+
+
 def test_rows_the_database_stores_otherwise_are_rolled_back_and_inserted_one_by_one(
     db: Database, db_kind: str, other_connection: Any, sql_log: Any
 ) -> None:

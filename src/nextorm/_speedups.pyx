@@ -77,6 +77,9 @@ cdef extern from "Python.h":
     const char* _unicode_ascii_data "PyUnicode_DATA"(object text)
     bint _is_space "Py_UNICODE_ISSPACE"(Py_UCS4 ch)
 
+cdef extern from "Python.h":
+    object PyObject_GenericGetDict(object obj, void* context)
+
 cdef extern from "string.h":
     const void* memchr(const void* s, int c, size_t n)
 
@@ -199,6 +202,18 @@ cdef class EntityBase:
     cdef unsigned long long _wlow  # write bits of columns 0..63
     cdef list _high  # None, or [read bits >> 64, write bits >> 64] for wide entities
     cdef public object _orig_
+
+    _new_plan_ = None  # a subclass's plan of init_new
+
+    def __init__(self, *args, **kwargs):
+        """A new object: ``init_new`` along the class's ``_new_plan_``, else ``_init_full_(args, kwargs)``."""
+        if args or not _init_new(self, self._new_plan_, kwargs):
+            self._init_full_(args, kwargs)
+
+    def _init_full_(self, args, kwargs) -> None:
+        """The constructor where ``init_new`` does not apply; a subclass defines it (here: no arguments)."""
+        if args or kwargs:
+            raise TypeError(f"{type(self).__name__}() takes no arguments")
 
     def _init_state_(self, cache, int status) -> None:
         """Attach a new object to ``cache`` with ``status`` and no tracked bits."""
@@ -1457,6 +1472,11 @@ def init_new(obj, plan, kwargs):
     The pure twin's docstring has the plan's layout and every check. Values of a column's own type
     that pass its checks are taken in C; any other value is validated by the column's hook.
     """
+    return _init_new(obj, plan, kwargs)
+
+
+cdef bint _init_new(object obj, object plan, object kwargs) except -1:
+    """``init_new``."""
     if plan is None:
         return False
     cdef tuple p = <tuple?>plan
@@ -1466,41 +1486,71 @@ def init_new(obj, plan, kwargs):
     cdef tuple columns = <tuple?>p[2]
     cdef tuple names = <tuple?>p[3]
     cdef tuple checks = <tuple?>p[4]
-    cdef Py_ssize_t npk = p[5]
     cdef Py_ssize_t width = PyTuple_GET_SIZE(names)
     cdef Py_ssize_t i, found = 0
-    cdef tuple check
-    cdef EntityBase entity
     if PyTuple_GET_SIZE(columns) != width or PyTuple_GET_SIZE(checks) != width:
         raise ValueError(f"{PyTuple_GET_SIZE(columns)} columns, {width} names and {PyTuple_GET_SIZE(checks)} checks")
-    cdef list result = [None] * width
+    cdef list values = [None] * width
     for i in range(width):
         value = _dict_get(given, names[i], _MISSING)
         if value is not _MISSING:
             found += 1
-        result[i] = value
+        values[i] = value
     if found != len(given):
         return False  # a name that is not a column: the full path names it
-    session = _current()
-    if session is None or (session.owner is not None and session.owner is not current_task()):
+    cache = _new_cache(_current(), p[1])
+    if cache is None:
         return False
-    if session.failure is not None:
-        return False
-    cache = session.caches.get(p[1])
-    if cache is None or (cache.readonly if not isinstance(cache, CacheBase) else (<CacheBase>cache).readonly):
-        return False
+    _fill_new(<EntityBase?>obj, p, columns, checks, values, cache)
+    return True
+
+
+cdef object _new_cache(object session, object database):
+    """The cache of ``database`` in ``session`` where ``init_new`` may use it, else None."""
+    cdef SessionBase known
+    if isinstance(session, SessionBase):
+        known = <SessionBase>session
+        if known.owner is not None and known.owner is not current_task():
+            return None
+        state = PyObject_GenericGetDict(session, NULL)
+        failure = _dict_get(<dict>state, "failure", None) if type(state) is dict else session.failure
+        if failure is not None:
+            return None
+        caches = known.caches
+        cache = _dict_get(caches, database, None) if caches is not None else session.caches.get(database)
+    else:
+        if session is None or (session.owner is not None and session.owner is not current_task()):
+            return None
+        if session.failure is not None:
+            return None
+        cache = session.caches.get(database)
+    if cache is None:
+        return None
+    if isinstance(cache, CacheBase):
+        return None if (<CacheBase>cache).readonly else cache
+    return None if cache.readonly else cache
+
+
+@cython.boundscheck(False)  # every index is below the width checked in init_new
+@cython.wraparound(False)
+cdef int _fill_new(EntityBase entity, tuple plan, tuple columns, tuple checks, list values, object cache) except -1:
+    """The validation and the stores of ``init_new``, once its session checks passed."""
+    cdef Py_ssize_t i
+    cdef Py_ssize_t width = PyTuple_GET_SIZE(columns)
+    cdef Py_ssize_t npk = plan[5]
+    cdef tuple check
+    obj = <object>entity
     for i in range(width):
-        value = result[i]
+        value = values[i]
         check = <tuple?>checks[i]
         if value is _MISSING:
             if check[1]:
-                result[i] = None
+                values[i] = None
             else:
                 column = columns[i]
-                result[i] = column._validate_(None, column.default_value())
+                values[i] = column._validate_(None, column.default_value())
         elif not _passes(check, value):
-            result[i] = columns[i]._validate_(None, value)
-    entity = <EntityBase?>obj
+            values[i] = columns[i]._validate_(None, value)
     entity._cache_ = cache
     entity._status_ = _CREATED
     entity._rlow = 0
@@ -1508,20 +1558,25 @@ def init_new(obj, plan, kwargs):
     entity._high = None
     entity._orig_ = None
     for i in range(width):
-        value = result[i]
+        value = values[i]
         if value is not None or not (<tuple>checks[i])[1]:
             _raw_set(<Column?>columns[i], obj, value)
     if npk == 1:
-        pk = result[0]
+        pk = values[0]
     else:
-        pk = tuple(result[:npk])
+        pk = tuple(values[:npk])
         if None in pk:
             pk = None
-    if p[6] or pk is not None:
+    if plan[6] or pk is not None:
         cache.register_new(obj, pk)
-    cache.new_ids[obj] = next(p[7])
+    number = next(plan[7])
+    state = PyObject_GenericGetDict(cache, NULL) if isinstance(cache, CacheBase) else None
+    if type(state) is dict and type(_dict_get(<dict>state, "new_ids", None)) is dict:
+        (<dict>(<dict>state)["new_ids"])[obj] = number
+    else:
+        cache.new_ids[obj] = number
     _mark_dirty(cache, obj)
-    return True
+    return 0
 
 
 cdef bint _passes(tuple check, object value) except -1:

@@ -131,6 +131,18 @@ class EntityBase:
 
     __slots__ = ("_cache_", "_orig_", "_rbits_", "_status_", "_wbits_")
 
+    _new_plan_: Any = None  # a subclass's plan of init_new
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """A new object: ``init_new`` along the class's ``_new_plan_``, else ``_init_full_(args, kwargs)``."""
+        if args or not init_new(self, self._new_plan_, kwargs):
+            self._init_full_(args, kwargs)
+
+    def _init_full_(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The constructor where ``init_new`` does not apply; a subclass defines it (here: no arguments)."""
+        if args or kwargs:
+            raise TypeError(f"{type(self).__name__}() takes no arguments")
+
     def _init_state_(self, cache: CacheBase, status: int) -> None:
         """Attach a new object to ``cache`` with ``status`` and no tracked bits."""
         self._cache_ = cache

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
-from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, EntityMetaBase, attribute_dict, init_new
+from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, EntityMetaBase, attribute_dict
 from .attributes import (
     Attribute,
     ClassCodeMember,
@@ -510,12 +510,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
 
     # -- creation ---------------------------------------------------------------------------------
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if args or not init_new(self, self._new_plan_, kwargs):
-            self._init_full_(args, kwargs)
-
-    #: what ``init_new`` needs to make an object of this class (``_new_plan``), set on the first
-    #: one made; None (inherited) where it does not apply
+    # ``EntityBase.__init__`` makes a new object: along ``_new_plan_`` (see ``_new_plan``, set on
+    # the class when its first object is made; None, inherited, where it does not apply) with
+    # ``init_new``, else through ``_init_full_``.
     _new_plan_: Any = None
 
     def _init_full_(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -496,6 +496,19 @@ def _key_clash(pk: Any) -> TransactionError:
 _EXACT_TYPES = (int, str, float, bool)
 
 
+def _telling_column(attrs: list[Any], rows: list[tuple[Any, ...]]) -> int | None:
+    """The index of a column of ints or strings (ints first) whose values in ``rows`` are all set
+    and all different, or None: a new row returning its key and that value alone is matched to its
+    object, and returns far less than all its values."""
+    candidates = [i for i, a in enumerate(attrs) if a.py_type is int and not a.is_reference]
+    candidates += [i for i, a in enumerate(attrs) if a.py_type is str and not a.is_reference]
+    for index in candidates:
+        values = {row[index] for row in rows}
+        if len(values) == len(rows) and None not in values:
+            return index
+    return None
+
+
 def _reads_back_as_sent(attr: Any) -> bool:
     """Whether a value of ``attr`` comes back from RETURNING equal to its bound value, so that a
     new row can be matched to its object by the values it holds (a failed match would cost the
@@ -537,6 +550,12 @@ def _insert_values_steps(
     columns = tuple(a.column for a in attrs)
     per_statement = max(1, min(MAX_INSERT_ROWS, dialect.max_params // len(columns)))
     returning = (auto.column, *columns)
+    matched = rows
+    telling = _telling_column(attrs, rows)
+    if telling is not None:
+        # the rows differ in this column alone: the new rows need return only it beside their keys
+        returning = (auto.column, columns[telling])
+        matched = [(row[telling],) for row in rows]
     yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
     returned: list[Any] = []
     try:
@@ -548,7 +567,7 @@ def _insert_values_steps(
     except TransactionIntegrityError:
         keys = None
     else:
-        keys = match_keys(rows, returned)
+        keys = match_keys(matched, returned)
         if keys is None:
             _UNMATCHED_ENTITIES.add(entity)
     if keys is None:
