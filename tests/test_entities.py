@@ -879,6 +879,21 @@ def test_unique_values_of_objects_loaded_by_several_queries_clash_in_their_order
     assert bob.id != ann
 
 
+def test_reloading_objects_with_unique_values_keeps_the_session_bounded(Person, ann) -> None:
+    """A long session that reloads the same objects many times, never reading its unique indexes,
+    keeps what waits to be indexed bounded (it folds the loads into the indexes in batches), and
+    a clash with a loaded value is still found."""
+    from nextorm.session import UNLEARNED_LOADS, active_session
+
+    with db_session:
+        for _ in range(3 * UNLEARNED_LOADS):
+            Person.select(lambda p: p.name == "Ann")[:]
+        cache = active_session().cache_for(Person._database_)
+        assert len(cache._unlearned) < UNLEARNED_LOADS
+        with pytest.raises(CacheIndexError, match="value 'ann@x' for key email already exists"):
+            Person(name="Copy", email="ann@x")
+
+
 def test_unique_value_moved_away_can_be_taken(Person, ann, other_connection) -> None:
     """After a loaded object changes its unique value, a new object may take the old one in the same session."""
     with db_session:

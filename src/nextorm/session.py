@@ -65,6 +65,10 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: loads a session lets wait before it puts their objects in its unique indexes anyway (see
+#: ``SessionCache.learn_unique``): few enough to bound the list, enough to batch the work
+UNLEARNED_LOADS = 256
+
 
 def active_session() -> Session | None:
     """The session of the current thread or task, or None."""
@@ -887,9 +891,13 @@ class SessionCache(CacheBase):
         self._unlearned = []
 
     def learn_unique(self, objects: Iterable[Any], entity: Any) -> None:
-        """Index loaded objects by their unique keys (when the indexes are next read)."""
+        """Index loaded objects by their unique keys (when the indexes are next read, or once
+        ``UNLEARNED_LOADS`` loads wait: a long session reloading the same objects stays bounded)."""
         if entity._unique_keys_:
-            self._unlearned.append((tuple(objects), entity))
+            unlearned = self._unlearned
+            unlearned.append((tuple(objects), entity))
+            if len(unlearned) >= UNLEARNED_LOADS:
+                self._learn_loaded()
 
     def _learn_loaded(self) -> None:
         """Put the objects loaded since the indexes were last read in them, in the order loaded."""
