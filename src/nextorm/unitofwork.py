@@ -10,7 +10,10 @@ after-hooks. The statements come from ``nextorm.sql``; IO goes through the cache
 from __future__ import annotations
 
 import weakref
+from collections import deque
 from dataclasses import replace
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 from ._impl import (
@@ -435,9 +438,7 @@ def _insert_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: l
         else:
             rows = column_values(group, attrs, [a.to_db for a in attrs])
         yield from _batch_steps(cache, entity, shape, group, sql, rows, expect_rows=False)
-    new_ids = cache.new_ids
-    for obj in group:
-        new_ids.pop(obj, None)
+    deque(map(cache.new_ids.pop, group, repeat(None)), maxlen=0)  # each one's new:N number goes
     mark_saved(cache, group, CREATED)
 
 
@@ -503,7 +504,7 @@ def _telling_column(attrs: list[Any], rows: list[tuple[Any, ...]]) -> int | None
     candidates = [i for i, a in enumerate(attrs) if a.py_type is int and not a.is_reference]
     candidates += [i for i, a in enumerate(attrs) if a.py_type is str and not a.is_reference]
     for index in candidates:
-        values = {row[index] for row in rows}
+        values = set(map(itemgetter(index), rows))
         if len(values) == len(rows) and None not in values:
             return index
     return None
@@ -555,14 +556,14 @@ def _insert_values_steps(
     if telling is not None:
         # the rows differ in this column alone: the new rows need return only it beside their keys
         returning = (auto.column, columns[telling])
-        matched = [(row[telling],) for row in rows]
+        matched = list(zip(map(itemgetter(telling), rows)))  # 1-tuples of that column's values
     yield cache, "write", (dialect.savepoint_sql(BATCH_SAVEPOINT), ())
     returned: list[Any] = []
     try:
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             statement = Insert(entity._table_, columns, returning=returning, rows=len(chunk))
-            params = [value for row in chunk for value in row]
+            params = list(chain.from_iterable(chunk))
             returned += (yield cache, "write", (statement.sql(dialect), params)).rows
     except TransactionIntegrityError:
         keys = None
