@@ -791,23 +791,11 @@ def init_new(obj: Any, plan: Any, kwargs: dict[str, Any]) -> bool:
     cache = session.caches.get(database)
     if cache is None or cache.readonly:
         return False
-    for i, (column, (kind, auto, a, b)) in enumerate(zip(columns, checks)):
+    for i, (column, check) in enumerate(zip(columns, checks)):
         value = values[i]
         if value is _MISSING:
-            values[i] = None if auto else column._validate_(None, column.default_value())
-        elif not (
-            (kind == 1 and type(value) is int and a <= value <= b)
-            or (kind == 2 and type(value) is float and value - value == 0.0)
-            or (
-                kind == 3
-                and type(value) is str
-                and value
-                and value.isascii()
-                and "\x00" not in value
-                and (a < 0 or len(value) <= a)
-                and (not b or value.strip() is value)
-            )
-        ):
+            values[i] = None if check[1] else column._validate_(None, column.default_value())
+        elif not _passes(check, value):
             values[i] = column._validate_(None, value)
     obj._init_state_(cache, CREATED)
     for column, check, value in zip(columns, checks, values):

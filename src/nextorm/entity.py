@@ -38,7 +38,7 @@ from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_s
 from .session import EntityProxy, SessionCache, active_session, require_session
 from .steps import Steps, run_async, run_sync
 from .translator import lambda_var, repeated_lambda
-from .types import INT64_MAX, INT64_MIN, untracked
+from .types import untracked
 from .unitofwork import is_new, savepoint_begin_steps, savepoint_release_steps, savepoint_rollback_steps
 
 if TYPE_CHECKING:
@@ -1210,19 +1210,9 @@ def _new_plan(cls: Any) -> tuple[Any, ...] | None:
 
 
 def _new_check(attr: Any) -> tuple[int, bool, Any, Any]:
-    """``(kind, auto, a, b)`` of ``attr`` in a plan of ``init_new``: the checks ``Attribute.validate``
-    passes a value of the column's own type through unchanged (kind 0: none, every value is validated)."""
-    plain = attr._plain_type_
-    auto = bool(attr.auto)
-    if attr.py_check is not None:
-        return (0, auto, None, None)
-    if plain is int and INT64_MIN <= attr.ctype.low and attr.ctype.high <= INT64_MAX:
-        return (1, auto, attr.ctype.low, attr.ctype.high)
-    if plain is float and attr.min is None and attr.max is None:
-        return (2, auto, None, None)
-    if plain is str:
-        return (3, auto, -1 if attr.max_len is None else attr.max_len, bool(attr.autostrip))
-    return (0, auto, None, None)
+    """``(kind, auto, a, b)`` of ``attr`` in a plan of ``init_new``: its ``plain_check``, or kind 0
+    (every value is validated) where it has none."""
+    return attr.plain_check or (0, bool(attr.auto), None, None)
 
 
 def _declared_members(namespace: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]], list[Any]]:
