@@ -1261,7 +1261,18 @@ cdef int _raw_set(Column column, object obj, object value) except -1:
 
 cdef bint _passes_plain(Column column, object value) except -1:
     """Whether ``value`` passes ``column.plain_check`` unchanged (the pure twin's ``_passes``)."""
-    cdef int kind = column._plain_kind
+    return _value_passes(
+        column._plain_kind, column._plain_low, column._plain_high, column._plain_len, column._plain_strip, value
+    )
+
+
+cdef bint _value_passes(
+    long kind, long long low, long long high, Py_ssize_t limit, bint strip, object value
+) except -1:
+    """Whether ``value`` passes a plain check unchanged. Kind 1: an exact int with ``low <= value
+    <= high``; 2: a finite exact float; 3: a non-empty exact ASCII str without NUL, of at most
+    ``limit`` characters unless ``limit`` is negative, with no surrounding whitespace when
+    ``strip``; any other kind: no value."""
     cdef int overflow = 0
     cdef long long number
     cdef Py_ssize_t size
@@ -1270,21 +1281,19 @@ cdef bint _passes_plain(Column column, object value) except -1:
         if not PyLong_CheckExact(value):
             return False
         number = PyLong_AsLongLongAndOverflow(value, &overflow)
-        return not overflow and column._plain_low <= number <= column._plain_high
+        return not overflow and low <= number <= high
     if kind == 2:
         return PyFloat_CheckExact(value) and isfinite(PyFloat_AS_DOUBLE(value))
     if kind == 3:
         if not PyUnicode_CheckExact(value) or not _unicode_is_ascii(value):
             return False
         size = PyUnicode_GET_LENGTH(value)
-        if size == 0 or (column._plain_len >= 0 and size > column._plain_len):
+        if size == 0 or (limit >= 0 and size > limit):
             return False
         data = _unicode_ascii_data(value)
         if memchr(data, 0, size) is not NULL:
             return False
-        return not column._plain_strip or not (
-            _is_space(<unsigned char>data[0]) or _is_space(<unsigned char>data[size - 1])
-        )
+        return not strip or not (_is_space(<unsigned char>data[0]) or _is_space(<unsigned char>data[size - 1]))
     return False
 
 
@@ -1580,32 +1589,11 @@ cdef int _fill_new(EntityBase entity, tuple plan, tuple columns, tuple checks, l
 
 
 cdef bint _passes(tuple check, object value) except -1:
-    """Whether ``value`` passes the checks ``(kind, auto, a, b)`` of ``init_new`` unchanged."""
+    """Whether ``value`` passes the checks ``(kind, auto, a, b)`` of ``init_new`` unchanged (kind 1:
+    ``a`` and ``b`` are the bounds; kind 3: the longest str and whether to refuse whitespace)."""
     cdef long kind = check[0]
-    cdef int overflow = 0
-    cdef long long number
-    cdef Py_ssize_t size, limit
-    cdef const char* data
     if kind == 1:
-        if not PyLong_CheckExact(value):
-            return False
-        number = PyLong_AsLongLongAndOverflow(value, &overflow)
-        if overflow:
-            return False
-        return <long long>check[2] <= number <= <long long>check[3]
-    if kind == 2:
-        return PyFloat_CheckExact(value) and isfinite(PyFloat_AS_DOUBLE(value))
+        return _value_passes(1, check[2], check[3], -1, False, value)
     if kind == 3:
-        if not PyUnicode_CheckExact(value) or not _unicode_is_ascii(value):
-            return False
-        size = PyUnicode_GET_LENGTH(value)
-        limit = check[2]
-        if size == 0 or (limit >= 0 and size > limit):
-            return False
-        data = _unicode_ascii_data(value)
-        if memchr(data, 0, size) is not NULL:
-            return False
-        if check[3] and (_is_space(<unsigned char>data[0]) or _is_space(<unsigned char>data[size - 1])):
-            return False
-        return True
-    return False
+        return _value_passes(3, 0, 0, check[2], check[3], value)
+    return _value_passes(kind, 0, 0, -1, False, value)
