@@ -45,12 +45,15 @@ Session containers
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from operator import attrgetter
 from types import MemberDescriptorType
-from typing import Any
+from typing import Any, TypeVar, cast
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = [
     "CREATED",
@@ -382,6 +385,28 @@ class EntityMetaBase(type):
         return hook(name)
 
 
+def _gc_paused(func: _F) -> _F:
+    """``func`` run with the cyclic GC paused, its earlier state restored however it ends.
+
+    The folds below build a tuple or an object per entity while every entity of the batch is alive;
+    left on, the collector would sweep that growing heap again and again (a full collection each
+    time the tracked heap grows by a quarter: about double the cost of loading 100k rows) without
+    finding garbage, for they make none that only the collector could free.
+    """
+
+    @functools.wraps(func)
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        if not gc.isenabled():
+            return func(*args, **kwargs)
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return cast(_F, paused)
+
+
 def materialize(
     cls: Any,
     cache: CacheBase,
@@ -402,41 +427,44 @@ def materialize(
     """
     if npk < 1:
         raise ValueError(f"npk must be at least 1, not {npk}")
+    return _materialize_rows(cls, cache, imap, columns, converters, npk, check_mask, rows)
+
+
+@_gc_paused
+def _materialize_rows(
+    cls: Any,
+    cache: CacheBase,
+    imap: dict[Any, Any],
+    columns: Sequence[Column],
+    converters: Sequence[Any],
+    npk: int,
+    check_mask: int,
+    rows: Iterable[Sequence[Any]],
+) -> list[Any]:
+    setters = [column._slot_set for column in columns]
     result: list[Any] = []
     append = result.append
     new = EntityBase.__new__
     width = len(columns)
     plain = all(conv is None for conv in converters)
-    setters = [column._slot_set for column in columns]
-    # Each new entity is an object the cyclic GC tracks. Left on, the collector runs again and again
-    # while one large result is built (a full collection each time the tracked heap grows by a
-    # quarter), which measured as about doubling the cost of loading 100k rows. The loop itself makes no
-    # garbage that only the collector could free, so it is paused here; the state it had before is
-    # restored however the loop ends, including by an exception from a converter or hook.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for row in rows:
-            if not plain:
-                row = [v if conv is None or v is None else conv(v) for conv, v in zip(converters, row)]
-            pk = row[0] if npk == 1 else tuple(row[:npk])
-            obj = imap.get(pk)
-            if obj is None:
-                obj = new(cls)
-                obj._cache_ = cache
-                obj._status_ = LOADED
-                obj._rbits_ = 0
-                obj._wbits_ = 0
-                obj._orig_ = None
-                for i in range(width):
-                    setters[i](obj, row[i])
-                imap[pk] = obj
-            else:
-                _merge(obj, columns, row, npk, check_mask)
-            append(obj)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    for row in rows:
+        if not plain:
+            row = [v if conv is None or v is None else conv(v) for conv, v in zip(converters, row)]
+        pk = row[0] if npk == 1 else tuple(row[:npk])
+        obj = imap.get(pk)
+        if obj is None:
+            obj = new(cls)
+            obj._cache_ = cache
+            obj._status_ = LOADED
+            obj._rbits_ = 0
+            obj._wbits_ = 0
+            obj._orig_ = None
+            for i in range(width):
+                setters[i](obj, row[i])
+            imap[pk] = obj
+        else:
+            _merge(obj, columns, row, npk, check_mask)
+        append(obj)
     return result
 
 
@@ -485,16 +513,10 @@ def column_values(
         if not isinstance(column, Column):
             raise TypeError(f"column_values() takes Column objects, not {type(column).__name__}")
     triples = [(column, column.get_raw, conv) for column, conv in zip(columns, converters)]
-    # paused while the rows are built, as in materialize: a tuple per object, nothing to collect
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _column_rows(objs, triples, known, known_from)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    return _column_rows(objs, triples, known, known_from)
 
 
+@_gc_paused
 def _column_rows(
     objs: Iterable[Any], triples: list[Any], known: bool, known_from: int
 ) -> list[tuple[Any, ...]]:
@@ -549,27 +571,21 @@ def checked_columns(obj: Any, columns: Sequence[Column], check_mask: int) -> tup
     return tuple(checks)
 
 
+@_gc_paused
 def mark_saved_all(objs: Iterable[Any], status: int, saving: list[Any]) -> None:
     """After their statements ran: ``objs`` are in step with the database (``status``: the one they had).
 
     Appends ``(obj, status, original values, write bits)`` to ``saving`` for each, then a deleted
     object becomes GONE and any other LOADED with no written columns.
     """
-    # a tuple per object while every flushed object is alive: paused as in column_values
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for obj in objs:
-            saving.append((obj, status, obj._orig_, obj._wbits_))
-            if status == DELETED:
-                obj._status_ = GONE
-            else:
-                obj._status_ = LOADED
-                obj._wbits_ = 0
-                obj._orig_ = None
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    for obj in objs:
+        saving.append((obj, status, obj._orig_, obj._wbits_))
+        if status == DELETED:
+            obj._status_ = GONE
+        else:
+            obj._status_ = LOADED
+            obj._wbits_ = 0
+            obj._orig_ = None
 
 
 def shape_runs(objs: Iterable[Any], optimistic: bool) -> list[tuple[tuple[Any, ...], list[Any]]]:
@@ -580,16 +596,10 @@ def shape_runs(objs: Iterable[Any], optimistic: bool) -> list[tuple[tuple[Any, .
     its written columns, of a DELETED one 0; with ``optimistic``, the checks of an UPDATE/DELETE are
     ``checked_columns(obj, class._attrs_, class._check_mask_)``, else (). Other objects are left out.
     """
-    # a run's objects are appended while every flushed object is alive: paused as in column_values
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _shape_runs(objs, optimistic)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    return _shape_runs(objs, optimistic)
 
 
+@_gc_paused
 def _shape_runs(objs: Iterable[Any], optimistic: bool) -> list[tuple[tuple[Any, ...], list[Any]]]:
     runs: list[tuple[tuple[Any, ...], list[Any]]] = []
     shape: Any = None
@@ -676,31 +686,25 @@ def register_keys(
     return -1
 
 
+@_gc_paused
 def record_undo_all(undo: dict[Any, Any], saving: Iterable[tuple[Any, int, Any, int]]) -> None:
     """Fold the ``(obj, status, original values, write bits)`` of flushed statements into ``undo``.
 
     An object's first entry is kept; a later one adds its write bits and the original values of
     columns the first did not write.
     """
-    # a tuple per object while every flushed object is alive: paused as in column_values
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for obj, status, orig, wbits in saving:
-            entry = undo.get(obj)
-            if entry is None:
-                undo[obj] = (status, orig, wbits)
-                continue
-            first_status, first_orig, first_wbits = entry
-            if orig:
-                first_orig = first_orig or {}
-                for index, value in orig.items():
-                    if not first_wbits >> index & 1:
-                        first_orig[index] = value
-            undo[obj] = (first_status, first_orig, first_wbits | wbits)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    for obj, status, orig, wbits in saving:
+        entry = undo.get(obj)
+        if entry is None:
+            undo[obj] = (status, orig, wbits)
+            continue
+        first_status, first_orig, first_wbits = entry
+        if orig:
+            first_orig = first_orig or {}
+            for index, value in orig.items():
+                if not first_wbits >> index & 1:
+                    first_orig[index] = value
+        undo[obj] = (first_status, first_orig, first_wbits | wbits)
 
 
 def attribute_dict(obj: Any, names: Sequence[str], attrs: Sequence[Any]) -> dict[str, Any]:
