@@ -903,7 +903,9 @@ class Entity(EntityBase, metaclass=EntityMeta):
     @classmethod
     def select(cls, *conditions: Any, **values: Any) -> Query[Self]:
         """A query of this entity's objects matching every condition."""
-        cls._database_._require_mapping_(cls)
+        database = cls._database_
+        if not database._mapped_:
+            database._require_mapping_(cls)
         if len(conditions) == 1 and not values:
             condition = conditions[0]
             if isinstance(condition, Expr):  # an attribute expression: about this entity, checked

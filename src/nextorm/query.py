@@ -41,6 +41,7 @@ from .expressions import (
     expression_for,
     function,
 )
+from .loading import fetch as fetch_objects
 from .loading import fetch_steps, fetch_values_steps, prefetch_steps, refresh_columns_steps, stream_steps
 from .results import QueryResult
 from .session import require_session
@@ -426,7 +427,10 @@ class Query(Generic[_E]):
 
     def sql(self) -> tuple[str, list[Any]]:
         """The SELECT statement and its parameters."""
-        dialect = self.entity._database_._provider_or_fail().dialect
+        provider = self.entity._database_.provider
+        if provider is None:
+            provider = self.entity._database_._provider_or_fail()
+        dialect = provider.dialect
         if self._select is None and not self._sources:
             return plain_select_sql(self, dialect)
         return render(self.statement(), dialect)
@@ -529,7 +533,12 @@ class Query(Generic[_E]):
 
     def fetch(self) -> QueryResult[_E]:
         """Run the query and return its objects (or values) as a read-only ``QueryResult``."""
-        return QueryResult(run_sync(self.fetch_steps(), self._hint("afetch")), self._result_entity())
+        entity = self.entity
+        hint = f"await {entity.__name__}.select(...).afetch()"
+        if self._select is None and not self._prefetch and self._for_update is None:
+            sql, params = self.sql()
+            return QueryResult(fetch_objects(entity, sql, params, hint), entity)  # one statement, run directly
+        return QueryResult(run_sync(self.fetch_steps(), hint), self._result_entity())
 
     async def afetch(self) -> QueryResult[_E]:
         """Awaitable ``fetch()``."""

@@ -287,7 +287,8 @@ def repeated_lambda(entity: Any, condition: Any) -> tuple[Any, ...] | None:
     except ValueError:
         return None  # a name not assigned yet: the general way says so
     conditions = _finish_conditions(entity, translation, translation.bound(entity, condition.__globals__, values))
-    translation.check_entities(entity, values, conditions)
+    if translation.checked is not entity or (values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)):
+        translation.check_entities(entity, values, conditions)  # (else: checked before, nothing to do)
     return conditions
 
 
@@ -2057,7 +2058,8 @@ def _repeat(translation: _Translation, entity: Any, local_values: Any, globals_:
             if type(item) is _Many:
                 return None
         conditions = _finish_conditions(entity, translation, result[1:])
-    translation.check_entities(entity, values, conditions)
+    if translation.checked is not entity or (values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)):
+        translation.check_entities(entity, values, conditions)  # (else: checked before, nothing to do)
     query = _query_classes.Query(entity, conditions)
     if translation.shape is not None:
         query._select = selection
