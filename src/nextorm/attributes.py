@@ -173,7 +173,7 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
                 )
             if not is_entity_reference(py_type):
                 raise TypeError(f"Reverse option cannot be set for this type: {py_type!r}")
-        column, self.columns_given = column_option(options, "column", "columns")
+        column, columns_given = column_option(options, "column", "columns")
         options["column"] = column
         Attribute._counter += 1
         self.order = Attribute._counter
@@ -230,7 +230,7 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
         self.is_implicit = False
         #: the ``columns=[...]`` option (one name per column of the target's key, for a reference)
         self.columns_given: tuple[str, ...] | None = (
-            None if self.columns_given is None else tuple(self.columns_given)
+            None if columns_given is None else tuple(columns_given)
         )
         #: the database columns the attribute is stored in, set when the mapping is generated; a
         #: reference to an entity with a composite primary key has several
@@ -290,7 +290,7 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
 
     def validate(self, value: Any, obj: Any = None) -> Any:
         """``value`` converted for this attribute, or a ValidationError naming it."""
-        plain = self._plain_type_
+        plain: Any = self._plain_type_
         if type(value) is plain and self.py_check is None:
             # a value of the column's own type that every check below would pass unchanged; the
             # rest (conversions, errors, stripped text) takes the full path
@@ -606,14 +606,14 @@ class Discriminator(Required[_T]):
                 return entity.__name__
             raise TypeError(
                 f"Discriminator value for entity {entity.__name__} with custom discriminator column "
-                f"{self.name!r} of {self.py_type.__name__!r} type is not set"
+                f"{self.name!r} of {cast(type, self.py_type).__name__!r} type is not set"
             )
         try:
             return self.py_type(value) if self.py_type in (int, str) else self.ctype.validate(value)
         except (TypeError, ValueError):
             raise TypeError(
                 f"Incorrect discriminator value is set for {entity.__name__} attribute {self.name!r} "
-                f"of {self.py_type.__name__!r} type: {value!r}"
+                f"of {cast(type, self.py_type).__name__!r} type: {value!r}"
             ) from None
 
     def validate(self, value: Any, obj: Any = None) -> Any:
@@ -708,6 +708,9 @@ def composite_index(*attrs: Attribute[Any] | str) -> None:
 
 class Reference(Attribute[_T]):
     """A column holding another entity's primary key; reads return the object."""
+
+    #: the key columns of the target this reference's columns hold, one per column (set at mapping)
+    leaves: tuple[Any, ...]
 
     is_reference = True
 

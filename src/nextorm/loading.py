@@ -492,7 +492,7 @@ def load_references_steps(attr: Any, objects: list[Any], lazy: tuple[Any, ...] =
             if not extra_wanted or all(a.is_loaded(value) for a in attrs):
                 result.append(value)
                 continue
-            value = value._pk_raw_()
+            value = value._pk_raw_()  # type: ignore[attr-defined]  # an Entity's
         known = imap.get(value)
         if known is not None and all(a.is_loaded(known) for a in attrs):
             result.append(known)

@@ -591,6 +591,14 @@ class SetInstance(Generic[_E]):
         return attr.py_type(**kwargs)
 
 
+def _shown_order(item: tuple[Any, int]) -> Any:
+    """Where a multiset's text shows an item: objects by their key, other values by themselves."""
+    value = item[0]
+    if isinstance(value, EntityBase):
+        return value._pk_raw_()  # type: ignore[attr-defined]  # an Entity's
+    return value
+
+
 class Multiset:
     """The values of an attribute across the members of a collection, with their counts.
 
@@ -675,7 +683,7 @@ class Multiset:
     def __str__(self) -> str:
         items = list(self._counts.items())
         try:
-            items.sort(key=lambda item: item[0]._pk_raw_() if isinstance(item[0], EntityBase) else item[0])
+            items.sort(key=_shown_order)
         except TypeError:
             pass  # values of no common order are shown in the order they were found
         return f"{self._type_name}Multiset({{{', '.join(f'{k!r}: {v!r}' for k, v in items)}}})"

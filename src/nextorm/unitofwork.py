@@ -520,7 +520,7 @@ def _reads_back_as_sent(attr: Any) -> bool:
 def _bound_as_number_or_string(attr: Any) -> bool:
     """Whether the values of ``attr`` are bound as Python ints, strings, floats or bools."""
     if attr.is_reference:
-        pk_attrs = getattr(attr.py_type, "_pk_attrs_", ())
+        pk_attrs: tuple[Any, ...] = getattr(attr.py_type, "_pk_attrs_", ())
         return len(pk_attrs) == 1 and pk_attrs[0].py_type in _EXACT_TYPES
     return attr.py_type in _EXACT_TYPES
 
