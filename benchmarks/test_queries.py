@@ -112,12 +112,28 @@ def expression_groups(Person: Any, age: int) -> Any:
     """The same groups as attribute expressions."""
     return Person.select(
         (Person.age < age) & (Aggregate("count", Person.id._value_(), distinct=True) > 5)
-    ).values(Person.age, Aggregate("count", Person.id._value_(), distinct=True), Aggregate("max", Person.name._value_()))
+    ).values(
+        Person.age,
+        Aggregate("count", Person.id._value_(), distinct=True),
+        Aggregate("max", Person.name._value_()),
+    )
 
 
 VALUE_FORMS = {
-    "values": (generator_values, expression_values, 'SELECT DISTINCT "name", ("age" * ?) FROM "Person" WHERE ("age" = ? AND length("name") > ?)', (2, 7, 4), 10),
-    "groups": (generator_groups, expression_groups, 'SELECT "age", COUNT(DISTINCT "id"), MAX("name") FROM "Person" WHERE "age" < ? GROUP BY "age" HAVING COUNT(DISTINCT "id") > ?', (10, 5), 10),
+    "values": (
+        generator_values,
+        expression_values,
+        'SELECT DISTINCT "name", ("age" * ?) FROM "Person" WHERE ("age" = ? AND length("name") > ?)',
+        (2, 7, 4),
+        10,
+    ),
+    "groups": (
+        generator_groups,
+        expression_groups,
+        'SELECT "age", COUNT(DISTINCT "id"), MAX("name") FROM "Person" WHERE "age" < ? GROUP BY "age" HAVING COUNT(DISTINCT "id") > ?',
+        (10, 5),
+        10,
+    ),
 }
 
 

@@ -27,7 +27,9 @@ BATCH = 1000
 
 def _fill(path: Path, rows: int) -> None:
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE reading (id INTEGER PRIMARY KEY, sensor TEXT NOT NULL, value INTEGER NOT NULL)")
+    conn.execute(
+        "CREATE TABLE reading (id INTEGER PRIMARY KEY, sensor TEXT NOT NULL, value INTEGER NOT NULL)"
+    )
     conn.executemany(
         "INSERT INTO reading VALUES (?, ?, ?)", ((i, f"s{i % 50}", i % 1000) for i in range(1, rows + 1))
     )

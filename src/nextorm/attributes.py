@@ -114,9 +114,8 @@ def status_word(status: int) -> str:
 
 def is_entity_reference(py_type: Any) -> bool:
     """Whether ``py_type`` names another entity: a class, a name, or a function returning one."""
-    return (
-        isinstance(py_type, (str, FunctionType))
-        or (isinstance(py_type, type) and issubclass(py_type, _impl.EntityBase))
+    return isinstance(py_type, (str, FunctionType)) or (
+        isinstance(py_type, type) and issubclass(py_type, _impl.EntityBase)
     )
 
 
@@ -229,9 +228,7 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
         #: discriminator) rather than the entity declaring it
         self.is_implicit = False
         #: the ``columns=[...]`` option (one name per column of the target's key, for a reference)
-        self.columns_given: tuple[str, ...] | None = (
-            None if columns_given is None else tuple(columns_given)
-        )
+        self.columns_given: tuple[str, ...] | None = None if columns_given is None else tuple(columns_given)
         #: the database columns the attribute is stored in, set when the mapping is generated; a
         #: reference to an entity with a composite primary key has several
         self.column_names: tuple[str, ...] = ()
@@ -480,7 +477,11 @@ def check_declaration(attr: Any) -> None:
         raise TypeError(f"Max length argument of {where} must be int. Got: {attr.max_len!r}")
     for bound in ("min", "max"):
         value = getattr(attr, bound)
-        if value is not None and attr.py_type is int and (isinstance(value, bool) or not isinstance(value, int)):
+        if (
+            value is not None
+            and attr.py_type is int
+            and (isinstance(value, bool) or not isinstance(value, int))
+        ):
             raise TypeError(f"{bound!r} argument for attribute {where} must be int. Got: {value!r}")
 
 
@@ -746,7 +747,8 @@ class Reference(Attribute[_T]):
         if all(v is None for v in values):
             return None
         converted = [
-            v if v is None or leaf.from_db is None else leaf.from_db(v) for leaf, v in zip(self.leaves, values)
+            v if v is None or leaf.from_db is None else leaf.from_db(v)
+            for leaf, v in zip(self.leaves, values)
         ]
         return nested_key(self.py_type, iter(converted))
 

@@ -281,7 +281,9 @@ class Database:
             for attr in entity._attrs_:
                 if attr.is_column:
                     if attr.column in seen:
-                        raise DBSchemaError(f"Column {attr.column!r} already exists in table {entity._table_!r}")
+                        raise DBSchemaError(
+                            f"Column {attr.column!r} already exists in table {entity._table_!r}"
+                        )
                     seen.add(attr.column)
             for collection in entity._collections_:
                 if collection.is_m2m and not (collection.table or collection.reverse.table):
@@ -424,7 +426,9 @@ class Database:
                         reference_on_delete(attr),
                     )
                 )
-        unique = [_columns_of(key.attrs) for key in table_unique_keys(entity) if len(_columns_of(key.attrs)) > 1]
+        unique = [
+            _columns_of(key.attrs) for key in table_unique_keys(entity) if len(_columns_of(key.attrs)) > 1
+        ]
         table = CreateTable(
             entity._table_,
             tuple(columns),
@@ -436,9 +440,13 @@ class Database:
         for attr in entity._loaded_columns_:
             name = column_index_name(attr)
             if name is not None:
-                indexes.append(CreateIndex(name, entity._table_, attr.column if attr.width == 1 else attr.column_names))
+                indexes.append(
+                    CreateIndex(name, entity._table_, attr.column if attr.width == 1 else attr.column_names)
+                )
         for key in table_composite_indexes(entity):
-            indexes.append(CreateIndex(composite_index_name(entity, key), entity._table_, _columns_of(key.attrs)))
+            indexes.append(
+                CreateIndex(composite_index_name(entity, key), entity._table_, _columns_of(key.attrs))
+            )
         return table, indexes
 
     def _join_table(self, attr: Any, dialect: Dialect) -> tuple[CreateTable, CreateIndex]:
@@ -649,7 +657,9 @@ class Database:
 
     async def aget(self, sql: str, params: Any = None) -> Any:
         """Awaitable ``get()``."""
-        return _one(_rows(await run_async(self._raw_steps_(complete_select(sql), params, caller_namespace()))))
+        return _one(
+            _rows(await run_async(self._raw_steps_(complete_select(sql), params, caller_namespace())))
+        )
 
     def exists(self, sql: str, params: Any = None) -> bool:
         """Whether a raw SELECT returns any row."""
@@ -673,10 +683,14 @@ class Database:
             table_name = table._table_
         elif isinstance(table, str):
             columns, table_name = tuple(values), table
-        elif isinstance(table, SetAttr) and getattr(table, "is_m2m", False) and table.entity._database_ is self:
+        elif (
+            isinstance(table, SetAttr) and getattr(table, "is_m2m", False) and table.entity._database_ is self
+        ):
             columns, table_name = tuple(values), table.join_table  # the join table of a many-to-many
         elif isinstance(table, (Attribute, SetAttr)):
-            raise TypeError(f"Attribute {table!r} is not a many-to-many Set and doesn't have a table of its own")
+            raise TypeError(
+                f"Attribute {table!r} is not a many-to-many Set and doesn't have a table of its own"
+            )
         else:
             raise TypeError(f"db.insert() takes a table name or an entity of this database, got {table!r}")
         row = [value.get_pk() if isinstance(value, Entity) else value for value in values.values()]

@@ -1186,7 +1186,6 @@ class Entity(EntityBase, metaclass=EntityMeta):
 _CLASS_CODE = ClassCodeMember()
 
 
-
 def _new_plan(cls: Any) -> tuple[Any, ...] | None:
     """The plan of ``init_new`` for ``cls``: a class whose every attribute is a column of a
     plain attribute (no relationship, no discriminator), else None."""
@@ -1196,7 +1195,10 @@ def _new_plan(cls: Any) -> tuple[Any, ...] | None:
         or cls._collections_
         or cls._discriminator_ is not None
         or set(cls._attrs_by_name_) != {a.name for a in columns}
-        or any(a.is_reference or a.is_discriminator or type(a).validate is not Attribute.validate for a in columns)
+        or any(
+            a.is_reference or a.is_discriminator or type(a).validate is not Attribute.validate
+            for a in columns
+        )
     ):
         return None
     return (
@@ -1217,7 +1219,9 @@ def _new_check(attr: Any) -> tuple[int, bool, Any, Any]:
     return attr.plain_check or (0, bool(attr.auto), None, None)
 
 
-def _declared_members(namespace: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]], list[Any]]:
+def _declared_members(
+    namespace: dict[str, Any],
+) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]], list[Any]]:
     """The attributes, the collections and the composite keys a class statement declares.
 
     Composite keys are taken out of ``namespace`` (``composite_key()`` in the class body leaves
@@ -1232,6 +1236,7 @@ def _declared_members(namespace: dict[str, Any]) -> tuple[list[tuple[str, Any]],
             if not any(value is known for known in composite):
                 composite.append(value)
     return declared, collections, composite
+
 
 def _check_new_name(db: Any, name: str) -> None:
     """Refuse an entity declared after the mapping or under a name already taken."""

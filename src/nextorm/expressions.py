@@ -154,7 +154,12 @@ class Truthy(BoolOp):
     __slots__ = ("falsy",)
 
     def __init__(self, value: Any, empty: Any) -> None:
-        if type(value) is ColumnRef and value.source is None and value.owner is None and _never_null(value.attr):
+        if (
+            type(value) is ColumnRef
+            and value.source is None
+            and value.owner is None
+            and _never_null(value.attr)
+        ):
             super().__init__("AND", (value != empty,))
             self.falsy: Expr = value == empty
             return
@@ -216,13 +221,14 @@ class Compare(Expr):
         params.append(_bound(value))
         return f"{column} {spelling} {dialect.param}"
 
-
     def _columns_sql(self, dialect: Dialect, params: list[Any]) -> str:
         """The comparison of an attribute stored in several columns (a reference to a composite key)."""
         attr = self.attr
         # read through a path (``g.course == c``), column by column of the joined row
         columns = (
-            dialect.column_refs(attr) if type(attr) is ColumnRef else [dialect.column(c) for c in attr.column_names]
+            dialect.column_refs(attr)
+            if type(attr) is ColumnRef
+            else [dialect.column(c) for c in attr.column_names]
         )
         op, value = self.op, self.value
         if value is None:
@@ -283,7 +289,9 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
             raise _string_test_error(attr.qualname, op, value)
         attr.ctype.check_text(value)
     elif value is None:
-        error = AttributeTypeError(f"{attr.qualname} {op} None: None is compared with == and != only (IS NULL)")
+        error = AttributeTypeError(
+            f"{attr.qualname} {op} None: None is compared with == and != only (IS NULL)"
+        )
         error.attr, error.value = attr, None  # type: ignore[attr-defined]
         raise error
     else:
@@ -386,15 +394,27 @@ class Operand:
 
     def strip(self, chars: Any = None) -> Value:
         """The string without leading and trailing whitespace (or ``chars``)."""
-        return function("strip", self) if chars is None else function("strip_chars", self, self._chars(chars, "strip"))
+        return (
+            function("strip", self)
+            if chars is None
+            else function("strip_chars", self, self._chars(chars, "strip"))
+        )
 
     def lstrip(self, chars: Any = None) -> Value:
         """The string without leading whitespace (or ``chars``)."""
-        return function("lstrip", self) if chars is None else function("lstrip_chars", self, self._chars(chars, "lstrip"))
+        return (
+            function("lstrip", self)
+            if chars is None
+            else function("lstrip_chars", self, self._chars(chars, "lstrip"))
+        )
 
     def rstrip(self, chars: Any = None) -> Value:
         """The string without trailing whitespace (or ``chars``)."""
-        return function("rstrip", self) if chars is None else function("rstrip_chars", self, self._chars(chars, "rstrip"))
+        return (
+            function("rstrip", self)
+            if chars is None
+            else function("rstrip_chars", self, self._chars(chars, "rstrip"))
+        )
 
     def _chars(self, chars: Any, method: str) -> Any:
         """The ``chars`` argument of ``strip()`` and its kin: a str, or a str value the query computes."""
@@ -402,7 +422,9 @@ class Operand:
             return chars
         written = f"{self._value_()!r}.{method}({chars!r})"
         kind = _type_name(value_of(chars).py_type) if isinstance(chars, Operand) else type(chars).__name__
-        raise written_as(QueryError(f"'chars' argument must be of 'str' type in {written}, got: {kind!r}"), written)
+        raise written_as(
+            QueryError(f"'chars' argument must be of 'str' type in {written}, got: {kind!r}"), written
+        )
 
     def length(self) -> Value:
         """The number of characters of the string (``len()`` in a generator query)."""
@@ -441,7 +463,9 @@ class Operand:
         wrong = _non_index_type(key)
         if wrong is not None:
             written = f"{self._value_()!r}[{key!r}]"
-            raise written_as(QueryError(f"String indices must be integers. Got {wrong!r} in expression {written}"), written)
+            raise written_as(
+                QueryError(f"String indices must be integers. Got {wrong!r} in expression {written}"), written
+            )
         index = _index_value(key, f"An index into {self._value_()!r} in a query")
         if type(index) is int and index >= 0:
             return self.substring(index, index + 1)
@@ -531,7 +555,7 @@ class Path:
 
     def root(self) -> Var | None:
         """The source the path starts from (None for the query's own object)."""
-        base = self.base
+        base: Any = self.base
         while type(base) is Path:
             base = base.base
         return base
@@ -541,7 +565,7 @@ class Path:
         first = self
         while type(first.base) is Path:
             first = first.base
-        base = first.base
+        base: Any = first.base
         return str((base.entity if base is not None else first.attr.entity).__name__)
 
     def names(self) -> str:
@@ -615,7 +639,18 @@ class ColumnOperand(Operand):
 class ColumnRef(ColumnOperand):
     """An attribute read through a source (``p.group.name``); compares like the attribute itself."""
 
-    __slots__ = ("attr", "column", "column_names", "ctype", "owner", "py_type", "qualname", "source", "to_db", "width")
+    __slots__ = (
+        "attr",
+        "column",
+        "column_names",
+        "ctype",
+        "owner",
+        "py_type",
+        "qualname",
+        "source",
+        "to_db",
+        "width",
+    )
 
     def __init__(self, source: Var | Path | None, attr: Any) -> None:
         self.source = source
@@ -716,7 +751,9 @@ class OrderBy:
         if isinstance(attr, (Value, int)) or attr.width == 1:
             return (self.key(),)
         if type(attr) is ColumnRef:
-            raise QueryError(f"Ordering by {attr.qualname}, a reference to a composite key through a path, is not supported")
+            raise QueryError(
+                f"Ordering by {attr.qualname}, a reference to a composite key through a path, is not supported"
+            )
         return tuple((column, self.descending) for column in attr.column_names)
 
 
@@ -1059,7 +1096,9 @@ class RawSQL(Value):
     def sql(self, dialect: Dialect, params: list[Any]) -> str:
         text = [dialect.escape_percent(self.parts[0])]
         for value, part in zip(self.values, self.parts[1:]):
-            text.append(value.sql(dialect, params) if isinstance(value, Value) else _raw_param(value, dialect, params))
+            text.append(
+                value.sql(dialect, params) if isinstance(value, Value) else _raw_param(value, dialect, params)
+            )
             text.append(dialect.escape_percent(part))
         return "".join(text)
 
@@ -1463,7 +1502,11 @@ class JsonScalar(RowValue):
         return dialect.json_scalar_sql(column, self.path.path, self.py_type, params)
 
     def _compare(self, op: str, value: Any) -> Expr:
-        return compare(op, self, value) if isinstance(value, Operand) else ValueCompare(op, self, self.bind(value))
+        return (
+            compare(op, self, value)
+            if isinstance(value, Operand)
+            else ValueCompare(op, self, self.bind(value))
+        )
 
 
 class JsonTruth(Expr):
@@ -1696,7 +1739,9 @@ class StringSlice(Value):
                 yield from part.attrs()
 
     def is_aggregate(self) -> bool:
-        return any(isinstance(part, Value) and part.is_aggregate() for part in (self.value, self.start, self.stop))
+        return any(
+            isinstance(part, Value) and part.is_aggregate() for part in (self.value, self.start, self.stop)
+        )
 
 
 class StringItem(Value):
@@ -1846,7 +1891,11 @@ def _comparable(left: Any, right: Any) -> bool:
         return True
     if _is_numeric(left) and _is_numeric(right):
         return True
-    if isinstance(left, type) and isinstance(right, type) and (issubclass(left, right) or issubclass(right, left)):
+    if (
+        isinstance(left, type)
+        and isinstance(right, type)
+        and (issubclass(left, right) or issubclass(right, left))
+    ):
         return True
     return False
 
@@ -1945,7 +1994,9 @@ def arithmetic(op: str, left: Any, right: Any) -> Value:
         return Func("pow", (left, right), float)
     if op == "//":
         if float in (lt, rt) or Decimal in (lt, rt):
-            raise QueryError(f"Floor division (//) of non-integers is not supported in queries: {left!r} // {right!r}")
+            raise QueryError(
+                f"Floor division (//) of non-integers is not supported in queries: {left!r} // {right!r}"
+            )
         return Func("div", (left, right), int)
     result = float if float in (lt, rt) else Decimal if Decimal in (lt, rt) else int
     return Func(op, (left, right), result)
@@ -1965,7 +2016,12 @@ def _date_arithmetic(op: str, left: Value, right: Value) -> Value:
         delta = right.value if op == "+" else -right.value
         of_date = lt is date
         return Func("date_add" if of_date else "datetime_add", (left, Interval(delta, of_date)), lt)
-    if op == "-" and lt in (date, datetime) and rt in (date, datetime) and (lt is rt or Param in (type(left), type(right))):
+    if (
+        op == "-"
+        and lt in (date, datetime)
+        and rt in (date, datetime)
+        and (lt is rt or Param in (type(left), type(right)))
+    ):
         kind = lt if not isinstance(left, Param) else rt
         return Func("date_diff" if kind is date else "datetime_diff", (left, right), timedelta)
     raise _operand_types_error(
@@ -1993,8 +2049,10 @@ def function(name: str, *args: Any) -> Value:
     values = tuple(value_of(arg) for arg in args)
     result = FUNCTIONS[name][1]
     accepts = _ARGUMENT_TYPES.get(name)
-    if accepts is not None and values and not any(
-        isinstance(values[0].py_type, type) and issubclass(values[0].py_type, t) for t in accepts
+    if (
+        accepts is not None
+        and values
+        and not any(isinstance(values[0].py_type, type) and issubclass(values[0].py_type, t) for t in accepts)
     ):
         raise AttributeTypeError(
             f"{name}() takes a value of type {' or '.join(t.__name__ for t in accepts)}, "

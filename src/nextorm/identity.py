@@ -117,7 +117,9 @@ def key_db_values(entity: Any, pk: Any) -> tuple[Any, ...]:
 
 def key_from_db(entity: Any, values: Any) -> Any:
     """The primary key of ``entity`` for the database values of its key columns."""
-    converted = [v if leaf.from_db is None else leaf.from_db(v) for (_, leaf), v in zip(entity._pk_leaves_, values)]
+    converted = [
+        v if leaf.from_db is None else leaf.from_db(v) for (_, leaf), v in zip(entity._pk_leaves_, values)
+    ]
     return nested_key(entity, iter(converted))
 
 

@@ -104,7 +104,9 @@ def fetch_values_steps(
                 )
                 columns.append([None if part[0] is None else next(found) for part in parts])
                 continue
-            objects = materialize_rows(entity, cache, entity._select_attrs_, entity._select_converters_, parts)
+            objects = materialize_rows(
+                entity, cache, entity._select_attrs_, entity._select_converters_, parts
+            )
             columns.append(objects)
             continue
         convert = item.from_db
@@ -216,7 +218,9 @@ def materialize_raw(entity: Any, cache: Any, description: Any, rows: list[Any]) 
         raise OrmError(
             f"The SQL result for {entity.__name__} lacks primary key column(s) {', '.join(missing)}"
         )
-    others = [a for a in entity._loaded_columns_ if not a.is_pk and all(c in positions for c in a.column_names)]
+    others = [
+        a for a in entity._loaded_columns_ if not a.is_pk and all(c in positions for c in a.column_names)
+    ]
     attrs = list(entity._pk_attrs_) + sorted(others, key=lambda a: positions[a.column_names[0]])
     order = [positions[c] for a in attrs for c in a.column_names]
     reordered = [tuple(row[i] for i in order) for row in rows]
@@ -240,7 +244,9 @@ def load_missing_steps(obj: Any, attr: Any, with_lazy: bool = False) -> Steps[No
     cache = obj._cache_
     yield from cache.flush_steps()
     statement = Select(
-        entity._table_, tuple(c for a in attrs for c in a.column_names), where=entity._pk_conditions_(obj._pk_raw_())
+        entity._table_,
+        tuple(c for a in attrs for c in a.column_names),
+        where=entity._pk_conditions_(obj._pk_raw_()),
     )
     sql, params = render(statement, cache.provider.dialect)
     rows = (yield cache, "query", (sql, params)).rows
@@ -439,7 +445,9 @@ def _unflushed_links(cache: Any, attr: Any) -> tuple[dict[Any, list[Any]], dict[
     return result
 
 
-def _read_by_load(entity: Any, lazy: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+def _read_by_load(
+    entity: Any, lazy: tuple[Any, ...]
+) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
     """The attributes a load of ``entity`` objects reads, their converters and columns: the
     attributes a query reads, and the lazy ones in ``lazy``."""
     extra = tuple(a for a in lazy if a not in entity._select_attrs_)
@@ -473,7 +481,9 @@ def load_references_steps(attr: Any, objects: list[Any], lazy: tuple[Any, ...] =
             return [attr.get_raw(o) for o in objects if attr.get_raw(o) is not None]
         yield from cache.flush_steps()
         pk_values = [reference_to_db(pk) for pk in _pks_of(pending)]
-        statement = Select(target._table_, columns, where=(_key_in(attr.entity, reverse.column_names, pk_values),))
+        statement = Select(
+            target._table_, columns, where=(_key_in(attr.entity, reverse.column_names, pk_values),)
+        )
         rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
         partners = materialize_rows(target, cache, attrs, converters, rows)
         by_owner = {reference_to_db(reverse.get_raw(p)): p for p in partners}
@@ -500,7 +510,9 @@ def load_references_steps(attr: Any, objects: list[Any], lazy: tuple[Any, ...] =
         wanted[value] = None
     if wanted:
         yield from cache.flush_steps()
-        statement = Select(target._table_, columns, where=(_key_in(target, target._pk_columns_, list(wanted)),))
+        statement = Select(
+            target._table_, columns, where=(_key_in(target, target._pk_columns_, list(wanted)),)
+        )
         rows = (yield cache, "query", render(statement, cache.provider.dialect)).rows
         result += materialize_rows(target, cache, attrs, converters, rows)
     return result
@@ -514,7 +526,9 @@ def prefetch_steps(objects: list[Any], spec: tuple[Any, ...]) -> Steps[None]:
     class loads every reference to it. One query per attribute and level, not per object.
     """
     entities = tuple(item for item in spec if isinstance(item, type))
-    relations = {item for item in spec if not isinstance(item, type) and (item.is_collection or item.is_reference)}
+    relations = {
+        item for item in spec if not isinstance(item, type) and (item.is_collection or item.is_reference)
+    }
     columns = tuple(item for item in spec if not isinstance(item, type) and item not in relations)
 
     def lazy_of(entity: Any) -> tuple[Any, ...]:
@@ -580,7 +594,9 @@ def refresh_steps(obj: Any) -> Steps[None]:
     if obj._status_ >= DELETED:
         raise OrmError(f"Cannot refresh {obj!r}: it was deleted")
     attrs = tuple(entity._columns_)
-    statement = Select(entity._table_, tuple(a.column for a in attrs), where=entity._pk_conditions_(obj._pk_raw_()))
+    statement = Select(
+        entity._table_, tuple(a.column for a in attrs), where=entity._pk_conditions_(obj._pk_raw_())
+    )
     sql, params = render(statement, cache.provider.dialect)
     rows = (yield cache, "query", (sql, params)).rows
     if not rows:

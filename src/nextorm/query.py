@@ -322,12 +322,20 @@ class Query(Generic[_E]):
         """
         for item in attrs:
             is_entity = isinstance(item, type) and issubclass(item, EntityBase)
-            if not (is_entity or isinstance(item, AttributeBase) or getattr(item, "is_collection", False) is True):
-                raise QueryError(f"Argument of prefetch() query method must be entity class or attribute. Got: {item!r}")
+            if not (
+                is_entity or isinstance(item, AttributeBase) or getattr(item, "is_collection", False) is True
+            ):
+                raise QueryError(
+                    f"Argument of prefetch() query method must be entity class or attribute. Got: {item!r}"
+                )
             database = item._database_ if is_entity else item.entity._database_
             if database is not self.entity._database_:
-                raise QueryError(f"prefetch({item!r}): it belongs to another database than {self.entity.__name__}")
-        return self._copy(_prefetch=self._prefetch + tuple(item for item in attrs if item not in self._prefetch))
+                raise QueryError(
+                    f"prefetch({item!r}): it belongs to another database than {self.entity.__name__}"
+                )
+        return self._copy(
+            _prefetch=self._prefetch + tuple(item for item in attrs if item not in self._prefetch)
+        )
 
     # -- SQL -------------------------------------------------------------------------------------
 
@@ -394,7 +402,9 @@ class Query(Generic[_E]):
             )
         distinct = self._distinct
         if distinct is None:
-            distinct = not aggregated and self._auto_distinct() and all(type(o.attr) is int for o in self._order)
+            distinct = (
+                not aggregated and self._auto_distinct() and all(type(o.attr) is int for o in self._order)
+            )
         return Select(
             entity._table_,
             values=values,
@@ -418,7 +428,9 @@ class Query(Generic[_E]):
         (or, of several ``for`` clauses, lack any of their objects)."""
         if self._select is None:
             return False
-        if self._sources and not all(any(item is source for item in self._select) for source in self._sources):
+        if self._sources and not all(
+            any(item is source for item in self._select) for source in self._sources
+        ):
             return True
         if any(item is self.entity for item in self._select):
             return False
@@ -442,7 +454,11 @@ class Query(Generic[_E]):
         sql, params = self.sql()
         if self._select is not None:
             columns = yield from fetch_values_steps(
-                self.entity._database_, sql, params, self._layout()[1], for_update=self._for_update is not None
+                self.entity._database_,
+                sql,
+                params,
+                self._layout()[1],
+                for_update=self._for_update is not None,
             )
             if self._prefetch:
                 found = [v for column in columns for v in column if isinstance(v, EntityBase)]
@@ -477,7 +493,11 @@ class Query(Generic[_E]):
             if single and not (inner.group_by or inner.having or inner.limit is not None or inner.offset):
                 counted = Aggregate("count", inner.values[0], distinct=distinct is not False)
                 statement = Select(
-                    inner.table, values=(counted,), where=inner.where, sources=inner.sources, joined_on=inner.joined_on
+                    inner.table,
+                    values=(counted,),
+                    where=inner.where,
+                    sources=inner.sources,
+                    joined_on=inner.joined_on,
                 )
             else:
                 statement = Count(inner)
@@ -485,7 +505,9 @@ class Query(Generic[_E]):
             # count(distinct=True) of objects: the distinct rows, as Pony counts them
             statement = Count(query._copy(_distinct=query._distinct or distinct).statement())
         else:
-            sql, params = plain_select_sql(query, self.entity._database_._provider_or_fail().dialect, count=True)
+            sql, params = plain_select_sql(
+                query, self.entity._database_._provider_or_fail().dialect, count=True
+            )
             return int((yield from self.entity._database_._scalar_steps_(sql, params)) or 0)
         sql, params = render(statement, self.entity._database_._provider_or_fail().dialect)
         return int((yield from self.entity._database_._scalar_steps_(sql, params)) or 0)
@@ -497,7 +519,9 @@ class Query(Generic[_E]):
             keys = self.entity._pk_attrs_
             if len(keys) != 1:
                 raise QueryError("`group_concat` cannot be used with entity with composite primary key")
-            return (yield from self._selecting((Column(keys[0]),), False).aggregate_steps(name, distinct, sep))
+            return (
+                yield from self._selecting((Column(keys[0]),), False).aggregate_steps(name, distinct, sep)
+            )
         if self._select is None or self._tuple or isinstance(self._select[0], type):
             raise noted(
                 QueryError(
@@ -517,7 +541,11 @@ class Query(Generic[_E]):
         else:
             aggregate = Aggregate(name, value, bool(distinct), sep)
             statement = Select(
-                inner.table, values=(aggregate,), where=inner.where, sources=inner.sources, joined_on=inner.joined_on
+                inner.table,
+                values=(aggregate,),
+                where=inner.where,
+                sources=inner.sources,
+                joined_on=inner.joined_on,
             )
         sql, params = render(statement, self.entity._database_._provider_or_fail().dialect)
         return aggregate.from_db((yield from self.entity._database_._scalar_steps_(sql, params)))
@@ -537,7 +565,9 @@ class Query(Generic[_E]):
         hint = f"await {entity.__name__}.select(...).afetch()"
         if self._select is None and not self._prefetch and self._for_update is None:
             sql, params = self.sql()
-            return QueryResult(fetch_objects(entity, sql, params, hint), entity)  # one statement, run directly
+            return QueryResult(
+                fetch_objects(entity, sql, params, hint), entity
+            )  # one statement, run directly
         return QueryResult(run_sync(self.fetch_steps(), hint), self._result_entity())
 
     async def afetch(self) -> QueryResult[_E]:
@@ -710,15 +740,21 @@ class Query(Generic[_E]):
             if isinstance(value, Value):
                 for used in value.attrs():
                     if used.entity is not entity:
-                        raise QueryError(f"update(): {attr.qualname} = {value!r} reads a column of another entity")
+                        raise QueryError(
+                            f"update(): {attr.qualname} = {value!r} reads a column of another entity"
+                        )
                 sets.append((attr.column, value))
             else:
                 value = attr.validate(value, None)
                 if value is not None and attr.is_reference:
                     value = value._pk_raw_() if hasattr(value, "_pk_raw_") else value
-                sets.append((attr.column, value if value is None or attr.to_db is None else attr.to_db(value)))
+                sets.append(
+                    (attr.column, value if value is None or attr.to_db is None else attr.to_db(value))
+                )
             attrs.append(attr)
-        return UpdateWhere(entity._table_, tuple(sets), self._where + entity._kind_filter_, entity._pk_columns_), attrs
+        return UpdateWhere(
+            entity._table_, tuple(sets), self._where + entity._kind_filter_, entity._pk_columns_
+        ), attrs
 
     def update_steps(self, values: dict[str, Any]) -> Steps[int]:
         """Steps running one UPDATE of every matching row; objects in the session get the new values."""
@@ -754,9 +790,13 @@ class Query(Generic[_E]):
         caller no longer references, and that have no pending changes, leave the session.
         """
         if type(size) is not int or size < 1:
-            raise QueryError(f"yield_per() of a {self.entity.__name__} query takes a batch size of 1 or more, got {size!r}")
+            raise QueryError(
+                f"yield_per() of a {self.entity.__name__} query takes a batch size of 1 or more, got {size!r}"
+            )
         if self._prefetch:
-            raise QueryError(f"yield_per() of a {self.entity.__name__} query cannot be combined with prefetch()")
+            raise QueryError(
+                f"yield_per() of a {self.entity.__name__} query cannot be combined with prefetch()"
+            )
         return YieldPer(self, size)
 
     def delete(self, bulk: bool = False) -> int:
@@ -795,12 +835,21 @@ class Query(Generic[_E]):
     def bulk_delete_steps(self) -> Steps[int]:
         """Steps deleting the matching rows with one statement; returns the number of rows."""
         self._objects_to_delete()
-        if self._limit is not None or self._offset or any(getattr(c, "is_aggregate", _no)() for c in self._where):
+        if (
+            self._limit is not None
+            or self._offset
+            or any(getattr(c, "is_aggregate", _no)() for c in self._where)
+        ):
             raise QueryError(
                 f"delete(bulk=True) of {self.entity.__name__} takes a query without limit, offset or aggregates"
             )
         database = self.entity._database_
-        sql, params = render(DeleteWhere(self.entity._table_, self._where + self.entity._kind_filter_, self.entity._pk_columns_), database._provider_or_fail().dialect)
+        sql, params = render(
+            DeleteWhere(
+                self.entity._table_, self._where + self.entity._kind_filter_, self.entity._pk_columns_
+            ),
+            database._provider_or_fail().dialect,
+        )
         cache = require_session().cache_for(database)
         yield from cache.flush_steps()
         cache.generation += 1
@@ -924,7 +973,9 @@ def conditions_for(
             result.extend(conditions_from(entity, condition, var, selected))
         elif index == 0 and not isinstance(condition, (Expr, RawSQL)):
             raise noted(
-                QueryError(f"The first positional argument must be lambda function or its text source. Got: {condition!r}"),
+                QueryError(
+                    f"The first positional argument must be lambda function or its text source. Got: {condition!r}"
+                ),
                 f"A condition of {entity.__name__} is an attribute expression, a lambda or its text",
             )
         else:
@@ -1059,17 +1110,18 @@ def _shape_of(conditions: tuple[Any, ...], key: list[Any], params: list[Any]) ->
         kind = type(condition)
         if kind is Compare:
             attr, op, value = condition.attr, condition.op, condition.value
-            if not isinstance(attr, AttributeBase) or attr.width != 1 or op not in _SHAPED_OPERATORS:
+            # an Attribute (the compiled base class knows no width or column)
+            if not isinstance(attr, AttributeBase) or attr.width != 1 or op not in _SHAPED_OPERATORS:  # type: ignore[attr-defined]
                 return False
             if value is None:
-                key.append((attr.column, op, None))
+                key.append((attr.column, op, None))  # type: ignore[attr-defined]
             elif op == "in":
                 if not all(type(v) in _BOUND_TYPES for v in value):
                     return False
-                key.append((attr.column, op, len(value)))
+                key.append((attr.column, op, len(value)))  # type: ignore[attr-defined]
                 params.extend(value)
             elif type(value) in _BOUND_TYPES:
-                key.append((attr.column, op))
+                key.append((attr.column, op))  # type: ignore[attr-defined]
                 params.append(value)
             else:
                 return False

@@ -83,7 +83,9 @@ def join_table_option(table: Any) -> str | None:
         for part in table:
             if not isinstance(part, str):
                 raise TypeError(f"Each part of table name must be a string. Got: {part!r}")
-        raise TypeError(f"Parameter 'table' of a Set takes one name; schemas are not supported. Got: {table!r}")
+        raise TypeError(
+            f"Parameter 'table' of a Set takes one name; schemas are not supported. Got: {table!r}"
+        )
     raise TypeError(f"Parameter 'table' must be a string. Got: {table!r}")
 
 
@@ -212,7 +214,11 @@ def _relink_both_columns(attr: Any, obj: Any, old: Any, new: Any) -> None:
     previous = reverse.__get__(new_obj, target)
     if previous is obj:
         return
-    if previous is not None and previous._status_ < DELETED and attr.__get__(previous, attr.entity) is new_obj:
+    if (
+        previous is not None
+        and previous._status_ < DELETED
+        and attr.__get__(previous, attr.entity) is new_obj
+    ):
         Column.__set__(attr, previous, None)
     Column.__set__(reverse, new_obj, obj)
 
@@ -892,7 +898,9 @@ def resolve_relations(db: Any) -> None:
         if isinstance(target, str):
             found = entities.get(target)
             if found is None:
-                raise noted(ERDiagramError(f"Entity definition {target} was not found"), f"used by {attr.qualname}")
+                raise noted(
+                    ERDiagramError(f"Entity definition {target} was not found"), f"used by {attr.qualname}"
+                )
             target = found
         if "_is_base_" in target.__dict__:
             raise TypeError(
@@ -987,7 +995,10 @@ def _resolve_reverse(attr: Any) -> None:
             raise ERDiagramError(f"Value of 'reverse' option must be string. Got: {type(name)!r}")
         other = target._relations_by_name_.get(name)
         if other is None:
-            raise noted(ERDiagramError(f"Reverse attribute {target.__name__}.{name} not found"), f"for {attr.qualname}")
+            raise noted(
+                ERDiagramError(f"Reverse attribute {target.__name__}.{name} not found"),
+                f"for {attr.qualname}",
+            )
     else:
         explicit = [o for o in _candidates(attr) if isinstance(o.reverse, str) and o.reverse == attr.name]
         candidates = explicit or [o for o in _candidates(attr) if o.reverse is None or o.reverse is attr]
@@ -1015,7 +1026,9 @@ def _classify(attr: Any) -> None:
             first, second = sorted((attr, reverse), key=lambda a: (a.entity.__name__, a.name))
             attr.m2m_primary = attr is first
             if attr.table and reverse.table and attr.table != reverse.table:
-                raise MappingError(f"Parameter 'table' for {first.qualname} and {second.qualname} do not match")
+                raise MappingError(
+                    f"Parameter 'table' for {first.qualname} and {second.qualname} do not match"
+                )
             if attr is reverse:  # symmetric (``friends``): named after the entity and the attribute
                 default = f"{attr.entity.__name__}_{attr.name}"
             else:
@@ -1076,7 +1089,9 @@ def resolve_columns(db: Any, normalize: Any) -> None:
         given = attr.columns_given
         if not attr.is_reference:
             if given is not None and len(given) > 1:
-                raise MappingError(f"{attr.qualname} is stored in one column, but columns= names {len(given)}")
+                raise MappingError(
+                    f"{attr.qualname} is stored in one column, but columns= names {len(given)}"
+                )
             attr.column_names = (attr.column,)
             attr.leaves = (attr,)
             return ((attr.column, attr),)

@@ -121,9 +121,7 @@ class Session(SessionBase):
     # -- read-only views ---------------------------------------------------------------------
 
     def _pending(self, status: int) -> tuple[Any, ...]:
-        return tuple(
-            obj for cache in self.caches.values() for obj in cache.dirty if obj._status_ == status
-        )
+        return tuple(obj for cache in self.caches.values() for obj in cache.dirty if obj._status_ == status)
 
     @property
     def new(self) -> tuple[Any, ...]:

@@ -272,9 +272,7 @@ class Select:
         if self.distinct:
             what = "DISTINCT " + what
         on_params: list[Any] = []
-        on_texts = [
-            "1 = 1" if on is None else on.sql(dialect, on_params) for on in self.joined_on
-        ]
+        on_texts = ["1 = 1" if on is None else on.sql(dialect, on_params) for on in self.joined_on]
         rest_params: list[Any] = []
         rest = ""
         if self.where:
@@ -297,9 +295,7 @@ class Select:
         elif self.alias is not None:
             sql += f" {self.alias}"
         for join in self.joins:
-            sql += (
-                f" JOIN {dialect.quote(join.table)} {join.alias} ON {join.on_sql(dialect)}"
-            )
+            sql += f" JOIN {dialect.quote(join.table)} {join.alias} ON {join.on_sql(dialect)}"
         if self.sources:
             for index, (source, alias) in enumerate(zip(self.sources, aliases)):
                 table = f"{dialect.quote(source.entity._table_)} {alias}"
@@ -956,7 +952,9 @@ class ForeignKey:
         q = dialect.quote
         own = (self.column,) if isinstance(self.column, str) else self.column
         target = (self.target_column,) if isinstance(self.target_column, str) else self.target_column
-        named = f"CONSTRAINT {q(self.name)} " if self.name is not None and not dialect.late_foreign_keys else ""
+        named = (
+            f"CONSTRAINT {q(self.name)} " if self.name is not None and not dialect.late_foreign_keys else ""
+        )
         action = f" ON DELETE {self.on_delete}" if self.on_delete is not None else ""
         return named + (
             f"FOREIGN KEY ({', '.join(map(q, own))}) REFERENCES {q(self.target_table)} "
@@ -1034,7 +1032,9 @@ def complete_select(sql: str) -> str:
     return sql if _QUERY_START.match(sql) else "SELECT " + sql
 
 
-def render(statement: Select | Count | AggregateOf | DeleteWhere | UpdateWhere, dialect: Dialect) -> tuple[str, list[Any]]:
+def render(
+    statement: Select | Count | AggregateOf | DeleteWhere | UpdateWhere, dialect: Dialect
+) -> tuple[str, list[Any]]:
     """A query's text and its bound values."""
     params: list[Any] = []
     return statement.sql(dialect, params), params

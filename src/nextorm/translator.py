@@ -243,7 +243,9 @@ def between(value: Any, low: Any, high: Any) -> Any:
 # -- entry points for Entity.select / Query.filter / Query.order_by ------------------------------
 
 
-def conditions_from(entity: Any, query: Any, var: str | None = None, selected: str | None = None) -> tuple[Any, ...]:
+def conditions_from(
+    entity: Any, query: Any, var: str | None = None, selected: str | None = None
+) -> tuple[Any, ...]:
     """The conditions of a lambda (``lambda p: p.age > 18``) or string over ``entity``'s objects.
 
     ``var`` names the entity in a lambda without parameters or a bare string condition
@@ -255,7 +257,9 @@ def conditions_from(entity: Any, query: Any, var: str | None = None, selected: s
     return _finish_conditions(entity, translation, translation.run(entity, params))
 
 
-def order_from(entity: Any, query: Any, var: str | None = None, selected: str | None = None) -> tuple[Any, ...]:
+def order_from(
+    entity: Any, query: Any, var: str | None = None, selected: str | None = None
+) -> tuple[Any, ...]:
     """The ORDER BY items of a lambda (``lambda p: (p.name, desc(p.age))``) or string; ``selected``
     as for ``conditions_from`` (``lambda name, age: desc(age)`` on a query of tuples)."""
     translation, params = _prepare(entity, query, var, order=True, selected=selected)
@@ -286,8 +290,12 @@ def repeated_lambda(entity: Any, condition: Any) -> tuple[Any, ...] | None:
             values = tuple(map(_cell_contents, map(closure.__getitem__, cells)))
     except ValueError:
         return None  # a name not assigned yet: the general way says so
-    conditions = _finish_conditions(entity, translation, translation.bound(entity, condition.__globals__, values))
-    if translation.checked is not entity or (values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)):
+    conditions = _finish_conditions(
+        entity, translation, translation.bound(entity, condition.__globals__, values)
+    )
+    if translation.checked is not entity or (
+        values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)
+    ):
         translation.check_entities(entity, values, conditions)  # (else: checked before, nothing to do)
     return conditions
 
@@ -462,8 +470,12 @@ class _Runtime:
         values = []
         for branch in (then, otherwise):
             value = _value_operand(branch)
-            if not isinstance(value, Operand) and (_is_object(value) or _is_entity(value) or type(value) in (_Many, Var)):
-                raise TranslationError(f"A conditional expression selects values, not objects or collections: {where}")
+            if not isinstance(value, Operand) and (
+                _is_object(value) or _is_entity(value) or type(value) in (_Many, Var)
+            ):
+                raise TranslationError(
+                    f"A conditional expression selects values, not objects or collections: {where}"
+                )
             values.append(value)
         try:
             return case(condition, *values)
@@ -481,7 +493,7 @@ class _Runtime:
         try:
             return _BINARY[op](left, right)
         except QueryError as error:
-            kinds = getattr(error, "operand_types", None)
+            kinds: tuple[str, str, str] | None = getattr(error, "operand_types", None)
             if kinds is None:
                 raise
             raise noted(
@@ -552,7 +564,9 @@ class _Runtime:
             return _Runtime.not_(condition) if negate else condition
         keys = entity._pk_attrs_
         if len(keys) != 1:  # a composite key: one of the objects' key values
-            condition = _Runtime.or_(*(_key_equals(entity, _Runtime._member(entity, v, where)) for v in values))
+            condition = _Runtime.or_(
+                *(_key_equals(entity, _Runtime._member(entity, v, where)) for v in values)
+            )
             return _Runtime.not_(condition) if negate else condition
         pks = []
         for value in values:
@@ -783,7 +797,9 @@ class _Runtime:
                         f"A `for` of a query iterates over an entity or a collection, not over a value: {where}",
                     )
                 raise noted(
-                    TranslationError(f"Inside declarative query, iterator must be entity or query. Got: {loop}"),
+                    TranslationError(
+                        f"Inside declarative query, iterator must be entity or query. Got: {loop}"
+                    ),
                     f"A `for` of a query iterates over an entity or a collection, got {source!r}: {where}",
                 )
             sources.append(var)
@@ -826,7 +842,6 @@ class _Runtime:
             through.variables + members.variables, through.conditions + members.conditions, members.value
         )
 
-
     @staticmethod
     def method(many: Any, name: str, where: str, *conditions: Any, distinct: Any = None) -> Any:
         """A collection's method in a query: ``is_empty()``, ``exists()``, ``count()``, ``select()``..."""
@@ -838,10 +853,11 @@ class _Runtime:
         result = _COLLECTION_METHODS[name](many, where)
         if distinct is not None:
             if type(result) is not Subquery or type(distinct) is not bool:
-                raise TranslationError(f"{name}() in a query takes distinct=True or False only as an aggregate: {where}")
+                raise TranslationError(
+                    f"{name}() in a query takes distinct=True or False only as an aggregate: {where}"
+                )
             result.distinct = distinct
         return result
-
 
     # -- methods, properties and functions inlined from their source
 
@@ -887,7 +903,11 @@ class _Joined:
     __slots__ = ("condition", "joined_on", "selection", "variables")
 
     def __init__(
-        self, variables: tuple[Var, ...], condition: Any, selection: tuple[Any, ...], joined_on: tuple[Any, ...] = ()
+        self,
+        variables: tuple[Var, ...],
+        condition: Any,
+        selection: tuple[Any, ...],
+        joined_on: tuple[Any, ...] = (),
     ) -> None:
         self.variables = variables
         self.condition = condition
@@ -988,7 +1008,9 @@ def _attribute(entity: Any, name: str, where: str) -> Any:
         attr = entity._relations_by_name_.get(name)
     if attr is None:
         raise noted(
-            UnknownAttributeError(f"Entity {entity.__name__} does not have attribute {name}: {_split_where(where)[0]}"),
+            UnknownAttributeError(
+                f"Entity {entity.__name__} does not have attribute {name}: {_split_where(where)[0]}"
+            ),
             f"Entity {entity.__name__} has no attribute {name!r}: {where}",
         )
     return attr
@@ -1042,7 +1064,11 @@ def _path(base: Any, names: tuple[str, ...], where: str) -> Any:
                 # members of a many-to-many collection repeat across the owners
                 exact = rest.exact and rest.one_owner
                 return _Many(
-                    many.variables + rest.variables, many.conditions + rest.conditions, rest.value, None, exact
+                    many.variables + rest.variables,
+                    many.conditions + rest.conditions,
+                    rest.value,
+                    None,
+                    exact,
                 )
             return _Many(many.variables, many.conditions, rest)
         if attr.is_reference:
@@ -1142,7 +1168,9 @@ def _compare(left: Any, op: str, right: Any, where: str) -> Any:
             if _is_object(right):
                 _check_related(_entity_of(left), _entity_of(right), where)
             if type(right) is ColumnRef and not getattr(right.attr, "is_reference", False):
-                raise TranslationError(f"An object compared with {right!r}, which is not a reference: {where}")
+                raise TranslationError(
+                    f"An object compared with {right!r}, which is not a reference: {where}"
+                )
             return KeysEqual(_key_of(left), _key_of(right), negate=op == "!=")
         return _same(left, right, op == "!=", where)
     if type(left) is ColumnRef:
@@ -1190,7 +1218,9 @@ def _type_of(value: Any) -> Any:
     return type(value)
 
 
-def _incomparable(left_type: Any, right_type: Any, where: str, exc: BaseException) -> IncomparableTypesError | None:
+def _incomparable(
+    left_type: Any, right_type: Any, where: str, exc: BaseException
+) -> IncomparableTypesError | None:
     """The error for comparing values of ``left_type`` and ``right_type``, which do not compare (None for
     two numbers: those compare, and the attribute's own refusal, such as a float for an int, stays)."""
     if is_numeric_type(left_type) and is_numeric_type(right_type):
@@ -1207,10 +1237,16 @@ def _incomparable(left_type: Any, right_type: Any, where: str, exc: BaseExceptio
 
 def _check_related(left: Any, right: Any, where: str) -> None:
     """Objects of two entities compare only when one entity is the other or inherits from it."""
-    if isinstance(left, type) and isinstance(right, type) and not (issubclass(left, right) or issubclass(right, left)):
+    if (
+        isinstance(left, type)
+        and isinstance(right, type)
+        and not (issubclass(left, right) or issubclass(right, left))
+    ):
         text, location = _split_where(where)
         raise noted(
-            IncomparableTypesError(f"Incomparable types {left.__name__!r} and {right.__name__!r} in expression: {text}"),
+            IncomparableTypesError(
+                f"Incomparable types {left.__name__!r} and {right.__name__!r} in expression: {text}"
+            ),
             f"objects of {left.__name__} and {right.__name__} are never equal ({location})",
         )
 
@@ -1229,7 +1265,9 @@ def _same(obj: Any, value: Any, negate: bool, where: str) -> Any:
         condition = expression_for(_pk_ref(obj, where), "==", value.get_pk())
     else:  # a composite key: each of its attributes
         source = _source_of(obj)
-        condition = _Runtime.and_(*(expression_for(ColumnRef(source, k), "==", k.__get__(value)) for k in keys))
+        condition = _Runtime.and_(
+            *(expression_for(ColumnRef(source, k), "==", k.__get__(value)) for k in keys)
+        )
     return _Runtime.not_(condition) if negate else condition
 
 
@@ -1267,13 +1305,24 @@ def _member(item: Any, values: Any, where: str) -> Any:
         if not _is_text(values) or (isinstance(item, Operand) and not _is_text(item)):
             raise TranslationError(f"`in` on this value is not supported in queries yet: {where}")
         return values.contains(item)
-    if isinstance(item, Value) and _is_text(item) and type(values) is not _Many and _is_text(_operand(values)):
+    if (
+        isinstance(item, Value)
+        and _is_text(item)
+        and type(values) is not _Many
+        and _is_text(_operand(values))
+    ):
         return StringTest("contains", value_of(_operand(values)), item)  # `p.name[:1] in p.nick`
     if isinstance(item, Value) and _is_text(item) and isinstance(values, str):
         return StringTest("contains", Param(values), item)  # `p.name[:1] in "abc"`
     if isinstance(item, Value):
-        if isinstance(values, (str, bytes)) or isinstance(values, (Value, Operand)) or hasattr(values, "filter"):
-            raise TranslationError(f"`in` over this is not supported for a computed value in queries yet: {where}")
+        if (
+            isinstance(values, (str, bytes))
+            or isinstance(values, (Value, Operand))
+            or hasattr(values, "filter")
+        ):
+            raise TranslationError(
+                f"`in` over this is not supported for a computed value in queries yet: {where}"
+            )
         return item.in_(values)
     item = _operand(item)
     if type(values) is _Many:
@@ -1347,7 +1396,9 @@ def _in_values_query(item: Any, query: Any, where: str) -> Any:
     """``p.name in q`` where ``q`` selects one value: a nested query for a row of that value."""
     selected = query._select
     if query._tuple or len(selected) != 1 or isinstance(selected[0], type) or query._sources:
-        raise TranslationError(f"`in` over a query of tuples or objects of several tables is not supported yet: {where}")
+        raise TranslationError(
+            f"`in` over a query of tuples or objects of several tables is not supported yet: {where}"
+        )
     item = _operand(item)
     if type(item) is not ColumnRef:
         raise TranslationError(f"`in` over a query of values takes an attribute: {where}")
@@ -1369,16 +1420,23 @@ def _in_rows_query(items: tuple[Any, ...], query: Any, where: str) -> Any:
         or not query._tuple
         or len(selected) != len(items)
         or query._sources
-        or any(isinstance(value, type) or getattr(getattr(value, "attr", None), "width", 1) != 1 for value in selected)
+        or any(
+            isinstance(value, type) or getattr(getattr(value, "attr", None), "width", 1) != 1
+            for value in selected
+        )
     ):
         raise TranslationError(
             f"`in` of a tuple over a query takes a query selecting as many values (not objects): {where}"
         )
     if query._limit is not None or query._offset:
-        raise UnsupportedQueryError(f"`in` of a tuple over a query with a limit or offset is not supported yet: {where}")
+        raise UnsupportedQueryError(
+            f"`in` of a tuple over a query with a limit or offset is not supported yet: {where}"
+        )
     columns = tuple(_operand(item) for item in items)
     if any(type(column) is not ColumnRef or column.width != 1 for column in columns):
-        raise TranslationError(f"`in` of a tuple over a query compares attributes of one column each: {where}")
+        raise TranslationError(
+            f"`in` of a tuple over a query compares attributes of one column each: {where}"
+        )
     statement = query._copy(_order=(), _distinct=False).statement()
     if statement.group_by or statement.having:
         raise TranslationError(f"`in` over a query of grouped values is not supported yet: {where}")
@@ -1444,7 +1502,9 @@ def _count_of(many: Any, where: str) -> Any:
                 counted.link = link  # a many-to-many collection: its rows of the join table
             return counted
         return many.query(value=_pk_ref(value, where), aggregate="COUNT")
-    return many.query(value=_operand(value) if not _is_object(value) else _pk_ref(value, where), aggregate="COUNT")
+    return many.query(
+        value=_operand(value) if not _is_object(value) else _pk_ref(value, where), aggregate="COUNT"
+    )
 
 
 def _aggregate(name: str) -> Any:
@@ -1463,7 +1523,10 @@ def _aggregate(name: str) -> Any:
                 message = f"Function {name.lower()}() expects query or items of numeric type, got {type_name!r} in {text}"
             else:
                 message = f"Function {name.lower()}() cannot be applied to type {type_name!r} in {text}"
-            raise noted(TranslationError(message), f"{name.lower()}() in a query takes the values of an attribute {location}")
+            raise noted(
+                TranslationError(message),
+                f"{name.lower()}() in a query takes the values of an attribute {location}",
+            )
         return many.query(value=value, aggregate=name)
 
     return aggregate
@@ -1480,9 +1543,13 @@ def _group_concat_of(where: str, many: Any, sep: Any = None, distinct: Any = Non
     if type(value) is ColumnRef:
         value = value._value_()
     if not isinstance(value, Value) or value.is_aggregate() or type(many) is not _Many:
-        raise TranslationError(f"group_concat() in a query takes a generator or a collection of values: {where}")
+        raise TranslationError(
+            f"group_concat() in a query takes a generator or a collection of values: {where}"
+        )
     if (sep is not None and not isinstance(sep, str)) or not isinstance(distinct, (bool, type(None))):
-        raise TranslationError(f"group_concat() in a query takes a str sep and distinct=True or False: {where}")
+        raise TranslationError(
+            f"group_concat() in a query takes a str sep and distinct=True or False: {where}"
+        )
     return Nested(many.query(value=Aggregate("group_concat", value, bool(distinct), sep)), None, str)
 
 
@@ -1508,6 +1575,8 @@ _COLLECTION_FUNCTIONS: dict[str, Any] = {
     "max": _aggregate("MAX"),
     "avg": _aggregate("AVG"),
 }
+
+
 def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
     """A call of a function with values of the query's object as arguments."""
     for index, arg in enumerate(args):
@@ -1545,14 +1614,20 @@ def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
         arg = args[0] if args else None
         if isinstance(arg, type):  # the query's object: count(p) counts the objects
             if name != "count":
-                raise TranslationError(f"{name}() takes a value of the query's object, not the object: {where}")
+                raise TranslationError(
+                    f"{name}() takes a value of the query's object, not the object: {where}"
+                )
             keys = cast(Any, arg)._pk_attrs_
             arg = Column(keys[0]) if len(keys) == 1 else None
-        elif type(arg) is Var or type(arg) is Path:  # an object of a nested generator or another `for`: its key
+        elif (
+            type(arg) is Var or type(arg) is Path
+        ):  # an object of a nested generator or another `for`: its key
             if name != "count":
                 raise TranslationError(f"{name}() takes a value of an object, not the object: {where}")
             arg = _pk_ref(arg, where)._value_()
-        elif name == "count" and isinstance(arg, str) and arg == "*":  # count('*'): the rows, whatever `distinct` says
+        elif (
+            name == "count" and isinstance(arg, str) and arg == "*"
+        ):  # count('*'): the rows, whatever `distinct` says
             arg, keywords = None, {}
         elif arg is not None:
             arg = value_of(arg)
@@ -1577,6 +1652,8 @@ def _value_call(func: Any, where: str, *args: Any, **keywords: Any) -> Any:
     if name == "concat":
         return concat(*args)
     return desc(*args)
+
+
 def _value_operand(value: Any) -> Any:
     """A column read through a path, or a nested query's one value, as a value; anything else unchanged."""
     kind = type(value)
@@ -1754,7 +1831,9 @@ class _Translation:
                     QueryError(f"Expression `{named or text}` has unsupported type {type(value).__name__!r}"),
                     f"{exc} (`{text}` at line {self.line})",
                 )
-            incomparable = _incomparable(attr.py_type, _value_type(value), f"`{text}` at line {self.line}", exc)
+            incomparable = _incomparable(
+                attr.py_type, _value_type(value), f"`{text}` at line {self.line}", exc
+            )
             return exc if incomparable is None else incomparable
         if isinstance(exc, OrmError):
             return exc
@@ -1790,7 +1869,10 @@ def _is_constructor_call(node: ast.AST) -> bool:
 
 def _holds(code: types.CodeType, inner: types.CodeType) -> bool:
     """Whether ``inner`` is the code of a function defined within ``code`` (at any depth)."""
-    return any(const is inner or (isinstance(const, types.CodeType) and _holds(const, inner)) for const in code.co_consts)
+    return any(
+        const is inner or (isinstance(const, types.CodeType) and _holds(const, inner))
+        for const in code.co_consts
+    )
 
 
 def _is_bindable(value: Any) -> bool:
@@ -1872,6 +1954,8 @@ def _reads_globals(code: types.CodeType) -> bool:
 
 
 _translations: dict[Any, _Translation] = {}
+
+
 class _query_classes:
     """The query module's ``Query`` and ``QueryIterator``, given by ``use_query_classes``."""
 
@@ -1898,7 +1982,7 @@ def _query_of(query: Any, function: str) -> Any:
         frame = query.gi_frame
         if frame is not None and not query.gi_suspended and not query.gi_running:
             local_values = frame.f_locals  # built anew on each access: read it once
-            source = local_values.get(".0")
+            source: Any = local_values.get(".0")
             if type(source) is _query_classes.QueryIterator and source._query is None:
                 code = query.gi_code
                 hit = _recent.get(id(code))
@@ -1917,7 +2001,13 @@ def _query_of(query: Any, function: str) -> Any:
         translation = _translations.get((key, source_query.entity, shape))
         if translation is None:
             translation = _translate_generator(
-                node, source_query.entity, where, None, _scope_of(*namespace[::-1]), shape, _described(source_query)
+                node,
+                source_query.entity,
+                where,
+                None,
+                _scope_of(*namespace[::-1]),
+                shape,
+                _described(source_query),
             )
             _remember((key, source_query.entity, shape), translation)
         var = translation.var
@@ -2058,7 +2148,9 @@ def _repeat(translation: _Translation, entity: Any, local_values: Any, globals_:
             if type(item) is _Many:
                 return None
         conditions = _finish_conditions(entity, translation, result[1:])
-    if translation.checked is not entity or (values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)):
+    if translation.checked is not entity or (
+        values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)
+    ):
         translation.check_entities(entity, values, conditions)  # (else: checked before, nothing to do)
     query = _query_classes.Query(entity, conditions)
     if translation.shape is not None:
@@ -2100,7 +2192,11 @@ def _limited_source(query: Any) -> Any:
         keys.table, (key,), where=keys.where, order=keys.order, limit=keys.limit, offset=keys.offset
     )
     # the rows of the limited query, in its order and with its repeats (no DISTINCT of its values)
-    return entity.select()._named(query._var, (InSubquery(key, selected),))._copy(_order=query._order, _distinct=False)
+    return (
+        entity.select()
+        ._named(query._var, (InSubquery(key, selected),))
+        ._copy(_order=query._order, _distinct=False)
+    )
 
 
 def _finish_on(condition: Any) -> Any:
@@ -2160,11 +2256,13 @@ def _prepare(
     kind = "order" if order else "cond"
     if isinstance(query, str):
         namespace = _caller_namespace()
-        key = (kind, query, var)
+        key: tuple[Any, ...] = (kind, query, var)
         translation = _translations.get((key, entity))
         if translation is None:
             node, where = _parse_text(query, entity)
-            translation = _translate_function(node, entity, var, where, None, order, _scope_of(*namespace[::-1]))
+            translation = _translate_function(
+                node, entity, var, where, None, order, _scope_of(*namespace[::-1])
+            )
             _remember((key, entity), translation)
         return translation, _string_params(translation, namespace)
     code = query.__code__
@@ -2184,7 +2282,7 @@ def _prepare(
         if translation is None:
             node, where = _locate(code, ast.Lambda)
             if items is not None:
-                node = _read_items(node, var, selected, where)
+                node = _read_items(node, var, cast(str, selected), where)
             cells = dict(zip(code.co_freevars, query.__closure__ or ()))
             closure = {name: cell.cell_contents for name, cell in cells.items() if _has_contents(cell)}
             scope = _scope_of(closure, query.__globals__)
@@ -2195,7 +2293,12 @@ def _prepare(
                 translation.cells = tuple(free.index(name) for name in translation.names)
             _remember((key, entity), translation)
         shape = (kind, var, None if items is None else selected)
-        _recent[id(code)] = (code, entity, _PLAIN_CONDITION if shape == _PLAIN_CONDITION else shape, translation)
+        _recent[id(code)] = (
+            code,
+            entity,
+            _PLAIN_CONDITION if shape == _PLAIN_CONDITION else shape,
+            translation,
+        )
     closure = query.__closure__
     free = code.co_freevars
     indexes = translation.cells
@@ -2382,7 +2485,9 @@ def _nodes_of(filename: str, lines: list[str], first: tuple[int, int], last: tup
     return nodes
 
 
-def _fragment_nodes(filename: str, lines: list[str], first: tuple[int, int], last: tuple[int, int]) -> list[Any]:
+def _fragment_nodes(
+    filename: str, lines: list[str], first: tuple[int, int], last: tuple[int, int]
+) -> list[Any]:
     """The generators and lambdas of the smallest parenthesized expression holding ``first``..``last``."""
     head, tail = lines[first[0] - 1], lines[last[0] - 1]
     middle = lines[first[0] : last[0] - 1]
@@ -2690,7 +2795,9 @@ class _Inliner(ast.NodeTransformer):
                     receiver = func.value
                 function = cast(types.FunctionType, getattr(function, "__func__", function))
                 scope = ast.Call(
-                    func=ast.Attribute(value=ast.Name(id="__nx", ctx=ast.Load()), attr="inlined", ctx=ast.Load()),
+                    func=ast.Attribute(
+                        value=ast.Name(id="__nx", ctx=ast.Load()), attr="inlined", ctx=ast.Load()
+                    ),
                     args=[func, _const(function.__code__), ast.Constant(value=label)],
                     keywords=[],
                 )
@@ -2767,19 +2874,27 @@ class _Inliner(ast.NodeTransformer):
     ) -> ast.expr:
         inside = f" (inside {self.inside[-1]})" if self.inside else ""
         if len(self.inside) >= _INLINE_DEPTH:
-            raise TranslationError(f"{label}() calls itself too deeply to be inlined into a query{inside}: {self._at(call)}")
+            raise TranslationError(
+                f"{label}() calls itself too deeply to be inlined into a query{inside}: {self._at(call)}"
+            )
         body = _function_source(function, label, inside)
         code = function.__code__
         params = list(code.co_varnames[: code.co_argcount])
         given: list[ast.expr] = [] if receiver is None else [receiver]
         keywords: dict[str, ast.expr] = {}
         if isinstance(call, ast.Call):
-            if any(isinstance(arg, ast.Starred) for arg in call.args) or any(k.arg is None for k in call.keywords):
-                raise TranslationError(f"{label}() with * or ** arguments cannot be inlined into a query: {self._at(call)}")
+            if any(isinstance(arg, ast.Starred) for arg in call.args) or any(
+                k.arg is None for k in call.keywords
+            ):
+                raise TranslationError(
+                    f"{label}() with * or ** arguments cannot be inlined into a query: {self._at(call)}"
+                )
             given += call.args
             keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
         if len(given) > len(params):
-            raise TranslationError(f"{label}() takes {len(params)} arguments, got {len(given)}: {self._at(call)}")
+            raise TranslationError(
+                f"{label}() takes {len(params)} arguments, got {len(given)}: {self._at(call)}"
+            )
         defaults = function.__defaults__ or ()
         bound: dict[str, ast.expr] = dict(zip(params, given))
         for name in keywords:
@@ -2836,12 +2951,18 @@ class _Display(ast.NodeTransformer):
             if func.attr == "inlined":
                 return node.args[0]
             if func.attr == "arith":
-                op = next(kind for kind, symbol in _SYMBOLS.items() if symbol == cast(ast.Constant, node.args[0]).value)
+                op = next(
+                    kind
+                    for kind, symbol in _SYMBOLS.items()
+                    if symbol == cast(ast.Constant, node.args[0]).value
+                )
                 return ast.BinOp(left=self.visit(node.args[1]), op=op(), right=self.visit(node.args[2]))
             if func.attr == "const":
                 value = _inlined_values.get(cast(int, cast(ast.Constant, node.args[0]).value))
                 name = getattr(value, "__name__", None)
-                return ast.Name(id=name, ctx=ast.Load()) if isinstance(name, str) else ast.Constant(value=value)
+                return (
+                    ast.Name(id=name, ctx=ast.Load()) if isinstance(name, str) else ast.Constant(value=value)
+                )
         return self.generic_visit(node)
 
 
@@ -2955,7 +3076,9 @@ def _translate_generator(
     return _translate_join(node, names, var, rewriter, scope_names, values)
 
 
-def _translate_single(node: Any, var: str, rewriter: _Rewriter, scope_names: Any, values: tuple[str, ...] = ()) -> _Translation:
+def _translate_single(
+    node: Any, var: str, rewriter: _Rewriter, scope_names: Any, values: tuple[str, ...] = ()
+) -> _Translation:
     """One ``for`` clause: what it selects and its conditions."""
     selected, is_tuple = rewriter.selection(node.elt)
     ifs = node.generators[0].ifs
@@ -2971,7 +3094,12 @@ def _translate_single(node: Any, var: str, rewriter: _Rewriter, scope_names: Any
 
 
 def _translate_over_values(
-    node: Any, entity: Any, where: str, scope_names: Any, shape: tuple[bool, tuple[bool, ...]] | None, source: str
+    node: Any,
+    entity: Any,
+    where: str,
+    scope_names: Any,
+    shape: tuple[bool, tuple[bool, ...]] | None,
+    source: str,
 ) -> _Translation:
     """A query over a query of values (``x for x in q``, ``(a, b) for a, b in q``): each name
     stands for the value (or the object) that query selects, and the result is that query
@@ -2985,7 +3113,9 @@ def _translate_over_values(
     elif isinstance(target, ast.Name):
         targets = [target.id]
     else:
-        raise TranslationError(f"The `for` of a query takes one name or a tuple of names, got `{ast.unparse(target)}`: {where}")
+        raise TranslationError(
+            f"The `for` of a query takes one name or a tuple of names, got `{ast.unparse(target)}`: {where}"
+        )
     is_tuple, objects = shape if shape is not None else (False, (True,))
     if isinstance(target, ast.Tuple):
         if len(targets) != len(objects):
@@ -3162,7 +3292,9 @@ def _compile(
     if rewriter.guards:
         # the inlined functions checked first: (check, ..., (items...))[-1]
         result = ast.Subscript(
-            value=ast.Tuple(elts=[*rewriter.guards, result], ctx=ast.Load()), slice=ast.Constant(value=-1), ctx=ast.Load()
+            value=ast.Tuple(elts=[*rewriter.guards, result], ctx=ast.Load()),
+            slice=ast.Constant(value=-1),
+            ctx=ast.Load(),
         )
     function = ast.Lambda(args=arguments, body=result)
     ast.copy_location(function, node)
@@ -3171,10 +3303,14 @@ def _compile(
     code = compile(module, rewriter.filename, "eval")
     function_code = next(c for c in code.co_consts if isinstance(c, types.CodeType))
     text = _source_text(node)
-    translation = _Translation(function_code, names, var, text, getattr(node, "lineno", 1), tuple(rewriter.externals))
+    translation = _Translation(
+        function_code, names, var, text, getattr(node, "lineno", 1), tuple(rewriter.externals)
+    )
     translation.comparisons = tuple(rewriter.comparisons)
     translation.operations = tuple(rewriter.operations)
-    translation.raw_sources = {name: rewriter.raw_sources[name] for name in raw if name in rewriter.raw_sources}
+    translation.raw_sources = {
+        name: rewriter.raw_sources[name] for name in raw if name in rewriter.raw_sources
+    }
     return translation
 
 
@@ -3252,7 +3388,9 @@ class _Rewriter:
     def _reads(self, node: ast.AST) -> bool:
         """Whether ``node`` reads the query's rows (its objects, a raw_sql() fragment, or their
         number: ``count()``, ``count('*')``)."""
-        return self.uses_var(node) or any(_is_raw_sql(child) or _is_row_count(child) for child in ast.walk(node))
+        return self.uses_var(node) or any(
+            _is_raw_sql(child) or _is_row_count(child) for child in ast.walk(node)
+        )
 
     # -- what a query selects
 
@@ -3329,7 +3467,9 @@ class _Rewriter:
                 self.generic_visit(call)
                 if not _is_constructor_call(call):
                     return call
-                made = rewriter._helper("construct", call.func, ast.Constant(value=rewriter._at(call)), *call.args)
+                made = rewriter._helper(
+                    "construct", call.func, ast.Constant(value=rewriter._at(call)), *call.args
+                )
                 made.keywords = call.keywords  # type: ignore[attr-defined]
                 return ast.copy_location(made, call)
 
@@ -3383,7 +3523,10 @@ class _Rewriter:
                 return ast.Compare(left=node, ops=[ast.Eq()], comparators=[ast.Constant(value=True)])
         if isinstance(node, ast.Call):
             return self._helper("truth", self.call(node), ast.Constant(value=self._at(node)))
-        if isinstance(node, (ast.Attribute, ast.Name, ast.GeneratorExp, ast.Subscript, ast.BinOp, ast.JoinedStr, ast.IfExp)):
+        if isinstance(
+            node,
+            (ast.Attribute, ast.Name, ast.GeneratorExp, ast.Subscript, ast.BinOp, ast.JoinedStr, ast.IfExp),
+        ):
             return self._helper("truth", self.operand(node), ast.Constant(value=self._at(node)))
         raise self.unsupported(_construct(node), node)
 
@@ -3443,13 +3586,19 @@ class _Rewriter:
             return self._helper("member", item, self.operand(right), negate, where)
         if left_col and right_col:
             return self._helper(
-                "compare", self.operand(left), ast.Constant(value=_OP_NAMES[type(op)]), self.operand(right), where
+                "compare",
+                self.operand(left),
+                ast.Constant(value=_OP_NAMES[type(op)]),
+                self.operand(right),
+                where,
             )
         column_side, value_side = (left, right) if left_col else (right, left)
         if self._is_items(column_side):
             return self._items_compare(column_side, op, value_side, left_col)
-        if isinstance(op, (ast.Is, ast.IsNot)) and isinstance(value_side, ast.Constant) and (
-            value_side.value is True or value_side.value is False
+        if (
+            isinstance(op, (ast.Is, ast.IsNot))
+            and isinstance(value_side, ast.Constant)
+            and (value_side.value is True or value_side.value is False)
         ):
             # `x is True` of a bool column or a condition: its value, as `==` compares it
             wanted = (value_side.value is True) == isinstance(op, ast.Is)
@@ -3487,7 +3636,9 @@ class _Rewriter:
         if self._is_plain(column_side):
             value = self.external(value_side)
             plain = ast.Compare(
-                left=column_side if left_col else value, ops=[op], comparators=[value if left_col else column_side]
+                left=column_side if left_col else value,
+                ops=[op],
+                comparators=[value if left_col else column_side],
             )
             ast.copy_location(plain, node)
             self._spanned(self.comparisons, node)
@@ -3526,7 +3677,9 @@ class _Rewriter:
         base = arg if self._is_plain(arg) else self.items(arg)
         return self._helper("length", base, ast.Constant(value=self._at(node)))
 
-    def _items_compare(self, column_side: ast.expr, op: ast.cmpop, value_side: ast.expr, left_col: bool) -> ast.expr:
+    def _items_compare(
+        self, column_side: ast.expr, op: ast.cmpop, value_side: ast.expr, left_col: bool
+    ) -> ast.expr:
         """A Json path, array item or length compared with a value (``is None``/``is True`` included)."""
         column = self.items(column_side)
         if isinstance(op, (ast.Is, ast.IsNot)):
@@ -3541,7 +3694,9 @@ class _Rewriter:
                 )
             op = ast.Eq() if isinstance(op, ast.Is) else ast.NotEq()  # `is True`: the JSON true
         value = self.external(value_side)
-        return ast.Compare(left=column if left_col else value, ops=[op], comparators=[value if left_col else column])
+        return ast.Compare(
+            left=column if left_col else value, ops=[op], comparators=[value if left_col else column]
+        )
 
     def operand(self, node: ast.expr) -> ast.expr:
         """A value that reads the query's objects: a column, an object, a collection, a nested
@@ -3577,7 +3732,8 @@ class _Rewriter:
             return self.operand(node.operand)
         if isinstance(node, ast.Subscript):
             return self._operation(
-                ast.Subscript(value=self.operand(node.value), slice=self.index(node.slice), ctx=ast.Load()), node
+                ast.Subscript(value=self.operand(node.value), slice=self.index(node.slice), ctx=ast.Load()),
+                node,
             )
         if isinstance(node, ast.JoinedStr):
             parts: list[ast.expr] = []
@@ -3600,8 +3756,12 @@ class _Rewriter:
                     parts.append(part)
             return self._helper("fstring", *parts)
         if isinstance(node, ast.IfExp):
-            branches = [self.operand(b) if self._reads(b) else self.external(b) for b in (node.body, node.orelse)]
-            return self._helper("case", self.condition(node.test), *branches, ast.Constant(value=self._at(node)))
+            branches = [
+                self.operand(b) if self._reads(b) else self.external(b) for b in (node.body, node.orelse)
+            ]
+            return self._helper(
+                "case", self.condition(node.test), *branches, ast.Constant(value=self._at(node))
+            )
         if isinstance(node, ast.Call):
             return self.call(node)
         if isinstance(node, ast.GeneratorExp):
@@ -3615,7 +3775,9 @@ class _Rewriter:
     def index(self, node: ast.expr) -> ast.expr:
         """An index or a slice: each bound a value of the query's objects or of the enclosing scope."""
         if isinstance(node, ast.Slice):
-            parts = [None if part is None else self.index(part) for part in (node.lower, node.upper, node.step)]
+            parts = [
+                None if part is None else self.index(part) for part in (node.lower, node.upper, node.step)
+            ]
             return ast.Slice(lower=parts[0], upper=parts[1], step=parts[2])
         return self.operand(node) if self._reads(node) else self.external(node)
 
@@ -3663,7 +3825,9 @@ class _Rewriter:
             if (
                 func.attr in _COLLECTION_METHODS
                 and all(k.arg == "distinct" and not self.uses_var(k.value) for k in node.keywords)
-                and (self.chain(func.value) is not None or isinstance(func.value, (ast.Call, ast.GeneratorExp)))
+                and (
+                    self.chain(func.value) is not None or isinstance(func.value, (ast.Call, ast.GeneratorExp))
+                )
             ):
                 call = self._helper(
                     "method",
@@ -3673,7 +3837,8 @@ class _Rewriter:
                     *[self.member_lambda(arg) for arg in node.args],
                 )
                 # `.count(distinct=False)`, `.sum(distinct=True)`
-                call.keywords = [ast.keyword(arg="distinct", value=self.external(k.value)) for k in node.keywords]  # type: ignore[attr-defined]
+                distinct = [ast.keyword(arg="distinct", value=self.external(k.value)) for k in node.keywords]
+                call.keywords = distinct  # type: ignore[attr-defined]
                 return call
             if func.attr not in _METHODS:
                 attr = self.column_attr(func.value) if self._is_plain(func.value) else None
@@ -3698,7 +3863,8 @@ class _Rewriter:
             if func.attr in ("startswith", "endswith") and len(node.args) != 1:
                 raise self.unsupported(f"{func.attr}() here", node)
             return self._operation(
-                self._method(self.operand(func.value), func.attr, *[self.operand(arg) for arg in node.args]), node
+                self._method(self.operand(func.value), func.attr, *[self.operand(arg) for arg in node.args]),
+                node,
             )
         if self.uses_var(func):
             raise self.unsupported(_construct(node), node)
@@ -3764,7 +3930,9 @@ class _Rewriter:
             try:
                 expression = ast.parse(source.strip(), mode="eval").body
             except SyntaxError:
-                raise TranslationError(f"`${source}` in raw_sql() is not a Python expression: {self._at(node)}") from None
+                raise TranslationError(
+                    f"`${source}` in raw_sql() is not a Python expression: {self._at(node)}"
+                ) from None
             before = set(self.names_used)
             values.append(self.operand(expression))
             for name in self.names_used - before:
@@ -3804,7 +3972,12 @@ class _Rewriter:
             return self.column(node)
         if isinstance(node, ast.Call) and not node.keywords:
             func = node.func
-            if not node.args and isinstance(func, ast.Attribute) and func.attr in ("desc", "asc") and self.chain(func.value):
+            if (
+                not node.args
+                and isinstance(func, ast.Attribute)
+                and func.attr in ("desc", "asc")
+                and self.chain(func.value)
+            ):
                 return ast.Call(
                     func=ast.Attribute(value=self.column(func.value), attr=func.attr, ctx=ast.Load()),
                     args=[],
@@ -3833,7 +4006,9 @@ class _Rewriter:
 
     def _is_column(self, node: ast.AST) -> bool:
         return (
-            isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and self.is_own(node.value.id)
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and self.is_own(node.value.id)
         )
 
     def column_attr(self, node: ast.expr) -> Any:
@@ -3895,7 +4070,9 @@ class _Rewriter:
                     # read as an attribute of the collection itself (`s.courses.foo`): named by its path
                     raise noted(QueryAttributeError(_source_text(read)), note)
                 raise noted(
-                    UnknownAttributeError(f"Entity {entity.__name__} does not have attribute {name}: {_source_text(read)}"),
+                    UnknownAttributeError(
+                        f"Entity {entity.__name__} does not have attribute {name}: {_source_text(read)}"
+                    ),
                     note,
                 )
             if not (getattr(attr, "is_reference", False) or getattr(attr, "is_collection", False)):
@@ -3950,7 +4127,10 @@ def _is_row_count(node: ast.AST) -> bool:
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
         and node.func.id == "count"
-        and (not node.args or (len(node.args) == 1 and isinstance(node.args[0], ast.Constant) and node.args[0].value == "*"))
+        and (
+            not node.args
+            or (len(node.args) == 1 and isinstance(node.args[0], ast.Constant) and node.args[0].value == "*")
+        )
     )
 
 
@@ -3974,12 +4154,29 @@ _METHODS = frozenset(
     {"startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip", "date", "desc", "asc"}
 )
 #: the most positional arguments each of the methods takes (startswith and endswith take one)
-_METHOD_ARGUMENTS = {"lower": 0, "upper": 0, "strip": 1, "lstrip": 1, "rstrip": 1, "date": 0, "desc": 0, "asc": 0}
+_METHOD_ARGUMENTS = {
+    "lower": 0,
+    "upper": 0,
+    "strip": 1,
+    "lstrip": 1,
+    "rstrip": 1,
+    "date": 0,
+    "desc": 0,
+    "asc": 0,
+}
 #: the parts of dates and times a query may read
 _PARTS = frozenset({"year", "month", "day", "hour", "minute", "second"})
 _ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 #: the operator each arithmetic node spells, and the function applying it
-_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**"}
+_SYMBOLS = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+}
 _BINARY = {
     "+": operator.add,
     "-": operator.sub,

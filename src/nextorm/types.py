@@ -745,8 +745,10 @@ def parse_or_fail(ctype: ColumnType, parse: Callable[[str], Any], text: str) -> 
 # The forms people type: ISO dates, 12/31/2024 (month first), 31.12.2024 (day first), month names;
 # times as 13:45, 1:45 pm, 13.45.10, 13h45, 13 h 45 min 10.5 s.
 
-_MONTHS = {name: number for number, name in enumerate(
-    "jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)}
+_MONTHS = {
+    name: number
+    for number, name in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)
+}
 
 _DATE_FORMS = [
     (re.compile(r"(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})"), False),

@@ -386,7 +386,9 @@ def _key_match(entity: Any, checks: tuple[tuple[int, bool], ...]) -> KeyMatch:
     """The WHERE of an UPDATE/DELETE: the primary key and the optimistic ``checks``."""
     return KeyMatch(
         entity._pk_columns_,
-        tuple((column, is_null) for index, is_null in checks for column in entity._attr_at_[index].column_names),
+        tuple(
+            (column, is_null) for index, is_null in checks for column in entity._attr_at_[index].column_names
+        ),
     )
 
 

@@ -169,7 +169,9 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
             )
         if attr.is_reference:
             elements.append(
-                _foreign_key(entity._table_, attr.column_names, attr.py_type, attr.fk_name, reference_on_delete(attr))
+                _foreign_key(
+                    entity._table_, attr.column_names, attr.py_type, attr.fk_name, reference_on_delete(attr)
+                )
             )
         index = column_index_name(attr)
         if index is not None:
@@ -177,7 +179,9 @@ def _entity_table(metadata: sa.MetaData, provider: Any, dialect: Dialect, entity
     for key in table_unique_keys(entity):
         elements.append(sa.UniqueConstraint(*(c for a in key.attrs for c in a.column_names)))
     for key in table_composite_indexes(entity):
-        elements.append(sa.Index(composite_index_name(entity, key), *(c for a in key.attrs for c in a.column_names)))
+        elements.append(
+            sa.Index(composite_index_name(entity, key), *(c for a in key.attrs for c in a.column_names))
+        )
     return sa.Table(entity._table_, metadata, *columns, *elements, **options)
 
 

@@ -669,7 +669,9 @@ class PostgresDialect(Dialect):
     def json_scalar_sql(self, column: str, path: tuple[Any, ...], py_type: Any, params: list[Any]) -> str:
         params.append([str(key) for key in path])
         text = f"({column} #>> CAST(%s AS TEXT[]))"
-        spelling = {int: "BIGINT", float: "DOUBLE PRECISION", bool: "BOOLEAN", Decimal: "NUMERIC"}.get(py_type)
+        spelling = {int: "BIGINT", float: "DOUBLE PRECISION", bool: "BOOLEAN", Decimal: "NUMERIC"}.get(
+            py_type
+        )
         return text if spelling is None else f"CAST({text} AS {spelling})"
 
     def int_value(self, text: str) -> str:

@@ -565,7 +565,8 @@ class _Server:
         entry = self._apools.get(loop)
         if entry is None:
             pool = AsyncConnectionPool(
-                connection_class=psycopg.AsyncConnection, **self._pool_options(_acheck_idle, self.provider.aconnected)
+                connection_class=psycopg.AsyncConnection,
+                **self._pool_options(_acheck_idle, self.provider.aconnected),
             )
             closer = self._close_at_loop_end(loop, pool)
             entry = self._apools[loop] = (pool, closer)
