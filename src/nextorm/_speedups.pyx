@@ -217,12 +217,7 @@ cdef class EntityBase:
 
     def _init_state_(self, cache, int status) -> None:
         """Attach a new object to ``cache`` with ``status`` and no tracked bits."""
-        self._cache_ = cache
-        self._status_ = status
-        self._rlow = 0
-        self._wlow = 0
-        self._high = None
-        self._orig_ = None
+        _init_state(self, cache, status)
 
     def __reduce_ex__(self, protocol):
         # a copy would be a second object for one row, outside its session's bookkeeping
@@ -1560,12 +1555,7 @@ cdef int _fill_new(EntityBase entity, tuple plan, tuple columns, tuple checks, l
                 values[i] = column._validate_(None, column.default_value())
         elif not _passes(check, value):
             values[i] = columns[i]._validate_(None, value)
-    entity._cache_ = cache
-    entity._status_ = _CREATED
-    entity._rlow = 0
-    entity._wlow = 0
-    entity._high = None
-    entity._orig_ = None
+    _init_state(entity, cache, _CREATED)
     for i in range(width):
         value = values[i]
         if value is not None or not (<tuple>checks[i])[1]:
@@ -1586,6 +1576,16 @@ cdef int _fill_new(EntityBase entity, tuple plan, tuple columns, tuple checks, l
         cache.new_ids[obj] = number
     _mark_dirty(cache, obj)
     return 0
+
+
+cdef inline void _init_state(EntityBase entity, object cache, int status):
+    """``entity._init_state_(cache, status)``: attached to ``cache``, no tracked bits."""
+    entity._cache_ = cache
+    entity._status_ = status
+    entity._rlow = 0
+    entity._wlow = 0
+    entity._high = None
+    entity._orig_ = None
 
 
 cdef bint _passes(tuple check, object value) except -1:

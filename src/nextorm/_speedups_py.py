@@ -407,6 +407,7 @@ def _gc_paused(func: _F) -> _F:
     return cast(_F, paused)
 
 
+@_gc_paused
 def materialize(
     cls: Any,
     cache: CacheBase,
@@ -427,20 +428,6 @@ def materialize(
     """
     if npk < 1:
         raise ValueError(f"npk must be at least 1, not {npk}")
-    return _materialize_rows(cls, cache, imap, columns, converters, npk, check_mask, rows)
-
-
-@_gc_paused
-def _materialize_rows(
-    cls: Any,
-    cache: CacheBase,
-    imap: dict[Any, Any],
-    columns: Sequence[Column],
-    converters: Sequence[Any],
-    npk: int,
-    check_mask: int,
-    rows: Iterable[Sequence[Any]],
-) -> list[Any]:
     setters = [column._slot_set for column in columns]
     result: list[Any] = []
     append = result.append
