@@ -65,11 +65,16 @@ def fetch(entity: Any, sql: str, params: Any, awaitable: str) -> list[Any]:
     On an async database it raises AsyncRequired naming ``awaitable``, as ``run_sync`` does.
     """
     cache = require_session().cache_for(entity._database_)
+    rows = _query_now(cache, sql, params, awaitable)
+    return materialize_rows(entity, cache, entity._select_attrs_, entity._select_converters_, rows)
+
+
+def _query_now(cache: Any, sql: str, params: Any, awaitable: str) -> list[Any]:
+    """The rows of one SELECT run at once with blocking IO, after the autoflush (a direct path)."""
     flush = cache.flush_steps()
     if flush is not NO_STEPS:
         run_sync(flush, awaitable)
-    result = perform(cache, "query", (sql, params), awaitable)
-    return materialize_rows(entity, cache, entity._select_attrs_, entity._select_converters_, result.rows)
+    return perform(cache, "query", (sql, params), awaitable).rows
 
 
 def fetch_values_steps(
@@ -381,13 +386,10 @@ def load_collection(attr: Any, owner: Any, awaitable: str) -> None:
         return
     attr.ensure_data(owner)
     cache = owner._cache_
-    flush = cache.flush_steps()
-    if flush is not NO_STEPS:
-        run_sync(flush, awaitable)
     target = attr.py_type
     pk = reference_to_db(owner._pk_raw_())
     sql, params = _members_select(attr, target._select_columns_, [pk], cache.provider.dialect, True)
-    rows = perform(cache, "query", (sql, params), awaitable).rows
+    rows = _query_now(cache, sql, params, awaitable)
     members = materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
     _take_members(attr, owner, pk, members)
 
