@@ -273,6 +273,10 @@ class Query(Generic[_E]):
                 order.append(OrderBy(item, descending=False))
                 if len(translated) == 1 and isinstance(item, AttributeBase):
                     return self._with("_order", _shared_order(self.entity, item, order[0]))
+            elif isinstance(item, AttributeBase):
+                raise UnknownAttributeError(
+                    f"order_by(): {item!r} is not an attribute of entity {self.entity.__name__}"
+                )
             else:
                 raise QueryError(f"order_by() takes attributes of {self.entity.__name__}, got {item!r}")
         return self._copy(_order=tuple(order))
