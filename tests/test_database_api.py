@@ -14,6 +14,7 @@ from nextorm import (
     AsyncDatabase,
     Database,
     MultipleRowsFound,
+    OrmError,
     Optional,
     Required,
     RowNotFound,
@@ -181,6 +182,50 @@ def test_double_dollar_is_a_dollar_in_quoted_text_too(shop: Database) -> None:
     with db_session:
         assert shop.select("'a$$b'") == ["a$b"]
         assert shop.select("SELECT '$nope'") == ["$nope"]
+
+
+def test_one_raw_sql_text_binds_the_values_of_each_call(shop: Database) -> None:
+    """A raw SQL text run again reads its ``$`` names and expressions afresh on every call, from the
+    caller or from ``params``; a bad expression raises OrmError naming it, every time."""
+    with db_session:
+        for name in ("Ann", "Bob", "Cy"):
+            shop.Customer(name=name)
+    table = shop.provider.dialect.quote(shop.Customer._table_)
+    sql = f"SELECT * FROM {table} WHERE name = $name OR name = $(other.title())"
+    with db_session:
+        for name, other in (("Ann", "x"), ("Bob", "cy"), ("Zed", "q")):
+            found = shop.Customer.select_by_sql(sql)
+            assert sorted(c.name for c in found) == sorted({"Ann": ["Ann"], "Bob": ["Bob", "Cy"], "Zed": []}[name])
+            assert shop.select(f"name FROM {table} WHERE name = $name", {"name": name}) == (
+                [] if name == "Zed" else [name]
+            )
+        for _ in range(2):
+            with pytest.raises(OrmError, match=r"`missing \+ 1` raises NameError"):
+                shop.select(f"name FROM {table} WHERE name = $(missing + 1)")
+            with pytest.raises(OrmError, match=r"`1 \+` raises SyntaxError"):
+                shop.select(f"name FROM {table} WHERE name = $(1 +)")
+
+
+def test_raw_rows_fill_objects_by_column_name_whatever_the_column_order(shop: Database) -> None:
+    """select_by_sql maps columns by name: the same entity from SELECTs with their columns in
+    different orders, or with only some columns, gets the right values each time."""
+    with db_session:
+        placed = shop.Order(total=7, customer=shop.Customer(name="Ann"))
+        flush()
+        ann_id = placed.id
+    table = shop.provider.dialect.quote(shop.Order._table_)
+    for _ in range(2):
+        with db_session:
+            (order,) = shop.Order.select_by_sql(f"SELECT total, customer_id, id FROM {table}")
+            assert (order.id, order.total, order.customer.name) == (ann_id, 7, "Ann")
+        with db_session:
+            (order,) = shop.Order.select_by_sql(f"SELECT id, customer_id, total FROM {table}")
+            assert (order.id, order.total, order.customer.name) == (ann_id, 7, "Ann")
+        with db_session:
+            (order,) = shop.Order.select_by_sql(f"SELECT id FROM {table}")
+            assert order.total == 7  # loaded on first read
+        with db_session, pytest.raises(OrmError, match="lacks primary key column"):
+            shop.Order.select_by_sql(f"SELECT total FROM {table}")
 
 
 def test_on_connect_runs_for_every_new_connection(db_kind: str, db: Database) -> None:

@@ -55,6 +55,8 @@ _SQL_TOKENS = re.compile(
     re.DOTALL,
 )
 
+#: raw SQL texts whose parsed ``$`` parameters a database keeps (it starts again when full)
+_SQL_TEMPLATES_KEPT = 512
 
 # the database is older than the entities: the migrations bring it up to date (docs/migrations.md)
 _MIGRATE_HINT = (
@@ -120,6 +122,7 @@ class Database:
         self.entities: dict[str, Any] = {}
         self.provider: Provider | None = None
         self._mapped_ = False
+        self._sql_templates: dict[tuple[str, Any], tuple[str, tuple[tuple[str, str, Any], ...]]] = {}
         #: the handlers ``on()`` registered, called by the sessions using this database
         self._listeners_ = Listeners()
         self.Entity: type[Entity] = EntityMeta(
@@ -568,13 +571,38 @@ class Database:
         self, sql: str, params: Any, namespace: tuple[dict[str, Any], dict[str, Any]]
     ) -> tuple[str, Any]:
         """Replace ``$name``/``$(expr)`` by bound parameters; a list/tuple ``params`` is passed as is."""
-        dialect = self._provider_or_fail().dialect
         if isinstance(params, (list, tuple)):
             return sql, params
         if params is not None and not isinstance(params, dict):
             raise TypeError(f"SQL parameters must be a dict, a list or a tuple, got {params!r}")
+        text, sources = self._sql_template_(sql)
         args: list[Any] = []
         globals_, locals_ = namespace
+        for source, root, code in sources:
+            if params is not None:
+                if root not in params:
+                    raise OrmError(f"Parameter ${source} of the SQL is not in the given params")
+                scope: tuple[Any, Any] = ({"__builtins__": {}}, params)
+            else:
+                scope = (globals_, locals_)
+            try:
+                value = eval(code, *scope)
+            except Exception as exc:
+                raise OrmError(f"`{source}` raises {type(exc).__name__}: {exc}") from exc
+            if isinstance(value, Entity):
+                value = value.get_pk()
+            args.append(value)
+        return text, args
+
+    def _sql_template_(self, sql: str) -> tuple[str, tuple[tuple[str, str, Any], ...]]:
+        """The SQL text with the dialect's parameter marks, and each ``$`` source's text, root name
+        and compiled code, in order; parsed once per text (a bounded cache of the database)."""
+        dialect = self._provider_or_fail().dialect
+        templates = self._sql_templates
+        template = templates.get((sql, dialect))
+        if template is not None:
+            return template
+        sources: list[tuple[str, str, Any]] = []
 
         def replace(match: re.Match[str]) -> str:
             quoted, expression, name = match.groups()
@@ -584,23 +612,13 @@ class Database:
             if expression is None and name is None:
                 return "$"
             source = expression if expression is not None else name
-            if params is not None:
-                root = re.match(r"\w+", source).group(0)  # type: ignore[union-attr]
-                if root not in params:
-                    raise OrmError(f"Parameter ${source} of the SQL is not in the given params")
-                try:
-                    value = eval(source, {"__builtins__": {}}, params)
-                except Exception as exc:
-                    raise OrmError(f"`{source}` raises {type(exc).__name__}: {exc}") from exc
-            else:
-                try:
-                    value = eval(source, globals_, locals_)
-                except Exception as exc:
-                    raise OrmError(f"`{source}` raises {type(exc).__name__}: {exc}") from exc
-            if isinstance(value, Entity):
-                value = value.get_pk()
-            args.append(value)
-            return dialect.param
+            root = re.match(r"\w+", source)
+            try:
+                code = compile(source, "<sql parameter>", "eval")
+            except SyntaxError as exc:
+                raise OrmError(f"`{source}` raises SyntaxError: {exc}") from exc
+            sources.append((source, root.group(0) if root else source, code))
+            return dialect.param  # type: ignore[no-any-return]
 
         pieces = []
         position = 0
@@ -609,7 +627,10 @@ class Database:
             pieces.append(dialect.escape_percent(replace(match)) if match.group(1) else replace(match))
             position = match.end()
         pieces.append(dialect.escape_percent(sql[position:]))
-        return "".join(pieces), args
+        if len(templates) >= _SQL_TEMPLATES_KEPT:
+            templates.clear()
+        template = templates[sql, dialect] = ("".join(pieces), tuple(sources))
+        return template
 
     def _generation_(self) -> tuple[Any, int, bool]:
         """The current session's state of this database; it changes with every flush, raw write or pending change."""

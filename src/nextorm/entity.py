@@ -369,6 +369,8 @@ class EntityMeta(EntityMetaBase):
         cls._orders_: dict[int, tuple[Any, ...]] = {}
         #: what to_dict() reads, at 2 * with_collections + with_lazy; see _dict_plan
         cls._dict_plans_: list[tuple[Any, ...] | None] = [None] * 4
+        #: what a raw SELECT's rows fill, per list of its column names (see loading.materialize_raw)
+        cls._raw_plans_: dict[tuple[str, ...], tuple[Any, ...]] = {}
         cls._select_converters_ = tuple(a.from_db for a in cls._select_attrs_)
         cls._select_columns_ = tuple(c for a in cls._select_attrs_ for c in a.column_names)
         #: whether an attribute has several columns (a reference to a composite key): rows are folded

@@ -214,7 +214,26 @@ def _materialize_hierarchy(
 
 def materialize_raw(entity: Any, cache: Any, description: Any, rows: list[Any]) -> list[Any]:
     """The objects of a raw SELECT's rows, whose columns are found by name."""
-    names = [d[0] for d in description]
+    names = tuple([d[0] for d in description])
+    plans = entity._raw_plans_
+    plan = plans.get(names)
+    if plan is None:
+        plan = _raw_plan(entity, names)
+        if len(plans) >= RAW_PLANS_KEPT:
+            plans.clear()
+        plans[names] = plan
+    attrs, converters, order = plan
+    reordered = rows if order is None else [tuple([row[i] for i in order]) for row in rows]
+    return materialize_rows(entity, cache, attrs, converters, reordered)
+
+
+#: the column lists of raw SELECTs whose plan an entity keeps (it starts again when full)
+RAW_PLANS_KEPT = 64
+
+
+def _raw_plan(entity: Any, names: tuple[str, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...], Any]:
+    """The attributes a raw SELECT's columns fill, their converters, and the positions to take
+    from each row (None when the row is already in that order)."""
     positions: dict[str, int] = {}
     for i, column in enumerate(names):
         positions.setdefault(column, i)
@@ -226,10 +245,10 @@ def materialize_raw(entity: Any, cache: Any, description: Any, rows: list[Any]) 
     others = [
         a for a in entity._loaded_columns_ if not a.is_pk and all(c in positions for c in a.column_names)
     ]
-    attrs = list(entity._pk_attrs_) + sorted(others, key=lambda a: positions[a.column_names[0]])
+    attrs = tuple(entity._pk_attrs_) + tuple(sorted(others, key=lambda a: positions[a.column_names[0]]))
     order = [positions[c] for a in attrs for c in a.column_names]
-    reordered = [tuple(row[i] for i in order) for row in rows]
-    return materialize_rows(entity, cache, tuple(attrs), tuple(a.from_db for a in attrs), reordered)
+    same = order == list(range(len(names)))
+    return attrs, tuple(a.from_db for a in attrs), None if same else tuple(order)
 
 
 def load_missing(obj: Any, attr: Any) -> None:
