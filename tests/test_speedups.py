@@ -1540,6 +1540,25 @@ def test_attribute_dict_reads_each_attribute_as_a_tracked_read(model: Model) -> 
     assert model.calls == [("load", "note")]
 
 
+def test_attribute_dict_keys_are_the_names_given_verbatim(speedups: ModuleType) -> None:
+    """Of slots read at once, any name keys its attribute's value: quotes, a newline, a non-string."""
+    entity = type("Slotted", (speedups.EntityBase,), {"__slots__": ("_v_a_", "_v_b_")})
+    columns = []
+    for index, slot in enumerate(("_v_a_", "_v_b_")):
+        column = speedups.Column()
+        column._bind_slot_(entity.__dict__[slot], index)
+        setattr(entity, slot[3], column)
+        columns.append(column)
+    obj = speedups.EntityBase.__new__(entity)
+    obj._init_state_(speedups.CacheBase(speedups.SessionBase(None)), speedups.LOADED)
+    columns[0].set_raw(obj, 1)
+    columns[1].set_raw(obj, "Ann")
+    names = ("it's", 'say "hi"\n')
+    assert speedups.attribute_dict(obj, names, columns) == {"it's": 1, 'say "hi"\n': "Ann"}
+    assert obj._rbits_ == 0b11
+    assert speedups.attribute_dict(obj, (1, ("t",)), columns) == {1: 1, ("t",): "Ann"}
+
+
 def test_attribute_dict_takes_the_paths_of_dead_and_deleted_objects(model: Model) -> None:
     """A deleted object goes to ``_deleted_``, any object of a finished session to ``_read_after_session_``."""
     deleted = model.new(model.speedups.DELETED, id=1, name="Ann")

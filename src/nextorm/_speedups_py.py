@@ -47,9 +47,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import keyword
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
-from operator import attrgetter
 from types import MemberDescriptorType
 from typing import Any, TypeVar, cast
 
@@ -700,53 +700,64 @@ def attribute_dict(obj: Any, names: Sequence[str], attrs: Sequence[Any]) -> dict
     Every attribute's own ``__get__`` runs (tracked reads, loading of a missing value, the
     checks of a finished session or a deleted object), in the order given.
     """
-    if len(names) != len(attrs):
-        raise ValueError(f"{len(names)} names but {len(attrs)} attributes")
-    cls = type(obj)
     entry = _readers.get(id(attrs))
-    if entry is None or entry[0] is not attrs or entry[1] is not names or entry[2] is not cls:
-        entry = _slot_reader(names, attrs, cls)
+    if entry is None or entry[0] is not attrs or entry[1] is not names or entry[2] is not type(obj):
+        entry = _slot_reader(names, attrs, type(obj))
     read = entry[3]
-    if read is not None:
-        # Column.__get__ of every attribute, of an object of a live session that is not deleted, is
-        # a slot read and a read bit: all slots are read at once, unless one is empty (then, as a
-        # slot read changes nothing, the attributes are read one by one below)
+    # Column.__get__ of every attribute, of an object of a live session that is not deleted, is a
+    # slot read and a read bit: the dict is built from all slots at once, unless one is empty (then,
+    # as a slot read changes nothing, the attributes are read one by one below)
+    if read is not None and obj._cache_.is_alive and obj._status_ < DELETED:
         try:
-            if obj._cache_.is_alive and obj._status_ < DELETED:
-                values = read(obj)
-                obj._rbits_ |= entry[4]
-                return dict(zip(names, values))
+            values = read(obj)
         except AttributeError:
             pass
+        else:
+            obj._rbits_ |= entry[4]
+            return values
+    cls = type(obj)
     return {name: type(attr).__get__(attr, obj, cls) for name, attr in zip(names, attrs)}
 
 
-# ``attribute_dict``'s readers by id(attrs): (attrs, names, class, read, bits). ``read(obj)`` gives the
-# slot values of ``attrs`` in an object of that class (an AttributeError for an empty slot) and
-# ``bits`` their read bits; ``read`` is None unless every attribute reads through ``Column.__get__``
-# from a ``__slots__`` slot the class finds under its name.
+# ``attribute_dict``'s readers by id(attrs): (attrs, names, class, read, bits). ``read(obj)`` is the
+# dict of ``names`` to the slot values of ``attrs`` in an object of that class (an AttributeError
+# for an empty slot) and ``bits`` their read bits; ``read`` is None unless every attribute reads
+# through ``Column.__get__`` from a ``__slots__`` slot the class finds under its name.
 _readers: dict[int, tuple[Any, Any, Any, Any, int]] = {}
 
 
 def _slot_reader(names: Sequence[str], attrs: Sequence[Any], cls: type) -> tuple[Any, Any, Any, Any, int]:
     """The entry of ``_readers`` for ``names``, ``attrs`` and objects of ``cls``, made now."""
+    if len(names) != len(attrs):
+        raise ValueError(f"{len(names)} names but {len(attrs)} attributes")
     read = None
-    members = [getattr(getattr(attr, "_slot_get", None), "__self__", None) for attr in attrs]
+    members: list[Any] = [getattr(getattr(attr, "_slot_get", None), "__self__", None) for attr in attrs]
     if (
         attrs
         and issubclass(cls, EntityBase)
+        and all(type(name) is str for name in names)
         and all(type(attr).__get__ is Column.__get__ for attr in attrs)
         and all(
-            type(member) is MemberDescriptorType and getattr(cls, member.__name__, None) is member
+            type(member) is MemberDescriptorType
+            and not keyword.iskeyword(member.__name__)
+            and getattr(cls, member.__name__, None) is member
             for member in members
         )
     ):
-        get = attrgetter(*(member.__name__ for member in members if member is not None))
-        read = get if len(members) > 1 else lambda obj: (get(obj),)
+        read = _dict_builder(names, [member.__name__ for member in members])
     if len(_readers) >= 256:  # the plans of the entity classes stay; names and attrs made per call do not
         _readers.clear()
     entry = _readers[id(attrs)] = (attrs, names, cls, read, sum(attr.bit for attr in attrs) if read else 0)
     return entry
+
+
+def _dict_builder(names: Sequence[str], slots: Sequence[str]) -> Callable[[Any], dict[str, Any]]:
+    """A function of ``obj`` returning ``{names[i]: obj.<slots[i]>}`` (the slots are identifiers):
+    one dict display, so the interpreter reads every slot and builds the dict without a call."""
+    items = ", ".join(f"{name!r}: obj.{slot}" for name, slot in zip(names, slots))
+    namespace: dict[str, Any] = {}
+    exec(f"def read(obj):\n    return {{{items}}}\n", namespace)
+    return cast(Callable[[Any], dict[str, Any]], namespace["read"])
 
 
 def init_new(obj: Any, plan: Any, kwargs: dict[str, Any]) -> bool:
