@@ -616,3 +616,24 @@ def test_raw_get_reports_a_second_match_as_a_get_must(tmp_path: Path) -> None:
             run()
     finally:
         runner.close()
+
+
+def test_nextorm_runner_prepares_statements_on_postgres_as_the_raw_connection_does() -> None:
+    """On PostgreSQL the nextorm runner binds with prepare_threshold=5, psycopg's default that raw has."""
+    from nextorm.bench.runners.nextorm import NextormRunner
+
+    bound: list[dict[str, Any]] = []
+
+    class Recorder:
+        def bind(self, **options: Any) -> None:
+            bound.append(options)
+
+    runner = NextormRunner.__new__(NextormRunner)
+    runner.target = Target.parse("postgresql://bench@localhost:5432/scratch")
+    runner.bind(Recorder())
+    runner.target = sqlite = Target.parse("bench.sqlite3")
+    runner.bind(Recorder())
+    assert bound == [
+        {"provider": "postgres", "dsn": "postgresql://bench@localhost:5432/scratch", "prepare_threshold": 5},
+        {"provider": "sqlite", "filename": sqlite.location},
+    ]

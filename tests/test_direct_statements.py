@@ -129,3 +129,30 @@ def test_lazy_collection_load_leaves_out_members_the_session_moved(family: tuple
         assert sorted(c.name for c in a.children) == ["a2"]
         assert sorted(c.name for c in b.children) == ["a1", "b1", "b2"]
         assert a.children.count() == 1
+
+
+def test_lazy_collection_load_compares_the_one_owner_key_with_equals(
+    family: tuple[type, type], sql_log: Any
+) -> None:
+    """One owner's lazy load selects its members with ``= ?`` and the key (no IN list, no array)."""
+    Parent, _ = family
+    with db_session:
+        parent = Parent.get(email="a@x")
+        sql_log.clear()
+        assert len(parent.children) == 2
+        (statement,) = [s for s in sql_log.statements if not s.startswith("BEGIN")]
+    assert " IN " not in statement and "ANY" not in statement
+    assert statement.endswith(("= ?)", "= %s)")), statement
+
+
+def test_get_by_attribute_sends_limit_2_without_offset(family: tuple[type, type], sql_log: Any) -> None:
+    """get(email=...) reads at most two rows with ``LIMIT ?``: no ``OFFSET 0`` is sent, first or repeated."""
+    Parent, _ = family
+    with db_session:
+        sql_log.clear()
+        assert Parent.get(email="a@x").name == "a"
+        assert Parent.get(email="b@x").name == "b"
+        statements = [s for s in sql_log.statements if not s.startswith("BEGIN")]
+    assert len(statements) == 2
+    for statement in statements:
+        assert "OFFSET" not in statement and statement.endswith(("LIMIT ?", "LIMIT %s")), statement

@@ -117,14 +117,14 @@ STATEMENTS: list[tuple[str, Any, tuple[str, list[Any]], tuple[str, list[Any]]]] 
     (
         "count of a limited query",
         Count(Select("item", ("id",), limit=2)),
-        ('SELECT COUNT(*) FROM (SELECT "id" FROM "item" LIMIT ? OFFSET ?) AS q', [2, 0]),
-        ('SELECT COUNT(*) FROM (SELECT "id" FROM "item" LIMIT %s OFFSET %s) AS q', [2, 0]),
+        ('SELECT COUNT(*) FROM (SELECT "id" FROM "item" LIMIT ?) AS q', [2]),
+        ('SELECT COUNT(*) FROM (SELECT "id" FROM "item" LIMIT %s) AS q', [2]),
     ),
     (
         "exists",
         Select("item", one=True, limit=1),
-        ('SELECT 1 FROM "item" LIMIT ? OFFSET ?', [1, 0]),
-        ('SELECT 1 FROM "item" LIMIT %s OFFSET %s', [1, 0]),
+        ('SELECT 1 FROM "item" LIMIT ?', [1]),
+        ('SELECT 1 FROM "item" LIMIT %s', [1]),
     ),
     (
         "join with a short IN list",

@@ -15,7 +15,7 @@ from ._impl import CREATED, DELETED, LOADED, EntityBase, materialize
 from .exceptions import OrmError, UnrepeatableReadError
 from .identity import fold_rows, key_db_values, key_from_db, reference_to_db, seed
 from .session import require_session
-from .sql import Col, InRows, InValues, Join, Select, render
+from .sql import AllEqual, Col, InRows, InValues, Join, Select, render
 from .steps import NO_STEPS, Steps, perform, run_sync
 
 __all__ = [
@@ -419,18 +419,23 @@ def _members_select(
     """The SELECT of the members of one-to-many ``attr`` of the owners whose keys are ``pk_values``.
 
     ``plain`` when ``columns`` are the target's query columns: the text for one owner is then
-    kept (a lazy load, N+1, has the same text each time, only the key differs).
+    kept (a lazy load, N+1, has the same text each time, only the key differs). One owner's
+    members are those whose reference column equals its key (``= ?``, not an IN list: on
+    PostgreSQL an ``= ANY(array)`` a prepared statement runs with a generic plan scans more).
     """
     reverse = attr.reverse
-    single = plain and len(pk_values) == 1 and len(reverse.column_names) == 1
-    known = attr.one_owner_sql if single else None
+    single = len(pk_values) == 1 and len(reverse.column_names) == 1
+    known = attr.one_owner_sql if single and plain else None
     if known is not None and known[0] is dialect:
-        return known[1], ([pk_values] if known[2] else pk_values)
+        return known[1], pk_values
     target = attr.py_type
-    where = _key_in(attr.entity, reverse.column_names, pk_values)
+    if single:
+        where: Any = AllEqual(reverse.column_names, (pk_values[0],))
+    else:
+        where = _key_in(attr.entity, reverse.column_names, pk_values)
     sql, params = render(Select(target._table_, columns, where=(where,)), dialect)
-    if single and (params == pk_values or params == [pk_values]):
-        attr.one_owner_sql = (dialect, sql, params != pk_values)
+    if single and plain:
+        attr.one_owner_sql = (dialect, sql)
     return sql, params
 
 

@@ -301,8 +301,8 @@ class SetAttr(Generic[_E]):
         #: a collection is always declared by the entity (see ``Attribute.is_implicit``)
         self.is_implicit = False
         self.name = ""
-        #: the SELECT of one owner's members, once made: (dialect, text, whether the key list is one parameter)
-        self.one_owner_sql: tuple[Any, str, bool] | None = None
+        #: the SELECT of one owner's members, once made: (dialect, text); its one parameter is the key
+        self.one_owner_sql: tuple[Any, str] | None = None
         self.entity: Any = None
         self.qualname = "?"
         self.is_m2m = False

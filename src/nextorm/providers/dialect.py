@@ -134,8 +134,10 @@ class Dialect:
     # -- clauses -------------------------------------------------------------------------------
 
     def limit_clause(self, limit: int | None, offset: int, params: list[Any]) -> str:
-        """LIMIT/OFFSET with bound values."""
+        """LIMIT/OFFSET with bound values; no OFFSET when it is 0 (a get's ``LIMIT 2``, a ``[:n]``)."""
         params.append(-1 if limit is None else limit)
+        if not offset:
+            return f" LIMIT {self.param}"
         params.append(offset)
         return f" LIMIT {self.param} OFFSET {self.param}"
 
@@ -607,6 +609,8 @@ class PostgresDialect(Dialect):
 
     def limit_clause(self, limit: int | None, offset: int, params: list[Any]) -> str:
         params.append(limit)
+        if not offset:
+            return " LIMIT %s"
         params.append(offset)
         return " LIMIT %s OFFSET %s"
 

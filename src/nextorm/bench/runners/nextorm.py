@@ -15,6 +15,9 @@ from nextorm.bench.runners import AsyncTimed, Timed, driver_versions, require_mo
 from nextorm.bench.runners._ponylike import PonyLikeRunner
 from nextorm.bench.workloads import Config
 
+#: psycopg's own default: a statement run this many times on a connection is prepared
+PREPARE_THRESHOLD = 5
+
 
 class NextormRunner(PonyLikeRunner):
     """nextorm's Pony-style idioms; the asyncio workloads on an AsyncDatabase."""
@@ -37,6 +40,15 @@ class NextormRunner(PonyLikeRunner):
     def info(self) -> dict[str, object]:
         """Whether the compiled session core actually loaded."""
         return {"compiled": bool(nextorm.COMPILED)}
+
+    def bind(self, db: Any) -> None:
+        """Bind to the target; on PostgreSQL with psycopg's prepared statements on, as the raw
+        runner's connection has them (nextorm leaves them off by default for PgBouncer, and the
+        README's advice for a server reached directly is ``prepare_threshold=5``)."""
+        if self.target.is_postgres:
+            db.bind(provider="postgres", dsn=self.target.location, prepare_threshold=PREPARE_THRESHOLD)
+        else:
+            super().bind(db)
 
     def select_batch(self) -> Any:
         """``Person.select(Person.id <= batch)``."""
