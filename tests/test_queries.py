@@ -202,6 +202,21 @@ def test_condition_value_of_wrong_type_is_rejected(Person) -> None:
         Person.age.in_([1, "two"])
 
 
+def test_condition_value_kept_by_its_checks_is_bound_without_validation(Person, monkeypatch) -> None:
+    """``attr == value`` and ``!=`` with a value of the column's own type that its checks keep as it
+    is bind it as given, without the column type's validate; any other value is validated (and
+    converted) as before."""
+    calls: list[object] = []
+    ctype = Person.age.ctype
+    validate = ctype.validate
+    monkeypatch.setattr(ctype, "validate", lambda value: calls.append(value) or validate(value))
+    kept = [Person.age == 30, Person.age != -4]
+    assert [(c.attr, c.op, c.value) for c in kept] == [(Person.age, "==", 30), (Person.age, "!=", -4)]
+    assert calls == []
+    converted = Person.age == "31"
+    assert (converted.value, calls) == (31, ["31"])
+
+
 def test_select_unknown_keyword(Person) -> None:
     """``select(nope=1)`` raises UnknownAttributeError naming the keyword."""
     with pytest.raises(UnknownAttributeError, match="Unknown attribute 'nope'"):

@@ -1090,6 +1090,23 @@ def test_plain_check_stores_values_that_pass_it_without_the_validate_hook(model:
     assert model.calls == [("validate", "name", "abc")]
 
 
+def test_passes_plain_answers_whether_a_value_passes_plain_check(model: Model) -> None:
+    """``passes_plain(value)``: True exactly for the values a write stores without ``_validate_``
+    (see the test above), False for every value while the column has no ``plain_check``."""
+    name, age, score = model.column("name"), model.column("age"), model.column("score")
+    assert not name.passes_plain("abc")
+    name.plain_check = (3, False, 4, True)
+    age.plain_check = (1, False, -5, 100)
+    score.plain_check = (2, False, None, None)
+    passing = [(name, "abc"), (age, 100), (age, -5), (score, 1.5)]
+    failing = [
+        (name, " ab"), (name, "abcde"), (name, ""), (name, "é"), (name, "a\x00"), (name, 5), (age, 101),
+        (age, 2**70), (age, True), (age, 3.0), (score, float("inf")), (score, 2), (age, None),
+    ]  # fmt: skip
+    assert all(column.passes_plain(value) for column, value in passing)
+    assert not any(column.passes_plain(value) for column, value in failing)
+
+
 def test_match_keys_take_rows_in_order_or_by_their_values(speedups: ModuleType) -> None:
     """``match_keys``: returned (key, *values) rows in the rows' order with ascending keys give those
     keys; any other order is matched by values, equal rows taking ascending keys; a value stored

@@ -405,6 +405,10 @@ cdef class Column:
         """Whether the slot holds a value."""
         return _raw_get(self, obj) is not _MISSING
 
+    def passes_plain(self, value) -> bool:
+        """Whether ``value`` passes ``plain_check`` unchanged (never without one)."""
+        return _passes_plain(self, value)
+
 
 cdef object _get_running_loop = asyncio._get_running_loop
 cdef object _current_task_of = asyncio.current_task

@@ -279,6 +279,11 @@ class Column:
             return False
         return True
 
+    def passes_plain(self, value: Any) -> bool:
+        """Whether ``value`` passes ``plain_check`` unchanged (never without one)."""
+        check = self.plain_check
+        return check is not None and _passes(check, value)
+
 
 def _passes(check: tuple[int, bool, Any, Any], value: Any) -> bool:
     """Whether ``value`` passes the checks ``(kind, auto, a, b)`` unchanged.

@@ -29,6 +29,7 @@ from .expressions import (
     ArraySlice,
     Column,
     ColumnOperand,
+    Compare,
     Expr,
     JsonPath,
     Value,
@@ -385,11 +386,15 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
         return Column(self)
 
     def __eq__(self, other: Any) -> Any:
+        if self.passes_plain(other) and self.to_db is None:
+            return Compare(self, "==", other)  # a value validation keeps as it is: bound as itself
         if isinstance(other, (Attribute, SetAttr)):
             return self is other  # declarations compare by identity (``attr.reverse == Other.attr``)
         return expression_for(self, "==", other)
 
     def __ne__(self, other: Any) -> Any:
+        if self.passes_plain(other) and self.to_db is None:
+            return Compare(self, "!=", other)
         if isinstance(other, (Attribute, SetAttr)):
             return self is not other
         return expression_for(self, "!=", other)
