@@ -15,6 +15,7 @@ from nextorm import (
     Query,
     Required,
     UnknownAttributeError,
+    ValidationError,
     db_session,
     desc,
     flush,
@@ -721,6 +722,25 @@ def test_keyword_get_keeps_the_errors_of_the_query(people) -> None:  # type: ign
         with pytest.raises(UnknownAttributeError, match="height"):
             Person.get(height=41)
         assert Person.get(name="Cid", age=41).id == 3
+
+
+def test_keyword_get_validates_values_its_columns_plain_checks_do_not_pass(people) -> None:  # type: ignore[no-untyped-def]
+    """Once its shape is known, ``get()`` binds a plain value as given and still validates any other
+    as the query does: text stripped, too long or holding a NUL refused, a bool or a too large int refused."""
+    Person = people
+    with db_session:
+        assert Person.get(name="Cid").age == 41
+        assert Person.get(name=" Cid\t").age == 41
+        assert Person.get(name="Zoë") is None
+        with pytest.raises(ValidationError, match="max_len"):
+            Person.get(name="x" * 101)
+        with pytest.raises(ValidationError, match="NUL"):
+            Person.get(name="Ci\x00d")
+        assert Person.get(age=41).name == "Cid"
+        with pytest.raises(ValidationError, match="age"):
+            Person.get(age=2**70)
+        with pytest.raises(AttributeTypeError, match="age"):
+            Person.get(age=True)
 
 
 def test_keyword_get_of_a_subclass_keeps_its_discriminator(db) -> None:  # type: ignore[no-untyped-def]

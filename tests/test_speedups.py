@@ -1107,6 +1107,25 @@ def test_passes_plain_answers_whether_a_value_passes_plain_check(model: Model) -
     assert not any(column.passes_plain(value) for column, value in failing)
 
 
+def test_plain_params_bind_values_that_pass_their_columns_plain_checks(model: Model) -> None:
+    """``plain_params``: the values as given, None values left out, when every other value passes its
+    column's ``plain_check``; None as soon as one does not (or its column has no check)."""
+    sp = model.speedups
+    name, age, score = model.column("name"), model.column("age"), model.column("score")
+    name.plain_check = (3, False, 4, True)
+    age.plain_check = (1, False, -5, 100)
+    columns = [name, age, score]
+    assert sp.plain_params(columns[:2], ["abc", 7]) == ["abc", 7]
+    assert sp.plain_params(columns[:2], [None, 100]) == [100]
+    assert sp.plain_params(columns, [None, None, None]) == []
+    for values in (["abcde", 7], [" ab", 7], ["é", 7], ["abc", 101], ["abc", True], ["abc", 7.0]):
+        assert sp.plain_params(columns[:2], values) is None, values
+    assert sp.plain_params(columns, ["abc", 7, 1.5]) is None  # score has no plain check
+    score.plain_check = (2, False, None, None)
+    assert sp.plain_params(columns, ["abc", 7, 1.5]) == ["abc", 7, 1.5]
+    assert sp.plain_params(columns, ["abc", 7, float("nan")]) is None
+
+
 def test_match_keys_take_rows_in_order_or_by_their_values(speedups: ModuleType) -> None:
     """``match_keys``: returned (key, *values) rows in the rows' order with ascending keys give those
     keys; any other order is matched by values, equal rows taking ascending keys; a value stored

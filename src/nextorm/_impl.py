@@ -58,6 +58,7 @@ register_keys = impl.register_keys
 record_undo_all = impl.record_undo_all
 attribute_dict = impl.attribute_dict
 init_new = impl.init_new
+plain_params = impl.plain_params
 
 __all__ = [
     "COMPILED",
@@ -85,6 +86,7 @@ __all__ = [
     "mark_saved_all",
     "match_keys",
     "materialize",
+    "plain_params",
     "record_undo_all",
     "register_keys",
     "shape_runs",

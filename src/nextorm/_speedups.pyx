@@ -115,6 +115,7 @@ __all__ = [
     "init_new",
     "lookup",
     "materialize",
+    "plain_params",
     "column_values",
     "attribute_dict",
     "loaded_bits",
@@ -1472,6 +1473,21 @@ cdef int _merge(
 
 
 # -- the constructor's fast path -------------------------------------------------------------------
+
+def plain_params(columns, values):
+    """The parameters binding ``values`` (beside ``columns``) as they are, None values left out:
+    each value passes its column's ``plain_check``, which makes validating it a no-op. None where
+    one does not (it is validated, and may be converted or refused)."""
+    cdef list params = []
+    cdef Column column
+    for column, value in zip(columns, values):
+        if value is None:
+            continue
+        if not _passes_plain(column, value):
+            return None
+        params.append(value)
+    return params
+
 
 def init_new(obj, plan, kwargs):
     """Make ``obj``, a new object of a class without relationships, from the constructor's

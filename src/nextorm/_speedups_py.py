@@ -80,6 +80,7 @@ __all__ = [
     "mark_saved_all",
     "match_keys",
     "materialize",
+    "plain_params",
     "record_undo_all",
     "register_keys",
     "shape_runs",
@@ -763,6 +764,21 @@ def _dict_builder(names: Sequence[str], slots: Sequence[str]) -> Callable[[Any],
     namespace: dict[str, Any] = {}
     exec(f"def read(obj):\n    return {{{items}}}\n", namespace)
     return cast(Callable[[Any], dict[str, Any]], namespace["read"])
+
+
+def plain_params(columns: Sequence[Column], values: Iterable[Any]) -> list[Any] | None:
+    """The parameters binding ``values`` (beside ``columns``) as they are, None values left out:
+    each value passes its column's ``plain_check``, which makes validating it a no-op. None where
+    one does not (it is validated, and may be converted or refused)."""
+    params = []
+    for column, value in zip(columns, values):
+        if value is None:
+            continue
+        check = column.plain_check
+        if check is None or not _passes(check, value):
+            return None
+        params.append(value)
+    return params
 
 
 def init_new(obj: Any, plan: Any, kwargs: dict[str, Any]) -> bool:

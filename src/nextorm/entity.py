@@ -362,6 +362,8 @@ class EntityMeta(EntityMetaBase):
         cls._select_attrs_ = tuple(a for a in cls._loaded_columns_ if not a.lazy or a.is_pk)
         #: get(**values): the SELECT text per shape of the keywords (see keyword_get_sql)
         cls._keyword_sql_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        #: what a blocking get() on an async database names instead
+        cls._aget_hint_ = f"await {cls.__name__}.aget(...)"
         #: a query's SELECT text per shape of its conditions, order and limit (see plain_select_sql)
         cls._select_sql_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         #: order_by(attr) of this entity's queries: one shared order and its ORDER BY keys, by the
@@ -934,7 +936,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
     def _get_steps_(cls, conditions: tuple[Any, ...], values: dict[str, Any]) -> Steps[Any]:
         if not conditions and values and not values.keys() >= cls._pk_names_:
             # by other attributes than the primary key: one SELECT (get() runs it directly)
-            return cls._one_((yield from fetch_steps(cls, *cls._keyword_get_sql_(values))))
+            return cls._one_((yield from fetch_steps(cls, *keyword_get_sql(cls, values))))
         if not conditions and values and len(values) == cls._npk_:
             key = (
                 values[cls._pk_attrs_[0].name]
@@ -949,14 +951,8 @@ class Entity(EntityBase, metaclass=EntityMeta):
             known, found = cls._get_in_session_(values)
             if known:
                 return found
-            return cls._one_((yield from fetch_steps(cls, *cls._keyword_get_sql_(values))))
+            return cls._one_((yield from fetch_steps(cls, *keyword_get_sql(cls, values))))
         return cls._one_((yield from cls.select(*conditions, **values).limit(2).fetch_steps()))
-
-    @classmethod
-    def _keyword_get_sql_(cls, values: dict[str, Any]) -> tuple[str, list[Any]]:
-        """The SELECT of ``get(**values)`` and its parameters."""
-        cls._database_._require_mapping_(cls)
-        return keyword_get_sql(cls, values)
 
     @classmethod
     def _one_(cls, found: list[Any]) -> Any:
@@ -1005,7 +1001,7 @@ class Entity(EntityBase, metaclass=EntityMeta):
         """The one matching object, or None; MultipleObjectsFoundError when several match."""
         if not conditions and values and not values.keys() >= cls._pk_names_:
             # the steps' first branch, its one SELECT run directly
-            found = fetch(cls, *cls._keyword_get_sql_(values), f"await {cls.__name__}.aget(...)")
+            found = fetch(cls, *keyword_get_sql(cls, values), cls._aget_hint_)
             return cls._one_(found)  # type: ignore[no-any-return]
         return run_sync(cls._get_steps_(conditions, values), f"await {cls.__name__}.aget(...)")
 

@@ -74,7 +74,9 @@ def _query_now(cache: Any, sql: str, params: Any, awaitable: str) -> list[Any]:
     flush = cache.flush_steps()
     if flush is not NO_STEPS:
         run_sync(flush, awaitable)
-    return perform(cache, "query", (sql, params), awaitable).rows
+    if cache.is_async:
+        return perform(cache, "query", (sql, params), awaitable).rows  # type: ignore[no-any-return]
+    return cache.read(sql, params)  # type: ignore[no-any-return]
 
 
 def fetch_values_steps(
@@ -159,9 +161,10 @@ def materialize_rows(
         position = next((i for i, attr in enumerate(attrs) if attr is discriminator), -1)
         if position >= 0:
             return _materialize_hierarchy(entity, cache, attrs, converters, rows, position)
-    objects = materialize(
-        entity, cache, cache.identity_map(entity), attrs, converters, entity._npk_, entity._check_mask_, rows
-    )
+    imap = cache.session.maps.get(entity)
+    if imap is None:
+        imap = cache.identity_map(entity)
+    objects = materialize(entity, cache, imap, attrs, converters, entity._npk_, entity._check_mask_, rows)
     if entity._unique_keys_:
         cache.learn_unique(objects, entity)
     return objects

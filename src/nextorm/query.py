@@ -12,7 +12,7 @@ from typing import IO, Any, Generic, TypeVar, cast, overload
 from uuid import UUID
 
 from ._impl import Column as AttributeBase
-from ._impl import EntityBase
+from ._impl import EntityBase, plain_params
 from .display import show_objects
 from .exceptions import (
     MultipleObjectsFoundError,
@@ -1022,22 +1022,30 @@ def keyword_get_sql(entity: Any, values: dict[str, Any]) -> tuple[str, list[Any]
     already made instead of building and rendering the query again. A shape is kept only when
     every attribute and value is of a plain type and the parameters the query made are the
     values converted for their attributes followed by constants (a subclass's discriminator
-    codes, the limit), checked on the query that made it.
+    codes, the limit), checked on the query that made it. Values that pass their attributes'
+    ``plain_check`` bind as given (``plain_params``), as validating them would leave them as they are.
     """
     shape = (tuple(values), tuple(map(_is_none, values.values())))
-    dialect = entity._database_._provider_or_fail().dialect
     entry = entity._keyword_sql_.get(shape)
-    if entry is not None and entry[0] is dialect:
-        _, sql, attrs, tail = entry
-        params = []
-        for attr, value in zip(attrs, values.values()):
-            if value is not None:
-                if type(value) not in _PLAIN_TYPES:
-                    break  # bound otherwise (an expression, an object): the query says how
-                params.append(_db_value(attr, value))
-        else:
-            params.extend(tail)
-            return sql, params
+    if entry is not None:
+        dialect, sql, attrs, as_given, tail = entry
+        if dialect is entity._database_.provider.dialect:
+            # values that pass their columns' plain checks bind as given, checked in one call
+            params = plain_params(attrs, values.values()) if as_given else None
+            if params is not None:
+                params.extend(tail)
+                return sql, params
+            params = []
+            for attr, value in zip(attrs, values.values()):
+                if value is not None:
+                    if type(value) not in _PLAIN_TYPES:
+                        break  # bound otherwise (an expression, an object): the query says how
+                    params.append(_db_value(attr, value))
+            else:
+                params.extend(tail)
+                return sql, params
+    entity._database_._require_mapping_(entity)
+    dialect = entity._database_._provider_or_fail().dialect
     query = entity.select(**values).limit(2)
     sql, params = query.sql()
     attrs = tuple(entity._attrs_by_name_[name] for name in values)
@@ -1047,7 +1055,8 @@ def keyword_get_sql(entity: Any, values: dict[str, Any]) -> tuple[str, list[Any]
     ) and all(value is None or type(value) in _PLAIN_TYPES for value in values.values()):
         bound = [_db_value(attr, value) for attr, value in zip(attrs, values.values()) if value is not None]
         if len(params) >= len(bound) and all(type(a) is type(b) and a == b for a, b in zip(bound, params)):
-            entity._keyword_sql_[shape] = (dialect, sql, attrs, tuple(params[len(bound) :]))
+            as_given = all(attr.to_db is None for attr in attrs)
+            entity._keyword_sql_[shape] = (dialect, sql, attrs, as_given, tuple(params[len(bound) :]))
     return sql, params
 
 

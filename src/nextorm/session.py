@@ -560,6 +560,10 @@ class SessionCache(CacheBase):
         """Run a statement (a read, or anything in an open transaction)."""
         return self.provider.run(self.connection(), sql, params)
 
+    def read(self, sql: str, params: Any) -> list[Any]:
+        """``query(sql, params).rows``: the rows of a read run directly (blocking IO only)."""
+        return self.provider.read(self.connection(), sql, params)
+
     def write(self, sql: str, params: Any = ()) -> Result:
         """Run a statement inside the write transaction."""
         self.begin(sql)

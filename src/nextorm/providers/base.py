@@ -168,6 +168,18 @@ class Provider:
         finally:
             self.stats.add(sql, perf_counter() - started)
 
+    def read(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
+        """``run(conn, sql, params).rows`` in fewer calls: the direct path of one SELECT."""
+        self._statements.sql = sql
+        started = perf_counter()
+        try:
+            if sql_debug_state.get()[0]:
+                with logged_sql(sql, params):
+                    return self._rows(conn, sql, params)[1]
+            return self._rows(conn, sql, params)[1]
+        finally:
+            self.stats.add(sql, perf_counter() - started)
+
     def execute(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """``run()`` without making ``sql`` the last statement (for transaction control)."""
         if sql_debug_state.get()[0]:
@@ -177,11 +189,15 @@ class Provider:
         return self._statement(conn, sql, params)
 
     def _statement(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> Result:
+        cursor, rows = self._rows(conn, sql, params)
+        return Result(rows, cursor.description, cursor.rowcount, getattr(cursor, "lastrowid", None))
+
+    def _rows(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[Any, list[Any]]:
+        """Send one statement; its cursor and all its rows (none when it returns none)."""
         cursor = None
         try:
             cursor = self.send(conn, sql, params)
-            description = cursor.description
-            if description is None:
+            if cursor.description is None:
                 rows = []
             elif gc.isenabled():
                 # the cyclic GC paused while the rows arrive, as materialization does next: a large
@@ -198,7 +214,7 @@ class Provider:
         except Exception as exc:
             _close_quietly(cursor)  # an unfinished statement would keep its locks while the error lives
             raise self.translate_error(exc) from exc
-        return Result(rows, description, cursor.rowcount, getattr(cursor, "lastrowid", None))
+        return cursor, rows
 
     def send(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> Any:
         """Send one statement with its parameters; returns the driver's cursor."""
