@@ -160,8 +160,14 @@ class EntityBase:
         raise TypeError(f"cannot pickle {type(self).__name__!r} object")
 
 
-class Column:
-    """Data descriptor of one column: tracked reads and writes of a slot."""
+class Column(property):
+    """Data descriptor of one column: tracked reads and writes of a slot.
+
+    A read is this property's getter: for a value in a ``__slots__`` slot of an entity, a function
+    made for the column (``_slot_read``) whose common case (a loaded value of a live session's
+    object that is not deleted) reads the slot and sets the read bit without any call; every
+    other read, and every read of a value stored elsewhere, is ``_read``.
+    """
 
     __slots__ = (
         "__dict__",
@@ -185,6 +191,7 @@ class Column:
     _unrepeatable_: Callable[[Any, Any, Any], None]
 
     def __init__(self) -> None:
+        self._getter(self._read)
         self.index = -1
         self.bit = 0
         self.tracked = False
@@ -200,10 +207,22 @@ class Column:
         self._slot_get = member.__get__
         self._slot_set = member.__set__
         self._slot_del = member.__delete__
+        # the getter reads ``obj.<slot>``: only where the class finds the slot itself under its name
+        slotted = (
+            type(member) is MemberDescriptorType
+            and issubclass(member.__objclass__, EntityBase)
+            and not keyword.iskeyword(member.__name__)
+            and getattr(member.__objclass__, member.__name__, None) is member
+        )
+        self._getter(_slot_read(member.__name__, self.bit, self._read) if slotted else self._read)
 
-    def __get__(self, obj: Any, cls: Any = None) -> Any:
-        if obj is None:
-            return self
+    def _getter(self, read: Callable[[Any], Any]) -> None:
+        """Make ``read`` this property's getter."""
+        property.__init__(self, read)
+        self.__dict__.pop("__doc__", None)  # put there by property(): a column has no docstring of its own
+
+    def _read(self, obj: Any) -> Any:
+        """A tracked read of ``obj``'s value, whatever the state of the object and its session."""
         cache = obj._cache_
         if not cache.is_alive:
             return self._read_after_session_(obj)
@@ -284,6 +303,25 @@ class Column:
         """Whether ``value`` passes ``plain_check`` unchanged (never without one)."""
         check = self.plain_check
         return check is not None and _passes(check, value)
+
+
+def _slot_read(slot: str, bit: int, read: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The getter of a column stored in the slot ``slot`` with read bit ``bit``: a loaded value of an
+    object of a live session, not deleted, is read and tracked inline, any other read is ``read``."""
+    namespace: dict[str, Any] = {"read": read}
+    exec(
+        f"def get(obj):\n"
+        f"    try:\n"
+        f"        value = obj.{slot}\n"
+        f"    except AttributeError:\n"
+        f"        return read(obj)\n"
+        f"    if obj._cache_.is_alive and obj._status_ < {DELETED}:\n"
+        f"        obj._rbits_ |= {bit}\n"
+        f"        return value\n"
+        f"    return read(obj)\n",
+        namespace,
+    )
+    return cast(Callable[[Any], Any], namespace["get"])
 
 
 def _passes(check: tuple[int, bool, Any, Any], value: Any) -> bool:
