@@ -9,11 +9,13 @@ second run); nothing here is parametrized over the implementation.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import os
 import re
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,8 +31,10 @@ from nextorm import (
     PrimaryKey,
     Required,
     TransactionError,
+    active_session,
     commit,
     db_session,
+    expunge,
     flush,
     make_proxy,
     rollback,
@@ -1424,3 +1428,28 @@ def test_loaded_hot_path_matches_environment(implementation: str, ann: type) -> 
         p = ann[1]
         assert isinstance(p, importlib.import_module(module).EntityBase)
     assert nextorm.COMPILED is (expected == "compiled")
+
+
+def test_objects_leaving_a_session_go_back_to_the_gc(ann: type) -> None:
+    """Objects a session loaded are tracked by the cyclic GC again once they leave it (expunged,
+    deleted, rolled back, or at the session's end), so a finished session and its objects, which
+    refer to each other, are freed once nothing else holds them."""
+    Person = ann
+    with db_session:
+        for name in ("Bo", "Cy", "Di"):
+            Person(name=name)
+    with db_session:
+        first, bo, cy, di = Person.select().order_by(Person.id)[:]
+        expunge(bo)
+        cy.delete()
+        flush()
+        assert gc.is_tracked(bo) and gc.is_tracked(cy)
+        session = weakref.ref(active_session())
+    assert gc.is_tracked(first) and gc.is_tracked(di) and first.name == "Ann"
+    with db_session:
+        loaded = Person.select()[:]
+        rollback()
+        assert all(gc.is_tracked(obj) for obj in loaded)
+    del first, bo, cy, di, loaded
+    gc.collect()
+    assert session() is None

@@ -1327,8 +1327,12 @@ def gc_state() -> Any:
 
 
 @pytest.mark.parametrize("enabled", [True, False], ids=["gc-on", "gc-off"])
-def test_materialize_pauses_the_gc_for_its_loop(model: Model, gc_state: None, enabled: bool) -> None:
-    """The cyclic GC is off while rows become objects, and in the state it was in afterwards."""
+def test_materialize_pauses_the_gc_for_its_loop_in_the_pure_twin(
+    model: Model, gc_state: None, enabled: bool
+) -> None:
+    """The pure twin's cyclic GC is off while rows become objects (the compiled build leaves it as it
+    is: its new objects are untracked), and in the state it was in afterwards."""
+    compiled = model.speedups.__name__ == "nextorm._speedups"
     seen: list[bool] = []
 
     def convert(value: Any) -> Any:
@@ -1342,7 +1346,24 @@ def test_materialize_pauses_the_gc_for_its_loop(model: Model, gc_state: None, en
     model.materialize(
         [(1, "Ann", 30, 1.5, None), (1, "Bo", 30, 1.5, None)], converters=[convert] + [None] * 4
     )
-    assert seen == [False, False] and gc.isenabled() is enabled
+    assert seen == [compiled and enabled] * 2 and gc.isenabled() is enabled
+
+
+def test_materialize_leaves_new_objects_untracked_until_track(model: Model) -> None:
+    """The compiled ``materialize`` leaves the objects it creates untracked by the cyclic GC (the
+    identity map holds them); ``track`` gives them back. The pure twin's objects stay tracked."""
+    compiled = model.speedups.__name__ == "nextorm._speedups"
+    known = model.new(model.speedups.LOADED, id=1, name="Ann", age=30, score=1.5, note=None)
+    model.session.maps.setdefault(model.entity, {})[1] = known
+    objs = model.materialize([(1, "Ann", 30, 1.5, None), (2, "Bo", 31, 2.5, None)])
+    assert objs[0] is known and gc.is_tracked(known)
+    assert gc.is_tracked(objs[1]) is not compiled
+    model.speedups.track(iter([objs[1], "not an entity", None]))
+    assert gc.is_tracked(objs[1])
+    model.speedups.track(objs)
+    assert all(gc.is_tracked(obj) for obj in objs)
+    with pytest.raises(TypeError):
+        model.speedups.track(None)
 
 
 @pytest.mark.parametrize("enabled", [True, False], ids=["gc-on", "gc-off"])

@@ -48,6 +48,7 @@ enter_session = impl.enter_session
 exit_session = impl.exit_session
 lookup = impl.lookup
 materialize = impl.materialize
+track = impl.track
 column_values = impl.column_values
 loaded_bits = impl.loaded_bits
 checked_columns = impl.checked_columns
@@ -90,4 +91,5 @@ __all__ = [
     "record_undo_all",
     "register_keys",
     "shape_runs",
+    "track",
 ]

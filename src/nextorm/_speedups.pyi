@@ -33,6 +33,7 @@ __all__ = [
     "record_undo_all",
     "register_keys",
     "shape_runs",
+    "track",
 ]
 
 CREATED: Final = 1
@@ -118,6 +119,7 @@ def materialize(
     check_mask: int,
     rows: Iterable[Sequence[Any]],
 ) -> list[Any]: ...
+def track(objects: Iterable[Any]) -> None: ...
 def column_values(
     objs: Iterable[Any],
     columns: Sequence[Column],

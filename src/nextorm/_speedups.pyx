@@ -44,6 +44,9 @@ cdef extern from "Python.h":
     void _decref "Py_DECREF"(PyObject* obj)
     int PyGC_Enable()
     int PyGC_Disable()
+    int _gc_is_tracked "PyObject_GC_IsTracked"(PyObject* obj)
+    void _gc_track "PyObject_GC_Track"(PyObject* obj)
+    void _gc_untrack "PyObject_GC_UnTrack"(PyObject* obj)
     PyTypeObject PyMemberDescr_Type
 
     ctypedef struct PyMemberDef:
@@ -116,6 +119,7 @@ __all__ = [
     "lookup",
     "materialize",
     "plain_params",
+    "track",
     "column_values",
     "attribute_dict",
     "loaded_bits",
@@ -579,6 +583,10 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
     Known objects keep the values this session wrote; a column read before
     whose database value changed (and is in ``check_mask``) raises via
     ``column._unrepeatable_``; other loaded values are refreshed.
+
+    A new entity is left untracked by the cyclic GC while ``imap`` holds it
+    (the session's identity map): ``track`` gives it back to the GC when it
+    leaves the map or the session ends.
     """
     cdef tuple cols = tuple(columns)
     cdef tuple convs = tuple(converters)
@@ -610,19 +618,21 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
             raise MemoryError()
         for i in range(width):
             offsets[i] = (<Column>cols[i])._offset
-    # Every new entity is tracked by the cyclic GC, which left on would run collection after
-    # collection (full ones as the tracked heap grows) while one large result is built: it is paused
-    # for the loop, as in the pure twin (whose comment has the measurement). PyGC_Disable returns
-    # the state it had, restored however the loop ends, also when a converter or hook raises.
-    cdef bint gc_was_enabled = PyGC_Disable()
+    # The cyclic GC is not paused here (the pure twin pauses it): new entities are left untracked,
+    # so the collections that run while a large result is built find almost nothing to walk.
     try:
         return _materialize_rows(
             cls, cache, imap, cols, convs, npk, check_low, check_high, rows, creatable, offsets, plain
         )
     finally:
-        if gc_was_enabled:
-            PyGC_Enable()
         PyMem_Free(offsets)
+
+
+def track(objects):
+    """Give the entities of ``objects`` that ``materialize`` left untracked back to the cyclic GC."""
+    for obj in objects:
+        if isinstance(obj, EntityBase) and not _gc_is_tracked(<PyObject*>obj):
+            _gc_track(<PyObject*>obj)
 
 
 def column_values(objs, columns, converters, known=False, Py_ssize_t known_from=0):
@@ -1116,6 +1126,9 @@ cdef list _materialize_rows(
                 for i in range(width):
                     _raw_set(<Column>cols[i], obj, values[i])
             imap[pk] = obj
+            # The map keeps it alive for the whole session, so no collection could free it; left
+            # tracked, every collection while the session lasts would walk it for nothing.
+            _gc_untrack(<PyObject*>obj)
         result.append(obj)
     return result
 

@@ -84,6 +84,7 @@ __all__ = [
     "record_undo_all",
     "register_keys",
     "shape_runs",
+    "track",
 ]
 
 CREATED = 1  # pending INSERT
@@ -522,6 +523,16 @@ def _merge(obj: Any, columns: Sequence[Column], row: Sequence[Any], npk: int, ch
             if rbits & bit & check_mask:
                 column._unrepeatable_(obj, current, new)
             column._slot_set(obj, new)
+
+
+def track(objects: Iterable[Any]) -> None:
+    """Give the entities of ``objects`` that ``materialize`` left untracked back to the cyclic GC.
+
+    Only the compiled ``materialize`` leaves entities untracked (Python cannot untrack an object):
+    here every entity is tracked already.
+    """
+    for _obj in objects:
+        pass
 
 
 def column_values(

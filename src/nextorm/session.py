@@ -26,6 +26,7 @@ from ._impl import (
     enter_session,
     exit_session,
     record_undo_all,
+    track,
 )
 from .debug import pop_sql_debug, push_sql_debug
 from .exceptions import (
@@ -230,13 +231,14 @@ class Session(SessionBase):
             caches = list(self.caches.values())
         yield from self._ready_steps(caches)
         if len(caches) == len(self.caches):
+            self.track_mapped()
             self.maps.clear()
             self.caches.clear()
         else:
             for cache in caches:
                 self.caches.pop(cache.db, None)
                 for entity in cache.db.entities.values():
-                    self.maps.pop(entity, None)
+                    track(self.maps.pop(entity, {}).values())
         errors = yield from self._end_steps(caches, "the session was rolled back")
         self.failure = None
         if errors:
@@ -245,6 +247,7 @@ class Session(SessionBase):
     def fail_steps(self, failure: BaseException) -> Steps[None]:
         """After a failed flush or commit: end every open transaction uncommitted; refuse work until rollback()."""
         self.failure = failure
+        self.track_mapped()
         self.maps.clear()
         self.savepoints = None
         # the caches stay (closed) so that leaving the block still finds a session to roll back
@@ -286,6 +289,7 @@ class Session(SessionBase):
 
     def close_steps(self) -> Steps[None]:
         """End the session: release connections; objects keep their loaded values."""
+        self.track_mapped()
         caches = list(self.caches.values())
         yield from self._ready_steps(caches)
         self.caches.clear()
@@ -293,6 +297,12 @@ class Session(SessionBase):
             if cache.in_transaction:
                 cache.undo_changes()
             yield cache, "close_db", (cache.in_transaction,)
+
+    def track_mapped(self) -> None:
+        """Give the objects of the identity maps back to the cyclic GC (``track``): they stop being
+        held by a live session, and a closed session's maps and objects hold each other in a cycle."""
+        for imap in self.maps.values():
+            track(imap.values())
 
     def _refuse_while_flushing(self, what: str) -> None:
         """An entity hook runs inside a flush: ending the transaction there would half-write it."""
@@ -509,6 +519,7 @@ class SessionCache(CacheBase):
             imap = self.session.maps.get(type(obj))
             if imap is not None and imap.get(pk) is obj:
                 del imap[pk]
+                track((obj,))
         self.forget_unique(obj)
         self.dirty.pop(obj, None)
         self.settle_saved()
@@ -1539,6 +1550,7 @@ _STATUS_WORDS = {CREATED: "created", MODIFIED: "modified", DELETED: "marked for 
 def _abandon_async_caches(session: Session) -> None:
     """Detach the caches of a session that cannot be ended synchronously; roll back on the loop if one runs."""
     loop = asyncio._get_running_loop()
+    session.track_mapped()
     caches = list(session.caches.values())
     session.caches.clear()
     for cache in caches:

@@ -29,6 +29,7 @@ from ._impl import (
     record_undo_all,
     register_keys,
     shape_runs,
+    track,
 )
 from .exceptions import (
     DatabaseError,
@@ -643,6 +644,7 @@ def _delete_rows_steps(entity: Any, cache: Any, shape: tuple[Any, ...], group: l
         if imap.get(pk) is obj:
             del imap[pk]
         cache.forget_unique(obj)
+    track(group)
     mark_saved(cache, group, DELETED)
 
 

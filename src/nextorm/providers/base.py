@@ -200,9 +200,9 @@ class Provider:
             if cursor.description is None:
                 rows = []
             elif gc.isenabled():
-                # the cyclic GC paused while the rows arrive, as materialization does next: a large
-                # result allocates a tuple per row while every object loaded before is alive, and the
-                # collector would sweep that growing heap again and again without finding garbage.
+                # the cyclic GC paused while the rows arrive: a large result allocates a tuple per row
+                # while every object loaded before is alive, and the collector would sweep that
+                # growing heap again and again without finding garbage.
                 # fetchall() does not wait (the statement ran in send), so the pause is short.
                 gc.disable()
                 try:
