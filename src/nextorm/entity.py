@@ -364,6 +364,8 @@ class EntityMeta(EntityMetaBase):
         cls._keyword_sql_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         #: what a blocking get() on an async database names instead
         cls._aget_hint_ = f"await {cls.__name__}.aget(...)"
+        #: what a blocking fetch of a query on an async database names instead
+        cls._afetch_hint_ = f"await {cls.__name__}.select(...).afetch()"
         #: a query's SELECT text per shape of its conditions, order and limit (see plain_select_sql)
         cls._select_sql_: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         #: order_by(attr) of this entity's queries: one shared order and its ORDER BY keys, by the

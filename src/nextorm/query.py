@@ -566,7 +566,7 @@ class Query(Generic[_E]):
     def fetch(self) -> QueryResult[_E]:
         """Run the query and return its objects (or values) as a read-only ``QueryResult``."""
         entity = self.entity
-        hint = f"await {entity.__name__}.select(...).afetch()"
+        hint = entity._afetch_hint_
         if self._select is None and not self._prefetch and self._for_update is None:
             sql, params = self.sql()
             return QueryResult(
