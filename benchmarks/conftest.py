@@ -109,8 +109,9 @@ def model(speedups: ModuleType) -> Iterator[Model]:
     columns = []
     for index, name in enumerate(NAMES):
         column = Col()
-        column._bind_slot_(entity.__dict__[name], index)
-        setattr(entity, name, column)
+        member = entity.__dict__[name]
+        setattr(entity, name, column)  # in its place before it is bound, as in the ORM's classes
+        column._bind_slot_(member, index)
         columns.append(column)
     session = speedups.SessionBase(None)
     token = speedups.current_session.set(session)
