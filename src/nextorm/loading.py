@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from ._impl import CREATED, DELETED, LOADED, EntityBase, materialize
+from ._impl import CREATED, DELETED, LOADED, EntityBase, materialize, track
 from .exceptions import OrmError, UnrepeatableReadError
 from .identity import fold_rows, key_db_values, key_from_db, reference_to_db, seed
 from .session import require_session
@@ -810,6 +810,7 @@ class Stream:
             pk = obj._pk_raw_() if pk_of is None else pk_of(obj)
             if imap.get(pk) is obj:
                 del imap[pk]
+                track((obj,))  # out of the map, as every object leaving it (see materialize)
                 if keys:
                     cache.forget_unique(obj)
 
