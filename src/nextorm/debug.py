@@ -224,18 +224,13 @@ class QueryStats:
         stats: dict[str | None, QueryStat] | None = getattr(self._local, "stats", None)
         if stats is None:
             stats = self._local.stats = {None: QueryStat(None)}
-        # QueryStat.add's work, done here for the total and the statement: no call per statement
-        for stat in (stats[None], stats.get(sql)):
-            if stat is None:
-                if len(stats) > self.MAX_STATEMENTS:
-                    return
-                stat = stats[sql] = QueryStat(sql)
-            stat.db_count += 1
-            stat.sum_time += seconds
-            if stat.min_time is None or seconds < stat.min_time:
-                stat.min_time = seconds
-            if stat.max_time is None or seconds > stat.max_time:
-                stat.max_time = seconds
+        stats[None].add(seconds)
+        stat = stats.get(sql)
+        if stat is None:
+            if len(stats) > self.MAX_STATEMENTS:
+                return
+            stat = stats[sql] = QueryStat(sql)
+        stat.add(seconds)
 
     def merge_local(self) -> None:
         """Add this thread's statistics to the merged ones and clear them."""
