@@ -1430,6 +1430,37 @@ def test_loaded_hot_path_matches_environment(implementation: str, ann: type) -> 
     assert nextorm.COMPILED is (expected == "compiled")
 
 
+def test_a_session_nothing_was_kept_from_is_freed_as_it_ends(ann: type) -> None:
+    """When the application kept none of a session's objects, the session, its cache and its
+    objects (unique indexes included) are freed as it ends, by reference counting: the cyclic GC
+    is off here. One object kept keeps the session's maps, so that its loaded references still
+    read their objects, until it is dropped."""
+    Person = ann
+    with db_session:
+        Person(name="Bo", email="bo@x")
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with db_session:
+            assert Person.get(email="bo@x").name == "Bo"  # the unique index is built and read
+            assert len(Person.select()[:]) == 2
+            session = weakref.ref(active_session())
+            cache = weakref.ref(active_session().cache_for(Person._database_))
+        assert session() is None and cache() is None
+        with db_session:
+            kept = Person.select().order_by(Person.id)[:][0]
+            session = weakref.ref(active_session())
+        assert session() is not None and gc.is_tracked(kept)
+        assert kept.name == "Ann" and Person._root_ in session().maps  # type: ignore[union-attr]
+        del kept
+        gc.collect()
+        assert session() is None
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def test_objects_leaving_a_session_go_back_to_the_gc(ann: type) -> None:
     """Objects a session loaded are tracked by the cyclic GC again once they leave it (expunged,
     deleted, rolled back, or at the session's end), so a finished session and its objects, which

@@ -1366,6 +1366,29 @@ def test_materialize_leaves_new_objects_untracked_until_track(model: Model) -> N
         model.speedups.track(None)
 
 
+def test_only_mapped_is_whether_the_maps_alone_hold_their_objects(model: Model) -> None:
+    """``only_mapped``: True when no object of the maps is held anywhere else, False as soon as one
+    is (by a variable here, a list, another map), and for anything but dicts."""
+    only_mapped = model.speedups.only_mapped
+    first = model.new(model.speedups.LOADED, id=1, name="Ann", age=30, score=1.5, note=None)
+    people = {1: first, 2: model.new(model.speedups.LOADED, id=2, name="Bo", age=31, score=2.5, note=None)}
+    others = {3: model.new(model.speedups.LOADED, id=3, name="Cy", age=32, score=3.5, note=None)}
+    assert only_mapped([people, others]) is False  # `first` holds Ann
+    del first
+    assert only_mapped([people, others]) is True
+    assert only_mapped([]) is True and only_mapped([{}]) is True
+    kept = [others[3]]
+    assert only_mapped([people, others]) is False and only_mapped([people]) is True
+    kept.clear()
+    shared = {2: people[2]}
+    assert only_mapped([people]) is False and only_mapped([others]) is True
+    del shared
+    assert only_mapped([people, others]) is True
+    assert only_mapped([list(people.values())]) is False
+    with pytest.raises(TypeError):
+        only_mapped(None)
+
+
 @pytest.mark.parametrize("enabled", [True, False], ids=["gc-on", "gc-off"])
 def test_flush_folds_pause_the_gc_and_restore_it(model: Model, gc_state: None, enabled: bool) -> None:
     """``shape_runs``, ``mark_saved_all`` and ``record_undo_all`` run with the cyclic GC off and

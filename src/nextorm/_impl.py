@@ -49,6 +49,7 @@ exit_session = impl.exit_session
 lookup = impl.lookup
 materialize = impl.materialize
 track = impl.track
+only_mapped = impl.only_mapped
 column_values = impl.column_values
 loaded_bits = impl.loaded_bits
 checked_columns = impl.checked_columns
@@ -87,6 +88,7 @@ __all__ = [
     "mark_saved_all",
     "match_keys",
     "materialize",
+    "only_mapped",
     "plain_params",
     "record_undo_all",
     "register_keys",

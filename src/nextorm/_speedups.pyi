@@ -29,6 +29,7 @@ __all__ = [
     "mark_saved_all",
     "match_keys",
     "materialize",
+    "only_mapped",
     "plain_params",
     "record_undo_all",
     "register_keys",
@@ -120,6 +121,7 @@ def materialize(
     rows: Iterable[Sequence[Any]],
 ) -> list[Any]: ...
 def track(objects: Iterable[Any]) -> None: ...
+def only_mapped(maps: Iterable[dict[Any, Any]]) -> bool: ...
 def column_values(
     objs: Iterable[Any],
     columns: Sequence[Column],

@@ -93,6 +93,21 @@ cdef extern from *:
     int _lowest_bit "__builtin_ctzll"(unsigned long long x) nogil
 
 
+cdef extern from *:
+    """
+    #ifdef Py_GIL_DISABLED
+    #define NEXTORM_EXACT_REFCOUNTS 0
+    #else
+    #define NEXTORM_EXACT_REFCOUNTS 1
+    #endif
+    """
+    # whether an object's reference count is the number of references to it (not so in a
+    # free-threaded build, which splits it between threads)
+    int NEXTORM_EXACT_REFCOUNTS
+    int PyDict_Next(object mapping, Py_ssize_t* pos, PyObject** key, PyObject** value)
+    Py_ssize_t _refcount "Py_REFCNT"(PyObject* obj)
+
+
 cdef extern from "structmember.h":
     enum:
         T_OBJECT_EX
@@ -118,6 +133,7 @@ __all__ = [
     "init_new",
     "lookup",
     "materialize",
+    "only_mapped",
     "plain_params",
     "track",
     "column_values",
@@ -633,6 +649,27 @@ def track(objects):
     for obj in objects:
         if isinstance(obj, EntityBase) and not _gc_is_tracked(<PyObject*>obj):
             _gc_track(<PyObject*>obj)
+
+
+def only_mapped(maps):
+    """Whether every object of the identity maps ``maps`` (dicts) is held by its map alone.
+
+    Nothing else refers to such an object: not the application, another object, or a queue of
+    the session. False where reference counts do not say so (a free-threaded build).
+    """
+    cdef Py_ssize_t pos
+    cdef PyObject* key
+    cdef PyObject* value
+    if not NEXTORM_EXACT_REFCOUNTS:
+        return False
+    for imap in maps:
+        if type(imap) is not dict:
+            return False
+        pos = 0
+        while PyDict_Next(imap, &pos, &key, &value):
+            if _refcount(value) != 1:
+                return False
+    return True
 
 
 def column_values(objs, columns, converters, known=False, Py_ssize_t known_from=0):

@@ -48,6 +48,8 @@ import asyncio
 import functools
 import gc
 import keyword
+import sys
+import sysconfig
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from types import MemberDescriptorType
@@ -80,6 +82,7 @@ __all__ = [
     "mark_saved_all",
     "match_keys",
     "materialize",
+    "only_mapped",
     "plain_params",
     "record_undo_all",
     "register_keys",
@@ -533,6 +536,40 @@ def track(objects: Iterable[Any]) -> None:
     """
     for _obj in objects:
         pass
+
+
+def only_mapped(maps: Iterable[dict[Any, Any]]) -> bool:
+    """Whether every object of the identity maps ``maps`` (dicts) is held by its map alone.
+
+    Nothing else refers to such an object: not the application, another object, or a queue of
+    the session. False where reference counts do not say so (a free-threaded build, or an
+    interpreter without ``sys.getrefcount``).
+    """
+    held = _HELD_BY_MAP
+    if held is None:
+        return False
+    getrefcount = sys.getrefcount
+    for imap in maps:
+        if type(imap) is not dict:
+            return False
+        for obj in imap.values():
+            if getrefcount(obj) > held:
+                return False
+    return True
+
+
+def _held_by_map() -> int | None:
+    """What ``sys.getrefcount`` gives in ``only_mapped``'s loop for an object that only a dict
+    holds (the loop's own references included), None where the count cannot be trusted."""
+    getrefcount = getattr(sys, "getrefcount", None)
+    if getrefcount is None or sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return None
+    for obj in {0: object()}.values():  # the loop of only_mapped, for one object
+        return int(getrefcount(obj))
+    return None
+
+
+_HELD_BY_MAP = _held_by_map()
 
 
 def column_values(

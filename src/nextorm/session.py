@@ -25,6 +25,7 @@ from ._impl import (
     current_task,
     enter_session,
     exit_session,
+    only_mapped,
     record_undo_all,
     track,
 )
@@ -289,14 +290,38 @@ class Session(SessionBase):
 
     def close_steps(self) -> Steps[None]:
         """End the session: release connections; objects keep their loaded values."""
-        self.track_mapped()
         caches = list(self.caches.values())
-        yield from self._ready_steps(caches)
+        try:
+            yield from self._ready_steps(caches)
+        except BaseException:
+            self.track_mapped()
+            raise
         self.caches.clear()
+        try:
+            for cache in caches:
+                if cache.in_transaction:
+                    cache.undo_changes()
+                yield cache, "close_db", (cache.in_transaction,)
+        finally:
+            self.release_mapped(caches)
+
+    def release_mapped(self, caches: list[SessionCache]) -> None:
+        """Let the objects of the identity maps go as the session ends.
+
+        When nothing but its map holds any of them (the application kept none), the maps are
+        dropped and every object is freed at once by reference counting: the cyclic GC never has
+        to walk a closed session. Otherwise the maps stay, so that a loaded reference of a kept
+        object still reads the session's object, and their objects go back to the cyclic GC
+        (``track_mapped``). The unique indexes of a closed session serve no lookup: dropped.
+        """
         for cache in caches:
-            if cache.in_transaction:
-                cache.undo_changes()
-            yield cache, "close_db", (cache.in_transaction,)
+            cache.forget_indexes()
+        maps = {id(imap): imap for imap in self.maps.values()}
+        if only_mapped(maps.values()):
+            self.maps.clear()
+            maps.clear()  # the last references to the maps: their objects are freed here
+        else:
+            self.track_mapped()
 
     def track_mapped(self) -> None:
         """Give the objects of the identity maps back to the cyclic GC (``track``): they stop being
@@ -901,6 +926,11 @@ class SessionCache(CacheBase):
     def unique(self, indexes: dict[Any, dict[Any, Any]]) -> None:
         # indexes restored (a savepoint's) or emptied: what was loaded since is left out, as it was
         self._unique = indexes
+        self._unlearned = []
+
+    def forget_indexes(self) -> None:
+        """Drop the unique indexes (the session is over: nothing looks an object up in them)."""
+        self._unique = {}
         self._unlearned = []
 
     def learn_unique(self, objects: Iterable[Any], entity: Any) -> None:
