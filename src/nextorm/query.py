@@ -43,7 +43,7 @@ from .expressions import (
 )
 from .loading import fetch as fetch_objects
 from .loading import fetch_steps, fetch_values_steps, prefetch_steps, refresh_columns_steps, stream_steps
-from .results import QueryResult
+from .results import QueryResult, query_result
 from .session import require_session
 from .sql import AggregateOf, Count, DeleteWhere, Select, UpdateWhere, render
 from .steps import Steps, run_async, run_sync
@@ -568,10 +568,8 @@ class Query(Generic[_E]):
         entity = self.entity
         hint = entity._afetch_hint_
         if self._select is None and not self._prefetch and self._for_update is None:
-            sql, params = self.sql()
-            return QueryResult(
-                fetch_objects(entity, sql, params, hint), entity
-            )  # one statement, run directly
+            sql, params = self.sql()  # one statement, run directly
+            return query_result(fetch_objects(entity, sql, params, hint), entity)
         return QueryResult(run_sync(self.fetch_steps(), hint), self._result_entity())
 
     async def afetch(self) -> QueryResult[_E]:

@@ -339,9 +339,12 @@ class SetAttr(Generic[_E]):
     def ensure_data(self, obj: Any) -> SetData:
         """The collection state of ``obj``, created empty (not loaded) when missing."""
         data = self.data(obj)
-        if data is None:
-            data = SetData()
-            self._set_data(obj, data)
+        return self.new_data(obj) if data is None else data
+
+    def new_data(self, obj: Any) -> SetData:
+        """A new empty (not loaded) collection state for ``obj``, which has none yet."""
+        data = SetData()
+        self._set_data(obj, data)
         return data
 
     @overload
@@ -433,7 +436,8 @@ class SetInstance(Generic[_E]):
             raise TransactionError(
                 f"Cannot load collection {self._where()}: {obj!r} belongs to another session"
             )
-        data = attr.ensure_data(obj)
+        if data is None:
+            data = attr.new_data(obj)  # (looking for it again would fail again: a costly exception)
         if obj._status_ == CREATED:
             data.loaded = True
             return data

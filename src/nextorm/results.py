@@ -9,7 +9,7 @@ from typing import IO, Any, NoReturn, SupportsIndex, TypeVar
 
 from .display import show_objects
 
-__all__ = ["QueryResult"]
+__all__ = ["QueryResult", "query_result"]
 
 _T = TypeVar("_T")
 
@@ -83,3 +83,15 @@ class QueryResult(list[_T]):
     __imul__ = _refused("*=")
     __mul__ = _refused("*")
     __rmul__ = _refused("*")
+
+
+_new_list = list.__new__
+_extend = list.extend
+
+
+def query_result(items: Any, entity: Any) -> QueryResult[Any]:
+    """``QueryResult(items, entity)`` made without a Python-level ``__init__`` call (a query's fetch)."""
+    result: QueryResult[Any] = _new_list(QueryResult)
+    _extend(result, items)
+    result._entity = entity
+    return result
