@@ -316,18 +316,20 @@ class Session(SessionBase):
         """
         for cache in caches:
             cache.forget_indexes()
-        maps = {id(imap): imap for imap in self.maps.values()}
-        if only_mapped(maps.values()):
-            self.maps.clear()
-            maps.clear()  # the last references to the maps: their objects are freed here
+        if only_mapped(self._distinct_maps()):
+            self.maps.clear()  # the last references to the maps: their objects are freed here
         else:
             self.track_mapped()
 
     def track_mapped(self) -> None:
         """Give the objects of the identity maps back to the cyclic GC (``track``): they stop being
         held by a live session, and a closed session's maps and objects hold each other in a cycle."""
-        for imap in self.maps.values():
+        for imap in self._distinct_maps():
             track(imap.values())
+
+    def _distinct_maps(self) -> list[dict[Any, Any]]:
+        """The identity maps, each once (the entities of one hierarchy share their root's)."""
+        return list({id(imap): imap for imap in self.maps.values()}.values())
 
     def _refuse_while_flushing(self, what: str) -> None:
         """An entity hook runs inside a flush: ending the transaction there would half-write it."""
