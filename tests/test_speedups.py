@@ -8,7 +8,9 @@ import copy
 import gc
 import importlib
 import inspect
+import logging
 import pickle
+import sqlite3
 import sys
 import tracemalloc
 import weakref
@@ -1852,3 +1854,151 @@ def test_entity_base_init_takes_the_plan_or_the_full_path(speedups: ModuleType) 
     full(1, x=2)
     full(y=3)
     assert seen == [((1,), {"x": 2}), ((), {"y": 3})]
+
+
+# --- statements: the read path of one SELECT -------------------------------------------------
+
+
+def _statements_db() -> Any:
+    """An in-memory SQLite database with one table of three people."""
+    from nextorm import Database, Required, db_session
+
+    db = Database()
+
+    class Person(db.Entity):  # noqa: F841 (mapped by the database)
+        name = Required(str)
+
+    db.bind("sqlite", ":memory:")
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        for name in ("Ann", "Bo", "Cy"):
+            db.Person(name=name)
+    return db
+
+
+def test_read_rows_sends_fetches_and_counts_each_statement(speedups: ModuleType, gc_state: None) -> None:
+    """``read_rows``: the rows of a SELECT, none of a statement without results; the statement
+    becomes ``last_sql`` and is counted in the statistics whether it succeeds or fails; a driver
+    error comes out translated, chained to the driver's; the GC is left as it was."""
+    from nextorm.exceptions import OrmError
+
+    db = _statements_db()
+    provider = db.provider
+    conn = provider.acquire()
+    try:
+        sql = 'SELECT "name" FROM "person" WHERE "id" <= ? ORDER BY "id"'
+        before = db.local_stats.get(sql)
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            assert speedups.read_rows(provider, conn, sql, [2]) == [("Ann",), ("Bo",)]
+            assert gc.isenabled() is enabled
+        assert db.last_sql == sql
+        stat = db.local_stats[sql]
+        assert stat.db_count == (before.db_count if before else 0) + 2
+        assert stat.min_time is not None and 0 <= stat.min_time <= stat.max_time <= stat.sum_time
+        assert speedups.read_rows(provider, conn, "CREATE TABLE t (x INTEGER)", []) == []
+        assert db.last_sql == "CREATE TABLE t (x INTEGER)"
+        bad = "SELECT x FROM nowhere"
+        with pytest.raises(OrmError, match="nowhere") as info:
+            speedups.read_rows(provider, conn, bad, [])
+        assert isinstance(info.value.__cause__, sqlite3.Error)
+        assert db.last_sql == bad and db.local_stats[bad].db_count == 1
+    finally:
+        provider.release(conn)
+
+
+def test_read_rows_uses_a_providers_own_send_and_logs_when_debugging(
+    speedups: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A provider class overriding ``send`` is asked to send (the compiled path calls
+    ``conn.execute`` itself only for one that does not); with SQL debugging on, the statement is
+    logged to ``nextorm.sql``."""
+    from nextorm import _impl
+    from nextorm.providers.sqlite import SQLiteProvider
+
+    sent: list[str] = []
+
+    class Sending(SQLiteProvider):
+        def send(self, conn: Any, sql: str, params: Any) -> Any:
+            sent.append(sql)
+            return super().send(conn, sql, params)
+
+    assert SQLiteProvider.sends_directly is True and Sending.sends_directly is False
+    db = _statements_db()
+    provider = db.provider
+    conn = provider.acquire()
+    try:
+        provider.__class__ = Sending
+        assert speedups.read_rows(provider, conn, 'SELECT count(*) FROM "person"', []) == [(3,)]
+        assert sent == ['SELECT count(*) FROM "person"']
+        provider.__class__ = SQLiteProvider
+        # what set_sql_debug() sets: in the twin under test, and in the one in effect, which logs
+        states = {id(var): var for var in (speedups.sql_debug_state, _impl.sql_debug_state)}.values()
+        tokens = [(var, var.set((True, False))) for var in states]
+        try:
+            with caplog.at_level(logging.INFO, logger="nextorm.sql"):
+                assert speedups.read_rows(provider, conn, 'SELECT max("id") FROM "person"', []) == [(3,)]
+        finally:
+            for var, token in tokens:
+                var.reset(token)
+        assert [r.sql for r in caplog.records if r.name == "nextorm.sql"] == ['SELECT max("id") FROM "person"']
+    finally:
+        provider.__class__ = SQLiteProvider
+        provider.release(conn)
+
+
+def test_read_now_runs_only_when_nothing_must_happen_first() -> None:
+    """``session_cache`` finds the current session's cache of a database, and ``read_now`` reads on
+    it at once; both answer None wherever the full path has work to do or an error to raise: no
+    session or no cache yet, no connection yet, changes to flush, a failed or ended session.
+
+    The twin in effect is tested (sessions live in its ``current_session``): each test run checks one.
+    """
+    from nextorm import _impl as speedups
+    from nextorm import db_session
+    from nextorm.session import require_session
+
+    db = _statements_db()
+    sql, params = 'SELECT "name" FROM "person" WHERE "id" = ?', [3]
+    assert speedups.session_cache(db) is None  # no session
+    with db_session:
+        assert speedups.session_cache(db) is None  # no cache of db yet
+        cache = require_session().cache_for(db)
+        assert speedups.session_cache(db) is cache
+        assert speedups.read_now(cache, sql, params) is None  # no connection yet
+        assert db.Person[1].name == "Ann"
+        assert speedups.read_now(cache, sql, params) == [("Cy",)]
+        db.Person(name="Di")
+        assert speedups.read_now(cache, sql, params) is None  # the new object is flushed first
+        cache.flush()
+        assert speedups.read_now(cache, sql, [4]) == [("Di",)]
+        session = require_session()
+        session.failure = RuntimeError("a flush failed")
+        try:
+            assert speedups.session_cache(db) is None
+            assert speedups.read_now(cache, sql, params) is None
+        finally:
+            session.failure = None
+        assert speedups.read_now(cache, sql, params) == [("Cy",)]
+        db.rollback()
+    assert speedups.read_now(cache, sql, params) is None  # the session ended
+    assert speedups.session_cache(db) is None
+
+
+def test_query_stats_add_runs_alike(speedups: ModuleType) -> None:
+    """``QueryStat`` counts runs, keeps the shortest and longest and merges; ``add_run`` counts in the
+    total and the statement's own, and beyond ``limit`` statements in the total only."""
+    stats: dict[str | None, Any] = {None: speedups.QueryStat(None)}
+    for sql, seconds in (("a", 0.5), ("b", 0.25), ("a", 1.5), ("c", 2.0)):
+        speedups.add_run(stats, sql, seconds, 2)
+    assert sorted(k for k in stats if k) == ["a", "b"]  # "c" came when two were kept
+    total, a = stats[None], stats["a"]
+    assert (total.db_count, total.sum_time, total.min_time, total.max_time) == (4, 4.25, 0.25, 2.0)
+    assert (a.db_count, a.sum_time, a.min_time, a.max_time, a.avg_time) == (2, 2.0, 0.5, 1.5, 1.0)
+    copy_ = a.copy()
+    copy_.merge(stats["b"])
+    assert (copy_.sql, copy_.db_count, copy_.min_time, copy_.max_time) == ("a", 3, 0.25, 1.5)
+    assert a.db_count == 2 and repr(a) == "<QueryStat 'a': 2 run(s), 2.000000 s>"
+    assert speedups.QueryStat("x").avg_time is None
+    with pytest.raises(KeyError):
+        speedups.add_run({}, "a", 1.0, 10)  # no total: not statistics

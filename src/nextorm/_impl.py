@@ -61,6 +61,12 @@ record_undo_all = impl.record_undo_all
 attribute_dict = impl.attribute_dict
 init_new = impl.init_new
 plain_params = impl.plain_params
+sql_debug_state = impl.sql_debug_state
+QueryStat = impl.QueryStat
+add_run = impl.add_run
+read_rows = impl.read_rows
+read_now = impl.read_now
+session_cache = impl.session_cache
 
 __all__ = [
     "COMPILED",
@@ -73,7 +79,9 @@ __all__ = [
     "Column",
     "EntityBase",
     "EntityMetaBase",
+    "QueryStat",
     "SessionBase",
+    "add_run",
     "attribute_dict",
     "borrowed_task",
     "checked_columns",
@@ -90,8 +98,12 @@ __all__ = [
     "materialize",
     "only_mapped",
     "plain_params",
+    "read_now",
+    "read_rows",
     "record_undo_all",
     "register_keys",
+    "session_cache",
     "shape_runs",
+    "sql_debug_state",
     "track",
 ]

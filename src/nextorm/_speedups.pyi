@@ -14,7 +14,9 @@ __all__ = [
     "Column",
     "EntityBase",
     "EntityMetaBase",
+    "QueryStat",
     "SessionBase",
+    "add_run",
     "attribute_dict",
     "borrowed_task",
     "checked_columns",
@@ -31,9 +33,13 @@ __all__ = [
     "materialize",
     "only_mapped",
     "plain_params",
+    "read_now",
+    "read_rows",
     "record_undo_all",
     "register_keys",
+    "session_cache",
     "shape_runs",
+    "sql_debug_state",
     "track",
 ]
 
@@ -45,6 +51,7 @@ GONE: Final = 5
 
 current_session: ContextVar[Any]
 borrowed_task: ContextVar[Any]
+sql_debug_state: ContextVar[tuple[bool, bool]]
 
 class SessionBase:
     maps: dict[type, dict[Any, Any]]
@@ -141,3 +148,21 @@ def register_keys(
 def record_undo_all(undo: dict[Any, Any], saving: Iterable[tuple[Any, int, Any, int]]) -> None: ...
 def init_new(obj: Any, plan: Any, kwargs: dict[str, Any]) -> bool: ...
 def plain_params(columns: Sequence[Column], values: Iterable[Any]) -> list[Any] | None: ...
+
+class QueryStat:
+    sql: str | None
+    db_count: int
+    sum_time: float
+    min_time: float | None
+    max_time: float | None
+    def __init__(self, sql: str | None) -> None: ...
+    @property
+    def avg_time(self) -> float | None: ...
+    def add(self, seconds: float) -> None: ...
+    def merge(self, other: QueryStat) -> None: ...
+    def copy(self) -> QueryStat: ...
+
+def add_run(stats: dict[str | None, QueryStat], sql: str, seconds: float, limit: int) -> None: ...
+def read_rows(provider: Any, conn: Any, sql: str, params: Any) -> list[Any]: ...
+def session_cache(database: Any) -> Any: ...
+def read_now(cache: Any, sql: str, params: Any) -> list[Any] | None: ...

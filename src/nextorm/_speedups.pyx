@@ -23,6 +23,7 @@ generic path written like the pure twin, so both twins agree everywhere.
 
 import asyncio
 from contextvars import ContextVar
+from time import perf_counter
 
 cimport cython
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset
@@ -127,6 +128,12 @@ __all__ = [
     "Column",
     "SessionBase",
     "CacheBase",
+    "QueryStat",
+    "add_run",
+    "read_now",
+    "read_rows",
+    "session_cache",
+    "sql_debug_state",
     "current_task",
     "enter_session",
     "exit_session",
@@ -165,6 +172,10 @@ current_session = _session_var
 # the task whose session a thread works for while run_sync() runs sync code of an async session
 cdef object _borrowed_var = ContextVar("nextorm_borrowed_task", default=None)
 borrowed_task = _borrowed_var
+# (log statements, show their parameters) of this thread or task: ``set_sql_debug()`` sets it
+cdef object _sql_debug_var = ContextVar("nextorm_sql_debug", default=(False, False))
+sql_debug_state = _sql_debug_var
+cdef object _perf_counter = perf_counter
 
 cdef object _MISSING = object()
 cdef tuple _NO_ARGS = ()
@@ -1581,6 +1592,17 @@ cdef bint _init_new(object obj, object plan, object kwargs) except -1:
 
 cdef object _new_cache(object session, object database):
     """The cache of ``database`` in ``session`` where ``init_new`` may use it, else None."""
+    cache = _cache_of(session, database)
+    if cache is None:
+        return None
+    if isinstance(cache, CacheBase):
+        return None if (<CacheBase>cache).readonly else cache
+    return None if cache.readonly else cache
+
+
+cdef object _cache_of(object session, object database):
+    """The cache of ``database`` in ``session`` if it is this thread's or task's, has not failed
+    and has one (``session_cache``), else None."""
     cdef SessionBase known
     if isinstance(session, SessionBase):
         known = <SessionBase>session
@@ -1591,18 +1613,12 @@ cdef object _new_cache(object session, object database):
         if failure is not None:
             return None
         caches = known.caches
-        cache = _dict_get(caches, database, None) if caches is not None else session.caches.get(database)
-    else:
-        if session is None or (session.owner is not None and session.owner is not current_task()):
-            return None
-        if session.failure is not None:
-            return None
-        cache = session.caches.get(database)
-    if cache is None:
+        return _dict_get(caches, database, None) if caches is not None else session.caches.get(database)
+    if session is None or (session.owner is not None and session.owner is not current_task()):
         return None
-    if isinstance(cache, CacheBase):
-        return None if (<CacheBase>cache).readonly else cache
-    return None if cache.readonly else cache
+    if session.failure is not None:
+        return None
+    return session.caches.get(database)
 
 
 @cython.boundscheck(False)  # every index is below the width checked in init_new
@@ -1667,3 +1683,222 @@ cdef bint _passes(tuple check, object value) except -1:
     if kind == 3:
         return _value_passes(3, 0, 0, check[2], check[3], value)
     return _value_passes(kind, 0, 0, -1, False, value)
+
+
+# -- statements ------------------------------------------------------------------------------
+
+
+cdef class QueryStat:
+    """How often one statement ran and how long it took (in seconds), in a database's statistics.
+
+    ``sql`` is the statement's text (None for the total of all statements of the statistics).
+    ``db_count`` counts the times it was sent to the database; ``sum_time``, ``min_time``,
+    ``max_time`` and ``avg_time`` are the durations, each measured around the driver's call
+    (fetching the rows included).
+    """
+
+    cdef public object sql
+    cdef public object db_count
+    cdef public object sum_time
+    cdef public object min_time
+    cdef public object max_time
+
+    def __init__(self, sql) -> None:
+        self.sql = sql
+        self.db_count = 0
+        self.sum_time = 0.0
+        self.min_time = None
+        self.max_time = None
+
+    @property
+    def avg_time(self):
+        """The mean duration (None before the statement ran)."""
+        return self.sum_time / self.db_count if self.db_count else None
+
+    def add(self, seconds) -> None:
+        """Count one more run lasting ``seconds``."""
+        _stat_add(self, seconds)
+
+    def merge(self, QueryStat other not None) -> None:
+        """Add another ``QueryStat`` of the same statement to this one."""
+        if not other.db_count:
+            return
+        self.db_count += other.db_count
+        self.sum_time += other.sum_time
+        if other.min_time is not None and (self.min_time is None or other.min_time < self.min_time):
+            self.min_time = other.min_time
+        if other.max_time is not None and (self.max_time is None or other.max_time > self.max_time):
+            self.max_time = other.max_time
+
+    def copy(self):
+        """A new ``QueryStat`` with this one's figures."""
+        stat = QueryStat(self.sql)
+        stat.merge(self)
+        return stat
+
+    def __repr__(self) -> str:
+        return f"<QueryStat {self.sql!r}: {self.db_count} run(s), {self.sum_time:.6f} s>"
+
+
+cdef int _stat_add(QueryStat stat, object seconds) except -1:
+    """``stat.add(seconds)``; its arithmetic in C when every figure is an exact int or float."""
+    cdef double value
+    count, total, low, high = stat.db_count, stat.sum_time, stat.min_time, stat.max_time
+    if (
+        PyFloat_CheckExact(seconds) and PyLong_CheckExact(count) and PyFloat_CheckExact(total)
+        and (low is None or PyFloat_CheckExact(low)) and (high is None or PyFloat_CheckExact(high))
+    ):
+        value = PyFloat_AS_DOUBLE(seconds)
+        stat.db_count = count + 1
+        stat.sum_time = PyFloat_AS_DOUBLE(total) + value
+        if low is None or value < PyFloat_AS_DOUBLE(low):
+            stat.min_time = seconds
+        if high is None or value > PyFloat_AS_DOUBLE(high):
+            stat.max_time = seconds
+        return 0
+    stat.db_count = count + 1
+    stat.sum_time = total + seconds
+    if low is None or seconds < low:
+        stat.min_time = seconds
+    if high is None or seconds > high:
+        stat.max_time = seconds
+    return 0
+
+
+def add_run(dict stats not None, sql, seconds, Py_ssize_t limit):
+    """Count one run of ``sql`` lasting ``seconds`` in a thread's statistics ``stats``.
+
+    ``stats[None]`` is the total of all statements. A statement new to ``stats`` when it already
+    holds more than ``limit`` of them is counted in the total only.
+    """
+    _add_run(stats, sql, seconds, limit)
+
+
+cdef int _add_run(dict stats, object sql, object seconds, Py_ssize_t limit) except -1:
+    total = stats[None]
+    if type(total) is QueryStat:
+        _stat_add(<QueryStat>total, seconds)
+    else:
+        total.add(seconds)
+    stat = _dict_get(stats, sql, None)
+    if stat is None:
+        if len(stats) > limit:
+            return 0
+        stat = QueryStat(sql)
+        stats[sql] = stat
+    if type(stat) is QueryStat:
+        _stat_add(<QueryStat>stat, seconds)
+    else:
+        stat.add(seconds)
+    return 0
+
+
+def read_rows(provider, conn, sql, params):
+    """The rows of one SELECT sent on ``conn``: ``provider.read()``, the direct path of a read.
+
+    The statement becomes this thread's ``last_sql`` and its run is counted in ``provider.stats``
+    (the duration measured around sending and fetching), whether it succeeds or fails. With SQL
+    debugging on, ``provider.logged_rows`` sends it and logs it.
+    """
+    return _read_rows(provider, conn, sql, params)
+
+
+cdef object _read_rows(object provider, object conn, object sql, object params):
+    cdef PyObject* state = NULL
+    cdef bint debugging
+    cdef bint gc_was_enabled
+    provider._statements.sql = sql
+    started = _perf_counter()
+    try:
+        PyContextVar_Get(_sql_debug_var, NULL, &state)
+        debugging = state is not NULL and bool((<object>state)[0])
+        Py_XDECREF(state)
+        if debugging:
+            return provider.logged_rows(conn, sql, params)
+        cursor = None
+        try:
+            if provider.sends_directly:
+                cursor = conn.execute(sql, params)
+            else:
+                cursor = provider.send(conn, sql, params)
+            if cursor.description is None:
+                return []
+            # the cyclic GC paused while the rows arrive, as Provider._rows does (its comment says why)
+            gc_was_enabled = PyGC_Disable()
+            try:
+                return cursor.fetchall()
+            finally:
+                if gc_was_enabled:
+                    PyGC_Enable()
+        except Exception as exc:
+            raise provider.statement_failed(cursor, exc) from exc
+    finally:
+        _count_run(provider.stats, sql, _perf_counter() - started)
+
+
+cdef int _count_run(object stats, object sql, object seconds) except -1:
+    """``stats.add(sql, seconds)`` (a QueryStats), in C when this thread's statistics exist."""
+    local = getattr(stats._local, "stats", None)
+    if type(local) is dict:
+        return _add_run(<dict>local, sql, seconds, stats.MAX_STATEMENTS)
+    stats.add(sql, seconds)
+    return 0
+
+
+def session_cache(database):
+    """The cache of ``database`` in the current session, or None.
+
+    None when there is no session of this thread or task, the session failed, or it has no cache
+    of ``database`` yet: ``require_session().cache_for()`` then raises or makes the cache.
+    """
+    return _cache_of(_current(), database)
+
+
+def read_now(cache, sql, params):
+    """The rows of one SELECT run at once on ``cache``'s open connection, or None.
+
+    None when something must happen first: a flush of pending changes, a connection to open or a
+    transaction to begin, or an error to raise (the session failed or ended). None also on an
+    asyncio cache, whose IO is awaited. The caller then takes the full path.
+    """
+    if not isinstance(cache, CacheBase):
+        return _read_now_generic(cache, sql, params)
+    cdef CacheBase known = <CacheBase>cache
+    if known.dirty or not known.is_alive:
+        return None
+    found = PyObject_GenericGetDict(cache, NULL)
+    if type(found) is not dict:
+        return _read_now_generic(cache, sql, params)
+    cdef dict state = <dict>found
+    m2m = _dict_get(state, "m2m", _MISSING)
+    is_async = _dict_get(state, "is_async", _MISSING)
+    conn = _dict_get(state, "conn", _MISSING)
+    immediate = _dict_get(state, "immediate", _MISSING)
+    began = _dict_get(state, "in_transaction", _MISSING)
+    provider = _dict_get(state, "provider", _MISSING)
+    if (
+        m2m is _MISSING or is_async is _MISSING or conn is _MISSING or immediate is _MISSING
+        or began is _MISSING or provider is _MISSING
+    ):
+        return _read_now_generic(cache, sql, params)
+    if m2m or is_async or conn is None or (immediate and not began):
+        return None
+    session = known.session
+    if isinstance(session, SessionBase):
+        session_state = PyObject_GenericGetDict(session, NULL)
+        failure = _dict_get(<dict>session_state, "failure", None) if type(session_state) is dict else session.failure
+    else:
+        failure = session.failure
+    if failure is not None:
+        return None
+    return _read_rows(provider, conn, sql, params)
+
+
+cdef object _read_now_generic(object cache, object sql, object params):
+    """``read_now`` of a cache that is not a ``CacheBase`` with its state in a dict: the pure twin's."""
+    if cache.dirty or cache.m2m or cache.is_async or not cache.is_alive:
+        return None
+    conn = cache.conn
+    if conn is None or (cache.immediate and not cache.in_transaction) or cache.session.failure is not None:
+        return None
+    return _read_rows(cache.provider, conn, sql, params)

@@ -40,6 +40,17 @@ Session containers
     restores the outer state; ``CacheBase`` (one per database per session) holds the
     dirty queue: an insertion-ordered dict of objects with pending INSERT,
     UPDATE or DELETE, in the order they were first changed.
+
+Statements
+    ``read_rows(provider, conn, sql, params)`` is the direct path of one SELECT:
+    it sends the statement on the connection (through the provider's ``send``
+    unless the provider's class says it sends with ``conn.execute``), fetches
+    its rows, records ``db.last_sql`` and the run's ``QueryStat``, and hands a
+    driver error to the provider's ``statement_failed``, which closes the cursor
+    and returns the error to raise. ``read_now(cache, sql, params)`` runs it on a
+    session cache's open connection when nothing has to happen first, and
+    returns None otherwise: the ORM layer's full path then flushes, connects,
+    begins or raises, as it always did.
 """
 
 from __future__ import annotations
@@ -52,6 +63,7 @@ import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
+from time import perf_counter
 from types import MemberDescriptorType
 from typing import Any, TypeVar, cast
 
@@ -67,7 +79,9 @@ __all__ = [
     "Column",
     "EntityBase",
     "EntityMetaBase",
+    "QueryStat",
     "SessionBase",
+    "add_run",
     "attribute_dict",
     "borrowed_task",
     "checked_columns",
@@ -84,9 +98,13 @@ __all__ = [
     "materialize",
     "only_mapped",
     "plain_params",
+    "read_now",
+    "read_rows",
     "record_undo_all",
     "register_keys",
+    "session_cache",
     "shape_runs",
+    "sql_debug_state",
     "track",
 ]
 
@@ -99,6 +117,8 @@ GONE = 5  # deleted in the database, or created and deleted before insert
 current_session: ContextVar[Any] = ContextVar("nextorm_session", default=None)
 # the task whose session a thread works for while run_sync() runs sync code of an async session
 borrowed_task: ContextVar[Any] = ContextVar("nextorm_borrowed_task", default=None)
+#: (log statements, show their parameters) of this thread or task: ``set_sql_debug()`` sets it
+sql_debug_state: ContextVar[tuple[bool, bool]] = ContextVar("nextorm_sql_debug", default=(False, False))
 
 _MISSING = object()
 
@@ -921,3 +941,118 @@ def init_new(obj: Any, plan: Any, kwargs: dict[str, Any]) -> bool:
     cache.new_ids[obj] = next(counter)
     cache.dirty[obj] = None
     return True
+
+
+# -- statements ------------------------------------------------------------------------------
+
+
+class QueryStat:
+    """How often one statement ran and how long it took (in seconds), in a database's statistics.
+
+    ``sql`` is the statement's text (None for the total of all statements of the statistics).
+    ``db_count`` counts the times it was sent to the database; ``sum_time``, ``min_time``,
+    ``max_time`` and ``avg_time`` are the durations, each measured around the driver's call
+    (fetching the rows included).
+    """
+
+    __slots__ = ("db_count", "max_time", "min_time", "sql", "sum_time")
+
+    def __init__(self, sql: str | None) -> None:
+        self.sql = sql
+        self.db_count = 0
+        self.sum_time = 0.0
+        self.min_time: float | None = None
+        self.max_time: float | None = None
+
+    @property
+    def avg_time(self) -> float | None:
+        """The mean duration (None before the statement ran)."""
+        return self.sum_time / self.db_count if self.db_count else None
+
+    def add(self, seconds: float) -> None:
+        """Count one more run lasting ``seconds``."""
+        self.db_count += 1
+        self.sum_time += seconds
+        if self.min_time is None or seconds < self.min_time:
+            self.min_time = seconds
+        if self.max_time is None or seconds > self.max_time:
+            self.max_time = seconds
+
+    def merge(self, other: QueryStat) -> None:
+        """Add another ``QueryStat`` of the same statement to this one."""
+        if not other.db_count:
+            return
+        self.db_count += other.db_count
+        self.sum_time += other.sum_time
+        if other.min_time is not None and (self.min_time is None or other.min_time < self.min_time):
+            self.min_time = other.min_time
+        if other.max_time is not None and (self.max_time is None or other.max_time > self.max_time):
+            self.max_time = other.max_time
+
+    def copy(self) -> QueryStat:
+        """A new ``QueryStat`` with this one's figures."""
+        stat = QueryStat(self.sql)
+        stat.merge(self)
+        return stat
+
+    def __repr__(self) -> str:
+        return f"<QueryStat {self.sql!r}: {self.db_count} run(s), {self.sum_time:.6f} s>"
+
+
+def add_run(stats: dict[str | None, QueryStat], sql: str, seconds: float, limit: int) -> None:
+    """Count one run of ``sql`` lasting ``seconds`` in a thread's statistics ``stats``.
+
+    ``stats[None]`` is the total of all statements. A statement new to ``stats`` when it already
+    holds more than ``limit`` of them is counted in the total only.
+    """
+    stats[None].add(seconds)
+    stat = stats.get(sql)
+    if stat is None:
+        if len(stats) > limit:
+            return
+        stat = stats[sql] = QueryStat(sql)
+    stat.add(seconds)
+
+
+def read_rows(provider: Any, conn: Any, sql: str, params: Any) -> list[Any]:
+    """The rows of one SELECT sent on ``conn``: ``provider.read()``, the direct path of a read.
+
+    The statement becomes this thread's ``last_sql`` and its run is counted in ``provider.stats``
+    (the duration measured around sending and fetching), whether it succeeds or fails. With SQL
+    debugging on, ``provider.logged_rows`` sends it and logs it.
+    """
+    provider._statements.sql = sql
+    started = perf_counter()
+    try:
+        if sql_debug_state.get()[0]:
+            return provider.logged_rows(conn, sql, params)  # type: ignore[no-any-return]
+        return provider._rows(conn, sql, params)[1]  # type: ignore[no-any-return]
+    finally:
+        provider.stats.add(sql, perf_counter() - started)
+
+
+def session_cache(database: Any) -> Any:
+    """The cache of ``database`` in the current session, or None.
+
+    None when there is no session of this thread or task, the session failed, or it has no cache
+    of ``database`` yet: ``require_session().cache_for()`` then raises or makes the cache.
+    """
+    session = current_session.get()
+    if session is None or _foreign(session) or session.failure is not None:
+        return None
+    return session.caches.get(database)
+
+
+def read_now(cache: Any, sql: str, params: Any) -> list[Any] | None:
+    """The rows of one SELECT run at once on ``cache``'s open connection, or None.
+
+    None when something must happen first: a flush of pending changes, a connection to open or a
+    transaction to begin, or an error to raise (the session failed or ended). None also on an
+    asyncio cache, whose IO is awaited. The caller then takes the full path.
+    """
+    if cache.dirty or cache.m2m or cache.is_async or not cache.is_alive:
+        return None
+    conn = cache.conn
+    if conn is None or (cache.immediate and not cache.in_transaction) or cache.session.failure is not None:
+        return None
+    return read_rows(cache.provider, conn, sql, params)

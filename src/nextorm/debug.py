@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from contextvars import ContextVar
 from time import perf_counter
 from types import TracebackType
 from typing import Any
+
+from ._impl import QueryStat, add_run, sql_debug_state
 
 __all__ = [
     "QueryStat",
@@ -27,8 +28,7 @@ __all__ = [
 
 sql_logger = logging.getLogger("nextorm.sql")
 
-#: (debug, show_values) for the current thread or task; a statement's hot path reads it directly
-sql_debug_state: ContextVar[tuple[bool, bool]] = ContextVar("nextorm_sql_debug", default=(False, False))
+# (debug, show_values) for the current thread or task: the hot path's, which reads it directly
 
 #: what ``logged_sql`` gives while logging is off: entering and leaving it costs next to nothing
 _NOT_LOGGED = contextlib.nullcontext()
@@ -142,58 +142,6 @@ def _log_statement(sql: str, params: Any, many: int | None, duration: float, fai
         print(text + "\n")
 
 
-class QueryStat:
-    """How often one statement ran and how long it took (in seconds), in a database's statistics.
-
-    ``sql`` is the statement's text (None for the total of all statements of the statistics).
-    ``db_count`` counts the times it was sent to the database; ``sum_time``, ``min_time``,
-    ``max_time`` and ``avg_time`` are the durations, each measured around the driver's call
-    (fetching the rows included).
-    """
-
-    __slots__ = ("db_count", "max_time", "min_time", "sql", "sum_time")
-
-    def __init__(self, sql: str | None) -> None:
-        self.sql = sql
-        self.db_count = 0
-        self.sum_time = 0.0
-        self.min_time: float | None = None
-        self.max_time: float | None = None
-
-    @property
-    def avg_time(self) -> float | None:
-        """The mean duration (None before the statement ran)."""
-        return self.sum_time / self.db_count if self.db_count else None
-
-    def add(self, seconds: float) -> None:
-        """Count one more run lasting ``seconds``."""
-        self.db_count += 1
-        self.sum_time += seconds
-        if self.min_time is None or seconds < self.min_time:
-            self.min_time = seconds
-        if self.max_time is None or seconds > self.max_time:
-            self.max_time = seconds
-
-    def merge(self, other: QueryStat) -> None:
-        """Add another ``QueryStat`` of the same statement to this one."""
-        if not other.db_count:
-            return
-        self.db_count += other.db_count
-        self.sum_time += other.sum_time
-        if other.min_time is not None and (self.min_time is None or other.min_time < self.min_time):
-            self.min_time = other.min_time
-        if other.max_time is not None and (self.max_time is None or other.max_time > self.max_time):
-            self.max_time = other.max_time
-
-    def copy(self) -> QueryStat:
-        stat = QueryStat(self.sql)
-        stat.merge(self)
-        return stat
-
-    def __repr__(self) -> str:
-        return f"<QueryStat {self.sql!r}: {self.db_count} run(s), {self.sum_time:.6f} s>"
-
-
 class QueryStats:
     """A database's query statistics: each thread's own, and the merged ones of all threads.
 
@@ -224,13 +172,7 @@ class QueryStats:
         stats: dict[str | None, QueryStat] | None = getattr(self._local, "stats", None)
         if stats is None:
             stats = self._local.stats = {None: QueryStat(None)}
-        stats[None].add(seconds)
-        stat = stats.get(sql)
-        if stat is None:
-            if len(stats) > self.MAX_STATEMENTS:
-                return
-            stat = stats[sql] = QueryStat(sql)
-        stat.add(seconds)
+        add_run(stats, sql, seconds, self.MAX_STATEMENTS)
 
     def merge_local(self) -> None:
         """Add this thread's statistics to the merged ones and clear them."""

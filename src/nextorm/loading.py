@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from ._impl import CREATED, DELETED, LOADED, EntityBase, materialize, track
+from ._impl import CREATED, DELETED, LOADED, EntityBase, materialize, read_now, session_cache, track
 from .exceptions import OrmError, UnrepeatableReadError
 from .identity import fold_rows, key_db_values, key_from_db, reference_to_db, seed
 from .session import require_session
@@ -64,13 +64,18 @@ def fetch(entity: Any, sql: str, params: Any, awaitable: str) -> list[Any]:
 
     On an async database it raises AsyncRequired naming ``awaitable``, as ``run_sync`` does.
     """
-    cache = require_session().cache_for(entity._database_)
-    rows = _query_now(cache, sql, params, awaitable)
+    cache = session_cache(entity._database_) or require_session().cache_for(entity._database_)
+    rows = read_now(cache, sql, params)
+    if rows is None:
+        rows = _query_now(cache, sql, params, awaitable)
     return materialize_rows(entity, cache, entity._select_attrs_, entity._select_converters_, rows)
 
 
 def _query_now(cache: Any, sql: str, params: Any, awaitable: str) -> list[Any]:
-    """The rows of one SELECT run at once with blocking IO, after the autoflush (a direct path)."""
+    """The rows of one SELECT run at once with blocking IO, after the autoflush (a direct path).
+
+    ``read_now`` is its common case, in one call: callers try it first.
+    """
     flush = cache.flush_steps()
     if flush is not NO_STEPS:
         run_sync(flush, awaitable)
@@ -411,7 +416,9 @@ def load_collection(attr: Any, owner: Any, awaitable: str) -> None:
     target = attr.py_type
     pk = reference_to_db(owner._pk_raw_())
     sql, params = _members_select(attr, target._select_columns_, [pk], cache.provider.dialect, True)
-    rows = _query_now(cache, sql, params, awaitable)
+    rows = read_now(cache, sql, params)
+    if rows is None:
+        rows = _query_now(cache, sql, params, awaitable)
     members = materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
     _take_members(attr, owner, pk, members)
 

@@ -26,6 +26,7 @@ from ._impl import (
     enter_session,
     exit_session,
     only_mapped,
+    read_rows,
     record_undo_all,
     track,
 )
@@ -600,7 +601,7 @@ class SessionCache(CacheBase):
 
     def read(self, sql: str, params: Any) -> list[Any]:
         """``query(sql, params).rows``: the rows of a read run directly (blocking IO only)."""
-        return self.provider.read(self.connection(), sql, params)
+        return read_rows(self.provider, self.connection(), sql, params)
 
     def write(self, sql: str, params: Any = ()) -> Result:
         """Run a statement inside the write transaction."""

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
 
+from .._impl import read_rows
 from ..debug import QueryStats, logged_sql, sql_debug_state
 from ..exceptions import DatabaseError, OrmError
 from ..steps import Result
@@ -37,6 +38,8 @@ class Provider:
     batch_returning = False
     #: whether sessions do IO through the ``a``-prefixed awaitable methods
     is_async = False
+    #: whether ``send`` is ``conn.execute(sql, params)`` (set for each subclass from its ``send``)
+    sends_directly = True
     #: whether a readonly db_session runs in a READ ONLY transaction of the database
     readonly_transactions = False
     #: most idle asyncio connections kept per event loop for the next sessions
@@ -170,15 +173,12 @@ class Provider:
 
     def read(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
         """``run(conn, sql, params).rows`` in fewer calls: the direct path of one SELECT."""
-        self._statements.sql = sql
-        started = perf_counter()
-        try:
-            if sql_debug_state.get()[0]:
-                with logged_sql(sql, params):
-                    return self._rows(conn, sql, params)[1]
+        return read_rows(self, conn, sql, params)
+
+    def logged_rows(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
+        """The rows of one statement, logged to ``nextorm.sql`` (``read()`` with SQL debugging on)."""
+        with logged_sql(sql, params):
             return self._rows(conn, sql, params)[1]
-        finally:
-            self.stats.add(sql, perf_counter() - started)
 
     def execute(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Result:
         """``run()`` without making ``sql`` the last statement (for transaction control)."""
@@ -212,13 +212,24 @@ class Provider:
             else:
                 rows = cursor.fetchall()
         except Exception as exc:
-            _close_quietly(cursor)  # an unfinished statement would keep its locks while the error lives
-            raise self.translate_error(exc) from exc
+            raise self.statement_failed(cursor, exc) from exc
         return cursor, rows
+
+    def statement_failed(self, cursor: Any, exc: Exception) -> OrmError:
+        """The error to raise for ``exc``, raised by the driver running a statement on ``cursor``
+        (None if it was not made), which is closed: an unfinished statement would keep its locks
+        while the error lives."""
+        _close_quietly(cursor)
+        return self.translate_error(exc)
 
     def send(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> Any:
         """Send one statement with its parameters; returns the driver's cursor."""
         return conn.execute(sql, params)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # a class that sends otherwise says so to the compiled read_rows, which calls conn.execute itself
+        cls.sends_directly = cls.send is Provider.send
 
     def executemany(self, conn: Any, sql: str, rows: list[Sequence[Any]]) -> int:
         """Run one statement for each row; returns the total row count."""
