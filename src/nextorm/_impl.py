@@ -63,6 +63,7 @@ init_new = impl.init_new
 plain_params = impl.plain_params
 sql_debug_state = impl.sql_debug_state
 QueryStat = impl.QueryStat
+LazyIterator = impl.LazyIterator
 add_run = impl.add_run
 read_rows = impl.read_rows
 read_now = impl.read_now
@@ -79,6 +80,7 @@ __all__ = [
     "Column",
     "EntityBase",
     "EntityMetaBase",
+    "LazyIterator",
     "QueryStat",
     "SessionBase",
     "add_run",

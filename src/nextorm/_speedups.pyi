@@ -14,6 +14,7 @@ __all__ = [
     "Column",
     "EntityBase",
     "EntityMetaBase",
+    "LazyIterator",
     "QueryStat",
     "SessionBase",
     "add_run",
@@ -148,6 +149,10 @@ def register_keys(
 def record_undo_all(undo: dict[Any, Any], saving: Iterable[tuple[Any, int, Any, int]]) -> None: ...
 def init_new(obj: Any, plan: Any, kwargs: dict[str, Any]) -> bool: ...
 def plain_params(columns: Sequence[Column], values: Iterable[Any]) -> list[Any] | None: ...
+
+class LazyIterator:
+    def __iter__(self) -> LazyIterator: ...
+    def __next__(self) -> Any: ...
 
 class QueryStat:
     sql: str | None

@@ -28,6 +28,7 @@ from time import perf_counter
 cimport cython
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset
 from cpython.dict cimport PyDict_GetItemRef, PyDict_SetItem
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact, PyLong_FromUnsignedLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -128,6 +129,7 @@ __all__ = [
     "Column",
     "SessionBase",
     "CacheBase",
+    "LazyIterator",
     "QueryStat",
     "add_run",
     "read_now",
@@ -1683,6 +1685,28 @@ cdef bint _passes(tuple check, object value) except -1:
     if kind == 3:
         return _value_passes(3, 0, 0, check[2], check[3], value)
     return _value_passes(kind, 0, 0, -1, False, value)
+
+
+cdef class LazyIterator:
+    """An iterator over items made at its first ``next()``: a copy of what a subclass's
+    ``_items_()`` returns then (so making the iterator reads nothing, and changes to the source
+    while it runs do not affect it). Each later ``next()`` is one C call."""
+
+    cdef list _made
+    cdef Py_ssize_t _at
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef list made = self._made
+        if made is None:
+            made = self._made = list(self._items_())
+        if self._at >= PyList_GET_SIZE(made):
+            raise StopIteration
+        item = <object>PyList_GET_ITEM(made, self._at)
+        self._at += 1
+        return item
 
 
 # -- statements ------------------------------------------------------------------------------

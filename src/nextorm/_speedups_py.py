@@ -79,6 +79,7 @@ __all__ = [
     "Column",
     "EntityBase",
     "EntityMetaBase",
+    "LazyIterator",
     "QueryStat",
     "SessionBase",
     "add_run",
@@ -941,6 +942,24 @@ def init_new(obj: Any, plan: Any, kwargs: dict[str, Any]) -> bool:
     cache.new_ids[obj] = next(counter)
     cache.dirty[obj] = None
     return True
+
+
+class LazyIterator:
+    """An iterator over items made at its first ``next()``: a copy of what a subclass's
+    ``_items_()`` returns then (so making the iterator reads nothing, and changes to the source
+    while it runs do not affect it)."""
+
+    __slots__ = ("_made",)
+
+    def __iter__(self) -> LazyIterator:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            made = self._made
+        except AttributeError:
+            made = self._made = iter(list(self._items_()))  # type: ignore[attr-defined]
+        return next(made)
 
 
 # -- statements ------------------------------------------------------------------------------

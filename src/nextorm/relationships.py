@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from types import FunctionType
 from typing import Any, Generic, Self, TypeVar, overload
 
-from ._impl import CREATED, DELETED, Column, EntityBase
+from ._impl import CREATED, DELETED, Column, EntityBase, LazyIterator
 from .exceptions import (
     AttributeTypeError,
     ConstraintError,
@@ -363,13 +363,13 @@ class SetAttr(Generic[_E]):
         return id(self)
 
 
-class Members(Generic[_E]):
+class Members(LazyIterator, Generic[_E]):
     """An iterator over a collection's members, loaded at the first ``next()``.
 
     ``query`` is the query of the members, so that ``select(s for s in g.students)`` is a query
     (a generator's iterator is made before select() sees it)."""
 
-    __slots__ = ("_items", "_set")
+    __slots__ = ("_set",)
 
     #: Python's sum(), min() and max() over such a generator read the loaded members (the
     #: query functions of the same names see this and step aside)
@@ -377,15 +377,9 @@ class Members(Generic[_E]):
 
     def __init__(self, members: SetInstance[_E]) -> None:
         self._set = members
-        self._items: Iterator[_E] | None = None
 
-    def __iter__(self) -> Members[_E]:
-        return self
-
-    def __next__(self) -> _E:
-        if self._items is None:
-            self._items = iter(list(self._set._loaded().items))
-        return next(self._items)
+    def _items_(self) -> Iterable[_E]:
+        return self._set._loaded().items
 
     @property
     def query(self) -> Query[_E]:

@@ -290,9 +290,11 @@ def repeated_lambda(entity: Any, condition: Any) -> tuple[Any, ...] | None:
             values = tuple(map(_cell_contents, map(closure.__getitem__, cells)))
     except ValueError:
         return None  # a name not assigned yet: the general way says so
-    conditions = _finish_conditions(
-        entity, translation, translation.bound(entity, condition.__globals__, values)
-    )
+    conditions = translation.bound(entity, condition.__globals__, values)
+    for item in conditions:
+        if type(item) is _Marker:  # a condition known true or false: _finish_conditions says what it leaves
+            conditions = _finish_conditions(entity, translation, conditions)
+            break
     if translation.checked is not entity or (
         values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)
     ):
