@@ -12,7 +12,7 @@ from typing import IO, Any, Generic, TypeVar, cast, overload
 from uuid import UUID
 
 from ._impl import Column as AttributeBase
-from ._impl import EntityBase, plain_params
+from ._impl import EntityBase, LazyIterator, plain_params
 from .display import show_objects
 from .exceptions import (
     MultipleObjectsFoundError,
@@ -71,19 +71,18 @@ def caller_namespace(depth: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
     return frame.f_globals, frame.f_locals
 
 
-class QueryIterator:
+class QueryIterator(LazyIterator):
     """Iterates a query's objects, fetched on the first ``next()``; a generator query reads ``query``.
 
     Iterating an entity gives one without a query (``query`` is None until read): a generator
     query over the entity then builds its own query directly.
     """
 
-    __slots__ = ("_objects", "_query", "entity")
+    __slots__ = ("_query", "entity")
 
     def __init__(self, query: Query[Any] | None, entity: Any = None) -> None:
         self._query = query
         self.entity = entity if query is None else query.entity
-        self._objects: Iterator[Any] | None = None
 
     @property
     def query(self) -> Query[Any]:
@@ -93,13 +92,8 @@ class QueryIterator:
             query = self._query = Query(self.entity)
         return query
 
-    def __iter__(self) -> QueryIterator:
-        return self
-
-    def __next__(self) -> Any:
-        if self._objects is None:
-            self._objects = iter(self.query._fetch_once())
-        return next(self._objects)
+    def _items_(self) -> Any:
+        return self.query._fetch_once()
 
 
 def entity_iterator(entity: Any) -> QueryIterator:
@@ -111,11 +105,11 @@ def entity_iterator(entity: Any) -> QueryIterator:
     iterator = _new_iterator(QueryIterator)
     iterator._query = None
     iterator.entity = entity
-    iterator._objects = None
     return iterator
 
 
-_new_iterator = _new_query = object.__new__
+_new_query = object.__new__
+_new_iterator = LazyIterator.__new__
 
 
 class Query(Generic[_E]):

@@ -291,10 +291,8 @@ def repeated_lambda(entity: Any, condition: Any) -> tuple[Any, ...] | None:
     except ValueError:
         return None  # a name not assigned yet: the general way says so
     conditions = translation.bound(entity, condition.__globals__, values)
-    for item in conditions:
-        if type(item) is _Marker:  # a condition known true or false: _finish_conditions says what it leaves
-            conditions = _finish_conditions(entity, translation, conditions)
-            break
+    if not _MARKER_IDS.isdisjoint(map(id, conditions)):
+        conditions = _finish_conditions(entity, translation, conditions)
     if translation.checked is not entity or (
         values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)
     ):
@@ -346,6 +344,8 @@ class _Marker:
 
 
 _TRUE, _FALSE = _Marker(True), _Marker(False)
+#: the ids of the two markers: whether a translation's results hold one, checked without a Python loop
+_MARKER_IDS = frozenset({id(_TRUE), id(_FALSE)})
 
 
 def _fold(items: tuple[Any, ...], absorbing: Any, neutral: Any, combine: Any) -> Any:
@@ -2143,13 +2143,15 @@ def _repeat(translation: _Translation, entity: Any, local_values: Any, globals_:
         return None
     result = translation.bound(entity, globals_, values)
     if translation.shape is None:
-        conditions = _finish_conditions(entity, translation, result)
+        conditions = result
     else:
         selection = result[0]
         for item in selection:
             if type(item) is _Many:
                 return None
-        conditions = _finish_conditions(entity, translation, result[1:])
+        conditions = result[1:]
+    if not _MARKER_IDS.isdisjoint(map(id, conditions)):
+        conditions = _finish_conditions(entity, translation, conditions)
     if translation.checked is not entity or (
         values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)
     ):
@@ -2237,11 +2239,10 @@ def _limited_values_source(query: Any, translation: _Translation) -> Any:
 
 
 def _finish_conditions(entity: Any, translation: _Translation, items: tuple[Any, ...]) -> tuple[Any, ...]:
-    for item in items:
-        if type(item) is _Marker:
-            break
-    else:
-        return items  # conditions only (the most frequent)
+    """``items`` without the conditions known true, and a condition no row meets for each known false.
+
+    Callers check for the markers first (``_MARKER_IDS``): most results hold none.
+    """
     result = []
     for item in items:
         if item is _TRUE:
