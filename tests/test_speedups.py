@@ -1170,6 +1170,29 @@ def test_plain_params_bind_values_that_pass_their_columns_plain_checks(model: Mo
     assert sp.plain_params(columns, ["abc", 7, float("nan")]) is None
 
 
+def test_keyword_sql_binds_known_shapes_as_given(model: Model) -> None:
+    """``keyword_sql``: the text of the values' shape (keywords in order, which are None) for the
+    dialect, with the values that pass their plain checks then the constants; None for a shape not
+    known, another dialect, an entry that does not bind as given, or a value that does not pass."""
+    sp = model.speedups
+    name, age = model.column("name"), model.column("age")
+    name.plain_check = (3, False, 4, True)
+    age.plain_check = (1, False, -5, 100)
+    dialect, other = object(), object()
+    known = {
+        (("name", "age"), (False, False)): (dialect, "SELECT 1", (name, age), True, (2,)),
+        (("name", "age"), (True, False)): (dialect, "SELECT 2", (name, age), True, (2,)),
+        (("age",), (False,)): (dialect, "SELECT 3", (age,), False, (2,)),
+    }
+    assert sp.keyword_sql(known, {"name": "abc", "age": 7}, dialect) == ("SELECT 1", ["abc", 7, 2])
+    assert sp.keyword_sql(known, {"name": None, "age": 7}, dialect) == ("SELECT 2", [7, 2])
+    assert sp.keyword_sql(known, {"age": 7, "name": "abc"}, dialect) is None  # another order
+    assert sp.keyword_sql(known, {"name": "abc", "age": 7}, other) is None
+    assert sp.keyword_sql(known, {"name": "abcde", "age": 7}, dialect) is None  # too long: validated
+    assert sp.keyword_sql(known, {"age": 7}, dialect) is None  # converted, not as given
+    assert sp.keyword_sql({}, {}, dialect) is None
+
+
 def test_match_keys_take_rows_in_order_or_by_their_values(speedups: ModuleType) -> None:
     """``match_keys``: returned (key, *values) rows in the rows' order with ascending keys give those
     keys; any other order is matched by values, equal rows taking ascending keys; a value stored

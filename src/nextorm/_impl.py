@@ -61,6 +61,7 @@ record_undo_all = impl.record_undo_all
 attribute_dict = impl.attribute_dict
 init_new = impl.init_new
 plain_params = impl.plain_params
+keyword_sql = impl.keyword_sql
 sql_debug_state = impl.sql_debug_state
 QueryStat = impl.QueryStat
 LazyIterator = impl.LazyIterator
@@ -93,6 +94,7 @@ __all__ = [
     "enter_session",
     "exit_session",
     "init_new",
+    "keyword_sql",
     "loaded_bits",
     "lookup",
     "mark_saved_all",

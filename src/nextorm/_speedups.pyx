@@ -140,6 +140,7 @@ __all__ = [
     "enter_session",
     "exit_session",
     "init_new",
+    "keyword_sql",
     "lookup",
     "materialize",
     "only_mapped",
@@ -1537,10 +1538,49 @@ cdef int _merge(
 
 # -- the constructor's fast path -------------------------------------------------------------------
 
+def keyword_sql(dict known not None, dict values not None, dialect):
+    """The text and parameters of ``get(**values)`` from ``known``, an entity's texts by shape; None
+    when the text of this shape is not known for ``dialect``, or a value does not bind as given.
+
+    A shape is the keywords in order and which values are None; its entry holds (dialect, text,
+    columns, whether values bind as given, the constant parameters after the values').
+    """
+    cdef Py_ssize_t count = len(values)
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t pos = 0
+    cdef PyObject* key
+    cdef PyObject* value
+    names = PyTuple_New(count)
+    nones = PyTuple_New(count)
+    while PyDict_Next(values, &pos, &key, &value):
+        flag = value == <PyObject*>None
+        Py_INCREF(<object>key)
+        PyTuple_SET_ITEM(names, i, <object>key)
+        Py_INCREF(flag)
+        PyTuple_SET_ITEM(nones, i, flag)
+        i += 1
+    entry = _dict_get(known, (names, nones), None)
+    if entry is None:
+        return None
+    if type(entry) is not tuple or PyTuple_GET_SIZE(entry) != 5:
+        raise TypeError(f"keyword_sql() takes entries of 5 items, got {entry!r}")
+    if (<tuple>entry)[0] is not dialect or not (<tuple>entry)[3]:
+        return None
+    params = _plain_params((<tuple>entry)[2], values.values())
+    if params is None:
+        return None
+    (<list>params).extend((<tuple>entry)[4])
+    return (<tuple>entry)[1], params
+
+
 def plain_params(columns, values):
     """The parameters binding ``values`` (beside ``columns``) as they are, None values left out:
     each value passes its column's ``plain_check``, which makes validating it a no-op. None where
     one does not (it is validated, and may be converted or refused)."""
+    return _plain_params(columns, values)
+
+
+cdef object _plain_params(object columns, object values):
     cdef list params = []
     cdef Column column
     for column, value in zip(columns, values):

@@ -59,6 +59,7 @@ import asyncio
 import functools
 import gc
 import keyword
+import operator
 import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Sequence
@@ -92,6 +93,7 @@ __all__ = [
     "enter_session",
     "exit_session",
     "init_new",
+    "keyword_sql",
     "loaded_bits",
     "lookup",
     "mark_saved_all",
@@ -871,6 +873,27 @@ def _dict_builder(names: Sequence[str], slots: Sequence[str]) -> Callable[[Any],
     namespace: dict[str, Any] = {}
     exec(f"def read(obj):\n    return {{{items}}}\n", namespace)
     return cast(Callable[[Any], dict[str, Any]], namespace["read"])
+
+
+def keyword_sql(known: dict[Any, Any], values: dict[str, Any], dialect: Any) -> tuple[str, list[Any]] | None:
+    """The text and parameters of ``get(**values)`` from ``known``, an entity's texts by shape; None
+    when the text of this shape is not known for ``dialect``, or a value does not bind as given.
+
+    A shape is the keywords in order and which values are None; its entry holds (dialect, text,
+    columns, whether values bind as given, the constant parameters after the values').
+    """
+    entry = known.get((tuple(values), tuple(map(_is_none, values.values()))))
+    if entry is None or entry[0] is not dialect or not entry[3]:
+        return None
+    params = plain_params(entry[2], values.values())
+    if params is None:
+        return None
+    params.extend(entry[4])
+    return entry[1], params
+
+
+#: ``value is None``, as a function ``map`` calls without a Python frame
+_is_none = functools.partial(operator.is_, None)
 
 
 def plain_params(columns: Sequence[Column], values: Iterable[Any]) -> list[Any] | None:

@@ -12,7 +12,7 @@ from typing import IO, Any, Generic, TypeVar, cast, overload
 from uuid import UUID
 
 from ._impl import Column as AttributeBase
-from ._impl import EntityBase, LazyIterator, plain_params
+from ._impl import EntityBase, LazyIterator, keyword_sql
 from .display import show_objects
 from .exceptions import (
     MultipleObjectsFoundError,
@@ -1015,18 +1015,19 @@ def keyword_get_sql(entity: Any, values: dict[str, Any]) -> tuple[str, list[Any]
     every attribute and value is of a plain type and the parameters the query made are the
     values converted for their attributes followed by constants (a subclass's discriminator
     codes, the limit), checked on the query that made it. Values that pass their attributes'
-    ``plain_check`` bind as given (``plain_params``), as validating them would leave them as they are.
+    ``plain_check`` bind as given (``keyword_sql``, one call), as validating them would leave them as they are.
     """
+    provider = entity._database_.provider
+    if provider is not None:
+        found = keyword_sql(entity._keyword_sql_, values, provider.dialect)
+        if found is not None:
+            return found
     shape = (tuple(values), tuple(map(_is_none, values.values())))
     entry = entity._keyword_sql_.get(shape)
     if entry is not None:
         dialect, sql, attrs, as_given, tail = entry
         if dialect is entity._database_.provider.dialect:
-            # values that pass their columns' plain checks bind as given, checked in one call
-            params = plain_params(attrs, values.values()) if as_given else None
-            if params is not None:
-                params.extend(tail)
-                return sql, params
+            # values bound converted for their attributes
             params = []
             for attr, value in zip(attrs, values.values()):
                 if value is not None:
