@@ -318,7 +318,11 @@ class SetAttr(Generic[_E]):
             raise TypeError(
                 f"'unique' option cannot be set for attribute {self.qualname} because it is collection"
             )
-        self._get_data = member.__get__
+        # the state's slot read through a column of its own, whose get_raw answers None for an
+        # empty slot without raising (each first use of a collection finds it empty)
+        slot = Column()
+        slot._bind_slot_(member, 0)
+        self.data = slot.get_raw
         self._set_data = member.__set__
 
     def __repr__(self) -> str:
@@ -330,11 +334,11 @@ class SetAttr(Generic[_E]):
         return self.volatile
 
     def data(self, obj: Any) -> SetData | None:
-        """The collection state of ``obj``, or None when nothing is known yet."""
-        try:
-            return self._get_data(obj)  # type: ignore[no-any-return]
-        except AttributeError:
-            return None
+        """The collection state of ``obj``, or None when nothing is known yet.
+
+        Replaced for each attribute, once bound to its entity's slot, by a direct read of the slot.
+        """
+        raise TypeError(f"Collection {self.qualname} is not bound to an entity yet")
 
     def ensure_data(self, obj: Any) -> SetData:
         """The collection state of ``obj``, created empty (not loaded) when missing."""
