@@ -2025,3 +2025,39 @@ def test_query_stats_add_runs_alike(speedups: ModuleType) -> None:
     assert speedups.QueryStat("x").avg_time is None
     with pytest.raises(KeyError):
         speedups.add_run({}, "a", 1.0, 10)  # no total: not statistics
+
+
+def test_lazy_iterator_makes_its_items_at_the_first_next(speedups: ModuleType) -> None:
+    """``LazyIterator``: ``_items_()`` is called at the first ``next()``, not before; the items are a
+    copy taken then (changes to the source do not reach the iteration); an error of ``_items_()``
+    propagates and the next ``next()`` asks again; an exhausted iterator stays exhausted."""
+    calls: list[int] = []
+
+    class Numbers(speedups.LazyIterator):
+        __slots__ = ("source", "fail")
+
+        def __init__(self, source: list[int], fail: int = 0) -> None:
+            self.source = source
+            self.fail = fail
+
+        def _items_(self) -> list[int]:
+            calls.append(len(self.source))
+            if self.fail:
+                self.fail -= 1
+                raise OSError("not yet")
+            return self.source
+
+    source = [1, 2, 3]
+    numbers = Numbers(source)
+    assert iter(numbers) is numbers and calls == []
+    assert next(numbers) == 1 and calls == [3]
+    source.append(4)
+    source[1] = 20
+    assert list(numbers) == [2, 3] and calls == [3]
+    with pytest.raises(StopIteration):
+        next(numbers)
+    flaky = Numbers([7], fail=1)
+    with pytest.raises(OSError, match="not yet"):
+        next(flaky)
+    assert list(flaky) == [7] and calls == [3, 1, 1]
+    assert list(Numbers([])) == []
