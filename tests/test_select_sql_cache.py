@@ -99,6 +99,29 @@ def test_order_limit_and_offset_are_part_of_the_shape(Item: Any) -> None:
             assert Item.select(lambda i: i.n > 2).order_by(Item.id).first().id == 3
 
 
+def test_a_slice_reads_with_its_own_limit_and_leaves_the_query_as_it_was(Item: Any, renders: list[str]) -> None:
+    """``query[:n]`` reads at most ``n`` objects (replacing an earlier limit, as ``limit(n)`` does)
+    whatever the query: one of the text cache, a limited one, one of values, one with a prefetch
+    or a lock, one over another query; the query sliced keeps its own limit and text."""
+    with db_session:
+        query = Item.select(lambda i: i.n > 2).order_by(Item.id)
+        before = query.sql()
+        assert ids(query[:2]) == [3, 4] and ids(query[:3]) == [3, 4, 5]
+        assert query.sql() == before and query._limit is None
+        assert ids(query.limit(5)[:2]) == [3, 4] and ids(query.limit(1)[:3]) == [3, 4, 5]
+        assert ids(query[:0]) == []
+        assert list(query.limit(1)[:2].__iter__()) == list(query[:2])
+        assert [n for n in Item.select().order_by(Item.id).values(Item.n)[:2]] == [1, 2]
+        assert ids(Item.select().order_by(Item.id).prefetch()[:2]) == [1, 2]
+        assert ids(Item.select().order_by(Item.id).for_update()[:1]) == [1]
+        inner = Item.select(lambda i: i.n > 5).order_by(Item.id)
+        assert ids(Item.select(lambda i: i in inner).order_by(desc(Item.id))[:2]) == [10, 9]
+    made = len(renders)
+    with db_session:
+        assert ids(Item.select(lambda i: i.n > 4).order_by(Item.id)[:2]) == [5, 6]
+    assert len(renders) == made  # the text of [:2] was kept
+
+
 def test_count_and_select_of_the_same_conditions_keep_apart(Item: Any, renders: list[str]) -> None:
     """``count()`` and the objects of one condition each get their text, and each repeats from it."""
     with db_session:

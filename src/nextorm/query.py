@@ -437,13 +437,21 @@ class Query(Generic[_E]):
 
     def sql(self) -> tuple[str, list[Any]]:
         """The SELECT statement and its parameters."""
+        return self._sql(self._limit)
+
+    def _sql(self, limit: int | None) -> tuple[str, list[Any]]:
+        """``sql()`` of this query with ``limit`` as its limit (``query[:n]`` makes no query to say so)."""
         provider = self.entity._database_.provider
         if provider is None:
             provider = self.entity._database_._provider_or_fail()
         dialect = provider.dialect
         if self._select is None and not self._sources:
-            return plain_select_sql(self, dialect)
-        return render(self.statement(), dialect)
+            return plain_select_sql(self, dialect, limit=limit)
+        return render(self._limited(limit).statement(), dialect)
+
+    def _limited(self, limit: int | None) -> Query[_E]:
+        """This query with ``limit`` as its limit (itself when that is its limit)."""
+        return self if limit == self._limit else self._with("_limit", limit)
 
     # -- execution: steps, run blocking or awaited ------------------------------------------------
 
@@ -559,12 +567,17 @@ class Query(Generic[_E]):
 
     def fetch(self) -> QueryResult[_E]:
         """Run the query and return its objects (or values) as a read-only ``QueryResult``."""
+        return self._fetch(self._limit)
+
+    def _fetch(self, limit: int | None) -> QueryResult[_E]:
+        """``fetch()`` of this query with ``limit`` as its limit (``query[:n]`` makes no query to say so)."""
         entity = self.entity
         hint = entity._afetch_hint_
         if self._select is None and not self._prefetch and self._for_update is None:
-            sql, params = self.sql()  # one statement, run directly
+            sql, params = self._sql(limit)  # one statement, run directly
             return query_result(fetch_objects(entity, sql, params, hint), entity)
-        return QueryResult(run_sync(self.fetch_steps(), hint), self._result_entity())
+        query = self._limited(limit)
+        return QueryResult(run_sync(query.fetch_steps(), hint), query._result_entity())
 
     async def afetch(self) -> QueryResult[_E]:
         """Awaitable ``fetch()``."""
@@ -603,7 +616,7 @@ class Query(Generic[_E]):
         if type(key) is slice:
             start, stop = key.start, key.stop
             if start is None and type(stop) is int and 0 <= stop <= INT64_MAX and key.step is None:
-                return self._with("_limit", stop).fetch()  # the most frequent: [:n]
+                return self._fetch(stop)  # the most frequent: [:n]
         if isinstance(key, slice):
             if key.step not in (None, 1):
                 raise QueryError("Query slices do not support a step")
@@ -1059,10 +1072,15 @@ _BOUND_TYPES = _PLAIN_TYPES | {Decimal, datetime, date, time, timedelta, UUID}
 _SHAPED_OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in"})
 #: most SELECT texts kept per entity: a query paged through many offsets makes one per page
 SELECT_SQL_LIMIT = 256
+#: ``plain_select_sql``'s default limit: the query's own
+_OWN_LIMIT: Any = object()
 
 
-def plain_select_sql(query: Query[Any], dialect: Any, count: bool = False) -> tuple[str, list[Any]]:
-    """The text and parameters of the SELECT of ``query``'s objects (of ``COUNT(*)`` when ``count``).
+def plain_select_sql(
+    query: Query[Any], dialect: Any, count: bool = False, limit: Any = _OWN_LIMIT
+) -> tuple[str, list[Any]]:
+    """The text and parameters of the SELECT of ``query``'s objects (of ``COUNT(*)`` when ``count``),
+    with ``limit`` as its limit when given.
 
     A query whose conditions are comparisons of the entity's own columns with plain values,
     combined with and/or/not, keeps its text per shape in the entity's ``_select_sql_``: the
@@ -1072,6 +1090,8 @@ def plain_select_sql(query: Query[Any], dialect: Any, count: bool = False) -> tu
     is kept only when the parameters the statement made are those values, in order, followed by
     constants (the limit and offset), checked on the query that made it.
     """
+    if limit is _OWN_LIMIT:
+        limit = query._limit
     entity = query.entity
     order = query._order
     if count or not order:
@@ -1085,20 +1105,20 @@ def plain_select_sql(query: Query[Any], dialect: Any, count: bool = False) -> tu
             if not all(type(item) is str or type(item) is int for item, _ in keys):
                 keys = None
         if keys is None:
-            return render(query.statement(count=count), dialect)
-    key: list[Any] = [count, query._limit, query._offset, query._for_update, bool(query._distinct), keys]
+            return render(query._limited(limit).statement(count=count), dialect)
+    key: list[Any] = [count, limit, query._offset, query._for_update, bool(query._distinct), keys]
     params: list[Any] = []
     where = query._where
     if entity._kind_filter_:
         where += entity._kind_filter_
     if not _shape_of(where, key, params):
-        return render(query.statement(count=count), dialect)
+        return render(query._limited(limit).statement(count=count), dialect)
     shape = tuple(key)
     entry = entity._select_sql_.get(shape)
     if entry is not None and entry[0] is dialect:
         params.extend(entry[2])
         return entry[1], params
-    sql, rendered = render(query.statement(count=count), dialect)
+    sql, rendered = render(query._limited(limit).statement(count=count), dialect)
     bound = len(params)
     if len(rendered) >= bound and all(type(a) is type(b) and a == b for a, b in zip(params, rendered)):
         known = entity._select_sql_
