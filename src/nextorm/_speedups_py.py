@@ -62,7 +62,7 @@ import keyword
 import operator
 import sys
 import sysconfig
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from time import perf_counter
 from types import MemberDescriptorType
@@ -973,6 +973,8 @@ class LazyIterator:
     while it runs do not affect it)."""
 
     __slots__ = ("_made",)
+
+    _made: Iterator[Any]
 
     def __iter__(self) -> LazyIterator:
         return self

@@ -33,7 +33,7 @@ from .exceptions import (
 from .expressions import Expr, check_entities
 from .identity import UniqueKey, flat_key, nested_key
 from .loading import fetch, fetch_steps, load_attr_steps, load_missing_steps, refresh_steps
-from .query import Query, caller_namespace, conditions_for, entity_iterator, keyword_get_sql
+from .query import Query, caller_namespace, conditions_for, entity_iterator, keyword_get_sql, query_of
 from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import EntityProxy, SessionCache, active_session, require_session
 from .steps import Steps, run_async, run_sync
@@ -916,16 +916,16 @@ class Entity(EntityBase, metaclass=EntityMeta):
             condition = conditions[0]
             if isinstance(condition, Expr):  # an attribute expression: about this entity, checked
                 check_entities(cls, conditions)
-                return Query(cls, conditions)
+                return query_of(cls, conditions)
             # a lambda translated before: its conditions (checked) from the values it reads
             repeated = repeated_lambda(cls, condition)
             if repeated is not None:
-                query = Query(cls, repeated)
+                query = query_of(cls, repeated)
                 code = condition.__code__
                 if code.co_argcount == 1:
                     query._var = code.co_varnames[0]
                 return query
-        query = Query(cls, conditions_for(cls, conditions, values))
+        query = query_of(cls, conditions_for(cls, conditions, values))
         var = lambda_var(conditions)
         return query if var is None else query._named(var)
 

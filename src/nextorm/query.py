@@ -112,6 +112,16 @@ _new_query = object.__new__
 _new_iterator = LazyIterator.__new__
 
 
+def query_of(entity: Any, where: tuple[Expr, ...] = ()) -> Query[Any]:
+    """``Query(entity, where)`` without calling the class, which reaches ``__init__`` through C:
+    the queries ``select()`` makes are made here."""
+    query: Query[Any] = _new_query(Query)
+    query.entity = entity
+    if where:
+        query._where = where
+    return query
+
+
 class Query(Generic[_E]):
     """A lazy SELECT of entity objects; every refinement returns a new Query."""
 
@@ -1166,4 +1176,4 @@ def _shape_of(conditions: tuple[Any, ...], key: list[Any], params: list[Any]) ->
 
 # the translator builds the queries of repeated generators directly (it cannot import this module,
 # which imports it): it is given the two classes it makes
-use_query_classes(Query, QueryIterator)
+use_query_classes(query_of, QueryIterator)

@@ -322,7 +322,7 @@ class SetAttr(Generic[_E]):
         # empty slot without raising (each first use of a collection finds it empty)
         slot = Column()
         slot._bind_slot_(member, 0)
-        self.data = slot.get_raw
+        self.data = slot.get_raw  # type: ignore[method-assign]
         self._set_data = member.__set__
 
     def __repr__(self) -> str:

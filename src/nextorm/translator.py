@@ -1959,16 +1959,17 @@ _translations: dict[Any, _Translation] = {}
 
 
 class _query_classes:
-    """The query module's ``Query`` and ``QueryIterator``, given by ``use_query_classes``."""
+    """The query module's ``query_of`` and ``QueryIterator``, given by ``use_query_classes``."""
 
-    Query: Any = None
+    query_of: Any = None
     QueryIterator: Any = None
 
 
-def use_query_classes(query: Any, iterator: Any) -> None:
-    """Called once by the query module (which imports this one): the classes of the queries a
-    repeated generator builds directly, and of an entity's iterator it recognises."""
-    _query_classes.Query = query
+def use_query_classes(query_of: Any, iterator: Any) -> None:
+    """Called once by the query module (which imports this one): how a repeated generator makes
+    its query directly (``query_of(entity, conditions)``), and the class of an entity's iterator
+    it recognises."""
+    _query_classes.query_of = query_of
     _query_classes.QueryIterator = iterator
 
 
@@ -2156,7 +2157,7 @@ def _repeat(translation: _Translation, entity: Any, local_values: Any, globals_:
         values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)
     ):
         translation.check_entities(entity, values, conditions)  # (else: checked before, nothing to do)
-    query = _query_classes.Query(entity, conditions)
+    query = _query_classes.query_of(entity, conditions)
     if translation.shape is not None:
         query._select = selection
         query._tuple = translation.shape == "tuple"
