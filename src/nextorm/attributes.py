@@ -29,10 +29,10 @@ from .expressions import (
     ArraySlice,
     Column,
     ColumnOperand,
-    Compare,
     Expr,
     JsonPath,
     Value,
+    compare_of,
     desc,
     expression_for,
 )
@@ -387,14 +387,14 @@ class Attribute(_impl.Column, ColumnOperand, Generic[_T]):
 
     def __eq__(self, other: Any) -> Any:
         if self.passes_plain(other) and self.to_db is None:
-            return Compare(self, "==", other)  # a value validation keeps as it is: bound as itself
+            return compare_of(self, "==", other)  # a value validation keeps as it is: bound as itself
         if isinstance(other, (Attribute, SetAttr)):
             return self is other  # declarations compare by identity (``attr.reverse == Other.attr``)
         return expression_for(self, "==", other)
 
     def __ne__(self, other: Any) -> Any:
         if self.passes_plain(other) and self.to_db is None:
-            return Compare(self, "!=", other)
+            return compare_of(self, "!=", other)
         if isinstance(other, (Attribute, SetAttr)):
             return self is not other
         return expression_for(self, "!=", other)

@@ -72,6 +72,7 @@ __all__ = [
     "check_entities",
     "coalesce",
     "column_sql",
+    "compare_of",
     "concat",
     "desc",
     "expression_for",
@@ -249,6 +250,19 @@ class Compare(Expr):
         return "(" + " OR ".join(f"{c} <> {dialect.param}" for c in columns) + ")"
 
 
+def compare_of(attr: Any, op: str, value: Any) -> Compare:
+    """``Compare(attr, op, value)`` without calling the class, which reaches ``__init__`` through C:
+    the comparisons every query makes are made here."""
+    expr: Compare = _new_expr(Compare)
+    expr.attr = attr
+    expr.op = op
+    expr.value = value
+    return expr
+
+
+_new_expr = object.__new__
+
+
 #: every comparison an attribute supports: its SQL operator, or None where each dialect spells it
 OPERATORS: dict[str, str | None] = {
     "==": "=",
@@ -302,7 +316,7 @@ def expression_for(attr: Any, op: str, value: Any) -> Expr:
         if isinstance(value, Expr):
             raise QueryError(f"Cannot compare {attr.qualname} with a condition")
         value = _db_value(attr, _as_compared(attr, value))
-    return Compare(attr, op, value)
+    return compare_of(attr, op, value)
 
 
 def _as_compared(attr: Any, value: Any) -> Any:
