@@ -1538,41 +1538,6 @@ cdef int _merge(
 
 # -- the constructor's fast path -------------------------------------------------------------------
 
-def keyword_sql(dict known not None, dict values not None, dialect):
-    """The text and parameters of ``get(**values)`` from ``known``, an entity's texts by shape; None
-    when the text of this shape is not known for ``dialect``, or a value does not bind as given.
-
-    A shape is the keywords in order and which values are None; its entry holds (dialect, text,
-    columns, whether values bind as given, the constant parameters after the values').
-    """
-    cdef Py_ssize_t count = len(values)
-    cdef Py_ssize_t i = 0
-    cdef Py_ssize_t pos = 0
-    cdef PyObject* key
-    cdef PyObject* value
-    names = PyTuple_New(count)
-    nones = PyTuple_New(count)
-    while PyDict_Next(values, &pos, &key, &value):
-        flag = value == <PyObject*>None
-        Py_INCREF(<object>key)
-        PyTuple_SET_ITEM(names, i, <object>key)
-        Py_INCREF(flag)
-        PyTuple_SET_ITEM(nones, i, flag)
-        i += 1
-    entry = _dict_get(known, (names, nones), None)
-    if entry is None:
-        return None
-    if type(entry) is not tuple or PyTuple_GET_SIZE(entry) != 5:
-        raise TypeError(f"keyword_sql() takes entries of 5 items, got {entry!r}")
-    if (<tuple>entry)[0] is not dialect or not (<tuple>entry)[3]:
-        return None
-    params = _plain_params((<tuple>entry)[2], values.values())
-    if params is None:
-        return None
-    (<list>params).extend((<tuple>entry)[4])
-    return (<tuple>entry)[1], params
-
-
 def plain_params(columns, values):
     """The parameters binding ``values`` (beside ``columns``) as they are, None values left out:
     each value passes its column's ``plain_check``, which makes validating it a no-op. None where
@@ -1642,6 +1607,15 @@ cdef object _new_cache(object session, object database):
     return None if cache.readonly else cache
 
 
+cdef object _failure_of(object session):
+    """``session.failure``, read from the instance dict of a ``SessionBase`` (None when not set there)."""
+    if isinstance(session, SessionBase):
+        state = PyObject_GenericGetDict(session, NULL)
+        if type(state) is dict:
+            return _dict_get(<dict>state, "failure", None)
+    return session.failure
+
+
 cdef object _cache_of(object session, object database):
     """The cache of ``database`` in ``session`` if it is this thread's or task's, has not failed
     and has one (``session_cache``), else None."""
@@ -1650,9 +1624,7 @@ cdef object _cache_of(object session, object database):
         known = <SessionBase>session
         if known.owner is not None and known.owner is not current_task():
             return None
-        state = PyObject_GenericGetDict(session, NULL)
-        failure = _dict_get(<dict>state, "failure", None) if type(state) is dict else session.failure
-        if failure is not None:
+        if _failure_of(session) is not None:
             return None
         caches = known.caches
         return _dict_get(caches, database, None) if caches is not None else session.caches.get(database)
@@ -1947,13 +1919,7 @@ def read_now(cache, sql, params):
         return _read_now_generic(cache, sql, params)
     if m2m or is_async or conn is None or (immediate and not began):
         return None
-    session = known.session
-    if isinstance(session, SessionBase):
-        session_state = PyObject_GenericGetDict(session, NULL)
-        failure = _dict_get(<dict>session_state, "failure", None) if type(session_state) is dict else session.failure
-    else:
-        failure = session.failure
-    if failure is not None:
+    if _failure_of(known.session) is not None:
         return None
     return _read_rows(provider, conn, sql, params)
 
@@ -1966,3 +1932,38 @@ cdef object _read_now_generic(object cache, object sql, object params):
     if conn is None or (cache.immediate and not cache.in_transaction) or cache.session.failure is not None:
         return None
     return _read_rows(cache.provider, conn, sql, params)
+
+
+def keyword_sql(dict known not None, dict values not None, dialect):
+    """The text and parameters of ``get(**values)`` from ``known``, an entity's texts by shape; None
+    when the text of this shape is not known for ``dialect``, or a value does not bind as given.
+
+    A shape is the keywords in order and which values are None; its entry holds (dialect, text,
+    columns, whether values bind as given, the constant parameters after the values').
+    """
+    cdef Py_ssize_t count = len(values)
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t pos = 0
+    cdef PyObject* key
+    cdef PyObject* value
+    names = PyTuple_New(count)
+    nones = PyTuple_New(count)
+    while PyDict_Next(values, &pos, &key, &value):
+        flag = value == <PyObject*>None
+        Py_INCREF(<object>key)
+        PyTuple_SET_ITEM(names, i, <object>key)
+        Py_INCREF(flag)
+        PyTuple_SET_ITEM(nones, i, flag)
+        i += 1
+    entry = _dict_get(known, (names, nones), None)
+    if entry is None:
+        return None
+    if type(entry) is not tuple or PyTuple_GET_SIZE(entry) != 5:
+        raise TypeError(f"keyword_sql() takes entries of 5 items, got {entry!r}")
+    if (<tuple>entry)[0] is not dialect or not (<tuple>entry)[3]:
+        return None
+    params = _plain_params((<tuple>entry)[2], values.values())
+    if params is None:
+        return None
+    (<list>params).extend((<tuple>entry)[4])
+    return (<tuple>entry)[1], params

@@ -1175,5 +1175,5 @@ def _shape_of(conditions: tuple[Any, ...], key: list[Any], params: list[Any]) ->
 
 
 # the translator builds the queries of repeated generators directly (it cannot import this module,
-# which imports it): it is given the two classes it makes
+# which imports it): it is given how to make a query, and the class of an entity's iterator
 use_query_classes(query_of, QueryIterator)
