@@ -1830,7 +1830,7 @@ cdef int _add_run(dict stats, object sql, object seconds, Py_ssize_t limit) exce
 
 
 def read_rows(provider, conn, sql, params):
-    """The rows of one SELECT sent on ``conn``: ``provider.read()``, the direct path of a read.
+    """The rows of one SELECT sent on ``conn``: the direct path of a read (``run(...).rows`` in fewer calls).
 
     The statement becomes this thread's ``last_sql`` and its run is counted in ``provider.stats``
     (the duration measured around sending and fetching), whether it succeeds or fails. With SQL

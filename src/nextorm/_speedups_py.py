@@ -1059,7 +1059,7 @@ def add_run(stats: dict[str | None, QueryStat], sql: str, seconds: float, limit:
 
 
 def read_rows(provider: Any, conn: Any, sql: str, params: Any) -> list[Any]:
-    """The rows of one SELECT sent on ``conn``: ``provider.read()``, the direct path of a read.
+    """The rows of one SELECT sent on ``conn``: the direct path of a read (``run(...).rows`` in fewer calls).
 
     The statement becomes this thread's ``last_sql`` and its run is counted in ``provider.stats``
     (the duration measured around sending and fetching), whether it succeeds or fails. With SQL

@@ -13,6 +13,7 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any
 
+# sql_debug_state, (debug, show_values) of this thread or task, is the hot path's: it reads it directly
 from ._impl import QueryStat, add_run, sql_debug_state
 
 __all__ = [
@@ -27,8 +28,6 @@ __all__ = [
 ]
 
 sql_logger = logging.getLogger("nextorm.sql")
-
-# (debug, show_values) for the current thread or task: the hot path's, which reads it directly
 
 #: what ``logged_sql`` gives while logging is off: entering and leaving it costs next to nothing
 _NOT_LOGGED = contextlib.nullcontext()

@@ -290,9 +290,9 @@ def repeated_lambda(entity: Any, condition: Any) -> tuple[Any, ...] | None:
             values = tuple(map(_cell_contents, map(closure.__getitem__, cells)))
     except ValueError:
         return None  # a name not assigned yet: the general way says so
-    conditions = translation.bound(entity, condition.__globals__, values)
-    if not _MARKER_IDS.isdisjoint(map(id, conditions)):
-        conditions = _finish_conditions(entity, translation, conditions)
+    conditions = _finish_conditions(
+        entity, translation, translation.bound(entity, condition.__globals__, values)
+    )
     if translation.checked is not entity or (
         values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)
     ):
@@ -2144,15 +2144,13 @@ def _repeat(translation: _Translation, entity: Any, local_values: Any, globals_:
         return None
     result = translation.bound(entity, globals_, values)
     if translation.shape is None:
-        conditions = result
+        conditions = _finish_conditions(entity, translation, result)
     else:
         selection = result[0]
         for item in selection:
             if type(item) is _Many:
                 return None
-        conditions = result[1:]
-    if not _MARKER_IDS.isdisjoint(map(id, conditions)):
-        conditions = _finish_conditions(entity, translation, conditions)
+        conditions = _finish_conditions(entity, translation, result[1:])
     if translation.checked is not entity or (
         values and (len(values) > 1 or type(values[0]) not in _PLAIN_TYPES)
     ):
@@ -2240,10 +2238,9 @@ def _limited_values_source(query: Any, translation: _Translation) -> Any:
 
 
 def _finish_conditions(entity: Any, translation: _Translation, items: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``items`` without the conditions known true, and a condition no row meets for each known false.
-
-    Callers check for the markers first (``_MARKER_IDS``): most results hold none.
-    """
+    """``items`` without the conditions known true, and a condition no row meets for each known false."""
+    if _MARKER_IDS.isdisjoint(map(id, items)):
+        return items  # conditions only (the most frequent), found without a Python loop
     result = []
     for item in items:
         if item is _TRUE:

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
 
-from .._impl import read_rows
 from ..debug import QueryStats, logged_sql, sql_debug_state
 from ..exceptions import DatabaseError, OrmError
 from ..steps import Result
@@ -171,12 +170,8 @@ class Provider:
         finally:
             self.stats.add(sql, perf_counter() - started)
 
-    def read(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
-        """``run(conn, sql, params).rows`` in fewer calls: the direct path of one SELECT."""
-        return read_rows(self, conn, sql, params)
-
     def logged_rows(self, conn: Any, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Any]:
-        """The rows of one statement, logged to ``nextorm.sql`` (``read()`` with SQL debugging on)."""
+        """The rows of one statement, logged to ``nextorm.sql`` (``read_rows`` with SQL debugging on)."""
         with logged_sql(sql, params):
             return self._rows(conn, sql, params)[1]
 
