@@ -883,7 +883,8 @@ def test_reloading_objects_with_unique_values_keeps_the_session_bounded(Person, 
     """A long session that reloads the same objects many times, never reading its unique indexes,
     keeps what waits to be indexed bounded (it folds the loads into the indexes in batches), and
     a clash with a loaded value is still found."""
-    from nextorm.session import UNLEARNED_LOADS, active_session
+    from nextorm._impl import UNLEARNED_LOADS
+    from nextorm.session import active_session
 
     with db_session:
         for _ in range(3 * UNLEARNED_LOADS):

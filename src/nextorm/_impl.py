@@ -69,6 +69,10 @@ add_run = impl.add_run
 read_rows = impl.read_rows
 read_now = impl.read_now
 session_cache = impl.session_cache
+UNLEARNED_LOADS = impl.UNLEARNED_LOADS
+learn_unique = impl.learn_unique
+load_rows = impl.load_rows
+get_now = impl.get_now
 
 __all__ = [
     "COMPILED",
@@ -84,6 +88,7 @@ __all__ = [
     "LazyIterator",
     "QueryStat",
     "SessionBase",
+    "UNLEARNED_LOADS",
     "add_run",
     "attribute_dict",
     "borrowed_task",
@@ -93,8 +98,11 @@ __all__ = [
     "current_task",
     "enter_session",
     "exit_session",
+    "get_now",
     "init_new",
     "keyword_sql",
+    "learn_unique",
+    "load_rows",
     "loaded_bits",
     "lookup",
     "mark_saved_all",

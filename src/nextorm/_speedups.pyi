@@ -17,6 +17,7 @@ __all__ = [
     "LazyIterator",
     "QueryStat",
     "SessionBase",
+    "UNLEARNED_LOADS",
     "add_run",
     "attribute_dict",
     "borrowed_task",
@@ -26,8 +27,11 @@ __all__ = [
     "current_task",
     "enter_session",
     "exit_session",
+    "get_now",
     "init_new",
     "keyword_sql",
+    "learn_unique",
+    "load_rows",
     "loaded_bits",
     "lookup",
     "mark_saved_all",
@@ -175,3 +179,9 @@ def add_run(stats: dict[str | None, QueryStat], sql: str, seconds: float, limit:
 def read_rows(provider: Any, conn: Any, sql: str, params: Any) -> list[Any]: ...
 def session_cache(database: Any) -> Any: ...
 def read_now(cache: Any, sql: str, params: Any) -> list[Any] | None: ...
+
+UNLEARNED_LOADS: int
+
+def learn_unique(cache: Any, objects: Iterable[Any], entity: Any) -> None: ...
+def load_rows(entity: Any, cache: Any, attrs: Sequence[Any], converters: Sequence[Any], rows: Any) -> list[Any]: ...
+def get_now(entity: Any, values: dict[str, Any]) -> list[Any] | None: ...

@@ -128,6 +128,7 @@ __all__ = [
     "EntityMetaBase",
     "Column",
     "SessionBase",
+    "UNLEARNED_LOADS",
     "CacheBase",
     "LazyIterator",
     "QueryStat",
@@ -139,8 +140,11 @@ __all__ = [
     "current_task",
     "enter_session",
     "exit_session",
+    "get_now",
     "init_new",
     "keyword_sql",
+    "learn_unique",
+    "load_rows",
     "lookup",
     "materialize",
     "only_mapped",
@@ -618,6 +622,14 @@ def materialize(cls, cache, dict imap not None, columns, converters, Py_ssize_t 
     (the session's identity map): ``track`` gives it back to the GC when it
     leaves the map or the session ends.
     """
+    return _materialize(cls, cache, imap, columns, converters, npk, check_mask, rows)
+
+
+cdef list _materialize(
+    object cls, object cache, dict imap, object columns, object converters, Py_ssize_t npk,
+    object check_mask, object rows,
+):
+    """``materialize``, called from C."""
     cdef tuple cols = tuple(columns)
     cdef tuple convs = tuple(converters)
     cdef Py_ssize_t width = PyTuple_GET_SIZE(cols)
@@ -1897,6 +1909,11 @@ def read_now(cache, sql, params):
     transaction to begin, or an error to raise (the session failed or ended). None also on an
     asyncio cache, whose IO is awaited. The caller then takes the full path.
     """
+    return _read_now(cache, sql, params)
+
+
+cdef object _read_now(object cache, object sql, object params):
+    """``read_now``, called from C."""
     if not isinstance(cache, CacheBase):
         return _read_now_generic(cache, sql, params)
     cdef CacheBase known = <CacheBase>cache
@@ -1941,6 +1958,11 @@ def keyword_sql(dict known not None, dict values not None, dialect):
     A shape is the keywords in order and which values are None; its entry holds (dialect, text,
     columns, whether values bind as given, the constant parameters after the values').
     """
+    return _keyword_sql(known, values, dialect)
+
+
+cdef object _keyword_sql(dict known, dict values, object dialect):
+    """``keyword_sql``, called from C."""
     cdef Py_ssize_t count = len(values)
     cdef Py_ssize_t i = 0
     cdef Py_ssize_t pos = 0
@@ -1967,3 +1989,71 @@ def keyword_sql(dict known not None, dict values not None, dialect):
         return None
     (<list>params).extend((<tuple>entry)[4])
     return (<tuple>entry)[1], params
+
+
+# -- get(attr=value) in one call ---------------------------------------------------------------------
+
+#: loaded objects of entities with unique keys that wait to be indexed (``learn_unique``): few
+#: enough to bound the list, enough to batch the work
+UNLEARNED_LOADS = 256
+
+
+def learn_unique(cache, objects, entity):
+    """Index loaded objects of ``entity`` by its unique keys in ``cache``: when the indexes are
+    next read, or at once when ``UNLEARNED_LOADS`` loads wait (a long session reloading the same
+    objects stays bounded)."""
+    _learn_unique(cache, objects, entity)
+
+
+cdef int _learn_unique(object cache, object objects, object entity) except -1:
+    if entity._unique_keys_:
+        unlearned = cache._unlearned
+        unlearned.append((tuple(objects), entity))
+        if len(unlearned) >= UNLEARNED_LOADS:
+            cache._learn_loaded()
+    return 0
+
+
+def load_rows(entity, cache, attrs, converters, rows):
+    """The objects of ``rows`` (values of ``attrs``, one column each) as objects of ``entity`` in
+    ``cache``'s identity map, their unique keys learned: ``materialize_rows`` where no wide
+    attribute and no discriminator asks for more."""
+    return _load_rows(entity, cache, attrs, converters, rows)
+
+
+cdef list _load_rows(object entity, object cache, object attrs, object converters, object rows):
+    session = cache.session
+    imap = None
+    if isinstance(session, SessionBase):
+        if (<SessionBase>session).maps is not None:
+            imap = _dict_get((<SessionBase>session).maps, entity, None)
+    else:
+        imap = session.maps.get(entity)
+    if imap is None:
+        imap = cache.identity_map(entity)
+    objects = _materialize(entity, cache, imap, attrs, converters, entity._npk_, entity._check_mask_, rows)
+    _learn_unique(cache, objects, entity)
+    return objects
+
+
+def get_now(entity, dict values not None):
+    """The objects ``entity.get(**values)`` finds, read with one call, or None.
+
+    None when the text of the keywords' shape is not known yet or its values do not bind as given
+    (``keyword_sql``), when the read cannot run at once (``read_now``), or when the entity is wide
+    or has a discriminator: the caller then takes the full path, which finds the same objects.
+    """
+    database = entity._database_
+    provider = database.provider
+    if provider is None or entity._wide_ or entity._discriminator_attr_ is not None:
+        return None
+    found = _keyword_sql(entity._keyword_sql_, values, provider.dialect)
+    if found is None:
+        return None
+    cache = _cache_of(_current(), database)
+    if cache is None:
+        return None
+    rows = _read_now(cache, (<tuple>found)[0], (<tuple>found)[1])
+    if rows is None:
+        return None
+    return _load_rows(entity, cache, entity._select_attrs_, entity._select_converters_, rows)

@@ -83,6 +83,7 @@ __all__ = [
     "LazyIterator",
     "QueryStat",
     "SessionBase",
+    "UNLEARNED_LOADS",
     "add_run",
     "attribute_dict",
     "borrowed_task",
@@ -92,8 +93,11 @@ __all__ = [
     "current_task",
     "enter_session",
     "exit_session",
+    "get_now",
     "init_new",
     "keyword_sql",
+    "learn_unique",
+    "load_rows",
     "loaded_bits",
     "lookup",
     "mark_saved_all",
@@ -1100,3 +1104,54 @@ def read_now(cache: Any, sql: str, params: Any) -> list[Any] | None:
     if conn is None or (cache.immediate and not cache.in_transaction) or cache.session.failure is not None:
         return None
     return read_rows(cache.provider, conn, sql, params)
+
+
+#: loaded objects of entities with unique keys that wait to be indexed (``learn_unique``): few
+#: enough to bound the list, enough to batch the work
+UNLEARNED_LOADS = 256
+
+
+def learn_unique(cache: Any, objects: Iterable[Any], entity: Any) -> None:
+    """Index loaded objects of ``entity`` by its unique keys in ``cache``: when the indexes are
+    next read, or at once when ``UNLEARNED_LOADS`` loads wait (a long session reloading the same
+    objects stays bounded)."""
+    if entity._unique_keys_:
+        unlearned = cache._unlearned
+        unlearned.append((tuple(objects), entity))
+        if len(unlearned) >= UNLEARNED_LOADS:
+            cache._learn_loaded()
+
+
+def load_rows(entity: Any, cache: Any, attrs: Sequence[Any], converters: Sequence[Any], rows: Any) -> list[Any]:
+    """The objects of ``rows`` (values of ``attrs``, one column each) as objects of ``entity`` in
+    ``cache``'s identity map, their unique keys learned: ``materialize_rows`` where no wide
+    attribute and no discriminator asks for more."""
+    imap = cache.session.maps.get(entity)
+    if imap is None:
+        imap = cache.identity_map(entity)
+    objects = materialize(entity, cache, imap, attrs, converters, entity._npk_, entity._check_mask_, rows)
+    learn_unique(cache, objects, entity)
+    return objects
+
+
+def get_now(entity: Any, values: dict[str, Any]) -> list[Any] | None:
+    """The objects ``entity.get(**values)`` finds, read with one call, or None.
+
+    None when the text of the keywords' shape is not known yet or its values do not bind as given
+    (``keyword_sql``), when the read cannot run at once (``read_now``), or when the entity is wide
+    or has a discriminator: the caller then takes the full path, which finds the same objects.
+    """
+    database = entity._database_
+    provider = database.provider
+    if provider is None or entity._wide_ or entity._discriminator_attr_ is not None:
+        return None
+    found = keyword_sql(entity._keyword_sql_, values, provider.dialect)
+    if found is None:
+        return None
+    cache = session_cache(database)
+    if cache is None:
+        return None
+    rows = read_now(cache, found[0], found[1])
+    if rows is None:
+        return None
+    return load_rows(entity, cache, entity._select_attrs_, entity._select_converters_, rows)

@@ -6,7 +6,17 @@ import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
-from ._impl import CREATED, DELETED, GONE, LOADED, MODIFIED, EntityBase, EntityMetaBase, attribute_dict
+from ._impl import (
+    CREATED,
+    DELETED,
+    GONE,
+    LOADED,
+    MODIFIED,
+    EntityBase,
+    EntityMetaBase,
+    attribute_dict,
+    get_now,
+)
 from .attributes import (
     Attribute,
     ClassCodeMember,
@@ -1002,9 +1012,11 @@ class Entity(EntityBase, metaclass=EntityMeta):
     def get(cls, *conditions: Any, **values: Any) -> Self | None:
         """The one matching object, or None; MultipleObjectsFoundError when several match."""
         if not conditions and values and not values.keys() >= cls._pk_names_:
-            # the steps' first branch, its one SELECT run directly
-            found = fetch(cls, *keyword_get_sql(cls, values), cls._aget_hint_)
-            return cls._one_(found)  # type: ignore[no-any-return]
+            # the steps' first branch, its one SELECT run directly: in one call when it can
+            found = get_now(cls, values)
+            if found is None:
+                found = fetch(cls, *keyword_get_sql(cls, values), cls._aget_hint_)
+            return found[0] if len(found) == 1 else cls._one_(found)
         return run_sync(cls._get_steps_(conditions, values), f"await {cls.__name__}.aget(...)")
 
     @classmethod

@@ -11,7 +11,18 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from ._impl import CREATED, DELETED, LOADED, EntityBase, materialize, read_now, session_cache, track
+from ._impl import (
+    CREATED,
+    DELETED,
+    LOADED,
+    EntityBase,
+    learn_unique,
+    load_rows,
+    materialize,
+    read_now,
+    session_cache,
+    track,
+)
 from .exceptions import OrmError, UnrepeatableReadError
 from .identity import fold_rows, key_db_values, key_from_db, reference_to_db, seed
 from .session import require_session
@@ -166,13 +177,7 @@ def materialize_rows(
         position = next((i for i, attr in enumerate(attrs) if attr is discriminator), -1)
         if position >= 0:
             return _materialize_hierarchy(entity, cache, attrs, converters, rows, position)
-    imap = cache.session.maps.get(entity)
-    if imap is None:
-        imap = cache.identity_map(entity)
-    objects = materialize(entity, cache, imap, attrs, converters, entity._npk_, entity._check_mask_, rows)
-    if entity._unique_keys_:
-        cache.learn_unique(objects, entity)
-    return objects
+    return load_rows(entity, cache, attrs, converters, rows)
 
 
 def _materialize_hierarchy(
@@ -213,8 +218,7 @@ def _materialize_hierarchy(
             cls._check_mask_,
             [[row[i] for i in keep] for row in members],
         )
-        if cls._unique_keys_:
-            cache.learn_unique(objects, cls)
+        learn_unique(cache, objects, cls)
         for number, obj in zip(numbers, objects):
             result[number] = obj
     return result
@@ -642,7 +646,7 @@ def refresh_steps(obj: Any) -> Steps[None]:
             value = attr.from_db(value)
         attr.set_raw(obj, value)
     obj._rbits_ = 0
-    cache.learn_unique([obj], entity)
+    learn_unique(cache, [obj], entity)
     for attr in entity._collections_:
         data = attr.data(obj)
         if data is not None and not any(owner is obj for owner, _ in _pending_links(cache, attr)):
@@ -715,8 +719,7 @@ def refresh_columns_steps(entity: Any, cache: Any, attrs: list[Any]) -> Steps[No
             for attr in attrs:
                 attr.clear_raw(obj)
             obj._rbits_ &= ~bits
-    if entity._unique_keys_:
-        cache.learn_unique(objects, entity)
+    learn_unique(cache, objects, entity)
 
 
 # -- streaming -------------------------------------------------------------------------------------

@@ -68,11 +68,6 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: loads a session lets wait before it puts their objects in its unique indexes anyway (see
-#: ``SessionCache.learn_unique``): few enough to bound the list, enough to batch the work
-UNLEARNED_LOADS = 256
-
-
 def active_session() -> Session | None:
     """The session of the current thread or task, or None."""
     session = current_session.get()
@@ -936,17 +931,9 @@ class SessionCache(CacheBase):
         self._unique = {}
         self._unlearned = []
 
-    def learn_unique(self, objects: Iterable[Any], entity: Any) -> None:
-        """Index loaded objects by their unique keys (when the indexes are next read, or once
-        ``UNLEARNED_LOADS`` loads wait: a long session reloading the same objects stays bounded)."""
-        if entity._unique_keys_:
-            unlearned = self._unlearned
-            unlearned.append((tuple(objects), entity))
-            if len(unlearned) >= UNLEARNED_LOADS:
-                self._learn_loaded()
-
     def _learn_loaded(self) -> None:
-        """Put the objects loaded since the indexes were last read in them, in the order loaded."""
+        """Put the objects loaded since the indexes were last read in them, in the order loaded
+        (``learn_unique`` lists them)."""
         unlearned, self._unlearned = self._unlearned, []
         indexes = self._unique
         for objects, entity in unlearned:
