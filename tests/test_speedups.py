@@ -2061,3 +2061,198 @@ def test_lazy_iterator_makes_its_items_at_the_first_next(speedups: ModuleType) -
         next(flaky)
     assert list(flaky) == [7] and calls == [3, 1, 1]
     assert list(Numbers([])) == []
+
+
+def _people_db() -> Any:
+    """An in-memory SQLite database of people with a unique email, and students (an entity with a
+    discriminator)."""
+    from nextorm import Database, Optional, Required, db_session
+
+    db = Database()
+
+    class Person(db.Entity):  # noqa: F841 (mapped by the database)
+        name = Required(str)
+        email = Optional(str, unique=True)
+
+    class Member(db.Entity):  # noqa: F841
+        name = Required(str)
+
+    class Student(db.Member):  # type: ignore[name-defined]  # noqa: F841
+        year = Optional(int)
+
+    db.bind("sqlite", ":memory:")
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        for name in ("Ann", "Bo", "Cy"):
+            db.Person(name=name, email=f"{name.lower()}@x")
+            db.Student(name=name, year=1)
+    return db
+
+
+def test_get_now_reads_a_kept_shape_in_one_call() -> None:
+    """``get_now``: None until a ``get()`` of the same keywords kept its text; then the objects it
+    finds, the identity map's, their unique values learned; None again wherever the full path has
+    work to do (no session, changes to flush, a value that does not bind as given) and for an
+    entity with a discriminator.
+
+    The twin in effect is tested (sessions live in its ``current_session``): each test run checks one.
+    """
+    from nextorm import _impl as speedups
+    from nextorm import db_session
+    from nextorm.exceptions import CacheIndexError
+    from nextorm.session import require_session
+
+    db = _people_db()
+    Person, Student = db.Person, db.Student
+    with db_session:
+        assert speedups.get_now(Person, {"email": "bo@x"}) is None  # no text of this shape yet
+        bo = Person.get(email="bo@x")
+        found = speedups.get_now(Person, {"email": "bo@x"})
+        assert found == [bo] and found[0] is bo
+        assert speedups.get_now(Person, {"email": "nobody@x"}) == []
+        (cy,) = speedups.get_now(Person, {"email": "cy@x"})
+        assert cy.name == "Cy" and Person[cy.id] is cy
+        cache = require_session().cache_for(db)
+        (key,) = Person._unique_keys_
+        assert cache.unique[key]["cy@x"] is cy  # learned: a new "cy@x" clashes in the session
+        with pytest.raises(CacheIndexError, match="cy@x"):
+            Person(name="Copy", email="cy@x")
+        assert speedups.get_now(Person, {"email": 5}) is None  # not a str: the full path says why
+        Person(name="Di", email="di@x")
+        assert speedups.get_now(Person, {"email": "di@x"}) is None  # the new object is flushed first
+        assert Person.get(email="di@x").name == "Di"
+        assert speedups.get_now(Person, {"email": "di@x"})[0].name == "Di"
+        assert Student.get(name="Bo").year == 1
+        assert speedups.get_now(Student, {"name": "Bo"}) is None  # a discriminator: the full path
+        db.rollback()
+    assert speedups.get_now(Person, {"email": "bo@x"}) is None  # no session
+
+
+def _family_db() -> Any:
+    """An in-memory SQLite database of parents and their children (one-to-many), and tags of
+    parents (many-to-many)."""
+    from nextorm import Database, Required, Set, db_session
+
+    db = Database()
+
+    class Parent(db.Entity):  # noqa: F841
+        name = Required(str)
+        children = Set("Child")
+        tags = Set("Tag")
+
+    class Child(db.Entity):  # noqa: F841
+        name = Required(str)
+        parent = Required(Parent)
+
+    class Tag(db.Entity):  # noqa: F841
+        name = Required(str)
+        parents = Set(Parent)
+
+    db.bind("sqlite", ":memory:")
+    db.generate_mapping(create_tables=True)
+    with db_session:
+        ann, bo = db.Parent(name="Ann"), db.Parent(name="Bo")
+        for name in ("a1", "a2"):
+            db.Child(name=name, parent=ann)
+        db.Child(name="b1", parent=bo)
+        db.Tag(name="t", parents=[ann])
+    return db
+
+
+def test_members_now_loads_a_one_to_many_collection_at_once() -> None:
+    """``members_now``: the loaded state of a collection as it is; a one-to-many collection whose
+    SELECT was made before read at once, its members the objects whose reference holds the
+    owner's key; None wherever the full path has work to do (the text not made yet, changes to
+    flush, a many-to-many collection, an owner whose session is over).
+
+    The twin in effect is tested (sessions live in its ``current_session``): each test run checks one.
+    """
+    from nextorm import _impl as speedups
+    from nextorm import db_session
+
+    db = _family_db()
+    Parent = db.Parent
+    children = Parent.children
+    with db_session:
+        ann = Parent[1]
+        assert speedups.members_now(children, ann) is None  # the SELECT of one owner not made yet
+        assert {c.name for c in ann.children} == {"a1", "a2"}
+        assert speedups.members_now(Parent.tags, ann) is None  # many-to-many: the full path
+    with db_session:
+        ann, bo = Parent[1], Parent[2]
+        data = speedups.members_now(children, ann)
+        assert data is not None and data.loaded
+        assert sorted(c.name for c in data.items) == ["a1", "a2"]
+        assert all(db.Child[c.id] is c for c in data.items)
+        assert speedups.members_now(children, ann) is data  # known now: no read
+        assert ann.children.is_empty() is False and len(ann.children) == 2
+        db.Child(name="b2", parent=bo)
+        assert speedups.members_now(children, bo) is None  # the new child is flushed first
+        assert sorted(c.name for c in bo.children) == ["b1", "b2"]
+        new = speedups.members_now(children, Parent(name="New"))  # a new owner: known empty
+        assert new is not None and new.loaded and new.items == {}
+        db.rollback()
+    with db_session:
+        cy = Parent[2]
+    with db_session:
+        assert speedups.members_now(children, cy) is None  # its session is over
+    assert speedups.members_now(children, ann) is data  # loaded, and not volatile: kept
+
+
+def test_set_data_starts_empty_and_not_loaded(speedups: ModuleType) -> None:
+    """``SetData``: a new collection state knows no member and is not loaded; both are plain attributes."""
+    data = speedups.SetData()
+    assert data.items == {} and data.loaded is False
+    data.items, data.loaded = {"m": None}, True
+    assert (data.items, data.loaded) == ({"m": None}, True)
+    assert speedups.SetData().items is not speedups.SetData().items
+
+
+def test_learn_unique_batches_the_loads_it_indexes(speedups: ModuleType) -> None:
+    """``learn_unique`` lists the loads of an entity with unique keys and has the cache index them
+    once ``UNLEARNED_LOADS`` wait; an entity without unique keys is not listed."""
+    indexed: list[int] = []
+
+    class Cache:
+        def __init__(self) -> None:
+            self._unlearned: list[Any] = []
+
+        def _learn_loaded(self) -> None:
+            indexed.append(len(self._unlearned))
+            self._unlearned = []
+
+    class Keyed:
+        _unique_keys_ = ("email",)
+
+    class Plain:
+        _unique_keys_ = ()
+
+    cache = Cache()
+    speedups.learn_unique(cache, iter(["a"]), Plain)
+    assert cache._unlearned == []
+    for number in range(speedups.UNLEARNED_LOADS - 1):
+        speedups.learn_unique(cache, [number], Keyed)
+    assert indexed == [] and cache._unlearned[-1] == ((speedups.UNLEARNED_LOADS - 2,), Keyed)
+    speedups.learn_unique(cache, iter(["last"]), Keyed)
+    assert indexed == [speedups.UNLEARNED_LOADS] and cache._unlearned == []
+
+
+def test_take_members_keeps_the_members_that_refer_to_the_owner() -> None:
+    """``take_members``: the owner's collection becomes loaded with the members given whose
+    reference holds its key, less deleted ones; its state is made when it had none."""
+    from nextorm import _impl as speedups
+    from nextorm import db_session
+
+    db = _family_db()
+    with db_session:
+        ann, bo = db.Parent[1], db.Parent[2]
+        a1, a2, b1 = (db.Child.get(name=name) for name in ("a1", "a2", "b1"))
+        assert db.Parent.children.data(ann) is None
+        data = speedups.take_members(db.Parent.children, ann, ann.id, [a1, b1, a2])
+        assert db.Parent.children.data(ann) is data and data.loaded
+        assert list(data.items) == [a1, a2]
+        a2.delete()
+        again = speedups.take_members(db.Parent.children, ann, ann.id, [a1, a2])
+        assert again is data and list(data.items) == [a1]
+        assert list(speedups.take_members(db.Parent.children, bo, bo.id, [a1, b1]).items) == [b1]
+        db.rollback()

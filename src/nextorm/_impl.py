@@ -73,6 +73,9 @@ UNLEARNED_LOADS = impl.UNLEARNED_LOADS
 learn_unique = impl.learn_unique
 load_rows = impl.load_rows
 get_now = impl.get_now
+SetData = impl.SetData
+members_now = impl.members_now
+take_members = impl.take_members
 
 __all__ = [
     "COMPILED",
@@ -88,6 +91,7 @@ __all__ = [
     "LazyIterator",
     "QueryStat",
     "SessionBase",
+    "SetData",
     "UNLEARNED_LOADS",
     "add_run",
     "attribute_dict",
@@ -108,6 +112,7 @@ __all__ = [
     "mark_saved_all",
     "match_keys",
     "materialize",
+    "members_now",
     "only_mapped",
     "plain_params",
     "read_now",
@@ -116,6 +121,7 @@ __all__ = [
     "register_keys",
     "session_cache",
     "shape_runs",
+    "take_members",
     "sql_debug_state",
     "track",
 ]

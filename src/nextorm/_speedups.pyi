@@ -17,6 +17,7 @@ __all__ = [
     "LazyIterator",
     "QueryStat",
     "SessionBase",
+    "SetData",
     "UNLEARNED_LOADS",
     "add_run",
     "attribute_dict",
@@ -37,6 +38,7 @@ __all__ = [
     "mark_saved_all",
     "match_keys",
     "materialize",
+    "members_now",
     "only_mapped",
     "plain_params",
     "read_now",
@@ -45,6 +47,7 @@ __all__ = [
     "register_keys",
     "session_cache",
     "shape_runs",
+    "take_members",
     "sql_debug_state",
     "track",
 ]
@@ -185,3 +188,11 @@ UNLEARNED_LOADS: int
 def learn_unique(cache: Any, objects: Iterable[Any], entity: Any) -> None: ...
 def load_rows(entity: Any, cache: Any, attrs: Sequence[Any], converters: Sequence[Any], rows: Any) -> list[Any]: ...
 def get_now(entity: Any, values: dict[str, Any]) -> list[Any] | None: ...
+
+class SetData:
+    items: dict[Any, None]
+    loaded: bool
+    def __init__(self) -> None: ...
+
+def members_now(attr: Any, owner: Any) -> SetData | None: ...
+def take_members(attr: Any, owner: Any, pk: Any, members: Iterable[Any]) -> SetData: ...

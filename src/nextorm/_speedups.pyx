@@ -128,6 +128,7 @@ __all__ = [
     "EntityMetaBase",
     "Column",
     "SessionBase",
+    "SetData",
     "UNLEARNED_LOADS",
     "CacheBase",
     "LazyIterator",
@@ -147,6 +148,7 @@ __all__ = [
     "load_rows",
     "lookup",
     "materialize",
+    "members_now",
     "only_mapped",
     "plain_params",
     "track",
@@ -156,6 +158,7 @@ __all__ = [
     "checked_columns",
     "mark_saved_all",
     "shape_runs",
+    "take_members",
     "match_keys",
     "register_keys",
     "record_undo_all",
@@ -2057,3 +2060,95 @@ def get_now(entity, dict values not None):
     if rows is None:
         return None
     return _load_rows(entity, cache, entity._select_attrs_, entity._select_converters_, rows)
+
+
+# -- a collection's members ------------------------------------------------------------------------
+
+
+cdef class SetData:
+    """What a session knows of one collection of one object: its members (``items``, in the
+    order they became known) and whether every member is known (``loaded``)."""
+
+    cdef public object items
+    cdef public object loaded
+
+    def __init__(self) -> None:
+        self.items = {}
+        self.loaded = False
+
+
+cdef object _column_get(object column, object obj):
+    """``column.get_raw(obj)``, in C (no Python class overrides ``get_raw``)."""
+    if isinstance(column, Column):
+        value = _raw_get(<Column>column, obj)
+        return None if value is _MISSING else value
+    return column.get_raw(obj)
+
+
+def members_now(attr, owner):
+    """The state of collection ``attr`` of ``owner`` with every member known, or None.
+
+    The state already loaded, or, for a one-to-many collection whose SELECT was made before
+    (``attr.one_owner_sql``), its members read at once (``read_now``): the objects read whose
+    reference holds ``owner``'s key. None when the caller's full path must run: a many-to-many
+    collection, a new owner, an owner of a session that is over or not the current one, a key
+    of several columns or references, a target that is wide or has a discriminator, or a read
+    that cannot run at once.
+    """
+    state = attr.state
+    data = _column_get(state, owner)
+    cdef int status = (<EntityBase?>owner)._status_
+    if data is not None and data.loaded and (not attr.volatile or status == _CREATED):
+        return data
+    cache = (<EntityBase>owner)._cache_
+    if attr.is_m2m or status == _CREATED or not cache.is_alive:
+        return None
+    session = _current()
+    if session is None or session is not cache.session or _foreign(session):
+        return None
+    known = attr.one_owner_sql
+    entity = type(owner)
+    target = attr.py_type
+    if (
+        known is None
+        or (<tuple?>known)[0] is not cache.provider.dialect
+        or entity._npk_ != 1
+        or entity._pk_has_refs_
+        or target._wide_
+        or target._discriminator_attr_ is not None
+    ):
+        return None
+    pk = _column_get(entity._pk_attrs_[0], owner)
+    rows = _read_now(cache, (<tuple>known)[1], [pk])
+    if rows is None:
+        return None
+    members = _load_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
+    return _take_members(attr, owner, pk, members)
+
+
+def take_members(attr, owner, pk, members):
+    """The state of collection ``attr`` of ``owner`` (key ``pk``), loaded: its members are the
+    ``members`` read for it, less those deleted or whose reference the session points elsewhere."""
+    return _take_members(attr, owner, pk, members)
+
+
+cdef object _take_members(object attr, object owner, object pk, object members):
+    state = attr.state
+    ref_column = attr.reverse
+    key_type = type(pk)
+    items = {}
+    for member in members:
+        if (<EntityBase?>member)._status_ < _DELETED:
+            ref = _column_get(ref_column, member)
+            if type(ref) is not key_type and isinstance(ref, EntityBase):
+                # a reference stored as its object (saved: the read came after the flush)
+                ref = ref._pk_raw_()
+            if ref == pk:
+                items[member] = None
+    data = _column_get(state, owner)
+    if data is None:
+        data = SetData()
+        _raw_set(<Column?>state, owner, data)
+    data.items = items
+    data.loaded = True
+    return data

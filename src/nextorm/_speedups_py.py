@@ -83,6 +83,7 @@ __all__ = [
     "LazyIterator",
     "QueryStat",
     "SessionBase",
+    "SetData",
     "UNLEARNED_LOADS",
     "add_run",
     "attribute_dict",
@@ -103,6 +104,7 @@ __all__ = [
     "mark_saved_all",
     "match_keys",
     "materialize",
+    "members_now",
     "only_mapped",
     "plain_params",
     "read_now",
@@ -111,6 +113,7 @@ __all__ = [
     "register_keys",
     "session_cache",
     "shape_runs",
+    "take_members",
     "sql_debug_state",
     "track",
 ]
@@ -1155,3 +1158,81 @@ def get_now(entity: Any, values: dict[str, Any]) -> list[Any] | None:
     if rows is None:
         return None
     return load_rows(entity, cache, entity._select_attrs_, entity._select_converters_, rows)
+
+
+# -- a collection's members ------------------------------------------------------------------------
+
+
+class SetData:
+    """What a session knows of one collection of one object: its members (``items``, in the
+    order they became known) and whether every member is known (``loaded``)."""
+
+    __slots__ = ("items", "loaded")
+
+    def __init__(self) -> None:
+        self.items: dict[Any, None] = {}
+        self.loaded = False
+
+
+def members_now(attr: Any, owner: Any) -> SetData | None:
+    """The state of collection ``attr`` of ``owner`` with every member known, or None.
+
+    The state already loaded, or, for a one-to-many collection whose SELECT was made before
+    (``attr.one_owner_sql``), its members read at once (``read_now``): the objects read whose
+    reference holds ``owner``'s key. None when the caller's full path must run: a many-to-many
+    collection, a new owner, an owner of a session that is over or not the current one, a key
+    of several columns or references, a target that is wide or has a discriminator, or a read
+    that cannot run at once.
+    """
+    state = attr.state
+    data = state.get_raw(owner)
+    if data is not None and data.loaded and (not attr.volatile or owner._status_ == CREATED):
+        return data  # type: ignore[no-any-return]
+    cache = owner._cache_
+    if attr.is_m2m or owner._status_ == CREATED or not cache.is_alive:
+        return None
+    session = current_session.get()
+    if session is not cache.session or _foreign(session):
+        return None
+    known = attr.one_owner_sql
+    entity = type(owner)
+    target = attr.py_type
+    if (
+        known is None
+        or known[0] is not cache.provider.dialect
+        or entity._npk_ != 1
+        or entity._pk_has_refs_
+        or target._wide_
+        or target._discriminator_attr_ is not None
+    ):
+        return None
+    pk = entity._pk_attrs_[0].get_raw(owner)
+    rows = read_now(cache, known[1], [pk])
+    if rows is None:
+        return None
+    members = load_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
+    return take_members(attr, owner, pk, members)
+
+
+def take_members(attr: Any, owner: Any, pk: Any, members: Iterable[Any]) -> SetData:
+    """The state of collection ``attr`` of ``owner`` (key ``pk``), loaded: its members are the
+    ``members`` read for it, less those deleted or whose reference the session points elsewhere."""
+    state = attr.state
+    ref_of = attr.reverse.get_raw
+    key_type = type(pk)
+    items: dict[Any, None] = {}
+    for member in members:
+        if member._status_ < DELETED:
+            ref = ref_of(member)
+            if type(ref) is not key_type and isinstance(ref, EntityBase):
+                # a reference stored as its object (saved: the read came after the flush)
+                ref = ref._pk_raw_()  # type: ignore[attr-defined]
+            if ref == pk:
+                items[member] = None
+    data = state.get_raw(owner)
+    if data is None:
+        data = SetData()
+        state.set_raw(owner, data)
+    data.items = items
+    data.loaded = True
+    return data  # type: ignore[no-any-return]

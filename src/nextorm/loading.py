@@ -21,6 +21,7 @@ from ._impl import (
     materialize,
     read_now,
     session_cache,
+    take_members,
     track,
 )
 from .exceptions import OrmError, UnrepeatableReadError
@@ -386,7 +387,7 @@ def load_collections_steps(attr: Any, owners: list[Any], lazy: tuple[Any, ...] =
         rows = (yield cache, "query", (sql, params)).rows
         members = materialize_rows(target, cache, attrs, converters, rows)
         if len(owners) == 1:
-            _take_members(attr, owners[0], pk_values[0], members)
+            take_members(attr, owners[0], pk_values[0], members)
             return members
         get_raw = attr.reverse.get_raw
         keys = [reference_to_db(get_raw(m)) for m in members]
@@ -415,7 +416,6 @@ def load_collection(attr: Any, owner: Any, awaitable: str) -> None:
     if attr.is_m2m or owner._status_ == CREATED:
         run_sync(load_collections_steps(attr, [owner]), awaitable)
         return
-    attr.ensure_data(owner)
     cache = owner._cache_
     target = attr.py_type
     pk = reference_to_db(owner._pk_raw_())
@@ -424,7 +424,7 @@ def load_collection(attr: Any, owner: Any, awaitable: str) -> None:
     if rows is None:
         rows = _query_now(cache, sql, params, awaitable)
     members = materialize_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
-    _take_members(attr, owner, pk, members)
+    take_members(attr, owner, pk, members)
 
 
 def _members_select(
@@ -451,24 +451,6 @@ def _members_select(
     if single and plain:
         attr.one_owner_sql = (dialect, sql)
     return sql, params
-
-
-def _take_members(attr: Any, owner: Any, pk: Any, members: list[Any]) -> None:
-    """The loaded rows of one owner's collection are its members, less any the session points elsewhere.
-
-    A stored reference of the key's own type is the key: it needs no reference_to_db.
-    """
-    get_raw = attr.reverse.get_raw
-    key_type = type(pk)
-    items: dict[Any, None] = {}
-    for member in members:
-        if member._status_ < DELETED:
-            ref = get_raw(member)
-            if (ref if type(ref) is key_type else reference_to_db(ref)) == pk:
-                items[member] = None
-    data = attr.ensure_data(owner)
-    data.items = items
-    data.loaded = True
 
 
 def _unflushed_links(cache: Any, attr: Any) -> tuple[dict[Any, list[Any]], dict[Any, list[Any]]]:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from types import FunctionType
 from typing import Any, Generic, Self, TypeVar, overload
 
-from ._impl import CREATED, DELETED, Column, EntityBase, LazyIterator
+from ._impl import CREATED, DELETED, Column, EntityBase, LazyIterator, SetData, members_now
 from .exceptions import (
     AttributeTypeError,
     ConstraintError,
@@ -107,16 +107,6 @@ def column_option(options: dict[str, Any], single: str, several: str) -> tuple[s
             raise TypeError(f"Parameter {several!r} must be a list of strings. Got: {columns!r}")
         return (columns[0] if len(columns) == 1 else None), list(columns)
     return None, None
-
-
-class SetData:
-    """What a session knows of one collection of one object."""
-
-    __slots__ = ("items", "loaded")
-
-    def __init__(self) -> None:
-        self.items: dict[Any, None] = {}
-        self.loaded = False
 
 
 # -- references --------------------------------------------------------------------------------
@@ -303,6 +293,8 @@ class SetAttr(Generic[_E]):
         self.name = ""
         #: the SELECT of one owner's members, once made: (dialect, text); its one parameter is the key
         self.one_owner_sql: tuple[Any, str] | None = None
+        #: the column of the slot that holds each object's collection state (a ``SetData``), once bound
+        self.state: Any = None
         self.entity: Any = None
         self.qualname = "?"
         self.is_m2m = False
@@ -322,6 +314,7 @@ class SetAttr(Generic[_E]):
         # empty slot without raising (each first use of a collection finds it empty)
         slot = Column()
         slot._bind_slot_(member, 0)
+        self.state = slot
         self.data = slot.get_raw  # type: ignore[method-assign]
         self._set_data = member.__set__
 
@@ -422,6 +415,9 @@ class SetInstance(Generic[_E]):
     def _loaded(self) -> SetData:
         """The collection state with every member known, loading it when needed."""
         obj, attr = self._obj, self._attr
+        data = members_now(attr, obj)  # known, or read at once: the common cases in one call
+        if data is not None:
+            return data
         data = attr.data(obj)
         if data is not None and data.loaded and not (attr.volatile and obj._status_ != CREATED):
             return data
