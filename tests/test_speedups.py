@@ -173,7 +173,9 @@ def test_twins_define_the_same_public_names(twins: tuple[ModuleType, ModuleType]
     # own names (fget, setter, ...) are no part of the protocol
     inherited = protocol_names(property)
     for name in ("EntityBase", "EntityMetaBase", "Column", "SessionBase", "CacheBase"):
-        assert protocol_names(getattr(compiled, name)) == protocol_names(getattr(pure, name)) - inherited, name
+        assert protocol_names(getattr(compiled, name)) == protocol_names(getattr(pure, name)) - inherited, (
+            name
+        )
 
 
 @pytest.mark.c_extension
@@ -734,7 +736,6 @@ def test_current_task_outside_a_loop_is_the_borrowed_one(speedups: ModuleType) -
     assert speedups.current_task() is None
 
 
-
 def test_enter_and_exit_nest_in_one_session(speedups: ModuleType) -> None:
     """The outermost enter makes the session, inner ones go deeper; only the outermost exit ends it."""
     log: list[tuple[Any, ...]] = []
@@ -1232,7 +1233,11 @@ def test_record_undo_all_keeps_the_first_state_and_adds_later_originals(model: M
     undo: dict[Any, Any] = {b: (sp.CREATED, None, 0b11)}
     sp.record_undo_all(
         undo,
-        [(a, sp.MODIFIED, {1: "x"}, 0b10), (a, sp.MODIFIED, {1: "y", 2: 5}, 0b110), (b, sp.MODIFIED, {3: 1}, 0b1000)],
+        [
+            (a, sp.MODIFIED, {1: "x"}, 0b10),
+            (a, sp.MODIFIED, {1: "y", 2: 5}, 0b110),
+            (b, sp.MODIFIED, {3: 1}, 0b1000),
+        ],
     )
     assert undo == {a: (sp.MODIFIED, {1: "x", 2: 5}, 0b110), b: (sp.CREATED, {3: 1}, 0b1011)}
 
@@ -1714,7 +1719,9 @@ def test_attribute_dict_takes_the_paths_of_dead_and_deleted_objects(model: Model
     }
     alive = model.new(model.speedups.LOADED, id=2, name="Bob")
     model.cache.is_alive = False
-    assert model.speedups.attribute_dict(alive, ("name",), (model.column("name"),)) == {"name": ("after", "name")}
+    assert model.speedups.attribute_dict(alive, ("name",), (model.column("name"),)) == {
+        "name": ("after", "name")
+    }
 
 
 def test_attribute_dict_calls_an_overriding_get(speedups: ModuleType) -> None:
@@ -1778,7 +1785,13 @@ def test_entity_metaclass_leaves_class_attribute_reads_to_the_base() -> None:
 
 #: (kind, auto, a, b) per column of NAMES: an auto int key of -10..10, text of at most 5 characters
 #: stripped, an int of 0..100, a float, text of any length
-NEW_CHECKS = ((1, True, -10, 10), (3, False, 5, True), (1, False, 0, 100), (2, False, None, None), (3, False, -1, False))
+NEW_CHECKS = (
+    (1, True, -10, 10),
+    (3, False, 5, True),
+    (1, False, 0, 100),
+    (2, False, None, None),
+    (3, False, -1, False),
+)
 
 NEW_KWARGS: list[dict[str, Any]] = [
     {"name": "abc", "age": 5, "score": 1.5, "note": "x"},
@@ -1822,7 +1835,16 @@ def new_outcomes(speedups: ModuleType) -> list[Any]:
             done = speedups.init_new(obj, plan, kwargs)
             slots = [column.get_raw(obj, "-") for column in built.columns]
             state = (obj._status_, obj._rbits_, obj._wbits_, obj._orig_) if done else None
-            result.append((done, list(built.calls), slots, state, built.cache.new_ids.get(obj), obj in built.cache.dirty))
+            result.append(
+                (
+                    done,
+                    list(built.calls),
+                    slots,
+                    state,
+                    built.cache.new_ids.get(obj),
+                    obj in built.cache.dirty,
+                )
+            )
         result.append(registered)
         return result
     finally:
@@ -1873,7 +1895,11 @@ def test_entity_base_init_takes_the_plan_or_the_full_path(speedups: ModuleType) 
     with pytest.raises(TypeError, match=r"^Plain\(\) takes no arguments$"):
         plain(x=1)
     seen: list[Any] = []
-    full = type("Full", (speedups.EntityBase,), {"__slots__": (), "_init_full_": lambda self, a, k: seen.append((a, k))})
+    full = type(
+        "Full",
+        (speedups.EntityBase,),
+        {"__slots__": (), "_init_full_": lambda self, a, k: seen.append((a, k))},
+    )
     full(1, x=2)
     full(y=3)
     assert seen == [((1,), {"x": 2}), ((), {"y": 3})]
@@ -1964,7 +1990,9 @@ def test_read_rows_uses_a_providers_own_send_and_logs_when_debugging(
         finally:
             for var, token in tokens:
                 var.reset(token)
-        assert [r.sql for r in caplog.records if r.name == "nextorm.sql"] == ['SELECT max("id") FROM "person"']
+        assert [r.sql for r in caplog.records if r.name == "nextorm.sql"] == [
+            'SELECT max("id") FROM "person"'
+        ]
     finally:
         provider.__class__ = SQLiteProvider
         provider.release(conn)

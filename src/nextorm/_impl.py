@@ -73,17 +73,27 @@ UNLEARNED_LOADS = impl.UNLEARNED_LOADS
 learn_unique = impl.learn_unique
 load_rows = impl.load_rows
 get_now = impl.get_now
+fetch_now = impl.fetch_now
+use_entity_iterator = impl.use_entity_iterator
+BOUND_TYPES = impl.BOUND_TYPES
+SHAPED_OPERATORS = impl.SHAPED_OPERATORS
+shape_of = impl.shape_of
+select_sql_now = impl.select_sql_now
+use_condition_classes = impl.use_condition_classes
 SetData = impl.SetData
 members_now = impl.members_now
 take_members = impl.take_members
 
 __all__ = [
+    "BOUND_TYPES",
     "COMPILED",
     "CREATED",
     "DELETED",
     "GONE",
     "LOADED",
     "MODIFIED",
+    "SHAPED_OPERATORS",
+    "UNLEARNED_LOADS",
     "CacheBase",
     "Column",
     "EntityBase",
@@ -92,7 +102,6 @@ __all__ = [
     "QueryStat",
     "SessionBase",
     "SetData",
-    "UNLEARNED_LOADS",
     "add_run",
     "attribute_dict",
     "borrowed_task",
@@ -102,6 +111,7 @@ __all__ = [
     "current_task",
     "enter_session",
     "exit_session",
+    "fetch_now",
     "get_now",
     "init_new",
     "keyword_sql",
@@ -119,9 +129,13 @@ __all__ = [
     "read_rows",
     "record_undo_all",
     "register_keys",
+    "select_sql_now",
     "session_cache",
+    "shape_of",
     "shape_runs",
-    "take_members",
     "sql_debug_state",
+    "take_members",
     "track",
+    "use_condition_classes",
+    "use_entity_iterator",
 ]

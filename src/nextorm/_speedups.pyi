@@ -5,11 +5,14 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 __all__ = [
+    "BOUND_TYPES",
     "CREATED",
     "DELETED",
     "GONE",
     "LOADED",
     "MODIFIED",
+    "SHAPED_OPERATORS",
+    "UNLEARNED_LOADS",
     "CacheBase",
     "Column",
     "EntityBase",
@@ -18,7 +21,6 @@ __all__ = [
     "QueryStat",
     "SessionBase",
     "SetData",
-    "UNLEARNED_LOADS",
     "add_run",
     "attribute_dict",
     "borrowed_task",
@@ -28,6 +30,7 @@ __all__ = [
     "current_task",
     "enter_session",
     "exit_session",
+    "fetch_now",
     "get_now",
     "init_new",
     "keyword_sql",
@@ -45,11 +48,15 @@ __all__ = [
     "read_rows",
     "record_undo_all",
     "register_keys",
+    "select_sql_now",
     "session_cache",
+    "shape_of",
     "shape_runs",
-    "take_members",
     "sql_debug_state",
+    "take_members",
     "track",
+    "use_condition_classes",
+    "use_entity_iterator",
 ]
 
 CREATED: Final = 1
@@ -186,8 +193,12 @@ def read_now(cache: Any, sql: str, params: Any) -> list[Any] | None: ...
 UNLEARNED_LOADS: int
 
 def learn_unique(cache: Any, objects: Iterable[Any], entity: Any) -> None: ...
-def load_rows(entity: Any, cache: Any, attrs: Sequence[Any], converters: Sequence[Any], rows: Any) -> list[Any]: ...
+def load_rows(
+    entity: Any, cache: Any, attrs: Sequence[Any], converters: Sequence[Any], rows: Any
+) -> list[Any]: ...
 def get_now(entity: Any, values: dict[str, Any]) -> list[Any] | None: ...
+def fetch_now(entity: Any, sql: str, params: Any) -> list[Any] | None: ...
+def use_entity_iterator(iterator_class: Any) -> None: ...
 
 class SetData:
     items: dict[Any, None]
@@ -196,3 +207,10 @@ class SetData:
 
 def members_now(attr: Any, owner: Any) -> SetData | None: ...
 def take_members(attr: Any, owner: Any, pk: Any, members: Iterable[Any]) -> SetData: ...
+
+BOUND_TYPES: frozenset[type]
+SHAPED_OPERATORS: frozenset[str]
+
+def use_condition_classes(compare: Any, bool_op: Any, not_: Any) -> None: ...
+def shape_of(conditions: Iterable[Any], key: list[Any], params: list[Any]) -> bool: ...
+def select_sql_now(query: Any, dialect: Any, count: bool, limit: Any) -> tuple[str, list[Any]] | None: ...

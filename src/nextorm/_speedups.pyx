@@ -23,7 +23,10 @@ generic path written like the pure twin, so both twins agree everywhere.
 
 import asyncio
 from contextvars import ContextVar
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from time import perf_counter
+from uuid import UUID
 
 cimport cython
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset
@@ -117,11 +120,13 @@ cdef extern from "structmember.h":
 
 
 __all__ = [
+    "BOUND_TYPES",
     "CREATED",
     "LOADED",
     "MODIFIED",
     "DELETED",
     "GONE",
+    "SHAPED_OPERATORS",
     "borrowed_task",
     "current_session",
     "EntityBase",
@@ -141,6 +146,7 @@ __all__ = [
     "current_task",
     "enter_session",
     "exit_session",
+    "fetch_now",
     "get_now",
     "init_new",
     "keyword_sql",
@@ -162,6 +168,10 @@ __all__ = [
     "match_keys",
     "register_keys",
     "record_undo_all",
+    "select_sql_now",
+    "shape_of",
+    "use_condition_classes",
+    "use_entity_iterator",
 ]
 
 cdef enum:
@@ -517,13 +527,42 @@ def lookup(cls, key):
     return _lookup(cls, key)
 
 
+cdef object _entity_iterator = None  # the class of iter(entity)'s iterators (use_entity_iterator)
+
+
+def use_entity_iterator(iterator_class):
+    """Make ``iter(entity)`` an ``iterator_class`` (a ``LazyIterator`` with slots ``_query`` and
+    ``entity``: the query module's ``QueryIterator``), made without ``__init__``, with ``_query``
+    None and ``entity`` the entity iterated, after the entity's mapping is checked."""
+    global _entity_iterator
+    _entity_iterator = iterator_class
+
+
+cdef inline object _class_attr(object cls, object name):
+    """``cls.<name>``: of a class, type's own lookup without the metaclass's ``__getattribute__``
+    (the entity attributes read in C always exist, so the missing-name hook has nothing to add)."""
+    if isinstance(cls, type):
+        return _type_slots.tp_getattro(cls, name)
+    return getattr(cls, name)
+
+
 @cython.auto_pickle(False)
 cdef class EntityMetaBase(type):
-    """Base of the entity metaclass: ``cls[key]`` is ``lookup(cls, key)``; a class attribute that
-    is not found is ``cls._missing_attr_(name)`` when the class defines that hook."""
+    """Base of the entity metaclass: ``cls[key]`` is ``lookup(cls, key)``; ``iter(cls)`` an
+    iterator of its objects (``use_entity_iterator``); a class attribute that is not found is
+    ``cls._missing_attr_(name)`` when the class defines that hook."""
 
     def __getitem__(cls, key):
         return _lookup(cls, key)
+
+    def __iter__(cls):
+        database = _class_attr(cls, "_database_")
+        if not database._mapped_:
+            database._require_mapping_(cls)
+        iterator = LazyIterator.__new__(_entity_iterator)
+        iterator._query = None
+        iterator.entity = cls
+        return iterator
 
     def __getattribute__(cls, name):
         # type's own lookup, in C; only a missing name reaches the class's hook. A metaclass
@@ -2009,7 +2048,7 @@ def learn_unique(cache, objects, entity):
 
 
 cdef int _learn_unique(object cache, object objects, object entity) except -1:
-    if entity._unique_keys_:
+    if _class_attr(entity, "_unique_keys_"):
         unlearned = cache._unlearned
         unlearned.append((tuple(objects), entity))
         if len(unlearned) >= UNLEARNED_LOADS:
@@ -2034,7 +2073,10 @@ cdef list _load_rows(object entity, object cache, object attrs, object converter
         imap = session.maps.get(entity)
     if imap is None:
         imap = cache.identity_map(entity)
-    objects = _materialize(entity, cache, imap, attrs, converters, entity._npk_, entity._check_mask_, rows)
+    objects = _materialize(
+        entity, cache, imap, attrs, converters, _class_attr(entity, "_npk_"),
+        _class_attr(entity, "_check_mask_"), rows,
+    )
     _learn_unique(cache, objects, entity)
     return objects
 
@@ -2046,20 +2088,42 @@ def get_now(entity, dict values not None):
     (``keyword_sql``), when the read cannot run at once (``read_now``), or when the entity is wide
     or has a discriminator: the caller then takes the full path, which finds the same objects.
     """
-    database = entity._database_
-    provider = database.provider
-    if provider is None or entity._wide_ or entity._discriminator_attr_ is not None:
+    provider = _class_attr(entity, "_database_").provider
+    if provider is None:
         return None
-    found = _keyword_sql(entity._keyword_sql_, values, provider.dialect)
+    found = _keyword_sql(_class_attr(entity, "_keyword_sql_"), values, provider.dialect)
     if found is None:
         return None
-    cache = _cache_of(_current(), database)
+    return _fetch_now(entity, (<tuple>found)[0], (<tuple>found)[1])
+
+
+def fetch_now(entity, sql, params):
+    """The objects of ``entity`` that one SELECT of its query columns finds, read at once, or None.
+
+    None when the read cannot run at once (``read_now``, or no cache of the entity's database in
+    the current session yet) or the entity is wide or has a discriminator: the caller then takes
+    the full path, which finds the same objects.
+    """
+    return _fetch_now(entity, sql, params)
+
+
+cdef object _fetch_now(object entity, object sql, object params):
+    if not _is_plain_entity(entity):
+        return None
+    cache = _cache_of(_current(), _class_attr(entity, "_database_"))
     if cache is None:
         return None
-    rows = _read_now(cache, (<tuple>found)[0], (<tuple>found)[1])
+    rows = _read_now(cache, sql, params)
     if rows is None:
         return None
-    return _load_rows(entity, cache, entity._select_attrs_, entity._select_converters_, rows)
+    return _load_rows(
+        entity, cache, _class_attr(entity, "_select_attrs_"), _class_attr(entity, "_select_converters_"), rows
+    )
+
+
+cdef inline bint _is_plain_entity(object entity) except -1:
+    """Whether ``entity``'s rows are one value per column of its own class: no wide attribute, no discriminator."""
+    return not _class_attr(entity, "_wide_") and _class_attr(entity, "_discriminator_attr_") is None
 
 
 # -- a collection's members ------------------------------------------------------------------------
@@ -2112,17 +2176,18 @@ def members_now(attr, owner):
     if (
         known is None
         or (<tuple?>known)[0] is not cache.provider.dialect
-        or entity._npk_ != 1
-        or entity._pk_has_refs_
-        or target._wide_
-        or target._discriminator_attr_ is not None
+        or _class_attr(entity, "_npk_") != 1
+        or _class_attr(entity, "_pk_has_refs_")
+        or not _is_plain_entity(target)
     ):
         return None
-    pk = _column_get(entity._pk_attrs_[0], owner)
+    pk = _column_get(_class_attr(entity, "_pk_attrs_")[0], owner)
     rows = _read_now(cache, (<tuple>known)[1], [pk])
     if rows is None:
         return None
-    members = _load_rows(target, cache, target._select_attrs_, target._select_converters_, rows)
+    members = _load_rows(
+        target, cache, _class_attr(target, "_select_attrs_"), _class_attr(target, "_select_converters_"), rows
+    )
     return _take_members(attr, owner, pk, members)
 
 
@@ -2152,3 +2217,106 @@ cdef object _take_members(object attr, object owner, object pk, object members):
     data.items = items
     data.loaded = True
     return data
+
+
+# -- a query's SELECT text, kept per shape -----------------------------------------------------------
+
+#: the value types whose query conditions share a kept SELECT text: each binds as itself
+BOUND_TYPES = frozenset({str, int, float, bool, bytes, Decimal, datetime, date, time, timedelta, UUID})
+#: the comparisons a kept SELECT text spells the same whatever the values (bar None and IN's length)
+SHAPED_OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in"})
+
+cdef frozenset _bound_types = BOUND_TYPES
+cdef frozenset _shaped_operators = SHAPED_OPERATORS
+cdef object _compare_class = None  # the expression classes of conditions (use_condition_classes)
+cdef object _bool_op_class = None
+cdef object _not_class = None
+
+
+def use_condition_classes(compare, bool_op, not_):
+    """The classes of a query's conditions whose shape ``shape_of`` reads: a comparison (``attr``,
+    ``op``, ``value``), an and/or (``op``, ``items``) and a negation (``item``)."""
+    global _compare_class, _bool_op_class, _not_class
+    _compare_class, _bool_op_class, _not_class = compare, bool_op, not_
+
+
+def shape_of(conditions, list key not None, list params not None):
+    """Append the shape of each condition to ``key`` and its values to ``params``, in the order a
+    SELECT text binds them; False when a condition is not a comparison of a column with plain
+    values (``BOUND_TYPES``), or and/or/not of such.
+
+    A comparison's shape is its column and operator, with None for a None value and the length of
+    an IN list; an and/or's is its operator and count, a negation's ``"NOT"``.
+    """
+    return _shape_of(conditions, key, params)
+
+
+cdef bint _shape_of(object conditions, list key, list params) except -1:
+    for condition in conditions:
+        kind = type(condition)
+        if kind is _compare_class:
+            attr, op, value = condition.attr, condition.op, condition.value
+            if not isinstance(attr, Column) or attr.width != 1 or op not in _shaped_operators:
+                return False
+            if value is None:
+                key.append((attr.column, op, None))
+            elif op == "in":
+                for item in value:
+                    if type(item) not in _bound_types:
+                        return False
+                key.append((attr.column, op, len(value)))
+                params.extend(value)
+            elif type(value) in _bound_types:
+                key.append((attr.column, op))
+                params.append(value)
+            else:
+                return False
+        elif kind is _bool_op_class:
+            items = condition.items
+            key.append((condition.op, len(items)))
+            if not _shape_of(items, key, params):
+                return False
+        elif kind is _not_class:
+            key.append("NOT")
+            if not _shape_of((condition.item,), key, params):
+                return False
+        else:
+            return False
+    return True
+
+
+def select_sql_now(query, dialect, count, limit):
+    """The text and parameters of the SELECT of ``query``'s objects (of ``COUNT(*)`` when
+    ``count``) with ``limit`` as its limit, when its entity keeps the text of its shape for
+    ``dialect``; None otherwise (the caller renders it, and keeps it when it can).
+
+    The shape: whether it counts, the limit, offset, locking, DISTINCT, the keys of an order
+    known by the entity (``_orders_``) and the shape of the conditions (``shape_of``), an
+    entity's own kind filter last.
+    """
+    return _select_sql_now(query, dialect, count, limit)
+
+
+cdef object _select_sql_now(object query, object dialect, object count, object limit):
+    entity = query.entity
+    order = query._order
+    if count or not order:
+        keys = ()
+    else:
+        known = _dict_get(<dict?>_class_attr(entity, "_orders_"), id(order), None)
+        if known is None or (<tuple?>known)[0] is not order or (<tuple>known)[2] is None:
+            return None
+        keys = (<tuple>known)[2]
+    key = [count, limit, query._offset, query._for_update, bool(query._distinct), keys]
+    params = []
+    where = query._where
+    kind_filter = _class_attr(entity, "_kind_filter_")
+    if kind_filter:
+        where = where + kind_filter
+    if not _shape_of(where, key, params):
+        return None
+    entry = _dict_get(<dict?>_class_attr(entity, "_select_sql_"), tuple(key), None)
+    if entry is None or (<tuple?>entry)[0] is not dialect:
+        return None
+    params.extend((<tuple>entry)[2])
+    return (<tuple>entry)[1], params

@@ -64,18 +64,24 @@ import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from time import perf_counter
 from types import MemberDescriptorType
 from typing import Any, TypeVar, cast
+from uuid import UUID
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = [
+    "BOUND_TYPES",
     "CREATED",
     "DELETED",
     "GONE",
     "LOADED",
     "MODIFIED",
+    "SHAPED_OPERATORS",
+    "UNLEARNED_LOADS",
     "CacheBase",
     "Column",
     "EntityBase",
@@ -84,7 +90,6 @@ __all__ = [
     "QueryStat",
     "SessionBase",
     "SetData",
-    "UNLEARNED_LOADS",
     "add_run",
     "attribute_dict",
     "borrowed_task",
@@ -94,6 +99,7 @@ __all__ = [
     "current_task",
     "enter_session",
     "exit_session",
+    "fetch_now",
     "get_now",
     "init_new",
     "keyword_sql",
@@ -111,11 +117,15 @@ __all__ = [
     "read_rows",
     "record_undo_all",
     "register_keys",
+    "select_sql_now",
     "session_cache",
+    "shape_of",
     "shape_runs",
-    "take_members",
     "sql_debug_state",
+    "take_members",
     "track",
+    "use_condition_classes",
+    "use_entity_iterator",
 ]
 
 CREATED = 1  # pending INSERT
@@ -449,11 +459,33 @@ def lookup(cls: Any, key: Any) -> Any:
     return cls._lookup_miss_(key)
 
 
+#: the class of ``iter(entity)``'s iterators (``use_entity_iterator``)
+_entity_iterator: Any = None
+
+
+def use_entity_iterator(iterator_class: Any) -> None:
+    """Make ``iter(entity)`` an ``iterator_class`` (a ``LazyIterator`` with slots ``_query`` and
+    ``entity``: the query module's ``QueryIterator``), made without ``__init__``, with ``_query``
+    None and ``entity`` the entity iterated, after the entity's mapping is checked."""
+    global _entity_iterator
+    _entity_iterator = iterator_class
+
+
 class EntityMetaBase(type):
-    """Base of the entity metaclass: ``cls[key]`` is ``lookup(cls, key)``; a class attribute that
-    is not found is ``cls._missing_attr_(name)`` when the class defines that hook."""
+    """Base of the entity metaclass: ``cls[key]`` is ``lookup(cls, key)``; ``iter(cls)`` an
+    iterator of its objects (``use_entity_iterator``); a class attribute that is not found is
+    ``cls._missing_attr_(name)`` when the class defines that hook."""
 
     __getitem__ = lookup
+
+    def __iter__(cls) -> Any:
+        database = cls._database_  # type: ignore[attr-defined]
+        if not database._mapped_:
+            database._require_mapping_(cls)
+        iterator = LazyIterator.__new__(_entity_iterator)
+        iterator._query = None
+        iterator.entity = cls
+        return iterator
 
     def __getattr__(cls, name: str) -> Any:
         try:
@@ -1125,7 +1157,9 @@ def learn_unique(cache: Any, objects: Iterable[Any], entity: Any) -> None:
             cache._learn_loaded()
 
 
-def load_rows(entity: Any, cache: Any, attrs: Sequence[Any], converters: Sequence[Any], rows: Any) -> list[Any]:
+def load_rows(
+    entity: Any, cache: Any, attrs: Sequence[Any], converters: Sequence[Any], rows: Any
+) -> list[Any]:
     """The objects of ``rows`` (values of ``attrs``, one column each) as objects of ``entity`` in
     ``cache``'s identity map, their unique keys learned: ``materialize_rows`` where no wide
     attribute and no discriminator asks for more."""
@@ -1137,6 +1171,24 @@ def load_rows(entity: Any, cache: Any, attrs: Sequence[Any], converters: Sequenc
     return objects
 
 
+def fetch_now(entity: Any, sql: str, params: Any) -> list[Any] | None:
+    """The objects of ``entity`` that one SELECT of its query columns finds, read at once, or None.
+
+    None when the read cannot run at once (``read_now``, or no cache of the entity's database in
+    the current session yet) or the entity is wide or has a discriminator: the caller then takes
+    the full path, which finds the same objects.
+    """
+    if entity._wide_ or entity._discriminator_attr_ is not None:
+        return None
+    cache = session_cache(entity._database_)
+    if cache is None:
+        return None
+    rows = read_now(cache, sql, params)
+    if rows is None:
+        return None
+    return load_rows(entity, cache, entity._select_attrs_, entity._select_converters_, rows)
+
+
 def get_now(entity: Any, values: dict[str, Any]) -> list[Any] | None:
     """The objects ``entity.get(**values)`` finds, read with one call, or None.
 
@@ -1144,20 +1196,13 @@ def get_now(entity: Any, values: dict[str, Any]) -> list[Any] | None:
     (``keyword_sql``), when the read cannot run at once (``read_now``), or when the entity is wide
     or has a discriminator: the caller then takes the full path, which finds the same objects.
     """
-    database = entity._database_
-    provider = database.provider
-    if provider is None or entity._wide_ or entity._discriminator_attr_ is not None:
+    provider = entity._database_.provider
+    if provider is None:
         return None
     found = keyword_sql(entity._keyword_sql_, values, provider.dialect)
     if found is None:
         return None
-    cache = session_cache(database)
-    if cache is None:
-        return None
-    rows = read_now(cache, found[0], found[1])
-    if rows is None:
-        return None
-    return load_rows(entity, cache, entity._select_attrs_, entity._select_converters_, rows)
+    return fetch_now(entity, found[0], found[1])
 
 
 # -- a collection's members ------------------------------------------------------------------------
@@ -1236,3 +1281,93 @@ def take_members(attr: Any, owner: Any, pk: Any, members: Iterable[Any]) -> SetD
     data.items = items
     data.loaded = True
     return data  # type: ignore[no-any-return]
+
+
+# -- a query's SELECT text, kept per shape -----------------------------------------------------------
+
+#: the value types whose query conditions share a kept SELECT text: each binds as itself
+BOUND_TYPES = frozenset({str, int, float, bool, bytes, Decimal, datetime, date, time, timedelta, UUID})
+#: the comparisons a kept SELECT text spells the same whatever the values (bar None and IN's length)
+SHAPED_OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in"})
+
+#: the expression classes of conditions (``use_condition_classes``): Compare, BoolOp, Not
+_conditions: tuple[Any, Any, Any] = (None, None, None)
+
+
+def use_condition_classes(compare: Any, bool_op: Any, not_: Any) -> None:
+    """The classes of a query's conditions whose shape ``shape_of`` reads: a comparison (``attr``,
+    ``op``, ``value``), an and/or (``op``, ``items``) and a negation (``item``)."""
+    global _conditions
+    _conditions = (compare, bool_op, not_)
+
+
+def shape_of(conditions: Iterable[Any], key: list[Any], params: list[Any]) -> bool:
+    """Append the shape of each condition to ``key`` and its values to ``params``, in the order a
+    SELECT text binds them; False when a condition is not a comparison of a column with plain
+    values (``BOUND_TYPES``), or and/or/not of such.
+
+    A comparison's shape is its column and operator, with None for a None value and the length of
+    an IN list; an and/or's is its operator and count, a negation's ``"NOT"``.
+    """
+    compare, bool_op, not_ = _conditions
+    for condition in conditions:
+        kind = type(condition)
+        if kind is compare:
+            attr, op, value = condition.attr, condition.op, condition.value
+            if not isinstance(attr, Column) or attr.width != 1 or op not in SHAPED_OPERATORS:  # type: ignore[attr-defined]
+                return False
+            if value is None:
+                key.append((attr.column, op, None))  # type: ignore[attr-defined]
+            elif op == "in":
+                if not all(type(v) in BOUND_TYPES for v in value):
+                    return False
+                key.append((attr.column, op, len(value)))  # type: ignore[attr-defined]
+                params.extend(value)
+            elif type(value) in BOUND_TYPES:
+                key.append((attr.column, op))  # type: ignore[attr-defined]
+                params.append(value)
+            else:
+                return False
+        elif kind is bool_op:
+            key.append((condition.op, len(condition.items)))
+            if not shape_of(condition.items, key, params):
+                return False
+        elif kind is not_:
+            key.append("NOT")
+            if not shape_of((condition.item,), key, params):
+                return False
+        else:
+            return False
+    return True
+
+
+def select_sql_now(query: Any, dialect: Any, count: bool, limit: Any) -> tuple[str, list[Any]] | None:
+    """The text and parameters of the SELECT of ``query``'s objects (of ``COUNT(*)`` when
+    ``count``) with ``limit`` as its limit, when its entity keeps the text of its shape for
+    ``dialect``; None otherwise (the caller renders it, and keeps it when it can).
+
+    The shape: whether it counts, the limit, offset, locking, DISTINCT, the keys of an order
+    known by the entity (``_orders_``) and the shape of the conditions (``shape_of``), an
+    entity's own kind filter last.
+    """
+    entity = query.entity
+    order = query._order
+    if count or not order:
+        keys: Any = ()
+    else:
+        known = entity._orders_.get(id(order))
+        if known is None or known[0] is not order or known[2] is None:
+            return None
+        keys = known[2]
+    key: list[Any] = [count, limit, query._offset, query._for_update, bool(query._distinct), keys]
+    params: list[Any] = []
+    where = query._where
+    if entity._kind_filter_:
+        where += entity._kind_filter_
+    if not shape_of(where, key, params):
+        return None
+    entry = entity._select_sql_.get(tuple(key))
+    if entry is None or entry[0] is not dialect:
+        return None
+    params.extend(entry[2])
+    return entry[1], params

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 from ._impl import (
@@ -43,7 +42,7 @@ from .exceptions import (
 from .expressions import Expr, check_entities
 from .identity import UniqueKey, flat_key, nested_key
 from .loading import fetch, fetch_steps, load_attr_steps, load_missing_steps, refresh_steps
-from .query import Query, caller_namespace, conditions_for, entity_iterator, keyword_get_sql, query_of
+from .query import Query, caller_namespace, conditions_for, keyword_get_sql, query_of
 from .relationships import SetAttr, SetInstance, claim_partner, relink, unlink_steps
 from .session import EntityProxy, SessionCache, active_session, require_session
 from .steps import Steps, run_async, run_sync
@@ -423,12 +422,6 @@ class EntityMeta(EntityMetaBase):
         if attr is None:
             raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
         return attr
-
-    def __iter__(cls: type[_E]) -> Iterator[_E]:
-        database = cls._database_  # type: ignore[attr-defined]
-        if not database._mapped_:
-            database._require_mapping_(cls)
-        return entity_iterator(cls)
 
     def __repr__(cls) -> str:
         return f"<Entity {cls.__name__}>"

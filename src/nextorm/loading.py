@@ -75,6 +75,7 @@ def fetch(entity: Any, sql: str, params: Any, awaitable: str) -> list[Any]:
     """``fetch_steps()`` with blocking IO, its one statement run at once (a direct path, no steps).
 
     On an async database it raises AsyncRequired naming ``awaitable``, as ``run_sync`` does.
+    ``fetch_now`` is its common case, in one call: callers try it first.
     """
     cache = session_cache(entity._database_) or require_session().cache_for(entity._database_)
     rows = read_now(cache, sql, params)

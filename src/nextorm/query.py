@@ -6,13 +6,19 @@ import functools
 import operator
 import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import IO, Any, Generic, TypeVar, cast, overload
-from uuid import UUID
 
 from ._impl import Column as AttributeBase
-from ._impl import EntityBase, LazyIterator, keyword_sql
+from ._impl import (
+    EntityBase,
+    LazyIterator,
+    fetch_now,
+    keyword_sql,
+    select_sql_now,
+    shape_of,
+    use_condition_classes,
+    use_entity_iterator,
+)
 from .display import show_objects
 from .exceptions import (
     MultipleObjectsFoundError,
@@ -57,7 +63,6 @@ __all__ = [
     "caller_namespace",
     "check_entities",
     "conditions_for",
-    "entity_iterator",
     "keyword_get_sql",
 ]
 
@@ -74,8 +79,9 @@ def caller_namespace(depth: int = 2) -> tuple[dict[str, Any], dict[str, Any]]:
 class QueryIterator(LazyIterator):
     """Iterates a query's objects, fetched on the first ``next()``; a generator query reads ``query``.
 
-    Iterating an entity gives one without a query (``query`` is None until read): a generator
-    query over the entity then builds its own query directly.
+    Iterating an entity gives one without a query (``query`` is None until read), made in C by
+    the entity's metaclass (``use_entity_iterator``): a generator query over the entity then
+    builds its own query directly.
     """
 
     __slots__ = ("_query", "entity")
@@ -96,20 +102,7 @@ class QueryIterator(LazyIterator):
         return self.query._fetch_once()
 
 
-def entity_iterator(entity: Any) -> QueryIterator:
-    """``iter(entity)``: a QueryIterator without a query until one is read.
-
-    Every generator query over an entity makes one: it is made without the call of ``__init__``,
-    which a class called from the metaclass's ``__iter__`` pays through C.
-    """
-    iterator = _new_iterator(QueryIterator)
-    iterator._query = None
-    iterator.entity = entity
-    return iterator
-
-
 _new_query = object.__new__
-_new_iterator = LazyIterator.__new__
 
 
 def query_of(entity: Any, where: tuple[Expr, ...] = ()) -> Query[Any]:
@@ -456,7 +449,8 @@ class Query(Generic[_E]):
             provider = self.entity._database_._provider_or_fail()
         dialect = provider.dialect
         if self._select is None and not self._sources:
-            return plain_select_sql(self, dialect, limit=limit)
+            found = select_sql_now(self, dialect, False, limit)  # a text kept: in one call
+            return plain_select_sql(self, dialect, limit=limit) if found is None else found
         return render(self._limited(limit).statement(), dialect)
 
     def _limited(self, limit: int | None) -> Query[_E]:
@@ -584,8 +578,11 @@ class Query(Generic[_E]):
         entity = self.entity
         hint = entity._afetch_hint_
         if self._select is None and not self._prefetch and self._for_update is None:
-            sql, params = self._sql(limit)  # one statement, run directly
-            return query_result(fetch_objects(entity, sql, params, hint), entity)
+            sql, params = self._sql(limit)  # one statement, run directly: in one call when it can
+            found = fetch_now(entity, sql, params)
+            if found is None:
+                found = fetch_objects(entity, sql, params, hint)
+            return query_result(found, entity)
         query = self._limited(limit)
         return QueryResult(run_sync(query.fetch_steps(), hint), query._result_entity())
 
@@ -1076,10 +1073,6 @@ def keyword_get_sql(entity: Any, values: dict[str, Any]) -> tuple[str, list[Any]
     return sql, params
 
 
-#: the types of bound values a cached SELECT text of a query takes in place: each binds as itself
-_BOUND_TYPES = _PLAIN_TYPES | {Decimal, datetime, date, time, timedelta, UUID}
-#: the comparisons a cached SELECT text spells the same whatever the values (bar None and IN's length)
-_SHAPED_OPERATORS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in"})
 #: most SELECT texts kept per entity: a query paged through many offsets makes one per page
 SELECT_SQL_LIMIT = 256
 #: ``plain_select_sql``'s default limit: the query's own
@@ -1102,6 +1095,9 @@ def plain_select_sql(
     """
     if limit is _OWN_LIMIT:
         limit = query._limit
+    found = select_sql_now(query, dialect, count, limit)
+    if found is not None:
+        return found
     entity = query.entity
     order = query._order
     if count or not order:
@@ -1121,7 +1117,7 @@ def plain_select_sql(
     where = query._where
     if entity._kind_filter_:
         where += entity._kind_filter_
-    if not _shape_of(where, key, params):
+    if not shape_of(where, key, params):
         return render(query._limited(limit).statement(count=count), dialect)
     shape = tuple(key)
     entry = entity._select_sql_.get(shape)
@@ -1138,42 +1134,8 @@ def plain_select_sql(
     return sql, rendered
 
 
-def _shape_of(conditions: tuple[Any, ...], key: list[Any], params: list[Any]) -> bool:
-    """Append the shape of each condition to ``key`` and its values to ``params``, in the order the
-    text binds them; False when a condition is not a comparison of a column with plain values (or
-    and/or/not of such)."""
-    for condition in conditions:
-        kind = type(condition)
-        if kind is Compare:
-            attr, op, value = condition.attr, condition.op, condition.value
-            # an Attribute (the compiled base class knows no width or column)
-            if not isinstance(attr, AttributeBase) or attr.width != 1 or op not in _SHAPED_OPERATORS:  # type: ignore[attr-defined]
-                return False
-            if value is None:
-                key.append((attr.column, op, None))  # type: ignore[attr-defined]
-            elif op == "in":
-                if not all(type(v) in _BOUND_TYPES for v in value):
-                    return False
-                key.append((attr.column, op, len(value)))  # type: ignore[attr-defined]
-                params.extend(value)
-            elif type(value) in _BOUND_TYPES:
-                key.append((attr.column, op))  # type: ignore[attr-defined]
-                params.append(value)
-            else:
-                return False
-        elif kind is BoolOp:
-            key.append((condition.op, len(condition.items)))
-            if not _shape_of(condition.items, key, params):
-                return False
-        elif kind is Not:
-            key.append("NOT")
-            if not _shape_of((condition.item,), key, params):
-                return False
-        else:
-            return False
-    return True
-
-
 # the translator builds the queries of repeated generators directly (it cannot import this module,
 # which imports it): it is given how to make a query, and the class of an entity's iterator
 use_query_classes(query_of, QueryIterator)
+use_entity_iterator(QueryIterator)
+use_condition_classes(Compare, BoolOp, Not)

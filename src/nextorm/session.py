@@ -9,7 +9,7 @@ import inspect
 import random
 import time
 import warnings
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar, overload
 
 from . import unitofwork
@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
 
 def active_session() -> Session | None:
     """The session of the current thread or task, or None."""
