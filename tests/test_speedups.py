@@ -2284,3 +2284,119 @@ def test_take_members_keeps_the_members_that_refer_to_the_owner() -> None:
         assert again is data and list(data.items) == [a1]
         assert list(speedups.take_members(db.Parent.children, bo, bo.id, [a1, b1]).items) == [b1]
         db.rollback()
+
+
+def test_shape_of_reads_comparisons_of_columns_with_plain_values() -> None:
+    """``shape_of``: each comparison of a column with a plain value adds its column and operator
+    (None for a None value, the length of an IN list) and binds its values in order; and/or adds
+    its operator and count, not adds "NOT"; anything else (a value of another type, an operator
+    it does not shape, an expression that is not a comparison) answers False.
+
+    The twin in effect is tested (its ``Column`` is the attributes' base; the query module gives
+    it the condition classes).
+    """
+    from nextorm import _impl as speedups
+    from nextorm.expressions import BoolOp, Compare, Not, Param
+
+    Person = _people_db().Person
+    name, email, pk = Person.name, Person.email, Person.id
+    key: list[Any] = []
+    params: list[Any] = []
+    conditions = (
+        Compare(name, "==", "Bo"),
+        BoolOp("OR", (Compare(pk, "in", (1, 2, 3)), Not(Compare(email, "==", None)))),
+    )
+    assert speedups.shape_of(conditions, key, params) is True
+    assert key == [("name", "=="), ("OR", 2), ("id", "in", 3), "NOT", ("email", "==", None)]
+    assert params == ["Bo", 1, 2, 3]
+    for refused in (
+        Compare(name, "==", object()),  # a value that does not bind as itself
+        Compare(name, "like", "B%"),  # an operator whose text depends on more than the value
+        Compare(pk, "in", (1, object())),
+        Not(Param(True)),  # not a comparison
+    ):
+        assert speedups.shape_of((refused,), [], []) is False, refused
+    assert speedups.BOUND_TYPES >= {str, int, float, bool, bytes} and "==" in speedups.SHAPED_OPERATORS
+
+
+def test_select_sql_now_binds_a_kept_text_of_the_same_shape() -> None:
+    """``select_sql_now``: None until a query of the shape was rendered (and kept); then the kept
+    text with this query's values and the constant parameters after them; None for another
+    dialect, another shape (a None value, another limit, an order not known yet) or a condition
+    it cannot shape.
+
+    The twin in effect is tested (the query module gives it the condition classes).
+    """
+    from nextorm import _impl as speedups
+    from nextorm import db_session
+
+    db = _people_db()
+    Person = db.Person
+    dialect = db.provider.dialect
+    with db_session:
+        query = Person.select(lambda p: p.name == "Bo")
+        assert speedups.select_sql_now(query, dialect, False, 5) is None  # not rendered yet
+        assert [p.email for p in query[:5]] == ["bo@x"]
+        other = Person.select(lambda p: p.name == "Cy")
+        sql, params = speedups.select_sql_now(other, dialect, False, 5)
+        assert (sql, params) == other.limit(5).sql()
+        assert params[0] == "Cy"
+        assert speedups.select_sql_now(other, object(), False, 5) is None  # another dialect
+        assert speedups.select_sql_now(other, dialect, False, 6) is None  # another limit
+        assert speedups.select_sql_now(other, dialect, True, 5) is None  # COUNT(*): another text
+        none = Person.select(lambda p: p.name == None)  # noqa: E711
+        assert speedups.select_sql_now(none, dialect, False, 5) is None  # IS NULL: another shape
+        ordered = other.order_by(Person.email)
+        assert speedups.select_sql_now(ordered, dialect, False, 5) is None  # its order not known
+        assert [p.name for p in ordered[:5]] == ["Cy"]
+        assert speedups.select_sql_now(ordered, dialect, False, 5) == ordered.limit(5).sql()
+
+
+def test_fetch_now_reads_the_objects_of_a_select_at_once() -> None:
+    """``fetch_now``: the identity map's objects of a SELECT of the entity's query columns, read
+    at once; None wherever the full path has work to do (no session or cache yet, changes to
+    flush) and for an entity with a discriminator.
+
+    The twin in effect is tested (sessions live in its ``current_session``).
+    """
+    from nextorm import _impl as speedups
+    from nextorm import db_session
+
+    db = _people_db()
+    Person, Student = db.Person, db.Student
+    sql, params = Person.select(lambda p: p.id <= 2).order_by(Person.id).sql()
+    assert speedups.fetch_now(Person, sql, params) is None  # no session
+    with db_session:
+        assert speedups.fetch_now(Person, sql, params) is None  # no cache of the database yet
+        ann = Person[1]
+        found = speedups.fetch_now(Person, sql, params)
+        assert found is not None and found[0] is ann and [p.name for p in found] == ["Ann", "Bo"]
+        Person(name="Di")
+        assert speedups.fetch_now(Person, sql, params) is None  # the new object is flushed first
+        student_sql, student_params = Student.select().sql()
+        assert speedups.fetch_now(Student, student_sql, student_params) is None  # a discriminator
+        assert len(Student.select()[:]) == 3
+        db.rollback()
+
+
+def test_iterating_an_entity_gives_a_query_iterator_without_a_query() -> None:
+    """``iter(entity)`` (the metaclass's ``__iter__``, given its class by ``use_entity_iterator``):
+    a ``QueryIterator`` of the entity with no query until one is read; the entity's mapping is
+    checked first."""
+    from nextorm import Database, Required, db_session
+    from nextorm.exceptions import MappingError
+    from nextorm.query import QueryIterator
+
+    db = _people_db()
+    iterator = iter(db.Person)
+    assert type(iterator) is QueryIterator and iterator.entity is db.Person
+    assert iterator._query is None
+    with db_session:
+        assert sorted(p.name for p in iterator) == ["Ann", "Bo", "Cy"]
+    unmapped = Database()
+
+    class Thing(unmapped.Entity):
+        name = Required(str)
+
+    with pytest.raises(MappingError, match="Thing"):
+        iter(Thing)
