@@ -2026,9 +2026,22 @@ cdef object _keyword_sql(dict known, dict values, object dialect):
         raise TypeError(f"keyword_sql() takes entries of 5 items, got {entry!r}")
     if (<tuple>entry)[0] is not dialect or not (<tuple>entry)[3]:
         return None
-    params = _plain_params((<tuple>entry)[2], values.values())
-    if params is None:
-        return None
+    columns = (<tuple>entry)[2]
+    if type(columns) is not tuple or PyTuple_GET_SIZE(columns) != count:
+        params = _plain_params(columns, values.values())
+        if params is None:
+            return None
+    else:
+        # _plain_params without a zip: one pass over the values, the column of each by its index
+        params = []
+        pos = 0
+        i = 0
+        while PyDict_Next(values, &pos, &key, &value):
+            if value != <PyObject*>None:
+                if not _passes_plain(<Column?>(<tuple>columns)[i], <object>value):
+                    return None
+                (<list>params).append(<object>value)
+            i += 1
     (<list>params).extend((<tuple>entry)[4])
     return (<tuple>entry)[1], params
 
