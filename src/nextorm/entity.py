@@ -51,6 +51,8 @@ from .types import untracked
 from .unitofwork import is_new, savepoint_begin_steps, savepoint_release_steps, savepoint_rollback_steps
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from .database import Database
 
 __all__ = ["Entity", "EntityMeta", "EntityProxy", "UniqueKey", "make_proxy"]
@@ -413,6 +415,9 @@ class EntityMeta(EntityMetaBase):
     if TYPE_CHECKING:
         # ``Person[pk]`` is the compiled identity-map lookup of EntityMetaBase; typed here per class
         def __getitem__(cls: type[_E], key: Any) -> _E: ...
+
+        # ``iter(Person)`` is EntityMetaBase's C slot too (a QueryIterator without a query)
+        def __iter__(cls: type[_E]) -> Iterator[_E]: ...
 
     def _missing_attr_(cls, name: str) -> Any:
         # a class attribute that is not found (EntityMetaBase calls this hook; a metaclass
