@@ -351,7 +351,8 @@ class Column(property):
 
 def _slot_read(slot: str, bit: int, read: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """The getter of a column stored in the slot ``slot`` with read bit ``bit``: a loaded value of an
-    object of a live session, not deleted, is read and tracked inline, any other read is ``read``."""
+    object of a live session, not deleted, is read and tracked inline (its bit stored only when
+    not set yet: a repeated read writes nothing), any other read is ``read``."""
     namespace: dict[str, Any] = {"read": read}
     exec(
         f"def get(obj):\n"
@@ -360,7 +361,8 @@ def _slot_read(slot: str, bit: int, read: Callable[[Any], Any]) -> Callable[[Any
         f"    except AttributeError:\n"
         f"        return read(obj)\n"
         f"    if obj._cache_.is_alive and obj._status_ < {DELETED}:\n"
-        f"        obj._rbits_ |= {bit}\n"
+        f"        if not obj._rbits_ & {bit}:\n"
+        f"            obj._rbits_ |= {bit}\n"
         f"        return value\n"
         f"    return read(obj)\n",
         namespace,
