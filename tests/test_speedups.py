@@ -2323,7 +2323,7 @@ def test_select_sql_now_binds_a_kept_text_of_the_same_shape() -> None:
     """``select_sql_now``: None until a query of the shape was rendered (and kept); then the kept
     text with this query's values and the constant parameters after them; None for another
     dialect, another shape (a None value, another limit, an order not known yet) or a condition
-    it cannot shape.
+    it cannot shape. ``select_shape`` is the shape and the values bound, in order.
 
     The twin in effect is tested (the query module gives it the condition classes).
     """
@@ -2350,6 +2350,11 @@ def test_select_sql_now_binds_a_kept_text_of_the_same_shape() -> None:
         assert speedups.select_sql_now(ordered, dialect, False, 5) is None  # its order not known
         assert [p.name for p in ordered[:5]] == ["Cy"]
         assert speedups.select_sql_now(ordered, dialect, False, 5) == ordered.limit(5).sql()
+        shape, params = speedups.select_shape(other, True, None, ())
+        assert (shape[0], shape[1], shape[-1], params) == (True, None, ("name", "=="), ["Cy"])
+        assert speedups.select_shape(other, False, 5, ())[0] != shape
+        starts = Person.select(lambda p: p.name.startswith("C"))
+        assert speedups.select_shape(starts, False, None, ()) is None  # LIKE: no shape
 
 
 def test_fetch_now_reads_the_objects_of_a_select_at_once() -> None:

@@ -79,6 +79,7 @@ BOUND_TYPES = impl.BOUND_TYPES
 SHAPED_OPERATORS = impl.SHAPED_OPERATORS
 shape_of = impl.shape_of
 select_sql_now = impl.select_sql_now
+select_shape = impl.select_shape
 use_condition_classes = impl.use_condition_classes
 SetData = impl.SetData
 members_now = impl.members_now
@@ -129,6 +130,7 @@ __all__ = [
     "read_rows",
     "record_undo_all",
     "register_keys",
+    "select_shape",
     "select_sql_now",
     "session_cache",
     "shape_of",

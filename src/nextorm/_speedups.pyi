@@ -48,6 +48,7 @@ __all__ = [
     "read_rows",
     "record_undo_all",
     "register_keys",
+    "select_shape",
     "select_sql_now",
     "session_cache",
     "shape_of",
@@ -214,3 +215,6 @@ SHAPED_OPERATORS: frozenset[str]
 def use_condition_classes(compare: Any, bool_op: Any, not_: Any) -> None: ...
 def shape_of(conditions: Iterable[Any], key: list[Any], params: list[Any]) -> bool: ...
 def select_sql_now(query: Any, dialect: Any, count: bool, limit: Any) -> tuple[str, list[Any]] | None: ...
+def select_shape(
+    query: Any, count: bool, limit: Any, keys: Any
+) -> tuple[tuple[Any, ...], list[Any]] | None: ...

@@ -168,6 +168,7 @@ __all__ = [
     "match_keys",
     "register_keys",
     "record_undo_all",
+    "select_shape",
     "select_sql_now",
     "shape_of",
     "use_condition_classes",
@@ -2303,9 +2304,7 @@ def select_sql_now(query, dialect, count, limit):
     ``count``) with ``limit`` as its limit, when its entity keeps the text of its shape for
     ``dialect``; None otherwise (the caller renders it, and keeps it when it can).
 
-    The shape: whether it counts, the limit, offset, locking, DISTINCT, the keys of an order
-    known by the entity (``_orders_``) and the shape of the conditions (``shape_of``), an
-    entity's own kind filter last.
+    The shape is ``select_shape``'s, with the keys of an order the entity knows (``_orders_``).
     """
     return _select_sql_now(query, dialect, count, limit)
 
@@ -2320,16 +2319,35 @@ cdef object _select_sql_now(object query, object dialect, object count, object l
         if known is None or (<tuple?>known)[0] is not order or (<tuple>known)[2] is None:
             return None
         keys = (<tuple>known)[2]
+    shaped = _select_shape(query, count, limit, keys)
+    if shaped is None:
+        return None
+    entry = _dict_get(<dict?>_class_attr(entity, "_select_sql_"), (<tuple>shaped)[0], None)
+    if entry is None or (<tuple?>entry)[0] is not dialect:
+        return None
+    params = (<tuple>shaped)[1]
+    (<list>params).extend((<tuple>entry)[2])
+    return (<tuple>entry)[1], params
+
+
+def select_shape(query, count, limit, keys):
+    """The shape of the SELECT of ``query``'s objects (of ``COUNT(*)`` when ``count``) with
+    ``limit`` as its limit and ``keys`` the keys of its order, and the values it binds, in order;
+    None when a condition has no shape (``shape_of``).
+
+    The shape is whether it counts, the limit, offset, locking, DISTINCT, the order's keys and
+    the shapes of the conditions, the entity's own kind filter last.
+    """
+    return _select_shape(query, count, limit, keys)
+
+
+cdef object _select_shape(object query, object count, object limit, object keys):
     key = [count, limit, query._offset, query._for_update, bool(query._distinct), keys]
     params = []
     where = query._where
-    kind_filter = _class_attr(entity, "_kind_filter_")
+    kind_filter = _class_attr(query.entity, "_kind_filter_")
     if kind_filter:
         where = where + kind_filter
     if not _shape_of(where, key, params):
         return None
-    entry = _dict_get(<dict?>_class_attr(entity, "_select_sql_"), tuple(key), None)
-    if entry is None or (<tuple?>entry)[0] is not dialect:
-        return None
-    params.extend((<tuple>entry)[2])
-    return (<tuple>entry)[1], params
+    return tuple(key), params

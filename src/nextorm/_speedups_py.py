@@ -117,6 +117,7 @@ __all__ = [
     "read_rows",
     "record_undo_all",
     "register_keys",
+    "select_shape",
     "select_sql_now",
     "session_cache",
     "shape_of",
@@ -1348,9 +1349,7 @@ def select_sql_now(query: Any, dialect: Any, count: bool, limit: Any) -> tuple[s
     ``count``) with ``limit`` as its limit, when its entity keeps the text of its shape for
     ``dialect``; None otherwise (the caller renders it, and keeps it when it can).
 
-    The shape: whether it counts, the limit, offset, locking, DISTINCT, the keys of an order
-    known by the entity (``_orders_``) and the shape of the conditions (``shape_of``), an
-    entity's own kind filter last.
+    The shape is ``select_shape``'s, with the keys of an order the entity knows (``_orders_``).
     """
     entity = query.entity
     order = query._order
@@ -1361,15 +1360,31 @@ def select_sql_now(query: Any, dialect: Any, count: bool, limit: Any) -> tuple[s
         if known is None or known[0] is not order or known[2] is None:
             return None
         keys = known[2]
+    shaped = select_shape(query, count, limit, keys)
+    if shaped is None:
+        return None
+    entry = entity._select_sql_.get(shaped[0])
+    if entry is None or entry[0] is not dialect:
+        return None
+    params = shaped[1]
+    params.extend(entry[2])
+    return entry[1], params
+
+
+def select_shape(query: Any, count: bool, limit: Any, keys: Any) -> tuple[tuple[Any, ...], list[Any]] | None:
+    """The shape of the SELECT of ``query``'s objects (of ``COUNT(*)`` when ``count``) with
+    ``limit`` as its limit and ``keys`` the keys of its order, and the values it binds, in order;
+    None when a condition has no shape (``shape_of``).
+
+    The shape is whether it counts, the limit, offset, locking, DISTINCT, the order's keys and
+    the shapes of the conditions, the entity's own kind filter last.
+    """
     key: list[Any] = [count, limit, query._offset, query._for_update, bool(query._distinct), keys]
     params: list[Any] = []
     where = query._where
-    if entity._kind_filter_:
-        where += entity._kind_filter_
+    kind_filter = query.entity._kind_filter_
+    if kind_filter:
+        where += kind_filter
     if not shape_of(where, key, params):
         return None
-    entry = entity._select_sql_.get(tuple(key))
-    if entry is None or entry[0] is not dialect:
-        return None
-    params.extend(entry[2])
-    return entry[1], params
+    return tuple(key), params

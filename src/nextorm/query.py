@@ -14,8 +14,8 @@ from ._impl import (
     LazyIterator,
     fetch_now,
     keyword_sql,
+    select_shape,
     select_sql_now,
-    shape_of,
     use_condition_classes,
     use_entity_iterator,
 )
@@ -1112,14 +1112,10 @@ def plain_select_sql(
                 keys = None
         if keys is None:
             return render(query._limited(limit).statement(count=count), dialect)
-    key: list[Any] = [count, limit, query._offset, query._for_update, bool(query._distinct), keys]
-    params: list[Any] = []
-    where = query._where
-    if entity._kind_filter_:
-        where += entity._kind_filter_
-    if not shape_of(where, key, params):
+    shaped = select_shape(query, count, limit, keys)
+    if shaped is None:
         return render(query._limited(limit).statement(count=count), dialect)
-    shape = tuple(key)
+    shape, params = shaped
     entry = entity._select_sql_.get(shape)
     if entry is not None and entry[0] is dialect:
         params.extend(entry[2])
